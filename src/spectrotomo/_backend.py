@@ -1,0 +1,58 @@
+"""Array back-ends: numpy always, cupy when a working CUDA device exists.
+
+``import cupy`` succeeds on machines without a driver and fails at the first
+allocation, so availability is probed with a real allocation, once.
+"""
+
+from __future__ import annotations
+
+import functools
+from types import ModuleType
+
+import numpy as np
+
+__all__ = ["array_module", "cupy_available", "astra_cuda_available", "to_numpy"]
+
+
+def array_module(*arrays) -> ModuleType:
+    """Return ``cupy`` if any argument is a cupy array, else ``numpy``."""
+    for a in arrays:
+        if type(a).__module__.split(".")[0] == "cupy":
+            import cupy
+
+            return cupy
+    return np
+
+
+@functools.lru_cache(maxsize=1)
+def cupy_available() -> bool:
+    """True when cupy imports *and* can allocate on a CUDA device."""
+    try:
+        import cupy
+
+        cupy.zeros(1).sum().item()
+        return True
+    except Exception:  # ImportError, CUDARuntimeError, driver errors
+        return False
+
+
+@functools.lru_cache(maxsize=1)
+def astra_cuda_available() -> bool:
+    """True when ASTRA's CUDA algorithms may be called.
+
+    ASTRA's 3D CUDA calls kill the process without a GPU, so this must be
+    checked before any of them.
+    """
+    try:
+        import astra
+
+        return bool(astra.use_cuda())
+    except Exception:
+        return False
+
+
+def to_numpy(a) -> np.ndarray:
+    """Copy a cupy array to the host; numpy arrays pass through."""
+    if type(a).__module__.split(".")[0] == "cupy":
+        return a.get()
+    return np.asarray(a)

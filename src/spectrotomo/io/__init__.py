@@ -1,0 +1,3 @@
+"""spectrotomo.io stage."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""spectrotomo.recon stage."""
+
+__all__: list[str] = []

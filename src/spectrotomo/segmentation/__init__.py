@@ -1,0 +1,3 @@
+"""spectrotomo.segmentation stage."""
+
+__all__: list[str] = []

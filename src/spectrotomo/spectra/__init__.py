@@ -1,0 +1,3 @@
+"""spectrotomo.spectra stage."""
+
+__all__: list[str] = []
