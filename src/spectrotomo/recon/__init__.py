@@ -1,3 +1,9 @@
 """spectrotomo.recon stage."""
 
-__all__: list[str] = []
+from ._normalize import normalize
+from ._rings import remove_rings
+
+__all__: list[str] = [
+    "normalize",
+    "remove_rings",
+]
