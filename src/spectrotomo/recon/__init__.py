@@ -1,9 +1,19 @@
-"""spectrotomo.recon stage."""
+"""spectrotomo.recon stage: parallel-beam reconstruction (FBP, SIRT, CGLS, TV)."""
 
+from ._filters import FILTERS
 from ._normalize import normalize
+from ._operator import ParallelBeamOperator
+from ._reconstruct import backproject
+from ._reconstruct import project
+from ._reconstruct import reconstruct
 from ._rings import remove_rings
 
-__all__: list[str] = [
+__all__ = [
+    "FILTERS",
+    "ParallelBeamOperator",
+    "backproject",
     "normalize",
+    "project",
+    "reconstruct",
     "remove_rings",
 ]
