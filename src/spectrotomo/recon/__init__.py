@@ -1,5 +1,6 @@
 """spectrotomo.recon stage: parallel-beam reconstruction (FBP, SIRT, CGLS, TV)."""
 
+from ._center import find_center
 from ._filters import FILTERS
 from ._normalize import normalize
 from ._operator import ParallelBeamOperator
@@ -12,6 +13,7 @@ __all__ = [
     "FILTERS",
     "ParallelBeamOperator",
     "backproject",
+    "find_center",
     "normalize",
     "project",
     "reconstruct",
