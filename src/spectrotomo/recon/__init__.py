@@ -7,6 +7,7 @@ from ._operator import ParallelBeamOperator
 from ._reconstruct import backproject
 from ._reconstruct import project
 from ._reconstruct import reconstruct
+from ._register import register_energies
 from ._rings import remove_rings
 
 __all__ = [
@@ -17,5 +18,6 @@ __all__ = [
     "normalize",
     "project",
     "reconstruct",
+    "register_energies",
     "remove_rings",
 ]
