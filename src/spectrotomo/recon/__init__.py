@@ -1,5 +1,6 @@
 """spectrotomo.recon stage: parallel-beam reconstruction (FBP, SIRT, CGLS, TV)."""
 
+from ._align import align_projections
 from ._center import find_center
 from ._filters import FILTERS
 from ._normalize import normalize
@@ -11,6 +12,7 @@ from ._register import register_energies
 from ._rings import remove_rings
 
 __all__ = [
+    "align_projections",
     "FILTERS",
     "ParallelBeamOperator",
     "backproject",
