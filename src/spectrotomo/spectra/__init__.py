@@ -1,3 +1,12 @@
-"""spectrotomo.spectra stage."""
+"""spectrotomo.spectra stage: reference spectra, dual-energy element amounts,
+exact batched linear-combination fitting and valence maps."""
 
-__all__: list[str] = []
+from ._lcf import LCFResult
+from ._lcf import lcf
+from ._lcf import lcf_xarray
+
+__all__ = [
+    "LCFResult",
+    "lcf",
+    "lcf_xarray",
+]
