@@ -25,3 +25,12 @@ def refs3():
 @pytest.fixture
 def make_refs():
     return model_references
+
+
+@pytest.fixture(scope="session")
+def truth_small():
+    """A reduced simulated particle (24 x 32 x 32 voxels of 20 nm), shared by tests."""
+    from spectrotomo.simulate import particle
+
+    return particle("small", seed=1, shape=(24, 32, 32), radius_nm=200.0, n_grains=8,
+                    n_voids=1, n_cracks=1)

@@ -2,6 +2,12 @@
 exact batched linear-combination fitting and valence maps."""
 
 from ._lcf import LCFResult
+from ._quantify import ElementAmounts
+from ._quantify import cross_section
+from ._quantify import element_amounts
+from ._quantify import element_maps
+from ._quantify import joint_element_amounts
+from ._quantify import tm_o_ratio
 from ._references import builtin_references
 from ._references import load_athena
 from ._references import load_references
@@ -13,7 +19,13 @@ from ._lcf import lcf
 from ._lcf import lcf_xarray
 
 __all__ = [
+    "ElementAmounts",
     "LCFResult",
+    "cross_section",
+    "element_amounts",
+    "element_maps",
+    "joint_element_amounts",
+    "tm_o_ratio",
     "builtin_references",
     "load_athena",
     "load_references",
