@@ -9,6 +9,9 @@ from ._quantify import element_maps
 from ._quantify import joint_element_amounts
 from ._quantify import tm_o_ratio
 from ._references import builtin_references
+from ._valence import DEFAULT_WINDOWS
+from ._valence import effective_valence
+from ._valence import valence_maps
 from ._references import load_athena
 from ._references import load_references
 from ._references import normalise
@@ -19,7 +22,10 @@ from ._lcf import lcf
 from ._lcf import lcf_xarray
 
 __all__ = [
+    "DEFAULT_WINDOWS",
     "ElementAmounts",
+    "effective_valence",
+    "valence_maps",
     "LCFResult",
     "cross_section",
     "element_amounts",
