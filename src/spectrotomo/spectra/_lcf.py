@@ -9,7 +9,6 @@ references onto their orthogonal complement (variable projection).
 
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -142,12 +141,24 @@ def _project_out(ref: np.ndarray, basis: np.ndarray | None):
     return ref_p, q, None
 
 
+def _project(s, op, xp):
+    """``op @ s.T`` (rows, N). On the CPU one matrix-vector product per row
+    (a few rows) streams ``s`` at memory speed; skinny GEMMs with a
+    transposed operand are 2-4x slower in OpenBLAS, more with its threads."""
+    if xp is not np:
+        return op @ s.T
+    out = np.empty((op.shape[0], s.shape[0]), dtype=s.dtype)
+    for i in range(op.shape[0]):  # k + n_bg rows: a small fixed set
+        np.dot(s, op[i], out=out[i])
+    return out
+
+
 def _fit_block(block, op, plan, n_bg, xp):
     """Fit finite rows of one (N, n) block. Returns (fractions, residual, ss)."""
     finite = xp.isfinite(block).all(axis=1)
     all_finite = bool(finite.all())
     s = block if all_finite else xp.where(finite[:, None], block, 0)
-    proj = op @ s.T  # (k + n_bg, N): b and the background coordinates
+    proj = _project(s, op, xp)  # (k + n_bg, N): b and the background coordinates
     ss = xp.einsum("ij,ij->i", s, s)
     if n_bg:
         c = proj[plan.k:]
@@ -190,7 +201,7 @@ def _fit_numpy_like(flat, op, plan, n_bg, xp, block, dtype, workers=1):
 
 def lcf(spectra, references, *, nonneg: bool = True, sum_to_one: bool = False,
         background=None, r_factor_max: float = 0.05, dtype=None,
-        block: int = DEFAULT_BLOCK, workers: int | None = None,
+        block: int = DEFAULT_BLOCK, workers: int = 1,
         names=None) -> LCFResult:
     """Linear-combination fit of every spectrum, exactly and all at once.
 
@@ -223,10 +234,10 @@ def lcf(spectra, references, *, nonneg: bool = True, sum_to_one: bool = False,
         ``cond(references)**2 * 1e-7`` relative accuracy).
     block : int
         Spectra per block (memory/cache trade-off).
-    workers : int, optional
-        Threads fitting blocks in parallel (numpy only); default
-        ``os.cpu_count()``. Under dask use 1 (dask already runs blocks in
-        parallel).
+    workers : int
+        Threads fitting blocks in parallel (numpy only; ufuncs and BLAS
+        release the GIL). Default 1: on a shared machine extra threads
+        contend with OpenBLAS's own; under dask keep 1 (dask parallelises).
     names : sequence of str, optional
         Reference names for error messages.
 
@@ -263,7 +274,6 @@ def lcf(spectra, references, *, nonneg: bool = True, sum_to_one: bool = False,
     op = xp.asarray(op_np.T, dtype=dtype)
     lead = spectra.shape[:-1]
     flat = spectra.reshape(-1, n)
-    workers = (os.cpu_count() or 1) if workers is None else int(workers)
     frac, resid, ss = _fit_numpy_like(flat, op, plan, n_bg, xp, block, dtype, workers)
     finite = xp.isfinite(resid)
     n_masked = int((~finite).sum())

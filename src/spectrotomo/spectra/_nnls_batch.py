@@ -131,6 +131,41 @@ def solve_block(bt, plan: SubsetPlan, xp=np):
     ``nu`` are needed. Supports are visited in a loop over the small fixed set
     of supports; every step works on whole rows of N spectra.
     """
+    if plan.nonneg and len(plan.supports) > 1:
+        return _solve_interior_first(bt, plan, xp)
+    return _enumerate(bt, plan, xp)
+
+
+def _full_support(bt, plan: SubsetPlan, xp):
+    """Candidate with every reference free (the last support): (f (k, N), obj)."""
+    dt = bt.dtype
+    k = plan.k
+    rows = plan.op[-(k + plan.sum_to_one):]
+    cand = xp.asarray(rows, dtype=dt) @ bt
+    if plan.sum_to_one:
+        cand += xp.asarray(plan.offset[-(k + 1):], dtype=dt)[:, None]
+    obj = -(cand[:k] * bt).sum(axis=0)
+    if plan.sum_to_one:
+        obj -= cand[k]
+    return cand[:k], obj
+
+
+def _solve_interior_first(bt, plan: SubsetPlan, xp):
+    """Spectra whose all-free solution is feasible are done (convexity: a
+    feasible unconstrained optimum is the constrained one); only the others
+    go through the enumeration. Exact either way; fast for typical data whose
+    fractions are mostly inside the simplex."""
+    frac, obj = _full_support(bt, plan, xp)
+    outside = xp.flatnonzero((frac < 0).any(axis=0))
+    if outside.size:
+        f_out, o_out = _enumerate(xp.ascontiguousarray(bt[:, outside]), plan, xp)
+        frac[:, outside] = f_out
+        obj[outside] = o_out
+    return frac, obj
+
+
+def _enumerate(bt, plan: SubsetPlan, xp):
+    """Every support for every spectrum; keep the best feasible one."""
     dt = bt.dtype
     k, n = bt.shape
     cand = xp.asarray(plan.op, dtype=dt) @ bt
