@@ -131,7 +131,7 @@ def test_background_terms_are_eliminated_exactly(rng, refs3):
     assert np.all(res.residual <= 1e-6 * np.linalg.norm(spectra, axis=1))
 
 
-def test_dask_and_float32_paths_agree(rng, refs3):
+def test_dask_threaded_and_float32_paths_agree(rng, refs3):
     da = pytest.importorskip("dask.array")
     _, refs = refs3
     spectra = rng.random((16, 16, 3)) @ refs + rng.normal(scale=0.01, size=(16, 16, 100))
@@ -139,6 +139,8 @@ def test_dask_and_float32_paths_agree(rng, refs3):
     lazy = lcf(da.from_array(spectra, chunks=(5, 16, 50)), refs, sum_to_one=True)
     assert np.allclose(lazy.fractions.compute(), eager.fractions, atol=1e-12)
     assert np.array_equal(lazy.quality_mask.compute(), eager.quality_mask)
+    threaded = lcf(spectra, refs, sum_to_one=True, block=50, workers=2)
+    assert np.array_equal(threaded.fractions, eager.fractions)
     f32 = lcf(spectra.astype(np.float32), refs, sum_to_one=True, dtype=np.float32)
     assert f32.fractions.dtype == np.float32
     assert np.allclose(f32.fractions, eager.fractions, atol=1e-3)
