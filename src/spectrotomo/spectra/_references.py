@@ -131,9 +131,17 @@ def load_athena(path, *, groups=None, elements=None, valences=None) -> xr.DataAr
     except ImportError as exc:  # optional dependency
         raise ImportError("load_athena needs xraylarch: pip install xraylarch") from exc
     project = read_athena(str(path), do_preedge=False, do_bkg=False, do_fft=False)
-    labels = groups or [g for g in dir(project) if not g.startswith("_")]
-    spectra = [(str(lab), np.asarray(getattr(project, lab).energy, float),
-                np.asarray(getattr(project, lab).mu, float)) for lab in labels]
+    members = getattr(project, "groups", None)
+    if not isinstance(members, dict):  # older larch: groups are attributes
+        members = {g: getattr(project, g) for g in dir(project) if not g.startswith("_")}
+    members = {lab: g for lab, g in members.items() if hasattr(g, "energy") and hasattr(g, "mu")}
+    labels = list(groups) if groups is not None else list(members)
+    missing = [lab for lab in labels if lab not in members]
+    if missing or not labels:
+        raise ValidationError(f"load_athena: {path}: groups {missing or labels} not found; "
+                              f"available: {list(members)}")
+    spectra = [(str(lab), np.asarray(members[lab].energy, float),
+                np.asarray(members[lab].mu, float)) for lab in labels]
     lo = max(e.min() for _, e, _ in spectra)
     hi = min(e.max() for _, e, _ in spectra)
     grid = spectra[0][1][(spectra[0][1] >= lo) & (spectra[0][1] <= hi)]
