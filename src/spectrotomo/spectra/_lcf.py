@@ -148,42 +148,26 @@ def _project_out(ref: np.ndarray, basis: np.ndarray | None):
     return ref_p, q, None
 
 
-def _project(s, op, xp):
-    """``op @ s.T`` (rows, N). On the CPU one matrix-vector product per row
-    (a few rows) streams ``s`` at memory speed; skinny GEMMs with a
+def _project(s, op, xp, out):
+    """``out[:] = op @ s.T`` (rows, N). On the CPU one matrix-vector product
+    per row (a few rows) streams ``s`` at memory speed; skinny GEMMs with a
     transposed operand are 2-4x slower in OpenBLAS, more with its threads."""
     if xp is not np:
-        return op @ s.T
-    out = np.empty((op.shape[0], s.shape[0]), dtype=s.dtype)
+        out[...] = op @ s.T
+        return out
     for i in range(op.shape[0]):  # k + n_bg rows: a small fixed set
         np.dot(s, op[i], out=out[i])
     return out
 
 
-def _fit_block(block, op, plan, n_bg, xp):
-    """Fit finite rows of one (N, n) block. Returns (fractions, residual, ss)."""
-    finite = xp.isfinite(block).all(axis=1)
-    all_finite = bool(finite.all())
-    s = block if all_finite else xp.where(finite[:, None], block, 0)
-    proj = _project(s, op, xp)  # (k + n_bg, N): b and the background coordinates
-    ss = xp.einsum("ij,ij->i", s, s)
-    if n_bg:
-        c = proj[plan.k:]
-        ss = ss - xp.einsum("ij,ij->j", c, c)
-    ft, obj = solve_block(proj[: plan.k], plan, xp)
-    residual = xp.sqrt(xp.maximum(ss + obj, 0))
-    if not all_finite:
-        ft[:, ~finite] = xp.nan
-        residual[~finite] = xp.nan
-        ss[~finite] = xp.nan
-    return ft.T, residual, ss
-
-
 def _fit_numpy_like(flat, op, plan, n_bg, xp, block, dtype, workers=1):
+    """Two passes: (1) per cache-sized block, the sufficient statistics
+    ``b = R s`` and ``||s||^2`` (the only reads of the spectra); (2) the exact
+    constrained solve on the (k, N) statistics of all spectra at once.
+    Returns fractions (N, k), residual (N,), ||s||^2 (N,)."""
     n_spec = flat.shape[0]
     k = plan.k
-    frac = xp.empty((n_spec, k), dtype=dtype)
-    resid = xp.empty(n_spec, dtype=dtype)
+    proj = xp.empty((k + n_bg, n_spec), dtype=dtype)
     ss = xp.empty(n_spec, dtype=dtype)
 
     def run(start):
@@ -191,7 +175,8 @@ def _fit_numpy_like(flat, op, plan, n_bg, xp, block, dtype, workers=1):
         chunk = flat[sl]
         if chunk.dtype != dtype:
             chunk = chunk.astype(dtype)
-        frac[sl], resid[sl], ss[sl] = _fit_block(chunk, op, plan, n_bg, xp)
+        ss[sl] = xp.einsum("ij,ij->i", chunk, chunk)
+        _project(chunk, op, xp, proj[:, sl])
 
     starts = range(0, n_spec, block)  # cache-sized blocks, not spectra
     if workers > 1 and xp is np and len(starts) > 1:
@@ -203,7 +188,22 @@ def _fit_numpy_like(flat, op, plan, n_bg, xp, block, dtype, workers=1):
     else:
         for start in starts:
             run(start)
-    return frac, resid, ss
+    if n_bg:
+        ss -= xp.einsum("ij,ij->j", proj[k:], proj[k:])
+    bt = proj[:k]
+    # a NaN/inf anywhere in a spectrum makes its ||s||^2 non-finite (so do
+    # values beyond ~1e19 in float32): such spectra are masked, not fitted
+    finite = xp.isfinite(ss)
+    all_finite = bool(finite.all())
+    if not all_finite:
+        bt[:, ~finite] = 0
+    ft, obj = solve_block(bt, plan, xp)
+    resid = xp.sqrt(xp.maximum(ss + obj, 0))
+    if not all_finite:
+        ft[:, ~finite] = xp.nan
+        resid[~finite] = xp.nan
+        ss[~finite] = xp.nan
+    return ft.T, resid, ss
 
 
 def lcf(spectra, references, *, nonneg: bool = True, sum_to_one: bool = False,
