@@ -180,3 +180,22 @@ def test_cupy_matches_numpy(rng, refs3):
     gpu = lcf(cupy.asarray(spectra), refs, sum_to_one=True)
     assert isinstance(gpu.fractions, cupy.ndarray)
     assert np.allclose(gpu.fractions.get(), cpu.fractions, atol=1e-10)
+
+
+def test_xarray_wrapper_on_energy_dim(rng, refs3):
+    from spectrotomo import volume
+    from spectrotomo.spectra import lcf_xarray, references, resample
+
+    energies, refs = refs3
+    truth = rng.dirichlet(np.ones(3), size=(4, 5, 6))
+    vol = volume(np.moveaxis(truth @ refs, -1, 0), energies=energies, voxel_size=15.0, units="1")
+    ref_da = references(refs, energies, names=["Mn2+", "Mn3+", "Mn4+"], valences=[2, 3, 4])
+    ds = lcf_xarray(vol, ref_da, sum_to_one=True)
+    assert ds["fractions"].dims == ("state", "z", "y", "x")
+    assert list(ds["state"].values) == ["Mn2+", "Mn3+", "Mn4+"]
+    np.testing.assert_allclose(np.moveaxis(ds["fractions"].values, 0, -1), truth, atol=1e-9)
+    assert ds.attrs["n_masked"] == 0 and ds["residual"].attrs["pixel_size"] == 15.0
+    with pytest.raises(ValidationError, match="resample"):
+        lcf_xarray(vol, resample(ref_da, energies[5:-5]))
+    with pytest.raises(ValidationError, match="lcf_xarray"):
+        lcf(vol, refs)

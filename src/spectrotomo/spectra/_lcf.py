@@ -257,6 +257,9 @@ def lcf(spectra, references, *, nonneg: bool = True, sum_to_one: bool = False,
     >>> res = lcf(volume_spectra, refs, nonneg=True, sum_to_one=True)
     >>> res.fractions.shape   # volume_spectra.shape[:-1] + (k,)
     """
+    if type(spectra).__module__.split(".")[0] == "xarray":
+        raise ValidationError("lcf: spectra is an xarray object; use "
+                              "spectrotomo.spectra.lcf_xarray (fits along dim 'energy')")
     ref = check_references(references, names=names)
     k, n = ref.shape
     if spectra.shape[-1] != n:
