@@ -1,3 +1,21 @@
-"""spectrotomo.io stage."""
+"""spectrotomo.io: the sample store (zarr v3), OME-Zarr views and readers."""
 
-__all__: list[str] = []
+from ._lock import StoreLockedError, store_lock
+from ._markers import is_complete
+from ._regions import init_array, mark_complete, missing_regions, write_region
+from ._store import IncompleteGroupError, list_groups, open_tree, read_group, write
+
+__all__ = [
+    "IncompleteGroupError",
+    "StoreLockedError",
+    "init_array",
+    "is_complete",
+    "list_groups",
+    "mark_complete",
+    "missing_regions",
+    "open_tree",
+    "read_group",
+    "store_lock",
+    "write",
+    "write_region",
+]
