@@ -3,11 +3,14 @@
 from ._lock import StoreLockedError, store_lock
 from ._markers import is_complete
 from ._regions import init_array, mark_complete, missing_regions, write_region
+from ._summary import describe_store, format_store
 from ._store import IncompleteGroupError, list_groups, open_tree, read_group, write
 
 __all__ = [
     "IncompleteGroupError",
     "StoreLockedError",
+    "describe_store",
+    "format_store",
     "init_array",
     "is_complete",
     "list_groups",
