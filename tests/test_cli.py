@@ -39,8 +39,8 @@ def _fake_sample(preset="small", *, seed=0):
 def fake_sample(monkeypatch):
     import spectrotomo.simulate as sim
 
-    if not hasattr(sim, "sample"):
-        monkeypatch.setattr(sim, "sample", _fake_sample, raising=False)
+    # The fast CLI tests wire a tiny tree; test_simulate_real_small_preset runs the real one.
+    monkeypatch.setattr(sim, "sample", _fake_sample, raising=False)
     return sim.sample
 
 
@@ -100,3 +100,19 @@ def test_module_entry_point_runs():
                          text=True, timeout=60)
     assert out.returncode == 0 and "simulate" in out.stdout, out.stderr
     assert build_parser().prog == "spectrotomo"
+
+
+def test_simulate_real_small_preset(tmp_path, capsys):
+    import spectrotomo.simulate as sim
+
+    if not hasattr(sim, "sample"):
+        pytest.skip("simulate.sample not available yet")
+    store = tmp_path / "s.zarr"
+    assert main(["simulate", "--preset", "small", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "all groups complete" in out
+    truth = read_group(store, "truth")
+    assert truth.attrs["preset"] == "small" and truth["composition_class"].dtype == np.uint8
+    spectrotomo.validate_tilt_series(read_group(store, "raw"))
+    spectrotomo.validate_tilt_series(read_group(store, "raw_xanes"))
+    assert "spectra" in read_group(store, "references")

@@ -288,3 +288,19 @@ def _env():
 
     src = str(Path(spectrotomo.__file__).parents[1])
     return {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def test_lazy_group_rewritten_in_place(tmp_path, rng):
+    """A lazily read group can be transformed and written back over itself:
+    the new version is complete before the old one is removed."""
+    store = tmp_path / "s.zarr"
+    ds = _dataset(rng)
+    write(store, "truth", ds, encoding={"occupancy": {"chunks": (2, 5, 4)}})
+    lazy = read_group(store, "truth")
+    assert lazy["occupancy"].data.chunks[0] == (2, 2, 2)
+    doubled = lazy.assign(occupancy=lazy["occupancy"] * 2)
+    doubled["occupancy"].attrs["units"] = "1"
+    write(store, "truth", doubled, overwrite=True)
+    back = read_group(store, "truth").load()
+    np.testing.assert_array_equal(back["occupancy"].values, ds["occupancy"].values * 2)
+    _assert_bit_exact(ds.drop_vars("occupancy"), back.drop_vars("occupancy"))
