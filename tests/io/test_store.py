@@ -304,3 +304,23 @@ def test_lazy_group_rewritten_in_place(tmp_path, rng):
     back = read_group(store, "truth").load()
     np.testing.assert_array_equal(back["occupancy"].values, ds["occupancy"].values * 2)
     _assert_bit_exact(ds.drop_vars("occupancy"), back.drop_vars("occupancy"))
+
+
+def test_concurrent_region_writers(tmp_path, rng):
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = tmp_path / "s.zarr"
+    full = rng.integers(0, 2**16, (2, 10, 8), dtype=np.uint16)
+    init_array(store, "seg", "labels", shape=full.shape, dtype=np.uint16, chunks=(1, 2, 4),
+               dims=("energy", "z", "x"))
+    todo = missing_regions(store, "seg", "labels")
+
+    def job(region):
+        write_region(store, "seg", "labels", region,
+                     full[tuple(region[d] for d in ("energy", "z", "x"))])
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(job, todo))
+    assert missing_regions(store, "seg", "labels") == []
+    mark_complete(store, "seg")
+    assert np.array_equal(read_group(store, "seg")["labels"].values, full)

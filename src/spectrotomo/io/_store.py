@@ -144,12 +144,15 @@ def write(store_path, group: str, obj, *, overwrite: bool = False,
     obj : xarray.Dataset, xarray.DataArray or xarray.DataTree
         Numpy- or dask-backed; dask arrays are written chunk by chunk.
     overwrite : bool
-        Replace an existing group; without it an existing group (complete or
-        not) is refused.  The old group stays intact until the new one is
-        fully written.
+        Replace an existing group (and its sub-groups); without it an
+        existing group (complete or not) is refused.  The old group stays
+        intact until the new one is fully written, so a group read lazily
+        can be transformed and written back over itself.
     encoding : dict, optional
-        Per-variable zarr encoding (e.g. ``{"volume": {"chunks": (1, 64, 64, 64)}}``)
-        for Dataset/DataArray objects.
+        Per-variable zarr encoding, e.g. ``{"volume": {"chunks": (1, 64, 64, 64)}}``
+        (for a DataTree keyed by node path first: ``{"/truth": {...}}``).
+        Without it, dask arrays keep their chunks and numpy arrays get zarr's
+        default chunking.
 
     Returns
     -------
@@ -178,7 +181,8 @@ def write(store_path, group: str, obj, *, overwrite: bool = False,
             # the documented zarr-extensions "string" type, read back exactly here.
             warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification")
             if kind == "DataTree":
-                tree.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False)
+                tree.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False,
+                             encoding=encoding)
             else:
                 tree.to_dataset().to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False,
                                           encoding=encoding)
