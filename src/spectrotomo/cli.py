@@ -27,9 +27,10 @@ def _write_simulated(preset: str, seed: int, store: Path, overwrite: bool) -> No
     from .simulate import sample
 
     tree = sample(preset, seed=seed)
+    groups = {group: tree[child].to_dataset(inherit=False)
+              for child, group in SIMULATED_GROUPS.items()}
     with io.store_lock(store):
-        for child, group in SIMULATED_GROUPS.items():
-            io.write(store, group, tree[child].to_dataset(inherit=False), overwrite=overwrite)
+        io.write_groups(store, groups, overwrite=overwrite)
 
 
 def _info(store: Path) -> int:

@@ -324,3 +324,20 @@ def test_concurrent_region_writers(tmp_path, rng):
     assert missing_regions(store, "seg", "labels") == []
     mark_complete(store, "seg")
     assert np.array_equal(read_group(store, "seg")["labels"].values, full)
+
+
+def test_write_groups_refuses_before_writing_anything(tmp_path, rng):
+    from spectrotomo.io import write_groups
+
+    store = tmp_path / "s.zarr"
+    ds = _dataset(rng)
+    write(store, "raw", ds)
+    with pytest.raises(FileExistsError, match="nothing was written"):
+        write_groups(store, {"truth": ds, "raw": ds})
+    assert set(list_groups(store)) == {"raw"}
+    write_groups(store, {"truth": ds, "raw": ds.isel(z=[0])}, overwrite=True)
+    assert read_group(store, "raw").sizes["z"] == 1 and is_complete(store, "truth")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("x")
+    with pytest.raises(FileExistsError, match="not a zarr v3 store"):
+        write(tmp_path / "notes", "raw", ds)

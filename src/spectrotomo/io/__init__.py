@@ -5,7 +5,7 @@ from ._markers import is_complete
 from ._omezarr import write_ome_zarr
 from ._regions import init_array, mark_complete, missing_regions, write_region
 from ._summary import describe_store, format_store
-from ._store import IncompleteGroupError, list_groups, open_tree, read_group, write
+from ._store import IncompleteGroupError, list_groups, open_tree, read_group, write, write_groups
 
 __all__ = [
     "IncompleteGroupError",
@@ -21,6 +21,7 @@ __all__ = [
     "read_group",
     "store_lock",
     "write",
+    "write_groups",
     "write_ome_zarr",
     "write_region",
 ]

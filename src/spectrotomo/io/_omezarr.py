@@ -120,12 +120,12 @@ def _check_inputs(data, kind, version, voxel_size_nm):
     return voxel
 
 
-def _open_parent_image(path: Path, version: str, shape):
+def _check_parent_image(path: Path, version: str, shape):
     import zarr
 
     fmt = 3 if version == "0.5" else 2
     try:
-        image = zarr.open_group(str(path), mode="r+", zarr_format=fmt)
+        image = zarr.open_group(str(path), mode="r", zarr_format=fmt)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError):
         raise ValueError(f"labels need an OME-Zarr {version} image at {str(path)!r}: write "
                          "the image first with kind='image'") from None
@@ -136,7 +136,6 @@ def _open_parent_image(path: Path, version: str, shape):
     if tuple(base.shape) != tuple(shape):
         raise ValueError(f"label image shape {tuple(shape)} differs from the image's "
                          f"{tuple(base.shape)} at {str(path)!r}")
-    return image
 
 
 def write_ome_zarr(path, data, *, voxel_size_nm=None, name: str = "image",
@@ -202,7 +201,7 @@ def write_ome_zarr(path, data, *, voxel_size_nm=None, name: str = "image",
     path = Path(path)
 
     if labels:
-        image = _open_parent_image(path, version, data.shape)
+        _check_parent_image(path, version, data.shape)
         target = path / "labels" / name
     else:
         target = path
@@ -233,5 +232,4 @@ def write_ome_zarr(path, data, *, voxel_size_nm=None, name: str = "image",
         names = list(dict.fromkeys([*current, name]))
         container.attrs.update({"ome": {"version": "0.5", "labels": names}} if fmt == 3
                                else {"labels": names})
-        del image
     return target

@@ -34,7 +34,8 @@ from ._markers import (
     store_root,
 )
 
-__all__ = ["write", "read_group", "open_tree", "list_groups", "IncompleteGroupError"]
+__all__ = ["write", "write_groups", "read_group", "open_tree", "list_groups",
+           "IncompleteGroupError"]
 
 # Fixed-width numpy strings have no zarr v3 data type; they are stored as
 # variable-length strings and cast back on read from this attribute.
@@ -108,6 +109,12 @@ def _refuse_existing(store_path, group: str) -> None:
                           f"holds {state}; pass overwrite=True to replace it")
 
 
+def _check_store_dir(root: Path) -> None:
+    if root.exists() and not (root / "zarr.json").is_file() and any(root.iterdir()):
+        raise FileExistsError(f"store_path {str(root)!r} is a non-empty directory that is not "
+                              "a zarr v3 store; choose a new path")
+
+
 def _mark_tree(path: Path, tree: xr.DataTree, kind: str, name: str | None) -> None:
     import zarr
 
@@ -170,6 +177,7 @@ def write(store_path, group: str, obj, *, overwrite: bool = False,
     tree, kind, name = _as_tree(obj)
     root = store_root(store_path)
     check_unlocked(root)
+    _check_store_dir(root)
     target = group_dir(root, group)
     if target.exists() and not overwrite:
         _refuse_existing(root, group)
@@ -191,6 +199,31 @@ def write(store_path, group: str, obj, *, overwrite: bool = False,
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def write_groups(store_path, groups, *, overwrite: bool = False) -> list[Path]:
+    """Write several groups, e.g. a whole simulated sample, refusing up front.
+
+    Parameters
+    ----------
+    groups : mapping str -> Dataset, DataArray or DataTree
+        Group path -> object, written in order with :func:`write`.
+    overwrite : bool
+        Without it, nothing is written if any of the groups exists.
+
+    Returns
+    -------
+    list of pathlib.Path
+    """
+    root = store_root(store_path)
+    check_unlocked(root)
+    _check_store_dir(root)
+    names = [normalize_group(g) for g in groups]
+    existing = [g for g in names if group_dir(root, g).exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"store {str(root)!r} already has groups {existing}; pass "
+                              "overwrite=True to replace them (nothing was written)")
+    return [write(root, g, obj, overwrite=overwrite) for g, obj in zip(names, groups.values())]
 
 
 def _publish(tmp: Path, target: Path) -> None:
