@@ -54,7 +54,7 @@ def _encode(ds: xr.Dataset) -> xr.Dataset:
     ds = ds.drop_encoding()
     out = {}
     for name, var in ds.variables.items():
-        if var.dtype.kind in "US":
+        if var.dtype.kind == "U":
             var = var.copy(data=var.values.astype(object))
             var.attrs[_STR_DTYPE_ATTR] = str(ds.variables[name].dtype)
         elif var.dtype.kind == "T":  # numpy StringDType: stored natively as "string"
