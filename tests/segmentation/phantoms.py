@@ -47,7 +47,7 @@ def porous_cracked_particle(n=64, noise=0.05, seed=0, crack_value=0.0):
     z, y, x = np.indices((n,) * 3) - (n - 1) / 2
     envelope = np.sqrt(z ** 2 + y ** 2 + x ** 2) <= 0.41 * n
     pores = np.zeros(envelope.shape, bool)
-    for pz, py, px, pr in [(-12, -2, -2, 3), (8, -7, 3, 2.5), (0, 13, -12, 3), (-7, -10, 12, 2)]:
+    for pz, py, px, pr in [(-12, -2, -2, 3), (8, -7, 3, 2.5), (0, 13, -12, 3), (-7, -10, 16, 2)]:
         pores |= (z - pz) ** 2 + (y - py) ** 2 + (x - px) ** 2 <= pr ** 2
     crack = (np.abs(x + 0.3 * y - 6) <= 0.6) & (np.abs(z) < 12) & (np.abs(y) < 14)
     vol = envelope.astype(float)
