@@ -3,7 +3,20 @@
 Everything here returns physical units and is deterministic for a seed.
 """
 
+from ._forward import attenuation
+from ._forward import tilt_series
 from ._geometry import ball
+from ._particle import particle
 from ._project import project
+from ._references import EDGES
+from ._references import reference_spectra
 
-__all__ = ["ball", "project"]
+__all__ = [
+    "EDGES",
+    "attenuation",
+    "ball",
+    "particle",
+    "project",
+    "reference_spectra",
+    "tilt_series",
+]
