@@ -74,3 +74,15 @@ def test_bad_input():
         depth(np.ones((8, 8), bool), -1.0)
     with pytest.raises(ValueError, match="surface"):
         depth(np.ones((8, 8), bool), surface="middle")
+
+
+def test_spacing_from_nm_coords_without_attrs():
+    import xarray as xr
+
+    mask, r, radius = sphere(24, 9.0, 1.0)
+    coords = {d: xr.DataArray(np.arange(n) * s, dims=d, attrs={"units": "nm"})
+              for d, n, s in zip("zyx", mask.shape, (7.0, 7.0, 7.0))}
+    da = xr.DataArray(mask, dims=("z", "y", "x"), coords=coords)
+    d = depth(da)
+    assert d.attrs["spacing"] == [7.0, 7.0, 7.0]
+    assert np.abs(d.values[mask] - 7.0 * (radius - r[mask])).max() <= 7.0

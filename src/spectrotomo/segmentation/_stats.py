@@ -114,7 +114,7 @@ def profile_table(values, regions=None, *, by: str = "shell", labels=None, n_she
     if lead not in (0, 1):
         raise ValidationError(f"values must have the spatial shape of the mask (or one leading "
                               f"dim); got values {vals.shape}, spatial ndim {spatial_ndim}")
-    sp = resolve_spacing(spacing, spatial_ndim, vt if lead == 0 else None,
+    sp = resolve_spacing(spacing, spatial_ndim, vt,
                          unwrap(labels)[1] if labels is not None else None)
     reg, dim, coords, n_reg = _regions(regions, by, lab, n_shells, bins, sp)
     check_same_shape(values=vals[0] if lead else vals, regions=reg, labels=lab)

@@ -44,7 +44,9 @@ def resolve_spacing(spacing, ndim: int, *templates) -> np.ndarray:
     """Voxel spacing in nm per axis (length ``ndim``).
 
     ``spacing`` may be None (then taken from a DataArray's ``attrs['spacing']``
-    or ``attrs['pixel_size']``, else 1 nm per voxel), a scalar or a sequence.
+    or ``attrs['pixel_size']``, else from the steps of its last ``ndim``
+    coordinates when they are in nm, e.g. a variable taken out of a Dataset;
+    plain arrays: 1 nm per voxel), a scalar or a sequence.
     """
     if spacing is None:
         for t in templates:
@@ -55,6 +57,9 @@ def resolve_spacing(spacing, ndim: int, *templates) -> np.ndarray:
                 break
             if "pixel_size" in t.attrs:
                 spacing = t.attrs["pixel_size"]
+                break
+            spacing = _spacing_from_coords(t, ndim)
+            if spacing is not None:
                 break
     if spacing is None:
         spacing = 1.0
@@ -68,6 +73,20 @@ def resolve_spacing(spacing, ndim: int, *templates) -> np.ndarray:
     if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
         raise ValidationError(f"spacing must be positive finite nm; got {arr.tolist()}")
     return arr
+
+
+def _spacing_from_coords(template, ndim: int):
+    dims = template.dims[-ndim:]
+    steps = []
+    for dim in dims:
+        coord = template.coords.get(dim)
+        if coord is None or coord.attrs.get("units") != "nm" or coord.size < 2:
+            return None
+        diffs = np.diff(np.asarray(coord.values, dtype=float))
+        if not np.allclose(diffs, diffs[0], rtol=1e-6):
+            return None
+        steps.append(abs(float(diffs[0])))
+    return steps
 
 
 def as_mask(mask, *, name: str = "mask", ndim_ok=(2, 3), allow_empty: bool = False) -> np.ndarray:
