@@ -47,12 +47,13 @@ def test_centre_convention_zero_on_outer_voxels():
 def test_labels_get_their_own_surface():
     mask, _, _ = sphere(24, 8.0)
     labels = np.zeros((24, 24, 48), np.int32)
-    labels[:, :, :24][mask] = 1
-    labels[:, :, 24:][mask] = 2
+    labels[:, :, :24][mask] = 3
+    labels[:, :, 24:][mask] = 7  # non-contiguous label values
     labels[:, :, 20:28][labels[:, :, 20:28] > 0] = 0
-    labels[:, 10:14, 20:28][:, :, :4] = 1  # a bridge of particle 1 touching 2
-    labels[:, 10:14, 20:28][:, :, 4:] = 2
+    labels[:, 10:14, 20:28][:, :, :4] = 3  # a bridge of particle 3 touching 7
+    labels[:, 10:14, 20:28][:, :, 4:] = 7
     d = depth(labels, 1.0)
+    np.testing.assert_allclose(d[labels == 7], depth(labels == 7, 1.0)[labels == 7])
     assert d[12, 12, 23] == pytest.approx(0.5)  # shared face is a surface
     assert d[12, 12, 24] == pytest.approx(0.5)
 
@@ -72,6 +73,8 @@ def test_bad_input():
         depth(np.ones((8, 8), bool), (1.0, 2.0, 3.0))
     with pytest.raises(ValidationError, match="spacing"):
         depth(np.ones((8, 8), bool), -1.0)
+    with pytest.raises(ValidationError, match=">= 0"):
+        depth(-np.ones((8, 8), int))
     with pytest.raises(ValueError, match="surface"):
         depth(np.ones((8, 8), bool), surface="middle")
 

@@ -77,3 +77,43 @@ def test_bad_input():
         find_cracks(vol, np.zeros_like(envelope))
     with pytest.raises(ValidationError, match="contrast"):
         find_cracks(vol, envelope, contrast=1.5)
+
+
+def test_2d_pores_and_oblique_crack(rng):
+    y, x = np.indices((96, 96)) - 47.5
+    envelope = np.hypot(y, x) <= 40
+    pores = np.zeros_like(envelope)
+    for py, px, pr in [(-10, 5, 3), (15, -20, 4), (20, 20, 2.5)]:
+        pores |= (y - py) ** 2 + (x - px) ** 2 <= pr ** 2
+    crack = (np.abs(x - 0.5 * y + 8) <= 0.6) & (np.abs(y) < 25)  # corner-connected line
+    vol = envelope * 1.0
+    vol[pores | crack] = 0.0
+    vol += rng.normal(0, 0.05, vol.shape)
+    found_pores = find_pores(vol, envelope)
+    found_cracks = find_cracks(vol, envelope)
+    assert found_pores.max() == 3 and found_cracks.max() == 1
+    for found, true in ((found_pores, pores), (found_cracks, crack)):
+        recall, precision = _recall_precision(found > 0, true)
+        assert recall >= 0.9 and precision >= 0.9
+
+
+def test_anisotropic_voxels(rng):
+    spacing = np.array([20.0, 10.0, 10.0])
+    shape = (32, 64, 64)
+    g = np.meshgrid(*[(np.arange(n) - (n - 1) / 2) * s for n, s in zip(shape, spacing)],
+                    indexing="ij")
+    envelope = np.sqrt(sum(a ** 2 for a in g)) <= 280
+    pores = np.zeros_like(envelope)
+    for centre, radius in [((-100, 50, -60), 45), ((80, -90, 140), 35)]:
+        pores |= np.sqrt(sum((a - b) ** 2 for a, b in zip(g, centre))) <= radius
+    crack = (np.abs(g[2] + 0.3 * g[1] - 40) <= 6) & (np.abs(g[0]) < 150) & (np.abs(g[1]) < 160)
+    vol = envelope * 1.0
+    vol[pores | crack] = 0.0
+    vol += rng.normal(0, 0.05, vol.shape)
+    mask = particle_mask(vol)
+    found_pores = find_pores(vol, mask, spacing=spacing)
+    found_cracks = find_cracks(vol, mask, spacing=spacing, max_width=30.0)
+    assert found_pores.max() == 2 and found_cracks.max() == 1
+    for found, true in ((found_pores, pores), (found_cracks, crack)):
+        recall, precision = _recall_precision(found > 0, true)
+        assert recall >= 0.9 and precision >= 0.9

@@ -60,10 +60,9 @@ def depth(mask, spacing=None, *, surface: str = "boundary"):
     else:
         from scipy import ndimage
 
-        ids = label_ids(arr)
-        for lab, sl in zip(ids, ndimage.find_objects(arr.astype(np.int64))):
-            if sl is None:
-                continue
+        boxes = ndimage.find_objects(arr.astype(np.int64))
+        for lab in label_ids(arr):  # a handful of particles, each cropped to its box
+            sl = boxes[int(lab) - 1]
             own = arr[sl] == lab
             out[sl][own] = _depth_one(own, sp, surface)[own]
     return rewrap(out, template, name="depth", units="nm",

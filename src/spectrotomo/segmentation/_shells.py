@@ -57,9 +57,14 @@ def shells(mask, n: int = 5, spacing=None, *, depth_map=None):
         dmap = np.asarray(unwrap(depth_map)[0], dtype=float)
         check_same_shape(mask=arr, depth_map=dmap)
     out = np.zeros(arr.shape, dtype=np.uint8 if n <= 255 else np.int32)
-    ids = label_ids(arr)
-    for lab in ids:  # a handful of particles; each is one vectorised ranking
-        where = np.nonzero(arr == lab if arr.dtype != bool else arr)
+    from scipy import ndimage
+
+    as_int = arr.astype(np.int64)
+    boxes = ndimage.find_objects(as_int)
+    for lab in label_ids(arr):  # a handful of particles; each one vectorised ranking
+        box = boxes[int(lab) - 1]
+        local = np.nonzero(as_int[box] == lab)
+        where = tuple(idx + sl.start for idx, sl in zip(local, box))
         out[where] = _rank_shells(where, dmap[where], sp, n)
     return rewrap(out, template, name="shell", units="1",
                   attrs={"n_shells": int(n), "order": "1 outermost ... n innermost",

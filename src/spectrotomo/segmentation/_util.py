@@ -97,6 +97,8 @@ def as_mask(mask, *, name: str = "mask", ndim_ok=(2, 3), allow_empty: bool = Fal
                               f"shape {arr.shape}")
     if arr.dtype != bool and not np.issubdtype(arr.dtype, np.integer):
         raise ValidationError(f"{name} must be bool or integer labels; got dtype {arr.dtype}")
+    if arr.dtype != bool and arr.size and arr.min() < 0:
+        raise ValidationError(f"{name} labels must be >= 0 (0 outside); got min {arr.min()}")
     if not allow_empty and not arr.any():
         raise ValidationError(f"{name} is empty (no voxel inside any particle)")
     return arr
