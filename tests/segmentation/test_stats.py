@@ -3,8 +3,7 @@ import pandas as pd
 import pytest
 
 from spectrotomo import ValidationError, spatial_map
-from spectrotomo.segmentation import (composition_classes, depth, profile_table, region_stats,
-                                      shells, to_csv)
+from spectrotomo.segmentation import composition_classes, depth, profile_table, region_stats, to_csv
 
 from .phantoms import centred_radius, sphere
 

@@ -2,7 +2,18 @@
 cracks, equal-volume shells, depth below the surface and profile statistics.
 
 Lengths in nm; masks/labels are ``(z, y, x)`` or ``(y, x)`` arrays or
-DataArrays (voxel size from ``attrs['pixel_size']`` or ``attrs['spacing']``).
+DataArrays (voxel size from ``attrs['spacing']``, ``attrs['pixel_size']`` or
+the steps of nm coordinates; plain arrays take ``spacing=`` and default to
+1 nm).
+
+Chunking: ``composition_classes`` is element-wise (lazy on dask arrays, runs
+on cupy arrays). Everything that measures distance or shape (``depth``,
+``shells``, ``particle_mask``, ``split_particles``, ``find_pores``,
+``find_cracks``) needs whole particles in memory and runs on the host
+(scipy.ndimage/scikit-image): under dask, map it over per-particle crops
+(e.g. the boxes of ``scipy.ndimage.find_objects``), not over arbitrary chunks.
+The tables (``class_fractions``, ``profile_table``, ``defect_table``) reduce
+with bincounts and accept numpy, cupy or dask input (copied to the host).
 """
 
 from ._classes import CLASS_LEGEND
