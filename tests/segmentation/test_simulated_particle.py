@@ -116,3 +116,26 @@ def test_voids_and_cracks_of_simulated_particle(truth, absorption):
     table = defect_table(mask, pores=pores, cracks=cracks, spacing=20.0)
     true_porosity = truth["void"].values.sum() / envelope.sum()
     assert float(table["porosity"][0]) == pytest.approx(true_porosity, rel=0.15)
+
+
+def test_on_fbp_reconstruction_of_full_range_scan(truth):
+    # End to end on a reconstruction (holotomography-like 180 deg scan, no wedge).
+    from spectrotomo import simulate
+
+    recon = pytest.importorskip("spectrotomo.recon")
+    mu = simulate.attenuation(truth, [simulate.EDGES["Mn"]["above"]]).values[0]
+    angles = np.arange(0.0, 180.0, 1.0)
+    vol = recon.reconstruct(simulate.project(mu * truth.attrs["pixel_size"], angles), angles,
+                            algorithm="fbp")
+    envelope = truth["particle"].values
+    mask = particle_mask(vol)
+    assert 2 * (mask & envelope).sum() / (mask.sum() + envelope.sum()) > 0.99
+    pores = find_pores(vol, mask, spacing=20.0)
+    cracks = find_cracks(vol, mask, spacing=20.0)
+    # Stated on FBP: voids recall >= 0.85, precision >= 0.9; cracks recall >= 0.9,
+    # precision >= 0.9 within one voxel.
+    recall, precision = _recall_precision(pores > 0, truth["void"].values)
+    assert recall >= 0.85 and precision >= 0.9
+    recall, _ = _recall_precision(cracks > 0, truth["crack"].values)
+    _, precision = _recall_precision(cracks > 0, truth["crack"].values, 1)
+    assert recall >= 0.9 and precision >= 0.9

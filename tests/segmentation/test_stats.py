@@ -104,3 +104,15 @@ def test_bad_input(rng):
         profile_table(np.ones((16, 16, 16)), by="shell", labels=np.zeros_like(mask))
     with pytest.raises(ValidationError, match="Dataset"):
         to_csv(np.ones(3), "x.csv")
+
+
+def test_dask_backed_values_give_the_same_table():
+    dask_array = pytest.importorskip("dask.array")
+    mask, r, radius = sphere(24, 9.0, 10.0)
+    values = np.where(mask, r, np.nan)
+    lazy = spatial_map(dask_array.from_array(values, chunks=12), voxel_size=10.0, units="nm",
+                       name="r")
+    eager = profile_table(values, by="shell", labels=mask, spacing=10.0)
+    table = profile_table(lazy, by="shell", labels=mask)
+    np.testing.assert_allclose(table["mean"].values, eager["mean"].values)
+    assert table.attrs["units"] == "nm"
