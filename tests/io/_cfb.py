@@ -110,7 +110,8 @@ def write_cfb(path, streams: dict[str, bytes]) -> None:
         node.start = allocate(node.data)
     root.start = allocate(mini_data) if mini_data else ENDOFCHAIN
     root.data = b"\x00" * len(mini_data)  # root's size is the mini stream's size
-    minifat_start = allocate(b"".join(struct.pack("<I", v) for v in minifat)) if minifat else ENDOFCHAIN
+    minifat_bytes = b"".join(struct.pack("<I", v) for v in minifat)
+    minifat_start = allocate(minifat_bytes) if minifat else ENDOFCHAIN
     n_minifat = len(sectors) - minifat_start if minifat else 0
     dir_bytes = b"".join(_dir_entry(n) for n in nodes)
     dir_bytes += _empty_entry() * (-(len(nodes)) % (SECTOR // 128))

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import H5Frames, as_array, fail, finish, h5_quantity, is_hdf5, open_h5, pick, single_energy
+from ._common import (H5Frames, as_array, fail, finish, h5_quantity, is_hdf5, open_h5, pick,
+                      single_energy)
 
 __all__ = ["DXchangeBackend", "read_dxchange"]
 
@@ -100,7 +101,8 @@ def read_dxchange(path, *, energy: float | None = None, pixel_size: float | None
     if file_pixel is not None and pixel_size is None:
         pixel_size = float(np.atleast_1d(file_pixel)[0])
     pixel_size = pick(path, PIXEL_PATHS[0], pixel_size, None, what="length with units")
-    return finish(path, angle_field="exchange/theta", reader="dxchange", projections=proj, angles=theta,
+    return finish(path, angle_field="exchange/theta", reader="dxchange", projections=proj,
+                  angles=theta,
                   energies=[energy], pixel_size=pixel_size, flats=flats, darks=darks,
                   params={"energy": energy, "pixel_size": pixel_size,
                           "angles_override": angles is not None, "lazy": lazy})

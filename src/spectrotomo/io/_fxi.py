@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import (H5Frames, as_array, fail, finish, h5_quantity, is_hdf5, open_h5, parse_quantity,
-                      pick, single_energy)
+from ._common import (H5Frames, as_array, fail, finish, h5_quantity, is_hdf5, open_h5,
+                      parse_quantity, pick, single_energy)
 
 __all__ = ["FXIBackend", "read_fxi"]
 
@@ -68,7 +68,8 @@ def read_fxi(path, *, energy: float | None = None, pixel_size: float | None = No
     theta = pick(path, "angle", theta, angles, what="degrees")
     energy = pick(path, "X_eng", energy, None, what="keV")
     pixel_size = pick(path, "Pixel Size", pixel_size, None, what="nm")
-    return finish(path, angle_field="angle", reader="fxi", projections=arrays["projections"], angles=theta,
+    return finish(path, angle_field="angle", reader="fxi", projections=arrays["projections"],
+                  angles=theta,
                   energies=[energy], pixel_size=pixel_size, flats=arrays["flats"],
                   darks=arrays["darks"],
                   params={"energy": energy, "pixel_size": pixel_size,

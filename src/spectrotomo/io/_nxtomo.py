@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import H5Frames, as_array, fail, finish, h5_quantity, is_hdf5, open_h5, pick, single_energy
+from ._common import (H5Frames, as_array, fail, finish, h5_quantity, is_hdf5, open_h5, pick,
+                      single_energy)
 
 __all__ = ["NXtomoBackend", "read_nxtomo"]
 
@@ -128,7 +129,8 @@ def _read_entry(path, fh, entry, *, energy, pixel_size, angles, lazy):
     attrs = {"nxtomo_entry": entry}
     if distance is not None:
         attrs["propagation_distance"] = float(distance[0]) * 1e-9  # nm -> m
-    return finish(path, angle_field=f"{entry}/{ANGLE[0]}", reader="nxtomo", projections=arrays["projections"], angles=theta,
+    return finish(path, angle_field=f"{entry}/{ANGLE[0]}", reader="nxtomo",
+                  projections=arrays["projections"], angles=theta,
                   energies=[energy], pixel_size=pixel_size, flats=arrays["flats"],
                   darks=arrays["darks"], attrs=attrs,
                   params={"entry": entry, "energy": energy, "pixel_size": pixel_size,

@@ -212,7 +212,8 @@ def read_xradia(path, *, energy: float | None = None, pixel_size: float | None =
     params = {"energy_source": energy_source, "pixel_size": pixel_size,
               "flip_vertical": flip_vertical, "angles_override": angles is not None, "lazy": lazy}
     if np.ptp(energies) <= 1e-3:
-        return finish(path, angle_field="ImageInfo/Angles", reader="xradia", projections=proj, angles=theta,
+        return finish(path, angle_field="ImageInfo/Angles", reader="xradia", projections=proj,
+                      angles=theta,
                       energies=[float(energies[0])], pixel_size=pixel_size, flats=flats,
                       params={"energy": float(energies[0]), **params})
     if np.ptp(theta) > 1e-3:
@@ -221,7 +222,8 @@ def read_xradia(path, *, energy: float | None = None, pixel_size: float | None =
              f"{theta.min()}..{theta.max()} deg")
     order = np.argsort(energies, kind="stable")
     flats4 = None if flats is None else np.broadcast_to(flats[None], (n, *flats.shape))
-    return finish(path, angle_field="ImageInfo/Angles", reader="xradia", projections=proj[order][:, None], angles=theta[:1],
+    return finish(path, angle_field="ImageInfo/Angles", reader="xradia",
+                  projections=proj[order][:, None], angles=theta[:1],
                   energies=energies[order], pixel_size=pixel_size, flats=flats4,
                   params={"energies": energies[order], **params})
 
