@@ -181,3 +181,22 @@ def test_sidecar_is_data_not_code(tmp_path):
     path.with_suffix(".json").write_text(json.dumps(meta))
     with pytest.raises(sio.ReaderError, match="pixel_size"):
         sio.read(path)
+
+
+def test_lazy_reads_only_the_frames_computed(tmp_path, monkeypatch):
+    t = _truth()
+    path = write_dxchange(tmp_path / "big.h5", t)
+    seen = []
+    original = _common.H5Frames._read
+
+    def spy(self, indices):
+        seen.append((self.name, indices.tolist()))
+        return original(self, indices)
+
+    monkeypatch.setattr(_common.H5Frames, "_read", spy)
+    monkeypatch.setattr(_common, "CHUNK_BYTES", 2 * t["projections"][0].nbytes)
+    ds = sio.read(path, lazy=True)
+    assert seen == []  # opening reads metadata only
+    part = ds["projections"].isel(energy=0, angle=slice(4, 6)).values
+    np.testing.assert_array_equal(part, t["projections"][4:6])
+    assert seen == [("exchange/data", [4, 5])]  # only the chunk holding angles 4..5
