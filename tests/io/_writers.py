@@ -48,8 +48,10 @@ def write_dxchange(path, t, *, axes=None, energy_units=None, theta_rad=False,
                           ("data_dark", "darks")):
             frames = t[key].transpose(1, 0, 2) if axes == "y:theta:x" else t[key]
             d = fh.create_dataset(f"exchange/{name}", data=frames)
-            if axes:
-                d.attrs["axes"] = axes
+            if axes:  # the spec's labels for reference stacks
+                d.attrs["axes"] = axes.replace("theta", {"data": "theta",
+                                                         "data_white": "theta_flat",
+                                                         "data_dark": "theta_dark"}[name])
         angles = t["angles"] if theta is None else theta
         th = fh.create_dataset("exchange/theta", data=np.deg2rad(angles) if theta_rad else angles)
         th.attrs["units"] = "rad" if theta_rad else "deg"

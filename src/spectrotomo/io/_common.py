@@ -208,7 +208,8 @@ def as_array(source: FrameSource, *, lazy: bool | None, token: str):
     frame_bytes = max(1, nbytes // max(1, source.shape[0]))
     per_chunk = int(max(1, min(source.shape[0], CHUNK_BYTES // frame_bytes)))
     mtime = os.path.getmtime(source.path) if os.path.exists(source.path) else 0
-    name = f"{token}-{tokenize(source.path, mtime, repr(vars(source)))}"
+    # Hash every attribute (frame index arrays by content, not by a summarised repr).
+    name = f"{token}-{tokenize(type(source).__name__, mtime, *vars(source).values())}"
     return da.from_array(source, chunks=(per_chunk, -1, -1), name=name,
                          meta=np.empty((0, 0, 0), source.dtype))
 

@@ -37,7 +37,8 @@ def _axes_order(path, dset) -> tuple[int, int, int]:
         return (0, 1, 2)
     if isinstance(axes, bytes):
         axes = axes.decode()
-    names = [_AXIS_NAMES.get(a.strip().lower()) for a in str(axes).split(":")]
+    # The spec labels reference stacks "theta_flat:y:x" / "theta_dark:y:x".
+    names = [_AXIS_NAMES.get(a.strip().lower().split("_")[0]) for a in str(axes).split(":")]
     if sorted(map(str, names)) != ["angle", "x", "y"]:
         fail(path, f"{dset.name}.attrs['axes']", "a permutation of 'theta:y:x'", repr(axes))
     return tuple(names.index(n) for n in ("angle", "y", "x"))

@@ -151,8 +151,10 @@ def read_tiff_stack(path, *, sidecar=None, energy: float | None = None,
         root = Path(path)
         where = root
         files = None
-    sidecar = Path(sidecar) if sidecar is not None else _find_sidecar(root if files is None
-                                                                      else files[0])
+    if sidecar is None:
+        sidecar = _find_sidecar(root) if files is None else (
+            _find_sidecar(files[0]) or _find_sidecar(files[0].parent))
+    sidecar = None if sidecar is None else Path(sidecar)
     meta = _load_sidecar(sidecar) if sidecar is not None else {}
     base = sidecar.parent if sidecar is not None else (root if root.is_dir() else root.parent)
     flat_files, dark_files = _names(meta.get("flats"), base), _names(meta.get("darks"), base)
