@@ -81,21 +81,36 @@ def attenuation(truth: xr.Dataset, energies) -> xr.DataArray:
                   name="attenuation", attrs={"synthetic": True})
 
 
-def _misalign(od, shifts, scales):
-    """Resample each image: out(r) = od(c0 + (r - c0 - shift) / scale).
+def _interp_axis(img, src, axis):
+    """Linear interpolation of ``img`` (E, A, ny, nx) along ``axis`` (2 or 3) at
+    positions ``src`` (E, A, n) that depend only on that axis; zero outside."""
+    n = img.shape[axis]
+    pad = [(0, 0)] * 4
+    pad[axis] = (1, 2)
+    padded = np.pad(img, pad)  # zero borders make out-of-field samples 0
+    pos = np.clip(src + 1.0, 0.0, n + 1.0)
+    lo = np.floor(pos)
+    w = (pos - lo).astype(img.dtype)
+    lo = lo.astype(np.intp)
+    shape = [img.shape[0], img.shape[1], 1, 1]
+    shape[axis] = -1
+    lo, w = lo.reshape(shape), w.reshape(shape)
+    return (np.take_along_axis(padded, lo, axis) * (1 - w)
+            + np.take_along_axis(padded, lo + 1, axis) * w)
 
-    od : (E, A, ny, nx); shifts : (E, A, 2) px (dy, dx); scales : (E,).
+
+def _misalign(od, shifts, scales):
+    """Resample each image: out(r) = od(c0 + (r - c0 - shift) / scale), bilinear.
+
+    od : (E, A, ny, nx); shifts : (E, A, 2) px (dy, dx); scales : (E,). The map
+    is axis-aligned, so it is two separable 1-D interpolations.
     """
     n_e, n_a, ny, nx = od.shape
-    c0 = np.array([(ny - 1) / 2, (nx - 1) / 2])
-    yy, xx = np.meshgrid(np.arange(ny, dtype=float), np.arange(nx, dtype=float), indexing="ij")
-    out = np.empty_like(od)
-    for e in range(n_e):  # energies: small fixed set; angles and pixels vectorised
-        src_y = c0[0] + (yy[None] - c0[0] - shifts[e, :, 0, None, None]) / scales[e]
-        src_x = c0[1] + (xx[None] - c0[1] - shifts[e, :, 1, None, None]) / scales[e]
-        src_a = np.broadcast_to(np.arange(n_a, dtype=float)[:, None, None], src_y.shape)
-        out[e] = ndimage.map_coordinates(od[e], np.stack([src_a, src_y, src_x]), order=1,
-                                         mode="constant", cval=0.0)
+    out = od
+    for axis, n, k in ((2, ny, 0), (3, nx, 1)):
+        c0 = (n - 1) / 2
+        src = c0 + (np.arange(n)[None, None, :] - c0 - shifts[:, :, k, None]) / scales[:, None, None]
+        out = _interp_axis(out, src, axis)
     return out
 
 
