@@ -4,10 +4,11 @@ Soft X-rays at the TM L edges are absorbed within ~100-200 nm of dense oxide, so
 a dense 1 um particle would reach optical densities of ~10 on the white lines.
 The presets therefore model a *mesoporous* secondary particle: the primary
 grains' effective density is ``packing`` x the crystal density (formula units
-per nm^3 in ``attrs["formula_unit_density"]``). With the preset sizes this
-keeps the maximum optical density over all four edges (white lines included)
-below ~4 (checked in tests/simulate/test_forward.py for ``small``; ~3.5 for
-``demo``).
+per nm^3 in ``attrs["formula_unit_density"]``): packing 0.35 for ``small``
+(~0.95 um across), 0.28 for ``demo`` (~1.2 um). This keeps the maximum optical
+density over 525-880 eV (white lines included, any tilt) below 4: measured
+3.3 (small, LRTMO, 643.5 eV), 2.7 (small, NCM811, 854 eV), ~3.5 (demo, LRTMO);
+1.1-1.6 at the dual-energy pairs (tests/simulate/test_forward.py checks small).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ PRESETS = {
     "demo": {
         "shape": (128, 128, 128), "pixel_size": 12.0, "radius_nm": 600.0, "n_grains": 150,
         "n_voids": 14, "void_radius_nm": (25.0, 70.0), "n_cracks": 10, "crack_width_nm": 24.0,
-        "packing": 0.22,
+        "packing": 0.28,
     },
 }
 
