@@ -1,3 +1,15 @@
-"""spectrotomo.recon stage."""
+"""spectrotomo.recon stage: parallel-beam reconstruction (FBP, SIRT, CGLS, TV)."""
 
-__all__: list[str] = []
+from ._filters import FILTERS
+from ._operator import ParallelBeamOperator
+from ._reconstruct import backproject
+from ._reconstruct import project
+from ._reconstruct import reconstruct
+
+__all__ = [
+    "FILTERS",
+    "ParallelBeamOperator",
+    "backproject",
+    "project",
+    "reconstruct",
+]
