@@ -174,3 +174,11 @@ def test_bad_arguments_are_rejected(truth):
         tilt_series(truth, energies=[640.0], photons=-1)
     with pytest.raises(ValueError, match="jitter_px"):
         tilt_series(truth, energies=[640.0], jitter_px=-1)
+
+
+def test_bright_beams_switch_to_uint32_without_wrapping(truth):
+    ds = tilt_series(truth, energies=[640.0], angles=[0.0], photons=1e5, n_flats=2)
+    assert ds["projections"].dtype == np.uint32 and ds["flats"].dtype == np.uint32
+    assert ds["flats"].values.mean() > 7e4
+    dim = tilt_series(truth, energies=[640.0], angles=[0.0], photons=1e3, n_flats=2)
+    assert dim["projections"].dtype == np.uint16
