@@ -171,9 +171,9 @@ def test_region_writes_interrupted_then_resumed(tmp_path, rng):
     _init(store)
     todo = missing_regions(store, "recon", "volume")
     assert len(todo) == 2 * 3  # 2 energies x 3 z-chunks (4, 4, 2)
+    assert todo[3] == (slice(1, 2), slice(0, 4), slice(0, 8))
     for region in todo[:4]:  # the job dies after four chunks
-        idx = tuple(region[d] for d in ("energy", "z", "x"))
-        write_region(store, "recon", "volume", region, full[idx])
+        write_region(store, "recon", "volume", region, full[region])
     assert not is_complete(store, "recon")
     with pytest.raises(IncompleteGroupError, match="allow_incomplete=True"):
         read_group(store, "recon")
@@ -187,8 +187,7 @@ def test_region_writes_interrupted_then_resumed(tmp_path, rng):
     rest = missing_regions(store, "recon", "volume")
     assert rest == todo[4:]
     for region in rest:
-        idx = tuple(region[d] for d in ("energy", "z", "x"))
-        write_region(store, "recon", "volume", region, full[idx])
+        write_region(store, "recon", "volume", region, full[region])
     mark_complete(store, "recon")
     back = read_group(store, "recon")
     assert back["volume"].values.tobytes() == full.tobytes()
@@ -216,9 +215,17 @@ def test_region_multi_chunk_and_misaligned(tmp_path, rng):
                      np.zeros((2, 2, 8), dtype=complex))
     with pytest.raises(ValueError, match="not in"):
         write_region(store, "recon", "volume", {"y": slice(0, 4)}, block)
+    with pytest.raises(ValueError, match="4 slices for 3 dims"):
+        write_region(store, "recon", "volume", (slice(None),) * 4, block)
+    write_region(store, "recon", "volume", (slice(0, 2), slice(8, 10)), block[:, :2])
+    assert missing_regions(store, "recon", "volume") == []
     with pytest.raises(FileExistsError, match="another shape"):
         init_array(store, "recon", "volume", shape=(2, 10, 8), dtype="float64",
                    chunks=(1, 4, 8), dims=("energy", "z", "x"))
+    mark_complete(store, "recon")
+    _init(store, overwrite=True)  # redo a complete result: starts empty
+    assert len(missing_regions(store, "recon", "volume")) == 6
+    assert np.isnan(read_group(store, "recon", allow_incomplete=True)["volume"].values).all()
 
 
 def test_lock_refuses_second_writer(tmp_path, rng):
@@ -316,8 +323,7 @@ def test_concurrent_region_writers(tmp_path, rng):
     todo = missing_regions(store, "seg", "labels")
 
     def job(region):
-        write_region(store, "seg", "labels", region,
-                     full[tuple(region[d] for d in ("energy", "z", "x"))])
+        write_region(store, "seg", "labels", region, full[region])
 
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(job, todo))

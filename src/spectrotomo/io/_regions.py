@@ -6,6 +6,7 @@ Protocol::
                chunks=(1, 16, 64, 64), dims=("energy", "z", "y", "x"), coords=...)
     for region in missing_regions(store, "recon", "volume"):   # skips finished chunks
         write_region(store, "recon", "volume", region, compute(region))  # any worker
+        # region: tuple of slices in dim order, e.g. (slice(0, 1), slice(16, 32), ...)
     mark_complete(store, "recon")                               # last, by the coordinator
 
 Regions must cover whole chunks so that no two workers ever write the same
@@ -56,8 +57,10 @@ def init_array(store_path, group: str, name: str, *, shape, dtype, chunks, dims,
                coords=None, attrs=None, overwrite: bool = False) -> None:
     """Create an empty chunked array to be filled by :func:`write_region`.
 
-    Calling it again with the same layout keeps the written chunks (a resumed
-    job); the group is (re)set to the unfinished state.
+    Calling it again on an unfinished group with the same layout and
+    ``overwrite=False`` keeps the written chunks (a resumed job).  With
+    ``overwrite=True`` the array starts empty (done markers cleared).  Either
+    way the group is (re)set to the unfinished state.
 
     Parameters
     ----------
@@ -74,8 +77,8 @@ def init_array(store_path, group: str, name: str, *, shape, dtype, chunks, dims,
     attrs : mapping, optional
         Variable attributes (``units``, ``provenance``...).
     overwrite : bool
-        Allow resetting a complete group, or replacing an existing array of a
-        different layout.
+        Start afresh: allowed on a complete group and on an existing array of
+        another layout (both refused otherwise).
     """
     import dask.array as da
 
@@ -93,7 +96,8 @@ def init_array(store_path, group: str, name: str, *, shape, dtype, chunks, dims,
         raise FileExistsError(f"group {group!r} of store {str(root)!r} already holds a "
                               "complete result; pass overwrite=True to rewrite it")
     if group_exists(root, group) and (root / group / name / "zarr.json").is_file():
-        if _same_layout(_open_array(root, group, name), shape, dtype, chunks, dims):
+        if not overwrite and _same_layout(_open_array(root, group, name), shape, dtype,
+                                          chunks, dims):
             set_marker(root, group, state="writing")
             return
         if not overwrite:
@@ -109,11 +113,21 @@ def init_array(store_path, group: str, name: str, *, shape, dtype, chunks, dims,
     set_marker(root, group, state="writing", kind="Dataset", regions=names)
 
 
+def _region_by_dim(region, dims, where: str) -> dict:
+    if isinstance(region, dict):
+        unknown = set(region) - set(dims)
+        if unknown:
+            raise ValueError(f"{where}: region names dims {sorted(unknown)} not in {dims}")
+        return region
+    region = tuple(region) if isinstance(region, (tuple, list)) else (region,)
+    if len(region) > len(dims):
+        raise ValueError(f"{where}: region has {len(region)} slices for {len(dims)} dims {dims}")
+    return dict(zip(dims, region))
+
+
 def _chunk_ranges(region, arr, dims, where: str) -> list[range]:
     """Chunk indices covered along each dim; rejects non-aligned regions."""
-    unknown = set(region) - set(dims)
-    if unknown:
-        raise ValueError(f"{where}: region names dims {sorted(unknown)} not in {dims}")
+    region = _region_by_dim(region, dims, where)
     ranges = []
     for dim, size, chunk in zip(dims, arr.shape, arr.chunks):
         sl = region.get(dim, slice(None))
@@ -141,10 +155,12 @@ def write_region(store_path, group: str, name: str, region, data) -> None:
 
     Parameters
     ----------
-    region : mapping dim -> slice
-        Dims left out span their whole length; tuples ``(start, stop)`` are
-        accepted.  Every start must be a multiple of the chunk size and every
-        stop a multiple of it or the dim's length.
+    region : tuple of slice (dim order, as from :func:`missing_regions`) or
+        mapping dim -> slice
+        Dims left out (trailing ones of a tuple) span their whole length; in
+        a mapping, ``(start, stop)`` pairs are accepted too.  Every start must
+        be a multiple of the chunk size and every stop a multiple of it or
+        the dim's length.
     data : array-like or xarray.DataArray
         Shape equal to the region's shape; cast to the array's dtype
         (numpy ``same_kind`` casting).
@@ -164,7 +180,7 @@ def write_region(store_path, group: str, name: str, region, data) -> None:
         raise FileExistsError(f"{where}: the group is complete; call init_array(..., "
                               "overwrite=True) before rewriting it")
     dims = tuple(arr.metadata.dimension_names)
-    ranges = _chunk_ranges(dict(region), arr, dims, where)
+    ranges = _chunk_ranges(region, arr, dims, where)
     slices = tuple(slice(r.start * c, min(r.stop * c, s))
                    for r, c, s in zip(ranges, arr.chunks, arr.shape))
     values = data.data if isinstance(data, xr.DataArray) else data
@@ -183,18 +199,21 @@ def write_region(store_path, group: str, name: str, region, data) -> None:
         (marks / ".".join(map(str, index))).touch()
 
 
-def missing_regions(store_path, group: str, name: str) -> list[dict[str, slice]]:
-    """Chunk regions of ``group/name`` not yet written, as ``{dim: slice}`` dicts
-    ready for :func:`write_region` (one per chunk, in C order)."""
+def missing_regions(store_path, group: str, name: str) -> list[tuple[slice, ...]]:
+    """Chunk regions of ``group/name`` not yet written (one per chunk, C order).
+
+    Each region is a tuple of slices in the array's dim order: it indexes a
+    numpy array of the full shape directly and is accepted by
+    :func:`write_region`.
+    """
     group = normalize_group(group)
     root = store_root(store_path)
     arr = _open_array(root, group, name)
-    dims = tuple(arr.metadata.dimension_names)
     marks = done_dir(root, group, name)
     done = {p.name for p in marks.iterdir()} if marks.is_dir() else set()
     grid = [range(-(-s // c)) for s, c in zip(arr.shape, arr.chunks)]
-    return [{d: slice(i * c, min((i + 1) * c, s))
-             for d, i, c, s in zip(dims, index, arr.chunks, arr.shape)}
+    return [tuple(slice(i * c, min((i + 1) * c, s))
+                  for i, c, s in zip(index, arr.chunks, arr.shape))
             for index in itertools.product(*grid) if ".".join(map(str, index)) not in done]
 
 
