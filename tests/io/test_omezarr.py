@@ -131,6 +131,16 @@ def test_dataarray_input_and_2d(tmp_path, rng):
     assert [a["name"] for a in ms["axes"]] == ["y", "x"]
     assert ms["datasets"][0]["coordinateTransformations"][0]["scale"] == [15.0, 15.0]
     assert len(ms["datasets"]) == 1  # default levels: below 64 px already
+    from_coords = da.copy()
+    from_coords.attrs.pop("pixel_size")
+    from_coords = from_coords.assign_coords(y=from_coords.y * 2)  # 30 nm rows, 15 nm columns
+    from_coords.y.attrs["units"] = "nm"
+    path = write_ome_zarr(tmp_path / "c.ome.zarr", from_coords, name="m")
+    ms = _zarr_json(path)["attributes"]["ome"]["multiscales"][0]
+    assert ms["datasets"][0]["coordinateTransformations"][0]["scale"] == [30.0, 15.0]
+    from_coords.x.attrs["units"] = "px"
+    with pytest.raises(ValueError, match="voxel_size_nm is required"):
+        write_ome_zarr(tmp_path / "d.ome.zarr", from_coords, name="m")
 
 
 def test_bad_input_errors(tmp_path, volume_and_labels):

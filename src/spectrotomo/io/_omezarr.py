@@ -138,6 +138,29 @@ def _check_parent_image(path: Path, version: str, shape):
                          f"{tuple(base.shape)} at {str(path)!r}")
 
 
+def _voxel_from_dataarray(data):
+    """Voxel size (nm) of a DataArray: ``attrs["pixel_size"]``, else the spacing of
+    its nm coordinates."""
+    attrs = getattr(data, "attrs", {})
+    if attrs.get("pixel_size") is not None:
+        return attrs["pixel_size"]
+    coords = getattr(data, "coords", {})
+    steps = []
+    for dim in getattr(data, "dims", ()):
+        c = coords.get(dim)
+        if c is None or c.attrs.get("units") != "nm" or c.size < 2:
+            break
+        diffs = np.diff(np.asarray(c.values, dtype=float))
+        if not np.allclose(diffs, diffs[0], rtol=1e-6):
+            break
+        steps.append(float(diffs[0]))
+    else:
+        if steps:
+            return tuple(steps)
+    raise ValueError("voxel_size_nm is required (nm) unless data is a DataArray with "
+                     "attrs['pixel_size'] or evenly spaced z/y/x coords in 'nm'")
+
+
 def write_ome_zarr(path, data, *, voxel_size_nm=None, name: str = "image",
                    kind: str = "image", label_names=None, label_colors=None,
                    version: str = "0.5", n_levels: int | None = None,
@@ -155,7 +178,8 @@ def write_ome_zarr(path, data, *, voxel_size_nm=None, name: str = "image",
         uint8, uint16 or uint32, same shape as the image.
     voxel_size_nm : float or sequence of float, optional
         Voxel size in nm (one value, or one per axis); defaults to a
-        DataArray's ``attrs["pixel_size"]``.
+        DataArray's ``attrs["pixel_size"]``, else the spacing of its
+        ``z``/``y``/``x`` coordinates (units ``nm``).
     name : str
         Image name or label-image name.
     kind : {"image", "labels"}
@@ -181,10 +205,7 @@ def write_ome_zarr(path, data, *, voxel_size_nm=None, name: str = "image",
     import zarr
 
     if voxel_size_nm is None:
-        voxel_size_nm = getattr(data, "attrs", {}).get("pixel_size")
-        if voxel_size_nm is None:
-            raise ValueError("voxel_size_nm is required (nm) unless data is a DataArray with "
-                             "attrs['pixel_size']")
+        voxel_size_nm = _voxel_from_dataarray(data)
     if hasattr(data, "dims") and tuple(data.dims) not in (_AXES, _AXES[1:]):
         raise ValueError(f"data dims must be ('z', 'y', 'x') or ('y', 'x'); got {data.dims}")
     data = np.asarray(getattr(data, "values", data))
