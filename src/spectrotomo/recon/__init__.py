@@ -1,3 +1,23 @@
 """spectrotomo.recon stage."""
 
-__all__: list[str] = []
+from ._ctf import ctf_retrieval
+from ._holo_align import correct_magnification
+from ._holo_align import register_distances
+from ._holo_align import shift_images
+from ._paganin import paganin
+from ._phase_units import delta_to_electron_density
+from ._phase_units import effective_geometry
+from ._phase_units import phase_to_delta
+from ._phase_units import wavelength_m
+
+__all__ = [
+    "correct_magnification",
+    "ctf_retrieval",
+    "delta_to_electron_density",
+    "effective_geometry",
+    "paganin",
+    "phase_to_delta",
+    "register_distances",
+    "shift_images",
+    "wavelength_m",
+]
