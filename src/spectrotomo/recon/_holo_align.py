@@ -124,9 +124,13 @@ def register_distances(intensity, *, energy_ev, distances_m, pixel_size_m, delta
                                pixel_size_m=pixel_size_m, delta_beta=delta_beta)
                        for i, zd in enumerate(z)])
     phases = phases - phases.mean(axis=(-2, -1), keepdims=True)
-    spec = xp.fft.fft2(phases, axes=(-2, -1))
+    # A Hann window hides the field borders, which would otherwise pin the peak at 0.
+    ny, nx = phases.shape[-2:]
+    window = xp.asarray(np.outer(np.hanning(ny), np.hanning(nx)))
+    spec = xp.fft.fft2(phases * window, axes=(-2, -1))
     cross = spec * xp.conj(spec[reference])[None]
-    cross /= xp.maximum(xp.abs(cross), 1e-30)
+    # Plain (unwhitened) correlation: the retrieved phases are smooth, so its peak is
+    # well fitted by a parabola; whitening biased the sub-pixel part here.
     corr = xp.fft.ifft2(cross, axes=(-2, -1)).real
     return _subpixel_peak(corr, xp).astype(xp.float64)
 
