@@ -1,22 +1,32 @@
-"""spectrotomo.recon stage."""
+"""spectrotomo.recon stage: parallel-beam reconstruction (FBP, SIRT, CGLS, TV) and phase retrieval."""
 
 from ._ctf import ctf_retrieval
+from ._filters import FILTERS
 from ._holo_align import correct_magnification
 from ._holo_align import register_distances
 from ._holo_align import shift_images
+from ._operator import ParallelBeamOperator
 from ._paganin import paganin
 from ._phase_units import delta_to_electron_density
 from ._phase_units import effective_geometry
 from ._phase_units import phase_to_delta
 from ._phase_units import wavelength_m
+from ._reconstruct import backproject
+from ._reconstruct import project
+from ._reconstruct import reconstruct
 
 __all__ = [
+    "FILTERS",
+    "ParallelBeamOperator",
+    "backproject",
     "correct_magnification",
     "ctf_retrieval",
     "delta_to_electron_density",
     "effective_geometry",
     "paganin",
     "phase_to_delta",
+    "project",
+    "reconstruct",
     "register_distances",
     "shift_images",
     "wavelength_m",

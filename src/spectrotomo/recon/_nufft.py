@@ -1,0 +1,57 @@
+"""NUFFT back-ends: finufft on the host, cufinufft on a CUDA device.
+
+Both expose the same ``Plan(type, n_modes, n_trans, eps, isign, dtype)`` /
+``setpts`` / ``execute`` interface, so the operators are written once.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+__all__ = ["make_plan", "rfft", "irfft"]
+
+
+def make_plan(xp, nufft_type: int, n_modes: tuple[int, int], n_trans: int, eps: float,
+              isign: int, x, y):
+    """Create a single-precision 2-D NUFFT plan with points ``(x, y)`` set.
+
+    ``x`` pairs with the first mode axis (image rows, y) and ``y`` with the
+    second (image columns, x), both in radians within [-pi, pi].
+    """
+    if xp is np:
+        import finufft
+
+        plan = finufft.Plan(nufft_type, n_modes, n_trans=n_trans, eps=eps, isign=isign,
+                            dtype="complex64", nthreads=_host_threads())
+    else:
+        import cufinufft
+
+        plan = cufinufft.Plan(nufft_type, n_modes, n_trans=n_trans, eps=eps, isign=isign,
+                              dtype="complex64")
+    plan.setpts(x, y)
+    return plan
+
+
+def _host_threads() -> int:
+    env = os.environ.get("OMP_NUM_THREADS")
+    return int(env) if env and env.isdigit() else (os.cpu_count() or 1)
+
+
+def rfft(xp, a, n: int):
+    """Real FFT along the last axis, zero-padded to ``n`` (threads on the host)."""
+    if xp is np:
+        import scipy.fft
+
+        return scipy.fft.rfft(a, n=n, axis=-1, workers=_host_threads())
+    return xp.fft.rfft(a, n=n, axis=-1)
+
+
+def irfft(xp, a, n: int):
+    """Inverse of :func:`rfft` along the last axis (output length ``n``)."""
+    if xp is np:
+        import scipy.fft
+
+        return scipy.fft.irfft(a, n=n, axis=-1, workers=_host_threads())
+    return xp.fft.irfft(a, n=n, axis=-1)

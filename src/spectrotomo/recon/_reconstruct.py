@@ -1,0 +1,167 @@
+"""Public entry points: ``reconstruct``, ``project``, ``backproject``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._backend import array_module
+from .._model import ValidationError
+from ._checks import check_angles, check_center, check_projections
+from ._fbp import fbp
+from ._operator import ParallelBeamOperator
+
+__all__ = ["reconstruct", "project", "backproject", "ALGORITHMS"]
+
+ALGORITHMS = ("fbp", "sirt", "cgls", "tv")
+_DEFAULT_ITERATIONS = {"sirt": 100, "cgls": 20, "tv": 150}
+
+
+def _is_dask(a) -> bool:
+    return type(a).__module__.split(".")[0] == "dask"
+
+
+def reconstruct(projections, angles, *, algorithm: str = "fbp", center: float | None = None,
+                iterations: int | None = None, pixel_size: float | None = None,
+                filter: str = "ram-lak", padding: str = "zero", nonnegative: bool | None = None,
+                eps: float | None = None, out=None, **options):
+    """Reconstruct slices from parallel-beam projections.
+
+    Parameters
+    ----------
+    projections : array, shape (n_angles, n_rows, n_cols)
+        Optical density (line integrals of the attenuation in voxel units),
+        numpy, cupy or dask (chunked along rows). A 2-D array is one sinogram
+        (n_angles, n_cols).
+    angles : array_like, shape (n_angles,)
+        Tilt angles in degrees (any order, non-uniform or limited range).
+    algorithm : {"fbp", "sirt", "cgls", "tv"}
+    center : float, optional
+        Rotation-axis column, sub-pixel allowed (column ``i``'s centre is at
+        ``i``); default ``(n_cols - 1) / 2``.
+    iterations : int, optional
+        For iterative algorithms; defaults sirt 100, cgls 20, tv 150.
+    pixel_size : float, optional
+        Voxel size in nm: values are returned in 1/nm instead of 1/voxel.
+    filter : str
+        FBP window: ram-lak, shepp-logan, cosine, hamming, hann, parzen.
+    padding : {"zero", "edge"}
+        FBP detector padding (to twice the width).
+    nonnegative : bool, optional
+        Clip to >= 0 in iterative solvers (default True for sirt and tv, False
+        for cgls, whose Krylov recurrence a projection would break).
+    eps : float, optional
+        NUFFT tolerance; default 1e-4 for fbp, 1e-5 for iterative solvers.
+    out : array, optional
+        Output (n_rows, n_cols, n_cols) float32 on the same device (for dask
+        input: a zarr array or anything supporting ``da.store``).
+    **options
+        Solver options, e.g. ``weight`` for tv (see ``spectrotomo.recon.tv``).
+
+    Returns
+    -------
+    array, shape (n_rows, n_cols, n_cols) float32 (z, y, x), same array type as input.
+    """
+    algorithm = str(algorithm).lower()
+    if algorithm not in ALGORITHMS:
+        raise ValidationError(f"reconstruct: 'algorithm' must be one of {ALGORITHMS}; "
+                              f"got {algorithm!r}")
+    if _is_dask(projections):
+        from ._dask import reconstruct_dask
+
+        return reconstruct_dask(projections, angles, algorithm=algorithm, center=center,
+                                iterations=iterations, pixel_size=pixel_size, filter=filter,
+                                padding=padding, nonnegative=nonnegative, eps=eps, out=out,
+                                **options)
+    xp = array_module(projections)
+    p = xp.asarray(projections)
+    squeeze = p.ndim == 2
+    p = check_projections(p, where="reconstruct")
+    angles = check_angles(angles, p.shape[0], where="reconstruct")
+    n_cols = p.shape[2]
+    center = check_center(center, n_cols, where="reconstruct")
+    if pixel_size is not None and not (np.isfinite(pixel_size) and pixel_size > 0):
+        raise ValidationError(f"reconstruct: 'pixel_size' must be a positive number of nm; "
+                              f"got {pixel_size}")
+    p = p.astype(xp.float32, copy=False)
+    if eps is None:
+        eps = 1e-4 if algorithm == "fbp" else 1e-5
+    op = ParallelBeamOperator(angles, n_cols, center, xp=xp, eps=eps)
+    if algorithm == "fbp":
+        if options:
+            raise ValidationError(f"reconstruct: unknown options for fbp: {sorted(options)}")
+        vol = fbp(p, op, filter=filter, padding=padding, out=None if squeeze else out)
+    else:
+        from . import _solvers
+
+        n_iter = _DEFAULT_ITERATIONS[algorithm] if iterations is None else int(iterations)
+        if n_iter < 1:
+            raise ValidationError(f"reconstruct: 'iterations' must be >= 1; got {iterations}")
+        if nonnegative is None:
+            nonnegative = algorithm != "cgls"
+        solver = getattr(_solvers, algorithm)
+        vol = solver(op, p, iterations=n_iter, nonnegative=nonnegative, **options)
+        if out is not None and not squeeze:
+            out[...] = vol
+            vol = out
+    if pixel_size is not None:
+        vol /= xp.float32(pixel_size)
+    return vol[0] if squeeze else vol
+
+
+def project(volume, angles, *, center: float | None = None, n_cols: int | None = None,
+            eps: float = 1e-5, out=None):
+    """Parallel-beam projection (the forward half of the solvers' matched pair).
+
+    Parameters
+    ----------
+    volume : array, shape (n_rows, ny, nx) or (ny, nx)
+        Values per voxel, numpy or cupy.
+    angles : array_like, shape (n_angles,)
+        Degrees.
+    center : float, optional
+        Rotation-axis column, default ``(n_cols - 1) / 2``.
+    n_cols : int, optional
+        Detector width, default ``nx``.
+
+    Returns
+    -------
+    array, shape (n_angles, n_rows, n_cols) (or (n_angles, n_cols) for 2-D input),
+    float32 line integrals in voxel units.
+    """
+    xp = array_module(volume)
+    v = xp.asarray(volume)
+    squeeze = v.ndim == 2
+    if squeeze:
+        v = v[None]
+    if v.ndim != 3 or 0 in v.shape:
+        raise ValidationError(f"project: 'volume' must be non-empty (n_rows, ny, nx) or "
+                              f"(ny, nx); got shape {v.shape}")
+    n_cols = v.shape[2] if n_cols is None else int(n_cols)
+    op = ParallelBeamOperator(angles, n_cols, center, shape=v.shape[1:], xp=xp, eps=eps)
+    p = op.forward(v.astype(xp.float32, copy=False), out=None if squeeze else out)
+    return p[:, 0] if squeeze else p
+
+
+def backproject(projections, angles, *, center: float | None = None, shape=None,
+                eps: float = 1e-5, out=None):
+    """Unfiltered back-projection: the exact adjoint of :func:`project`.
+
+    Parameters
+    ----------
+    projections : array, shape (n_angles, n_rows, n_cols) or (n_angles, n_cols)
+    angles : array_like, shape (n_angles,), degrees
+    shape : tuple (ny, nx), optional
+        Slice shape, default ``(n_cols, n_cols)``.
+
+    Returns
+    -------
+    array, shape (n_rows, ny, nx) (or (ny, nx)), float32.
+    """
+    xp = array_module(projections)
+    p = xp.asarray(projections)
+    squeeze = p.ndim == 2
+    p = check_projections(p, where="backproject")
+    angles = check_angles(angles, p.shape[0], where="backproject")
+    op = ParallelBeamOperator(angles, p.shape[2], center, shape=shape, xp=xp, eps=eps)
+    v = op.adjoint(p.astype(xp.float32, copy=False), out=None if squeeze else out)
+    return v[0] if squeeze else v
