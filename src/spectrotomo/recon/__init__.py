@@ -11,6 +11,7 @@ from ._phase_units import delta_to_electron_density
 from ._phase_units import effective_geometry
 from ._phase_units import phase_to_delta
 from ._phase_units import wavelength_m
+from ._phase_volume import reconstruct_phase
 from ._reconstruct import backproject
 from ._reconstruct import project
 from ._reconstruct import reconstruct
@@ -27,6 +28,7 @@ __all__ = [
     "phase_to_delta",
     "project",
     "reconstruct",
+    "reconstruct_phase",
     "register_distances",
     "shift_images",
     "wavelength_m",
