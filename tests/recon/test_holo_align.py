@@ -66,3 +66,22 @@ def test_phase_to_delta_and_electron_density():
     # except Mn, whose anomalous f' lowers delta by ~2 %).
     expected = 4.28 / 180.81 * 6.02214076e23 * 84 / 1e21
     assert abs(float(rho.values.mean()) / expected - 1) < 0.04
+
+
+def test_unit_helpers_reject_bad_input():
+    import pytest
+
+    from spectrotomo._model import ValidationError
+
+    with pytest.raises(ValidationError, match="source_to_sample_m"):
+        recon.effective_geometry(0.0, 1e-3, 1e-6)
+    with pytest.raises(ValidationError, match="detector_pixel_m"):
+        recon.effective_geometry(0.1, 1e-3, 6.5)
+    with pytest.raises(ValidationError, match="voxel_size_nm"):
+        recon.phase_to_delta(np.ones(3), energy_ev=E_EV, voxel_size_nm=0)
+    with pytest.raises(ValidationError, match="magnifications"):
+        recon.correct_magnification(np.ones((2, 3, 8, 8)), [1.0])
+    # A plain array: radians per voxel -> delta.
+    lam = recon.wavelength_m(E_EV)
+    np.testing.assert_allclose(recon.phase_to_delta(np.array([-2 * np.pi]), energy_ev=E_EV,
+                                                    voxel_size_nm=10.0), lam / 10e-9)

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .._backend import array_module
 from .._model import ValidationError
 from ._paganin import (batches, check_images, check_padding, crop_images, frequencies_squared,
@@ -60,8 +62,6 @@ def _stack_distances(intensity, n_dist: int, where: str):
 
 
 def _check_distances(distances_m, where):
-    import numpy as np
-
     z = np.atleast_1d(np.asarray(distances_m, dtype=float))
     if z.ndim != 1 or not 1 <= z.size <= 4:
         raise ValidationError(f"{where}: distances_m must be 1-4 effective distances in "
@@ -139,7 +139,7 @@ def ctf_retrieval(intensity, *, energy_ev, distances_m, pixel_size_m, delta_beta
     n_dist = images.shape[0]
     lead = images.shape[1:-2]
     flat = images.reshape((n_dist, -1, *shape))
-    tiny = xp.finfo(flat.dtype).tiny
+    tiny = np.finfo(flat.dtype).tiny
     phase = xp.empty(flat.shape[1:], dtype=flat.dtype)
     absorption = xp.empty_like(phase) if return_absorption else None
     for sl in batches(lead, padded, flat.dtype.itemsize, copies=n_dist):  # memory-bounded
