@@ -20,19 +20,19 @@ def test_weak_periodic_object_is_exact(rng):
                       for z in DISTANCES_M])
     for n in (1, 2, 4):
         got = recon.ctf_retrieval(inten[:n], distances_m=DISTANCES_M[:n], delta_beta=db,
-                                  pad=None, prior_weight=0.01, regularization=1e-6, **KW)
-        assert rel_rms(got, phi) < 0.02
+                                  pad=None, prior_weight=1.0, regularization=1e-8, **KW)
+        assert rel_rms(got, phi) < 0.02  # measured 0.007, 0.0045, 0.0004
 
 
-@pytest.mark.parametrize("kind, n, tol", [("homogeneous", 3, 0.12), ("mixed", 3, 0.13),
-                                          ("mixed", 4, 0.17)])
+@pytest.mark.parametrize("kind, n, tol", [("homogeneous", 1, 0.09), ("homogeneous", 3, 0.09),
+                                          ("mixed", 3, 0.12), ("mixed", 4, 0.14)])
 def test_projected_delta_vs_truth(holo_objects, kind, n, tol):
     ds = holo_objects[kind]
     phi, b = recon.ctf_retrieval(ds.projections.values[0, :n], distances_m=DISTANCES_M[:n],
                                  delta_beta=ds.attrs["prior_delta_beta"],
                                  return_absorption=True, **KW)
     k = 2 * np.pi / recon.wavelength_m(E_EV)
-    # Measured 0.096 / 0.113 / 0.148; the residual is the linearised CTF at
+    # Measured 0.071 / 0.071 / 0.098 / 0.113; the residual is the linearised CTF at
     # |phi| up to 0.17 rad and fringes leaving the 128 px field at 3.4 mm.
     assert rel_rms(-phi / k, -ds.true_phase.values / k) < tol
     assert b.shape == phi.shape
@@ -49,8 +49,47 @@ def test_several_distances_beat_paganin_on_mixed_object(holo_objects):
                                       distances_m=DISTANCES_M[:3], delta_beta=db, **KW), truth)
     single = rel_rms(recon.ctf_retrieval(ds.projections.values[0, :1],
                                          distances_m=DISTANCES_M[:1], delta_beta=db, **KW), truth)
-    assert ctf < 0.5 * best_paganin  # measured 0.113 vs 0.305
-    assert ctf < 0.6 * single  # measured 0.113 vs 0.229
+    assert ctf < 0.5 * best_paganin  # measured 0.098 vs 0.305
+    assert ctf < 0.85 * single  # measured 0.098 vs 0.135
+
+
+def test_several_distances_separate_materials_on_weak_object(rng):
+    """Two materials (delta/beta 56 and 1725): only the zero frequency stays with the prior."""
+    from scipy import ndimage
+
+    a, b = (ndimage.gaussian_filter((rng.random((96, 96)) > 0.5).astype(float), 1.5)
+            for _ in range(2))
+    phi = -0.02 * (a + b)
+    wave = np.exp(1j * phi - 0.02 * (a / 56 + b / 1725))
+    inten = np.stack([np.abs(fresnel_propagate(wave, distance_m=z, pad=None, **KW)) ** 2
+                      for z in DISTANCES_M])
+
+    def err(n, weight):
+        got = recon.ctf_retrieval(inten[:n], distances_m=DISTANCES_M[:n], delta_beta=56.0,
+                                  pad=None, prior_weight=weight, regularization=(1e-9, 1e-4),
+                                  **KW)
+        return rel_rms(got - got.mean(), phi - phi.mean())
+
+    # Measured 0.0024 (4 distances, weak prior), 0.0087 (homogeneous CTF), 0.17 (1 distance).
+    assert err(4, 0.01) < 0.5 * err(4, 1e6)
+    assert err(4, 0.01) < 0.05 * err(1, 0.01)
+
+
+def test_matches_nabu_ctf_single_distance(holo_objects):
+    ctf_mod = pytest.importorskip("nabu.preproc.ctf")
+    ds = holo_objects["mixed"]
+    img = ds.projections.values[0, 0, 0].astype(float)
+    db = ds.attrs["prior_delta_beta"]
+    nabu = ctf_mod.CTFPhaseRetrieval(
+        img.shape, ctf_mod.GeoPars(z2=DISTANCES_M[0], pix_size_det=PIXEL_M,
+                                   wavelength=recon.wavelength_m(E_EV)),
+        delta_beta=db, lim1=1e-5, lim2=0.2).retrieve_phase(img)
+    # nabu's lim -> our ridge lim / 4; a huge prior weight is the homogeneous CTF.
+    ours = recon.ctf_retrieval(img[None], distances_m=DISTANCES_M[:1], delta_beta=db,
+                               prior_weight=1e9, regularization=(2.5e-6, 0.05), **KW)
+    # Measured 0.005: the two ridges switch at the same frequency with different profiles.
+    assert rel_rms(ours, nabu) < 0.02
+    assert rel_rms(nabu, ds.true_phase.values[0]) < 0.09
 
 
 def test_list_input_and_dask(rng):
