@@ -63,6 +63,18 @@ def main():
           f"{recon._paganin.default_padded_shape((m, m), 'edge')}, nabu {pag.shape_padded})")
     print(f"max |difference| vs nabu on its padded shape: "
           f"{np.abs(ours_same - theirs).max():.2e} rad")
+    from nabu.preproc.ctf import CTFPhaseRetrieval, GeoPars
+
+    ctf_nabu = CTFPhaseRetrieval((m, m), GeoPars(z2=z, pix_size_det=p,
+                                                 wavelength=recon.wavelength_m(e_ev)),
+                                 delta_beta=db, lim1=1e-5, lim2=0.2)
+    t_nc, _ = _timeit(lambda: np.stack([ctf_nabu.retrieve_phase(i) for i in data[0]]),
+                      args.repeat)
+    t_c1, _ = _timeit(lambda: recon.ctf_retrieval(data[:1], distances_m=zs[:1], delta_beta=db,
+                                                  **kw), args.repeat)
+    print(f"nabu CTFPhaseRetrieval, 1 distance:    {n / t_nc:9.1f} proj/s")
+    print(f"spectrotomo ctf, 1 distance:           {n / t_c1:9.1f} proj/s "
+          f"({t_nc / t_c1:.2f}x nabu)")
     if args.gpu:
         import cupy
 
