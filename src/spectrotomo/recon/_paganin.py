@@ -9,8 +9,10 @@ of nabu's ``PaganinPhaseRetrieval`` (its ``delta_beta`` is ours; nabu returns
 the filtered intensity before the logarithm). TomoPy's ``retrieve_phase``
 builds ``1 / (lambda z |f|^2 / (4 pi) + alpha)`` normalised to 1 at ``f = 0``,
 i.e. ``1 / (1 + lambda z |f|^2 / (4 pi alpha))``: the same filter for
-``alpha = 1 / (4 pi^2 delta_beta)``; TomoPy also returns the filtered
-intensity (take ``(delta_beta / 2) * log`` to compare).
+``alpha = 1 / (4 pi^2 delta_beta)`` (its ``w2`` is ``|f|^2`` in cycles per length,
+on a centred grid of step ``1 / ((n - 1) pixel)``, slightly off the FFT's
+``1 / (n pixel)``); TomoPy also returns the filtered intensity (take
+``(delta_beta / 2) * log`` to compare).
 
 Padding: the FFT filter is a circular convolution, so each image is padded
 to ``padded_shape`` (default: the next FFT-friendly size >= twice the image,
