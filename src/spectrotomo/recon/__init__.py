@@ -11,6 +11,7 @@ from ._phase_units import delta_to_electron_density
 from ._phase_units import effective_geometry
 from ._phase_units import phase_to_delta
 from ._phase_units import wavelength_m
+from ._phase_series import retrieve_phase_series
 from ._phase_volume import reconstruct_phase
 from ._reconstruct import backproject
 from ._reconstruct import project
@@ -30,6 +31,7 @@ __all__ = [
     "reconstruct",
     "reconstruct_phase",
     "register_distances",
+    "retrieve_phase_series",
     "shift_images",
     "wavelength_m",
 ]
