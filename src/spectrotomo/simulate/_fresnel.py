@@ -193,11 +193,11 @@ def holotomo_series(delta_proj, beta_proj, *, energy_ev, distances_m, pixel_size
         rng = np.random.default_rng(seed)
         stack = (rng.poisson(np.clip(stack, 0, None) * float(photons)) / float(photons))
         stack = stack.astype(np.float32)
+    attrs = {"synthetic": True, "pixel_size_m": pixel_size_m}
+    if source_to_sample_m is not None:  # absent attr = parallel beam (zarr has no None)
+        attrs["source_to_sample_m"] = float(source_to_sample_m)
     ds = tilt_series(stack[None], angles=angles, energies=[energy_ev],
-                     pixel_size=pixel_size_m * 1e9, distances=z2,
-                     attrs={"synthetic": True, "pixel_size_m": pixel_size_m,
-                            "source_to_sample_m": -1.0 if source_to_sample_m is None
-                            else float(source_to_sample_m)})
+                     pixel_size=pixel_size_m * 1e9, distances=z2, attrs=attrs)
     ds = ds.assign_coords(effective_distance=("distance", z_eff, {"units": "m"}),
                           magnification=("distance", mag, {"units": "1"}))
     ds["true_phase"] = xr.DataArray(phase.astype(np.float32), dims=("angle", "y", "x"),
