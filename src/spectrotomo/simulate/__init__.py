@@ -12,6 +12,7 @@ from ._particle import particle
 from ._project import project
 from ._references import EDGES
 from ._references import reference_spectra
+from ._sample import sample
 
 __all__ = [
     "EDGES",
@@ -22,5 +23,6 @@ __all__ = [
     "particle",
     "project",
     "reference_spectra",
+    "sample",
     "tilt_series",
 ]
