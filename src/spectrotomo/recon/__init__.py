@@ -1,7 +1,18 @@
-"""spectrotomo.recon stage: parallel-beam reconstruction (FBP, SIRT, CGLS, TV)."""
+"""spectrotomo.recon stage: parallel-beam reconstruction (FBP, SIRT, CGLS, TV) and phase retrieval."""
 
+from ._ctf import ctf_retrieval
 from ._filters import FILTERS
+from ._holo_align import correct_magnification
+from ._holo_align import register_distances
+from ._holo_align import shift_images
 from ._operator import ParallelBeamOperator
+from ._paganin import paganin
+from ._phase_units import delta_to_electron_density
+from ._phase_units import effective_geometry
+from ._phase_units import phase_to_delta
+from ._phase_units import wavelength_m
+from ._phase_series import retrieve_phase_series
+from ._phase_volume import reconstruct_phase
 from ._reconstruct import backproject
 from ._reconstruct import project
 from ._reconstruct import reconstruct
@@ -10,6 +21,17 @@ __all__ = [
     "FILTERS",
     "ParallelBeamOperator",
     "backproject",
+    "correct_magnification",
+    "ctf_retrieval",
+    "delta_to_electron_density",
+    "effective_geometry",
+    "paganin",
+    "phase_to_delta",
     "project",
     "reconstruct",
+    "reconstruct_phase",
+    "register_distances",
+    "retrieve_phase_series",
+    "shift_images",
+    "wavelength_m",
 ]
