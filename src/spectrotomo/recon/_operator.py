@@ -128,9 +128,16 @@ class ParallelBeamOperator:
         return [(s, min(s + self.batch, n_rows)) for s in range(0, n_rows, self.batch)]
 
     # ------------------------------------------------------------------ #
-    def forward(self, volume, out=None):
-        """Project ``volume`` (n_rows, ny, nx) -> (n_angles, n_rows, n_cols) float32."""
+    def forward(self, volume, out=None, *, weights=None):
+        """Project ``volume`` (n_rows, ny, nx) -> (n_angles, n_rows, n_cols) float32.
+
+        ``weights`` (n_angles, n_freq), optional: real Fourier-space weights
+        applied before the inverse detector FFT; ``forward(., weights=w)`` is
+        the exact adjoint of ``adjoint(., weights=w)``.
+        """
         xp = self.xp
+        phase = self._phase if weights is None else self._phase * xp.asarray(
+            weights, dtype=xp.float32)
         vol = xp.asarray(volume)
         if vol.ndim == 2:
             vol = vol[None]
@@ -142,7 +149,7 @@ class ParallelBeamOperator:
             out = xp.empty((self.angles.size, n_rows, self.n_cols), dtype=xp.float32)
         for s, e in self._batches(n_rows):  # bounded memory, each batch is one NUFFT
             coeffs = self._plan(2, e - s).execute(vol[s:e].astype(xp.complex64))
-            spec = coeffs.reshape(e - s, self.angles.size, self.n_freq) * self._phase
+            spec = coeffs.reshape(e - s, self.angles.size, self.n_freq) * phase
             sino = irfft(xp, spec, self.n_pad)[..., :self.n_cols]
             out[:, s:e] = sino.transpose(1, 0, 2)
         return out
@@ -182,13 +189,26 @@ class ParallelBeamOperator:
             out[s:e] = img.real
         return out
 
-    def norm(self, iterations: int = 12, seed: int = 0) -> float:
-        """Largest singular value of the single-slice operator (power iteration)."""
+    def filter_detector(self, projections, weights):
+        """Apply real Fourier weights (n_angles, n_freq) along the zero-padded detector.
+
+        (n_angles, n_rows, n_cols) -> same shape, float32; symmetric in the
+        sense ``<filter(a), b> == <a, filter(b)>``.
+        """
+        xp = self.xp
+        p = xp.asarray(projections, dtype=xp.float32)
+        spec = rfft(xp, p.transpose(1, 0, 2), self.n_pad) * xp.asarray(weights, dtype=xp.float32)
+        return irfft(xp, spec, self.n_pad)[..., :self.n_cols].transpose(1, 0, 2).astype(
+            xp.float32)
+
+    def norm(self, iterations: int = 12, seed: int = 0, *, weights=None) -> float:
+        """Largest singular value of the single-slice operator (power iteration),
+        optionally of the Fourier-weighted operator ``forward(., weights=w)``."""
         xp = self.xp
         x = xp.asarray(np.random.default_rng(seed).random((1, *self.shape), dtype=np.float32))
         s = 0.0
         for _ in range(iterations):
-            x = self.adjoint(self.forward(x))
+            x = self.adjoint(self.forward(x, weights=weights), weights=weights)
             s = float(xp.linalg.norm(x))
             x /= s
         return float(np.sqrt(s))
