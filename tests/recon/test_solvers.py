@@ -69,3 +69,15 @@ def test_out_and_pixel_size_for_solvers(limited):
     assert res is out
     ref = reconstruct(sino, angles, algorithm="cgls", iterations=3)
     np.testing.assert_allclose(out, ref / 5.0, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("algorithm", ["fbp", "sirt", "cgls", "tv"])
+def test_gpu_matches_cpu(limited, algorithm):
+    cp = pytest.importorskip("cupy")
+    pytest.importorskip("cufinufft")
+    angles, sino = limited
+    cpu = reconstruct(sino, angles, algorithm=algorithm, iterations=10)
+    gpu = reconstruct(cp.asarray(sino), angles, algorithm=algorithm, iterations=10)
+    assert isinstance(gpu, cp.ndarray) and gpu.shape == cpu.shape
+    np.testing.assert_allclose(gpu.get(), cpu, atol=2e-3 * np.abs(cpu).max())
