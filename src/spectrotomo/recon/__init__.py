@@ -1,6 +1,7 @@
 """spectrotomo.recon stage: parallel-beam reconstruction (FBP, SIRT, CGLS, TV) and phase retrieval."""
 
 from ._ctf import ctf_retrieval
+from ._dask import reconstruct_dask
 from ._filters import FILTERS
 from ._holo_align import correct_magnification
 from ._holo_align import register_distances
@@ -16,6 +17,7 @@ from ._phase_volume import reconstruct_phase
 from ._reconstruct import backproject
 from ._reconstruct import project
 from ._reconstruct import reconstruct
+from ._series import reconstruct_series
 
 __all__ = [
     "FILTERS",
@@ -34,4 +36,6 @@ __all__ = [
     "retrieve_phase_series",
     "shift_images",
     "wavelength_m",
+    "reconstruct_dask",
+    "reconstruct_series",
 ]
