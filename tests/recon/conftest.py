@@ -24,3 +24,11 @@ def holo_objects():
     from _phase_phantoms import holo_series_pair
 
     return holo_series_pair(np.array([0.0, 90.0]))
+
+
+@pytest.fixture(scope="session")
+def small_particle():
+    """The simulator's small particle (64^3), built once per session."""
+    from spectrotomo.simulate import particle
+
+    return particle("small", seed=0)
