@@ -86,3 +86,12 @@ def test_valence_maps_bad_inputs(xanes_volume):
         valence_maps(xanes_volume, refs, elements=["Co"])
     with pytest.raises(ValidationError, match="outside the references' range"):
         valence_maps(xanes_volume, refs.sel(energy=slice(640, 660)))
+
+
+def test_valence_maps_dask_chunked_matches_eager(xanes_volume):
+    pytest.importorskip("dask.array")
+    refs = builtin_references(["Mn"], energies=xanes_volume.energy.values, normalised=False)
+    eager = valence_maps(xanes_volume, refs, min_amount=0.5)
+    lazy = valence_maps(xanes_volume.chunk({"z": 8, "energy": -1}), refs, min_amount=0.5)
+    np.testing.assert_allclose(lazy["valence"].values, eager["valence"].values, equal_nan=True,
+                               atol=1e-12)
