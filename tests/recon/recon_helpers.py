@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 
-def astra_fbp(sino, angles_deg, *, filter_type="ram-lak"):
+def astra_fbp(sino, angles_deg, *, filter_type="ram-lak", algorithm="FBP", iterations=1,
+              options=None):
     """ASTRA 2D CPU FBP (linear projector) in spectrotomo's geometry.
 
     ASTRA's volume y axis points up (row 0 is the top), so our angle theta is
@@ -15,12 +16,12 @@ def astra_fbp(sino, angles_deg, *, filter_type="ram-lak"):
     pid = astra.create_projector("linear", pg, vg)
     sid = astra.data2d.create("-sino", pg, np.asarray(sino, dtype=np.float32))
     rid = astra.data2d.create("-vol", vg, 0)
-    cfg = astra.astra_dict("FBP")
+    cfg = astra.astra_dict(algorithm)
     cfg.update(ProjectorId=pid, ProjectionDataId=sid, ReconstructionDataId=rid,
-               option={"FilterType": filter_type})
+               option=({"FilterType": filter_type} if algorithm == "FBP" else {}) | dict(options or {}))
     aid = astra.algorithm.create(cfg)
     try:
-        astra.algorithm.run(aid)
+        astra.algorithm.run(aid, iterations)
         return astra.data2d.get(rid)
     finally:
         astra.algorithm.delete(aid)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._filters import angular_weights, ramp_window
-from ._operator import ParallelBeamOperator
+from ._operator import ParallelBeamOperator, _fast_len
 
 __all__ = ["fbp"]
 
@@ -29,5 +29,13 @@ def fbp(projections, op: ParallelBeamOperator, *, filter: str = "ram-lak",
     -------
     array, shape (n_rows, ny, nx), float32, values per voxel.
     """
-    weights = angular_weights(op.angles)[:, None] * ramp_window(op.n_pad, filter)[None, :]
-    return op.adjoint(projections, out=out, weights=weights.astype(np.float32), padding=padding)
+    # Filter on a 2x zero/edge-padded detector (no circular wrap of the ramp's
+    # long tails), then grid only the operator's periodic window (~1.25x the
+    # detector): it holds every s the slice sees and the filtered tails that
+    # balance the DC, and gives the NUFFT ~40 % fewer polar samples than
+    # gridding the 2x-padded spectrum.
+    n_filter = max(op.n_pad, _fast_len(2 * op.n_cols))
+    filtered = op.filter_detector(projections, ramp_window(n_filter, filter), n_pad=n_filter,
+                                  padding=padding, periodic=True)
+    weights = angular_weights(op.angles)[:, None].astype(np.float32)
+    return op.adjoint(filtered, out=out, weights=weights, periodic=True)

@@ -56,7 +56,9 @@ class ParallelBeamOperator:
         NUFFT relative tolerance (single precision: 1e-6 .. 1e-2).
     pad : float
         Detector padding factor: the 1-D FFT length is the next fast length
-        >= ``pad * n_cols`` (and >= what the slice's diagonal needs).
+        >= ``pad * n_cols`` and >= ``(n_cols + diagonal) / 2``, the least
+        for which periodic copies of a projection miss the slice (fewer
+        polar points = faster NUFFTs; FBP filters on its own 2x padding).
     xp : module, optional
         ``numpy`` or ``cupy``; arrays passed to the methods must live there.
     batch : int, optional
@@ -71,7 +73,7 @@ class ParallelBeamOperator:
     """
 
     def __init__(self, angles, n_cols: int, center: float | None = None, shape=None, *,
-                 eps: float = 1e-5, pad: float = 2.0, xp=np, batch: int | None = None):
+                 eps: float = 1e-5, pad: float = 1.25, xp=np, batch: int | None = None):
         self.angles = check_angles(angles, where="ParallelBeamOperator")
         self.n_cols = int(n_cols)
         if self.n_cols < 1:
@@ -128,9 +130,16 @@ class ParallelBeamOperator:
         return [(s, min(s + self.batch, n_rows)) for s in range(0, n_rows, self.batch)]
 
     # ------------------------------------------------------------------ #
-    def forward(self, volume, out=None):
-        """Project ``volume`` (n_rows, ny, nx) -> (n_angles, n_rows, n_cols) float32."""
+    def forward(self, volume, out=None, *, weights=None):
+        """Project ``volume`` (n_rows, ny, nx) -> (n_angles, n_rows, n_cols) float32.
+
+        ``weights`` (n_angles, n_freq), optional: real Fourier-space weights
+        applied before the inverse detector FFT; ``forward(., weights=w)`` is
+        the exact adjoint of ``adjoint(., weights=w)``.
+        """
         xp = self.xp
+        phase = self._phase if weights is None else self._phase * xp.asarray(
+            weights, dtype=xp.float32)
         vol = xp.asarray(volume)
         if vol.ndim == 2:
             vol = vol[None]
@@ -142,30 +151,31 @@ class ParallelBeamOperator:
             out = xp.empty((self.angles.size, n_rows, self.n_cols), dtype=xp.float32)
         for s, e in self._batches(n_rows):  # bounded memory, each batch is one NUFFT
             coeffs = self._plan(2, e - s).execute(vol[s:e].astype(xp.complex64))
-            spec = coeffs.reshape(e - s, self.angles.size, self.n_freq) * self._phase
+            spec = coeffs.reshape(e - s, self.angles.size, self.n_freq) * phase
             sino = irfft(xp, spec, self.n_pad)[..., :self.n_cols]
             out[:, s:e] = sino.transpose(1, 0, 2)
         return out
 
-    def adjoint(self, projections, out=None, *, weights=None, padding: str = "zero"):
+    def adjoint(self, projections, out=None, *, weights=None, periodic: bool = False):
         """Back-project (n_angles, n_rows, n_cols) -> (n_rows, ny, nx) float32.
 
         Parameters
         ----------
-        weights : array, shape (n_angles, n_freq), optional
+        weights : array, shape (n_angles, n_freq) or (n_angles, 1), optional
             Real Fourier-space weights per angle and frequency ``self.omega``
-            (ramp x window x angular weight for FBP). None: exact adjoint.
-        padding : {"zero", "edge"}
-            How the detector is extended to ``n_pad`` before the 1-D FFT
-            (matters only with filtering; "edge" for truncated projections).
+            (e.g. angular quadrature weights for FBP). None: exact adjoint.
+        periodic : bool
+            ``projections`` already span the periodic window (last axis
+            ``n_pad``, see :meth:`filter_detector`) instead of the detector.
         """
         xp = self.xp
         p = xp.asarray(projections)
         if p.ndim == 2:
             p = p[:, None]
-        if p.shape[0] != self.angles.size or p.shape[2] != self.n_cols:
+        width = self.n_pad if periodic else self.n_cols
+        if p.shape[0] != self.angles.size or p.shape[2] != width:
             raise ValueError(f"adjoint: projections must be ({self.angles.size}, n_rows, "
-                             f"{self.n_cols}); got {p.shape}")
+                             f"{width}); got {p.shape}")
         n_rows = p.shape[1]
         if out is None:
             out = xp.empty((n_rows, *self.shape), dtype=xp.float32)
@@ -173,22 +183,70 @@ class ParallelBeamOperator:
             weights, dtype=xp.float32)
         for s, e in self._batches(n_rows):
             sino = xp.ascontiguousarray(p[:, s:e].transpose(1, 0, 2), dtype=xp.float32)
-            if padding == "edge":
-                sino = _edge_pad(xp, sino, self.n_pad)
-            elif padding != "zero":
-                raise ValueError(f"adjoint: 'padding' must be 'zero' or 'edge'; got {padding!r}")
-            spec = rfft(xp, sino, self.n_pad) * factor
+            spec = rfft(xp, sino, self.n_pad)
+            spec *= factor
             img = self._plan(1, e - s).execute(spec.astype(xp.complex64).reshape(e - s, -1))
             out[s:e] = img.real
         return out
 
-    def norm(self, iterations: int = 12, seed: int = 0) -> float:
-        """Largest singular value of the single-slice operator (power iteration)."""
+    def filter_detector(self, projections, weights, *, n_pad: int | None = None,
+                        padding: str = "zero", periodic: bool = False):
+        """Apply real Fourier weights along the padded detector (a 1-D convolution).
+
+        Parameters
+        ----------
+        projections : array, shape (n_angles, n_rows, n_cols)
+        weights : array, shape (n_angles, n_pad // 2 + 1) or (n_pad // 2 + 1,)
+            Real weights on ``rfftfreq(n_pad)``.
+        n_pad : int, optional
+            FFT length, default ``self.n_pad``.
+        padding : {"zero", "edge"}
+        periodic : bool
+            Return the filtered data on this operator's whole periodic window,
+            shape (n_angles, n_rows, self.n_pad) (columns beyond the detector
+            to the right, wrapped ones to the left at the end), for
+            ``adjoint(..., periodic=True)``: keeps the filtered tails outside
+            the detector, which carry the DC balance of FBP.
+
+        Returns
+        -------
+        array, shape (n_angles, n_rows, n_cols), float32. With zero padding the
+        map is symmetric: ``<filter(a), b> == <a, filter(b)>``.
+        """
+        xp = self.xp
+        n_pad = self.n_pad if n_pad is None else int(n_pad)
+        w = xp.asarray(weights, dtype=xp.float32)
+        width = self.n_pad if periodic else self.n_cols
+        right = self.n_cols + (self.n_pad - self.n_cols) // 2  # window columns [0, right)
+        left = self.n_pad - right  # wrapped columns taken from the end
+        if periodic and n_pad < self.n_pad:
+            raise ValueError("filter: n_pad must be >= the operator's n_pad when periodic")
+        out = xp.empty((*projections.shape[:2], width), dtype=xp.float32)
+        for s, e in self._batches(projections.shape[1]):
+            sino = xp.ascontiguousarray(projections[:, s:e].transpose(1, 0, 2), dtype=xp.float32)
+            if padding == "edge":
+                sino = _edge_pad(xp, sino, n_pad)
+            elif padding != "zero":
+                raise ValueError(f"filter: 'padding' must be 'zero' or 'edge'; got {padding!r}")
+            spec = rfft(xp, sino, n_pad)
+            spec *= w
+            full = irfft(xp, spec, n_pad)
+            if periodic:
+                out[:, s:e, :right] = full[..., :right].transpose(1, 0, 2)
+                if left:
+                    out[:, s:e, right:] = full[..., n_pad - left:].transpose(1, 0, 2)
+            else:
+                out[:, s:e] = full[..., :self.n_cols].transpose(1, 0, 2)
+        return out
+
+    def norm(self, iterations: int = 12, seed: int = 0, *, weights=None) -> float:
+        """Largest singular value of the single-slice operator (power iteration),
+        optionally of the Fourier-weighted operator ``forward(., weights=w)``."""
         xp = self.xp
         x = xp.asarray(np.random.default_rng(seed).random((1, *self.shape), dtype=np.float32))
         s = 0.0
         for _ in range(iterations):
-            x = self.adjoint(self.forward(x))
+            x = self.adjoint(self.forward(x, weights=weights), weights=weights)
             s = float(xp.linalg.norm(x))
             x /= s
         return float(np.sqrt(s))

@@ -13,7 +13,7 @@ from ._operator import ParallelBeamOperator
 __all__ = ["reconstruct", "project", "backproject", "ALGORITHMS"]
 
 ALGORITHMS = ("fbp", "sirt", "cgls", "tv")
-_DEFAULT_ITERATIONS = {"sirt": 100, "cgls": 20, "tv": 150}
+_DEFAULT_ITERATIONS = {"sirt": 100, "cgls": 20, "tv": 100}
 
 
 def _is_dask(a) -> bool:
@@ -39,7 +39,7 @@ def reconstruct(projections, angles, *, algorithm: str = "fbp", center: float | 
         Rotation-axis column, sub-pixel allowed (column ``i``'s centre is at
         ``i``); default ``(n_cols - 1) / 2``.
     iterations : int, optional
-        For iterative algorithms; defaults sirt 100, cgls 20, tv 150.
+        For iterative algorithms; defaults sirt 100, cgls 20, tv 100 (measured, see gpu_bench/RESULTS.recon.md).
     pixel_size : float, optional
         Voxel size in nm: values are returned in 1/nm instead of 1/voxel.
     filter : str

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
-from scipy import ndimage
 
 from ._project import project
 from ._references import _STATE_TABLE, cross_section, xraydb_cross_section
@@ -81,21 +80,36 @@ def attenuation(truth: xr.Dataset, energies) -> xr.DataArray:
                   name="attenuation", attrs={"synthetic": True})
 
 
-def _misalign(od, shifts, scales):
-    """Resample each image: out(r) = od(c0 + (r - c0 - shift) / scale).
+def _interp_axis(img, src, axis):
+    """Linear interpolation of ``img`` (E, A, ny, nx) along ``axis`` (2 or 3) at
+    positions ``src`` (E, A, n) that depend only on that axis; zero outside."""
+    n = img.shape[axis]
+    pad = [(0, 0)] * 4
+    pad[axis] = (1, 2)
+    padded = np.pad(img, pad)  # zero borders make out-of-field samples 0
+    pos = np.clip(src + 1.0, 0.0, n + 1.0)
+    lo = np.floor(pos)
+    w = (pos - lo).astype(img.dtype)
+    lo = lo.astype(np.intp)
+    shape = [img.shape[0], img.shape[1], 1, 1]
+    shape[axis] = -1
+    lo, w = lo.reshape(shape), w.reshape(shape)
+    return (np.take_along_axis(padded, lo, axis) * (1 - w)
+            + np.take_along_axis(padded, lo + 1, axis) * w)
 
-    od : (E, A, ny, nx); shifts : (E, A, 2) px (dy, dx); scales : (E,).
+
+def _misalign(od, shifts, scales):
+    """Resample each image: out(r) = od(c0 + (r - c0 - shift) / scale), bilinear.
+
+    od : (E, A, ny, nx); shifts : (E, A, 2) px (dy, dx); scales : (E,). The map
+    is axis-aligned, so it is two separable 1-D interpolations.
     """
     n_e, n_a, ny, nx = od.shape
-    c0 = np.array([(ny - 1) / 2, (nx - 1) / 2])
-    yy, xx = np.meshgrid(np.arange(ny, dtype=float), np.arange(nx, dtype=float), indexing="ij")
-    out = np.empty_like(od)
-    for e in range(n_e):  # energies: small fixed set; angles and pixels vectorised
-        src_y = c0[0] + (yy[None] - c0[0] - shifts[e, :, 0, None, None]) / scales[e]
-        src_x = c0[1] + (xx[None] - c0[1] - shifts[e, :, 1, None, None]) / scales[e]
-        src_a = np.broadcast_to(np.arange(n_a, dtype=float)[:, None, None], src_y.shape)
-        out[e] = ndimage.map_coordinates(od[e], np.stack([src_a, src_y, src_x]), order=1,
-                                         mode="constant", cval=0.0)
+    out = od
+    for axis, n, k in ((2, ny, 0), (3, nx, 1)):
+        c0 = (n - 1) / 2
+        src = c0 + (np.arange(n)[None, None, :] - c0 - shifts[:, :, k, None]) / scales[:, None, None]
+        out = _interp_axis(out, src, axis)
     return out
 
 
@@ -108,11 +122,19 @@ def _beam_profile(ny, nx):
 
 
 def _counts(rng, mean, photons):
+    """Poisson counts (int64), or the expectation (float32) when ``photons`` is None."""
     if photons is None:
-        return mean.astype(np.float32)
-    counts = rng.poisson(mean)
-    dtype = np.uint16 if counts.max() <= np.iinfo(np.uint16).max else np.uint32
-    return counts.astype(dtype)
+        return np.asarray(mean, np.float32)
+    return rng.poisson(mean)
+
+
+def _as_detector_dtype(*frames):
+    """Cast integer frames to uint16 when every value fits, else uint32."""
+    if frames[0].dtype == np.float32:
+        return frames
+    top = max(int(f.max()) for f in frames)
+    dtype = np.uint16 if top <= np.iinfo(np.uint16).max else np.uint32
+    return tuple(f.astype(dtype) for f in frames)
 
 
 def tilt_series(
@@ -165,7 +187,8 @@ def tilt_series(
     xarray.Dataset
         Valid per :func:`spectrotomo.validate_tilt_series`: ``projections``
         (energy, angle, y, x), ``flats`` (energy, flat, y, x), ``darks``
-        (energy, dark, y, x), counts (uint16/uint32, float32 if noise-free).
+        (energy, dark, y, x): counts, uint16 when all fit else uint32
+        (float32 expectations if ``photons`` is None).
         Ground truth: ``true_od`` (energy, angle, y, x) float32 noise-free
         optical density as recorded (misalignment applied, gain errors not);
         ``true_shift`` (angle, shift=[dy, dx]) px; ``true_energy_shift``
@@ -210,15 +233,15 @@ def tilt_series(
     gain = np.exp(ring_strength * (0.8 * rng.normal(size=(1, nx)) + 0.6 * rng.normal(size=(nz, nx))))
     gain = gain.astype(np.float32)
     beam = np.float32(photons if photons is not None else 2e4) * _beam_profile(nz, nx)
-    dark = lambda n: _counts(rng, np.full((energies.size, n, nz, nx), DARK_LEVEL), photons)  # noqa: E731
+    def dark(n):
+        return _counts(rng, np.full((energies.size, n, nz, nx), DARK_LEVEL, np.float32), photons)
+
     flats = _counts(rng, np.broadcast_to(beam, (energies.size, n_flats, nz, nx)), photons)
-    counts = _counts(rng, (beam * gain) * np.exp(-od), photons)
+    projections = _counts(rng, (beam * gain) * np.exp(-od), photons)
     darks = dark(n_darks)
-    dark_p, dark_f = dark(angles.size), dark(n_flats)
-    projections = (counts + dark_p).astype(counts.dtype) if photons is not None else counts + DARK_LEVEL
-    flats = (flats + dark_f).astype(flats.dtype) if photons is not None else flats + DARK_LEVEL
-    if photons is not None and max(projections.max(), flats.max()) == np.iinfo(projections.dtype).max:
-        raise ValueError("tilt_series: counts overflow uint16; lower photons")
+    projections += dark(angles.size)  # every frame carries the dark signal
+    flats = flats + dark(n_flats)
+    projections, flats, darks = _as_detector_dtype(projections, flats, darks)
 
     ds = make_tilt_series(
         projections, angles=angles, energies=energies, pixel_size=px, flats=flats, darks=darks,

@@ -33,24 +33,30 @@ def _centred_grid(shape):
 
 
 def _envelope_radius(unit, radius, rng, roughness):
-    """Radius (voxels) of an irregular, star-shaped envelope along unit vectors (..., 3)."""
+    """Radius (voxels) of an irregular, star-shaped envelope along directions.
+
+    ``unit`` is a tuple of three broadcastable arrays (uz, uy, ux) of unit-vector
+    components.
+    """
     axes = 1.0 + roughness * rng.uniform(-1.0, 1.0, 3)  # mild ellipsoid
     axes /= np.cbrt(np.prod(axes))
-    inv2 = np.einsum("...i,i->...", unit**2, 1.0 / axes**2)
-    r = radius / np.sqrt(inv2)
-    # Low-order lumps: a few random cos^2 bumps give a potato-like outline.
+    inv2 = sum(u * u * np.float32(1.0 / a**2) for u, a in zip(unit, axes))
+    # Low-order lumps: a few random cos^4 bumps give a potato-like outline.
     dirs = rng.normal(size=(6, 3))
     dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
     amps = roughness * 0.6 * rng.uniform(-1.0, 1.0, 6)
-    lumps = np.einsum("...i,ki->...k", unit, dirs) ** 4 @ amps
-    return r * (1.0 + lumps)
+    lumps = np.zeros(np.broadcast_shapes(*(np.shape(u) for u in unit)), np.float32)
+    for d, amp in zip(dirs, amps):  # six lumps: a small fixed set
+        cos = sum(u * np.float32(c) for u, c in zip(unit, d))
+        lumps += np.float32(amp) * cos**4
+    return np.float32(radius) / np.sqrt(inv2) * (1.0 + lumps)
 
 
 def _seeds_inside(n, radius, rng, roughness_rng_state, roughness):
     """``n`` grain seeds uniformly inside the envelope (rejection sampling)."""
     pts = rng.uniform(-radius * 1.3, radius * 1.3, size=(n * 8 + 64, 3))
     norm = np.linalg.norm(pts, axis=1)
-    unit = pts / np.maximum(norm, 1e-6)[:, None]
+    unit = tuple((pts / np.maximum(norm, 1e-6)[:, None]).T)
     env = _envelope_radius(unit, radius, np.random.default_rng(roughness_rng_state), roughness)
     inside = pts[norm < env - 1.0]
     if inside.shape[0] < n:
@@ -87,11 +93,16 @@ def build_geometry(
     env_state = int(rng.integers(2**31))
     z, y, x = np.meshgrid(*_centred_grid(shape), indexing="ij", sparse=True)
     r = np.sqrt(z * z + y * y + x * x)
-    unit = np.stack(np.broadcast_arrays(z, y, x), axis=-1) / np.maximum(r, 1e-6)[..., None]
-    env_r = _envelope_radius(unit, radius, np.random.default_rng(env_state), roughness)
-    del unit
+    inv_r = 1.0 / np.maximum(r, np.float32(1e-6))
+    env_r = _envelope_radius((z * inv_r, y * inv_r, x * inv_r), radius,
+                             np.random.default_rng(env_state), roughness)
     envelope = np.clip(0.5 + (env_r - r), 0.0, 1.0).astype(np.float32)
     particle = envelope >= 0.5
+    border = np.ones(shape, bool)
+    border[1:-1, 1:-1, 1:-1] = False
+    if (envelope[border] > 0).any():
+        raise ValueError(f"particle: radius {radius:.1f} voxels (+ roughness {roughness}) does not fit "
+                         f"inside shape {shape}; lower radius_nm or roughness")
 
     # Voronoi grains: the two nearest seeds give the label and the exact
     # distance to the shared bisector plane (grain boundary).

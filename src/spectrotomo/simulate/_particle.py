@@ -4,10 +4,11 @@ Soft X-rays at the TM L edges are absorbed within ~100-200 nm of dense oxide, so
 a dense 1 um particle would reach optical densities of ~10 on the white lines.
 The presets therefore model a *mesoporous* secondary particle: the primary
 grains' effective density is ``packing`` x the crystal density (formula units
-per nm^3 in ``attrs["formula_unit_density"]``). With the preset sizes this
-keeps the maximum optical density over all four edges (white lines included)
-below ~4 (checked in tests/simulate/test_forward.py for ``small``; ~3.5 for
-``demo``).
+per nm^3 in ``attrs["formula_unit_density"]``): packing 0.35 for ``small``
+(~0.95 um across), 0.28 for ``demo`` (~1.2 um). This keeps the maximum optical
+density over 525-880 eV (white lines included, any tilt) below 4: measured
+3.3 (small, LRTMO, 643.5 eV), 2.7 (small, NCM811, 854 eV), ~3.5 (demo, LRTMO);
+1.1-1.6 at the dual-energy pairs (tests/simulate/test_forward.py checks small).
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ PRESETS = {
         "packing": 0.35,
     },
     "demo": {
-        "shape": (128, 128, 128), "pixel_size": 12.0, "radius_nm": 640.0, "n_grains": 150,
+        "shape": (128, 128, 128), "pixel_size": 12.0, "radius_nm": 600.0, "n_grains": 150,
         "n_voids": 14, "void_radius_nm": (25.0, 70.0), "n_cracks": 10, "crack_width_nm": 24.0,
-        "packing": 0.22,
+        "packing": 0.28,
     },
 }
 
@@ -87,7 +88,7 @@ def particle(preset: str = "small", *, seed: int = 0, **overrides) -> xr.Dataset
     ----------
     preset : {"small", "demo"}
         "small": 64^3 voxels of 20 nm, particle ~0.95 um across (tests);
-        "demo": 128^3 voxels of 12 nm, particle ~1.3 um across.
+        "demo": 128^3 voxels of 12 nm, particle ~1.2 um across.
     seed : int
         Seed of every random choice (deterministic output).
     **overrides
@@ -104,7 +105,8 @@ def particle(preset: str = "small", *, seed: int = 0, **overrides) -> xr.Dataset
         where occupancy is 0); ``composition_class`` uint8 (0 where occupancy
         < 0.5, 1 target, 2 oxygen-poor, 3 oxygen-rich); ``density`` (element, z,
         y, x) float32 atoms/nm^3; ``state_fraction`` (state, z, y, x) float32;
-        ``valence`` (element, z, y, x) float32. Attrs: ``pixel_size`` (nm),
+        ``valence`` (element, z, y, x) float32 (fractions and valence are 0
+        where occupancy is 0). Attrs: ``pixel_size`` (nm),
         ``preset``, ``seed``, ``formula``, ``composition``, ``target_tm_o``,
         ``tolerance``, ``formula_unit_density`` (1/nm^3, effective).
     """
@@ -132,6 +134,8 @@ def _assemble(p, preset, seed, geom, density, fractions, states, fu) -> xr.Datas
     px = float(p["pixel_size"])
     comp = p["composition"]
     target = target_tm_o(comp)
+    absent = geom.occupancy <= 0
+    fractions[:, absent] = 0.0  # no atoms: no oxidation state
     tm = density[1:4].sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(geom.occupancy > 0, tm / density[4], np.nan).astype(np.float32)
@@ -141,6 +145,7 @@ def _assemble(p, preset, seed, geom, density, fractions, states, fu) -> xr.Datas
     for i, el in enumerate(ELEMENTS[1:], start=1):
         sel = elements_of == el
         valence[i] = np.tensordot(valences[sel], fractions[sel], axes=1)
+    valence[:, absent] = 0.0
     spatial = ("z", "y", "x")
     coords = {d: xr.DataArray(np.arange(n) * px, dims=d, attrs={"units": "nm"})
               for d, n in zip(spatial, geom.depth.shape)}
