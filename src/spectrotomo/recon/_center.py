@@ -18,11 +18,16 @@ methods, chosen automatically from the angles:
   gives ``c`` (exact without jitter; jitter's mean ``dx`` is
   indistinguishable from an axis offset, so align first or expect an error
   of about the jitter / sqrt(n_angles) times the fit's conditioning).
-- ``"sharpness"``: limited-angle scans (no opposite projection): reconstruct
-  a few rows by FBP for every candidate at once and keep the candidate whose
-  slices have the least total variation (a wrong axis smears every feature
-  into arcs; negativity or L1 metrics were biased by 1-5 px at -65..+65 deg
-  on the test phantoms, TV by < 0.1 px).
+- ``"consistency"``: limited-angle scans (no opposite projection), any
+  object: for every candidate at once, FBP a few rows from the even-numbered
+  angles, re-project at the odd ones and keep the candidate whose prediction
+  matches the measured odd projections best. Measured: 0.2 px on the
+  grain-textured simulated particle (2 deg steps), but biased by ~5 px on a
+  smooth ball phantom at 1 deg steps (not understood yet) -- not the default.
+- ``"sharpness"``: as above but the metric is the total variation of the
+  FBP slices (a wrong axis smears features into arcs). Accurate to < 0.1 px
+  on smooth particles; flat on grain-textured ones, where ``"consistency"``
+  or ``"com"`` work.
 """
 
 from __future__ import annotations
@@ -144,21 +149,34 @@ def _center_com(xp, projections, angles):
     return float(coef[0]), (angles, com - basis @ coef)
 
 
-def _sharpness_metric(xp, projections, angles, rows, candidates, filter_name):
-    from ._reconstruct import reconstruct
-
+def _candidate_stack(xp, projections, rows, candidates):
+    """(A, k*r, n): the chosen rows shifted so that each candidate axis sits at the
+    detector centre -- all candidates go through one reconstruction call."""
     n = projections.shape[-1]
     ref = (n - 1) / 2.0
     sub = projections[:, rows, :].astype(np.float32)  # (A, r, n)
     a, r, _ = sub.shape
-    k = candidates.size
-    # Shifting by ref - c moves axis c onto ref: all candidates in one FBP call.
-    stack = xp.broadcast_to(sub[:, None], (a, k, r, n)).reshape(a, k * r, n)
+    stack = xp.broadcast_to(sub[:, None], (a, candidates.size, r, n)).reshape(a, -1, n)
     d = np.repeat(ref - candidates, r)
-    shifts = np.stack([np.zeros_like(d), d], axis=1)
-    shifted = fourier_shift(xp.moveaxis(stack, 1, 0), shifts)  # (k*r, A, n)
-    rec = reconstruct(xp.moveaxis(shifted, 0, 1), angles, center=ref, filter=filter_name)
-    rec = rec.reshape(k, r, n, n)
+    shifted = fourier_shift(xp.moveaxis(stack, 1, 0), np.stack([np.zeros_like(d), d], axis=1))
+    return xp.moveaxis(shifted, 0, 1), ref
+
+
+def _limited_metric(xp, projections, angles, rows, candidates, filter_name, kind):
+    from ._reconstruct import project, reconstruct
+
+    stack, ref = _candidate_stack(xp, projections, rows, candidates)
+    a, _, n = stack.shape
+    k, r = candidates.size, len(rows)
+    if kind == "consistency":
+        # Cross-validation: FBP from the even angles must predict the odd ones;
+        # a wrong axis makes the two halves disagree.
+        even, odd = np.arange(0, a, 2), np.arange(1, a, 2)
+        rec = reconstruct(stack[even], angles[even], center=ref, filter=filter_name)
+        pred = project(rec, angles[odd], center=ref, n_cols=n)
+        err = ((pred - stack[odd]) ** 2).reshape(odd.size, k, r, n).sum(axis=(0, 2, 3))
+        return to_numpy(err)
+    rec = reconstruct(stack, angles, center=ref, filter=filter_name).reshape(k, r, n, n)
     gy = xp.diff(rec, axis=-2)[..., :, :-1]
     gx = xp.diff(rec, axis=-1)[..., :-1, :]
     # Total variation: the integrated attenuation is the same for every
@@ -166,12 +184,12 @@ def _sharpness_metric(xp, projections, angles, rows, candidates, filter_name):
     return to_numpy(xp.sqrt(gy ** 2 + gx ** 2).sum(axis=(1, 2, 3)))
 
 
-def _center_sharpness(xp, projections, angles, search, rows, step, filter_name):
+def _center_limited(xp, projections, angles, search, rows, step, filter_name, kind):
     coarse = np.arange(search[0], search[1] + 1.0, 2.0)
-    m_coarse = _sharpness_metric(xp, projections, angles, rows, coarse, filter_name)
+    m_coarse = _limited_metric(xp, projections, angles, rows, coarse, filter_name, kind)
     c0 = coarse[int(np.argmin(m_coarse))]
     fine = np.arange(c0 - 2.0, c0 + 2.0 + step / 2, step)
-    m_fine = _sharpness_metric(xp, projections, angles, rows, fine, filter_name)
+    m_fine = _limited_metric(xp, projections, angles, rows, fine, filter_name, kind)
     return _refine_minimum(fine, m_fine), (np.concatenate([coarse, fine]),
                                            np.concatenate([m_coarse, m_fine]))
 
@@ -209,10 +227,11 @@ def find_center(projections, angles, *, method: str = "auto", rows=None, n_rows:
         Optical density (numpy or cupy), normalised, stripes removed.
     angles : array_like, shape (n_angles,)
         Degrees.
-    method : {"auto", "opposite", "vo", "com", "sharpness"}
+    method : {"auto", "opposite", "vo", "com", "consistency", "sharpness"}
         ``"auto"``: ``"opposite"`` when projections 180 deg apart exist,
         ``"vo"`` for other scans spanning 180 deg, ``"com"`` for limited
-        angles with the object inside the field of view, else ``"sharpness"``.
+        angles with the object inside the field of view, else
+        ``"sharpness"``.
     rows : sequence of int, optional
         Detector rows used by ``"vo"``/``"sharpness"``; default the
         ``n_rows`` rows carrying the most attenuation.
@@ -273,11 +292,11 @@ def find_center(projections, angles, *, method: str = "auto", rows=None, n_rows:
         center, curve = _center_vo(xp, p, angles, (lo, hi), rows, step)
     elif method == "com":
         center, curve = _center_com(xp, p, angles)
-    elif method == "sharpness":
-        center, curve = _center_sharpness(xp, p, angles, (lo, hi), rows, step, filter)
+    elif method in ("consistency", "sharpness"):
+        center, curve = _center_limited(xp, p, angles, (lo, hi), rows, step, filter, method)
     else:
-        raise ValueError("find_center: method must be 'auto', 'opposite', 'vo', 'com' or "
-                         f"'sharpness'; got {method!r}")
+        raise ValueError("find_center: method must be 'auto', 'opposite', 'vo', 'com', "
+                         f"'consistency' or 'sharpness'; got {method!r}")
     if qc_path is not None:
         _qc_figure(qc_path, curve[0], curve[1], center, method)  # com: fit residual vs angle
     return (center, curve) if return_metric else center
