@@ -16,3 +16,19 @@ def sino180(phantom128):
 
     angles = np.arange(0.0, 180.0, 1.0)
     return angles, project(phantom128, angles)
+
+
+@pytest.fixture(scope="session")
+def holo_objects():
+    """{"homogeneous"|"mixed": holotomography Dataset} (phantoms in _phase_phantoms.py)."""
+    from _phase_phantoms import holo_series_pair
+
+    return holo_series_pair(np.array([0.0, 90.0]))
+
+
+@pytest.fixture(scope="session")
+def small_particle():
+    """The simulator's small particle (64^3), built once per session."""
+    from spectrotomo.simulate import particle
+
+    return particle("small", seed=0)

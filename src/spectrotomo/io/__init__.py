@@ -1,3 +1,50 @@
-"""spectrotomo.io stage."""
+"""spectrotomo.io stage: beamline files -> tilt series (readers), the sample
+store (zarr v3) and OME-Zarr views.
 
-__all__: list[str] = []
+Readers are backends behind :func:`read` (format detected from content);
+each format's reader is also callable directly.  The store keeps one zarr v3
+store per sample with one group per stage (:func:`write`, :func:`read_group`,
+:func:`open_tree`, chunk-aligned region writes, completion markers, a lock).
+"""
+
+from ._assemble import read_series
+from ._common import ReaderError
+from ._dxchange import read_dxchange
+from ._fxi import read_fxi
+from ._lock import StoreLockedError, store_lock
+from ._markers import is_complete
+from ._nxtomo import read_nxtomo
+from ._omezarr import write_ome_zarr
+from ._read import read
+from ._regions import init_array, mark_complete, missing_regions, write_region
+from ._store import IncompleteGroupError, list_groups, open_tree, read_group, write, write_groups
+from ._summary import describe_store, format_store
+from ._tiff import read_tiff_stack
+from ._xradia import read_xradia
+
+__all__ = [
+    "IncompleteGroupError",
+    "ReaderError",
+    "StoreLockedError",
+    "describe_store",
+    "format_store",
+    "init_array",
+    "is_complete",
+    "list_groups",
+    "mark_complete",
+    "missing_regions",
+    "open_tree",
+    "read",
+    "read_dxchange",
+    "read_fxi",
+    "read_group",
+    "read_nxtomo",
+    "read_series",
+    "read_tiff_stack",
+    "read_xradia",
+    "store_lock",
+    "write",
+    "write_groups",
+    "write_ome_zarr",
+    "write_region",
+]

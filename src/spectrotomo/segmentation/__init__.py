@@ -1,3 +1,51 @@
-"""spectrotomo.segmentation stage."""
+"""spectrotomo.segmentation: particle masks, composition classes, voids and
+cracks, equal-volume shells, depth below the surface and profile statistics.
 
-__all__: list[str] = []
+Lengths in nm; masks/labels are ``(z, y, x)`` or ``(y, x)`` arrays or
+DataArrays (voxel size from ``attrs['spacing']``, ``attrs['pixel_size']`` or
+the steps of nm coordinates; plain arrays take ``spacing=`` and default to
+1 nm).
+
+Chunking: ``composition_classes`` is element-wise (lazy on dask arrays, runs
+on cupy arrays). Everything that measures distance or shape (``depth``,
+``shells``, ``particle_mask``, ``split_particles``, ``find_pores``,
+``find_cracks``) needs whole particles in memory and runs on the host
+(scipy.ndimage/scikit-image): under dask, map it over per-particle crops
+(e.g. the boxes of ``scipy.ndimage.find_objects``), not over arbitrary chunks.
+The tables (``class_fractions``, ``profile_table``, ``defect_table``) reduce
+with bincounts and accept numpy, cupy or dask input (copied to the host).
+"""
+
+from ._classes import CLASS_LEGEND
+from ._classes import class_fractions
+from ._classes import composition_classes
+from ._depth import depth
+from ._mask import particle_mask
+from ._mask import split_particles
+from ._plot import plot_profile
+from ._pores import defect_sizes
+from ._pores import defect_table
+from ._pores import find_cracks
+from ._pores import find_pores
+from ._shells import shells
+from ._stats import profile_table
+from ._stats import region_stats
+from ._stats import to_csv
+
+__all__ = [
+    "CLASS_LEGEND",
+    "class_fractions",
+    "composition_classes",
+    "defect_sizes",
+    "defect_table",
+    "depth",
+    "find_cracks",
+    "find_pores",
+    "particle_mask",
+    "plot_profile",
+    "profile_table",
+    "region_stats",
+    "shells",
+    "split_particles",
+    "to_csv",
+]

@@ -3,7 +3,26 @@
 Everything here returns physical units and is deterministic for a seed.
 """
 
+from ._forward import attenuation
+from ._forward import tilt_series
+from ._fresnel import fresnel_propagate
+from ._fresnel import holotomo_series
 from ._geometry import ball
+from ._particle import particle
 from ._project import project
+from ._references import EDGES
+from ._references import reference_spectra
+from ._sample import sample
 
-__all__ = ["ball", "project"]
+__all__ = [
+    "EDGES",
+    "attenuation",
+    "ball",
+    "fresnel_propagate",
+    "holotomo_series",
+    "particle",
+    "project",
+    "reference_spectra",
+    "sample",
+    "tilt_series",
+]

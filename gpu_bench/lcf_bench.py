@@ -1,0 +1,154 @@
+"""Benchmark: exact batched LCF (spectrotomo.spectra.lcf) vs per-spectrum peers.
+
+Same run, same spectra: for 3 and 5 references x 30 and 100 energies, prints
+spectra/s of
+  * spectrotomo lcf (nonneg, and nonneg + sum_to_one), float64 and float32,
+    numpy (all cores via block threads); cupy with --gpu;
+  * a scipy.optimize.nnls loop (nonneg; its agreement with ours is checked);
+  * xraylarch's lincombo_fit (nonneg + sum_to_one) when larch is installed;
+and the ratios. Rates of the per-spectrum peers are measured on a subset.
+
+    PYTHONPATH=src python gpu_bench/lcf_bench.py --n-spectra 1000000 --n-peer 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+
+def _references(k: int, n: int, rng) -> np.ndarray:
+    """XANES-like references: arctan edge + white line shifted per state."""
+    e = np.linspace(0.0, 30.0, n)[None, :]
+    shift = np.arange(k)[:, None] * 1.2
+    return (0.5 + np.arctan((e - 10 - shift) / 0.8) / np.pi
+            + 2.0 * np.exp(-0.5 * ((e - 11 - shift) / 0.7) ** 2)
+            + 0.05 * rng.random((k, 1)))
+
+
+def _spectra(refs, n_spec, rng, dtype):
+    k, n = refs.shape
+    f = rng.dirichlet(np.ones(k), size=n_spec)
+    out = f @ refs
+    out += rng.normal(scale=0.02, size=out.shape)
+    return out.astype(dtype)
+
+
+def _best_rate(fn, n, repeats):
+    best = np.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return n / best
+
+
+def _sync(xp):
+    if xp.__name__ == "cupy":
+        xp.cuda.Stream.null.synchronize()
+
+
+def bench_ours(spectra, refs, *, sum_to_one, dtype, repeats, xp=np, workers=1):
+    from spectrotomo.spectra import lcf
+
+    data = xp.asarray(spectra)
+
+    def run():
+        lcf(data, refs, nonneg=True, sum_to_one=sum_to_one, dtype=dtype, workers=workers)
+        _sync(xp)
+
+    run()  # warm-up (plans, cupy kernels)
+    return _best_rate(run, spectra.shape[0], repeats)
+
+
+def bench_scipy(spectra, refs):
+    from scipy.optimize import nnls
+
+    a = refs.T.astype(np.float64)
+    s = spectra.astype(np.float64)
+    t0 = time.perf_counter()
+    x = np.array([nnls(a, row)[0] for row in s])
+    return s.shape[0] / (time.perf_counter() - t0), x
+
+
+def bench_larch(spectra, refs, energies):
+    """xraylarch lincombo_fit (lmfit, bounds 0..1, sum_to_one): (rate, fractions)."""
+    try:
+        from larch import Group
+        from larch.math.lincombo_fitting import lincombo_fit
+    except ImportError:
+        return None, None
+    k = refs.shape[0]
+    groups = [Group(energy=energies, norm=r, filename=f"ref{i}", groupname=f"ref{i}")
+              for i, r in enumerate(refs)]
+    out = []
+    t0 = time.perf_counter()
+    for s in spectra:
+        res = lincombo_fit(Group(energy=energies, norm=s.astype(np.float64)), groups,
+                           minvals=[0.0] * k, maxvals=[1.0] * k, sum_to_one=True)
+        out.append(list(res.weights.values()))
+    return spectra.shape[0] / (time.perf_counter() - t0), np.array(out)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n-spectra", type=int, default=1_000_000)
+    p.add_argument("--n-peer", type=int, default=2000, help="spectra for the per-spectrum peers")
+    p.add_argument("--n-larch", type=int, default=50)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--refs", type=int, nargs="+", default=[3, 5])
+    p.add_argument("--energies", type=int, nargs="+", default=[30, 100])
+    p.add_argument("--workers", type=int, default=1, help="block threads of the numpy path")
+    p.add_argument("--gpu", action="store_true", help="also time the cupy path")
+    args = p.parse_args(argv)
+    from spectrotomo.spectra import lcf
+
+    rng = np.random.default_rng(0)
+    print(f"cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}, spectra: "
+          f"{args.n_spectra}, workers: {args.workers}, peers on {args.n_peer}")
+    header = (f"{'k':>2} {'n':>4} {'mode':<14} {'ours f64':>10} {'ours f32':>10} "
+              f"{'scipy nnls':>10} {'larch':>8} {'f32/scipy':>9}")
+    if args.gpu:
+        header += f" {'cupy f32':>10}"
+    print(header + "   (spectra/s)")
+    for k in args.refs:
+        for n in args.energies:
+            refs = _references(k, n, rng)
+            spectra = _spectra(refs, args.n_spectra, rng, np.float32)
+            peer = spectra[: args.n_peer]
+            scipy_rate, x_scipy = bench_scipy(peer, refs)
+            ours_peer = lcf(peer.astype(np.float64), refs).fractions
+            err = np.abs(ours_peer - x_scipy).max()
+            larch_rate, x_larch = bench_larch(spectra[: args.n_larch], refs, np.linspace(0, 30, n))
+            larch_err = None
+            if x_larch is not None:
+                ours_l = lcf(spectra[: args.n_larch].astype(np.float64), refs, sum_to_one=True)
+                larch_err = np.abs(ours_l.fractions - x_larch).max()
+                # objective comparison: ours is the exact optimum, never worse
+                res_l = np.linalg.norm(x_larch @ refs - spectra[: args.n_larch], axis=1)
+                larch_worse = np.mean(res_l > ours_l.residual * (1 + 1e-9) + 1e-12)
+            for sum_to_one in (False, True):
+                r64 = bench_ours(spectra, refs, sum_to_one=sum_to_one, dtype=np.float64,
+                                 repeats=args.repeats, workers=args.workers)
+                r32 = bench_ours(spectra, refs, sum_to_one=sum_to_one, dtype=np.float32,
+                                 repeats=args.repeats, workers=args.workers)
+                mode = "nonneg+sum1" if sum_to_one else "nonneg"
+                larch = f"{larch_rate:8.0f}" if (larch_rate and sum_to_one) else f"{'-':>8}"
+                line = (f"{k:>2} {n:>4} {mode:<14} {r64:10.3g} {r32:10.3g} {scipy_rate:10.3g} "
+                        f"{larch} {r32 / scipy_rate:9.0f}")
+                if args.gpu:
+                    import cupy
+
+                    line += f" {bench_ours(spectra, refs, sum_to_one=sum_to_one, dtype=np.float32, repeats=args.repeats, xp=cupy):10.3g}"
+                print(line)
+            print(f"   max |ours - scipy nnls| (float64) on {args.n_peer} spectra: {err:.2e}")
+            if larch_err is not None:
+                print(f"   max |ours - larch lincombo_fit| (nonneg+sum1) on {args.n_larch} spectra: "
+                      f"{larch_err:.2e}; larch residual larger than ours on {100 * larch_worse:.0f} %")
+
+
+if __name__ == "__main__":
+    main()

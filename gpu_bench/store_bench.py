@@ -1,0 +1,97 @@
+"""Sample-store throughput: spectrotomo.io against plain xarray/zarr on the same data.
+
+Measures the overhead of the store's safety (temporary store + rename,
+completion markers, per-chunk done markers) over the peer calls it wraps.
+
+    PYTHONPATH=src python gpu_bench/store_bench.py --energies 8 --size 128 --chunk 32
+"""
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _timed(fn, repeat):
+    best = np.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main():
+    import xarray as xr
+    import zarr
+
+    from spectrotomo import volume
+    from spectrotomo.io import init_array, mark_complete, read_group, write, write_region
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--energies", type=int, default=8)
+    p.add_argument("--size", type=int, default=128, help="volume edge (voxels)")
+    p.add_argument("--chunk", type=int, default=32, help="z chunk of region writes (voxels)")
+    p.add_argument("--repeat", type=int, default=3)
+    args = p.parse_args()
+    n, e = args.size, args.energies
+    data = np.random.default_rng(0).random((e, n, n, n), dtype=np.float32)
+    vol = volume(data, energies=np.linspace(640, 660, e), voxel_size=10.0)
+    mb = data.nbytes / 2**20
+    chunks = (1, args.chunk, n, n)
+    work = Path(tempfile.mkdtemp(prefix="store_bench_"))
+    try:
+        def ours():
+            write(work / "a.zarr", "recon", vol, overwrite=True,
+                  encoding={"volume": {"chunks": chunks}})
+
+        def peer():
+            vol.to_dataset().to_zarr(work / "b.zarr", group="recon", mode="w", zarr_format=3,
+                                     consolidated=False, encoding={"volume": {"chunks": chunks}})
+
+        t_ours, t_peer = _timed(ours, args.repeat), _timed(peer, args.repeat)
+        print(f"whole write {mb:.0f} MB: spectrotomo.io.write {t_ours:.3f} s, xarray.to_zarr "
+              f"{t_peer:.3f} s, ratio {t_ours / t_peer:.2f}")
+
+        def ours_read():
+            read_group(work / "a.zarr", "recon").load()
+
+        def peer_read():
+            xr.open_zarr(work / "b.zarr", group="recon", zarr_format=3, chunks={},
+                         consolidated=False).load()
+
+        t_ours, t_peer = _timed(ours_read, args.repeat), _timed(peer_read, args.repeat)
+        print(f"read {mb:.0f} MB: spectrotomo.io.read_group {t_ours:.3f} s, xarray.open_zarr "
+              f"{t_peer:.3f} s, ratio {t_ours / t_peer:.2f}")
+
+        regions = [(i, z) for i in range(e) for z in range(0, n, args.chunk)]
+
+        def ours_regions():
+            init_array(work / "c.zarr", "recon", "volume", shape=data.shape, dtype=data.dtype,
+                       chunks=chunks, dims=vol.dims, overwrite=True)
+            shutil.rmtree(work / "c.zarr" / "recon" / "volume" / ".spectrotomo_done",
+                          ignore_errors=True)
+            for i, z in regions:
+                write_region(work / "c.zarr", "recon", "volume",
+                             {"energy": slice(i, i + 1), "z": slice(z, z + args.chunk)},
+                             data[i:i + 1, z:z + args.chunk])
+            mark_complete(work / "c.zarr", "recon")
+
+        def peer_regions():
+            arr = zarr.create_array(str(work / "d.zarr"), shape=data.shape, dtype=data.dtype,
+                                    chunks=chunks, overwrite=True, zarr_format=3)
+            for i, z in regions:
+                arr[i:i + 1, z:z + args.chunk] = data[i:i + 1, z:z + args.chunk]
+
+        t_ours, t_peer = _timed(ours_regions, args.repeat), _timed(peer_regions, args.repeat)
+        print(f"{len(regions)} region writes {mb:.0f} MB: spectrotomo.io {t_ours:.3f} s, "
+              f"plain zarr {t_peer:.3f} s, ratio {t_ours / t_peer:.2f}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

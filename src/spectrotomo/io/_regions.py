@@ -1,0 +1,239 @@
+"""Chunk-aligned region writes for chunk-parallel (resumable) jobs.
+
+Protocol::
+
+    init_array(store, "recon", "volume", shape=..., dtype="float32",
+               chunks=(1, 16, 64, 64), dims=("energy", "z", "y", "x"), coords=...)
+    for region in missing_regions(store, "recon", "volume"):   # skips finished chunks
+        write_region(store, "recon", "volume", region, compute(region))  # any worker
+        # region: tuple of slices in dim order, e.g. (slice(0, 1), slice(16, 32), ...)
+    mark_complete(store, "recon")                               # last, by the coordinator
+
+Regions must cover whole chunks so that no two workers ever write the same
+chunk.  Each finished chunk gets a done marker *after* its data is written;
+the group is incomplete (reads raise) until :func:`mark_complete`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+
+import numpy as np
+import xarray as xr
+
+from ._lock import check_unlocked
+from ._markers import (
+    done_dir,
+    ensure_parents,
+    get_marker,
+    group_exists,
+    normalize_group,
+    set_marker,
+    store_root,
+)
+
+__all__ = ["init_array", "write_region", "missing_regions", "mark_complete"]
+
+
+def _open_array(store_path, group: str, name: str, mode: str = "r"):
+    import zarr
+
+    try:
+        return zarr.open_array(str(store_root(store_path)), path=f"{group}/{name}",
+                               mode=mode, zarr_format=3)
+    except FileNotFoundError:
+        raise KeyError(f"group {group!r} of store {str(store_root(store_path))!r} has no "
+                       f"array {name!r}; create it with init_array first") from None
+
+
+def _same_layout(arr, shape, dtype, chunks, dims) -> bool:
+    return (tuple(arr.shape) == tuple(shape) and np.dtype(arr.dtype) == np.dtype(dtype)
+            and tuple(arr.chunks) == tuple(chunks)
+            and tuple(arr.metadata.dimension_names or ()) == tuple(dims))
+
+
+def init_array(store_path, group: str, name: str, *, shape, dtype, chunks, dims,
+               coords=None, attrs=None, overwrite: bool = False) -> None:
+    """Create an empty chunked array to be filled by :func:`write_region`.
+
+    Calling it again on an unfinished group with the same layout and
+    ``overwrite=False`` keeps the written chunks (a resumed job).  With
+    ``overwrite=True`` the array starts empty (done markers cleared).  Either
+    way the group is (re)set to the unfinished state.
+
+    Parameters
+    ----------
+    store_path : str or path-like
+    group, name : str
+        Group path and variable name.
+    shape, chunks : tuple of int
+        Array and chunk shape (elements), one entry per dim.
+    dtype : numpy dtype
+    dims : tuple of str
+        Dimension names, e.g. ``("energy", "z", "y", "x")``.
+    coords : mapping, optional
+        Coordinates (with ``units`` attrs) as for ``xarray.Dataset``.
+    attrs : mapping, optional
+        Variable attributes (``units``, ``provenance``...).
+    overwrite : bool
+        Start afresh: allowed on a complete group and on an existing array of
+        another layout (both refused otherwise).
+    """
+    import dask.array as da
+
+    group = normalize_group(group)
+    shape, chunks, dims = tuple(int(s) for s in shape), tuple(int(c) for c in chunks), tuple(dims)
+    if not (len(shape) == len(chunks) == len(dims)):
+        raise ValueError(f"init_array: shape {shape}, chunks {chunks} and dims {dims} must "
+                         "have one entry per dimension")
+    if any(c <= 0 for c in chunks):
+        raise ValueError(f"init_array: chunks must be positive; got {chunks}")
+    root = store_root(store_path)
+    check_unlocked(root)
+    marker = get_marker(root, group) if group_exists(root, group) else None
+    if marker is not None and marker.get("state") == "complete" and not overwrite:
+        raise FileExistsError(f"group {group!r} of store {str(root)!r} already holds a "
+                              "complete result; pass overwrite=True to rewrite it")
+    if group_exists(root, group) and (root / group / name / "zarr.json").is_file():
+        if not overwrite and _same_layout(_open_array(root, group, name), shape, dtype,
+                                          chunks, dims):
+            set_marker(root, group, state="writing")
+            return
+        if not overwrite:
+            raise FileExistsError(f"array {name!r} of group {group!r} exists with another "
+                                  "shape/dtype/chunks/dims; pass overwrite=True to replace it")
+    ensure_parents(root, group)
+    shutil.rmtree(root / group / name, ignore_errors=True)
+    empty = da.zeros(shape, dtype=dtype, chunks=chunks)
+    ds = xr.Dataset({name: (dims, empty, dict(attrs or {}))}, coords=coords)
+    ds.to_zarr(root, group=group, mode="a", compute=False, zarr_format=3,
+               consolidated=False, encoding={name: {"chunks": chunks}})
+    names = sorted(set((get_marker(root, group) or {}).get("regions", [])) | {name})
+    set_marker(root, group, state="writing", kind="Dataset", regions=names)
+
+
+def _region_by_dim(region, dims, where: str) -> dict:
+    if isinstance(region, dict):
+        unknown = set(region) - set(dims)
+        if unknown:
+            raise ValueError(f"{where}: region names dims {sorted(unknown)} not in {dims}")
+        return region
+    region = tuple(region) if isinstance(region, (tuple, list)) else (region,)
+    if len(region) > len(dims):
+        raise ValueError(f"{where}: region has {len(region)} slices for {len(dims)} dims {dims}")
+    return dict(zip(dims, region))
+
+
+def _chunk_ranges(region, arr, dims, where: str) -> list[range]:
+    """Chunk indices covered along each dim; rejects non-aligned regions."""
+    region = _region_by_dim(region, dims, where)
+    ranges = []
+    for dim, size, chunk in zip(dims, arr.shape, arr.chunks):
+        sl = region.get(dim, slice(None))
+        if isinstance(sl, tuple):
+            sl = slice(*sl)
+        if not isinstance(sl, slice) or sl.step not in (None, 1):
+            raise ValueError(f"{where}: region[{dim!r}] must be a slice with step 1; got {sl!r}")
+        start, stop, _ = sl.indices(size)
+        if start >= stop:
+            raise ValueError(f"{where}: region[{dim!r}] = {sl!r} is empty for size {size}")
+        if start % chunk or (stop % chunk and stop != size):
+            raise ValueError(
+                f"{where}: region[{dim!r}] = slice({start}, {stop}) is not aligned to the "
+                f"chunk size {chunk} (start must be a multiple of {chunk}, stop a multiple "
+                f"of {chunk} or {size}); chunk-aligned regions keep parallel writers from "
+                "sharing a chunk")
+        ranges.append(range(start // chunk, -(-stop // chunk)))
+    return ranges
+
+
+def write_region(store_path, group: str, name: str, region, data) -> None:
+    """Write one chunk-aligned block of an array made by :func:`init_array`.
+
+    Safe to call concurrently from several processes for disjoint regions.
+
+    Parameters
+    ----------
+    region : tuple of slice (dim order, as from :func:`missing_regions`) or
+        mapping dim -> slice
+        Dims left out (trailing ones of a tuple) span their whole length; in
+        a mapping, ``(start, stop)`` pairs are accepted too.  Every start must
+        be a multiple of the chunk size and every stop a multiple of it or
+        the dim's length.
+    data : array-like or xarray.DataArray
+        Shape equal to the region's shape; cast to the array's dtype
+        (numpy ``same_kind`` casting).
+
+    Raises
+    ------
+    ValueError
+        Non-aligned or out-of-range region, or a data shape mismatch.
+    FileExistsError
+        If the group is already marked complete.
+    """
+    group = normalize_group(group)
+    root = store_root(store_path)
+    where = f"write_region({group}/{name})"
+    arr = _open_array(root, group, name, mode="r+")
+    if (get_marker(root, group) or {}).get("state") == "complete":
+        raise FileExistsError(f"{where}: the group is complete; call init_array(..., "
+                              "overwrite=True) before rewriting it")
+    dims = tuple(arr.metadata.dimension_names)
+    ranges = _chunk_ranges(region, arr, dims, where)
+    slices = tuple(slice(r.start * c, min(r.stop * c, s))
+                   for r, c, s in zip(ranges, arr.chunks, arr.shape))
+    values = data.data if isinstance(data, xr.DataArray) else data
+    values = np.asarray(values)
+    expected = tuple(sl.stop - sl.start for sl in slices)
+    if values.shape != expected:
+        raise ValueError(f"{where}: data shape {values.shape} does not match the region "
+                         f"shape {expected}")
+    if not np.can_cast(values.dtype, arr.dtype, casting="same_kind"):
+        raise ValueError(f"{where}: data dtype {values.dtype} cannot be cast safely to the "
+                         f"array dtype {arr.dtype}")
+    arr[slices] = values.astype(arr.dtype, copy=False)
+    marks = done_dir(root, group, name)
+    marks.mkdir(exist_ok=True)
+    for index in itertools.product(*ranges):  # done markers after the data
+        (marks / ".".join(map(str, index))).touch()
+
+
+def missing_regions(store_path, group: str, name: str) -> list[tuple[slice, ...]]:
+    """Chunk regions of ``group/name`` not yet written (one per chunk, C order).
+
+    Each region is a tuple of slices in the array's dim order: it indexes a
+    numpy array of the full shape directly and is accepted by
+    :func:`write_region`.
+    """
+    group = normalize_group(group)
+    root = store_root(store_path)
+    arr = _open_array(root, group, name)
+    marks = done_dir(root, group, name)
+    done = {p.name for p in marks.iterdir()} if marks.is_dir() else set()
+    grid = [range(-(-s // c)) for s, c in zip(arr.shape, arr.chunks)]
+    return [tuple(slice(i * c, min((i + 1) * c, s))
+                  for i, c, s in zip(index, arr.chunks, arr.shape))
+            for index in itertools.product(*grid) if ".".join(map(str, index)) not in done]
+
+
+def mark_complete(store_path, group: str) -> None:
+    """Mark a region-written group complete (the last write of a job).
+
+    Raises
+    ------
+    RuntimeError
+        If any array created with :func:`init_array` still has unwritten
+        chunks (the message says how many).
+    """
+    group = normalize_group(group)
+    root = store_root(store_path)
+    if not group_exists(root, group):
+        raise KeyError(f"store {str(root)!r} has no group {group!r}")
+    pending = {n: len(missing_regions(root, group, n))
+               for n in (get_marker(root, group) or {}).get("regions", [])}
+    pending = {n: k for n, k in pending.items() if k}
+    if pending:
+        raise RuntimeError(f"cannot mark group {group!r} complete: unwritten chunks "
+                           f"{pending} (see missing_regions)")
+    set_marker(root, group, state="complete")

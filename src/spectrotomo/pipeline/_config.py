@@ -1,0 +1,295 @@
+"""Run configuration: a TOML file (or YAML, safe loading only) -> validated dataclasses.
+
+The CLI turns config sections into explicit arguments of stage functions; no
+global state. Unknown keys and wrong types are rejected with the file, the
+key and the expected value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Config", "ConfigError", "load_config", "write_template", "TEMPLATE"]
+
+
+class ConfigError(ValueError):
+    """A configuration file or value is invalid."""
+
+
+@dataclass
+class InputConfig:
+    path: str = "simulate:small"
+    seed: int = 0
+    energies_ev: list[float] = field(default_factory=list)
+    pixel_size_nm: float | None = None
+
+
+@dataclass
+class OutputConfig:
+    store: str = "sample.zarr"
+    overwrite: bool = False
+
+
+@dataclass
+class PreprocessConfig:
+    flat_mode: str = "median"
+    rings: str = "sorting"
+    center: float | str = "auto"
+    align: bool = True
+    align_iterations: int = 4
+    register_energies: bool = True
+
+
+@dataclass
+class PhaseConfig:
+    method: str = "none"
+    delta_beta: float = 100.0
+    energy_ev: float | None = None
+    distances_m: list[float] = field(default_factory=list)
+    pixel_size_m: float | None = None
+
+
+@dataclass
+class ReconstructConfig:
+    algorithm: str = "fbp"
+    iterations: int | None = None
+    filter: str = "ram-lak"
+    nonneg: bool = True
+    chunk_rows: int = 16
+
+
+@dataclass
+class SpectraConfig:
+    elements: list[str] = field(default_factory=lambda: ["O", "Mn", "Co", "Ni"])
+    references: str = "builtin"
+    nonneg: bool = True
+    sum_to_one: bool = True
+
+
+@dataclass
+class SegmentationConfig:
+    target_tm_o: float | None = None
+    tolerance: float = 0.05
+    n_shells: int = 5
+    depth_bins_nm: list[float] = field(
+        default_factory=lambda: [0.0, 30.0, 100.0, 200.0, 400.0, 800.0, 1600.0, 2500.0])
+
+
+@dataclass
+class ComputeConfig:
+    scheduler: str = "threads"
+    cluster: str = "none"
+    n_workers: int = 1
+    memory_limit_gb: float = 8.0
+
+
+@dataclass
+class Config:
+    input: InputConfig = field(default_factory=InputConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    phase: PhaseConfig = field(default_factory=PhaseConfig)
+    reconstruct: ReconstructConfig = field(default_factory=ReconstructConfig)
+    spectra: SpectraConfig = field(default_factory=SpectraConfig)
+    segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_CHOICES = {
+    ("preprocess", "flat_mode"): ("mean", "median"),
+    ("preprocess", "rings"): ("none", "sorting", "fourier-wavelet"),
+    ("phase", "method"): ("none", "paganin", "ctf"),
+    ("reconstruct", "algorithm"): ("fbp", "sirt", "cgls", "tv"),
+    ("reconstruct", "filter"): ("ram-lak", "shepp-logan", "cosine", "hamming", "hann", "parzen"),
+    ("compute", "cluster"): ("none", "local", "slurm", "cuda"),
+}
+
+
+def _coerce(source: str, section: str, key: str, value: Any, annotation: str) -> Any:
+    where = f"{source}: [{section}] {key}"
+    ann = annotation.replace(" ", "")
+    if ann == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false; got {value!r}")
+        return value
+    if ann in ("int", "int|None"):
+        if value is None and "None" in ann:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer; got {value!r}")
+        return value
+    if ann in ("float", "float|None"):
+        if value is None and "None" in ann:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number; got {value!r}")
+        return float(value)
+    if ann == "float|str":
+        if isinstance(value, str) and value == "auto":
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{where} must be \"auto\" or a column position (number); got {value!r}")
+    if ann == "str":
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string; got {value!r}")
+        choices = _CHOICES.get((section, key))
+        if choices and value not in choices:
+            raise ConfigError(f"{where} must be one of {', '.join(choices)}; got {value!r}")
+        return value
+    if ann.startswith("list["):
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} must be a list; got {value!r}")
+        if "float" in ann:
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+                raise ConfigError(f"{where} must be a list of numbers; got {value!r}")
+            return [float(v) for v in value]
+        if not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where} must be a list of strings; got {value!r}")
+        return list(value)
+    raise ConfigError(f"{where}: unsupported type {annotation}")  # pragma: no cover
+
+
+def config_from_dict(data: dict[str, Any], *, source: str = "<config>") -> Config:
+    """Validate a nested mapping (as parsed from TOML/YAML) into a :class:`Config`."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: top level must be a table of sections")
+    cfg = Config()
+    sections = {f.name: f for f in dataclasses.fields(Config)}
+    for section, values in data.items():
+        if section not in sections:
+            raise ConfigError(f"{source}: unknown section [{section}]; expected one of "
+                              f"{', '.join(sections)}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: [{section}] must be a table")
+        target = getattr(cfg, section)
+        fields = {f.name: f for f in dataclasses.fields(target)}
+        for key, value in values.items():
+            if key not in fields:
+                raise ConfigError(f"{source}: unknown key [{section}] {key}; expected one of "
+                                  f"{', '.join(fields)}")
+            setattr(target, key, _coerce(source, section, key, value, str(fields[key].type)))
+    _check_ranges(cfg, source)
+    return cfg
+
+
+def _check_ranges(cfg: Config, source: str) -> None:
+    checks = [
+        (cfg.segmentation.tolerance > 0, "[segmentation] tolerance", "> 0"),
+        (cfg.segmentation.n_shells >= 1, "[segmentation] n_shells", ">= 1"),
+        (cfg.compute.n_workers >= 1, "[compute] n_workers", ">= 1"),
+        (cfg.compute.memory_limit_gb > 0, "[compute] memory_limit_gb", "> 0 (GiB)"),
+        (cfg.reconstruct.chunk_rows >= 1, "[reconstruct] chunk_rows", ">= 1 (detector rows)"),
+        (cfg.phase.delta_beta > 0, "[phase] delta_beta", "> 0"),
+        (all(d > 0 for d in cfg.phase.distances_m), "[phase] distances_m", "> 0 (metres)"),
+        (cfg.phase.method == "none" or cfg.phase.pixel_size_m is None
+         or cfg.phase.pixel_size_m < 1e-3, "[phase] pixel_size_m", "in metres (< 1e-3)"),
+        (cfg.input.pixel_size_nm is None or cfg.input.pixel_size_nm > 0,
+         "[input] pixel_size_nm", "> 0 (nm)"),
+    ]
+    for ok, key, expected in checks:
+        if not ok:
+            raise ConfigError(f"{source}: {key} must be {expected}")
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
+    """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``, safe loader) config.
+
+    ``overrides`` maps ``"section.key"`` to a value (CLI options win).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from exc
+    if path.suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError as exc:  # pragma: no cover - pyyaml ships with dask
+            raise ConfigError(f"{path}: YAML configs need PyYAML") from exc
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    else:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    for dotted, value in (overrides or {}).items():
+        section, key = dotted.split(".", 1)
+        data.setdefault(section, {})[key] = value
+    return config_from_dict(data, source=str(path))
+
+
+TEMPLATE = '''\
+# spectrotomo run configuration (TOML). Units: angles deg, energies eV, lengths nm
+# unless a key name says otherwise (_m: metres, _gb: GiB).
+
+[input]
+path = "simulate:small"      # a beamline file (Data Exchange, NXtomo, txrm/xrm, TIFF sidecar,
+                             # FXI HDF5) or "simulate:<preset>" (small | demo)
+seed = 0                     # simulator seed (simulate: inputs only)
+energies_ev = []             # override the file's energies (eV), one per energy
+# pixel_size_nm = 10.0       # override the file's pixel size (nm)
+
+[output]
+store = "sample.zarr"        # one zarr v3 store per sample
+overwrite = false            # replace finished results instead of refusing
+
+[preprocess]
+flat_mode = "median"         # mean | median of several flats
+rings = "sorting"            # none | sorting | fourier-wavelet
+center = "auto"              # rotation-axis column (column i's centre at i), or "auto"
+align = true                 # jitter correction by re-projection alignment
+align_iterations = 4
+register_energies = true     # translation + magnification across energies
+
+[phase]
+method = "none"              # none | paganin | ctf (holotomography)
+delta_beta = 100.0           # delta/beta ratio (Paganin, CTF low-frequency prior)
+# energy_ev = 17000.0
+distances_m = []             # effective propagation distances (m)
+# pixel_size_m = 2.0e-8      # effective pixel size (m)
+
+[reconstruct]
+algorithm = "fbp"            # fbp | sirt | cgls | tv (tv for limited-angle scans)
+# iterations = 100
+filter = "ram-lak"           # ram-lak | shepp-logan | cosine | hamming | hann | parzen
+nonneg = true
+chunk_rows = 16              # detector rows per chunk (memory per worker scales with it)
+
+[spectra]
+elements = ["O", "Mn", "Co", "Ni"]
+references = "builtin"       # builtin (synthetic model spectra) or a CSV/text file
+nonneg = true
+sum_to_one = true
+
+[segmentation]
+# target_tm_o = 0.4          # target TM/O atomic ratio; default from the input's metadata
+tolerance = 0.05             # relative band around the target (5 %)
+n_shells = 5                 # equal-volume shells from surface to centre
+depth_bins_nm = [0.0, 30.0, 100.0, 200.0, 400.0, 800.0, 1600.0, 2500.0]
+
+[compute]
+scheduler = "threads"        # threads, or a dask.distributed scheduler address
+cluster = "none"             # none | local | slurm | cuda
+n_workers = 1
+memory_limit_gb = 8.0        # per worker; a run whose plan exceeds it refuses to start
+'''
+
+
+def write_template(path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write the commented config template to ``path`` (refuses to overwrite)."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path}: exists; pass overwrite=True to replace it")
+    path.write_text(TEMPLATE)
+    return path

@@ -1,0 +1,114 @@
+"""Report figures: orthogonal slices, label maps, histograms (matplotlib, Agg).
+
+Each function takes one xarray object whose ``attrs["units"]`` labels the colour
+bar and whose ``x``/``y``/``z`` coords (nm) give the axes, and writes one PNG.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+__all__ = ["orthoslices", "label_orthoslices", "histogram"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _central_planes(da: xr.DataArray) -> list[tuple[str, xr.DataArray]]:
+    if da.ndim == 2:
+        return [("y-x", da)]
+    if da.dims != ("z", "y", "x"):
+        raise ValueError(f"orthoslices: expected dims (z, y, x) or (y, x); got {da.dims}")
+    nz, ny, nx = da.shape
+    return [(f"z = {float(da.z[nz // 2]):.0f} nm", da.isel(z=nz // 2)),
+            (f"y = {float(da.y[ny // 2]):.0f} nm", da.isel(y=ny // 2)),
+            (f"x = {float(da.x[nx // 2]):.0f} nm", da.isel(x=nx // 2))]
+
+
+def _extent(plane: xr.DataArray) -> list[float]:
+    rows, cols = plane.dims
+    r, c = plane[rows].values, plane[cols].values
+    return [float(c[0]), float(c[-1]), float(r[-1]), float(r[0])]
+
+
+def orthoslices(da: xr.DataArray, path, *, title: str | None = None, cmap: str = "viridis",
+                robust: bool = True) -> Path:
+    """Write the three central orthogonal slices of a (z, y, x) map with a colour bar.
+
+    Limits are the 1st/99th percentiles of finite values when ``robust``.
+    """
+    plt = _pyplot()
+    planes = _central_planes(da)
+    values = np.asarray(da.values, dtype=float)
+    finite = values[np.isfinite(values)]
+    vmin, vmax = ((np.percentile(finite, [1, 99]) if robust else (finite.min(), finite.max()))
+                  if finite.size else (0.0, 1.0))
+    fig, axes = plt.subplots(1, len(planes), figsize=(4.2 * len(planes), 4), squeeze=False)
+    for ax, (label, plane) in zip(axes[0], planes):
+        im = ax.imshow(plane.values, cmap=cmap, vmin=vmin, vmax=vmax, extent=_extent(plane))
+        ax.set_title(label)
+        ax.set_xlabel(f"{plane.dims[1]} (nm)")
+        ax.set_ylabel(f"{plane.dims[0]} (nm)")
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.85,
+                 label=f"{da.name or ''} ({da.attrs.get('units', '?')})")
+    fig.suptitle(title or str(da.name))
+    path = Path(path)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def label_orthoslices(labels: xr.DataArray, path, *, names: dict[int, str],
+                      colors: dict[int, str], title: str | None = None) -> Path:
+    """Write central slices of an integer label image with a legend of ``names``."""
+    plt = _pyplot()
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    n = max(max(names), int(np.nanmax(labels.values)) if labels.size else 0) + 1
+    palette = [colors.get(i, "#000000") for i in range(n)]
+    cmap = ListedColormap(palette)
+    planes = _central_planes(labels)
+    fig, axes = plt.subplots(1, len(planes), figsize=(4.2 * len(planes), 4), squeeze=False)
+    for ax, (label, plane) in zip(axes[0], planes):
+        ax.imshow(plane.values, cmap=cmap, vmin=-0.5, vmax=n - 0.5, extent=_extent(plane),
+                  interpolation="nearest")
+        ax.set_title(label)
+        ax.set_xlabel(f"{plane.dims[1]} (nm)")
+        ax.set_ylabel(f"{plane.dims[0]} (nm)")
+    handles = [Patch(color=colors.get(i, "#000000"), label=names[i]) for i in sorted(names)]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles))
+    fig.suptitle(title or str(labels.name))
+    path = Path(path)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def histogram(da: xr.DataArray, path, *, mask=None, bins: int = 100,
+              title: str | None = None) -> Path:
+    """Write a histogram of the finite values of ``da`` (inside ``mask`` if given)."""
+    plt = _pyplot()
+    values = np.asarray(da.values, dtype=float)
+    if mask is not None:
+        values = values[np.asarray(mask, dtype=bool)]
+    values = values[np.isfinite(values)]
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.hist(values.ravel(), bins=bins, color="#4472c4")
+    ax.set_xlabel(f"{da.name or ''} ({da.attrs.get('units', '?')})")
+    ax.set_ylabel("voxels")
+    ax.set_title(title or f"{da.name} histogram (n = {values.size})")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

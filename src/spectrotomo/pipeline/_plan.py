@@ -1,0 +1,97 @@
+"""Memory plan of a run: per step, chunking, peak memory per worker and output size.
+
+The estimates are upper bounds built from array sizes (float32 work arrays,
+the FFT/NUFFT oversampling of the reconstruction engine, the subset
+enumeration of the LCF); a run whose plan exceeds the configured memory limit
+refuses to start instead of dying later. The numbers are checked against the
+measured peak in ``gpu_bench/pipeline_bench.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["PlanRow", "MemoryPlanError", "plan_run", "check_plan", "format_plan"]
+
+_F4 = 4  # bytes per float32
+_GIB = 2.0**30
+
+
+class MemoryPlanError(RuntimeError):
+    """The planned peak memory of a step exceeds the per-worker limit."""
+
+
+@dataclass
+class PlanRow:
+    step: str
+    chunking: str
+    peak_bytes: float
+    output_bytes: float
+
+    def line(self) -> str:
+        return (f"{self.step:<12} {self.chunking:<38} peak/worker {self.peak_bytes / _GIB:7.2f} GiB"
+                f"   output {self.output_bytes / _GIB:7.3f} GiB")
+
+
+def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: int,
+             algorithm: str = "fbp", n_xanes: int = 0, n_states: int = 3,
+             n_workers: int = 1) -> list[PlanRow]:
+    """Plan the main steps for a tilt series of ``(n_energies, n_angles, ny, nx)``.
+
+    Parameters
+    ----------
+    n_energies, n_angles, ny, nx : int
+        Shape of the raw tilt series (detector rows ``ny``, columns ``nx``).
+    chunk_rows : int
+        Detector rows reconstructed per chunk (one task).
+    algorithm : str
+        Reconstruction algorithm; iterative ones hold more work arrays.
+    n_xanes : int
+        Energies of the XANES scan fitted by LCF (0: no LCF step).
+    n_states : int
+        Reference spectra per element in the LCF.
+    n_workers : int
+        Dask workers sharing the chunks (does not change the per-worker peak).
+    """
+    rows = min(int(chunk_rows), ny)
+    frame = ny * nx * _F4
+    projections = n_angles * frame
+    # normalisation holds raw, od and mask of one energy, plus alignment FFT buffers (complex, padded x2)
+    prep_peak = projections * (3 + 2 * 4)
+    # gridding FBP: padded sinogram (2x), complex spectrum (2x2), oversampled 2D grid (2^2 x 2 complex)
+    slab_in = n_angles * rows * nx * _F4
+    slab_out = rows * nx * nx * _F4
+    factor = 1.0 if algorithm == "fbp" else 4.0  # iterative: x, residual, gradient, momentum
+    recon_peak = slab_in * 6 + slab_out * (8 + factor)
+    volume_bytes = n_energies * ny * nx * nx * _F4
+    voxels = ny * nx * nx
+    quant_peak = voxels * _F4 * (n_energies + 8)
+    lcf_block = min(voxels, 2**18)
+    n_subsets = 2**n_states
+    lcf_peak = lcf_block * _F4 * (max(n_xanes, 1) + n_subsets * (n_states + 2)) * 2
+    seg_peak = voxels * (_F4 * 6 + 8)
+    out = [
+        PlanRow("preprocess", f"1 energy x {n_angles} angles", prep_peak, n_energies * projections),
+        PlanRow("reconstruct", f"{rows} rows x {nx}^2 per task, {n_workers} worker(s)",
+                recon_peak, volume_bytes),
+        PlanRow("quantify", f"whole volume ({ny}x{nx}x{nx})", quant_peak, 6 * voxels * _F4),
+    ]
+    if n_xanes:
+        out.append(PlanRow("valence", f"blocks of {lcf_block} spectra", lcf_peak,
+                           n_states * ny * nx * _F4 * 2))
+    out.append(PlanRow("segment", f"whole volume ({ny}x{nx}x{nx})", seg_peak, voxels * 6))
+    return out
+
+
+def check_plan(rows: list[PlanRow], memory_limit_gb: float) -> None:
+    """Raise :class:`MemoryPlanError` naming every step whose peak exceeds the limit."""
+    over = [r for r in rows if r.peak_bytes > memory_limit_gb * _GIB]
+    if over:
+        steps = "; ".join(f"{r.step} needs {r.peak_bytes / _GIB:.2f} GiB" for r in over)
+        raise MemoryPlanError(
+            f"memory plan exceeds [compute] memory_limit_gb = {memory_limit_gb:g} GiB per worker: "
+            f"{steps}. Lower [reconstruct] chunk_rows, crop the field, or raise the limit.")
+
+
+def format_plan(rows: list[PlanRow]) -> str:
+    return "\n".join(r.line() for r in rows)

@@ -1,0 +1,130 @@
+"""Report: profile tables, figures and a summary (CSV + JSON) from a finished store,
+plus errors against ground truth when the store holds a simulated ``truth`` group.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .. import io
+from ._figures import histogram, label_orthoslices, orthoslices
+
+__all__ = ["write_report", "truth_errors"]
+
+CLASS_NAMES = {0: "background", 1: "target", 2: "oxygen-poor", 3: "oxygen-rich"}
+CLASS_COLORS = {0: "#000000", 1: "#2ca02c", 2: "#d62728", 3: "#1f77b4"}
+
+
+def _class_fractions(classes: np.ndarray) -> dict[str, float]:
+    classified = classes[classes > 0]
+    n = max(classified.size, 1)
+    return {CLASS_NAMES[c]: float((classified == c).sum() / n) for c in (1, 2, 3)}
+
+
+def _profiles(ctx, chem: xr.Dataset, seg_ds: xr.Dataset, out_dir: Path) -> dict:
+    from .. import segmentation as seg
+
+    mask = seg_ds["mask"].values
+    tables = {}
+    ratio = chem["tm_o_ratio"]
+    for by, regions in (("shell", seg_ds["shell"].values), ("depth", seg_ds["depth"].values),
+                        ("class", seg_ds["composition_class"].values)):
+        kwargs = {"bins": ctx.config.segmentation.depth_bins_nm} if by == "depth" else {}
+        table = seg.profile_table(ratio, regions, by=by, labels=mask, **kwargs)
+        seg.to_csv(table, out_dir / f"tm_o_by_{by}.csv")
+        seg.plot_profile(table, out_dir / f"tm_o_by_{by}.png")
+        tables[by] = table
+    return {"tm_o_mean_by_shell": [float(v) for v in np.ravel(tables["shell"]["mean"].values)]}
+
+
+def truth_errors(store) -> dict:
+    """Errors of a finished run against the simulator's ground truth in ``store``."""
+    groups = io.list_groups(store)
+    if "truth" not in groups:
+        return {}
+    truth = io.read_group(store, "truth").load()
+    raw = io.read_group(store, "raw")
+    errors = {}
+    if "od" in groups:
+        od = io.read_group(store, "od")
+        errors["center_error_px"] = abs(float(od.attrs["center"]) - float(raw.attrs["true_center"]))
+        if "true_shift" in raw:
+            est = od["jitter"].values - od["jitter"].values.mean(0)
+            true = raw["true_shift"].values - raw["true_shift"].values.mean(0)
+            errors["jitter_rms_error_px"] = float(np.sqrt(((est - true) ** 2).sum(1).mean()))
+    if "segmentation" in groups:
+        seg_ds = io.read_group(store, "segmentation")
+        est = _class_fractions(seg_ds["composition_class"].values)
+        true = _class_fractions(truth["composition_class"].values)
+        errors["class_fraction_error_pp"] = max(abs(est[k] - true[k]) for k in est) * 100
+        errors["class_fractions"] = est
+        errors["class_fractions_truth"] = true
+    if "valence" in groups:
+        val = io.read_group(store, "valence")["valence"].sel(element="Mn").values
+        n_mn = truth["density"].sel(element="Mn").values
+        v_mn = truth["valence"].sel(element="Mn").values
+        # projected (thickness-weighted) truth: the 2D scan sees sum over y at 0 deg
+        amount = n_mn.sum(axis=1)
+        true2d = np.where(amount > 0, (n_mn * v_mn).sum(axis=1) / np.maximum(amount, 1e-12),
+                          np.nan)
+        thick = amount > 0.3 * np.nanmax(amount)
+        ok = thick & np.isfinite(val)
+        errors["mn_valence_mae"] = float(np.abs(val[ok] - true2d[ok]).mean()) if ok.any() else None
+    return errors
+
+
+def write_report(ctx) -> dict:
+    """Figures, profile tables and ``summary.json``/``summary.csv`` in ``ctx.report_dir``."""
+    out = Path(ctx.report_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    store = ctx.store
+    mu = io.read_group(store, "recon")["mu"]
+    chem = io.read_group(store, "chemistry").load()
+    seg_ds = io.read_group(store, "segmentation").load()
+    orthoslices(mu.isel(energy=-1).load(), out / "mu_highest_energy.png",
+                title=f"linear attenuation at {float(mu.energy[-1]):.1f} eV")
+    for el in chem["element"].values:
+        orthoslices(chem["amount"].sel(element=el), out / f"amount_{el}.png",
+                    title=f"{el} amount")
+    orthoslices(chem["tm_o_ratio"], out / "tm_o_ratio.png", title="TM/O atomic ratio")
+    histogram(chem["tm_o_ratio"], out / "tm_o_histogram.png", mask=seg_ds["mask"].values)
+    label_orthoslices(seg_ds["composition_class"], out / "composition_classes.png",
+                      names=CLASS_NAMES, colors=CLASS_COLORS, title="composition classes")
+    summary = {"class_fractions": _class_fractions(seg_ds["composition_class"].values),
+               "porosity": float((seg_ds["pores"].values > 0).sum()
+                                 / max(seg_ds["mask"].values.sum(), 1)),
+               "crack_fraction": float((seg_ds["cracks"].values > 0).sum()
+                                       / max(seg_ds["mask"].values.sum(), 1))}
+    summary.update(_profiles(ctx, chem, seg_ds, out))
+    if "valence" in io.list_groups(store):
+        val = io.read_group(store, "valence").load()
+        for el in val["element"].values:
+            da = val["valence"].sel(element=el)
+            orthoslices(da, out / f"valence_{el}_2d.png", title=f"{el} effective valence (2D)",
+                        cmap="plasma")
+            summary[f"mean_valence_{el}_2d"] = float(np.nanmean(da.values))
+    summary["errors_vs_truth"] = truth_errors(store)
+    summary["parameters"] = ctx.config.to_dict()
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    with open(out / "summary.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["quantity", "value"])
+        for key, value in _flatten(summary).items():
+            writer.writerow([key, value])
+    return summary
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    flat = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            flat.update(_flatten(v, key + "."))
+        else:
+            flat[key] = v
+    return flat

@@ -1,0 +1,96 @@
+"""Run the pipeline: plan, lock the store, run each step (skipping complete ones), log.
+
+The store lock refuses a second concurrent run of the same store; steps whose
+group is complete are skipped, so rerunning after a kill resumes.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+from .. import io
+from ._config import Config
+from ._monitor import StepMonitor, StepRecord
+from ._plan import check_plan, format_plan, plan_run
+from ._steps import STEPS, RunContext
+
+__all__ = ["run", "plan_for", "ALL_STEPS"]
+
+ALL_STEPS = (*STEPS, "report")
+
+
+def plan_for(config: Config, shape: tuple[int, int, int, int], n_xanes: int = 0):
+    """Memory plan for a raw tilt series of ``shape`` (energy, angle, y, x)."""
+    n_e, n_a, ny, nx = shape
+    return plan_run(n_energies=n_e, n_angles=n_a, ny=ny, nx=nx,
+                    chunk_rows=config.reconstruct.chunk_rows,
+                    algorithm=config.reconstruct.algorithm, n_xanes=n_xanes,
+                    n_workers=config.compute.n_workers)
+
+
+def _input_shape(config: Config, store: Path) -> tuple[tuple[int, ...], int]:
+    groups = io.list_groups(store) if Path(store).exists() else {}
+    if "raw" in groups:
+        raw = io.read_group(store, "raw")
+        n_x = io.read_group(store, "raw_xanes").sizes["energy"] if "raw_xanes" in groups else 0
+        return tuple(raw["projections"].shape), n_x
+    src = config.input.path
+    if src.startswith("simulate:"):
+        from ..simulate._sample import XANES_ENERGIES, dual_energies
+        from ..simulate._particle import PRESETS
+
+        n = PRESETS[src.split(":", 1)[1]]["shape"][-1]
+        return (len(dual_energies()), 131, n, n), len(XANES_ENERGIES)
+    ts = io.read(src)
+    return tuple(ts["projections"].shape), 0
+
+
+def run(config: Config, *, steps: Iterable[str] | None = None, dry_run: bool = False,
+        report_dir: str | Path | None = None, log: Callable[[str], None] = print) -> dict:
+    """Run ``steps`` (default: all) of the pipeline for ``config``.
+
+    Returns a dict with the per-step records and, after the report step, the summary.
+    Raises :class:`~spectrotomo.pipeline._plan.MemoryPlanError` before any work when
+    the plan exceeds ``config.compute.memory_limit_gb``.
+    """
+    store = Path(config.output.store)
+    report_dir = Path(report_dir) if report_dir else store.with_suffix("").parent / (
+        store.with_suffix("").name + "-report")
+    names = list(steps or ALL_STEPS)
+    unknown = [s for s in names if s not in ALL_STEPS]
+    if unknown:
+        raise ValueError(f"unknown step(s) {unknown}; expected any of {list(ALL_STEPS)}")
+    shape, n_xanes = _input_shape(config, store)
+    plan = plan_for(config, shape, n_xanes)
+    log("memory plan (per worker):\n" + format_plan(plan))
+    check_plan(plan, config.compute.memory_limit_gb)
+    if dry_run:
+        return {"plan": plan, "records": []}
+    ctx = RunContext(config=config, store=store, report_dir=report_dir, log=log)
+    records: list[StepRecord] = []
+    with io.store_lock(store):
+        for name in names:
+            if name == "report":
+                from ._report import write_report
+
+                with StepMonitor("report") as mon:
+                    ctx.results["summary"] = write_report(ctx)
+                records.append(mon.record)
+                log(mon.record.line())
+                continue
+            fn, groups = STEPS[name]
+            done = Path(store).exists() and all(io.is_complete(store, g) for g in groups)
+            if done and not config.output.overwrite:
+                records.append(StepRecord(name, 0.0, 0.0, skipped=True))
+                log(records[-1].line())
+                continue
+            t0 = time.perf_counter()
+            with StepMonitor(name) as mon:
+                fn(ctx)
+            records.append(mon.record)
+            log(mon.record.line())
+            del t0
+    ctx.results["records"] = records
+    return ctx.results

@@ -1,0 +1,277 @@
+"""Pipeline steps: each reads its inputs from the sample store, calls stage
+functions with explicit arguments, and writes one group (completion marker last).
+
+Groups: ``raw`` (+ ``raw_xanes``, ``truth``, ``references`` for simulated
+input) -> ``od`` -> ``recon`` -> ``chemistry`` -> ``valence`` ->
+``segmentation`` -> ``profiles``. A step whose group is complete is skipped,
+so a killed run resumes where it stopped; ``recon`` also resumes per chunk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import xarray as xr
+
+from .. import io
+from .._model import add_provenance, spatial_map, volume
+from ._config import Config
+
+__all__ = ["RunContext", "STEPS", "EDGE_RANGES_EV"]
+
+#: Energy windows of the absorption edges (eV): the lowest and highest measured
+#: energy inside a window form that element's below/above dual-energy pair.
+EDGE_RANGES_EV = {"O": (520.0, 560.0), "Mn": (630.0, 670.0), "Co": (770.0, 810.0),
+                  "Ni": (845.0, 885.0)}
+_RING_METHODS = {"sorting": "sort", "fourier-wavelet": "fw"}
+
+
+@dataclass
+class RunContext:
+    config: Config
+    store: Path
+    report_dir: Path
+    log: Callable[[str], None] = print
+    results: dict = field(default_factory=dict)
+
+    @property
+    def overwrite(self) -> bool:
+        return self.config.output.overwrite
+
+
+# --------------------------------------------------------------------------- #
+def acquire(ctx: RunContext) -> None:
+    """Read the input file (or simulate it) into the ``raw`` group(s)."""
+    src = ctx.config.input.path
+    if src.startswith("simulate:"):
+        from ..simulate import sample
+
+        tree = sample(src.split(":", 1)[1], seed=ctx.config.input.seed)
+        groups = {"truth": "truth", "tilt_series": "raw", "xanes": "raw_xanes",
+                  "references": "references"}
+        for child, group in groups.items():
+            io.write(ctx.store, group, tree[child].to_dataset(inherit=False),
+                     overwrite=ctx.overwrite)
+        return
+    overrides = {}
+    if ctx.config.input.energies_ev:
+        overrides["energy"] = ctx.config.input.energies_ev
+    if ctx.config.input.pixel_size_nm:
+        overrides["pixel_size"] = ctx.config.input.pixel_size_nm
+    ts = io.read(src, **overrides)
+    io.write(ctx.store, "raw", ts, overwrite=ctx.overwrite)
+
+
+def _normalise_all(ds: xr.Dataset, cfg: Config) -> tuple[np.ndarray, dict]:
+    """Optical density (energy, angle, y, x) of a raw tilt series; one call per energy."""
+    from ..recon import normalize, remove_rings
+
+    proj = ds["projections"]
+    out = np.empty(proj.shape, dtype=np.float32)
+    masked = 0
+    for e in range(proj.sizes["energy"]):  # energies are few; each call is batched over angles
+        darks = ds["darks"].values[e] if "darks" in ds else None
+        od, report = normalize(proj.values[e], ds["flats"].values[e], darks,
+                               flat_mode=cfg.preprocess.flat_mode)
+        masked += int(getattr(report, "n_masked", 0) or 0)
+        if cfg.preprocess.rings != "none":
+            od = remove_rings(od, method=_RING_METHODS[cfg.preprocess.rings])
+        out[e] = od
+    return out, {"masked_pixels": masked}
+
+
+def _register(od: np.ndarray, angles: np.ndarray):
+    """Register energies at the angle nearest 0 deg and apply it to every angle."""
+    from ..recon import register_energies
+    from ..recon._register import warp
+
+    i0 = int(np.argmin(np.abs(angles)))
+    _, reg = register_energies(od[:, i0])
+    for e in range(od.shape[0]):
+        n = od.shape[1]
+        od[e] = warp(od[e], np.repeat(reg.scales[e], n),
+                     np.repeat(np.asarray(reg.shifts[e])[None], n, axis=0))
+    return od, reg
+
+
+def preprocess(ctx: RunContext) -> None:
+    """raw -> od: normalise, de-ring, register energies, find the centre, align jitter."""
+    from ..recon import align_projections, find_center
+    from ..recon._shift import fourier_shift
+
+    cfg = ctx.config
+    ds = io.read_group(ctx.store, "raw").load()
+    angles = ds["angle"].values
+    od, counts = _normalise_all(ds, cfg)
+    n_e = od.shape[0]
+    reg = None
+    if cfg.preprocess.register_energies and n_e > 1:
+        od, reg = _register(od, angles)
+    mean_od = od.mean(axis=0)
+    center = (find_center(mean_od, angles) if cfg.preprocess.center == "auto"
+              else float(cfg.preprocess.center))
+    shifts = np.zeros((angles.size, 2))
+    if cfg.preprocess.align:
+        result = align_projections(mean_od, angles, center=center,
+                                   iterations=cfg.preprocess.align_iterations)
+        shifts = np.asarray(result[1])
+        correction = -shifts
+        for e in range(n_e):
+            od[e] = fourier_shift(od[e], correction)
+    out = xr.Dataset(
+        {"od": (("energy", "angle", "y", "x"), od.astype(np.float32), {"units": "1"}),
+         "jitter": (("angle", "axis"), shifts, {"units": "px", "axes": "(dy, dx)"})},
+        coords={k: ds[k] for k in ("energy", "angle", "y", "x")},
+        attrs={"pixel_size": ds.attrs["pixel_size"], "pixel_size_units": "nm",
+               "center": float(center), "center_units": "column index", **counts})
+    if reg is not None:
+        out["energy_shift"] = (("energy", "axis"), np.asarray(reg.shifts), {"units": "px"})
+        out["energy_scale"] = (("energy",), np.asarray(reg.scales), {"units": "1"})
+    add_provenance(out, "pipeline.preprocess", inputs=[str(ctx.store)],
+                   flat_mode=cfg.preprocess.flat_mode, rings=cfg.preprocess.rings,
+                   center=float(center), align=cfg.preprocess.align)
+    io.write(ctx.store, "od", out, overwrite=ctx.overwrite)
+
+
+def reconstruct(ctx: RunContext) -> None:
+    """od -> recon: every energy, chunk by chunk of rows, resumable per chunk."""
+    from ..recon import reconstruct as recon_fn
+
+    cfg = ctx.config.reconstruct
+    od = io.read_group(ctx.store, "od")
+    n_e, _, ny, nx = od["od"].shape
+    px = float(od.attrs["pixel_size"])
+    rows = min(cfg.chunk_rows, ny)
+    template = volume(np.zeros((n_e, 1, 1, 1), np.float32), energies=od["energy"].values,
+                      voxel_size=px, name="mu")
+    coords = {"energy": od["energy"], "z": od["y"].rename(y="z"), "y": od["x"].rename(x="y"),
+              "x": od["x"]}
+    io.init_array(ctx.store, "recon", "mu", shape=(n_e, ny, nx, nx), dtype="float32",
+                  chunks=(1, rows, nx, nx), dims=("energy", "z", "y", "x"), coords=coords,
+                  attrs={**template.attrs, "algorithm": cfg.algorithm,
+                         "center": od.attrs["center"]}, overwrite=ctx.overwrite)
+    angles = od["angle"].values
+    options = {"filter": cfg.filter} if cfg.algorithm == "fbp" else {"nonneg": cfg.nonneg}
+    for region in io.missing_regions(ctx.store, "recon", "mu"):
+        e, zs = region[0], region[1]
+        sino = od["od"].data[e.start, :, zs].compute() if hasattr(od["od"].data, "compute") \
+            else od["od"].values[e.start, :, zs]
+        vol = recon_fn(np.ascontiguousarray(sino), angles, algorithm=cfg.algorithm,
+                       center=od.attrs["center"], iterations=cfg.iterations, pixel_size=px,
+                       **options)
+        io.write_region(ctx.store, "recon", "mu", region, np.asarray(vol, np.float32)[None])
+    io.mark_complete(ctx.store, "recon")
+
+
+def _pairs(energies: np.ndarray, elements) -> dict[str, tuple[float, float]]:
+    pairs = {}
+    for el in elements:
+        lo, hi = EDGE_RANGES_EV[el]
+        inside = energies[(energies >= lo) & (energies <= hi)]
+        if inside.size >= 2:
+            pairs[el] = (float(inside.min()), float(inside.max()))
+    return pairs
+
+
+def quantify(ctx: RunContext) -> None:
+    """recon -> chemistry: element amounts (atoms/nm^3) and TM/O per voxel."""
+    from ..spectra import element_maps
+
+    mu = io.read_group(ctx.store, "recon")["mu"].load()
+    pairs = _pairs(mu["energy"].values, ctx.config.spectra.elements)
+    if "O" not in pairs:
+        raise ValueError("quantify: the tilt series has no O K-edge pair (520-560 eV); "
+                         f"energies are {mu['energy'].values.tolist()}")
+    ds = element_maps(mu, pairs=pairs)
+    add_provenance(ds, "pipeline.quantify", inputs=[str(ctx.store)], pairs=pairs)
+    io.write(ctx.store, "chemistry", ds, overwrite=ctx.overwrite)
+
+
+def valence(ctx: RunContext) -> None:
+    """raw_xanes -> valence: 2D LCF of every pixel's spectrum (absolute mode)."""
+    from ..recon import normalize, register_energies
+    from ..spectra import builtin_references, valence_maps
+
+    if "raw_xanes" not in io.list_groups(ctx.store):
+        ctx.log("valence: no XANES scan in the store; skipped")
+        return
+    ds = io.read_group(ctx.store, "raw_xanes").load()
+    proj = ds["projections"].values[:, 0]  # (energy, y, x) at the single angle
+    darks = ds["darks"].values[:, 0] if "darks" in ds else None
+    od = np.stack([normalize(proj[e][None], ds["flats"].values[e],
+                             None if darks is None else ds["darks"].values[e])[0][0]
+                   for e in range(proj.shape[0])])
+    od, reg = register_energies(od)
+    px = float(ds.attrs["pixel_size"])
+    spectra = xr.DataArray(od.astype(np.float32), dims=("energy", "y", "x"),
+                           coords={"energy": ds["energy"], "y": ds["y"], "x": ds["x"]},
+                           attrs={"units": "1", "pixel_size": px})
+    refs = builtin_references(None, normalised=False)
+    result = valence_maps(spectra, refs, min_amount=0.0)
+    result["registration_residual"] = (("energy",), np.asarray(reg.residual), {"units": "px"})
+    add_provenance(result, "pipeline.valence", inputs=[str(ctx.store)])
+    io.write(ctx.store, "valence", result, overwrite=ctx.overwrite)
+
+
+def segment(ctx: RunContext) -> None:
+    """recon + chemistry -> segmentation: mask, classes, shells, depth, pores, cracks."""
+    from .. import segmentation as seg
+
+    cfg = ctx.config.segmentation
+    mu = io.read_group(ctx.store, "recon")["mu"].load()
+    chem = io.read_group(ctx.store, "chemistry").load()
+    px = float(mu.attrs["pixel_size"])
+    mean_mu = mu.mean("energy").values
+    mask = seg.particle_mask(mean_mu)
+    target = cfg.target_tm_o
+    if target is None:
+        groups = io.list_groups(ctx.store)
+        target = (io.read_group(ctx.store, "truth").attrs.get("target_tm_o")
+                  if "truth" in groups else None)
+    if target is None:
+        raise ValueError("segment: [segmentation] target_tm_o is not set and the input has no "
+                         "target composition; set it in the config")
+    classes = seg.composition_classes(chem["tm_o_ratio"].values, float(target), cfg.tolerance,
+                                      mask=mask)
+    depth_nm = seg.depth(mask, spacing=px)
+    shells = seg.shells(mask, n=cfg.n_shells, spacing=px, depth_map=depth_nm)
+    pores = seg.find_pores(mean_mu, mask, spacing=px) if _accepts(seg.find_pores, "spacing") \
+        else seg.find_pores(mean_mu, mask)
+    cracks = seg.find_cracks(mean_mu, mask, spacing=px) if _accepts(seg.find_cracks, "spacing") \
+        else seg.find_cracks(mean_mu, mask)
+
+    def m(data, name, units, **attrs):
+        return spatial_map(np.asarray(data), voxel_size=px, units=units, name=name, attrs=attrs)
+
+    out = xr.Dataset({
+        "mask": m(mask, "mask", "1"),
+        "composition_class": m(classes, "composition_class", "1", target_tm_o=float(target),
+                               tolerance=cfg.tolerance,
+                               flag_meanings="background target oxygen_poor oxygen_rich"),
+        "depth": m(depth_nm, "depth", "nm"),
+        "shell": m(shells, "shell", "1"),
+        "pores": m(pores, "pores", "1"),
+        "cracks": m(cracks, "cracks", "1"),
+    }, attrs={"pixel_size": px, "pixel_size_units": "nm"})
+    add_provenance(out, "pipeline.segment", inputs=[str(ctx.store)], target_tm_o=float(target),
+                   tolerance=cfg.tolerance, n_shells=cfg.n_shells)
+    io.write(ctx.store, "segmentation", out, overwrite=ctx.overwrite)
+
+
+def _accepts(fn, name: str) -> bool:
+    import inspect
+
+    return name in inspect.signature(fn).parameters
+
+
+STEPS: dict[str, tuple[Callable[[RunContext], None], tuple[str, ...]]] = {
+    "acquire": (acquire, ("raw",)),
+    "preprocess": (preprocess, ("od",)),
+    "reconstruct": (reconstruct, ("recon",)),
+    "quantify": (quantify, ("chemistry",)),
+    "valence": (valence, ("valence",)),
+    "segment": (segment, ("segmentation",)),
+}

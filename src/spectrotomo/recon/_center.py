@@ -1,0 +1,250 @@
+"""Rotation-axis (centre-of-rotation) search, sub-pixel, column-index convention.
+
+The centre ``c`` is the detector column of the rotation axis, column ``i``'s
+centre at ``i`` -- the ``center`` argument of :func:`reconstruct`. Three
+methods, chosen automatically from the angles:
+
+- ``"opposite"``: scans holding pairs ``theta`` / ``theta + 180`` (360 deg,
+  or 180 deg with both end points): ``p(theta + 180, u) = p(theta, 2c - u)``,
+  so the mirrored partner is displaced by ``(n - 1) - 2c``; all pairs are
+  registered at once (batched phase correlation) and the median taken.
+- ``"vo"``: 180 deg scans without opposite projections: Vo, Atwood &
+  Drakopoulos, Opt. Express 22, 19078 (2014): the 180-360 half is the
+  mirrored sinogram shifted for each candidate; the right candidate leaves
+  the least energy outside the double wedge of the 2-D spectrum.
+- ``"sharpness"``: limited-angle scans (no opposite projection): reconstruct
+  a few rows by FBP for every candidate at once and keep the candidate whose
+  slices have the least total variation (a wrong axis smears every feature
+  into arcs; negativity or L1 metrics were biased by 1-5 px at -65..+65 deg
+  on the test phantoms, TV by < 0.1 px).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._backend import array_module, to_numpy
+from .._model import ValidationError
+from ._shift import fourier_shift, phase_correlate
+
+__all__ = ["find_center"]
+
+
+def _pairs(angles: np.ndarray, tol: float):
+    """Index pairs (i, j) with angles[j] = angles[i] + 180 (mod 360) within tol."""
+    a = np.mod(angles, 360.0)
+    diff = np.abs(np.mod(a[None, :] - a[:, None], 360.0) - 180.0)
+    i, j = np.nonzero(diff <= tol)
+    keep = i < j
+    return i[keep], j[keep]
+
+
+def _angular_step(angles: np.ndarray) -> float:
+    s = np.diff(np.sort(angles))
+    s = s[s > 1e-9]
+    return float(np.median(s)) if s.size else 1.0
+
+
+def _signal_rows(xp, projections, n_rows: int) -> np.ndarray:
+    """Rows carrying the most attenuation (the particle), at most ``n_rows``."""
+    weight = to_numpy(xp.abs(projections).sum(axis=(0, 2)))
+    order = np.argsort(weight)[::-1][:max(1, n_rows)]
+    return np.sort(order)
+
+
+def _center_opposite(xp, projections, angles, tol):
+    i, j = _pairs(angles, tol)
+    mirrored = projections[j][:, :, ::-1]
+    d = phase_correlate(projections[i], mirrored, upsample=40, whiten=0.5)
+    n = projections.shape[-1]
+    centers = (n - 1 - d[:, 1]) / 2.0
+    return float(np.median(centers)), centers
+
+
+def _vo_mask(n_rows: int, n_cols: int, radius: float, drop: int) -> np.ndarray:
+    """Vo 2014 double-wedge complement mask on the fftshifted (2A, n) spectrum."""
+    du = 1.0 / n_cols
+    dv = (n_rows - 1.0) / (n_rows * 2.0 * np.pi)
+    cen_row = int(np.ceil(n_rows / 2.0) - 1)
+    cen_col = int(np.ceil(n_cols / 2.0) - 1)
+    drop = min(drop, int(np.ceil(0.05 * n_rows)))
+    pos = np.ceil(((np.arange(n_rows) - cen_row) * dv / radius) / du).astype(int)
+    cols = np.arange(n_cols)[None, :]
+    lo = np.clip(np.minimum(-pos + cen_col, pos + cen_col), 0, n_cols - 1)[:, None]
+    hi = np.clip(np.maximum(-pos + cen_col, pos + cen_col), 0, n_cols - 1)[:, None]
+    mask = ((cols >= lo) & (cols <= hi)).astype(np.float32)
+    mask[cen_row - drop:cen_row + drop + 1] = 0.0
+    mask[:, max(cen_col - 1, 0):cen_col + 2] = 0.0
+    return mask
+
+
+def _vo_metric(xp, sino, candidates, ratio=0.5, drop=20, chunk=16):
+    """Metric per candidate; sino (n_rows_used, A, n) over [0, 180)."""
+    r, a, n = sino.shape
+    mirrored = sino[:, :, ::-1]
+    mask = xp.asarray(_vo_mask(2 * a, n, 0.5 * ratio * n, drop))
+    out = []
+    for start in range(0, candidates.size, chunk):  # chunks bound memory
+        c = candidates[start:start + chunk]
+        d = 2.0 * c - (n - 1)  # displacement of the mirrored half for centre c
+        shifted = fourier_shift(xp.broadcast_to(mirrored[None], (c.size, r, a, n)).reshape(-1, a, n),
+                                np.repeat(np.stack([np.zeros_like(d), d], 1), r, axis=0))
+        full = xp.concatenate([xp.broadcast_to(sino[None], (c.size, r, a, n)).reshape(-1, a, n),
+                               shifted], axis=1)
+        spec = xp.abs(xp.fft.fftshift(xp.fft.fft2(full), axes=(-2, -1)))
+        out.append(to_numpy((spec * mask).mean(axis=(-2, -1)).reshape(c.size, r).mean(axis=1)))
+    return np.concatenate(out)
+
+
+def _refine_minimum(candidates, metric):
+    k = int(np.argmin(metric))
+    if 0 < k < metric.size - 1:
+        a, b, c = metric[k - 1], metric[k], metric[k + 1]
+        den = a - 2 * b + c
+        if den > 0:
+            step = candidates[k + 1] - candidates[k]
+            return float(candidates[k] + step * np.clip(0.5 * (a - c) / den, -0.5, 0.5))
+    return float(candidates[k])
+
+
+def _center_vo(xp, projections, angles, search, rows, step):
+    order = np.argsort(angles)
+    sino = xp.moveaxis(projections[order][:, rows, :], 1, 0)  # (rows, A, n)
+    sino = sino.astype(np.float32)
+    coarse = np.arange(search[0], search[1] + 0.5, 1.0)
+    m_coarse = _vo_metric(xp, sino, coarse)
+    c0 = coarse[int(np.argmin(m_coarse))]
+    fine = np.arange(c0 - 1.5, c0 + 1.5 + step / 2, step)
+    m_fine = _vo_metric(xp, sino, fine)
+    return _refine_minimum(fine, m_fine), (np.concatenate([coarse, fine]),
+                                           np.concatenate([m_coarse, m_fine]))
+
+
+def _sharpness_metric(xp, projections, angles, rows, candidates, filter_name):
+    from ._reconstruct import reconstruct
+
+    n = projections.shape[-1]
+    ref = (n - 1) / 2.0
+    sub = projections[:, rows, :].astype(np.float32)  # (A, r, n)
+    a, r, _ = sub.shape
+    k = candidates.size
+    # Shifting by ref - c moves axis c onto ref: all candidates in one FBP call.
+    stack = xp.broadcast_to(sub[:, None], (a, k, r, n)).reshape(a, k * r, n)
+    d = np.repeat(ref - candidates, r)
+    shifts = np.stack([np.zeros_like(d), d], axis=1)
+    shifted = fourier_shift(xp.moveaxis(stack, 1, 0), shifts)  # (k*r, A, n)
+    rec = reconstruct(xp.moveaxis(shifted, 0, 1), angles, center=ref, filter=filter_name)
+    rec = rec.reshape(k, r, n, n)
+    gy = xp.diff(rec, axis=-2)[..., :, :-1]
+    gx = xp.diff(rec, axis=-1)[..., :-1, :]
+    # Total variation: the integrated attenuation is the same for every
+    # candidate, a wrong axis spreads it into arcs with more edges.
+    return to_numpy(xp.sqrt(gy ** 2 + gx ** 2).sum(axis=(1, 2, 3)))
+
+
+def _center_sharpness(xp, projections, angles, search, rows, step, filter_name):
+    coarse = np.arange(search[0], search[1] + 1.0, 2.0)
+    m_coarse = _sharpness_metric(xp, projections, angles, rows, coarse, filter_name)
+    c0 = coarse[int(np.argmin(m_coarse))]
+    fine = np.arange(c0 - 2.0, c0 + 2.0 + step / 2, step)
+    m_fine = _sharpness_metric(xp, projections, angles, rows, fine, filter_name)
+    return _refine_minimum(fine, m_fine), (np.concatenate([coarse, fine]),
+                                           np.concatenate([m_coarse, m_fine]))
+
+
+def _qc_figure(path, candidates, metric, center, method):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    order = np.argsort(candidates)
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(candidates[order], metric[order], ".-", lw=0.8)
+    ax.axvline(center, color="C3", lw=1, label=f"centre {center:.2f}")
+    ax.set_xlabel("rotation-axis column (px)")
+    ax.set_ylabel(f"{method} metric")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def find_center(projections, angles, *, method: str = "auto", rows=None, n_rows: int = 4,
+                search_range: tuple[float, float] | None = None, step: float = 0.2,
+                filter: str = "hann", qc_path=None, return_metric: bool = False):
+    """Find the rotation-axis column of a parallel-beam scan, sub-pixel.
+
+    Parameters
+    ----------
+    projections : ndarray, shape (n_angles, n_rows, n_cols)
+        Optical density (numpy or cupy), normalised, stripes removed.
+    angles : array_like, shape (n_angles,)
+        Degrees.
+    method : {"auto", "opposite", "vo", "sharpness"}
+        ``"auto"``: ``"opposite"`` when projections 180 deg apart exist,
+        ``"vo"`` for other scans spanning 180 deg, else ``"sharpness"``.
+    rows : sequence of int, optional
+        Detector rows used by ``"vo"``/``"sharpness"``; default the
+        ``n_rows`` rows carrying the most attenuation.
+    search_range : (float, float), optional
+        Candidate columns; default the middle half of the detector.
+    step : float
+        Fine-search step in pixels (refined by a parabola).
+    filter : str
+        FBP window for ``"sharpness"``.
+    qc_path : str or path, optional
+        Write a PNG of the metric versus candidate column.
+    return_metric : bool
+        Also return ``(candidates, metric)`` arrays.
+
+    Returns
+    -------
+    float
+        Rotation-axis column in pixels (``center`` of :func:`reconstruct`),
+        plus ``(candidates, metric)`` when ``return_metric``.
+    """
+    xp = array_module(projections)
+    p = xp.asarray(projections)
+    if p.ndim == 2:
+        p = p[:, None, :]
+    if p.ndim != 3:
+        raise ValidationError("find_center: projections must be (n_angles, n_rows, n_cols); "
+                              f"got shape {p.shape}")
+    angles = np.asarray(angles, dtype=float).ravel()
+    if angles.size != p.shape[0]:
+        raise ValidationError(f"find_center: angles has {angles.size} entries; expected "
+                              f"{p.shape[0]} (one per projection)")
+    if not bool(xp.isfinite(p).all()):
+        raise ValidationError("find_center: projections contain NaN/inf")
+    n = p.shape[-1]
+    lo, hi = search_range if search_range is not None else (n / 4.0, 3 * n / 4.0 - 1)
+    if not (0 <= lo < hi <= n - 1):
+        raise ValidationError(f"find_center: search_range must lie within [0, {n - 1}] with "
+                              f"lo < hi; got {search_range}")
+    da = _angular_step(angles)
+    span = float(np.ptp(angles))
+    if method == "auto":
+        if _pairs(angles, 0.25 * da)[0].size:
+            method = "opposite"
+        elif span >= 180.0 - 1.5 * da:
+            method = "vo"
+        else:
+            method = "sharpness"
+    rows = _signal_rows(xp, p, n_rows) if rows is None else np.asarray(rows, dtype=int)
+    if method == "opposite":
+        if not _pairs(angles, 0.25 * da)[0].size:
+            raise ValidationError("find_center: method 'opposite' needs projections 180 deg "
+                                  "apart; none found in angles")
+        center, per_pair = _center_opposite(xp, p, angles, 0.25 * da)
+        curve = (per_pair, np.abs(per_pair - center))
+    elif method == "vo":
+        center, curve = _center_vo(xp, p, angles, (lo, hi), rows, step)
+    elif method == "sharpness":
+        center, curve = _center_sharpness(xp, p, angles, (lo, hi), rows, step, filter)
+    else:
+        raise ValueError("find_center: method must be 'auto', 'opposite', 'vo' or "
+                         f"'sharpness'; got {method!r}")
+    if qc_path is not None:
+        _qc_figure(qc_path, curve[0], curve[1], center, method)
+    return (center, curve) if return_metric else center

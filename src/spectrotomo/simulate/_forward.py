@@ -1,0 +1,264 @@
+"""Forward model: attenuation per energy -> parallel-beam projections ->
+transmission with flats, darks, Poisson noise and instrument imperfections.
+
+Each chemical component (Li and every oxidation state of Mn, Co, Ni, O) is
+projected once; the optical density at any energy is then the linear
+combination ``OD(E) = pixel_size * sum_c sigma_c(E) * P_c`` (Beer-Lambert).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from ._project import project
+from ._references import _STATE_TABLE, cross_section, xraydb_cross_section
+
+__all__ = ["attenuation", "tilt_series", "components"]
+
+DARK_LEVEL = 100.0  # mean dark counts per pixel and frame
+
+
+def _energies(energies, where):
+    e = np.atleast_1d(np.asarray(energies, dtype=float))
+    if e.ndim != 1 or e.size == 0 or not np.all(np.isfinite(e)) or np.any(e <= 0):
+        raise ValueError(f"{where}: energies must be a non-empty 1-D array of positive eV values")
+    if e.size > 1 and not np.all(np.diff(e) > 0):
+        raise ValueError(f"{where}: energies must be strictly increasing, got {e.tolist()[:8]}")
+    return e
+
+
+def components(truth: xr.Dataset) -> tuple[list[str], np.ndarray]:
+    """Atom densities of every chemical component.
+
+    Returns
+    -------
+    names : list of str
+        ``"Li"`` then the state names (``"Mn2+"``, ...).
+    cube : ndarray, shape (n_components, nz, ny, nx), float32
+        Atoms per nm^3 of each component (element density x state fraction).
+    """
+    density = truth["density"]
+    frac = truth["state_fraction"]
+    names = ["Li", *frac["state"].values.tolist()]
+    cube = np.empty((len(names), *density.shape[1:]), np.float32)
+    cube[0] = density.sel(element="Li").values
+    for i, state in enumerate(names[1:], start=1):  # ~11 states: a small fixed set
+        element = str(frac["state_element"].values[i - 1])
+        np.multiply(density.sel(element=element).values, frac.values[i - 1], out=cube[i])
+    return names, cube
+
+
+def _sigma(names, energies) -> np.ndarray:
+    """Cross sections (n_components, n_energies) in nm^2 per atom."""
+    rows = [xraydb_cross_section(n, energies) if n not in _STATE_TABLE else cross_section(n, energies)
+            for n in names]
+    return np.stack(rows)
+
+
+def attenuation(truth: xr.Dataset, energies) -> xr.DataArray:
+    """Linear attenuation coefficient of the truth at each energy.
+
+    Parameters
+    ----------
+    truth : xarray.Dataset
+        From :func:`particle`.
+    energies : array_like, shape (n_energies,)
+        Photon energies in eV, strictly increasing.
+
+    Returns
+    -------
+    xarray.DataArray, dims (energy, z, y, x), float32, units 1/nm
+    """
+    from .._model import volume
+
+    energies = _energies(energies, "attenuation")
+    names, cube = components(truth)
+    sigma = _sigma(names, energies).astype(np.float32)
+    mu = np.tensordot(sigma.T, cube, axes=1)  # (E, C) x (C, z, y, x)
+    return volume(mu, energies=energies, voxel_size=truth.attrs["pixel_size"], units="1/nm",
+                  name="attenuation", attrs={"synthetic": True})
+
+
+def _interp_axis(img, src, axis):
+    """Linear interpolation of ``img`` (E, A, ny, nx) along ``axis`` (2 or 3) at
+    positions ``src`` (E, A, n) that depend only on that axis; zero outside."""
+    n = img.shape[axis]
+    pad = [(0, 0)] * 4
+    pad[axis] = (1, 2)
+    padded = np.pad(img, pad)  # zero borders make out-of-field samples 0
+    pos = np.clip(src + 1.0, 0.0, n + 1.0)
+    lo = np.floor(pos)
+    w = (pos - lo).astype(img.dtype)
+    lo = lo.astype(np.intp)
+    shape = [img.shape[0], img.shape[1], 1, 1]
+    shape[axis] = -1
+    lo, w = lo.reshape(shape), w.reshape(shape)
+    return (np.take_along_axis(padded, lo, axis) * (1 - w)
+            + np.take_along_axis(padded, lo + 1, axis) * w)
+
+
+def _misalign(od, shifts, scales):
+    """Resample each image: out(r) = od(c0 + (r - c0 - shift) / scale), bilinear.
+
+    od : (E, A, ny, nx); shifts : (E, A, 2) px (dy, dx); scales : (E,). The map
+    is axis-aligned, so it is two separable 1-D interpolations.
+    """
+    n_e, n_a, ny, nx = od.shape
+    out = od
+    for axis, n, k in ((2, ny, 0), (3, nx, 1)):
+        c0 = (n - 1) / 2
+        src = c0 + (np.arange(n)[None, None, :] - c0 - shifts[:, :, k, None]) / scales[:, None, None]
+        out = _interp_axis(out, src, axis)
+    return out
+
+
+def _beam_profile(ny, nx):
+    """Smooth illumination in (0.8, 1]: a broad Gaussian with a slight gradient."""
+    y = (np.arange(ny) - (ny - 1) / 2) / ny
+    x = (np.arange(nx) - (nx - 1) / 2) / nx
+    prof = np.exp(-(y[:, None] ** 2 + x[None, :] ** 2) / 2.0) * (1 - 0.05 * (x[None, :] + 0.5))
+    return (prof / prof.max()).astype(np.float32)
+
+
+def _counts(rng, mean, photons):
+    """Poisson counts (int64), or the expectation (float32) when ``photons`` is None."""
+    if photons is None:
+        return np.asarray(mean, np.float32)
+    return rng.poisson(mean)
+
+
+def _as_detector_dtype(*frames):
+    """Cast integer frames to uint16 when every value fits, else uint32."""
+    if frames[0].dtype == np.float32:
+        return frames
+    top = max(int(f.max()) for f in frames)
+    dtype = np.uint16 if top <= np.iinfo(np.uint16).max else np.uint32
+    return tuple(f.astype(dtype) for f in frames)
+
+
+def tilt_series(
+    truth: xr.Dataset,
+    *,
+    energies,
+    angles=np.arange(-65, 66.0),
+    photons: float | None = 2e4,
+    n_flats: int = 5,
+    n_darks: int = 3,
+    jitter_px: float = 0.0,
+    center_offset_px: float = 0.0,
+    energy_shift_px: float = 0.0,
+    magnification: float = 0.0,
+    ring_strength: float = 0.0,
+    seed: int = 0,
+) -> xr.Dataset:
+    """Simulated soft X-ray TXM tilt series of ``truth`` (raw counts + ground truth).
+
+    Parameters
+    ----------
+    truth : xarray.Dataset
+        From :func:`particle` (pixel size in nm).
+    energies : array_like, shape (n_energies,)
+        Photon energies, eV, strictly increasing.
+    angles : array_like, shape (n_angles,)
+        Tilt angles, degrees (geometry of :func:`project`).
+    photons : float or None
+        Mean flat-field counts at the beam centre per pixel and frame; Poisson
+        noise on every frame. ``None``: noise-free expected counts (float32).
+    n_flats, n_darks : int
+        Flat (open beam) and dark frames per energy; darks have mean
+        ``DARK_LEVEL`` = 100 counts (added to flats and projections too).
+    jitter_px : float
+        Std of a random (dy, dx) shift per angle, px.
+    center_offset_px : float
+        Rotation axis offset from the detector centre ``(nx - 1) / 2``, px.
+    energy_shift_px : float
+        Std of a random (dy, dx) shift per energy, px.
+    magnification : float
+        Per-energy scale factors are drawn uniformly in ``1 +- magnification``.
+    ring_strength : float
+        Relative std of a per-pixel detector gain error that the flats do not
+        record (stripes in sinograms, rings in reconstructions).
+    seed : int
+        Seed of every random draw.
+
+    Returns
+    -------
+    xarray.Dataset
+        Valid per :func:`spectrotomo.validate_tilt_series`: ``projections``
+        (energy, angle, y, x), ``flats`` (energy, flat, y, x), ``darks``
+        (energy, dark, y, x): counts, uint16 when all fit else uint32
+        (float32 expectations if ``photons`` is None).
+        Ground truth: ``true_od`` (energy, angle, y, x) float32 noise-free
+        optical density as recorded (misalignment applied, gain errors not);
+        ``true_shift`` (angle, shift=[dy, dx]) px; ``true_energy_shift``
+        (energy, shift) px; ``true_scale`` (energy); ``true_gain`` (y, x).
+        Image ``(e, a)`` is the ideal projection magnified by
+        ``true_scale[e]`` about the detector centre, then translated by
+        ``true_shift[a] + true_energy_shift[e]``. ``attrs["true_center"]`` is
+        the rotation-axis column in the ideal geometry.
+    """
+    from .. import add_provenance
+    from .. import tilt_series as make_tilt_series
+
+    energies = _energies(energies, "tilt_series")
+    angles = np.atleast_1d(np.asarray(angles, dtype=float))
+    if photons is not None and not photons > 0:
+        raise ValueError(f"tilt_series: photons must be > 0 or None, got {photons}")
+    if n_flats < 1 or n_darks < 1:
+        raise ValueError(f"tilt_series: n_flats and n_darks must be >= 1, got {n_flats}, {n_darks}")
+    for name, v in (("jitter_px", jitter_px), ("energy_shift_px", energy_shift_px),
+                    ("magnification", magnification), ("ring_strength", ring_strength)):
+        if not (np.isfinite(v) and v >= 0):
+            raise ValueError(f"tilt_series: {name} must be a finite number >= 0, got {v}")
+    rng = np.random.default_rng(seed)
+    px = float(truth.attrs["pixel_size"])
+    names, cube = components(truth)
+    n_c, nz, ny, nx = cube.shape
+    center = (nx - 1) / 2 + float(center_offset_px)
+
+    proj = project(cube.reshape(n_c * nz, ny, nx), angles, center=center)  # (A, C*nz, nx) voxels
+    proj = proj.reshape(angles.size, n_c, nz * nx)
+    sigma = _sigma(names, energies).astype(np.float32) * np.float32(px)  # nm^2 * nm/voxel
+    od = np.einsum("ec,acp->eap", sigma.T, proj, optimize=True).reshape(energies.size, angles.size, nz, nx)
+    del proj
+
+    shift_a = rng.normal(0.0, 1.0, (angles.size, 2)) * jitter_px
+    shift_e = rng.normal(0.0, 1.0, (energies.size, 2)) * energy_shift_px
+    scale = 1.0 + rng.uniform(-1.0, 1.0, energies.size) * magnification
+    if jitter_px or energy_shift_px or magnification:
+        od = _misalign(od, shift_a[None] + shift_e[:, None], scale)
+    od = od.astype(np.float32)
+
+    gain = np.exp(ring_strength * (0.8 * rng.normal(size=(1, nx)) + 0.6 * rng.normal(size=(nz, nx))))
+    gain = gain.astype(np.float32)
+    beam = np.float32(photons if photons is not None else 2e4) * _beam_profile(nz, nx)
+    def dark(n):
+        return _counts(rng, np.full((energies.size, n, nz, nx), DARK_LEVEL, np.float32), photons)
+
+    flats = _counts(rng, np.broadcast_to(beam, (energies.size, n_flats, nz, nx)), photons)
+    projections = _counts(rng, (beam * gain) * np.exp(-od), photons)
+    darks = dark(n_darks)
+    projections += dark(angles.size)  # every frame carries the dark signal
+    flats = flats + dark(n_flats)
+    projections, flats, darks = _as_detector_dtype(projections, flats, darks)
+
+    ds = make_tilt_series(
+        projections, angles=angles, energies=energies, pixel_size=px, flats=flats, darks=darks,
+        attrs={"synthetic": True, "true_center": center, "photons": photons if photons else 0.0,
+               "dark_level": DARK_LEVEL, "sample_preset": truth.attrs.get("preset", ""),
+               "sample_seed": truth.attrs.get("seed", -1)},
+        where="simulate.tilt_series")
+    ds["true_od"] = (("energy", "angle", "y", "x"), od,
+                     {"units": "1", "long_name": "noise-free optical density (-ln T)"})
+    shift_coord = {"shift": ["dy", "dx"]}
+    ds["true_shift"] = xr.DataArray(shift_a, dims=("angle", "shift"), coords=shift_coord,
+                                    attrs={"units": "px"})
+    ds["true_energy_shift"] = xr.DataArray(shift_e, dims=("energy", "shift"), coords=shift_coord,
+                                           attrs={"units": "px"})
+    ds["true_scale"] = ("energy", scale, {"units": "1"})
+    ds["true_gain"] = (("y", "x"), gain, {"units": "1", "long_name": "detector gain not in flats"})
+    return add_provenance(
+        ds, "simulate.tilt_series", photons=photons, n_flats=n_flats, n_darks=n_darks,
+        jitter_px=jitter_px, center_offset_px=center_offset_px, energy_shift_px=energy_shift_px,
+        magnification=magnification, ring_strength=ring_strength, seed=seed)

@@ -1,0 +1,185 @@
+"""The ground-truth particle (``truth`` dataset) and its presets.
+
+Soft X-rays at the TM L edges are absorbed within ~100-200 nm of dense oxide, so
+a dense 1 um particle would reach optical densities of ~10 on the white lines.
+The presets therefore model a *mesoporous* secondary particle: the primary
+grains' effective density is ``packing`` x the crystal density (formula units
+per nm^3 in ``attrs["formula_unit_density"]``): packing 0.35 for ``small``
+(~0.95 um across), 0.28 for ``demo`` (~1.2 um). This keeps the maximum optical
+density over 525-880 eV (white lines included, any tilt) below 4: measured
+3.3 (small, LRTMO, 643.5 eV), 2.7 (small, NCM811, 854 eV), ~3.5 (demo, LRTMO);
+1.1-1.6 at the dual-energy pairs (tests/simulate/test_forward.py checks small).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from ._chemistry import (COMPOSITIONS, ELEMENTS, composition_fields, formula_unit_density,
+                         state_fields, target_tm_o)
+from ._grains import build_geometry
+from ._references import _STATE_TABLE
+
+__all__ = ["PRESETS", "particle"]
+
+#: Geometry presets; lengths in nm unless the key says voxels.
+PRESETS = {
+    "small": {
+        "shape": (64, 64, 64), "pixel_size": 20.0, "radius_nm": 470.0, "n_grains": 40,
+        "n_voids": 6, "void_radius_nm": (30.0, 70.0), "n_cracks": 4, "crack_width_nm": 30.0,
+        "packing": 0.35,
+    },
+    "demo": {
+        "shape": (128, 128, 128), "pixel_size": 12.0, "radius_nm": 600.0, "n_grains": 150,
+        "n_voids": 14, "void_radius_nm": (25.0, 70.0), "n_cracks": 10, "crack_width_nm": 24.0,
+        "packing": 0.28,
+    },
+}
+
+_DEFAULTS = {
+    "composition": "lrtmo",
+    "tolerance": 0.05,
+    "boundary_density": 0.85,
+    "roughness": 0.12,
+    "radial_gradient": 0.02,       # O loss at the surface, inside the tolerance
+    "surface_layer_nm": 30.0,      # reduced, oxygen-poor skin
+    "surface_o_factor": 0.88,      # TM/O +13.6 % in the skin
+    "o_poor": (3, 0.90),           # (grains, O factor): TM/O +11 %
+    "o_rich": (3, 1.10),           # TM/O -9 %
+    "li_depletion": 0.3,
+    "li_depth_nm": 100.0,
+    "reduction_depth_nm": 60.0,
+}
+
+
+def _resolve(preset: str, overrides: dict) -> dict:
+    if preset not in PRESETS:
+        raise ValueError(f"particle: preset must be one of {list(PRESETS)}, got {preset!r}")
+    params = {**PRESETS[preset], **_DEFAULTS}
+    unknown = set(overrides) - set(params)
+    if unknown:
+        raise ValueError(f"particle: unknown override(s) {sorted(unknown)}; allowed {sorted(params)}")
+    params.update(overrides)
+    if params["composition"] not in COMPOSITIONS:
+        raise ValueError(f"particle: composition must be one of {list(COMPOSITIONS)}, "
+                         f"got {params['composition']!r}")
+    if not params["pixel_size"] > 0:
+        raise ValueError(f"particle: pixel_size must be > 0 nm, got {params['pixel_size']}")
+    if not 0 < params["packing"] <= 1:
+        raise ValueError(f"particle: packing must be in (0, 1], got {params['packing']}")
+    return params
+
+
+def _classes(ratio, occupancy, target, tol):
+    cls = np.zeros(ratio.shape, np.uint8)
+    solid = occupancy >= 0.5
+    with np.errstate(invalid="ignore"):
+        cls[solid] = 1
+        cls[solid & (ratio > target * (1 + tol))] = 2
+        cls[solid & (ratio < target * (1 - tol))] = 3
+    return cls
+
+
+def particle(preset: str = "small", *, seed: int = 0, **overrides) -> xr.Dataset:
+    """Simulate a ground-truth secondary cathode particle.
+
+    Parameters
+    ----------
+    preset : {"small", "demo"}
+        "small": 64^3 voxels of 20 nm, particle ~0.95 um across (tests);
+        "demo": 128^3 voxels of 12 nm, particle ~1.2 um across.
+    seed : int
+        Seed of every random choice (deterministic output).
+    **overrides
+        Any preset or chemistry parameter, e.g. ``composition="ncm811"``,
+        ``shape=(32, 48, 48)``, ``o_poor=(0, 1.0)`` (see ``PRESETS`` and
+        ``_DEFAULTS``; lengths in nm).
+
+    Returns
+    -------
+    xarray.Dataset
+        Variables on (z, y, x) with coords in nm: ``occupancy`` float32 solid
+        fraction; ``particle``, ``void``, ``crack`` bool; ``grain`` int32;
+        ``depth`` float32 nm; ``tm_o_ratio`` float32 ((Mn+Co+Ni)/O atoms, NaN
+        where occupancy is 0); ``composition_class`` uint8 (0 where occupancy
+        < 0.5, 1 target, 2 oxygen-poor, 3 oxygen-rich); ``density`` (element, z,
+        y, x) float32 atoms/nm^3; ``state_fraction`` (state, z, y, x) float32;
+        ``valence`` (element, z, y, x) float32 (fractions and valence are 0
+        where occupancy is 0). Attrs: ``pixel_size`` (nm),
+        ``preset``, ``seed``, ``formula``, ``composition``, ``target_tm_o``,
+        ``tolerance``, ``formula_unit_density`` (1/nm^3, effective).
+    """
+    p = _resolve(preset, overrides)
+    px = float(p["pixel_size"])
+    rng = np.random.default_rng(seed)
+    geom = build_geometry(
+        p["shape"], radius=p["radius_nm"] / px, n_grains=int(p["n_grains"]),
+        n_voids=int(p["n_voids"]), void_radius=tuple(r / px for r in p["void_radius_nm"]),
+        n_cracks=int(p["n_cracks"]), crack_width=p["crack_width_nm"] / px,
+        boundary_density=p["boundary_density"], roughness=p["roughness"], rng=rng)
+    comp = p["composition"]
+    fu = formula_unit_density(comp) * p["packing"]
+    density, masks = composition_fields(
+        geom, composition=comp, fu_density=fu, radial_gradient=p["radial_gradient"],
+        surface_layer=p["surface_layer_nm"] / px, surface_o_factor=p["surface_o_factor"],
+        o_poor=p["o_poor"], o_rich=p["o_rich"], li_depletion=p["li_depletion"],
+        li_depth=p["li_depth_nm"] / px, rng=rng)
+    fractions, states = state_fields(geom, masks, composition=comp,
+                                     reduction_depth=p["reduction_depth_nm"] / px)
+    return _assemble(p, preset, seed, geom, density, fractions, states, fu)
+
+
+def _assemble(p, preset, seed, geom, density, fractions, states, fu) -> xr.Dataset:
+    px = float(p["pixel_size"])
+    comp = p["composition"]
+    target = target_tm_o(comp)
+    absent = geom.occupancy <= 0
+    fractions[:, absent] = 0.0  # no atoms: no oxidation state
+    tm = density[1:4].sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(geom.occupancy > 0, tm / density[4], np.nan).astype(np.float32)
+    valences = np.array([_STATE_TABLE[s][1] for s in states], np.float32)
+    elements_of = np.array([_STATE_TABLE[s][0] for s in states])
+    valence = np.ones_like(density)  # Li is +1
+    for i, el in enumerate(ELEMENTS[1:], start=1):
+        sel = elements_of == el
+        valence[i] = np.tensordot(valences[sel], fractions[sel], axes=1)
+    valence[:, absent] = 0.0
+    spatial = ("z", "y", "x")
+    coords = {d: xr.DataArray(np.arange(n) * px, dims=d, attrs={"units": "nm"})
+              for d, n in zip(spatial, geom.depth.shape)}
+    coords["element"] = list(ELEMENTS)
+    coords["state"] = states
+    coords["state_element"] = ("state", list(elements_of))
+    coords["state_valence"] = ("state", valences.astype(float))
+
+    def var(data, units, desc, dims=spatial):
+        return xr.Variable(dims, data, attrs={"units": units, "long_name": desc})
+
+    ds = xr.Dataset(
+        {
+            "occupancy": var(geom.occupancy, "1", "solid volume fraction"),
+            "particle": var(geom.particle, "1", "inside the particle envelope (incl. pores)"),
+            "grain": var(geom.grain, "1", "primary grain label (0 outside)"),
+            "void": var(geom.void, "1", "nanopore"),
+            "crack": var(geom.crack, "1", "intergranular crack"),
+            "depth": var(geom.depth * np.float32(px), "nm", "depth below the envelope surface"),
+            "tm_o_ratio": var(ratio, "1", "(Mn+Co+Ni)/O atom ratio"),
+            "composition_class": var(_classes(ratio, geom.occupancy, target, p["tolerance"]), "1",
+                                     "0 background, 1 target, 2 oxygen-poor, 3 oxygen-rich"),
+            "density": var(density, "1/nm^3", "atoms per nm^3", ("element", *spatial)),
+            "state_fraction": var(fractions, "1", "oxidation-state fraction of its element",
+                                  ("state", *spatial)),
+            "valence": var(valence, "1", "effective valence", ("element", *spatial)),
+        },
+        coords=coords,
+        attrs={
+            "pixel_size": px, "pixel_size_units": "nm", "preset": preset, "seed": int(seed),
+            "composition": comp, "formula": COMPOSITIONS[comp]["formula"],
+            "target_tm_o": float(target), "tolerance": float(p["tolerance"]),
+            "formula_unit_density": float(fu), "formula_unit_density_units": "1/nm^3",
+            "packing": float(p["packing"]), "synthetic": True,
+        },
+    )
+    return ds

@@ -1,0 +1,61 @@
+"""A complete simulated sample: truth, dual-energy tilt series, 2D XANES scan, references."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from ._forward import tilt_series
+from ._particle import particle
+from ._references import EDGES, reference_spectra
+
+__all__ = ["sample", "dual_energies", "XANES_ENERGIES", "IMPERFECTIONS"]
+
+#: 25 energies across the Mn L3/L2 edges (eV), dense over the L3 white lines.
+XANES_ENERGIES = np.concatenate([[635.0, 636.5, 638.0], np.arange(639.0, 646.01, 0.5),
+                                 [647.0, 649.0, 651.0, 655.0, 658.0, 661.0, 665.0]])
+
+#: Mild instrument imperfections of the sample's tilt series (see ``tilt_series``).
+IMPERFECTIONS = {"jitter_px": 0.3, "center_offset_px": 0.7, "energy_shift_px": 0.5,
+                 "magnification": 0.002, "ring_strength": 0.003}
+
+
+def dual_energies(elements=("O", "Mn", "Co", "Ni")) -> np.ndarray:
+    """Sorted below/above pairs of ``elements`` (eV)."""
+    return np.sort([EDGES[e][k] for e in elements for k in ("below", "above")])
+
+
+def sample(preset: str = "small", *, seed: int = 0, imperfect: bool = True, **overrides) -> xr.DataTree:
+    """Simulate a whole measurement of one particle.
+
+    Parameters
+    ----------
+    preset : {"small", "demo"}
+        Particle preset (see :func:`particle`).
+    seed : int
+        Seed of the particle; the tilt series use ``seed + 1`` and ``seed + 2``.
+    imperfect : bool
+        Apply ``IMPERFECTIONS`` (jitter, centre offset, energy shifts,
+        magnification, rings) to the 3D tilt series; the XANES scan gets the
+        energy shifts and magnification only.
+    **overrides
+        Passed to :func:`particle` (e.g. ``composition="ncm811"``).
+
+    Returns
+    -------
+    xarray.DataTree
+        Children ``truth`` (particle), ``tilt_series`` (O, Mn, Co, Ni
+        below/above pairs, -65..+65 deg in 1 deg steps), ``xanes`` (Mn L scan
+        at 25 energies, one angle 0 deg) and ``references`` (``spectra`` from
+        :func:`reference_spectra`).
+    """
+    truth = particle(preset, seed=seed, **overrides)
+    imp = IMPERFECTIONS if imperfect else {k: 0.0 for k in IMPERFECTIONS}
+    ts = tilt_series(truth, energies=dual_energies(), seed=seed + 1, **imp)
+    xanes = tilt_series(truth, energies=XANES_ENERGIES, angles=[0.0], seed=seed + 2,
+                        energy_shift_px=imp["energy_shift_px"], magnification=imp["magnification"])
+    refs = xr.Dataset({"spectra": reference_spectra()}, attrs={"synthetic": True})
+    tree = xr.DataTree.from_dict({"truth": truth, "tilt_series": ts, "xanes": xanes, "references": refs})
+    tree.attrs.update({"preset": preset, "seed": int(seed), "synthetic": True,
+                       "imperfect": bool(imperfect)})
+    return tree

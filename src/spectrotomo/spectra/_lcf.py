@@ -1,0 +1,376 @@
+"""Linear-combination fitting of many spectra against a few references.
+
+Every spectrum (pixel or voxel) is modelled as ``f @ references`` and fitted
+exactly, all at once, by :mod:`._nnls_batch` (support enumeration over the
+Gram matrix). Optional unconstrained background terms (e.g. a line from other
+elements' smooth absorption) are eliminated exactly by projecting spectra and
+references onto their orthogonal complement (variable projection).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .._backend import array_module
+from .._model import ValidationError
+from ._nnls_batch import MAX_REFERENCES, make_plan, solve_block
+
+__all__ = ["LCFResult", "lcf", "lcf_xarray", "check_references"]
+
+#: Spectra per block (at most; fewer for long spectra, see ``_block_rows``):
+#: keeps a block in cache and below the size at which OpenBLAS switches its
+#: matrix-vector product to threads (measured 5-10x slower on a loaded 2-core
+#: machine at 8192 x 100 float32).
+DEFAULT_BLOCK = 4096
+
+
+def _block_rows(block, n):
+    return int(max(1, min(block, 2**19 // max(n, 1))))
+
+
+@dataclass
+class LCFResult:
+    """Result of :func:`lcf`.
+
+    Attributes
+    ----------
+    fractions : array, shape (..., k)
+        Weights of the references (numpy, cupy or dask like the input). NaN
+        where the spectrum contained a non-finite value.
+    residual : array, shape (...)
+        2-norm of the misfit ``spectrum - fractions @ references`` (after
+        removing the background terms, if any), in the spectra's unit. From
+        the Gram identity ``||s||^2 + f'Gf - 2 b'f``: its absolute accuracy is
+        about ``sqrt(eps) * ||s||`` (1e-8 relative in float64).
+    r_factor : array, shape (...)
+        ``residual**2 / ||spectrum||**2`` (Athena's R-factor); 0 is perfect.
+    quality_mask : array of bool, shape (...)
+        True where the spectrum was finite and ``r_factor <= r_factor_max``.
+    n_masked : int
+        Number of spectra skipped because they contained NaN/inf (``-1`` when
+        the input is a lazy dask array: count ``~isfinite(residual)`` instead).
+    constraints : dict
+        ``{"nonneg": bool, "sum_to_one": bool, "background": int}``.
+    """
+
+    fractions: Any
+    residual: Any
+    r_factor: Any
+    quality_mask: Any
+    n_masked: int
+    constraints: dict = field(default_factory=dict)
+
+
+def check_references(references, *, names=None, rtol: float = 1e-6) -> np.ndarray:
+    """Validate a reference matrix and return it as float64 numpy.
+
+    Parameters
+    ----------
+    references : array, shape (k, n_energies)
+    names : sequence of str, optional
+        Names used in messages (default ``ref0, ref1, ...``).
+    rtol : float
+        References whose unit-normalised matrix has a smallest singular value
+        below ``rtol`` are linearly dependent (ValidationError naming them);
+        below 1e-3 a RuntimeWarning says the fit will be noise-sensitive.
+
+    Raises
+    ------
+    ValidationError
+        Non-finite values, duplicate or collinear references, k > n_energies.
+    """
+    from .._backend import to_numpy
+
+    ref = np.asarray(to_numpy(references), dtype=np.float64)
+    if ref.ndim != 2:
+        raise ValidationError(f"lcf: references must be 2-D (k, n_energies); got shape {ref.shape}")
+    k, n = ref.shape
+    names = list(names) if names is not None else [f"ref{i}" for i in range(k)]
+    if not np.all(np.isfinite(ref)):
+        bad = [names[i] for i in np.flatnonzero(~np.isfinite(ref).all(axis=1))]
+        raise ValidationError(f"lcf: references must be finite; non-finite values in {bad}")
+    if k == 0 or k > MAX_REFERENCES:
+        raise ValidationError(f"lcf: need 1..{MAX_REFERENCES} references; got {k}")
+    if k > n:
+        raise ValidationError(
+            f"lcf: more references (k={k}) than energies (n_energies={n}): the fit is "
+            "underdetermined; measure more energies or use fewer references")
+    norms = np.linalg.norm(ref, axis=1)
+    if np.any(norms == 0):
+        raise ValidationError(f"lcf: references {[names[i] for i in np.flatnonzero(norms == 0)]} are all zero")
+    unit = ref / norms[:, None]
+    cos = unit @ unit.T
+    for i, j in zip(*np.triu_indices(k, 1)):
+        if abs(cos[i, j]) > 1 - rtol:
+            raise ValidationError(
+                f"lcf: references {names[i]!r} and {names[j]!r} are duplicate/collinear "
+                f"(cosine {cos[i, j]:.12f}); remove one of them")
+    w, v = np.linalg.eigh(cos)
+    smallest = float(np.sqrt(max(w[0], 0.0)))  # smallest singular value, unit rows
+    if smallest < rtol:
+        involved = [names[i] for i in np.flatnonzero(np.abs(v[:, 0]) > 0.1)]
+        raise ValidationError(
+            f"lcf: references {involved} are linearly dependent (smallest singular "
+            f"value of the unit-normalised references {smallest:.3g} < {rtol}); remove one of them")
+    if smallest < 1e-3:
+        involved = [names[i] for i in np.flatnonzero(np.abs(v[:, 0]) > 0.1)]
+        warnings.warn(f"lcf: references {involved} are nearly collinear (smallest "
+                      f"singular value {smallest:.3g}); fractions will be noise-sensitive",
+                      RuntimeWarning, stacklevel=3)
+    return ref
+
+
+def _background_basis(background, n: int) -> np.ndarray | None:
+    if background is None:
+        return None
+    if isinstance(background, (int, np.integer)):
+        if background < 0:
+            raise ValidationError(f"lcf: background polynomial order must be >= 0; got {background}")
+        t = np.linspace(-1.0, 1.0, n)
+        return np.vander(t, int(background) + 1, increasing=True).T
+    basis = np.atleast_2d(np.asarray(background, dtype=np.float64))
+    if basis.shape[1] != n:
+        raise ValidationError(f"lcf: background must have shape (m, {n}); got {basis.shape}")
+    return basis
+
+
+def _project_out(ref: np.ndarray, basis: np.ndarray | None):
+    """References seen through the complement of ``basis`` and the pieces to
+    correct ``||s||^2`` (``||P s||^2 = ||s||^2 - c^T W c`` with ``c = S B^T``)."""
+    if basis is None:
+        return ref, None, None
+    q, _ = np.linalg.qr(basis.T)  # orthonormal columns spanning the background
+    ref_p = ref - (ref @ q) @ q.T
+    return ref_p, q, None
+
+
+def _project(s, op, xp, out):
+    """``out[:] = op @ s.T`` (rows, N). On the CPU one matrix-vector product
+    per row (a few rows) streams ``s`` at memory speed; skinny GEMMs with a
+    transposed operand are 2-4x slower in OpenBLAS, more with its threads."""
+    if xp is not np:
+        out[...] = op @ s.T
+        return out
+    for i in range(op.shape[0]):  # k + n_bg rows: a small fixed set
+        np.dot(s, op[i], out=out[i])
+    return out
+
+
+def _fit_numpy_like(flat, op, plan, n_bg, xp, block, dtype, workers=1):
+    """Two passes: (1) per cache-sized block, the sufficient statistics
+    ``b = R s`` and ``||s||^2`` (the only reads of the spectra); (2) the exact
+    constrained solve on the (k, N) statistics of all spectra at once.
+    Returns fractions (N, k), residual (N,), ||s||^2 (N,)."""
+    n_spec = flat.shape[0]
+    k = plan.k
+    proj = xp.empty((k + n_bg, n_spec), dtype=dtype)
+    ss = xp.empty(n_spec, dtype=dtype)
+
+    def run(start):
+        sl = slice(start, min(start + block, n_spec))
+        chunk = flat[sl]
+        if chunk.dtype != dtype:
+            chunk = chunk.astype(dtype)
+        ss[sl] = xp.einsum("ij,ij->i", chunk, chunk)
+        _project(chunk, op, xp, proj[:, sl])
+
+    starts = range(0, n_spec, block)  # cache-sized blocks, not spectra
+    if workers > 1 and xp is np and len(starts) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        # numpy ufuncs and BLAS release the GIL: blocks run truly in parallel
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(run, starts))
+    else:
+        for start in starts:
+            run(start)
+    if n_bg:
+        ss -= xp.einsum("ij,ij->j", proj[k:], proj[k:])
+    bt = proj[:k]
+    # a NaN/inf anywhere in a spectrum makes its ||s||^2 non-finite (so do
+    # values beyond ~1e19 in float32): such spectra are masked, not fitted
+    finite = xp.isfinite(ss)
+    all_finite = bool(finite.all())
+    if not all_finite:
+        bt[:, ~finite] = 0
+    ft, obj = solve_block(bt, plan, xp)
+    resid = xp.sqrt(xp.maximum(ss + obj, 0))
+    if not all_finite:
+        ft[:, ~finite] = xp.nan
+        resid[~finite] = xp.nan
+        ss[~finite] = xp.nan
+    return ft.T, resid, ss
+
+
+def lcf(spectra, references, *, nonneg: bool = True, sum_to_one: bool = False,
+        background=None, r_factor_max: float = 0.05, dtype=None,
+        block: int = DEFAULT_BLOCK, workers: int = 1,
+        names=None) -> LCFResult:
+    """Linear-combination fit of every spectrum, exactly and all at once.
+
+    Solves, for every spectrum ``s``,
+    ``min_f ||f @ references - s||^2`` subject to ``f >= 0`` (``nonneg``) and
+    ``sum(f) == 1`` (``sum_to_one``), both, or neither. The solution is exact
+    (equal to ``scipy.optimize.nnls`` for ``nonneg`` alone), computed for all
+    spectra with batched matrix products (see :mod:`._nnls_batch`).
+
+    Parameters
+    ----------
+    spectra : array, shape (..., n_energies)
+        numpy, cupy or dask array (dask: the energy axis must be one chunk;
+        blocks are fitted with ``map_blocks``). Rows with NaN/inf are masked.
+    references : array, shape (k, n_energies)
+        Reference spectra on the same energy grid (see ``resample``), k <= 12.
+    nonneg : bool
+        Constrain every fraction to be >= 0.
+    sum_to_one : bool
+        Constrain the fractions of each spectrum to sum to exactly 1 (use with
+        edge-step normalised spectra and references).
+    background : int or array (m, n_energies), optional
+        Unconstrained nuisance terms fitted alongside: an int is a polynomial
+        order in energy index (0 = offset, 1 = line); they are eliminated
+        exactly by projection, and ``residual`` is the misfit after them.
+    r_factor_max : float
+        Spectra with a larger R-factor are False in ``quality_mask``.
+    dtype : numpy dtype, optional
+        Compute dtype; default float64 (float32 is faster but loses about
+        ``cond(references)**2 * 1e-7`` relative accuracy).
+    block : int
+        Spectra per block (memory/cache trade-off).
+    workers : int
+        Threads fitting blocks in parallel (numpy only; ufuncs and BLAS
+        release the GIL). Default 1: on a shared machine extra threads
+        contend with OpenBLAS's own; under dask keep 1 (dask parallelises).
+    names : sequence of str, optional
+        Reference names for error messages.
+
+    Returns
+    -------
+    LCFResult
+
+    Examples
+    --------
+    >>> res = lcf(volume_spectra, refs, nonneg=True, sum_to_one=True)
+    >>> res.fractions.shape   # volume_spectra.shape[:-1] + (k,)
+    """
+    if type(spectra).__module__.split(".")[0] == "xarray":
+        raise ValidationError("lcf: spectra is an xarray object; use "
+                              "spectrotomo.spectra.lcf_xarray (fits along dim 'energy')")
+    ref = check_references(references, names=names)
+    k, n = ref.shape
+    if spectra.shape[-1] != n:
+        raise ValidationError(
+            f"lcf: spectra's last axis (energy) has {spectra.shape[-1]} values but "
+            f"references have {n}; resample the references onto the measured grid first")
+    if r_factor_max < 0:
+        raise ValidationError(f"lcf: r_factor_max must be >= 0; got {r_factor_max}")
+    dtype = np.dtype(np.float64 if dtype is None else dtype)
+    basis = _background_basis(background, n)
+    ref_p, q, _ = _project_out(ref, basis)
+    if basis is not None:
+        check_references(ref_p, names=names)  # a reference inside the background span
+    plan = make_plan(ref_p @ ref_p.T, nonneg=nonneg, sum_to_one=sum_to_one)
+    n_bg = 0 if q is None else q.shape[1]
+    op_np = ref_p.T if q is None else np.concatenate([ref_p.T, q], axis=1)  # (n, k + n_bg)
+    constraints = {"nonneg": bool(nonneg), "sum_to_one": bool(sum_to_one),
+                   "background": 0 if basis is None else int(basis.shape[0])}
+    if type(spectra).__module__.split(".")[0] == "dask":
+        return _lcf_dask(spectra, op_np, plan, n_bg, dtype, block, r_factor_max, constraints)
+    xp = array_module(spectra)
+    op = xp.asarray(op_np.T, dtype=dtype)
+    lead = spectra.shape[:-1]
+    flat = spectra.reshape(-1, n)
+    frac, resid, ss = _fit_numpy_like(flat, op, plan, n_bg, xp, _block_rows(block, n), dtype,
+                                      workers)
+    finite = xp.isfinite(resid)
+    n_masked = int((~finite).sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r_factor = xp.where(ss > 0, resid**2 / xp.where(ss > 0, ss, 1), xp.where(finite, 0.0, xp.nan))
+    quality = finite & (r_factor <= r_factor_max)
+    return LCFResult(frac.reshape(*lead, k), resid.reshape(lead), r_factor.reshape(lead),
+                     quality.reshape(lead), n_masked, constraints)
+
+
+def _lcf_dask(spectra, op_np, plan, n_bg, dtype, block, r_factor_max, constraints):
+    import dask.array as da
+
+    n = spectra.shape[-1]
+    k = plan.k
+    if len(spectra.chunks[-1]) != 1:
+        spectra = spectra.rechunk({spectra.ndim - 1: -1})
+
+    def fit(chunk):
+        xp = array_module(chunk)
+        op = xp.asarray(op_np.T, dtype=dtype)
+        lead = chunk.shape[:-1]
+        frac, resid, ss = _fit_numpy_like(chunk.reshape(-1, n), op, plan, n_bg, xp,
+                                          _block_rows(block, n), dtype)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rf = xp.where(ss > 0, resid**2 / xp.where(ss > 0, ss, 1), xp.where(xp.isfinite(resid), 0.0, xp.nan))
+        out = xp.concatenate([frac, resid[:, None], rf[:, None]], axis=1)
+        return out.reshape(*lead, k + 2)
+
+    chunks = spectra.chunks[:-1] + ((k + 2,),)
+    out = da.map_blocks(fit, spectra, dtype=dtype, chunks=chunks)
+    frac, resid, rf = out[..., :k], out[..., k], out[..., k + 1]
+    quality = da.isfinite(resid) & (rf <= r_factor_max)
+    return LCFResult(frac, resid, rf, quality, -1, constraints)
+
+
+def lcf_xarray(spectra, references, **kwargs):
+    """xarray wrapper of :func:`lcf` on dim ``energy``.
+
+    Parameters
+    ----------
+    spectra : xarray.DataArray
+        Any dims including ``energy`` (e.g. a volume (energy, z, y, x) or a
+        XANES stack (energy, y, x)).
+    references : xarray.DataArray, dims (state, energy)
+        Must be on the same energy coordinate (eV) as ``spectra``.
+    **kwargs
+        Passed to :func:`lcf`.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``fractions`` (state, ...spatial), ``residual``, ``r_factor``,
+        ``quality_mask``; attrs ``n_masked`` and the constraints.
+    """
+    import xarray as xr
+
+    if "energy" not in spectra.dims or "energy" not in references.dims:
+        raise ValidationError("lcf_xarray: spectra and references both need an 'energy' dim")
+    e_s = np.asarray(spectra["energy"].values, dtype=float)
+    e_r = np.asarray(references["energy"].values, dtype=float)
+    if e_s.shape != e_r.shape or not np.allclose(e_s, e_r, rtol=0, atol=1e-6):
+        raise ValidationError(
+            "lcf_xarray: references' energy coordinate differs from the spectra's; "
+            "resample them with spectrotomo.spectra.resample(references, spectra.energy)")
+    spatial = [d for d in spectra.dims if d != "energy"]
+    s = spectra.transpose(*spatial, "energy")
+    r = references.transpose(..., "energy")
+    state_dim = r.dims[0]
+    names = [str(v) for v in r[state_dim].values] if state_dim in r.coords else None
+    res = lcf(s.data, r.values, names=names, **kwargs)
+    coords = {d: spectra[d] for d in spatial if d in spectra.coords}
+    frac = xr.DataArray(res.fractions, dims=(*spatial, state_dim), coords=coords)
+    frac = frac.assign_coords({c: r[c] for c in r.coords if r[c].dims == (state_dim,)})
+    ds = xr.Dataset({
+        "fractions": frac.transpose(state_dim, *spatial),
+        "residual": xr.DataArray(res.residual, dims=spatial, coords=coords,
+                                 attrs={"units": spectra.attrs.get("units", "")}),
+        "r_factor": xr.DataArray(res.r_factor, dims=spatial, coords=coords, attrs={"units": "1"}),
+        "quality_mask": xr.DataArray(res.quality_mask, dims=spatial, coords=coords),
+    })
+    ds["fractions"].attrs["units"] = "1"
+    ds.attrs.update({"n_masked": res.n_masked, **{k: int(v) for k, v in res.constraints.items()}})
+    for key in ("pixel_size", "pixel_size_units"):
+        if key in spectra.attrs:
+            ds.attrs[key] = spectra.attrs[key]
+            for v in ds.data_vars.values():
+                v.attrs[key] = spectra.attrs[key]
+    return ds

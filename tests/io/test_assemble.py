@@ -1,0 +1,91 @@
+"""read_series: several files -> one tilt series along energy or distance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _writers import make_truth, write_dxchange, write_xradia
+
+import spectrotomo.io as sio
+from spectrotomo import provenance, validate_tilt_series
+
+
+def _dx(tmp_path, energies, **kw):
+    ts, paths = [], []
+    for i, e in enumerate(energies):
+        t = make_truth(energy=e, seed=i, n_flats=2 + i)
+        ts.append(t)
+        paths.append(write_dxchange(tmp_path / f"e{i}.h5", t, **kw))
+    return ts, paths
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_energies_sorted_and_references_cut_to_common_count(tmp_path, lazy):
+    ts, paths = _dx(tmp_path, [660.0, 640.0, 650.0])
+    ds = sio.read_series(paths, lazy=lazy)
+    validate_tilt_series(ds)
+    assert (type(ds["projections"].data).__module__.startswith("dask")) is lazy
+    np.testing.assert_allclose(ds["energy"].values, [640.0, 650.0, 660.0], rtol=1e-12)
+    for k, i in enumerate((1, 2, 0)):
+        np.testing.assert_array_equal(ds["projections"].values[k], ts[i]["projections"])
+        np.testing.assert_array_equal(ds["flats"].values[k], ts[i]["flats"][:2])
+    steps = provenance(ds)
+    assert [s["step"] for s in steps] == ["io.read_dxchange"] * 3 + ["io.read_series"]
+    assert steps[-1]["inputs"] == [str(p) for p in paths]
+    assert steps[-1]["parameters"]["reference_counts"] == {"flats": 2, "darks": 3}
+
+
+def test_values_supply_missing_energies(tmp_path):
+    paths = []
+    for i in range(2):
+        t = make_truth(seed=i, n_flats=1, n_darks=0)
+        t["flats"] = t["flats"].astype("<f4")
+        paths.append(write_xradia(tmp_path / f"tomo{i}.txrm", t, energy_stream=False))
+    ds = sio.read_series(paths, values=[850.0, 845.0])
+    np.testing.assert_array_equal(ds["energy"].values, [845.0, 850.0])
+
+
+def test_distances(tmp_path):
+    ts, paths = _dx(tmp_path, [17000.0, 17000.0])
+    ds = sio.read_series(paths, dim="distance", values=[0.02, 0.01])
+    validate_tilt_series(ds)
+    assert ds["projections"].dims == ("energy", "distance", "angle", "y", "x")
+    np.testing.assert_array_equal(ds["distance"].values, [0.01, 0.02])
+    np.testing.assert_array_equal(ds["projections"].values[0, 0], ts[1]["projections"])
+    np.testing.assert_array_equal(ds["darks"].values[0, 1], ts[0]["darks"])
+
+
+def test_distance_without_values_is_named(tmp_path):
+    _, paths = _dx(tmp_path, [17000.0, 17000.0])
+    with pytest.raises(sio.ReaderError, match=r"e0\.h5.*propagation_distance.*values"):
+        sio.read_series(paths, dim="distance")
+
+
+def test_angles_beyond_tolerance(tmp_path):
+    t0, t1 = make_truth(energy=640.0), make_truth(energy=650.0)
+    p0 = write_dxchange(tmp_path / "a.h5", t0)
+    p1 = write_dxchange(tmp_path / "b.h5", t1, theta=t1["angles"] + 0.05)
+    assert sio.read_series([p0, p1]).sizes["energy"] == 2  # within 0.1 deg
+    p2 = write_dxchange(tmp_path / "c.h5", t1, theta=t1["angles"] + 0.5)
+    with pytest.raises(sio.ReaderError, match=r"c\.h5.*angles.*0\.1 deg.*0\.5"):
+        sio.read_series([p0, p2])
+
+
+def test_duplicate_energies(tmp_path):
+    _, paths = _dx(tmp_path, [640.0, 640.0])
+    with pytest.raises(sio.ReaderError, match="energy.*distinct"):
+        sio.read_series(paths)
+
+
+def test_pixel_size_mismatch(tmp_path):
+    p0 = write_dxchange(tmp_path / "a.h5", make_truth(energy=640.0))
+    p1 = write_dxchange(tmp_path / "b.h5", make_truth(energy=650.0, pixel_size=31.25))
+    with pytest.raises(sio.ReaderError, match=r"b\.h5.*pixel_size"):
+        sio.read_series([p0, p1])
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="dim"):
+        sio.read_series(["x"], dim="time")
+    with pytest.raises(ValueError, match="values"):
+        sio.read_series(["x", "y"], values=[1.0])

@@ -1,0 +1,136 @@
+"""Xradia .txrm/.xrm specifics: folders of 100 images, flip, energy fallbacks, bad files."""
+
+from __future__ import annotations
+
+import numpy as np
+import olefile
+import pytest
+from _cfb import write_cfb
+from _writers import make_truth, write_xradia, xradia_streams
+
+import spectrotomo.io as sio
+from spectrotomo import provenance, validate_tilt_series
+from spectrotomo.io._xradia import energy_from_name, image_stream
+
+
+def _t(**kw):
+    t = make_truth(n_darks=0, n_flats=1, **kw)
+    t["flats"] = t["flats"].astype("<f4")
+    return t
+
+
+def test_image_folders_hold_100_images(tmp_path):
+    t = _t(n_angles=203, ny=2, nx=3)
+    t["angles"] = np.arange(203, dtype=float) - 101
+    path = write_xradia(tmp_path / "long.txrm", t)
+    with olefile.OleFileIO(str(path)) as ole:
+        assert ole.exists("ImageData2/Image200") and ole.exists("ImageData3/Image201")
+    assert image_stream(99) == "ImageData1/Image100" and image_stream(100) == "ImageData2/Image101"
+    ds = sio.read(path)
+    np.testing.assert_array_equal(ds["projections"].values[0], t["projections"])
+    np.testing.assert_array_equal(ds["angle"].values, t["angles"])
+
+
+def test_flip_vertical_flips_projections_and_reference(tmp_path):
+    t = _t()
+    path = write_xradia(tmp_path / "a.txrm", t)
+    ds = sio.read_xradia(path, flip_vertical=True)
+    np.testing.assert_array_equal(ds["projections"].values[0], t["projections"][:, ::-1])
+    np.testing.assert_array_equal(ds["flats"].values[0], t["flats"][:, ::-1])
+    lazy = sio.read_xradia(path, flip_vertical=True, lazy=True)
+    np.testing.assert_array_equal(lazy["projections"].values, ds["projections"].values)
+    assert provenance(ds)[-1]["parameters"]["flip_vertical"] is True
+
+
+def test_single_image_xrm(tmp_path):
+    t = _t(n_angles=1)
+    ds = sio.read(write_xradia(tmp_path / "single.xrm", t))
+    assert ds["projections"].shape == (1, 1, *t["projections"].shape[1:])
+    np.testing.assert_array_equal(ds["projections"].values[0], t["projections"])
+
+
+def test_energy_from_motor_positions(tmp_path):
+    t = _t(energy=853.25)
+    path = write_xradia(tmp_path / "m.txrm", t, energy_stream=False, motors=True)
+    ds = sio.read(path)
+    assert ds["energy"].values.tolist() == [853.25]
+    assert provenance(ds)[-1]["parameters"]["energy_source"] == "PositionInfo/MotorPositions"
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("particle3_852.5eV.txrm", 852.5), ("Mn_L3_7p1keV_b.txrm", 7100.0),
+    ("scan_640.txrm", 640.0), ("p2_tomo_0001.txrm", None), ("s_1_2.txrm", None),
+    ("a_530_540.txrm", None)])
+def test_energy_from_file_name(name, expected):
+    assert energy_from_name(name) == expected
+
+
+def test_energy_from_file_name_used_when_stream_and_motor_missing(tmp_path):
+    path = write_xradia(tmp_path / "particle3_852.5eV.txrm", _t(), energy_stream=False)
+    ds = sio.read(path)
+    assert ds["energy"].values.tolist() == [852.5]
+    assert provenance(ds)[-1]["parameters"]["energy_source"] == "file name"
+
+
+def test_energy_override_when_missing_everywhere(tmp_path):
+    path = write_xradia(tmp_path / "particle3.txrm", _t(), energy_stream=False)
+    with pytest.raises(sio.ReaderError, match=r"particle3\.txrm.*ImageInfo/Energy.*energy="):
+        sio.read(path)
+    assert sio.read(path, energy=530.0)["energy"].values.tolist() == [530.0]
+
+
+def test_energy_scan_at_one_angle_becomes_energy_axis(tmp_path):
+    t = _t(n_angles=4)
+    t["angles"] = np.zeros(4)
+    t["energies"] = np.array([650.0, 640.0, 660.0, 645.0])
+    ds = sio.read(write_xradia(tmp_path / "xanes.xrm", t))
+    validate_tilt_series(ds)
+    order = np.argsort(t["energies"])
+    assert ds["projections"].shape == (4, 1, *t["projections"].shape[1:])
+    np.testing.assert_array_equal(ds["energy"].values, t["energies"][order])
+    np.testing.assert_array_equal(ds["projections"].values[:, 0], t["projections"][order])
+    np.testing.assert_array_equal(ds["flats"].values[2, 0], t["flats"][0])
+
+
+def test_varying_energy_and_angle_is_rejected(tmp_path):
+    t = _t(n_angles=3)
+    t["energies"] = np.array([640.0, 650.0, 660.0])
+    with pytest.raises(sio.ReaderError, match=r"ImageInfo/Energy.*one energy per file"):
+        sio.read(write_xradia(tmp_path / "mixed.txrm", t))
+
+
+def test_unknown_data_type_code(tmp_path):
+    path = write_xradia(tmp_path / "weird.txrm", _t(), data_type=7)
+    with pytest.raises(sio.ReaderError, match=r"weird\.txrm.*ImageInfo/DataType.*5 uint16.*got 7"):
+        sio.read(path)
+
+
+def test_short_image_stream_names_stream(tmp_path):
+    streams = xradia_streams(_t())
+    streams["ImageData1/Image2"] = streams["ImageData1/Image2"][:-2]
+    write_cfb(tmp_path / "short.txrm", streams)
+    with pytest.raises(sio.ReaderError, match=r"short\.txrm.*ImageData1/Image2.*84 bytes"):
+        sio.read(tmp_path / "short.txrm")
+
+
+def test_missing_image_stream(tmp_path):
+    streams = xradia_streams(_t())
+    del streams["ImageData1/Image5"]
+    write_cfb(tmp_path / "gap.txrm", streams)
+    with pytest.raises(sio.ReaderError, match=r"gap\.txrm.*ImageData1/Image5"):
+        sio.read(tmp_path / "gap.txrm")
+
+
+def test_angle_count_differs_from_image_count(tmp_path):
+    streams = xradia_streams(_t())
+    streams["ImageInfo/Angles"] = np.zeros(3, "<f4").tobytes()
+    write_cfb(tmp_path / "few.txrm", streams)
+    with pytest.raises(sio.ReaderError, match=r"few\.txrm.*ImageInfo/Angles.*5.*got 3"):
+        sio.read(tmp_path / "few.txrm")
+
+
+def test_corrupt_ole_file(tmp_path):
+    path = tmp_path / "broken.txrm"
+    path.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x07" * 3000)
+    with pytest.raises(sio.ReaderError, match=r"broken\.txrm.*OLE2"):
+        sio.read(path)

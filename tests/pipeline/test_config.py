@@ -1,0 +1,55 @@
+import pytest
+
+from spectrotomo.pipeline._config import (TEMPLATE, Config, ConfigError, config_from_dict,
+                                          load_config, write_template)
+
+
+def test_template_parses_to_defaults(tmp_path):
+    path = write_template(tmp_path / "run.toml")
+    assert load_config(path) == Config()
+    with pytest.raises(FileExistsError):
+        write_template(path)
+
+
+def test_overrides_win(tmp_path):
+    path = write_template(tmp_path / "run.toml")
+    cfg = load_config(path, {"reconstruct.algorithm": "tv", "segmentation.tolerance": 0.1})
+    assert cfg.reconstruct.algorithm == "tv" and cfg.segmentation.tolerance == 0.1
+
+
+def test_yaml_safe_load(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("reconstruct:\n  algorithm: cgls\n  iterations: 30\n")
+    cfg = load_config(path)
+    assert cfg.reconstruct.algorithm == "cgls" and cfg.reconstruct.iterations == 30
+    path.write_text("reconstruct: !!python/object/apply:os.system ['echo hi']\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        ({"recon": {}}, "unknown section"),
+        ({"reconstruct": {"algo": "fbp"}}, "unknown key"),
+        ({"reconstruct": {"algorithm": "art"}}, "one of fbp"),
+        ({"reconstruct": {"iterations": 1.5}}, "integer"),
+        ({"segmentation": {"tolerance": 0.0}}, "tolerance"),
+        ({"preprocess": {"center": "middle"}}, "auto"),
+        ({"phase": {"method": "paganin", "pixel_size_m": 20.0}}, "metres"),
+        ({"spectra": {"elements": "Mn"}}, "list"),
+    ],
+)
+def test_bad_values_name_the_key(data, match):
+    with pytest.raises(ConfigError, match=match):
+        config_from_dict(data, source="run.toml")
+
+
+def test_unreadable_and_invalid_files(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[input\n")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_config(bad)
+    assert "memory_limit_gb" in TEMPLATE

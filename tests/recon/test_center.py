@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+
+from spectrotomo import ValidationError
+from spectrotomo.recon import find_center
+
+N = 64
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    """A particle with a dense inclusion and a pore, off the rotation axis, 4 rows."""
+    from spectrotomo.simulate import ball
+
+    shape = (4, N, N)
+    return 0.03 * (ball(shape, 16, center=(1.5, 36, 28)) + 0.5 * ball(shape, 5, center=(1.5, 30, 24))
+                   - 0.5 * ball(shape, 4, center=(1.5, 42, 34)))
+
+
+def _scan(vol, angles, center, noise=0.0, seed=0):
+    from spectrotomo.simulate import project
+
+    od = project(vol, angles, center=center)
+    return od + noise * np.random.default_rng(seed).standard_normal(od.shape)
+
+
+@pytest.mark.parametrize("angles, method", [
+    (np.linspace(0, 180, 91), "opposite"),                 # both end points: one opposite pair
+    (np.linspace(0, 360, 120, endpoint=False), "opposite"),
+    (np.linspace(0, 180, 90, endpoint=False), "vo"),       # no opposite projection
+])
+def test_full_scans_within_quarter_pixel(phantom, angles, method):
+    true = (N - 1) / 2 + 3.3
+    od = _scan(phantom, angles, true, noise=0.005)
+    center, (cand, metric) = find_center(od, angles, return_metric=True)
+    assert abs(center - true) <= 0.25, center
+    forced = find_center(od, angles, method=method)
+    assert forced == pytest.approx(center)
+
+
+@pytest.mark.parametrize("offset", [-5.7, 2.4])
+def test_limited_angle_within_half_pixel(phantom, offset):
+    angles = np.arange(-65.0, 66.0)
+    true = (N - 1) / 2 + offset
+    od = _scan(phantom, angles, true, noise=0.005, seed=1)
+    assert abs(find_center(od, angles) - true) <= 0.5
+
+
+def test_qc_figure_written(phantom, tmp_path):
+    angles = np.arange(-65.0, 66.0, 2.0)
+    od = _scan(phantom, angles, (N - 1) / 2)
+    path = tmp_path / "center.png"
+    center, (cand, metric) = find_center(od, angles, qc_path=path, return_metric=True)
+    assert path.stat().st_size > 1000
+    assert cand.shape == metric.shape and metric[np.argmin(np.abs(cand - center))] <= metric.max()
+
+
+def test_agrees_with_algotom_vo(phantom):
+    rotation = pytest.importorskip("algotom.prep.calculation")
+    angles = np.linspace(0, 180, 90, endpoint=False)
+    true = (N - 1) / 2 - 4.2
+    od = _scan(phantom, angles, true)
+    ours = find_center(od, angles, method="vo")
+    theirs = rotation.find_center_vo(od[:, 1], start=N / 4, stop=3 * N / 4 - 1, step=0.25,
+                                     ncore=1)
+    assert abs(ours - theirs) <= 0.5 and abs(ours - true) <= 0.25
+
+
+def test_bad_input():
+    with pytest.raises(ValidationError, match="angles has 3 entries"):
+        find_center(np.ones((4, 2, 16)), [0, 1, 2])
+    with pytest.raises(ValidationError, match="NaN"):
+        find_center(np.full((4, 2, 16), np.nan), [0, 1, 2, 3])
+    with pytest.raises(ValidationError, match="search_range"):
+        find_center(np.ones((4, 2, 16)), [0, 1, 2, 3], search_range=(10, 30))
+    with pytest.raises(ValidationError, match="180 deg"):
+        find_center(np.ones((4, 2, 16)), [0, 1, 2, 3], method="opposite")

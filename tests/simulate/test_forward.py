@@ -1,0 +1,184 @@
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from spectrotomo import validate_tilt_series
+from spectrotomo.simulate import EDGES, attenuation, particle, project, reference_spectra, tilt_series
+from spectrotomo.simulate._forward import _misalign, _sigma, components
+from spectrotomo.simulate._references import xraydb_cross_section
+
+TINY = dict(shape=(32, 40, 40), radius_nm=240.0, n_grains=8, n_voids=2, n_cracks=1)
+ANGLES = np.arange(-65, 66.0, 5.0)
+
+
+@pytest.fixture(scope="module")
+def truth():
+    return particle("small", seed=2, **TINY)
+
+
+def _od_from_counts(ds):
+    dark = ds["darks"].astype(float).mean("dark")
+    flat = ds["flats"].astype(float).mean("flat") - dark
+    return -np.log((ds["projections"].astype(float) - dark) / flat)
+
+
+def test_attenuation_is_density_times_cross_section(truth):
+    energies = [640.0, 660.0]
+    mu = attenuation(truth, energies)
+    assert mu.dims == ("energy", "z", "y", "x") and mu.attrs["units"] == "1/nm"
+    spectra = reference_spectra(energies=energies)
+    k = np.unravel_index(np.argmax(truth["occupancy"].values), truth["occupancy"].shape)
+    d = truth["density"].values[(slice(None), *k)]
+    f = truth["state_fraction"].values[(slice(None), *k)]
+    el_index = {"Li": 0, "Mn": 1, "Co": 2, "Ni": 3, "O": 4}
+    expected = d[0] * xraydb_cross_section("Li", energies)
+    for i, el in enumerate(spectra["state_element"].values):
+        expected = expected + d[el_index[el]] * f[i] * spectra.values[i]
+    np.testing.assert_allclose(mu.values[(slice(None), *k)], expected, rtol=1e-5)
+
+
+def test_noise_free_series_is_beer_lambert_of_the_projected_attenuation(truth):
+    energies = [635.0, 643.0, 665.0]
+    ds = tilt_series(truth, energies=energies, angles=ANGLES, photons=None, center_offset_px=1.5)
+    validate_tilt_series(ds)
+    assert ds.attrs["true_center"] == pytest.approx((40 - 1) / 2 + 1.5)
+    mu = attenuation(truth, energies).values
+    px = truth.attrs["pixel_size"]
+    for e in range(3):
+        ref = project(mu[e], ANGLES, center=ds.attrs["true_center"]) * px
+        np.testing.assert_allclose(ds["true_od"].values[e], ref, rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(_od_from_counts(ds).values, ds["true_od"].values, rtol=1e-4, atol=1e-5)
+
+
+def test_soft_xray_optical_density_stays_below_four():
+    energies = np.arange(525.0, 880.0, 0.25)
+    for comp in ("lrtmo", "ncm811"):
+        truth = particle("small", seed=0, composition=comp)
+        names, cube = components(truth)
+        n_c, nz, ny, nx = cube.shape
+        proj = project(cube.reshape(n_c * nz, ny, nx), [-65.0, -30.0, 0.0, 30.0, 65.0])
+        sigma = _sigma(names, energies)  # (components, energies)
+        od = np.einsum("ce,acp->eap", sigma, proj.reshape(5, n_c, -1)) * truth.attrs["pixel_size"]
+        assert 1.0 < od.max() <= 4.0, (comp, od.max())
+
+
+def test_poisson_statistics_of_flats_and_of_a_uniform_field(truth):
+    empty = truth.copy(deep=True)
+    empty["density"][:] = 0.0
+    ds = tilt_series(empty, energies=[640.0, 660.0], angles=np.arange(-65, 66.0), photons=2e4,
+                     n_flats=20, seed=4)
+    flats = ds["flats"].values.astype(float)
+    ratio = flats.var(axis=1, ddof=1) / flats.mean(axis=1)
+    assert ratio.mean() == pytest.approx(1.0, abs=0.03)
+    proj = ds["projections"].values.astype(float)  # empty sample: transmission 1
+    ratio = proj.var(axis=1, ddof=1) / proj.mean(axis=1)
+    assert ratio.mean() == pytest.approx(1.0, abs=0.02)
+    np.testing.assert_allclose(proj.mean(axis=1), flats.mean(axis=1), rtol=0.02)
+    assert 1.9e4 < flats.max() < 2.1e4
+    darks = ds["darks"].values.astype(float)
+    assert darks.mean() == pytest.approx(100, rel=0.01) and darks.var() == pytest.approx(100, rel=0.1)
+
+
+def test_deterministic_per_seed(truth):
+    kw = dict(energies=[640.0], angles=ANGLES, jitter_px=1.0, ring_strength=0.01)
+    a, b, c = (tilt_series(truth, seed=s, **kw) for s in (7, 7, 8))
+    for name in ("projections", "flats", "darks", "true_od", "true_shift"):
+        np.testing.assert_array_equal(a[name].values, b[name].values)
+    assert not np.array_equal(a["projections"].values, c["projections"].values)
+    assert not np.array_equal(a["true_shift"].values, c["true_shift"].values)
+
+
+def _subpixel_shift(ref, img):
+    from skimage.registration import phase_cross_correlation
+
+    shift, _, _ = phase_cross_correlation(ref, img, upsample_factor=50, normalization=None)
+    return -shift  # shift that moves ref onto img
+
+
+def test_true_shifts_are_recovered_by_cross_correlation(truth):
+    kw = dict(energies=[640.0, 660.0], angles=[-20.0, 0.0, 35.0], photons=None, seed=9)
+    ideal = tilt_series(truth, **kw)
+    moved = tilt_series(truth, jitter_px=1.5, energy_shift_px=1.0, **kw)
+    total = moved["true_shift"].values[None] + moved["true_energy_shift"].values[:, None]
+    assert np.abs(total).max() > 0.5
+    for e in range(2):
+        for a in range(3):
+            found = _subpixel_shift(ideal["true_od"].values[e, a], moved["true_od"].values[e, a])
+            np.testing.assert_allclose(found, total[e, a], atol=0.1)
+
+
+def test_true_scale_magnifies_about_the_detector_centre(truth):
+    kw = dict(energies=[640.0, 660.0], angles=[0.0], photons=None, seed=3)
+    ideal = tilt_series(truth, **kw)["true_od"].values
+    ds = tilt_series(truth, magnification=0.05, **kw)
+    scale = ds["true_scale"].values
+    assert np.all(np.abs(scale - 1) <= 0.05) and np.abs(scale - 1).max() > 0.005
+    # integrated optical density scales with the magnified area
+    np.testing.assert_allclose(ds["true_od"].values.sum(axis=(1, 2, 3)) / ideal.sum(axis=(1, 2, 3)),
+                               scale**2, rtol=0.01)
+
+
+def test_misalignment_matches_scipy_resampling(rng):
+    od = ndimage.gaussian_filter(rng.random((2, 3, 20, 24)), (0, 0, 2, 2)).astype(np.float32)
+    shifts, scales = rng.normal(size=(2, 3, 2)) * 2, np.array([1.02, 0.97])
+    out = _misalign(od, shifts, scales)
+    yy, xx = np.indices((20, 24), dtype=float)
+    for e in range(2):
+        for a in range(3):
+            sy = 9.5 + (yy - 9.5 - shifts[e, a, 0]) / scales[e]
+            sx = 11.5 + (xx - 11.5 - shifts[e, a, 1]) / scales[e]
+            ref = ndimage.map_coordinates(od[e, a], [sy, sx], order=1, mode="grid-constant")
+            np.testing.assert_allclose(out[e, a], ref, atol=1e-5)
+
+
+def test_center_offset_shifts_the_zero_degree_projection(truth):
+    kw = dict(energies=[640.0], angles=[0.0], photons=None)
+    a = tilt_series(truth, **kw)["true_od"].values
+    b = tilt_series(truth, center_offset_px=2.0, **kw)["true_od"].values
+    np.testing.assert_allclose(b[..., 2:], a[..., :-2], atol=1e-6)
+
+
+def test_ring_gain_appears_only_in_projections(truth):
+    ds = tilt_series(truth, energies=[640.0], angles=ANGLES, photons=None, ring_strength=0.02)
+    gain = ds["true_gain"].values
+    assert 0.005 < np.log(gain).std() < 0.05
+    residual = _od_from_counts(ds).values - ds["true_od"].values
+    np.testing.assert_allclose(residual, np.broadcast_to(-np.log(gain), residual.shape), atol=1e-4)
+
+
+def test_dual_energy_jump_with_xraydb_recovers_the_projected_element():
+    truth = particle("small", seed=0, **TINY)
+    only_mn = truth.copy(deep=True)
+    only_mn["density"].loc[{"element": ["Li", "Co", "Ni", "O"]}] = 0.0
+    pair = [EDGES["Mn"]["below"], EDGES["Mn"]["above"]]
+    od = tilt_series(only_mn, energies=pair, angles=[0.0, 40.0], photons=None)["true_od"].values
+    d_sigma = np.diff(xraydb_cross_section("Mn", pair))[0]  # nm^2
+    areal = (od[1] - od[0]) / d_sigma  # atoms per nm^2
+    mn = truth["density"].sel(element="Mn").values
+    expected = project(mn, [0.0, 40.0]) * truth.attrs["pixel_size"]
+    big = expected > 0.2 * expected.max()
+    np.testing.assert_allclose(areal[big], expected[big], rtol=0.01)
+
+
+def test_components_cover_every_state(truth):
+    names, cube = components(truth)
+    assert names[0] == "Li" and len(names) == 12
+    np.testing.assert_allclose(cube[1:4].sum(0), truth["density"].sel(element="Mn").values, rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_bad_arguments_are_rejected(truth):
+    with pytest.raises(ValueError, match="increasing"):
+        tilt_series(truth, energies=[660.0, 640.0])
+    with pytest.raises(ValueError, match="photons"):
+        tilt_series(truth, energies=[640.0], photons=-1)
+    with pytest.raises(ValueError, match="jitter_px"):
+        tilt_series(truth, energies=[640.0], jitter_px=-1)
+
+
+def test_bright_beams_switch_to_uint32_without_wrapping(truth):
+    ds = tilt_series(truth, energies=[640.0], angles=[0.0], photons=1e5, n_flats=2)
+    assert ds["projections"].dtype == np.uint32 and ds["flats"].dtype == np.uint32
+    assert ds["flats"].values.mean() > 7e4
+    dim = tilt_series(truth, energies=[640.0], angles=[0.0], photons=1e3, n_flats=2)
+    assert dim["projections"].dtype == np.uint16

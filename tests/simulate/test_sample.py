@@ -1,0 +1,33 @@
+import numpy as np
+import xarray as xr
+
+from spectrotomo import validate_tilt_series
+from spectrotomo.simulate import EDGES, sample
+
+
+def test_small_sample_has_truth_series_xanes_and_references():
+    tree = sample("small", seed=0)
+    assert isinstance(tree, xr.DataTree)
+    assert set(tree.children) == {"truth", "tilt_series", "xanes", "references"}
+    ts = validate_tilt_series(tree["tilt_series"].to_dataset())
+    pairs = sorted(EDGES[e][k] for e in EDGES for k in ("below", "above"))
+    np.testing.assert_array_equal(ts["energy"].values, pairs)
+    np.testing.assert_array_equal(ts["angle"].values, np.arange(-65, 66.0))
+    assert ts.attrs["true_center"] != (ts.sizes["x"] - 1) / 2  # imperfect by default
+    xanes = validate_tilt_series(tree["xanes"].to_dataset())
+    assert xanes.sizes["energy"] == 25 and xanes.sizes["angle"] == 1
+    assert xanes["energy"].min() >= 635 and xanes["energy"].max() <= 665
+    spectra = tree["references"]["spectra"]
+    assert spectra.attrs["synthetic"] is True and spectra.dims == ("state", "energy")
+    truth = tree["truth"].to_dataset()
+    assert truth.attrs["preset"] == "small" and truth["density"].sizes["element"] == 5
+    # the Mn white lines are seen in the 2D scan: OD peaks between the pair's energies
+    od = xanes["true_od"].isel(angle=0).max(("y", "x"))
+    assert 639 <= float(od["energy"][int(od.argmax("energy"))]) <= 646
+
+
+def test_ideal_sample_has_no_imperfections():
+    tree = sample("small", seed=1, imperfect=False, shape=(32, 40, 40), radius_nm=240.0, n_grains=8)
+    ts = tree["tilt_series"].to_dataset()
+    assert np.all(ts["true_shift"].values == 0) and np.all(ts["true_scale"].values == 1)
+    assert ts.attrs["true_center"] == (ts.sizes["x"] - 1) / 2
