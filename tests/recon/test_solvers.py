@@ -24,13 +24,14 @@ def test_tv_beats_fbp_by_30_percent_at_limited_angle(phantom128, limited):
     assert err_tv <= 0.7 * err_fbp, (err_tv, err_fbp)
 
 
+@pytest.mark.parametrize("eps", [1e-4, 1e-5])  # reconstruct's default / the operator's
 @pytest.mark.parametrize("solver", [sirt, cgls])
-def test_residuals_decrease_monotonically(solver):
+def test_residuals_decrease_monotonically(solver, eps):
     n = 48
     vol = ball((2, n, n), 15.0, center=(0.5, 22.0, 25.0))
     angles = np.arange(-65.0, 66.0, 2.0)
     b = project(vol, angles).astype(np.float32)
-    op = ParallelBeamOperator(angles, n)
+    op = ParallelBeamOperator(angles, n, eps=eps)
     history = []
     solver(op, b, iterations=25, callback=lambda k, x, r: history.append(np.asarray(r)))
     h = np.array(history)  # (iterations, n_rows)
@@ -81,3 +82,12 @@ def test_gpu_matches_cpu(limited, algorithm):
     gpu = reconstruct(cp.asarray(sino), angles, algorithm=algorithm, iterations=10)
     assert isinstance(gpu, cp.ndarray) and gpu.shape == cpu.shape
     np.testing.assert_allclose(gpu.get(), cpu, atol=2e-3 * np.abs(cpu).max())
+
+
+def test_nonneg_alias_and_unknown_option(limited):
+    angles, sino = limited
+    a = reconstruct(sino, angles, algorithm="sirt", iterations=3, nonneg=False)
+    b = reconstruct(sino, angles, algorithm="sirt", iterations=3, nonnegative=False)
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        reconstruct(sino, angles, algorithm="sirt", iterations=3, wieght=1.0)
