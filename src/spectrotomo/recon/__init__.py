@@ -1,5 +1,6 @@
 """spectrotomo.recon stage: parallel-beam reconstruction (FBP, SIRT, CGLS, TV) and phase retrieval."""
 
+from ._align import align_projections
 from ._center import find_center
 from ._ctf import ctf_retrieval
 from ._dask import reconstruct_dask
@@ -24,6 +25,7 @@ from ._rings import remove_rings
 from ._series import reconstruct_series
 
 __all__ = [
+    "align_projections",
     "backproject",
     "correct_magnification",
     "ctf_retrieval",

@@ -12,6 +12,12 @@ methods, chosen automatically from the angles:
   Drakopoulos, Opt. Express 22, 19078 (2014): the 180-360 half is the
   mirrored sinogram shifted for each candidate; the right candidate leaves
   the least energy outside the double wedge of the 2-D spectrum.
+- ``"com"``: limited-angle scans of an object inside the field of view:
+  the centre of mass of projection ``theta`` lies at
+  ``c + X cos(theta) + Y sin(theta)``; a least-squares fit over all angles
+  gives ``c`` (exact without jitter; jitter's mean ``dx`` is
+  indistinguishable from an axis offset, so align first or expect an error
+  of about the jitter / sqrt(n_angles) times the fit's conditioning).
 - ``"sharpness"``: limited-angle scans (no opposite projection): reconstruct
   a few rows by FBP for every candidate at once and keep the candidate whose
   slices have the least total variation (a wrong axis smears every feature
@@ -120,6 +126,24 @@ def _center_vo(xp, projections, angles, search, rows, step):
                                            np.concatenate([m_coarse, m_fine]))
 
 
+def _confined(xp, projections, edge: int = 2, frac: float = 0.02) -> bool:
+    """True when the detector edges see (almost) no attenuation: object inside."""
+    mean = xp.abs(projections).mean(axis=(0, 1))
+    border = float(xp.concatenate([mean[:edge], mean[-edge:]]).max())
+    return border <= frac * float(mean.max())
+
+
+def _center_com(xp, projections, angles):
+    pos = xp.clip(projections, 0, None)
+    n = projections.shape[-1]
+    mass = pos.sum(axis=(1, 2))
+    com = to_numpy((pos.sum(axis=1) * xp.arange(n)).sum(axis=1) / xp.maximum(mass, 1e-30))
+    theta = np.deg2rad(angles)
+    basis = np.stack([np.ones_like(theta), np.cos(theta), np.sin(theta)], axis=1)
+    coef, *_ = np.linalg.lstsq(basis, com, rcond=None)
+    return float(coef[0]), (angles, com - basis @ coef)
+
+
 def _sharpness_metric(xp, projections, angles, rows, candidates, filter_name):
     from ._reconstruct import reconstruct
 
@@ -152,22 +176,26 @@ def _center_sharpness(xp, projections, angles, search, rows, step, filter_name):
                                            np.concatenate([m_coarse, m_fine]))
 
 
-def _qc_figure(path, candidates, metric, center, method):
-    import matplotlib
+def _qc_figure(path, x, metric, center, method):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    order = np.argsort(candidates)
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.plot(candidates[order], metric[order], ".-", lw=0.8)
-    ax.axvline(center, color="C3", lw=1, label=f"centre {center:.2f}")
-    ax.set_xlabel("rotation-axis column (px)")
-    ax.set_ylabel(f"{method} metric")
-    ax.legend()
+    fig = Figure(figsize=(5, 3.2))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    order = np.argsort(x)
+    ax.plot(x[order], metric[order], ".-", lw=0.8)
+    if method == "com":
+        ax.set_xlabel("angle (deg)")
+        ax.set_ylabel("centre-of-mass fit residual (px)")
+        ax.set_title(f"centre {center:.2f} px (com)")
+    else:
+        ax.axvline(center, color="C3", lw=1, label=f"centre {center:.2f}")
+        ax.set_xlabel("rotation-axis column (px)")
+        ax.set_ylabel(f"{method} metric")
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def find_center(projections, angles, *, method: str = "auto", rows=None, n_rows: int = 4,
@@ -181,9 +209,10 @@ def find_center(projections, angles, *, method: str = "auto", rows=None, n_rows:
         Optical density (numpy or cupy), normalised, stripes removed.
     angles : array_like, shape (n_angles,)
         Degrees.
-    method : {"auto", "opposite", "vo", "sharpness"}
+    method : {"auto", "opposite", "vo", "com", "sharpness"}
         ``"auto"``: ``"opposite"`` when projections 180 deg apart exist,
-        ``"vo"`` for other scans spanning 180 deg, else ``"sharpness"``.
+        ``"vo"`` for other scans spanning 180 deg, ``"com"`` for limited
+        angles with the object inside the field of view, else ``"sharpness"``.
     rows : sequence of int, optional
         Detector rows used by ``"vo"``/``"sharpness"``; default the
         ``n_rows`` rows carrying the most attenuation.
@@ -229,6 +258,8 @@ def find_center(projections, angles, *, method: str = "auto", rows=None, n_rows:
             method = "opposite"
         elif span >= 180.0 - 1.5 * da:
             method = "vo"
+        elif _confined(xp, p):
+            method = "com"
         else:
             method = "sharpness"
     rows = _signal_rows(xp, p, n_rows) if rows is None else np.asarray(rows, dtype=int)
@@ -240,11 +271,13 @@ def find_center(projections, angles, *, method: str = "auto", rows=None, n_rows:
         curve = (per_pair, np.abs(per_pair - center))
     elif method == "vo":
         center, curve = _center_vo(xp, p, angles, (lo, hi), rows, step)
+    elif method == "com":
+        center, curve = _center_com(xp, p, angles)
     elif method == "sharpness":
         center, curve = _center_sharpness(xp, p, angles, (lo, hi), rows, step, filter)
     else:
-        raise ValueError("find_center: method must be 'auto', 'opposite', 'vo' or "
+        raise ValueError("find_center: method must be 'auto', 'opposite', 'vo', 'com' or "
                          f"'sharpness'; got {method!r}")
     if qc_path is not None:
-        _qc_figure(qc_path, curve[0], curve[1], center, method)
+        _qc_figure(qc_path, curve[0], curve[1], center, method)  # com: fit residual vs angle
     return (center, curve) if return_metric else center
