@@ -69,6 +69,7 @@ def test_second_concurrent_run_is_refused(finished, tmp_path):
     finally:
         holder.kill()
         holder.wait()
+        holder.stdout.close()
 
 
 def test_plan_refuses_before_any_work(tmp_path):
