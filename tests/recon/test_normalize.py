@@ -135,3 +135,20 @@ def test_bad_arguments():
         normalize(np.ones((2, 4, 4)), np.ones((4, 4)), flat_mode="max")
     with pytest.raises(ValidationError, match="flat_positions"):
         normalize(np.ones((2, 4, 4)), np.ones((3, 4, 4)), flat_positions=[0, 1])
+
+
+def test_series_form_on_simulated_tilt_series(small_particle):
+    from spectrotomo import provenance, validate_tilt_series
+    from spectrotomo.recon import normalize_series
+    from spectrotomo.simulate import tilt_series
+
+    ts = tilt_series(small_particle, energies=[640.0, 660.0], angles=[-30.0, 0.0, 30.0],
+                     photons=2e4, seed=2)
+    out = normalize_series(ts)
+    validate_tilt_series(out)
+    assert out["projections"].attrs["quantity"] == "optical_density"
+    assert out["mask"].shape == out["projections"].shape
+    err = out["projections"].values - ts["true_od"].values
+    assert np.abs(err).mean() < 0.02  # photon noise only (2e4 photons)
+    assert len(out.attrs["normalize_report"]) == 2
+    assert provenance(out)[-1]["step"] == "recon.normalize_series"

@@ -9,6 +9,7 @@ from ._holo_align import correct_magnification
 from ._holo_align import register_distances
 from ._holo_align import shift_images
 from ._normalize import normalize
+from ._normalize_series import normalize_series
 from ._operator import ParallelBeamOperator
 from ._paganin import paganin
 from ._phase_series import retrieve_phase_series
@@ -34,6 +35,7 @@ __all__ = [
     "FILTERS",
     "find_center",
     "normalize",
+    "normalize_series",
     "paganin",
     "ParallelBeamOperator",
     "phase_to_delta",

@@ -168,13 +168,18 @@ def _fill_masked(xp, od, invalid, fill: str):
         from scipy.ndimage import median_filter
     else:
         from cupyx.scipy.ndimage import median_filter
-    frame_med = _frame_nanmedian(xp, xp.where(invalid, xp.nan, od))
-    frame_med = xp.where(xp.isfinite(frame_med), frame_med, 0.0)
+    frames = xp.nonzero(invalid.reshape(invalid.shape[0], -1).any(axis=1))[0]
+    if frames.size == 0:  # nothing masked: no filtering cost
+        return od
+    sub, bad = od[frames], invalid[frames]
+    frame_med = _frame_nanmedian(xp, xp.where(bad, xp.nan, sub))
     # Two passes of a 5x5 median reach isolated pixels and small clusters.
-    filled = xp.where(invalid, frame_med, od)
+    filled = xp.where(bad, frame_med, sub)
     for _ in range(2):
-        filled = xp.where(invalid, median_filter(filled, size=(1, 5, 5), mode="nearest"), od)
-    return filled
+        filled = xp.where(bad, median_filter(filled, size=(1, 5, 5), mode="nearest"), sub)
+    out = od.copy()
+    out[frames] = filled
+    return out
 
 
 def normalize(
