@@ -53,11 +53,85 @@ def cmd_info(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    from .pipeline import Config, run_pipeline
+
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    store = args.out_dir / "sample.zarr"
-    _write_simulated(args.preset, args.seed, store, args.overwrite)
-    print(f"demo: simulated sample (preset {args.preset!r}, seed {args.seed}) in {store}")
-    return _info(store)
+    cfg = Config()
+    cfg.input.path = f"simulate:{args.preset}"
+    cfg.input.seed = args.seed
+    cfg.output.store = str(args.out_dir / "sample.zarr")
+    cfg.output.overwrite = args.overwrite
+    result = run_pipeline(cfg, report_dir=args.out_dir / "report")
+    _print_errors(result.get("summary", {}).get("errors_vs_truth", {}))
+    print(f"demo: store {cfg.output.store}, report {args.out_dir / 'report'}")
+    return 0
+
+
+def _print_errors(errors: dict) -> None:
+    if not errors:
+        return
+    print("errors against ground truth:")
+    for key, value in errors.items():
+        if not isinstance(value, dict):
+            print(f"  {key:<26} {value if value is None else f'{value:.4g}'}")
+
+
+def _config_from_args(args):
+    from .pipeline import load_config
+
+    overrides = {}
+    for dest, key in _OVERRIDES.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            overrides[key] = value
+    return load_config(args.config, overrides)
+
+
+def cmd_init(args) -> int:
+    from .pipeline import write_template
+
+    path = write_template(args.config, overwrite=args.overwrite)
+    print(f"wrote config template {path}; edit it, then: spectrotomo run {path}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .pipeline import run_pipeline
+
+    cfg = _config_from_args(args)
+    steps = [args.step] if getattr(args, "step", None) else None
+    result = run_pipeline(cfg, steps=steps, dry_run=args.dry_run, report_dir=args.report_dir)
+    _print_errors(result.get("summary", {}).get("errors_vs_truth", {}))
+    return 0
+
+
+#: CLI option dest -> config "section.key" (CLI options override the config file).
+_OVERRIDES = {"store": "output.store", "algorithm": "reconstruct.algorithm",
+              "iterations": "reconstruct.iterations", "center": "preprocess.center",
+              "chunk_rows": "reconstruct.chunk_rows", "memory_limit_gb": "compute.memory_limit_gb",
+              "tolerance": "segmentation.tolerance", "target_tm_o": "segmentation.target_tm_o",
+              "overwrite": "output.overwrite"}
+
+
+def _add_run_options(p) -> None:
+    p.add_argument("config", type=Path, metavar="CONFIG", help="run configuration (TOML or YAML)")
+    p.add_argument("--store", help="sample store (.zarr); overrides [output] store")
+    p.add_argument("--algorithm", choices=("fbp", "sirt", "cgls", "tv"),
+                   help="reconstruction algorithm; overrides [reconstruct] algorithm")
+    p.add_argument("--iterations", type=int, help="iterations of sirt/cgls/tv")
+    p.add_argument("--center", type=float,
+                   help="rotation-axis column (pixels; column i's centre at i); default auto")
+    p.add_argument("--chunk-rows", type=int, help="detector rows per reconstruction chunk")
+    p.add_argument("--memory-limit-gb", type=float,
+                   help="per-worker memory limit in GiB; a larger plan refuses to start")
+    p.add_argument("--tolerance", type=float,
+                   help="relative composition tolerance (0.05 = 5 %%)")
+    p.add_argument("--target-tm-o", type=float, help="target TM/O atomic ratio (dimensionless)")
+    p.add_argument("--overwrite", action="store_const", const=True,
+                   help="recompute steps whose results are already complete")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the memory plan (GiB per worker, output size) and stop")
+    p.add_argument("--report-dir", type=Path, help="directory of figures and summary tables")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,17 +175,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="replace results already in OUT_DIR")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("init", help="write a commented config template",
+                       description="Write a commented TOML run configuration to CONFIG.")
+    p.add_argument("config", type=Path, metavar="CONFIG", help="file to create (.toml)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("run", help="run the whole pipeline from a config",
+                       description="read -> normalise/register/centre/align -> reconstruct -> "
+                       "element amounts -> valence (LCF) -> segmentation -> report, into one "
+                       "store; completed steps are skipped, so rerunning resumes.")
+    _add_run_options(p)
+    p.set_defaults(func=cmd_run, step=None)
+    for step, text in (("preprocess", "normalise, de-ring, register energies, centre, align"),
+                       ("reconstruct", "reconstruct every energy (resumable per chunk)"),
+                       ("quantify", "element amounts (atoms/nm^3) and TM/O per voxel"),
+                       ("fit", "LCF of the XANES scan into valence maps"),
+                       ("segment", "particle mask, composition classes, shells, depth, pores"),
+                       ("report", "figures, profile tables and summary of a finished store")):
+        p = sub.add_parser(step, help=text, description=f"One step on an existing store: {text}.")
+        _add_run_options(p)
+        p.set_defaults(func=cmd_run, step="valence" if step == "fit" else step)
     return parser
 
 
 def main(argv=None) -> int:
     """Entry point of the ``spectrotomo`` command; returns the exit status."""
     from .io import StoreLockedError
+    from .pipeline import ConfigError, MemoryPlanError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, KeyError, FileExistsError, FileNotFoundError, StoreLockedError) as exc:
+    except (ValueError, KeyError, FileExistsError, FileNotFoundError, StoreLockedError,
+            ConfigError, MemoryPlanError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"spectrotomo {args.command}: error: {message}", file=sys.stderr)
         return 2

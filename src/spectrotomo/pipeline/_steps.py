@@ -76,7 +76,8 @@ def _normalise_all(ds: xr.Dataset, cfg: Config) -> tuple[np.ndarray, dict]:
         darks = ds["darks"].values[e] if "darks" in ds else None
         od, report = normalize(proj.values[e], ds["flats"].values[e], darks,
                                flat_mode=cfg.preprocess.flat_mode)
-        masked += int(getattr(report, "n_masked", 0) or 0)
+        masked += sum(int(getattr(report, k)) for k in ("n_nonpositive", "n_saturated",
+                                                         "n_nonfinite", "n_zingers"))
         if cfg.preprocess.rings != "none":
             od = remove_rings(od, method=_RING_METHODS[cfg.preprocess.rings])
         out[e] = od
@@ -99,7 +100,7 @@ def _register(od: np.ndarray, angles: np.ndarray):
 
 def preprocess(ctx: RunContext) -> None:
     """raw -> od: normalise, de-ring, register energies, find the centre, align jitter."""
-    from ..recon import align_projections, find_center
+    from ..recon import find_center
     from ..recon._shift import fourier_shift
 
     cfg = ctx.config
@@ -115,6 +116,8 @@ def preprocess(ctx: RunContext) -> None:
               else float(cfg.preprocess.center))
     shifts = np.zeros((angles.size, 2))
     if cfg.preprocess.align:
+        from ..recon import align_projections
+
         result = align_projections(mean_od, angles, center=center,
                                    iterations=cfg.preprocess.align_iterations)
         shifts = np.asarray(result[1])
@@ -193,7 +196,7 @@ def quantify(ctx: RunContext) -> None:
 def valence(ctx: RunContext) -> None:
     """raw_xanes -> valence: 2D LCF of every pixel's spectrum (absolute mode)."""
     from ..recon import normalize, register_energies
-    from ..spectra import builtin_references, valence_maps
+    from ..spectra import DEFAULT_WINDOWS, builtin_references, valence_maps
 
     if "raw_xanes" not in io.list_groups(ctx.store):
         ctx.log("valence: no XANES scan in the store; skipped")
@@ -210,8 +213,12 @@ def valence(ctx: RunContext) -> None:
                            coords={"energy": ds["energy"], "y": ds["y"], "x": ds["x"]},
                            attrs={"units": "1", "pixel_size": px})
     refs = builtin_references(None, normalised=False)
-    result = valence_maps(spectra, refs, min_amount=0.0)
-    result["registration_residual"] = (("energy",), np.asarray(reg.residual), {"units": "px"})
+    energies = ds["energy"].values
+    elements = [el for el, (lo, hi) in DEFAULT_WINDOWS.items()
+                if ((energies >= lo) & (energies <= hi)).sum() >= 2 and el in set(
+                    refs["state_element"].values)]
+    result = valence_maps(spectra, refs, elements=elements, min_amount=0.0)
+    result["registration_residual"] = (("energy",), np.asarray(reg.residual_px), {"units": "px"})
     add_provenance(result, "pipeline.valence", inputs=[str(ctx.store)])
     io.write(ctx.store, "valence", result, overwrite=ctx.overwrite)
 

@@ -14,6 +14,11 @@ FFT along the padded detector. The adjoint runs the same steps backwards
 tolerance; filtered back-projection is this adjoint with a ramp x window x
 angular weight applied in Fourier space (gridding reconstruction).
 
+Peers: ASTRA's parallel geometry has its volume y axis pointing up (row 0 at
+the top), so our angle ``theta`` (deg) is ASTRA's ``-deg2rad(theta)``; its
+detector centre ``(n - 1) / 2`` equals our default centre. TomoPy's default
+centre is ``n / 2`` (half a pixel right of ours).
+
 Every detector row is an independent slice: a batch of rows is transformed
 at once with ``n_trans`` (one plan, many slices), never a loop over slices or
 angles.

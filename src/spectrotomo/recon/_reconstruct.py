@@ -50,17 +50,20 @@ def reconstruct(projections, angles, *, algorithm: str = "fbp", center: float | 
         Clip to >= 0 in iterative solvers (default True for sirt and tv, False
         for cgls, whose Krylov recurrence a projection would break).
     eps : float, optional
-        NUFFT tolerance; default 1e-4 for fbp, 1e-5 for iterative solvers.
+        NUFFT tolerance, default 1e-4 (single precision; image errors << 1e-3).
     out : array, optional
         Output (n_rows, n_cols, n_cols) float32 on the same device (for dask
         input: a zarr array or anything supporting ``da.store``).
     **options
-        Solver options, e.g. ``weight`` for tv (see ``spectrotomo.recon.tv``).
+        Solver options, e.g. ``weight`` and ``step_ratio`` for tv (see
+        ``recon._solvers.tv``); ``nonneg`` is accepted as an alias of ``nonnegative``.
 
     Returns
     -------
     array, shape (n_rows, n_cols, n_cols) float32 (z, y, x), same array type as input.
     """
+    if "nonneg" in options:
+        nonnegative = bool(options.pop("nonneg"))
     algorithm = str(algorithm).lower()
     if algorithm not in ALGORITHMS:
         raise ValidationError(f"reconstruct: 'algorithm' must be one of {ALGORITHMS}; "
@@ -84,7 +87,7 @@ def reconstruct(projections, angles, *, algorithm: str = "fbp", center: float | 
                               f"got {pixel_size}")
     p = p.astype(xp.float32, copy=False)
     if eps is None:
-        eps = 1e-4 if algorithm == "fbp" else 1e-5
+        eps = 1e-4
     op = ParallelBeamOperator(angles, n_cols, center, xp=xp, eps=eps)
     if algorithm == "fbp":
         if options:

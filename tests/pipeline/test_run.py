@@ -1,0 +1,89 @@
+"""End-to-end pipeline on the small simulated preset (one shared run per session)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from spectrotomo import io
+from spectrotomo.cli import main
+from spectrotomo.pipeline import Config, MemoryPlanError, run_pipeline
+
+
+def _config(store, **prep):
+    cfg = Config()
+    cfg.input.path = "simulate:small"
+    cfg.output.store = str(store)
+    cfg.preprocess.align = False  # alignment has its own tests; keep the suite short
+    for key, value in prep.items():
+        setattr(cfg.preprocess, key, value)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipe")
+    cfg = _config(root / "s.zarr")
+    # stop after reconstruct, then rerun everything: completed steps must be skipped
+    run_pipeline(cfg, steps=["acquire", "preprocess", "reconstruct"], log=lambda m: None)
+    lines = []
+    result = run_pipeline(cfg, report_dir=root / "report", log=lines.append)
+    return root, cfg, result, lines
+
+
+def test_every_group_complete_and_report_written(finished):
+    root, cfg, result, lines = finished
+    for group in ("raw", "od", "recon", "chemistry", "valence", "segmentation"):
+        assert io.is_complete(cfg.output.store, group), group
+    assert any("acquire" in ln and "skipped" in ln for ln in lines)
+    assert any("reconstruct" in ln and "skipped" in ln for ln in lines)
+    summary = json.loads((root / "report" / "summary.json").read_text())
+    assert set(summary["class_fractions"]) == {"target", "oxygen-poor", "oxygen-rich"}
+    assert abs(sum(summary["class_fractions"].values()) - 1) < 1e-9
+    assert (root / "report" / "tm_o_by_shell.csv").exists()
+    assert len(summary["tm_o_mean_by_shell"]) == 5
+
+
+def test_errors_against_truth_are_reported_and_bounded(finished):
+    _, _, result, _ = finished
+    errors = result["summary"]["errors_vs_truth"]
+    # measured values are printed by the demo; these bounds catch regressions only
+    assert errors["mn_valence_mae"] < 0.3
+    mu = io.read_group(finished[1].output.store, "recon")["mu"]
+    assert mu.attrs["units"] == "1/nm" and np.isfinite(mu.values).all()
+
+
+def test_second_concurrent_run_is_refused(finished, tmp_path):
+    import subprocess
+    import sys
+
+    _, cfg, _, _ = finished
+    code = ("import time; from spectrotomo import io; "
+            f"cm = io.store_lock({cfg.output.store!r}); cm.__enter__(); print('locked', flush=True); "
+            "time.sleep(30)")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(io.StoreLockedError):
+            run_pipeline(cfg, steps=["reconstruct"], log=lambda m: None)
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+
+
+def test_plan_refuses_before_any_work(tmp_path):
+    cfg = _config(tmp_path / "x.zarr")
+    cfg.compute.memory_limit_gb = 1e-4
+    with pytest.raises(MemoryPlanError, match="memory_limit_gb"):
+        run_pipeline(cfg, log=lambda m: None)
+    assert not (tmp_path / "x.zarr").exists()
+
+
+def test_cli_init_and_dry_run(tmp_path, capsys):
+    config = tmp_path / "run.toml"
+    assert main(["init", str(config)]) == 0
+    assert main(["run", str(config), "--store", str(tmp_path / "s.zarr"), "--dry-run"]) == 0
+    assert "peak/worker" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["run", str(config), "--algorithm", "art"])
