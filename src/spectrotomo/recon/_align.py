@@ -108,8 +108,10 @@ def align_projections(projections, angles, *, center: float | None = None,
     iterations : int
         Re-projection iterations at most (0: coarse only).
     algorithm : str
-        ``reconstruct`` algorithm of the inner loop (``"fbp"``, or an
-        iterative one such as ``"sirt"`` with ``recon_iterations``).
+        ``reconstruct`` algorithm of the inner loop: ``"fbp"`` (fast), or an
+        iterative one such as ``"sirt"`` with ``recon_iterations`` (~7x
+        slower, re-projects more faithfully: without the coarse stage 0.03 /
+        0.17 px RMS (dy / dx) against 0.13 / 0.30 px for FBP, 60 angles).
     recon_iterations : int, optional
         Iterations of an iterative inner algorithm (default 20).
     coarse : bool
