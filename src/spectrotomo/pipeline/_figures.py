@@ -40,24 +40,32 @@ def _extent(plane: xr.DataArray) -> list[float]:
     return [float(c[0]), float(c[-1]), float(r[-1]), float(r[0])]
 
 
+def _draw_planes(planes, draw):
+    """One axis per plane, labelled in nm; ``draw(ax, plane)`` renders it."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(planes), figsize=(4.2 * len(planes), 4), squeeze=False)
+    artist = None
+    for ax, (label, plane) in zip(axes[0], planes):
+        artist = draw(ax, plane)
+        ax.set_title(label)
+        ax.set_xlabel(f"{plane.dims[1]} (nm)")
+        ax.set_ylabel(f"{plane.dims[0]} (nm)")
+    return plt, fig, axes, artist
+
+
 def orthoslices(da: xr.DataArray, path, *, title: str | None = None, cmap: str = "viridis",
                 robust: bool = True) -> Path:
     """Write the three central orthogonal slices of a (z, y, x) map with a colour bar.
 
     Limits are the 1st/99th percentiles of finite values when ``robust``.
     """
-    plt = _pyplot()
     planes = _central_planes(da)
     values = np.asarray(da.values, dtype=float)
     finite = values[np.isfinite(values)]
     vmin, vmax = ((np.percentile(finite, [1, 99]) if robust else (finite.min(), finite.max()))
                   if finite.size else (0.0, 1.0))
-    fig, axes = plt.subplots(1, len(planes), figsize=(4.2 * len(planes), 4), squeeze=False)
-    for ax, (label, plane) in zip(axes[0], planes):
-        im = ax.imshow(plane.values, cmap=cmap, vmin=vmin, vmax=vmax, extent=_extent(plane))
-        ax.set_title(label)
-        ax.set_xlabel(f"{plane.dims[1]} (nm)")
-        ax.set_ylabel(f"{plane.dims[0]} (nm)")
+    plt, fig, axes, im = _draw_planes(planes, lambda ax, plane: ax.imshow(
+        plane.values, cmap=cmap, vmin=vmin, vmax=vmax, extent=_extent(plane)))
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.85,
                  label=f"{da.name or ''} ({da.attrs.get('units', '?')})")
     fig.suptitle(title or str(da.name))
@@ -70,7 +78,6 @@ def orthoslices(da: xr.DataArray, path, *, title: str | None = None, cmap: str =
 def label_orthoslices(labels: xr.DataArray, path, *, names: dict[int, str],
                       colors: dict[int, str], title: str | None = None) -> Path:
     """Write central slices of an integer label image with a legend of ``names``."""
-    plt = _pyplot()
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 
@@ -78,13 +85,9 @@ def label_orthoslices(labels: xr.DataArray, path, *, names: dict[int, str],
     palette = [colors.get(i, "#000000") for i in range(n)]
     cmap = ListedColormap(palette)
     planes = _central_planes(labels)
-    fig, axes = plt.subplots(1, len(planes), figsize=(4.2 * len(planes), 4), squeeze=False)
-    for ax, (label, plane) in zip(axes[0], planes):
-        ax.imshow(plane.values, cmap=cmap, vmin=-0.5, vmax=n - 0.5, extent=_extent(plane),
-                  interpolation="nearest")
-        ax.set_title(label)
-        ax.set_xlabel(f"{plane.dims[1]} (nm)")
-        ax.set_ylabel(f"{plane.dims[0]} (nm)")
+    plt, fig, axes, _ = _draw_planes(planes, lambda ax, plane: ax.imshow(
+        plane.values, cmap=cmap, vmin=-0.5, vmax=n - 0.5, extent=_extent(plane),
+        interpolation="nearest"))
     handles = [Patch(color=colors.get(i, "#000000"), label=names[i]) for i in sorted(names)]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles))
     fig.suptitle(title or str(labels.name))

@@ -6,7 +6,6 @@ group is complete are skipped, so rerunning after a kill resumes.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -86,11 +85,9 @@ def run(config: Config, *, steps: Iterable[str] | None = None, dry_run: bool = F
                 records.append(StepRecord(name, 0.0, 0.0, skipped=True))
                 log(records[-1].line())
                 continue
-            t0 = time.perf_counter()
             with StepMonitor(name) as mon:
                 fn(ctx)
             records.append(mon.record)
             log(mon.record.line())
-            del t0
     ctx.results["records"] = records
     return ctx.results

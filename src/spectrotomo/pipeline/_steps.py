@@ -245,10 +245,8 @@ def segment(ctx: RunContext) -> None:
                                       mask=mask)
     depth_nm = seg.depth(mask, spacing=px)
     shells = seg.shells(mask, n=cfg.n_shells, spacing=px, depth_map=depth_nm)
-    pores = seg.find_pores(mean_mu, mask, spacing=px) if _accepts(seg.find_pores, "spacing") \
-        else seg.find_pores(mean_mu, mask)
-    cracks = seg.find_cracks(mean_mu, mask, spacing=px) if _accepts(seg.find_cracks, "spacing") \
-        else seg.find_cracks(mean_mu, mask)
+    pores = seg.find_pores(mean_mu, mask, spacing=px)
+    cracks = seg.find_cracks(mean_mu, mask, spacing=px)
 
     def m(data, name, units, **attrs):
         return spatial_map(np.asarray(data), voxel_size=px, units=units, name=name, attrs=attrs)
@@ -266,12 +264,6 @@ def segment(ctx: RunContext) -> None:
     add_provenance(out, "pipeline.segment", inputs=[str(ctx.store)], target_tm_o=float(target),
                    tolerance=cfg.tolerance, n_shells=cfg.n_shells)
     io.write(ctx.store, "segmentation", out, overwrite=ctx.overwrite)
-
-
-def _accepts(fn, name: str) -> bool:
-    import inspect
-
-    return name in inspect.signature(fn).parameters
 
 
 STEPS: dict[str, tuple[Callable[[RunContext], None], tuple[str, ...]]] = {
