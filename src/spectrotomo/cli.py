@@ -105,6 +105,23 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_batch(args) -> int:
+    from .pipeline import run_batch
+
+    result = run_batch(args.manifest, config=args.config, out_dir=args.out, workers=args.workers,
+                       executor=_dask_client(args.scheduler), gpus=args.gpus,
+                       dry_run=args.dry_run)
+    return 1 if result["failed"] else 0
+
+
+def _dask_client(address):
+    if not address:
+        return None
+    from distributed import Client
+
+    return Client(address)
+
+
 #: CLI option dest -> config "section.key" (CLI options override the config file).
 _OVERRIDES = {"store": "output.store", "algorithm": "reconstruct.algorithm",
               "iterations": "reconstruct.iterations", "center": "preprocess.center",
@@ -197,6 +214,32 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(step, help=text, description=f"One step on an existing store: {text}.")
         _add_run_options(p)
         p.set_defaults(func=cmd_run, step="valence" if step == "fit" else step)
+
+    p = sub.add_parser("batch", help="run the pipeline for every scan of a manifest",
+                       description="Run the whole pipeline for every scan listed in MANIFEST "
+                       "(TOML, YAML or CSV: input, label and free labels such as voltage_v, "
+                       "state_of_charge, c_rate, cycle; per-scan config overrides), each into "
+                       "OUT/<label>.zarr with its report in OUT/<label>-report, concurrently; "
+                       "complete scans are skipped and unfinished ones resumed. Writes "
+                       "OUT/batch_summary.csv/.nc, OUT/figures/*.png and OUT/batch.log. Exit "
+                       "status 1 if any scan failed.")
+    p.add_argument("manifest", type=Path, metavar="MANIFEST", help="batch manifest "
+                   "(.toml, .yaml/.yml or .csv)")
+    p.add_argument("--config", type=Path, help="shared run configuration (TOML or YAML); "
+                   "default the manifest's 'config', else the defaults")
+    p.add_argument("--out", type=Path, help="output directory; default the manifest's "
+                   "'out_dir', else <manifest stem>_batch beside the manifest")
+    p.add_argument("--workers", type=int, default=1,
+                   help="scans run at once in a local process pool (default: %(default)s)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="dask.distributed scheduler address (e.g. tcp://host:8786): one task "
+                   "per scan; workers started with --resources GPU=1 get one scan per GPU")
+    p.add_argument("--gpus", type=int, help="GPUs to share, one scan per GPU at a time "
+                   "(default: every GPU cupy sees; 0 disables the limit)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the scans and their state (complete / partial / failed / new) "
+                   "and stop")
+    p.set_defaults(func=cmd_batch)
     return parser
 
 

@@ -30,6 +30,13 @@ PRESETS = {
         "n_voids": 6, "void_radius_nm": (30.0, 70.0), "n_cracks": 4, "crack_width_nm": 30.0,
         "packing": 0.35,
     },
+    # 32^3 voxels of 36 nm (same ~0.95 um particle as small) and 2 deg tilt steps
+    # (66 angles, see ``sample``): for batch tests that run several whole pipelines.
+    "tiny": {
+        "shape": (32, 32, 32), "pixel_size": 36.0, "radius_nm": 470.0, "n_grains": 16,
+        "n_voids": 3, "void_radius_nm": (40.0, 80.0), "n_cracks": 2, "crack_width_nm": 40.0,
+        "packing": 0.35, "angle_step_deg": 2.0,
+    },
     "demo": {
         "shape": (128, 128, 128), "pixel_size": 12.0, "radius_nm": 600.0, "n_grains": 150,
         "n_voids": 14, "void_radius_nm": (25.0, 70.0), "n_cracks": 10, "crack_width_nm": 24.0,
@@ -86,8 +93,10 @@ def particle(preset: str = "small", *, seed: int = 0, **overrides) -> xr.Dataset
 
     Parameters
     ----------
-    preset : {"small", "demo"}
+    preset : {"small", "tiny", "demo"}
         "small": 64^3 voxels of 20 nm, particle ~0.95 um across (tests);
+        "tiny": 32^3 voxels of 36 nm, the same particle size, tilt series at 2 deg
+        steps (batch tests);
         "demo": 128^3 voxels of 12 nm, particle ~1.2 um across.
     seed : int
         Seed of every random choice (deterministic output).

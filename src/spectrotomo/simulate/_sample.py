@@ -6,7 +6,7 @@ import numpy as np
 import xarray as xr
 
 from ._forward import tilt_series
-from ._particle import particle
+from ._particle import PRESETS, particle
 from ._references import EDGES, reference_spectra
 
 __all__ = ["sample", "dual_energies", "XANES_ENERGIES", "IMPERFECTIONS"]
@@ -30,7 +30,7 @@ def sample(preset: str = "small", *, seed: int = 0, imperfect: bool = True, **ov
 
     Parameters
     ----------
-    preset : {"small", "demo"}
+    preset : {"small", "tiny", "demo"}
         Particle preset (see :func:`particle`).
     seed : int
         Seed of the particle; the tilt series use ``seed + 1`` and ``seed + 2``.
@@ -45,13 +45,15 @@ def sample(preset: str = "small", *, seed: int = 0, imperfect: bool = True, **ov
     -------
     xarray.DataTree
         Children ``truth`` (particle), ``tilt_series`` (O, Mn, Co, Ni
-        below/above pairs, -65..+65 deg in 1 deg steps), ``xanes`` (Mn L scan
+        below/above pairs, -65..+65 deg in 1 deg steps, 2 deg for "tiny"), ``xanes`` (Mn L scan
         at 25 energies, one angle 0 deg) and ``references`` (``spectra`` from
         :func:`reference_spectra`).
     """
     truth = particle(preset, seed=seed, **overrides)
     imp = IMPERFECTIONS if imperfect else {k: 0.0 for k in IMPERFECTIONS}
-    ts = tilt_series(truth, energies=dual_energies(), seed=seed + 1, **imp)
+    step = float(PRESETS[preset].get("angle_step_deg", 1.0))
+    ts = tilt_series(truth, energies=dual_energies(), angles=np.arange(-65.0, 65.0 + step / 2, step),
+                     seed=seed + 1, **imp)
     xanes = tilt_series(truth, energies=XANES_ENERGIES, angles=[0.0], seed=seed + 2,
                         energy_shift_px=imp["energy_shift_px"], magnification=imp["magnification"])
     refs = xr.Dataset({"spectra": reference_spectra()}, attrs={"synthetic": True})

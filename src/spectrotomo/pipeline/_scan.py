@@ -1,0 +1,203 @@
+"""One scan of a batch: its paths and state, input preparation, and the task that runs it.
+
+:func:`run_scan` is the unit of work a batch submits to an executor (a process
+pool, a thread pool or a dask.distributed client): it never raises; a failure
+comes back as a record with the error, and the traceback goes to the scan's log.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from contextlib import contextmanager, nullcontext
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .. import io
+from ._config import Config
+from ._manifest import ScanSpec
+
+__all__ = ["scan_paths", "scan_state", "run_scan", "clear_stale_lock", "GpuSlots"]
+
+#: Groups copied from a sample-store input, or written by the simulator.
+INPUT_GROUPS = ("raw", "raw_xanes", "truth", "references")
+_SIMULATED = {"truth": "truth", "tilt_series": "raw", "xanes": "raw_xanes",
+              "references": "references"}
+RECORD = "scan.json"
+
+
+def scan_paths(out_dir, label: str) -> tuple[Path, Path, Path]:
+    """``(store, report_dir, log_file)`` of scan ``label`` inside ``out_dir``."""
+    out_dir = Path(out_dir)
+    return (out_dir / f"{label}.zarr", out_dir / f"{label}-report",
+            out_dir / "logs" / f"{label}.log")
+
+
+def _required_groups(store: Path) -> list[str]:
+    groups = io.list_groups(store)
+    return ["raw", "od", "recon", "chemistry", "segmentation",
+            *(["valence"] if "raw_xanes" in groups else [])]
+
+
+def _last_run_failed(log_file: Path) -> bool:
+    try:
+        lines = log_file.read_text().rstrip().splitlines()
+    except FileNotFoundError:
+        return False
+    return bool(lines) and lines[-1].endswith("s") and ": failed in " in lines[-1]
+
+
+def scan_state(out_dir, label: str) -> str:
+    """``"complete"`` (every step done and the batch record written), ``"failed"``
+    (the last attempt failed), ``"partial"`` (a store or lock exists) or ``"new"``."""
+    store, report_dir, log_file = scan_paths(out_dir, label)
+    if _last_run_failed(log_file):
+        return "failed"
+    if not store.exists():
+        from ..io._lock import lock_path
+
+        return "partial" if lock_path(store).exists() else "new"
+    done = all(io.is_complete(store, g) for g in _required_groups(store))
+    return "complete" if done and (report_dir / RECORD).is_file() else "partial"
+
+
+def clear_stale_lock(store: Path, log) -> None:
+    """Delete the store's lock if its owner is a dead process on this host.
+
+    A batch killed with kill -9 leaves the lock of the scan it was running; the
+    pipeline itself only refuses such a lock (it cannot tell a slow writer on
+    another host from a dead one), so the batch takes over locks whose owner
+    pid is gone on this host. A live owner is left alone and the scan fails
+    with :class:`~spectrotomo.io.StoreLockedError`.
+    """
+    import socket
+
+    from ..io import _lock
+
+    path = _lock.lock_path(store)
+    owner = _lock._read_owner(path)
+    if owner and owner.get("host") == socket.gethostname() and owner.get("pid") is not None \
+            and not _lock._pid_alive(owner["pid"]):
+        path.unlink(missing_ok=True)
+        log(f"removed stale lock {path} of dead pid {owner['pid']}")
+
+
+class GpuSlots:
+    """At most one scan per GPU at a time: a queue of free device ids.
+
+    Built on a queue that the executor's workers share: ``queue.Queue`` for
+    threads, a ``multiprocessing.Manager().Queue()`` for processes. (A dask
+    cluster uses worker resources ``GPU=1`` instead: see :func:`run_batch`.)
+    """
+
+    def __init__(self, queue, n_gpus: int):
+        self.queue = queue
+        for gpu in range(n_gpus):
+            queue.put(gpu)
+
+    @contextmanager
+    def hold(self):
+        gpu = self.queue.get()  # blocks until a GPU is free
+        try:
+            yield gpu
+        finally:
+            self.queue.put(gpu)
+
+
+@contextmanager
+def _on_gpu(gpu: int | None):
+    if gpu is None:
+        yield
+        return
+    from .._backend import cupy_available
+
+    if not cupy_available():
+        yield
+        return
+    import cupy
+
+    with cupy.cuda.Device(gpu):
+        yield
+
+
+def _is_store(path: str) -> bool:
+    return Path(path).is_dir() and (Path(path) / "zarr.json").is_file()
+
+
+def _missing(store: Path, groups) -> list[str]:
+    have = io.list_groups(store) if store.exists() else {}
+    return [g for g in groups if g not in have or not io.is_complete(store, g)]
+
+
+def prepare_input(spec: ScanSpec, config: Config, store: Path, log) -> None:
+    """Put the scan's raw data into its store where the pipeline's acquire
+    step cannot: simulated scans with simulator overrides, and store inputs."""
+    if spec.is_simulated:
+        missing = _missing(store, _SIMULATED.values())
+        if not missing:
+            return
+        from ..simulate import sample
+
+        overrides = {k: (tuple(v) if isinstance(v, list) else v)
+                     for k, v in spec.simulate.items() if k != "seed"}
+        tree = sample(spec.input.split(":", 1)[1], seed=config.input.seed, **overrides)
+        for child, group in _SIMULATED.items():
+            if group in missing:
+                io.write(store, group, tree[child].to_dataset(inherit=False), overwrite=True)
+        log(f"simulated {spec.input} (seed {config.input.seed}, overrides {overrides})")
+    elif _is_store(spec.input):
+        source = Path(spec.input)
+        if "raw" not in io.list_groups(source):
+            raise ValueError(f"input store {source} has no 'raw' group to process")
+        for group in _missing(store, [g for g in INPUT_GROUPS if g in io.list_groups(source)]):
+            io.write(store, group, io.read_group(source, group), overwrite=True)
+        log(f"copied input groups from {source}")
+    elif not Path(spec.input).exists():
+        raise FileNotFoundError(f"input file not found: {spec.input}")
+
+
+def run_scan(spec: ScanSpec, config: Config, out_dir, *, gpu_slots: GpuSlots | None = None) -> dict:
+    """Run the whole pipeline for one scan into ``out_dir/<label>.zarr``.
+
+    Returns a record: ``label``, ``status`` ("complete" | "failed"),
+    ``seconds``, ``error`` (one line) and, when complete, the metrics of
+    :func:`~spectrotomo.pipeline._batch_summary.scan_metrics`. Never raises.
+    """
+    from ._batch_summary import scan_metrics
+    from ._run import run as run_pipeline
+
+    t0 = time.perf_counter()
+    store, report_dir, log_file = scan_paths(out_dir, spec.label)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    record = {"label": spec.label, "status": "failed", "error": ""}
+    with open(log_file, "a") as fh:
+        def log(message: str) -> None:
+            stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            fh.write(f"{stamp} {message}\n")
+            fh.flush()
+
+        log(f"scan {spec.label}: input {spec.input}")
+        try:
+            clear_stale_lock(store, log)
+            with io.store_lock(store):
+                prepare_input(spec, config, store, log)
+                with (gpu_slots.hold() if gpu_slots else nullcontext(None)) as gpu, _on_gpu(gpu):
+                    if gpu is not None:
+                        log(f"running on GPU {gpu}")
+                    run_pipeline(config, report_dir=report_dir, log=log)
+            record.update(scan_metrics(store, report_dir, config))
+            record["status"] = "complete"
+        except Exception as exc:  # a failed scan must not stop the batch
+            log("FAILED:\n" + traceback.format_exc())
+            record["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        record["seconds"] = time.perf_counter() - t0
+        log(f"scan {spec.label}: {record['status']} in {record['seconds']:.1f} s")
+    if record["status"] == "complete":
+        (report_dir / RECORD).write_text(json.dumps(record, indent=1, default=float))
+    return record
+
+
+def load_record(out_dir, label: str) -> dict:
+    """The record a previous batch run saved for a complete scan."""
+    return json.loads((scan_paths(out_dir, label)[1] / RECORD).read_text())
