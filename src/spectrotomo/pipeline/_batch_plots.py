@@ -1,6 +1,6 @@
 """Batch figures against the manifest labels, like the published comparisons:
 composition-class proportions per label value (stacked bars) and mean valence
-per shell against a label (lines, one per shell), plus mean TM/O per shell.
+per shell against a label (lines, one per shell), plus median TM/O per shell.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def plot_batch(ds, out_dir, *, label_keys) -> list[Path]:
             paths.append(_shell_lines(ds, var, key, ok, f"mean {el} valence (2D, per shell)",
                                       f"{el} valence per shell vs {label_axis_title(key)}",
                                       fig_dir / f"{var}_vs_{key}.png"))
-        paths.append(_shell_lines(ds, "tm_o_by_shell", key, ok, "mean TM/O atomic ratio",
+        paths.append(_shell_lines(ds, "tm_o_by_shell", key, ok, "median TM/O atomic ratio",
                                   f"TM/O per shell vs {label_axis_title(key)}",
                                   fig_dir / f"tm_o_by_shell_vs_{key}.png"))
     return paths

@@ -1,14 +1,17 @@
 """Per-scan metrics of a finished store and the batch summary table.
 
 One row per scan: manifest labels, status, composition-class fractions,
-porosity and crack fractions, mean TM/O overall and per shell, mean valence
+porosity and crack fractions, median TM/O overall and per shell (the mean of a
+per-voxel ratio is dominated by rim voxels where O is small), mean valence
 per element overall and per shell, run parameters and time; where the store
 holds a simulated ``truth`` group, the same quantities from the truth
 (``truth_`` columns) so that a batch of simulated scans checks itself.
 
 Valence maps are 2D (the XANES scan at 0 deg projects along the beam, the
 volume's ``y`` axis): their shells are equal-area shells of the projected
-particle mask, as the 2D studies report them.
+particle mask, as the 2D studies report them. Means are over the pixels where
+the fit defines a valence (its quality mask; thin rims often have none, so a
+shell can be NaN); the truth is averaged over the same pixels, thickness-weighted.
 """
 
 from __future__ import annotations
@@ -35,6 +38,13 @@ def _mean_by_shell(values: np.ndarray, shells: np.ndarray, n: int) -> list[float
         return [float(v) for v in (sums / counts)[1:n + 1]]
 
 
+def _median_by_shell(values: np.ndarray, shells: np.ndarray, n: int) -> list[float]:
+    ok = np.isfinite(values) & (shells > 0)
+    # n shells: a small fixed set
+    return [float(np.median(values[ok & (shells == k)])) if (ok & (shells == k)).any()
+            else float("nan") for k in range(1, n + 1)]
+
+
 def _projected_shells(mask3d: np.ndarray, n: int, px: float) -> np.ndarray:
     from .. import segmentation as seg
 
@@ -53,16 +63,19 @@ def _valence_metrics(val: xr.Dataset, shells2d: np.ndarray, n: int, prefix: str 
     return out
 
 
-def _truth_metrics(truth: xr.Dataset, seg_ds: xr.Dataset, shells2d, n, elements) -> dict:
+def _truth_metrics(truth: xr.Dataset, seg_ds: xr.Dataset, shells2d, n, measured) -> dict:
+    """Truth of the same quantities; 2D valences over the pixels where the
+    measured valence is defined (``measured``: element -> bool map)."""
     solid = truth["occupancy"].values >= 0.5
     ratio = truth["tm_o_ratio"].values
-    out = {"truth_tm_o": float(np.nanmean(ratio[solid]))}
+    shells3d = seg_ds["shell"].values
+    inside = solid & np.isfinite(ratio)
+    out = {"truth_tm_o": float(np.median(ratio[inside])),
+           "truth_tm_o_by_shell": _median_by_shell(np.where(inside, ratio, np.nan), shells3d, n)}
     fr = _class_fractions(truth["composition_class"].values)
     out.update({f"truth_fraction_{k}": fr[k] for k in _CLASSES})
-    shells3d = seg_ds["shell"].values
-    out["truth_tm_o_by_shell"] = _mean_by_shell(np.where(solid, ratio, np.nan), shells3d, n)
     # thickness-weighted projection: what the 2D XANES scan measures
-    for el in elements:
+    for el, valid in measured.items():
         if el not in truth["element"].values:
             continue
         dens = truth["density"].sel(element=el).values
@@ -70,6 +83,7 @@ def _truth_metrics(truth: xr.Dataset, seg_ds: xr.Dataset, shells2d, n, elements)
         with np.errstate(invalid="ignore", divide="ignore"):
             v2d = np.where(amount > 0, (dens * truth["valence"].sel(element=el).values).sum(axis=1)
                            / amount, np.nan)
+        v2d = np.where(valid, v2d, np.nan)
         inside = np.isfinite(v2d) & (shells2d > 0)
         out[f"truth_valence_{el}"] = float(v2d[inside].mean()) if inside.any() else float("nan")
         out[f"truth_valence_{el}_by_shell"] = _mean_by_shell(v2d, shells2d, n)
@@ -101,8 +115,9 @@ def scan_metrics(store, report_dir, config) -> dict:
     out = {f"fraction_{k}": float(summary["class_fractions"][k]) for k in _CLASSES}
     out.update({
         "porosity": float(summary["porosity"]), "crack_fraction": float(summary["crack_fraction"]),
-        "tm_o": float(ratio[inside].mean()) if inside.any() else float("nan"),
-        "tm_o_by_shell": [float(v) for v in summary["tm_o_mean_by_shell"]][:n],
+        "tm_o": float(np.median(ratio[inside])) if inside.any() else float("nan"),
+        "tm_o_by_shell": _median_by_shell(np.where(inside, ratio, np.nan),
+                                          seg_ds["shell"].values, n),
         "center_px": float(od.attrs["center"]),
         "algorithm": config.reconstruct.algorithm,
         "iterations": -1 if config.reconstruct.iterations is None else config.reconstruct.iterations,
@@ -112,14 +127,15 @@ def scan_metrics(store, report_dir, config) -> dict:
         "pixel_size_nm": px,
     })
     shells2d = _projected_shells(mask, n, px)
-    elements: list[str] = []
+    measured: dict[str, np.ndarray] = {}
     if "valence" in groups:
         val = io.read_group(store, "valence").load()
-        elements = [str(e) for e in val["element"].values]
+        measured = {str(e): np.isfinite(val["valence"].sel(element=e).values)
+                    for e in val["element"].values}
         out.update(_valence_metrics(val, shells2d, n))
     if "truth" in groups:
         out.update(_truth_metrics(io.read_group(store, "truth").load(), seg_ds, shells2d, n,
-                                  elements))
+                                  measured))
     return out
 
 

@@ -32,6 +32,7 @@ class InputConfig:
 class OutputConfig:
     store: str = "sample.zarr"
     overwrite: bool = False
+    figures: bool = True
 
 
 @dataclass
@@ -243,6 +244,7 @@ energies_ev = []             # override the file's energies (eV), one per energy
 [output]
 store = "sample.zarr"        # one zarr v3 store per sample
 overwrite = false            # replace finished results instead of refusing
+figures = true               # report PNG figures (tables and summary are always written)
 
 [preprocess]
 flat_mode = "median"         # mean | median of several flats

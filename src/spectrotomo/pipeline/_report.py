@@ -26,7 +26,8 @@ def _class_fractions(classes: np.ndarray) -> dict[str, float]:
     return {CLASS_NAMES[c]: float((classified == c).sum() / n) for c in (1, 2, 3)}
 
 
-def _profiles(ctx, chem: xr.Dataset, seg_ds: xr.Dataset, out_dir: Path) -> dict:
+def _profiles(ctx, chem: xr.Dataset, seg_ds: xr.Dataset, out_dir: Path, *,
+              figures: bool = True) -> dict:
     from .. import segmentation as seg
 
     mask = seg_ds["mask"].values
@@ -37,7 +38,8 @@ def _profiles(ctx, chem: xr.Dataset, seg_ds: xr.Dataset, out_dir: Path) -> dict:
         kwargs = {"bins": ctx.config.segmentation.depth_bins_nm} if by == "depth" else {}
         table = seg.profile_table(ratio, regions, by=by, labels=mask, **kwargs)
         seg.to_csv(table, out_dir / f"tm_o_by_{by}.csv")
-        seg.plot_profile(table, out_dir / f"tm_o_by_{by}.png")
+        if figures:
+            seg.plot_profile(table, out_dir / f"tm_o_by_{by}.png")
         tables[by] = table
     return {"tm_o_mean_by_shell": [float(v) for v in np.ravel(tables["shell"]["mean"].values)]}
 
@@ -78,14 +80,7 @@ def truth_errors(store) -> dict:
     return errors
 
 
-def write_report(ctx) -> dict:
-    """Figures, profile tables and ``summary.json``/``summary.csv`` in ``ctx.report_dir``."""
-    out = Path(ctx.report_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    store = ctx.store
-    mu = io.read_group(store, "recon")["mu"]
-    chem = io.read_group(store, "chemistry").load()
-    seg_ds = io.read_group(store, "segmentation").load()
+def _volume_figures(mu, chem, seg_ds, out: Path) -> None:
     orthoslices(mu.isel(energy=-1).load(), out / "mu_highest_energy.png",
                 title=f"linear attenuation at {float(mu.energy[-1]):.1f} eV")
     for el in chem["element"].values:
@@ -95,18 +90,32 @@ def write_report(ctx) -> dict:
     histogram(chem["tm_o_ratio"], out / "tm_o_histogram.png", mask=seg_ds["mask"].values)
     label_orthoslices(seg_ds["composition_class"], out / "composition_classes.png",
                       names=CLASS_NAMES, colors=CLASS_COLORS, title="composition classes")
+
+
+def write_report(ctx) -> dict:
+    """Figures, profile tables and ``summary.json``/``summary.csv`` in ``ctx.report_dir``."""
+    out = Path(ctx.report_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    store = ctx.store
+    mu = io.read_group(store, "recon")["mu"]
+    chem = io.read_group(store, "chemistry").load()
+    seg_ds = io.read_group(store, "segmentation").load()
+    figures = ctx.config.output.figures
+    if figures:
+        _volume_figures(mu, chem, seg_ds, out)
     summary = {"class_fractions": _class_fractions(seg_ds["composition_class"].values),
                "porosity": float((seg_ds["pores"].values > 0).sum()
                                  / max(seg_ds["mask"].values.sum(), 1)),
                "crack_fraction": float((seg_ds["cracks"].values > 0).sum()
                                        / max(seg_ds["mask"].values.sum(), 1))}
-    summary.update(_profiles(ctx, chem, seg_ds, out))
+    summary.update(_profiles(ctx, chem, seg_ds, out, figures=figures))
     if "valence" in io.list_groups(store):
         val = io.read_group(store, "valence").load()
         for el in val["element"].values:
             da = val["valence"].sel(element=el)
-            orthoslices(da, out / f"valence_{el}_2d.png", title=f"{el} effective valence (2D)",
-                        cmap="plasma")
+            if figures:
+                orthoslices(da, out / f"valence_{el}_2d.png",
+                            title=f"{el} effective valence (2D)", cmap="plasma")
             summary[f"mean_valence_{el}_2d"] = float(np.nanmean(da.values))
     summary["errors_vs_truth"] = truth_errors(store)
     summary["parameters"] = ctx.config.to_dict()
