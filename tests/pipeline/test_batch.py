@@ -167,7 +167,8 @@ def test_summary_recovers_each_scans_truth(batch):
 
 def test_summary_files_and_figures(batch):
     out = batch["out"]
-    rows = list(csv.DictReader(open(out / "batch_summary.csv")))
+    with open(out / "batch_summary.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
     assert [r["label"] for r in rows] == ["a", "b", "bad"]
     assert rows[0]["voltage_v"] == "4.4" and rows[2]["status"] == "failed"
     assert {"valence_Mn_by_shell_shell1", "tm_o", "porosity", "seconds"} <= set(rows[0])
@@ -205,6 +206,10 @@ def test_cli_dry_run_lists_states(batch, capsys):
      r"scan 1 \(a\) config: \[reconstruct\] algorithm must be one of"),
     ('[[scan]]\ninput = "a.h5"\n[scan.config.nothing]\nx = 1\n',
      r"scan 1 \(a\): field 'config.nothing' is not a config section"),
+    ('[[scan]]\ninput = "a.h5"\n[scan.config.input]\npath = "b.h5"\n',
+     r"'config.input.path' cannot be overridden"),
+    ('[[scan]]\ninput = "a.h5"\n[scan.simulate]\nseed = 1\n',
+     r"'simulate' applies only to 'simulate:PRESET' inputs"),
 ])
 def test_manifest_errors_name_file_scan_and_field(tmp_path, text, match):
     path = tmp_path / "m.toml"
@@ -256,3 +261,27 @@ def test_gpu_slots_hold_one_scan_per_gpu():
         used = list(pool.map(task, range(12)))
     assert peak == {0: 1, 1: 1}
     assert set(used) == {0, 1}
+
+
+def test_store_input_groups_are_copied_once(tmp_path):
+    from spectrotomo import io
+    from spectrotomo.pipeline._manifest import ScanSpec
+    from spectrotomo.pipeline._scan import prepare_input
+
+    raw = xr.Dataset({"projections": (("energy", "angle", "y", "x"), np.ones((1, 2, 3, 4)))},
+                     attrs={"pixel_size": 10.0})
+    io.write(tmp_path / "src.zarr", "raw", raw)
+    io.write(tmp_path / "src.zarr", "truth", xr.Dataset({"t": ("x", np.arange(4.0))}))
+    spec = ScanSpec(label="s", input=str(tmp_path / "src.zarr"))
+    dest = tmp_path / "out" / "s.zarr"
+    lines = []
+    prepare_input(spec, None, dest, lines.append)
+    assert set(io.list_groups(dest)) == {"raw", "truth"}
+    np.testing.assert_array_equal(io.read_group(dest, "raw")["projections"].values, 1.0)
+    before = _tree_mtimes(dest)
+    prepare_input(spec, None, dest, lines.append)  # complete groups are not rewritten
+    assert _tree_mtimes(dest) == before
+    io.write(tmp_path / "noraw.zarr", "truth", xr.Dataset({"t": ("x", np.arange(4.0))}))
+    with pytest.raises(ValueError, match="has no 'raw' group"):
+        prepare_input(ScanSpec(label="t", input=str(tmp_path / "noraw.zarr")), None,
+                      tmp_path / "t.zarr", lines.append)

@@ -171,6 +171,9 @@ def _check_scan(path: Path, index: int, raw: Any) -> ScanSpec:
     if "output" in overrides:
         raise ManifestError(f"{where}: field 'config.output' cannot be overridden per scan "
                             "(each scan's store is <out_dir>/<label>.zarr)")
+    if "path" in overrides.get("input", {}):
+        raise ManifestError(f"{where}: field 'config.input.path' cannot be overridden per scan; "
+                            "set the scan's 'input' instead")
     sim = raw.get("simulate", {})
     if not isinstance(sim, dict):
         raise ManifestError(f"{where}: field 'simulate' must be a table of simulator overrides")
