@@ -59,7 +59,7 @@ def _class_bars(ds, key, ok, path: Path) -> Path:
     x = ds[key].values[ok]
     fr = np.stack([ds[f"fraction_{name}"].values[ok] for name, _ in _CLASSES], axis=1) * 100
     xs, means = _grouped(x, fr)
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig, ax = plt.subplots(figsize=(6.5, 4))
     pos = np.arange(xs.size)
     bottom = np.zeros(xs.size)
     for j, (name, code) in enumerate(_CLASSES):
@@ -70,7 +70,7 @@ def _class_bars(ds, key, ok, path: Path) -> Path:
     ax.set_ylabel("volume fraction of the particle (%)")
     ax.set_ylim(0, 100)
     ax.set_title(f"composition classes vs {label_axis_title(key)}")
-    ax.legend(loc="upper right", fontsize="small", framealpha=0.8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -82,7 +82,7 @@ def _shell_lines(ds, var, key, ok, ylabel, title, path: Path) -> Path:
 
     xs, means = _grouped(ds[key].values[ok], ds[var].values[ok])
     n = means.shape[1]
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig, ax = plt.subplots(figsize=(7, 4))
     colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, n))
     for k in range(n):
         lo, hi = 100 * k // n, 100 * (k + 1) // n
@@ -90,7 +90,8 @@ def _shell_lines(ds, var, key, ok, ylabel, title, path: Path) -> Path:
     ax.set_xlabel(label_axis_title(key))
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend(title="depth from surface", fontsize="small", title_fontsize="small")
+    ax.legend(title="depth from surface", fontsize="small", title_fontsize="small",
+              loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
