@@ -188,6 +188,11 @@ def test_cli_dry_run_lists_states(batch, capsys):
                  "--dry-run"]) == 0
     text = capsys.readouterr().out
     assert "complete" in text and "failed" in text and "corrupt.h5" in text
+    b_files = _tree_mtimes(batch["out"] / "b.zarr")
+    # a real rerun: only the failed scan runs again, and the exit status says it failed
+    assert main(["batch", str(batch["root"] / "batch.toml"), "--out", str(batch["out"])]) == 1
+    assert "2 already complete (skipped), 1 to run" in capsys.readouterr().out
+    assert _tree_mtimes(batch["out"] / "b.zarr") == b_files
 
 
 @pytest.mark.parametrize("text, match", [

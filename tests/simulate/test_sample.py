@@ -31,3 +31,14 @@ def test_ideal_sample_has_no_imperfections():
     ts = tree["tilt_series"].to_dataset()
     assert np.all(ts["true_shift"].values == 0) and np.all(ts["true_scale"].values == 1)
     assert ts.attrs["true_center"] == (ts.sizes["x"] - 1) / 2
+
+
+def test_tiny_preset_is_the_small_particle_on_a_coarser_grid():
+    tree = sample("tiny", seed=0, imperfect=False)
+    truth, ts = tree["truth"].to_dataset(), tree["tilt_series"].to_dataset()
+    assert truth.sizes == {**truth.sizes, "z": 32, "y": 32, "x": 32}
+    assert truth.attrs["pixel_size"] == 36.0
+    np.testing.assert_array_equal(ts["angle"].values, np.arange(-65.0, 65.1, 2.0))
+    # same envelope as "small": ~0.95 um across
+    extent = truth["particle"].values.any(axis=(0, 1)).sum() * 36.0
+    assert 800 < extent < 1100

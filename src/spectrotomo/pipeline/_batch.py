@@ -85,7 +85,10 @@ class _Progress:
             what = (f"FAILED after {record['seconds']:.1f} s: {record['error']} "
                     f"(traceback in logs/{record['label']}.log)")
         left = self.total - self.done - self.failed
-        self.line(f"[{self.done} done, {self.failed} failed, {left} remaining] "
+        elapsed = time.perf_counter() - self.t0
+        # throughput so far, so the estimate includes the concurrency actually reached
+        eta = f", ~{elapsed / (self.done + self.failed) * left:.0f} s left" if left else ""
+        self.line(f"[{self.done} done, {self.failed} failed, {left} remaining{eta}] "
                   f"{record['label']}: {what}")
 
     def close(self) -> None:
@@ -193,7 +196,8 @@ def run_batch(manifest, *, config=None, out_dir=None, workers: int = 1, executor
     Returns
     -------
     dict
-        ``states`` (label -> state before the run), ``records`` (label -> record),
+        ``states`` (label -> state before the run: complete scans are skipped
+        unless the config sets ``[output] overwrite = true``), ``records`` (label -> record),
         ``failed`` (labels), ``summary`` (xarray.Dataset of the table, absent on a
         dry run), ``out_dir``.
     """
@@ -209,7 +213,8 @@ def run_batch(manifest, *, config=None, out_dir=None, workers: int = 1, executor
             log(f"{spec.label:<24} {states[spec.label]:<9} {spec.input}")
         return {"states": states, "records": {}, "failed": [], "out_dir": out}
     out.mkdir(parents=True, exist_ok=True)
-    todo = [(s, c) for s, c in jobs if states[s.label] != "complete"]
+    # [output] overwrite = true recomputes every scan; otherwise complete ones are skipped
+    todo = [(s, c) for s, c in jobs if states[s.label] != "complete" or base.output.overwrite]
     progress = _Progress(len(todo), out / "batch.log", log)
     try:
         n_gpus = _count_gpus(gpus)
