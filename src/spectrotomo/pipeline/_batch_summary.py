@@ -90,6 +90,18 @@ def _truth_metrics(truth: xr.Dataset, seg_ds: xr.Dataset, shells2d, n, measured)
     return out
 
 
+def _chemistry_metrics(chem: xr.Dataset, seg_ds: xr.Dataset, summary: dict, n: int) -> dict:
+    mask = seg_ds["mask"].values.astype(bool)
+    ratio = chem["tm_o_ratio"].values
+    inside = mask & np.isfinite(ratio)
+    out = {f"fraction_{k}": float(summary["class_fractions"][k]) for k in _CLASSES}
+    out["tm_o"] = float(np.median(ratio[inside])) if inside.any() else float("nan")
+    out["tm_o_by_shell"] = _median_by_shell(np.where(inside, ratio, np.nan),
+                                            seg_ds["shell"].values, n)
+    out["target_tm_o"] = float(seg_ds["composition_class"].attrs.get("target_tm_o", np.nan))
+    return out
+
+
 def scan_metrics(store, report_dir, config) -> dict:
     """Metrics of one finished scan (flat dict; per-shell values as lists).
 
@@ -105,24 +117,22 @@ def scan_metrics(store, report_dir, config) -> dict:
     summary = json.loads((Path(report_dir) / "summary.json").read_text())
     groups = io.list_groups(store)
     seg_ds = io.read_group(store, "segmentation").load()
-    chem = io.read_group(store, "chemistry")
     od = io.read_group(store, "od")
     n = int(config.segmentation.n_shells)
     px = float(seg_ds.attrs["pixel_size"])
     mask = seg_ds["mask"].values.astype(bool)
-    ratio = chem["tm_o_ratio"].values
-    inside = mask & np.isfinite(ratio)
-    out = {f"fraction_{k}": float(summary["class_fractions"][k]) for k in _CLASSES}
+    out = {"porosity": float(summary["porosity"]),
+           "crack_fraction": float(summary["crack_fraction"])}
+    if "chemistry" in groups:  # absorption runs; phase-contrast runs have none
+        out.update(_chemistry_metrics(io.read_group(store, "chemistry"), seg_ds, summary, n))
+    if summary.get("mean_electron_density") is not None:
+        out["mean_electron_density"] = float(summary["mean_electron_density"])
     out.update({
-        "porosity": float(summary["porosity"]), "crack_fraction": float(summary["crack_fraction"]),
-        "tm_o": float(np.median(ratio[inside])) if inside.any() else float("nan"),
-        "tm_o_by_shell": _median_by_shell(np.where(inside, ratio, np.nan),
-                                          seg_ds["shell"].values, n),
         "center_px": float(od.attrs["center"]),
         "algorithm": config.reconstruct.algorithm,
         "iterations": -1 if config.reconstruct.iterations is None else config.reconstruct.iterations,
         "filter": config.reconstruct.filter,
-        "target_tm_o": float(seg_ds["composition_class"].attrs.get("target_tm_o", np.nan)),
+        "phase_method": config.phase.method,
         "tolerance": float(config.segmentation.tolerance),
         "pixel_size_nm": px,
     })
@@ -133,7 +143,7 @@ def scan_metrics(store, report_dir, config) -> dict:
         measured = {str(e): np.isfinite(val["valence"].sel(element=e).values)
                     for e in val["element"].values}
         out.update(_valence_metrics(val, shells2d, n))
-    if "truth" in groups:
+    if "truth" in groups and "composition_class" in seg_ds:
         out.update(_truth_metrics(io.read_group(store, "truth").load(), seg_ds, shells2d, n,
                                   measured))
     return out

@@ -7,7 +7,8 @@ TOML/YAML layout (YAML: the same keys)::
 
     [[scan]]
     label = "p1_4.4V"            # unique, letters/digits/._- (names the store <label>.zarr)
-    input = "p1_44.h5"           # beamline file, sample store (.zarr) or "simulate:PRESET"
+    input = "p1_44.h5"           # beamline file, sample store (.zarr), "simulate:PRESET"
+                                 # or "simulate-holo:PRESET"
     sample = "P1"                # free labels: any scalar (voltage_v, state_of_charge, c_rate...)
     voltage_v = 4.4
     [scan.config.preprocess]     # per-scan overrides of the shared config, by section
@@ -182,7 +183,7 @@ def _check_scan(path: Path, index: int, raw: Any) -> ScanSpec:
                             f"input is {src!r}")
     if src.startswith("simulate:"):
         _check_simulation(where, src.split(":", 1)[1], sim)
-    else:
+    elif not src.startswith("simulate-holo:"):  # the pipeline's holotomography simulator
         src = str((path.parent / src).resolve()) if not Path(src).is_absolute() else src
     return ScanSpec(label=label, input=src, labels=labels, config=copy.deepcopy(overrides),
                     simulate=dict(sim), where=where)

@@ -34,10 +34,15 @@ def scan_paths(out_dir, label: str) -> tuple[Path, Path, Path]:
             out_dir / "logs" / f"{label}.log")
 
 
-def _required_groups(store: Path) -> list[str]:
+def _all_complete(store: Path) -> bool:
+    """Every step group present and complete (which steps write a group depends on the
+    input: absorption runs add chemistry/valence, phase runs density)."""
+    if not (store / "zarr.json").is_file():
+        return False
     groups = io.list_groups(store)
-    return ["raw", "od", "recon", "chemistry", "segmentation",
-            *(["valence"] if "raw_xanes" in groups else [])]
+    leaves = [g for g, marker in groups.items() if marker is not None]
+    return all(g in groups for g in ("raw", "od", "recon", "segmentation")) and all(
+        io.is_complete(store, g) for g in leaves)
 
 
 def _last_run_failed(log_file: Path) -> bool:
@@ -58,8 +63,9 @@ def scan_state(out_dir, label: str) -> str:
         from ..io._lock import lock_path
 
         return "partial" if lock_path(store).exists() else "new"
-    done = all(io.is_complete(store, g) for g in _required_groups(store))
-    return "complete" if done and (report_dir / RECORD).is_file() else "partial"
+    # the record is written after the last step: with it, every step group ran
+    done = (report_dir / RECORD).is_file() and _all_complete(store)
+    return "complete" if done else "partial"
 
 
 def clear_stale_lock(store: Path, log) -> None:
@@ -126,7 +132,7 @@ def _is_store(path: str) -> bool:
 
 
 def _missing(store: Path, groups) -> list[str]:
-    have = io.list_groups(store) if store.exists() else {}
+    have = io.list_groups(store) if (store / "zarr.json").is_file() else {}
     return [g for g in groups if g not in have or not io.is_complete(store, g)]
 
 
