@@ -236,7 +236,8 @@ TEMPLATE = '''\
 
 [input]
 path = "simulate:small"      # a beamline file (Data Exchange, NXtomo, txrm/xrm, TIFF sidecar,
-                             # FXI HDF5) or "simulate:<preset>" (small | demo)
+                             # FXI HDF5) or "simulate:<preset>" (small | demo), or
+                             # "simulate-holo:<preset>" (hard X-ray holotomography, 17 keV)
 seed = 0                     # simulator seed (simulate: inputs only)
 energies_ev = []             # override the file's energies (eV), one per energy
 # pixel_size_nm = 10.0       # override the file's pixel size (nm)
@@ -255,11 +256,14 @@ align_iterations = 4
 register_energies = true     # translation + magnification across energies
 
 [phase]
-method = "none"              # none | paganin | ctf (holotomography)
+method = "none"              # none | paganin | ctf (holotomography; a raw series with a
+                             # distance dim retrieves phase even with "none": ctf if >1)
 delta_beta = 100.0           # delta/beta ratio (Paganin, CTF low-frequency prior)
-# energy_ev = 17000.0
-distances_m = []             # effective propagation distances (m)
-# pixel_size_m = 2.0e-8      # effective pixel size (m)
+# energy_ev = 17000.0        # photon energy (eV) if the file lacks it
+distances_m = []             # effective propagation distances (m); default: the file's
+# pixel_size_m = 2.0e-8      # effective (sample-plane) pixel size (m); default: the file's
+# Phase runs: the Paganin/CTF background varies per angle and biases the coarse jitter
+# stage; set [preprocess] align = false unless the scan has jitter.
 
 [reconstruct]
 algorithm = "fbp"            # fbp | sirt | cgls | tv (tv for limited-angle scans)

@@ -55,11 +55,13 @@ def truth_errors(store) -> dict:
     if "od" in groups:
         od = io.read_group(store, "od")
         errors["center_error_px"] = abs(float(od.attrs["center"]) - float(raw.attrs["true_center"]))
-        if "true_shift" in raw:
+        if "true_shift" in raw and raw["true_shift"].dims[0] == "angle":
             est = od["jitter"].values - od["jitter"].values.mean(0)
             true = raw["true_shift"].values - raw["true_shift"].values.mean(0)
             errors["jitter_rms_error_px"] = float(np.sqrt(((est - true) ** 2).sum(1).mean()))
-    if "segmentation" in groups:
+    if "density" in groups and "electron_density" in truth:
+        errors.update(_density_errors(store, truth))
+    if "segmentation" in groups and "chemistry" in groups:
         seg_ds = io.read_group(store, "segmentation")
         est = _class_fractions(seg_ds["composition_class"].values)
         true = _class_fractions(truth["composition_class"].values)
@@ -80,36 +82,42 @@ def truth_errors(store) -> dict:
     return errors
 
 
-def _volume_figures(mu, chem, seg_ds, out: Path) -> None:
-    orthoslices(mu.isel(energy=-1).load(), out / "mu_highest_energy.png",
-                title=f"linear attenuation at {float(mu.energy[-1]):.1f} eV")
-    for el in chem["element"].values:
-        orthoslices(chem["amount"].sel(element=el), out / f"amount_{el}.png",
-                    title=f"{el} amount")
-    orthoslices(chem["tm_o_ratio"], out / "tm_o_ratio.png", title="TM/O atomic ratio")
-    histogram(chem["tm_o_ratio"], out / "tm_o_histogram.png", mask=seg_ds["mask"].values)
-    label_orthoslices(seg_ds["composition_class"], out / "composition_classes.png",
-                      names=CLASS_NAMES, colors=CLASS_COLORS, title="composition classes")
+def _density_errors(store, truth: xr.Dataset) -> dict:
+    """Relative error of the electron density inside the solid (eroded by one voxel)."""
+    from scipy import ndimage
+
+    est = io.read_group(store, "density")["electron_density"].isel(energy=0).values
+    true = truth["electron_density"].values
+    solid = ndimage.binary_erosion(truth["particle"].values & ~truth["void"].values)
+    mean_true = float(true[solid].mean())
+    return {"electron_density_mean_rel_error": abs(float(est[solid].mean()) - mean_true)
+            / mean_true,
+            "electron_density_rms_rel_error": float(np.sqrt(((est[solid] - true[solid]) ** 2)
+                                                            .mean())) / mean_true}
 
 
 def write_report(ctx) -> dict:
-    """Figures, profile tables and ``summary.json``/``summary.csv`` in ``ctx.report_dir``."""
+    """Figures (unless ``[output] figures = false``), profile tables and
+    ``summary.json``/``summary.csv`` in ``ctx.report_dir``."""
     out = Path(ctx.report_dir)
     out.mkdir(parents=True, exist_ok=True)
     store = ctx.store
-    mu = io.read_group(store, "recon")["mu"]
-    chem = io.read_group(store, "chemistry").load()
+    groups = io.list_groups(store)
     seg_ds = io.read_group(store, "segmentation").load()
     figures = ctx.config.output.figures
-    if figures:
-        _volume_figures(mu, chem, seg_ds, out)
-    summary = {"class_fractions": _class_fractions(seg_ds["composition_class"].values),
-               "porosity": float((seg_ds["pores"].values > 0).sum()
+    summary = {"porosity": float((seg_ds["pores"].values > 0).sum()
                                  / max(seg_ds["mask"].values.sum(), 1)),
                "crack_fraction": float((seg_ds["cracks"].values > 0).sum()
                                        / max(seg_ds["mask"].values.sum(), 1))}
-    summary.update(_profiles(ctx, chem, seg_ds, out, figures=figures))
-    if "valence" in io.list_groups(store):
+    if "density" in groups:
+        summary.update(_density_report(store, seg_ds, out, figures=figures))
+    elif figures:
+        mu = io.read_group(store, "recon")["mu"]
+        orthoslices(mu.isel(energy=-1).load(), out / "mu_highest_energy.png",
+                    title=f"linear attenuation at {float(mu.energy[-1]):.1f} eV")
+    if "chemistry" in groups:
+        summary.update(_chemistry_report(ctx, store, seg_ds, out, figures=figures))
+    if "valence" in groups:
         val = io.read_group(store, "valence").load()
         for el in val["element"].values:
             da = val["valence"].sel(element=el)
@@ -126,6 +134,38 @@ def write_report(ctx) -> dict:
         for key, value in _flatten(summary).items():
             writer.writerow([key, value])
     return summary
+
+
+def _density_report(store, seg_ds: xr.Dataset, out: Path, *, figures: bool = True) -> dict:
+    """Electron-density figures and mean values of a phase-contrast run."""
+    dens = io.read_group(store, "density").load()
+    rho = dens["electron_density"].isel(energy=0)
+    mask = seg_ds["mask"].values
+    if figures:
+        orthoslices(rho, out / "electron_density.png", title="electron density")
+        histogram(rho, out / "electron_density_histogram.png", mask=mask)
+    return {"mean_electron_density": float(rho.values[mask].mean()) if mask.any() else None}
+
+
+def _chemistry_report(ctx, store, seg_ds: xr.Dataset, out: Path, *,
+                      figures: bool = True) -> dict:
+    """Element, TM/O and composition-class figures, class fractions and profiles."""
+    chem = io.read_group(store, "chemistry").load()
+    if figures:
+        _chemistry_figures(chem, seg_ds, out)
+    summary = {"class_fractions": _class_fractions(seg_ds["composition_class"].values)}
+    summary.update(_profiles(ctx, chem, seg_ds, out, figures=figures))
+    return summary
+
+
+def _chemistry_figures(chem: xr.Dataset, seg_ds: xr.Dataset, out: Path) -> None:
+    for el in chem["element"].values:
+        orthoslices(chem["amount"].sel(element=el), out / f"amount_{el}.png",
+                    title=f"{el} amount")
+    orthoslices(chem["tm_o_ratio"], out / "tm_o_ratio.png", title="TM/O atomic ratio")
+    histogram(chem["tm_o_ratio"], out / "tm_o_histogram.png", mask=seg_ds["mask"].values)
+    label_orthoslices(seg_ds["composition_class"], out / "composition_classes.png",
+                      names=CLASS_NAMES, colors=CLASS_COLORS, title="composition classes")
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:

@@ -34,16 +34,22 @@ def _input_shape(config: Config, store: Path) -> tuple[tuple[int, ...], int]:
     if "raw" in groups:
         raw = io.read_group(store, "raw")
         n_x = io.read_group(store, "raw_xanes").sizes["energy"] if "raw_xanes" in groups else 0
-        return tuple(raw["projections"].shape), n_x
+        sizes = raw["projections"].sizes  # holotomography adds a distance dim
+        return tuple(sizes[d] for d in ("energy", "angle", "y", "x")), n_x
     src = config.input.path
+    if src.startswith("simulate-holo:"):
+        from ..simulate._particle import PRESETS
+
+        n = PRESETS[src.split(":", 1)[1]]["shape"][-1]
+        return (1, 181, n, n), 0
     if src.startswith("simulate:"):
         from ..simulate._sample import XANES_ENERGIES, dual_energies
         from ..simulate._particle import PRESETS
 
         n = PRESETS[src.split(":", 1)[1]]["shape"][-1]
         return (len(dual_energies()), 131, n, n), len(XANES_ENERGIES)
-    ts = io.read(src)
-    return tuple(ts["projections"].shape), 0
+    sizes = io.read(src)["projections"].sizes
+    return tuple(sizes[d] for d in ("energy", "angle", "y", "x")), 0
 
 
 def run(config: Config, *, steps: Iterable[str] | None = None, dry_run: bool = False,

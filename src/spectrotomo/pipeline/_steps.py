@@ -19,6 +19,7 @@ import xarray as xr
 from .. import io
 from .._model import add_provenance, spatial_map, volume
 from ._config import Config
+from ._phase import SIMULATE_HOLO, density, is_phase_run, phase_od
 
 __all__ = ["RunContext", "STEPS", "EDGE_RANGES_EV"]
 
@@ -46,6 +47,18 @@ class RunContext:
 def acquire(ctx: RunContext) -> None:
     """Read the input file (or simulate it) into the ``raw`` group(s)."""
     src = ctx.config.input.path
+    if src.startswith(SIMULATE_HOLO):
+        from ..simulate import holotomo_sample
+
+        kwargs = {"distances_m": ctx.config.phase.distances_m} if ctx.config.phase.distances_m \
+            else {}
+        if ctx.config.phase.energy_ev:
+            kwargs["energy_ev"] = ctx.config.phase.energy_ev
+        tree = holotomo_sample(src[len(SIMULATE_HOLO):], seed=ctx.config.input.seed, **kwargs)
+        for child, group in {"truth": "truth", "tilt_series": "raw"}.items():
+            io.write(ctx.store, group, tree[child].to_dataset(inherit=False),
+                     overwrite=ctx.overwrite)
+        return
     if src.startswith("simulate:"):
         from ..simulate import sample
 
@@ -106,10 +119,11 @@ def preprocess(ctx: RunContext) -> None:
     cfg = ctx.config
     ds = io.read_group(ctx.store, "raw").load()
     angles = ds["angle"].values
-    od, counts = _normalise_all(ds, cfg)
+    phase = is_phase_run(cfg, ds)
+    od, counts = phase_od(ds, cfg) if phase else _normalise_all(ds, cfg)
     n_e = od.shape[0]
     reg = None
-    if cfg.preprocess.register_energies and n_e > 1:
+    if cfg.preprocess.register_energies and n_e > 1 and not phase:
         od, reg = _register(od, angles)
     mean_od = od.mean(axis=0)
     center = (find_center(mean_od, angles) if cfg.preprocess.center == "auto"
@@ -125,10 +139,14 @@ def preprocess(ctx: RunContext) -> None:
         for e in range(n_e):
             od[e] = fourier_shift(od[e], correction)
     out = xr.Dataset(
-        {"od": (("energy", "angle", "y", "x"), od.astype(np.float32), {"units": "1"}),
+        {"od": (("energy", "angle", "y", "x"), od.astype(np.float32),
+                {"units": "rad" if phase else "1"}),
          "jitter": (("angle", "axis"), shifts, {"units": "px", "axes": "(dy, dx)"})},
-        coords={k: ds[k] for k in ("energy", "angle", "y", "x")},
+        coords={"energy": ([cfg.phase.energy_ev] if phase and cfg.phase.energy_ev
+                           else ds["energy"].values),
+                **{k: ds[k] for k in ("angle", "y", "x")}},
         attrs={"pixel_size": ds.attrs["pixel_size"], "pixel_size_units": "nm",
+               "signal": "phase" if phase else "od",
                "center": float(center), "center_units": "column index", **counts})
     if reg is not None:
         out["energy_shift"] = (("energy", "axis"), np.asarray(reg.shifts), {"units": "px"})
@@ -183,6 +201,9 @@ def quantify(ctx: RunContext) -> None:
     """recon -> chemistry: element amounts (atoms/nm^3) and TM/O per voxel."""
     from ..spectra import element_maps
 
+    if io.read_group(ctx.store, "od").attrs.get("signal") == "phase":
+        ctx.log("quantify: phase-contrast run (no absorption edges); skipped")
+        return
     mu = io.read_group(ctx.store, "recon")["mu"].load()
     pairs = _pairs(mu["energy"].values, ctx.config.spectra.elements)
     if "O" not in pairs:
@@ -229,6 +250,9 @@ def segment(ctx: RunContext) -> None:
 
     cfg = ctx.config.segmentation
     mu = io.read_group(ctx.store, "recon")["mu"].load()
+    if "chemistry" not in io.list_groups(ctx.store):  # phase-contrast run: no chemistry
+        ctx.log("segment: no chemistry group; composition classes not computed")
+        return _segment_structure(ctx, mu)
     chem = io.read_group(ctx.store, "chemistry").load()
     px = float(mu.attrs["pixel_size"])
     mean_mu = mu.mean("energy").values
@@ -266,10 +290,31 @@ def segment(ctx: RunContext) -> None:
     io.write(ctx.store, "segmentation", out, overwrite=ctx.overwrite)
 
 
+def _segment_structure(ctx: RunContext, mu: xr.DataArray) -> None:
+    """Mask, depth, shells, pores and cracks only (no chemistry to classify)."""
+    from .. import segmentation as seg
+
+    cfg = ctx.config.segmentation
+    px = float(mu.attrs["pixel_size"])
+    mean_mu = mu.mean("energy").values
+    mask = seg.particle_mask(mean_mu)
+    depth_nm = seg.depth(mask, spacing=px)
+    maps = {"mask": (mask, "1"), "depth": (depth_nm, "nm"),
+            "shell": (seg.shells(mask, n=cfg.n_shells, spacing=px, depth_map=depth_nm), "1"),
+            "pores": (seg.find_pores(mean_mu, mask, spacing=px), "1"),
+            "cracks": (seg.find_cracks(mean_mu, mask, spacing=px), "1")}
+    out = xr.Dataset({name: spatial_map(np.asarray(data), voxel_size=px, units=units, name=name)
+                      for name, (data, units) in maps.items()},
+                     attrs={"pixel_size": px, "pixel_size_units": "nm"})
+    add_provenance(out, "pipeline.segment", inputs=[str(ctx.store)], n_shells=cfg.n_shells)
+    io.write(ctx.store, "segmentation", out, overwrite=ctx.overwrite)
+
+
 STEPS: dict[str, tuple[Callable[[RunContext], None], tuple[str, ...]]] = {
     "acquire": (acquire, ("raw",)),
     "preprocess": (preprocess, ("od",)),
     "reconstruct": (reconstruct, ("recon",)),
+    "density": (density, ("density",)),
     "quantify": (quantify, ("chemistry",)),
     "valence": (valence, ("valence",)),
     "segment": (segment, ("segmentation",)),

@@ -8,6 +8,8 @@ from ._forward import tilt_series
 from ._fresnel import fresnel_propagate
 from ._fresnel import holotomo_series
 from ._geometry import ball
+from ._holo_sample import holotomo_sample
+from ._holo_sample import refractive_index
 from ._particle import particle
 from ._project import project
 from ._references import EDGES
@@ -19,10 +21,12 @@ __all__ = [
     "attenuation",
     "ball",
     "fresnel_propagate",
+    "holotomo_sample",
     "holotomo_series",
     "particle",
     "project",
     "reference_spectra",
+    "refractive_index",
     "sample",
     "tilt_series",
 ]
