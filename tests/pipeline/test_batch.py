@@ -80,8 +80,7 @@ def _tree_mtimes(path):
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory):
     root = tmp_path_factory.mktemp("batch")
-    (root / "batch.toml").write_text(MANIFEST.replace('[[scan]]\nlabel = "a"',
-                                                      'config = "run.toml"\n\n[[scan]]\nlabel = "a"'))
+    (root / "batch.toml").write_text('config = "run.toml"\n' + MANIFEST)
     (root / "run.toml").write_text(CONFIG)
     (root / "corrupt.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + os.urandom(2000))  # a truncated file
     out = root / "out"
@@ -153,7 +152,8 @@ def test_summary_recovers_each_scans_truth(batch):
     # classes: b is mostly oxygen-poor with no oxygen-rich grains (truth 83 % / 0 %
     # against 37 % / 13 % in a); the single-scan class error is large on this preset,
     # so only the ordering between scans is checked
-    assert ok["truth_fraction_oxygen-poor"].sel(scan="b") > ok["truth_fraction_oxygen-poor"].sel(scan="a")
+    truth_poor = ok["truth_fraction_oxygen-poor"]
+    assert truth_poor.sel(scan="b") > truth_poor.sel(scan="a")
     assert ok["fraction_oxygen-poor"].sel(scan="b") > ok["fraction_oxygen-poor"].sel(scan="a")
     # per-shell valence: surface more reduced than the core in the reduced scan b
     shells = ok["valence_Mn_by_shell"].sel(scan="b").values
@@ -234,7 +234,8 @@ def test_csv_and_yaml_manifests(tmp_path):
     assert m.scans[0].simulate == {"seed": 3}
     assert m.scans[1].input == str(tmp_path / "scan2.h5")
     (tmp_path / "m.yaml").write_text("scans:\n  - input: simulate:tiny\n    label: y1\n"
-                                     "    cycle: 10\n    config: {reconstruct: {algorithm: sirt}}\n")
+                                     "    cycle: 10\n"
+                                     "    config: {reconstruct: {algorithm: sirt}}\n")
     m = load_manifest(tmp_path / "m.yaml")
     assert m.scans[0].labels == {"cycle": 10}
     (tmp_path / "bad.csv").write_text("label,voltage_v\nx,1\n")

@@ -18,6 +18,7 @@ its own GPU: at most one scan per GPU at a time, the others wait.
 
 from __future__ import annotations
 
+import queue
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -130,7 +131,7 @@ def _run_jobs(jobs, out, *, workers, executor, n_gpus, progress) -> dict[str, di
         return records
     workers = min(workers, len(jobs))  # no idle processes to spawn
     if executor is None and workers == 1:
-        slots = GpuSlots(__import__("queue").Queue(), n_gpus) if n_gpus else None
+        slots = GpuSlots(queue.Queue(), n_gpus) if n_gpus else None
         for spec, cfg in jobs:
             records[spec.label] = run_scan(spec, cfg, out, gpu_slots=slots)
             progress.finished(records[spec.label])
@@ -151,7 +152,7 @@ def _run_jobs(jobs, out, *, workers, executor, n_gpus, progress) -> dict[str, di
             manager = multiprocessing.get_context("spawn").Manager()
             slots = GpuSlots(manager.Queue(), n_gpus)
         else:
-            slots = GpuSlots(__import__("queue").Queue(), n_gpus)
+            slots = GpuSlots(queue.Queue(), n_gpus)
     try:
         futures, finished = _submit_all(executor, jobs, out, slots)
         for future in finished:
@@ -218,10 +219,11 @@ def run_batch(manifest, *, config=None, out_dir=None, workers: int = 1, executor
     progress = _Progress(len(todo), out / "batch.log", log)
     try:
         n_gpus = _count_gpus(gpus)
+        where = "the given executor" if executor is not None else f"{workers} worker(s)"
+        gpu_note = f", {n_gpus} GPU(s)" if n_gpus else ""
         progress.line(f"batch {manifest.source}: {len(jobs)} scans, "
                       f"{len(jobs) - len(todo)} already complete (skipped), {len(todo)} to run "
-                      f"on {'the given executor' if executor is not None else f'{workers} worker(s)'}"
-                      f"{f', {n_gpus} GPU(s)' if n_gpus else ''}; output {out}")
+                      f"on {where}{gpu_note}; output {out}")
         records = _run_jobs(todo, out, workers=workers, executor=executor, n_gpus=n_gpus,
                             progress=progress)
         for spec, _ in jobs:

@@ -130,7 +130,8 @@ def scan_metrics(store, report_dir, config) -> dict:
     out.update({
         "center_px": float(od.attrs["center"]),
         "algorithm": config.reconstruct.algorithm,
-        "iterations": -1 if config.reconstruct.iterations is None else config.reconstruct.iterations,
+        "iterations": (-1 if config.reconstruct.iterations is None
+                       else config.reconstruct.iterations),
         "filter": config.reconstruct.filter,
         "phase_method": config.phase.method,
         "tolerance": float(config.segmentation.tolerance),

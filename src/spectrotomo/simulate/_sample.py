@@ -52,8 +52,8 @@ def sample(preset: str = "small", *, seed: int = 0, imperfect: bool = True, **ov
     truth = particle(preset, seed=seed, **overrides)
     imp = IMPERFECTIONS if imperfect else {k: 0.0 for k in IMPERFECTIONS}
     step = float(PRESETS[preset].get("angle_step_deg", 1.0))
-    ts = tilt_series(truth, energies=dual_energies(), angles=np.arange(-65.0, 65.0 + step / 2, step),
-                     seed=seed + 1, **imp)
+    angles = np.arange(-65.0, 65.0 + step / 2, step)
+    ts = tilt_series(truth, energies=dual_energies(), angles=angles, seed=seed + 1, **imp)
     xanes = tilt_series(truth, energies=XANES_ENERGIES, angles=[0.0], seed=seed + 2,
                         energy_shift_px=imp["energy_shift_px"], magnification=imp["magnification"])
     refs = xr.Dataset({"spectra": reference_spectra()}, attrs={"synthetic": True})
