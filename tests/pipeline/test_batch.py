@@ -291,3 +291,16 @@ def test_store_input_groups_are_copied_once(tmp_path):
     with pytest.raises(ValueError, match="has no 'raw' group"):
         prepare_input(ScanSpec(label="t", input=str(tmp_path / "noraw.zarr")), None,
                       tmp_path / "t.zarr", lines.append)
+
+
+def test_dask_client_runs_scans_with_gpu_resources(batch):
+    distributed = pytest.importorskip("distributed")
+    out = batch["out"]
+    b_files = _tree_mtimes(out / "b.zarr")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  resources={"GPU": 1}, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        result = run_batch(batch["root"] / "batch.toml", out_dir=out, executor=client,
+                           log=lambda m: None)
+    assert result["failed"] == ["bad"] and "ReaderError" in result["records"]["bad"]["error"]
+    assert _tree_mtimes(out / "b.zarr") == b_files  # complete scans stay skipped
