@@ -1,4 +1,4 @@
-"""Command line: ``spectrotomo {simulate,info,demo}``.
+"""Command line: ``spectrotomo {simulate,info,demo,init,run,<step>,batch}``.
 
 Thin wiring only: every command calls library functions with explicit
 arguments; the work lives in :mod:`spectrotomo.simulate` and

@@ -6,7 +6,7 @@ Tasks run on
 
 - ``workers=1`` (default): in this process, one after the other;
 - ``workers=N``: a local pool of N processes (spawned, so no thread state is
-  forked);
+  forked; a script calling it needs an ``if __name__ == "__main__":`` guard);
 - ``executor=``: any ``concurrent.futures.Executor`` or a
   ``dask.distributed.Client``. On a dask cluster each scan asks for the worker
   resource ``GPU=1`` when the workers declare one (start one worker per GPU
