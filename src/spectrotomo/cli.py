@@ -72,7 +72,9 @@ def _print_errors(errors: dict) -> None:
         return
     print("errors against ground truth:")
     for key, value in errors.items():
-        if not isinstance(value, dict):
+        if isinstance(value, dict):
+            print(f"  {key:<26} " + ", ".join(f"{k} {v:.4g}" for k, v in value.items()))
+        else:
             print(f"  {key:<26} {value if value is None else f'{value:.4g}'}")
 
 

@@ -75,6 +75,8 @@ class SpectraConfig:
 class SegmentationConfig:
     target_tm_o: float | None = None
     tolerance: float = 0.05
+    smoothing_nm: float = 30.0
+    surface_layer_nm: float = 40.0
     n_shells: int = 5
     depth_bins_nm: list[float] = field(
         default_factory=lambda: [0.0, 30.0, 100.0, 200.0, 400.0, 800.0, 1600.0, 2500.0])
@@ -184,6 +186,8 @@ def config_from_dict(data: dict[str, Any], *, source: str = "<config>") -> Confi
 def _check_ranges(cfg: Config, source: str) -> None:
     checks = [
         (cfg.segmentation.tolerance > 0, "[segmentation] tolerance", "> 0"),
+        (cfg.segmentation.smoothing_nm >= 0, "[segmentation] smoothing_nm", ">= 0 (nm)"),
+        (cfg.segmentation.surface_layer_nm >= 0, "[segmentation] surface_layer_nm", ">= 0 (nm)"),
         (cfg.segmentation.n_shells >= 1, "[segmentation] n_shells", ">= 1"),
         (cfg.compute.n_workers >= 1, "[compute] n_workers", ">= 1"),
         (cfg.compute.memory_limit_gb > 0, "[compute] memory_limit_gb", "> 0 (GiB)"),
@@ -281,6 +285,10 @@ sum_to_one = true
 [segmentation]
 # target_tm_o = 0.4          # target TM/O atomic ratio; default from the input's metadata
 tolerance = 0.05             # relative band around the target (5 %)
+smoothing_nm = 30.0          # Gaussian sigma (nm) averaging the TM and O amounts over the
+                             # particle's solid before the class ratio (0: per voxel, noisy)
+surface_layer_nm = 40.0      # within this depth (nm) average only along the surface, inside
+                             # one-voxel depth layers, so thin surface layers stay resolved
 n_shells = 5                 # equal-volume shells from surface to centre
 depth_bins_nm = [0.0, 30.0, 100.0, 200.0, 400.0, 800.0, 1600.0, 2500.0]
 

@@ -28,6 +28,7 @@ from ._pores import defect_table
 from ._pores import find_cracks
 from ._pores import find_pores
 from ._shells import shells
+from ._smooth import masked_smooth
 from ._stats import profile_table
 from ._stats import region_stats
 from ._stats import to_csv
@@ -41,6 +42,7 @@ __all__ = [
     "depth",
     "find_cracks",
     "find_pores",
+    "masked_smooth",
     "particle_mask",
     "plot_profile",
     "profile_table",
