@@ -21,15 +21,16 @@ from ._nnls_batch import MAX_REFERENCES, make_plan, solve_block
 
 __all__ = ["LCFResult", "lcf", "lcf_xarray", "check_references"]
 
-#: Spectra per block (at most; fewer for long spectra, see ``_block_rows``):
-#: keeps a block in cache and below the size at which OpenBLAS switches its
-#: matrix-vector product to threads (measured 5-10x slower on a loaded 2-core
-#: machine at 8192 x 100 float32).
-DEFAULT_BLOCK = 4096
-
-
-def _block_rows(block, n):
-    return int(max(1, min(block, 2**19 // max(n, 1))))
+#: Spectra per block on the CPU: the block's sufficient statistics and its
+#: solve's temporaries ((k + 1) x block floats each) stay in L2 cache.
+DEFAULT_BLOCK = 16384
+#: Spectra per block on a GPU (one kernel launch per operation per block).
+DEFAULT_GPU_BLOCK = 2**21
+#: Values (spectra x energies) per read of the spectra on the CPU: the chunk
+#: stays in L2 between its two reads (matrix product, then squared norm) and
+#: stays below the size at which OpenBLAS switches to threads (measured 5-10x
+#: slower on a loaded 2-core machine at 8192 x 100 float32).
+_READ_VALUES = 2**17
 
 
 @dataclass
@@ -148,49 +149,43 @@ def _project_out(ref: np.ndarray, basis: np.ndarray | None):
     return ref_p, q, None
 
 
-def _project(s, op, xp, out):
-    """``out[:] = op @ s.T`` (rows, N). On the CPU one matrix-vector product
-    per row (a few rows) streams ``s`` at memory speed; skinny GEMMs with a
-    transposed operand are 2-4x slower in OpenBLAS, more with its threads."""
+def _squared_norms(part, xp, out):
+    """``out[i] = part[i] . part[i]``. numpy's vecdot loops over rows, which
+    costs per row: for short spectra einsum's fused loop is 1.5x faster
+    (measured 1.9e7 vs 2.9e7 spectra/s at 30 energies; vecdot wins at 100)."""
     if xp is not np:
-        out[...] = op @ s.T
-        return out
-    for i in range(op.shape[0]):  # k + n_bg rows: a small fixed set
-        np.dot(s, op[i], out=out[i])
-    return out
-
-
-def _fit_numpy_like(flat, op, plan, n_bg, xp, block, dtype, workers=1):
-    """Two passes: (1) per cache-sized block, the sufficient statistics
-    ``b = R s`` and ``||s||^2`` (the only reads of the spectra); (2) the exact
-    constrained solve on the (k, N) statistics of all spectra at once.
-    Returns fractions (N, k), residual (N,), ||s||^2 (N,)."""
-    n_spec = flat.shape[0]
-    k = plan.k
-    proj = xp.empty((k + n_bg, n_spec), dtype=dtype)
-    ss = xp.empty(n_spec, dtype=dtype)
-
-    def run(start):
-        sl = slice(start, min(start + block, n_spec))
-        chunk = flat[sl]
-        if chunk.dtype != dtype:
-            chunk = chunk.astype(dtype)
-        ss[sl] = xp.einsum("ij,ij->i", chunk, chunk)
-        _project(chunk, op, xp, proj[:, sl])
-
-    starts = range(0, n_spec, block)  # cache-sized blocks, not spectra
-    if workers > 1 and xp is np and len(starts) > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
-        # numpy ufuncs and BLAS release the GIL: blocks run truly in parallel
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(run, starts))
+        out[...] = xp.sum(part * part, axis=1)
+    elif part.shape[1] < 64:
+        np.einsum("ij,ij->i", part, part, out=out)
     else:
-        for start in starts:
-            run(start)
+        np.vecdot(part, part, out=out)
+
+
+def _statistics(chunk, op_t, n_bg, xp, sub):
+    """Sufficient statistics of a block of spectra (B, n): ``b = R s``
+    (k + n_bg, B) and ``||s||^2`` (B,), reading the spectra in L2-sized
+    sub-chunks (each read from memory once, then once more from cache)."""
+    n_spec = chunk.shape[0]
+    proj = xp.empty((n_spec, op_t.shape[1]), dtype=op_t.dtype)
+    ss = xp.empty(n_spec, dtype=op_t.dtype)
+    for lo in range(0, n_spec, sub):  # a few L2-sized chunks of the block
+        part = chunk[lo:lo + sub]
+        if part.dtype != op_t.dtype:
+            part = part.astype(op_t.dtype)
+        # the squared norm first: it streams the chunk from memory into cache
+        # (measured 20 % faster than matmul first)
+        _squared_norms(part, xp, out=ss[lo:lo + sub])
+        xp.matmul(part, op_t, out=proj[lo:lo + sub])
+    bt = xp.ascontiguousarray(proj.T)
     if n_bg:
-        ss -= xp.einsum("ij,ij->j", proj[k:], proj[k:])
-    bt = proj[:k]
+        ss -= xp.sum(bt[-n_bg:] ** 2, axis=0)
+    return bt, ss
+
+
+def _fit_block(chunk, op_t, plan, n_bg, xp, sub):
+    """Exact fit of one block (B, n): fractions (k, B), residual, R-factor."""
+    bt, ss = _statistics(chunk, op_t, n_bg, xp, sub)
+    bt = bt[:plan.k]
     # a NaN/inf anywhere in a spectrum makes its ||s||^2 non-finite (so do
     # values beyond ~1e19 in float32): such spectra are masked, not fitted
     finite = xp.isfinite(ss)
@@ -198,17 +193,56 @@ def _fit_numpy_like(flat, op, plan, n_bg, xp, block, dtype, workers=1):
     if not all_finite:
         bt[:, ~finite] = 0
     ft, obj = solve_block(bt, plan, xp)
-    resid = xp.sqrt(xp.maximum(ss + obj, 0))
+    r2 = xp.maximum(ss + obj, 0)
+    with np.errstate(invalid="ignore"):  # inf / inf where masked below
+        rf = r2 / xp.where(ss > 0, ss, 1)  # an all-zero spectrum: f = 0 fits, R = 0
+    resid = xp.sqrt(r2)
     if not all_finite:
         ft[:, ~finite] = xp.nan
         resid[~finite] = xp.nan
-        ss[~finite] = xp.nan
-    return ft.T, resid, ss
+        rf[~finite] = xp.nan
+    return ft, resid, rf
+
+
+def _fit_numpy_like(flat, op, plan, n_bg, xp, block, workers=1):
+    """Fit every spectrum of ``flat`` (N, n), block after block (blocks in
+    parallel threads with ``workers > 1``). Each block is read from memory
+    once; everything else happens in cache. ``op`` is (k + n_bg, n).
+    Returns fractions (N, k), residual (N,), R-factor (N,)."""
+    n_spec, n = flat.shape
+    k = plan.k
+    dtype = op.dtype
+    op_t = xp.ascontiguousarray(op.T)
+    frac = xp.empty((n_spec, k), dtype=dtype)
+    resid = xp.empty(n_spec, dtype=dtype)
+    rf = xp.empty(n_spec, dtype=dtype)
+    sub = block if xp is not np else max(1, min(block, _READ_VALUES // max(n, 1)))
+
+    def run(starts):
+        for start in starts:
+            sl = slice(start, min(start + block, n_spec))
+            ft, resid[sl], rf[sl] = _fit_block(flat[sl], op_t, plan, n_bg, xp, sub)
+            frac[sl] = ft.T
+
+    starts = list(range(0, n_spec, block))
+    workers = max(1, min(int(workers), len(starts))) if xp is np else 1
+    if workers > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        # numpy ufuncs and BLAS release the GIL: blocks run truly in parallel;
+        # each thread takes a contiguous run of blocks (sequential reads)
+        runs = [starts[i * len(starts) // workers:(i + 1) * len(starts) // workers]
+                for i in range(workers)]
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(run, runs))
+    else:
+        run(starts)
+    return frac, resid, rf
 
 
 def lcf(spectra, references, *, nonneg: bool = True, sum_to_one: bool = False,
         background=None, r_factor_max: float = 0.05, dtype=None,
-        block: int = DEFAULT_BLOCK, workers: int = 1,
+        block: int | None = None, workers: int = 1,
         names=None) -> LCFResult:
     """Linear-combination fit of every spectrum, exactly and all at once.
 
@@ -239,8 +273,10 @@ def lcf(spectra, references, *, nonneg: bool = True, sum_to_one: bool = False,
     dtype : numpy dtype, optional
         Compute dtype; default float64 (float32 is faster but loses about
         ``cond(references)**2 * 1e-7`` relative accuracy).
-    block : int
-        Spectra per block (memory/cache trade-off).
+    block : int, optional
+        Spectra per block (cache/launch trade-off); default
+        ``DEFAULT_BLOCK`` (16384) on the CPU, ``DEFAULT_GPU_BLOCK`` (2^21)
+        for cupy. Each block is read from memory once.
     workers : int
         Threads fitting blocks in parallel (numpy only; ufuncs and BLAS
         release the GIL). Default 1: on a shared machine extra threads
@@ -281,18 +317,23 @@ def lcf(spectra, references, *, nonneg: bool = True, sum_to_one: bool = False,
     if type(spectra).__module__.split(".")[0] == "dask":
         return _lcf_dask(spectra, op_np, plan, n_bg, dtype, block, r_factor_max, constraints)
     xp = array_module(spectra)
+    if block is None:
+        block = DEFAULT_BLOCK if xp is np else DEFAULT_GPU_BLOCK
     op = xp.asarray(op_np.T, dtype=dtype)
     lead = spectra.shape[:-1]
     flat = spectra.reshape(-1, n)
-    frac, resid, ss = _fit_numpy_like(flat, op, plan, n_bg, xp, _block_rows(block, n), dtype,
-                                      workers)
+    frac, resid, r_factor = _fit_numpy_like(flat, op, plan, n_bg, xp, _check_block(block), workers)
     finite = xp.isfinite(resid)
-    n_masked = int((~finite).sum())
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r_factor = xp.where(ss > 0, resid**2 / xp.where(ss > 0, ss, 1), xp.where(finite, 0.0, xp.nan))
+    n_masked = int(flat.shape[0] - int(finite.sum()))
     quality = finite & (r_factor <= r_factor_max)
     return LCFResult(frac.reshape(*lead, k), resid.reshape(lead), r_factor.reshape(lead),
                      quality.reshape(lead), n_masked, constraints)
+
+
+def _check_block(block) -> int:
+    if int(block) < 1:
+        raise ValidationError(f"lcf: block must be >= 1 spectra; got {block}")
+    return int(block)
 
 
 def _lcf_dask(spectra, op_np, plan, n_bg, dtype, block, r_factor_max, constraints):
@@ -307,10 +348,9 @@ def _lcf_dask(spectra, op_np, plan, n_bg, dtype, block, r_factor_max, constraint
         xp = array_module(chunk)
         op = xp.asarray(op_np.T, dtype=dtype)
         lead = chunk.shape[:-1]
-        frac, resid, ss = _fit_numpy_like(chunk.reshape(-1, n), op, plan, n_bg, xp,
-                                          _block_rows(block, n), dtype)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rf = xp.where(ss > 0, resid**2 / xp.where(ss > 0, ss, 1), xp.where(xp.isfinite(resid), 0.0, xp.nan))
+        size = block if block is not None else (DEFAULT_BLOCK if xp is np else DEFAULT_GPU_BLOCK)
+        frac, resid, rf = _fit_numpy_like(chunk.reshape(-1, n), op, plan, n_bg, xp,
+                                          _check_block(size))
         out = xp.concatenate([frac, resid[:, None], rf[:, None]], axis=1)
         return out.reshape(*lead, k + 2)
 
