@@ -23,7 +23,7 @@ __all__ = ["LCFResult", "lcf", "lcf_xarray", "check_references"]
 
 #: Spectra per block on the CPU: the block's sufficient statistics and its
 #: solve's temporaries ((k + 1) x block floats each) stay in L2 cache.
-DEFAULT_BLOCK = 16384
+DEFAULT_BLOCK = 32768
 #: Spectra per block on a GPU (one kernel launch per operation per block).
 DEFAULT_GPU_BLOCK = 2**21
 #: Values (spectra x energies) per read of the spectra on the CPU: the chunk
@@ -275,7 +275,7 @@ def lcf(spectra, references, *, nonneg: bool = True, sum_to_one: bool = False,
         ``cond(references)**2 * 1e-7`` relative accuracy).
     block : int, optional
         Spectra per block (cache/launch trade-off); default
-        ``DEFAULT_BLOCK`` (16384) on the CPU, ``DEFAULT_GPU_BLOCK`` (2^21)
+        ``DEFAULT_BLOCK`` (32768) on the CPU, ``DEFAULT_GPU_BLOCK`` (2^21)
         for cupy. Each block is read from memory once.
     workers : int
         Threads fitting blocks in parallel (numpy only; ufuncs and BLAS

@@ -63,6 +63,11 @@ class SubsetPlan:
         support (f = 0, objective 0).
     k : int
     nonneg, sum_to_one : bool
+    gram : ndarray, shape (k, k)
+    by_mask : ndarray, shape (2^k, k + sum_to_one, k)
+        ``maps`` indexed by the support's bit mask (bit j: reference j);
+        zero for an inadmissible support (the empty one with ``sum_to_one``).
+    offsets_by_mask : ndarray, shape (2^k, k + sum_to_one)
     """
 
     maps: np.ndarray
@@ -71,6 +76,9 @@ class SubsetPlan:
     k: int
     nonneg: bool
     sum_to_one: bool
+    gram: np.ndarray
+    by_mask: np.ndarray
+    offsets_by_mask: np.ndarray
 
 
 def _supports(k: int, nonneg: bool, sum_to_one: bool) -> list[tuple[int, ...]]:
@@ -121,7 +129,14 @@ def make_plan(gram: np.ndarray, *, nonneg: bool, sum_to_one: bool) -> SubsetPlan
     parts = [_support_rows(gram, s, bool(sum_to_one)) for s in supports]
     maps = np.stack([p[0] for p in parts])
     offsets = np.stack([p[1] for p in parts])
-    return SubsetPlan(maps, offsets, tuple(supports), k, bool(nonneg), bool(sum_to_one))
+    by_mask = np.zeros((2**k,) + maps.shape[1:])
+    offsets_by_mask = np.zeros((2**k, offsets.shape[1]))
+    if nonneg:
+        masks = [sum(1 << j for j in sup) for sup in supports]
+        by_mask[masks] = maps
+        offsets_by_mask[masks] = offsets
+    return SubsetPlan(maps, offsets, tuple(supports), k, bool(nonneg), bool(sum_to_one),
+                      gram, by_mask, offsets_by_mask)
 
 
 def solve_block(bt, plan: SubsetPlan, xp=np):
@@ -153,17 +168,91 @@ def solve_block(bt, plan: SubsetPlan, xp=np):
     if plan.nonneg and len(plan.supports) > 1:
         outside = xp.flatnonzero(frac.min(axis=0) < 0)
         if outside.size:
-            f_out, o_out = _enumerate(bt[:, outside], plan, xp)
+            f_out, o_out, done = _active_set(bt[:, outside], frac[:, outside], plan, xp)
             frac[:, outside] = f_out
             obj[outside] = o_out
+            rest = outside[~done]
+            if rest.size:
+                f_out, o_out = _enumerate(bt[:, rest], plan, xp)
+                frac[:, rest] = f_out
+                obj[rest] = o_out
     return frac, obj
+
+
+def _active_set(bt, frac, plan: SubsetPlan, xp, iterations: int = 3):
+    """Primal-dual active-set iterations (Hintermueller, Ito & Kunisch 2002)
+    from the all-free solution ``frac`` (k, M), for all spectra at once.
+
+    A support ``P`` is kept when its solution satisfies the KKT conditions:
+    ``f_j > 0`` on ``P`` and ``w_j = b_j - (G f)_j - nu <= 0`` off it (which
+    are sufficient for the convex problem: that solution is the exact
+    optimum). Otherwise the next support is ``{j in P: f_j > 0} | {j not in
+    P: w_j > 0}``. Returns fractions, objective and ``done`` (M,) bool; the
+    spectra not done within ``iterations`` go to :func:`_enumerate`.
+    """
+    dt = bt.dtype
+    k, m = bt.shape
+    rows = k + plan.sum_to_one
+    # (rows, k, 2^k) and (rows, 2^k): gathering the last axis by support mask
+    # gives per-spectrum maps laid out along spectra (contiguous rows)
+    by_mask = xp.asarray(plan.by_mask.transpose(1, 2, 0), dtype=dt)
+    offsets = xp.asarray(plan.offsets_by_mask.T, dtype=dt)
+    gram = xp.asarray(plan.gram, dtype=dt)
+    bits = xp.asarray(1 << np.arange(k))[:, None]
+    inside = frac > 0
+    done = xp.zeros(m, dtype=bool)
+    f = xp.zeros((k, m), dtype=dt)
+    obj = xp.zeros(m, dtype=dt)
+    todo = xp.arange(m)
+    b = bt
+    for _ in range(iterations):  # a few iterations, each over all open spectra
+        mask = (inside * bits).sum(axis=0)
+        maps = by_mask[:, :, mask]  # (rows, k, M)
+        cand = offsets[:, mask]
+        for j in range(k):  # k references: a small fixed set
+            cand += maps[:, j] * b[j]
+        fp = cand[:k]
+        w = b - _small_matmul(gram, fp, xp)
+        if rows > k:
+            w -= cand[k]
+        new = (inside & (fp > 0)) | (~inside & (w > 0))
+        ok = (new == inside).all(axis=0)
+        if plan.sum_to_one:
+            ok &= mask > 0  # no feasible point has an empty support
+        o = -(fp * b).sum(axis=0)
+        if rows > k:
+            o -= cand[k]
+        idx = todo[ok]
+        f[:, idx] = fp[:, ok]
+        obj[idx] = o[ok]
+        done[idx] = True
+        if bool(ok.all()):
+            break
+        todo = todo[~ok]
+        inside = new[:, ~ok]
+        b = b[:, ~ok]
+    return f, obj, done
+
+
+def _small_matmul(a, b, xp):
+    """``a @ b`` for a small (r, k) ``a`` and a wide (k, M) ``b``: on the CPU
+    in column chunks below OpenBLAS's single-thread limit (its threads made
+    such products up to 60x slower on a loaded 2-core machine)."""
+    r, k = a.shape
+    if xp is not np:
+        return a @ b
+    out = np.empty((r, b.shape[1]), dtype=np.result_type(a, b))
+    step = max(1, _ENUM_MNK_CPU // (r * k))
+    for lo in range(0, b.shape[1], step):  # a few chunks
+        np.matmul(a, b[:, lo:lo + step], out=out[:, lo:lo + step])
+    return out
 
 
 def _all_free(bt, plan: SubsetPlan, xp):
     """Candidate with every reference free (the last support): (f (k, N), obj)."""
     dt = bt.dtype
     k = plan.k
-    cand = xp.asarray(plan.maps[-1], dtype=dt) @ bt
+    cand = _small_matmul(xp.asarray(plan.maps[-1], dtype=dt), bt, xp)
     if plan.sum_to_one:
         cand += xp.asarray(plan.offsets[-1], dtype=dt)[:, None]
     frac = cand[:k]
