@@ -161,30 +161,49 @@ def _squared_norms(part, xp, out):
         np.vecdot(part, part, out=out)
 
 
-def _statistics(chunk, op_t, n_bg, xp, sub):
-    """Sufficient statistics of a block of spectra (B, n): ``b = R s``
-    (k + n_bg, B) and ``||s||^2`` (B,), reading the spectra in L2-sized
-    sub-chunks (each read from memory once, then once more from cache)."""
-    n_spec = chunk.shape[0]
-    proj = xp.empty((n_spec, op_t.shape[1]), dtype=op_t.dtype)
+def _statistics(chunk, op_t, n_bg, xp, sub, energy_major=False):
+    """Sufficient statistics of a block of spectra (B, n), or (n, B) when
+    ``energy_major``: ``b = R s`` (k + n_bg, B) and ``||s||^2`` (B,),
+    reading the spectra in L2-sized sub-chunks (each read from memory once,
+    then once more from cache)."""
+    n_spec = chunk.shape[1] if energy_major else chunk.shape[0]
+    rows = op_t.shape[1]
     ss = xp.empty(n_spec, dtype=op_t.dtype)
+    if energy_major:
+        bt = xp.empty((rows, n_spec), dtype=op_t.dtype)
+        op = op_t.T
+    else:
+        proj = xp.empty((n_spec, rows), dtype=op_t.dtype)
     for lo in range(0, n_spec, sub):  # a few L2-sized chunks of the block
-        part = chunk[lo:lo + sub]
+        part = chunk[:, lo:lo + sub] if energy_major else chunk[lo:lo + sub]
         if part.dtype != op_t.dtype:
             part = part.astype(op_t.dtype)
-        # the squared norm first: it streams the chunk from memory into cache
-        # (measured 20 % faster than matmul first)
-        _squared_norms(part, xp, out=ss[lo:lo + sub])
-        xp.matmul(part, op_t, out=proj[lo:lo + sub])
-    bt = xp.ascontiguousarray(proj.T)
+        if energy_major:
+            _squared_norms_columns(part, xp, out=ss[lo:lo + sub])
+            xp.matmul(op, part, out=bt[:, lo:lo + sub])
+        else:
+            # the squared norm first: it streams the chunk from memory into
+            # cache (measured 20 % faster than matmul first)
+            _squared_norms(part, xp, out=ss[lo:lo + sub])
+            xp.matmul(part, op_t, out=proj[lo:lo + sub])
+    if not energy_major:
+        bt = xp.ascontiguousarray(proj.T)
     if n_bg:
         ss -= xp.sum(bt[-n_bg:] ** 2, axis=0)
     return bt, ss
 
 
-def _fit_block(chunk, op_t, plan, n_bg, xp, sub):
-    """Exact fit of one block (B, n): fractions (k, B), residual, R-factor."""
-    bt, ss = _statistics(chunk, op_t, n_bg, xp, sub)
+def _squared_norms_columns(part, xp, out):
+    if xp is np:
+        np.einsum("ij,ij->j", part, part, out=out)
+    else:
+        out[...] = xp.sum(part * part, axis=0)
+
+
+def _fit_block(chunk, op_t, plan, n_bg, xp, sub, energy_major=False):
+    """Exact fit of one block (B, n) (or (n, B) when ``energy_major``):
+    fractions (k, B), residual (B,), R-factor (B,)."""
+    bt, ss = _statistics(chunk, op_t, n_bg, xp, sub, energy_major)
     bt = bt[:plan.k]
     # a NaN/inf anywhere in a spectrum makes its ||s||^2 non-finite (so do
     # values beyond ~1e19 in float32): such spectra are masked, not fitted
@@ -204,12 +223,13 @@ def _fit_block(chunk, op_t, plan, n_bg, xp, sub):
     return ft, resid, rf
 
 
-def _fit_numpy_like(flat, op, plan, n_bg, xp, block, workers=1):
-    """Fit every spectrum of ``flat`` (N, n), block after block (blocks in
-    parallel threads with ``workers > 1``). Each block is read from memory
-    once; everything else happens in cache. ``op`` is (k + n_bg, n).
+def _fit_numpy_like(flat, op, plan, n_bg, xp, block, workers=1, energy_major=False):
+    """Fit every spectrum of ``flat`` (N, n) (or (n, N) when
+    ``energy_major``), block after block (blocks in parallel threads with
+    ``workers > 1``). Each block is read from memory once; everything else
+    happens in cache. ``op`` is (k + n_bg, n).
     Returns fractions (N, k), residual (N,), R-factor (N,)."""
-    n_spec, n = flat.shape
+    n_spec, n = flat.shape[::-1] if energy_major else flat.shape
     k = plan.k
     dtype = op.dtype
     op_t = xp.ascontiguousarray(op.T)
@@ -221,7 +241,8 @@ def _fit_numpy_like(flat, op, plan, n_bg, xp, block, workers=1):
     def run(starts):
         for start in starts:
             sl = slice(start, min(start + block, n_spec))
-            ft, resid[sl], rf[sl] = _fit_block(flat[sl], op_t, plan, n_bg, xp, sub)
+            chunk = flat[:, sl] if energy_major else flat[sl]
+            ft, resid[sl], rf[sl] = _fit_block(chunk, op_t, plan, n_bg, xp, sub, energy_major)
             frac[sl] = ft.T
 
     starts = list(range(0, n_spec, block))
@@ -321,10 +342,15 @@ def lcf(spectra, references, *, nonneg: bool = True, sum_to_one: bool = False,
         block = DEFAULT_BLOCK if xp is np else DEFAULT_GPU_BLOCK
     op = xp.asarray(op_np.T, dtype=dtype)
     lead = spectra.shape[:-1]
-    flat = spectra.reshape(-1, n)
-    frac, resid, r_factor = _fit_numpy_like(flat, op, plan, n_bg, xp, _check_block(block), workers)
+    # an energy-first array seen through a transposed view (e.g. a volume
+    # (energy, z, y, x) from lcf_xarray) is read in place: no transposed copy
+    energy_major = (spectra.ndim > 1 and not spectra.flags.c_contiguous
+                    and xp.moveaxis(spectra, -1, 0).flags.c_contiguous)
+    flat = xp.moveaxis(spectra, -1, 0).reshape(n, -1) if energy_major else spectra.reshape(-1, n)
+    frac, resid, r_factor = _fit_numpy_like(flat, op, plan, n_bg, xp, _check_block(block), workers,
+                                            energy_major)
     finite = xp.isfinite(resid)
-    n_masked = int(flat.shape[0] - int(finite.sum()))
+    n_masked = int(resid.size - int(finite.sum()))
     quality = finite & (r_factor <= r_factor_max)
     return LCFResult(frac.reshape(*lead, k), resid.reshape(lead), r_factor.reshape(lead),
                      quality.reshape(lead), n_masked, constraints)
@@ -396,21 +422,20 @@ def lcf_xarray(spectra, references, **kwargs):
     state_dim = r.dims[0]
     names = [str(v) for v in r[state_dim].values] if state_dim in r.coords else None
     res = lcf(s.data, r.values, names=names, **kwargs)
-    coords = {d: spectra[d] for d in spatial if d in spectra.coords}
-    frac = xr.DataArray(res.fractions, dims=(*spatial, state_dim), coords=coords)
-    frac = frac.assign_coords({c: r[c] for c in r.coords if r[c].dims == (state_dim,)})
+    # plain Variables (no DataArray alignment): building the Dataset costs
+    # milliseconds, not a reindexing pass over the maps
+    coords = {d: spectra[d].variable for d in spatial if d in spectra.coords}
+    coords.update({c: r[c].variable for c in r.coords if r[c].dims == (state_dim,)})
+    extra = {key: spectra.attrs[key] for key in ("pixel_size", "pixel_size_units")
+             if key in spectra.attrs}
+    nd = len(spatial)
     ds = xr.Dataset({
-        "fractions": frac.transpose(state_dim, *spatial),
-        "residual": xr.DataArray(res.residual, dims=spatial, coords=coords,
-                                 attrs={"units": spectra.attrs.get("units", "")}),
-        "r_factor": xr.DataArray(res.r_factor, dims=spatial, coords=coords, attrs={"units": "1"}),
-        "quality_mask": xr.DataArray(res.quality_mask, dims=spatial, coords=coords),
-    })
-    ds["fractions"].attrs["units"] = "1"
+        "fractions": ((state_dim, *spatial), res.fractions.transpose(nd, *range(nd)),
+                      {"units": "1", **extra}),
+        "residual": (spatial, res.residual, {"units": spectra.attrs.get("units", ""), **extra}),
+        "r_factor": (spatial, res.r_factor, {"units": "1", **extra}),
+        "quality_mask": (spatial, res.quality_mask, dict(extra)),
+    }, coords=coords)
     ds.attrs.update({"n_masked": res.n_masked, **{k: int(v) for k, v in res.constraints.items()}})
-    for key in ("pixel_size", "pixel_size_units"):
-        if key in spectra.attrs:
-            ds.attrs[key] = spectra.attrs[key]
-            for v in ds.data_vars.values():
-                v.attrs[key] = spectra.attrs[key]
+    ds.attrs.update(extra)
     return ds
