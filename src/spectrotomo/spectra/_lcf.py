@@ -206,21 +206,28 @@ def _fit_block(chunk, op_t, plan, n_bg, xp, sub, energy_major=False):
     bt, ss = _statistics(chunk, op_t, n_bg, xp, sub, energy_major)
     bt = bt[:plan.k]
     # a NaN/inf anywhere in a spectrum makes its ||s||^2 non-finite (so do
-    # values beyond ~1e19 in float32): such spectra are masked, not fitted
-    finite = xp.isfinite(ss)
-    all_finite = bool(finite.all())
+    # values beyond ~1e19 in float32): such spectra are masked, not fitted.
+    # One sum (no temporary) clears the usual all-finite block.
+    all_finite = bool(xp.isfinite(ss.sum()))
     if not all_finite:
-        bt[:, ~finite] = 0
+        bad = ~xp.isfinite(ss)
+        bt[:, bad] = 0
     ft, obj = solve_block(bt, plan, xp)
-    r2 = xp.maximum(ss + obj, 0)
-    with np.errstate(invalid="ignore"):  # inf / inf where masked below
-        rf = r2 / xp.where(ss > 0, ss, 1)  # an all-zero spectrum: f = 0 fits, R = 0
-    resid = xp.sqrt(r2)
+    r2 = obj  # solve_block's own array: updated in place (cache-resident)
+    r2 += ss
+    xp.maximum(r2, 0, out=r2)
+    with np.errstate(invalid="ignore", divide="ignore"):  # fixed just below
+        rf = r2 / ss
+    if not bool(ss.min() > 0):  # an all-zero spectrum: f = 0 fits, R = 0
+        rf = xp.where(ss > 0, rf, 0)
+    resid = xp.sqrt(r2, out=r2)
+    n_bad = 0
     if not all_finite:
-        ft[:, ~finite] = xp.nan
-        resid[~finite] = xp.nan
-        rf[~finite] = xp.nan
-    return ft, resid, rf
+        ft[:, bad] = xp.nan
+        resid[bad] = xp.nan
+        rf[bad] = xp.nan
+        n_bad = int(bad.sum())
+    return ft, resid, rf, n_bad
 
 
 def _fit_numpy_like(flat, op, plan, n_bg, xp, block, workers=1, energy_major=False):
@@ -228,7 +235,8 @@ def _fit_numpy_like(flat, op, plan, n_bg, xp, block, workers=1, energy_major=Fal
     ``energy_major``), block after block (blocks in parallel threads with
     ``workers > 1``). Each block is read from memory once; everything else
     happens in cache. ``op`` is (k + n_bg, n).
-    Returns fractions (N, k), residual (N,), R-factor (N,)."""
+    Returns fractions (N, k), residual (N,), R-factor (N,) and the number of
+    masked (non-finite) spectra."""
     n_spec, n = flat.shape[::-1] if energy_major else flat.shape
     k = plan.k
     dtype = op.dtype
@@ -239,11 +247,14 @@ def _fit_numpy_like(flat, op, plan, n_bg, xp, block, workers=1, energy_major=Fal
     sub = block if xp is not np else max(1, min(block, _READ_VALUES // max(n, 1)))
 
     def run(starts):
+        n_bad = 0
         for start in starts:
             sl = slice(start, min(start + block, n_spec))
             chunk = flat[:, sl] if energy_major else flat[sl]
-            ft, resid[sl], rf[sl] = _fit_block(chunk, op_t, plan, n_bg, xp, sub, energy_major)
+            ft, resid[sl], rf[sl], bad = _fit_block(chunk, op_t, plan, n_bg, xp, sub, energy_major)
             frac[sl] = ft.T
+            n_bad += bad
+        return n_bad
 
     starts = list(range(0, n_spec, block))
     workers = max(1, min(int(workers), len(starts))) if xp is np else 1
@@ -255,10 +266,10 @@ def _fit_numpy_like(flat, op, plan, n_bg, xp, block, workers=1, energy_major=Fal
         runs = [starts[i * len(starts) // workers:(i + 1) * len(starts) // workers]
                 for i in range(workers)]
         with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(run, runs))
+            n_masked = sum(pool.map(run, runs))
     else:
-        run(starts)
-    return frac, resid, rf
+        n_masked = run(starts)
+    return frac, resid, rf, n_masked
 
 
 def lcf(spectra, references, *, nonneg: bool = True, sum_to_one: bool = False,
@@ -347,11 +358,9 @@ def lcf(spectra, references, *, nonneg: bool = True, sum_to_one: bool = False,
     energy_major = (spectra.ndim > 1 and not spectra.flags.c_contiguous
                     and xp.moveaxis(spectra, -1, 0).flags.c_contiguous)
     flat = xp.moveaxis(spectra, -1, 0).reshape(n, -1) if energy_major else spectra.reshape(-1, n)
-    frac, resid, r_factor = _fit_numpy_like(flat, op, plan, n_bg, xp, _check_block(block), workers,
-                                            energy_major)
-    finite = xp.isfinite(resid)
-    n_masked = int(resid.size - int(finite.sum()))
-    quality = finite & (r_factor <= r_factor_max)
+    frac, resid, r_factor, n_masked = _fit_numpy_like(flat, op, plan, n_bg, xp, _check_block(block),
+                                                      workers, energy_major)
+    quality = r_factor <= r_factor_max  # False where masked (NaN)
     return LCFResult(frac.reshape(*lead, k), resid.reshape(lead), r_factor.reshape(lead),
                      quality.reshape(lead), n_masked, constraints)
 
@@ -375,8 +384,8 @@ def _lcf_dask(spectra, op_np, plan, n_bg, dtype, block, r_factor_max, constraint
         op = xp.asarray(op_np.T, dtype=dtype)
         lead = chunk.shape[:-1]
         size = block if block is not None else (DEFAULT_BLOCK if xp is np else DEFAULT_GPU_BLOCK)
-        frac, resid, rf = _fit_numpy_like(chunk.reshape(-1, n), op, plan, n_bg, xp,
-                                          _check_block(size))
+        frac, resid, rf, _ = _fit_numpy_like(chunk.reshape(-1, n), op, plan, n_bg, xp,
+                                             _check_block(size))
         out = xp.concatenate([frac, resid[:, None], rf[:, None]], axis=1)
         return out.reshape(*lead, k + 2)
 
