@@ -21,8 +21,10 @@ exact constrained optimum. All candidates for all spectra are one matmul
 followed by a few reductions: no per-spectrum loop or optimiser.
 
 Cost per spectrum is O(n k) for ``b`` plus O(k^2) for the all-free solution;
-only spectra whose all-free solution leaves the feasible set pay the
-O(2^k k^2) enumeration, so this is the method of choice for k <= ~10.
+only spectra whose all-free solution leaves the feasible set pay a few
+primal-dual active-set steps (each O(k^2), exact once the KKT conditions
+hold), and the few of those not settled pay the O(2^k k^2) enumeration, so
+this is the method of choice for k <= ~10.
 """
 
 from __future__ import annotations
