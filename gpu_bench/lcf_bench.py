@@ -3,12 +3,12 @@
 Same run, same spectra: for 3 and 5 references x 30 and 100 energies, prints
 spectra/s of
   * spectrotomo lcf (nonneg, and nonneg + sum_to_one), float64 and float32,
-    numpy (all cores via block threads); cupy with --gpu;
+    numpy (1 or more block threads, --workers); cupy with --gpu;
   * a scipy.optimize.nnls loop (nonneg; its agreement with ours is checked);
   * xraylarch's lincombo_fit (nonneg + sum_to_one) when larch is installed;
 and the ratios. Rates of the per-spectrum peers are measured on a subset.
 
-    PYTHONPATH=src python gpu_bench/lcf_bench.py --n-spectra 1000000 --n-peer 2000
+    PYTHONPATH=src python gpu_bench/lcf_bench.py --n-spectra 500000 --n-peer 2000 --workers 1 2
 """
 
 from __future__ import annotations
@@ -37,13 +37,17 @@ def _spectra(refs, n_spec, rng, dtype):
     return out.astype(dtype)
 
 
-def _best_rate(fn, n, repeats):
-    best = np.inf
+def _rates(fn, n, repeats):
+    """(best, median) wall-clock rate and the best rate per CPU-second (all
+    threads' CPU time: on a shared machine it shows the cost of the work
+    itself, what an idle core would give)."""
+    walls, cpus = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - t0)
-    return n / best
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return n / min(walls), n / float(np.median(walls)), n / min(cpus)
 
 
 def _sync(xp):
@@ -51,7 +55,7 @@ def _sync(xp):
         xp.cuda.Stream.null.synchronize()
 
 
-def bench_ours(spectra, refs, *, sum_to_one, dtype, repeats, xp=np, workers=1):
+def bench_ours(spectra, refs, *, sum_to_one, dtype, repeats, xp=np, workers=1, all_rates=False):
     from spectrotomo.spectra import lcf
 
     data = xp.asarray(spectra)
@@ -61,17 +65,22 @@ def bench_ours(spectra, refs, *, sum_to_one, dtype, repeats, xp=np, workers=1):
         _sync(xp)
 
     run()  # warm-up (plans, cupy kernels)
-    return _best_rate(run, spectra.shape[0], repeats)
+    rates = _rates(run, spectra.shape[0], repeats)
+    return rates if all_rates else rates[0]
 
 
-def bench_scipy(spectra, refs):
+def bench_scipy(spectra, refs, repeats=1):
+    """Best-of-``repeats`` rate of a scipy.optimize.nnls loop and its answers."""
     from scipy.optimize import nnls
 
     a = refs.T.astype(np.float64)
     s = spectra.astype(np.float64)
-    t0 = time.perf_counter()
-    x = np.array([nnls(a, row)[0] for row in s])
-    return s.shape[0] / (time.perf_counter() - t0), x
+    best = np.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        x = np.array([nnls(a, row)[0] for row in s])
+        best = min(best, time.perf_counter() - t0)
+    return s.shape[0] / best, x
 
 
 def bench_larch(spectra, refs, energies):
@@ -101,16 +110,21 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--refs", type=int, nargs="+", default=[3, 5])
     p.add_argument("--energies", type=int, nargs="+", default=[30, 100])
-    p.add_argument("--workers", type=int, default=1, help="block threads of the numpy path")
+    p.add_argument("--workers", type=int, nargs="+", default=[1],
+                   help="block threads of the numpy path (one float32 column each)")
     p.add_argument("--gpu", action="store_true", help="also time the cupy path")
     args = p.parse_args(argv)
     from spectrotomo.spectra import lcf
 
     rng = np.random.default_rng(0)
     print(f"cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}, spectra: "
-          f"{args.n_spectra}, workers: {args.workers}, peers on {args.n_peer}")
-    header = (f"{'k':>2} {'n':>4} {'mode':<14} {'ours f64':>10} {'ours f32':>10} "
-              f"{'scipy nnls':>10} {'larch':>8} {'f32/scipy':>9}")
+          f"{args.n_spectra}, repeats: {args.repeats}, peers on {args.n_peer}")
+    print("ours f32 wN: best / median wall-clock spectra/s with N block threads, and "
+          "[best per CPU-second]; ratio = best f32 / scipy (best of the same repeats)")
+    header = f"{'k':>2} {'n':>4} {'mode':<12} {'ours f64':>9}"
+    for w in args.workers:
+        header += f" {f'ours f32 w{w}':>30}"
+    header += f" {'scipy nnls':>10} {'larch':>6} {'ratio':>6}"
     if args.gpu:
         header += f" {'cupy f32':>10}"
     print(header + "   (spectra/s)")
@@ -119,7 +133,7 @@ def main(argv=None):
             refs = _references(k, n, rng)
             spectra = _spectra(refs, args.n_spectra, rng, np.float32)
             peer = spectra[: args.n_peer]
-            scipy_rate, x_scipy = bench_scipy(peer, refs)
+            scipy_rate, x_scipy = bench_scipy(peer, refs, repeats=args.repeats)
             ours_peer = lcf(peer.astype(np.float64), refs).fractions
             err = np.abs(ours_peer - x_scipy).max()
             larch_rate, x_larch = bench_larch(spectra[: args.n_larch], refs, np.linspace(0, 30, n))
@@ -132,23 +146,28 @@ def main(argv=None):
                 larch_worse = np.mean(res_l > ours_l.residual * (1 + 1e-9) + 1e-12)
             for sum_to_one in (False, True):
                 r64 = bench_ours(spectra, refs, sum_to_one=sum_to_one, dtype=np.float64,
-                                 repeats=args.repeats, workers=args.workers)
-                r32 = bench_ours(spectra, refs, sum_to_one=sum_to_one, dtype=np.float32,
-                                 repeats=args.repeats, workers=args.workers)
+                                 repeats=args.repeats, workers=max(args.workers))
                 mode = "nonneg+sum1" if sum_to_one else "nonneg"
-                larch = f"{larch_rate:8.0f}" if (larch_rate and sum_to_one) else f"{'-':>8}"
-                line = (f"{k:>2} {n:>4} {mode:<14} {r64:10.3g} {r32:10.3g} {scipy_rate:10.3g} "
-                        f"{larch} {r32 / scipy_rate:9.0f}")
+                line = f"{k:>2} {n:>4} {mode:<12} {r64:9.3g}"
+                best32 = 0.0
+                for w in args.workers:
+                    b, med, cpu = bench_ours(spectra, refs, sum_to_one=sum_to_one,
+                                             dtype=np.float32, repeats=args.repeats,
+                                             workers=w, all_rates=True)
+                    best32 = max(best32, b)
+                    line += f" {f'{b:.3g} / {med:.3g} [{cpu:.3g}]':>30}"
+                larch = f"{larch_rate:6.0f}" if (larch_rate and sum_to_one) else f"{'-':>6}"
+                line += f" {scipy_rate:10.3g} {larch} {best32 / scipy_rate:6.0f}"
                 if args.gpu:
                     import cupy
 
                     line += f" {bench_ours(spectra, refs, sum_to_one=sum_to_one, dtype=np.float32, repeats=args.repeats, xp=cupy):10.3g}"
-                print(line)
+                print(line, flush=True)
             print(f"   max |ours - scipy nnls| (float64) on {args.n_peer} spectra: {err:.2e}")
             if larch_err is not None:
                 print(f"   max |ours - larch lincombo_fit| (nonneg+sum1) on {args.n_larch} spectra: "
                       f"{larch_err:.2e}; larch residual larger than ours on {100 * larch_worse:.0f} %")
-
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 if __name__ == "__main__":
     main()

@@ -146,6 +146,23 @@ def test_dask_threaded_and_float32_paths_agree(rng, refs3):
     assert np.allclose(f32.fractions, eager.fractions, atol=1e-3)
 
 
+def test_energy_first_layout_is_read_in_place_with_same_results(rng, refs3):
+    """A transposed view of an energy-first array (as lcf_xarray passes a
+    (energy, z, y, x) volume) takes the in-place path: same answers, same
+    NaN masking, same background elimination, block boundaries included."""
+    _, refs = refs3
+    spectra = rng.random((6, 7, 3)) @ refs + rng.normal(scale=0.05, size=(6, 7, 100))
+    spectra[2, 3, 40] = np.nan
+    view = np.moveaxis(np.ascontiguousarray(np.moveaxis(spectra, -1, 0)), 0, -1)
+    assert not view.flags.c_contiguous
+    for kw in ({"sum_to_one": True}, {"background": 1}, {"nonneg": True}):
+        a = lcf(spectra, refs, block=10, **kw)
+        b = lcf(view, refs, block=10, **kw)
+        np.testing.assert_allclose(b.fractions, a.fractions, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(b.residual, a.residual, rtol=1e-9, atol=1e-12)
+        assert b.n_masked == a.n_masked == 1 and np.isnan(b.fractions[2, 3]).all()
+
+
 def test_duplicate_and_collinear_references_are_named(refs3):
     energies, refs = refs3
     with pytest.raises(ValidationError, match="'Mn3' and 'Mn3b'"):
