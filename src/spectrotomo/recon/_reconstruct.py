@@ -88,7 +88,11 @@ def reconstruct(projections, angles, *, algorithm: str = "fbp", center: float | 
     p = p.astype(xp.float32, copy=False)
     if eps is None:
         eps = 1e-4
-    op = ParallelBeamOperator(angles, n_cols, center, xp=xp, eps=eps)
+    # Least-squares solvers model the detector pixel's box response (less
+    # ringing at sharp edges, see ParallelBeamOperator); FBP and tv keep the
+    # band-limited model their filter and defaults were measured with.
+    response = "box" if algorithm in ("sirt", "cgls") else None
+    op = ParallelBeamOperator(angles, n_cols, center, xp=xp, eps=eps, response=response)
     if algorithm == "fbp":
         if options:
             raise ValidationError(f"reconstruct: unknown options for fbp: {sorted(options)}")
