@@ -152,7 +152,9 @@ class ParallelBeamOperator:
         """Row ranges of at most ``batch`` slices, two per host thread when the
         stack is small (load balance on a shared machine); pairs travel packed,
         so every range but a final single row is even."""
-        step = min(self.batch, -(-n_rows // (2 * self._threads)))
+        step = self.batch
+        if self._threads > 1:
+            step = min(step, -(-n_rows // (2 * self._threads)))
         step = max(2, step + step % 2)
         out = []
         for s in range(0, n_rows, step):
