@@ -35,6 +35,8 @@ def reconstruct(projections, angles, *, algorithm: str = "fbp", center: float | 
     angles : array_like, shape (n_angles,)
         Tilt angles in degrees (any order, non-uniform or limited range).
     algorithm : {"fbp", "sirt", "cgls", "tv"}
+        sirt and cgls model the detector pixel's box response (see
+        ``ParallelBeamOperator(response="box")``); fbp and tv do not.
     center : float, optional
         Rotation-axis column, sub-pixel allowed (column ``i``'s centre is at
         ``i``); default ``(n_cols - 1) / 2``.
