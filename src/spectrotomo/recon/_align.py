@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._backend import array_module, to_numpy
-from .._model import ValidationError
+from ._checks import check_angles, check_center, check_projections
 from ._shift import fourier_shift, phase_correlate
 
 __all__ = ["align_projections", "AlignmentReport"]
@@ -138,18 +138,12 @@ def align_projections(projections, angles, *, center: float | None = None,
     from ._reconstruct import project, reconstruct
 
     xp = array_module(projections)
-    p = xp.asarray(projections, dtype=np.float32)
-    if p.ndim != 3:
-        raise ValidationError("align_projections: projections must be (n_angles, n_rows, "
-                              f"n_cols); got shape {p.shape}")
-    theta_deg = np.asarray(angles, dtype=float).ravel()
-    if theta_deg.size != p.shape[0]:
-        raise ValidationError(f"align_projections: angles has {theta_deg.size} entries; "
-                              f"expected {p.shape[0]}")
-    if not bool(xp.isfinite(p).all()):
-        raise ValidationError("align_projections: projections contain NaN/inf")
+    where = "align_projections"
+    p = check_projections(xp.asarray(projections, dtype=np.float32), where=where,
+                          sinogram=False)
+    theta_deg = check_angles(angles, p.shape[0], where=where)
     n_cols = p.shape[2]
-    center = (n_cols - 1) / 2.0 if center is None else float(center)
+    center = check_center(center, n_cols, where=where)
     theta = np.deg2rad(theta_deg)
     shifts = _gauge(_coarse(xp, p, theta, center), theta) if coarse else np.zeros((p.shape[0], 2))
     report = AlignmentReport(coarse_shifts=shifts.copy())

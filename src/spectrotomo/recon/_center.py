@@ -36,6 +36,7 @@ import numpy as np
 
 from .._backend import array_module, to_numpy
 from .._model import ValidationError
+from ._checks import check_angles, check_projections
 from ._shift import fourier_shift, phase_correlate
 
 __all__ = ["find_center"]
@@ -253,18 +254,8 @@ def find_center(projections, angles, *, method: str = "auto", rows=None, n_rows:
         plus ``(candidates, metric)`` when ``return_metric``.
     """
     xp = array_module(projections)
-    p = xp.asarray(projections)
-    if p.ndim == 2:
-        p = p[:, None, :]
-    if p.ndim != 3:
-        raise ValidationError("find_center: projections must be (n_angles, n_rows, n_cols); "
-                              f"got shape {p.shape}")
-    angles = np.asarray(angles, dtype=float).ravel()
-    if angles.size != p.shape[0]:
-        raise ValidationError(f"find_center: angles has {angles.size} entries; expected "
-                              f"{p.shape[0]} (one per projection)")
-    if not bool(xp.isfinite(p).all()):
-        raise ValidationError("find_center: projections contain NaN/inf")
+    p = check_projections(xp.asarray(projections), where="find_center")
+    angles = check_angles(angles, p.shape[0], where="find_center")
     n = p.shape[-1]
     lo, hi = search_range if search_range is not None else (n / 4.0, 3 * n / 4.0 - 1)
     if not (0 <= lo < hi <= n - 1):

@@ -37,16 +37,18 @@ def check_angles(angles, n_angles: int | None = None, *, where: str = "recon") -
     return a
 
 
-def check_projections(p, *, where: str = "recon", check_finite: bool = True):
+def check_projections(p, *, where: str = "recon", check_finite: bool = True,
+                      sinogram: bool = True):
     """Validate a projection stack and return it as 3-D (n_angles, n_rows, n_cols).
 
-    A 2-D array is treated as one sinogram (n_angles, n_cols).
+    A 2-D array is treated as one sinogram (n_angles, n_cols) when ``sinogram``.
     """
-    if p.ndim == 2:
+    if p.ndim == 2 and sinogram:
         p = p[:, None, :]
     if p.ndim != 3:
-        raise ValidationError(f"{where}: 'projections' must be (n_angles, n_rows, n_cols) or a "
-                              f"sinogram (n_angles, n_cols); got shape {p.shape}")
+        alt = " or a sinogram (n_angles, n_cols)" if sinogram else ""
+        raise ValidationError(f"{where}: 'projections' must be (n_angles, n_rows, n_cols)"
+                              f"{alt}; got shape {p.shape}")
     if 0 in p.shape:
         raise ValidationError(f"{where}: 'projections' must be non-empty; got shape {p.shape}")
     if check_finite:

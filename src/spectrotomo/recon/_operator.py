@@ -30,7 +30,7 @@ import numpy as np
 
 from .._backend import array_module
 from ._checks import check_angles, check_center
-from ._nufft import irfft, make_plan, rfft
+from ._nufft import cached_plan, host_threads, irfft, rfft, run_batches
 
 __all__ = ["ParallelBeamOperator"]
 
@@ -68,6 +68,13 @@ class ParallelBeamOperator:
         ``numpy`` or ``cupy``; arrays passed to the methods must live there.
     batch : int, optional
         Slices per NUFFT call; default sized to ~192 MiB of work buffer.
+    response : {None, "box"}
+        Detector pixel response in the model: ``"box"`` integrates each
+        projection over the pixel width (a ``sinc(omega)`` factor on both
+        ``forward`` and ``adjoint``, still an exact pair). The band-limited
+        model alone rings at sharp edges in least-squares solutions;
+        measured on a 48^2 ball, 60 angles: SIRT (100 it) RMSE 1.10x -> 0.99x
+        ASTRA's linear-projector SIRT, CGLS (20 it) 1.30x -> 1.11x.
 
     Notes
     -----
@@ -78,7 +85,8 @@ class ParallelBeamOperator:
     """
 
     def __init__(self, angles, n_cols: int, center: float | None = None, shape=None, *,
-                 eps: float = 1e-5, pad: float = 1.25, xp=np, batch: int | None = None):
+                 eps: float = 1e-5, pad: float = 1.25, xp=np, batch: int | None = None,
+                 response: str | None = None):
         self.angles = check_angles(angles, where="ParallelBeamOperator")
         self.n_cols = int(n_cols)
         if self.n_cols < 1:
@@ -89,6 +97,10 @@ class ParallelBeamOperator:
             raise ValueError(f"ParallelBeamOperator: 'shape' must be (ny, nx); got {shape}")
         self.eps = float(eps)
         self.xp = xp
+        if response not in (None, "box"):
+            raise ValueError(f"ParallelBeamOperator: 'response' must be None or 'box'; "
+                             f"got {response!r}")
+        self.response = response
         ny, nx = self.shape
         # Periodic copies of a projection must miss the detector: L > (n_cols + diagonal) / 2.
         need = max(pad * self.n_cols, 0.5 * (self.n_cols + np.hypot(ny, nx)) + 2 * abs(
@@ -96,9 +108,10 @@ class ParallelBeamOperator:
         self.n_pad = _fast_len(int(np.ceil(need)))
         self.n_freq = self.n_pad // 2 + 1
         per_slice = self.angles.size * self.n_freq * 8 + ny * nx * 8
-        self.batch = int(batch) if batch else max(1, _BATCH_BYTES // per_slice)
+        self._threads = host_threads() if xp is np else 1
+        # Each host thread works on its own batch: the budget is shared.
+        self.batch = int(batch) if batch else max(1, _BATCH_BYTES // (per_slice * self._threads))
         self._setup_points()
-        self._plans: dict[tuple[int, int], object] = {}
 
     # ------------------------------------------------------------------ #
     def _setup_points(self):
@@ -110,6 +123,8 @@ class ParallelBeamOperator:
         # finufft's mode k sits at X = k + o with o = floor(n/2) - (n-1)/2.
         oy, ox = ny // 2 - (ny - 1) / 2, nx // 2 - (nx - 1) / 2
         phase = np.exp(-2j * np.pi * (kx * ox + ky * oy + omega * self.center))
+        if self.response == "box":
+            phase = phase * np.sinc(omega)
         # irfft counts interior frequencies twice (Hermitian pair); its adjoint needs c_k / L.
         herm = np.full(self.n_freq, 2.0)
         herm[0] = 1.0
@@ -117,22 +132,81 @@ class ParallelBeamOperator:
             herm[-1] = 1.0
         self._phase = xp.asarray(phase.astype(np.complex64))
         self._adj_phase = xp.asarray((np.conj(phase) * herm / self.n_pad).astype(np.complex64))
-        self._pts = (xp.asarray((2 * np.pi * ky).ravel().astype(np.float32)),
-                     xp.asarray((2 * np.pi * kx).ravel().astype(np.float32)))
+        px, py = (2 * np.pi * ky).ravel().astype(np.float32), (2 * np.pi * kx).ravel().astype(
+            np.float32)
+        self._pts = (xp.asarray(px), xp.asarray(py))
+        # Two real slices travel as one complex image a + i b; splitting them
+        # needs the spectrum at -k as well (Hermitian symmetry): twice the
+        # points, half the FFTs per slice.
+        self._pts2 = (xp.asarray(np.concatenate([px, -px])), xp.asarray(np.concatenate([py, -py])))
+        self._geometry = (self.angles.tobytes(), self.n_pad)
         self.omega = omega[0]
 
-    def _plan(self, kind: int, n_trans: int):
-        key = (kind, n_trans)
-        if key not in self._plans:
-            if len(self._plans) >= 4:
-                self._plans.clear()
-            isign = -1 if kind == 2 else 1
-            self._plans[key] = make_plan(self.xp, kind, self.shape, n_trans, self.eps, isign,
-                                         *self._pts)
-        return self._plans[key]
+    def _plan(self, kind: int, n_trans: int, packed: bool = False):
+        isign = -1 if kind == 2 else 1
+        pts = self._pts2 if packed else self._pts
+        return cached_plan(self.xp, kind, self.shape, n_trans, self.eps, isign,
+                           (*self._geometry, packed), *pts)
 
     def _batches(self, n_rows: int):
-        return [(s, min(s + self.batch, n_rows)) for s in range(0, n_rows, self.batch)]
+        """Row ranges of at most ``batch`` slices, two per host thread when the
+        stack is small (load balance on a shared machine); pairs travel packed,
+        so every range but a final single row is even."""
+        step = self.batch
+        if self._threads > 1:
+            step = min(step, -(-n_rows // (2 * self._threads)))
+        step = max(2, step + step % 2)
+        out = []
+        for s in range(0, n_rows, step):
+            e = min(s + step, n_rows)
+            if e - s > 1 and (e - s) % 2:
+                out += [(s, e - 1), (e - 1, e)]
+            else:
+                out.append((s, e))
+        return out
+
+    def _spectra(self, vol, phase):
+        """Polar spectra of real slices (b, ny, nx) times ``phase`` (n_angles,
+        n_freq) -> (n_angles, b, n_freq) complex64."""
+        xp = self.xp
+        b = vol.shape[0]
+        n_a, n_f = self.angles.size, self.n_freq
+        if b == 1:
+            c = self._plan(2, 1).execute(vol.astype(xp.complex64))
+            return c.reshape(n_a, 1, n_f) * phase[:, None, :]
+        h = b // 2
+        m = n_a * n_f
+        z = (vol[0::2] + 1j * vol[1::2]).astype(xp.complex64, copy=False)
+        t = self._plan(2, h, packed=True).execute(z)  # (h, 2m): F(a + ib) at k, then -k
+        tk = t[:, :m].reshape(h, n_a, n_f).transpose(1, 0, 2)
+        tm = xp.conj(t[:, m:]).reshape(h, n_a, n_f).transpose(1, 0, 2)
+        spec = xp.empty((n_a, b, n_f), dtype=xp.complex64)
+        xp.add(tk, tm, out=spec[:, 0::2])  # 2 F(a)
+        xp.subtract(tk, tm, out=spec[:, 1::2])  # 2i F(b)
+        spec[:, 0::2] *= (0.5 * phase)[:, None, :]
+        spec[:, 1::2] *= (-0.5j * phase)[:, None, :]
+        return spec
+
+    def _grid(self, spec, out):
+        """Type-1 gridding of weighted spectra (n_angles, b, n_freq) into real
+        slices ``out`` (b, ny, nx); the adjoint of :meth:`_spectra`. For
+        ``b > 1`` the spectra must carry an extra factor 1/2 (see ``adjoint``)."""
+        xp = self.xp
+        n_a, b, n_f = spec.shape
+        if b == 1:
+            img = self._plan(1, 1).execute(xp.ascontiguousarray(spec.reshape(1, -1)))
+            out[...] = img.real
+            return out
+        h = b // 2
+        u, v = spec[:, 0::2], 1j * spec[:, 1::2]  # Hermitian halves of a and i b
+        d = xp.empty((h, 2, n_a, n_f), dtype=xp.complex64)
+        xp.add(u, v, out=d[:, 0].transpose(1, 0, 2))  # at k: a + ib
+        xp.subtract(u, v, out=d[:, 1].transpose(1, 0, 2))
+        xp.conj(d[:, 1], out=d[:, 1])  # at -k: conj(a - ib)
+        img = self._plan(1, h, packed=True).execute(d.reshape(h, -1))
+        out[0::2] = img.real
+        out[1::2] = img.imag
+        return out
 
     # ------------------------------------------------------------------ #
     def forward(self, volume, out=None, *, weights=None):
@@ -151,15 +225,20 @@ class ParallelBeamOperator:
         if vol.shape[1:] != self.shape:
             raise ValueError(f"forward: volume slices must be {self.shape} (ny, nx); "
                              f"got {vol.shape[1:]}")
+        vol = vol.astype(xp.float32, copy=False)
         n_rows = vol.shape[0]
         if out is None:
             out = xp.empty((self.angles.size, n_rows, self.n_cols), dtype=xp.float32)
-        for s, e in self._batches(n_rows):  # bounded memory, each batch is one NUFFT
-            coeffs = self._plan(2, e - s).execute(vol[s:e].astype(xp.complex64))
-            spec = coeffs.reshape(e - s, self.angles.size, self.n_freq) * phase
-            sino = irfft(xp, spec, self.n_pad)[..., :self.n_cols]
-            out[:, s:e] = sino.transpose(1, 0, 2)
+
+        def rows(s, e):  # bounded memory, each batch is one NUFFT
+            spec = self._spectra(vol[s:e], phase)
+            out[:, s:e] = irfft(xp, spec, self.n_pad)[..., :self.n_cols]
+
+        self._run(rows, n_rows)
         return out
+
+    def _run(self, fn, n_rows: int):
+        run_batches(fn, self._batches(n_rows), parallel=self.xp is np)
 
     def adjoint(self, projections, out=None, *, weights=None, periodic: bool = False):
         """Back-project (n_angles, n_rows, n_cols) -> (n_rows, ny, nx) float32.
@@ -186,13 +265,17 @@ class ParallelBeamOperator:
             out = xp.empty((n_rows, *self.shape), dtype=xp.float32)
         factor = self._adj_phase if weights is None else self._adj_phase * xp.asarray(
             weights, dtype=xp.float32)
-        for s, e in self._batches(n_rows):
-            sino = xp.ascontiguousarray(p[:, s:e].transpose(1, 0, 2), dtype=xp.float32)
-            spec = rfft(xp, sino, self.n_pad)
-            spec *= factor
-            img = self._plan(1, e - s).execute(spec.astype(xp.complex64).reshape(e - s, -1))
-            out[s:e] = img.real
+        factor = factor[:, None, :]
+        self._run(lambda s, e: self._adjoint_block(p[:, s:e], out[s:e], factor), n_rows)
         return out
+
+    def _adjoint_block(self, p, out, factor):
+        """Adjoint of one batch: p (n_angles, b, n_pad or n_cols) -> out (b, ny, nx)."""
+        xp = self.xp
+        spec = rfft(xp, p.astype(xp.float32, copy=False), self.n_pad)
+        # Packed pairs split each Hermitian pair over +-k: half the weight each.
+        spec *= factor if p.shape[1] == 1 else 0.5 * factor
+        self._grid(spec.astype(xp.complex64, copy=False), out)
 
     def filter_detector(self, projections, weights, *, n_pad: int | None = None,
                         padding: str = "zero", periodic: bool = False):
@@ -222,26 +305,33 @@ class ParallelBeamOperator:
         n_pad = self.n_pad if n_pad is None else int(n_pad)
         w = xp.asarray(weights, dtype=xp.float32)
         width = self.n_pad if periodic else self.n_cols
-        right = self.n_cols + (self.n_pad - self.n_cols) // 2  # window columns [0, right)
-        left = self.n_pad - right  # wrapped columns taken from the end
         if periodic and n_pad < self.n_pad:
             raise ValueError("filter: n_pad must be >= the operator's n_pad when periodic")
+        if padding not in ("zero", "edge"):
+            raise ValueError(f"filter: 'padding' must be 'zero' or 'edge'; got {padding!r}")
+        w = w if w.ndim == 1 else w[:, None, :]
         out = xp.empty((*projections.shape[:2], width), dtype=xp.float32)
-        for s, e in self._batches(projections.shape[1]):
-            sino = xp.ascontiguousarray(projections[:, s:e].transpose(1, 0, 2), dtype=xp.float32)
-            if padding == "edge":
-                sino = _edge_pad(xp, sino, n_pad)
-            elif padding != "zero":
-                raise ValueError(f"filter: 'padding' must be 'zero' or 'edge'; got {padding!r}")
-            spec = rfft(xp, sino, n_pad)
-            spec *= w
-            full = irfft(xp, spec, n_pad)
-            if periodic:
-                out[:, s:e, :right] = full[..., :right].transpose(1, 0, 2)
-                if left:
-                    out[:, s:e, right:] = full[..., n_pad - left:].transpose(1, 0, 2)
-            else:
-                out[:, s:e] = full[..., :self.n_cols].transpose(1, 0, 2)
+        self._run(lambda s, e: self._filter_block(projections[:, s:e], w, n_pad, padding,
+                                                  periodic, out[:, s:e]), projections.shape[1])
+        return out
+
+    def _filter_block(self, sino, w, n_pad: int, padding: str, periodic: bool, out):
+        """:meth:`filter_detector` of one (n_angles, b, n_cols) block into ``out``."""
+        xp = self.xp
+        sino = sino.astype(xp.float32, copy=False)
+        if padding == "edge":
+            sino = _edge_pad(xp, sino, n_pad)
+        spec = rfft(xp, sino, n_pad)
+        spec *= w
+        full = irfft(xp, spec, n_pad)
+        if periodic:
+            right = self.n_cols + (self.n_pad - self.n_cols) // 2  # window columns [0, right)
+            left = self.n_pad - right  # wrapped columns taken from the end
+            out[..., :right] = full[..., :right]
+            if left:
+                out[..., right:] = full[..., n_pad - left:]
+        else:
+            out[...] = full[..., :self.n_cols]
         return out
 
     def norm(self, iterations: int = 12, seed: int = 0, *, weights=None) -> float:

@@ -41,24 +41,25 @@ def check_energy(energy_ev, where: str) -> float:
 
 def check_distance(distance_m, where: str, name: str = "distance_m") -> float:
     """Return a propagation distance in metres after checking it is > 0."""
-    z = float(distance_m)
-    if not np.isfinite(z) or z <= 0:
-        raise ValidationError(f"{where}: {name} must be a finite distance > 0 in metres; got {z}")
-    if z > 1e3:
-        raise ValidationError(f"{where}: {name} must be in metres (a few mm is ~3e-3); got {z}")
-    return z
+    return _positive_metres(distance_m, where, name, what="a finite distance > 0",
+                            limit=1e3, hint="(a few mm is ~3e-3)")
 
 
 def check_pixel_size(pixel_size_m, where: str, name: str = "pixel_size_m") -> float:
     """Return a pixel size in metres; values > 1 mm are almost surely nm or um."""
-    p = float(pixel_size_m)
-    if not np.isfinite(p) or p <= 0:
-        raise ValidationError(f"{where}: {name} must be a positive size in metres; got {p}")
-    if p > 1e-3:
-        raise ValidationError(
-            f"{where}: {name} must be in metres and <= 1e-3; got {p} "
-            f"(hint: 20 nm is 2e-8 m; did you pass nm or um?)")
-    return p
+    return _positive_metres(pixel_size_m, where, name, what="a positive size",
+                            limit=1e-3, hint="and <= 1e-3 (hint: 20 nm is 2e-8 m; did you "
+                                             "pass nm or um?)")
+
+
+def _positive_metres(value, where: str, name: str, *, what: str, limit: float,
+                     hint: str) -> float:
+    v = float(value)
+    if not np.isfinite(v) or v <= 0:
+        raise ValidationError(f"{where}: {name} must be {what} in metres; got {v}")
+    if v > limit:
+        raise ValidationError(f"{where}: {name} must be in metres {hint}; got {v}")
+    return v
 
 
 def check_delta_beta(delta_beta, where: str) -> float:
