@@ -55,7 +55,7 @@ def test_magnification_within_0p1_percent_across_co_ni_edges(small_particle, ele
 @pytest.mark.parametrize("element", ["O", "Mn"])
 def test_outline_model_across_o_mn_edges(small_particle, element):
     """The surface shell's contrast change biases the one-gain fit; the
-    depth-dependent gain is chosen and stays within 0.25 % (0.1 % is not met)."""
+    depth-dependent gain is chosen and stays within 0.2 % (0.1 % is not met)."""
     from spectrotomo.simulate import EDGES
 
     energies = [EDGES[element]["below"], EDGES[element]["above"]]
@@ -64,20 +64,20 @@ def test_outline_model_across_o_mn_edges(small_particle, element):
     _, res = register_energies(od, reference=0)
     assert res.models == ["intensity", "outline"]
     err, err_plain = abs(res.scales[1] / scale[1] - 1), abs(plain.scales[1] / scale[1] - 1)
-    assert err <= 2.5e-3 and err <= err_plain
+    assert err <= 2e-3 and err <= err_plain
     assert np.abs(res.shifts - shift).max() <= 0.05
 
 
 def test_outline_model_on_mn_white_lines(small_particle):
     """Mn L3 white lines (reduced surface): 3.5 % scale error with one gain per
-    energy; the depth-dependent gain brings every energy within 1 %."""
+    energy; the depth-dependent gain brings every energy within 0.8 %."""
     energies = [635.0, 640.0, 641.0, 642.5, 644.0, 651.0, 665.0]
     od, shift, scale = _series(small_particle, energies, seed=3)
     _, plain = register_energies(od, reference=0, model="intensity")
     _, res = register_energies(od, reference=0, model="outline")
     err = np.abs(res.scales / scale - 1)
     assert np.abs(plain.scales / scale - 1).max() > 2e-2
-    assert err.max() <= 1e-2 and err.mean() <= 5e-3
+    assert err.max() <= 8e-3 and err.mean() <= 4e-3
     assert np.abs(res.shifts - shift).max() <= 0.1
     assert res.models[1:] == ["outline"] * 6
 

@@ -23,11 +23,13 @@ against an intensity model (details in ``_register_fit``):
   intensity model.
 
 Measured accuracy (``simulate`` small particle, 64 px, 2e4 photons, 1 %
-random magnification; gpu_bench/RESULTS.prep.md): with shared contrast < 0.1 %;
-across the O / Mn edge pairs the intensity model is biased by 0.2-0.35 % and
-the outline model by 0.1-0.2 %; on the Mn L3 white lines 3.4 % vs ~0.9 %.
-Giving several angles (4-D input) averages the angle-dependent part of that
-bias. Translations stay < 0.05 px. Give ``pixel_sizes`` when the optics'
+random magnification, 3 seeds; gpu_bench/RESULTS.prep.md): shared contrast
+and the Co / Ni edge pairs < 0.08 %; across the O / Mn edge pairs the
+intensity model is biased by up to 0.35 / 0.24 %, "auto" 0.13 / 0.12 %
+(noise-free the outline model's bias shrinks with ``band_px``: 0.02 % at
+1 px, but noise then biases it); on the 25-energy Mn L scan 3.4 % vs 0.64 %
+(white lines). Several angles (4-D input) average the angle-dependent part.
+Translations stay < 0.05 px. Give ``pixel_sizes`` when the optics'
 magnification per energy is known.
 """
 
@@ -40,12 +42,13 @@ import numpy as np
 from .._backend import array_module, to_numpy
 from .._model import ValidationError
 from ._register_fit import (depth_gain_basis, depth_gain_significant, fourier_mellin_scale,
-                            gauss_newton, outline_depth, warp)
+                            gauss_newton, ndimage_module, outline_depth, warp)
 from ._shift import phase_correlate
 
 __all__ = ["register_energies", "EnergyRegistration", "warp"]
 
 _MODELS = ("auto", "intensity", "outline")
+_OUTLINE_BLUR_PX = 0.7  # Gaussian sigma of the outline pass, px
 
 
 @dataclass
@@ -112,8 +115,12 @@ def _estimate(xp, imgs, ref, initial_scales, fit_scale, *, model, band_px, itera
         use = depth_gain_significant(xp, imgs, scales, shifts, inner, imgs[ref], depth, band_px)
         use[ref] = False
     if use.any():
-        basis = depth_gain_basis(xp, imgs[ref], depth, band_px)
-        s_o, d_o, _ = gauss_newton(xp, imgs, ref, scales, shifts, basis=basis, **kw)
+        # The reference is a noisy regressor: a light blur of every image (the
+        # same blur, so the model still holds) keeps its noise from biasing the
+        # outer-band gain, which the scale then compensates.
+        soft = ndimage_module(xp).gaussian_filter(imgs, (0, _OUTLINE_BLUR_PX, _OUTLINE_BLUR_PX))
+        basis = depth_gain_basis(xp, soft[ref], depth, band_px)
+        s_o, d_o, _ = gauss_newton(xp, soft, ref, scales, shifts, basis=basis, **kw)
         scales, shifts = np.where(use, s_o, scales), np.where(use[:, None], d_o, shifts)
         models = ["outline" if u else "intensity" for u in use]
     return scales, shifts, models, margin
@@ -156,7 +163,7 @@ def _is_dask(a) -> bool:
 
 
 def register_energies(images, *, reference: int | None = None, pixel_sizes=None,
-                      estimate_scale: bool = True, model: str = "auto", band_px: float = 2.5,
+                      estimate_scale: bool = True, model: str = "auto", band_px: float = 2.0,
                       max_angles: int = 5, iterations: int = 30, margin: int | None = None):
     """Register images across energies (translation + scale).
 
