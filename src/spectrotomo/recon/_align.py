@@ -100,7 +100,11 @@ def align_projections(projections, angles, *, center: float | None = None,
     ----------
     projections : ndarray, shape (n_angles, n_rows, n_cols)
         Optical density, numpy or cupy (background ~0, object inside the
-        field of view).
+        field of view). Not chunkable: every iteration reconstructs from all
+        angles and registers whole projections (dy couples the rows), so a
+        dask array is read in full. For stacks larger than memory, align a
+        band of rows (``projections[:, r0:r1]``: the shifts are per angle)
+        and apply ``shift_images(chunk, -shifts[chunk_angles])`` per chunk.
     angles : array_like, shape (n_angles,)
         Degrees (limited range allowed).
     center : float, optional
