@@ -3,7 +3,8 @@
 Each scan is a whole pipeline run (simulate -> preprocess -> reconstruct ->
 quantify -> valence -> segment -> report) into its own store; the batch runs
 them on a local process pool (``run_batch(workers=N)``) or, with ``--gpus``,
-one scan per GPU at a time. The reference is the same batch on one worker
+one scan per GPU at a time, or with ``--dask`` on a dask LocalCluster of N
+worker processes (the cluster is started before the timing). The reference is the same batch on one worker
 (scans one after the other in one process), measured in the same run on the
 same manifest; the printed ratio is the batch speed-up.
 
@@ -36,15 +37,36 @@ def write_manifest(root: Path, preset: str, n_scans: int, *, align: bool, figure
     return path
 
 
-def run_once(manifest: Path, out: Path, workers: int, gpus: int | None) -> dict:
+def _dask_cluster(workers: int):
+    """A LocalCluster of ``workers`` processes sharing the cores (OMP threads = cores / N)."""
+    import os
+
+    from distributed import Client, LocalCluster
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           dashboard_address=":0", env={"OMP_NUM_THREADS": str(threads)})
+    client = Client(cluster)
+    client.wait_for_workers(workers)
+    return cluster, client
+
+
+def run_once(manifest: Path, out: Path, workers: int, gpus: int | None, *,
+             dask: bool = False) -> dict:
     from spectrotomo.pipeline import run_batch
 
     if out.exists():
         shutil.rmtree(out)
+    cluster, client = _dask_cluster(workers) if dask else (None, None)
     t0 = time.perf_counter()
-    result = run_batch(manifest, out_dir=out, workers=workers, gpus=gpus,
-                       log=lambda m: print("   ", m, flush=True))
-    wall = time.perf_counter() - t0
+    try:
+        result = run_batch(manifest, out_dir=out, workers=workers, gpus=gpus, executor=client,
+                           log=lambda m: print("   ", m, flush=True))
+    finally:
+        wall = time.perf_counter() - t0
+        if client is not None:
+            client.close()
+            cluster.close()
     n_ok = len(result["records"]) - len(result["failed"])
     per_scan = [r["seconds"] for r in result["records"].values() if r["status"] == "complete"]
     return {"workers": workers, "wall_s": wall, "complete": n_ok, "failed": len(result["failed"]),
@@ -63,6 +85,9 @@ def main() -> None:
     parser.add_argument("--align", action="store_true", help="jitter alignment on (slower)")
     parser.add_argument("--figures", action="store_true", help="per-scan report figures on")
     parser.add_argument("--out", type=Path, help="work directory (default: a temporary one)")
+    parser.add_argument("--dask", action="store_true",
+                        help="run the scans on a dask LocalCluster of N workers (each with "
+                        "OMP_NUM_THREADS = cores / N) instead of a process pool")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()
     root = args.out or Path(tempfile.mkdtemp(prefix="batch_bench_"))
@@ -72,7 +97,8 @@ def main() -> None:
     results = []
     for workers in args.workers:
         print(f"--- {args.scans} x {args.preset} scans, {workers} worker(s)", flush=True)
-        results.append(run_once(manifest, root / f"out_w{workers}", workers, args.gpus))
+        results.append(run_once(manifest, root / f"out_w{workers}", workers, args.gpus,
+                                dask=args.dask))
     ref = results[0]
     print(f"\n{'workers':>7} {'wall s':>8} {'scans/h':>8} {'mean scan s':>11} {'speed-up':>8}")
     for r in results:

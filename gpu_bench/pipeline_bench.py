@@ -58,7 +58,7 @@ def _cluster(n_workers: int, memory_limit_gb: float):
     from distributed import Client, LocalCluster
 
     cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                           memory_limit=f"{memory_limit_gb}GiB", dashboard_address=None,
+                           memory_limit=f"{memory_limit_gb}GiB", dashboard_address=":0",
                            env={"OMP_NUM_THREADS": "1"})
     client = Client(cluster)
     client.wait_for_workers(n_workers)

@@ -185,7 +185,7 @@ def test_cli_scheduler_address_runs_the_chunk_tasks_there(prepared, tmp_path, ca
     config = tmp_path / "run.toml"
     config.write_text(f'[input]\npath = "simulate:tiny"\n[output]\nstore = "{store}"\n'
                       '[preprocess]\nalign = false\n[reconstruct]\nchunk_rows = 8\n')
-    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster, \
             Client(cluster) as client:
         assert main(["reconstruct", str(config), "--scheduler", cluster.scheduler_address]) == 0
         # the tasks ran on the cluster's worker, not in this call's own loop

@@ -21,12 +21,13 @@ process imports spectrotomo and reads/writes its own chunk of the store.
 
 from __future__ import annotations
 
+import uuid
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator
 
 from ._config import ComputeConfig, ConfigError
 
-__all__ = ["open_client", "make_cluster", "run_tasks"]
+__all__ = ["open_client", "make_cluster", "run_tasks", "local_dask"]
 
 _EXTRA = {"slurm": ("dask_jobqueue", "cluster"), "cuda": ("dask_cuda", "cuda-cluster")}
 
@@ -38,6 +39,19 @@ def _import_cluster_module(kind: str):
     except ImportError as exc:
         raise ConfigError(f"[compute] cluster = {kind!r} needs the {module} package: "
                           f"pip install 'spectrotomo[{extra}]' ({exc})") from None
+
+
+def local_dask():
+    """Context in which dask collections compute with the local threaded scheduler.
+
+    Inside a dask.distributed task, ``.compute()`` otherwise goes back to the
+    cluster and *secedes* the task's thread, so the worker starts another task:
+    one worker would then run several scans (or chunk tasks) at once, beyond
+    its threads, its memory plan and its GPU slot.
+    """
+    import dask
+
+    return dask.config.set(scheduler="threads")
 
 
 def make_cluster(cfg: ComputeConfig):
@@ -59,7 +73,7 @@ def make_cluster(cfg: ComputeConfig):
 
         return LocalCluster(n_workers=cfg.n_workers, threads_per_worker=threads,
                             memory_limit=memory, processes=True, env=env,
-                            dashboard_address=None)
+                            dashboard_address=":0")
     if cfg.cluster == "slurm":
         jobqueue = _import_cluster_module("slurm")
         cluster = jobqueue.SLURMCluster(cores=threads, processes=1, memory=memory,
@@ -68,7 +82,7 @@ def make_cluster(cfg: ComputeConfig):
     if cfg.cluster == "cuda":
         dask_cuda = _import_cluster_module("cuda")
         return dask_cuda.LocalCUDACluster(threads_per_worker=threads, memory_limit=memory,
-                                          env=env, dashboard_address=None)
+                                          env=env, dashboard_address=":0")
     raise ConfigError(f"[compute] cluster must be one of none, local, slurm, cuda; "
                       f"got {cfg.cluster!r}")
 
@@ -89,14 +103,16 @@ def open_client(cfg: ComputeConfig, log: Callable[[str], None] = print) -> Itera
     from distributed import Client
 
     cluster = None
+    # set_as_default=False: this process's own dask work (whole-volume steps)
+    # stays on the local scheduler instead of shipping the volume through workers
     if cfg.scheduler != "threads":
-        client = Client(cfg.scheduler)
+        client = Client(cfg.scheduler, set_as_default=False)
         where = f"scheduler {cfg.scheduler}"
     else:
         cluster = make_cluster(cfg)
         if cfg.cluster == "slurm":
             cluster.scale(jobs=cfg.n_workers)
-        client = Client(cluster)
+        client = Client(cluster, set_as_default=False)
         where = f"{cfg.cluster} cluster"
     try:
         n = len(client.scheduler_info().get("workers", {}))
@@ -130,7 +146,9 @@ def run_tasks(client, fn: Callable, items: Iterable, *, desc: str, **kwargs) -> 
             return results
         from distributed import as_completed
 
-        futures = [client.submit(fn, item, pure=False, **kwargs) for item in items]
+        futures = [client.submit(_without_nested_tasks, fn, item, pure=False,
+                                 key=f"{fn.__name__}-{uuid.uuid4().hex}", **kwargs)
+                   for item in items]
         index = {f.key: i for i, f in enumerate(futures)}
         results = [None] * len(items)
         try:
@@ -143,3 +161,8 @@ def run_tasks(client, fn: Callable, items: Iterable, *, desc: str, **kwargs) -> 
         return results
     finally:
         bar.close()
+
+
+def _without_nested_tasks(fn: Callable, item, **kwargs):
+    with local_dask():
+        return fn(item, **kwargs)
