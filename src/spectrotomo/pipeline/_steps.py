@@ -20,6 +20,7 @@ from .. import io
 from .._model import add_provenance, spatial_map, volume
 from ._config import Config
 from ._phase import SIMULATE_HOLO, density, is_phase_run, phase_od
+from ._profiles import profile
 
 __all__ = ["RunContext", "STEPS", "EDGE_RANGES_EV"]
 
@@ -352,4 +353,5 @@ STEPS: dict[str, tuple[Callable[[RunContext], None], tuple[str, ...]]] = {
     "quantify": (quantify, ("chemistry",)),
     "valence": (valence, ("valence",)),
     "segment": (segment, ("segmentation",)),
+    "profile": (profile, ("profiles",)),
 }
