@@ -218,9 +218,11 @@ def quantify(ctx: RunContext) -> None:
 
 
 def valence(ctx: RunContext) -> None:
-    """raw_xanes -> valence: 2D LCF of every pixel's spectrum (absolute mode)."""
+    """raw_xanes -> valence: 2D LCF of every pixel's spectrum against the
+    ``[spectra] references``, in the mode of ``[spectra] sum_to_one``/``nonneg``."""
     from ..recon import normalize, register_energies
-    from ..spectra import DEFAULT_WINDOWS, builtin_references, valence_maps
+    from ..spectra import DEFAULT_WINDOWS
+    from ._xanes import config_references, fit_valence
 
     if "raw_xanes" not in io.list_groups(ctx.store):
         ctx.log("valence: no XANES scan in the store; skipped")
@@ -236,14 +238,17 @@ def valence(ctx: RunContext) -> None:
     spectra = xr.DataArray(od.astype(np.float32), dims=("energy", "y", "x"),
                            coords={"energy": ds["energy"], "y": ds["y"], "x": ds["x"]},
                            attrs={"units": "1", "pixel_size": px})
-    refs = builtin_references(None, normalised=False)
+    cfg = ctx.config.spectra
+    refs = config_references(cfg.references)
     energies = ds["energy"].values
     elements = [el for el, (lo, hi) in DEFAULT_WINDOWS.items()
                 if ((energies >= lo) & (energies <= hi)).sum() >= 2 and el in set(
                     refs["state_element"].values)]
-    result = valence_maps(spectra, refs, elements=elements, min_amount=0.0)
+    result = fit_valence(spectra, refs, elements, cfg)
     result["registration_residual"] = (("energy",), np.asarray(reg.residual_px), {"units": "px"})
-    add_provenance(result, "pipeline.valence", inputs=[str(ctx.store)])
+    add_provenance(result, "pipeline.valence", inputs=[str(ctx.store)],
+                   references=cfg.references, fit_mode=result.attrs["fit_mode"],
+                   nonneg=cfg.nonneg, sum_to_one=cfg.sum_to_one)
     io.write(ctx.store, "valence", result, overwrite=ctx.overwrite)
 
 
