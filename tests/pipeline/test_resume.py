@@ -202,3 +202,24 @@ def test_resumed_store_equals_uninterrupted_run_bit_for_bit(resumed):
     for table in ("tm_o_by_shell.csv", "tm_o_by_depth.csv", "tm_o_by_class.csv"):
         assert (root / "killed-report" / table).read_bytes() == \
             (root / "reference-report" / table).read_bytes(), table
+
+
+def test_acquire_killed_between_its_groups_resumes(tmp_path):
+    """The state a kill inside acquire can leave (each group is published
+    atomically, so some input groups exist and others not): the rerun writes the
+    missing ones, keeps the others, and writes ``raw`` (the step's marker) last."""
+    from spectrotomo.pipeline import load_config, run_pipeline
+
+    store = tmp_path / "s.zarr"
+    cfg = load_config(_write_config(tmp_path / "run.toml", store))
+    run_pipeline(cfg, steps=["acquire"], log=lambda m: None)
+    for group in ("raw", "raw_xanes"):
+        shutil.rmtree(store / group)
+    kept = {g: (store / g / "zarr.json").stat().st_mtime_ns for g in ("truth", "references")}
+    lines = []
+    run_pipeline(cfg, steps=["acquire", "preprocess"], log=lines.append)
+    assert not any("skipped" in ln for ln in lines), lines
+    assert all(io.is_complete(store, g) for g in ("truth", "raw", "raw_xanes", "references"))
+    assert {g: (store / g / "zarr.json").stat().st_mtime_ns for g in kept} == kept
+    times = {g: (store / g / "zarr.json").stat().st_mtime_ns for g in ("raw", "raw_xanes")}
+    assert times["raw"] >= times["raw_xanes"]

@@ -45,6 +45,19 @@ class RunContext:
 
 
 # --------------------------------------------------------------------------- #
+def _write_inputs(ctx: RunContext, tree, groups: dict[str, str]) -> None:
+    """Write the ``tree`` children as store groups (child -> group), ``raw`` last.
+
+    ``raw`` marks the acquire step complete, so it is written after the other
+    input groups; groups already complete (a run killed part-way through this
+    step) are kept unless ``[output] overwrite``.
+    """
+    for child, group in sorted(groups.items(), key=lambda kv: kv[1] == "raw"):
+        if io.is_complete(ctx.store, group) and not ctx.overwrite:
+            continue
+        io.write(ctx.store, group, tree[child].to_dataset(inherit=False), overwrite=True)
+
+
 def acquire(ctx: RunContext) -> None:
     """Read the input file (or simulate it) into the ``raw`` group(s)."""
     src = ctx.config.input.path
@@ -56,20 +69,13 @@ def acquire(ctx: RunContext) -> None:
         if ctx.config.phase.energy_ev:
             kwargs["energy_ev"] = ctx.config.phase.energy_ev
         tree = holotomo_sample(src[len(SIMULATE_HOLO):], seed=ctx.config.input.seed, **kwargs)
-        for child, group in {"truth": "truth", "tilt_series": "raw"}.items():
-            io.write(ctx.store, group, tree[child].to_dataset(inherit=False),
-                     overwrite=ctx.overwrite)
-        return
+        return _write_inputs(ctx, tree, {"truth": "truth", "tilt_series": "raw"})
     if src.startswith("simulate:"):
         from ..simulate import sample
 
         tree = sample(src.split(":", 1)[1], seed=ctx.config.input.seed)
-        groups = {"truth": "truth", "tilt_series": "raw", "xanes": "raw_xanes",
-                  "references": "references"}
-        for child, group in groups.items():
-            io.write(ctx.store, group, tree[child].to_dataset(inherit=False),
-                     overwrite=ctx.overwrite)
-        return
+        return _write_inputs(ctx, tree, {"truth": "truth", "tilt_series": "raw",
+                                         "xanes": "raw_xanes", "references": "references"})
     overrides = {}
     if ctx.config.input.energies_ev:
         overrides["energy"] = ctx.config.input.energies_ev
