@@ -199,6 +199,24 @@ def test_region_writes_interrupted_then_resumed(tmp_path, rng):
         write_region(store, "recon", "volume", rest[0], full[1, 8:])
 
 
+def test_init_array_killed_before_its_marker_is_rebuilt(tmp_path):
+    import shutil
+
+    import zarr
+
+    store = tmp_path / "s.zarr"
+    _init(store)
+    # the state a kill inside init_array can leave: arrays written, no marker yet,
+    # a coordinate array not yet written
+    g = zarr.open_group(str(store), path="recon", mode="r+", zarr_format=3)
+    del g.attrs["spectrotomo_store"]
+    shutil.rmtree(store / "recon" / "z")
+    _init(store)  # no overwrite needed: nothing finished can be lost
+    ds = read_group(store, "recon", allow_incomplete=True)
+    np.testing.assert_array_equal(ds["z"].values, np.arange(10) * 10.0)
+    assert len(missing_regions(store, "recon", "volume")) == 6
+
+
 def test_region_multi_chunk_and_misaligned(tmp_path, rng):
     store = tmp_path / "s.zarr"
     _init(store)
