@@ -129,7 +129,9 @@ _OVERRIDES = {"store": "output.store", "algorithm": "reconstruct.algorithm",
               "iterations": "reconstruct.iterations", "center": "preprocess.center",
               "chunk_rows": "reconstruct.chunk_rows", "memory_limit_gb": "compute.memory_limit_gb",
               "tolerance": "segmentation.tolerance", "target_tm_o": "segmentation.target_tm_o",
-              "overwrite": "output.overwrite"}
+              "overwrite": "output.overwrite", "scheduler": "compute.scheduler",
+              "cluster": "compute.cluster", "n_workers": "compute.n_workers",
+              "threads_per_worker": "compute.threads_per_worker"}
 
 
 def _add_run_options(p) -> None:
@@ -148,6 +150,15 @@ def _add_run_options(p) -> None:
     p.add_argument("--target-tm-o", type=float, help="target TM/O atomic ratio (dimensionless)")
     p.add_argument("--overwrite", action="store_const", const=True,
                    help="recompute steps whose results are already complete")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="dask.distributed scheduler address (tcp://host:8786): reconstruct and "
+                   "quantify run one task per chunk there (workers must see the store path)")
+    p.add_argument("--cluster", choices=("none", "local", "slurm", "cuda"),
+                   help="start a dask cluster for the chunk tasks: local processes, SLURM jobs "
+                   "(dask-jobqueue) or one worker per GPU (dask-cuda); overrides [compute]")
+    p.add_argument("--n-workers", type=int, help="workers of a local/slurm cluster (count)")
+    p.add_argument("--threads-per-worker", type=int,
+                   help="threads per worker, also each task's FFT threads (count)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the memory plan (GiB per worker, output size) and stop")
     p.add_argument("--report-dir", type=Path, help="directory of figures and summary tables")

@@ -29,9 +29,11 @@ from ._markers import (
     get_marker,
     group_exists,
     normalize_group,
+    open_zarr_group,
     set_marker,
     store_root,
 )
+from ._store import _encode
 
 __all__ = ["init_array", "write_region", "missing_regions", "mark_complete"]
 
@@ -110,7 +112,8 @@ def init_array(store_path, group: str, name: str, *, shape, dtype, chunks, dims,
     ensure_parents(root, group)
     shutil.rmtree(root / group / name, ignore_errors=True)
     empty = da.zeros(shape, dtype=dtype, chunks=chunks)
-    ds = xr.Dataset({name: (dims, empty, dict(attrs or {}))}, coords=coords)
+    # _encode: string coords (e.g. element names) as zarr v3 holds them
+    ds = _encode(xr.Dataset({name: (dims, empty, dict(attrs or {}))}, coords=coords))
     ds.to_zarr(root, group=group, mode="a", compute=False, zarr_format=3,
                consolidated=False, encoding={name: {"chunks": chunks}})
     names = sorted(set((get_marker(root, group) or {}).get("regions", [])) | {name})
@@ -221,8 +224,11 @@ def missing_regions(store_path, group: str, name: str) -> list[tuple[slice, ...]
             for index in itertools.product(*grid) if ".".join(map(str, index)) not in done]
 
 
-def mark_complete(store_path, group: str) -> None:
+def mark_complete(store_path, group: str, *, attrs=None) -> None:
     """Mark a region-written group complete (the last write of a job).
+
+    ``attrs`` (JSON-serialisable mapping, e.g. provenance or counts gathered
+    over all chunks) are set on the group just before the completion marker.
 
     Raises
     ------
@@ -240,4 +246,6 @@ def mark_complete(store_path, group: str) -> None:
     if pending:
         raise RuntimeError(f"cannot mark group {group!r} complete: unwritten chunks "
                            f"{pending} (see missing_regions)")
+    if attrs:
+        open_zarr_group(root, group).attrs.update(dict(attrs))
     set_marker(root, group, state="complete")

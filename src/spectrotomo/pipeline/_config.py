@@ -87,6 +87,7 @@ class ComputeConfig:
     scheduler: str = "threads"
     cluster: str = "none"
     n_workers: int = 1
+    threads_per_worker: int = 1
     memory_limit_gb: float = 8.0
 
 
@@ -190,6 +191,11 @@ def _check_ranges(cfg: Config, source: str) -> None:
         (cfg.segmentation.surface_layer_nm >= 0, "[segmentation] surface_layer_nm", ">= 0 (nm)"),
         (cfg.segmentation.n_shells >= 1, "[segmentation] n_shells", ">= 1"),
         (cfg.compute.n_workers >= 1, "[compute] n_workers", ">= 1"),
+        (cfg.compute.threads_per_worker >= 1, "[compute] threads_per_worker", ">= 1"),
+        (cfg.compute.scheduler == "threads" or ":" in cfg.compute.scheduler,
+         "[compute] scheduler", '"threads" or a scheduler address such as "tcp://host:8786"'),
+        (cfg.compute.scheduler == "threads" or cfg.compute.cluster == "none",
+         "[compute] scheduler/cluster", "either scheduler (an address) or cluster, not both"),
         (cfg.compute.memory_limit_gb > 0, "[compute] memory_limit_gb", "> 0 (GiB)"),
         (cfg.reconstruct.chunk_rows >= 1, "[reconstruct] chunk_rows", ">= 1 (detector rows)"),
         (cfg.phase.delta_beta > 0, "[phase] delta_beta", "> 0"),
@@ -297,10 +303,15 @@ n_shells = 5                 # equal-volume shells from surface to centre
 depth_bins_nm = [0.0, 30.0, 100.0, 200.0, 400.0, 800.0, 1600.0, 2500.0]
 
 [compute]
-scheduler = "threads"        # threads, or a dask.distributed scheduler address
-cluster = "none"             # none | local | slurm | cuda
-n_workers = 1
-memory_limit_gb = 8.0        # per worker; a run whose plan exceeds it refuses to start
+scheduler = "threads"        # threads (this process), or a dask.distributed scheduler
+                             # address ("tcp://host:8786"; workers must see the store path)
+cluster = "none"             # none | local (LocalCluster) | slurm (dask-jobqueue) |
+                             # cuda (dask-cuda, one worker per GPU); reconstruct and
+                             # quantify then run one task per chunk on the workers
+n_workers = 1                # workers of a local/slurm cluster
+threads_per_worker = 1       # threads per worker (also each task's FFT threads)
+memory_limit_gb = 8.0        # per worker (GiB); a run whose plan exceeds it refuses to
+                             # start, and a local/slurm/cuda cluster's workers get it
 '''
 
 

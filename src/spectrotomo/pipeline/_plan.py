@@ -15,6 +15,10 @@ __all__ = ["PlanRow", "MemoryPlanError", "plan_run", "check_plan", "format_plan"
 
 _F4 = 4  # bytes per float32
 _GIB = 2.0**30
+#: Resident memory of a Python process with the stages imported (numpy, scipy,
+#: finufft, zarr, xarray, dask): 0.15-0.22 GiB measured in a dask worker
+#: (gpu_bench/pipeline_bench.py), rounded up. Added to every step's peak.
+INTERPRETER_BYTES = 0.25 * _GIB
 
 
 class MemoryPlanError(RuntimeError):
@@ -65,16 +69,21 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
     recon_peak = slab_in * 6 + slab_out * (8 + factor)
     volume_bytes = n_energies * ny * nx * nx * _F4
     voxels = ny * nx * nx
-    quant_peak = voxels * _F4 * (n_energies + 8)
+    slab = rows * nx * nx  # quantify: one task per slab of `rows` z rows
+    quant_peak = slab * _F4 * (n_energies + 2 * 8 + 8)  # input, float64 joint solve, outputs
     lcf_block = min(voxels, 2**18)
     n_subsets = 2**n_states
     lcf_peak = lcf_block * _F4 * (max(n_xanes, 1) + n_subsets * (n_states + 2)) * 2
     seg_peak = voxels * (_F4 * 6 + 8)
+    base = INTERPRETER_BYTES
+    prep_peak, recon_peak, quant_peak, lcf_peak, seg_peak = (
+        base + p for p in (prep_peak, recon_peak, quant_peak, lcf_peak, seg_peak))
     out = [
         PlanRow("preprocess", f"1 energy x {n_angles} angles", prep_peak, n_energies * projections),
         PlanRow("reconstruct", f"{rows} rows x {nx}^2 per task, {n_workers} worker(s)",
                 recon_peak, volume_bytes),
-        PlanRow("quantify", f"whole volume ({ny}x{nx}x{nx})", quant_peak, 6 * voxels * _F4),
+        PlanRow("quantify", f"{rows} z rows x {nx}^2 per task, {n_workers} worker(s)",
+                quant_peak, 6 * voxels * _F4),
     ]
     if n_xanes:
         out.append(PlanRow("valence", f"blocks of {lcf_block} spectra", lcf_peak,

@@ -7,10 +7,12 @@ group is complete are skipped, so rerunning after a kill resumes.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Callable, Iterable
 
 from .. import io
+from ._compute import open_client
 from ._config import Config
 from ._monitor import StepMonitor, StepRecord
 from ._plan import check_plan, format_plan, plan_run
@@ -19,6 +21,8 @@ from ._steps import STEPS, RunContext
 __all__ = ["run", "plan_for", "ALL_STEPS"]
 
 ALL_STEPS = (*STEPS, "report")
+#: Steps that run one task per chunk on ``[compute]``'s workers (the others run here).
+CHUNKED_STEPS = ("reconstruct", "quantify")
 
 
 def plan_for(config: Config, shape: tuple[int, int, int, int], n_xanes: int = 0):
@@ -71,12 +75,13 @@ def run(config: Config, *, steps: Iterable[str] | None = None, dry_run: bool = F
     shape, n_xanes = _input_shape(config, store)
     plan = plan_for(config, shape, n_xanes)
     log("memory plan (per worker):\n" + format_plan(plan))
-    check_plan(plan, config.compute.memory_limit_gb)
+    check_plan([row for row in plan if row.step in names], config.compute.memory_limit_gb)
     if dry_run:
         return {"plan": plan, "records": []}
     ctx = RunContext(config=config, store=store, report_dir=report_dir, log=log)
     records: list[StepRecord] = []
-    with io.store_lock(store, log=log):  # a killed run's stale lock is taken over
+    # a killed run's stale lock is taken over (and logged)
+    with io.store_lock(store, log=log), ExitStack() as cluster:
         for name in names:
             if name == "report":
                 from ._report import write_report
@@ -92,7 +97,9 @@ def run(config: Config, *, steps: Iterable[str] | None = None, dry_run: bool = F
                 records.append(StepRecord(name, 0.0, 0.0, skipped=True))
                 log(records[-1].line())
                 continue
-            with StepMonitor(name) as mon:
+            if name in CHUNKED_STEPS and ctx.client is None:  # start a cluster only if used
+                ctx.client = cluster.enter_context(open_client(config.compute, log))
+            with StepMonitor(name, children=ctx.client is not None) as mon:
                 fn(ctx)
             records.append(mon.record)
             log(mon.record.line())

@@ -11,23 +11,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import xarray as xr
 
 from .. import io
-from .._model import add_provenance, spatial_map, volume
+from .._model import add_provenance, spatial_map
+from ._chunked import EDGE_RANGES_EV, quantify, reconstruct
 from ._config import Config
 from ._phase import SIMULATE_HOLO, density, is_phase_run, phase_od
 from ._profiles import profile
 
 __all__ = ["RunContext", "STEPS", "EDGE_RANGES_EV"]
 
-#: Energy windows of the absorption edges (eV): the lowest and highest measured
-#: energy inside a window form that element's below/above dual-energy pair.
-EDGE_RANGES_EV = {"O": (520.0, 560.0), "Mn": (630.0, 670.0), "Co": (770.0, 810.0),
-                  "Ni": (845.0, 885.0)}
 _RING_METHODS = {"sorting": "sort", "fourier-wavelet": "fw"}
 
 
@@ -38,6 +35,8 @@ class RunContext:
     report_dir: Path
     log: Callable[[str], None] = print
     results: dict = field(default_factory=dict)
+    #: dask.distributed Client the chunk tasks run on (None: in this process)
+    client: Any = None
 
     @property
     def overwrite(self) -> bool:
@@ -162,65 +161,6 @@ def preprocess(ctx: RunContext) -> None:
                    flat_mode=cfg.preprocess.flat_mode, rings=cfg.preprocess.rings,
                    center=float(center), align=cfg.preprocess.align)
     io.write(ctx.store, "od", out, overwrite=ctx.overwrite)
-
-
-def reconstruct(ctx: RunContext) -> None:
-    """od -> recon: every energy, chunk by chunk of rows, resumable per chunk."""
-    from ..recon import reconstruct as recon_fn
-
-    cfg = ctx.config.reconstruct
-    od = io.read_group(ctx.store, "od")
-    n_e, _, ny, nx = od["od"].shape
-    px = float(od.attrs["pixel_size"])
-    rows = min(cfg.chunk_rows, ny)
-    template = volume(np.zeros((n_e, 1, 1, 1), np.float32), energies=od["energy"].values,
-                      voxel_size=px, name="mu")
-    coords = {"energy": od["energy"], "z": od["y"].rename(y="z"), "y": od["x"].rename(x="y"),
-              "x": od["x"]}
-    io.init_array(ctx.store, "recon", "mu", shape=(n_e, ny, nx, nx), dtype="float32",
-                  chunks=(1, rows, nx, nx), dims=("energy", "z", "y", "x"), coords=coords,
-                  attrs={**template.attrs, "algorithm": cfg.algorithm,
-                         "center": od.attrs["center"]}, overwrite=ctx.overwrite)
-    angles = od["angle"].values
-    options = {"filter": cfg.filter} if cfg.algorithm == "fbp" else {"nonneg": cfg.nonneg}
-    for region in io.missing_regions(ctx.store, "recon", "mu"):
-        e, zs = region[0], region[1]
-        sino = od["od"].data[e.start, :, zs].compute() if hasattr(od["od"].data, "compute") \
-            else od["od"].values[e.start, :, zs]
-        vol = recon_fn(np.ascontiguousarray(sino), angles, algorithm=cfg.algorithm,
-                       center=od.attrs["center"], iterations=cfg.iterations, pixel_size=px,
-                       **options)
-        io.write_region(ctx.store, "recon", "mu", region, np.asarray(vol, np.float32)[None])
-    io.mark_complete(ctx.store, "recon")
-
-
-def _pairs(energies: np.ndarray, elements) -> dict[str, tuple[float, float]]:
-    pairs = {}
-    for el in elements:
-        lo, hi = EDGE_RANGES_EV[el]
-        inside = energies[(energies >= lo) & (energies <= hi)]
-        if inside.size >= 2:
-            pairs[el] = (float(inside.min()), float(inside.max()))
-    return pairs
-
-
-def quantify(ctx: RunContext) -> None:
-    """recon -> chemistry: element amounts (atoms/nm^3) and TM/O per voxel."""
-    from ..spectra import element_maps
-
-    if io.read_group(ctx.store, "od").attrs.get("signal") == "phase":
-        ctx.log("quantify: phase-contrast run (no absorption edges); skipped")
-        return
-    mu = io.read_group(ctx.store, "recon")["mu"].load()
-    pairs = _pairs(mu["energy"].values, ctx.config.spectra.elements)
-    if "O" not in pairs:
-        raise ValueError("quantify: the tilt series has no O K-edge pair (520-560 eV); "
-                         f"energies are {mu['energy'].values.tolist()}")
-    # No amount threshold: negative amounts are noise around small true values and
-    # must survive so that averages (segmentation smoothing, profiles) stay unbiased.
-    ds = element_maps(mu, pairs=pairs, threshold=-np.inf)
-    add_provenance(ds, "pipeline.quantify", inputs=[str(ctx.store)], pairs=pairs)
-    io.write(ctx.store, "chemistry", ds, overwrite=ctx.overwrite)
 
 
 def valence(ctx: RunContext) -> None:

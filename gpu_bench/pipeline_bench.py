@@ -1,0 +1,213 @@
+"""Pipeline scaling: wall time and peak memory per step with 1 and 2 dask workers,
+and an out-of-core run of a volume 3x larger than the per-worker memory limit.
+
+Part 1 (speed-up): the demo preset is simulated and preprocessed once (in this
+process); then, for each worker count N, a copy of that store runs reconstruct
+-> quantify -> valence -> segment -> report with the chunk steps (reconstruct:
+slice-parallel, quantify: voxel-parallel) on a ``LocalCluster`` of N
+single-threaded worker processes (``OMP_NUM_THREADS=1`` in each). The cluster
+is started and its workers import the stages before the timing; the reference is N = 1 in the same run on the
+same store. Steps that are not chunked run in this process (ratio ~1 expected).
+
+Part 2 (out of core): the demo optical density is zoomed to ``--big-rows`` x
+``--big-cols`` detector pixels, so that the reconstructed volume (energies x
+rows x cols^2 float32) is ``--big-factor`` times the per-worker memory limit;
+reconstruct + quantify then run on 2 workers with that limit. Reported: the
+volume size, the limit, each step's wall time and the peak worker resident
+set, and whether any worker was restarted (the nanny restarts a worker that
+passes 95 % of its limit).
+
+Peak memory is the resident set size sampled every 50 ms (this process and
+each worker process).
+
+Example::
+
+    PYTHONPATH=src python gpu_bench/pipeline_bench.py --preset demo --workers 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+STEPS = ("reconstruct", "quantify", "valence", "segment", "report")
+CHUNKED = ("reconstruct", "quantify")
+
+
+def _config(store: Path, preset: str, address: str | None, *, chunk_rows: int = 16,
+            memory_limit_gb: float = 8.0):
+    from spectrotomo.pipeline import Config
+
+    cfg = Config()
+    cfg.input.path = f"simulate:{preset}"
+    cfg.output.store = str(store)
+    cfg.output.figures = False
+    cfg.reconstruct.chunk_rows = chunk_rows
+    cfg.compute.memory_limit_gb = memory_limit_gb
+    if address:
+        cfg.compute.scheduler = address
+    return cfg
+
+
+def _cluster(n_workers: int, memory_limit_gb: float):
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                           memory_limit=f"{memory_limit_gb}GiB", dashboard_address=None,
+                           env={"OMP_NUM_THREADS": "1"})
+    client = Client(cluster)
+    client.wait_for_workers(n_workers)
+    client.run(_import_stages)  # one-time imports (~1-2 s per worker) are not step time
+    return cluster, client
+
+
+def _import_stages() -> None:
+    import spectrotomo.recon  # noqa: F401
+    import spectrotomo.spectra  # noqa: F401
+
+
+def _records(result) -> dict:
+    return {r.name: r for r in result["records"]}
+
+
+def speedup(base: Path, work: Path, preset: str, worker_counts, memory_limit_gb: float) -> dict:
+    from spectrotomo.pipeline import run_pipeline
+
+    runs = {}
+    for n in worker_counts:
+        store = work / f"w{n}.zarr"
+        shutil.rmtree(store, ignore_errors=True)
+        shutil.copytree(base, store)
+        cluster, client = _cluster(n, memory_limit_gb)
+        try:
+            cfg = _config(store, preset, cluster.scheduler_address,
+                          memory_limit_gb=memory_limit_gb)
+            t0 = time.perf_counter()
+            result = run_pipeline(cfg, steps=list(STEPS), report_dir=work / f"w{n}-report",
+                                  log=lambda m: print("   ", m, flush=True))
+            runs[n] = {"records": _records(result), "wall": time.perf_counter() - t0}
+        finally:
+            client.close()
+            cluster.close()
+    ref = worker_counts[0]
+    print(f"\n## {preset} preset: per-step wall time (s), peak RSS (GiB) of this process / "
+          "largest worker, speed-up vs the first worker count")
+    head = " | ".join(f"{n} worker(s): s (main / worker GiB)" for n in worker_counts)
+    print(f"| step | {head} | " + " | ".join(f"speed-up {n}" for n in worker_counts[1:]) + " |")
+    print("|---" * (1 + 2 * len(worker_counts) - 1) + "|")
+    for step in STEPS:
+        cells = []
+        for n in worker_counts:
+            r = runs[n]["records"][step]
+            w = "-" if r.peak_worker_rss_gib is None else f"{r.peak_worker_rss_gib:.2f}"
+            cells.append(f"{r.seconds:.2f} ({r.peak_rss_gib:.2f} / {w})")
+        ratios = [runs[ref]["records"][step].seconds / max(runs[n]["records"][step].seconds, 1e-9)
+                  for n in worker_counts[1:]]
+        mark = " (chunked)" if step in CHUNKED else ""
+        print(f"| {step}{mark} | " + " | ".join(cells) + " | "
+              + " | ".join(f"{x:.2f}x" for x in ratios) + " |")
+    chunked = {n: sum(runs[n]["records"][s].seconds for s in CHUNKED) for n in worker_counts}
+    for n in worker_counts[1:]:
+        print(f"chunked steps together: {chunked[ref]:.2f} s -> {chunked[n]:.2f} s with {n} "
+              f"workers = {chunked[ref] / chunked[n]:.2f}x (target >= 1.8x for 2)")
+    return runs
+
+
+def _zoomed_od(base: Path, out: Path, rows: int, cols: int) -> tuple[int, ...]:
+    """The demo od zoomed to (energy, angle, rows, cols), written as the od group of ``out``."""
+    import xarray as xr
+    from scipy import ndimage
+
+    from spectrotomo import io
+
+    od = io.read_group(base, "od").load()
+    _, _, ny, nx = od["od"].shape
+    data = ndimage.zoom(od["od"].values, (1, 1, rows / ny, cols / nx), order=1)
+    data = data.astype(np.float32)
+    px = float(od.attrs["pixel_size"]) * nx / cols
+    center = (float(od.attrs["center"]) + 0.5) * cols / nx - 0.5
+    ds = xr.Dataset({"od": (("energy", "angle", "y", "x"), data, {"units": "1"}),
+                     "jitter": od["jitter"]},
+                    coords={"energy": od["energy"], "angle": od["angle"],
+                            "y": ("y", np.arange(rows) * px, {"units": "nm"}),
+                            "x": ("x", np.arange(cols) * px, {"units": "nm"})},
+                    attrs={**od.attrs, "pixel_size": px, "center": center})
+    io.write(out, "od", ds)
+    return data.shape
+
+
+def out_of_core(base: Path, work: Path, preset: str, *, factor: float, rows: int, cols: int,
+                chunk_rows: int) -> None:
+    from spectrotomo.pipeline import run_pipeline
+
+    store = work / "big.zarr"
+    shutil.rmtree(store, ignore_errors=True)
+    shape = _zoomed_od(base, store, rows, cols)
+    n_e, _, ny, nx = shape
+    volume_gib = n_e * ny * nx * nx * 4 / 2**30
+    limit = volume_gib / factor
+    print(f"\n## out of core: volume {n_e} x {ny} x {nx} x {nx} float32 = {volume_gib:.2f} GiB; "
+          f"per-worker memory limit {limit:.2f} GiB ({factor:g}x smaller), 2 workers, "
+          f"chunk_rows {chunk_rows}")
+    cluster, client = _cluster(2, limit)
+    try:
+        before = set(client.scheduler_info()["workers"])
+        cfg = _config(store, preset, cluster.scheduler_address, chunk_rows=chunk_rows,
+                      memory_limit_gb=limit)
+        result = run_pipeline(cfg, steps=["reconstruct", "quantify"],
+                              log=lambda m: print("   ", m, flush=True))
+        after = set(client.scheduler_info()["workers"])
+    finally:
+        client.close()
+        cluster.close()
+    for step, r in _records(result).items():
+        print(f"| {step} | {r.seconds:.1f} s | peak worker RSS {r.peak_worker_rss_gib:.2f} GiB "
+              f"({100 * r.peak_worker_rss_gib / limit:.0f} % of the limit) | main process "
+              f"{r.peak_rss_gib:.2f} GiB |")
+    print(f"workers restarted: {len(before - after)} (same worker addresses before and after: "
+          f"{before == after})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="demo", help="simulator preset (tiny, small, demo)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
+                        help="dask worker counts to time (first = reference)")
+    parser.add_argument("--memory-limit-gb", type=float, default=4.0,
+                        help="per-worker memory limit in the speed-up part (GiB)")
+    parser.add_argument("--big-factor", type=float, default=3.0,
+                        help="volume / per-worker memory limit in the out-of-core part")
+    parser.add_argument("--big-rows", type=int, default=256, help="detector rows (out of core)")
+    parser.add_argument("--big-cols", type=int, default=512, help="detector columns (out of core)")
+    parser.add_argument("--big-chunk-rows", type=int, default=8,
+                        help="rows per task in the out-of-core part")
+    parser.add_argument("--skip-big", action="store_true", help="skip the out-of-core part")
+    parser.add_argument("--work", type=Path, help="work directory (default: a temporary one)")
+    args = parser.parse_args()
+
+    from spectrotomo.pipeline import run_pipeline
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="pipeline_bench_"))
+    work.mkdir(parents=True, exist_ok=True)
+    base = work / "base.zarr"
+    if not base.exists():
+        t0 = time.perf_counter()
+        run_pipeline(_config(base, args.preset, None), steps=["acquire", "preprocess"],
+                     log=lambda m: print("   ", m, flush=True))
+        print(f"simulate + preprocess ({args.preset}): {time.perf_counter() - t0:.1f} s "
+              "(in this process, not compared)")
+    speedup(base, work, args.preset, args.workers, args.memory_limit_gb)
+    if not args.skip_big:
+        out_of_core(base, work, args.preset, factor=args.big_factor, rows=args.big_rows,
+                    cols=args.big_cols, chunk_rows=args.big_chunk_rows)
+    if not args.work:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

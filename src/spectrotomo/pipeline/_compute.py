@@ -1,0 +1,145 @@
+"""Where a run's chunk tasks execute: in this process, or on a dask.distributed cluster.
+
+``[compute]`` chooses:
+
+- ``scheduler = "threads"``, ``cluster = "none"`` (default): tasks run one after
+  the other in this process; each reconstruction task already uses
+  ``OMP_NUM_THREADS`` host threads (``recon._nufft``), so a second level of
+  threads would only contend for the same cores.
+- ``scheduler = "tcp://host:8786"``: an existing dask.distributed cluster. Tasks
+  carry store paths, not arrays: every worker must see the store at the same
+  path (a shared file system).
+- ``cluster = "local"``: a :class:`distributed.LocalCluster` of ``n_workers``
+  processes with ``threads_per_worker`` threads and ``memory_limit_gb`` each.
+- ``cluster = "slurm"``: a ``dask_jobqueue.SLURMCluster`` of ``n_workers`` jobs
+  (extra ``cluster``); ``cluster = "cuda"``: a ``dask_cuda.LocalCUDACluster``,
+  one worker per visible GPU (extra ``cuda-cluster``).
+
+Tasks are plain module-level functions of picklable arguments, so a worker
+process imports spectrotomo and reads/writes its own chunk of the store.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator
+
+from ._config import ComputeConfig, ConfigError
+
+__all__ = ["open_client", "make_cluster", "run_tasks"]
+
+_EXTRA = {"slurm": ("dask_jobqueue", "cluster"), "cuda": ("dask_cuda", "cuda-cluster")}
+
+
+def _import_cluster_module(kind: str):
+    module, extra = _EXTRA[kind]
+    try:
+        return __import__(module)
+    except ImportError as exc:
+        raise ConfigError(f"[compute] cluster = {kind!r} needs the {module} package: "
+                          f"pip install 'spectrotomo[{extra}]' ({exc})") from None
+
+
+def make_cluster(cfg: ComputeConfig):
+    """The dask cluster that ``[compute] cluster`` names (not yet scaled for slurm).
+
+    Parameters
+    ----------
+    cfg : ComputeConfig
+        ``cluster`` one of local | slurm | cuda; ``n_workers``,
+        ``threads_per_worker`` and ``memory_limit_gb`` (GiB per worker).
+    """
+    memory = f"{cfg.memory_limit_gb:g}GiB"
+    threads = cfg.threads_per_worker
+    # Each task's FFT/NUFFT pool sizes itself from OMP_NUM_THREADS (recon._nufft):
+    # one pool thread per worker thread, so workers do not oversubscribe the cores.
+    env = {"OMP_NUM_THREADS": str(threads)}
+    if cfg.cluster == "local":
+        from distributed import LocalCluster
+
+        return LocalCluster(n_workers=cfg.n_workers, threads_per_worker=threads,
+                            memory_limit=memory, processes=True, env=env,
+                            dashboard_address=None)
+    if cfg.cluster == "slurm":
+        jobqueue = _import_cluster_module("slurm")
+        cluster = jobqueue.SLURMCluster(cores=threads, processes=1, memory=memory,
+                                        job_script_prologue=[f"export OMP_NUM_THREADS={threads}"])
+        return cluster
+    if cfg.cluster == "cuda":
+        dask_cuda = _import_cluster_module("cuda")
+        return dask_cuda.LocalCUDACluster(threads_per_worker=threads, memory_limit=memory,
+                                          env=env, dashboard_address=None)
+    raise ConfigError(f"[compute] cluster must be one of none, local, slurm, cuda; "
+                      f"got {cfg.cluster!r}")
+
+
+@contextmanager
+def open_client(cfg: ComputeConfig, log: Callable[[str], None] = print) -> Iterator[Any]:
+    """Yield a ``distributed.Client`` for ``cfg``, or ``None`` to run in-process.
+
+    A cluster started here is closed on exit; a client of an external scheduler
+    is closed, the scheduler is left running.
+    """
+    if cfg.scheduler != "threads" and cfg.cluster != "none":
+        raise ConfigError("[compute] give either scheduler (an address) or cluster, not both; "
+                          f"got scheduler = {cfg.scheduler!r}, cluster = {cfg.cluster!r}")
+    if cfg.scheduler == "threads" and cfg.cluster == "none":
+        yield None
+        return
+    from distributed import Client
+
+    cluster = None
+    if cfg.scheduler != "threads":
+        client = Client(cfg.scheduler)
+        where = f"scheduler {cfg.scheduler}"
+    else:
+        cluster = make_cluster(cfg)
+        if cfg.cluster == "slurm":
+            cluster.scale(jobs=cfg.n_workers)
+        client = Client(cluster)
+        where = f"{cfg.cluster} cluster"
+    try:
+        n = len(client.scheduler_info().get("workers", {}))
+        log(f"compute: {where}, {n} worker(s) connected, dashboard {client.dashboard_link}")
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def run_tasks(client, fn: Callable, items: Iterable, *, desc: str, **kwargs) -> list:
+    """Run ``fn(item, **kwargs)`` for every item, in order of completion, with a
+    progress bar (shown on a terminal only); returns the results in item order.
+
+    With ``client=None`` the items run one after the other in this process;
+    otherwise each is one task on the cluster (``pure=False``: a rerun after a
+    failure recomputes). The first failing task's exception is raised after
+    the tasks already submitted finish or are cancelled.
+    """
+    from tqdm.auto import tqdm
+
+    items = list(items)
+    bar = tqdm(total=len(items), desc=desc, unit="task", disable=None, leave=False)
+    try:
+        if client is None:
+            results = []
+            for item in items:
+                results.append(fn(item, **kwargs))
+                bar.update()
+            return results
+        from distributed import as_completed
+
+        futures = [client.submit(fn, item, pure=False, **kwargs) for item in items]
+        index = {f.key: i for i, f in enumerate(futures)}
+        results = [None] * len(items)
+        try:
+            for future in as_completed(futures):
+                results[index[future.key]] = future.result()
+                bar.update()
+        except BaseException:
+            client.cancel(futures)
+            raise
+        return results
+    finally:
+        bar.close()
