@@ -132,6 +132,8 @@ def test_rerun_takes_the_stale_lock_and_skips_finished_work(resumed):
     out = rerun.stdout
     assert f"removed stale lock {io._lock.lock_path(store)} (taken over) of dead pid " \
         f"{killed['lock']['pid']}" in out
+    assert (f"reconstruct: resuming, {len(killed['done'])} of {N_CHUNKS} chunks already "
+            "written") in out
     for step in ("acquire", "preprocess"):
         assert any(ln.split()[:2] == [step, "skipped"] for ln in out.splitlines()), out
     # the chunks finished before the kill were not recomputed: their done markers
