@@ -214,8 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run the whole pipeline from a config",
                        description="read -> normalise/register/centre/align -> reconstruct -> "
-                       "element amounts -> valence (LCF) -> segmentation -> report, into one "
-                       "store; completed steps are skipped, so rerunning resumes.")
+                       "element amounts -> valence (LCF) -> segmentation -> profiles -> report, "
+                       "into one store; completed steps are skipped, so rerunning resumes.")
     _add_run_options(p)
     p.set_defaults(func=cmd_run, step=None)
     for step, text in (("preprocess", "normalise, de-ring, register energies, centre, align"),
@@ -223,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
                        ("quantify", "element amounts (atoms/nm^3) and TM/O per voxel"),
                        ("fit", "LCF of the XANES scan into valence maps"),
                        ("segment", "particle mask, composition classes, shells, depth, pores"),
+                       ("profile", "TM/O and element amounts (or electron density) per shell, "
+                        "depth bin (nm) and class into the profiles group"),
                        ("report", "figures, profile tables and summary of a finished store")):
         p = sub.add_parser(step, help=text, description=f"One step on an existing store: {text}.")
         _add_run_options(p)

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -198,6 +199,24 @@ def test_region_writes_interrupted_then_resumed(tmp_path, rng):
         write_region(store, "recon", "volume", rest[0], full[1, 8:])
 
 
+def test_init_array_killed_before_its_marker_is_rebuilt(tmp_path):
+    import shutil
+
+    import zarr
+
+    store = tmp_path / "s.zarr"
+    _init(store)
+    # the state a kill inside init_array can leave: arrays written, no marker yet,
+    # a coordinate array not yet written
+    g = zarr.open_group(str(store), path="recon", mode="r+", zarr_format=3)
+    del g.attrs["spectrotomo_store"]
+    shutil.rmtree(store / "recon" / "z")
+    _init(store)  # no overwrite needed: nothing finished can be lost
+    ds = read_group(store, "recon", allow_incomplete=True)
+    np.testing.assert_array_equal(ds["z"].values, np.arange(10) * 10.0)
+    assert len(missing_regions(store, "recon", "volume")) == 6
+
+
 def test_region_multi_chunk_and_misaligned(tmp_path, rng):
     store = tmp_path / "s.zarr"
     _init(store)
@@ -273,18 +292,79 @@ def test_lock_held_by_live_foreign_process_refuses_write(tmp_path, rng):
     assert not store.exists()
 
 
-def test_stale_lock_is_reported(tmp_path):
-    store = tmp_path / "s.zarr"
-    import socket
-
+def _dead_pid() -> int:
     proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True)
-    dead_pid = int(proc.stdout)
-    (tmp_path / "s.zarr.lock").write_text(json.dumps(
-        {"pid": dead_pid, "host": socket.gethostname(), "time": "earlier"}))
-    with pytest.raises(StoreLockedError, match="stale"):
-        with store_lock(store):
+    return int(proc.stdout)
+
+
+def _write_lock(path, pid, host=None):
+    import socket
+
+    path.write_text(json.dumps({"pid": pid, "host": host or socket.gethostname(),
+                                "time": "earlier"}))
+
+
+def test_stale_lock_of_dead_pid_is_taken_over_and_said(tmp_path, rng, caplog):
+    store = tmp_path / "s.zarr"
+    dead = _dead_pid()
+    _write_lock(tmp_path / "s.zarr.lock", dead)
+    with pytest.raises(StoreLockedError, match="stale"):  # a plain write still refuses
+        write(store, "truth", _dataset(rng))
+    lines = []
+    with store_lock(store, log=lines.append) as lock_file:
+        owner = json.loads(lock_file.read_text())
+        assert owner["pid"] == os.getpid()
+        write(store, "truth", _dataset(rng))
+    assert lines == [f"removed stale lock {lock_file} (taken over) of dead pid {dead} on host "
+                     f"{owner['host']} (since earlier)"]
+    assert not lock_file.exists()
+    _write_lock(tmp_path / "s.zarr.lock", dead)
+    with caplog.at_level("WARNING", logger="spectrotomo.io._lock"), store_lock(store):
+        pass  # without a log callback: a logging warning, never silence
+    assert f"dead pid {dead}" in caplog.text
+
+
+def test_stale_lock_of_another_host_is_refused(tmp_path):
+    _write_lock(tmp_path / "s.zarr.lock", _dead_pid(), host="some-other-host")
+    with pytest.raises(StoreLockedError, match="some-other-host.*Wait for it"):
+        with store_lock(tmp_path / "s.zarr"):
             pass
+
+
+def test_racing_takeovers_of_a_stale_lock_admit_one_writer(tmp_path):
+    """Several processes rerun at once after a kill: exactly one takes the stale
+    lock; the others are refused because its new owner is alive."""
+    store, go, release = tmp_path / "s.zarr", tmp_path / "go", tmp_path / "release"
+    _write_lock(tmp_path / "s.zarr.lock", _dead_pid())
+    script = textwrap.dedent(f"""
+        import os, time
+        from spectrotomo.io import store_lock, StoreLockedError
+        print("READY", flush=True)
+        while not os.path.exists({str(go)!r}):
+            pass
+        try:
+            with store_lock({str(store)!r}, log=lambda m: None):
+                print("OWNER", flush=True)
+                while not os.path.exists({str(release)!r}):
+                    time.sleep(0.01)
+        except StoreLockedError as e:
+            print("REFUSED", "Wait for it" in str(e), flush=True)
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                              text=True, env=_env()) for _ in range(4)]
+    try:
+        assert [p.stdout.readline().strip() for p in procs] == ["READY"] * 4
+        go.touch()  # all four try at once
+        outs = [p.stdout.readline().split() for p in procs]
+        release.touch()
+    finally:
+        release.touch()
+        for p in procs:
+            p.communicate(timeout=60)
+    assert sorted(o[0] for o in outs) == ["OWNER", "REFUSED", "REFUSED", "REFUSED"], outs
+    assert all(o[1] == "True" for o in outs if o[0] == "REFUSED"), outs
+    assert not (tmp_path / "s.zarr.lock").exists()
 
 
 def _env():

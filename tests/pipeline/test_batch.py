@@ -11,9 +11,7 @@ One shared scenario per session (each whole pipeline costs seconds):
 import csv
 import json
 import os
-import signal
 import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +20,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from _kill import kill_when, spawn_cli, tree_mtimes
 from spectrotomo.cli import main
 from spectrotomo.pipeline import ManifestError, batch_states, load_manifest, run_batch
 from spectrotomo.pipeline._scan import GpuSlots
@@ -73,10 +72,6 @@ align = false                         # alignment has its own tests
 """
 
 
-def _tree_mtimes(path):
-    return {str(p): p.stat().st_mtime_ns for p in path.rglob("*")}
-
-
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory):
     root = tmp_path_factory.mktemp("batch")
@@ -84,25 +79,14 @@ def batch(tmp_path_factory):
     (root / "run.toml").write_text(CONFIG)
     (root / "corrupt.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + os.urandom(2000))  # a truncated file
     out = root / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "spectrotomo.cli", "batch",
-                             str(root / "batch.toml"), "--out", str(out), "--workers", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 240
+    proc = spawn_cli("batch", root / "batch.toml", "--out", out, "--workers", "1",
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = out / "batch.log"
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if log.exists() and "a: complete" in log.read_text():
-                break
-            time.sleep(0.2)
-        assert proc.poll() is None, "the batch ended before it could be killed"
-        time.sleep(1.0)  # let scan b start and take its store lock
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
-        proc.stderr.close()
+    # the delay lets scan b start and take its store lock
+    kill_when(proc, lambda: log.exists() and "a: complete" in log.read_text(),
+              what="scan a completed", delay=1.0)
     killed_states = batch_states(root / "batch.toml", out_dir=out)
-    a_files = _tree_mtimes(out / "a.zarr")
+    a_files = tree_mtimes(out / "a.zarr")
     a_record = (out / "a-report" / "scan.json").read_text()
     lines = []
     result = run_batch(root / "batch.toml", out_dir=out, workers=2, log=lines.append)
@@ -115,7 +99,7 @@ def test_rerun_after_kill_skips_finished_scan_and_resumes(batch):
     assert batch["killed_states"] == {"a": "complete", "b": "partial", "bad": "new"}
     assert result["states"] == batch["killed_states"]
     # the finished store and its record were not touched by the rerun
-    assert _tree_mtimes(out / "a.zarr") == batch["a_files"]
+    assert tree_mtimes(out / "a.zarr") == batch["a_files"]
     assert (out / "a-report" / "scan.json").read_text() == batch["a_record"]
     assert result["records"]["a"].get("skipped") is True
     assert result["records"]["b"]["status"] == "complete"
@@ -188,11 +172,11 @@ def test_cli_dry_run_lists_states(batch, capsys):
                  "--dry-run"]) == 0
     text = capsys.readouterr().out
     assert "complete" in text and "failed" in text and "corrupt.h5" in text
-    b_files = _tree_mtimes(batch["out"] / "b.zarr")
+    b_files = tree_mtimes(batch["out"] / "b.zarr")
     # a real rerun: only the failed scan runs again, and the exit status says it failed
     assert main(["batch", str(batch["root"] / "batch.toml"), "--out", str(batch["out"])]) == 1
     assert "2 already complete (skipped), 1 to run" in capsys.readouterr().out
-    assert _tree_mtimes(batch["out"] / "b.zarr") == b_files
+    assert tree_mtimes(batch["out"] / "b.zarr") == b_files
 
 
 @pytest.mark.parametrize("text, match", [
@@ -284,9 +268,9 @@ def test_store_input_groups_are_copied_once(tmp_path):
     prepare_input(spec, None, dest, lines.append)
     assert set(io.list_groups(dest)) == {"raw", "truth"}
     np.testing.assert_array_equal(io.read_group(dest, "raw")["projections"].values, 1.0)
-    before = _tree_mtimes(dest)
+    before = tree_mtimes(dest)
     prepare_input(spec, None, dest, lines.append)  # complete groups are not rewritten
-    assert _tree_mtimes(dest) == before
+    assert tree_mtimes(dest) == before
     io.write(tmp_path / "noraw.zarr", "truth", xr.Dataset({"t": ("x", np.arange(4.0))}))
     with pytest.raises(ValueError, match="has no 'raw' group"):
         prepare_input(ScanSpec(label="t", input=str(tmp_path / "noraw.zarr")), None,
@@ -296,11 +280,11 @@ def test_store_input_groups_are_copied_once(tmp_path):
 def test_dask_client_runs_scans_with_gpu_resources(batch):
     distributed = pytest.importorskip("distributed")
     out = batch["out"]
-    b_files = _tree_mtimes(out / "b.zarr")
+    b_files = tree_mtimes(out / "b.zarr")
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                                  resources={"GPU": 1}, dashboard_address=None) as cluster, \
+                                  resources={"GPU": 1}, dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         result = run_batch(batch["root"] / "batch.toml", out_dir=out, executor=client,
                            log=lambda m: None)
     assert result["failed"] == ["bad"] and "ReaderError" in result["records"]["bad"]["error"]
-    assert _tree_mtimes(out / "b.zarr") == b_files  # complete scans stay skipped
+    assert tree_mtimes(out / "b.zarr") == b_files  # complete scans stay skipped

@@ -40,6 +40,11 @@ def test_ctf_run_recovers_electron_density(tmp_path):
     report = tmp_path / "holo-report"
     assert (report / "electron_density.png").is_file()
     assert "mean_electron_density" in json.loads((report / "summary.json").read_text())
+    # profiles of a phase run: electron density per shell and depth bin, no classes
+    prof = io.read_group(store, "profiles")
+    assert prof["electron_density_mean_by_shell"].attrs["units"] == "e/nm^3"
+    assert "class" not in prof.dims and "tm_o_ratio_mean_by_shell" not in prof
+    assert (report / "electron_density_by_depth.csv").is_file()
 
 
 def test_phase_distance_count_mismatch_is_refused(tmp_path):

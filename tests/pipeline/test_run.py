@@ -1,5 +1,6 @@
 """End-to-end pipeline on the small simulated preset (one shared run per session)."""
 
+import csv
 import json
 
 import numpy as np
@@ -33,7 +34,7 @@ def finished(tmp_path_factory):
 
 def test_every_group_complete_and_report_written(finished):
     root, cfg, result, lines = finished
-    for group in ("raw", "od", "recon", "chemistry", "valence", "segmentation"):
+    for group in ("raw", "od", "recon", "chemistry", "valence", "segmentation", "profiles"):
         assert io.is_complete(cfg.output.store, group), group
     assert any("acquire" in ln and "skipped" in ln for ln in lines)
     assert any("reconstruct" in ln and "skipped" in ln for ln in lines)
@@ -42,6 +43,62 @@ def test_every_group_complete_and_report_written(finished):
     assert abs(sum(summary["class_fractions"].values()) - 1) < 1e-9
     assert (root / "report" / "tm_o_by_shell.csv").exists()
     assert len(summary["tm_o_mean_by_shell"]) == 5
+
+
+def test_profiles_group_holds_shell_depth_class_statistics(finished):
+    from spectrotomo import segmentation as seg
+
+    root, cfg, result, _ = finished
+    store = cfg.output.store
+    prof = io.read_group(store, "profiles")
+    seg_ds = io.read_group(store, "segmentation").load()
+    chem = io.read_group(store, "chemistry").load()
+    mask = seg_ds["mask"].values
+    bins = cfg.segmentation.depth_bins_nm
+    np.testing.assert_array_equal(prof["depth_lo"].values, bins[:-1])
+    np.testing.assert_array_equal(prof["depth_hi"].values, bins[1:])
+    assert prof["depth"].attrs["units"] == "nm" and prof.sizes["shell"] == 5
+    assert list(prof["class_name"].values) == ["target", "oxygen_poor", "oxygen_rich"]
+    assert prof["amount_mean_by_depth"].dims == ("element", "depth")
+    assert prof["amount_median_by_class"].attrs["units"] == "1/nm^3"
+    assert prof["tm_o_ratio_std_by_shell"].attrs["units"] == "1"
+    assert prof["tm_o_ratio_count_by_shell"].attrs["units"] == "voxels"
+    # the same numbers as profile_table on the stored maps, per statistic
+    for by, regions, kw in (("shell", seg_ds["shell"], {}), ("depth", seg_ds["depth"],
+                                                             {"bins": bins}),
+                            ("class", seg_ds["composition_class"], {})):
+        for name in ("tm_o_ratio", "amount"):
+            table = seg.profile_table(chem[name], regions.values, by=by, labels=mask, **kw)
+            for stat in ("count", "mean", "std", "median"):
+                np.testing.assert_array_equal(prof[f"{name}_{stat}_by_{by}"].values,
+                                              table[stat].values, err_msg=f"{name} {stat} {by}")
+    # every solid voxel of the particle is in exactly one shell
+    assert prof["tm_o_ratio_count_by_shell"].sum() == np.isfinite(
+        chem["tm_o_ratio"].values[mask & (seg_ds["shell"].values > 0)]).sum()
+    # the report's table is the stored group, not a recomputation
+    with open(root / "report" / "tm_o_by_shell.csv", newline="") as fh:
+        csv_mean = [float(row["mean"]) for row in csv.DictReader(fh)]
+    np.testing.assert_allclose(csv_mean, prof["tm_o_ratio_mean_by_shell"].values, rtol=1e-12)
+    assert result["summary"]["tm_o_mean_by_shell"] == list(
+        prof["tm_o_ratio_mean_by_shell"].values)
+
+
+def test_profile_subcommand_recomputes_only_its_group(finished, tmp_path, capsys):
+    root, cfg, _, lines = finished
+    assert not any("profile" in ln and "skipped" in ln for ln in lines)  # it ran in the fixture
+    config = tmp_path / "run.toml"
+    config.write_text(f'[input]\npath = "simulate:small"\n[output]\nstore = "{cfg.output.store}"\n')
+    before = io.read_group(cfg.output.store, "profiles").load()
+    recon_mtime = (root / "s.zarr" / "recon" / "zarr.json").stat().st_mtime_ns
+    assert main(["profile", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "profile" in out and "skipped" in out  # complete: skipped
+    assert main(["profile", str(config), "--overwrite"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [ln.split()[0] for ln in out if " s   peak RSS" in ln] == ["profile"]
+    after = io.read_group(cfg.output.store, "profiles").load()
+    assert after.drop_attrs().equals(before.drop_attrs())
+    assert (root / "s.zarr" / "recon" / "zarr.json").stat().st_mtime_ns == recon_mtime
 
 
 def test_errors_against_truth_are_reported_and_bounded(finished):

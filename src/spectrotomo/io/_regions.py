@@ -60,7 +60,9 @@ def init_array(store_path, group: str, name: str, *, shape, dtype, chunks, dims,
     """Create an empty chunked array to be filled by :func:`write_region`.
 
     Calling it again on an unfinished group with the same layout and
-    ``overwrite=False`` keeps the written chunks (a resumed job).  With
+    ``overwrite=False`` keeps the written chunks (a resumed job); an array
+    whose own ``init_array`` was killed (before the group's marker named it)
+    is rebuilt, since no chunk of it can have been written.  With
     ``overwrite=True`` the array starts empty (done markers cleared).  Either
     way the group is (re)set to the unfinished state.
 
@@ -98,13 +100,15 @@ def init_array(store_path, group: str, name: str, *, shape, dtype, chunks, dims,
         raise FileExistsError(f"group {group!r} of store {str(root)!r} already holds a "
                               "complete result; pass overwrite=True to rewrite it")
     if group_exists(root, group) and (root / group / name / "zarr.json").is_file():
-        if not overwrite and _same_layout(_open_array(root, group, name), shape, dtype,
-                                          chunks, dims):
-            set_marker(root, group, state="writing")
-            return
-        if not overwrite:
+        same = _same_layout(_open_array(root, group, name), shape, dtype, chunks, dims)
+        if not overwrite and not same:
             raise FileExistsError(f"array {name!r} of group {group!r} exists with another "
                                   "shape/dtype/chunks/dims; pass overwrite=True to replace it")
+        if not overwrite and name in (marker or {}).get("regions", []):
+            set_marker(root, group, state="writing")
+            return
+        # else an init_array killed before its marker (coords may be missing; no chunk
+        # can have been written): rebuilt below
     ensure_parents(root, group)
     shutil.rmtree(root / group / name, ignore_errors=True)
     empty = da.zeros(shape, dtype=dtype, chunks=chunks)

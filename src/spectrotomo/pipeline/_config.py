@@ -68,7 +68,7 @@ class SpectraConfig:
     elements: list[str] = field(default_factory=lambda: ["O", "Mn", "Co", "Ni"])
     references: str = "builtin"
     nonneg: bool = True
-    sum_to_one: bool = True
+    sum_to_one: bool = False
 
 
 @dataclass
@@ -284,9 +284,13 @@ chunk_rows = 16              # detector rows per chunk (memory per worker scales
 
 [spectra]
 elements = ["O", "Mn", "Co", "Ni"]
-references = "builtin"       # builtin (synthetic model spectra) or a CSV/text file
-nonneg = true
-sum_to_one = true
+references = "builtin"       # builtin (synthetic model spectra), or a CSV/text file: energy (eV)
+                             # then one column per state named like Mn2+, Mn3+, O2- (element,
+                             # valence); relative paths from the working directory
+nonneg = true                # state weights >= 0
+sum_to_one = false           # false: absolute fit (references = cross sections per atom, nm^2,
+                             # plus a smooth background); true: edge-step normalise each element's
+                             # window (spectra and references) and fit fractions summing to 1
 
 [segmentation]
 # target_tm_o = 0.4          # target TM/O atomic ratio; default from the input's metadata

@@ -1,4 +1,5 @@
-"""Report: profile tables, figures and a summary (CSV + JSON) from a finished store,
+"""Report: figures, the ``profiles`` group as tables, and a summary (CSV + JSON) from
+a finished store,
 plus errors against ground truth when the store holds a simulated ``truth`` group.
 """
 
@@ -26,22 +27,32 @@ def _class_fractions(classes: np.ndarray) -> dict[str, float]:
     return {CLASS_NAMES[c]: float((classified == c).sum() / n) for c in (1, 2, 3)}
 
 
-def _profiles(ctx, chem: xr.Dataset, seg_ds: xr.Dataset, out_dir: Path, *,
-              figures: bool = True) -> dict:
-    from .. import segmentation as seg
+#: Report file stem of each profiled quantity (``<stem>_by_<by>.csv``/``.png``).
+_PROFILE_FILES = {"tm_o_ratio": "tm_o", "electron_density": "electron_density"}
 
-    mask = seg_ds["mask"].values
-    tables = {}
-    ratio = chem["tm_o_ratio"]
-    for by, regions in (("shell", seg_ds["shell"].values), ("depth", seg_ds["depth"].values),
-                        ("class", seg_ds["composition_class"].values)):
-        kwargs = {"bins": ctx.config.segmentation.depth_bins_nm} if by == "depth" else {}
-        table = seg.profile_table(ratio, regions, by=by, labels=mask, **kwargs)
-        seg.to_csv(table, out_dir / f"tm_o_by_{by}.csv")
-        if figures:
-            seg.plot_profile(table, out_dir / f"tm_o_by_{by}.png")
-        tables[by] = table
-    return {"tm_o_mean_by_shell": [float(v) for v in np.ravel(tables["shell"]["mean"].values)]}
+
+def _profile_tables(store, out_dir: Path, *, figures: bool = True) -> dict:
+    """CSV (and PNG) tables of the scalar maps in the ``profiles`` group, and the
+    mean of each per shell for the summary."""
+    from .. import segmentation as seg
+    from ._profiles import profile_table_of
+
+    if "profiles" not in io.list_groups(store):
+        raise ValueError(f"report: store {store} has no 'profiles' group; run the profile "
+                         "step first (spectrotomo profile CONFIG)")
+    profiles = io.read_group(store, "profiles").load()
+    summary = {}
+    for quantity, stem in _PROFILE_FILES.items():
+        for by in ("shell", "depth", "class"):
+            if f"{quantity}_mean_by_{by}" not in profiles:
+                continue
+            table = profile_table_of(profiles, quantity, by)
+            seg.to_csv(table, out_dir / f"{stem}_by_{by}.csv")
+            if figures:
+                seg.plot_profile(table, out_dir / f"{stem}_by_{by}.png")
+            if by == "shell":
+                summary[f"{stem}_mean_by_shell"] = [float(v) for v in table["mean"].values]
+    return summary
 
 
 def _amount_bias(chem: xr.Dataset, truth: xr.Dataset) -> dict[str, float]:
@@ -145,7 +156,7 @@ def write_report(ctx) -> dict:
         orthoslices(mu.isel(energy=-1).load(), out / "mu_highest_energy.png",
                     title=f"linear attenuation at {float(mu.energy[-1]):.1f} eV")
     if "chemistry" in groups:
-        summary.update(_chemistry_report(ctx, store, seg_ds, out, figures=figures))
+        summary.update(_chemistry_report(store, seg_ds, out, figures=figures))
     if "valence" in groups:
         val = io.read_group(store, "valence").load()
         for el in val["element"].values:
@@ -154,6 +165,7 @@ def write_report(ctx) -> dict:
                 orthoslices(da, out / f"valence_{el}_2d.png",
                             title=f"{el} effective valence (2D)", cmap="plasma")
             summary[f"mean_valence_{el}_2d"] = float(np.nanmean(da.values))
+    summary.update(_profile_tables(store, out, figures=figures))
     summary["errors_vs_truth"] = truth_errors(store)
     summary["parameters"] = ctx.config.to_dict()
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
@@ -176,15 +188,13 @@ def _density_report(store, seg_ds: xr.Dataset, out: Path, *, figures: bool = Tru
     return {"mean_electron_density": float(rho.values[mask].mean()) if mask.any() else None}
 
 
-def _chemistry_report(ctx, store, seg_ds: xr.Dataset, out: Path, *,
+def _chemistry_report(store, seg_ds: xr.Dataset, out: Path, *,
                       figures: bool = True) -> dict:
     """Element, TM/O and composition-class figures, class fractions and profiles."""
     chem = io.read_group(store, "chemistry").load()
     if figures:
         _chemistry_figures(chem, seg_ds, out)
-    summary = {"class_fractions": _class_fractions(seg_ds["composition_class"].values)}
-    summary.update(_profiles(ctx, chem, seg_ds, out, figures=figures))
-    return summary
+    return {"class_fractions": _class_fractions(seg_ds["composition_class"].values)}
 
 
 def _chemistry_figures(chem: xr.Dataset, seg_ds: xr.Dataset, out: Path) -> None:

@@ -1,6 +1,7 @@
 """Run the pipeline: plan, lock the store, run each step (skipping complete ones), log.
 
-The store lock refuses a second concurrent run of the same store; steps whose
+The store lock refuses a second concurrent run of the same store (and takes
+over the lock of a run killed on this host, saying so in the log); steps whose
 group is complete are skipped, so rerunning after a kill resumes.
 """
 
@@ -79,7 +80,8 @@ def run(config: Config, *, steps: Iterable[str] | None = None, dry_run: bool = F
         return {"plan": plan, "records": []}
     ctx = RunContext(config=config, store=store, report_dir=report_dir, log=log)
     records: list[StepRecord] = []
-    with io.store_lock(store), ExitStack() as cluster:
+    # a killed run's stale lock is taken over (and logged)
+    with io.store_lock(store, log=log), ExitStack() as cluster:
         for name in names:
             if name == "report":
                 from ._report import write_report

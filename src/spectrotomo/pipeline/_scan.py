@@ -18,7 +18,7 @@ from .. import io
 from ._config import Config
 from ._manifest import ScanSpec
 
-__all__ = ["scan_paths", "scan_state", "run_scan", "clear_stale_lock", "GpuSlots"]
+__all__ = ["scan_paths", "scan_state", "run_scan", "GpuSlots"]
 
 #: Groups copied from a sample-store input, or written by the simulator.
 INPUT_GROUPS = ("raw", "raw_xanes", "truth", "references")
@@ -66,27 +66,6 @@ def scan_state(out_dir, label: str) -> str:
     # the record is written after the last step: with it, every step group ran
     done = (report_dir / RECORD).is_file() and _all_complete(store)
     return "complete" if done else "partial"
-
-
-def clear_stale_lock(store: Path, log) -> None:
-    """Delete the store's lock if its owner is a dead process on this host.
-
-    A batch killed with kill -9 leaves the lock of the scan it was running; the
-    pipeline itself only refuses such a lock (it cannot tell a slow writer on
-    another host from a dead one), so the batch takes over locks whose owner
-    pid is gone on this host. A live owner is left alone and the scan fails
-    with :class:`~spectrotomo.io.StoreLockedError`.
-    """
-    import socket
-
-    from ..io import _lock
-
-    path = _lock.lock_path(store)
-    owner = _lock._read_owner(path)
-    if owner and owner.get("host") == socket.gethostname() and owner.get("pid") is not None \
-            and not _lock._pid_alive(owner["pid"]):
-        path.unlink(missing_ok=True)
-        log(f"removed stale lock {path} of dead pid {owner['pid']}")
 
 
 class GpuSlots:
@@ -185,8 +164,7 @@ def run_scan(spec: ScanSpec, config: Config, out_dir, *, gpu_slots: GpuSlots | N
 
         log(f"scan {spec.label}: input {spec.input}")
         try:
-            clear_stale_lock(store, log)
-            with io.store_lock(store):
+            with io.store_lock(store, log=log):  # takes over a lock of a killed run
                 prepare_input(spec, config, store, log)
                 with (gpu_slots.hold() if gpu_slots else nullcontext(None)) as gpu, _on_gpu(gpu):
                     if gpu is not None:

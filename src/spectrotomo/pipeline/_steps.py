@@ -21,6 +21,7 @@ from .._model import add_provenance, spatial_map
 from ._chunked import EDGE_RANGES_EV, quantify, reconstruct
 from ._config import Config
 from ._phase import SIMULATE_HOLO, density, is_phase_run, phase_od
+from ._profiles import profile
 
 __all__ = ["RunContext", "STEPS", "EDGE_RANGES_EV"]
 
@@ -43,6 +44,19 @@ class RunContext:
 
 
 # --------------------------------------------------------------------------- #
+def _write_inputs(ctx: RunContext, tree, groups: dict[str, str]) -> None:
+    """Write the ``tree`` children as store groups (child -> group), ``raw`` last.
+
+    ``raw`` marks the acquire step complete, so it is written after the other
+    input groups; groups already complete (a run killed part-way through this
+    step) are kept unless ``[output] overwrite``.
+    """
+    for child, group in sorted(groups.items(), key=lambda kv: kv[1] == "raw"):
+        if io.is_complete(ctx.store, group) and not ctx.overwrite:
+            continue
+        io.write(ctx.store, group, tree[child].to_dataset(inherit=False), overwrite=True)
+
+
 def acquire(ctx: RunContext) -> None:
     """Read the input file (or simulate it) into the ``raw`` group(s)."""
     src = ctx.config.input.path
@@ -54,20 +68,13 @@ def acquire(ctx: RunContext) -> None:
         if ctx.config.phase.energy_ev:
             kwargs["energy_ev"] = ctx.config.phase.energy_ev
         tree = holotomo_sample(src[len(SIMULATE_HOLO):], seed=ctx.config.input.seed, **kwargs)
-        for child, group in {"truth": "truth", "tilt_series": "raw"}.items():
-            io.write(ctx.store, group, tree[child].to_dataset(inherit=False),
-                     overwrite=ctx.overwrite)
-        return
+        return _write_inputs(ctx, tree, {"truth": "truth", "tilt_series": "raw"})
     if src.startswith("simulate:"):
         from ..simulate import sample
 
         tree = sample(src.split(":", 1)[1], seed=ctx.config.input.seed)
-        groups = {"truth": "truth", "tilt_series": "raw", "xanes": "raw_xanes",
-                  "references": "references"}
-        for child, group in groups.items():
-            io.write(ctx.store, group, tree[child].to_dataset(inherit=False),
-                     overwrite=ctx.overwrite)
-        return
+        return _write_inputs(ctx, tree, {"truth": "truth", "tilt_series": "raw",
+                                         "xanes": "raw_xanes", "references": "references"})
     overrides = {}
     if ctx.config.input.energies_ev:
         overrides["energy"] = ctx.config.input.energies_ev
@@ -157,9 +164,11 @@ def preprocess(ctx: RunContext) -> None:
 
 
 def valence(ctx: RunContext) -> None:
-    """raw_xanes -> valence: 2D LCF of every pixel's spectrum (absolute mode)."""
+    """raw_xanes -> valence: 2D LCF of every pixel's spectrum against the
+    ``[spectra] references``, in the mode of ``[spectra] sum_to_one``/``nonneg``."""
     from ..recon import normalize, register_energies
-    from ..spectra import DEFAULT_WINDOWS, builtin_references, valence_maps
+    from ..spectra import DEFAULT_WINDOWS
+    from ._xanes import config_references, fit_valence
 
     if "raw_xanes" not in io.list_groups(ctx.store):
         ctx.log("valence: no XANES scan in the store; skipped")
@@ -175,14 +184,17 @@ def valence(ctx: RunContext) -> None:
     spectra = xr.DataArray(od.astype(np.float32), dims=("energy", "y", "x"),
                            coords={"energy": ds["energy"], "y": ds["y"], "x": ds["x"]},
                            attrs={"units": "1", "pixel_size": px})
-    refs = builtin_references(None, normalised=False)
+    cfg = ctx.config.spectra
+    refs = config_references(cfg.references)
     energies = ds["energy"].values
     elements = [el for el, (lo, hi) in DEFAULT_WINDOWS.items()
                 if ((energies >= lo) & (energies <= hi)).sum() >= 2 and el in set(
                     refs["state_element"].values)]
-    result = valence_maps(spectra, refs, elements=elements, min_amount=0.0)
+    result = fit_valence(spectra, refs, elements, cfg)
     result["registration_residual"] = (("energy",), np.asarray(reg.residual_px), {"units": "px"})
-    add_provenance(result, "pipeline.valence", inputs=[str(ctx.store)])
+    add_provenance(result, "pipeline.valence", inputs=[str(ctx.store)],
+                   references=cfg.references, fit_mode=result.attrs["fit_mode"],
+                   nonneg=cfg.nonneg, sum_to_one=cfg.sum_to_one)
     io.write(ctx.store, "valence", result, overwrite=ctx.overwrite)
 
 
@@ -292,4 +304,5 @@ STEPS: dict[str, tuple[Callable[[RunContext], None], tuple[str, ...]]] = {
     "quantify": (quantify, ("chemistry",)),
     "valence": (valence, ("valence",)),
     "segment": (segment, ("segmentation",)),
+    "profile": (profile, ("profiles",)),
 }

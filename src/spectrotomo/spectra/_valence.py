@@ -49,7 +49,7 @@ def _window_energies(energy, window, element):
 
 def valence_maps(spectra, references, *, elements=None, windows=None, normalised: bool = False,
                  background: int = 2, min_amount: float = 0.0, r_factor_max: float = 0.05,
-                 dtype=None):
+                 dtype=None, nonneg: bool = True, sum_to_one: bool | None = None):
     """Oxidation-state fractions and effective valence of each element per voxel.
 
     For every element the measured energies inside its window are fitted with
@@ -59,9 +59,10 @@ def valence_maps(spectra, references, *, elements=None, windows=None, normalised
       and ``references`` cross sections per atom (nm^2); fitted with
       ``nonneg`` plus an unconstrained polynomial ``background`` (the other
       elements' smooth absorption), so the weights are atoms/nm^3 per state
-      and their sum is the element's amount.
+      and their sum is the element's amount (``sum_to_one`` must stay off).
     * ``normalised=True``: edge-step normalised spectra and references; fitted
-      with ``nonneg`` and ``sum_to_one`` (weights are fractions).
+      with ``nonneg`` and ``sum_to_one`` (weights are fractions; with
+      ``sum_to_one=False`` their sum is free and measures the normalisation).
 
     Parameters
     ----------
@@ -81,6 +82,11 @@ def valence_maps(spectra, references, *, elements=None, windows=None, normalised
         are masked (NaN valence).
     r_factor_max : float
         Quality threshold (see :class:`LCFResult`).
+    nonneg : bool
+        Constrain every state's weight to be >= 0.
+    sum_to_one : bool, optional
+        Constrain each element's weights to sum to 1; default ``normalised``.
+        Refused in absolute mode, whose weights are amounts, not fractions.
 
     Returns
     -------
@@ -96,6 +102,11 @@ def valence_maps(spectra, references, *, elements=None, windows=None, normalised
     from ._lcf import lcf
     from ._references import resample
 
+    sum_to_one = normalised if sum_to_one is None else bool(sum_to_one)
+    if sum_to_one and not normalised:
+        raise ValidationError("valence_maps: sum_to_one=True needs normalised=True (edge-step "
+                              "normalised spectra and references); absolute-mode weights are "
+                              "amounts (atoms/nm^3), not fractions")
     for c in ("state_element", "state_valence"):
         if c not in references.coords:
             raise ValidationError(f"valence_maps: references need coord {c!r}")
@@ -114,8 +125,8 @@ def valence_maps(spectra, references, *, elements=None, windows=None, normalised
         sel = _window_energies(energy, windows[el], el)
         refs = references.isel(state=np.flatnonzero(references["state_element"].values == el))
         refs = resample(refs, energy[sel])
-        res = lcf(data[..., np.flatnonzero(sel)], refs.values, nonneg=True,
-                  sum_to_one=normalised, background=None if normalised else background,
+        res = lcf(data[..., np.flatnonzero(sel)], refs.values, nonneg=nonneg,
+                  sum_to_one=sum_to_one, background=None if normalised else background,
                   r_factor_max=r_factor_max, dtype=dtype,
                   names=[str(s) for s in refs["state"].values])
         val = effective_valence(res.fractions, refs["state_valence"].values)
@@ -153,4 +164,4 @@ def valence_maps(spectra, references, *, elements=None, windows=None, normalised
     return add_provenance(ds, "spectra.valence_maps", elements=elements,
                           windows={e: list(windows[e]) for e in elements},
                           normalised=normalised, background=background,
-                          r_factor_max=r_factor_max)
+                          r_factor_max=r_factor_max, nonneg=nonneg, sum_to_one=sum_to_one)

@@ -1,0 +1,126 @@
+"""The valence step's references and fit mode, from the ``[spectra]`` config.
+
+``references = "builtin"`` uses the simulator's model spectra (cross sections
+per atom, nm^2); any other value is a CSV/text table read with
+:func:`spectrotomo.spectra.load_references`: energy (eV) first, then one
+column per state named ``<element><valence><sign>`` (``Mn2+``, ``Mn3+``,
+``O2-``), which gives each state's element and formal valence.
+
+``sum_to_one = false`` (default): absolute fit of the optical density with
+the references as cross sections per atom plus a polynomial background
+(weights: column amounts; a common scale of one element's references changes
+the amounts, not the valence). ``sum_to_one = true``: each element's window
+of the spectra and of the references is edge-step normalised (edge energy
+``e0`` from the references) and fitted with fractions summing to one.
+``nonneg`` constrains the weights to be >= 0 in both modes.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+__all__ = ["config_references", "fit_valence", "fit_mode"]
+
+_STATE = re.compile(r"^([A-Z][a-z]?)(\d+(?:\.\d+)?)([+-])$")
+#: Pre-edge window (eV, relative to e0) of the normalised mode: measured XANES
+#: grids often start only a few eV below the edge (the simulator's: 4.5 eV).
+_PRE_EDGE_EV = (-np.inf, -1.0)
+
+
+def config_references(spec: str) -> xr.DataArray:
+    """The references named by ``[spectra] references``.
+
+    Parameters
+    ----------
+    spec : str
+        ``"builtin"`` or the path of a CSV/text table (energy in eV, then one
+        column per state named like ``Mn3+``).
+
+    Returns
+    -------
+    xarray.DataArray, dims (state, energy)
+        With coords ``state_element`` and ``state_valence`` (elementary charges).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If the table cannot be read or a column name does not give the state
+        (messages name the file and the column).
+    """
+    from ..spectra import builtin_references, load_references
+
+    if spec == "builtin":
+        return builtin_references(None, normalised=False)
+    path = Path(spec)
+    if not path.is_file():
+        raise FileNotFoundError(f"[spectra] references: no file {str(path)!r}; expected "
+                                "\"builtin\" or a CSV/text table (energy in eV, then one "
+                                "column per state named like Mn3+)")
+    refs = load_references(path)
+    names = [str(n) for n in refs["state"].values]
+    matches = [_STATE.match(n) for n in names]
+    bad = [n for n, m in zip(names, matches) if m is None]
+    if bad:
+        raise ValueError(f"[spectra] references {path}: column(s) {bad} must be named "
+                         "<element><valence><sign>, e.g. Mn3+ or O2- (the header line gives "
+                         "each state's element and formal valence)")
+    valences = [float(m.group(2)) * (1 if m.group(3) == "+" else -1) for m in matches]
+    return refs.assign_coords(state_element=("state", [m.group(1) for m in matches]),
+                              state_valence=("state", valences))
+
+
+def fit_mode(cfg) -> str:
+    """``"normalised"`` when ``[spectra] sum_to_one``, else ``"absolute"``."""
+    return "normalised" if cfg.sum_to_one else "absolute"
+
+
+def fit_valence(spectra: xr.DataArray, refs: xr.DataArray, elements, cfg) -> xr.Dataset:
+    """Valence maps of ``spectra`` (energy, y, x) optical density in the
+    ``[spectra]`` mode (``cfg``: :class:`~spectrotomo.pipeline._config.SpectraConfig`);
+    ``attrs["fit_mode"]`` says which."""
+    from .._model import ValidationError
+    from ..spectra import valence_maps
+
+    try:
+        if fit_mode(cfg) == "absolute":
+            ds = valence_maps(spectra, refs, elements=elements, min_amount=0.0,
+                              nonneg=cfg.nonneg)
+        else:
+            ds = _merge_elements([_fit_normalised(spectra, refs, el, cfg.nonneg)
+                                  for el in elements])
+    except ValidationError as exc:  # e.g. a file whose energies miss the measured ones
+        raise ValidationError(f"valence: [spectra] references {cfg.references}: {exc}") from exc
+    ds.attrs["fit_mode"] = fit_mode(cfg)
+    return ds
+
+
+def _fit_normalised(spectra: xr.DataArray, refs: xr.DataArray, element: str,
+                    nonneg: bool) -> xr.Dataset:
+    """Edge-step normalise one element's window (spectra and references, one
+    e0), then fit fractions that sum to one."""
+    from ..spectra import DEFAULT_WINDOWS, normalise, resample, valence_maps
+
+    lo, hi = DEFAULT_WINDOWS[element]
+    energy = spectra["energy"].values
+    window = spectra.isel(energy=np.flatnonzero((energy >= lo) & (energy <= hi)))
+    mine = refs.isel(state=np.flatnonzero(refs["state_element"].values == element))
+    mine = normalise(resample(mine, window["energy"].values), pre=_PRE_EDGE_EV)
+    window = normalise(window, e0=mine.attrs["e0"], pre=_PRE_EDGE_EV)  # keeps pixel_size
+    return valence_maps(window, mine, elements=[element], normalised=True, nonneg=nonneg,
+                        sum_to_one=True)
+
+
+def _merge_elements(parts: list[xr.Dataset]) -> xr.Dataset:
+    """One dataset from per-element fits (element-dim variables and fractions)."""
+    if len(parts) == 1:
+        return parts[0]
+    per_element = [v for v in parts[0].data_vars if "element" in parts[0][v].dims]
+    out = xr.concat([p[per_element] for p in parts], dim="element", combine_attrs="override")
+    out["fractions"] = xr.concat([p["fractions"] for p in parts], dim="state")
+    return out
