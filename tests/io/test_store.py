@@ -217,6 +217,34 @@ def test_init_array_killed_before_its_marker_is_rebuilt(tmp_path):
     assert len(missing_regions(store, "recon", "volume")) == 6
 
 
+def test_group_of_several_region_arrays_resumes_and_completes(tmp_path, rng):
+    """Every array of a group is registered (xarray rewrites the group attrs on
+    each init_array), resumes its written chunks and gates completion; string
+    coords and group attrs survive."""
+    store = tmp_path / "s.zarr"
+    coords = {"element": ["O", "Mn"], "z": np.arange(4.0)}
+
+    def init():
+        init_array(store, "chem", "amount", shape=(2, 4), dtype="float32", chunks=(2, 2),
+                   dims=("element", "z"), coords=coords)
+        init_array(store, "chem", "ratio", shape=(4,), dtype="float32", chunks=(2,),
+                   dims=("z",), coords={"z": coords["z"]})
+
+    init()
+    write_region(store, "chem", "amount", (slice(None), slice(0, 2)), np.ones((2, 2)))
+    write_region(store, "chem", "ratio", (slice(0, 2),), np.ones(2))
+    init()  # a resumed job: written chunks kept
+    assert [len(missing_regions(store, "chem", n)) for n in ("amount", "ratio")] == [1, 1]
+    write_region(store, "chem", "amount", (slice(None), slice(2, 4)), 2 * np.ones((2, 2)))
+    with pytest.raises(RuntimeError, match="ratio"):
+        mark_complete(store, "chem")
+    write_region(store, "chem", "ratio", (slice(2, 4),), 2 * np.ones(2))
+    mark_complete(store, "chem", attrs={"n_masked": 3})
+    ds = read_group(store, "chem").load()
+    assert ds.attrs["n_masked"] == 3 and list(ds["element"].values) == ["O", "Mn"]
+    np.testing.assert_array_equal(ds["ratio"].values, [1, 1, 2, 2])
+
+
 def test_region_multi_chunk_and_misaligned(tmp_path, rng):
     store = tmp_path / "s.zarr"
     _init(store)

@@ -116,7 +116,9 @@ def init_array(store_path, group: str, name: str, *, shape, dtype, chunks, dims,
     ds = _encode(xr.Dataset({name: (dims, empty, dict(attrs or {}))}, coords=coords))
     ds.to_zarr(root, group=group, mode="a", compute=False, zarr_format=3,
                consolidated=False, encoding={name: {"chunks": chunks}})
-    names = sorted(set((get_marker(root, group) or {}).get("regions", [])) | {name})
+    # the marker read before to_zarr: xarray rewrites the group's attributes, so the
+    # arrays registered by earlier init_array calls must come from that copy
+    names = sorted(set((marker or {}).get("regions", [])) | {name})
     set_marker(root, group, state="writing", kind="Dataset", regions=names)
 
 

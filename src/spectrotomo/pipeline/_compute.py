@@ -125,13 +125,13 @@ def open_client(cfg: ComputeConfig, log: Callable[[str], None] = print) -> Itera
 
 
 def run_tasks(client, fn: Callable, items: Iterable, *, desc: str, **kwargs) -> list:
-    """Run ``fn(item, **kwargs)`` for every item, in order of completion, with a
+    """Run ``fn(item, **kwargs)`` for every item, with a
     progress bar (shown on a terminal only); returns the results in item order.
 
     With ``client=None`` the items run one after the other in this process;
     otherwise each is one task on the cluster (``pure=False``: a rerun after a
-    failure recomputes). The first failing task's exception is raised after
-    the tasks already submitted finish or are cancelled.
+    failure recomputes). The first failing task's exception is raised and the
+    other tasks are cancelled.
     """
     from tqdm.auto import tqdm
 
@@ -144,21 +144,16 @@ def run_tasks(client, fn: Callable, items: Iterable, *, desc: str, **kwargs) -> 
                 results.append(fn(item, **kwargs))
                 bar.update()
             return results
-        from distributed import as_completed
-
         futures = [client.submit(_without_nested_tasks, fn, item, pure=False,
                                  key=f"{fn.__name__}-{uuid.uuid4().hex}", **kwargs)
                    for item in items]
-        index = {f.key: i for i, f in enumerate(futures)}
-        results = [None] * len(items)
+        for future in futures:
+            future.add_done_callback(lambda _: bar.update())
         try:
-            for future in as_completed(futures):
-                results[index[future.key]] = future.result()
-                bar.update()
+            return client.gather(futures)
         except BaseException:
             client.cancel(futures)
             raise
-        return results
     finally:
         bar.close()
 

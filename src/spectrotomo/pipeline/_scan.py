@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import io
+from ._compute import local_dask
 from ._config import Config
 from ._manifest import ScanSpec
 
@@ -156,7 +157,9 @@ def run_scan(spec: ScanSpec, config: Config, out_dir, *, gpu_slots: GpuSlots | N
     store, report_dir, log_file = scan_paths(out_dir, spec.label)
     log_file.parent.mkdir(parents=True, exist_ok=True)
     record = {"label": spec.label, "status": "failed", "error": ""}
-    with open(log_file, "a") as fh:
+    # local_dask: on a dask worker, the scan's own dask work must not go back to the
+    # cluster (that secedes the task and lets the worker start a second scan beside it)
+    with open(log_file, "a") as fh, local_dask():
         def log(message: str) -> None:
             stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
             fh.write(f"{stamp} {message}\n")
