@@ -76,6 +76,8 @@ def truth_errors(store) -> dict:
             est = od["jitter"].values - od["jitter"].values.mean(0)
             true = raw["true_shift"].values - raw["true_shift"].values.mean(0)
             errors["jitter_rms_error_px"] = float(np.sqrt(((est - true) ** 2).sum(1).mean()))
+        if "energy_scale" in od and "true_scale" in raw:
+            errors["magnification_error_pct"] = _magnification_error(od, raw)
     if "density" in groups and "electron_density" in truth:
         errors.update(_density_errors(store, truth))
     if "segmentation" in groups and "chemistry" in groups:
@@ -109,6 +111,18 @@ def truth_errors(store) -> dict:
         ok = thick & np.isfinite(val)
         errors["mn_valence_mae"] = float(np.abs(val[ok] - true2d[ok]).mean()) if ok.any() else None
     return errors
+
+
+def _magnification_error(od: xr.Dataset, raw: xr.Dataset) -> float:
+    """Worst |estimated / true - 1| of the energy registration's scale, %.
+
+    The simulator's ``true_scale`` is relative to the ideal geometry; the
+    registration's is relative to its reference energy.
+    """
+    true = np.asarray(raw["true_scale"].values, float)
+    ref = int(od.attrs.get("registration_reference", true.size // 2))
+    est = np.asarray(od["energy_scale"].values, float)
+    return float(np.abs(est / (true / true[ref]) - 1).max() * 100)
 
 
 def _density_errors(store, truth: xr.Dataset) -> dict:
