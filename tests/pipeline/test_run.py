@@ -46,8 +46,9 @@ def test_pixel_size_metadata_fixes_the_magnification_and_lowers_the_class_error(
         finished, with_metadata):
     """Measured 2026-12-01 (2-core VM; gpu_bench/RESULTS.prep.md): magnification error
     2e-14 % with metadata vs 0.21 % estimated; class-fraction error sum 11.3 pp vs 13.0 pp
-    (worst class 5.7 vs 6.5 pp). An oracle registration also gives 11.1-11.3 pp: the rest is
-    not registration (mostly the simulator's bilinear sub-pixel energy shifts)."""
+    (worst class 5.7 vs 6.5 pp). An oracle registration gives 11.1 pp: the rest is not
+    registration (mostly the simulator's bilinear sub-pixel energy shifts). At seed 0 only:
+    seed 1 reads 1.6 -> 3.4 pp (errors cancel), seed 2 9.6 -> 5.2 pp."""
     cfg, result = with_metadata
     od = io.read_group(cfg.output.store, "od")
     assert od.attrs["magnification_source"] == "metadata"
@@ -149,8 +150,8 @@ def test_class_fractions_match_truth_only_with_smoothed_amounts(finished):
     raw_classes = np.asarray(seg.composition_classes(ratio, 0.4, 0.05, mask=defined))
     assert _fraction_error_sum_pp(raw_classes, truth) > 50
     # default smoothing (30 nm, 40 nm iso-depth surface): measured 12.9 pp (sum over the three
-    # classes) with alignment, 2.5 pp with exact energy registration; the remainder is the
-    # 0.2-0.3 % magnification error of register_energies across the O and Mn edges
+    # classes) with alignment; exact (oracle) energy registration gives 11.1 pp (align off):
+    # most of the rest is the simulator's bilinear sub-pixel energy shift (RESULTS.prep.md)
     assert errors["class_fraction_error_sum_pp"] == pytest.approx(
         _fraction_error_sum_pp(seg_ds["composition_class"].values, truth))
     assert errors["class_fraction_error_sum_pp"] < 16
