@@ -78,6 +78,15 @@ def test_every_group_complete_and_report_written(finished):
     assert len(summary["tm_o_mean_by_shell"]) == 5
 
 
+def test_center_search_scores_stored_and_plotted(finished):
+    root, cfg, _, _ = finished
+    od = io.read_group(cfg.output.store, "od")
+    assert od.attrs["center_method"] == "com"  # limited angle, particle inside the field
+    assert od["center_score_x"].attrs["units"] == "deg"
+    assert od["center_score"].shape == od["angle"].shape
+    assert (root / "report" / "center_scores.png").stat().st_size > 1000
+
+
 def test_errors_against_truth_are_reported_and_bounded(finished):
     _, _, result, _ = finished
     errors = result["summary"]["errors_vs_truth"]

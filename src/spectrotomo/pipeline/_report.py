@@ -12,7 +12,7 @@ import numpy as np
 import xarray as xr
 
 from .. import io
-from ._figures import histogram, label_orthoslices, orthoslices
+from ._figures import center_scores, histogram, label_orthoslices, orthoslices
 
 __all__ = ["write_report", "truth_errors"]
 
@@ -152,6 +152,8 @@ def write_report(ctx) -> dict:
                                  / max(seg_ds["mask"].values.sum(), 1)),
                "crack_fraction": float((seg_ds["cracks"].values > 0).sum()
                                        / max(seg_ds["mask"].values.sum(), 1))}
+    if figures and "od" in groups:
+        _center_figure(store, out)
     if "density" in groups:
         summary.update(_density_report(store, seg_ds, out, figures=figures))
     elif figures:
@@ -177,6 +179,14 @@ def write_report(ctx) -> dict:
         for key, value in _flatten(summary).items():
             writer.writerow([key, value])
     return summary
+
+
+def _center_figure(store, out: Path) -> None:
+    """``center_scores.png``: the automatic centre search's candidates and metric."""
+    od = io.read_group(store, "od")
+    if "center_score" in od:
+        center_scores(od[["center_score_x", "center_score"]].load().assign_attrs(od.attrs),
+                      out / "center_scores.png")
 
 
 def _density_report(store, seg_ds: xr.Dataset, out: Path, *, figures: bool = True) -> dict:

@@ -145,6 +145,15 @@ def _registration_record(reg, pixel_sizes, pixel_size: float) -> tuple[dict, dic
     return variables, attrs, pixel_size
 
 
+def _center_record(scores) -> tuple[dict, dict]:
+    """(od variables, od attrs) of the centre search's candidate scores (QC figure)."""
+    dim = ("center_candidate",)
+    return ({"center_score_x": (dim, scores.x, {"units": scores.x_units,
+                                                "long_name": scores.x_label}),
+             "center_score": (dim, scores.metric, {"long_name": scores.metric_label})},
+            {"center_method": scores.method})
+
+
 def preprocess(ctx: RunContext) -> None:
     """raw -> od: normalise, de-ring, register energies, find the centre, align jitter."""
     from ..recon import find_center
@@ -163,8 +172,12 @@ def preprocess(ctx: RunContext) -> None:
                             estimate=cfg.preprocess.magnification != "none")
         reg_vars, reg_attrs, pixel_size = _registration_record(reg, sizes, pixel_size)
     mean_od = od.mean(axis=0)
-    center = (find_center(mean_od, angles) if cfg.preprocess.center == "auto"
-              else float(cfg.preprocess.center))
+    center_vars, center_attrs = {}, {}
+    if cfg.preprocess.center == "auto":
+        center, scores = find_center(mean_od, angles, return_metric=True)
+        center_vars, center_attrs = _center_record(scores)
+    else:
+        center = float(cfg.preprocess.center)
     shifts = np.zeros((angles.size, 2))
     if cfg.preprocess.align:
         from ..recon import align_projections
@@ -179,7 +192,7 @@ def preprocess(ctx: RunContext) -> None:
         {"od": (("energy", "angle", "y", "x"), od.astype(np.float32),
                 {"units": "rad" if phase else "1"}),
          "jitter": (("angle", "axis"), shifts, {"units": "px", "axes": "(dy, dx)"}),
-         **reg_vars},
+         **reg_vars, **center_vars},
         coords={"energy": ([cfg.phase.energy_ev] if phase and cfg.phase.energy_ev
                            else ds["energy"].values),
                 "angle": ds["angle"],
@@ -187,7 +200,8 @@ def preprocess(ctx: RunContext) -> None:
                        ds[k].attrs) for k in ("y", "x")}},
         attrs={"pixel_size": pixel_size, "pixel_size_units": "nm",
                "signal": "phase" if phase else "od",
-               "center": float(center), "center_units": "column index", **counts, **reg_attrs})
+               "center": float(center), "center_units": "column index", **counts, **reg_attrs,
+               **center_attrs})
     add_provenance(out, "pipeline.preprocess", inputs=[str(ctx.store)],
                    flat_mode=cfg.preprocess.flat_mode, rings=cfg.preprocess.rings,
                    center=float(center), align=cfg.preprocess.align,
