@@ -6,7 +6,7 @@ Cases (one pipeline run each, ``[preprocess] align = false``, figures off):
 - ``meta`` / ``nometa``: the simulator records / does not record ``pixel_size_energy``;
 - ``oracle``: every energy warped onto the truth geometry with the true scale and shift;
 - ``perfect``: no instrument imperfection at all (noise and the missing wedge only);
-- ``only:KEY`` / ``without:KEY``: metadata on and only / all but one of
+- ``only:KEY[,KEY...]`` / ``without:KEY``: metadata on and only these / all but one of
   ``simulate.IMPERFECTIONS``;
 - ``fourier-shift``: energy shifts only, simulated by a band-limited (Fourier) shift
   instead of the simulator's bilinear resampling.
@@ -92,8 +92,8 @@ def run_case(out: str, case: str) -> dict:
         elif case == "perfect":
             smod.IMPERFECTIONS.update({k: 0.0 for k in smod.IMPERFECTIONS})
         elif case.startswith("only:") or case == "fourier-shift":
-            key = "energy_shift_px" if case == "fourier-shift" else case[5:]
-            smod.IMPERFECTIONS.update({k: 0.0 for k in smod.IMPERFECTIONS if k != key})
+            keys = ["energy_shift_px"] if case == "fourier-shift" else case[5:].split(",")
+            smod.IMPERFECTIONS.update({k: 0.0 for k in smod.IMPERFECTIONS if k not in keys})
             if case == "fourier-shift":
                 fwd._misalign = _fourier_misalign
         elif case.startswith("without:"):
