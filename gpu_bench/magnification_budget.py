@@ -65,8 +65,9 @@ def _spline_misalign(od, shifts, scales):
     for e in range(od.shape[0]):  # a simulation-only reference, a few thousand frames
         for a in range(od.shape[1]):
             offset = c - (c + shifts[e, a]) / scales[e]
-            out[e, a] = ndimage.affine_transform(od[e, a].astype(np.float64), np.full(2, 1 / scales[e]),
-                                                 offset=offset, order=5, mode="constant")
+            out[e, a] = ndimage.affine_transform(od[e, a].astype(np.float64),
+                                                 np.full(2, 1 / scales[e]), offset=offset,
+                                                 order=5, mode="constant")
     return out
 
 
@@ -111,7 +112,8 @@ def run_case(out: str, case: str) -> dict:
     err = res["summary"]["errors_vs_truth"]
     if case == "oracle":  # scales relative to the truth geometry, not to a reference energy
         err["magnification_error_pct"] = 0.0
-    return {"case": case + ("+spline" if spline else ""), "seed": cfg.input.seed, "wall_s": round(time.time() - t0, 1),
+    return {"case": case + ("+spline" if spline else ""), "seed": cfg.input.seed,
+            "wall_s": round(time.time() - t0, 1),
             **{k: err.get(k) for k in ERRORS}}
 
 

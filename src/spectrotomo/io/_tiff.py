@@ -4,11 +4,12 @@ multi-page file, described by a small JSON or TOML sidecar.
 Sidecar keys (parsed with ``json``/``tomllib`` only, never evaluated):
 ``angles`` (list), ``energy`` (number) or ``energies`` (list), ``pixel_size``
 (number) or ``pixel_sizes`` (list, one per energy in the order of
-``energies``: zone-plate magnification changes with energy); units ``angle_units`` (default ``"deg"``), ``energy_units``
-(``"eV"``), ``pixel_size_units`` (``"nm"``); optional ``flats``/``darks`` (a
-file name or list of file names, relative to the sidecar) and ``projections``
-(file names; default: every TIFF in the folder that is not a flat or dark, in
-natural order). Several energies: frames are energy-major
+``energies``: zone-plate magnification changes with energy); units
+``angle_units`` (default ``"deg"``), ``energy_units`` (``"eV"``),
+``pixel_size_units`` (``"nm"``, also for ``pixel_sizes``); optional
+``flats``/``darks`` (a file name or list of file names, relative to the
+sidecar) and ``projections`` (file names; default: every TIFF in the folder
+that is not a flat or dark, in natural order). Several energies: frames are energy-major
 (``n_energies * n_angles`` frames).
 
 Sidecar lookup: ``sidecar=`` if given; for ``stack.tif`` the files

@@ -65,5 +65,6 @@ def sample(preset: str = "small", *, seed: int = 0, imperfect: bool = True,
     refs = xr.Dataset({"spectra": reference_spectra()}, attrs={"synthetic": True})
     tree = xr.DataTree.from_dict({"truth": truth, "tilt_series": ts, "xanes": xanes, "references": refs})
     tree.attrs.update({"preset": preset, "seed": int(seed), "synthetic": True,
-                       "imperfect": bool(imperfect), "pixel_size_metadata": bool(pixel_size_metadata)})
+                       "imperfect": bool(imperfect),
+                       "pixel_size_metadata": bool(pixel_size_metadata)})
     return tree
