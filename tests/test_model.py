@@ -72,3 +72,29 @@ def test_provenance_roundtrip():
     (entry,) = st.provenance(v)
     assert entry["step"] == "test.step" and entry["parameters"]["arr"] == [0, 1, 2]
     assert entry["version"] == st.__version__
+
+
+def test_per_energy_pixel_sizes_are_a_coordinate_along_energy():
+    ds = _series(pixel_sizes=[10.0, 10.02])
+    coord = ds["pixel_size_energy"]
+    assert coord.dims == ("energy",) and coord.attrs["units"] == "nm"
+    np.testing.assert_array_equal(st.energy_pixel_sizes(ds), [10.0, 10.02])
+    assert st.energy_pixel_sizes(ds.isel(energy=[1]))[0] == 10.02  # follows selections
+    assert st.energy_pixel_sizes(_series()) is None
+
+
+@pytest.mark.parametrize("sizes, match", [
+    ([10.0], r"'pixel_size_energy' must be 2 pixel sizes \(one per energy, nm\); got 1"),
+    ([10.0, -1.0], r"coords\['pixel_size_energy'\].*positive finite.*-1\.0"),
+    ([10.0, np.nan], r"coords\['pixel_size_energy'\].*positive finite"),
+])
+def test_per_energy_pixel_size_rejections_name_the_field(sizes, match):
+    with pytest.raises(ValidationError, match=match):
+        _series(pixel_sizes=sizes)
+
+
+def test_per_energy_pixel_sizes_need_nm_units():
+    ds = _series(pixel_sizes=[10.0, 10.02])
+    ds["pixel_size_energy"].attrs["units"] = "um"
+    with pytest.raises(ValidationError, match=r"pixel_size_energy'\]\.attrs\['units'\].*'nm'"):
+        st.validate_tilt_series(ds)

@@ -11,6 +11,15 @@ Units: angles in degrees (``deg``), energies in electronvolts (``eV``), lengths
 in nanometres (``nm``), propagation distances in metres (``m``). Every
 coordinate carries ``attrs["units"]``.
 
+Pixel size: ``attrs["pixel_size"]`` (nm) is the series' reference pixel size in
+the sample plane (the ``y``/``x`` coordinates use it). Zone-plate optics change
+the magnification with energy; where the instrument recorded a different
+pixel size per energy, the optional coordinate ``pixel_size_energy``
+(``energy``,) in nm holds them (readers set ``attrs["pixel_size"]`` to the
+first energy's), and ``pixel_size_energy[ref] / pixel_size_energy[e]`` is the
+magnification of energy ``e`` relative to ``ref``
+(``recon.register_energies(pixel_sizes=...)``).
+
 Provenance is a JSON list in ``attrs["provenance"]``: one entry per step with
 the toolkit version, the step name, its parameters and inputs.
 """
@@ -34,6 +43,8 @@ __all__ = [
     "validate_tilt_series",
     "validate_volume",
     "validate_map",
+    "energy_pixel_sizes",
+    "PIXEL_SIZE_ENERGY",
     "add_provenance",
     "provenance",
 ]
@@ -51,6 +62,8 @@ UNITS = {
 PROJECTION_DIMS = ("energy", "angle", "y", "x")
 HOLO_PROJECTION_DIMS = ("energy", "distance", "angle", "y", "x")
 VOLUME_DIMS = ("energy", "z", "y", "x")
+#: Optional coordinate (energy,) of a tilt series: pixel size per energy, nm.
+PIXEL_SIZE_ENERGY = "pixel_size_energy"
 
 
 class ValidationError(ValueError):
@@ -158,6 +171,31 @@ def _check_pixel_size(where: str, obj) -> None:
         _fail(where, "attrs['pixel_size']", "a positive number of nm", size)
 
 
+def _check_energy_pixel_sizes(where: str, ds) -> None:
+    if PIXEL_SIZE_ENERGY not in ds.coords:
+        return
+    field = f"coords[{PIXEL_SIZE_ENERGY!r}]"
+    coord = ds.coords[PIXEL_SIZE_ENERGY]
+    if coord.dims != ("energy",):
+        _fail(where, field, "1-D along ('energy',)", coord.dims)
+    if coord.attrs.get("units") != "nm":
+        _fail(where, f"{field}.attrs['units']", "'nm'", coord.attrs.get("units"))
+    values = np.asarray(coord.values, dtype=float)
+    if not np.all(np.isfinite(values) & (values > 0)):
+        _fail(where, field, "positive finite numbers of nm", values.tolist()[:8])
+
+
+def energy_pixel_sizes(ds) -> np.ndarray | None:
+    """Per-energy pixel sizes of a tilt series, nm, shape (n_energies,), or None.
+
+    None when ``ds`` carries no ``pixel_size_energy`` coordinate (the
+    instrument recorded one pixel size for every energy, or none per energy).
+    """
+    if PIXEL_SIZE_ENERGY not in ds.coords:
+        return None
+    return np.asarray(ds.coords[PIXEL_SIZE_ENERGY].values, dtype=float)
+
+
 def validate_tilt_series(ds: xr.Dataset, *, where: str = "tilt series") -> xr.Dataset:
     """Check a tilt series against the data model and return it unchanged.
 
@@ -181,6 +219,7 @@ def validate_tilt_series(ds: xr.Dataset, *, where: str = "tilt series") -> xr.Da
     if "distance" in proj.dims:
         _check_coord(where, ds, "distance", monotonic=True, positive=True)
     _check_pixel_size(where, ds)
+    _check_energy_pixel_sizes(where, ds)
     ny, nx = proj.sizes["y"], proj.sizes["x"]
     for name, extra in (("flats", "flat"), ("darks", "dark")):
         if name not in ds:
@@ -240,6 +279,15 @@ def _as_1d(name: str, values, where: str) -> np.ndarray:
     return arr
 
 
+def _energy_pixel_coord(pixel_sizes, n_energies: int, where: str) -> xr.DataArray:
+    values = _as_1d(PIXEL_SIZE_ENERGY, pixel_sizes, where)
+    if values.size != n_energies:
+        _fail(where, PIXEL_SIZE_ENERGY, f"{n_energies} pixel sizes (one per energy, nm)",
+              values.size)
+    return xr.DataArray(values, dims="energy", attrs={
+        "units": "nm", "long_name": "sample-plane pixel size recorded at each energy"})
+
+
 def tilt_series(
     projections,
     *,
@@ -249,6 +297,7 @@ def tilt_series(
     flats=None,
     darks=None,
     distances=None,
+    pixel_sizes=None,
     attrs: Mapping[str, Any] | None = None,
     where: str = "tilt series",
 ) -> xr.Dataset:
@@ -264,11 +313,14 @@ def tilt_series(
     energies : sequence of float, length n_energies
         Photon energies in eV, strictly increasing.
     pixel_size : float
-        Detector pixel size in the sample plane, nm.
+        Detector pixel size in the sample plane, nm (the reference one).
     flats, darks : array, shape (n_energies, n_frames, ny, nx), optional
         A 3-D array (n_frames, ny, nx) is shared by every energy.
     distances : sequence of float, optional
         Propagation distances in metres for holotomography.
+    pixel_sizes : sequence of float, length n_energies, optional
+        Sample-plane pixel size recorded at each energy, nm; stored as the
+        coordinate ``pixel_size_energy`` (energy,).
     attrs : mapping, optional
         Extra attributes (e.g. ``{"sample": "P1"}``).
     """
@@ -295,6 +347,8 @@ def tilt_series(
         if shape[1] != distances.size:
             _fail(where, "projections", f"{distances.size} distances along axis 1", shape[1])
         coords["distance"] = xr.DataArray(distances, dims="distance", attrs={"units": "m"})
+    if pixel_sizes is not None:
+        coords[PIXEL_SIZE_ENERGY] = _energy_pixel_coord(pixel_sizes, energies.size, where)
     data_vars = {"projections": (dims, projections)}
     for name, extra in (("flats", "flat"), ("darks", "dark")):
         ref = locals()[name]

@@ -153,7 +153,9 @@ def xradia_streams(t, *, data_type=None, energy_stream=True, motors=False):
         "ImageInfo/ImageWidth": np.uint32(nx).tobytes(),
         "ImageInfo/ImageHeight": np.uint32(ny).tobytes(),
         "ImageInfo/DataType": np.uint32(code).tobytes(),
-        "ImageInfo/PixelSize": np.float32(t["pixel_size"] / 1e3).tobytes(),
+        # one value per file, or per image where t gives "pixel_sizes" (nm)
+        "ImageInfo/PixelSize": (np.asarray(t.get("pixel_sizes", t["pixel_size"]), float)
+                                / 1e3).astype("<f4").tobytes(),
         "ImageInfo/Angles": np.asarray(t["angles"], "<f4").tobytes(),
         "ImageInfo/Energy": (np.asarray(energies, "<f4") if energy_stream
                              else np.zeros(n, "<f4")).tobytes(),

@@ -7,7 +7,7 @@ import pytest
 from _writers import make_truth, write_dxchange, write_xradia
 
 import spectrotomo.io as sio
-from spectrotomo import provenance, validate_tilt_series
+from spectrotomo import energy_pixel_sizes, provenance, validate_tilt_series
 
 
 def _dx(tmp_path, energies, **kw):
@@ -77,11 +77,45 @@ def test_duplicate_energies(tmp_path):
         sio.read_series(paths)
 
 
-def test_pixel_size_mismatch(tmp_path):
-    p0 = write_dxchange(tmp_path / "a.h5", make_truth(energy=640.0))
-    p1 = write_dxchange(tmp_path / "b.h5", make_truth(energy=650.0, pixel_size=31.25))
-    with pytest.raises(sio.ReaderError, match=r"b\.h5.*pixel_size"):
-        sio.read_series([p0, p1])
+def test_differing_pixel_sizes_along_energy_are_kept_per_energy(tmp_path):
+    # zone-plate TXM: one file per energy, each with its own pixel size (magnification)
+    sizes = {660.0: 15.75, 640.0: 15.5, 650.0: 15.625}
+    paths = [write_dxchange(tmp_path / f"e{i}.h5", make_truth(energy=e, pixel_size=px, seed=i))
+             for i, (e, px) in enumerate(sizes.items())]
+    ds = sio.read_series(paths)
+    validate_tilt_series(ds)
+    coord = ds["pixel_size_energy"]
+    assert coord.dims == ("energy",) and coord.attrs["units"] == "nm"
+    np.testing.assert_allclose(coord.values, [15.5, 15.625, 15.75], rtol=1e-12)
+    assert ds.attrs["pixel_size"] == pytest.approx(15.5, rel=1e-12)  # lowest energy's
+    np.testing.assert_allclose(ds["x"].values[1], 15.5, rtol=1e-12)
+    assert energy_pixel_sizes(ds[["projections"]]) is not None  # travels with the data
+
+
+def test_equal_pixel_sizes_give_the_attribute_only(tmp_path):
+    _, paths = _dx(tmp_path, [640.0, 650.0])
+    ds = sio.read_series(paths)
+    assert "pixel_size_energy" not in ds.coords and ds.attrs["pixel_size"] == 15.625
+
+
+def test_xradia_file_per_energy_with_its_pixel_size(tmp_path):
+    paths = []
+    for i, (e, px) in enumerate(((8340.0, 31.25), (8350.0, 31.28125))):
+        t = make_truth(energy=e, pixel_size=px, seed=i, n_flats=1, n_darks=0)
+        t["flats"] = t["flats"].astype("<f4")
+        paths.append(write_xradia(tmp_path / f"ang0_{int(e)}eV.xrm", t))
+    ds = sio.read_series(paths)
+    np.testing.assert_allclose(ds["pixel_size_energy"].values, [31.25, 31.28125], rtol=1e-6)
+
+
+def test_differing_pixel_sizes_along_distance_stay_per_distance(tmp_path):
+    # cone-beam holotomography: each distance has its own magnification (physical)
+    paths = [write_dxchange(tmp_path / f"d{i}.h5", make_truth(energy=17000.0, pixel_size=px))
+             for i, px in enumerate((31.25, 15.625))]
+    ds = sio.read_series(paths, dim="distance", values=[0.02, 0.01])
+    assert ds.attrs["distance_pixel_sizes"] == pytest.approx([15.625, 31.25])
+    assert ds.attrs["pixel_size"] == pytest.approx(15.625)
+    assert "pixel_size_energy" not in ds.coords
 
 
 def test_bad_arguments():

@@ -43,6 +43,15 @@ def test_several_entries_at_several_energies(tmp_path):
     np.testing.assert_array_equal(one["projections"].values[0], ts[2]["projections"])
 
 
+def test_entries_at_several_energies_keep_their_pixel_sizes(tmp_path):
+    ts = [make_truth(energy=e, seed=i, pixel_size=px)
+          for i, (e, px) in enumerate(((660.0, 15.75), (640.0, 15.5)))]
+    path = write_nxtomo(tmp_path / "scan.nx", None,
+                        entries=[(f"entry{i:04d}", t, {}) for i, t in enumerate(ts)])
+    ds = sio.read(path)
+    np.testing.assert_allclose(ds["pixel_size_energy"].values, [15.5, 15.75], rtol=1e-12)
+
+
 def test_several_entries_at_several_distances(tmp_path):
     ts = [make_truth(seed=i) for i in range(3)]
     distances = (0.030, 0.010, 0.020)  # m; written in mm

@@ -74,6 +74,17 @@ def test_dataset_round_trip_bit_exact(tmp_path, rng):
     assert back["state"].dtype == np.dtype("<U4")
 
 
+def test_tilt_series_with_per_energy_pixel_sizes_round_trips(tmp_path, rng):
+    from spectrotomo import energy_pixel_sizes, tilt_series, validate_tilt_series
+
+    ts = tilt_series(rng.integers(0, 2**16, (2, 3, 4, 5), dtype=np.uint16), angles=[0, 1, 2],
+                     energies=[640.0, 655.0], pixel_size=20.0, pixel_sizes=[20.0, 20.04])
+    write(tmp_path / "s.zarr", "raw", ts)
+    back = validate_tilt_series(read_group(tmp_path / "s.zarr", "raw").load())
+    _assert_bit_exact(ts, back)
+    np.testing.assert_array_equal(energy_pixel_sizes(back), [20.0, 20.04])
+
+
 def test_dataarray_round_trip_returns_dataarray(tmp_path, rng):
     vol = volume(rng.random((2, 4, 5, 6), dtype=np.float32), energies=[640.0, 655.0],
                  voxel_size=10.0, name="mu")

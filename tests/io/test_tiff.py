@@ -71,3 +71,27 @@ def test_missing_energy(tmp_path):
     (folder / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(sio.ReaderError, match=r"metadata\.json.*energy.*missing"):
         sio.read(folder)
+
+
+def _two_energy_stack(tmp_path, **meta):
+    t = make_truth(n_angles=3)
+    frames = np.concatenate([t["projections"], t["projections"] + 1])
+    tifffile.imwrite(tmp_path / "x.tif", frames, photometric="minisblack")
+    (tmp_path / "x.json").write_text(json.dumps({"angles": [0.0, 1.0, 2.0],
+                                                 "energies": [660.0, 640.0], **meta}))
+    return tmp_path / "x.tif"
+
+
+def test_sidecar_pixel_sizes_per_energy_follow_the_energy_order(tmp_path):
+    path = _two_energy_stack(tmp_path, pixel_sizes=[0.0101, 0.0100], pixel_size_units="um")
+    ds = sio.read(path)
+    validate_tilt_series(ds)
+    np.testing.assert_allclose(ds["pixel_size_energy"].values, [10.0, 10.1], rtol=1e-12)
+    assert ds.attrs["pixel_size"] == pytest.approx(10.0)
+    assert "pixel_size_energy" not in sio.read(path, pixel_size=9.0).coords  # override wins
+
+
+def test_sidecar_pixel_sizes_need_one_per_energy(tmp_path):
+    path = _two_energy_stack(tmp_path, pixel_sizes=[10.0, 10.1, 10.2])
+    with pytest.raises(sio.ReaderError, match=r"x\.json.*pixel_sizes.*one size per energy \(2\)"):
+        sio.read(path)

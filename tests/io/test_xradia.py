@@ -134,3 +134,16 @@ def test_corrupt_ole_file(tmp_path):
     path.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x07" * 3000)
     with pytest.raises(sio.ReaderError, match=r"broken\.txrm.*OLE2"):
         sio.read(path)
+
+
+def test_energy_scan_with_a_pixel_size_per_image(tmp_path):
+    t = _t(n_angles=3)
+    t["angles"] = np.zeros(3)
+    t["energies"] = np.array([650.0, 640.0, 660.0])
+    t["pixel_sizes"] = np.array([15.625, 15.5, 15.75])  # nm, follows the images
+    ds = sio.read(write_xradia(tmp_path / "xanes.xrm", t))
+    validate_tilt_series(ds)
+    np.testing.assert_allclose(ds["pixel_size_energy"].values, [15.5, 15.625, 15.75], rtol=1e-6)
+    assert ds.attrs["pixel_size"] == pytest.approx(15.5, rel=1e-6)
+    t["pixel_sizes"] = np.full(3, 15.625)  # one repeated value: no per-energy information
+    assert "pixel_size_energy" not in sio.read(write_xradia(tmp_path / "b.xrm", t)).coords

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from spectrotomo.pipeline._config import (TEMPLATE, Config, ConfigError, config_from_dict,
@@ -53,3 +54,24 @@ def test_unreadable_and_invalid_files(tmp_path):
     with pytest.raises(ConfigError, match="invalid TOML"):
         load_config(bad)
     assert "memory_limit_gb" in TEMPLATE
+
+
+def test_magnification_modes_pick_metadata_or_estimate():
+    from spectrotomo import tilt_series
+    from spectrotomo.pipeline._config import config_from_dict
+    from spectrotomo.pipeline._steps import _magnification
+
+    kw = dict(angles=[0.0], energies=[640.0, 655.0], pixel_size=20.0)
+    with_sizes = tilt_series(np.ones((2, 1, 4, 4)), pixel_sizes=[20.0, 20.04], **kw)
+    plain = tilt_series(np.ones((2, 1, 4, 4)), **kw)
+    np.testing.assert_array_equal(_magnification(with_sizes, "auto"), [20.0, 20.04])
+    np.testing.assert_array_equal(_magnification(with_sizes, "metadata"), [20.0, 20.04])
+    assert _magnification(plain, "auto") is None
+    assert _magnification(with_sizes, "estimate") is None and \
+        _magnification(with_sizes, "none") is None
+    with pytest.raises(ValueError, match=r"magnification = \"metadata\".*pixel_size_energy"):
+        _magnification(plain, "metadata")
+    assert config_from_dict({"preprocess": {"magnification": "none"}}).preprocess.magnification \
+        == "none"
+    with pytest.raises(ConfigError, match=r"\[preprocess\] magnification must be one of auto"):
+        config_from_dict({"preprocess": {"magnification": "exif"}})

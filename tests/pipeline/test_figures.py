@@ -26,3 +26,16 @@ def test_label_and_histogram(tmp_path, rng):
 def test_orthoslices_rejects_wrong_dims(tmp_path, rng):
     with pytest.raises(ValueError, match="dims"):
         orthoslices(_map(rng).rename(z="energy"), tmp_path / "x.png")
+
+
+def test_center_scores_figure(tmp_path):
+    import xarray as xr
+
+    from spectrotomo.pipeline._figures import center_scores
+
+    x = np.linspace(28.0, 36.0, 41)
+    ds = xr.Dataset({"center_score_x": ("center_candidate", x, {"units": "px",
+                                                                "long_name": "column (px)"}),
+                     "center_score": ("center_candidate", (x - 31.5) ** 2, {"long_name": "tv"})},
+                    attrs={"center": 31.5, "center_method": "sharpness"})
+    assert center_scores(ds, tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"

@@ -182,3 +182,19 @@ def test_bright_beams_switch_to_uint32_without_wrapping(truth):
     assert ds["flats"].values.mean() > 7e4
     dim = tilt_series(truth, energies=[640.0], angles=[0.0], photons=1e3, n_flats=2)
     assert dim["projections"].dtype == np.uint16
+
+
+def test_pixel_size_metadata_records_the_true_magnification_only_when_asked(truth):
+    from spectrotomo import energy_pixel_sizes
+
+    kw = dict(energies=[640.0, 650.0, 660.0], angles=[0.0, 10.0], magnification=0.01, seed=4)
+    plain = tilt_series(truth, **kw)
+    with_meta = tilt_series(truth, pixel_size_metadata=True, **kw)
+    assert energy_pixel_sizes(plain) is None  # default output unchanged
+    validate_tilt_series(with_meta)
+    px = truth.attrs["pixel_size"]
+    np.testing.assert_allclose(energy_pixel_sizes(with_meta), px / with_meta["true_scale"].values,
+                               rtol=1e-12)
+    assert with_meta.attrs["pixel_size"] == px
+    for name in ("projections", "flats", "true_od", "true_scale"):  # same draws, same data
+        np.testing.assert_array_equal(with_meta[name].values, plain[name].values)

@@ -42,3 +42,13 @@ def test_tiny_preset_is_the_small_particle_on_a_coarser_grid():
     # same envelope as "small": ~0.95 um across
     extent = truth["particle"].values.any(axis=(0, 1)).sum() * 36.0
     assert 800 < extent < 1100
+
+
+def test_pixel_size_metadata_reaches_both_series():
+    tree = sample("tiny", seed=0, pixel_size_metadata=True)
+    assert tree.attrs["pixel_size_metadata"] is True
+    for child in ("tilt_series", "xanes"):
+        ts = tree[child].to_dataset()
+        np.testing.assert_allclose(ts["pixel_size_energy"].values,
+                                   36.0 / ts["true_scale"].values, rtol=1e-12)
+    assert "pixel_size_energy" not in sample("tiny", seed=0)["tilt_series"].to_dataset().coords

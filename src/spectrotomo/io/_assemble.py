@@ -9,8 +9,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .._model import ValidationError, add_provenance, provenance, tilt_series
-from ._common import fail
+from .._model import (PIXEL_SIZE_ENERGY, ValidationError, add_provenance, energy_pixel_sizes,
+                      provenance, tilt_series)
+from ._common import fail, split_pixel_sizes
 
 __all__ = ["combine", "read_series"]
 
@@ -70,6 +71,14 @@ def _refs(series, name: str, frame_axis: int):
     return [ds[name].data[tuple(sl)] for ds in series], n
 
 
+def _member_pixel_sizes(ds) -> np.ndarray:
+    """Pixel size of each of a member's energies, nm (its coordinate, else its attribute)."""
+    per_energy = energy_pixel_sizes(ds)
+    if per_energy is not None:
+        return per_energy
+    return np.full(ds.sizes["energy"], float(ds.attrs["pixel_size"]))
+
+
 def combine(series: Sequence, *, dim: str | None = "energy", source=None,
             angle_tolerance: float = 0.1):
     """Combine tilt series along ``energy`` or ``distance`` into one.
@@ -91,22 +100,26 @@ def combine(series: Sequence, *, dim: str | None = "energy", source=None,
     xarray.Dataset
         Energies sorted ascending; distances sorted ascending (holotomography
         layout ``(energy, distance, angle, y, x)``). Flats/darks are cut to the
-        smallest count among members (recorded in provenance).
+        smallest count among members (recorded in provenance). Along energy,
+        members whose pixel sizes differ (zone-plate magnification recorded
+        per energy) give the coordinate ``pixel_size_energy`` (energy,) nm and
+        ``attrs["pixel_size"]`` = the lowest energy's; equal sizes give the
+        attribute only. Along distance, every member's pixel size is kept in
+        ``attrs["distance_pixel_sizes"]`` (cone-beam magnification differs
+        per distance), ``attrs["pixel_size"]`` = the nearest distance's.
     """
     source = os.fspath(source) if source is not None else _source(series[0])
     dim = _auto_dim(series, source) if dim is None else dim
     if dim not in ("energy", "distance"):
         raise ValueError(f"read_series: dim must be 'energy' or 'distance'; got {dim!r}")
     angles = _common_angles(series, angle_tolerance)
-    pixel_sizes = [float(ds.attrs["pixel_size"]) for ds in series]
     if dim == "energy":
         energies = np.concatenate([ds["energy"].values for ds in series])
         order = np.argsort(energies, kind="stable")
         if np.unique(energies).size != energies.size:
             fail(source, "energy", "distinct energies across files", energies.tolist())
-        if not np.allclose(pixel_sizes, pixel_sizes[0], rtol=1e-6):
-            fail(_source(series[int(np.argmax(np.abs(np.subtract(pixel_sizes, pixel_sizes[0]))))]),
-                 "pixel_size", f"{pixel_sizes[0]} nm like the first file", pixel_sizes)
+        reference, per_energy = split_pixel_sizes(
+            np.concatenate([_member_pixel_sizes(ds) for ds in series])[order])
         take = (lambda arr: arr[order]) if np.any(order != np.arange(order.size)) else (lambda a: a)
         proj = take(_join([ds["projections"].data for ds in series], 0, new=False))
         extra = {}
@@ -114,9 +127,13 @@ def combine(series: Sequence, *, dim: str | None = "energy", source=None,
             arrays, _ = _refs(series, name, 1)
             if arrays is not None:
                 extra[name] = take(_join(arrays, 0, new=False))
-        kwargs = {"energies": energies[order]}
+        kwargs = {"energies": energies[order], "pixel_sizes": per_energy}
         attrs = {}
     else:
+        with_coord = [ds for ds in series if PIXEL_SIZE_ENERGY in ds.coords]
+        if with_coord:
+            fail(_source(with_coord[0]), PIXEL_SIZE_ENERGY, "absent for dim='distance' "
+                 "(per-energy pixel sizes across distances are not supported)", "present")
         distances = [ds.attrs.get("propagation_distance") for ds in series]
         if any(d is None for d in distances):
             fail(_source(series[distances.index(None)]), "propagation_distance",
@@ -136,12 +153,14 @@ def combine(series: Sequence, *, dim: str | None = "energy", source=None,
             if arrays is not None:
                 extra[name] = _join(arrays, 1, new=True)
         kwargs = {"energies": energies, "distances": distances[order]}
-        # Each distance has its own magnification; keep every pixel size.
-        attrs = {"distance_pixel_sizes": [pixel_sizes[i] for i in order]}
-        pixel_sizes = [pixel_sizes[i] for i in order]
+        # Each distance has its own (cone-beam) magnification, so differing pixel
+        # sizes are physical here: keep every one, the reference is the nearest's.
+        pixel_sizes = [float(ds.attrs["pixel_size"]) for ds in series]
+        attrs = {"distance_pixel_sizes": pixel_sizes}
+        reference = pixel_sizes[0]
     attrs["source_files"] = [_source(ds) for ds in series]
     try:
-        out = tilt_series(proj, angles=angles, pixel_size=pixel_sizes[0], attrs=attrs,
+        out = tilt_series(proj, angles=angles, pixel_size=reference, attrs=attrs,
                           where=source, **kwargs, **extra)
     except ValidationError as exc:
         raise type(exc)(str(exc)) from None
@@ -176,6 +195,9 @@ def read_series(paths, *, dim: str = "energy", values=None, engine: str | None =
     -------
     xarray.Dataset
         ``(energy, angle, y, x)`` or ``(energy, distance, angle, y, x)``.
+        Files at different energies may have different pixel sizes (the
+        optics' magnification changes with energy): they are kept as the
+        coordinate ``pixel_size_energy`` (see :func:`combine`).
     """
     from ._read import read
 

@@ -237,6 +237,20 @@ def single_energy(path, field: str, energies: np.ndarray) -> float:
     return float(energies[0])
 
 
+def split_pixel_sizes(sizes) -> tuple[float, np.ndarray | None]:
+    """(reference, per-energy sizes or None) from one pixel size per energy, nm.
+
+    Sizes that differ recorded the optics' magnification per energy: all are
+    kept and the reference is the first (lowest energy). Equal sizes carry no
+    magnification information (often a nominal value): the reference only, so
+    that registration estimates the magnification.
+    """
+    sizes = np.atleast_1d(np.asarray(sizes, dtype=float))
+    if np.allclose(sizes, sizes[0], rtol=1e-6, atol=0):
+        return float(sizes[0]), None
+    return float(sizes[0]), sizes
+
+
 def _broadcast(ref, n_energies: int):
     """(frames, y, x) shared by every energy -> (energies, frames, y, x), lazily."""
     if type(ref).__module__.split(".")[0] == "dask":
@@ -248,8 +262,13 @@ def _broadcast(ref, n_energies: int):
 
 def finish(path, *, reader: str, projections, angles, energies, pixel_size,
            flats=None, darks=None, attrs: Mapping[str, Any] | None = None,
-           angle_field: str = "angles", params: Mapping[str, Any] | None = None):
-    """Check counts, build the tilt series and record provenance (``io.<reader>``)."""
+           angle_field: str = "angles", params: Mapping[str, Any] | None = None,
+           pixel_sizes=None):
+    """Check counts, build the tilt series and record provenance (``io.<reader>``).
+
+    ``pixel_sizes`` (n_energies,) nm, optional: per-energy pixel sizes, stored
+    as the ``pixel_size_energy`` coordinate.
+    """
     angles = np.atleast_1d(np.asarray(angles, dtype=float))
     if projections.ndim == 3:
         projections = projections[None]
@@ -267,7 +286,7 @@ def finish(path, *, reader: str, projections, angles, energies, pixel_size,
     attrs = {"source_format": reader, "source_file": os.fspath(path), **dict(attrs or {})}
     try:
         ds = tilt_series(projections, angles=angles, energies=energies,
-                         pixel_size=float(pixel_size), attrs=attrs,
+                         pixel_size=float(pixel_size), pixel_sizes=pixel_sizes, attrs=attrs,
                          where=os.fspath(path), **refs)
     except ValidationError as exc:
         raise ReaderError(str(exc)) from None

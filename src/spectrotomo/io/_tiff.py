@@ -3,11 +3,13 @@ multi-page file, described by a small JSON or TOML sidecar.
 
 Sidecar keys (parsed with ``json``/``tomllib`` only, never evaluated):
 ``angles`` (list), ``energy`` (number) or ``energies`` (list), ``pixel_size``
-(number); units ``angle_units`` (default ``"deg"``), ``energy_units``
-(``"eV"``), ``pixel_size_units`` (``"nm"``); optional ``flats``/``darks`` (a
-file name or list of file names, relative to the sidecar) and ``projections``
-(file names; default: every TIFF in the folder that is not a flat or dark, in
-natural order). Several energies: frames are energy-major
+(number) or ``pixel_sizes`` (list, one per energy in the order of
+``energies``: zone-plate magnification changes with energy); units
+``angle_units`` (default ``"deg"``), ``energy_units`` (``"eV"``),
+``pixel_size_units`` (``"nm"``, also for ``pixel_sizes``); optional
+``flats``/``darks`` (a file name or list of file names, relative to the
+sidecar) and ``projections`` (file names; default: every TIFF in the folder
+that is not a flat or dark, in natural order). Several energies: frames are energy-major
 (``n_energies * n_angles`` frames).
 
 Sidecar lookup: ``sidecar=`` if given; for ``stack.tif`` the files
@@ -24,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import TIFF_SIGNATURES, FrameSource, as_array, fail, finish, head, unit_factor
+from ._common import (TIFF_SIGNATURES, FrameSource, as_array, fail, finish, head,
+                      split_pixel_sizes, unit_factor)
 
 __all__ = ["TiffBackend", "read_tiff_stack"]
 
@@ -123,6 +126,18 @@ def _quantity(meta, key, kind, default_units, sidecar):
         fail(sidecar, key, f"numbers ({kind})", repr(meta[key]))
 
 
+def _sidecar_pixel_sizes(meta, label, n_energies: int) -> np.ndarray:
+    """Pixel size per energy (nm) from ``pixel_sizes`` or the one ``pixel_size``."""
+    if "pixel_sizes" in meta:
+        sizes = _quantity(meta, "pixel_sizes", "length", "nm", label)
+        if sizes.size != n_energies:
+            fail(label, "pixel_sizes", f"one size per energy ({n_energies})", sizes.size)
+        return sizes
+    if "pixel_size" not in meta:
+        fail(label, "pixel_size", "nm in the sidecar (or pixel_size=...)")
+    return np.full(n_energies, _quantity(meta, "pixel_size", "length", "nm", label)[0])
+
+
 def read_tiff_stack(path, *, sidecar=None, energy: float | None = None,
                     pixel_size: float | None = None, angles=None, lazy: bool | None = None):
     """Read a TIFF tilt series (folder, list of files or multi-page file) and its sidecar.
@@ -132,16 +147,19 @@ def read_tiff_stack(path, *, sidecar=None, energy: float | None = None,
     path : path-like or sequence of path-like
         A folder of TIFFs (one per angle), a multi-page TIFF, or a list of files.
     sidecar : path-like, optional
-        JSON/TOML file with ``angles``, ``energy``/``energies``, ``pixel_size``.
+        JSON/TOML file with ``angles``, ``energy``/``energies``,
+        ``pixel_size``/``pixel_sizes``.
     energy, pixel_size, angles : optional
-        Overrides in eV, nm and degrees.
+        Overrides in eV, nm and degrees (``pixel_size`` replaces every
+        energy's pixel size).
     lazy : bool, optional
         True: dask arrays chunked along angle; None: dask above 256 MiB.
 
     Returns
     -------
     xarray.Dataset
-        Tilt series (n_energies, n_angles, ny, nx) with flats/darks when listed.
+        Tilt series (n_energies, n_angles, ny, nx) with flats/darks when listed;
+        differing ``pixel_sizes`` give the coordinate ``pixel_size_energy``.
     """
     if isinstance(path, (list, tuple)):
         files = [Path(p) for p in path]
@@ -180,10 +198,8 @@ def read_tiff_stack(path, *, sidecar=None, energy: float | None = None,
                              "eV", label)
     else:
         fail(label, "energy", "eV in the sidecar (or energy=...)")
-    if pixel_size is None:
-        if "pixel_size" not in meta:
-            fail(label, "pixel_size", "nm in the sidecar (or pixel_size=...)")
-        pixel_size = float(_quantity(meta, "pixel_size", "length", "nm", label)[0])
+    sizes = (np.full(energies.size, float(pixel_size)) if pixel_size is not None
+             else _sidecar_pixel_sizes(meta, label, energies.size))
     if len(entries) != energies.size * angles.size:
         fail(where, "angles", f"one angle per frame per energy ({len(entries)} frames, "
              f"{energies.size} energies)", f"{angles.size} angles")
@@ -192,6 +208,7 @@ def read_tiff_stack(path, *, sidecar=None, energy: float | None = None,
     order = np.argsort(energies, kind="stable")
     if np.any(order != np.arange(order.size)):
         proj, energies = proj[order], energies[order]
+    pixel_size, per_energy = split_pixel_sizes(sizes[order])
     refs = {}
     for name, ref_files in (("flats", flat_files), ("darks", dark_files)):
         if ref_files:
@@ -201,7 +218,7 @@ def read_tiff_stack(path, *, sidecar=None, energy: float | None = None,
             refs[name] = as_array(TiffFrames(ref_files[0], ref_entries, ny, nx, ref_dtype),
                                   lazy=lazy, token="tiff")
     return finish(where, reader="tiff_stack", projections=proj, angles=angles,
-                  energies=energies, pixel_size=pixel_size, **refs,
+                  energies=energies, pixel_size=pixel_size, pixel_sizes=per_energy, **refs,
                   attrs={"sidecar": label},
                   params={"sidecar": label, "pixel_size": pixel_size, "lazy": lazy,
                           "n_files": len(files)})

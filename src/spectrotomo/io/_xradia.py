@@ -3,7 +3,9 @@
 Layout: image ``i`` (1-based) is stream ``ImageData{ceil(i/100)}/Image{i}``
 (100 per folder), raw little-endian ``ImageInfo/ImageHeight`` x
 ``ImageInfo/ImageWidth`` values of ``ImageInfo/DataType`` (5 uint16, 10 float32).
-``ImageInfo/PixelSize`` is in um, ``ImageInfo/Angles`` in degrees,
+``ImageInfo/PixelSize`` is in um (one value per file as commonly written;
+where it holds one value per image and an energy scan's values differ, each
+energy keeps its own), ``ImageInfo/Angles`` in degrees,
 ``ImageInfo/Energy`` in eV (0 means "not recorded"). ``ReferenceData/Image``
 is the flat field.
 
@@ -20,7 +22,8 @@ import re
 
 import numpy as np
 
-from ._common import OLE_SIGNATURE, FrameSource, ReaderError, as_array, fail, finish, head, pick
+from ._common import (OLE_SIGNATURE, FrameSource, ReaderError, as_array, fail, finish, head,
+                      pick, split_pixel_sizes)
 
 __all__ = ["XradiaBackend", "read_xradia"]
 
@@ -135,6 +138,18 @@ def _energies(path, ole, n: int, override):
          "file name, or energy=... passed to the reader)", "missing everywhere")
 
 
+def _pixel_sizes(path, ole, n: int, override):
+    """Pixel size per image (n,) in nm: the override, ``ImageInfo/PixelSize`` (um;
+    one value for the file, or one per image), or None when not recorded."""
+    if override is not None:
+        return np.full(n, float(override))
+    um = _values(path, ole, "ImageInfo/PixelSize", "<f4", required=False)
+    if um is None:
+        return None
+    values = um[:n] if um.size >= n else np.full(n, um[0])
+    return values.astype(float) * 1e3
+
+
 def _reference(path, ole, ny, nx, dtype, flip):
     raw = _stream(path, ole, "ReferenceData/Image", required=False)
     if raw is None:
@@ -160,7 +175,8 @@ def read_xradia(path, *, energy: float | None = None, pixel_size: float | None =
         Photon energy in eV. Used when given; otherwise ``ImageInfo/Energy``,
         then an ``Energy`` motor position, then a number in the file name.
     pixel_size : float, optional
-        Pixel size in nm; overrides ``ImageInfo/PixelSize`` (stored in um).
+        Pixel size in nm; overrides ``ImageInfo/PixelSize`` (stored in um) for
+        every image.
     angles : sequence of float, optional
         Angles in degrees; overrides ``ImageInfo/Angles``.
     flip_vertical : bool
@@ -174,7 +190,8 @@ def read_xradia(path, *, energy: float | None = None, pixel_size: float | None =
     xarray.Dataset
         Tilt series (1, n_images, ny, nx) with the reference image as one flat;
         an energy scan at one angle (several energies, equal angles) becomes
-        (n_energies, 1, ny, nx).
+        (n_energies, 1, ny, nx), with ``pixel_size_energy`` when its per-image
+        pixel sizes differ.
     """
     ole = _open_ole(path)
     try:
@@ -196,10 +213,8 @@ def read_xradia(path, *, energy: float | None = None, pixel_size: float | None =
             theta = np.asarray(angles, dtype=float)
         theta = pick(path, "ImageInfo/Angles", theta, None, what="degrees")
         energies, energy_source = _energies(path, ole, n, energy)
-        if pixel_size is None:
-            um = _values(path, ole, "ImageInfo/PixelSize", "<f4", required=False)
-            pixel_size = None if um is None else float(um[0]) * 1e3
-        pixel_size = pick(path, "ImageInfo/PixelSize", pixel_size, None, what="um")
+        sizes = _pixel_sizes(path, ole, n, pixel_size)
+        pick(path, "ImageInfo/PixelSize", sizes, None, what="um")
         missing = [image_stream(i) for i in (0, n - 1) if not ole.exists(image_stream(i))]
         if missing:
             fail(path, missing[0], f"a stream ({n} images per ImageInfo/NoOfImages)")
@@ -209,22 +224,24 @@ def read_xradia(path, *, energy: float | None = None, pixel_size: float | None =
     if theta.size != n:
         fail(path, "ImageInfo/Angles", f"one angle per image ({n})", f"{theta.size} angles")
     proj = as_array(XradiaFrames(path, n, ny, nx, dtype, flip_vertical), lazy=lazy, token="xradia")
-    params = {"energy_source": energy_source, "pixel_size": pixel_size,
+    params = {"energy_source": energy_source, "pixel_size": float(sizes[0]),
               "flip_vertical": flip_vertical, "angles_override": angles is not None, "lazy": lazy}
     if np.ptp(energies) <= 1e-3:
         return finish(path, angle_field="ImageInfo/Angles", reader="xradia", projections=proj,
                       angles=theta,
-                      energies=[float(energies[0])], pixel_size=pixel_size, flats=flats,
+                      energies=[float(energies[0])], pixel_size=float(sizes[0]), flats=flats,
                       params={"energy": float(energies[0]), **params})
     if np.ptp(theta) > 1e-3:
         fail(path, energy_source, "one energy per file, or an energy scan at one angle",
              f"energies {energies.min()}..{energies.max()} eV at angles "
              f"{theta.min()}..{theta.max()} deg")
     order = np.argsort(energies, kind="stable")
+    reference, per_energy = split_pixel_sizes(sizes[order])
     flats4 = None if flats is None else np.broadcast_to(flats[None], (n, *flats.shape))
     return finish(path, angle_field="ImageInfo/Angles", reader="xradia",
                   projections=proj[order][:, None], angles=theta[:1],
-                  energies=energies[order], pixel_size=pixel_size, flats=flats4,
+                  energies=energies[order], pixel_size=reference, pixel_sizes=per_energy,
+                  flats=flats4,
                   params={"energies": energies[order], **params})
 
 

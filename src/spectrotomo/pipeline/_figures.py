@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-__all__ = ["orthoslices", "label_orthoslices", "histogram"]
+__all__ = ["orthoslices", "label_orthoslices", "histogram", "center_scores"]
 
 
 def _pyplot():
@@ -115,3 +115,29 @@ def histogram(da: xr.DataArray, path, *, mask=None, bins: int = 100,
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def center_scores(scores: xr.Dataset, path) -> Path:
+    """Write the rotation-centre search's QC curve: metric versus candidate.
+
+    ``scores`` holds ``center_score_x`` and ``center_score`` along
+    ``center_candidate`` (their ``long_name`` attrs label the axes) and
+    ``attrs["center"]`` (px) and ``attrs["center_method"]``, as the
+    pipeline's ``od`` group stores them.
+    """
+    plt = _pyplot()
+    x, metric = scores["center_score_x"], scores["center_score"]
+    order = np.argsort(x.values)
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(x.values[order], metric.values[order], ".-", lw=0.8)
+    method, center = scores.attrs["center_method"], float(scores.attrs["center"])
+    if x.attrs.get("units") == "px":
+        ax.axvline(center, color="C3", lw=1, label=f"centre {center:.2f} px")
+        ax.legend()
+    ax.set_title(f"rotation centre {center:.2f} px ({method})")
+    ax.set_xlabel(x.attrs["long_name"])
+    ax.set_ylabel(metric.attrs["long_name"])
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)

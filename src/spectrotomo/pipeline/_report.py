@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 
 from .. import io
-from ._figures import histogram, label_orthoslices, orthoslices
+from ._figures import center_scores, histogram, label_orthoslices, orthoslices
 
 __all__ = ["write_report", "truth_errors"]
 
@@ -87,6 +87,8 @@ def truth_errors(store) -> dict:
             est = od["jitter"].values - od["jitter"].values.mean(0)
             true = raw["true_shift"].values - raw["true_shift"].values.mean(0)
             errors["jitter_rms_error_px"] = float(np.sqrt(((est - true) ** 2).sum(1).mean()))
+        if "energy_scale" in od and "true_scale" in raw:
+            errors["magnification_error_pct"] = _magnification_error(od, raw)
     if "density" in groups and "electron_density" in truth:
         errors.update(_density_errors(store, truth))
     if "segmentation" in groups and "chemistry" in groups:
@@ -122,6 +124,18 @@ def truth_errors(store) -> dict:
     return errors
 
 
+def _magnification_error(od: xr.Dataset, raw: xr.Dataset) -> float:
+    """Worst |estimated / true - 1| of the energy registration's scale, %.
+
+    The simulator's ``true_scale`` is relative to the ideal geometry; the
+    registration's is relative to its reference energy.
+    """
+    true = np.asarray(raw["true_scale"].values, float)
+    ref = int(od.attrs.get("registration_reference", true.size // 2))
+    est = np.asarray(od["energy_scale"].values, float)
+    return float(np.abs(est / (true / true[ref]) - 1).max() * 100)
+
+
 def _density_errors(store, truth: xr.Dataset) -> dict:
     """Relative error of the electron density inside the solid (eroded by one voxel)."""
     from scipy import ndimage
@@ -149,6 +163,8 @@ def write_report(ctx) -> dict:
                                  / max(seg_ds["mask"].values.sum(), 1)),
                "crack_fraction": float((seg_ds["cracks"].values > 0).sum()
                                        / max(seg_ds["mask"].values.sum(), 1))}
+    if figures and "od" in groups:
+        _center_figure(store, out)
     if "density" in groups:
         summary.update(_density_report(store, seg_ds, out, figures=figures))
     elif figures:
@@ -175,6 +191,14 @@ def write_report(ctx) -> dict:
         for key, value in _flatten(summary).items():
             writer.writerow([key, value])
     return summary
+
+
+def _center_figure(store, out: Path) -> None:
+    """``center_scores.png``: the automatic centre search's candidates and metric."""
+    od = io.read_group(store, "od")
+    if "center_score" in od:
+        center_scores(od[["center_score_x", "center_score"]].load().assign_attrs(od.attrs),
+                      out / "center_scores.png")
 
 
 def _density_report(store, seg_ds: xr.Dataset, out: Path, *, figures: bool = True) -> dict:

@@ -17,7 +17,7 @@ import numpy as np
 import xarray as xr
 
 from .. import io
-from .._model import add_provenance, spatial_map
+from .._model import add_provenance, energy_pixel_sizes, spatial_map
 from ._chunked import EDGE_RANGES_EV, quantify, reconstruct
 from ._config import Config
 from ._phase import SIMULATE_HOLO, density, is_phase_run, phase_od
@@ -72,7 +72,8 @@ def acquire(ctx: RunContext) -> None:
     if src.startswith("simulate:"):
         from ..simulate import sample
 
-        tree = sample(src.split(":", 1)[1], seed=ctx.config.input.seed)
+        tree = sample(src.split(":", 1)[1], seed=ctx.config.input.seed,
+                      pixel_size_metadata=ctx.config.input.pixel_size_metadata)
         return _write_inputs(ctx, tree, {"truth": "truth", "tilt_series": "raw",
                                          "xanes": "raw_xanes", "references": "references"})
     overrides = {}
@@ -103,18 +104,60 @@ def _normalise_all(ds: xr.Dataset, cfg: Config) -> tuple[np.ndarray, dict]:
     return out, {"masked_pixels": masked}
 
 
-def _register(od: np.ndarray, angles: np.ndarray):
-    """Register energies at the angle nearest 0 deg and apply it to every angle."""
+def _magnification(ds: xr.Dataset, mode: str) -> np.ndarray | None:
+    """Pixel sizes (n_energies,) nm that fix the magnification, or None to estimate.
+
+    ``[preprocess] magnification``: "auto" uses the per-energy pixel sizes the
+    raw series recorded (``pixel_size_energy``) when present, "metadata"
+    requires them, "estimate" and "none" ignore them.
+    """
+    sizes = energy_pixel_sizes(ds)
+    if mode == "metadata" and sizes is None:
+        raise ValueError(
+            "preprocess: [preprocess] magnification = \"metadata\" but the raw tilt series has "
+            "no per-energy pixel sizes (coordinate 'pixel_size_energy'; the files recorded one "
+            "pixel size for every energy, or none); use \"auto\", \"estimate\" or \"none\"")
+    return sizes if mode in ("auto", "metadata") else None
+
+
+def _register(od: np.ndarray, angles: np.ndarray, *, pixel_sizes=None, estimate: bool = True):
+    """Register energies at the angle nearest 0 deg and apply it to every angle.
+
+    ``pixel_sizes`` (n_energies,) nm fix the magnification (metadata); else it
+    is estimated (``estimate``) or 1.
+    """
     from ..recon import register_energies
     from ..recon._register import warp
 
     i0 = int(np.argmin(np.abs(angles)))
-    _, reg = register_energies(od[:, i0])
+    _, reg = register_energies(od[:, i0], pixel_sizes=pixel_sizes, estimate_scale=estimate)
     for e in range(od.shape[0]):
         n = od.shape[1]
         od[e] = warp(od[e], np.repeat(reg.scales[e], n),
                      np.repeat(np.asarray(reg.shifts[e])[None], n, axis=0))
     return od, reg
+
+
+def _registration_record(reg, pixel_sizes, pixel_size: float) -> tuple[dict, dict, float]:
+    """(od variables, od attrs, registered pixel size nm) of an energy registration."""
+    source = reg.scale_source  # "metadata" | "estimated" | "fixed"
+    variables = {
+        "energy_shift": (("energy", "axis"), np.asarray(reg.shifts), {"units": "px"}),
+        "energy_scale": (("energy",), np.asarray(reg.scales), {"units": "1", "source": source})}
+    if pixel_sizes is not None:
+        # every energy now has the reference energy's geometry and pixel size
+        pixel_size = float(pixel_sizes[reg.reference])
+    attrs = {"magnification_source": source, "registration_reference": int(reg.reference)}
+    return variables, attrs, pixel_size
+
+
+def _center_record(scores) -> tuple[dict, dict]:
+    """(od variables, od attrs) of the centre search's candidate scores (QC figure)."""
+    dim = ("center_candidate",)
+    return ({"center_score_x": (dim, scores.x, {"units": scores.x_units,
+                                                "long_name": scores.x_label}),
+             "center_score": (dim, scores.metric, {"long_name": scores.metric_label})},
+            {"center_method": scores.method})
 
 
 def preprocess(ctx: RunContext) -> None:
@@ -128,12 +171,19 @@ def preprocess(ctx: RunContext) -> None:
     phase = is_phase_run(cfg, ds)
     od, counts = phase_od(ds, cfg) if phase else _normalise_all(ds, cfg)
     n_e = od.shape[0]
-    reg = None
+    reg_vars, reg_attrs, pixel_size = {}, {}, float(ds.attrs["pixel_size"])
     if cfg.preprocess.register_energies and n_e > 1 and not phase:
-        od, reg = _register(od, angles)
+        sizes = _magnification(ds, cfg.preprocess.magnification)
+        od, reg = _register(od, angles, pixel_sizes=sizes,
+                            estimate=cfg.preprocess.magnification != "none")
+        reg_vars, reg_attrs, pixel_size = _registration_record(reg, sizes, pixel_size)
     mean_od = od.mean(axis=0)
-    center = (find_center(mean_od, angles) if cfg.preprocess.center == "auto"
-              else float(cfg.preprocess.center))
+    center_vars, center_attrs = {}, {}
+    if cfg.preprocess.center == "auto":
+        center, scores = find_center(mean_od, angles, return_metric=True)
+        center_vars, center_attrs = _center_record(scores)
+    else:
+        center = float(cfg.preprocess.center)
     shifts = np.zeros((angles.size, 2))
     if cfg.preprocess.align:
         from ..recon import align_projections
@@ -147,19 +197,22 @@ def preprocess(ctx: RunContext) -> None:
     out = xr.Dataset(
         {"od": (("energy", "angle", "y", "x"), od.astype(np.float32),
                 {"units": "rad" if phase else "1"}),
-         "jitter": (("angle", "axis"), shifts, {"units": "px", "axes": "(dy, dx)"})},
+         "jitter": (("angle", "axis"), shifts, {"units": "px", "axes": "(dy, dx)"}),
+         **reg_vars, **center_vars},
         coords={"energy": ([cfg.phase.energy_ev] if phase and cfg.phase.energy_ev
                            else ds["energy"].values),
-                **{k: ds[k] for k in ("angle", "y", "x")}},
-        attrs={"pixel_size": ds.attrs["pixel_size"], "pixel_size_units": "nm",
+                "angle": ds["angle"],
+                **{k: (k, ds[k].values * (pixel_size / float(ds.attrs["pixel_size"])),
+                       ds[k].attrs) for k in ("y", "x")}},
+        attrs={"pixel_size": pixel_size, "pixel_size_units": "nm",
                "signal": "phase" if phase else "od",
-               "center": float(center), "center_units": "column index", **counts})
-    if reg is not None:
-        out["energy_shift"] = (("energy", "axis"), np.asarray(reg.shifts), {"units": "px"})
-        out["energy_scale"] = (("energy",), np.asarray(reg.scales), {"units": "1"})
+               "center": float(center), "center_units": "column index", **counts, **reg_attrs,
+               **center_attrs})
     add_provenance(out, "pipeline.preprocess", inputs=[str(ctx.store)],
                    flat_mode=cfg.preprocess.flat_mode, rings=cfg.preprocess.rings,
-                   center=float(center), align=cfg.preprocess.align)
+                   center=float(center), align=cfg.preprocess.align,
+                   magnification=cfg.preprocess.magnification,
+                   magnification_source=reg_attrs.get("magnification_source"))
     io.write(ctx.store, "od", out, overwrite=ctx.overwrite)
 
 
@@ -179,7 +232,9 @@ def valence(ctx: RunContext) -> None:
     od = np.stack([normalize(proj[e][None], ds["flats"].values[e],
                              None if darks is None else ds["darks"].values[e])[0][0]
                    for e in range(proj.shape[0])])
-    od, reg = register_energies(od)
+    mode = ctx.config.preprocess.magnification
+    od, reg = register_energies(od, pixel_sizes=_magnification(ds, mode),
+                                estimate_scale=mode != "none")
     px = float(ds.attrs["pixel_size"])
     spectra = xr.DataArray(od.astype(np.float32), dims=("energy", "y", "x"),
                            coords={"energy": ds["energy"], "y": ds["y"], "x": ds["x"]},

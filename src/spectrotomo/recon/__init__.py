@@ -1,7 +1,7 @@
 """spectrotomo.recon stage: parallel-beam reconstruction (FBP, SIRT, CGLS, TV) and phase retrieval."""
 
 from ._align import align_projections
-from ._center import find_center
+from ._center import CenterScores, find_center
 from ._ctf import ctf_retrieval
 from ._dask import reconstruct_dask
 from ._filters import FILTERS
@@ -34,6 +34,7 @@ __all__ = [
     "effective_geometry",
     "FILTERS",
     "find_center",
+    "CenterScores",
     "normalize",
     "normalize_series",
     "paganin",

@@ -35,6 +35,8 @@ methods, chosen automatically from the angles:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .._backend import array_module, to_numpy
@@ -42,7 +44,7 @@ from .._model import ValidationError
 from ._checks import check_angles, check_projections
 from ._shift import fourier_shift, phase_correlate
 
-__all__ = ["find_center"]
+__all__ = ["find_center", "CenterScores"]
 
 _MIN_COM_ROWS = 4  # confined rows needed before "auto" trusts a centre-of-mass fit
 
@@ -224,31 +226,45 @@ def _center_limited(xp, projections, angles, search, rows, step, filter_name, ki
                                            np.concatenate([m_coarse, m_fine]))
 
 
-def _qc_figure(path, x, metric, center, method):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+_LABELS = {  # method -> (x units, x label, metric label) of the candidate scores
+    "opposite": ("px", "per-pair centre (px)", "|pair centre - median| (px)"),
+    "vo": ("px", "rotation-axis column (px)", "energy outside the double wedge (Vo)"),
+    "com": ("deg", "angle (deg)", "centre-of-mass fit residual (px)"),
+    "consistency": ("px", "rotation-axis column (px)", "re-projection misfit (consistency)"),
+    "sharpness": ("px", "rotation-axis column (px)", "total variation (sharpness)"),
+}
 
-    fig = Figure(figsize=(5, 3.2))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    order = np.argsort(x)
-    ax.plot(x[order], metric[order], ".-", lw=0.8)
-    if method == "com":
-        ax.set_xlabel("angle (deg)")
-        ax.set_ylabel("centre-of-mass fit residual (px)")
-        ax.set_title(f"centre {center:.2f} px (com)")
-    else:
-        ax.axvline(center, color="C3", lw=1, label=f"centre {center:.2f}")
-        ax.set_xlabel("rotation-axis column (px)")
-        ax.set_ylabel(f"{method} metric")
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+
+@dataclass
+class CenterScores:
+    """What :func:`find_center` scored, for a QC figure (numpy arrays).
+
+    Attributes
+    ----------
+    method : str
+        The method used ("auto" resolved).
+    x : ndarray, shape (n,)
+        Candidate columns (px); per-pair centres for "opposite"; angles (deg)
+        for "com", whose fit has no candidates.
+    metric : ndarray, shape (n,)
+        The score at each ``x`` (lower is better; "com": fit residual, px).
+    x_units : str
+        "px" or "deg" (the units of ``x``).
+    x_label, metric_label : str
+        Axis labels with units.
+    """
+
+    method: str
+    x: np.ndarray
+    metric: np.ndarray
+    x_units: str
+    x_label: str
+    metric_label: str
 
 
 def find_center(projections, angles, *, method: str = "auto", rows=None, n_rows: int = 4,
                 search_range: tuple[float, float] | None = None, step: float = 0.2,
-                filter: str = "hann", qc_path=None, return_metric: bool = False):
+                filter: str = "hann", return_metric: bool = False):
     """Find the rotation-axis column of a parallel-beam scan, sub-pixel.
 
     Parameters
@@ -272,16 +288,15 @@ def find_center(projections, angles, *, method: str = "auto", rows=None, n_rows:
         Fine-search step in pixels (refined by a parabola).
     filter : str
         FBP window for ``"sharpness"``.
-    qc_path : str or path, optional
-        Write a PNG of the metric versus candidate column.
     return_metric : bool
-        Also return ``(candidates, metric)`` arrays.
+        Also return the :class:`CenterScores` (candidates and their metric) for
+        a QC figure (the pipeline report draws it; stages draw nothing).
 
     Returns
     -------
     float
         Rotation-axis column in pixels (``center`` of :func:`reconstruct`),
-        plus ``(candidates, metric)`` when ``return_metric``.
+        plus the :class:`CenterScores` when ``return_metric``.
     """
     xp = array_module(projections)
     p = check_projections(xp.asarray(projections), where="find_center")
@@ -324,6 +339,7 @@ def find_center(projections, angles, *, method: str = "auto", rows=None, n_rows:
     else:
         raise ValueError("find_center: method must be 'auto', 'opposite', 'vo', 'com', "
                          f"'consistency' or 'sharpness'; got {method!r}")
-    if qc_path is not None:
-        _qc_figure(qc_path, curve[0], curve[1], center, method)  # com: fit residual vs angle
-    return (center, curve) if return_metric else center
+    if not return_metric:
+        return center
+    x, metric = (np.asarray(to_numpy(v), dtype=float) for v in curve)
+    return center, CenterScores(method, x, metric, *_LABELS[method])

@@ -150,6 +150,7 @@ def tilt_series(
     energy_shift_px: float = 0.0,
     magnification: float = 0.0,
     ring_strength: float = 0.0,
+    pixel_size_metadata: bool = False,
     seed: int = 0,
 ) -> xr.Dataset:
     """Simulated soft X-ray TXM tilt series of ``truth`` (raw counts + ground truth).
@@ -179,6 +180,17 @@ def tilt_series(
     ring_strength : float
         Relative std of a per-pixel detector gain error that the flats do not
         record (stripes in sinograms, rings in reconstructions).
+    pixel_size_metadata : bool
+        Record the pixel size each energy's magnification implies,
+        ``pixel_size / true_scale`` (nm, exact), as the coordinate
+        ``pixel_size_energy`` -- what a TXM that writes a pixel size per
+        energy would store. Default False: the draws in ``1 +- magnification``
+        stand for every magnification change, including those the optics
+        model behind an instrument's recorded pixel size does not know (focus
+        and zone-plate adjustments, drift), so exact metadata would be an
+        oracle; False keeps the series free of it (and today's output
+        unchanged), so registration must estimate the scale. Turn it on to
+        simulate metadata the instrument got right.
     seed : int
         Seed of every random draw.
 
@@ -196,7 +208,9 @@ def tilt_series(
         Image ``(e, a)`` is the ideal projection magnified by
         ``true_scale[e]`` about the detector centre, then translated by
         ``true_shift[a] + true_energy_shift[e]``. ``attrs["true_center"]`` is
-        the rotation-axis column in the ideal geometry.
+        the rotation-axis column in the ideal geometry. With
+        ``pixel_size_metadata`` the coordinate ``pixel_size_energy`` (energy,)
+        is ``attrs["pixel_size"] / true_scale`` in nm.
     """
     from .. import add_provenance
     from .. import tilt_series as make_tilt_series
@@ -245,6 +259,7 @@ def tilt_series(
 
     ds = make_tilt_series(
         projections, angles=angles, energies=energies, pixel_size=px, flats=flats, darks=darks,
+        pixel_sizes=px / scale if pixel_size_metadata else None,
         attrs={"synthetic": True, "true_center": center, "photons": photons if photons else 0.0,
                "dark_level": DARK_LEVEL, "sample_preset": truth.attrs.get("preset", ""),
                "sample_seed": truth.attrs.get("seed", -1)},
@@ -261,4 +276,5 @@ def tilt_series(
     return add_provenance(
         ds, "simulate.tilt_series", photons=photons, n_flats=n_flats, n_darks=n_darks,
         jitter_px=jitter_px, center_offset_px=center_offset_px, energy_shift_px=energy_shift_px,
-        magnification=magnification, ring_strength=ring_strength, seed=seed)
+        magnification=magnification, ring_strength=ring_strength,
+        pixel_size_metadata=bool(pixel_size_metadata), seed=seed)

@@ -25,7 +25,8 @@ def dual_energies(elements=("O", "Mn", "Co", "Ni")) -> np.ndarray:
     return np.sort([EDGES[e][k] for e in elements for k in ("below", "above")])
 
 
-def sample(preset: str = "small", *, seed: int = 0, imperfect: bool = True, **overrides) -> xr.DataTree:
+def sample(preset: str = "small", *, seed: int = 0, imperfect: bool = True,
+           pixel_size_metadata: bool = False, **overrides) -> xr.DataTree:
     """Simulate a whole measurement of one particle.
 
     Parameters
@@ -38,6 +39,9 @@ def sample(preset: str = "small", *, seed: int = 0, imperfect: bool = True, **ov
         Apply ``IMPERFECTIONS`` (jitter, centre offset, energy shifts,
         magnification, rings) to the 3D tilt series; the XANES scan gets the
         energy shifts and magnification only.
+    pixel_size_metadata : bool
+        Both series record the true per-energy pixel size
+        (``pixel_size_energy``, see :func:`tilt_series`; off by default).
     **overrides
         Passed to :func:`particle` (e.g. ``composition="ncm811"``).
 
@@ -53,11 +57,14 @@ def sample(preset: str = "small", *, seed: int = 0, imperfect: bool = True, **ov
     imp = IMPERFECTIONS if imperfect else {k: 0.0 for k in IMPERFECTIONS}
     step = float(PRESETS[preset].get("angle_step_deg", 1.0))
     angles = np.arange(-65.0, 65.0 + step / 2, step)
-    ts = tilt_series(truth, energies=dual_energies(), angles=angles, seed=seed + 1, **imp)
+    meta = {"pixel_size_metadata": bool(pixel_size_metadata)}
+    ts = tilt_series(truth, energies=dual_energies(), angles=angles, seed=seed + 1, **imp, **meta)
     xanes = tilt_series(truth, energies=XANES_ENERGIES, angles=[0.0], seed=seed + 2,
-                        energy_shift_px=imp["energy_shift_px"], magnification=imp["magnification"])
+                        energy_shift_px=imp["energy_shift_px"], magnification=imp["magnification"],
+                        **meta)
     refs = xr.Dataset({"spectra": reference_spectra()}, attrs={"synthetic": True})
     tree = xr.DataTree.from_dict({"truth": truth, "tilt_series": ts, "xanes": xanes, "references": refs})
     tree.attrs.update({"preset": preset, "seed": int(seed), "synthetic": True,
-                       "imperfect": bool(imperfect)})
+                       "imperfect": bool(imperfect),
+                       "pixel_size_metadata": bool(pixel_size_metadata)})
     return tree
