@@ -3,7 +3,7 @@ and an out-of-core run of a volume 3x larger than the per-worker memory limit.
 
 Part 1 (speed-up): the demo preset is simulated and preprocessed once (in this
 process); then, for each worker count N, a copy of that store runs reconstruct
--> quantify -> valence -> segment -> report with the chunk steps (reconstruct:
+-> quantify -> valence -> segment -> profile -> report with the chunk steps (reconstruct:
 slice-parallel, quantify: voxel-parallel) on a ``LocalCluster`` of N
 single-threaded worker processes (``OMP_NUM_THREADS=1`` in each). The cluster
 is started and its workers import the stages before the timing; the reference is N = 1 in the same run on the
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-STEPS = ("reconstruct", "quantify", "valence", "segment", "report")
+STEPS = ("reconstruct", "quantify", "valence", "segment", "profile", "report")
 CHUNKED = ("reconstruct", "quantify")
 
 
@@ -60,7 +60,7 @@ def _cluster(n_workers: int, memory_limit_gb: float):
     cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                            memory_limit=f"{memory_limit_gb}GiB", dashboard_address=":0",
                            env={"OMP_NUM_THREADS": "1"})
-    client = Client(cluster)
+    client = Client(cluster, set_as_default=False)
     client.wait_for_workers(n_workers)
     client.run(_import_stages)  # one-time imports (~1-2 s per worker) are not step time
     return cluster, client
@@ -118,7 +118,7 @@ def speedup(base: Path, work: Path, preset: str, worker_counts, memory_limit_gb:
     return runs
 
 
-def _zoomed_od(base: Path, out: Path, rows: int, cols: int) -> tuple[int, ...]:
+def _zoomed_od(base: Path, out: Path, rows: int, cols: int, chunk_rows: int) -> tuple[int, ...]:
     """The demo od zoomed to (energy, angle, rows, cols), written as the od group of ``out``."""
     import xarray as xr
     from scipy import ndimage
@@ -137,7 +137,9 @@ def _zoomed_od(base: Path, out: Path, rows: int, cols: int) -> tuple[int, ...]:
                             "y": ("y", np.arange(rows) * px, {"units": "nm"}),
                             "x": ("x", np.arange(cols) * px, {"units": "nm"})},
                     attrs={**od.attrs, "pixel_size": px, "center": center})
-    io.write(out, "od", ds)
+    from spectrotomo.pipeline._steps import od_chunks
+
+    io.write(out, "od", ds, encoding={"od": {"chunks": od_chunks(data.shape, chunk_rows)}})
     return data.shape
 
 
@@ -147,7 +149,7 @@ def out_of_core(base: Path, work: Path, preset: str, *, factor: float, rows: int
 
     store = work / "big.zarr"
     shutil.rmtree(store, ignore_errors=True)
-    shape = _zoomed_od(base, store, rows, cols)
+    shape = _zoomed_od(base, store, rows, cols, chunk_rows)
     n_e, _, ny, nx = shape
     volume_gib = n_e * ny * nx * nx * 4 / 2**30
     limit = volume_gib / factor
@@ -187,6 +189,7 @@ def main() -> None:
     parser.add_argument("--big-chunk-rows", type=int, default=8,
                         help="rows per task in the out-of-core part")
     parser.add_argument("--skip-big", action="store_true", help="skip the out-of-core part")
+    parser.add_argument("--skip-speedup", action="store_true", help="skip the speed-up part")
     parser.add_argument("--work", type=Path, help="work directory (default: a temporary one)")
     args = parser.parse_args()
 
@@ -201,7 +204,8 @@ def main() -> None:
                      log=lambda m: print("   ", m, flush=True))
         print(f"simulate + preprocess ({args.preset}): {time.perf_counter() - t0:.1f} s "
               "(in this process, not compared)")
-    speedup(base, work, args.preset, args.workers, args.memory_limit_gb)
+    if not args.skip_speedup:
+        speedup(base, work, args.preset, args.workers, args.memory_limit_gb)
     if not args.skip_big:
         out_of_core(base, work, args.preset, factor=args.big_factor, rows=args.big_rows,
                     cols=args.big_cols, chunk_rows=args.big_chunk_rows)

@@ -19,6 +19,7 @@ from spectrotomo.io import (
     missing_regions,
     open_tree,
     read_group,
+    read_region,
     store_lock,
     write,
     write_region,
@@ -250,7 +251,13 @@ def test_group_of_several_region_arrays_resumes_and_completes(tmp_path, rng):
     with pytest.raises(RuntimeError, match="ratio"):
         mark_complete(store, "chem")
     write_region(store, "chem", "ratio", (slice(2, 4),), 2 * np.ones(2))
+    with pytest.raises(IncompleteGroupError):
+        read_region(store, "chem", "ratio", (slice(1, 3),))
+    np.testing.assert_array_equal(
+        read_region(store, "chem", "amount", {"z": slice(1, 3)}, allow_incomplete=True),
+        [[1, 2], [1, 2]])  # not chunk-aligned: reads may be
     mark_complete(store, "chem", attrs={"n_masked": 3})
+    np.testing.assert_array_equal(read_region(store, "chem", "ratio", (slice(1, 3),)), [1, 2])
     ds = read_group(store, "chem").load()
     assert ds.attrs["n_masked"] == 3 and list(ds["element"].values) == ["O", "Mn"]
     np.testing.assert_array_equal(ds["ratio"].values, [1, 1, 2, 2])

@@ -16,7 +16,7 @@ from ._markers import is_complete
 from ._nxtomo import read_nxtomo
 from ._omezarr import write_ome_zarr
 from ._read import read
-from ._regions import init_array, mark_complete, missing_regions, write_region
+from ._regions import init_array, mark_complete, missing_regions, read_region, write_region
 from ._store import IncompleteGroupError, list_groups, open_tree, read_group, write, write_groups
 from ._summary import describe_store, format_store
 from ._tiff import read_tiff_stack
@@ -39,6 +39,7 @@ __all__ = [
     "read_fxi",
     "read_group",
     "read_nxtomo",
+    "read_region",
     "read_series",
     "read_tiff_stack",
     "read_xradia",

@@ -33,9 +33,9 @@ from ._markers import (
     set_marker,
     store_root,
 )
-from ._store import _encode
+from ._store import _check_complete, _encode
 
-__all__ = ["init_array", "write_region", "missing_regions", "mark_complete"]
+__all__ = ["init_array", "write_region", "read_region", "missing_regions", "mark_complete"]
 
 
 def _open_array(store_path, group: str, name: str, mode: str = "r"):
@@ -206,6 +206,36 @@ def write_region(store_path, group: str, name: str, region, data) -> None:
     marks.mkdir(exist_ok=True)
     for index in itertools.product(*ranges):  # done markers after the data
         (marks / ".".join(map(str, index))).touch()
+
+
+def read_region(store_path, group: str, name: str, region, *,
+                allow_incomplete: bool = False) -> np.ndarray:
+    """One block of ``group/name`` as a numpy array, read straight from zarr.
+
+    What a chunk task needs: no xarray dataset is opened or decoded (10-100x
+    less overhead per call than ``read_group(...)[name][region]`` on a group
+    with many variables), and only the zarr chunks the region touches are read.
+
+    Parameters
+    ----------
+    region : tuple of slice (dim order) or mapping dim -> slice
+        As for :func:`write_region`, but need not be chunk-aligned.
+    allow_incomplete : bool
+        Read from a group whose write has not finished (a group being filled
+        region by region); otherwise such a group raises.
+
+    Raises
+    ------
+    KeyError
+        No such array. ``IncompleteGroupError`` for an unfinished group.
+    """
+    group = normalize_group(group)
+    root = store_root(store_path)
+    arr = _open_array(root, group, name)
+    _check_complete(root, group, True, allow_incomplete)
+    dims = tuple(arr.metadata.dimension_names or ())
+    by_dim = _region_by_dim(region, dims, f"read_region({group}/{name})")
+    return np.asarray(arr[tuple(by_dim.get(d, slice(None)) for d in dims)])
 
 
 def missing_regions(store_path, group: str, name: str) -> list[tuple[slice, ...]]:

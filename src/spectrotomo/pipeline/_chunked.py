@@ -40,8 +40,7 @@ def reconstruct_region(region, *, store, params: dict) -> None:
     from ..recon import reconstruct as recon_fn
 
     e, zs = region[0], region[1]
-    od = io.read_group(store, "od", chunks=None)["od"]
-    sino = np.ascontiguousarray(od[e.start, :, zs].values)  # (angles, rows, cols)
+    sino = io.read_region(store, "od", "od", (e.start, slice(None), zs))  # (angles, rows, cols)
     vol = recon_fn(sino, params["angles"], algorithm=params["algorithm"],
                    center=params["center"], iterations=params["iterations"],
                    pixel_size=params["pixel_size"], **params["options"])
@@ -101,14 +100,29 @@ def _element_maps(mu, pairs):
     return element_maps(mu, pairs=pairs, threshold=-np.inf)
 
 
-def quantify_slab(zs: slice, *, store, pairs: dict, names: list[str]) -> None:
-    """Element maps of the voxels in rows ``zs`` of ``recon/mu`` -> ``chemistry``."""
-    mu = io.read_group(store, "recon", chunks=None)["mu"].isel(z=zs).load()
+def quantify_slab(zs: slice, *, store, pairs: dict, names: list[str], layout: dict) -> None:
+    """Element maps of the voxels in rows ``zs`` of ``recon/mu`` -> ``chemistry``.
+
+    ``layout``: dims, coords and attrs of ``recon/mu`` (:func:`_layout`), so that
+    the task reads only its block and opens no dataset.
+    """
+    import xarray as xr
+
+    coords = {k: (dims, values[zs] if dims == ("z",) else values, attrs)
+              for k, (dims, values, attrs) in layout["coords"].items()}
+    mu = xr.DataArray(io.read_region(store, "recon", "mu", {"z": zs}), dims=layout["dims"],
+                      coords=coords, attrs=layout["attrs"])
     ds = _element_maps(mu, pairs)
     for name in names:
         var = ds[name]
         region = tuple(zs if d == "z" else slice(None) for d in var.dims)
         io.write_region(store, "chemistry", name, region, var.values)
+
+
+def _layout(da) -> dict:
+    """Dims, coords (1-D, small) and attrs of ``da`` without its data: picklable."""
+    return {"dims": da.dims, "attrs": dict(da.attrs),
+            "coords": {k: (c.dims, c.values, dict(c.attrs)) for k, c in da.coords.items()}}
 
 
 def _slabs_missing(store, names: list[str]) -> list[slice]:
@@ -161,7 +175,7 @@ def quantify(ctx) -> None:
     slabs = _slabs_missing(ctx.store, names)
     _log_resume(ctx, "quantify", slabs, -(-mu.sizes["z"] // rows))
     run_tasks(ctx.client, quantify_slab, slabs, desc="quantify", store=str(ctx.store),
-              pairs=pairs, names=names)
+              pairs=pairs, names=names, layout=_layout(mu))
     attrs = _chemistry_attrs(ctx.store, template)
     add_provenance(SimpleNamespace(attrs=attrs), "pipeline.quantify", inputs=[str(ctx.store)],
                    pairs=pairs, chunk_rows=rows)

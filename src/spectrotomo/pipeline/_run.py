@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .. import io
-from ._compute import open_client
+from ._compute import local_dask, open_client
 from ._config import Config
 from ._monitor import StepMonitor, StepRecord
 from ._plan import check_plan, format_plan, plan_run
@@ -41,6 +41,8 @@ def _input_shape(config: Config, store: Path) -> tuple[tuple[int, ...], int]:
         n_x = io.read_group(store, "raw_xanes").sizes["energy"] if "raw_xanes" in groups else 0
         sizes = raw["projections"].sizes  # holotomography adds a distance dim
         return tuple(sizes[d] for d in ("energy", "angle", "y", "x")), n_x
+    if "od" in groups:  # a store prepared elsewhere, starting at the reconstruction
+        return tuple(io.read_group(store, "od")["od"].shape), 0
     src = config.input.path
     if src.startswith("simulate-holo:"):
         from ..simulate._particle import PRESETS
@@ -81,7 +83,10 @@ def run(config: Config, *, steps: Iterable[str] | None = None, dry_run: bool = F
     ctx = RunContext(config=config, store=store, report_dir=report_dir, log=log)
     records: list[StepRecord] = []
     # a killed run's stale lock is taken over (and logged)
-    with io.store_lock(store, log=log), ExitStack() as cluster:
+    # local_dask: this process's own dask work (whole-volume steps, lazy reads) stays on
+    # the threaded scheduler even when the caller holds a default distributed Client;
+    # only run_tasks sends chunk tasks to [compute]'s cluster
+    with io.store_lock(store, log=log), ExitStack() as cluster, local_dask():
         for name in names:
             if name == "report":
                 from ._report import write_report

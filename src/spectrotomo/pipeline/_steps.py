@@ -160,6 +160,18 @@ def _center_record(scores) -> tuple[dict, dict]:
             {"center_method": scores.method})
 
 
+def od_chunks(shape: tuple[int, int, int, int], rows: int,
+              max_bytes: int = 16 * 2**20) -> tuple[int, int, int, int]:
+    """Store chunks of the (energy, angle, y, x) optical density: one energy and the
+    reconstruction's row chunk, so a reconstruct task reads only its own rows
+    (zarr's default chunks mix energies and rows: ~8x more read per task); angles
+    are split only to keep a chunk under ``max_bytes`` (float32)."""
+    _, n_a, ny, nx = shape
+    rows = min(rows, ny)
+    angles = max(1, min(n_a, max_bytes // (4 * rows * nx)))
+    return (1, angles, rows, nx)
+
+
 def preprocess(ctx: RunContext) -> None:
     """raw -> od: normalise, de-ring, register energies, find the centre, align jitter."""
     from ..recon import find_center
@@ -213,7 +225,8 @@ def preprocess(ctx: RunContext) -> None:
                    center=float(center), align=cfg.preprocess.align,
                    magnification=cfg.preprocess.magnification,
                    magnification_source=reg_attrs.get("magnification_source"))
-    io.write(ctx.store, "od", out, overwrite=ctx.overwrite)
+    io.write(ctx.store, "od", out, overwrite=ctx.overwrite,
+             encoding={"od": {"chunks": od_chunks(out["od"].shape, cfg.reconstruct.chunk_rows)}})
 
 
 def valence(ctx: RunContext) -> None:
