@@ -131,7 +131,7 @@ _OVERRIDES = {"store": "output.store", "algorithm": "reconstruct.algorithm",
               "tolerance": "segmentation.tolerance", "target_tm_o": "segmentation.target_tm_o",
               "overwrite": "output.overwrite", "scheduler": "compute.scheduler",
               "cluster": "compute.cluster", "n_workers": "compute.n_workers",
-              "threads_per_worker": "compute.threads_per_worker"}
+              "threads_per_worker": "compute.threads_per_worker", "device": "compute.device"}
 
 
 def _add_run_options(p) -> None:
@@ -159,8 +159,10 @@ def _add_run_options(p) -> None:
     p.add_argument("--n-workers", type=int, help="workers of a local/slurm cluster (count)")
     p.add_argument("--threads-per-worker", type=int,
                    help="threads per worker, also each task's FFT threads (count)")
+    p.add_argument("--device", choices=("auto", "cpu", "gpu"),
+                   help="where reconstruction tasks run: auto (a usable GPU, else CPU), cpu, gpu")
     p.add_argument("--dry-run", action="store_true",
-                   help="print the memory plan (GiB per worker, output size) and stop")
+                   help="print the memory plan (GiB per worker and GPU, output size) and stop")
     p.add_argument("--report-dir", type=Path, help="directory of figures and summary tables")
 
 

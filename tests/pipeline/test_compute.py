@@ -194,3 +194,45 @@ def test_cli_scheduler_address_runs_the_chunk_tasks_there(prepared, tmp_path, ca
                                        if t.startswith("reconstruct_region"))) == 1
     assert f"scheduler {cluster.scheduler_address}" in capsys.readouterr().out
     _assert_same_group(local, store, "recon")
+
+
+def test_device_auto_without_gpu_is_the_cpu_store_and_gpu_is_refused(prepared, monkeypatch):
+    from spectrotomo.pipeline import _chunked
+
+    root, base, local = prepared
+    monkeypatch.setattr(_chunked, "cupy_available", lambda: False)
+    auto = root / "auto.zarr"
+    shutil.copytree(base, auto)
+    cfg = _config(auto)
+    cfg.compute.device = "auto"
+    run_pipeline(cfg, steps=["reconstruct"], log=lambda m: None)
+    _assert_same_group(local, auto, "recon")
+    gpu = root / "gpu.zarr"
+    shutil.copytree(base, gpu)
+    cfg = _config(gpu)
+    cfg.compute.device = "gpu"
+    with pytest.raises(RuntimeError, match="no usable CUDA device"):
+        run_pipeline(cfg, steps=["reconstruct"], log=lambda m: None)
+    assert not io.is_complete(gpu, "recon")
+
+
+def test_plan_shows_gpu_memory_only_for_gpu_runs():
+    from spectrotomo.pipeline._plan import format_plan, plan_run
+
+    shape = dict(n_energies=8, n_angles=131, ny=128, nx=128, chunk_rows=16)
+    assert "GPU/task" not in format_plan(plan_run(**shape))
+    rows = plan_run(**shape, gpu=True)
+    assert "GPU/task" in next(r for r in rows if r.step == "reconstruct").line()
+
+
+@pytest.mark.gpu
+def test_gpu_reconstruction_tasks_match_cpu(prepared):
+    root, base, local = prepared
+    store = root / "on_gpu.zarr"
+    shutil.copytree(base, store)
+    cfg = _config(store)
+    cfg.compute.device = "gpu"
+    run_pipeline(cfg, steps=["reconstruct"], log=lambda m: None)
+    cpu = io.read_group(local, "recon")["mu"].values
+    gpu = io.read_group(store, "recon")["mu"].values
+    assert np.abs(gpu - cpu).max() <= 1e-3 * np.abs(cpu).max()

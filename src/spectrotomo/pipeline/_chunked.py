@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from .. import io
+from .._backend import cupy_available, to_numpy
 from .._model import add_provenance, volume
 from ._compute import run_tasks
 
@@ -35,16 +36,32 @@ def reconstruct_region(region, *, store, params: dict) -> None:
     """Reconstruct one ``(energy, z)`` region of ``recon/mu`` from ``od/od``.
 
     ``params``: ``angles`` (deg), ``center`` (column index), ``algorithm``,
-    ``iterations``, ``pixel_size`` (nm) and the algorithm's ``options``.
+    ``iterations``, ``pixel_size`` (nm), the algorithm's ``options`` and
+    ``device`` (auto | cpu | gpu: where the slices are reconstructed; the GPU
+    is the current cupy device, e.g. one per dask-cuda worker or batch slot).
     """
     from ..recon import reconstruct as recon_fn
 
     e, zs = region[0], region[1]
     sino = io.read_region(store, "od", "od", (e.start, slice(None), zs))  # (angles, rows, cols)
-    vol = recon_fn(sino, params["angles"], algorithm=params["algorithm"],
-                   center=params["center"], iterations=params["iterations"],
-                   pixel_size=params["pixel_size"], **params["options"])
-    io.write_region(store, "recon", "mu", region, np.asarray(vol, np.float32)[None])
+    vol = recon_fn(_on_device(sino, params["device"]), params["angles"],
+                   algorithm=params["algorithm"], center=params["center"],
+                   iterations=params["iterations"], pixel_size=params["pixel_size"],
+                   **params["options"])
+    io.write_region(store, "recon", "mu", region, to_numpy(vol).astype(np.float32)[None])
+
+
+def _on_device(block: np.ndarray, device: str):
+    """``block`` on the GPU (current cupy device) for ``device`` gpu, or where
+    ``auto`` finds a usable GPU in this (worker) process; else unchanged."""
+    if device == "cpu" or (device == "auto" and not cupy_available()):
+        return block
+    if not cupy_available():
+        raise RuntimeError("[compute] device = \"gpu\" but cupy finds no usable CUDA device in "
+                           "this process; install spectrotomo[gpu] or use device = \"auto\"")
+    import cupy
+
+    return cupy.asarray(block)
 
 
 def reconstruct(ctx) -> None:
@@ -61,8 +78,10 @@ def reconstruct(ctx) -> None:
     io.init_array(ctx.store, "recon", "mu", shape=(n_e, ny, nx, nx), dtype="float32",
                   chunks=(1, rows, nx, nx), dims=("energy", "z", "y", "x"), coords=coords,
                   attrs={**template.attrs, "algorithm": cfg.algorithm,
+                         "device": ctx.config.compute.device,
                          "center": od.attrs["center"]}, overwrite=ctx.overwrite)
     params = {"angles": od["angle"].values, "center": float(od.attrs["center"]),
+              "device": ctx.config.compute.device,
               "algorithm": cfg.algorithm, "iterations": cfg.iterations, "pixel_size": px,
               "options": {"filter": cfg.filter} if cfg.algorithm == "fbp"
               else {"nonneg": cfg.nonneg}}

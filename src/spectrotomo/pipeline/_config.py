@@ -91,6 +91,7 @@ class ComputeConfig:
     n_workers: int = 1
     threads_per_worker: int = 1
     memory_limit_gb: float = 8.0
+    device: str = "auto"
 
 
 @dataclass
@@ -116,6 +117,7 @@ _CHOICES = {
     ("reconstruct", "algorithm"): ("fbp", "sirt", "cgls", "tv"),
     ("reconstruct", "filter"): ("ram-lak", "shepp-logan", "cosine", "hamming", "hann", "parzen"),
     ("compute", "cluster"): ("none", "local", "slurm", "cuda"),
+    ("compute", "device"): ("auto", "cpu", "gpu"),
 }
 
 
@@ -320,6 +322,8 @@ n_workers = 1                # workers of a local/slurm cluster
 threads_per_worker = 1       # threads per worker (also each task's FFT threads)
 memory_limit_gb = 8.0        # per worker (GiB); a run whose plan exceeds it refuses to
                              # start, and a local/slurm/cuda cluster's workers get it
+device = "auto"              # reconstruction tasks on: auto (the GPU when cupy can use
+                             # one, else CPU) | cpu | gpu (refused without a usable GPU)
 '''
 
 

@@ -31,15 +31,18 @@ class PlanRow:
     chunking: str
     peak_bytes: float
     output_bytes: float
+    #: device memory of one task when it runs on a GPU (None: CPU only)
+    gpu_bytes: float | None = None
 
     def line(self) -> str:
+        gpu = "" if self.gpu_bytes is None else f"   GPU/task {self.gpu_bytes / _GIB:7.2f} GiB"
         return (f"{self.step:<12} {self.chunking:<38} peak/worker {self.peak_bytes / _GIB:7.2f} GiB"
-                f"   output {self.output_bytes / _GIB:7.3f} GiB")
+                f"   output {self.output_bytes / _GIB:7.3f} GiB{gpu}")
 
 
 def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: int,
              algorithm: str = "fbp", n_xanes: int = 0, n_states: int = 3,
-             n_workers: int = 1) -> list[PlanRow]:
+             n_workers: int = 1, gpu: bool = False) -> list[PlanRow]:
     """Plan the main steps for a tilt series of ``(n_energies, n_angles, ny, nx)``.
 
     Parameters
@@ -56,6 +59,8 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
         Reference spectra per element in the LCF.
     n_workers : int
         Dask workers sharing the chunks (does not change the per-worker peak).
+    gpu : bool
+        Reconstruction tasks run on a GPU: their device memory is planned too.
     """
     rows = min(int(chunk_rows), ny)
     frame = ny * nx * _F4
@@ -75,13 +80,14 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
     n_subsets = 2**n_states
     lcf_peak = lcf_block * _F4 * (max(n_xanes, 1) + n_subsets * (n_states + 2)) * 2
     seg_peak = voxels * (_F4 * 6 + 8)
+    recon_gpu = recon_peak if gpu else None  # the same work arrays, on the device
     base = INTERPRETER_BYTES
     prep_peak, recon_peak, quant_peak, lcf_peak, seg_peak = (
         base + p for p in (prep_peak, recon_peak, quant_peak, lcf_peak, seg_peak))
     out = [
         PlanRow("preprocess", f"1 energy x {n_angles} angles", prep_peak, n_energies * projections),
         PlanRow("reconstruct", f"{rows} rows x {nx}^2 per task, {n_workers} worker(s)",
-                recon_peak, volume_bytes),
+                recon_peak, volume_bytes, gpu_bytes=recon_gpu),
         PlanRow("quantify", f"{rows} z rows x {nx}^2 per task, {n_workers} worker(s)",
                 quant_peak, 6 * voxels * _F4),
     ]
