@@ -235,4 +235,4 @@ def test_gpu_reconstruction_tasks_match_cpu(prepared):
     run_pipeline(cfg, steps=["reconstruct"], log=lambda m: None)
     cpu = io.read_group(local, "recon")["mu"].values
     gpu = io.read_group(store, "recon")["mu"].values
-    assert np.abs(gpu - cpu).max() <= 1e-3 * np.abs(cpu).max()
+    assert np.abs(gpu - cpu).max() <= 2e-3 * np.abs(cpu).max()  # as the FBP parity test
