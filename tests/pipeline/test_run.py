@@ -73,6 +73,12 @@ def test_every_group_complete_and_report_written(finished):
         assert io.is_complete(cfg.output.store, group), group
     assert any("acquire" in ln and "skipped" in ln for ln in lines)
     assert any("reconstruct" in ln and "skipped" in ln for ln in lines)
+    run_log = (root / "report" / "run.log").read_text().splitlines()
+    # one line per message, time-stamped; the step records with time and peak memory; the
+    # fixture's first run (no report_dir) logged beside the store
+    assert sum("run of steps" in ln for ln in run_log) == 1
+    assert "run of steps" in (root / "s-report" / "run.log").read_text()
+    assert any(ln.split(" ", 1)[1].startswith("segment") and "peak RSS" in ln for ln in run_log)
     summary = json.loads((root / "report" / "summary.json").read_text())
     assert set(summary["class_fractions"]) == {"target", "oxygen-poor", "oxygen-rich"}
     assert abs(sum(summary["class_fractions"].values()) - 1) < 1e-9

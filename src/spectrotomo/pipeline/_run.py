@@ -66,11 +66,28 @@ def _input_shape(config: Config, store: Path) -> tuple[tuple[int, ...], int]:
     return tuple(sizes[d] for d in ("energy", "angle", "y", "x")), 0
 
 
+def _also_to_file(log: Callable[[str], None], path: Path) -> Callable[[str], None]:
+    """``log`` that also appends each message, time-stamped (UTC), to ``path``."""
+    from datetime import datetime, timezone
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def both(message: str) -> None:
+        log(message)
+        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with open(path, "a") as fh:
+            fh.write(f"{stamp} {message}\n")
+
+    return both
+
+
 def run(config: Config, *, steps: Iterable[str] | None = None, dry_run: bool = False,
         report_dir: str | Path | None = None, log: Callable[[str], None] = print) -> dict:
     """Run ``steps`` (default: all) of the pipeline for ``config``.
 
     Returns a dict with the per-step records and, after the report step, the summary.
+    Every log line (plan, cluster, each step's time and peak memory) is also
+    appended, time-stamped, to ``<report_dir>/run.log``.
     Raises :class:`~spectrotomo.pipeline._plan.MemoryPlanError` before any work when
     the plan exceeds ``config.compute.memory_limit_gb``.
     """
@@ -87,6 +104,8 @@ def run(config: Config, *, steps: Iterable[str] | None = None, dry_run: bool = F
     check_plan([row for row in plan if row.step in names], config.compute.memory_limit_gb)
     if dry_run:
         return {"plan": plan, "records": []}
+    log = _also_to_file(log, report_dir / "run.log")
+    log(f"run of steps {names} on store {store}")
     ctx = RunContext(config=config, store=store, report_dir=report_dir, log=log)
     records: list[StepRecord] = []
     # a killed run's stale lock is taken over (and logged)
