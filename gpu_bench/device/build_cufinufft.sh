@@ -13,7 +13,7 @@
 # or $CUFFT_ROOT/lib (headers from $CUFFT_ROOT/include).
 set -euo pipefail
 src=${1:?source dir or cufinufft-*.tar.gz}; out=${2:?out dir}; arch=${3:-90}
-jobs=${4:-$(nproc)}
+jobs=${4:-$(nproc)}; ((jobs >= 1)) || jobs=1  # xargs -P 0 would start them all at once
 mkdir -p "$out"; out=$(cd "$out" && pwd)
 if [[ -f $src ]]; then
     tar -xzf "$src" -C "$out"; src=$(ls -d "$out"/cufinufft-*/ | head -1)
