@@ -9,6 +9,7 @@ spectra/s of
 and the ratios. Rates of the per-spectrum peers are measured on a subset.
 
     PYTHONPATH=src python gpu_bench/lcf_bench.py --n-spectra 500000 --n-peer 2000 --workers 1 2
+    PYTHONPATH=src python gpu_bench/lcf_bench.py --gpu-only --n-spectra 16777216 --refs 3 --energies 100
 """
 
 from __future__ import annotations
@@ -113,7 +114,11 @@ def main(argv=None):
     p.add_argument("--workers", type=int, nargs="+", default=[1],
                    help="block threads of the numpy path (one float32 column each)")
     p.add_argument("--gpu", action="store_true", help="also time the cupy path")
+    p.add_argument("--gpu-only", action="store_true",
+                   help="only the cupy path, spectra drawn on the device (--n-spectra of them)")
     args = p.parse_args(argv)
+    if args.gpu_only:
+        return gpu_only(args)
     from spectrotomo.spectra import lcf
 
     rng = np.random.default_rng(0)
@@ -168,6 +173,45 @@ def main(argv=None):
                 print(f"   max |ours - larch lincombo_fit| (nonneg+sum1) on {args.n_larch} spectra: "
                       f"{larch_err:.2e}; larch residual larger than ours on {100 * larch_worse:.0f} %")
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+
+def gpu_only(args):
+    """cupy rates on spectra drawn on the device (no host copy of the data), with
+    the answers of the first --n-peer spectra checked against the numpy path."""
+    from spectrotomo._backend import cupy_available
+
+    if not cupy_available():
+        print("--gpu-only: no CUDA device; skipped")
+        return
+    import cupy as cp
+
+    from spectrotomo.spectra import lcf
+
+    rng = np.random.default_rng(0)
+    n_spec = args.n_spectra
+    print(f"GPU only: {cp.cuda.runtime.getDeviceProperties(0)['name'].decode()}, "
+          f"{n_spec} spectra, best of {args.repeats} (after one warm-up); target >= 1e8/s")
+    for k in args.refs:
+        for n in args.energies:
+            refs = _references(k, n, rng)
+            f = -cp.log(cp.random.random((n_spec, k), dtype=cp.float32) + 1e-12)
+            f /= f.sum(axis=1, keepdims=True)  # Dirichlet(1, ..., 1)
+            data = f @ cp.asarray(refs, dtype=cp.float32)
+            data += cp.random.standard_normal(data.shape, dtype=cp.float32) * 0.02
+            del f
+            host = cp.asnumpy(data[: args.n_peer])
+            for sum_to_one in (False, True):
+                mode = "nonneg+sum1" if sum_to_one else "nonneg"
+                best, med, _ = bench_ours(data, refs, sum_to_one=sum_to_one, dtype=np.float32,
+                                          repeats=args.repeats, xp=cp, all_rates=True)
+                got = lcf(data[: args.n_peer], refs, sum_to_one=sum_to_one, dtype=np.float32)
+                ref = lcf(host.astype(np.float64), refs, sum_to_one=sum_to_one)
+                err = float(np.abs(cp.asnumpy(got.fractions) - ref.fractions).max())
+                print(f"{k:>2} refs {n:>4} energies {mode:<12} cupy f32 best {best:.3g} / "
+                      f"median {med:.3g} spectra/s; max |cupy f32 - numpy f64| on "
+                      f"{args.n_peer}: {err:.1e}", flush=True)
+            del data
+            cp.get_default_memory_pool().free_all_blocks()
+
 
 if __name__ == "__main__":
     main()

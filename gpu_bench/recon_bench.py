@@ -6,9 +6,11 @@ rows (each row scaled slightly so rows differ), 360 angles over 180 deg, and
 a -65..+65 deg (1 deg) case. ASTRA CPU is 2-D only and single-threaded: it
 runs on --peer-slices rows and its throughput is per slice. GPU part
 (--gpu): FBP of 1024^3 and 2048^3 from 1500 angles with cupy + cufinufft,
-and ASTRA FBP_CUDA when available.
+and ASTRA FBP_CUDA when available; SIRT/CGLS per-iteration time on the GPU
+(--gpu-iter-rows rows). --gpu-only skips the CPU part.
 
     PYTHONPATH=src python gpu_bench/recon_bench.py --size 512 --angles 360 --slices 64
+    PYTHONPATH=src python gpu_bench/recon_bench.py --gpu-only --gpu-sizes 1024 2048
 """
 
 from __future__ import annotations
@@ -185,7 +187,22 @@ def gpu_part(args):
         cp.cuda.Device().synchronize()
         dt = ours[n] = time.perf_counter() - t
         print(f"GPU FBP {n}^3 from {args.gpu_angles} angles: {dt:.2f} s "
-              f"({n / dt:.0f} slices/s, {rows_per_call} rows per call; target 2048^3 <= 5 s)")
+              f"({n / dt:.0f} slices/s, {rows_per_call} rows per call; target 2048^3 <= 5 s)",
+              flush=True)
+        k, it = min(args.gpu_iter_rows, rows_per_call), args.iterations
+        for alg in () if args.skip_iterative or k < 1 else ("sirt", "cgls"):
+            reconstruct(proj[:, :k], angles, algorithm=alg, iterations=1)  # warm up
+            cp.cuda.Device().synchronize()
+            t = time.perf_counter()
+            reconstruct(proj[:, :k], angles, algorithm=alg, iterations=it)
+            cp.cuda.Device().synchronize()
+            per_slice_it = (time.perf_counter() - t) / it / k
+            print(f"GPU {alg.upper()} {n}^2 x {args.gpu_angles} angles, {k} rows x {it} it: "
+                  f"{per_slice_it * 1e3:.2f} ms per slice-iteration = "
+                  f"{per_slice_it / (dt / n):.2f} x one FBP slice (target <= 5x); "
+                  f"{per_slice_it * n * 100:.1f} s for 100 iterations of {n}^3", flush=True)
+        del proj
+        cp.get_default_memory_pool().free_all_blocks()
     if astra_cuda_available():
         for n in args.gpu_sizes:  # FBP_CUDA is 2-D: one slice, times n slices
             angles = np.linspace(0, 180, args.gpu_angles, endpoint=False)
@@ -234,10 +251,16 @@ def main():
     ap.add_argument("--gpu", action="store_true", help="also run the GPU sizes")
     ap.add_argument("--gpu-sizes", type=int, nargs="+", default=[1024, 2048])
     ap.add_argument("--gpu-angles", type=int, default=1500)
+    ap.add_argument("--gpu-iter-rows", type=int, default=8,
+                    help="rows for the GPU SIRT/CGLS per-iteration timing (0: none)")
+    ap.add_argument("--gpu-only", action="store_true", help="only the GPU part (implies --gpu)")
     args = ap.parse_args()
     import os
 
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    if args.gpu_only:
+        gpu_part(args)
+        return
     ph = phantom(args.size)
     case("full", ph, np.arange(args.angles) * (180.0 / args.angles), args)
     if not args.skip_limited:
