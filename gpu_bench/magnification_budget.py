@@ -1,19 +1,22 @@
 """Class-fraction error of the pipeline on ``simulate:small`` with and without per-energy
 pixel-size metadata, and where the rest of the error comes from.
 
-Cases (one pipeline run each, ``[preprocess] align = false``, figures off):
+Cases (one pipeline run each, ``[preprocess] align = false`` unless noted, figures off):
 
 - ``meta`` / ``nometa``: the simulator records / does not record ``pixel_size_energy``;
+- ``default``: the pipeline's defaults (no metadata, ``align = true``), as ``spectrotomo run``;
 - ``oracle``: every energy warped onto the truth geometry with the true scale and shift;
 - ``perfect``: no instrument imperfection at all (noise and the missing wedge only);
 - ``only:KEY[,KEY...]`` / ``without:KEY``: metadata on and only these / all but one of
   ``simulate.IMPERFECTIONS``;
-- ``fourier-shift``: energy shifts only, simulated by a band-limited (Fourier) shift
-  instead of the simulator's bilinear resampling.
+- ``fourier-shift``: energy shifts only, simulated by a periodic FFT shift
+  (``recon.fourier_shift``) instead of the simulator's band-limited (sinc) resampling.
 
-A case may end in ``+spline`` (the simulator's bilinear misalignment replaced by a
-quintic-spline resampling, whose blur hardly depends on the sub-pixel shift) and in
-``@SEED`` (``[input] seed``, default 0), e.g. ``meta@1``.
+A case may end in ``+spline`` or ``+bilinear`` (the simulator's band-limited
+misalignment replaced by a quintic-spline / bilinear resampling; bilinear is how
+the simulator shifted images before 2026-12-01: a blur that depends on each
+image's sub-pixel shift) and in ``@SEED`` (``[input] seed``, default 0), e.g.
+``meta+bilinear@1``.
 
 Usage: ``PYTHONPATH=src python gpu_bench/magnification_budget.py OUT_DIR CASE [CASE ...]``
 (one JSON line per case).
@@ -28,7 +31,7 @@ import time
 import numpy as np
 
 ERRORS = ("magnification_error_pct", "class_fraction_error_pp", "class_fraction_error_sum_pp",
-          "class_voxel_agreement", "center_error_px")
+          "class_voxel_agreement", "center_error_px", "mn_valence_mae")
 
 
 def _oracle_register(store):
@@ -56,19 +59,23 @@ def _fourier_misalign(od, shifts, scales):
     return fourier_shift(flat, shifts.reshape(-1, 2)).reshape(od.shape)
 
 
-def _spline_misalign(od, shifts, scales):
-    """out(r) = od(c0 + (r - c0 - shift) / scale) per (energy, angle) image, quintic spline."""
+def _spline_misalign(order):
+    """out(r) = od(c0 + (r - c0 - shift) / scale) per (energy, angle) image, spline of ``order``."""
     from scipy import ndimage
 
-    c = (np.array(od.shape[2:]) - 1) / 2.0
-    out = np.empty(od.shape, np.float64)
-    for e in range(od.shape[0]):  # a simulation-only reference, a few thousand frames
-        for a in range(od.shape[1]):
-            offset = c - (c + shifts[e, a]) / scales[e]
-            out[e, a] = ndimage.affine_transform(od[e, a].astype(np.float64),
-                                                 np.full(2, 1 / scales[e]), offset=offset,
-                                                 order=5, mode="constant")
-    return out
+    mode = "grid-constant" if order == 1 else "constant"
+
+    def misalign(od, shifts, scales):
+        c = (np.array(od.shape[2:]) - 1) / 2.0
+        out = np.empty(od.shape, np.float64)
+        for e in range(od.shape[0]):  # a simulation-only reference, a few thousand frames
+            for a in range(od.shape[1]):
+                offset = c - (c + shifts[e, a]) / scales[e]
+                out[e, a] = ndimage.affine_transform(od[e, a].astype(np.float64),
+                                                     np.full(2, 1 / scales[e]), offset=offset,
+                                                     order=order, mode=mode)
+        return out
+    return misalign
 
 
 def run_case(out: str, case: str) -> dict:
@@ -79,14 +86,15 @@ def run_case(out: str, case: str) -> dict:
     saved = (dict(smod.IMPERFECTIONS), _steps._register, fwd._misalign)
     name = case.replace(":", "-").replace("@", "-seed")
     case, _, seed = case.partition("@")
-    case, spline = case.removesuffix("+spline"), case.endswith("+spline")
+    resample = next((k for k in ("spline", "bilinear") if case.endswith("+" + k)), None)
+    case = case.removesuffix(f"+{resample}") if resample else case
     cfg = Config()
     cfg.input.seed = int(seed or 0)
     cfg.input.path = "simulate:small"
     cfg.output.store = f"{out}/{name}.zarr"
     cfg.output.figures = False
-    cfg.preprocess.align = False
-    cfg.input.pixel_size_metadata = case != "nometa"
+    cfg.preprocess.align = case == "default"
+    cfg.input.pixel_size_metadata = case not in ("nometa", "default")
     try:
         if case == "oracle":
             _steps._register = _oracle_register(cfg.output.store)
@@ -99,10 +107,10 @@ def run_case(out: str, case: str) -> dict:
                 fwd._misalign = _fourier_misalign
         elif case.startswith("without:"):
             smod.IMPERFECTIONS[case[8:]] = 0.0
-        elif case not in ("meta", "nometa"):
+        elif case not in ("meta", "nometa", "default"):
             raise ValueError(f"unknown case {case!r}")
-        if spline:
-            fwd._misalign = _spline_misalign
+        if resample:
+            fwd._misalign = _spline_misalign(5 if resample == "spline" else 1)
         t0 = time.time()
         res = run_pipeline(cfg, report_dir=f"{out}/{name}-report", log=lambda m: None)
     finally:
@@ -112,7 +120,7 @@ def run_case(out: str, case: str) -> dict:
     err = res["summary"]["errors_vs_truth"]
     if case == "oracle":  # scales relative to the truth geometry, not to a reference energy
         err["magnification_error_pct"] = 0.0
-    return {"case": case + ("+spline" if spline else ""), "seed": cfg.input.seed,
+    return {"case": case + (f"+{resample}" if resample else ""), "seed": cfg.input.seed,
             "wall_s": round(time.time() - t0, 1),
             **{k: err.get(k) for k in ERRORS}}
 

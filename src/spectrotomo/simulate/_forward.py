@@ -80,36 +80,48 @@ def attenuation(truth: xr.Dataset, energies) -> xr.DataArray:
                   name="attenuation", attrs={"synthetic": True})
 
 
-def _interp_axis(img, src, axis):
-    """Linear interpolation of ``img`` (E, A, ny, nx) along ``axis`` (2 or 3) at
-    positions ``src`` (E, A, n) that depend only on that axis; zero outside."""
-    n = img.shape[axis]
-    pad = [(0, 0)] * 4
-    pad[axis] = (1, 2)
-    padded = np.pad(img, pad)  # zero borders make out-of-field samples 0
-    pos = np.clip(src + 1.0, 0.0, n + 1.0)
-    lo = np.floor(pos)
-    w = (pos - lo).astype(img.dtype)
-    lo = lo.astype(np.intp)
-    shape = [img.shape[0], img.shape[1], 1, 1]
-    shape[axis] = -1
-    lo, w = lo.reshape(shape), w.reshape(shape)
-    return (np.take_along_axis(padded, lo, axis) * (1 - w)
-            + np.take_along_axis(padded, lo + 1, axis) * w)
+def _sinc_weights(src: np.ndarray, n: int) -> np.ndarray:
+    """Whittaker-Shannon weights ``sinc(src - k)``, k = 0 .. n-1.
+
+    src : (..., n_out) sample positions in px -> (..., n_out, n) float64. The
+    field outside the n recorded pixels is zero (nothing enters from outside).
+    """
+    return np.sinc(src[..., :, None] - np.arange(n, dtype=float))
 
 
 def _misalign(od, shifts, scales):
-    """Resample each image: out(r) = od(c0 + (r - c0 - shift) / scale), bilinear.
+    """Resample each image: out(r) = od(c0 + (r - c0 - shift) / scale), band-limited.
 
-    od : (E, A, ny, nx); shifts : (E, A, 2) px (dy, dx); scales : (E,). The map
-    is axis-aligned, so it is two separable 1-D interpolations.
+    od : (E, A, ny, nx); shifts : (E, A, 2) px (dy, dx); scales : (E,).
+    Returns float64, same shape.
+
+    Why band-limited (sinc) interpolation: the optical image a TXM forms on
+    its detector is band-limited by the zone plate's transfer function (cut-off
+    near the outermost zone width, about one pixel here), so a moved or
+    magnified sample gives the detector samples of the *same* band-limited
+    image at moved positions -- the Whittaker-Shannon interpolant of the
+    unmoved samples, whose frequency response has modulus 1 below Nyquist for
+    every sub-pixel shift. A bilinear (or any local spline) resampling instead
+    low-passes each image by an amount that depends on the sub-pixel part of
+    its shift, so energies shifted by different amounts got different blurs
+    and biased edge jumps at the particle surface (a simulator artefact, not
+    an instrument effect; gpu_bench/RESULTS.md, 2026-12-01). The detector's
+    pixel integration is the same for every image (a shared response in
+    detector pixels) and is not modelled, as for the unmoved projection. The
+    map is axis-aligned, so each image is ``W_y @ od @ W_x.T`` with one sinc
+    matrix per axis and image; the angle jitter (a stage translation) and the
+    energy shift (optics drift) are one combined displacement of the image,
+    resampled once. Zero shift and unit scale return the input (to rounding).
     """
     n_e, n_a, ny, nx = od.shape
-    out = od
-    for axis, n, k in ((2, ny, 0), (3, nx, 1)):
-        c0 = (n - 1) / 2
-        src = c0 + (np.arange(n)[None, None, :] - c0 - shifts[:, :, k, None]) / scales[:, None, None]
-        out = _interp_axis(out, src, axis)
+    cy, cx = (ny - 1) / 2, (nx - 1) / 2
+    out = np.empty(od.shape, np.float64)
+    rows, cols = np.arange(ny, dtype=float), np.arange(nx, dtype=float)
+    for e in range(n_e):  # energies are few; each is one batched product over angles
+        src_y = cy + (rows[None] - cy - shifts[e, :, 0, None]) / scales[e]  # (A, ny)
+        src_x = cx + (cols[None] - cx - shifts[e, :, 1, None]) / scales[e]  # (A, nx)
+        w_y, w_x = _sinc_weights(src_y, ny), _sinc_weights(src_x, nx)
+        out[e] = w_y @ od[e].astype(np.float64) @ w_x.transpose(0, 2, 1)
     return out
 
 
@@ -207,7 +219,9 @@ def tilt_series(
         (energy, shift) px; ``true_scale`` (energy); ``true_gain`` (y, x).
         Image ``(e, a)`` is the ideal projection magnified by
         ``true_scale[e]`` about the detector centre, then translated by
-        ``true_shift[a] + true_energy_shift[e]``. ``attrs["true_center"]`` is
+        ``true_shift[a] + true_energy_shift[e]``, resampled once as the
+        detector samples a band-limited optical image (sinc interpolation: no
+        blur that depends on the sub-pixel shift). ``attrs["true_center"]`` is
         the rotation-axis column in the ideal geometry. With
         ``pixel_size_metadata`` the coordinate ``pixel_size_energy`` (energy,)
         is ``attrs["pixel_size"] / true_scale`` in nm.
