@@ -116,3 +116,25 @@ def test_dask_backed_values_give_the_same_table():
     table = profile_table(lazy, by="shell", labels=mask)
     np.testing.assert_allclose(table["mean"].values, eager["mean"].values)
     assert table.attrs["units"] == "nm"
+
+
+def test_to_csv_columns_do_not_depend_on_the_hash_seed(tmp_path):
+    """xarray keeps coordinate names in a set: the columns of the bin edges came out in a
+    hash-seed-dependent order, so the same table gave different CSV files per process."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, numpy as np; sys.path.insert(0, 'tests/segmentation');"
+        "from phantoms import sphere; from spectrotomo.segmentation import profile_table, to_csv;"
+        "m, r, _ = sphere(24, 9.0);"
+        "to_csv(profile_table(np.where(m, r, np.nan), by='depth', labels=m,"
+        " bins=[0.0, 2.0, 4.0, 8.0]), sys.argv[1])")
+    files = []
+    for seed in range(6):
+        path = tmp_path / f"seed{seed}.csv"
+        subprocess.run([sys.executable, "-c", script, str(path)], check=True,
+                       env={**__import__("os").environ, "PYTHONHASHSEED": str(seed)})
+        files.append(path.read_bytes())
+    assert files[0].splitlines()[0] == b"depth,depth_hi,depth_lo,mean,std,median,count"
+    assert all(f == files[0] for f in files)

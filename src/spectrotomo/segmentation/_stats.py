@@ -151,6 +151,11 @@ def to_csv(table, path) -> None:
     if not isinstance(table, xr.Dataset):
         raise ValidationError(f"table must be an xarray.Dataset; got {type(table).__name__}")
     frame = table.to_dataframe() if table.dims else table.to_pandas().to_frame().T
+    # coordinate columns first, by name: xarray keeps coordinate names in a set, so their
+    # column order followed the process's string-hash seed, and the same table must
+    # always give the same file
+    values = [c for c in table.data_vars if c in frame.columns]
+    frame = frame[sorted(c for c in frame.columns if c not in values) + values]
     frame.to_csv(path)
 
 
