@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import queue
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 from ._config import Config, load_config
 from ._manifest import Manifest, load_manifest, scan_config
+from ._monitor import stamped
 from ._scan import GpuSlots, load_record, run_scan, scan_paths, scan_state
 
 __all__ = ["run_batch", "batch_states"]
@@ -72,8 +72,7 @@ class _Progress:
         self.echo = echo
 
     def line(self, message: str) -> None:
-        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        self.file.write(f"{stamp} {message}\n")
+        self.file.write(stamped(message))
         self.file.flush()
         self.echo(message)
 

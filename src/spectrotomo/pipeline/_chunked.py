@@ -144,12 +144,12 @@ def _layout(da) -> dict:
             "coords": {k: (c.dims, c.values, dict(c.attrs)) for k, c in da.coords.items()}}
 
 
-def _slabs_missing(store, names: list[str]) -> list[slice]:
-    """z slabs of which at least one chemistry array lacks its chunk."""
+def _slabs_missing(store, template) -> list[slice]:
+    """z slabs of which at least one chemistry array (``template``'s variables) lacks
+    its chunk."""
     starts = {}
-    for name in names:
-        dims = io.read_group(store, "chemistry", allow_incomplete=True)[name].dims
-        axis = dims.index("z")
+    for name, var in template.data_vars.items():
+        axis = var.dims.index("z")
         for region in io.missing_regions(store, "chemistry", name):
             starts[region[axis].start] = region[axis]
     return [starts[k] for k in sorted(starts)]
@@ -191,7 +191,7 @@ def quantify(ctx) -> None:
         io.init_array(ctx.store, "chemistry", name, shape=shape, dtype=var.dtype,
                       chunks=chunks, dims=var.dims, coords=coords, attrs=var.attrs,
                       overwrite=ctx.overwrite)
-    slabs = _slabs_missing(ctx.store, names)
+    slabs = _slabs_missing(ctx.store, template)
     _log_resume(ctx, "quantify", slabs, -(-mu.sizes["z"] // rows))
     run_tasks(ctx.client, quantify_slab, slabs, desc="quantify", store=str(ctx.store),
               pairs=pairs, names=names, layout=_layout(mu))

@@ -76,9 +76,8 @@ def make_cluster(cfg: ComputeConfig):
                             dashboard_address=":0")
     if cfg.cluster == "slurm":
         jobqueue = _import_cluster_module("slurm")
-        cluster = jobqueue.SLURMCluster(cores=threads, processes=1, memory=memory,
-                                        job_script_prologue=[f"export OMP_NUM_THREADS={threads}"])
-        return cluster
+        return jobqueue.SLURMCluster(cores=threads, processes=1, memory=memory,
+                                     job_script_prologue=[f"export OMP_NUM_THREADS={threads}"])
     if cfg.cluster == "cuda":
         dask_cuda = _import_cluster_module("cuda")
         return dask_cuda.LocalCUDACluster(threads_per_worker=threads, memory_limit=memory,

@@ -5,8 +5,14 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
-__all__ = ["StepMonitor", "StepRecord"]
+__all__ = ["StepMonitor", "StepRecord", "stamped"]
+
+
+def stamped(message: str) -> str:
+    """One log-file line: UTC time (seconds), the message, a newline."""
+    return f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} {message}\n"
 
 
 @dataclass

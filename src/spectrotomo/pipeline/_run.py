@@ -14,7 +14,7 @@ from typing import Callable, Iterable
 from .. import io
 from ._compute import local_dask, open_client
 from ._config import Config
-from ._monitor import StepMonitor, StepRecord
+from ._monitor import StepMonitor, StepRecord, stamped
 from ._plan import check_plan, format_plan, plan_run
 from ._steps import STEPS, RunContext
 
@@ -68,15 +68,12 @@ def _input_shape(config: Config, store: Path) -> tuple[tuple[int, ...], int]:
 
 def _also_to_file(log: Callable[[str], None], path: Path) -> Callable[[str], None]:
     """``log`` that also appends each message, time-stamped (UTC), to ``path``."""
-    from datetime import datetime, timezone
-
     path.parent.mkdir(parents=True, exist_ok=True)
 
     def both(message: str) -> None:
         log(message)
-        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
         with open(path, "a") as fh:
-            fh.write(f"{stamp} {message}\n")
+            fh.write(stamped(message))
 
     return both
 

@@ -11,13 +11,13 @@ import json
 import time
 import traceback
 from contextlib import contextmanager, nullcontext
-from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import io
 from ._compute import local_dask
 from ._config import Config
 from ._manifest import ScanSpec
+from ._monitor import stamped
 
 __all__ = ["scan_paths", "scan_state", "run_scan", "GpuSlots"]
 
@@ -161,8 +161,7 @@ def run_scan(spec: ScanSpec, config: Config, out_dir, *, gpu_slots: GpuSlots | N
     # cluster (that secedes the task and lets the worker start a second scan beside it)
     with open(log_file, "a") as fh, local_dask():
         def log(message: str) -> None:
-            stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            fh.write(f"{stamp} {message}\n")
+            fh.write(stamped(message))
             fh.flush()
 
         log(f"scan {spec.label}: input {spec.input}")
