@@ -25,7 +25,7 @@ from ._profiles import profile
 
 __all__ = ["RunContext", "STEPS", "EDGE_RANGES_EV"]
 
-_RING_METHODS = {"offset": "offset", "sorting": "sort", "fourier-wavelet": "fw"}
+_RING_METHODS = {"blind": "blind", "offset": "offset", "sorting": "sort", "fourier-wavelet": "fw"}
 
 
 @dataclass
