@@ -31,11 +31,15 @@ reconstruction. The methods below work on the whole stack
 Measured (``gpu_bench/stripe_bench.py``, RESULTS.prep.md 2026-12-01; TINY
 particle, O pair, energy shifts 0.5 px + centre offset 0.7 px), sort /
 offset / blind: stripe RMS removed on an empty field with 1 % gain errors
-73 / 42 / 79 %; noise-free change of the particle's O-edge jump 39 / 9.1 /
-2.4 % of its peak (od 39 / 7.7 / 1.8 %); particle + 1 % gain + 2e4 photons,
-stripe RMS removed against the true gain map -160 / -1 / 34 %. What a
-stripe-only estimator cannot tell from the object -- the smooth part of a
-gain error across columns, and stripes on the particle's outline -- is left.
+73 / 41 / 77 %; noise-free change of the particle's O-edge jump 39 / 9.1 /
+1.9 % of its peak (od 39 / 7.7 / 1.35 %); particle + 1 % gain + 2e4 photons,
+stripe RMS removed against the true gain map -160 / -1 / 39 % (30 % inside
+the particle's shadow); ring RMS of the test_rings phantom reduced 0.9x /
+2.9x / 3.2x; ``shift_center_diag.py both`` class error 10.5 / 2.3 / 0.3 pp;
+0.24 / 0.49 ms per 64 x 64 projection ("offset" / "blind", numpy, 2 cores).
+What a stripe-only estimator cannot tell from the object -- the smooth part
+of a gain error across columns, and stripes on the particle's outline -- is
+left.
 """
 
 from __future__ import annotations
