@@ -152,3 +152,17 @@ def test_series_form_on_simulated_tilt_series(small_particle):
     assert np.abs(err).mean() < 0.02  # photon noise only (2e4 photons)
     assert len(out.attrs["normalize_report"]) == 2
     assert provenance(out)[-1]["step"] == "recon.normalize_series"
+
+
+@pytest.mark.parametrize("shape", [(3, 17, 23), (2, 1, 9), (1, 8, 1), (4, 2, 2)])
+def test_median3x3_equals_scipy_median_filter(shape):
+    """The min/max network of the zinger search is scipy's 3x3 median exactly
+    (random values, many ties, degenerate frame shapes, edges replicated)."""
+    from scipy.ndimage import median_filter
+
+    from spectrotomo.recon._normalize import _median3x3
+
+    rng = np.random.default_rng(sum(shape))
+    for x in (rng.normal(size=shape), rng.integers(0, 3, shape).astype(np.float32)):
+        np.testing.assert_array_equal(_median3x3(np, x),
+                                      median_filter(x, size=(1, 3, 3), mode="nearest"))

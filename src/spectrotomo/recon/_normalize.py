@@ -140,18 +140,40 @@ def _frame_nanmedian(xp, stack):
     return xp.where(xp.isfinite(med), med, 0.0)
 
 
+def _median3(xp, a, b, c):
+    return xp.maximum(xp.minimum(a, b), xp.minimum(xp.maximum(a, b), c))
+
+
+def _median3x3(xp, stack):
+    """3x3 median of every frame of ``stack`` (n, ny, nx), edges replicated.
+
+    Equal to ``median_filter(stack, size=(1, 3, 3), mode="nearest")`` for
+    finite input, ~3x faster on CPU: scipy's generic rank filter sorts each
+    window, while the median of 9 is exactly ``med3(max(row minima),
+    med3(row medians), min(row maxima))`` of the three sorted window rows,
+    which is a fixed sequence of element-wise min/max over shifted views
+    (the same code runs on cupy).
+    """
+    p = xp.pad(stack, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    left, centre, right = p[:, :, :-2], p[:, :, 1:-1], p[:, :, 2:]
+    lo, hi = xp.minimum(left, centre), xp.maximum(left, centre)
+    row_mid = xp.maximum(lo, xp.minimum(hi, right))
+    row_lo, row_hi = xp.minimum(lo, right), xp.maximum(hi, right)
+    up, mid, down = slice(None, -2), slice(1, -1), slice(2, None)
+    max_lo = xp.maximum(xp.maximum(row_lo[:, up], row_lo[:, mid]), row_lo[:, down])
+    min_hi = xp.minimum(xp.minimum(row_hi[:, up], row_hi[:, mid]), row_hi[:, down])
+    mid_mid = _median3(xp, row_mid[:, up], row_mid[:, mid], row_mid[:, down])
+    return _median3(xp, max_lo, mid_mid, min_hi)
+
+
 def _zinger_mask(xp, transmission, valid, threshold: float, min_jump: float):
     """Isolated outliers: |T - median3x3(T)| above ``threshold`` robust sigmas per
     frame and above ``min_jump`` times the local median (noise-free smooth images
     have a tiny MAD; the relative floor keeps their curvature from counting)."""
-    if xp is np:
-        from scipy.ndimage import median_filter
-    else:
-        from cupyx.scipy.ndimage import median_filter
     # Replace invalid pixels by the frame median first so they do not seed false zingers.
     frame_med = _frame_nanmedian(xp, xp.where(valid, transmission, xp.nan))
     filled = xp.where(valid, transmission, frame_med)
-    med = median_filter(filled, size=(1, 3, 3), mode="nearest")
+    med = _median3x3(xp, filled)
     diff = filled - med
     mad = xp.median(xp.abs(diff).reshape(diff.shape[0], -1), axis=1)[:, None, None]
     sigma = 1.4826 * xp.maximum(mad, 1e-12)
