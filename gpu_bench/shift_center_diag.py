@@ -19,8 +19,9 @@ pipeline's ``_preprocess._register``, scale estimated unless the true scales dif
 ``oracle``: true relative scale and shift onto the reference energy, the
 pipeline's cubic ``warp``; ``oracle-sinc``: the same, band-limited resampling),
 ``center`` (``find`` | ``true``: the registered axis), ``rings`` (stripe removal
-before registration as ``[preprocess] rings``: ``offset``, the default since
-2026-12-01 | ``sorting``, the default before | ``fourier-wavelet`` | ``none``),
+before registration as ``[preprocess] rings``: ``blind``, the default since
+2026-12-01 (later) | ``offset``, the default before it | ``sorting``, the default
+before that | ``fourier-wavelet`` | ``none``),
 ``gain`` (detector gain error ``ring_strength``, 0), ``seed`` (0).
 
 Usage: ``PYTHONPATH=src python gpu_bench/shift_center_diag.py CASE [CASE ...]``,
@@ -36,7 +37,7 @@ import time
 import numpy as np
 
 DEFAULTS = {"shift": 0.5, "offset": 0.7, "photons": 2e4, "register": "pipeline",
-            "center": "find", "rings": "offset", "gain": 0.0, "seed": 0}
+            "center": "find", "rings": "blind", "gain": 0.0, "seed": 0}
 
 
 def parse(case: str) -> dict:

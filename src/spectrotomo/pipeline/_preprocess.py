@@ -27,7 +27,7 @@ from ._phase import is_phase_run, phase_od
 
 __all__ = ["preprocess", "od_chunks"]
 
-_RING_METHODS = {"offset": "offset", "sorting": "sort", "fourier-wavelet": "fw"}
+_RING_METHODS = {"blind": "blind", "offset": "offset", "sorting": "sort", "fourier-wavelet": "fw"}
 _MASK_COUNTS = ("n_nonpositive", "n_saturated", "n_nonfinite", "n_zingers")
 
 
