@@ -10,7 +10,8 @@ than the particle); (d) a smooth ball (no internal structure), untruncated
 and cut; (e) a 0..179 deg scan as a sanity check, with algotom's
 ``find_center_vo`` as a peer where algotom imports. No peer implements a
 limited-angle axis search, so the limited-angle rows compare this package's
-methods only. ``n/a``: the method refused the data (ValidationError).
+methods only. ``n/a``: the method refused the data (ValidationError). Prints
+a markdown table.
 
     python gpu_bench/center_bench.py --preset small
     python gpu_bench/center_bench.py --preset demo
@@ -58,15 +59,20 @@ def cut(od, true, cols=None, rows=None):
 
 
 def run(method, od, angles):
+    """(centre or None when refused, seconds, method used; "!" marks auto's warned fallback)."""
+    import warnings
+
     from spectrotomo import ValidationError
     from spectrotomo.recon import find_center
 
     t0 = time.perf_counter()
     try:
-        c, scores = find_center(od, angles, method=method, return_metric=True)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            c, scores = find_center(od, angles, method=method, return_metric=True)
     except ValidationError:
         return None, time.perf_counter() - t0, "-"
-    return c, time.perf_counter() - t0, scores.method
+    return c, time.perf_counter() - t0, scores.method + ("!" if caught else "")
 
 
 def main():
@@ -94,14 +100,16 @@ def main():
         cases += [(f"(d) smooth ball, {off:+.1f}", *cut(od, true)),
                   (f"(d) ball, rows 4-12, {k} cols cut, {off:+.1f}",
                    *cut(od, true, cols=(k, n), rows=(4, 12)))]
-    print(f"preset {args.preset}: error px (found - true) and s per call; auto's choice in []")
-    print(f"{'case':40s} {'confined':>8s}" + "".join(f"{m:>20s}" for m in METHODS))
+    print(f"preset {args.preset}: error px (found - true), s per call; [auto's choice], "
+          "! = with the fallback warning; confined = rows whose slice stays inside the field")
+    print("\n| case | confined | " + " | ".join(METHODS) + " |")
+    print("|---|---:|" + "---:|" * len(METHODS))
     for name, od, true in cases:
-        row = f"{name:40s} {_confined_rows(np, od).size:>8d}"
+        row = f"| {name} | {_confined_rows(np, od).size} |"
         for m in METHODS:
             c, t, used = run(m, od, LIMITED)
-            cell = ("n/a" if c is None else f"{c - true:+.2f}") + f" ({t:.1f}s)"
-            row += f"{cell + (f' [{used}]' if m == 'auto' else ''):>20s}"
+            cell = ("n/a" if c is None else f"{c - true:+.2f}") + f" ({t:.1f} s)"
+            row += f" {cell}{f' [{used}]' if m == 'auto' else ''} |"
         print(row, flush=True)
     full = np.arange(0.0, 180.0)
     od, true = particle_od(truth, full, 2.4)
@@ -117,7 +125,7 @@ def main():
     except ImportError:
         line += "; algotom not importable"
     c, t, _ = run("halves", od, full)
-    print(line + f"; halves {'n/a (span >= 180 deg)' if c is None else f'{c - true:+.2f}'}")
+    print("\n" + line + f"; halves {'n/a (span >= 180 deg)' if c is None else f'{c - true:+.2f}'}")
 
 
 if __name__ == "__main__":

@@ -39,10 +39,10 @@ chosen automatically from the angles and the field of view:
   angular step) and any model error dominates it -- the likely cause of the
   ~5 px bias once seen on a smooth ball (0.15 px on center_bench's ball).
 - ``"sharpness"``: as above but the metric is the total variation of the
-  FBP slices (a wrong axis smears features into arcs). < 0.1 px on the
-  tests' smooth phantom, but 0.05 / 4.0 px on center_bench's ball (axis
-  +2.4 / -3.7 px) and 7-11 px off on the grain-textured particles even untruncated
-  (blurring lowers the total variation of texture as much as arcs raise it).
+  FBP slices (a wrong axis smears features into arcs). < 0.5 px on the
+  tests' phantom, but 0.05-15 px off on center_bench's smooth balls and
+  7-11 px on the grain-textured particles even untruncated (likely: blurring
+  lowers the total variation of texture about as much as arcs raise it).
   Only ``"auto"``'s last resort, with a warning, when ``"halves"`` refuses.
 """
 
