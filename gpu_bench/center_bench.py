@@ -15,6 +15,12 @@ a markdown table.
 
     python gpu_bench/center_bench.py --preset small
     python gpu_bench/center_bench.py --preset demo
+    python gpu_bench/center_bench.py --sweep    # other particles and angle sets, small
+
+``--sweep``: particle seeds 1-3 (the tables use seed 0), each with four angle
+sets (+-65 deg at 1 and 2 deg steps, +-45 at 1, +-60 at 3) and a random axis
+offset in +-5 px, truncated in every row as case (c2); then "halves" against
+``n_rows`` with all rows present and columns 8-56 kept.
 """
 
 from __future__ import annotations
@@ -75,13 +81,67 @@ def run(method, od, angles):
     return c, time.perf_counter() - t0, scores.method + ("!" if caught else "")
 
 
+def sweep():
+    """Case (c2) of the small preset over particle seeds and angle sets."""
+    from spectrotomo.recon._center import _confined_rows
+    from spectrotomo.simulate import particle
+
+    rng = np.random.default_rng(7)
+    print("\n| particle seed | angles (deg) | offset (px) | confined | auto | halves |")
+    print("|---:|---|---:|---:|---:|---:|")
+    for seed in (1, 2, 3):
+        truth = particle("small", seed=seed)
+        for span, step in ((65, 1.0), (65, 2.0), (45, 1.0), (60, 3.0)):
+            angles = np.arange(-span, span + 0.1, step)
+            off = rng.uniform(-5, 5)
+            od, true = cut(*particle_od(truth, angles, off, seed=seed + 10), cols=(8, 56),
+                           rows=(20, 44))
+            cells = []
+            for m in ("auto", "halves"):
+                c, t, used = run(m, od, angles)
+                cells.append(("n/a" if c is None else f"{c - true:+.2f}") + f" ({t:.1f} s)"
+                             + (f" [{used}]" if m == "auto" else ""))
+            print(f"| {seed} | {-span:.0f}..{span:.0f} step {step:.0f} | {off:+.2f} | "
+                  f"{_confined_rows(np, od).size} | " + " | ".join(cells) + " |", flush=True)
+    rows_sweep(rng)
+
+
+def rows_sweep(rng):
+    """"halves" error against n_rows: all 64 rows present, columns 8-56 (middle rows cut)."""
+    from spectrotomo import ValidationError
+    from spectrotomo.recon import find_center
+    from spectrotomo.simulate import particle
+
+    counts = (8, 16, 24, 48)
+    print("\n| particle seed | angles (deg) | offset (px) | "
+          + " | ".join(f"halves, n_rows={k}" for k in counts) + " |")
+    print("|---:|---|---:|" + "---:|" * len(counts))
+    for seed in (1, 2, 3):
+        truth = particle("small", seed=seed)
+        for step in (1.0, 2.0):
+            angles = np.arange(-65.0, 65.1, step)
+            off = rng.uniform(-5, 5)
+            od, true = cut(*particle_od(truth, angles, off, seed=seed + 10), cols=(8, 56))
+            cells = []
+            for k in counts:
+                try:
+                    cells.append(f"{find_center(od, angles, method='halves', n_rows=k) - true:+.2f}")
+                except ValidationError:
+                    cells.append("n/a")
+            print(f"| {seed} | -65..65 step {step:.0f} | {off:+.2f} | " + " | ".join(cells) + " |",
+                  flush=True)
+
+
 def main():
     from spectrotomo.recon._center import _confined_rows
     from spectrotomo.simulate import particle
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="small", choices=["small", "demo"])
+    ap.add_argument("--sweep", action="store_true", help="other particle seeds and angle sets")
     args = ap.parse_args()
+    if args.sweep:
+        return sweep()
     n = 64 if args.preset == "small" else 128
     k = n // 8  # columns cut: 8 of 64, 16 of 128
     mid = (n * 5 // 16, n * 11 // 16)  # middle rows: every slice wider than the field

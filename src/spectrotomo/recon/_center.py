@@ -26,9 +26,11 @@ chosen automatically from the angles and the field of view:
   displacement between the two (``~1.3 x`` the axis error at -65..+65 deg)
   is measured on a map of dark blobs (pores) and driven to zero -- see
   ``_center_halves``. Measured (-65..+65 deg, 1 deg steps, 2e4 photons,
-  center_bench.py): <= 0.12 px on the small and demo particles, truncated
-  or not. Needs internal structure: it refuses a smooth ball (no blobs
-  common to both halves) rather than return a spurious root.
+  gpu_bench/center_bench.py): <= 0.12 px on the small and demo particles,
+  truncated or not; <= 0.47 px over other particle seeds and 1-3 deg
+  steps (a structure-dependent bias); 3-16 px off at -45..+45 deg. Needs
+  internal structure: it refuses a smooth ball (no blobs common to both
+  halves) rather than return a spurious root.
 - ``"consistency"``: for every candidate at once, FBP a few rows from the
   even-numbered angles, re-project at the odd ones and keep the candidate
   whose prediction matches the measured odd projections best. 0.01-0.14 px
@@ -62,7 +64,11 @@ from ._shift import fourier_shift, phase_correlate
 __all__ = ["find_center", "CenterScores"]
 
 _MIN_COM_ROWS = 4  # confined rows needed before "auto" trusts a centre-of-mass fit
-_ROWS = {"halves": 24}  # default n_rows per method (else 4): pooling rows tames the blob bias
+# Default n_rows per method (else 4). "halves" pools rows into one correlation: more
+# rows, less bias (center_bench --sweep), but rows through a particle's caps add
+# blobs the halves do not share and can push the blob correlation under the
+# refusal threshold (48 of 64 rows: 0.08), so 24.
+_ROWS = {"halves": 24}
 
 
 def _pairs(angles: np.ndarray, tol: float):
