@@ -35,19 +35,18 @@ ERRORS = ("magnification_error_pct", "class_fraction_error_pp", "class_fraction_
 
 
 def _oracle_register(store):
+    """The preprocess step's registration replaced by the simulator's truth (scales and
+    shifts onto the truth geometry)."""
     from spectrotomo import io
-    from spectrotomo.recon._register import EnergyRegistration, warp
+    from spectrotomo.recon._register import EnergyRegistration
 
-    def register(od, angles, *, pixel_sizes=None, estimate=True):
+    def registration(frames, *, pixel_sizes=None, estimate=True):
         raw = io.read_group(store, "raw")
         s, d = raw["true_scale"].values, raw["true_energy_shift"].values
-        n_e, n_a = od.shape[:2]
-        for e in range(n_e):  # a few energies
-            od[e] = warp(od[e], np.repeat(s[e], n_a), np.repeat(d[e][None], n_a, axis=0))
-        zeros = np.zeros(n_e)
-        return od, EnergyRegistration(shifts=d, scales=s, residual_px=zeros, residual_rms=zeros,
-                                      reference=0, scale_source="oracle")
-    return register
+        zeros = np.zeros(frames.shape[0])
+        return EnergyRegistration(shifts=d, scales=s, residual_px=zeros, residual_rms=zeros,
+                                  reference=frames.shape[0] // 2, scale_source="oracle")
+    return registration
 
 
 def _fourier_misalign(od, shifts, scales):
@@ -81,9 +80,9 @@ def _spline_misalign(order):
 def run_case(out: str, case: str) -> dict:
     import spectrotomo.simulate._forward as fwd
     import spectrotomo.simulate._sample as smod
-    from spectrotomo.pipeline import Config, _steps, run_pipeline
+    from spectrotomo.pipeline import Config, _preprocess, run_pipeline
 
-    saved = (dict(smod.IMPERFECTIONS), _steps._register, fwd._misalign)
+    saved = (dict(smod.IMPERFECTIONS), _preprocess._registration, fwd._misalign)
     name = case.replace(":", "-").replace("@", "-seed")
     case, _, seed = case.partition("@")
     resample = next((k for k in ("spline", "bilinear") if case.endswith("+" + k)), None)
@@ -97,7 +96,7 @@ def run_case(out: str, case: str) -> dict:
     cfg.input.pixel_size_metadata = case not in ("nometa", "default")
     try:
         if case == "oracle":
-            _steps._register = _oracle_register(cfg.output.store)
+            _preprocess._registration = _oracle_register(cfg.output.store)
         elif case == "perfect":
             smod.IMPERFECTIONS.update({k: 0.0 for k in smod.IMPERFECTIONS})
         elif case.startswith("only:") or case == "fourier-shift":
@@ -116,7 +115,7 @@ def run_case(out: str, case: str) -> dict:
     finally:
         smod.IMPERFECTIONS.clear()
         smod.IMPERFECTIONS.update(saved[0])
-        _steps._register, fwd._misalign = saved[1:]
+        _preprocess._registration, fwd._misalign = saved[1:]
     err = res["summary"]["errors_vs_truth"]
     if case == "oracle":  # scales relative to the truth geometry, not to a reference energy
         err["magnification_error_pct"] = 0.0

@@ -15,12 +15,13 @@ centre, FBP every energy, quantify, smooth TM and O over the solid as
 Options per case (``KEY=VALUE`` after the case name, comma separated):
 ``shift`` (energy shift std px, 0.5), ``offset`` (centre offset px, 0.7),
 ``photons`` (2e4, ``none`` = noise-free), ``register`` (``pipeline``: the
-pipeline's ``_steps._register``, scale estimated unless the true scales differ;
+pipeline's ``_preprocess._register``, scale estimated unless the true scales differ;
 ``oracle``: true relative scale and shift onto the reference energy, the
 pipeline's cubic ``warp``; ``oracle-sinc``: the same, band-limited resampling),
 ``center`` (``find`` | ``true``: the registered axis), ``rings`` (stripe removal
-before registration as ``[preprocess] rings``: ``offset``, the default since
-2026-12-01 | ``sorting``, the default before | ``fourier-wavelet`` | ``none``),
+before registration as ``[preprocess] rings``: ``blind``, the default since
+2026-12-01 (later) | ``offset``, the default before it | ``sorting``, the default
+before that | ``fourier-wavelet`` | ``none``),
 ``gain`` (detector gain error ``ring_strength``, 0), ``seed`` (0).
 
 Usage: ``PYTHONPATH=src python gpu_bench/shift_center_diag.py CASE [CASE ...]``,
@@ -36,7 +37,7 @@ import time
 import numpy as np
 
 DEFAULTS = {"shift": 0.5, "offset": 0.7, "photons": 2e4, "register": "pipeline",
-            "center": "find", "rings": "offset", "gain": 0.0, "seed": 0}
+            "center": "find", "rings": "blind", "gain": 0.0, "seed": 0}
 
 
 def parse(case: str) -> dict:
@@ -68,7 +69,7 @@ def simulate(opts):
 def optical_density(ts, rings):
     """od (energy, angle, y, x) float64 as the pipeline's preprocess normalises it."""
     from spectrotomo.pipeline import Config
-    from spectrotomo.pipeline._steps import _normalise_all
+    from spectrotomo.pipeline._preprocess import _normalise_all
 
     if ts.attrs["photons"] == 0:
         return ts["true_od"].values.astype(np.float64)
@@ -79,14 +80,14 @@ def optical_density(ts, rings):
 
 def register(od, ts, mode):
     """Registered od, reference index, relative scales and shifts."""
-    from spectrotomo.pipeline import _steps
+    from spectrotomo.pipeline import _preprocess
     from spectrotomo.recon._register import warp
 
     s_true, d_true = ts["true_scale"].values, ts["true_energy_shift"].values
     ref = od.shape[0] // 2
     if mode == "pipeline":
-        od, reg = _steps._register(od, ts["angle"].values,
-                                   pixel_sizes=ts.attrs["pixel_size"] / s_true
+        od, reg = _preprocess._register(od, ts["angle"].values,
+                                        pixel_sizes=ts.attrs["pixel_size"] / s_true
                                    if np.ptp(s_true) else None)
         return od, reg.reference, reg.scales, reg.shifts
     scales = s_true / s_true[ref]

@@ -20,6 +20,7 @@ from spectrotomo.io import (
     open_tree,
     read_group,
     read_region,
+    remove_group,
     store_lock,
     write,
     write_region,
@@ -226,6 +227,19 @@ def test_init_array_killed_before_its_marker_is_rebuilt(tmp_path):
     _init(store)  # no overwrite needed: nothing finished can be lost
     ds = read_group(store, "recon", allow_incomplete=True)
     np.testing.assert_array_equal(ds["z"].values, np.arange(10) * 10.0)
+    assert len(missing_regions(store, "recon", "volume")) == 6
+
+
+def test_remove_group_deletes_arrays_and_markers_and_keeps_the_rest(tmp_path, rng):
+    store = tmp_path / "s.zarr"
+    write(store, "raw", _dataset(rng))
+    _init(store)
+    write_region(store, "recon", "volume", (slice(0, 1), slice(0, 4)), np.ones((1, 4, 8), np.float32))
+    remove_group(store, "recon")
+    assert "recon" not in list_groups(store) and is_complete(store, "raw")
+    assert not any(p.name.startswith(".recon") for p in store.iterdir())  # nothing left over
+    remove_group(store, "recon")  # absent: nothing to do
+    _init(store)  # a fresh group: every chunk missing again
     assert len(missing_regions(store, "recon", "volume")) == 6
 
 

@@ -62,24 +62,114 @@ def test_limited_angle_simulated_particle(small_particle, method):
     assert abs(find_center(od, angles, method=method) - ts.attrs["true_center"]) <= 0.5
 
 
-def test_limited_angle_particle_leaving_field_of_view(small_particle):
-    """The particle's middle leaves the field of view (8 columns cut): whole-
-    projection centre of mass and the FBP metrics fail (6.6 px / 22 px off);
-    auto fits the centre of mass on the rows whose slice stays inside (caps)."""
+@pytest.fixture(scope="module")
+def leaving_fov(small_particle):
+    """(od (131, 64, 64), true axis column): -65..+65 deg, axis 3.7 px left of centre."""
     from spectrotomo.recon import normalize
-    from spectrotomo.recon._center import _confined, _confined_rows
     from spectrotomo.simulate import EDGES, tilt_series
 
     angles = np.arange(-65.0, 66.0)
     ts = tilt_series(small_particle, energies=[EDGES["Mn"]["above"]], angles=angles,
                      center_offset_px=-3.7, photons=2e4, seed=1)
     od, _ = normalize(ts.projections.values[0], ts.flats.values[0], ts.darks.values[0])
-    od, true = od[..., 8:], ts.attrs["true_center"] - 8
+    return od, ts.attrs["true_center"]
+
+
+def test_limited_angle_particle_leaving_field_of_view(leaving_fov):
+    """The particle's middle leaves the field of view (8 columns cut): whole-
+    projection centre of mass and the FBP metrics fail (6.6 px / 22 px off);
+    auto fits the centre of mass on the rows whose slice stays inside (caps)."""
+    from spectrotomo.recon._center import _confined, _confined_rows
+
+    angles = np.arange(-65.0, 66.0)
+    od, true = leaving_fov[0][..., 8:], leaving_fov[1] - 8
     assert not _confined(np, od)
     rows = _confined_rows(np, od)
     assert 4 <= rows.size < od.shape[1] // 2
     assert abs(find_center(od, angles) - true) <= 0.25
     assert abs(find_center(od, angles, method="sharpness") - true) > 2.0  # why com is used
+
+
+def _every_row_truncated(leaving_fov):
+    """Middle rows 20-44 only, 8 columns cut: no slice stays inside the field of view."""
+    from spectrotomo.recon._center import _confined_rows
+
+    od, true = leaving_fov[0][:, 20:44, 8:], leaving_fov[1] - 8
+    assert _confined_rows(np, od).size == 0
+    return od, true
+
+
+@pytest.mark.parametrize("method", ["halves", "auto"])
+def test_halves_on_a_particle_truncated_in_every_row(leaving_fov, method):
+    angles = np.arange(-65.0, 66.0)
+    od, true = _every_row_truncated(leaving_fov)
+    center, scores = find_center(od, angles, method=method, return_metric=True)
+    assert scores.method == "halves" and "half-scan" in scores.metric_label
+    assert abs(center - true) <= 0.25, center - true  # measured: 0.004 px
+    assert scores.x.shape == scores.metric.shape and abs(scores.x[-2] - center) <= 0.6
+
+
+def test_halves_where_the_old_fallback_fails(leaving_fov):
+    """auto's fallback before "halves" (sharpness) and "consistency" are off by
+    > 2 px here (measured 6.6 / 22 px); halves by < 0.5 px."""
+    angles = np.arange(-65.0, 66.0)
+    od, true = _every_row_truncated(leaving_fov)
+    err = {m: abs(find_center(od, angles, method=m) - true)
+           for m in ("halves", "sharpness", "consistency")}
+    assert err["halves"] <= 0.5
+    assert min(err["sharpness"], err["consistency"]) > 2.0 + err["halves"], err
+
+
+def test_half_sets_geometry():
+    """Predicted displacement of the late half vs the early one: along the mid-range
+    ray direction, i.e. (dy, dx) = (-cos phi, sin phi) for a range centred on phi."""
+    from spectrotomo.recon._center_halves import half_sets
+
+    for phi in (0.0, 30.0, -50.0):
+        a, b, direction, slope = half_sets(np.arange(-65.0, 66.0) + phi)
+        np.testing.assert_allclose(direction, [-np.cos(np.deg2rad(phi)),
+                                               np.sin(np.deg2rad(phi))], atol=1e-9)
+        assert a.size == b.size == 55 and 1.2 < slope < 1.4
+
+
+def test_halves_sign_and_slope_match_the_geometry(small_particle):
+    """Non-uniform, asymmetric angles (-40..+88 deg): the measured displacement
+    changes sign at the true axis with the predicted slope, and the axis is found."""
+    from spectrotomo.recon import normalize
+    from spectrotomo.recon._center import _confined_rows, _signal_rows
+    from spectrotomo.recon._center_halves import _displacement, half_sets
+    from spectrotomo.simulate import EDGES, tilt_series
+
+    rng = np.random.default_rng(5)
+    angles = np.sort(np.linspace(-40.0, 88.0, 110) + rng.uniform(-0.4, 0.4, 110))
+    ts = tilt_series(small_particle, energies=[EDGES["Mn"]["above"]], angles=angles,
+                     center_offset_px=2.4, photons=2e4, seed=2)
+    od, _ = normalize(ts.projections.values[0], ts.flats.values[0], ts.darks.values[0])
+    od, true = od[:, 20:44, :56], ts.attrs["true_center"]  # truncated on the right
+    assert _confined_rows(np, od).size == 0
+    sets = half_sets(angles)
+    trial = true + np.array([-2.0, 2.0])
+    d, _ = _displacement(np, od, angles, _signal_rows(np, od, 24), trial, "hann", sets)
+    assert d[0] < 0 < d[1]
+    assert (d[1] - d[0]) / 4.0 == pytest.approx(sets[3], rel=0.25)
+    assert abs(find_center(od, angles, method="halves") - true) <= 0.5
+
+
+def test_halves_refuses_objects_without_structure():
+    """A smooth ball offers no blobs common to both halves: halves refuses instead
+    of returning a spurious root; auto warns and falls back to sharpness."""
+    from spectrotomo.simulate import ball, project
+
+    angles = np.arange(-65.0, 66.0)
+    true = (N - 1) / 2 - 3.7
+    vol = 0.03 * ball((8, N, N), 0.37 * N, center=(3.5, 34.5, 29.5))
+    od = project(vol.astype(np.float32), angles, center=true)[..., 8:]
+    od = od + 0.0003 * np.random.default_rng(1).standard_normal(od.shape)
+    with pytest.raises(ValidationError, match="no .*(structure|axis)"):
+        find_center(od, angles, method="halves")
+    with pytest.warns(UserWarning, match="falls back to 'sharpness'"):
+        _, scores = find_center(od, angles, return_metric=True)
+    assert scores.method == "sharpness"
 
 
 def test_com_without_confined_rows_is_an_error():
@@ -123,3 +213,7 @@ def test_bad_input():
         find_center(np.ones((4, 2, 16)), angles, search_range=(10, 30))
     with pytest.raises(ValidationError, match="180 deg"):
         find_center(np.ones((4, 2, 16)), angles, method="opposite")
+    with pytest.raises(ValidationError, match="limited-angle"):
+        find_center(np.ones((4, 2, 16)), [0, 60, 120, 179], method="halves")
+    with pytest.raises(ValidationError, match="at least 3 angles"):
+        find_center(np.ones((5, 2, 16)), [-60, -45, 0, 45, 60], method="halves")

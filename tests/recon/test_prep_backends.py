@@ -18,8 +18,10 @@ def test_remove_rings_chunked_over_rows_with_dask(rng):
     da = pytest.importorskip("dask.array")
     stack = _stack(rng).astype(np.float32)
     lazy = da.from_array(stack, chunks=(-1, 2, -1))  # every chunk holds all angles
-    out = lazy.map_blocks(remove_rings, dtype=np.float32).compute()
-    np.testing.assert_allclose(out, remove_rings(stack), atol=1e-6)
+    for kwargs in ({"method": "offset"}, {"method": "blind", "columns": False}):
+        # (the default pools one offset per column over all rows: chunks must hold them all)
+        out = lazy.map_blocks(remove_rings, dtype=np.float32, **kwargs).compute()
+        np.testing.assert_allclose(out, remove_rings(stack, **kwargs), atol=1e-6)
 
 
 def test_normalize_chunked_over_angles_with_dask(rng):
@@ -46,7 +48,7 @@ def test_cupy_matches_numpy(rng):
     import cupy
 
     stack = _stack(rng)
-    for method in ("offset", "sort"):
+    for method in ("blind", "offset", "sort"):
         gpu = remove_rings(cupy.asarray(stack), method=method)
         np.testing.assert_allclose(gpu.get(), remove_rings(stack, method=method), atol=1e-5)
     raw = 1000 * np.exp(-stack)

@@ -41,10 +41,13 @@ def _metrics(corrected, od, angles, particle):
     return ring_rms, bias
 
 
-# Ring RMS reduction measured on this phantom (96 px, 120 angles): offset 2.9x,
-# sort 1.47x, fw 1.47x. Local methods are limited on a 96-px detector where the
-# particle's own edges are as steep per column as the stripes.
+# Ring RMS reduction measured on this phantom (96 px, 120 angles): blind 3.2x
+# (2.6x row by row), offset 2.9x, sort 1.47x, fw 1.47x. Local methods are limited
+# on a 96-px detector where the particle's own edges are as steep per column as
+# the stripes.
 @pytest.mark.parametrize("method, kwargs, factor", [
+    ("blind", {}, 2.9),
+    ("blind", {"columns": False}, 2.3),
     ("offset", {}, 2.5),
     ("sort", {"size": 3}, 1.3),
     ("fw", {"level": 1, "sigma": 1.0}, 1.3),
@@ -70,16 +73,37 @@ def test_sorting_matches_algotom(stripes):
 def test_batched_rows_equal_single_rows(stripes):
     _, bad, _, _ = stripes
     stack = np.concatenate([bad, 2 * bad, bad[::-1]], axis=1)
-    for method in ("offset", "sort"):
-        out = remove_rings(stack, method=method)
-        np.testing.assert_allclose(out[:, 1:2], remove_rings(2 * bad, method=method), atol=1e-5)
-        np.testing.assert_allclose(remove_rings(stack[:, 0], method=method), out[:, 0], atol=1e-6)
+    for kwargs in ({"method": "offset"}, {"method": "sort"}, {"method": "blind", "columns": False}):
+        out = remove_rings(stack, **kwargs)
+        np.testing.assert_allclose(out[:, 1:2], remove_rings(2 * bad, **kwargs), atol=1e-5)
+        np.testing.assert_allclose(remove_rings(stack[:, 0], **kwargs), out[:, 0], atol=1e-6)
+
+
+def test_blind_pools_the_column_offset_over_rows(stripes):
+    # one gain error per column over 8 rows: 4 rows through the phantom, 4 empty; pooled,
+    # the rows clear of the particle give the column's offset where the particle hides it
+    od, bad, _, _ = stripes
+    stripe = (bad - od)[:, 0]
+    stack = np.concatenate([np.repeat(od, 4, axis=1), np.zeros((N_ANGLES, 4, N))], axis=1)
+    stack = stack + stripe[:, None]
+    err = {c: (remove_rings(stack, method="blind", columns=c) - stack + stripe[:, None])[:, :4]
+           for c in (True, False)}
+    left = {c: np.sqrt((e.mean(0) ** 2).mean()) for c, e in err.items()}
+    # measured: 0.0045 pooled, 0.0073 row by row, stripe RMS 0.0136
+    assert left[True] < 0.7 * left[False] < 0.6 * np.sqrt((stripe ** 2).mean()), left
 
 
 def test_clean_data_nearly_unchanged(stripes):
     od, _, _, _ = stripes
     out = remove_rings(od.astype(np.float32))
     assert np.abs(out - od).max() < 0.05 * od.max()
+
+
+def test_constant_and_empty_stacks_unchanged():
+    for method in ("blind", "offset", "sort"):
+        np.testing.assert_allclose(remove_rings(np.full((6, 3, 16), 0.7), method=method), 0.7,
+                                   atol=1e-6)
+        np.testing.assert_allclose(remove_rings(np.zeros((6, 3, 16)), method=method), 0.0)
 
 
 def test_bad_input():
@@ -89,3 +113,7 @@ def test_bad_input():
         remove_rings(np.ones((2, 2, 2, 2)))
     with pytest.raises(ValueError, match="method"):
         remove_rings(np.ones((4, 8)), method="magic")
+    with pytest.raises(ValueError, match="sigma"):
+        remove_rings(np.ones((4, 8)), method="blind", sigma=0)
+    with pytest.raises(ValueError, match="size"):
+        remove_rings(np.ones((4, 8)), method="blind", size=1)

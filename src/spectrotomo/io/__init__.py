@@ -16,7 +16,8 @@ from ._markers import is_complete
 from ._nxtomo import read_nxtomo
 from ._omezarr import write_ome_zarr
 from ._read import read
-from ._regions import init_array, mark_complete, missing_regions, read_region, write_region
+from ._regions import (init_array, mark_complete, missing_regions, read_region, remove_group,
+                       write_region)
 from ._store import IncompleteGroupError, list_groups, open_tree, read_group, write, write_groups
 from ._summary import describe_store, format_store
 from ._tiff import read_tiff_stack
@@ -43,6 +44,7 @@ __all__ = [
     "read_series",
     "read_tiff_stack",
     "read_xradia",
+    "remove_group",
     "store_lock",
     "write",
     "write_groups",

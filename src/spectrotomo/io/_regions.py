@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import shutil
+import uuid
 
 import numpy as np
 import xarray as xr
@@ -35,7 +36,8 @@ from ._markers import (
 )
 from ._store import _check_complete, _encode
 
-__all__ = ["init_array", "write_region", "read_region", "missing_regions", "mark_complete"]
+__all__ = ["init_array", "write_region", "read_region", "missing_regions", "mark_complete",
+           "remove_group"]
 
 
 def _open_array(store_path, group: str, name: str, mode: str = "r"):
@@ -281,3 +283,22 @@ def mark_complete(store_path, group: str, *, attrs=None) -> None:
     if attrs:
         open_zarr_group(root, group).attrs.update(dict(attrs))
     set_marker(root, group, state="complete")
+
+
+def remove_group(store_path, group: str) -> None:
+    """Delete ``group`` (arrays, attributes, done markers) if it exists.
+
+    For a region-written job that rewrites its arrays in place and so cannot
+    resume half-way: it starts from an empty group, and arrays a killed run
+    with other options wrote cannot survive into the new result. The group is
+    renamed away before it is deleted, so readers never see a partial tree.
+    """
+    group = normalize_group(group)
+    root = store_root(store_path)
+    check_unlocked(root)
+    target = root / group
+    if not target.is_dir():
+        return
+    trash = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:12]}")
+    target.rename(trash)
+    shutil.rmtree(trash, ignore_errors=True)

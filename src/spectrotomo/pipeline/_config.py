@@ -39,7 +39,7 @@ class OutputConfig:
 @dataclass
 class PreprocessConfig:
     flat_mode: str = "median"
-    rings: str = "offset"
+    rings: str = "blind"
     center: float | str = "auto"
     align: bool = True
     align_iterations: int = 4
@@ -111,7 +111,7 @@ class Config:
 
 _CHOICES = {
     ("preprocess", "flat_mode"): ("mean", "median"),
-    ("preprocess", "rings"): ("none", "offset", "sorting", "fourier-wavelet"),
+    ("preprocess", "rings"): ("none", "blind", "offset", "sorting", "fourier-wavelet"),
     ("preprocess", "magnification"): ("auto", "metadata", "estimate", "none"),
     ("phase", "method"): ("none", "paganin", "ctf"),
     ("reconstruct", "algorithm"): ("fbp", "sirt", "cgls", "tv"),
@@ -265,9 +265,9 @@ figures = true               # report PNG figures (tables and summary are always
 
 [preprocess]
 flat_mode = "median"         # mean | median of several flats
-rings = "offset"             # offset | sorting | fourier-wavelet | none (before energy
-                             # registration; sorting and fourier-wavelet also reshape the
-                             # particle's edges, differently at each energy's sub-pixel position)
+rings = "blind"              # blind | offset | sorting | fourier-wavelet | none (before
+                             # energy registration; the others reshape the particle's edges
+                             # more, differently at each energy's sub-pixel position)
 center = "auto"              # rotation-axis column (column i's centre at i), or "auto"
 align = true                 # jitter correction by re-projection alignment
 align_iterations = 4

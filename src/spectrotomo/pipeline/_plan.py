@@ -65,8 +65,9 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
     rows = min(int(chunk_rows), ny)
     frame = ny * nx * _F4
     projections = n_angles * frame
-    # normalisation holds raw, od and mask of one energy, plus alignment FFT buffers (complex, padded x2)
-    prep_peak = projections * (3 + 2 * 4)
+    # streamed by energy: raw, od and mask of one energy, alignment FFT buffers (complex,
+    # padded x2), the running sum and mean over energies, one frame per energy (registration)
+    prep_peak = projections * (3 + 2 * 4 + 2) + n_energies * frame
     # gridding FBP: padded sinogram (2x), complex spectrum (2x2), oversampled 2D grid (2^2 x 2 complex)
     slab_in = n_angles * rows * nx * _F4
     slab_out = rows * nx * nx * _F4
@@ -85,7 +86,8 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
     prep_peak, recon_peak, quant_peak, lcf_peak, seg_peak = (
         base + p for p in (prep_peak, recon_peak, quant_peak, lcf_peak, seg_peak))
     out = [
-        PlanRow("preprocess", f"1 energy x {n_angles} angles", prep_peak, n_energies * projections),
+        PlanRow("preprocess", f"1 energy x {n_angles} angles, streamed", prep_peak,
+                n_energies * projections),
         PlanRow("reconstruct", f"{rows} rows x {nx}^2 per task, {n_workers} worker(s)",
                 recon_peak, volume_bytes, gpu_bytes=recon_gpu),
         PlanRow("quantify", f"{rows} z rows x {nx}^2 per task, {n_workers} worker(s)",

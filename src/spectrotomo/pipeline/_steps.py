@@ -17,16 +17,14 @@ import numpy as np
 import xarray as xr
 
 from .. import io
-from .._model import add_provenance, energy_pixel_sizes, spatial_map
+from .._model import add_provenance, spatial_map
 from ._chunked import EDGE_RANGES_EV, quantify, reconstruct
 from ._config import Config
-from ._phase import SIMULATE_HOLO, density, is_phase_run, phase_od
+from ._phase import SIMULATE_HOLO, density
+from ._preprocess import _magnification, _normalise_all, od_chunks, preprocess  # noqa: F401
 from ._profiles import profile
 
 __all__ = ["RunContext", "STEPS", "EDGE_RANGES_EV"]
-
-_RING_METHODS = {"offset": "offset", "sorting": "sort", "fourier-wavelet": "fw"}
-
 
 @dataclass
 class RunContext:
@@ -83,150 +81,6 @@ def acquire(ctx: RunContext) -> None:
         overrides["pixel_size"] = ctx.config.input.pixel_size_nm
     ts = io.read(src, **overrides)
     io.write(ctx.store, "raw", ts, overwrite=ctx.overwrite)
-
-
-def _normalise_all(ds: xr.Dataset, cfg: Config) -> tuple[np.ndarray, dict]:
-    """Optical density (energy, angle, y, x) of a raw tilt series; one call per energy."""
-    from ..recon import normalize, remove_rings
-
-    proj = ds["projections"]
-    out = np.empty(proj.shape, dtype=np.float32)
-    masked = 0
-    for e in range(proj.sizes["energy"]):  # energies are few; each call is batched over angles
-        darks = ds["darks"].values[e] if "darks" in ds else None
-        od, report = normalize(proj.values[e], ds["flats"].values[e], darks,
-                               flat_mode=cfg.preprocess.flat_mode)
-        masked += sum(int(getattr(report, k)) for k in ("n_nonpositive", "n_saturated",
-                                                         "n_nonfinite", "n_zingers"))
-        if cfg.preprocess.rings != "none":
-            od = remove_rings(od, method=_RING_METHODS[cfg.preprocess.rings])
-        out[e] = od
-    return out, {"masked_pixels": masked}
-
-
-def _magnification(ds: xr.Dataset, mode: str) -> np.ndarray | None:
-    """Pixel sizes (n_energies,) nm that fix the magnification, or None to estimate.
-
-    ``[preprocess] magnification``: "auto" uses the per-energy pixel sizes the
-    raw series recorded (``pixel_size_energy``) when present, "metadata"
-    requires them, "estimate" and "none" ignore them.
-    """
-    sizes = energy_pixel_sizes(ds)
-    if mode == "metadata" and sizes is None:
-        raise ValueError(
-            "preprocess: [preprocess] magnification = \"metadata\" but the raw tilt series has "
-            "no per-energy pixel sizes (coordinate 'pixel_size_energy'; the files recorded one "
-            "pixel size for every energy, or none); use \"auto\", \"estimate\" or \"none\"")
-    return sizes if mode in ("auto", "metadata") else None
-
-
-def _register(od: np.ndarray, angles: np.ndarray, *, pixel_sizes=None, estimate: bool = True):
-    """Register energies at the angle nearest 0 deg and apply it to every angle.
-
-    ``pixel_sizes`` (n_energies,) nm fix the magnification (metadata); else it
-    is estimated (``estimate``) or 1.
-    """
-    from ..recon import register_energies
-    from ..recon._register import warp
-
-    i0 = int(np.argmin(np.abs(angles)))
-    _, reg = register_energies(od[:, i0], pixel_sizes=pixel_sizes, estimate_scale=estimate)
-    for e in range(od.shape[0]):
-        n = od.shape[1]
-        od[e] = warp(od[e], np.repeat(reg.scales[e], n),
-                     np.repeat(np.asarray(reg.shifts[e])[None], n, axis=0))
-    return od, reg
-
-
-def _registration_record(reg, pixel_sizes, pixel_size: float) -> tuple[dict, dict, float]:
-    """(od variables, od attrs, registered pixel size nm) of an energy registration."""
-    source = reg.scale_source  # "metadata" | "estimated" | "fixed"
-    variables = {
-        "energy_shift": (("energy", "axis"), np.asarray(reg.shifts), {"units": "px"}),
-        "energy_scale": (("energy",), np.asarray(reg.scales), {"units": "1", "source": source})}
-    if pixel_sizes is not None:
-        # every energy now has the reference energy's geometry and pixel size
-        pixel_size = float(pixel_sizes[reg.reference])
-    attrs = {"magnification_source": source, "registration_reference": int(reg.reference)}
-    return variables, attrs, pixel_size
-
-
-def _center_record(scores) -> tuple[dict, dict]:
-    """(od variables, od attrs) of the centre search's candidate scores (QC figure)."""
-    dim = ("center_candidate",)
-    return ({"center_score_x": (dim, scores.x, {"units": scores.x_units,
-                                                "long_name": scores.x_label}),
-             "center_score": (dim, scores.metric, {"long_name": scores.metric_label})},
-            {"center_method": scores.method})
-
-
-def od_chunks(shape: tuple[int, int, int, int], rows: int,
-              max_bytes: int = 16 * 2**20) -> tuple[int, int, int, int]:
-    """Store chunks of the (energy, angle, y, x) optical density: one energy and the
-    reconstruction's row chunk, so a reconstruct task reads only its own rows
-    (zarr's default chunks mix energies and rows: ~8x more read per task); angles
-    are split only to keep a chunk under ``max_bytes`` (float32)."""
-    _, n_a, ny, nx = shape
-    rows = min(rows, ny)
-    angles = max(1, min(n_a, max_bytes // (4 * rows * nx)))
-    return (1, angles, rows, nx)
-
-
-def preprocess(ctx: RunContext) -> None:
-    """raw -> od: normalise, de-ring, register energies, find the centre, align jitter."""
-    from ..recon import find_center
-    from ..recon._shift import fourier_shift
-
-    cfg = ctx.config
-    ds = io.read_group(ctx.store, "raw").load()
-    angles = ds["angle"].values
-    phase = is_phase_run(cfg, ds)
-    od, counts = phase_od(ds, cfg) if phase else _normalise_all(ds, cfg)
-    n_e = od.shape[0]
-    reg_vars, reg_attrs, pixel_size = {}, {}, float(ds.attrs["pixel_size"])
-    if cfg.preprocess.register_energies and n_e > 1 and not phase:
-        sizes = _magnification(ds, cfg.preprocess.magnification)
-        od, reg = _register(od, angles, pixel_sizes=sizes,
-                            estimate=cfg.preprocess.magnification != "none")
-        reg_vars, reg_attrs, pixel_size = _registration_record(reg, sizes, pixel_size)
-    mean_od = od.mean(axis=0)
-    center_vars, center_attrs = {}, {}
-    if cfg.preprocess.center == "auto":
-        center, scores = find_center(mean_od, angles, return_metric=True)
-        center_vars, center_attrs = _center_record(scores)
-    else:
-        center = float(cfg.preprocess.center)
-    shifts = np.zeros((angles.size, 2))
-    if cfg.preprocess.align:
-        from ..recon import align_projections
-
-        result = align_projections(mean_od, angles, center=center,
-                                   iterations=cfg.preprocess.align_iterations)
-        shifts = np.asarray(result[1])
-        correction = -shifts
-        for e in range(n_e):
-            od[e] = fourier_shift(od[e], correction)
-    out = xr.Dataset(
-        {"od": (("energy", "angle", "y", "x"), od.astype(np.float32),
-                {"units": "rad" if phase else "1"}),
-         "jitter": (("angle", "axis"), shifts, {"units": "px", "axes": "(dy, dx)"}),
-         **reg_vars, **center_vars},
-        coords={"energy": ([cfg.phase.energy_ev] if phase and cfg.phase.energy_ev
-                           else ds["energy"].values),
-                "angle": ds["angle"],
-                **{k: (k, ds[k].values * (pixel_size / float(ds.attrs["pixel_size"])),
-                       ds[k].attrs) for k in ("y", "x")}},
-        attrs={"pixel_size": pixel_size, "pixel_size_units": "nm",
-               "signal": "phase" if phase else "od",
-               "center": float(center), "center_units": "column index", **counts, **reg_attrs,
-               **center_attrs})
-    add_provenance(out, "pipeline.preprocess", inputs=[str(ctx.store)],
-                   flat_mode=cfg.preprocess.flat_mode, rings=cfg.preprocess.rings,
-                   center=float(center), align=cfg.preprocess.align,
-                   magnification=cfg.preprocess.magnification,
-                   magnification_source=reg_attrs.get("magnification_source"))
-    io.write(ctx.store, "od", out, overwrite=ctx.overwrite,
-             encoding={"od": {"chunks": od_chunks(out["od"].shape, cfg.reconstruct.chunk_rows)}})
 
 
 def valence(ctx: RunContext) -> None:

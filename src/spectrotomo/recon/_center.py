@@ -1,8 +1,8 @@
 """Rotation-axis (centre-of-rotation) search, sub-pixel, column-index convention.
 
 The centre ``c`` is the detector column of the rotation axis, column ``i``'s
-centre at ``i`` -- the ``center`` argument of :func:`reconstruct`. Three
-methods, chosen automatically from the angles:
+centre at ``i`` -- the ``center`` argument of :func:`reconstruct`. Methods,
+chosen automatically from the angles and the field of view:
 
 - ``"opposite"``: scans holding pairs ``theta`` / ``theta + 180`` (360 deg,
   or 180 deg with both end points): ``p(theta + 180, u) = p(theta, 2c - u)``,
@@ -19,34 +19,56 @@ methods, chosen automatically from the angles:
   of about the jitter / sqrt(n_angles) times the fit's conditioning). When
   the object leaves the field of view, only the rows whose slice stays
   inside at every angle (e.g. a particle's caps) are fitted, all sharing
-  ``c``: 0.06 px on the simulated particle with 8 of 64 columns cut, where
-  the FBP metrics below are off by 7-22 px.
-- ``"consistency"``: limited-angle scans (no opposite projection), any
-  object: for every candidate at once, FBP a few rows from the even-numbered
-  angles, re-project at the odd ones and keep the candidate whose prediction
-  matches the measured odd projections best. Measured: 0.2 px on the
-  grain-textured simulated particle (2 deg steps), but biased by ~5 px on a
-  smooth ball phantom at 1 deg steps (not understood yet) -- not the default.
+  ``c``: 0.02-0.09 px on the simulated particles (gpu_bench/center_bench.py).
+- ``"halves"``: limited-angle scans of an object that leaves the field of
+  view in *every* row (no whole-slice integral is valid): the rows are
+  reconstructed from the first and from the last part of the scan, and the
+  displacement between the two (``~1.3 x`` the axis error at -65..+65 deg)
+  is measured on a map of dark blobs (pores) and driven to zero -- see
+  ``_center_halves``. Measured (-65..+65 deg, 1 deg steps, 2e4 photons,
+  gpu_bench/center_bench.py): <= 0.12 px on the small and demo particles,
+  truncated or not; <= 0.47 px over other particle seeds and 1-3 deg
+  steps (a structure-dependent bias); 3-16 px off at -45..+45 deg. Needs
+  internal structure: it refuses a smooth ball (no blobs common to both
+  halves) rather than return a spurious root.
+- ``"consistency"``: for every candidate at once, FBP a few rows from the
+  even-numbered angles, re-project at the odd ones and keep the candidate
+  whose prediction matches the measured odd projections best. 0.01-0.14 px
+  on untruncated particles, 16-34 px off once they leave the field of view
+  (the re-projection misses what lies outside the reconstructed square).
+  Each odd angle is predicted mostly from its 1-deg neighbours, which a
+  wrong axis displaces alike, so the metric is weak (second order in the
+  angular step) and any model error dominates it -- the likely cause of the
+  ~5 px bias once seen on a smooth ball (0.15 px on center_bench's ball).
 - ``"sharpness"``: as above but the metric is the total variation of the
-  FBP slices (a wrong axis smears features into arcs). Accurate to < 0.1 px
-  on smooth particles; flat on grain-textured ones, where ``"consistency"``
-  or ``"com"`` work.
+  FBP slices (a wrong axis smears features into arcs). < 0.5 px on the
+  tests' phantom, but 0.05-15 px off on center_bench's smooth balls and
+  7-11 px on the grain-textured particles even untruncated (likely: blurring
+  lowers the total variation of texture about as much as arcs raise it).
+  Only ``"auto"``'s last resort, with a warning, when ``"halves"`` refuses.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from .._backend import array_module, to_numpy
 from .._model import ValidationError
+from ._center_halves import center_halves
 from ._checks import check_angles, check_projections
 from ._shift import fourier_shift, phase_correlate
 
 __all__ = ["find_center", "CenterScores"]
 
 _MIN_COM_ROWS = 4  # confined rows needed before "auto" trusts a centre-of-mass fit
+# Default n_rows per method (else 4). "halves" pools rows into one correlation: more
+# rows, less bias (center_bench --sweep), but rows through a particle's caps add
+# blobs the halves do not share and can push the blob correlation under the
+# refusal threshold (48 of 64 rows: 0.08), so 24.
+_ROWS = {"halves": 24}
 
 
 def _pairs(angles: np.ndarray, tol: float):
@@ -232,6 +254,7 @@ _LABELS = {  # method -> (x units, x label, metric label) of the candidate score
     "com": ("deg", "angle (deg)", "centre-of-mass fit residual (px)"),
     "consistency": ("px", "rotation-axis column (px)", "re-projection misfit (consistency)"),
     "sharpness": ("px", "rotation-axis column (px)", "total variation (sharpness)"),
+    "halves": ("px", "rotation-axis column (px)", "|half-scan displacement| (px)"),
 }
 
 
@@ -262,7 +285,8 @@ class CenterScores:
     metric_label: str
 
 
-def find_center(projections, angles, *, method: str = "auto", rows=None, n_rows: int = 4,
+def find_center(projections, angles, *, method: str = "auto", rows=None,
+                n_rows: int | None = None,
                 search_range: tuple[float, float] | None = None, step: float = 0.2,
                 filter: str = "hann", return_metric: bool = False):
     """Find the rotation-axis column of a parallel-beam scan, sub-pixel.
@@ -273,21 +297,24 @@ def find_center(projections, angles, *, method: str = "auto", rows=None, n_rows:
         Optical density (numpy or cupy), normalised, stripes removed.
     angles : array_like, shape (n_angles,)
         Degrees.
-    method : {"auto", "opposite", "vo", "com", "consistency", "sharpness"}
+    method : {"auto", "opposite", "vo", "com", "halves", "consistency", "sharpness"}
         ``"auto"``: ``"opposite"`` when projections 180 deg apart exist,
         ``"vo"`` for other scans spanning 180 deg, ``"com"`` for limited
         angles with the object inside the field of view or at least 4 rows
-        whose slice stays inside (fitted on those rows), else
-        ``"sharpness"``.
+        whose slice stays inside (fitted on those rows), else ``"halves"``
+        (the object leaves the field of view in every row).
     rows : sequence of int, optional
-        Detector rows used by ``"vo"``/``"sharpness"``; default the
-        ``n_rows`` rows carrying the most attenuation.
+        Detector rows used by ``"vo"``, ``"halves"``, ``"consistency"`` and
+        ``"sharpness"``; default the ``n_rows`` rows carrying the most
+        attenuation.
+    n_rows : int, optional
+        Default 24 for ``"halves"`` (rows pool into one correlation), else 4.
     search_range : (float, float), optional
         Candidate columns; default the middle half of the detector.
     step : float
         Fine-search step in pixels (refined by a parabola).
     filter : str
-        FBP window for ``"sharpness"``.
+        FBP window for ``"halves"``, ``"consistency"`` and ``"sharpness"``.
     return_metric : bool
         Also return the :class:`CenterScores` (candidates and their metric) for
         a QC figure (the pipeline report draws it; stages draw nothing).
@@ -308,6 +335,7 @@ def find_center(projections, angles, *, method: str = "auto", rows=None, n_rows:
                               f"lo < hi; got {search_range}")
     da = _angular_step(angles)
     span = float(np.ptp(angles))
+    fallback = method == "auto"
     if method == "auto":
         if _pairs(angles, 0.25 * da)[0].size:
             method = "opposite"
@@ -318,8 +346,11 @@ def find_center(projections, angles, *, method: str = "auto", rows=None, n_rows:
         elif _confined_rows(xp, p).size >= _MIN_COM_ROWS:
             method = "com"  # the object leaves the field of view, but its caps do not
         else:
-            method = "sharpness"
-    rows = _signal_rows(xp, p, n_rows) if rows is None else np.asarray(rows, dtype=int)
+            method = "halves"  # truncated in every row: no whole-slice integral is valid
+    if rows is None:
+        rows = _signal_rows(xp, p, _ROWS.get(method, 4) if n_rows is None else n_rows)
+    else:
+        rows = np.asarray(rows, dtype=int)
     if method == "opposite":
         if not _pairs(angles, 0.25 * da)[0].size:
             raise ValidationError("find_center: method 'opposite' needs projections 180 deg "
@@ -334,11 +365,26 @@ def find_center(projections, angles, *, method: str = "auto", rows=None, n_rows:
             raise ValidationError("find_center: method 'com' needs rows whose object stays "
                                   "inside the field of view; none found")
         center, curve = _center_com(xp, p, angles, inside)
+    elif method == "halves":
+        if span >= 180.0 - 1.5 * da:
+            raise ValidationError("find_center: method 'halves' is for limited-angle scans "
+                                  f"(span < 180 deg); got {span:.1f} deg (use 'vo' or "
+                                  "'opposite')")
+        try:
+            center, curve = center_halves(xp, p, angles, rows, (lo, hi), filter)
+        except ValidationError as err:
+            if not fallback:
+                raise
+            warnings.warn(f"{err}; 'auto' falls back to 'sharpness', which is unreliable on "
+                          "objects that leave the field of view (check the centre)",
+                          UserWarning, stacklevel=2)
+            method = "sharpness"
+            center, curve = _center_limited(xp, p, angles, (lo, hi), rows, step, filter, method)
     elif method in ("consistency", "sharpness"):
         center, curve = _center_limited(xp, p, angles, (lo, hi), rows, step, filter, method)
     else:
         raise ValueError("find_center: method must be 'auto', 'opposite', 'vo', 'com', "
-                         f"'consistency' or 'sharpness'; got {method!r}")
+                         f"'halves', 'consistency' or 'sharpness'; got {method!r}")
     if not return_metric:
         return center
     x, metric = (np.asarray(to_numpy(v), dtype=float) for v in curve)

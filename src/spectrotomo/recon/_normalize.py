@@ -140,18 +140,40 @@ def _frame_nanmedian(xp, stack):
     return xp.where(xp.isfinite(med), med, 0.0)
 
 
+def _median3(xp, a, b, c):
+    return xp.maximum(xp.minimum(a, b), xp.minimum(xp.maximum(a, b), c))
+
+
+def _median3x3(xp, stack):
+    """3x3 median of every frame of ``stack`` (n, ny, nx), edges replicated.
+
+    Equal to ``median_filter(stack, size=(1, 3, 3), mode="nearest")`` for
+    finite input, ~3x faster on CPU: scipy's generic rank filter sorts each
+    window, while the median of 9 is exactly ``med3(max(row minima),
+    med3(row medians), min(row maxima))`` of the three sorted window rows,
+    which is a fixed sequence of element-wise min/max over shifted views
+    (the same code runs on cupy).
+    """
+    p = xp.pad(stack, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    left, centre, right = p[:, :, :-2], p[:, :, 1:-1], p[:, :, 2:]
+    lo, hi = xp.minimum(left, centre), xp.maximum(left, centre)
+    row_mid = xp.maximum(lo, xp.minimum(hi, right))
+    row_lo, row_hi = xp.minimum(lo, right), xp.maximum(hi, right)
+    up, mid, down = slice(None, -2), slice(1, -1), slice(2, None)
+    max_lo = xp.maximum(xp.maximum(row_lo[:, up], row_lo[:, mid]), row_lo[:, down])
+    min_hi = xp.minimum(xp.minimum(row_hi[:, up], row_hi[:, mid]), row_hi[:, down])
+    mid_mid = _median3(xp, row_mid[:, up], row_mid[:, mid], row_mid[:, down])
+    return _median3(xp, max_lo, mid_mid, min_hi)
+
+
 def _zinger_mask(xp, transmission, valid, threshold: float, min_jump: float):
     """Isolated outliers: |T - median3x3(T)| above ``threshold`` robust sigmas per
     frame and above ``min_jump`` times the local median (noise-free smooth images
     have a tiny MAD; the relative floor keeps their curvature from counting)."""
-    if xp is np:
-        from scipy.ndimage import median_filter
-    else:
-        from cupyx.scipy.ndimage import median_filter
     # Replace invalid pixels by the frame median first so they do not seed false zingers.
     frame_med = _frame_nanmedian(xp, xp.where(valid, transmission, xp.nan))
     filled = xp.where(valid, transmission, frame_med)
-    med = median_filter(filled, size=(1, 3, 3), mode="nearest")
+    med = _median3x3(xp, filled)
     diff = filled - med
     mad = xp.median(xp.abs(diff).reshape(diff.shape[0], -1), axis=1)[:, None, None]
     sigma = 1.4826 * xp.maximum(mad, 1e-12)
@@ -164,21 +186,40 @@ def _fill_masked(xp, od, invalid, fill: str):
         return xp.where(invalid, xp.nan, od)
     if fill != "median":
         raise ValueError(f"normalize: fill must be 'median' or 'nan', got {fill!r}")
-    if xp is np:
-        from scipy.ndimage import median_filter
-    else:
-        from cupyx.scipy.ndimage import median_filter
     frames = xp.nonzero(invalid.reshape(invalid.shape[0], -1).any(axis=1))[0]
     if frames.size == 0:  # nothing masked: no filtering cost
         return od
     sub, bad = od[frames], invalid[frames]
     frame_med = _frame_nanmedian(xp, xp.where(bad, xp.nan, sub))
-    # Two passes of a 5x5 median reach isolated pixels and small clusters.
     filled = xp.where(bad, frame_med, sub)
+    where = xp.nonzero(bad)
+    # Two passes of a 5x5 median reach isolated pixels and small clusters.
     for _ in range(2):
-        filled = xp.where(bad, median_filter(filled, size=(1, 5, 5), mode="nearest"), sub)
+        filled[where] = _window_median_at(xp, filled, where, half=2)
     out = od.copy()
     out[frames] = filled
+    return out
+
+
+_GATHER_CHUNK = 1 << 20  # masked pixels per gather: bounds the (k, 25) window block
+
+
+def _window_median_at(xp, stack, where, half: int):
+    """Median of the (2 half + 1)^2 window of ``stack`` (n, ny, nx) around the
+    pixels ``where`` (index arrays), edges replicated: what
+    ``median_filter(size=(1, 5, 5), mode="nearest")`` gives there, computed at
+    the masked pixels only (a few per frame) instead of over whole frames,
+    which cost ~10x the rest of normalisation when every frame has a zinger."""
+    _, ny, nx = stack.shape
+    step = xp.arange(-half, half + 1)
+    dy = xp.repeat(step, step.size)[None]
+    dx = xp.tile(step, step.size)[None]
+    out = xp.empty(where[0].shape, dtype=stack.dtype)
+    for start in range(0, out.size, _GATHER_CHUNK):  # chunks of a million pixels, not a pixel loop
+        part = slice(start, start + _GATHER_CHUNK)
+        f, y, x = (w[part][:, None] for w in where)
+        window = stack[f, xp.clip(y + dy, 0, ny - 1), xp.clip(x + dx, 0, nx - 1)]
+        out[part] = xp.median(window, axis=1)
     return out
 
 
