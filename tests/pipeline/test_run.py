@@ -142,6 +142,19 @@ def test_profile_subcommand_recomputes_only_its_group(finished, tmp_path, capsys
     assert (root / "s.zarr" / "recon" / "zarr.json").stat().st_mtime_ns == recon_mtime
 
 
+def test_xanes_registered_against_the_pre_edge_energy(finished):
+    """The valence step registers the Mn L scan against its lowest (pre-edge) energy:
+    measured 0.59 % max magnification error at seed 0 vs 0.95 % against the default
+    middle (white-line) energy (7.4 % on the demo particle; gpu_bench/RESULTS.prep.md)."""
+    _, cfg, _, _ = finished
+    val = io.read_group(cfg.output.store, "valence")
+    raw = io.read_group(cfg.output.store, "raw_xanes")
+    assert val.attrs["registration_reference"] == 0
+    true = raw["true_scale"].values / raw["true_scale"].values[0]
+    assert val["energy_scale"].attrs["source"] == "estimated"
+    assert np.abs(val["energy_scale"].values / true - 1).max() <= 7e-3
+
+
 def test_center_search_scores_stored_and_plotted(finished):
     root, cfg, _, _ = finished
     od = io.read_group(cfg.output.store, "od")

@@ -22,15 +22,19 @@ against an intensity model (details in ``_register_fit``):
   gain explains the image significantly better (chi-square test), else the
   intensity model.
 
-Measured accuracy (``simulate`` small particle, 64 px, 2e4 photons, 1 %
-random magnification, 3 seeds; gpu_bench/RESULTS.prep.md): shared contrast
-and the Co / Ni edge pairs < 0.08 %; across the O / Mn edge pairs the
-intensity model is biased by up to 0.35 / 0.24 %, "auto" 0.13 / 0.12 %
-(noise-free the outline model's bias shrinks with ``band_px``: 0.02 % at
-1 px, but noise then biases it); on the 25-energy Mn L scan 3.4 % vs 0.64 %
-(white lines). Several angles (4-D input) average the angle-dependent part.
-Translations stay < 0.05 px. Give ``pixel_sizes`` when the optics'
-magnification per energy is known.
+Measured accuracy (``simulate`` particle, 2e4 photons, 1 % random
+magnification, reference = lowest energy; small 64 px seeds 3-5 / demo 128 px
+seed 3; gpu_bench/RESULTS.prep.md, 2026-12-01), "auto", small / demo: shared
+contrast and the Co / Ni edge pairs <= 0.03 %; O pair 0.02 / 0.11 % (the
+intensity model 0.33 / 0.22 %); Mn pair 0.17 / 0.05 %; the 25-energy Mn L scan
+0.62 / 0.40 % (intensity 3.3 / 2.5 %): the white lines change the contrast of the
+reduced surface shell (1.5-3 px), which a magnification mimics at 20 nm
+pixels. A joint low-rank spectral model does not help: a magnification error
+proportional to a component's coefficient is absorbed by that component's
+map (gpu_bench/register_lowrank_probe.py). Use a reference below the edge:
+against a white-line image the error is 1.0 / 7.5 %. Several angles (4-D
+input) average the angle-dependent part. Translations stay < 0.05 px. Give
+``pixel_sizes`` when the optics' magnification per energy is known.
 """
 
 from __future__ import annotations
@@ -177,7 +181,9 @@ def register_energies(images, *, reference: int | None = None, pixel_sizes=None,
         reads only those angles and the result stays lazy (chunk it along
         angles; energy, y and x are merged into single chunks).
     reference : int, optional
-        Index of the reference energy (default: the middle one).
+        Index of the reference energy (default: the middle one). For a scan
+        across an absorption edge pick one below it: its contrast has no
+        white line for the models to mistake for a magnification.
     pixel_sizes : array_like, shape (n_energies,), optional
         Pixel size in the sample plane per energy, nm; fixes the
         magnification ``s_e = pixel_sizes[ref] / pixel_sizes[e]``.
