@@ -169,7 +169,9 @@ def _median3x3(xp, stack):
 def _zinger_mask(xp, transmission, valid, threshold: float, min_jump: float):
     """Isolated outliers: |T - median3x3(T)| above ``threshold`` robust sigmas per
     frame and above ``min_jump`` times the local median (noise-free smooth images
-    have a tiny MAD; the relative floor keeps their curvature from counting)."""
+    have a tiny MAD; the relative floor keeps their curvature from counting), and,
+    with several frames, also beyond the 3x3 neighbourhood of the same pixel in
+    the previous and next frames (:func:`_isolated_in_time`)."""
     # Replace invalid pixels by the frame median first so they do not seed false zingers.
     frame_med = _frame_nanmedian(xp, xp.where(valid, transmission, xp.nan))
     filled = xp.where(valid, transmission, frame_med)
@@ -177,8 +179,31 @@ def _zinger_mask(xp, transmission, valid, threshold: float, min_jump: float):
     diff = filled - med
     mad = xp.median(xp.abs(diff).reshape(diff.shape[0], -1), axis=1)[:, None, None]
     sigma = 1.4826 * xp.maximum(mad, 1e-12)
-    big = (xp.abs(diff) > threshold * sigma) & (xp.abs(diff) > min_jump * xp.abs(med))
-    return big & valid, med
+    jump = xp.maximum(threshold * sigma, min_jump * xp.abs(med))
+    big = (xp.abs(diff) > jump) & valid
+    if filled.shape[0] > 1 and bool(big.any()):
+        big[big] = _isolated_in_time(xp, filled, xp.nonzero(big), jump[big])
+    return big, med
+
+
+def _isolated_in_time(xp, stack, where, jump):
+    """Whether the pixels ``where`` of ``stack`` (n, ny, nx) lie more than ``jump``
+    above the largest (or below the smallest) value of their 3x3 neighbourhood in
+    both adjacent frames (the one neighbour for the first and last frame).
+
+    A zinger hits one frame; structure -- a pore, a grain corner, an edge -- is
+    still there one angle step later, within a pixel: on the small simulated
+    particle above the Mn L3 edge the spatial test alone masked ~1.4 pixels of
+    real structure per frame, each filled ~0.3 in optical density off.
+    """
+    n = stack.shape[0]
+    f = where[0]
+    before = xp.where(f > 0, f - 1, f + 1)
+    after = xp.where(f < n - 1, f + 1, f - 1)
+    near = xp.concatenate([_windows_at(xp, stack, (g, *where[1:]), half=1)
+                           for g in (before, after)], axis=1)
+    value = stack[where]
+    return (value - near.max(axis=1) > jump) | (near.min(axis=1) - value > jump)
 
 
 def _fill_masked(xp, od, invalid, fill: str):
@@ -204,22 +229,27 @@ def _fill_masked(xp, od, invalid, fill: str):
 _GATHER_CHUNK = 1 << 20  # masked pixels per gather: bounds the (k, 25) window block
 
 
+def _windows_at(xp, stack, where, half: int):
+    """Values (k, (2 half + 1)^2) of the windows of ``stack`` (n, ny, nx) around the
+    pixels ``where`` (index arrays (frames, rows, columns)), edges replicated."""
+    _, ny, nx = stack.shape
+    step = xp.arange(-half, half + 1)
+    dy = xp.repeat(step, step.size)[None]
+    dx = xp.tile(step, step.size)[None]
+    f, y, x = (w[:, None] for w in where)
+    return stack[f, xp.clip(y + dy, 0, ny - 1), xp.clip(x + dx, 0, nx - 1)]
+
+
 def _window_median_at(xp, stack, where, half: int):
     """Median of the (2 half + 1)^2 window of ``stack`` (n, ny, nx) around the
     pixels ``where`` (index arrays), edges replicated: what
     ``median_filter(size=(1, 5, 5), mode="nearest")`` gives there, computed at
     the masked pixels only (a few per frame) instead of over whole frames,
     which cost ~10x the rest of normalisation when every frame has a zinger."""
-    _, ny, nx = stack.shape
-    step = xp.arange(-half, half + 1)
-    dy = xp.repeat(step, step.size)[None]
-    dx = xp.tile(step, step.size)[None]
     out = xp.empty(where[0].shape, dtype=stack.dtype)
     for start in range(0, out.size, _GATHER_CHUNK):  # chunks of a million pixels, not a pixel loop
         part = slice(start, start + _GATHER_CHUNK)
-        f, y, x = (w[part][:, None] for w in where)
-        window = stack[f, xp.clip(y + dy, 0, ny - 1), xp.clip(x + dx, 0, nx - 1)]
-        out[part] = xp.median(window, axis=1)
+        out[part] = xp.median(_windows_at(xp, stack, tuple(w[part] for w in where), half), axis=1)
     return out
 
 
@@ -263,7 +293,11 @@ def normalize(
         dtype maximum for integer input, none for float input.
     zinger_threshold : float or None
         Outliers beyond this many robust sigmas from the 3x3 median of
-        their frame are masked as zingers; ``None`` disables.
+        their frame, and as far beyond every value of their 3x3
+        neighbourhood in the previous and next frames (array order: the
+        acquisition order of a step scan; structure moves < 1 px per angle
+        step, a zinger is gone), are masked as zingers; ``None`` disables.
+        A single frame gets the spatial test only.
     zinger_min_jump : float
         A zinger must also differ from that median by this fraction of it.
     max_bad_reference_fraction : float
