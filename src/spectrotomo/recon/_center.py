@@ -28,7 +28,9 @@ chosen automatically from the angles and the field of view:
   ``_center_halves``. Measured (-65..+65 deg, 1 deg steps, 2e4 photons,
   gpu_bench/center_bench.py): <= 0.12 px on the small and demo particles,
   truncated or not; <= 0.47 px over other particle seeds and 1-3 deg
-  steps (a structure-dependent bias); 3-16 px off at -45..+45 deg. Needs
+  steps (a structure-dependent bias). At -45..+45 deg it is 0.3 px off on
+  one particle and refuses two others (their displacement curve is not one
+  line: answers 3 and 16 px off were returned before the slope check). Needs
   internal structure: it refuses a smooth ball (no blobs common to both
   halves) rather than return a spurious root.
 - ``"consistency"``: for every candidate at once, FBP a few rows from the
