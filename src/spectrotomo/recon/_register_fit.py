@@ -74,7 +74,11 @@ def _log_polar_spectra(xp, images, n_r: int, n_t: int):
 
 def fourier_mellin_scale(xp, images, ref: int) -> np.ndarray:
     """Magnification of each image vs the reference from log-polar spectra."""
-    lp, d_log = _log_polar_spectra(xp, images, 256, 90)
+    # batches of images: the windowed spectra cost ~50 bytes per pixel
+    batch = max(1, 2**28 // (50 * images.shape[1] * images.shape[2]))
+    parts = [_log_polar_spectra(xp, images[i:i + batch], 256, 90)
+             for i in range(0, images.shape[0], batch)]
+    lp, d_log = xp.concatenate([p[0] for p in parts]), parts[0][1]
     d = phase_correlate(lp[ref], lp, upsample=40, whiten=0.5)
     # A magnification s shrinks the spectrum: shift -ln(s) along log-radius.
     return np.exp(-d[:, 0] * d_log)
@@ -124,8 +128,15 @@ def _orthonormal_model(xp, basis, inner):
     return xp.linalg.qr(a.T)[0]  # (m, k + 1)
 
 
+#: Energies refined together: the Gauss-Newton work arrays cost ~100 bytes per
+#: pixel and energy (warp, gradients, the projected Jacobian), so a 100-energy
+#: 2-D XANES map of 1024^2 pixels would need ~10 GiB in one batch.
+GN_BATCH = 8
+
+
 def gauss_newton(xp, images, ref, scales, shifts, *, fit_scale, iterations, inner, basis):
-    """Refine (s, dy, dx) of every energy at once; the reference stays fixed.
+    """Refine (s, dy, dx) of every energy, ``GN_BATCH`` energies at a time (each
+    energy's fit is independent of the others'); the reference stays fixed.
 
     images (n, ny, nx); basis (k, ny, nx): each warped image is matched to
     ``span(basis) + constant`` (variable projection: residual and Jacobian
@@ -133,17 +144,30 @@ def gauss_newton(xp, images, ref, scales, shifts, *, fit_scale, iterations, inne
     pixels used. Returns scales (n,), shifts (n, 2) and the residual sum of
     squares per energy (n,) at the final warp.
     """
+    scales, shifts = scales.astype(float).copy(), shifts.astype(float).copy()
+    rss = np.empty(images.shape[0])
+    q = _orthonormal_model(xp, basis, xp.asarray(inner))
+    for start in range(0, images.shape[0], GN_BATCH):  # a few batches of energies
+        part = slice(start, start + GN_BATCH)
+        fixed = np.arange(images.shape[0])[part] == ref
+        scales[part], shifts[part], rss[part] = _gauss_newton_batch(
+            xp, images[part], fixed, scales[part], shifts[part], fit_scale=fit_scale,
+            iterations=iterations, inner=inner, q=q)
+    return scales, shifts, rss
+
+
+def _gauss_newton_batch(xp, images, fixed, scales, shifts, *, fit_scale, iterations, inner, q):
+    """:func:`gauss_newton` on one batch; ``fixed`` (n,) bool marks the reference and
+    ``q`` is the orthonormal model span."""
     n, ny, nx = images.shape
     c = np.array([(ny - 1) / 2.0, (nx - 1) / 2.0])
     qy, qx = np.meshgrid(np.arange(ny) - c[0], np.arange(nx) - c[1], indexing="ij")
     qy, qx = xp.asarray(qy[inner]), xp.asarray(qx[inner])
     inner_x = xp.asarray(inner)
-    q = _orthonormal_model(xp, basis, inner_x)
 
     def complement(v):  # (n, m, p) -> (I - Q Q^T) v
         return v - q @ (q.T @ v)
 
-    scales, shifts = scales.astype(float).copy(), shifts.astype(float).copy()
     for _ in range(iterations):
         w = warp(images, scales, shifts)
         gy, gx = xp.gradient(w, axis=(1, 2))
@@ -155,7 +179,7 @@ def gauss_newton(xp, images, ref, scales, shifts, *, fit_scale, iterations, inne
         lhs = jac.transpose(0, 2, 1) @ jac
         rhs = -(jac.transpose(0, 2, 1) @ resid)
         step = to_numpy(xp.linalg.solve(lhs + 1e-9 * xp.eye(lhs.shape[-1])[None], rhs)[:, :, 0])
-        step[ref] = 0.0
+        step[fixed] = 0.0
         if fit_scale:
             scales += step[:, 0]
             shifts += step[:, 1:3]
@@ -167,10 +191,15 @@ def gauss_newton(xp, images, ref, scales, shifts, *, fit_scale, iterations, inne
 
 
 def residual_ss(xp, images, scales, shifts, inner, q):
-    """Sum of squares of each warped image outside the model span ``q`` (m, k)."""
-    r = warp(images, scales, shifts)[:, inner][:, :, None]
-    r = r - q @ (q.T @ r)
-    return to_numpy((r[:, :, 0] ** 2).sum(axis=1))
+    """Sum of squares of each warped image outside the model span ``q`` (m, k),
+    ``GN_BATCH`` energies at a time."""
+    out = []
+    for start in range(0, images.shape[0], GN_BATCH):
+        part = slice(start, start + GN_BATCH)
+        r = warp(images[part], scales[part], shifts[part])[:, inner][:, :, None]
+        r = r - q @ (q.T @ r)
+        out.append(to_numpy((r[:, :, 0] ** 2).sum(axis=1)))
+    return np.concatenate(out)
 
 
 def depth_gain_significant(xp, images, scales, shifts, inner, reference, depth, band_px):

@@ -69,6 +69,11 @@ def _upsampled_dft(xp, spectrum, peaks, upsample: int, n_up: int):
     return xp.real(ey @ spectrum @ ex)
 
 
+#: Work arrays of phase_correlate: ~5 complex128 / float64 images per input image.
+_BYTES_PER_PIXEL = 80
+_BATCH_BYTES = 2**28  # per batch of images: 256 MiB of work arrays
+
+
 def phase_correlate(ref, moved, *, upsample: int = 20, whiten: float = 1.0,
                     lowpass: float | None = None, max_shift: float | None = None):
     """Displacement of each ``moved`` image relative to ``ref`` (batched).
@@ -92,14 +97,26 @@ def phase_correlate(ref, moved, *, upsample: int = 20, whiten: float = 1.0,
     Returns
     -------
     ndarray, shape (n, 2) float64 (numpy), (dy, dx) in pixels.
+
+    Notes
+    -----
+    Long stacks run in batches of about 256 MiB of work arrays (~80 bytes
+    per pixel of each image); the whitening floor is then taken per batch.
     """
     xp = array_module(ref, moved)
-    moved = xp.asarray(moved, dtype=np.float64)
-    ref = xp.asarray(ref, dtype=np.float64)
     if moved.ndim == 2:
         moved = moved[None]
     if ref.ndim == 2:
         ref = ref[None]
+    batch = max(1, _BATCH_BYTES // (_BYTES_PER_PIXEL * moved.shape[1] * moved.shape[2]))
+    if moved.shape[0] > batch:  # bounded work arrays for long stacks (angles, energies)
+        return np.concatenate([
+            phase_correlate(ref if ref.shape[0] == 1 else ref[i:i + batch], moved[i:i + batch],
+                            upsample=upsample, whiten=whiten, lowpass=lowpass,
+                            max_shift=max_shift)
+            for i in range(0, moved.shape[0], batch)])
+    moved = xp.asarray(moved, dtype=np.float64)
+    ref = xp.asarray(ref, dtype=np.float64)
     _, m, n = moved.shape
     fm = xp.fft.fft2(moved - moved.mean(axis=(-2, -1), keepdims=True))
     fr = xp.fft.fft2(ref - ref.mean(axis=(-2, -1), keepdims=True))
