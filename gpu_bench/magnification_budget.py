@@ -40,7 +40,7 @@ def _oracle_register(store):
     from spectrotomo import io
     from spectrotomo.recon._register import EnergyRegistration
 
-    def registration(frames, *, pixel_sizes=None, estimate=True):
+    def registration(frames, *, pixel_sizes=None, estimate=True, **options):
         raw = io.read_group(store, "raw")
         s, d = raw["true_scale"].values, raw["true_energy_shift"].values
         zeros = np.zeros(frames.shape[0])

@@ -75,3 +75,12 @@ def test_magnification_modes_pick_metadata_or_estimate():
         == "none"
     with pytest.raises(ConfigError, match=r"\[preprocess\] magnification must be one of auto"):
         config_from_dict({"preprocess": {"magnification": "exif"}})
+    # "linear": estimated (metadata ignored) under a law linear in energy
+    from spectrotomo.pipeline._preprocess import scale_options
+
+    assert _magnification(with_sizes, "linear") is None
+    opts = scale_options("linear", [640.0, 655.0])
+    assert opts["scale_model"] == "linear" and opts["estimate_scale"]
+    none, estimate = scale_options("none", [640.0]), scale_options("estimate", [640.0])
+    assert not none["estimate_scale"] and estimate["estimate_scale"]
+    assert none["scale_model"] == estimate["scale_model"] == "free"

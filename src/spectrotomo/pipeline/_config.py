@@ -112,7 +112,7 @@ class Config:
 _CHOICES = {
     ("preprocess", "flat_mode"): ("mean", "median"),
     ("preprocess", "rings"): ("none", "blind", "offset", "sorting", "fourier-wavelet"),
-    ("preprocess", "magnification"): ("auto", "metadata", "estimate", "none"),
+    ("preprocess", "magnification"): ("auto", "metadata", "estimate", "linear", "none"),
     ("phase", "method"): ("none", "paganin", "ctf"),
     ("reconstruct", "algorithm"): ("fbp", "sirt", "cgls", "tv"),
     ("reconstruct", "filter"): ("ram-lak", "shepp-logan", "cosine", "hamming", "hann", "parzen"),
@@ -275,7 +275,8 @@ register_energies = true     # translation + magnification across energies
 magnification = "auto"       # auto: the per-energy pixel sizes the files recorded when present
                              # (exact), else estimated from the images (biased 0.1-0.3 % across
                              # the O/Mn edges by surface chemistry) | metadata (required) |
-                             # estimate | none (scale 1)
+                             # estimate | linear (estimated, constrained to a magnification
+                             # linear in energy, as zone-plate optics give) | none (scale 1)
 
 [phase]
 method = "none"              # none | paganin | ctf (holotomography; a raw series with a

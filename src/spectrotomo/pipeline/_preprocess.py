@@ -55,7 +55,7 @@ def _magnification(ds: xr.Dataset, mode: str) -> np.ndarray | None:
 
     ``[preprocess] magnification``: "auto" uses the per-energy pixel sizes the
     raw series recorded (``pixel_size_energy``) when present, "metadata"
-    requires them, "estimate" and "none" ignore them.
+    requires them, "estimate", "linear" and "none" ignore them.
     """
     sizes = energy_pixel_sizes(ds)
     if mode == "metadata" and sizes is None:
@@ -66,13 +66,22 @@ def _magnification(ds: xr.Dataset, mode: str) -> np.ndarray | None:
     return sizes if mode in ("auto", "metadata") else None
 
 
-def _registration(frames: np.ndarray, *, pixel_sizes=None, estimate: bool = True):
+def scale_options(mode: str, energies) -> dict:
+    """register_energies options of ``[preprocess] magnification`` besides the pixel sizes."""
+    return {"estimate_scale": mode != "none",
+            "scale_model": "linear" if mode == "linear" else "free",
+            "energies": np.asarray(energies, dtype=float)}
+
+
+def _registration(frames: np.ndarray, *, pixel_sizes=None, estimate: bool = True,
+                  **options):
     """Energy registration of ``frames`` (n_energies, ny, nx), one angle; the
-    reference is the middle energy (its geometry and pixel size are kept)."""
+    reference is the middle energy (its geometry and pixel size are kept).
+    ``options``: ``scale_model`` and ``energies`` of register_energies."""
     from ..recon import register_energies
 
     _, reg = register_energies(frames, reference=frames.shape[0] // 2,
-                               pixel_sizes=pixel_sizes, estimate_scale=estimate)
+                               pixel_sizes=pixel_sizes, estimate_scale=estimate, **options)
     return reg
 
 
@@ -205,8 +214,9 @@ def preprocess(ctx) -> None:
     counts = counts if counts is not None else {"masked_pixels": masked}
 
     reg_vars, reg_attrs = {}, {}
-    reg = (_registration(frames, pixel_sizes=sizes, estimate=cfg.preprocess.magnification
-                         != "none") if register else None)
+    options = scale_options(cfg.preprocess.magnification, ds["energy"].values)
+    reg = (_registration(frames, pixel_sizes=sizes, estimate=options.pop("estimate_scale"),
+                         **options) if register else None)
     if reg is not None:
         reg_vars, reg_attrs, _ = _registration_record(reg, sizes, pixel_size)
     total = None

@@ -21,7 +21,8 @@ from .._model import add_provenance, spatial_map
 from ._chunked import EDGE_RANGES_EV, quantify, reconstruct
 from ._config import Config
 from ._phase import SIMULATE_HOLO, density
-from ._preprocess import _magnification, _normalise_all, od_chunks, preprocess  # noqa: F401
+from ._preprocess import (_magnification, _normalise_all, od_chunks,  # noqa: F401
+                          preprocess, scale_options)
 from ._profiles import profile
 
 __all__ = ["RunContext", "STEPS", "EDGE_RANGES_EV"]
@@ -106,7 +107,7 @@ def valence(ctx: RunContext) -> None:
     # demo particle (0.3-0.4 % from the pre-edge; gpu_bench/RESULTS.prep.md).
     od, reg = register_energies(od, reference=int(np.argmin(ds["energy"].values)),
                                 pixel_sizes=_magnification(ds, mode),
-                                estimate_scale=mode != "none")
+                                **scale_options(mode, ds["energy"].values))
     px = float(ds.attrs["pixel_size"])
     spectra = xr.DataArray(od.astype(np.float32), dims=("energy", "y", "x"),
                            coords={"energy": ds["energy"], "y": ds["y"], "x": ds["x"]},

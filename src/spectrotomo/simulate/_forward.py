@@ -161,6 +161,7 @@ def tilt_series(
     center_offset_px: float = 0.0,
     energy_shift_px: float = 0.0,
     magnification: float = 0.0,
+    magnification_per_ev: float = 0.0,
     ring_strength: float = 0.0,
     pixel_size_metadata: bool = False,
     seed: int = 0,
@@ -189,6 +190,10 @@ def tilt_series(
         Std of a random (dy, dx) shift per energy, px.
     magnification : float
         Per-energy scale factors are drawn uniformly in ``1 +- magnification``.
+    magnification_per_ev : float
+        A systematic magnification change per eV on top of the draws,
+        ``scale *= 1 + magnification_per_ev * (E - energies[0])``: zone-plate
+        optics refocused at each energy (focal length proportional to E).
     ring_strength : float
         Relative std of a per-pixel detector gain error that the flats do not
         record (stripes in sinograms, rings in reconstructions).
@@ -235,6 +240,9 @@ def tilt_series(
         raise ValueError(f"tilt_series: photons must be > 0 or None, got {photons}")
     if n_flats < 1 or n_darks < 1:
         raise ValueError(f"tilt_series: n_flats and n_darks must be >= 1, got {n_flats}, {n_darks}")
+    if not np.isfinite(magnification_per_ev) or abs(magnification_per_ev) * np.ptp(energies) >= 0.5:
+        raise ValueError("tilt_series: magnification_per_ev must be finite and change the scale by "
+                         f"< 50 % over the energies, got {magnification_per_ev}")
     for name, v in (("jitter_px", jitter_px), ("energy_shift_px", energy_shift_px),
                     ("magnification", magnification), ("ring_strength", ring_strength)):
         if not (np.isfinite(v) and v >= 0):
@@ -254,7 +262,8 @@ def tilt_series(
     shift_a = rng.normal(0.0, 1.0, (angles.size, 2)) * jitter_px
     shift_e = rng.normal(0.0, 1.0, (energies.size, 2)) * energy_shift_px
     scale = 1.0 + rng.uniform(-1.0, 1.0, energies.size) * magnification
-    if jitter_px or energy_shift_px or magnification:
+    scale = scale * (1.0 + magnification_per_ev * (energies - energies[0]))
+    if jitter_px or energy_shift_px or magnification or magnification_per_ev:
         od = _misalign(od, shift_a[None] + shift_e[:, None], scale)
     od = od.astype(np.float32)
 
@@ -290,5 +299,5 @@ def tilt_series(
     return add_provenance(
         ds, "simulate.tilt_series", photons=photons, n_flats=n_flats, n_darks=n_darks,
         jitter_px=jitter_px, center_offset_px=center_offset_px, energy_shift_px=energy_shift_px,
-        magnification=magnification, ring_strength=ring_strength,
-        pixel_size_metadata=bool(pixel_size_metadata), seed=seed)
+        magnification=magnification, magnification_per_ev=magnification_per_ev,
+        ring_strength=ring_strength, pixel_size_metadata=bool(pixel_size_metadata), seed=seed)
