@@ -40,12 +40,12 @@ def _oracle_register(store):
     from spectrotomo import io
     from spectrotomo.recon._register import EnergyRegistration
 
-    def registration(frames, *, pixel_sizes=None, estimate=True, **options):
+    def registration(frames, reference, *, pixel_sizes=None, **options):
         raw = io.read_group(store, "raw")
         s, d = raw["true_scale"].values, raw["true_energy_shift"].values
         zeros = np.zeros(frames.shape[0])
         return EnergyRegistration(shifts=d, scales=s, residual_px=zeros, residual_rms=zeros,
-                                  reference=frames.shape[0] // 2, scale_source="oracle")
+                                  reference=reference, scale_source="oracle")
     return registration
 
 

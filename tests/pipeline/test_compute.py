@@ -14,14 +14,9 @@ from spectrotomo.spectra import element_maps
 
 
 def _config(store, **compute):
-    cfg = Config()
-    cfg.input.path = "simulate:tiny"
-    cfg.output.store = str(store)
-    cfg.preprocess.align = False
-    cfg.reconstruct.chunk_rows = 8
-    for key, value in compute.items():
-        setattr(cfg.compute, key, value)
-    return cfg
+    return config_from_dict({"input": {"path": "simulate:tiny"}, "output": {"store": str(store)},
+                             "preprocess": {"align": False}, "reconstruct": {"chunk_rows": 8},
+                             "compute": compute})
 
 
 @pytest.fixture(scope="module")

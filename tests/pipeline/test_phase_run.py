@@ -2,7 +2,6 @@
 
 import json
 
-import numpy as np
 
 from spectrotomo import io
 from spectrotomo.pipeline import run_pipeline

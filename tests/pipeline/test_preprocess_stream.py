@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from spectrotomo import io
-from spectrotomo.pipeline import Config
+from spectrotomo.pipeline._config import config_from_dict
 from spectrotomo.pipeline._preprocess import _normalise_all, _register
 from spectrotomo.pipeline._steps import RunContext, preprocess
 from spectrotomo.simulate import particle, tilt_series
@@ -25,10 +25,7 @@ def _store(tmp_path, n_energies, name="s.zarr"):
 
 
 def _run(store, tmp_path, **prep):
-    cfg = Config()
-    cfg.output.store = str(store)
-    for key, value in prep.items():
-        setattr(cfg.preprocess, key, value)
+    cfg = config_from_dict({"output": {"store": str(store)}, "preprocess": prep})
     preprocess(RunContext(config=cfg, store=store, report_dir=tmp_path, log=lambda m: None))
     return cfg
 

@@ -8,17 +8,14 @@ import pytest
 
 from spectrotomo import io, provenance
 from spectrotomo.cli import main
-from spectrotomo.pipeline import Config, MemoryPlanError, run_pipeline
+from spectrotomo.pipeline import MemoryPlanError, run_pipeline
+from spectrotomo.pipeline._config import config_from_dict
 
 
-def _config(store, **prep):
-    cfg = Config()
-    cfg.input.path = "simulate:small"
-    cfg.output.store = str(store)
-    cfg.preprocess.align = False  # alignment has its own tests; keep the suite short
-    for key, value in prep.items():
-        setattr(cfg.preprocess, key, value)
-    return cfg
+def _config(store):
+    # alignment has its own tests; keep the suite short
+    return config_from_dict({"input": {"path": "simulate:small"}, "output": {"store": str(store)},
+                             "preprocess": {"align": False}})
 
 
 @pytest.fixture(scope="module")

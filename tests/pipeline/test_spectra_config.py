@@ -11,6 +11,7 @@ import xarray as xr
 
 from spectrotomo import io
 from spectrotomo.pipeline import Config, run_pipeline
+from spectrotomo.pipeline._config import config_from_dict
 from spectrotomo.pipeline._xanes import config_references, fit_valence
 from spectrotomo.spectra import builtin_references
 
@@ -33,13 +34,9 @@ def store(tmp_path_factory):
 
 
 def _config(store, **spectra):
-    cfg = Config()
-    cfg.input.path = "simulate:tiny"
-    cfg.output.store = str(store)
-    cfg.output.overwrite = True
-    for key, value in spectra.items():
-        setattr(cfg.spectra, key, value)
-    return cfg
+    return config_from_dict({"input": {"path": "simulate:tiny"},
+                             "output": {"store": str(store), "overwrite": True},
+                             "spectra": spectra})
 
 
 def _valence(root, **spectra) -> xr.Dataset:

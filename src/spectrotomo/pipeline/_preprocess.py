@@ -73,16 +73,13 @@ def scale_options(mode: str, energies) -> dict:
             "energies": np.asarray(energies, dtype=float)}
 
 
-def _registration(frames: np.ndarray, *, pixel_sizes=None, estimate: bool = True,
-                  **options):
-    """Energy registration of ``frames`` (n_energies, ny, nx), one angle; the
-    reference is the middle energy (its geometry and pixel size are kept).
-    ``options``: ``scale_model`` and ``energies`` of register_energies."""
+def _registration(frames: np.ndarray, reference: int, *, pixel_sizes=None, **options):
+    """Energy registration of ``frames`` (n_energies, ny, nx), one angle, onto the
+    ``reference`` energy's geometry; ``options`` as :func:`scale_options` gives."""
     from ..recon import register_energies
 
-    _, reg = register_energies(frames, reference=frames.shape[0] // 2,
-                               pixel_sizes=pixel_sizes, estimate_scale=estimate, **options)
-    return reg
+    return register_energies(frames, reference=reference, pixel_sizes=pixel_sizes,
+                             **options)[1]
 
 
 def _warp_energy(od_e: np.ndarray, reg, e: int) -> np.ndarray:
@@ -94,27 +91,25 @@ def _warp_energy(od_e: np.ndarray, reg, e: int) -> np.ndarray:
                 np.repeat(np.asarray(reg.shifts[e])[None], n, axis=0)).astype(np.float32)
 
 
-def _register(od: np.ndarray, angles: np.ndarray, *, pixel_sizes=None, estimate: bool = True):
+def _register(od: np.ndarray, angles: np.ndarray, *, pixel_sizes=None, **options):
     """In-memory form of passes 1-2 (gpu_bench scripts): register the energies of
-    ``od`` (energy, angle, y, x) at the angle nearest 0 deg and warp every angle."""
-    reg = _registration(od[:, int(np.argmin(np.abs(angles)))], pixel_sizes=pixel_sizes,
-                        estimate=estimate)
+    ``od`` (energy, angle, y, x) at the angle nearest 0 deg onto the middle one
+    and warp every angle."""
+    reg = _registration(od[:, int(np.argmin(np.abs(angles)))], od.shape[0] // 2,
+                        pixel_sizes=pixel_sizes, **options)
     for e in range(od.shape[0]):
         od[e] = _warp_energy(od[e], reg, e)
     return od, reg
 
 
-def _registration_record(reg, pixel_sizes, pixel_size: float) -> tuple[dict, dict, float]:
-    """(od variables, od attrs, registered pixel size nm) of an energy registration."""
+def _registration_record(reg) -> tuple[dict, dict]:
+    """(od variables, od attrs) of an energy registration."""
     source = reg.scale_source  # "metadata" | "estimated" | "fixed"
     variables = {
         "energy_shift": (("energy", "axis"), np.asarray(reg.shifts), {"units": "px"}),
         "energy_scale": (("energy",), np.asarray(reg.scales), {"units": "1", "source": source})}
-    if pixel_sizes is not None:
-        # every energy now has the reference energy's geometry and pixel size
-        pixel_size = float(pixel_sizes[reg.reference])
     attrs = {"magnification_source": source, "registration_reference": int(reg.reference)}
-    return variables, attrs, pixel_size
+    return variables, attrs
 
 
 def _center_record(scores) -> tuple[dict, dict]:
@@ -201,9 +196,10 @@ def preprocess(ctx) -> None:
     n_e, _, ny, nx = shape
     register = cfg.preprocess.register_energies and n_e > 1 and not phase
     sizes = _magnification(ds, cfg.preprocess.magnification) if register else None
+    reference = n_e // 2
     pixel_size = float(ds.attrs["pixel_size"])
-    if sizes is not None:  # registration keeps the reference (middle) energy's pixel size
-        pixel_size = float(sizes[n_e // 2])
+    if sizes is not None:  # every energy gets the reference energy's geometry and pixel size
+        pixel_size = float(sizes[reference])
     writer = _OdWriter(ctx.store, shape, od_chunks(shape, cfg.reconstruct.chunk_rows),
                        _coords(ds, cfg, phase, pixel_size), {"units": "rad" if phase else "1"})
 
@@ -214,11 +210,11 @@ def preprocess(ctx) -> None:
     counts = counts if counts is not None else {"masked_pixels": masked}
 
     reg_vars, reg_attrs = {}, {}
-    options = scale_options(cfg.preprocess.magnification, ds["energy"].values)
-    reg = (_registration(frames, pixel_sizes=sizes, estimate=options.pop("estimate_scale"),
-                         **options) if register else None)
+    reg = (_registration(frames, reference, pixel_sizes=sizes,
+                         **scale_options(cfg.preprocess.magnification, ds["energy"].values))
+           if register else None)
     if reg is not None:
-        reg_vars, reg_attrs, _ = _registration_record(reg, sizes, pixel_size)
+        reg_vars, reg_attrs = _registration_record(reg)
     total = None
     for e in range(n_e):  # pass 2: warp, and the mean over energies (float32 as np.mean)
         od_e = writer.read(e)

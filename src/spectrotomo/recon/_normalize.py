@@ -183,7 +183,7 @@ def _zinger_mask(xp, transmission, valid, threshold: float, min_jump: float):
     big = (xp.abs(diff) > jump) & valid
     if filled.shape[0] > 1 and bool(big.any()):
         big[big] = _isolated_in_time(xp, filled, xp.nonzero(big), jump[big])
-    return big, med
+    return big
 
 
 def _isolated_in_time(xp, stack, where, jump):
@@ -375,8 +375,8 @@ def normalize(
         mask[sel] = code
     valid = mask == MASK_OK
     if zinger_threshold is not None:
-        zingers, _ = _zinger_mask(xp, transmission, valid, float(zinger_threshold),
-                                  float(zinger_min_jump))
+        zingers = _zinger_mask(xp, transmission, valid, float(zinger_threshold),
+                               float(zinger_min_jump))
         mask[zingers] = MASK_ZINGER
     invalid = mask != MASK_OK
     report.n_nonpositive = int((mask == MASK_NONPOSITIVE).sum())

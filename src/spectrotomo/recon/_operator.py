@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._backend import array_module
 from ._checks import check_angles, check_center
 from ._nufft import cached_plan, host_threads, irfft, rfft, run_batches
 
