@@ -195,6 +195,8 @@ def test_bad_arguments_are_rejected(truth):
         tilt_series(truth, energies=[640.0], photons=-1)
     with pytest.raises(ValueError, match="jitter_px"):
         tilt_series(truth, energies=[640.0], jitter_px=-1)
+    with pytest.raises(ValueError, match="magnification_per_ev"):
+        tilt_series(truth, energies=[640.0, 660.0], magnification_per_ev=0.03)  # 60 % over 20 eV
 
 
 def test_bright_beams_switch_to_uint32_without_wrapping(truth):
