@@ -137,7 +137,7 @@ def _zoomed_od(base: Path, out: Path, rows: int, cols: int, chunk_rows: int) -> 
                             "y": ("y", np.arange(rows) * px, {"units": "nm"}),
                             "x": ("x", np.arange(cols) * px, {"units": "nm"})},
                     attrs={**od.attrs, "pixel_size": px, "center": center})
-    from spectrotomo.pipeline._steps import od_chunks
+    from spectrotomo.pipeline.steps.preprocess import od_chunks
 
     io.write(out, "od", ds, encoding={"od": {"chunks": od_chunks(data.shape, chunk_rows)}})
     return data.shape

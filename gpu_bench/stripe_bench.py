@@ -114,7 +114,7 @@ def load() -> dict:
 
 
 if __name__ == "__main__":
-    methods = sys.argv[1:] or ["none", "sort", "offset", "blind"]
+    methods = sys.argv[1:] or ["none", "sorting", "offset", "blind"]
     data = load()
     rows = [(m, measure(m, data)) for m in methods]
     keys = list(rows[0][1])

@@ -13,10 +13,6 @@ from pathlib import Path
 
 __all__ = ["main", "build_parser"]
 
-#: Children of ``simulate.sample()`` -> groups of the sample store.
-SIMULATED_GROUPS = {"truth": "truth", "tilt_series": "raw", "xanes": "raw_xanes",
-                    "references": "references"}
-
 _PRESET_HELP = ("simulator preset: 'small' (<= 64^3 voxels, seconds; for tests) or "
                 "'demo' (128^3 voxels); voxel size 10-25 nm, energies in eV around the "
                 "O K, Mn/Co/Ni L3 edges, angles -65..+65 deg (default: %(default)s)")
@@ -24,6 +20,7 @@ _PRESET_HELP = ("simulator preset: 'small' (<= 64^3 voxels, seconds; for tests) 
 
 def _write_simulated(preset: str, seed: int, store: Path, overwrite: bool) -> None:
     from . import io
+    from .pipeline.steps.acquire import SIMULATED_GROUPS
     from .simulate import sample
 
     tree = sample(preset, seed=seed)

@@ -216,7 +216,7 @@ def _fraction_error_sum_pp(classes, truth_classes):
 
 def test_class_fractions_match_truth_only_with_smoothed_amounts(finished):
     from spectrotomo import segmentation as seg
-    from spectrotomo.pipeline._steps import _class_ratio
+    from spectrotomo.pipeline.steps.segment import class_ratio as _class_ratio
 
     _, cfg, result, _ = finished
     store = cfg.output.store

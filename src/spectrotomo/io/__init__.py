@@ -11,7 +11,7 @@ from ._assemble import read_series
 from ._common import ReaderError
 from ._dxchange import read_dxchange
 from ._fxi import read_fxi
-from ._lock import StoreLockedError, store_lock
+from ._lock import StoreLockedError, lock_path, store_lock
 from ._markers import is_complete
 from ._nxtomo import read_nxtomo
 from ._omezarr import write_ome_zarr
@@ -32,6 +32,7 @@ __all__ = [
     "init_array",
     "is_complete",
     "list_groups",
+    "lock_path",
     "mark_complete",
     "missing_regions",
     "open_tree",

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import xarray as xr
 
-from .. import io
-from .._model import add_provenance
+from ... import io
+from ..._model import add_provenance
 
 __all__ = ["profile", "profile_dataset", "profile_table_of", "STATS"]
 
@@ -56,7 +56,7 @@ def profile_dataset(maps: dict[str, xr.DataArray], seg_ds: xr.Dataset, *,
     xarray.Dataset
         Variables ``{name}_{stat}_by_{by}`` (see the module docstring).
     """
-    from .. import segmentation as seg
+    from ... import segmentation as seg
 
     mask = seg_ds["mask"].values
     groupings = [("shell", seg_ds["shell"].values, {}),

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .. import io
-from ._figures import center_scores, histogram, label_orthoslices, orthoslices
+from ... import io
+from .._figures import center_scores, histogram, label_orthoslices, orthoslices
 
 __all__ = ["write_report", "truth_errors"]
 
@@ -34,8 +34,8 @@ _PROFILE_FILES = {"tm_o_ratio": "tm_o", "electron_density": "electron_density"}
 def _profile_tables(store, out_dir: Path, *, figures: bool = True) -> dict:
     """CSV (and PNG) tables of the scalar maps in the ``profiles`` group, and the
     mean of each per shell for the summary."""
-    from .. import segmentation as seg
-    from ._profiles import profile_table_of
+    from ... import segmentation as seg
+    from .profile import profile_table_of
 
     if "profiles" not in io.list_groups(store):
         raise ValueError(f"report: store {store} has no 'profiles' group; run the profile "
