@@ -69,9 +69,19 @@ def write_dxchange(path, t, *, axes=None, energy_units=None, theta_rad=False,
     return path
 
 
+#: A camera pixel (6.5 um) and the optics' magnification onto it: a sample-plane
+#: pixel of 15.625 nm would need 416x; the writers record both alongside.
+CAMERA_PIXEL_M = 6.5e-6
+
+
 def _nx_entry(group, t, *, layout, energy_kev=True, distance=None, rotation=None,
-              with_energy=True):
-    """Frames ordered dark, flat, projections, invalid, alignment; keys accordingly."""
+              with_energy=True, pixel="sample"):
+    """Frames ordered dark, flat, projections, invalid, alignment; keys accordingly.
+
+    ``pixel``: ``"sample"`` (``sample/x_pixel_size`` and the camera's
+    ``instrument/detector/x_pixel_size``), ``"magnification"`` (camera pixel +
+    ``instrument/detector/magnification``) or ``"detector"`` (camera pixel only).
+    """
     junk = np.full((1, *t["projections"].shape[1:]), 7, t["projections"].dtype)
     frames = np.concatenate([t["darks"], t["flats"][:1], t["projections"], junk, junk,
                              t["flats"][1:]])
@@ -95,8 +105,13 @@ def _nx_entry(group, t, *, layout, energy_kev=True, distance=None, rotation=None
         rot = group.create_dataset("sample/rotation_angle",
                                    data=angles if rotation is None else rotation)
     rot.attrs["units"] = "degree"
-    px = group.create_dataset("instrument/detector/x_pixel_size", data=t["pixel_size"] * 1e-9)
-    px.attrs["units"] = "m"
+    cam = group.create_dataset("instrument/detector/x_pixel_size", data=CAMERA_PIXEL_M)
+    cam.attrs["units"] = "m"
+    if pixel == "sample":
+        px = group.create_dataset("sample/x_pixel_size", data=t["pixel_size"] * 1e-9)
+        px.attrs["units"] = "m"
+    elif pixel == "magnification":
+        group["instrument/detector/magnification"] = CAMERA_PIXEL_M / (t["pixel_size"] * 1e-9)
     if with_energy:
         path = "instrument/beam/incident_energy" if layout == "esrf" else \
             "instrument/monochromator/energy"
