@@ -3,10 +3,11 @@ store (zarr v3) and OME-Zarr views.
 
 Readers are backends behind :func:`read` (format detected from content);
 each format's reader is also callable directly. A real experiment is a set
-of files: :func:`read_series` (one tilt series per energy, lists or glob
-patterns, any mix of formats) and :func:`read_xanes` (2-D energy scans).  The store keeps one zarr v3
-store per sample with one group per stage (:func:`write`, :func:`read_group`,
-:func:`open_tree`, chunk-aligned region writes, completion markers, a lock).
+of files: :func:`read_series` (one tilt series per energy; lists or glob
+patterns, any mix of formats) and :func:`read_xanes` (2-D energy scans).
+The store keeps one zarr v3 store per sample with one group per stage
+(:func:`write`, :func:`read_group`, :func:`open_tree`, chunk-aligned region
+writes, completion markers, a lock).
 """
 
 from ._common import ReaderError, require_flats

@@ -1,14 +1,16 @@
 """Data Exchange HDF5 (APS): ``/exchange/data``, ``data_white``, ``data_dark``, ``theta``.
 
 Spec facts honoured here: ``theta`` is in degrees unless its ``units``
-attribute says otherwise; energy without a ``units`` attribute is in joules
-(the spec's SI default); lengths without units are in metres. The optional
+attribute says otherwise (without one, angles that all lie within +-2 pi are
+refused as likely radians); energy without a ``units`` attribute is in joules
+(the spec's SI default); lengths without units are in metres. The sample-plane
+pixel size is ``detector/actual_pixel_size_x`` (or the objective's
+``resolution``); else the camera's ``detector/pixel_size`` divided by
+``objective/magnification``; a camera pixel alone is refused. The optional
 ``axes`` attribute (e.g. ``"y:theta:x"``) names the stored axis order.
 """
 
 from __future__ import annotations
-
-import numpy as np
 
 from ._common import (H5Frames, as_array, fail, finish, h5_angles, h5_quantity, is_hdf5,
                       open_h5, pick, sample_pixel_size, single_energy)

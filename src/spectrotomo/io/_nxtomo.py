@@ -3,7 +3,11 @@
 Frames are split by ``image_key`` (0 projection, 1 flat, 2 dark, 3 invalid:
 skipped); ESRF's ``image_key_control`` adds -1 (alignment: skipped) and wins
 over ``image_key`` when present. Energy without a ``units`` attribute is taken
-as keV (NeXus ``NX_ENERGY`` as written by nxtomomill); lengths as metres.
+as keV (NeXus ``NX_ENERGY`` as written by nxtomomill); lengths as metres;
+rotation angles as degrees, but angles without a ``units`` attribute that all
+lie within +-2 pi are refused as likely radians. The pixel size is the
+sample's (``sample/x_pixel_size``); the detector's ``x_pixel_size`` is the
+camera pixel, used only divided by a recorded ``magnification``.
 Several NXtomo entries in one file (several energies or propagation
 distances) are assembled into one tilt series.
 """
@@ -159,7 +163,7 @@ def read_nxtomo(path, *, entry: str | None = None, energy: float | None = None,
     energy : float, optional
         Photon energy in eV (overrides ``instrument/beam/incident_energy``).
     pixel_size : float, optional
-        Sample-plane pixel size in nm (overrides ``x_pixel_size``).
+        Sample-plane pixel size in nm (overrides ``sample/x_pixel_size``).
     angles : sequence of float, optional
         Projection angles in degrees (overrides ``sample/rotation_angle``).
     lazy : bool, optional
