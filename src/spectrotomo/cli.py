@@ -172,9 +172,15 @@ def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"spectrotomo {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the Python traceback of an error instead of one message")
+    debug = argparse.ArgumentParser(add_help=False)  # also accepted after the command
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show the Python traceback of an error instead of one message")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("simulate", help="simulate a particle and its measurements into a store",
+    p = sub.add_parser("simulate", parents=[debug],
+                       help="simulate a particle and its measurements into a store",
                        description="Simulate a ground-truth particle, its dual-energy tilt "
                        "series (-65..+65 deg), a 2D Mn L XANES scan and model reference "
                        "spectra, and write them to groups truth, raw, raw_xanes and "
@@ -187,14 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace groups that already exist in the store")
     p.set_defaults(func=cmd_simulate)
 
-    p = sub.add_parser("info", help="summarise a sample store",
+    p = sub.add_parser("info", parents=[debug], help="summarise a sample store",
                        description="List the groups of a store with their variables "
                        "(dims, shapes, dtypes, units), completion state and provenance "
                        "steps. Exit status 1 if any group is unfinished.")
     p.add_argument("store", type=Path, metavar="STORE", help="sample store (.zarr directory)")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("demo", help="run the demo into OUT_DIR",
+    p = sub.add_parser("demo", parents=[debug], help="run the demo into OUT_DIR",
                        description="Simulate the demo particle, store it in "
                        "OUT_DIR/sample.zarr and print a summary.")
     p.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="output directory")
@@ -205,13 +211,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace results already in OUT_DIR")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("init", help="write a commented config template",
+    p = sub.add_parser("init", parents=[debug], help="write a commented config template",
                        description="Write a commented TOML run configuration to CONFIG.")
     p.add_argument("config", type=Path, metavar="CONFIG", help="file to create (.toml)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing file")
     p.set_defaults(func=cmd_init)
 
-    p = sub.add_parser("run", help="run the whole pipeline from a config",
+    p = sub.add_parser("run", parents=[debug], help="run the whole pipeline from a config",
                        description="read -> normalise/register/centre/align -> reconstruct -> "
                        "element amounts -> valence (LCF) -> segmentation -> profiles -> report, "
                        "into one store; completed steps are skipped, so rerunning resumes.")
@@ -225,11 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
                        ("profile", "TM/O and element amounts (or electron density) per shell, "
                         "depth bin (nm) and class into the profiles group"),
                        ("report", "figures, profile tables and summary of a finished store")):
-        p = sub.add_parser(step, help=text, description=f"One step on an existing store: {text}.")
+        p = sub.add_parser(step, parents=[debug], help=text,
+                           description=f"One step on an existing store: {text}.")
         _add_run_options(p)
         p.set_defaults(func=cmd_run, step="valence" if step == "fit" else step)
 
-    p = sub.add_parser("batch", help="run the pipeline for every scan of a manifest",
+    p = sub.add_parser("batch", parents=[debug],
+                       help="run the pipeline for every scan of a manifest",
                        description="Run the whole pipeline for every scan listed in MANIFEST "
                        "(TOML, YAML or CSV: input, label and free labels such as voltage_v, "
                        "state_of_charge, c_rate, cycle; per-scan config overrides), each into "
@@ -257,19 +265,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> int:
-    """Entry point of the ``spectrotomo`` command; returns the exit status."""
+def _user_errors() -> tuple[type, ...]:
+    """Exceptions that are a user's mistake (config, input, store state): exit 2."""
     from .io import StoreLockedError
-    from .pipeline import ConfigError, MemoryPlanError
+    from .pipeline import ConfigError, ManifestError, MemoryPlanError
 
+    return (ConfigError, ManifestError, MemoryPlanError, StoreLockedError, ValueError, KeyError,
+            FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
+            PermissionError)
+
+
+def _error_message(command: str, exc: BaseException) -> tuple[str, int]:
+    """(one clear message, exit status) for ``exc``: 2 for a user mistake, 1 for a
+    system fault (disk full, read-only output), 1 for an internal error."""
+    if isinstance(exc, _user_errors()):
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in str(message):
+            message = f"{exc.filename}: {exc.strerror or message}"
+        return f"spectrotomo {command}: error: {message}", 2
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"spectrotomo {command}: error: {where}{exc.strerror or exc}", 1
+    return (f"spectrotomo {command}: internal error: {type(exc).__name__}: {exc}\n"
+            f"  rerun with --debug for the traceback (and report it)", 1)
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``spectrotomo`` command; returns the exit status.
+
+    A user mistake (invalid config or input, a locked store, a memory plan over
+    the limit) prints one message and exits 2; a system fault (OSError) or an
+    internal error exits 1; ``--debug`` shows the traceback instead.
+    """
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, KeyError, FileExistsError, FileNotFoundError, StoreLockedError,
-            ConfigError, MemoryPlanError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"spectrotomo {args.command}: error: {message}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print(f"spectrotomo {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if getattr(args, "debug", False):
+            raise
+        message, status = _error_message(args.command, exc)
+        print(message, file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":

@@ -8,16 +8,34 @@ key and the expected value.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-__all__ = ["Config", "ConfigError", "load_config", "write_template", "TEMPLATE"]
+__all__ = ["Config", "ConfigError", "check_config", "config_from_dict", "load_config",
+           "write_template", "TEMPLATE"]
 
 
 class ConfigError(ValueError):
-    """A configuration file or value is invalid."""
+    """A configuration file, value or the input it names is invalid.
+
+    ``problems`` lists every problem found (each names the key or file field,
+    the value and what is expected); the message lists them all, so one run
+    shows every mistake at once. ``check_config(cfg, source="")`` messages start
+    at the key (``[section] key``), a file's with the file.
+    """
+
+    def __init__(self, problems: str | list[str]):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        if len(self.problems) == 1:
+            message = self.problems[0]
+        else:
+            message = f"{len(self.problems)} problems:\n" + "\n".join(
+                f"  - {p}" for p in self.problems)
+        super().__init__(message)
 
 
 @dataclass
@@ -60,6 +78,7 @@ class PhaseConfig:
 class ReconstructConfig:
     algorithm: str = "fbp"
     iterations: int | None = None
+    max_seconds: float | None = None
     filter: str = "ram-lak"
     nonneg: bool = True
     chunk_rows: int = 16
@@ -122,7 +141,7 @@ _CHOICES = {
 
 
 def _coerce(source: str, section: str, key: str, value: Any, annotation: str) -> Any:
-    where = f"{source}: [{section}] {key}"
+    where = f"{source}: [{section}] {key}" if source else f"[{section}] {key}"
     ann = annotation.replace(" ", "")
     if ann == "bool":
         if not isinstance(value, bool):
@@ -131,21 +150,24 @@ def _coerce(source: str, section: str, key: str, value: Any, annotation: str) ->
     if ann in ("int", "int|None"):
         if value is None and "None" in ann:
             return None
-        if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise ConfigError(f"{where} must be an integer; got {value!r}")
         return value
     if ann in ("float", "float|None"):
         if value is None and "None" in ann:
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where} must be a number; got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+                or not math.isfinite(value):
+            raise ConfigError(f"{where} must be a finite number; got {value!r}")
         return float(value)
     if ann == "float|str":
         if isinstance(value, str) and value == "auto":
             return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and math.isfinite(value):
             return float(value)
-        raise ConfigError(f"{where} must be \"auto\" or a column position (number); got {value!r}")
+        raise ConfigError(f"{where} must be \"auto\" or a column position (finite number); "
+                          f"got {value!r}")
     if ann == "str":
         if not isinstance(value, str):
             raise ConfigError(f"{where} must be a string; got {value!r}")
@@ -157,8 +179,9 @@ def _coerce(source: str, section: str, key: str, value: Any, annotation: str) ->
         if not isinstance(value, list):
             raise ConfigError(f"{where} must be a list; got {value!r}")
         if "float" in ann:
-            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-                raise ConfigError(f"{where} must be a list of numbers; got {value!r}")
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                       and math.isfinite(v) for v in value):
+                raise ConfigError(f"{where} must be a list of finite numbers; got {value!r}")
             return [float(v) for v in value]
         if not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{where} must be a list of strings; got {value!r}")
@@ -167,52 +190,144 @@ def _coerce(source: str, section: str, key: str, value: Any, annotation: str) ->
 
 
 def config_from_dict(data: dict[str, Any], *, source: str = "<config>") -> Config:
-    """Validate a nested mapping (as parsed from TOML/YAML) into a :class:`Config`."""
+    """Validate a nested mapping (as parsed from TOML/YAML) into a :class:`Config`.
+
+    Raises
+    ------
+    ConfigError
+        Listing every unknown section or key, wrong type and out-of-range value
+        at once (``problems``), each naming the key, the value and what is expected.
+    """
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: top level must be a table of sections")
     cfg = Config()
     sections = {f.name: f for f in dataclasses.fields(Config)}
+    problems: list[str] = []
+    bad: set[tuple[str, str]] = set()
     for section, values in data.items():
         if section not in sections:
-            raise ConfigError(f"{source}: unknown section [{section}]; expected one of "
-                              f"{', '.join(sections)}")
+            problems.append(f"{source}: unknown section [{section}]; expected one of "
+                            f"{', '.join(sections)}")
+            continue
         if not isinstance(values, dict):
-            raise ConfigError(f"{source}: [{section}] must be a table")
+            problems.append(f"{source}: [{section}] must be a table; got {values!r}")
+            continue
         target = getattr(cfg, section)
         fields = {f.name: f for f in dataclasses.fields(target)}
         for key, value in values.items():
             if key not in fields:
-                raise ConfigError(f"{source}: unknown key [{section}] {key}; expected one of "
-                                  f"{', '.join(fields)}")
-            setattr(target, key, _coerce(source, section, key, value, str(fields[key].type)))
-    _check_ranges(cfg, source)
+                problems.append(f"{source}: unknown key [{section}] {key}; expected one of "
+                                f"{', '.join(fields)}")
+                continue
+            try:
+                setattr(target, key, _coerce(source, section, key, value, str(fields[key].type)))
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+                bad.add((section, key))
+    problems += _range_problems(cfg, source, skip=bad)
+    if problems:
+        raise ConfigError(problems)
     return cfg
 
 
-def _check_ranges(cfg: Config, source: str) -> None:
-    checks = [
-        (cfg.segmentation.tolerance > 0, "[segmentation] tolerance", "> 0"),
-        (cfg.segmentation.smoothing_nm >= 0, "[segmentation] smoothing_nm", ">= 0 (nm)"),
-        (cfg.segmentation.surface_layer_nm >= 0, "[segmentation] surface_layer_nm", ">= 0 (nm)"),
-        (cfg.segmentation.n_shells >= 1, "[segmentation] n_shells", ">= 1"),
-        (cfg.compute.n_workers >= 1, "[compute] n_workers", ">= 1"),
-        (cfg.compute.threads_per_worker >= 1, "[compute] threads_per_worker", ">= 1"),
-        (cfg.compute.scheduler == "threads" or ":" in cfg.compute.scheduler,
-         "[compute] scheduler", '"threads" or a scheduler address such as "tcp://host:8786"'),
-        (cfg.compute.scheduler == "threads" or cfg.compute.cluster == "none",
-         "[compute] scheduler/cluster", "either scheduler (an address) or cluster, not both"),
-        (cfg.compute.memory_limit_gb > 0, "[compute] memory_limit_gb", "> 0 (GiB)"),
-        (cfg.reconstruct.chunk_rows >= 1, "[reconstruct] chunk_rows", ">= 1 (detector rows)"),
-        (cfg.phase.delta_beta > 0, "[phase] delta_beta", "> 0"),
-        (all(d > 0 for d in cfg.phase.distances_m), "[phase] distances_m", "> 0 (metres)"),
-        (cfg.phase.method == "none" or cfg.phase.pixel_size_m is None
-         or cfg.phase.pixel_size_m < 1e-3, "[phase] pixel_size_m", "in metres (< 1e-3)"),
-        (cfg.input.pixel_size_nm is None or cfg.input.pixel_size_nm > 0,
-         "[input] pixel_size_nm", "> 0 (nm)"),
+def check_config(cfg: Config, *, source: str = "") -> list[str]:
+    """Every problem of a :class:`Config` as it is now (also one built or edited in
+    Python, which :func:`config_from_dict` never saw): types, choices and ranges.
+
+    Returns
+    -------
+    list of str
+        One message per problem (empty when the config is valid).
+    """
+    problems: list[str] = []
+    bad: set[tuple[str, str]] = set()
+    for section in dataclasses.fields(Config):
+        target = getattr(cfg, section.name)
+        for fld in dataclasses.fields(target):
+            try:
+                _coerce(source, section.name, fld.name, getattr(target, fld.name), str(fld.type))
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+                bad.add((section.name, fld.name))
+    return problems + _range_problems(cfg, source, skip=bad)
+
+
+def _finite_positive(x) -> bool:
+    return x is None or (math.isfinite(x) and x > 0)
+
+
+def _depth_bins_ok(bins) -> bool:
+    return (len(bins) >= 2 and all(b >= 0 for b in bins)
+            and all(b > a for a, b in zip(bins, bins[1:])))
+
+
+def _elements_ok(elements) -> bool:
+    from .._physics import EDGE_WINDOWS_EV
+
+    return (len(elements) > 0 and all(e in EDGE_WINDOWS_EV for e in elements)
+            and len(set(elements)) == len(elements))
+
+
+def _rules(cfg: Config) -> list[tuple[str, str, Callable[[Any], bool], str]]:
+    """(section, key, predicate of the value, what is expected) of every range rule."""
+    from .._physics import EDGE_WINDOWS_EV
+    from ..recon import ITERATION_LIMIT
+
+    compute, rec = cfg.compute, cfg.reconstruct
+    return [
+        ("input", "seed", lambda x: x >= 0, ">= 0"),
+        ("input", "energies_ev", lambda x: all(math.isfinite(e) and e > 0 for e in x),
+         "positive energies in eV"),
+        ("input", "pixel_size_nm", _finite_positive, "> 0 (nm)"),
+        ("preprocess", "center", lambda x: x == "auto" or math.isfinite(x),
+         '"auto" or a finite column index'),
+        ("preprocess", "align_iterations", lambda x: x >= 0, ">= 0 (0: coarse alignment only)"),
+        ("phase", "delta_beta", _finite_positive, "> 0"),
+        ("phase", "energy_ev", _finite_positive, "> 0 (eV), or unset"),
+        ("phase", "distances_m", lambda x: all(d > 0 for d in x), "> 0 (metres)"),
+        ("phase", "pixel_size_m", lambda x: cfg.phase.method == "none" or x is None or 0 < x < 1e-3,
+         "in metres (0 < size < 1e-3)"),
+        ("reconstruct", "iterations", lambda x: x is None or x >= 1,
+         "an integer >= 1, or unset (the algorithm's default)"),
+        ("reconstruct", "iterations",
+         lambda x: x is None or x <= ITERATION_LIMIT or rec.max_seconds is not None,
+         f"<= {ITERATION_LIMIT} unless [reconstruct] max_seconds caps each solve"),
+        ("reconstruct", "max_seconds", _finite_positive, "> 0 (seconds per chunk), or unset"),
+        ("reconstruct", "chunk_rows", lambda x: x >= 1, ">= 1 (detector rows)"),
+        ("spectra", "elements", _elements_ok,
+         f"a non-empty list of distinct elements among {', '.join(EDGE_WINDOWS_EV)}"),
+        ("segmentation", "target_tm_o", _finite_positive, "> 0 (TM/O atomic ratio), or unset"),
+        ("segmentation", "tolerance", lambda x: x > 0, "> 0 (relative: 0.05 = 5 %)"),
+        ("segmentation", "smoothing_nm", lambda x: x >= 0, ">= 0 (nm)"),
+        ("segmentation", "surface_layer_nm", lambda x: x >= 0, ">= 0 (nm)"),
+        ("segmentation", "n_shells", lambda x: x >= 1, ">= 1"),
+        ("segmentation", "depth_bins_nm", _depth_bins_ok,
+         "at least two depths (nm), non-negative and strictly increasing"),
+        ("compute", "n_workers", lambda x: x >= 1, ">= 1"),
+        ("compute", "threads_per_worker", lambda x: x >= 1, ">= 1"),
+        ("compute", "scheduler", lambda x: x == "threads" or ":" in x,
+         '"threads" or a scheduler address such as "tcp://host:8786"'),
+        ("compute", "scheduler", lambda x: x == "threads" or compute.cluster == "none",
+         f"\"threads\" when [compute] cluster is set (either scheduler, an address, or "
+         f"cluster, not both; cluster = {compute.cluster!r})"),
+        ("compute", "memory_limit_gb", lambda x: x > 0, "> 0 (GiB)"),
     ]
-    for ok, key, expected in checks:
-        if not ok:
-            raise ConfigError(f"{source}: {key} must be {expected}")
+
+
+def _range_problems(cfg: Config, source: str, *, skip: set) -> list[str]:
+    problems = []
+    for section, key, ok, expected in _rules(cfg):
+        if (section, key) in skip:
+            continue
+        value = getattr(getattr(cfg, section), key)
+        try:
+            good = bool(ok(value))
+        except (TypeError, ValueError):
+            good = False
+        if not good:
+            where = f"{source}: [{section}] {key}" if source else f"[{section}] {key}"
+            problems.append(f"{where} must be {expected}; got {value!r}")
+    return problems
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:

@@ -18,6 +18,7 @@ from ._monitor import StepMonitor, StepRecord, stamped
 from ._plan import check_plan, format_plan, plan_run
 from ._context import RunContext
 from ._source import parse_source
+from ._validate import validate_run
 from .steps import CHUNKED_STEPS, STEPS
 from .steps.report import write_report
 
@@ -73,8 +74,12 @@ def run(config: Config, *, steps: Iterable[str] | None = None, dry_run: bool = F
     Returns a dict with the per-step records and, after the report step, the summary.
     Every log line (plan, cluster, each step's time and peak memory) is also
     appended, time-stamped, to ``<report_dir>/run.log``.
-    Raises :class:`~spectrotomo.pipeline._plan.MemoryPlanError` before any work when
-    the plan exceeds ``config.compute.memory_limit_gb``.
+    Before anything is written, :func:`~spectrotomo.pipeline._validate.validate_run`
+    checks the whole config and the input's metadata: it raises one
+    :class:`~spectrotomo.pipeline.ConfigError` listing every problem, and its
+    warnings go to the log (run.log) and ``results["warnings"]`` (the report's
+    summary). Raises :class:`~spectrotomo.pipeline._plan.MemoryPlanError`
+    before any work when the plan exceeds ``config.compute.memory_limit_gb``.
     """
     store = Path(config.output.store)
     report_dir = Path(report_dir) if report_dir else store.with_suffix("").parent / (
@@ -83,15 +88,21 @@ def run(config: Config, *, steps: Iterable[str] | None = None, dry_run: bool = F
     unknown = [s for s in names if s not in ALL_STEPS]
     if unknown:
         raise ValueError(f"unknown step(s) {unknown}; expected any of {list(ALL_STEPS)}")
+    warnings = validate_run(config, steps=names, store=store)  # refuses before any write
     shape, n_xanes = _input_shape(config, store)
     plan = plan_for(config, shape, n_xanes)
     log("memory plan (per worker):\n" + format_plan(plan))
     check_plan([row for row in plan if row.step in names], config.compute.memory_limit_gb)
     if dry_run:
-        return {"plan": plan, "records": []}
+        for message in warnings:
+            log(f"warning: {message}")
+        return {"plan": plan, "records": [], "warnings": warnings}
     log = _also_to_file(log, report_dir / "run.log")
     log(f"run of steps {names} on store {store}")
+    for message in warnings:
+        log(f"warning: {message}")
     ctx = RunContext(config=config, store=store, report_dir=report_dir, log=log)
+    ctx.results["warnings"] = list(warnings)
     records: list[StepRecord] = []
     # a killed run's stale lock is taken over (and logged)
     # local_dask: this process's own dask work (whole-volume steps, lazy reads) stays on

@@ -7,15 +7,20 @@ step: normalise, rings, centre, jitter, energy registration) and
 
 from ._filters import FILTERS
 from ._operator import ParallelBeamOperator
-from ._reconstruct import ALGORITHMS, backproject, project, reconstruct, reconstruct_dask
+from ._reconstruct import (ALGORITHMS, ITERATION_LIMIT, backproject, check_iterations, project,
+                           reconstruct, reconstruct_dask)
+from ._solvers import SolverStoppedWarning
 from ._series import reconstruct_series
 from . import phase, prep  # noqa: E402  (after the core they import)
 
 __all__ = [
     "ALGORITHMS",
     "FILTERS",
+    "ITERATION_LIMIT",
     "ParallelBeamOperator",
+    "SolverStoppedWarning",
     "backproject",
+    "check_iterations",
     "phase",
     "prep",
     "project",

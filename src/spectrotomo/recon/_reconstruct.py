@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from .._backend import array_module
@@ -11,10 +13,53 @@ from ._checks import check_angles, check_center, check_projections
 from ._fbp import fbp
 from ._operator import ParallelBeamOperator
 
-__all__ = ["reconstruct", "reconstruct_dask", "project", "backproject", "ALGORITHMS"]
+__all__ = ["reconstruct", "reconstruct_dask", "project", "backproject", "ALGORITHMS",
+           "ITERATION_LIMIT", "check_iterations"]
 
 ALGORITHMS = ("fbp", "sirt", "cgls", "tv")
 _DEFAULT_ITERATIONS = {"sirt": 100, "cgls": 20, "tv": 100}
+#: Most iterations a solve accepts without a ``max_seconds`` cap: 100x the
+#: defaults, minutes per slice stack on a workstation; more must be bounded in time
+#: so that a typo (``iterations=10**9``) cannot run for days without a word.
+ITERATION_LIMIT = 10_000
+
+
+def check_iterations(iterations, algorithm: str, *, max_seconds: float | None = None,
+                     where: str = "reconstruct") -> int:
+    """The iteration count of an iterative ``algorithm``, validated.
+
+    Parameters
+    ----------
+    iterations : int or None
+        None: the algorithm's default (sirt 100, cgls 20, tv 100).
+    max_seconds : float, optional
+        Wall-clock cap of the solve (s); required above :data:`ITERATION_LIMIT`.
+
+    Raises
+    ------
+    ValidationError
+        For a non-integer (``True``, ``2.5``, ``"10"``), a count below 1, a count
+        above :data:`ITERATION_LIMIT` without ``max_seconds``, or a
+        ``max_seconds`` that is not a positive number.
+    """
+    if max_seconds is not None and (isinstance(max_seconds, bool)
+                                    or not isinstance(max_seconds, numbers.Real)
+                                    or not np.isfinite(max_seconds) or max_seconds <= 0):
+        raise ValidationError(f"{where}: 'max_seconds' must be a positive number of seconds; "
+                              f"got {max_seconds!r}")
+    if iterations is None:
+        return _DEFAULT_ITERATIONS[algorithm]
+    if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral):
+        raise ValidationError(f"{where}: 'iterations' must be an integer >= 1; got "
+                              f"{iterations!r} ({type(iterations).__name__})")
+    n = int(iterations)
+    if n < 1:
+        raise ValidationError(f"{where}: 'iterations' must be an integer >= 1; got {n}")
+    if n > ITERATION_LIMIT and max_seconds is None:
+        raise ValidationError(f"{where}: 'iterations' = {n} is above ITERATION_LIMIT "
+                              f"({ITERATION_LIMIT}); pass max_seconds= to cap the solve's wall "
+                              "time, or use fewer iterations")
+    return n
 
 
 def _is_dask(a) -> bool:
@@ -24,7 +69,8 @@ def _is_dask(a) -> bool:
 def reconstruct(projections, angles, *, algorithm: str = "fbp", center: float | None = None,
                 iterations: int | None = None, pixel_size: float | None = None,
                 filter: str = "ram-lak", padding: str = "zero", nonnegative: bool | None = None,
-                eps: float | None = None, out=None, **options):
+                eps: float | None = None, out=None, max_seconds: float | None = None,
+                progress=None, **options):
     """Reconstruct slices from parallel-beam projections.
 
     Parameters
@@ -42,7 +88,9 @@ def reconstruct(projections, angles, *, algorithm: str = "fbp", center: float | 
         Rotation-axis column, sub-pixel allowed (column ``i``'s centre is at
         ``i``); default ``(n_cols - 1) / 2``.
     iterations : int, optional
-        For iterative algorithms; defaults sirt 100, cgls 20, tv 100 (measured, see gpu_bench/RESULTS.recon.md).
+        For iterative algorithms (ignored by fbp): an integer >= 1; defaults sirt
+        100, cgls 20, tv 100 (measured, see gpu_bench/RESULTS.recon.md). Above
+        ``ITERATION_LIMIT`` (10000) only with ``max_seconds``.
     pixel_size : float, optional
         Voxel size in nm: values are returned in 1/nm instead of 1/voxel.
     filter : str
@@ -57,6 +105,13 @@ def reconstruct(projections, angles, *, algorithm: str = "fbp", center: float | 
     out : array, optional
         Output (n_rows, n_cols, n_cols) float32 on the same device (for dask
         input: a zarr array or anything supporting ``da.store``).
+    max_seconds : float, optional
+        Wall-clock cap (s) of an iterative solve: it stops after the iteration
+        that reaches it and warns (``SolverStoppedWarning``, naming the
+        iterations done). Per call (per chunk for dask input).
+    progress : callable, optional
+        ``progress(done, total, elapsed_s)`` after every iteration of an
+        iterative solve (throttle inside it; per chunk for dask input).
     **options
         Solver options, e.g. ``weight`` and ``step_ratio`` for tv (see
         ``recon._solvers.tv``); ``nonneg`` is accepted as an alias of ``nonnegative``.
@@ -71,11 +126,13 @@ def reconstruct(projections, angles, *, algorithm: str = "fbp", center: float | 
     if algorithm not in ALGORITHMS:
         raise ValidationError(f"reconstruct: 'algorithm' must be one of {ALGORITHMS}; "
                               f"got {algorithm!r}")
+    if algorithm != "fbp":  # before any work (and before a dask graph is built)
+        check_iterations(iterations, algorithm, max_seconds=max_seconds)
     if _is_dask(projections):
         return reconstruct_dask(projections, angles, algorithm=algorithm, center=center,
                                 iterations=iterations, pixel_size=pixel_size, filter=filter,
                                 padding=padding, nonnegative=nonnegative, eps=eps, out=out,
-                                **options)
+                                max_seconds=max_seconds, progress=progress, **options)
     xp = array_module(projections)
     p = xp.asarray(projections)
     squeeze = p.ndim == 2
@@ -101,13 +158,12 @@ def reconstruct(projections, angles, *, algorithm: str = "fbp", center: float | 
     else:
         from . import _solvers
 
-        n_iter = _DEFAULT_ITERATIONS[algorithm] if iterations is None else int(iterations)
-        if n_iter < 1:
-            raise ValidationError(f"reconstruct: 'iterations' must be >= 1; got {iterations}")
+        n_iter = check_iterations(iterations, algorithm, max_seconds=max_seconds)
         if nonnegative is None:
             nonnegative = algorithm != "cgls"
         solver = getattr(_solvers, algorithm)
-        vol = solver(op, p, iterations=n_iter, nonnegative=nonnegative, **options)
+        vol = solver(op, p, iterations=n_iter, nonnegative=nonnegative,
+                     max_seconds=max_seconds, progress=progress, **options)
         if out is not None and not squeeze:
             out[...] = vol
             vol = out

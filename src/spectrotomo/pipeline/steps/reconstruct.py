@@ -11,6 +11,9 @@ store can take a task, and a killed run resumes at the first unwritten chunk.
 
 from __future__ import annotations
 
+import time
+import warnings
+
 import numpy as np
 
 from ... import io
@@ -18,29 +21,85 @@ from ..._backend import cupy_available, to_numpy
 from ..._model import volume
 from .._compute import run_tasks
 
-__all__ = ["reconstruct", "reconstruct_region", "log_resume"]
+__all__ = ["reconstruct", "reconstruct_region", "log_resume", "PROGRESS_EVERY_S"]
+
+#: Seconds between progress lines of a long reconstruct step (in-process runs).
+PROGRESS_EVERY_S = 30.0
+
+
+class _ProgressLog:
+    """Throttled progress lines (iterations of a long solve, chunks done) for the log."""
+
+    def __init__(self, log, total: int, every_s: float = PROGRESS_EVERY_S):
+        self.log, self.total, self.every_s = log, total, every_s
+        self.t0 = self.last = time.monotonic()
+        self.done = 0
+
+    def _due(self) -> bool:
+        now = time.monotonic()
+        if now - self.last < self.every_s:
+            return False
+        self.last = now
+        return True
+
+    def iteration(self, region, done: int, n: int, elapsed: float) -> None:
+        if done < n and self._due():
+            self.log(f"reconstruct: energy {region[0].start}, rows {region[1].start}-"
+                     f"{region[1].stop - 1}: iteration {done} of {n} ({elapsed:.0f} s)")
+
+    def chunk(self) -> None:
+        self.done += 1
+        if self._due() or self.done == self.total:
+            spent = time.monotonic() - self.t0
+            left = spent / self.done * (self.total - self.done)
+            self.log(f"reconstruct: {self.done} of {self.total} chunks done ({spent:.0f} s, "
+                     f"about {left:.0f} s left)")
 
 
 # --------------------------------------------------------------------------- #
 # reconstruct: one task per (energy, row chunk)
 # --------------------------------------------------------------------------- #
-def reconstruct_region(region, *, store, params: dict) -> None:
+def reconstruct_region(region, *, store, params: dict, progress: _ProgressLog | None = None):
     """Reconstruct one ``(energy, z)`` region of ``recon/mu`` from ``od/od``.
 
     ``params``: ``angles`` (deg), ``center`` (column index), ``algorithm``,
-    ``iterations``, ``pixel_size`` (nm), the algorithm's ``options`` and
-    ``device`` (auto | cpu | gpu: where the slices are reconstructed; the GPU
-    is the current cupy device, e.g. one per dask-cuda worker or batch slot).
+    ``iterations``, ``max_seconds`` (cap per chunk solve), ``pixel_size`` (nm),
+    the algorithm's ``options`` and ``device`` (auto | cpu | gpu: where the
+    slices are reconstructed; the GPU is the current cupy device, e.g. one per
+    dask-cuda worker or batch slot). ``progress`` (in-process runs only) logs
+    the iterations of long solves.
+
+    Returns
+    -------
+    (int, int) or None
+        (iterations done, iterations asked) when ``max_seconds`` stopped the solve
+        early, else None: the step logs and records it, also from a worker.
     """
+    from ...recon import SolverStoppedWarning
     from ...recon import reconstruct as recon_fn
 
     e, zs = region[0], region[1]
     sino = io.read_region(store, "od", "od", (e.start, slice(None), zs))  # (angles, rows, cols)
-    vol = recon_fn(_on_device(sino, params["device"]), params["angles"],
-                   algorithm=params["algorithm"], center=params["center"],
-                   iterations=params["iterations"], pixel_size=params["pixel_size"],
-                   **params["options"])
+    seen = [0, 0]
+
+    def on_iteration(done, n, elapsed):
+        seen[:] = done, n
+        if progress is not None:
+            progress.iteration(region, done, n, elapsed)
+
+    kwargs = {}
+    if params["algorithm"] != "fbp":
+        kwargs = {"iterations": params["iterations"], "max_seconds": params["max_seconds"],
+                  "progress": on_iteration}
+    with warnings.catch_warnings():  # the early stop is returned and logged by the step
+        warnings.simplefilter("ignore", SolverStoppedWarning)
+        vol = recon_fn(_on_device(sino, params["device"]), params["angles"],
+                       algorithm=params["algorithm"], center=params["center"],
+                       pixel_size=params["pixel_size"], **kwargs, **params["options"])
     io.write_region(store, "recon", "mu", region, to_numpy(vol).astype(np.float32)[None])
+    if progress is not None:
+        progress.chunk()
+    return tuple(seen) if seen[0] < seen[1] else None
 
 
 def _on_device(block: np.ndarray, device: str):
@@ -74,14 +133,27 @@ def reconstruct(ctx) -> None:
                          "center": od.attrs["center"]}, overwrite=ctx.overwrite)
     params = {"angles": od["angle"].values, "center": float(od.attrs["center"]),
               "device": ctx.config.compute.device,
-              "algorithm": cfg.algorithm, "iterations": cfg.iterations, "pixel_size": px,
+              "algorithm": cfg.algorithm, "iterations": cfg.iterations,
+              "max_seconds": cfg.max_seconds, "pixel_size": px,
               "options": {"filter": cfg.filter} if cfg.algorithm == "fbp"
               else {"nonneg": cfg.nonneg}}
     regions = io.missing_regions(ctx.store, "recon", "mu")
     log_resume(ctx, "reconstruct", regions, n_e * -(-ny // rows))
-    run_tasks(ctx.client, reconstruct_region, regions, desc="reconstruct",
-              store=str(ctx.store), params=params)
-    io.mark_complete(ctx.store, "recon")
+    # progress lines need this process's log: in-process runs only (workers show a bar)
+    extra = {"progress": _ProgressLog(ctx.log, len(regions))} if ctx.client is None else {}
+    stops = run_tasks(ctx.client, reconstruct_region, regions, desc="reconstruct",
+                      store=str(ctx.store), params=params, **extra)
+    stopped = [s for s in stops if s is not None]
+    attrs = {}
+    if stopped:
+        done = [s[0] for s in stopped]
+        message = (f"{len(stopped)} of {len(regions)} chunk solves stopped at [reconstruct] "
+                   f"max_seconds = {cfg.max_seconds:g} s after {min(done)}-{max(done)} of "
+                   f"{stopped[0][1]} iterations")
+        ctx.log(f"reconstruct: warning: {message}")
+        ctx.results.setdefault("warnings", []).append(f"reconstruct: {message}")
+        attrs["stopped_early"] = message
+    io.mark_complete(ctx.store, "recon", attrs=attrs or None)
 
 
 def log_resume(ctx, step: str, todo: list, total: int) -> None:

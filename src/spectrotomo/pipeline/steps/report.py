@@ -183,6 +183,7 @@ def write_report(ctx) -> dict:
             summary[f"mean_valence_{el}_2d"] = float(np.nanmean(da.values))
     summary.update(_profile_tables(store, out, figures=figures))
     summary["errors_vs_truth"] = truth_errors(store)
+    summary["warnings"] = list(ctx.results.get("warnings", []))  # validation and steps
     summary["parameters"] = ctx.config.to_dict()
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
     with open(out / "summary.csv", "w", newline="") as fh:

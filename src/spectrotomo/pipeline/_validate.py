@@ -1,0 +1,382 @@
+"""Validation before a run writes anything: the whole config and the input's metadata.
+
+:func:`validate_run` checks every config key against its domain
+(:func:`~spectrotomo.pipeline._config.check_config`) and the input the run will
+use (the store's ``raw`` group when complete, else ``[input] path``: a file's
+metadata, a store, or a simulator preset) for physical sanity. It raises one
+:class:`ConfigError` listing every problem (key or file field, value, what is
+expected) within seconds, or returns the warnings, which the run logs to
+``run.log`` and the report's summary.
+
+Documented limits (refused unless stated):
+
+- a tomogram needs at least ``MIN_ANGLES`` (20) angles spanning ``MIN_RANGE_DEG``
+  (60 deg); repeated angles warn (a repeated reference projection is common);
+- energies inside ``ENERGY_RANGE_EV`` (100 eV - 100 keV: soft to hard X-rays;
+  values of 0.1-100 are named as probably keV); each ``[spectra] elements``
+  entry needs two energies around its edge when ``quantify`` runs;
+- counts: no all-zero frame, no frame with >= 99 % pixels at the integer
+  type's maximum (> 5 % warns), flats brighter than darks at every energy,
+  at most 20 % non-positive (dark-subtracted) counts (> 1 % warns); NaN/Inf
+  counts are counted and warned. Frame checks read at most ``SAMPLE_BYTES``
+  (64 MiB): every frame of a small input, evenly spaced angles of a large one;
+- references must give every element they contain two states of different
+  valence (one state gives no valence: all NaN).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from ._config import Config, ConfigError, check_config
+from ._source import parse_source
+
+__all__ = ["validate_run", "MIN_ANGLES", "MIN_RANGE_DEG", "ENERGY_RANGE_EV", "SAMPLE_BYTES"]
+
+#: Fewest projection angles of a tomogram (a 130 deg tilt series at 2 deg has 66).
+MIN_ANGLES = 20
+#: Smallest angular range (deg) of a tomogram.
+MIN_RANGE_DEG = 60.0
+#: Photon energies (eV) the toolkit models: soft to hard X-rays.
+ENERGY_RANGE_EV = (100.0, 100_000.0)
+#: Most bytes of frames read at plan time for the count checks.
+SAMPLE_BYTES = 64 * 2**20
+NONPOSITIVE_REFUSE, NONPOSITIVE_WARN = 0.20, 0.01
+SATURATED_REFUSE, SATURATED_WARN = 0.99, 0.05
+#: Steps that reconstruct (need a tomogram) and that need each element's edge pair.
+_TOMO_STEPS, _EDGE_STEPS = ("preprocess", "reconstruct"), ("quantify",)
+
+
+@dataclass
+class _Input:
+    """What the run will read: ``where`` names it in messages."""
+
+    where: str
+    energies: np.ndarray | None = None
+    angles: np.ndarray | None = None
+    n_cols: int | None = None
+    phase: bool = False
+    tomogram: bool = True  # raw projections still to reconstruct (not an od group)
+    ds: object = None  # raw tilt series (lazy) for the count checks
+    xanes: bool = False
+    problems: list[str] = field(default_factory=list)  # the input cannot be described
+    extra: list[str] = field(default_factory=list)  # problems that do not stop the checks
+
+
+def validate_run(config: Config, *, steps: Iterable[str], store: str | Path,
+                 source: str = "") -> list[str]:
+    """Check ``config`` and its input before a run writes anything.
+
+    Parameters
+    ----------
+    config : Config
+        The run's configuration (also one built or edited in Python).
+    steps : iterable of str
+        The steps the run will run (checks that only a step needs run with it).
+    store : path
+        The sample store (a complete ``raw`` group there is the input).
+    source : str
+        Name of the config in messages (its file; default none: ``[section] key``).
+
+    Returns
+    -------
+    list of str
+        Warnings (the run logs them to run.log and the report's summary).
+
+    Raises
+    ------
+    ConfigError
+        Listing every problem found (``.problems``), each naming the key or
+        file field, the value and what is expected.
+    """
+    steps = set(steps)
+    problems = check_config(config, source=source)
+    warnings: list[str] = []
+    store = Path(store)
+    if store.exists() and not store.is_dir():
+        problems.append(f"[output] store = {str(store)!r} is a file; expected a .zarr "
+                        "directory (or a path to create)")
+    problems += _compute_problems(config, steps)
+    if not any("[input] path" in p for p in problems):
+        inp = _describe_input(config, store)
+        problems += inp.problems + inp.extra
+        if not inp.problems:
+            _check_input(config, inp, steps, problems, warnings)
+            _check_references(config, inp, steps, problems)
+    if problems:
+        raise ConfigError(problems)
+    return warnings
+
+
+# --------------------------------------------------------------------------- #
+# the input the run will read
+# --------------------------------------------------------------------------- #
+def _describe_input(cfg: Config, store: Path) -> _Input:
+    from .. import io
+
+    groups = io.list_groups(store) if (store / "zarr.json").is_file() else {}
+    if "raw" in groups and io.is_complete(store, "raw"):
+        return _from_dataset(io.read_group(store, "raw"), f"{store} (group raw)",
+                             xanes="raw_xanes" in groups)
+    if "od" in groups and io.is_complete(store, "od"):  # prepared elsewhere
+        od = io.read_group(store, "od")
+        return _Input(f"{store} (group od)", energies=od["energy"].values,
+                      angles=od["angle"].values, n_cols=od.sizes["x"], tomogram=False,
+                      phase=od.attrs.get("signal") == "phase")
+    src = parse_source(cfg.input.path)
+    where = f"[input] path = {cfg.input.path!r}"
+    overrides = {"energies_ev": cfg.input.energies_ev, "pixel_size_nm": cfg.input.pixel_size_nm}
+    if src.simulated:
+        inp = _simulated(src, cfg, where)
+        inp.extra += [f"[input] {key} = {value!r} applies to file inputs only; the input is "
+                      f"the simulator ({cfg.input.path}); remove it"
+                      for key, value in overrides.items() if value]
+        return inp
+    return _from_file(src.target, cfg, where)
+
+
+def _simulated(src, cfg: Config, where: str) -> _Input:
+    from ..simulate import EDGES, holotomo_shape, preset_names, sample_shape
+
+    if src.target not in preset_names():
+        return _Input(where, problems=[f"{where}: unknown simulator preset {src.target!r}; "
+                                       f"expected one of {list(preset_names())}"])
+    if src.kind == "simulate-holo":
+        _, n_a, _, nx = holotomo_shape(src.target)
+        energy = cfg.phase.energy_ev or 17000.0  # holotomo_sample's default
+        return _Input(where, energies=np.array([energy]), n_cols=nx, phase=True,
+                      angles=np.linspace(0.0, 180.0, n_a))
+    (_, n_a, _, nx), _ = sample_shape(src.target)
+    energies = np.sort([EDGES[e][k] for e in ("O", "Mn", "Co", "Ni") for k in ("below", "above")])
+    return _Input(where, energies=energies, n_cols=nx, xanes=True,
+                  angles=np.linspace(-65.0, 65.0, n_a))  # sample(): -65..+65 deg
+
+
+def _from_file(path: str, cfg: Config, where: str) -> _Input:
+    from .. import io
+
+    if not Path(path).exists():
+        return _Input(where, problems=[f"{where}: no such file or directory; expected a beamline "
+                                       "file, a .zarr store, or simulate:<preset>"])
+    overrides = {}
+    if cfg.input.energies_ev:
+        overrides["energy"] = cfg.input.energies_ev
+    if cfg.input.pixel_size_nm:
+        overrides["pixel_size"] = cfg.input.pixel_size_nm
+    try:
+        ds = io.read(path, **overrides)
+    except (ValueError, KeyError, OSError) as exc:  # ReaderError names file and field
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        return _Input(where, problems=[f"{where}: cannot read the input: {message}"])
+    return _from_dataset(ds, str(path))
+
+
+def _from_dataset(ds, where: str, *, xanes: bool = False) -> _Input:
+    return _Input(where, energies=np.atleast_1d(ds["energy"].values).astype(float),
+                  angles=ds["angle"].values.astype(float), n_cols=ds.sizes["x"],
+                  phase="distance" in ds["projections"].dims, ds=ds, xanes=xanes)
+
+
+# --------------------------------------------------------------------------- #
+# checks
+# --------------------------------------------------------------------------- #
+def _compute_problems(cfg: Config, steps: set) -> list[str]:
+    from .._backend import cupy_available
+
+    problems = []
+    modules = {"slurm": ("dask_jobqueue", "cluster"), "cuda": ("dask_cuda", "cuda-cluster"),
+               "local": ("distributed", "cluster")}
+    if cfg.compute.cluster in modules:
+        module, extra = modules[cfg.compute.cluster]
+        if importlib.util.find_spec(module) is None:
+            problems.append(f"[compute] cluster = {cfg.compute.cluster!r} needs the {module} "
+                            f"package: pip install 'spectrotomo[{extra}]'")
+    if cfg.compute.device == "gpu" and "reconstruct" in steps and not cupy_available():
+        problems.append("[compute] device = \"gpu\" but cupy finds no usable CUDA device in "
+                        "this process; install spectrotomo[gpu] or use device = \"auto\"")
+    return problems
+
+
+def _check_input(cfg: Config, inp: _Input, steps: set, problems: list, warnings: list) -> None:
+    where = inp.where
+    center = cfg.preprocess.center  # a wrong type is already a config problem
+    if isinstance(center, (int, float)) and not isinstance(center, bool) and inp.n_cols:
+        c = float(center)
+        if not -0.5 <= c <= inp.n_cols - 0.5:
+            problems.append(f"[preprocess] center = {c:g} is outside the detector of {where}; "
+                            f"expected \"auto\" or a column index within [-0.5, "
+                            f"{inp.n_cols - 0.5:g}] ({inp.n_cols} columns)")
+    if cfg.reconstruct.iterations is not None and cfg.reconstruct.algorithm == "fbp":
+        warnings.append(f"[reconstruct] iterations = {cfg.reconstruct.iterations} is ignored: "
+                        "algorithm = \"fbp\" is not iterative (sirt, cgls and tv use it)")
+    if inp.tomogram and steps & set(_TOMO_STEPS):
+        _check_angles(inp, problems, warnings)
+    _check_energies(cfg, inp, steps, problems)
+    if inp.ds is not None:
+        _check_counts(inp, problems, warnings)
+
+
+def _check_angles(inp: _Input, problems: list, warnings: list) -> None:
+    a = np.asarray(inp.angles, float)
+    span = float(np.ptp(a)) if a.size else 0.0
+    if a.size < MIN_ANGLES or span < MIN_RANGE_DEG:
+        problems.append(f"{inp.where}: angles: {a.size} angles over {span:g} deg; a tomogram "
+                        f"needs at least {MIN_ANGLES} angles spanning at least "
+                        f"{MIN_RANGE_DEG:g} deg")
+    values, counts = np.unique(np.round(a, 6), return_counts=True)
+    if (counts > 1).any():
+        rep = values[counts > 1]
+        warnings.append(f"{inp.where}: angles: {int((counts - 1).sum())} repeated angle(s) "
+                        f"({', '.join(f'{v:g}' for v in rep[:5])} deg): each copy counts "
+                        "again in the reconstruction")
+
+
+def _check_energies(cfg: Config, inp: _Input, steps: set, problems: list) -> None:
+    from .._physics import EDGE_WINDOWS_EV
+    from ..spectra import edge_pairs
+
+    e = np.asarray(inp.energies, float)
+    lo, hi = ENERGY_RANGE_EV
+    bad = e[~((e >= lo) & (e <= hi))]
+    if bad.size:
+        hint = (" (these look like keV: give eV, e.g. energy_units = \"keV\" in the sidecar)"
+                if np.all((bad >= 0.1) & (bad <= 100)) else "")
+        problems.append(f"{inp.where}: energies {_short(bad)} eV are outside the soft/hard "
+                        f"X-ray range {lo:g}-{hi:g} eV{hint}")
+        return
+    if inp.phase or cfg.phase.method != "none" or not steps & set(_EDGE_STEPS):
+        return
+    known = [el for el in cfg.spectra.elements if el in EDGE_WINDOWS_EV]  # others: config
+    pairs = edge_pairs(e, known)
+    missing = [el for el in known if el not in pairs]
+    if "O" not in known and "O" not in edge_pairs(e, ["O"]):
+        missing = ["O", *missing]  # quantify needs the O K edge for TM/O
+    if missing:
+        from .._physics import pair_window
+
+        windows = ", ".join(f"{el} {pair_window(el)[0]:g}-{pair_window(el)[1]:g} eV"
+                            for el in missing)
+        problems.append(f"[spectra] elements = {cfg.spectra.elements!r}: the energies of "
+                        f"{inp.where} ({_short(e)} eV) do not cover the edge of {missing}; "
+                        f"expected two energies around each edge ({windows}), or remove "
+                        "the element")
+
+
+def _short(values, n: int = 8) -> str:
+    v = [f"{x:g}" for x in np.asarray(values).ravel()[:n]]
+    return "[" + ", ".join(v) + (", ..." if np.size(values) > n else "") + "]"
+
+
+def _sample_frames(ds) -> tuple[np.ndarray, np.ndarray]:
+    """(frames (energy, k, ny, nx), angle indices) within ``SAMPLE_BYTES``."""
+    proj = ds["projections"]
+    proj = proj.transpose("energy", "angle", ..., "y", "x")
+    n_e, n_a = proj.sizes["energy"], proj.sizes["angle"]
+    frame = int(np.prod(proj.shape[2:])) * proj.dtype.itemsize
+    per_energy = max(1, SAMPLE_BYTES // max(frame * n_e, 1))
+    idx = np.unique(np.linspace(0, n_a - 1, min(n_a, per_energy)).round().astype(int))
+    frames = np.asarray(proj.isel(angle=idx).values)
+    return frames.reshape(n_e, -1, *frames.shape[-2:]), idx
+
+
+def _check_counts(inp: _Input, problems: list, warnings: list) -> None:
+    ds, where = inp.ds, inp.where
+    frames, idx = _sample_frames(ds)
+    n_frames_per = frames.shape[1] // max(idx.size, 1)
+    finite = np.isfinite(frames) if frames.dtype.kind == "f" else None
+    flat_frames = frames.reshape(-1, frames.shape[-2] * frames.shape[-1])
+    zero = ~np.any(np.where(np.isfinite(flat_frames), flat_frames, 0) != 0, axis=1)
+    if zero.any():
+        bad = _frame_names(np.flatnonzero(zero), idx, n_frames_per, frames.shape[1], inp)
+        problems.append(f"{where}: projections: {int(zero.sum())} all-zero frame(s) ({bad}); "
+                        "expected counts (a detector read-out failed?)")
+    if frames.dtype.kind in "ui":
+        top = np.iinfo(frames.dtype).max
+        saturated = (flat_frames == top).mean(axis=1)
+        full = saturated >= SATURATED_REFUSE
+        if full.any():
+            bad = _frame_names(np.flatnonzero(full), idx, n_frames_per, frames.shape[1], inp)
+            problems.append(f"{where}: projections: {int(full.sum())} saturated frame(s) "
+                            f"({bad}: >= {SATURATED_REFUSE:.0%} of pixels at {top}); expected "
+                            "counts below the detector's maximum")
+        elif saturated.max() > SATURATED_WARN:
+            warnings.append(f"{where}: projections: up to {saturated.max():.1%} of a frame's "
+                            f"pixels at the detector maximum ({top}); those pixels carry no "
+                            "attenuation")
+    dark = _reference_means(ds, "darks")
+    flat = _reference_means(ds, "flats")
+    if flat is not None:
+        dim = flat if dark is None else flat - dark
+        energies = np.atleast_1d(ds["energy"].values)
+        bad = np.flatnonzero(~(dim > 0))
+        if bad.size:
+            problems.append(f"{where}: {ds.attrs.get('flats_field', 'flats')}: flats are not "
+                            f"brighter than darks at energies {_short(energies[bad])} eV (mean "
+                            f"flat {_short(flat[bad])} vs dark "
+                            f"{_short(np.zeros_like(flat[bad]) if dark is None else dark[bad])}"
+                            "); expected open-beam frames above the dark level")
+    base = 0.0 if dark is None else dark[:, None, None, None]
+    signal = frames.astype(np.float32) - np.float32(base) if dark is None \
+        else frames.astype(np.float32) - base.astype(np.float32)
+    valid = np.isfinite(signal)
+    nonpos = float(((signal <= 0) & valid).sum() / max(valid.sum(), 1))
+    if nonpos > NONPOSITIVE_REFUSE:
+        problems.append(f"{where}: projections: {nonpos:.1%} of counts are non-positive (after "
+                        f"dark subtraction); expected at most {NONPOSITIVE_REFUSE:.0%} (wrong "
+                        "darks, or data already normalised/log-transformed?)")
+    elif nonpos > NONPOSITIVE_WARN:
+        warnings.append(f"{where}: projections: {nonpos:.1%} of counts are non-positive after "
+                        "dark subtraction; they are clipped in the optical density")
+    counts = dict(ds.attrs.get("nonfinite_counts") or {})
+    if counts.get("projections") is None and finite is not None:
+        counts["projections (sampled frames)"] = int(finite.size - finite.sum())
+    counts = {k: v for k, v in counts.items() if v}
+    if counts:
+        warnings.append(f"{where}: NaN/Inf counts {counts}; they are masked and filled "
+                        "from their neighbours in preprocess")
+
+
+def _reference_means(ds, name: str):
+    """Mean of flats or darks per energy (None without them)."""
+    if name not in ds:
+        return None
+    ref = ds[name]
+    other = [d for d in ref.dims if d != "energy"]
+    return np.atleast_1d(np.asarray(ref.astype("float64").mean(other).values, float))
+
+
+def _frame_names(flat_idx, idx, per_angle: int, per_energy: int, inp: _Input) -> str:
+    names = []
+    energies = np.atleast_1d(inp.energies)
+    for i in flat_idx[:5]:
+        e, k = divmod(int(i), per_energy)
+        a = idx[k // max(per_angle, 1)]
+        names.append(f"energy {energies[e]:g} eV, angle {inp.angles[a]:g} deg")
+    return "; ".join(names) + (", ..." if len(flat_idx) > 5 else "")
+
+
+def _check_references(cfg: Config, inp: _Input, steps: set, problems: list) -> None:
+    """References that cannot define a valence are refused before anything runs."""
+    if "valence" not in steps or not inp.xanes:
+        return
+    from .steps.valence import config_references
+
+    spec = cfg.spectra.references
+    try:
+        refs = config_references(spec)
+    except (ValueError, OSError, KeyError) as exc:
+        problems.append(f"[spectra] references = {spec!r}: {exc}")
+        return
+    elements = refs["state_element"].values
+    valences = refs["state_valence"].values
+    for el in dict.fromkeys(elements):
+        states = [str(s) for s, e in zip(refs["state"].values, elements) if e == el]
+        if len(set(valences[elements == el])) < 2:
+            problems.append(f"[spectra] references = {spec!r}: {el} has {len(states)} state(s) "
+                            f"{states} of one valence; a valence map needs at least two "
+                            f"reference states of {el} with different valences")
