@@ -280,8 +280,8 @@ def _error_message(command: str, exc: BaseException) -> tuple[str, int]:
     system fault (disk full, read-only output), 1 for an internal error."""
     if isinstance(exc, _user_errors()):
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in str(message):
-            message = f"{exc.filename}: {exc.strerror or message}"
+        if isinstance(exc, OSError) and exc.filename and exc.strerror:  # not "[Errno 13] ..."
+            message = f"{exc.filename}: {exc.strerror}"
         return f"spectrotomo {command}: error: {message}", 2
     if isinstance(exc, OSError):
         where = f"{exc.filename}: " if exc.filename else ""

@@ -11,7 +11,7 @@ expected) within seconds, or returns the warnings, which the run logs to
 Documented limits (refused unless stated):
 
 - a tomogram needs at least ``MIN_ANGLES`` (20) angles spanning ``MIN_RANGE_DEG``
-  (60 deg); repeated angles warn (a repeated reference projection is common);
+  (60 deg); repeated angles are refused by the data model (the readers);
 - energies inside ``ENERGY_RANGE_EV`` (100 eV - 100 keV: soft to hard X-rays;
   values of 0.1-100 are named as probably keV); each ``[spectra] elements``
   entry needs two energies around its edge when ``quantify`` runs;
@@ -36,7 +36,7 @@ import numpy as np
 from ._config import Config, ConfigError, check_config
 from ._source import parse_source
 
-__all__ = ["validate_run", "MIN_ANGLES", "MIN_RANGE_DEG", "ENERGY_RANGE_EV", "SAMPLE_BYTES"]
+__all__ = ["validate_run", "read_overrides", "MIN_ANGLES", "MIN_RANGE_DEG", "ENERGY_RANGE_EV", "SAMPLE_BYTES"]
 
 #: Fewest projection angles of a tomogram (a 130 deg tilt series at 2 deg has 66).
 MIN_ANGLES = 20
@@ -157,19 +157,26 @@ def _simulated(src, cfg: Config, where: str) -> _Input:
                   angles=np.linspace(-65.0, 65.0, n_a))  # sample(): -65..+65 deg
 
 
+def read_overrides(cfg: Config) -> dict:
+    """``io.read`` overrides from ``[input]``: ``energy`` (eV: one value for a
+    single-energy file, else the list) and ``pixel_size`` (nm)."""
+    overrides = {}
+    energies = cfg.input.energies_ev
+    if energies:
+        overrides["energy"] = float(energies[0]) if len(energies) == 1 else list(energies)
+    if cfg.input.pixel_size_nm:
+        overrides["pixel_size"] = cfg.input.pixel_size_nm
+    return overrides
+
+
 def _from_file(path: str, cfg: Config, where: str) -> _Input:
     from .. import io
 
     if not Path(path).exists():
         return _Input(where, problems=[f"{where}: no such file or directory; expected a beamline "
                                        "file, a .zarr store, or simulate:<preset>"])
-    overrides = {}
-    if cfg.input.energies_ev:
-        overrides["energy"] = cfg.input.energies_ev
-    if cfg.input.pixel_size_nm:
-        overrides["pixel_size"] = cfg.input.pixel_size_nm
     try:
-        ds = io.read(path, **overrides)
+        ds = io.read(path, **read_overrides(cfg))
     except (ValueError, KeyError, OSError) as exc:  # ReaderError names file and field
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         return _Input(where, problems=[f"{where}: cannot read the input: {message}"])
@@ -215,25 +222,19 @@ def _check_input(cfg: Config, inp: _Input, steps: set, problems: list, warnings:
         warnings.append(f"[reconstruct] iterations = {cfg.reconstruct.iterations} is ignored: "
                         "algorithm = \"fbp\" is not iterative (sirt, cgls and tv use it)")
     if inp.tomogram and steps & set(_TOMO_STEPS):
-        _check_angles(inp, problems, warnings)
+        _check_angles(inp, problems)
     _check_energies(cfg, inp, steps, problems)
     if inp.ds is not None:
         _check_counts(inp, problems, warnings)
 
 
-def _check_angles(inp: _Input, problems: list, warnings: list) -> None:
+def _check_angles(inp: _Input, problems: list) -> None:
     a = np.asarray(inp.angles, float)
     span = float(np.ptp(a)) if a.size else 0.0
     if a.size < MIN_ANGLES or span < MIN_RANGE_DEG:
         problems.append(f"{inp.where}: angles: {a.size} angles over {span:g} deg; a tomogram "
                         f"needs at least {MIN_ANGLES} angles spanning at least "
                         f"{MIN_RANGE_DEG:g} deg")
-    values, counts = np.unique(np.round(a, 6), return_counts=True)
-    if (counts > 1).any():
-        rep = values[counts > 1]
-        warnings.append(f"{inp.where}: angles: {int((counts - 1).sum())} repeated angle(s) "
-                        f"({', '.join(f'{v:g}' for v in rep[:5])} deg): each copy counts "
-                        "again in the reconstruction")
 
 
 def _check_energies(cfg: Config, inp: _Input, steps: set, problems: list) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from ... import io
 from .._context import RunContext
 from .._source import parse_source
+from .._validate import read_overrides
 
 __all__ = ["acquire", "SIMULATED_GROUPS"]
 
@@ -49,10 +50,5 @@ def acquire(ctx: RunContext) -> None:
         tree = sample(source.target, seed=cfg.input.seed,
                       pixel_size_metadata=cfg.input.pixel_size_metadata)
         return _write_inputs(ctx, tree, SIMULATED_GROUPS)
-    overrides = {}
-    if cfg.input.energies_ev:
-        overrides["energy"] = cfg.input.energies_ev
-    if cfg.input.pixel_size_nm:
-        overrides["pixel_size"] = cfg.input.pixel_size_nm
-    ts = io.read(source.target, **overrides)
+    ts = io.read(source.target, **read_overrides(cfg))  # as validate_run read it
     io.write(ctx.store, "raw", ts, overwrite=ctx.overwrite)

@@ -30,8 +30,9 @@ PROGRESS_EVERY_S = 30.0
 class _ProgressLog:
     """Throttled progress lines (iterations of a long solve, chunks done) for the log."""
 
-    def __init__(self, log, total: int, every_s: float = PROGRESS_EVERY_S):
-        self.log, self.total, self.every_s = log, total, every_s
+    def __init__(self, log, total: int, every_s: float | None = None):
+        self.log, self.total = log, total
+        self.every_s = PROGRESS_EVERY_S if every_s is None else every_s
         self.t0 = self.last = time.monotonic()
         self.done = 0
 
