@@ -405,7 +405,9 @@ distances_m = []             # effective propagation distances (m); default: the
 
 [reconstruct]
 algorithm = "fbp"            # fbp | sirt | cgls | tv (tv for limited-angle scans)
-# iterations = 100
+# iterations = 100          # sirt/cgls/tv: an integer >= 1 (default 100/20/100); above 10000
+                             # only with max_seconds
+# max_seconds = 600.0        # wall-clock cap of each chunk's solve (s); an early stop is logged
 filter = "ram-lak"           # ram-lak | shepp-logan | cosine | hamming | hann | parzen
 nonneg = true
 chunk_rows = 16              # detector rows per chunk (memory per worker scales with it)
