@@ -1,4 +1,5 @@
-"""spectrotomo.recon stage: parallel-beam reconstruction (FBP, SIRT, CGLS, TV) and phase retrieval."""
+"""spectrotomo.recon stage: parallel-beam reconstruction (FBP, SIRT, CGLS, TV, joint
+limited-angle) and phase retrieval."""
 
 from ._align import align_projections
 from ._center import CenterScores, find_center
@@ -6,6 +7,8 @@ from ._ctf import ctf_retrieval
 from ._dask import reconstruct_dask
 from ._filters import FILTERS
 from ._holo_align import correct_magnification
+from ._joint import AUTO_WEIGHT
+from ._joint import reconstruct_joint
 from ._holo_align import register_distances
 from ._holo_align import shift_images
 from ._normalize import normalize
@@ -27,6 +30,7 @@ from ._series import reconstruct_series
 
 __all__ = [
     "align_projections",
+    "AUTO_WEIGHT",
     "backproject",
     "correct_magnification",
     "ctf_retrieval",
@@ -43,6 +47,7 @@ __all__ = [
     "project",
     "reconstruct",
     "reconstruct_dask",
+    "reconstruct_joint",
     "reconstruct_phase",
     "reconstruct_series",
     "register_distances",

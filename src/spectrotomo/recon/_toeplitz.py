@@ -42,16 +42,10 @@ def _fft(xp, kind: str, a, n: int, axis: int):
     if xp is np:
         import scipy.fft
 
-        return getattr(scipy.fft, kind)(a, n=n, axis=axis, workers=-1)
+        # every input but the caller's (rfft) is a temporary of apply
+        return getattr(scipy.fft, kind)(a, n=n, axis=axis, workers=-1,
+                                        overwrite_x=kind != "rfft")
     return getattr(xp.fft, kind)(a, n=n, axis=axis)
-
-
-def _irfft2(xp, a, s):
-    if xp is np:
-        import scipy.fft
-
-        return scipy.fft.irfft2(a, s=s, workers=-1)
-    return xp.fft.irfft2(a, s=s)
 
 
 class FilteredNormal:
@@ -96,12 +90,13 @@ class FilteredNormal:
         kern[ny, :] = 0  # d = -n is not a difference of two voxels of the slice
         kern[:, nx] = 0
         self.multiplier = _rfft2(xp, kern, self.pad_shape).real.astype(xp.float32)
+        self._multiplier_t = xp.ascontiguousarray(self.multiplier.T)
         # The circulant extension's multiplier rings (its max bounds ||A^T W A||
         # loosely, ~2.3x on 64^2); the slice operator is PSD: power iteration.
         self.lipschitz = 1.05 * self._norm()
         self.noise_gain = float(np.sqrt((w**2 * herm[None, :] / n_pad).sum()))
 
-    def _norm(self, iterations: int = 30) -> float:
+    def _norm(self, iterations: int = 20) -> float:
         x = self.xp.asarray(np.random.default_rng(0).random((1, *self.op.shape),
                                                             dtype=np.float32))
         s = 1.0
@@ -115,16 +110,20 @@ class FilteredNormal:
         """``A^T W A x`` for x (..., ny, nx) float32 -> same shape."""
         xp = self.xp
         ny, nx = self.op.shape
-        # Separable zero-padded transforms: the padded half of the rows is never
-        # transformed along x, and only the first ny rows come back (~30 % less
-        # work than a padded rfft2 / irfft2 pair).
+        # Separable zero-padded transforms, each along a contiguous axis: the
+        # padded rows are never transformed along x, only ny rows come back,
+        # and strided FFTs (2-3x slower in pocketfft) are replaced by two
+        # transposes. Measured 90 vs 155 ms (padded rfft2 / irfft2 pair) on
+        # 8 x 64 slices of 64^2, one thread.
         spec = _fft(xp, "rfft", x, 2 * nx, -1)
-        spec = _fft(xp, "fft", spec, 2 * ny, -2)
-        spec *= self.multiplier
-        spec = _fft(xp, "ifft", spec, 2 * ny, -2)[..., :ny, :]
+        spec = xp.ascontiguousarray(xp.swapaxes(spec, -1, -2))
+        spec = _fft(xp, "fft", spec, 2 * ny, -1)
+        spec *= self._multiplier_t
+        spec = _fft(xp, "ifft", spec, 2 * ny, -1)[..., :ny]
+        spec = xp.ascontiguousarray(xp.swapaxes(spec, -1, -2))
         y = _fft(xp, "irfft", spec, 2 * nx, -1)[..., :nx]
         if out is None:
-            return y.astype(xp.float32)
+            return xp.ascontiguousarray(y, dtype=xp.float32)
         out[...] = y
         return out
 
