@@ -139,26 +139,28 @@ def _levels(n_cols: int) -> int:
     return max(0, int(np.floor(np.log2(n_cols / _MIN_COARSE))))
 
 
-def _pyramid(od, angles, center: float, *, weight: float, noise: float, U, beta, levels: int, iterations: int,
-             coarse_iterations: int, nonneg: bool, joint: bool, step_ratio: float, eps: float,
-             callback=None):
-    """Solve on ``od`` (C, A, R, n), whitened; coarse levels first. Returns components."""
+def _pyramid(od, angles, center: float, *, weight: float, noise: float, U, beta, levels: int,
+             iterations: int, coarse_iterations: int, nonneg: bool, joint: bool,
+             step_ratio: float, eps: float, callback=None):
+    """Solve on whitened ``od`` (C, A, R, n), coarse levels first; returns components
+    (C, R, n, n). ``noise``: white-noise std of ``od`` per pixel (1 on the full grid)."""
     xp = array_module(od)
     C, A, R, n = od.shape
     op = ParallelBeamOperator(angles, n, center, xp=xp, eps=eps)
     N = FilteredNormal(op)
+    UT = xp.asarray(np.ascontiguousarray(U.T, dtype=np.float32))
     sino = xp.ascontiguousarray(od.transpose(1, 0, 2, 3).reshape(A, C * R, n))
-    g0 = _mix(xp, xp.asarray(U.T.astype(np.float32).copy()), N.rhs(sino).reshape(C, R, n, n))
-    if levels > 0:
-        # 2 x 2 binned data: half the white noise per pixel.
-        y0 = _upsample(xp, _pyramid(_bin2(od), angles, (center - 0.5) / 2, weight=weight,
-                                    noise=noise / 2, U=U,
-                                    beta=beta, levels=levels - 1, iterations=coarse_iterations,
-                                    coarse_iterations=coarse_iterations, nonneg=nonneg,
-                                    joint=joint, step_ratio=step_ratio, eps=eps), (C, R, n, n))
+    g0 = _mix(xp, UT, N.rhs(sino).reshape(C, R, n, n))  # FBP of every component
+    if levels > 0:  # 2 x 2 binned data: half the white noise per pixel
+        coarse = _pyramid(_bin2(od), angles, (center - 0.5) / 2, weight=weight,
+                          noise=noise / 2, U=U, beta=beta, levels=levels - 1,
+                          iterations=coarse_iterations, coarse_iterations=coarse_iterations,
+                          nonneg=nonneg, joint=joint, step_ratio=step_ratio, eps=eps)
+        y0 = _upsample(xp, coarse, (C, R, n, n))
+    elif nonneg:
+        y0 = _mix(xp, UT, xp.maximum(_mix(xp, xp.asarray(U.astype(np.float32)), g0), 0))
     else:
-        y0 = g0 if not nonneg else _mix(xp, xp.asarray(U.T.astype(np.float32).copy()), xp.maximum(
-            _mix(xp, xp.asarray(U.astype(np.float32)), g0), 0))
+        y0 = g0
     lam = weight * noise * N.noise_gain  # weight x this level's image noise
     return _solve(N, g0, U, lam, beta, iterations=iterations, nonneg=nonneg,
                   step_ratio=step_ratio, y=y0, joint=joint, callback=callback)
@@ -167,7 +169,6 @@ def _pyramid(od, angles, center: float, *, weight: float, noise: float, U, beta,
 def spectral_basis(od, noise):
     """Orthonormal energy basis (C, C), columns by decreasing energy, of the
     noise-whitened sinograms ``od / noise`` (C, A, R, n)."""
-    xp = array_module(od)
     b = od.reshape(od.shape[0], -1)
     gram = _host(b @ b.T).astype(float) / np.outer(noise, noise)
     _, U = np.linalg.eigh(gram)
