@@ -28,7 +28,8 @@ from scipy import ndimage
 from spectrotomo import segmentation as seg
 from spectrotomo import simulate
 from spectrotomo._model import volume
-from spectrotomo.recon import AUTO_WEIGHT, normalize, reconstruct, reconstruct_joint
+from spectrotomo.recon import AUTO_WEIGHT, reconstruct, reconstruct_joint
+from spectrotomo.recon.prep import normalize
 from spectrotomo.spectra import element_maps
 
 RANGES = {"O": (520.0, 560.0), "Mn": (630.0, 670.0), "Co": (770.0, 810.0),

@@ -7,7 +7,8 @@ from scipy import ndimage
 
 from spectrotomo import simulate
 from spectrotomo._model import ValidationError
-from spectrotomo.recon import normalize, reconstruct, reconstruct_joint
+from spectrotomo.recon import reconstruct, reconstruct_joint
+from spectrotomo.recon.prep import normalize
 from spectrotomo.recon._nufft import irfft
 from spectrotomo.recon._operator import ParallelBeamOperator
 from spectrotomo.recon._regularize import divergence, gradient, sinogram_noise
