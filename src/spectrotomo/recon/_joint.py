@@ -18,11 +18,12 @@ sinogram noise ``s_e``, ``Y = U^T z`` their spectral components)::
   over all components shares the edge set; ``beta_c`` (1 for component 0,
   ``spectral_weight`` for the rest) penalises chemistry changes where the
   structure has no edge, so an edge jump is not the difference of two
-  independent noise draws. Measured on ``simulate.sample("small")`` seed 11,
-  -65..+65 deg, 2e4 photons (interior edge-jump RMS error / mean jump):
-  independent per-energy TV and beta = 1 (plain vectorial TV) Co 1.90, Ni
-  1.17, Mn 0.11, O 0.071; beta = 16: Co 1.05, Ni 0.64, Mn 0.087, O 0.063,
-  amount bias -0.7..-1.5 % (vs -1.7..-2.3 %). The data term and the
+  independent noise draws. Measured (gpu_bench/RESULTS.recon.md, small seed
+  31, -65..+65 deg, 2e4 photons; interior edge-jump RMS error / mean jump,
+  O, Mn, Co, Ni): independent per-energy TV 0.07, 0.11, 1.87, 1.18; joint
+  0.06, 0.07, 0.91, 0.57 (demo: 0.11, 0.18, 3.42, 2.17 -> 0.07, 0.10, 1.68,
+  1.07); amounts and masks equal. Plain vectorial TV (beta = 1) was no
+  better than independent TV (seed 11: Co 1.90 vs 1.90). The data term and the
   non-negativity are invariant under the orthogonal ``U``
   (``P_{x>=0}`` in component space is ``U^T max(U Y, 0)``).
 - Solver: Condat-Vu primal-dual (PDHG with the data term as a gradient
