@@ -123,9 +123,10 @@ def main(argv=None):
                 # objective comparison: ours is the exact optimum, never worse
                 res_l = np.linalg.norm(x_larch @ refs - spectra[: args.n_larch], axis=1)
                 worse = np.mean(res_l > ours_l.residual * (1 + 1e-9) + 1e-12)
+                diff = np.abs(ours_l.fractions - x_larch).max()
                 notes.append(f"k={k} n={n}: max |ours - larch lincombo_fit| (nonneg+sum1) on "
-                             f"{args.n_larch} spectra: {np.abs(ours_l.fractions - x_larch).max():.2e}"
-                             f"; larch residual larger than ours on {100 * worse:.0f} %")
+                             f"{args.n_larch} spectra: {diff:.2e}; larch residual larger than "
+                             f"ours on {100 * worse:.0f} %")
             for sum_to_one in (False, True):
                 row = [k, n, "nonneg+sum1" if sum_to_one else "nonneg",
                        bench_ours(spectra, refs, sum_to_one=sum_to_one, dtype=np.float64,

@@ -1,4 +1,4 @@
-"""Projections/s of Paganin and CTF retrieval against nabu's CPU Paganin and CTF, same data, same run.
+"""Projections/s of Paganin and CTF retrieval against nabu's CPU ones, same data, same run.
 
     PYTHONPATH=src python gpu_bench/phase_bench.py --n-proj 64 --size 256 [--gpu]
 """
