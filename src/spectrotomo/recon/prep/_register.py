@@ -31,13 +31,13 @@ intensity model 0.33 / 0.22 %); Mn pair 0.17 / 0.05 %; the 25-energy Mn L scan
 reduced surface shell (1.5-3 px), which a magnification mimics at 20 nm
 pixels. A joint low-rank spectral model does not help: a magnification error
 proportional to a component's coefficient is absorbed by that component's
-map (gpu_bench/register_lowrank_probe.py). Use a reference below the edge:
+map (gpu_bench/diagnostics/register_lowrank_probe.py). Use a reference below the edge:
 against a white-line image the error is 1.0 / 7.5 %. Several angles (4-D
 input) average the angle-dependent part. Translations stay < 0.05 px. Give
 ``pixel_sizes`` when the optics' magnification per energy is known, or
 ``scale_model="linear"`` when it follows a law linear in energy (zone-plate
 refocusing): the XANES bias then drops to 0.06-0.15 % (small) and
-0.02-0.05 % (demo) (gpu_bench/register_law_bench.py).
+0.02-0.05 % (demo) (gpu_bench/diagnostics/register_law.py).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ the simulator shifted images before 2026-12-01: a blur that depends on each
 image's sub-pixel shift) and in ``@SEED`` (``[input] seed``, default 0), e.g.
 ``meta+bilinear@1``.
 
-Usage: ``PYTHONPATH=src python gpu_bench/magnification_budget.py OUT_DIR CASE [CASE ...]``
+Usage: ``PYTHONPATH=src python gpu_bench/diagnostics/magnification_budget.py OUT_DIR CASE [CASE ...]``
 (one JSON line per case).
 """
 
