@@ -5,11 +5,14 @@ Readers are backends behind :func:`read` (format detected from content);
 each format's reader is also callable directly.  The store keeps one zarr v3
 store per sample with one group per stage (:func:`write`, :func:`read_group`,
 :func:`open_tree`, chunk-aligned region writes, completion markers, a lock).
+:func:`export_store` writes a store's maps and label volumes as OME-Zarr images
+or TIFF stacks for viewers.
 """
 
 from ._assemble import read_series
 from ._common import ReaderError
 from ._dxchange import read_dxchange
+from ._export import EXPORT_FORMATS, export_store
 from ._fxi import read_fxi
 from ._lock import StoreLockedError, store_lock
 from ._markers import is_complete
@@ -24,10 +27,12 @@ from ._tiff import read_tiff_stack
 from ._xradia import read_xradia
 
 __all__ = [
+    "EXPORT_FORMATS",
     "IncompleteGroupError",
     "ReaderError",
     "StoreLockedError",
     "describe_store",
+    "export_store",
     "format_store",
     "init_array",
     "is_complete",

@@ -15,7 +15,7 @@ import xarray as xr
 from .. import io
 from ._figures import center_scores, histogram, label_orthoslices, orthoslices
 
-__all__ = ["write_report", "truth_errors"]
+__all__ = ["write_report", "truth_errors", "ome_zarr_dir"]
 
 CLASS_NAMES = {0: "background", 1: "target", 2: "oxygen-poor", 3: "oxygen-rich"}
 CLASS_COLORS = {0: "#000000", 1: "#2ca02c", 2: "#d62728", 3: "#1f77b4"}
@@ -183,6 +183,10 @@ def write_report(ctx) -> dict:
             summary[f"mean_valence_{el}_2d"] = float(np.nanmean(da.values))
     summary.update(_profile_tables(store, out, figures=figures))
     summary["errors_vs_truth"] = truth_errors(store)
+    if ctx.config.output.ome_zarr:
+        summary["ome_zarr"] = str(ome_zarr_dir(store))
+        io.export_store(store, ome_zarr_dir(store), version=ctx.config.output.ome_zarr_version,
+                        overwrite=True)  # the previous report's export of this store
     summary["parameters"] = ctx.config.to_dict()
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
     with open(out / "summary.csv", "w", newline="") as fh:
@@ -191,6 +195,12 @@ def write_report(ctx) -> dict:
         for key, value in _flatten(summary).items():
             writer.writerow([key, value])
     return summary
+
+
+def ome_zarr_dir(store) -> Path:
+    """Where ``[output] ome_zarr = true`` exports a store: ``<store>-ome`` beside it."""
+    store = Path(store)
+    return store.with_suffix("").parent / (store.with_suffix("").name + "-ome")
 
 
 def _center_figure(store, out: Path) -> None:
