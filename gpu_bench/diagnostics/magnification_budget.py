@@ -80,7 +80,8 @@ def _spline_misalign(order):
 def run_case(out: str, case: str) -> dict:
     import spectrotomo.simulate._forward as fwd
     import spectrotomo.simulate._sample as smod
-    from spectrotomo.pipeline import Config, _preprocess, run_pipeline
+    from spectrotomo.pipeline import Config, run_pipeline
+    from spectrotomo.pipeline.steps import preprocess as _preprocess
 
     saved = (dict(smod.IMPERFECTIONS), _preprocess._registration, fwd._misalign)
     name = case.replace(":", "-").replace("@", "-seed")

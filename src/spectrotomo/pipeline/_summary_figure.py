@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import io
 from ._figures import _extent, _pyplot, masked_cmap, robust_limits
-from ._report import CLASS_COLORS, CLASS_NAMES, _class_fractions
+from .steps.report import CLASS_COLORS, CLASS_NAMES, _class_fractions
 
 __all__ = ["summary_figure"]
 
@@ -99,7 +99,7 @@ def summary_figure(store, path, *, title: str | None = None) -> Path:
         PNG to write.
     """
     from .. import segmentation as seg
-    from ._profiles import profile_table_of
+    from .steps.profile import profile_table_of
 
     groups = io.list_groups(store)
     seg_ds = io.read_group(store, "segmentation").load()

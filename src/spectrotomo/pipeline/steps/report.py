@@ -190,7 +190,7 @@ def write_report(ctx) -> dict:
             summary[f"mean_valence_{el}_2d"] = float(np.nanmean(da.values))
     summary.update(_profile_tables(store, out, figures=figures))
     if figures and "chemistry" in groups:
-        from ._summary_figure import summary_figure
+        from .._summary_figure import summary_figure
 
         summary_figure(store, out / "summary_figure.png")
     summary["errors_vs_truth"] = truth_errors(store)
