@@ -7,11 +7,13 @@ of files: :func:`read_series` (one tilt series per energy; lists or glob
 patterns, any mix of formats) and :func:`read_xanes` (2-D energy scans).
 The store keeps one zarr v3 store per sample with one group per stage
 (:func:`write`, :func:`read_group`, :func:`open_tree`, chunk-aligned region
-writes, completion markers, a lock).
+writes, completion markers, a lock). :func:`export_store` writes a store's maps
+and label volumes as OME-Zarr images or TIFF stacks for viewers.
 """
 
 from ._common import ReaderError, require_flats
 from ._dxchange import read_dxchange
+from ._export import EXPORT_FORMATS, export_store
 from ._fxi import read_fxi
 from ._lock import StoreLockedError, lock_path, store_lock
 from ._markers import is_complete
@@ -28,11 +30,13 @@ from ._xanes import read_xanes
 from ._xradia import read_xradia
 
 __all__ = [
+    "EXPORT_FORMATS",
     "IncompleteGroupError",
     "ReaderError",
     "StoreLockedError",
     "describe_store",
     "expand_paths",
+    "export_store",
     "format_store",
     "init_array",
     "is_complete",
