@@ -146,7 +146,7 @@ _OVERRIDES = {"store": "output.store", "algorithm": "reconstruct.algorithm",
 def _add_run_options(p) -> None:
     p.add_argument("config", type=Path, metavar="CONFIG", help="run configuration (TOML or YAML)")
     p.add_argument("--store", help="sample store (.zarr); overrides [output] store")
-    p.add_argument("--algorithm", choices=("fbp", "sirt", "cgls", "tv"),
+    p.add_argument("--algorithm", choices=("auto", "fbp", "joint", "sirt", "cgls", "tv"),
                    help="reconstruction algorithm; overrides [reconstruct] algorithm")
     p.add_argument("--iterations", type=int, help="iterations of sirt/cgls/tv")
     p.add_argument("--center", type=float,

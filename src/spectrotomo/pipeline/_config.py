@@ -60,7 +60,7 @@ class PhaseConfig:
 
 @dataclass
 class ReconstructConfig:
-    algorithm: str = "fbp"
+    algorithm: str = "auto"
     iterations: int | None = None
     filter: str = "ram-lak"
     nonneg: bool = True
@@ -116,7 +116,7 @@ _CHOICES = {
     ("preprocess", "rings"): ("none", "blind", "offset", "sorting", "fourier-wavelet"),
     ("preprocess", "magnification"): ("auto", "metadata", "estimate", "linear", "none"),
     ("phase", "method"): ("none", "paganin", "ctf"),
-    ("reconstruct", "algorithm"): ("fbp", "sirt", "cgls", "tv"),
+    ("reconstruct", "algorithm"): ("auto", "fbp", "joint", "sirt", "cgls", "tv"),
     ("reconstruct", "filter"): ("ram-lak", "shepp-logan", "cosine", "hamming", "hann", "parzen"),
     ("compute", "cluster"): ("none", "local", "slurm", "cuda"),
     ("compute", "device"): ("auto", "cpu", "gpu"),
@@ -295,7 +295,10 @@ distances_m = []             # effective propagation distances (m); default: the
 # stage; set [preprocess] align = false unless the scan has jitter.
 
 [reconstruct]
-algorithm = "fbp"            # fbp | sirt | cgls | tv (tv for limited-angle scans)
+algorithm = "auto"           # auto | fbp | joint | sirt | cgls | tv. auto: FBP for scans of
+                             # >= 170 deg, else joint (regularised, all energies at once:
+                             # at -65..+65 deg amounts within 3 % instead of 25-30 % low
+                             # with FBP, at ~12-16x FBP's time)
 # iterations = 100
 filter = "ram-lak"           # ram-lak | shepp-logan | cosine | hamming | hann | parzen
 nonneg = true

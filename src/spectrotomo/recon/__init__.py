@@ -7,7 +7,7 @@ step: normalise, rings, centre, jitter, energy registration) and
 """
 
 from ._filters import FILTERS
-from ._joint import AUTO_WEIGHT, reconstruct_joint
+from ._joint import AUTO_WEIGHT, od_noise, reconstruct_joint
 from ._operator import ParallelBeamOperator
 from ._reconstruct import ALGORITHMS, backproject, project, reconstruct, reconstruct_dask
 from ._series import reconstruct_series
@@ -25,5 +25,6 @@ __all__ = [
     "reconstruct",
     "reconstruct_dask",
     "reconstruct_joint",
+    "od_noise",
     "reconstruct_series",
 ]

@@ -114,6 +114,8 @@ def truth_errors(store) -> dict:
                                            if both.any() else None)
         errors["class_fractions"] = est
         errors["class_fractions_truth"] = true
+    if "segmentation" in groups:
+        errors.update(_mask_errors(io.read_group(store, "segmentation")["mask"].values, truth))
     if "chemistry" in groups:
         errors["amount_relative_bias"] = _amount_bias(io.read_group(store, "chemistry"), truth)
     if "valence" in groups:
@@ -128,6 +130,24 @@ def truth_errors(store) -> dict:
         ok = thick & np.isfinite(val)
         errors["mn_valence_mae"] = float(np.abs(val[ok] - true2d[ok]).mean()) if ok.any() else None
     return errors
+
+
+def _mask_errors(mask: np.ndarray, truth: xr.Dataset) -> dict:
+    """Particle-mask IoU against the true particle (holes filled, as the mask is) and
+    the extent error per axis (z, y, x) in voxels: a limited-angle reconstruction
+    stretches the particle along the missing-wedge direction (y)."""
+    from scipy import ndimage
+
+    est = np.asarray(mask, dtype=bool)
+    true = ndimage.binary_fill_holes(truth["particle"].values.astype(bool))
+    extent = {}
+    for axis, name in enumerate(("z", "y", "x")):
+        other = tuple(a for a in range(3) if a != axis)
+        pe, pt = np.flatnonzero(est.any(axis=other)), np.flatnonzero(true.any(axis=other))
+        extent[name] = int((pe[-1] - pe[0]) - (pt[-1] - pt[0])) if pe.size and pt.size else None
+    union = (est | true).sum()
+    return {"mask_iou": float((est & true).sum() / union) if union else None,
+            "extent_error_vox": extent}
 
 
 def _magnification_error(od: xr.Dataset, raw: xr.Dataset) -> float:
