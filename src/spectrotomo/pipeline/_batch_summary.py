@@ -23,7 +23,7 @@ import numpy as np
 import xarray as xr
 
 from .. import io
-from .steps.report import _class_fractions
+from ._figures import class_fraction_table as _class_fractions
 
 __all__ = ["scan_metrics", "summary_dataset", "write_summary"]
 

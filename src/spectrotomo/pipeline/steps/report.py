@@ -13,19 +13,10 @@ import numpy as np
 import xarray as xr
 
 from ... import io
-from .._figures import center_scores, histogram, label_orthoslices, orthoslices
+from .._figures import (CLASS_COLORS, CLASS_NAMES, center_scores, class_fraction_table,
+                       histogram, label_orthoslices, orthoslices)
 
-__all__ = ["write_report", "truth_errors", "ome_zarr_dir"]
-
-CLASS_NAMES = {0: "background", 1: "target", 2: "oxygen-poor", 3: "oxygen-rich"}
-CLASS_COLORS = {0: "#000000", 1: "#2ca02c", 2: "#d62728", 3: "#1f77b4"}
-
-
-def _class_fractions(classes: np.ndarray) -> dict[str, float]:
-    classified = classes[classes > 0]
-    n = max(classified.size, 1)
-    return {CLASS_NAMES[c]: float((classified == c).sum() / n) for c in (1, 2, 3)}
-
+__all__ = ["write_report", "truth_errors", "ome_zarr_dir", "CLASS_NAMES", "CLASS_COLORS"]
 
 #: Report file stem of each profiled quantity (``<stem>_by_<by>.csv``/``.png``).
 _PROFILE_FILES = {"tm_o_ratio": "tm_o", "electron_density": "electron_density"}
@@ -101,8 +92,8 @@ def truth_errors(store) -> dict:
         seg_ds = io.read_group(store, "segmentation")
         est_cls = seg_ds["composition_class"].values
         true_cls = truth["composition_class"].values
-        est = _class_fractions(est_cls)
-        true = _class_fractions(true_cls)
+        est = class_fraction_table(est_cls)
+        true = class_fraction_table(true_cls)
         diff = [abs(est[k] - true[k]) for k in est]
         # max: the worst single published proportion; sum: twice the total-variation
         # distance (every misassigned percentage point counted where it went and came from)
@@ -259,7 +250,7 @@ def _chemistry_report(store, seg_ds: xr.Dataset, out: Path, *,
     chem = io.read_group(store, "chemistry").load()
     if figures:
         _chemistry_figures(chem, seg_ds, out)
-    return {"class_fractions": _class_fractions(seg_ds["composition_class"].values)}
+    return {"class_fractions": class_fraction_table(seg_ds["composition_class"].values)}
 
 
 def _chemistry_figures(chem: xr.Dataset, seg_ds: xr.Dataset, out: Path) -> None:
