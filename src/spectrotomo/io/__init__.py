@@ -4,13 +4,16 @@ store (zarr v3) and OME-Zarr views.
 Readers are backends behind :func:`read` (format detected from content);
 each format's reader is also callable directly.  The store keeps one zarr v3
 store per sample with one group per stage (:func:`write`, :func:`read_group`,
-:func:`open_tree`, chunk-aligned region writes, completion markers, a lock).
+:func:`open_tree`, chunk-aligned region writes, completion markers, a lock,
+a CRC-32C per chunk checked by :func:`verify_store`, the run's step record).
 """
 
 from ._assemble import read_series
 from ._common import ReaderError
 from ._dxchange import read_dxchange
+from ._faults import StoreWriteError
 from ._fxi import read_fxi
+from ._integrity import ChunkProblem, VerifyReport, verify_store
 from ._lock import StoreLockedError, store_lock
 from ._markers import is_complete
 from ._nxtomo import read_nxtomo
@@ -18,16 +21,23 @@ from ._omezarr import write_ome_zarr
 from ._read import read
 from ._regions import (init_array, mark_complete, missing_regions, read_region, remove_group,
                        write_region)
+from ._repair import StoreCorruptError, drop_damaged_groups
+from ._runstate import record_run_steps, record_step_done, run_steps
 from ._store import IncompleteGroupError, list_groups, open_tree, read_group, write, write_groups
 from ._summary import describe_store, format_store
 from ._tiff import read_tiff_stack
 from ._xradia import read_xradia
 
 __all__ = [
+    "ChunkProblem",
     "IncompleteGroupError",
     "ReaderError",
+    "StoreCorruptError",
     "StoreLockedError",
+    "StoreWriteError",
+    "VerifyReport",
     "describe_store",
+    "drop_damaged_groups",
     "format_store",
     "init_array",
     "is_complete",
@@ -44,8 +54,12 @@ __all__ = [
     "read_series",
     "read_tiff_stack",
     "read_xradia",
+    "record_run_steps",
+    "record_step_done",
     "remove_group",
+    "run_steps",
     "store_lock",
+    "verify_store",
     "write",
     "write_groups",
     "write_ome_zarr",

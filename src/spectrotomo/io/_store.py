@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from ._faults import write_errors
+from ._integrity import CHECKSUM, checksum_encoding, chunk_counts
 from ._lock import check_unlocked
 from ._markers import (
     MARKER,
@@ -123,10 +125,20 @@ def _mark_tree(path: Path, tree: xr.DataTree, kind: str, name: str | None) -> No
         g = zarr.open_group(str(path), path="" if rel == "." else rel, mode="r+",
                             zarr_format=3)
         marker = {"state": "complete", "kind": kind if rel == "." else "Dataset",
-                  "time": now(), "version": _version()}
+                  "time": now(), "version": _version(), "checksum": CHECKSUM,
+                  "chunks": chunk_counts(path if rel == "." else path / rel)}
         if name is not None and rel == ".":
             marker["name"] = name
         g.attrs[MARKER] = marker
+
+
+def _tree_encoding(tree: xr.DataTree, encoding: dict | None) -> dict:
+    """Checksummed encoding of every node (keyed by node path, as DataTree.to_zarr wants)."""
+    encoding = dict(encoding or {})
+    out = {node.path: checksum_encoding(node.to_dataset(inherit=False).variables,
+                                        encoding.pop(node.path, None))
+           for node in tree.subtree}
+    return {**out, **encoding}
 
 
 def _version() -> str:
@@ -181,24 +193,32 @@ def write(store_path, group: str, obj, *, overwrite: bool = False,
     target = group_dir(root, group)
     if target.exists() and not overwrite:
         _refuse_existing(root, group)
-    ensure_parents(root, group)
     tmp = root.with_name(f".{root.name}.tmp-{uuid.uuid4().hex[:12]}")
+    need = sum(v.nbytes for node in tree.subtree for v in node.to_dataset(inherit=False)
+               .variables.values())
     try:
-        with warnings.catch_warnings():
-            # xarray warns that zarr v3 string arrays have no stable spec yet; that is
-            # the documented zarr-extensions "string" type, read back exactly here.
-            warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification")
-            if kind == "DataTree":
-                tree.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False,
-                             encoding=encoding)
-            else:
-                tree.to_dataset().to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False,
-                                          encoding=encoding)
-        _mark_tree(tmp, tree, kind, name)  # last step before publishing
-        _publish(tmp, target)
+        with write_errors(root, f"group {group!r}", need_bytes=need):
+            ensure_parents(root, group)
+            _to_zarr(tmp, tree, kind, encoding)
+            _mark_tree(tmp, tree, kind, name)  # last step before publishing
+            _publish(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _to_zarr(tmp: Path, tree: xr.DataTree, kind: str, encoding: dict | None) -> None:
+    with warnings.catch_warnings():
+        # xarray warns that zarr v3 string arrays have no stable spec yet; that is
+        # the documented zarr-extensions "string" type, read back exactly here.
+        warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification")
+        if kind == "DataTree":
+            tree.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False,
+                         encoding=_tree_encoding(tree, encoding))
+        else:
+            ds = tree.to_dataset()
+            ds.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False,
+                       encoding=checksum_encoding(ds.variables, encoding))
 
 
 def write_groups(store_path, groups, *, overwrite: bool = False) -> list[Path]:
