@@ -247,7 +247,17 @@ def _groups_below(root: Path, groups) -> list[str]:
                            f"{start.relative_to(root).as_posix()!r}")
         for top, dirs, names in os.walk(start):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            if "zarr.json" in names and Path(top) != root:
+            if "zarr.json" not in names:
+                continue
+            try:
+                kind = _group_meta(Path(top)).get("node_type")
+            except (OSError, ValueError):
+                kind = None  # a top group is reported; deeper, the parent reports it
+            if kind != "group":
+                dirs[:] = []
+                if kind is not None or Path(top).parent != root:
+                    continue
+            if Path(top) != root:
                 out.append(Path(top).relative_to(root).as_posix())
     return sorted(set(out))
 

@@ -37,7 +37,7 @@ def _owner(group: str, rebuildable: set[str]) -> str | None:
 
 def _lines(report: VerifyReport, group: str, limit: int = 5) -> str:
     found = [p for p in report.problems if p.group == group or p.group.startswith(group + "/")]
-    text = "; ".join(p.line().replace("  ", " ") for p in found[:limit])
+    text = "; ".join(" ".join(p.line().split()) for p in found[:limit])
     return text + (f"; ... {len(found) - limit} more" if len(found) > limit else "")
 
 
