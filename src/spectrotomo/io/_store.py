@@ -171,7 +171,10 @@ def write(store_path, group: str, obj, *, overwrite: bool = False,
         Per-variable zarr encoding, e.g. ``{"volume": {"chunks": (1, 64, 64, 64)}}``
         (for a DataTree keyed by node path first: ``{"/truth": {...}}``).
         Without it, dask arrays keep their chunks and numpy arrays get zarr's
-        default chunking.
+        default chunking.  Every array gets zstd (or the ``compressors`` given)
+        followed by the ``crc32c`` checksum codec, and every chunk is written
+        (empty ones too); the marker records each array's chunk count
+        (:func:`verify_store` checks both).
 
     Returns
     -------
@@ -184,6 +187,9 @@ def write(store_path, group: str, obj, *, overwrite: bool = False,
         If the group exists and ``overwrite`` is False.
     StoreLockedError
         If another process holds the store's lock.
+    StoreWriteError
+        Disk full, read-only or unwritable output (the message names the path
+        and the space needed); nothing is published, the temporary is removed.
     """
     group = normalize_group(group)
     tree, kind, name = _as_tree(obj)
