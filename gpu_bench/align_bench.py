@@ -38,7 +38,7 @@ def make_data(size: int, n_angles: int, seed: int):
 
 
 def run_ours(proj, flats, darks, angles, center, iterations):
-    from spectrotomo.recon import align_projections, normalize, remove_rings
+    from spectrotomo.recon.prep import align_projections, normalize, remove_rings
 
     t = {}
     t0 = time.perf_counter()

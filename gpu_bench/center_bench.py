@@ -36,7 +36,7 @@ LIMITED = np.arange(-65.0, 66.0)
 
 def particle_od(truth, angles, offset, seed=1):
     """(od (A, rows, cols) float32, true axis column) of the particle at Mn L3 post-edge."""
-    from spectrotomo.recon import normalize
+    from spectrotomo.recon.prep import normalize
     from spectrotomo.simulate import EDGES, tilt_series
 
     ts = tilt_series(truth, energies=[EDGES["Mn"]["above"]], angles=angles,
@@ -69,7 +69,7 @@ def run(method, od, angles):
     import warnings
 
     from spectrotomo import ValidationError
-    from spectrotomo.recon import find_center
+    from spectrotomo.recon.prep import find_center
 
     t0 = time.perf_counter()
     try:
@@ -83,7 +83,7 @@ def run(method, od, angles):
 
 def sweep():
     """Case (c2) of the small preset over particle seeds and angle sets."""
-    from spectrotomo.recon._center import _confined_rows
+    from spectrotomo.recon.prep._center import _confined_rows
     from spectrotomo.simulate import particle
 
     rng = np.random.default_rng(7)
@@ -109,7 +109,7 @@ def sweep():
 def rows_sweep(rng):
     """"halves" error against n_rows: all 64 rows present, columns 8-56 (middle rows cut)."""
     from spectrotomo import ValidationError
-    from spectrotomo.recon import find_center
+    from spectrotomo.recon.prep import find_center
     from spectrotomo.simulate import particle
 
     counts = (8, 16, 24, 48)
@@ -133,7 +133,7 @@ def rows_sweep(rng):
 
 
 def main():
-    from spectrotomo.recon._center import _confined_rows
+    from spectrotomo.recon.prep._center import _confined_rows
     from spectrotomo.simulate import particle
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

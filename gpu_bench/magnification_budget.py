@@ -10,7 +10,7 @@ Cases (one pipeline run each, ``[preprocess] align = false`` unless noted, figur
 - ``only:KEY[,KEY...]`` / ``without:KEY``: metadata on and only these / all but one of
   ``simulate.IMPERFECTIONS``;
 - ``fourier-shift``: energy shifts only, simulated by a periodic FFT shift
-  (``recon.fourier_shift``) instead of the simulator's band-limited (sinc) resampling.
+  (``recon.prep.fourier_shift``) instead of the simulator's band-limited (sinc) resampling.
 
 A case may end in ``+spline`` or ``+bilinear`` (the simulator's band-limited
 misalignment replaced by a quintic-spline / bilinear resampling; bilinear is how
@@ -38,7 +38,7 @@ def _oracle_register(store):
     """The preprocess step's registration replaced by the simulator's truth (scales and
     shifts onto the truth geometry)."""
     from spectrotomo import io
-    from spectrotomo.recon._register import EnergyRegistration
+    from spectrotomo.recon.prep._register import EnergyRegistration
 
     def registration(frames, reference, *, pixel_sizes=None, **options):
         raw = io.read_group(store, "raw")
@@ -50,7 +50,7 @@ def _oracle_register(store):
 
 
 def _fourier_misalign(od, shifts, scales):
-    from spectrotomo.recon._shift import fourier_shift
+    from spectrotomo.recon.prep._shift import fourier_shift
 
     if not np.all(scales == 1):
         raise ValueError("fourier-shift case: magnification must be off")

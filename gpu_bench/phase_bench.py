@@ -32,18 +32,18 @@ def gpu_part(data, zs, db, z, kw, repeat, t_pag, t_ctf):
     g = cupy.asarray(data)
 
     def gpu_pag():
-        out = recon.paganin(g[0], distance_m=z, delta_beta=db, **kw)
+        out = recon.phase.paganin(g[0], distance_m=z, delta_beta=db, **kw)
         cupy.cuda.Device().synchronize()
         return out
 
     def gpu_ctf():
-        out = recon.ctf_retrieval(g, distances_m=zs, delta_beta=db, **kw)
+        out = recon.phase.ctf_retrieval(g, distances_m=zs, delta_beta=db, **kw)
         cupy.cuda.Device().synchronize()
         return out
 
     t_gp, got = _timeit(gpu_pag, repeat)
     t_gc, _ = _timeit(gpu_ctf, repeat)
-    ref = recon.paganin(data[0], distance_m=z, delta_beta=db, **kw)
+    ref = recon.phase.paganin(data[0], distance_m=z, delta_beta=db, **kw)
     err = float(np.abs(cupy.asnumpy(got) - ref).max())
     print(f"spectrotomo paganin (cupy): {n / t_gp:9.1f} proj/s, {t_pag / t_gp:.1f}x our CPU; "
           f"max |cupy - numpy| {err:.1e} rad", flush=True)
@@ -69,9 +69,9 @@ def main():
     zs = [1e-3, 1.5e-3, 2.3e-3, 3.4e-3][:args.distances]
     kw = dict(energy_ev=e_ev, pixel_size_m=p)
 
-    t_pag, ours = _timeit(lambda: recon.paganin(data[0], distance_m=z, delta_beta=db, **kw),
+    t_pag, ours = _timeit(lambda: recon.phase.paganin(data[0], distance_m=z, delta_beta=db, **kw),
                           args.repeat)
-    t_ctf, _ = _timeit(lambda: recon.ctf_retrieval(data, distances_m=zs, delta_beta=db, **kw),
+    t_ctf, _ = _timeit(lambda: recon.phase.ctf_retrieval(data, distances_m=zs, delta_beta=db, **kw),
                        args.repeat)
     print(f"data: {n} projections of {m}x{m} float32, {args.distances} distances for CTF")
     print(f"spectrotomo paganin (numpy/scipy.fft): {n / t_pag:9.1f} proj/s")
@@ -92,21 +92,21 @@ def main():
         return np.stack([db / 2 * np.log(pag.apply_filter(img)) for img in data[0]])
 
     t_nabu, theirs = _timeit(nabu_run, args.repeat)
-    ours_same = recon.paganin(data[0], distance_m=z, delta_beta=db, padded_shape=pag.shape_padded,
+    ours_same = recon.phase.paganin(data[0], distance_m=z, delta_beta=db, padded_shape=pag.shape_padded,
                               **kw)
     print(f"nabu PaganinPhaseRetrieval (CPU):      {n / t_nabu:9.1f} proj/s")
     print(f"ratio paganin spectrotomo / nabu: {t_nabu / t_pag:.2f}x  (padded shapes: ours "
-          f"{recon._paganin.default_padded_shape((m, m), 'edge')}, nabu {pag.shape_padded})")
+          f"{recon.phase._paganin.default_padded_shape((m, m), 'edge')}, nabu {pag.shape_padded})")
     print(f"max |difference| vs nabu on its padded shape: "
           f"{np.abs(ours_same - theirs).max():.2e} rad")
     from nabu.preproc.ctf import CTFPhaseRetrieval, GeoPars
 
     ctf_nabu = CTFPhaseRetrieval((m, m), GeoPars(z2=z, pix_size_det=p,
-                                                 wavelength=recon.wavelength_m(e_ev)),
+                                                 wavelength=recon.phase.wavelength_m(e_ev)),
                                  delta_beta=db, lim1=1e-5, lim2=0.2)
     t_nc, _ = _timeit(lambda: np.stack([ctf_nabu.retrieve_phase(i) for i in data[0]]),
                       args.repeat)
-    t_c1, _ = _timeit(lambda: recon.ctf_retrieval(data[:1], distances_m=zs[:1], delta_beta=db,
+    t_c1, _ = _timeit(lambda: recon.phase.ctf_retrieval(data[:1], distances_m=zs[:1], delta_beta=db,
                                                   **kw), args.repeat)
     print(f"nabu CTFPhaseRetrieval, 1 distance:    {n / t_nc:9.1f} proj/s")
     print(f"spectrotomo ctf, 1 distance:           {n / t_c1:9.1f} proj/s "

@@ -22,7 +22,7 @@ import numpy as np
 
 
 def make_case(truth, energies, seed):
-    from spectrotomo.recon import normalize
+    from spectrotomo.recon.prep import normalize
     from spectrotomo.simulate import tilt_series
 
     ts = tilt_series(truth, energies=energies, angles=[20.0], energy_shift_px=1.5,
@@ -61,7 +61,7 @@ def skimage_register(od):
 
 
 def main():
-    from spectrotomo.recon import register_energies
+    from spectrotomo.recon.prep import register_energies
     from spectrotomo.simulate import EDGES, particle
     from spectrotomo.simulate._sample import XANES_ENERGIES
 

@@ -9,7 +9,7 @@ estimates and of the fitted law, for seeds 3-5.
     python gpu_bench/register_law_bench.py small 2e-4 0      # PRESET PER_EV RAND
 """
 import numpy as np, sys
-from spectrotomo.recon import normalize, register_energies
+from spectrotomo.recon.prep import normalize, register_energies
 from spectrotomo.simulate import particle, tilt_series
 from spectrotomo.simulate._sample import XANES_ENERGIES
 E = np.asarray(XANES_ENERGIES, float)

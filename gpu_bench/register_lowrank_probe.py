@@ -48,7 +48,7 @@ def sinc_warp(images, scales, shifts):
 
 def case(preset, seed, photons, zinger):
     """(od (25, ny, nx), true shifts (25, 2) px, true scales (25,)) vs energy 0."""
-    from spectrotomo.recon import normalize
+    from spectrotomo.recon.prep import normalize
     from spectrotomo.simulate import particle, tilt_series
     from spectrotomo.simulate._sample import XANES_ENERGIES
 
@@ -136,7 +136,7 @@ class Problem:
 
 
 def main():
-    from spectrotomo.recon import register_energies
+    from spectrotomo.recon.prep import register_energies
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="small", choices=["small", "demo"])

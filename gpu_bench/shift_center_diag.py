@@ -81,7 +81,7 @@ def optical_density(ts, rings):
 def register(od, ts, mode):
     """Registered od, reference index, relative scales and shifts."""
     from spectrotomo.pipeline import _preprocess
-    from spectrotomo.recon._register import warp
+    from spectrotomo.recon.prep._register import warp
 
     s_true, d_true = ts["true_scale"].values, ts["true_energy_shift"].values
     ref = od.shape[0] // 2
@@ -171,13 +171,13 @@ def layer_bias(ratio, truth, px):
 
 
 def per_energy_centers(od, angles):
-    from spectrotomo.recon import find_center
+    from spectrotomo.recon.prep import find_center
 
     return [round(float(find_center(od[e], angles)), 3) for e in range(od.shape[0])]
 
 
 def run_case(case: str) -> dict:
-    from spectrotomo.recon import find_center
+    from spectrotomo.recon.prep import find_center
 
     opts = parse(case)
     t0 = time.time()

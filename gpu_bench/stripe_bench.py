@@ -3,7 +3,7 @@ the particle's edges (the quantities of gpu_bench/RESULTS.prep.md, 2026-12-01).
 
 Series as in ``tests/pipeline/test_preprocess_rings.py``: the TINY ``simulate:small``
 particle (32 x 40 x 40 px, seed 2), the O pair 525/555 eV, -65..+65 deg every 2 deg,
-energy shifts 0.5 px RMS and a centre offset of 0.7 px; od from ``recon.normalize`` per
+energy shifts 0.5 px RMS and a centre offset of 0.7 px; od from ``recon.prep.normalize`` per
 energy, then ``remove_rings`` per energy as the pipeline does. Per method:
 
 - ``empty %``: stripe RMS removed on an empty field with 1 % gain errors (noise-free):
@@ -38,7 +38,7 @@ O_PAIR = [525.0, 555.0]
 
 def series(truth, ring=0.0, photons=None):
     """(od, true_od, true_gain): od (energy, angle, y, x) float64 as normalize gives it."""
-    from spectrotomo.recon import normalize
+    from spectrotomo.recon.prep import normalize
     from spectrotomo.simulate import tilt_series
 
     ts = tilt_series(truth, energies=O_PAIR, angles=np.arange(-65, 65.1, 2.0), photons=photons,
@@ -54,7 +54,7 @@ def _removed(left, stripes):
 
 
 def measure(method: str, data: dict) -> dict:
-    from spectrotomo.recon import remove_rings
+    from spectrotomo.recon.prep import remove_rings
 
     def fn(x):
         return x if method == "none" else remove_rings(x, method=method)

@@ -77,7 +77,7 @@ def test_killed_preprocess_leaves_an_incomplete_group_and_reruns_cleanly(tmp_pat
         raise KeyboardInterrupt("killed during alignment")
 
     with monkeypatch.context() as patch:
-        patch.setattr(recon, "align_projections", killed)
+        patch.setattr(recon.prep, "align_projections", killed)
         with pytest.raises(KeyboardInterrupt):
             _run(store, tmp_path)
     assert not io.is_complete(store, "od")

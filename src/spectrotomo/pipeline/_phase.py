@@ -15,12 +15,12 @@ import xarray as xr
 
 from .. import io
 from .._model import add_provenance, volume
+from .._physics import wavelength_nm
 
 __all__ = ["is_phase_run", "phase_od", "density", "SIMULATE_HOLO"]
 
 #: ``input.path`` prefix of a simulated holotomography scan, e.g. "simulate-holo:small".
 SIMULATE_HOLO = "simulate-holo:"
-_HC_EV_NM = 1239.841984
 
 
 def is_phase_run(cfg, raw: xr.Dataset | None = None) -> bool:
@@ -32,7 +32,7 @@ def is_phase_run(cfg, raw: xr.Dataset | None = None) -> bool:
 
 def _transmission(ds: xr.Dataset, cfg) -> xr.Dataset:
     """I/I0 with dims (energy, distance, angle, y, x); flat/dark corrected when flats exist."""
-    from ..recon import normalize
+    from ..recon.prep import normalize
 
     proj = ds["projections"]
     if "distance" not in proj.dims:
@@ -57,7 +57,7 @@ def _transmission(ds: xr.Dataset, cfg) -> xr.Dataset:
 
 def phase_od(ds: xr.Dataset, cfg) -> tuple[np.ndarray, dict]:
     """Phase magnitude ``-phi`` (energy, angle, y, x) in rad from a raw holotomography series."""
-    from ..recon import retrieve_phase_series
+    from ..recon.phase import retrieve_phase_series
 
     inten = _transmission(ds, cfg)
     if cfg.phase.distances_m and "distance" in ds["projections"].dims:
@@ -82,7 +82,7 @@ def phase_od(ds: xr.Dataset, cfg) -> tuple[np.ndarray, dict]:
 
 def density(ctx) -> None:
     """recon -> density: delta (1) and electron density (e/nm^3) of a phase run."""
-    from ..recon import delta_to_electron_density
+    from ..recon.phase import delta_to_electron_density
 
     od = io.read_group(ctx.store, "od")
     if od.attrs.get("signal") != "phase":
@@ -91,8 +91,8 @@ def density(ctx) -> None:
     mu = io.read_group(ctx.store, "recon")["mu"].load()  # k delta per nm
     px = float(mu.attrs["pixel_size"])
     energies = mu["energy"].values
-    wavelength_nm = _HC_EV_NM / energies
-    delta = mu.values * (wavelength_nm / (2 * np.pi))[:, None, None, None]
+    lam_nm = wavelength_nm(energies)
+    delta = mu.values * (lam_nm / (2 * np.pi))[:, None, None, None]
     rho = np.stack([delta_to_electron_density(delta[i], energy_ev=float(e))
                     for i, e in enumerate(energies)])
     ds = xr.Dataset({

@@ -33,7 +33,7 @@ _MASK_COUNTS = ("n_nonpositive", "n_saturated", "n_nonfinite", "n_zingers")
 
 def _normalise_energy(ds: xr.Dataset, e: int, cfg) -> tuple[np.ndarray, int]:
     """Optical density (angle, y, x) float32 of energy ``e`` and its masked-pixel count."""
-    from ..recon import normalize, remove_rings
+    from ..recon.prep import normalize, remove_rings
 
     darks = ds["darks"][e].values if "darks" in ds else None
     od, report = normalize(ds["projections"][e].values, ds["flats"][e].values, darks,
@@ -76,7 +76,7 @@ def scale_options(mode: str, energies) -> dict:
 def _registration(frames: np.ndarray, reference: int, *, pixel_sizes=None, **options):
     """Energy registration of ``frames`` (n_energies, ny, nx), one angle, onto the
     ``reference`` energy's geometry; ``options`` as :func:`scale_options` gives."""
-    from ..recon import register_energies
+    from ..recon.prep import register_energies
 
     return register_energies(frames, reference=reference, pixel_sizes=pixel_sizes,
                              **options)[1]
@@ -84,7 +84,7 @@ def _registration(frames: np.ndarray, reference: int, *, pixel_sizes=None, **opt
 
 def _warp_energy(od_e: np.ndarray, reg, e: int) -> np.ndarray:
     """All angles (angle, y, x) of energy ``e`` resampled with its registration."""
-    from ..recon._register import warp
+    from ..recon.prep import warp
 
     n = od_e.shape[0]
     return warp(od_e, np.repeat(reg.scales[e], n),
@@ -184,8 +184,8 @@ def _energy_source(ds: xr.Dataset, cfg, phase: bool):
 
 def preprocess(ctx) -> None:
     """raw -> od: normalise, de-ring, register energies, find the centre, align jitter."""
-    from ..recon import align_projections, find_center
-    from ..recon._shift import fourier_shift
+    from ..recon.prep import align_projections, find_center
+    from ..recon.prep import fourier_shift
 
     cfg = ctx.config
     ds = io.read_group(ctx.store, "raw")

@@ -87,7 +87,7 @@ def acquire(ctx: RunContext) -> None:
 def valence(ctx: RunContext) -> None:
     """raw_xanes -> valence: 2D LCF of every pixel's spectrum against the
     ``[spectra] references``, in the mode of ``[spectra] sum_to_one``/``nonneg``."""
-    from ..recon import normalize, register_energies
+    from ..recon.prep import normalize, register_energies
     from ..spectra import DEFAULT_WINDOWS
     from ._xanes import config_references, fit_valence
 

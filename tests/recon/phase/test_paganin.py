@@ -24,7 +24,7 @@ def _independent_paganin(img, energy_ev, z, p, db):
 def test_matches_independent_formula(rng):
     img = 1 + 0.2 * rng.random((3, 40, 50)) - 0.1
     db = 80.0
-    got = recon.paganin(img, delta_beta=db, padded_shape=(80, 100), **KW)
+    got = recon.phase.paganin(img, delta_beta=db, padded_shape=(80, 100), **KW)
     want = np.stack([_independent_paganin(i, E_EV, KW["distance_m"], PIXEL_M, db) for i in img])
     assert got.shape == img.shape and got.dtype == np.float64
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9 * np.abs(want).max())
@@ -38,7 +38,7 @@ def test_matches_nabu_after_conversion(rng):
                                           delta_beta=db, pixel_size=PIXEL_M, padding="edge")
     # nabu returns the filtered intensity: phi = (delta_beta / 2) * ln(nabu).
     want = db / 2 * np.log(pag.apply_filter(img))
-    got = recon.paganin(img, energy_ev=E_EV, distance_m=z, pixel_size_m=PIXEL_M,
+    got = recon.phase.paganin(img, energy_ev=E_EV, distance_m=z, pixel_size_m=PIXEL_M,
                         delta_beta=db, padded_shape=pag.shape_padded)
     # nabu's wavelength constant (12.3984199 keV A) differs from CODATA by 1e-9.
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7 * np.abs(want).max())
@@ -48,8 +48,8 @@ def test_matches_nabu_after_conversion(rng):
 def test_projected_delta_vs_truth(holo_objects, kind, tol):
     ds = holo_objects[kind]
     intensity = ds.projections.values[0, 0]
-    phi = recon.paganin(intensity, delta_beta=ds.attrs["prior_delta_beta"], **KW)
-    k = 2 * np.pi / (recon.wavelength_m(E_EV))
+    phi = recon.phase.paganin(intensity, delta_beta=ds.attrs["prior_delta_beta"], **KW)
+    k = 2 * np.pi / (recon.phase.wavelength_m(E_EV))
     true_delta_proj = -ds.true_phase.values / k  # metres
     # Measured: 0.177 (homogeneous), 0.377 (mixed: Li2CO3 core has delta/beta 1725, not 56).
     assert rel_rms(-phi / k, true_delta_proj) < tol
@@ -57,11 +57,11 @@ def test_projected_delta_vs_truth(holo_objects, kind, tol):
 
 def test_float32_and_batching(rng):
     img = (1 + 0.1 * rng.random((5, 32, 32))).astype(np.float32)
-    out32 = recon.paganin(img, delta_beta=50.0, **KW)
-    out64 = recon.paganin(img.astype(float), delta_beta=50.0, **KW)
+    out32 = recon.phase.paganin(img, delta_beta=50.0, **KW)
+    out64 = recon.phase.paganin(img.astype(float), delta_beta=50.0, **KW)
     assert out32.dtype == np.float32
     np.testing.assert_allclose(out32, out64, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(out64[2], recon.paganin(img[2].astype(float), delta_beta=50.0,
+    np.testing.assert_allclose(out64[2], recon.phase.paganin(img[2].astype(float), delta_beta=50.0,
                                                        **KW), rtol=1e-12)
 
 
@@ -69,8 +69,8 @@ def test_dask_chunks_along_angles(rng):
     da = pytest.importorskip("dask.array")
     img = 1 + 0.1 * rng.random((6, 32, 40))
     lazy = da.from_array(img, chunks=(2, 32, 40)).map_blocks(
-        recon.paganin, delta_beta=50.0, dtype=float, **KW)
-    np.testing.assert_allclose(lazy.compute(), recon.paganin(img, delta_beta=50.0, **KW),
+        recon.phase.paganin, delta_beta=50.0, dtype=float, **KW)
+    np.testing.assert_allclose(lazy.compute(), recon.phase.paganin(img, delta_beta=50.0, **KW),
                                rtol=1e-12)
 
 
@@ -88,14 +88,14 @@ def test_bad_input(bad, match):
     args = dict(KW, delta_beta=50.0)
     args.update(bad)
     with pytest.raises(ValidationError, match=match):
-        recon.paganin(np.ones((8, 8)), **args)
+        recon.phase.paganin(np.ones((8, 8)), **args)
 
 
 def test_bad_intensity():
     with pytest.raises(ValidationError, match="intensity"):
-        recon.paganin(np.ones(8), delta_beta=50.0, **KW)
+        recon.phase.paganin(np.ones(8), delta_beta=50.0, **KW)
     with pytest.raises(ValidationError, match="real"):
-        recon.paganin(np.ones((8, 8), complex), delta_beta=50.0, **KW)
+        recon.phase.paganin(np.ones((8, 8), complex), delta_beta=50.0, **KW)
 
 
 @pytest.mark.gpu
@@ -103,6 +103,6 @@ def test_cupy_matches_numpy(rng):
     import cupy
 
     img = 1 + 0.1 * rng.random((4, 32, 32))
-    got = recon.paganin(cupy.asarray(img), delta_beta=50.0, **KW)
+    got = recon.phase.paganin(cupy.asarray(img), delta_beta=50.0, **KW)
     assert isinstance(got, cupy.ndarray)
-    np.testing.assert_allclose(got.get(), recon.paganin(img, delta_beta=50.0, **KW), rtol=1e-9)
+    np.testing.assert_allclose(got.get(), recon.phase.paganin(img, delta_beta=50.0, **KW), rtol=1e-9)

@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._backend import to_numpy
-from .._model import ValidationError
-from ._shift import phase_correlate
+from ..._backend import to_numpy
+from ..._model import ValidationError
+from ._shift import candidate_stack, phase_correlate
 
 __all__ = ["center_halves", "half_sets"]
 
@@ -127,11 +127,10 @@ def _disc_windows(xp, candidates, n: int, ref: float):
 def _displacement(xp, projections, angles, rows, candidates, filter_name, sets):
     """Displacement (px, along ``direction``) of half ``b`` vs half ``a`` per candidate,
     and the zero-lag normalised correlation of the two blob maps (k,)."""
-    from ._center import _candidate_stack
-    from ._reconstruct import reconstruct
+    from .._reconstruct import reconstruct
 
     a, b, direction, _ = sets
-    stack, ref = _candidate_stack(xp, projections, rows, candidates)
+    stack, ref = candidate_stack(xp, projections, rows, candidates)
     k, r, n = candidates.size, len(rows), stack.shape[-1]
     maps = []
     for idx in (a, b):

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._backend import array_module
+from ..._backend import array_module
 
-__all__ = ["fourier_shift", "phase_correlate"]
+__all__ = ["candidate_stack", "fourier_shift", "phase_correlate"]
 
 
 def _pad_width(shifts) -> int:
@@ -158,3 +158,16 @@ def _parabola(a, b, c):
     safe = (den < 0) & (abs(den) > 1e-30)
     off = 0.5 * (a - c) / (den + (~safe))
     return (off * safe).clip(-0.5, 0.5)
+
+
+def candidate_stack(xp, projections, rows, candidates):
+    """(A, k*r, n): the chosen rows shifted so that each candidate axis sits at the
+    detector centre -- all candidates go through one reconstruction call."""
+    n = projections.shape[-1]
+    ref = (n - 1) / 2.0
+    sub = projections[:, rows, :].astype(np.float32)  # (A, r, n)
+    a, r, _ = sub.shape
+    stack = xp.broadcast_to(sub[:, None], (a, candidates.size, r, n)).reshape(a, -1, n)
+    d = np.repeat(ref - candidates, r)
+    shifted = fourier_shift(xp.moveaxis(stack, 1, 0), np.stack([np.zeros_like(d), d], axis=1))
+    return xp.moveaxis(shifted, 0, 1), ref

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._backend import array_module, to_numpy
+from ..._backend import array_module, to_numpy
 from ._shift import phase_correlate
 
 __all__ = []

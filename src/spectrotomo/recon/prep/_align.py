@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._backend import array_module, to_numpy
-from ._checks import check_angles, check_center, check_projections
+from ..._backend import array_module, to_numpy
+from .._checks import check_angles, check_center, check_projections
 from ._shift import fourier_shift, phase_correlate
 
 __all__ = ["align_projections", "AlignmentReport"]
@@ -139,7 +139,7 @@ def align_projections(projections, angles, *, center: float | None = None,
     report : AlignmentReport
         Only with ``return_report``.
     """
-    from ._reconstruct import project, reconstruct
+    from .._reconstruct import project, reconstruct
 
     xp = array_module(projections)
     where = "align_projections"

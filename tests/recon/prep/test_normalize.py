@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from spectrotomo import ValidationError
-from spectrotomo.recon import normalize
+from spectrotomo.recon.prep import normalize
 
 
 def _raw(rng, n=6, shape=(16, 20), counts=1000.0, dark=50.0, od=None):
@@ -160,7 +160,7 @@ def test_bad_arguments():
 
 def test_series_form_on_simulated_tilt_series(small_particle):
     from spectrotomo import provenance, validate_tilt_series
-    from spectrotomo.recon import normalize_series
+    from spectrotomo.recon.prep import normalize_series
     from spectrotomo.simulate import tilt_series
 
     ts = tilt_series(small_particle, energies=[640.0, 660.0], angles=[-30.0, 0.0, 30.0],
@@ -172,7 +172,7 @@ def test_series_form_on_simulated_tilt_series(small_particle):
     err = out["projections"].values - ts["true_od"].values
     assert np.abs(err).mean() < 0.02  # photon noise only (2e4 photons)
     assert len(out.attrs["normalize_report"]) == 2
-    assert provenance(out)[-1]["step"] == "recon.normalize_series"
+    assert provenance(out)[-1]["step"] == "recon.prep.normalize_series"
 
 
 @pytest.mark.parametrize("shape", [(3, 17, 23), (2, 1, 9), (1, 8, 1), (4, 2, 2)])
@@ -181,7 +181,7 @@ def test_median3x3_equals_scipy_median_filter(shape):
     (random values, many ties, degenerate frame shapes, edges replicated)."""
     from scipy.ndimage import median_filter
 
-    from spectrotomo.recon._normalize import _median3x3
+    from spectrotomo.recon.prep._normalize import _median3x3
 
     rng = np.random.default_rng(sum(shape))
     for x in (rng.normal(size=shape), rng.integers(0, 3, shape).astype(np.float32)):
@@ -194,7 +194,7 @@ def test_fill_at_masked_pixels_equals_two_5x5_median_passes(rng):
     passes (the previous implementation, scipy) give, clusters and edges included."""
     from scipy.ndimage import median_filter
 
-    from spectrotomo.recon._normalize import _fill_masked
+    from spectrotomo.recon.prep._normalize import _fill_masked
 
     od = rng.normal(1.0, 0.1, (3, 12, 15)).astype(np.float32)
     invalid = rng.random(od.shape) < 0.08

@@ -46,8 +46,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._backend import array_module, to_numpy
-from .._model import ValidationError
+from ..._backend import array_module, to_numpy
+from ..._model import ValidationError
 
 __all__ = ["remove_rings"]
 

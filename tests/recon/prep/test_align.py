@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from spectrotomo import ValidationError
-from spectrotomo.recon import align_projections, normalize
+from spectrotomo.recon.prep import align_projections, normalize
 
 
 def _jittered(truth, angles, *, seed, jitter=1.0, center_offset=1.7):

@@ -57,11 +57,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._backend import array_module, to_numpy
-from .._model import ValidationError
+from ..._backend import array_module, to_numpy
+from ..._model import ValidationError
 from ._center_halves import center_halves
-from ._checks import check_angles, check_projections
-from ._shift import fourier_shift, phase_correlate
+from .._checks import check_angles, check_projections
+from ._shift import candidate_stack, fourier_shift, phase_correlate
 
 __all__ = ["find_center", "CenterScores"]
 
@@ -205,23 +205,10 @@ def _center_com(xp, projections, angles, rows=None):
     return center, (angles, (resid * weight).sum(axis=1) / weight.sum())
 
 
-def _candidate_stack(xp, projections, rows, candidates):
-    """(A, k*r, n): the chosen rows shifted so that each candidate axis sits at the
-    detector centre -- all candidates go through one reconstruction call."""
-    n = projections.shape[-1]
-    ref = (n - 1) / 2.0
-    sub = projections[:, rows, :].astype(np.float32)  # (A, r, n)
-    a, r, _ = sub.shape
-    stack = xp.broadcast_to(sub[:, None], (a, candidates.size, r, n)).reshape(a, -1, n)
-    d = np.repeat(ref - candidates, r)
-    shifted = fourier_shift(xp.moveaxis(stack, 1, 0), np.stack([np.zeros_like(d), d], axis=1))
-    return xp.moveaxis(shifted, 0, 1), ref
-
-
 def _limited_metric(xp, projections, angles, rows, candidates, filter_name, kind):
-    from ._reconstruct import project, reconstruct
+    from .._reconstruct import project, reconstruct
 
-    stack, ref = _candidate_stack(xp, projections, rows, candidates)
+    stack, ref = candidate_stack(xp, projections, rows, candidates)
     a, _, n = stack.shape
     k, r = candidates.size, len(rows)
     if kind == "consistency":

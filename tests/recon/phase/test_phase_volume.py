@@ -21,10 +21,10 @@ def phase_volume():
     proj_d = np.pad(project(occ * delta, angles) * PIXEL_M, pad)
     ds = holotomo_series(proj_d, proj_d * (beta / delta), energy_ev=E_EV,
                          distances_m=DISTANCES_M, pixel_size_m=PIXEL_M, angles=angles)
-    phi = recon.ctf_retrieval(ds.projections.values[0], energy_ev=E_EV,
+    phi = recon.phase.ctf_retrieval(ds.projections.values[0], energy_ev=E_EV,
                               distances_m=DISTANCES_M, pixel_size_m=PIXEL_M,
                               delta_beta=delta / beta)
-    vol = recon.reconstruct_phase(phi, angles, energy_ev=E_EV, pixel_size_nm=PIXEL_M * 1e9)
+    vol = recon.phase.reconstruct_phase(phi, angles, energy_ev=E_EV, pixel_size_nm=PIXEL_M * 1e9)
     c = margin  # the n x n object sits at columns margin..margin+n in the reconstruction
     truth = np.zeros_like(vol.delta.values[0])
     truth[c:c + n, c:c + n, c:c + n] = occ * delta
@@ -51,6 +51,6 @@ def test_electron_density_units(phase_volume):
     rho = vol.electron_density
     assert rho.attrs["units"] == "e/nm^3"
     ratio = rho.values / np.where(vol.delta.values == 0, np.nan, vol.delta.values)
-    lam = recon.wavelength_m(E_EV)
+    lam = recon.phase.wavelength_m(E_EV)
     expected = 2 * np.pi / (2.8179403262e-15 * lam ** 2) * 1e-27
     np.testing.assert_allclose(np.nanmedian(ratio), expected, rtol=1e-5)

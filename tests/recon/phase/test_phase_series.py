@@ -17,16 +17,16 @@ def test_series_ctf_with_noise_and_divergent_beam():
     ds = holotomo_series(d, d / 56.0, energy_ev=17000.0, distances_m=[1e-3, 1.8e-3, 2.6e-3],
                          pixel_size_m=20e-9, angles=[0.0, 60.0, 120.0], photons=2e4, seed=1,
                          source_to_sample_m=0.1, shifts_px=[[0, 0], [1.2, -0.7], [-2.0, 1.5]])
-    phase = recon.retrieve_phase_series(ds, delta_beta=56.0)
+    phase = recon.phase.retrieve_phase_series(ds, delta_beta=56.0)
     assert phase.dims == ("energy", "angle", "y", "x") and phase.attrs["units"] == "rad"
     assert provenance(phase)[-1]["parameters"]["method"] == "ctf"
     # Measured 0.218 with 2e4 photons/pixel (0.194 noise-free; the 28 px vacuum margin
     # truncates the 2.6 mm fringes), 0.305 without magnification/shift correction.
     assert rel_rms(phase.values[0], ds.true_phase.values) < 0.25
-    unregistered = recon.retrieve_phase_series(ds, delta_beta=56.0, register=False)
+    unregistered = recon.phase.retrieve_phase_series(ds, delta_beta=56.0, register=False)
     assert rel_rms(phase.values[0], ds.true_phase.values) < 0.8 * rel_rms(
         unregistered.values[0], ds.true_phase.values)
-    single = recon.retrieve_phase_series(ds.isel(distance=[0]), delta_beta=56.0)
+    single = recon.phase.retrieve_phase_series(ds.isel(distance=[0]), delta_beta=56.0)
     assert provenance(single)[-1]["parameters"]["method"] == "paganin"
 
 
@@ -35,4 +35,4 @@ def test_series_rejects_plain_tilt_series():
 
     ts = tilt_series(np.ones((1, 2, 8, 8)), angles=[0, 1], energies=[17000.0], pixel_size=20.0)
     with pytest.raises(ValidationError, match="distance"):
-        recon.retrieve_phase_series(ts, delta_beta=56.0)
+        recon.phase.retrieve_phase_series(ts, delta_beta=56.0)

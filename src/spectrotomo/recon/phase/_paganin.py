@@ -28,9 +28,10 @@ import math
 
 import numpy as np
 
-from .._backend import array_module
-from .._model import ValidationError
-from ._phase_units import (HC_EV_M, check_delta_beta, check_distance, check_energy,
+from ..._backend import array_module
+from ..._model import ValidationError
+from ..._physics import HC_EV_M
+from ._units import (check_delta_beta, check_distance, check_energy,
                            check_pixel_size)
 
 __all__ = ["paganin", "paganin_filter"]

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from spectrotomo import ValidationError
-from spectrotomo.recon import find_center
+from spectrotomo.recon.prep import find_center
 
 N = 64
 
@@ -52,7 +52,7 @@ def test_limited_angle_within_half_pixel(phantom, offset, method):
 def test_limited_angle_simulated_particle(small_particle, method):
     """Grain texture flattens the FBP sharpness metric here; centre of mass (auto:
     the particle is inside the field of view) and consistency are not fooled."""
-    from spectrotomo.recon import normalize
+    from spectrotomo.recon.prep import normalize
     from spectrotomo.simulate import EDGES, tilt_series
 
     angles = np.arange(-65.0, 66.0, 2.0)
@@ -65,7 +65,7 @@ def test_limited_angle_simulated_particle(small_particle, method):
 @pytest.fixture(scope="module")
 def leaving_fov(small_particle):
     """(od (131, 64, 64), true axis column): -65..+65 deg, axis 3.7 px left of centre."""
-    from spectrotomo.recon import normalize
+    from spectrotomo.recon.prep import normalize
     from spectrotomo.simulate import EDGES, tilt_series
 
     angles = np.arange(-65.0, 66.0)
@@ -79,7 +79,7 @@ def test_limited_angle_particle_leaving_field_of_view(leaving_fov):
     """The particle's middle leaves the field of view (8 columns cut): whole-
     projection centre of mass and the FBP metrics fail (6.6 px / 22 px off);
     auto fits the centre of mass on the rows whose slice stays inside (caps)."""
-    from spectrotomo.recon._center import _confined, _confined_rows
+    from spectrotomo.recon.prep._center import _confined, _confined_rows
 
     angles = np.arange(-65.0, 66.0)
     od, true = leaving_fov[0][..., 8:], leaving_fov[1] - 8
@@ -92,7 +92,7 @@ def test_limited_angle_particle_leaving_field_of_view(leaving_fov):
 
 def _every_row_truncated(leaving_fov):
     """Middle rows 20-44 only, 8 columns cut: no slice stays inside the field of view."""
-    from spectrotomo.recon._center import _confined_rows
+    from spectrotomo.recon.prep._center import _confined_rows
 
     od, true = leaving_fov[0][:, 20:44, 8:], leaving_fov[1] - 8
     assert _confined_rows(np, od).size == 0
@@ -123,7 +123,7 @@ def test_halves_where_the_old_fallback_fails(leaving_fov):
 def test_half_sets_geometry():
     """Predicted displacement of the late half vs the early one: along the mid-range
     ray direction, i.e. (dy, dx) = (-cos phi, sin phi) for a range centred on phi."""
-    from spectrotomo.recon._center_halves import half_sets
+    from spectrotomo.recon.prep._center_halves import half_sets
 
     for phi in (0.0, 30.0, -50.0):
         a, b, direction, slope = half_sets(np.arange(-65.0, 66.0) + phi)
@@ -135,9 +135,9 @@ def test_half_sets_geometry():
 def test_halves_sign_and_slope_match_the_geometry(small_particle):
     """Non-uniform, asymmetric angles (-40..+88 deg): the measured displacement
     changes sign at the true axis with the predicted slope, and the axis is found."""
-    from spectrotomo.recon import normalize
-    from spectrotomo.recon._center import _confined_rows, _signal_rows
-    from spectrotomo.recon._center_halves import _displacement, half_sets
+    from spectrotomo.recon.prep import normalize
+    from spectrotomo.recon.prep._center import _confined_rows, _signal_rows
+    from spectrotomo.recon.prep._center_halves import _displacement, half_sets
     from spectrotomo.simulate import EDGES, tilt_series
 
     rng = np.random.default_rng(5)
@@ -177,7 +177,7 @@ def test_halves_refuses_where_its_rows_disagree(monkeypatch):
     8 heaviest rows crossed zero 1.7 px from the axis, but all 24 rows read a displacement
     of about -9 px there with a shallow slope, and the refinement jumped 18 px (accepted
     before, 16 px off). Those measured curves, replayed: refused, not returned."""
-    import spectrotomo.recon._center_halves as halves
+    import spectrotomo.recon.prep._center_halves as halves
 
     def replay(xp, projections, angles, rows, candidates, filter_name, sets):
         if candidates.size > 3:  # coarse scan: a clean crossing at column 20

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._model import ValidationError, add_provenance, validate_tilt_series
+from ..._model import ValidationError, add_provenance, validate_tilt_series
 
 __all__ = ["retrieve_phase_series"]
 
@@ -78,6 +78,6 @@ def retrieve_phase_series(ds, *, delta_beta, method="auto", register=True, **opt
                       name="phase", attrs={"units": "rad", "pixel_size": ds.attrs["pixel_size"],
                                            "pixel_size_units": "nm",
                                            "provenance": ds.attrs.get("provenance", "[]")})
-    return add_provenance(da, "recon.retrieve_phase_series", delta_beta=delta_beta,
+    return add_provenance(da, "recon.phase.retrieve_phase_series", delta_beta=delta_beta,
                           method="ctf" if use_ctf else "paganin", register=register,
                           distances_m=z, **options)

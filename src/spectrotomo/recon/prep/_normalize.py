@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .._backend import array_module
-from .._model import ValidationError
+from ..._backend import array_module
+from ..._model import ValidationError
 
 __all__ = ["normalize", "NormalizeReport"]
 

@@ -46,8 +46,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._backend import array_module, to_numpy
-from .._model import ValidationError
+from ..._backend import array_module, to_numpy
+from ..._model import ValidationError
 from ._register_fit import (depth_gain_basis, depth_gain_significant, fourier_mellin_scale,
                             gauss_newton, ndimage_module, outline_depth, warp)
 from ._shift import phase_correlate

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._backend import array_module
-from .._model import ValidationError
+from ..._backend import array_module
+from ..._model import ValidationError
 from ._paganin import paganin
 
 __all__ = ["correct_magnification", "register_distances", "shift_images"]

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._model import ValidationError
+from ..._model import ValidationError
+from ..._physics import HC_EV_M
 
 __all__ = [
     "wavelength_m",
@@ -21,8 +22,6 @@ __all__ = [
     "delta_to_electron_density",
 ]
 
-#: h * c in eV * m (CODATA 2018).
-HC_EV_M = 1.239841984e-6
 #: classical electron radius in m (CODATA 2018).
 R_E_M = 2.8179403262e-15
 

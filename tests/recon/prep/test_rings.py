@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from spectrotomo import ValidationError
-from spectrotomo.recon import remove_rings
+from spectrotomo.recon.prep import remove_rings
 
 N, N_ANGLES = 96, 120
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from spectrotomo.recon import normalize, remove_rings
-from spectrotomo.recon._shift import fourier_shift, phase_correlate
+from spectrotomo.recon.prep import normalize, remove_rings
+from spectrotomo.recon.prep._shift import fourier_shift, phase_correlate
 
 
 def _stack(rng):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from spectrotomo import ValidationError
-from spectrotomo.recon import normalize, register_energies
+from spectrotomo.recon.prep import normalize, register_energies
 
 
 def _series(truth, energies, *, seed, photons=2e4, ref=0):
@@ -217,7 +217,8 @@ def test_energy_batches_give_the_same_registration(monkeypatch):
     """Gauss-Newton and phase correlation in batches of energies (bounded memory for
     long XANES stacks): the same scales and shifts as one batch, to the Gauss-Newton
     stopping step (each batch stops on its own: 2e-6 in scale measured)."""
-    from spectrotomo.recon import _register_fit, _shift
+    from spectrotomo.recon.prep import _register_fit
+    from spectrotomo.recon.prep import _shift
     from spectrotomo.simulate import particle, tilt_series
 
     ts = tilt_series(particle("small", seed=1), energies=np.linspace(636.0, 648.0, 7),

@@ -36,11 +36,12 @@ import math
 
 import numpy as np
 
-from .._backend import array_module
-from .._model import ValidationError
+from ..._backend import array_module
+from ..._model import ValidationError
+from ..._physics import HC_EV_M
 from ._paganin import (batches, check_images, check_padding, crop_images, frequencies_squared,
                        pad_images, _fft_pair)
-from ._phase_units import HC_EV_M, check_delta_beta, check_distance, check_energy, check_pixel_size
+from ._units import check_delta_beta, check_distance, check_energy, check_pixel_size
 
 __all__ = ["ctf_retrieval"]
 

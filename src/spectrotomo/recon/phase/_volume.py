@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .._model import add_provenance, volume
-from ._phase_units import delta_to_electron_density, phase_to_delta, wavelength_m
+from ..._model import add_provenance, volume
+from ._units import delta_to_electron_density, phase_to_delta, wavelength_m
 
 __all__ = ["reconstruct_phase"]
 
@@ -35,8 +35,8 @@ def reconstruct_phase(phase, angles, *, energy_ev, pixel_size_nm, center=None,
     """
     import xarray as xr
 
-    from .._backend import to_numpy
-    from ._reconstruct import reconstruct
+    from ..._backend import to_numpy
+    from .._reconstruct import reconstruct
 
     wavelength_m(energy_ev)  # validates the energy before the (long) reconstruction
     per_voxel = reconstruct(phase, angles, algorithm=algorithm, center=center, **options)
@@ -50,6 +50,6 @@ def reconstruct_phase(phase, angles, *, energy_ev, pixel_size_nm, center=None,
                                    voxel_size=pixel_size_nm, units="e/nm^3",
                                    name="electron_density"),
     }, attrs={"pixel_size": float(pixel_size_nm), "pixel_size_units": "nm"})
-    return add_provenance(ds, "recon.reconstruct_phase", energy_ev=energy_ev,
+    return add_provenance(ds, "recon.phase.reconstruct_phase", energy_ev=energy_ev,
                           pixel_size_nm=pixel_size_nm, algorithm=algorithm, center=center,
                           n_angles=int(phase.shape[0]))

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from spectrotomo.recon import _shift
-from spectrotomo.recon._shift import fourier_shift, phase_correlate
+from spectrotomo.recon.prep import _shift
+from spectrotomo.recon.prep._shift import fourier_shift, phase_correlate
 
 
 def test_batches_give_the_unbatched_displacements(rng, monkeypatch):

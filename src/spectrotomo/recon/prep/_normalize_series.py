@@ -32,8 +32,8 @@ def normalize_series(ts, **options):
     """
     import xarray as xr
 
-    from .. import add_provenance, validate_tilt_series
-    from .._model import ValidationError
+    from ... import add_provenance, validate_tilt_series
+    from ..._model import ValidationError
     from ._normalize import normalize
 
     validate_tilt_series(ts, where="normalize_series")
@@ -60,6 +60,6 @@ def normalize_series(ts, **options):
                                attrs={"codes": "0 ok, 1 non-positive, 2 saturated, 3 non-finite, "
                                                "4 zinger, 5 bad flat/dark"})
     out.attrs["normalize_report"] = reports
-    add_provenance(out, "recon.normalize_series", inputs=["projections", "flats", "darks"],
+    add_provenance(out, "recon.prep.normalize_series", inputs=["projections", "flats", "darks"],
                    report=reports, **{k: v for k, v in options.items() if np.isscalar(v)})
     return validate_tilt_series(out, where="normalize_series")
