@@ -15,6 +15,7 @@ are supported (renames, markers and the lock use the file system).
 from __future__ import annotations
 
 import shutil
+import time
 import uuid
 import warnings
 from pathlib import Path
@@ -208,8 +209,25 @@ def write(store_path, group: str, obj, *, overwrite: bool = False,
             _to_zarr(tmp, tree, kind, encoding)
             _mark_tree(tmp, tree, kind, name)  # last step before publishing
             _publish(tmp, target)
-    finally:
+    except BaseException:
+        _remove_settled(tmp)
+        raise
+    return target
+
+
+def _remove_settled(tmp: Path, settle_s: float = 0.3, limit_s: float = 10.0) -> None:
+    """Remove a failed write's temporary store, again until no late write recreates it.
+
+    When one chunk write fails, zarr's and dask's other chunk writes already
+    running finish in their threads afterwards (and recreate directories):
+    remove until the directory has stayed absent for ``settle_s``.
+    """
+    start = time.monotonic()
+    while True:
         shutil.rmtree(tmp, ignore_errors=True)
+        time.sleep(settle_s)
+        if not tmp.exists() or time.monotonic() - start > limit_s:
+            return
     return target
 
 
