@@ -8,8 +8,9 @@ import pytest
 
 from spectrotomo import io
 from spectrotomo.pipeline._config import config_from_dict
-from spectrotomo.pipeline._preprocess import _normalise_all, _register
-from spectrotomo.pipeline._steps import RunContext, preprocess
+from spectrotomo.pipeline.steps.preprocess import _normalise_all, _register
+from spectrotomo.pipeline._context import RunContext
+from spectrotomo.pipeline.steps.preprocess import preprocess
 from spectrotomo.simulate import particle, tilt_series
 
 TINY = dict(shape=(24, 32, 32), radius_nm=200.0, n_grains=6, n_voids=1, n_cracks=0)

@@ -48,7 +48,7 @@ def test_cupy_matches_numpy(rng):
     import cupy
 
     stack = _stack(rng)
-    for method in ("blind", "offset", "sort"):
+    for method in ("blind", "offset", "sorting"):
         gpu = remove_rings(cupy.asarray(stack), method=method)
         np.testing.assert_allclose(gpu.get(), remove_rings(stack, method=method), atol=1e-5)
     raw = 1000 * np.exp(-stack)

@@ -49,11 +49,11 @@ def _metrics(corrected, od, angles, particle):
     ("blind", {}, 2.9),
     ("blind", {"columns": False}, 2.3),
     ("offset", {}, 2.5),
-    ("sort", {"size": 3}, 1.3),
-    ("fw", {"level": 1, "sigma": 1.0}, 1.3),
+    ("sorting", {"size": 3}, 1.3),
+    ("fourier-wavelet", {"level": 1, "sigma": 1.0}, 1.3),
 ])
 def test_ring_amplitude_reduced_without_biasing_particle(stripes, method, kwargs, factor):
-    if method == "fw":
+    if method == "fourier-wavelet":
         pytest.importorskip("pywt")
     od, bad, angles, particle = stripes
     before, _ = _metrics(bad, od, angles, particle)
@@ -65,7 +65,7 @@ def test_ring_amplitude_reduced_without_biasing_particle(stripes, method, kwargs
 def test_sorting_matches_algotom(stripes):
     removal = pytest.importorskip("algotom.prep.removal")
     _, bad, _, _ = stripes
-    ours = remove_rings(bad.astype(np.float32), method="sort", size=11)
+    ours = remove_rings(bad.astype(np.float32), method="sorting", size=11)
     ref = removal.remove_stripe_based_sorting(bad[:, 0].astype(np.float32), size=11)
     np.testing.assert_allclose(ours[:, 0], ref, atol=1e-6)
 
@@ -73,7 +73,7 @@ def test_sorting_matches_algotom(stripes):
 def test_batched_rows_equal_single_rows(stripes):
     _, bad, _, _ = stripes
     stack = np.concatenate([bad, 2 * bad, bad[::-1]], axis=1)
-    for kwargs in ({"method": "offset"}, {"method": "sort"}, {"method": "blind", "columns": False}):
+    for kwargs in ({"method": "offset"}, {"method": "sorting"}, {"method": "blind", "columns": False}):
         out = remove_rings(stack, **kwargs)
         np.testing.assert_allclose(out[:, 1:2], remove_rings(2 * bad, **kwargs), atol=1e-5)
         np.testing.assert_allclose(remove_rings(stack[:, 0], **kwargs), out[:, 0], atol=1e-6)
@@ -100,7 +100,7 @@ def test_clean_data_nearly_unchanged(stripes):
 
 
 def test_constant_and_empty_stacks_unchanged():
-    for method in ("blind", "offset", "sort"):
+    for method in ("blind", "offset", "sorting"):
         np.testing.assert_allclose(remove_rings(np.full((6, 3, 16), 0.7), method=method), 0.7,
                                    atol=1e-6)
         np.testing.assert_allclose(remove_rings(np.zeros((6, 3, 16)), method=method), 0.0)

@@ -16,7 +16,7 @@ reconstruction. The methods below work on the whole stack
   one offset per column pooled over all rows (rows clear of the particle
   see the part of a gain error a column shares without the object), then
   one per pixel.
-- ``"sort"``: Vo, Atwood & Drakopoulos, Opt. Express 26, 28396 (2018),
+- ``"sorting"``: Vo, Atwood & Drakopoulos, Opt. Express 26, 28396 (2018),
   algorithm 3: sort each column along angles, median-filter the sorted
   sinogram across columns, unsort.
 - ``"offset"``: the sorting idea applied to the defect itself (close to
@@ -24,11 +24,11 @@ reconstruction. The methods below work on the whole stack
   remove the smooth trend across columns (Gaussian), take the part a
   median across columns rejects, and average it over the middle 80 % of
   ranks -- one offset per column, constant over angles like the defect.
-- ``"fw"``: Muench, Trtik, Marone & Stampanoni, Opt. Express 17, 8567
+- ``"fourier-wavelet"``: Muench, Trtik, Marone & Stampanoni, Opt. Express 17, 8567
   (2009): wavelet-decompose each sinogram, damp the vertical-detail bands
   at low angular frequency with a Gaussian notch, recompose.
 
-Measured (``gpu_bench/stripe_bench.py``, RESULTS.prep.md 2026-12-01; TINY
+Measured (``gpu_bench/diagnostics/stripe_removal.py``, RESULTS.prep.md 2026-12-01; TINY
 particle, O pair, energy shifts 0.5 px + centre offset 0.7 px), sort /
 offset / blind: stripe RMS removed on an empty field with 1 % gain errors
 73 / 41 / 77 %; noise-free change of the particle's O-edge jump 39 / 9.1 /
@@ -184,7 +184,7 @@ def _remove_stripes_fw(stack, level: int, sigma: float, wavelet: str):
     try:
         import pywt
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("remove_rings(method='fw') needs PyWavelets "
+        raise ImportError("remove_rings(method='fourier-wavelet') needs PyWavelets "
                           "(pip install PyWavelets)") from exc
     n_angles, n_rows, n_cols = stack.shape
     sino = np.ascontiguousarray(np.moveaxis(stack, 1, 0), dtype=np.float64)  # (rows, angles, cols)
@@ -215,28 +215,28 @@ def remove_rings(projections, *, method: str = "blind", size: int | None = None,
     projections : ndarray, shape (n_angles, n_rows, n_cols)
         Optical density (numpy or cupy); each row ``[:, r, :]`` is a sinogram.
         A 2-D array is taken as one sinogram (n_angles, n_cols).
-    method : {"blind", "offset", "sort", "fw"}
+    method : {"blind", "offset", "sorting", "fourier-wavelet"}
         ``"blind"``: column then per-pixel offsets from the sorted stack,
         smoothed edge-aware across columns (module docstring; numpy/cupy;
         leaves the particle's edges nearly unchanged).
         ``"offset"``: per-column offsets from the sorted, detrended
         sinogram (numpy/cupy).
-        ``"sort"``: sorting + median filter (Vo et al. 2018 algorithm 3,
+        ``"sorting"``: sorting + median filter (Vo et al. 2018 algorithm 3,
         as ``algotom.prep.removal.remove_stripe_based_sorting``; numpy/cupy).
-        ``"fw"``: Fourier-wavelet (Muench et al. 2009; runs on the host with
+        ``"fourier-wavelet"``: Fourier-wavelet (Muench et al. 2009; runs on the host with
         PyWavelets, result returned on the input's device).
     size : int, optional
-        Median window across columns, pixels (odd, >= 3): ``"sort"``/``"offset"``
+        Median window across columns, pixels (odd, >= 3): ``"sorting"``/``"offset"``
         wider than the widest stripe, default 21 / 5; ``"blind"``: the guide's
         median, default 3 (stripes 1 px wide; 5 for 2-px stripes).
     sigma : float, optional
         ``"blind"``: width of the edge-aware smoothing across columns, pixels
         (default 10; wider removes more of a stripe's smooth part, slower).
         ``"offset"``: width of the trend removed across columns, pixels
-        (default 2). ``"fw"``: Gaussian notch width in angular-frequency
+        (default 2). ``"fourier-wavelet"``: Gaussian notch width in angular-frequency
         bins of each wavelet level (default 1).
     level, wavelet :
-        ``"fw"``: decomposition levels and the PyWavelets wavelet name.
+        ``"fourier-wavelet"``: decomposition levels and the PyWavelets wavelet name.
     columns : bool
         ``"blind"``: first remove one offset per column pooled over all rows
         (default). False treats every row on its own, so that chunks of rows
@@ -258,13 +258,13 @@ def remove_rings(projections, *, method: str = "blind", size: int | None = None,
         raise ValidationError("remove_rings: projections contain NaN/inf; normalise with "
                               "fill='median' or mask them first")
     dtype = arr.dtype if arr.dtype in (np.float32, np.float64) else np.float32
-    if method in ("sort", "offset", "blind"):
-        size = {"sort": 21, "offset": 5, "blind": 3}[method] if size is None else int(size)
+    if method in ("sorting", "offset", "blind"):
+        size = {"sorting": 21, "offset": 5, "blind": 3}[method] if size is None else int(size)
         if size < 3:
             raise ValueError(f"remove_rings: size must be >= 3 pixels, got {size}")
         if sigma is not None and not float(sigma) > 0:
             raise ValueError(f"remove_rings: sigma must be > 0, got {sigma}")
-        if method == "sort":
+        if method == "sorting":
             out = _remove_stripes_sorting(xp, arr.astype(dtype), size | 1)
         elif method == "offset":
             out = _remove_stripes_offset(xp, arr.astype(dtype), size | 1,
@@ -273,11 +273,11 @@ def remove_rings(projections, *, method: str = "blind", size: int | None = None,
             out = _remove_stripes_blind(xp, arr.astype(dtype), size | 1,
                                         10.0 if sigma is None else float(sigma),
                                         bool(columns))
-    elif method == "fw":
+    elif method == "fourier-wavelet":
         out = xp.asarray(_remove_stripes_fw(to_numpy(arr), level,
                                             1.0 if sigma is None else float(sigma), wavelet))
     else:
-        raise ValueError("remove_rings: method must be 'blind', 'offset', 'sort' or 'fw', "
-                         f"got {method!r}")
+        raise ValueError("remove_rings: method must be 'blind', 'offset', 'sorting' or "
+                         f"'fourier-wavelet', got {method!r}")
     out = out.astype(dtype, copy=False)
     return out[:, 0, :] if squeeze else out

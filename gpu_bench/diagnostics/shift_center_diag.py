@@ -24,7 +24,7 @@ before registration as ``[preprocess] rings``: ``blind``, the default since
 before that | ``fourier-wavelet`` | ``none``),
 ``gain`` (detector gain error ``ring_strength``, 0), ``seed`` (0).
 
-Usage: ``PYTHONPATH=src python gpu_bench/shift_center_diag.py CASE [CASE ...]``,
+Usage: ``PYTHONPATH=src python gpu_bench/diagnostics/shift_center_diag.py CASE [CASE ...]``,
 e.g. ``both:photons=none,register=oracle``; one JSON line per case.
 """
 
@@ -69,7 +69,7 @@ def simulate(opts):
 def optical_density(ts, rings):
     """od (energy, angle, y, x) float64 as the pipeline's preprocess normalises it."""
     from spectrotomo.pipeline import Config
-    from spectrotomo.pipeline._preprocess import _normalise_all
+    from spectrotomo.pipeline.steps.preprocess import _normalise_all
 
     if ts.attrs["photons"] == 0:
         return ts["true_od"].values.astype(np.float64)
@@ -80,7 +80,7 @@ def optical_density(ts, rings):
 
 def register(od, ts, mode):
     """Registered od, reference index, relative scales and shifts."""
-    from spectrotomo.pipeline import _preprocess
+    from spectrotomo.pipeline.steps import preprocess as _preprocess
     from spectrotomo.recon.prep._register import warp
 
     s_true, d_true = ts["true_scale"].values, ts["true_energy_shift"].values
@@ -130,8 +130,9 @@ def classify(mu, energies, truth, px):
     from spectrotomo import segmentation as seg
     from spectrotomo._model import volume
     from spectrotomo.pipeline import Config
-    from spectrotomo.pipeline._chunked import _element_maps, edge_pairs
-    from spectrotomo.pipeline._steps import _class_ratio
+    from spectrotomo.pipeline.steps.quantify import _element_maps
+    from spectrotomo.spectra import edge_pairs
+    from spectrotomo.pipeline.steps.segment import class_ratio as _class_ratio
 
     cfg = Config()
     vol = volume(mu.astype(np.float32), energies=energies, voxel_size=px, units="1/nm", name="mu")

@@ -21,25 +21,81 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .. import io
-from .._model import add_provenance, energy_pixel_sizes
-from ._phase import is_phase_run, phase_od
+from ... import io
+from ..._model import add_provenance, energy_pixel_sizes
 
-__all__ = ["preprocess", "od_chunks"]
+__all__ = ["preprocess", "od_chunks", "is_phase_run", "phase_od", "magnification_pixel_sizes",
+           "scale_options"]
 
-_RING_METHODS = {"blind": "blind", "offset": "offset", "sorting": "sort", "fourier-wavelet": "fw"}
 _MASK_COUNTS = ("n_nonpositive", "n_saturated", "n_nonfinite", "n_zingers")
+
+
+def is_phase_run(cfg, raw: xr.Dataset | None = None) -> bool:
+    """True when the run retrieves phase (configured, or the raw series has distances)."""
+    if cfg.phase.method != "none":
+        return True
+    return raw is not None and "distance" in raw["projections"].dims
+
+
+def _transmission(ds: xr.Dataset, cfg) -> xr.Dataset:
+    """I/I0 with dims (energy, distance, angle, y, x); flat/dark corrected when flats exist."""
+    from ...recon.prep import normalize
+
+    proj = ds["projections"]
+    if "distance" not in proj.dims:
+        proj = proj.expand_dims(distance=[cfg.phase.distances_m[0]] if cfg.phase.distances_m
+                                else [np.nan], axis=1)
+    if "flats" not in ds:
+        return ds.assign(projections=proj)
+    flats = ds["flats"]
+    darks = ds["darks"] if "darks" in ds else None
+    out = np.empty(proj.shape, np.float32)
+    for e in range(proj.sizes["energy"]):  # energies x distances: a handful of calls
+        for d in range(proj.sizes["distance"]):
+            def pick(da):
+                return da.values[e, d] if "distance" in da.dims else da.values[e]
+            od, _ = normalize(proj.values[e, d], pick(flats),
+                              None if darks is None else pick(darks),
+                              flat_mode=cfg.preprocess.flat_mode)
+            out[e, d] = np.exp(-od)
+    return ds.drop_vars([v for v in ("flats", "darks") if v in ds]).assign(
+        projections=(proj.dims, out))
+
+
+def phase_od(ds: xr.Dataset, cfg) -> tuple[np.ndarray, dict]:
+    """Phase magnitude ``-phi`` (energy, angle, y, x) in rad from a raw holotomography series."""
+    from ...recon.phase import retrieve_phase_series
+
+    inten = _transmission(ds, cfg)
+    if cfg.phase.distances_m and "distance" in ds["projections"].dims:
+        if len(cfg.phase.distances_m) != inten.sizes["distance"]:
+            raise ValueError(f"preprocess: [phase] distances_m has {len(cfg.phase.distances_m)} "
+                             f"values but the raw series has {inten.sizes['distance']} distances")
+        inten = inten.assign_coords(distance=("distance", list(cfg.phase.distances_m),
+                                              {"units": "m"}))
+        inten = inten.drop_vars(["effective_distance"], errors="ignore")
+    if cfg.phase.pixel_size_m:
+        inten.attrs["pixel_size"] = float(cfg.phase.pixel_size_m) * 1e9  # nm
+    if not np.all(np.isfinite(inten["distance"].values)):
+        raise ValueError("preprocess: the phase branch needs the propagation distance: the raw "
+                         "series has no 'distance' coordinate and [phase] distances_m is empty")
+    if cfg.phase.energy_ev:
+        inten = inten.assign_coords(energy=[float(cfg.phase.energy_ev)])
+    method = "auto" if cfg.phase.method == "none" else cfg.phase.method
+    phase = retrieve_phase_series(inten, delta_beta=cfg.phase.delta_beta, method=method)
+    return (-phase.values).astype(np.float32), {"phase_method": method,
+                                                "delta_beta": float(cfg.phase.delta_beta)}
 
 
 def _normalise_energy(ds: xr.Dataset, e: int, cfg) -> tuple[np.ndarray, int]:
     """Optical density (angle, y, x) float32 of energy ``e`` and its masked-pixel count."""
-    from ..recon.prep import normalize, remove_rings
+    from ...recon.prep import normalize, remove_rings
 
     darks = ds["darks"][e].values if "darks" in ds else None
     od, report = normalize(ds["projections"][e].values, ds["flats"][e].values, darks,
                            flat_mode=cfg.preprocess.flat_mode)
     if cfg.preprocess.rings != "none":
-        od = remove_rings(od, method=_RING_METHODS[cfg.preprocess.rings])
+        od = remove_rings(od, method=cfg.preprocess.rings)
     return np.asarray(od, dtype=np.float32), sum(int(getattr(report, k)) for k in _MASK_COUNTS)
 
 
@@ -50,7 +106,7 @@ def _normalise_all(ds: xr.Dataset, cfg) -> tuple[np.ndarray, dict]:
     return np.stack([od for od, _ in pairs]), {"masked_pixels": sum(n for _, n in pairs)}
 
 
-def _magnification(ds: xr.Dataset, mode: str) -> np.ndarray | None:
+def magnification_pixel_sizes(ds: xr.Dataset, mode: str) -> np.ndarray | None:
     """Pixel sizes (n_energies,) nm that fix the magnification, or None to estimate.
 
     ``[preprocess] magnification``: "auto" uses the per-energy pixel sizes the
@@ -76,7 +132,7 @@ def scale_options(mode: str, energies) -> dict:
 def _registration(frames: np.ndarray, reference: int, *, pixel_sizes=None, **options):
     """Energy registration of ``frames`` (n_energies, ny, nx), one angle, onto the
     ``reference`` energy's geometry; ``options`` as :func:`scale_options` gives."""
-    from ..recon.prep import register_energies
+    from ...recon.prep import register_energies
 
     return register_energies(frames, reference=reference, pixel_sizes=pixel_sizes,
                              **options)[1]
@@ -84,7 +140,7 @@ def _registration(frames: np.ndarray, reference: int, *, pixel_sizes=None, **opt
 
 def _warp_energy(od_e: np.ndarray, reg, e: int) -> np.ndarray:
     """All angles (angle, y, x) of energy ``e`` resampled with its registration."""
-    from ..recon.prep import warp
+    from ...recon.prep import warp
 
     n = od_e.shape[0]
     return warp(od_e, np.repeat(reg.scales[e], n),
@@ -184,8 +240,8 @@ def _energy_source(ds: xr.Dataset, cfg, phase: bool):
 
 def preprocess(ctx) -> None:
     """raw -> od: normalise, de-ring, register energies, find the centre, align jitter."""
-    from ..recon.prep import align_projections, find_center
-    from ..recon.prep import fourier_shift
+    from ...recon.prep import align_projections, find_center
+    from ...recon.prep import fourier_shift
 
     cfg = ctx.config
     ds = io.read_group(ctx.store, "raw")
@@ -195,7 +251,7 @@ def preprocess(ctx) -> None:
     shape, energies, counts = _energy_source(ds, cfg, phase)
     n_e, _, ny, nx = shape
     register = cfg.preprocess.register_energies and n_e > 1 and not phase
-    sizes = _magnification(ds, cfg.preprocess.magnification) if register else None
+    sizes = magnification_pixel_sizes(ds, cfg.preprocess.magnification) if register else None
     reference = n_e // 2
     pixel_size = float(ds.attrs["pixel_size"])
     if sizes is not None:  # every energy gets the reference energy's geometry and pixel size

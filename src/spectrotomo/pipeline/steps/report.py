@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .. import io
-from ._figures import center_scores, histogram, label_orthoslices, orthoslices
+from ... import io
+from .._figures import center_scores, histogram, label_orthoslices, orthoslices
 
-__all__ = ["write_report", "truth_errors"]
+__all__ = ["write_report", "truth_errors", "ome_zarr_dir"]
 
 CLASS_NAMES = {0: "background", 1: "target", 2: "oxygen-poor", 3: "oxygen-rich"}
 CLASS_COLORS = {0: "#000000", 1: "#2ca02c", 2: "#d62728", 3: "#1f77b4"}
@@ -33,9 +33,9 @@ _PROFILE_FILES = {"tm_o_ratio": "tm_o", "electron_density": "electron_density"}
 
 def _profile_tables(store, out_dir: Path, *, figures: bool = True) -> dict:
     """CSV (and PNG) tables of the scalar maps in the ``profiles`` group, and the
-    mean of each per shell for the summary."""
-    from .. import segmentation as seg
-    from ._profiles import profile_table_of
+    median of each per shell for the summary."""
+    from ... import segmentation as seg
+    from .profile import profile_table_of
 
     if "profiles" not in io.list_groups(store):
         raise ValueError(f"report: store {store} has no 'profiles' group; run the profile "
@@ -48,10 +48,16 @@ def _profile_tables(store, out_dir: Path, *, figures: bool = True) -> dict:
                 continue
             table = profile_table_of(profiles, quantity, by)
             seg.to_csv(table, out_dir / f"{stem}_by_{by}.csv")
+            smoothed = None
+            if f"{quantity}_smoothed_mean_by_{by}" in profiles:  # what the classes use
+                smoothed = profile_table_of(profiles, f"{quantity}_smoothed", by)
+                seg.to_csv(smoothed, out_dir / f"{stem}_smoothed_by_{by}.csv")
             if figures:
-                seg.plot_profile(table, out_dir / f"{stem}_by_{by}.png")
+                seg.plot_profile(table, out_dir / f"{stem}_by_{by}.png", smoothed=smoothed)
             if by == "shell":
                 summary[f"{stem}_mean_by_shell"] = [float(v) for v in table["mean"].values]
+                summary[f"{stem}_median_by_shell"] = [float(v) for v in
+                                                      table["median"].values]
     return summary
 
 
@@ -178,11 +184,20 @@ def write_report(ctx) -> dict:
         for el in val["element"].values:
             da = val["valence"].sel(element=el)
             if figures:
-                orthoslices(da, out / f"valence_{el}_2d.png",
+                quality = val["quality_mask"].sel(element=el) if "quality_mask" in val else None
+                orthoslices(da, out / f"valence_{el}_2d.png", mask=quality,
                             title=f"{el} effective valence (2D)", cmap="plasma")
             summary[f"mean_valence_{el}_2d"] = float(np.nanmean(da.values))
     summary.update(_profile_tables(store, out, figures=figures))
+    if figures and "chemistry" in groups:
+        from .._summary_figure import summary_figure
+
+        summary_figure(store, out / "summary_figure.png")
     summary["errors_vs_truth"] = truth_errors(store)
+    if ctx.config.output.ome_zarr:
+        summary["ome_zarr"] = str(ome_zarr_dir(store))
+        io.export_store(store, ome_zarr_dir(store), version=ctx.config.output.ome_zarr_version,
+                        overwrite=True)  # the previous report's export of this store
     summary["parameters"] = ctx.config.to_dict()
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
     with open(out / "summary.csv", "w", newline="") as fh:
@@ -191,6 +206,12 @@ def write_report(ctx) -> dict:
         for key, value in _flatten(summary).items():
             writer.writerow([key, value])
     return summary
+
+
+def ome_zarr_dir(store) -> Path:
+    """Where ``[output] ome_zarr = true`` exports a store: ``<store>-ome`` beside it."""
+    store = Path(store)
+    return store.with_suffix("").parent / (store.with_suffix("").name + "-ome")
 
 
 def _center_figure(store, out: Path) -> None:
@@ -207,7 +228,7 @@ def _density_report(store, seg_ds: xr.Dataset, out: Path, *, figures: bool = Tru
     rho = dens["electron_density"].isel(energy=0)
     mask = seg_ds["mask"].values
     if figures:
-        orthoslices(rho, out / "electron_density.png", title="electron density")
+        orthoslices(rho, out / "electron_density.png", title="electron density", mask=mask)
         histogram(rho, out / "electron_density_histogram.png", mask=mask)
     return {"mean_electron_density": float(rho.values[mask].mean()) if mask.any() else None}
 
@@ -222,10 +243,12 @@ def _chemistry_report(store, seg_ds: xr.Dataset, out: Path, *,
 
 
 def _chemistry_figures(chem: xr.Dataset, seg_ds: xr.Dataset, out: Path) -> None:
+    mask = seg_ds["mask"].values
     for el in chem["element"].values:
         orthoslices(chem["amount"].sel(element=el), out / f"amount_{el}.png",
-                    title=f"{el} amount")
-    orthoslices(chem["tm_o_ratio"], out / "tm_o_ratio.png", title="TM/O atomic ratio")
+                    title=f"{el} amount", mask=mask)
+    orthoslices(chem["tm_o_ratio"], out / "tm_o_ratio.png", title="TM/O atomic ratio",
+                mask=mask)
     histogram(chem["tm_o_ratio"], out / "tm_o_histogram.png", mask=seg_ds["mask"].values)
     label_orthoslices(seg_ds["composition_class"], out / "composition_classes.png",
                       names=CLASS_NAMES, colors=CLASS_COLORS, title="composition classes")
