@@ -30,13 +30,19 @@ def _write_simulated(preset: str, seed: int, store: Path, overwrite: bool) -> No
         io.write_groups(store, groups, overwrite=overwrite)
 
 
-def _info(store: Path) -> int:
+def _info(store: Path, verify: bool = False) -> int:
+    """Print the store summary (and the verification); 1 if anything is unfinished or
+    damaged."""
     from . import io
 
     description = io.describe_store(store)
     print(io.format_store(description))
-    unfinished = [g for g in description["groups"] if g["state"] not in ("complete", "container")]
-    return 1 if unfinished else 0
+    ok = description["complete"]
+    if verify:
+        report = io.verify_store(store)
+        print(report.format())
+        ok = ok and report.ok
+    return 0 if ok else 1
 
 
 def cmd_simulate(args) -> int:
@@ -46,7 +52,7 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_info(args) -> int:
-    return _info(args.store)
+    return _info(args.store, verify=args.verify)
 
 
 def cmd_demo(args) -> int:
@@ -202,8 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="summarise a sample store",
                        description="List the groups of a store with their variables "
                        "(dims, shapes, dtypes, units), completion state and provenance "
-                       "steps. Exit status 1 if any group is unfinished.")
+                       "steps, and the pipeline steps the store was planned with. Exit "
+                       "status 1 if any group or planned step is unfinished (or, with "
+                       "--verify, any chunk is missing or corrupt).")
     p.add_argument("store", type=Path, metavar="STORE", help="sample store (.zarr directory)")
+    p.add_argument("--verify", action="store_true",
+                   help="read every chunk and check its CRC-32C checksum and that no chunk "
+                   "is missing; name each damaged chunk (group/array chunk key)")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("demo", help="run the demo into OUT_DIR",
@@ -293,16 +304,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Entry point of the ``spectrotomo`` command; returns the exit status."""
-    from .io import StoreLockedError
+    from .io import StoreCorruptError, StoreLockedError, StoreWriteError
     from .pipeline import ConfigError, MemoryPlanError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except (ValueError, KeyError, FileExistsError, FileNotFoundError, StoreLockedError,
-            ConfigError, MemoryPlanError) as exc:
+            StoreWriteError, StoreCorruptError, ConfigError, MemoryPlanError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"spectrotomo {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # disk full / read-only outside the store (run.log, report)
+        error = StoreWriteError.from_os_error(exc, exc.filename or Path.cwd(), "output")
+        if error is None:
+            raise
+        print(f"spectrotomo {args.command}: error: {error}", file=sys.stderr)
         return 2
 
 
