@@ -55,7 +55,7 @@ def _case_insensitive(path: Path) -> bool:
 
 
 def _refuse_shared_stores(manifest: Manifest, jobs) -> None:
-    """[store-integrity] Two scans whose stores resolve to one real path (a symlink in the
+    """Two scans whose stores resolve to one real path (a symlink in the
     output directory, labels differing only in case on a case-insensitive file system)
     would both write one store: refused before any work."""
     seen: dict[str, tuple[str, str]] = {}
@@ -234,7 +234,7 @@ def run_batch(manifest, *, config=None, out_dir=None, workers: int = 1, executor
     # every scan's config first: a bad override stops the batch before any work
     jobs = [(spec, scan_config(base, spec, scan_paths(out, spec.label)[0]))
             for spec in manifest.scans]
-    _refuse_shared_stores(manifest, jobs)  # [store-integrity]
+    _refuse_shared_stores(manifest, jobs)
     states = {spec.label: scan_state(out, spec.label) for spec in manifest.scans}
     if dry_run:
         for spec in manifest.scans:
