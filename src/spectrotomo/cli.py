@@ -30,13 +30,19 @@ def _write_simulated(preset: str, seed: int, store: Path, overwrite: bool) -> No
         io.write_groups(store, groups, overwrite=overwrite)
 
 
-def _info(store: Path) -> int:
+def _info(store: Path, verify: bool = False) -> int:
+    """Print the store summary (and the verification); 1 if anything is unfinished or
+    damaged."""
     from . import io
 
     description = io.describe_store(store)
     print(io.format_store(description))
-    unfinished = [g for g in description["groups"] if g["state"] not in ("complete", "container")]
-    return 1 if unfinished else 0
+    ok = description["complete"]
+    if verify:
+        report = io.verify_store(store)
+        print(report.format())
+        ok = ok and report.ok
+    return 0 if ok else 1
 
 
 def cmd_simulate(args) -> int:
@@ -46,7 +52,7 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_info(args) -> int:
-    return _info(args.store)
+    return _info(args.store, verify=args.verify)
 
 
 def cmd_demo(args) -> int:
@@ -146,7 +152,7 @@ _OVERRIDES = {"store": "output.store", "algorithm": "reconstruct.algorithm",
 def _add_run_options(p) -> None:
     p.add_argument("config", type=Path, metavar="CONFIG", help="run configuration (TOML or YAML)")
     p.add_argument("--store", help="sample store (.zarr); overrides [output] store")
-    p.add_argument("--algorithm", choices=("fbp", "sirt", "cgls", "tv"),
+    p.add_argument("--algorithm", choices=("auto", "fbp", "joint", "sirt", "cgls", "tv"),
                    help="reconstruction algorithm; overrides [reconstruct] algorithm")
     p.add_argument("--iterations", type=int, help="iterations of sirt/cgls/tv")
     p.add_argument("--center", type=float,
@@ -208,8 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", parents=[debug], help="summarise a sample store",
                        description="List the groups of a store with their variables "
                        "(dims, shapes, dtypes, units), completion state and provenance "
-                       "steps. Exit status 1 if any group is unfinished.")
+                       "steps, and the pipeline steps the store was planned with. Exit "
+                       "status 1 if any group or planned step is unfinished (or, with "
+                       "--verify, any chunk is missing or corrupt).")
     p.add_argument("store", type=Path, metavar="STORE", help="sample store (.zarr directory)")
+    p.add_argument("--verify", action="store_true",
+                   help="read every chunk and check its CRC-32C checksum and that no chunk "
+                   "is missing; name each damaged chunk (group/array chunk key)")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("demo", parents=[debug], help="run the demo into OUT_DIR",
@@ -302,20 +313,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _user_errors() -> tuple[type, ...]:
     """Exceptions that are a user's mistake (config, input, store state): exit 2."""
-    from .io import StoreLockedError
+    from .io import StoreCorruptError, StoreLockedError, StoreWriteError
     from .pipeline import ConfigError, ManifestError, MemoryPlanError
 
-    return (ConfigError, ManifestError, MemoryPlanError, StoreLockedError, ValueError, KeyError,
-            FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
-            PermissionError)
+    return (ConfigError, ManifestError, MemoryPlanError, StoreLockedError, StoreWriteError,
+            StoreCorruptError, ValueError, KeyError, FileExistsError, FileNotFoundError,
+            IsADirectoryError, NotADirectoryError, PermissionError)
 
 
 def _error_message(command: str, exc: BaseException) -> tuple[str, int]:
-    """(one clear message, exit status) for ``exc``: 2 for a user mistake, 1 for a
-    system fault (disk full, read-only output), 1 for an internal error."""
+    """(one clear message, exit status) for ``exc``: 2 for a user mistake (also a
+    full, read-only or forbidden output: :class:`~spectrotomo.io.StoreWriteError`),
+    1 for another system fault or an internal error."""
+    from .io import StoreWriteError
+
+    if isinstance(exc, OSError) and not isinstance(exc, StoreWriteError):
+        # disk full / read-only outside the store (run.log, report): explained
+        exc = StoreWriteError.from_os_error(exc, exc.filename or Path.cwd(), "output") or exc
     if isinstance(exc, _user_errors()):
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        if isinstance(exc, OSError) and exc.filename and exc.strerror:  # not "[Errno 13] ..."
+        if type(exc) in (FileNotFoundError, FileExistsError, IsADirectoryError,
+                         NotADirectoryError, PermissionError) and exc.filename and exc.strerror:
+            # "path: reason", not "[Errno 2] reason: 'path'"
             message = f"{exc.filename}: {exc.strerror}"
         return f"spectrotomo {command}: error: {message}", 2
     if isinstance(exc, OSError):
@@ -328,9 +347,10 @@ def _error_message(command: str, exc: BaseException) -> tuple[str, int]:
 def main(argv=None) -> int:
     """Entry point of the ``spectrotomo`` command; returns the exit status.
 
-    A user mistake (invalid config or input, a locked store, a memory plan over
-    the limit) prints one message and exits 2; a system fault (OSError) or an
-    internal error exits 1; ``--debug`` shows the traceback instead.
+    A user mistake (invalid config or input, a locked or damaged store, a full or
+    read-only output, a memory plan over the limit) prints one message and exits
+    2; another system fault (OSError) or an internal error exits 1; ``--debug``
+    shows the traceback instead.
     """
     args = build_parser().parse_args(argv)
     try:

@@ -56,25 +56,38 @@ def test_internal_error_is_one_message_pointing_to_debug(tmp_path, capsys, monke
     assert "rerun with --debug" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("code, text", [(errno.ENOSPC, "No space left on device"),
-                                        (errno.EROFS, "Read-only file system")])
-def test_system_fault_names_the_path_and_exits_1(tmp_path, capsys, monkeypatch, code, text):
+@pytest.mark.parametrize("code, why", [(errno.ENOSPC, "no space left on the device"),
+                                       (errno.EROFS, "the file system is read-only"),
+                                       (errno.EACCES, "permission denied")])
+def test_full_or_read_only_output_is_one_message_exit_2(tmp_path, capsys, monkeypatch, code,
+                                                        why):
     import spectrotomo.pipeline as pipeline
 
-    fault = OSError(code, text, str(tmp_path / "s.zarr" / "recon" / "mu"))
+    target = str(tmp_path / "s-report" / "run.log")
+    monkeypatch.setattr(pipeline, "run_pipeline", _raise(OSError(code, "x", target)))
+    assert cli.main(["run", str(_config(tmp_path))]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"spectrotomo run: error: cannot write output to {target}: {why}")
+    assert "Traceback" not in err and err.count("\n") == 1
+
+
+def test_other_system_fault_names_the_path_and_exits_1(tmp_path, capsys, monkeypatch):
+    import spectrotomo.pipeline as pipeline
+
+    fault = OSError(errno.EIO, "Input/output error", "/data/scan.h5")
     monkeypatch.setattr(pipeline, "run_pipeline", _raise(fault))
     assert cli.main(["run", str(_config(tmp_path))]) == 1
-    err = capsys.readouterr().err
-    assert err == f"spectrotomo run: error: {tmp_path / 's.zarr' / 'recon' / 'mu'}: {text}\n"
+    assert capsys.readouterr().err == "spectrotomo run: error: /data/scan.h5: Input/output error\n"
 
 
-def test_permission_error_is_a_user_mistake(tmp_path, capsys, monkeypatch):
+def test_missing_file_is_path_and_reason(tmp_path, capsys, monkeypatch):
     import spectrotomo.pipeline as pipeline
 
-    fault = PermissionError(errno.EACCES, "Permission denied", "/data/s.zarr")
+    fault = FileNotFoundError(errno.ENOENT, "No such file or directory", "/data/refs.csv")
     monkeypatch.setattr(pipeline, "run_pipeline", _raise(fault))
     assert cli.main(["run", str(_config(tmp_path))]) == 2
-    assert capsys.readouterr().err == "spectrotomo run: error: /data/s.zarr: Permission denied\n"
+    assert capsys.readouterr().err == ("spectrotomo run: error: /data/refs.csv: No such file or "
+                                       "directory\n")
 
 
 def test_interrupt_exits_130(tmp_path, capsys, monkeypatch):

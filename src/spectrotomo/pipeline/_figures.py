@@ -11,8 +11,24 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from ..segmentation import CLASS_LEGEND
+
 __all__ = ["orthoslices", "label_orthoslices", "histogram", "center_scores", "robust_limits",
-           "masked_cmap"]
+           "masked_cmap", "CLASS_NAMES", "CLASS_COLORS", "class_fraction_table"]
+
+#: Composition class value -> display name and colour, from the segmentation's one
+#: legend (:data:`spectrotomo.segmentation.CLASS_LEGEND`).
+CLASS_NAMES = {k: ("background" if k == 0 else name.replace("_", "-"))
+               for k, (name, _) in CLASS_LEGEND.items()}
+CLASS_COLORS = {k: colour for k, (_, colour) in CLASS_LEGEND.items()}
+
+
+def class_fraction_table(classes: np.ndarray) -> dict[str, float]:
+    """Volume fraction of each class (target, oxygen-poor, oxygen-rich) among the
+    classified voxels, keyed by display name."""
+    classified = classes[classes > 0]
+    n = max(classified.size, 1)
+    return {CLASS_NAMES[c]: float((classified == c).sum() / n) for c in (1, 2, 3)}
 
 
 def _pyplot():

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import io
 from ._figures import _extent, _pyplot, masked_cmap, robust_limits
-from .steps.report import CLASS_COLORS, CLASS_NAMES, _class_fractions
+from ._figures import CLASS_COLORS, CLASS_NAMES, class_fraction_table as _class_fractions
 
 __all__ = ["summary_figure"]
 

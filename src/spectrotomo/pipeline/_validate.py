@@ -218,14 +218,28 @@ def _check_input(cfg: Config, inp: _Input, steps: set, problems: list, warnings:
             problems.append(f"[preprocess] center = {c:g} is outside the detector of {where}; "
                             f"expected \"auto\" or a column index within [-0.5, "
                             f"{inp.n_cols - 0.5:g}] ({inp.n_cols} columns)")
-    if cfg.reconstruct.iterations is not None and cfg.reconstruct.algorithm == "fbp":
-        warnings.append(f"[reconstruct] iterations = {cfg.reconstruct.iterations} is ignored: "
-                        "algorithm = \"fbp\" is not iterative (sirt, cgls and tv use it)")
+    _check_algorithm(cfg, inp, warnings)
     if inp.tomogram and steps & set(_TOMO_STEPS):
         _check_angles(inp, problems)
     _check_energies(cfg, inp, steps, problems)
     if inp.ds is not None:
         _check_counts(inp, problems, warnings)
+
+
+def _check_algorithm(cfg: Config, inp: _Input, warnings: list) -> None:
+    """Keys the algorithm the run will use ignores (``auto`` resolved on the angles)."""
+    from .steps.reconstruct import resolve_algorithm
+
+    rec = cfg.reconstruct
+    algorithm = resolve_algorithm(rec.algorithm, inp.angles)
+    named = f"algorithm = {rec.algorithm!r}" + (f" (here {algorithm!r})"
+                                                  if algorithm != rec.algorithm else "")
+    if rec.iterations is not None and algorithm == "fbp":
+        warnings.append(f"[reconstruct] iterations = {rec.iterations} is ignored: {named} is "
+                        "not iterative (joint, sirt, cgls and tv use it)")
+    if rec.max_seconds is not None and algorithm not in ("sirt", "cgls", "tv"):
+        warnings.append(f"[reconstruct] max_seconds = {rec.max_seconds:g} is ignored: {named}; "
+                        "it caps sirt, cgls and tv solves")
 
 
 def _check_angles(inp: _Input, problems: list) -> None:

@@ -7,7 +7,7 @@ step: normalise, rings, centre, jitter, energy registration) and
 """
 
 from ._filters import FILTERS
-from ._joint import AUTO_WEIGHT, reconstruct_joint
+from ._joint import AUTO_WEIGHT, od_noise, reconstruct_joint
 from ._operator import ParallelBeamOperator
 from ._reconstruct import (ALGORITHMS, ITERATION_LIMIT, backproject, check_iterations, project,
                            reconstruct, reconstruct_dask)
@@ -30,5 +30,6 @@ __all__ = [
     "reconstruct",
     "reconstruct_dask",
     "reconstruct_joint",
+    "od_noise",
     "reconstruct_series",
 ]

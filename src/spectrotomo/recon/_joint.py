@@ -58,7 +58,7 @@ from ._operator import ParallelBeamOperator
 from ._regularize import divergence, gradient, project_ball, sinogram_noise
 from ._toeplitz import FilteredNormal
 
-__all__ = ["reconstruct_joint", "AUTO_WEIGHT"]
+__all__ = ["reconstruct_joint", "od_noise", "AUTO_WEIGHT"]
 
 AUTO_WEIGHT = 0.25  # lam / image noise, see the module docstring
 _MIN_COARSE = 16  # columns of the coarsest level
@@ -174,6 +174,24 @@ def spectral_basis(od, noise):
     gram = _host(b @ b.T).astype(float) / np.outer(noise, noise)
     _, U = np.linalg.eigh(gram)
     return np.ascontiguousarray(U[:, ::-1])
+
+
+def od_noise(od) -> np.ndarray:
+    """White-noise standard deviation of each energy's optical density.
+
+    Parameters
+    ----------
+    od : array, shape (n_energies, n_angles, n_rows, n_cols)
+        Optical density (numpy or cupy), e.g. one chunk of rows of a sample.
+
+    Returns
+    -------
+    ndarray, shape (n_energies,), float64: the robust (MAD) noise of second
+    differences along the detector, as :func:`reconstruct_joint` estimates it;
+    pass it as ``noise=`` so that every chunk of a sample gets the same weights.
+    """
+    xp = array_module(od)
+    return sinogram_noise(xp, xp.asarray(od))
 
 
 def reconstruct_joint(od, angles, *, center: float | None = None, weight="auto",

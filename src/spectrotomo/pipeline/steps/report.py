@@ -13,19 +13,10 @@ import numpy as np
 import xarray as xr
 
 from ... import io
-from .._figures import center_scores, histogram, label_orthoslices, orthoslices
+from .._figures import (CLASS_COLORS, CLASS_NAMES, center_scores, class_fraction_table,
+                       histogram, label_orthoslices, orthoslices)
 
-__all__ = ["write_report", "truth_errors", "ome_zarr_dir"]
-
-CLASS_NAMES = {0: "background", 1: "target", 2: "oxygen-poor", 3: "oxygen-rich"}
-CLASS_COLORS = {0: "#000000", 1: "#2ca02c", 2: "#d62728", 3: "#1f77b4"}
-
-
-def _class_fractions(classes: np.ndarray) -> dict[str, float]:
-    classified = classes[classes > 0]
-    n = max(classified.size, 1)
-    return {CLASS_NAMES[c]: float((classified == c).sum() / n) for c in (1, 2, 3)}
-
+__all__ = ["write_report", "truth_errors", "ome_zarr_dir", "CLASS_NAMES", "CLASS_COLORS"]
 
 #: Report file stem of each profiled quantity (``<stem>_by_<by>.csv``/``.png``).
 _PROFILE_FILES = {"tm_o_ratio": "tm_o", "electron_density": "electron_density"}
@@ -101,8 +92,8 @@ def truth_errors(store) -> dict:
         seg_ds = io.read_group(store, "segmentation")
         est_cls = seg_ds["composition_class"].values
         true_cls = truth["composition_class"].values
-        est = _class_fractions(est_cls)
-        true = _class_fractions(true_cls)
+        est = class_fraction_table(est_cls)
+        true = class_fraction_table(true_cls)
         diff = [abs(est[k] - true[k]) for k in est]
         # max: the worst single published proportion; sum: twice the total-variation
         # distance (every misassigned percentage point counted where it went and came from)
@@ -114,6 +105,8 @@ def truth_errors(store) -> dict:
                                            if both.any() else None)
         errors["class_fractions"] = est
         errors["class_fractions_truth"] = true
+    if "segmentation" in groups:
+        errors.update(_mask_errors(io.read_group(store, "segmentation")["mask"].values, truth))
     if "chemistry" in groups:
         errors["amount_relative_bias"] = _amount_bias(io.read_group(store, "chemistry"), truth)
     if "valence" in groups:
@@ -128,6 +121,24 @@ def truth_errors(store) -> dict:
         ok = thick & np.isfinite(val)
         errors["mn_valence_mae"] = float(np.abs(val[ok] - true2d[ok]).mean()) if ok.any() else None
     return errors
+
+
+def _mask_errors(mask: np.ndarray, truth: xr.Dataset) -> dict:
+    """Particle-mask IoU against the true particle (holes filled, as the mask is) and
+    the extent error per axis (z, y, x) in voxels: a limited-angle reconstruction
+    stretches the particle along the missing-wedge direction (y)."""
+    from scipy import ndimage
+
+    est = np.asarray(mask, dtype=bool)
+    true = ndimage.binary_fill_holes(truth["particle"].values.astype(bool))
+    extent = {}
+    for axis, name in enumerate(("z", "y", "x")):
+        other = tuple(a for a in range(3) if a != axis)
+        pe, pt = np.flatnonzero(est.any(axis=other)), np.flatnonzero(true.any(axis=other))
+        extent[name] = int((pe[-1] - pe[0]) - (pt[-1] - pt[0])) if pe.size and pt.size else None
+    union = (est | true).sum()
+    return {"mask_iou": float((est & true).sum() / union) if union else None,
+            "extent_error_vox": extent}
 
 
 def _magnification_error(od: xr.Dataset, raw: xr.Dataset) -> float:
@@ -240,7 +251,7 @@ def _chemistry_report(store, seg_ds: xr.Dataset, out: Path, *,
     chem = io.read_group(store, "chemistry").load()
     if figures:
         _chemistry_figures(chem, seg_ds, out)
-    return {"class_fractions": _class_fractions(seg_ds["composition_class"].values)}
+    return {"class_fractions": class_fraction_table(seg_ds["composition_class"].values)}
 
 
 def _chemistry_figures(chem: xr.Dataset, seg_ds: xr.Dataset, out: Path) -> None:
