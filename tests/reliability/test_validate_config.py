@@ -26,7 +26,7 @@ BAD = [
      r"\[reconstruct\] iterations must be <= 10000 unless \[reconstruct\] max_seconds caps"),
     ("reconstruct", "max_seconds = 0", r"\[reconstruct\] max_seconds must be > 0.*got 0\.0"),
     ("reconstruct", "max_seconds = -5.0", r"\[reconstruct\] max_seconds must be > 0"),
-    ("reconstruct", 'algorithm = "art"', r"\[reconstruct\] algorithm must be one of fbp, sirt"),
+    ("reconstruct", 'algorithm = "art"', r"\[reconstruct\] algorithm must be one of auto, fbp, joint"),
     ("reconstruct", 'filter = "box"', r"\[reconstruct\] filter must be one of ram-lak"),
     ("reconstruct", "chunk_rows = 0", r"\[reconstruct\] chunk_rows must be >= 1.*got 0"),
     ("segmentation", "target_tm_o = 0.0", r"\[segmentation\] target_tm_o must be > 0.*got 0\.0"),
@@ -115,8 +115,13 @@ def test_defaults_and_template_are_valid():
 
     assert check_config(Config()) == []
     assert config_from_dict(tomllib.loads(TEMPLATE)) == Config()
-    assert check_config(config_from_dict({"reconstruct": {"iterations": 10**6,
-                                                           "max_seconds": 60.0}})) == []
+    assert check_config(config_from_dict({"reconstruct": {
+        "algorithm": "sirt", "iterations": 10**6, "max_seconds": 60.0}})) == []
+    with pytest.raises(ConfigError, match=r"iterations must be <= 10000 unless \[reconstruct\] "
+                                          r"max_seconds caps each solve \(algorithm sirt, cgls, "
+                                          r"tv; algorithm = 'joint'\)"):
+        config_from_dict({"reconstruct": {"algorithm": "joint", "iterations": 10**6,
+                                          "max_seconds": 60.0}})
 
 
 def test_config_error_lists_problems_and_pickles():

@@ -29,9 +29,10 @@ def prepared(tmp_path_factory):
 
 def test_validation_warning_in_run_log_and_summary(tmp_path):
     steps = ["acquire", "preprocess", "reconstruct", "quantify", "segment", "profile", "report"]
-    result = run_pipeline(_config(tmp_path / "s.zarr", iterations=5), steps=steps,
+    result = run_pipeline(_config(tmp_path / "s.zarr", algorithm="fbp", iterations=5),
+                          steps=steps,
                           report_dir=tmp_path / "rep", log=lambda m: None)
-    expected = "[reconstruct] iterations = 5 is ignored: algorithm = \"fbp\" is not iterative"
+    expected = "[reconstruct] iterations = 5 is ignored: algorithm = 'fbp' is not iterative"
     assert any(expected in w for w in result["warnings"])
     assert expected in (tmp_path / "rep" / "run.log").read_text()
     summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
@@ -56,6 +57,14 @@ def test_time_capped_solves_are_logged_and_recorded(tmp_path, prepared, monkeypa
     assert any(stopped in w for w in result["warnings"])
     assert "reconstruct: 16 of 16 chunks done" in log
     assert any("iteration 1 of 1000000" in line for line in lines)
+
+
+def test_auto_resolves_before_warning(tmp_path, prepared):
+    """``auto`` is joint at -65..+65 deg: iterations apply, max_seconds does not."""
+    result = run_pipeline(_config(prepared, iterations=3, max_seconds=5.0), steps=["reconstruct"],
+                          dry_run=True, log=lambda m: None)
+    assert result["warnings"] == ["[reconstruct] max_seconds = 5 is ignored: algorithm = 'auto' "
+                                  "(here 'joint'); it caps sirt, cgls and tv solves"]
 
 
 def test_progress_is_throttled(tmp_path, prepared):

@@ -120,14 +120,19 @@ def _describe_input(cfg: Config, store: Path) -> _Input:
     from .. import io
 
     groups = io.list_groups(store) if (store / "zarr.json").is_file() else {}
-    if "raw" in groups and io.is_complete(store, "raw"):
-        return _from_dataset(io.read_group(store, "raw"), f"{store} (group raw)",
-                             xanes="raw_xanes" in groups)
-    if "od" in groups and io.is_complete(store, "od"):  # prepared elsewhere
-        od = io.read_group(store, "od")
-        return _Input(f"{store} (group od)", energies=od["energy"].values,
-                      angles=od["angle"].values, n_cols=od.sizes["x"], tomogram=False,
-                      phase=od.attrs.get("signal") == "phase")
+    try:  # coordinates only: the counts were checked when acquire wrote them
+        if "raw" in groups and io.is_complete(store, "raw"):
+            inp = _from_dataset(io.read_group(store, "raw"), f"{store} (group raw)",
+                                xanes="raw_xanes" in groups)
+            inp.ds = None
+            return inp
+        if "od" in groups and io.is_complete(store, "od"):  # prepared elsewhere
+            od = io.read_group(store, "od")
+            return _Input(f"{store} (group od)", energies=od["energy"].values,
+                          angles=od["angle"].values, n_cols=od.sizes["x"], tomogram=False,
+                          phase=od.attrs.get("signal") == "phase")
+    except (ValueError, KeyError, OSError):
+        pass  # a damaged group: the run verifies and rebuilds it from the input
     src = parse_source(cfg.input.path)
     where = f"[input] path = {cfg.input.path!r}"
     overrides = {"energies_ev": cfg.input.energies_ev, "pixel_size_nm": cfg.input.pixel_size_nm}
