@@ -23,10 +23,11 @@ import numpy as np
 
 def make_case(truth, energies, seed):
     from spectrotomo.recon import normalize
-    from spectrotomo.simulate import tilt_series
+    from spectrotomo.simulate import Imperfections, tilt_series
 
-    ts = tilt_series(truth, energies=energies, angles=[20.0], energy_shift_px=1.5,
-                     magnification=0.01, photons=2e4, seed=seed)
+    ts = tilt_series(truth, energies=energies, angles=[20.0],
+                     imperfections=Imperfections(energy_shift_px=1.5, magnification=0.01),
+                     photons=2e4, seed=seed)
     od = np.stack([normalize(ts.projections.values[k], ts.flats.values[k],
                              ts.darks.values[k])[0][0] for k in range(len(energies))])
     d, s = ts.true_energy_shift.values, ts.true_scale.values
@@ -62,7 +63,8 @@ def skimage_register(od):
 
 def main():
     from spectrotomo.recon import register_energies
-    from spectrotomo.simulate import EDGES, particle
+    from spectrotomo.simulate import particle
+    from spectrotomo.spectra import EDGES
     from spectrotomo.simulate._sample import XANES_ENERGIES
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
