@@ -3,7 +3,7 @@ import pytest
 from scipy import ndimage
 
 from spectrotomo import validate_tilt_series
-from spectrotomo.simulate import Imperfections, attenuation, particle, project, tilt_series
+from spectrotomo.simulate import Calibration, Imperfections, attenuation, particle, project, tilt_series
 from spectrotomo.simulate._forward import _misalign, _sigma, components
 from spectrotomo.spectra import EDGES, builtin_references, cross_section
 
@@ -40,7 +40,7 @@ def test_attenuation_is_density_times_cross_section(truth):
 def test_noise_free_series_is_beer_lambert_of_the_projected_attenuation(truth):
     energies = [635.0, 643.0, 665.0]
     ds = tilt_series(truth, energies=energies, angles=ANGLES, photons=None,
-                     imperfections=Imperfections(center_offset_px=1.5))
+                     imperfections=Imperfections(center_offset_px=1.5), calibration=Calibration())
     validate_tilt_series(ds)
     assert ds.attrs["true_center"] == pytest.approx((40 - 1) / 2 + 1.5)
     mu = attenuation(truth, energies).values
@@ -226,3 +226,21 @@ def test_pixel_size_metadata_records_the_true_magnification_only_when_asked(trut
     assert with_meta.attrs["pixel_size"] == px
     for name in ("projections", "flats", "true_od", "true_scale"):  # same draws, same data
         np.testing.assert_array_equal(with_meta[name].values, plain[name].values)
+
+
+def test_calibration_offset_and_broadening_of_the_scan(truth):
+    """The scan sees the model spectra moved up by the offset and broadened."""
+    kw = dict(angles=[0.0], photons=None)
+    energies = np.arange(638.0, 646.01, 0.5)
+    exact = tilt_series(truth, energies=energies, calibration=Calibration(), **kw)
+    moved = tilt_series(truth, energies=energies + 0.5, calibration=Calibration(0.5, 0.0), **kw)
+    np.testing.assert_allclose(moved["true_od"].values, exact["true_od"].values, rtol=1e-5,
+                               atol=1e-6)
+    assert moved.attrs["true_energy_offset_ev"] == 0.5
+    broad = tilt_series(truth, energies=energies, calibration=Calibration(0.0, 0.4), **kw)
+    peak = lambda ds: ds["true_od"].values.max()  # noqa: E731  the Mn L3 white line
+    assert 0.6 * peak(exact) < peak(broad) < 0.97 * peak(exact)
+    default = tilt_series(truth, energies=energies, **kw)  # a realistic calibration by default
+    assert default.attrs["true_energy_offset_ev"] > 0 and default.attrs["true_broadening_ev"] > 0
+    with pytest.raises(ValueError, match="broadening_ev"):
+        Calibration(0.0, -0.1)

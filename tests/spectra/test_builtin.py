@@ -37,7 +37,8 @@ def test_absolute_units_and_metadata():
     # order of magnitude of a soft X-ray cross section per atom: 1e-6..1e-3 nm^2
     assert 1e-6 < spectra.values.min() and spectra.values.max() < 1e-3
     mn = builtin_references(["Mn"], normalised=False)
-    assert mn.sizes["state"] == 3 and mn.energy.min() == 635 and mn.energy.max() == 665
+    # the default grid reaches 5 eV past the scan range: room for a calibration offset
+    assert mn.sizes["state"] == 3 and mn.energy.min() == 630 and mn.energy.max() == 670
 
 
 @pytest.mark.parametrize("element", list(EDGES))

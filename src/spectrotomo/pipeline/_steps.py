@@ -123,9 +123,13 @@ def valence(ctx: RunContext) -> None:
     result["energy_scale"] = (("energy",), np.asarray(reg.scales),
                               {"units": "1", "source": reg.scale_source})
     result.attrs["registration_reference"] = int(reg.reference)
+    if "true_energy_offset_ev" in ds.attrs:  # simulated scan: the report compares
+        result.attrs["true_energy_offset_ev"] = float(ds.attrs["true_energy_offset_ev"])
     add_provenance(result, "pipeline.valence", inputs=[str(ctx.store)],
                    references=cfg.references, fit_mode=result.attrs["fit_mode"],
-                   nonneg=cfg.nonneg, sum_to_one=cfg.sum_to_one)
+                   nonneg=cfg.nonneg, sum_to_one=cfg.sum_to_one,
+                   energy_offset=cfg.energy_offset,
+                   energy_offset_ev=dict(zip(elements, result.attrs["energy_offset_ev"])))
     io.write(ctx.store, "valence", result, overwrite=ctx.overwrite)
 
 

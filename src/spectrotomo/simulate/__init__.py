@@ -13,14 +13,18 @@ from ._geometry import ball
 from ._holo_sample import holotomo_sample
 from ._holo_sample import refractive_index
 from ._instrument import MILD_IMPERFECTIONS
+from ._instrument import SCAN_CALIBRATION
+from ._instrument import Calibration
 from ._instrument import Imperfections
 from ._particle import particle
 from ._project import project
 from ._sample import sample
 
 __all__ = [
+    "Calibration",
     "Imperfections",
     "MILD_IMPERFECTIONS",
+    "SCAN_CALIBRATION",
     "attenuation",
     "ball",
     "fresnel_propagate",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["Imperfections", "MILD_IMPERFECTIONS"]
+__all__ = ["Imperfections", "MILD_IMPERFECTIONS", "Calibration", "SCAN_CALIBRATION"]
 
 
 @dataclass(frozen=True)
@@ -60,3 +60,47 @@ class Imperfections:
 #: The mild imperfections of :func:`spectrotomo.simulate.sample`'s tilt series.
 MILD_IMPERFECTIONS = Imperfections(jitter_px=0.3, center_offset_px=0.7, energy_shift_px=0.5,
                                    magnification=0.002, ring_strength=0.003)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Energy calibration of a simulated scan relative to the builtin references.
+
+    A scan's spectra never equal the reference spectra it is fitted with: the
+    monochromator's energy scale differs from the one the references were
+    measured on, and the two instruments resolve differently. The scan sees
+    the builtin model spectra shifted up in energy by ``energy_offset_ev`` (a
+    feature at ``E`` in the references appears at ``E + energy_offset_ev`` in
+    the scan; :func:`spectrotomo.spectra.shift_energy` with this offset
+    aligns the references) and convolved with a Gaussian of standard
+    deviation ``broadening_ev``. ``Calibration()`` is the exact (inverse
+    crime) case.
+
+    Attributes
+    ----------
+    energy_offset_ev : float
+        Shift of the scan's spectra relative to the references, eV.
+    broadening_ev : float
+        Standard deviation of the extra Gaussian energy resolution, eV (>= 0).
+    """
+
+    energy_offset_ev: float = 0.0
+    broadening_ev: float = 0.0
+
+    def __post_init__(self):
+        if not math.isfinite(self.energy_offset_ev) or abs(self.energy_offset_ev) > 10.0:
+            raise ValueError(f"Calibration: energy_offset_ev must be finite and within +-10 eV, "
+                             f"got {self.energy_offset_ev}")
+        if not (math.isfinite(self.broadening_ev) and 0.0 <= self.broadening_ev <= 5.0):
+            raise ValueError(f"Calibration: broadening_ev must be in [0, 5] eV, "
+                             f"got {self.broadening_ev}")
+
+    @property
+    def exact(self) -> bool:
+        return self.energy_offset_ev == 0.0 and self.broadening_ev == 0.0
+
+
+#: The default of every simulated scan: a typical calibration difference between
+#: a reference measurement and a sample scan (a few tenths of an eV of offset; a
+#: resolution difference of 0.2 eV std, 0.47 eV FWHM).
+SCAN_CALIBRATION = Calibration(energy_offset_ev=0.3, broadening_ev=0.2)

@@ -9,7 +9,7 @@ import xarray as xr
 
 from ..spectra import EDGES, builtin_references
 from ._forward import tilt_series
-from ._instrument import MILD_IMPERFECTIONS, Imperfections
+from ._instrument import MILD_IMPERFECTIONS, SCAN_CALIBRATION, Calibration, Imperfections
 from ._particle import PRESETS, particle
 
 __all__ = ["sample", "dual_energies", "XANES_ENERGIES"]
@@ -26,7 +26,7 @@ def dual_energies(elements=("O", "Mn", "Co", "Ni")) -> np.ndarray:
 
 def sample(preset: str = "small", *, seed: int = 0,
            imperfections: Imperfections = MILD_IMPERFECTIONS,
-           pixel_size_metadata: bool = False, **overrides) -> xr.DataTree:
+           calibration: Calibration = SCAN_CALIBRATION, pixel_size_metadata: bool = False, **overrides) -> xr.DataTree:
     """Simulate a whole measurement of one particle.
 
     Parameters
@@ -40,6 +40,10 @@ def sample(preset: str = "small", *, seed: int = 0,
         centre offset, energy shifts, magnification, rings;
         ``Imperfections()`` for a perfect instrument); the XANES scan gets
         the energy shifts and magnification only.
+    calibration : Calibration
+        Energy offset and broadening of both series' spectra relative to the
+        builtin references (default ``SCAN_CALIBRATION``: +0.3 eV, 0.2 eV;
+        ``Calibration()`` for the references' exact spectra: an inverse crime).
     pixel_size_metadata : bool
         Both series record the true per-energy pixel size
         (``pixel_size_energy``, see :func:`tilt_series`; off by default).
@@ -57,7 +61,7 @@ def sample(preset: str = "small", *, seed: int = 0,
     truth = particle(preset, seed=seed, **overrides)
     step = float(PRESETS[preset].get("angle_step_deg", 1.0))
     angles = np.arange(-65.0, 65.0 + step / 2, step)
-    meta = {"pixel_size_metadata": bool(pixel_size_metadata)}
+    meta = {"pixel_size_metadata": bool(pixel_size_metadata), "calibration": calibration}
     ts = tilt_series(truth, energies=dual_energies(), angles=angles, seed=seed + 1,
                      imperfections=imperfections, **meta)
     # one angle: no jitter, rotation centre or rings to speak of

@@ -6,6 +6,9 @@ from ._builtin import BUILTIN_STATES
 from ._builtin import EDGES
 from ._builtin import builtin_cross_section
 from ._builtin import builtin_references
+from ._calibration import EnergyOffsetFit
+from ._calibration import fit_energy_offset
+from ._calibration import shifted_references
 from ._lcf import LCFResult
 from ._quantify import ElementAmounts
 from ._quantify import cross_section
@@ -29,6 +32,9 @@ __all__ = [
     "BUILTIN_STATES",
     "EDGES",
     "builtin_cross_section",
+    "EnergyOffsetFit",
+    "fit_energy_offset",
+    "shifted_references",
     "DEFAULT_WINDOWS",
     "ElementAmounts",
     "effective_valence",
