@@ -15,13 +15,15 @@ pixels) and ``energy_offset_ev`` are printed. Targets (issue #16): fitted offset
 within 0.05 eV of the truth, MAE(fitted) within 0.01 of MAE(aligned).
 
 Usage: ``PYTHONPATH=src python gpu_bench/calibration_bench.py OUT_DIR [--preset small]
-[--seeds 101 102 103] [--offsets -0.5 0.5]``
+[--seeds 101 102 103] [--offsets -0.5 0.5] [--quick]`` (``--quick``: seed 101, +0.5 eV).
+No peer: the comparison is the same fit with the true offset (aligned) in the same run.
 """
 
 from __future__ import annotations
 
-import argparse
 import time
+
+import harness
 
 
 def _simulate_store(store, preset, seed, offset):
@@ -40,7 +42,7 @@ def _simulate_store(store, preset, seed, offset):
 def _valence_errors(store, energy_offset) -> dict:
     """The pipeline's valence step, then the report's errors against the truth."""
     from spectrotomo.pipeline import Config, run_pipeline
-    from spectrotomo.pipeline._report import truth_errors  # public once pipeline/ is split
+    from spectrotomo.pipeline.steps.report import truth_errors
 
     cfg = Config()
     cfg.output.store, cfg.output.figures, cfg.output.overwrite = str(store), False, True
@@ -54,12 +56,14 @@ def _valence_errors(store, energy_offset) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = harness.parser(__doc__, quick={"seeds": [101], "offsets": [0.5]})
     ap.add_argument("out")
     ap.add_argument("--preset", default="small")
     ap.add_argument("--seeds", type=int, nargs="+", default=[101, 102, 103])
     ap.add_argument("--offsets", type=float, nargs="+", default=[-0.5, 0.5])
     args = ap.parse_args()
+    harness.start(f"calibration_bench: energy offset of the references, {args.preset}, "
+                  f"seeds {args.seeds}, offsets {args.offsets} eV")
     print("| preset | seed | true offset eV | fitted eV | error eV | MAE aligned | MAE ignored "
           "| MAE fitted | fitted - aligned | valence step s aligned / fitted |")
     print("|---|---|---|---|---|---|---|---|---|---|")

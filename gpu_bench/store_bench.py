@@ -6,22 +6,18 @@ completion markers, per-chunk done markers) over the peer calls it wraps.
     PYTHONPATH=src python gpu_bench/store_bench.py --energies 8 --size 128 --chunk 32
 """
 
-import argparse
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
+import harness
+
 
 def _timed(fn, repeat):
-    best = np.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    """Best of ``repeat`` calls after a warm-up (the shared harness)."""
+    return harness.timeit(fn, repeat=repeat).best
 
 
 def main():
@@ -31,12 +27,13 @@ def main():
     from spectrotomo import volume
     from spectrotomo.io import init_array, mark_complete, read_group, write, write_region
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = harness.parser(__doc__, quick={"energies": 2, "size": 32, "chunk": 16, "repeat": 1})
     p.add_argument("--energies", type=int, default=8)
     p.add_argument("--size", type=int, default=128, help="volume edge (voxels)")
     p.add_argument("--chunk", type=int, default=32, help="z chunk of region writes (voxels)")
     p.add_argument("--repeat", type=int, default=3)
     args = p.parse_args()
+    harness.start("store_bench: spectrotomo.io vs xarray/zarr")
     n, e = args.size, args.energies
     data = np.random.default_rng(0).random((e, n, n, n), dtype=np.float32)
     vol = volume(data, energies=np.linspace(640, 660, e), voxel_size=10.0)

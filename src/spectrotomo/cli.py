@@ -1,4 +1,4 @@
-"""Command line: ``spectrotomo {simulate,info,demo,init,run,<step>,batch}``.
+"""Command line: ``spectrotomo {simulate,info,demo,init,run,<step>,export,batch}``.
 
 Thin wiring only: every command calls library functions with explicit
 arguments; the work lives in :mod:`spectrotomo.simulate` and
@@ -13,10 +13,6 @@ from pathlib import Path
 
 __all__ = ["main", "build_parser"]
 
-#: Children of ``simulate.sample()`` -> groups of the sample store.
-SIMULATED_GROUPS = {"truth": "truth", "tilt_series": "raw", "xanes": "raw_xanes",
-                    "references": "references"}
-
 _PRESET_HELP = ("simulator preset: 'small' (<= 64^3 voxels, seconds; for tests) or "
                 "'demo' (128^3 voxels); voxel size 10-25 nm, energies in eV around the "
                 "O K, Mn/Co/Ni L3 edges, angles -65..+65 deg (default: %(default)s)")
@@ -24,6 +20,7 @@ _PRESET_HELP = ("simulator preset: 'small' (<= 64^3 voxels, seconds; for tests) 
 
 def _write_simulated(preset: str, seed: int, store: Path, overwrite: bool) -> None:
     from . import io
+    from .pipeline.steps.acquire import SIMULATED_GROUPS
     from .simulate import sample
 
     tree = sample(preset, seed=seed)
@@ -114,6 +111,18 @@ def cmd_batch(args) -> int:
                        executor=_dask_client(args.scheduler), gpus=args.gpus,
                        dry_run=args.dry_run)
     return 1 if result["failed"] else 0
+
+
+def cmd_export(args) -> int:
+    from . import io
+
+    written = io.export_store(args.store, args.out, format=args.format, groups=args.groups,
+                              version=args.ome_version, overwrite=args.overwrite)
+    for entry in written:
+        print(f"{entry['kind']:<7} {entry['group']}/{entry['variable']:<24} "
+              f"{'x'.join(map(str, entry['shape'])):<14} {entry['path']}")
+    print(f"export: {len(written)} files in {args.out} (index: {args.out / 'index.json'})")
+    return 0
 
 
 def _dask_client(address):
@@ -231,6 +240,28 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(step, help=text, description=f"One step on an existing store: {text}.")
         _add_run_options(p)
         p.set_defaults(func=cmd_run, step="valence" if step == "fit" else step)
+
+    p = sub.add_parser("export", help="write a store's maps and labels as OME-Zarr or TIFF",
+                       description="Write every map and volume of STORE (float variables; "
+                       "a leading energy/element dim becomes the channel axis) as an "
+                       "image, and every integer/boolean volume (classes, shells, pores, "
+                       "cracks, mask) as a label image, to OUT/<group>/<variable>.ome.zarr "
+                       "(OME-Zarr 0.5, or 0.4; labels under the group's TM/O image; opens in "
+                       "napari with napari-ome-zarr) or OUT/<group>/<variable>.tif (ImageJ "
+                       "hyperstacks with the voxel size in nm). Display windows: 1st-99th "
+                       "percentile inside the particle. Lists the files in OUT/index.json.")
+    p.add_argument("store", type=Path, metavar="STORE", help="sample store (.zarr directory)")
+    p.add_argument("out", type=Path, metavar="OUT", help="output directory")
+    p.add_argument("--format", choices=("ome-zarr", "tiff"), default="ome-zarr",
+                   help="output format (default: %(default)s)")
+    p.add_argument("--groups", nargs="+", metavar="GROUP",
+                   help="groups to export (default: every complete group but raw, "
+                   "raw_xanes, od and references)")
+    p.add_argument("--ome-version", choices=("0.5", "0.4"), default="0.5",
+                   help="OME-Zarr version: 0.5 (zarr v3) or 0.4 (zarr v2, older viewers) "
+                   "(default: %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="replace files already in OUT")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("batch", help="run the pipeline for every scan of a manifest",
                        description="Run the whole pipeline for every scan listed in MANIFEST "

@@ -23,7 +23,7 @@ import numpy as np
 import xarray as xr
 
 from .. import io
-from ._report import _class_fractions
+from .steps.report import _class_fractions
 
 __all__ = ["scan_metrics", "summary_dataset", "write_summary"]
 

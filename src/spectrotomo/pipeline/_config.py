@@ -34,6 +34,8 @@ class OutputConfig:
     store: str = "sample.zarr"
     overwrite: bool = False
     figures: bool = True
+    ome_zarr: bool = False
+    ome_zarr_version: str = "0.5"
 
 
 @dataclass
@@ -119,6 +121,7 @@ _CHOICES = {
     ("reconstruct", "filter"): ("ram-lak", "shepp-logan", "cosine", "hamming", "hann", "parzen"),
     ("compute", "cluster"): ("none", "local", "slurm", "cuda"),
     ("compute", "device"): ("auto", "cpu", "gpu"),
+    ("output", "ome_zarr_version"): ("0.5", "0.4"),
 }
 
 
@@ -271,6 +274,9 @@ pixel_size_metadata = false  # simulate: inputs record the true pixel size per e
 store = "sample.zarr"        # one zarr v3 store per sample
 overwrite = false            # replace finished results instead of refusing
 figures = true               # report PNG figures (tables and summary are always written)
+ome_zarr = false             # after the report, export maps and labels as OME-Zarr to
+                             # <store>-ome/ (as `spectrotomo export STORE OUT` does)
+ome_zarr_version = "0.5"     # 0.5 (zarr v3) | 0.4 (zarr v2, older viewers)
 
 [preprocess]
 flat_mode = "median"         # mean | median of several flats

@@ -16,13 +16,14 @@ from ._compute import local_dask, open_client
 from ._config import Config
 from ._monitor import StepMonitor, StepRecord, stamped
 from ._plan import check_plan, format_plan, plan_run
-from ._steps import STEPS, RunContext
+from ._context import RunContext
+from ._source import parse_source
+from .steps import CHUNKED_STEPS, STEPS
+from .steps.report import write_report
 
 __all__ = ["run", "plan_for", "ALL_STEPS"]
 
 ALL_STEPS = (*STEPS, "report")
-#: Steps that run one task per chunk on ``[compute]``'s workers (the others run here).
-CHUNKED_STEPS = ("reconstruct", "quantify")
 
 
 def plan_for(config: Config, shape: tuple[int, int, int, int], n_xanes: int = 0):
@@ -50,20 +51,7 @@ def _input_shape(config: Config, store: Path) -> tuple[tuple[int, ...], int]:
         return tuple(sizes[d] for d in ("energy", "angle", "y", "x")), n_x
     if "od" in groups:  # a store prepared elsewhere, starting at the reconstruction
         return tuple(io.read_group(store, "od")["od"].shape), 0
-    src = config.input.path
-    if src.startswith("simulate-holo:"):
-        from ..simulate._particle import PRESETS
-
-        n = PRESETS[src.split(":", 1)[1]]["shape"][-1]
-        return (1, 181, n, n), 0
-    if src.startswith("simulate:"):
-        from ..simulate._sample import XANES_ENERGIES, dual_energies
-        from ..simulate._particle import PRESETS
-
-        n = PRESETS[src.split(":", 1)[1]]["shape"][-1]
-        return (len(dual_energies()), 131, n, n), len(XANES_ENERGIES)
-    sizes = io.read(src)["projections"].sizes
-    return tuple(sizes[d] for d in ("energy", "angle", "y", "x")), 0
+    return parse_source(config.input.path).shape()
 
 
 def _also_to_file(log: Callable[[str], None], path: Path) -> Callable[[str], None]:
@@ -112,8 +100,6 @@ def run(config: Config, *, steps: Iterable[str] | None = None, dry_run: bool = F
     with io.store_lock(store, log=log), ExitStack() as cluster, local_dask():
         for name in names:
             if name == "report":
-                from ._report import write_report
-
                 with StepMonitor("report") as mon:
                     ctx.results["summary"] = write_report(ctx)
                 records.append(mon.record)

@@ -17,6 +17,7 @@ from ._instrument import SCAN_CALIBRATION
 from ._instrument import Calibration
 from ._instrument import Imperfections
 from ._particle import particle
+from ._presets import holotomo_shape, particle_options, preset_names, sample_shape
 from ._project import project
 from ._sample import sample
 
@@ -30,9 +31,13 @@ __all__ = [
     "fresnel_propagate",
     "holotomo_sample",
     "holotomo_series",
+    "holotomo_shape",
     "particle",
+    "particle_options",
+    "preset_names",
     "project",
     "refractive_index",
     "sample",
+    "sample_shape",
     "tilt_series",
 ]

@@ -9,6 +9,7 @@ from ._builtin import builtin_references
 from ._calibration import EnergyOffsetFit
 from ._calibration import fit_energy_offset
 from ._calibration import shifted_references
+from ._edges import edge_pairs
 from ._lcf import LCFResult
 from ._quantify import ElementAmounts
 from ._quantify import cross_section
@@ -42,6 +43,7 @@ __all__ = [
     "LCFResult",
     "cross_section",
     "element_amounts",
+    "edge_pairs",
     "element_maps",
     "joint_element_amounts",
     "tm_o_ratio",

@@ -29,6 +29,7 @@ import numpy as np
 import xarray as xr
 
 from .._model import ValidationError
+from .._physics import EDGE_WINDOWS_EV
 from ._quantify import cross_section
 
 __all__ = ["EDGES", "BUILTIN_STATES", "builtin_references", "builtin_cross_section"]
@@ -36,11 +37,12 @@ __all__ = ["EDGES", "BUILTIN_STATES", "builtin_references", "builtin_cross_secti
 #: Absorption edges measured by soft X-ray spectro-tomography (energies in eV).
 #: ``edge`` is xraydb's tabulated edge (K for O, L3 for TMs); ``below``/``above``
 #: the dual-energy pair (pre-edge and post-edge continuum).
+#: The scan ranges are the toolkit's edge windows (``_physics.EDGE_WINDOWS_EV``) and the
+#: model's dual-energy pair is their ends. Read-only.
 EDGES = MappingProxyType({
-    "O": MappingProxyType({"edge": 543.1, "range": (525.0, 555.0), "below": 525.0, "above": 555.0}),
-    "Mn": MappingProxyType({"edge": 638.7, "range": (635.0, 665.0), "below": 635.0, "above": 665.0}),
-    "Co": MappingProxyType({"edge": 778.1, "range": (775.0, 805.0), "below": 775.0, "above": 805.0}),
-    "Ni": MappingProxyType({"edge": 852.7, "range": (848.0, 880.0), "below": 848.0, "above": 880.0}),
+    el: MappingProxyType({"edge": edge, "range": EDGE_WINDOWS_EV[el],
+                          "below": EDGE_WINDOWS_EV[el][0], "above": EDGE_WINDOWS_EV[el][1]})
+    for el, edge in (("O", 543.1), ("Mn", 638.7), ("Co", 778.1), ("Ni", 852.7))
 })
 
 # Spin-orbit splitting L3 -> L2 (eV) and the L3 fraction of the jump.

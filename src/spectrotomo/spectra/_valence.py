@@ -8,7 +8,7 @@ import numpy as np
 
 from .._backend import array_module
 from .._model import ValidationError, add_provenance, spatial_map
-from ._builtin import EDGES
+from .._physics import EDGE_WINDOWS_EV
 from ._calibration import fit_energy_offset, shifted_references
 from ._lcf import lcf
 from ._references import resample
@@ -16,7 +16,7 @@ from ._references import resample
 __all__ = ["DEFAULT_WINDOWS", "effective_valence", "valence_maps"]
 
 #: Energy windows (eV) of the soft X-ray edges: O K, Mn L3, Co L3, Ni L3.
-DEFAULT_WINDOWS = {element: edge["range"] for element, edge in EDGES.items()}
+DEFAULT_WINDOWS = dict(EDGE_WINDOWS_EV)
 
 
 def effective_valence(fractions, valences):
