@@ -126,7 +126,7 @@ def test_normalised_fit_of_two_elements_recovers_known_valences():
 def test_energy_offset_is_fitted_recorded_and_reported(store):
     """``[spectra] energy_offset``: "fit" (default) finds the simulator's calibration offset."""
     from spectrotomo.pipeline._config import ConfigError
-    from spectrotomo.pipeline._report import truth_errors
+    from spectrotomo.pipeline.steps.report import truth_errors
 
     fitted = _valence(store)  # default "fit"
     true = float(io.read_group(store / "s.zarr", "raw_xanes").attrs["true_energy_offset_ev"])
