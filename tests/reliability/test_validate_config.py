@@ -46,7 +46,7 @@ BAD = [
     ("spectra", 'elements = "Mn"', r"\[spectra\] elements must be a list; got 'Mn'"),
     ("preprocess", 'center = "middle"', r"\[preprocess\] center must be \"auto\" or a column"),
     ("preprocess", "center = inf", r"\[preprocess\] center must be \"auto\" or a column position "
-                                   r"\(finite number\); got inf"),
+                                   r"\(number\), finite; got inf"),
     ("preprocess", 'flat_mode = "max"', r"\[preprocess\] flat_mode must be one of mean, median"),
     ("preprocess", "align_iterations = -1", r"\[preprocess\] align_iterations must be >= 0"),
     ("input", "seed = -1", r"\[input\] seed must be >= 0; got -1"),
