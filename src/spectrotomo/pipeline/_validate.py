@@ -146,7 +146,8 @@ def _describe_input(cfg: Config, store: Path) -> _Input:
 
 
 def _simulated(src, cfg: Config, where: str) -> _Input:
-    from ..simulate import EDGES, holotomo_shape, preset_names, sample_shape
+    from ..simulate import holotomo_shape, preset_names, sample_shape
+    from ..spectra import EDGES  # the simulator's below/above energies (sample())
 
     if src.target not in preset_names():
         return _Input(where, problems=[f"{where}: unknown simulator preset {src.target!r}; "
