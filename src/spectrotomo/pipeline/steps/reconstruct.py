@@ -79,7 +79,7 @@ def reconstruct(ctx) -> None:
               else {"nonneg": cfg.nonneg}}
     regions = io.missing_regions(ctx.store, "recon", "mu")
     log_resume(ctx, "reconstruct", regions, n_e * -(-ny // rows))
-    run_tasks(ctx.client, reconstruct_region, regions, desc="reconstruct",
+    run_tasks(ctx.client, reconstruct_region, regions, desc="reconstruct", log=ctx.log,
               store=str(ctx.store), params=params)
     io.mark_complete(ctx.store, "recon")
 
