@@ -94,8 +94,26 @@ def cmd_check(args) -> int:
     return 1 if any(r.errors for r in reports) else 0
 
 
+_CONFIG_SUFFIXES = (".toml", ".yaml", ".yml")
+
+
+def _init_target(args) -> Path:
+    """CONFIG of ``init``: ``--input a.h5 b.h5 run.toml`` lets the file list swallow
+    CONFIG (argparse does not backtrack), so a trailing config name is taken back."""
+    if args.config is not None:
+        return args.config
+    for key in ("xanes", "input"):
+        items = getattr(args, key)
+        if items and items[-1].endswith(_CONFIG_SUFFIXES):
+            return Path(items.pop())
+    raise ValueError("CONFIG is required: the config file to create (.toml), e.g. "
+                     "spectrotomo init --input scan/*.h5 run.toml")
+
+
 def cmd_init(args) -> int:
     from .pipeline._templates import write_config
+
+    args.config = _init_target(args)
 
     if not args.input and not args.xanes and args.template == "txm-dual-energy":
         from .pipeline import write_template
@@ -261,7 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "pixel size in comments; the store named after CONFIG) for the "
                        "experiment type of --template. Exit status 1 if the files do not "
                        "combine (the config is still written).")
-    p.add_argument("config", type=Path, metavar="CONFIG", help="file to create (.toml)")
+    p.add_argument("config", type=Path, metavar="CONFIG", nargs="?",
+                   help="file to create (.toml)")
     p.add_argument("--input", nargs="+", metavar="FILE",
                    help="tilt-series files or glob patterns (one per energy, or per distance "
                    "for holo)")

@@ -116,6 +116,8 @@ def _paths_field(where: str, key: str, value: Any, *, required: bool) -> str | l
     expected = ("a file, a list of files or a glob (one tilt series per energy), a .zarr "
                 "store or 'simulate:PRESET'" if key == "input"
                 else "a 2-D XANES file, a list of files or a glob")
+    if value is None:
+        raise ManifestError(f"{where}: field {key!r} is required: {expected}")
     raise ManifestError(f"{where}: field {key!r} must be {expected}; got {value!r}")
 
 

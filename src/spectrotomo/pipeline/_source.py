@@ -47,7 +47,7 @@ class Source:
         if self.kind != "files":
             return Path(self.target).stem
         stems = [Path(_GLOB_CHARS.split(p)[0] or "x").name for p in self.paths]
-        common = os.path.commonprefix(stems).rstrip("_-. ")
+        common = os.path.commonprefix(stems).rstrip("0123456789_-. ")  # tomo_525, tomo_555
         return common or Path(self.paths[0]).parent.name or "files"
 
     def files(self) -> list[str]:
