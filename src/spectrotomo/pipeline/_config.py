@@ -44,6 +44,8 @@ class OutputConfig:
     store: str = "sample.zarr"
     overwrite: bool = False
     figures: bool = True
+    ome_zarr: bool = False
+    ome_zarr_version: str = "0.5"
 
 
 @dataclass
@@ -68,7 +70,7 @@ class PhaseConfig:
 
 @dataclass
 class ReconstructConfig:
-    algorithm: str = "fbp"
+    algorithm: str = "auto"
     iterations: int | None = None
     filter: str = "ram-lak"
     nonneg: bool = True
@@ -125,10 +127,11 @@ _CHOICES = {
     ("preprocess", "rings"): ("none", "blind", "offset", "sorting", "fourier-wavelet"),
     ("preprocess", "magnification"): ("auto", "metadata", "estimate", "linear", "none"),
     ("phase", "method"): ("none", "paganin", "ctf"),
-    ("reconstruct", "algorithm"): ("fbp", "sirt", "cgls", "tv"),
+    ("reconstruct", "algorithm"): ("auto", "fbp", "joint", "sirt", "cgls", "tv"),
     ("reconstruct", "filter"): ("ram-lak", "shepp-logan", "cosine", "hamming", "hann", "parzen"),
     ("compute", "cluster"): ("none", "local", "slurm", "cuda"),
     ("compute", "device"): ("auto", "cpu", "gpu"),
+    ("output", "ome_zarr_version"): ("0.5", "0.4"),
 }
 
 
@@ -310,6 +313,9 @@ binning = 1                  # 1 | 2 | 4: average binning^2 pixels after the cro
 store = "sample.zarr"        # one zarr v3 store per sample
 overwrite = false            # replace finished results instead of refusing
 figures = true               # report PNG figures (tables and summary are always written)
+ome_zarr = false             # after the report, export maps and labels as OME-Zarr to
+                             # <store>-ome/ (as `spectrotomo export STORE OUT` does)
+ome_zarr_version = "0.5"     # 0.5 (zarr v3) | 0.4 (zarr v2, older viewers)
 
 [preprocess]
 flat_mode = "median"         # mean | median of several flats
@@ -337,7 +343,10 @@ distances_m = []             # effective propagation distances (m); default: the
 # stage; set [preprocess] align = false unless the scan has jitter.
 
 [reconstruct]
-algorithm = "fbp"            # fbp | sirt | cgls | tv (tv for limited-angle scans)
+algorithm = "auto"           # auto | fbp | joint | sirt | cgls | tv. auto: FBP for scans of
+                             # >= 170 deg, else joint (regularised, all energies at once:
+                             # at -65..+65 deg amounts within 3 % instead of 25-30 % low
+                             # with FBP, at ~12-16x FBP's time)
 # iterations = 100
 filter = "ram-lak"           # ram-lak | shepp-logan | cosine | hamming | hann | parzen
 nonneg = true

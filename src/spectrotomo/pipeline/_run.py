@@ -18,12 +18,22 @@ from ._monitor import StepMonitor, StepRecord, dask_progress, stamped
 from ._plan import check_plan, format_plan, plan_run
 from ._context import RunContext
 from .steps import CHUNKED_STEPS, STEPS
-from .steps.acquire import input_shape
+from .steps.acquire import SIMULATED_GROUPS, input_shape
 from .steps.report import write_report
 
 __all__ = ["run", "plan_for", "ALL_STEPS"]
 
 ALL_STEPS = (*STEPS, "report")
+
+
+#: Groups a step writes besides its STEPS groups (acquire of a simulated input): a
+#: damaged one makes the step run again.
+_ALSO_WRITES = {"acquire": tuple(g for g in SIMULATED_GROUPS.values() if g != "raw")}
+
+
+def _writes(names) -> set[str]:
+    """Every group the steps ``names`` write."""
+    return {g for n in names if n in STEPS for g in (*STEPS[n][1], *_ALSO_WRITES.get(n, ()))}
 
 
 def plan_for(config: Config, shape: tuple[int, int, int, int], n_xanes: int = 0):
@@ -98,18 +108,24 @@ def run(config: Config, *, steps: Iterable[str] | None = None, dry_run: bool = F
     # the threaded scheduler even when the caller holds a default distributed Client;
     # only run_tasks sends chunk tasks to [compute]'s cluster
     with io.store_lock(store, log=log), ExitStack() as cluster, local_dask():
+        # record the planned steps; verify complete groups before skipping them
+        io.record_run_steps(store, names)
+        rebuilt = set(io.drop_damaged_groups(store, rebuildable=_writes(names), log=log))
         for name in names:
             if name == "report":
                 with StepMonitor("report") as mon:
                     ctx.results["summary"] = write_report(ctx)
                 records.append(mon.record)
                 log(mon.record.line())
+                io.record_step_done(store, name)
                 continue
             fn, groups = STEPS[name]
-            done = Path(store).exists() and all(io.is_complete(store, g) for g in groups)
+            done = Path(store).exists() and all(io.is_complete(store, g) for g in groups) \
+                and not rebuilt.intersection(_writes([name]))
             if done and not config.output.overwrite:
                 records.append(StepRecord(name, 0.0, 0.0, skipped=True))
                 log(records[-1].line())
+                io.record_step_done(store, name)
                 continue
             if name in CHUNKED_STEPS and ctx.client is None:  # start a cluster only if used
                 ctx.client = cluster.enter_context(open_client(config.compute, log))
@@ -118,5 +134,6 @@ def run(config: Config, *, steps: Iterable[str] | None = None, dry_run: bool = F
                 fn(ctx)
             records.append(mon.record)
             log(mon.record.line())
+            io.record_step_done(store, name)
     ctx.results["records"] = records
     return ctx.results

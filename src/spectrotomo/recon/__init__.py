@@ -1,4 +1,5 @@
-"""spectrotomo.recon stage: parallel-beam reconstruction (FBP, SIRT, CGLS, TV).
+"""spectrotomo.recon stage: parallel-beam reconstruction (FBP, SIRT, CGLS, TV, and the
+joint limited-angle solver ``reconstruct_joint``).
 
 Sub-packages by pipeline step: :mod:`spectrotomo.recon.prep` (the ``preprocess``
 step: normalise, rings, centre, jitter, energy registration) and
@@ -6,6 +7,7 @@ step: normalise, rings, centre, jitter, energy registration) and
 """
 
 from ._filters import FILTERS
+from ._joint import AUTO_WEIGHT, od_noise, reconstruct_joint
 from ._operator import ParallelBeamOperator
 from ._reconstruct import ALGORITHMS, backproject, project, reconstruct, reconstruct_dask
 from ._series import reconstruct_series
@@ -13,6 +15,7 @@ from . import phase, prep  # noqa: E402  (after the core they import)
 
 __all__ = [
     "ALGORITHMS",
+    "AUTO_WEIGHT",
     "FILTERS",
     "ParallelBeamOperator",
     "backproject",
@@ -21,5 +24,7 @@ __all__ = [
     "project",
     "reconstruct",
     "reconstruct_dask",
+    "reconstruct_joint",
+    "od_noise",
     "reconstruct_series",
 ]

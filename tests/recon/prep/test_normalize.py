@@ -181,7 +181,7 @@ def test_median3x3_equals_scipy_median_filter(shape):
     (random values, many ties, degenerate frame shapes, edges replicated)."""
     from scipy.ndimage import median_filter
 
-    from spectrotomo.recon.prep._normalize import _median3x3
+    from spectrotomo.recon.prep._pixel_masks import _median3x3
 
     rng = np.random.default_rng(sum(shape))
     for x in (rng.normal(size=shape), rng.integers(0, 3, shape).astype(np.float32)):
@@ -194,7 +194,7 @@ def test_fill_at_masked_pixels_equals_two_5x5_median_passes(rng):
     passes (the previous implementation, scipy) give, clusters and edges included."""
     from scipy.ndimage import median_filter
 
-    from spectrotomo.recon.prep._normalize import _fill_masked
+    from spectrotomo.recon.prep._pixel_masks import fill_masked as _fill_masked
 
     od = rng.normal(1.0, 0.1, (3, 12, 15)).astype(np.float32)
     invalid = rng.random(od.shape) < 0.08

@@ -4,7 +4,7 @@ The ``profiles`` group of the sample store holds, for every profiled quantity
 ``q`` (``tm_o_ratio`` and ``amount`` per element for absorption runs,
 ``electron_density`` for holotomography), grouping ``by`` (``shell``,
 ``depth``, ``class``) and statistic (``count``, ``mean``, ``std``,
-``median``), one variable ``{q}_{stat}_by_{by}`` over dim ``by`` (and
+``median``, ``q25``, ``q75``), one variable ``{q}_{stat}_by_{by}`` over dim ``by`` (and
 ``element`` for amounts). Coords: ``shell`` (1 outermost .. n), ``depth``
 (bin centres, nm) with the bin edges ``depth_lo``/``depth_hi`` (nm, from
 ``[segmentation] depth_bins_nm``), ``class`` (1 target, 2 oxygen-poor, 3
@@ -21,7 +21,7 @@ from ..._model import add_provenance
 
 __all__ = ["profile", "profile_dataset", "profile_table_of", "STATS"]
 
-STATS = ("count", "mean", "std", "median")
+STATS = ("count", "mean", "std", "median", "q25", "q75")
 
 
 def _stat_vars(table: xr.Dataset, quantity: str, by: str) -> dict[str, xr.DataArray]:
@@ -79,7 +79,11 @@ def _maps(ctx) -> dict[str, xr.DataArray]:
     groups = io.list_groups(ctx.store)
     if "chemistry" in groups:
         chem = io.read_group(ctx.store, "chemistry").load()
-        return {"tm_o_ratio": chem["tm_o_ratio"], "amount": chem["amount"]}
+        maps = {"tm_o_ratio": chem["tm_o_ratio"], "amount": chem["amount"]}
+        seg = io.read_group(ctx.store, "segmentation")
+        if "tm_o_ratio_smoothed" in seg:  # the ratio the classes are formed from
+            maps["tm_o_ratio_smoothed"] = seg["tm_o_ratio_smoothed"].load()
+        return maps
     if "density" in groups:
         dens = io.read_group(ctx.store, "density").load()
         return {"electron_density": dens["electron_density"].isel(energy=0, drop=True)}
@@ -114,13 +118,16 @@ def profile_table_of(profiles: xr.Dataset, quantity: str, by: str) -> xr.Dataset
         If the group has no ``{quantity}_mean_by_{by}`` (names what it has).
     """
     # the column order of profile_table (and of the report's CSV files)
-    names = {stat: f"{quantity}_{stat}_by_{by}" for stat in ("mean", "std", "median", "count")}
+    names = {stat: f"{quantity}_{stat}_by_{by}"
+             for stat in ("mean", "std", "median", "q25", "q75", "count")
+             if stat in ("mean", "std", "median", "count")  # stores before the quartiles
+             or f"{quantity}_{stat}_by_{by}" in profiles}
     if names["mean"] not in profiles:
         have = sorted(n for n in profiles.data_vars if n.endswith(f"_mean_by_{by}"))
         raise KeyError(f"profiles group has no {names['mean']!r}; it has {have}")
     table = profiles[list(names.values())].rename({v: k for k, v in names.items()})
     units = profiles[names["mean"]].attrs.get("units", "")
-    for stat in STATS:
+    for stat in names:
         table[stat].attrs = {} if stat == "count" else {"units": units}
     table.attrs = {"by": by, "quantity": quantity, "units": units}
     return table

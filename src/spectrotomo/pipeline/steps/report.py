@@ -13,19 +13,10 @@ import numpy as np
 import xarray as xr
 
 from ... import io
-from .._figures import center_scores, histogram, label_orthoslices, orthoslices
+from .._figures import (CLASS_COLORS, CLASS_NAMES, center_scores, class_fraction_table,
+                       histogram, label_orthoslices, orthoslices)
 
-__all__ = ["write_report", "truth_errors"]
-
-CLASS_NAMES = {0: "background", 1: "target", 2: "oxygen-poor", 3: "oxygen-rich"}
-CLASS_COLORS = {0: "#000000", 1: "#2ca02c", 2: "#d62728", 3: "#1f77b4"}
-
-
-def _class_fractions(classes: np.ndarray) -> dict[str, float]:
-    classified = classes[classes > 0]
-    n = max(classified.size, 1)
-    return {CLASS_NAMES[c]: float((classified == c).sum() / n) for c in (1, 2, 3)}
-
+__all__ = ["write_report", "truth_errors", "ome_zarr_dir", "CLASS_NAMES", "CLASS_COLORS"]
 
 #: Report file stem of each profiled quantity (``<stem>_by_<by>.csv``/``.png``).
 _PROFILE_FILES = {"tm_o_ratio": "tm_o", "electron_density": "electron_density"}
@@ -33,7 +24,7 @@ _PROFILE_FILES = {"tm_o_ratio": "tm_o", "electron_density": "electron_density"}
 
 def _profile_tables(store, out_dir: Path, *, figures: bool = True) -> dict:
     """CSV (and PNG) tables of the scalar maps in the ``profiles`` group, and the
-    mean of each per shell for the summary."""
+    median of each per shell for the summary."""
     from ... import segmentation as seg
     from .profile import profile_table_of
 
@@ -48,10 +39,16 @@ def _profile_tables(store, out_dir: Path, *, figures: bool = True) -> dict:
                 continue
             table = profile_table_of(profiles, quantity, by)
             seg.to_csv(table, out_dir / f"{stem}_by_{by}.csv")
+            smoothed = None
+            if f"{quantity}_smoothed_mean_by_{by}" in profiles:  # what the classes use
+                smoothed = profile_table_of(profiles, f"{quantity}_smoothed", by)
+                seg.to_csv(smoothed, out_dir / f"{stem}_smoothed_by_{by}.csv")
             if figures:
-                seg.plot_profile(table, out_dir / f"{stem}_by_{by}.png")
+                seg.plot_profile(table, out_dir / f"{stem}_by_{by}.png", smoothed=smoothed)
             if by == "shell":
                 summary[f"{stem}_mean_by_shell"] = [float(v) for v in table["mean"].values]
+                summary[f"{stem}_median_by_shell"] = [float(v) for v in
+                                                      table["median"].values]
     return summary
 
 
@@ -95,8 +92,8 @@ def truth_errors(store) -> dict:
         seg_ds = io.read_group(store, "segmentation")
         est_cls = seg_ds["composition_class"].values
         true_cls = truth["composition_class"].values
-        est = _class_fractions(est_cls)
-        true = _class_fractions(true_cls)
+        est = class_fraction_table(est_cls)
+        true = class_fraction_table(true_cls)
         diff = [abs(est[k] - true[k]) for k in est]
         # max: the worst single published proportion; sum: twice the total-variation
         # distance (every misassigned percentage point counted where it went and came from)
@@ -108,6 +105,8 @@ def truth_errors(store) -> dict:
                                            if both.any() else None)
         errors["class_fractions"] = est
         errors["class_fractions_truth"] = true
+    if "segmentation" in groups:
+        errors.update(_mask_errors(io.read_group(store, "segmentation")["mask"].values, truth))
     if "chemistry" in groups:
         errors["amount_relative_bias"] = _amount_bias(io.read_group(store, "chemistry"), truth)
     if "valence" in groups:
@@ -122,6 +121,24 @@ def truth_errors(store) -> dict:
         ok = thick & np.isfinite(val)
         errors["mn_valence_mae"] = float(np.abs(val[ok] - true2d[ok]).mean()) if ok.any() else None
     return errors
+
+
+def _mask_errors(mask: np.ndarray, truth: xr.Dataset) -> dict:
+    """Particle-mask IoU against the true particle (holes filled, as the mask is) and
+    the extent error per axis (z, y, x) in voxels: a limited-angle reconstruction
+    stretches the particle along the missing-wedge direction (y)."""
+    from scipy import ndimage
+
+    est = np.asarray(mask, dtype=bool)
+    true = ndimage.binary_fill_holes(truth["particle"].values.astype(bool))
+    extent = {}
+    for axis, name in enumerate(("z", "y", "x")):
+        other = tuple(a for a in range(3) if a != axis)
+        pe, pt = np.flatnonzero(est.any(axis=other)), np.flatnonzero(true.any(axis=other))
+        extent[name] = int((pe[-1] - pe[0]) - (pt[-1] - pt[0])) if pe.size and pt.size else None
+    union = (est | true).sum()
+    return {"mask_iou": float((est & true).sum() / union) if union else None,
+            "extent_error_vox": extent}
 
 
 def _magnification_error(od: xr.Dataset, raw: xr.Dataset) -> float:
@@ -178,11 +195,20 @@ def write_report(ctx) -> dict:
         for el in val["element"].values:
             da = val["valence"].sel(element=el)
             if figures:
-                orthoslices(da, out / f"valence_{el}_2d.png",
+                quality = val["quality_mask"].sel(element=el) if "quality_mask" in val else None
+                orthoslices(da, out / f"valence_{el}_2d.png", mask=quality,
                             title=f"{el} effective valence (2D)", cmap="plasma")
             summary[f"mean_valence_{el}_2d"] = float(np.nanmean(da.values))
     summary.update(_profile_tables(store, out, figures=figures))
+    if figures and "chemistry" in groups:
+        from .._summary_figure import summary_figure
+
+        summary_figure(store, out / "summary_figure.png")
     summary["errors_vs_truth"] = truth_errors(store)
+    if ctx.config.output.ome_zarr:
+        summary["ome_zarr"] = str(ome_zarr_dir(store))
+        io.export_store(store, ome_zarr_dir(store), version=ctx.config.output.ome_zarr_version,
+                        overwrite=True)  # the previous report's export of this store
     summary["parameters"] = ctx.config.to_dict()
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
     with open(out / "summary.csv", "w", newline="") as fh:
@@ -191,6 +217,12 @@ def write_report(ctx) -> dict:
         for key, value in _flatten(summary).items():
             writer.writerow([key, value])
     return summary
+
+
+def ome_zarr_dir(store) -> Path:
+    """Where ``[output] ome_zarr = true`` exports a store: ``<store>-ome`` beside it."""
+    store = Path(store)
+    return store.with_suffix("").parent / (store.with_suffix("").name + "-ome")
 
 
 def _center_figure(store, out: Path) -> None:
@@ -207,7 +239,7 @@ def _density_report(store, seg_ds: xr.Dataset, out: Path, *, figures: bool = Tru
     rho = dens["electron_density"].isel(energy=0)
     mask = seg_ds["mask"].values
     if figures:
-        orthoslices(rho, out / "electron_density.png", title="electron density")
+        orthoslices(rho, out / "electron_density.png", title="electron density", mask=mask)
         histogram(rho, out / "electron_density_histogram.png", mask=mask)
     return {"mean_electron_density": float(rho.values[mask].mean()) if mask.any() else None}
 
@@ -218,14 +250,16 @@ def _chemistry_report(store, seg_ds: xr.Dataset, out: Path, *,
     chem = io.read_group(store, "chemistry").load()
     if figures:
         _chemistry_figures(chem, seg_ds, out)
-    return {"class_fractions": _class_fractions(seg_ds["composition_class"].values)}
+    return {"class_fractions": class_fraction_table(seg_ds["composition_class"].values)}
 
 
 def _chemistry_figures(chem: xr.Dataset, seg_ds: xr.Dataset, out: Path) -> None:
+    mask = seg_ds["mask"].values
     for el in chem["element"].values:
         orthoslices(chem["amount"].sel(element=el), out / f"amount_{el}.png",
-                    title=f"{el} amount")
-    orthoslices(chem["tm_o_ratio"], out / "tm_o_ratio.png", title="TM/O atomic ratio")
+                    title=f"{el} amount", mask=mask)
+    orthoslices(chem["tm_o_ratio"], out / "tm_o_ratio.png", title="TM/O atomic ratio",
+                mask=mask)
     histogram(chem["tm_o_ratio"], out / "tm_o_histogram.png", mask=seg_ds["mask"].values)
     label_orthoslices(seg_ds["composition_class"], out / "composition_classes.png",
                       names=CLASS_NAMES, colors=CLASS_COLORS, title="composition classes")

@@ -274,6 +274,19 @@ class CenterScores:
     metric_label: str
 
 
+def _auto_method(xp, p, angles, da: float, span: float) -> str:
+    """The method ``"auto"`` picks from the angles and where the object lies."""
+    if _pairs(angles, 0.25 * da)[0].size:
+        return "opposite"
+    if span >= 180.0 - 1.5 * da:
+        return "vo"
+    if _confined(xp, p):
+        return "com"
+    if _confined_rows(xp, p).size >= _MIN_COM_ROWS:
+        return "com"  # the object leaves the field of view, but its caps do not
+    return "halves"  # truncated in every row: no whole-slice integral is valid
+
+
 def find_center(projections, angles, *, method: str = "auto", rows=None,
                 n_rows: int | None = None,
                 search_range: tuple[float, float] | None = None, step: float = 0.2,
@@ -326,16 +339,7 @@ def find_center(projections, angles, *, method: str = "auto", rows=None,
     span = float(np.ptp(angles))
     fallback = method == "auto"
     if method == "auto":
-        if _pairs(angles, 0.25 * da)[0].size:
-            method = "opposite"
-        elif span >= 180.0 - 1.5 * da:
-            method = "vo"
-        elif _confined(xp, p):
-            method = "com"
-        elif _confined_rows(xp, p).size >= _MIN_COM_ROWS:
-            method = "com"  # the object leaves the field of view, but its caps do not
-        else:
-            method = "halves"  # truncated in every row: no whole-slice integral is valid
+        method = _auto_method(xp, p, angles, da, span)
     if rows is None:
         rows = _signal_rows(xp, p, _ROWS.get(method, 4) if n_rows is None else n_rows)
     else:

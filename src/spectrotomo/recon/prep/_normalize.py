@@ -17,6 +17,7 @@ import numpy as np
 
 from ..._backend import array_module
 from ..._model import ValidationError
+from ._pixel_masks import fill_masked, zinger_mask
 
 __all__ = ["normalize", "NormalizeReport"]
 
@@ -129,130 +130,6 @@ def _flat_per_projection(xp, flats, mode, flat_positions, n_proj, proj_positions
         n_proj, ny, nx)
 
 
-def _frame_nanmedian(xp, stack):
-    """Median of the finite pixels of each frame, shape (n, 1, 1); 0 for all-NaN frames."""
-    import warnings
-
-    with warnings.catch_warnings():
-        # All-NaN frames are expected here (reported as nan_frames by the caller).
-        warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
-        med = xp.nanmedian(stack.reshape(stack.shape[0], -1), axis=1)[:, None, None]
-    return xp.where(xp.isfinite(med), med, 0.0)
-
-
-def _median3(xp, a, b, c):
-    return xp.maximum(xp.minimum(a, b), xp.minimum(xp.maximum(a, b), c))
-
-
-def _median3x3(xp, stack):
-    """3x3 median of every frame of ``stack`` (n, ny, nx), edges replicated.
-
-    Equal to ``median_filter(stack, size=(1, 3, 3), mode="nearest")`` for
-    finite input, ~3x faster on CPU: scipy's generic rank filter sorts each
-    window, while the median of 9 is exactly ``med3(max(row minima),
-    med3(row medians), min(row maxima))`` of the three sorted window rows,
-    which is a fixed sequence of element-wise min/max over shifted views
-    (the same code runs on cupy).
-    """
-    p = xp.pad(stack, ((0, 0), (1, 1), (1, 1)), mode="edge")
-    left, centre, right = p[:, :, :-2], p[:, :, 1:-1], p[:, :, 2:]
-    lo, hi = xp.minimum(left, centre), xp.maximum(left, centre)
-    row_mid = xp.maximum(lo, xp.minimum(hi, right))
-    row_lo, row_hi = xp.minimum(lo, right), xp.maximum(hi, right)
-    up, mid, down = slice(None, -2), slice(1, -1), slice(2, None)
-    max_lo = xp.maximum(xp.maximum(row_lo[:, up], row_lo[:, mid]), row_lo[:, down])
-    min_hi = xp.minimum(xp.minimum(row_hi[:, up], row_hi[:, mid]), row_hi[:, down])
-    mid_mid = _median3(xp, row_mid[:, up], row_mid[:, mid], row_mid[:, down])
-    return _median3(xp, max_lo, mid_mid, min_hi)
-
-
-def _zinger_mask(xp, transmission, valid, threshold: float, min_jump: float):
-    """Isolated outliers: |T - median3x3(T)| above ``threshold`` robust sigmas per
-    frame and above ``min_jump`` times the local median (noise-free smooth images
-    have a tiny MAD; the relative floor keeps their curvature from counting), and,
-    with several frames, also beyond the 3x3 neighbourhood of the same pixel in
-    the previous and next frames (:func:`_isolated_in_time`)."""
-    # Replace invalid pixels by the frame median first so they do not seed false zingers.
-    frame_med = _frame_nanmedian(xp, xp.where(valid, transmission, xp.nan))
-    filled = xp.where(valid, transmission, frame_med)
-    med = _median3x3(xp, filled)
-    diff = filled - med
-    mad = xp.median(xp.abs(diff).reshape(diff.shape[0], -1), axis=1)[:, None, None]
-    sigma = 1.4826 * xp.maximum(mad, 1e-12)
-    jump = xp.maximum(threshold * sigma, min_jump * xp.abs(med))
-    big = (xp.abs(diff) > jump) & valid
-    if filled.shape[0] > 1 and bool(big.any()):
-        big[big] = _isolated_in_time(xp, filled, xp.nonzero(big), jump[big])
-    return big
-
-
-def _isolated_in_time(xp, stack, where, jump):
-    """Whether the pixels ``where`` of ``stack`` (n, ny, nx) lie more than ``jump``
-    above the largest (or below the smallest) value of their 3x3 neighbourhood in
-    both adjacent frames (the one neighbour for the first and last frame).
-
-    A zinger hits one frame; structure -- a pore, a grain corner, an edge -- is
-    still there one angle step later, within a pixel: on the small simulated
-    particle above the Mn L3 edge the spatial test alone masked ~1.4 pixels of
-    real structure per frame, each filled ~0.3 in optical density off.
-    """
-    n = stack.shape[0]
-    f = where[0]
-    before = xp.where(f > 0, f - 1, f + 1)
-    after = xp.where(f < n - 1, f + 1, f - 1)
-    near = xp.concatenate([_windows_at(xp, stack, (g, *where[1:]), half=1)
-                           for g in (before, after)], axis=1)
-    value = stack[where]
-    return (value - near.max(axis=1) > jump) | (near.min(axis=1) - value > jump)
-
-
-def _fill_masked(xp, od, invalid, fill: str):
-    if fill == "nan":
-        return xp.where(invalid, xp.nan, od)
-    if fill != "median":
-        raise ValueError(f"normalize: fill must be 'median' or 'nan', got {fill!r}")
-    frames = xp.nonzero(invalid.reshape(invalid.shape[0], -1).any(axis=1))[0]
-    if frames.size == 0:  # nothing masked: no filtering cost
-        return od
-    sub, bad = od[frames], invalid[frames]
-    frame_med = _frame_nanmedian(xp, xp.where(bad, xp.nan, sub))
-    filled = xp.where(bad, frame_med, sub)
-    where = xp.nonzero(bad)
-    # Two passes of a 5x5 median reach isolated pixels and small clusters.
-    for _ in range(2):
-        filled[where] = _window_median_at(xp, filled, where, half=2)
-    out = od.copy()
-    out[frames] = filled
-    return out
-
-
-_GATHER_CHUNK = 1 << 20  # masked pixels per gather: bounds the (k, 25) window block
-
-
-def _windows_at(xp, stack, where, half: int):
-    """Values (k, (2 half + 1)^2) of the windows of ``stack`` (n, ny, nx) around the
-    pixels ``where`` (index arrays (frames, rows, columns)), edges replicated."""
-    _, ny, nx = stack.shape
-    step = xp.arange(-half, half + 1)
-    dy = xp.repeat(step, step.size)[None]
-    dx = xp.tile(step, step.size)[None]
-    f, y, x = (w[:, None] for w in where)
-    return stack[f, xp.clip(y + dy, 0, ny - 1), xp.clip(x + dx, 0, nx - 1)]
-
-
-def _window_median_at(xp, stack, where, half: int):
-    """Median of the (2 half + 1)^2 window of ``stack`` (n, ny, nx) around the
-    pixels ``where`` (index arrays), edges replicated: what
-    ``median_filter(size=(1, 5, 5), mode="nearest")`` gives there, computed at
-    the masked pixels only (a few per frame) instead of over whole frames,
-    which cost ~10x the rest of normalisation when every frame has a zinger."""
-    out = xp.empty(where[0].shape, dtype=stack.dtype)
-    for start in range(0, out.size, _GATHER_CHUNK):  # chunks of a million pixels, not a pixel loop
-        part = slice(start, start + _GATHER_CHUNK)
-        out[part] = xp.median(_windows_at(xp, stack, tuple(w[part] for w in where), half), axis=1)
-    return out
-
-
 def normalize(
     projections,
     flats,
@@ -323,6 +200,40 @@ def normalize(
         ``max_bad_reference_fraction`` of the pixels.
     """
     xp = array_module(projections, flats, darks)
+    projections, flats, darks = _checked_frames(xp, projections, flats, darks)
+    report = NormalizeReport()
+    if saturation is None and np.issubdtype(projections.dtype, np.integer):
+        saturation = float(np.iinfo(projections.dtype).max)
+    raw = projections.astype(np.float64 if dtype == np.float64 else np.float32)
+    dark, beam = _dark_and_beam(xp, raw, flats, darks, report, flat_mode=flat_mode,
+                                flat_positions=flat_positions,
+                                projection_positions=projection_positions)
+    bad_ref = ~(beam > 0)
+    frac = float(bad_ref.mean())
+    if frac > max_bad_reference_fraction:
+        raise ValidationError(
+            f"normalize: flats must exceed darks; flat - dark <= 0 at {100 * frac:.1f} % of "
+            f"pixels (max_bad_reference_fraction={max_bad_reference_fraction}); check that "
+            "flats and darks are not swapped, empty or zero")
+    transmission = (raw - dark) / xp.where(bad_ref, 1.0, beam)
+    nonfinite = ~xp.isfinite(transmission)
+    frames_nan = nonfinite.reshape(raw.shape[0], -1).all(axis=1)
+    report.nan_frames = [int(i) for i in np.flatnonzero(
+        frames_nan.get() if hasattr(frames_nan, "get") else frames_nan)]
+    mask = _classify(xp, raw, transmission, nonfinite, xp.broadcast_to(bad_ref, raw.shape),
+                     saturation, zinger_threshold, zinger_min_jump, report)
+    invalid = mask != MASK_OK
+    with np.errstate(divide="ignore", invalid="ignore"):
+        od = -xp.log(xp.where(invalid, 1.0, transmission))
+    od = fill_masked(xp, od, invalid, fill)
+    if report.nan_frames:  # nothing to fill from: leave whole bad frames NaN
+        od[xp.asarray(frames_nan)] = xp.nan
+    report.mask = mask
+    return od.astype(dtype, copy=False), report
+
+
+def _checked_frames(xp, projections, flats, darks):
+    """Projections (3-D), flats and darks (3-D stacks) on ``xp``, frames of one shape."""
     projections = xp.asarray(projections)
     if projections.ndim != 3:
         raise ValidationError(f"normalize: projections must be 3-D (n_angles, ny, nx), "
@@ -334,12 +245,16 @@ def normalize(
         if ref is not None and ref.shape[1:] != frame:
             raise ValidationError(f"normalize: {name} frames have shape {ref.shape[1:]}, "
                                   f"expected {frame} like the projections")
-    report = NormalizeReport()
-    if saturation is None and np.issubdtype(projections.dtype, np.integer):
-        saturation = float(np.iinfo(projections.dtype).max)
-    raw = projections.astype(np.float64 if dtype == np.float64 else np.float32)
-    flats = flats.astype(raw.dtype)
-    flats, keep, report.n_flats_dropped = _drop_nonfinite_frames(xp, "flats", flats)
+    return projections, flats, darks
+
+
+def _dark_and_beam(xp, raw, flats, darks, report, *, flat_mode, flat_positions,
+                   projection_positions):
+    """Mean dark (1, ny, nx) and flat - dark per projection; non-finite reference
+    frames are dropped (counted in ``report``)."""
+    frame = raw.shape[1:]
+    flats, keep, report.n_flats_dropped = _drop_nonfinite_frames(xp, "flats",
+                                                                 flats.astype(raw.dtype))
     if flat_positions is not None:
         flat_positions = np.asarray(flat_positions, dtype=float)
         if flat_positions.shape != (keep.shape[0],):
@@ -347,26 +262,20 @@ def normalize(
                                   f"({keep.shape[0]}), got shape {flat_positions.shape}")
         flat_positions = flat_positions[np.asarray(keep.get() if hasattr(keep, "get") else keep)]
     if darks is not None:
-        darks, _, report.n_darks_dropped = _drop_nonfinite_frames(xp, "darks", darks.astype(raw.dtype))
+        darks, _, report.n_darks_dropped = _drop_nonfinite_frames(xp, "darks",
+                                                                  darks.astype(raw.dtype))
         dark = darks.mean(axis=0)[None]
     else:
         dark = xp.zeros((1, *frame), dtype=raw.dtype)
     flat = _flat_per_projection(xp, flats, flat_mode, flat_positions, raw.shape[0],
                                 projection_positions)
-    beam = flat - dark
-    bad_ref = ~(beam > 0)
-    frac = float(bad_ref.mean())
-    if frac > max_bad_reference_fraction:
-        raise ValidationError(
-            f"normalize: flats must exceed darks; flat - dark <= 0 at {100 * frac:.1f} % of "
-            f"pixels (max_bad_reference_fraction={max_bad_reference_fraction}); check that "
-            "flats and darks are not swapped, empty or zero")
-    transmission = (raw - dark) / xp.where(bad_ref, 1.0, beam)
-    bad_ref = xp.broadcast_to(bad_ref, raw.shape)
-    nonfinite = ~xp.isfinite(transmission)
-    frames_nan = nonfinite.reshape(raw.shape[0], -1).all(axis=1)
-    report.nan_frames = [int(i) for i in np.flatnonzero(
-        frames_nan.get() if hasattr(frames_nan, "get") else frames_nan)]
+    return dark, flat - dark
+
+
+def _classify(xp, raw, transmission, nonfinite, bad_ref, saturation, zinger_threshold,
+              zinger_min_jump, report):
+    """uint8 mask of the cause of each invalid pixel (MASK_* codes; the last cause
+    listed wins), counted into ``report``."""
     saturated = (raw >= saturation) & ~nonfinite if saturation is not None else xp.zeros_like(nonfinite)
     nonpositive = (transmission <= 0) & ~nonfinite
     mask = xp.zeros(raw.shape, dtype=np.uint8)
@@ -375,19 +284,12 @@ def normalize(
         mask[sel] = code
     valid = mask == MASK_OK
     if zinger_threshold is not None:
-        zingers = _zinger_mask(xp, transmission, valid, float(zinger_threshold),
+        zingers = zinger_mask(xp, transmission, valid, float(zinger_threshold),
                                float(zinger_min_jump))
         mask[zingers] = MASK_ZINGER
-    invalid = mask != MASK_OK
     report.n_nonpositive = int((mask == MASK_NONPOSITIVE).sum())
     report.n_saturated = int((mask == MASK_SATURATED).sum())
     report.n_nonfinite = int((mask == MASK_NONFINITE).sum())
     report.n_zingers = int((mask == MASK_ZINGER).sum())
     report.n_bad_reference = int((mask == MASK_BAD_REFERENCE).sum())
-    with np.errstate(divide="ignore", invalid="ignore"):
-        od = -xp.log(xp.where(invalid, 1.0, transmission))
-    od = _fill_masked(xp, od, invalid, fill)
-    if report.nan_frames:  # nothing to fill from: leave whole bad frames NaN
-        od[xp.asarray(frames_nan)] = xp.nan
-    report.mask = mask
-    return od.astype(dtype, copy=False), report
+    return mask

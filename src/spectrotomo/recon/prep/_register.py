@@ -31,13 +31,13 @@ intensity model 0.33 / 0.22 %); Mn pair 0.17 / 0.05 %; the 25-energy Mn L scan
 reduced surface shell (1.5-3 px), which a magnification mimics at 20 nm
 pixels. A joint low-rank spectral model does not help: a magnification error
 proportional to a component's coefficient is absorbed by that component's
-map (gpu_bench/register_lowrank_probe.py). Use a reference below the edge:
+map (gpu_bench/diagnostics/register_lowrank_probe.py). Use a reference below the edge:
 against a white-line image the error is 1.0 / 7.5 %. Several angles (4-D
 input) average the angle-dependent part. Translations stay < 0.05 px. Give
 ``pixel_sizes`` when the optics' magnification per energy is known, or
 ``scale_model="linear"`` when it follows a law linear in energy (zone-plate
 refocusing): the XANES bias then drops to 0.06-0.15 % (small) and
-0.02-0.05 % (demo) (gpu_bench/register_law_bench.py).
+0.02-0.05 % (demo) (gpu_bench/diagnostics/register_law.py).
 """
 
 from __future__ import annotations
@@ -288,14 +288,7 @@ def register_energies(images, *, reference: int | None = None, pixel_sizes=None,
     n = images.shape[0]
     ref, meta_scales = _check_options(n, reference, pixel_sizes, model, band_px, max_angles)
     energies = _check_law(n, scale_model, energies)
-    if images.ndim == 3:
-        picks = None
-        stacks = images[None] if not _is_dask(images) else np.asarray(images)[None]
-    else:
-        picks = np.unique(np.linspace(0, images.shape[1] - 1, min(int(max_angles),
-                                                                  images.shape[1])).round().astype(int))
-        stacks = images[:, picks].transpose(1, 0, 2, 3)
-        stacks = np.asarray(stacks) if _is_dask(stacks) else stacks
+    picks, stacks = _registration_stacks(images, max_angles)
     xp = array_module(stacks)
     stacks = xp.asarray(stacks, dtype=np.float64)
     if not bool(xp.isfinite(stacks).all()):
@@ -304,20 +297,19 @@ def register_energies(images, *, reference: int | None = None, pixel_sizes=None,
         source, fit_scale = "metadata", False
     else:
         source, fit_scale = ("estimated", True) if estimate_scale else ("fixed", False)
+    fit = dict(model=model, band_px=band_px, iterations=iterations, margin=margin)
     per_s, per_d, models, margins = [], [], [], []
     for imgs in stacks:  # a few angles at most (max_angles)
         init = (meta_scales if meta_scales is not None else
                 fourier_mellin_scale(xp, imgs, ref) if fit_scale else np.ones(n))
-        s, d, m, mg = _estimate(xp, imgs, ref, init, fit_scale, model=model, band_px=band_px,
-                                iterations=iterations, margin=margin)
+        s, d, m, mg = _estimate(xp, imgs, ref, init, fit_scale, **fit)
         per_s.append(s), per_d.append(d), models.append(m), margins.append(mg)
     scales = np.median(per_s, axis=0)
     shifts = np.median(per_d, axis=0)
     slope = float("nan")
     if scale_model == "linear" and fit_scale:
         scales, slope = _linear_law(scales, energies, ref)
-        per_d = [_estimate(xp, imgs, ref, scales, False, model=model, band_px=band_px,
-                           iterations=iterations, margin=margin)[1] for imgs in stacks]
+        per_d = [_estimate(xp, imgs, ref, scales, False, **fit)[1] for imgs in stacks]
         shifts = np.median(per_d, axis=0)
     scales[ref], shifts[ref] = (meta_scales[ref] if meta_scales is not None else 1.0), 0.0
     mid = len(stacks) // 2
@@ -330,6 +322,17 @@ def register_energies(images, *, reference: int | None = None, pixel_sizes=None,
         scales_per_angle=np.array(per_s) if picks is not None else np.zeros((0, n)),
         shifts_per_angle=np.array(per_d) if picks is not None else np.zeros((0, n, 2)))
     return _apply(images, scales, shifts), result
+
+
+def _registration_stacks(images, max_angles):
+    """The angle indices used (None for 2-D frames) and the (k, n_energies, ny, nx)
+    stacks registered: at most ``max_angles`` angles spread over the series."""
+    if images.ndim == 3:
+        return None, images[None] if not _is_dask(images) else np.asarray(images)[None]
+    picks = np.unique(np.linspace(0, images.shape[1] - 1, min(int(max_angles),
+                                                              images.shape[1])).round().astype(int))
+    stacks = images[:, picks].transpose(1, 0, 2, 3)
+    return picks, np.asarray(stacks) if _is_dask(stacks) else stacks
 
 
 def _apply(images, scales, shifts):

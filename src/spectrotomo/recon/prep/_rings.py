@@ -28,7 +28,7 @@ reconstruction. The methods below work on the whole stack
   (2009): wavelet-decompose each sinogram, damp the vertical-detail bands
   at low angular frequency with a Gaussian notch, recompose.
 
-Measured (``gpu_bench/stripe_bench.py``, RESULTS.prep.md 2026-12-01; TINY
+Measured (``gpu_bench/diagnostics/stripe_removal.py``, RESULTS.prep.md 2026-12-01; TINY
 particle, O pair, energy shifts 0.5 px + centre offset 0.7 px), sort /
 offset / blind: stripe RMS removed on an empty field with 1 % gain errors
 73 / 41 / 77 %; noise-free change of the particle's O-edge jump 39 / 9.1 /

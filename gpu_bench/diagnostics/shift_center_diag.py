@@ -24,7 +24,7 @@ before registration as ``[preprocess] rings``: ``blind``, the default since
 before that | ``fourier-wavelet`` | ``none``),
 ``gain`` (detector gain error ``ring_strength``, 0), ``seed`` (0).
 
-Usage: ``PYTHONPATH=src python gpu_bench/shift_center_diag.py CASE [CASE ...]``,
+Usage: ``PYTHONPATH=src python gpu_bench/diagnostics/shift_center_diag.py CASE [CASE ...]``,
 e.g. ``both:photons=none,register=oracle``; one JSON line per case.
 """
 

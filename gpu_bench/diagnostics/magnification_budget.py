@@ -18,7 +18,7 @@ the simulator shifted images before 2026-12-01: a blur that depends on each
 image's sub-pixel shift) and in ``@SEED`` (``[input] seed``, default 0), e.g.
 ``meta+bilinear@1``.
 
-Usage: ``PYTHONPATH=src python gpu_bench/magnification_budget.py OUT_DIR CASE [CASE ...]``
+Usage: ``PYTHONPATH=src python gpu_bench/diagnostics/magnification_budget.py OUT_DIR CASE [CASE ...]``
 (one JSON line per case).
 """
 
@@ -80,7 +80,8 @@ def _spline_misalign(order):
 def run_case(out: str, case: str) -> dict:
     import spectrotomo.simulate._forward as fwd
     import spectrotomo.simulate._sample as smod
-    from spectrotomo.pipeline import Config, _preprocess, run_pipeline
+    from spectrotomo.pipeline import Config, run_pipeline
+    from spectrotomo.pipeline.steps import preprocess as _preprocess
 
     saved = (dict(smod.IMPERFECTIONS), _preprocess._registration, fwd._misalign)
     name = case.replace(":", "-").replace("@", "-seed")

@@ -15,12 +15,12 @@ energy, then ``remove_rings`` per energy as the pipeline does. Per method:
 - ``real %`` (in / out): particle + 1 % gain + 2e4 photons: stripe RMS removed against
   the known gain map, -log(true_gain) (mean-free), by the angle-mean removed offset;
   also inside the particle's shadow (any angle) and outside it;
-- ``ring x`` / ``bias %``: the off-axis phantom of ``tests/recon/test_rings.py`` (96 px,
+- ``ring x`` / ``bias %``: the off-axis phantom of ``tests/recon/prep/test_rings.py`` (96 px,
   10 stripes of 2-6 %): ring RMS before / after in the FBP, and the particle's mean
   attenuation bias;
 - ``ms/proj``: remove_rings on a (131, 64, 64) float32 stack, best of 3.
 
-Usage: ``PYTHONPATH=src python gpu_bench/stripe_bench.py [METHOD ...]`` (default: none
+Usage: ``PYTHONPATH=src python gpu_bench/diagnostics/stripe_removal.py [METHOD ...]`` (default: none
 sort offset blind); one line per method.
 """
 
@@ -101,7 +101,7 @@ def measure(method: str, data: dict) -> dict:
 def load() -> dict:
     from spectrotomo.simulate import particle
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "recon"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "recon" / "prep"))
     import test_rings  # the phantom and its ring metric, shared with the test
 
     truth = particle("small", seed=2, **TINY)

@@ -6,7 +6,7 @@ XANES scan, one angle (20 deg), 1.5 px RMS energy shifts, 2e4 photons, magnifica
 Prints the max |scale error| (%) and |shift error| (px) of the free per-energy
 estimates and of the fitted law, for seeds 3-5.
 
-    python gpu_bench/register_law_bench.py small 2e-4 0      # PRESET PER_EV RAND
+    python gpu_bench/diagnostics/register_law.py small 2e-4 0      # PRESET PER_EV RAND
 """
 import numpy as np, sys
 from spectrotomo.recon.prep import normalize, register_energies

@@ -22,9 +22,9 @@ the limit (noise-free, rank 4 and started at the truth both stay within
 Prints max |scale error| % per solver, rank and start, and the joint
 objective at the solution vs at the truth.
 
-    python gpu_bench/register_lowrank_probe.py --preset small --seed 3 --ranks 3 4
-    python gpu_bench/register_lowrank_probe.py --photons 0 --ranks 4       # noise-free
-    python gpu_bench/register_lowrank_probe.py --photons 2e6 --no-zinger --ranks 4
+    python gpu_bench/diagnostics/register_lowrank_probe.py --preset small --seed 3 --ranks 3 4
+    python gpu_bench/diagnostics/register_lowrank_probe.py --photons 0 --ranks 4       # noise-free
+    python gpu_bench/diagnostics/register_lowrank_probe.py --photons 2e6 --no-zinger --ranks 4
 """
 
 from __future__ import annotations
