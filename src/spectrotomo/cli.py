@@ -93,10 +93,10 @@ def _config_from_args(args):
 
 
 def cmd_check(args) -> int:
-    from .pipeline._check import check_inputs, format_report
+    from .pipeline import check_inputs, format_check_report
 
     reports = check_inputs(args.files, angles=args.angles)
-    print(format_report(reports))
+    print(format_check_report(reports))
     return 1 if any(r.errors for r in reports) else 0
 
 
@@ -117,7 +117,7 @@ def _init_target(args) -> Path:
 
 
 def cmd_init(args) -> int:
-    from .pipeline._templates import write_config
+    from .pipeline import write_config
 
     args.config = _init_target(args)
 
@@ -144,7 +144,7 @@ def cmd_run(args) -> int:
     rows = getattr(args, "rows", None)
     slice_row = getattr(args, "slice", None)
     if rows is not None or slice_row is not None:
-        from .pipeline._preview import parse_rows, run_rows
+        from .pipeline import parse_rows, run_rows
 
         if args.dry_run:
             raise ValueError("--rows/--slice and --dry-run: plan the full run without --rows")
@@ -159,7 +159,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_center(args) -> int:
-    from .pipeline._preview import run_center
+    from .pipeline import run_center
 
     cfg = _config_from_args(args)
     run_center(cfg, search=args.search, step=args.step_px, row=args.row, out_dir=args.out)

@@ -20,7 +20,8 @@ def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("preview")
     cfg = config_from_dict({"input": {"path": "simulate:tiny"},
                             "output": {"store": str(root / "s.zarr"), "figures": False},
-                            "preprocess": {"align": False}})
+                            "preprocess": {"align": False},
+                            "reconstruct": {"algorithm": "fbp"}})
     return root, cfg
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import io
 
-__all__ = ["FileReport", "describe_file", "check_inputs", "format_report"]
+__all__ = ["FileReport", "describe_file", "check_inputs", "format_check_report"]
 
 
 @dataclass
@@ -128,7 +128,7 @@ def check_inputs(paths, *, angles: str = "same") -> list[FileReport]:
     return reports
 
 
-def format_report(reports: list[FileReport]) -> str:
+def format_check_report(reports: list[FileReport]) -> str:
     """Text for the terminal: one block per report."""
     lines = []
     for r in reports:
