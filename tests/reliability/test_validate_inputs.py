@@ -212,8 +212,10 @@ def test_every_problem_is_listed_at_once(tmp_path):
 
 @pytest.mark.parametrize("section, value, match", [
     ("path", "simulate:huge", r"unknown simulator preset 'huge'; expected one of"),
-    ("energies_ev", [640.0], r"\[input\] energies_ev = \[640\.0\] applies to file inputs only"),
-    ("pixel_size_nm", 12.0, r"\[input\] pixel_size_nm = 12\.0 applies to file inputs only"),
+    ("energies_ev", [640.0], r"\[input\] energies_ev = \[640\.0\] applies to measured files "
+                             r"only"),
+    ("pixel_size_nm", 12.0, r"\[input\] pixel_size_nm = 12\.0 applies to measured files only"),
+    ("binning", 2, r"\[input\] binning = 2 applies to measured files only"),
 ])
 def test_simulated_input_keys(tmp_path, section, value, match):
     data = {"input": {"path": "simulate:tiny", section: value}}

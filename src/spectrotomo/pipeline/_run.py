@@ -14,13 +14,12 @@ from typing import Callable, Iterable
 from .. import io
 from ._compute import local_dask, open_client
 from ._config import Config
-from ._monitor import StepMonitor, StepRecord, stamped
+from ._monitor import StepMonitor, StepRecord, dask_progress, stamped
 from ._plan import check_plan, format_plan, plan_run
 from ._context import RunContext
-from ._source import parse_source
 from ._validate import validate_run
 from .steps import CHUNKED_STEPS, STEPS
-from .steps.acquire import SIMULATED_GROUPS
+from .steps.acquire import SIMULATED_GROUPS, input_shape
 from .steps.report import write_report
 
 __all__ = ["run", "plan_for", "ALL_STEPS"]
@@ -63,7 +62,7 @@ def _input_shape(config: Config, store: Path) -> tuple[tuple[int, ...], int]:
         return tuple(sizes[d] for d in ("energy", "angle", "y", "x")), n_x
     if "od" in groups:  # a store prepared elsewhere, starting at the reconstruction
         return tuple(io.read_group(store, "od")["od"].shape), 0
-    return parse_source(config.input.path).shape()
+    return input_shape(config)
 
 
 def _also_to_file(log: Callable[[str], None], path: Path) -> Callable[[str], None]:
@@ -141,7 +140,8 @@ def run(config: Config, *, steps: Iterable[str] | None = None, dry_run: bool = F
                 continue
             if name in CHUNKED_STEPS and ctx.client is None:  # start a cluster only if used
                 ctx.client = cluster.enter_context(open_client(config.compute, log))
-            with StepMonitor(name, children=ctx.client is not None) as mon:
+            with StepMonitor(name, children=ctx.client is not None) as mon, \
+                    dask_progress(name, log):
                 fn(ctx)
             records.append(mon.record)
             log(mon.record.line())

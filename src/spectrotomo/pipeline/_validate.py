@@ -36,7 +36,7 @@ import numpy as np
 from ._config import Config, ConfigError, check_config
 from ._source import parse_source
 
-__all__ = ["validate_run", "read_overrides", "MIN_ANGLES", "MIN_RANGE_DEG", "ENERGY_RANGE_EV", "SAMPLE_BYTES"]
+__all__ = ["validate_run", "MIN_ANGLES", "MIN_RANGE_DEG", "ENERGY_RANGE_EV", "SAMPLE_BYTES"]
 
 #: Fewest projection angles of a tomogram (a 130 deg tilt series at 2 deg has 66).
 MIN_ANGLES = 20
@@ -133,16 +133,24 @@ def _describe_input(cfg: Config, store: Path) -> _Input:
                           phase=od.attrs.get("signal") == "phase")
     except (ValueError, KeyError, OSError):
         pass  # a damaged group: the run verifies and rebuilds it from the input
-    src = parse_source(cfg.input.path)
     where = f"[input] path = {cfg.input.path!r}"
-    overrides = {"energies_ev": cfg.input.energies_ev, "pixel_size_nm": cfg.input.pixel_size_nm}
+    try:
+        src = parse_source(cfg.input.path)
+    except ValueError as exc:
+        return _Input(where, problems=[str(exc)])
     if src.simulated:
         inp = _simulated(src, cfg, where)
-        inp.extra += [f"[input] {key} = {value!r} applies to file inputs only; the input is "
-                      f"the simulator ({cfg.input.path}); remove it"
-                      for key, value in overrides.items() if value]
+        used = {"energies_ev": cfg.input.energies_ev, "pixel_size_nm": cfg.input.pixel_size_nm,
+                "crop": cfg.input.crop, "binning": cfg.input.binning != 1 and cfg.input.binning}
+        inp.extra += [f"[input] {key} = {getattr(cfg.input, key)!r} applies to measured files "
+                      f"only; the input is the simulator ({cfg.input.path}); remove it"
+                      for key, value in used.items() if value]
+        inp.xanes = inp.xanes or bool(cfg.input.xanes)
         return inp
-    return _from_file(src.target, cfg, where)
+    if src.kind == "store":
+        return _Input(where, problems=[f"{where} is a sample store: run the pipeline with it as "
+                                       "[output] store instead"])
+    return _from_files(src, cfg, where)
 
 
 def _simulated(src, cfg: Config, where: str) -> _Input:
@@ -163,30 +171,28 @@ def _simulated(src, cfg: Config, where: str) -> _Input:
                   angles=np.linspace(-65.0, 65.0, n_a))  # sample(): -65..+65 deg
 
 
-def read_overrides(cfg: Config) -> dict:
-    """``io.read`` overrides from ``[input]``: ``energy`` (eV: one value for a
-    single-energy file, else the list) and ``pixel_size`` (nm)."""
-    overrides = {}
-    energies = cfg.input.energies_ev
-    if energies:
-        overrides["energy"] = float(energies[0]) if len(energies) == 1 else list(energies)
-    if cfg.input.pixel_size_nm:
-        overrides["pixel_size"] = cfg.input.pixel_size_nm
-    return overrides
+def _from_files(src, cfg: Config, where: str) -> _Input:
+    """The measured input as acquire will read it (crop, binning, energies_ev)."""
+    from .steps.acquire import read_input, read_input_xanes
 
-
-def _from_file(path: str, cfg: Config, where: str) -> _Input:
-    from .. import io
-
-    if not Path(path).exists():
+    if src.kind == "file" and not Path(src.target).exists():
         return _Input(where, problems=[f"{where}: no such file or directory; expected a beamline "
-                                       "file, a .zarr store, or simulate:<preset>"])
+                                       "file (or a list/glob of them), a .zarr store, or "
+                                       "simulate:<preset>"])
     try:
-        ds = io.read(path, **read_overrides(cfg))
+        ds, files = read_input(cfg)  # lazy above the readers' size limit
     except (ValueError, KeyError, OSError) as exc:  # ReaderError names file and field
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         return _Input(where, problems=[f"{where}: cannot read the input: {message}"])
-    return _from_dataset(ds, str(path))
+    inp = _from_dataset(ds, files[0] if len(files) == 1 else f"{where} ({len(files)} files)",
+                        xanes=bool(cfg.input.xanes))
+    if cfg.input.xanes:
+        try:
+            read_input_xanes(cfg, lazy=True)
+        except (ValueError, KeyError, OSError) as exc:
+            inp.extra.append(f"[input] xanes = {cfg.input.xanes!r}: cannot read the XANES scan: "
+                             f"{exc}")
+    return inp
 
 
 def _from_dataset(ds, where: str, *, xanes: bool = False) -> _Input:

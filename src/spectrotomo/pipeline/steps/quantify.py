@@ -101,8 +101,8 @@ def quantify(ctx) -> None:
                       overwrite=ctx.overwrite)
     slabs = _slabs_missing(ctx.store, template)
     log_resume(ctx, "quantify", slabs, -(-mu.sizes["z"] // rows))
-    run_tasks(ctx.client, quantify_slab, slabs, desc="quantify", store=str(ctx.store),
-              pairs=pairs, names=names, layout=_layout(mu))
+    run_tasks(ctx.client, quantify_slab, slabs, desc="quantify", log=ctx.log,
+              store=str(ctx.store), pairs=pairs, names=names, layout=_layout(mu))
     attrs = _chemistry_attrs(ctx.store, template)
     add_provenance(SimpleNamespace(attrs=attrs), "pipeline.quantify", inputs=[str(ctx.store)],
                    pairs=pairs, chunk_rows=rows)

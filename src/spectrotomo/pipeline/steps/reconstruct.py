@@ -37,33 +37,20 @@ PROGRESS_EVERY_S = 30.0
 
 
 class _ProgressLog:
-    """Throttled progress lines (iterations of a long solve, chunks done) for the log."""
+    """Throttled iteration lines of long solves for the log (in-process runs; the
+    chunks done are logged by ``run_tasks``)."""
 
-    def __init__(self, log, total: int, every_s: float | None = None):
-        self.log, self.total = log, total
+    def __init__(self, log, every_s: float | None = None):
+        self.log = log
         self.every_s = PROGRESS_EVERY_S if every_s is None else every_s
-        self.t0 = self.last = time.monotonic()
-        self.done = 0
-
-    def _due(self) -> bool:
-        now = time.monotonic()
-        if now - self.last < self.every_s:
-            return False
-        self.last = now
-        return True
+        self.last = time.monotonic()
 
     def iteration(self, region, done: int, n: int, elapsed: float) -> None:
-        if done < n and self._due():
+        now = time.monotonic()
+        if done < n and now - self.last >= self.every_s:
+            self.last = now
             self.log(f"reconstruct: energy {region[0].start}, rows {region[1].start}-"
                      f"{region[1].stop - 1}: iteration {done} of {n} ({elapsed:.0f} s)")
-
-    def chunk(self) -> None:
-        self.done += 1
-        if self._due() or self.done == self.total:
-            spent = time.monotonic() - self.t0
-            left = spent / self.done * (self.total - self.done)
-            self.log(f"reconstruct: {self.done} of {self.total} chunks done ({spent:.0f} s, "
-                     f"about {left:.0f} s left)")
 
 
 def resolve_algorithm(algorithm: str, angles) -> str:
@@ -130,8 +117,6 @@ def reconstruct_region(region, *, store, params: dict, progress: _ProgressLog | 
                        algorithm=params["algorithm"], center=params["center"],
                        pixel_size=params["pixel_size"], **kwargs, **params["options"])
     io.write_region(store, "recon", "mu", region, to_numpy(vol).astype(np.float32)[None])
-    if progress is not None:
-        progress.chunk()
     return tuple(seen) if seen[0] < seen[1] else None
 
 
@@ -179,14 +164,15 @@ def reconstruct(ctx) -> None:
         params.update(nonneg=cfg.nonneg, noise=_sample_noise(ctx.store, ny, rows))
         ctx.log(f"reconstruct: joint limited-angle solver ({float(np.ptp(params['angles'])):.0f}"
                 f" deg scan), {len(slabs)} chunks of {rows} rows x {n_e} energies")
-        run_tasks(ctx.client, reconstruct_rows, slabs, desc="reconstruct",
+        run_tasks(ctx.client, reconstruct_rows, slabs, desc="reconstruct", log=ctx.log,
                   store=str(ctx.store), params=params)
         attrs = {}
     else:
-        # progress lines need this process's log: in-process runs only (workers show a bar)
-        extra = {"progress": _ProgressLog(ctx.log, len(regions))} if ctx.client is None else {}
+        # iteration lines of long solves need this process's log: in-process runs only
+        # (run_tasks logs the chunks done, also from workers)
+        extra = {"progress": _ProgressLog(ctx.log)} if ctx.client is None else {}
         stops = run_tasks(ctx.client, reconstruct_region, regions, desc="reconstruct",
-                          store=str(ctx.store), params=params, **extra)
+                          log=ctx.log, store=str(ctx.store), params=params, **extra)
         attrs = _record_stops(ctx, [s for s in stops if s is not None], len(regions))
     io.mark_complete(ctx.store, "recon", attrs=attrs or None)
 
