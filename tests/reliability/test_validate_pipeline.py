@@ -1,5 +1,6 @@
 """Warnings reach run.log and the report summary; long solves log progress and
-accept a time cap that is recorded (never a silent early stop)."""
+accept a time cap that is recorded (never a silent early stop). Chunk progress
+lines come from ``run_tasks`` (tests/pipeline)."""
 
 from __future__ import annotations
 
@@ -55,7 +56,6 @@ def test_time_capped_solves_are_logged_and_recorded(tmp_path, prepared, monkeypa
     log = (tmp_path / "rep" / "run.log").read_text()
     assert f"reconstruct: warning: {stopped}" in log
     assert any(stopped in w for w in result["warnings"])
-    assert "reconstruct: 16 of 16 chunks done" in log
     assert any("iteration 1 of 1000000" in line for line in lines)
 
 
@@ -74,5 +74,4 @@ def test_progress_is_throttled(tmp_path, prepared):
     run_pipeline(_config(store, algorithm="sirt", iterations=3), steps=["reconstruct"],
                  report_dir=tmp_path / "rep", log=lines.append)
     assert not any(" iteration " in line for line in lines)  # short solves stay quiet
-    assert sum("chunks done" in line for line in lines) == 1  # the last one only
     assert "stopped_early" not in io.read_group(store, "recon").attrs
