@@ -132,3 +132,14 @@ def test_config_error_lists_problems_and_pickles():
     assert str(exc) == "2 problems:\n  - a must be b; got c\n  - d must be e; got f"
     back = pickle.loads(pickle.dumps(exc))
     assert str(back) == str(exc)
+
+
+def test_input_reader_error_is_both_and_pickles():
+    import pickle
+
+    from spectrotomo.io import ReaderError
+    from spectrotomo.pipeline._validate import InputReaderError
+
+    back = pickle.loads(pickle.dumps(InputReaderError(["x.h5: field 'theta' must be ..."])))
+    assert isinstance(back, ConfigError) and isinstance(back, ReaderError)
+    assert back.problems == ["x.h5: field 'theta' must be ..."]

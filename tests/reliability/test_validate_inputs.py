@@ -179,7 +179,8 @@ def test_missing_input_file(tmp_path):
 def test_garbage_input_file(tmp_path):
     path = tmp_path / "garbage.h5"
     path.write_bytes(np.random.default_rng(0).bytes(4096))
-    refused(tmp_path, path, r"\[input\] path = .*garbage\.h5.*cannot read the input")
+    exc = refused(tmp_path, path, r"\[input\] path = .*garbage\.h5.*cannot read the input")
+    assert isinstance(exc, io.ReaderError)  # the reader's refusal keeps its type too
 
 
 def test_radian_angles_in_a_sidecar(tmp_path):
@@ -215,7 +216,7 @@ def test_every_problem_is_listed_at_once(tmp_path):
     ("energies_ev", [640.0], r"\[input\] energies_ev = \[640\.0\] applies to measured files "
                              r"only"),
     ("pixel_size_nm", 12.0, r"\[input\] pixel_size_nm = 12\.0 applies to measured files only"),
-    ("binning", 2, r"\[input\] binning = 2 applies to measured files only"),
+    ("binning", 2, r"\[input\] binning = 2: crop/binning apply to measured files only"),
 ])
 def test_simulated_input_keys(tmp_path, section, value, match):
     data = {"input": {"path": "simulate:tiny", section: value}}

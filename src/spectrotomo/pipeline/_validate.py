@@ -33,10 +33,11 @@ from typing import Iterable
 
 import numpy as np
 
+from ..io import ReaderError
 from ._config import Config, ConfigError, check_config
 from ._source import parse_source
 
-__all__ = ["validate_run", "MIN_ANGLES", "MIN_RANGE_DEG", "ENERGY_RANGE_EV", "SAMPLE_BYTES"]
+__all__ = ["validate_run", "InputReaderError", "MIN_ANGLES", "MIN_RANGE_DEG", "ENERGY_RANGE_EV", "SAMPLE_BYTES"]
 
 #: Fewest projection angles of a tomogram (a 130 deg tilt series at 2 deg has 66).
 MIN_ANGLES = 20
@@ -52,6 +53,11 @@ SATURATED_REFUSE, SATURATED_WARN = 0.99, 0.05
 _TOMO_STEPS, _EDGE_STEPS = ("preprocess", "reconstruct"), ("quantify",)
 
 
+class InputReaderError(ConfigError, ReaderError):
+    """Validation refused the run and a reader refused the input: a
+    :class:`ConfigError` (``problems``) that is also an ``io.ReaderError``."""
+
+
 @dataclass
 class _Input:
     """What the run will read: ``where`` names it in messages."""
@@ -65,6 +71,7 @@ class _Input:
     ds: object = None  # raw tilt series (lazy) for the count checks
     xanes: bool = False
     problems: list[str] = field(default_factory=list)  # the input cannot be described
+    unreadable: bool = False  # a reader refused the input
     extra: list[str] = field(default_factory=list)  # problems that do not stop the checks
 
 
@@ -92,7 +99,8 @@ def validate_run(config: Config, *, steps: Iterable[str], store: str | Path,
     ------
     ConfigError
         Listing every problem found (``.problems``), each naming the key or
-        file field, the value and what is expected.
+        file field, the value and what is expected; an :class:`InputReaderError`
+        (also an ``io.ReaderError``) when a reader refused the input.
     """
     steps = set(steps)
     problems = check_config(config, source=source)
@@ -102,14 +110,16 @@ def validate_run(config: Config, *, steps: Iterable[str], store: str | Path,
         problems.append(f"[output] store = {str(store)!r} is a file; expected a .zarr "
                         "directory (or a path to create)")
     problems += _compute_problems(config, steps)
+    unreadable = False
     if not any("[input] path" in p for p in problems):
         inp = _describe_input(config, store)
         problems += inp.problems + inp.extra
+        unreadable = inp.unreadable
         if not inp.problems:
             _check_input(config, inp, steps, problems, warnings)
             _check_references(config, inp, steps, problems)
     if problems:
-        raise ConfigError(problems)
+        raise (InputReaderError if unreadable else ConfigError)(problems)
     return warnings
 
 
@@ -141,9 +151,11 @@ def _describe_input(cfg: Config, store: Path) -> _Input:
     if src.simulated:
         inp = _simulated(src, cfg, where)
         used = {"energies_ev": cfg.input.energies_ev, "pixel_size_nm": cfg.input.pixel_size_nm,
-                "crop": cfg.input.crop, "binning": cfg.input.binning != 1 and cfg.input.binning}
-        inp.extra += [f"[input] {key} = {getattr(cfg.input, key)!r} applies to measured files "
-                      f"only; the input is the simulator ({cfg.input.path}); remove it"
+                "crop": cfg.input.crop, "binning": cfg.input.binning != 1}
+        inp.extra += [f"[input] {key} = {getattr(cfg.input, key)!r}"
+                      + (": crop/binning apply to measured files only" if key in ("crop", "binning")
+                         else " applies to measured files only")
+                      + f"; the input is the simulator ({cfg.input.path}); remove it"
                       for key, value in used.items() if value]
         inp.xanes = inp.xanes or bool(cfg.input.xanes)
         return inp
@@ -183,7 +195,8 @@ def _from_files(src, cfg: Config, where: str) -> _Input:
         ds, files = read_input(cfg)  # lazy above the readers' size limit
     except (ValueError, KeyError, OSError) as exc:  # ReaderError names file and field
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        return _Input(where, problems=[f"{where}: cannot read the input: {message}"])
+        return _Input(where, problems=[f"{where}: cannot read the input: {message}"],
+                      unreadable=isinstance(exc, ReaderError))
     inp = _from_dataset(ds, files[0] if len(files) == 1 else f"{where} ({len(files)} files)",
                         xanes=bool(cfg.input.xanes))
     if cfg.input.xanes:
