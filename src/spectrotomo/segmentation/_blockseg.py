@@ -221,6 +221,13 @@ def masked_smooth_blocks(data, mask, *, sigma_nm: float, spacing, surface_nm: fl
     shape = tuple(mask.shape)
     spacing = np.asarray(spacing, dtype=float)
     lead = int(data.shape[0])
+    out = scratch.array((lead,) + shape, np.float32, fill=np.nan)
+    if sigma_nm == 0:  # no averaging: the data on the mask
+        for core in blocks(shape, chunk):
+            arr = read(data, (slice(None),) + core, np.float32)
+            out[(slice(None),) + core] = np.where(read(mask, core, bool) & np.isfinite(arr), arr,
+                                                  np.nan)
+        return out
     step = float(spacing.min())
     n = int(round(surface_nm / step))
     layers = scratch.array(shape, np.int32)
@@ -233,7 +240,6 @@ def masked_smooth_blocks(data, mask, *, sigma_nm: float, spacing, surface_nm: fl
     feature_distance(lambda ext: ~read(mask, ext, bool), lambda core: read(mask, core, bool),
                      shape, spacing=spacing, chunk=chunk, sink=put_layers,
                      reach_nm=(n + 1) * step, exact_beyond_reach=False)
-    out = scratch.array((lead,) + shape, np.float32, fill=np.nan)
     sigma = (0.0,) + tuple(sigma_nm / spacing)
     halo = [int(4.0 * s + 0.5) for s in sigma[1:]]  # scipy's truncate=4
     for core in blocks(shape, chunk):

@@ -77,7 +77,7 @@ def profile_table_blocks(values, regions, *, by: str, mask, chunk: int, bins=Non
     f32 = np.dtype(getattr(values, "dtype", np.float64)) == np.float32
 
     def groups_of(core):
-        """(group index per selected voxel, selection, values) of one block."""
+        """(group index, value) of the counted voxels of one block."""
         lab = read(mask, core).astype(np.int64)
         reg = read(regions, core)
         idx = (reg.astype(np.int64) if by != "depth" else
@@ -85,9 +85,8 @@ def profile_table_blocks(values, regions, *, by: str, mask, chunk: int, bins=Non
         vals = read(values, (slice(None),) * lead + core, np.float64)
         vals = vals if lead else vals[None]
         sel = (idx > 0) & (idx <= n_reg) & (lab > 0) & np.isfinite(vals)
-        grp = np.arange(m)[:, None] * n_reg + (idx[None] - 1)
-        grp = np.broadcast_to(grp.reshape(m, -1), (m, idx.size)).reshape(vals.shape)
-        return grp[sel], vals[sel]
+        grp = np.arange(m).reshape((m,) + (1,) * idx.ndim) * n_reg + (idx[None] - 1)
+        return np.broadcast_to(grp, vals.shape)[sel], vals[sel]
 
     size = m * n_reg
     count, total = np.zeros(size, np.int64), np.zeros(size)
