@@ -14,7 +14,11 @@ opening the inputs (MiB), whether every block-wise output equals the whole-volum
 the growth exponent per step (time ~ voxels^k between the two largest sizes) and the
 projected time for 2048^3 (8 energies x 131 angles x 2048^2 gives one 2048^3 volume).
 
+With ``--store demo-out/sample.zarr`` the reconstructed demo (its energy-mean attenuation
+and its amounts) is one more row.
+
 Usage: python gpu_bench/scale_bench.py [--sizes 64 128 256] [--chunk 64] [--cache DIR]
+                                       [--store STORE]
 """
 
 from __future__ import annotations
@@ -57,6 +61,23 @@ def _build(size: int, cache: Path) -> Path:
     return out
 
 
+def _from_store(store: str, cache: Path) -> Path:
+    """The energy-mean attenuation and the amounts of a pipeline store (e.g. the demo's)."""
+    import zarr
+
+    from spectrotomo import io
+
+    out = cache / "store.zarr"
+    mu = io.read_group(store, "recon")["mu"]
+    amount = io.read_group(store, "chemistry")["amount"].sel(element=ELEMENTS)
+    root = zarr.open_group(str(out), mode="w")
+    root.create_array("mu", data=mu.values.mean(axis=0), chunks=(64,) * 3)
+    root.create_array("amount", data=amount.values.astype(np.float32), chunks=(4, 64, 64, 64))
+    root.attrs.update(pixel_size=float(mu.attrs["pixel_size"]),
+                      target=float(io.read_group(store, "truth").attrs["target_tm_o"]))
+    return out
+
+
 def _whole(mu, amount, px, target):
     from spectrotomo import segmentation as seg
 
@@ -73,6 +94,15 @@ def _whole(mu, amount, px, target):
     return {"mask": mask, "depth": depth, "shell": seg.shells(mask, 5, px, depth_map=depth),
             "pores": pores, "cracks": cracks, "tm_o_ratio_smoothed": ratio,
             "composition_class": seg.composition_classes(ratio, target, 0.05, mask=defined)}
+
+
+def _hwm() -> int:
+    """Peak RSS of this process (bytes). Not ru_maxrss: Linux carries that over exec from
+    the parent (which built the inputs), VmHWM belongs to this process image."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _child(mode: str, path: str, chunk: int) -> dict:
@@ -92,23 +122,23 @@ def _child(mode: str, path: str, chunk: int) -> dict:
     info = {}
     if mode == "whole":
         res = _whole(mu, amount, px, target)
-        out_dir.mkdir(exist_ok=True)
+        out = zarr.open_group(str(out_dir), mode="w")  # chunked: the profile reads blocks
         for k, v in res.items():
-            np.save(out_dir / f"{k}.npy", np.asarray(v))
+            out.create_array(k, data=np.asarray(v), chunks=(64,) * 3)
     elif mode == "blocks":
         res = seg.segment_volume(mu, spacing=px, chunk=chunk, amounts=amount,
                                  elements=ELEMENTS, target=target)
         wall, cpu = time.perf_counter() - t, time.process_time() - c
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        peak = _hwm()
         same = {}
         for k, v in res.arrays.items():  # after the timing: whole arrays only to compare
-            ref = np.load(out_dir / f"{k}.npy")
+            ref = zarr.open_array(str(out_dir / k), mode="r")[...]
             got = np.asarray(v[(slice(None),) * 3])
             same[k] = bool(np.array_equal(got, ref, equal_nan=got.dtype.kind == "f"))
         res.close()
         return {"wall": wall, "cpu": cpu, "peak": peak - base, "same": same}
     else:  # profile, block by block, from the whole run's segmentation
-        lab = {k: np.load(out_dir / f"{k}.npy", mmap_mode="r")
+        lab = {k: zarr.open_array(str(out_dir / k), mode="r")
                for k in ("mask", "shell", "depth", "composition_class", "tm_o_ratio_smoothed")}
         import dask.array as da
 
@@ -119,7 +149,7 @@ def _child(mode: str, path: str, chunk: int) -> dict:
             for v in (values, lab["tm_o_ratio_smoothed"]):
                 seg.profile_table_blocks(v, reg, by=by, mask=lab["mask"], chunk=chunk, **kw)
     wall, cpu = time.perf_counter() - t, time.process_time() - c
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = _hwm()
     return {"wall": wall, "cpu": cpu, "peak": peak - base, **info}
 
 
@@ -129,32 +159,70 @@ def _run(mode, path, chunk) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def _peers(size: int = 160) -> None:
+    """The libraries against what they replaced, same data: cc3d vs scipy.ndimage.label
+    (6 and 26 neighbours, numbering compared), edt vs scipy distance_transform_edt."""
+    import cc3d
+    import edt
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    blobs = ndimage.gaussian_filter(rng.random((size,) * 3).astype(np.float32), 2) > 0.5
+    for conn, structure in ((6, None), (26, np.ones((3, 3, 3)))):
+        t = time.perf_counter()
+        ref, n = ndimage.label(blobs, structure=structure)
+        t_ref = time.perf_counter() - t
+        t = time.perf_counter()
+        got = cc3d.connected_components(blobs, connectivity=conn)
+        t_got = time.perf_counter() - t
+        print(f"labels {conn:2d}-conn {size}^3: cc3d {t_got:6.3f} s, scipy {t_ref:6.3f} s "
+              f"(x{t_ref / t_got:4.2f}); identical numbering {np.array_equal(got, ref)}")
+    grid = np.indices((size,) * 3) - (size - 1) / 2
+    ball = np.sqrt((grid ** 2).sum(axis=0)) <= 0.4 * size
+    t = time.perf_counter()
+    ref = ndimage.distance_transform_edt(ball, sampling=(10.0,) * 3)
+    t_ref = time.perf_counter() - t
+    t = time.perf_counter()
+    got = np.sqrt(edt.edtsq(ball, anisotropy=(10.0,) * 3, parallel=os.cpu_count())
+                  .astype(np.float64))  # as _blockedt: float32 squares, float64 root
+    t_got = time.perf_counter() - t
+    print(f"EDT ball {size}^3: edt {t_got:6.3f} s ({os.cpu_count()} threads), scipy "
+          f"{t_ref:6.3f} s (x{t_ref / t_got:4.2f}); equal {np.array_equal(got, ref)}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256])
     parser.add_argument("--chunk", type=int, default=64)
     parser.add_argument("--cache", default="/tmp/spectrotomo-scale-bench")
+    parser.add_argument("--peers", action="store_true", help="cc3d / edt vs scipy only")
+    parser.add_argument("--modes", nargs="+", default=["whole", "blocks", "profile"])
+    parser.add_argument("--store", help="also a pipeline store's recon + chemistry (demo-out)")
     parser.add_argument("--child", nargs=2, metavar=("MODE", "PATH"))
     args = parser.parse_args()
     if args.child:
         print(json.dumps(_child(args.child[0], args.child[1], args.chunk)))
         return
+    if args.peers:
+        return _peers()
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     rows = {}
     print(f"cores {os.cpu_count()}, chunk {args.chunk}; wall s | cpu/wall | peak MiB above base")
-    for n in args.sizes:
-        path = _build(n, cache)
-        for mode in ("whole", "blocks", "profile"):
+    inputs = [(n, _build(n, cache)) for n in args.sizes]
+    if args.store:
+        inputs.append(("store", _from_store(args.store, cache)))
+    for n, path in inputs:
+        for mode in args.modes:
             r = _run(mode, path, args.chunk)
             rows[(n, mode)] = r
             same = "" if "same" not in r else (
                 "all outputs identical" if all(r["same"].values()) else f"DIFFER {r['same']}")
-            print(f"{n:4d}^3 {mode:8s} {r['wall']:8.2f} s | {r['cpu'] / r['wall']:4.2f} | "
+            print(f"{n:>5}{'^3' if n != 'store' else '  '} {mode:8s} {r['wall']:8.2f} s | {r['cpu'] / r['wall']:4.2f} | "
                   f"{r['peak'] / 2**20:8.1f} MiB  {same}", flush=True)
     if len(args.sizes) >= 2:
         a, b = sorted(args.sizes)[-2:]
-        for mode in ("whole", "blocks", "profile"):
+        for mode in args.modes:
             ta, tb = rows[(a, mode)]["wall"], rows[(b, mode)]["wall"]
             k = np.log(tb / ta) / np.log((b / a) ** 3)
             t2048 = tb * (2048 / b) ** (3 * k)
