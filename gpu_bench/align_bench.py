@@ -11,10 +11,9 @@ same run. Accuracy of the recovered jitter is printed beside the times.
 
 from __future__ import annotations
 
-import argparse
-import time
-
 import numpy as np
+
+import harness
 
 
 def _rms_error(est, true, angles):
@@ -38,22 +37,18 @@ def make_data(size: int, n_angles: int, seed: int):
 
 
 def run_ours(proj, flats, darks, angles, center, iterations):
-    from spectrotomo.recon import align_projections, normalize, remove_rings
+    from spectrotomo.recon.prep import align_projections, normalize, remove_rings
 
-    t = {}
-    t0 = time.perf_counter()
-    normalize(proj, flats, darks, zinger_threshold=None)
-    t["normalise, no zinger search"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    od, _ = normalize(proj, flats, darks)
-    t["normalise"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    od = remove_rings(od)  # the default method, as the pipeline runs it
-    t["rings"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    _, shifts = align_projections(od, angles, center=center, iterations=iterations)
-    t["align"] = time.perf_counter() - t0
-    return t, shifts
+    t = {"normalise, no zinger search":
+         harness.once(lambda: normalize(proj, flats, darks, zinger_threshold=None)).best}
+    r = harness.once(lambda: normalize(proj, flats, darks))
+    t["normalise"], od = r.best, r.out[0]
+    r = harness.once(lambda: remove_rings(od))  # the default method, as the pipeline runs it
+    t["rings"], od = r.best, r.out
+    r = harness.once(lambda: align_projections(od, angles, center=center,
+                                               iterations=iterations))
+    t["align"] = r.best
+    return t, r.out[1]
 
 
 def run_algotom(proj, flats, darks):
@@ -61,56 +56,55 @@ def run_algotom(proj, flats, darks):
     from algotom.prep.correction import flat_field_correction
     from algotom.prep.removal import remove_stripe_based_sorting
 
-    t = {}
-    t0 = time.perf_counter()
-    trans = flat_field_correction(proj, flats.mean(0), darks.mean(0))
-    od = -np.log(np.clip(trans, 1e-6, None))
-    t["normalise"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    od = np.stack([remove_stripe_based_sorting(od[:, r], size=5) for r in range(od.shape[1])], 1)
-    t["rings"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    steps = np.array([find_shift_based_phase_correlation(od[i - 1], od[i])
-                      for i in range(1, od.shape[0])])
-    t["align"] = time.perf_counter() - t0
+    r = harness.once(lambda: -np.log(np.clip(
+        flat_field_correction(proj, flats.mean(0), darks.mean(0)), 1e-6, None)))
+    t, od = {"normalise": r.best}, r.out
+    r = harness.once(lambda: np.stack([remove_stripe_based_sorting(od[:, k], size=5)
+                                       for k in range(od.shape[1])], 1))
+    t["rings"], od = r.best, r.out
+    r = harness.once(lambda: np.array([find_shift_based_phase_correlation(od[i - 1], od[i])
+                                       for i in range(1, od.shape[0])]))
+    t["align"], steps = r.best, r.out
     # Accumulate neighbour shifts; both sign conventions returned, the better one is reported.
     return t, [np.vstack([[0.0, 0.0], np.cumsum(sign * steps, axis=0)]) for sign in (1, -1)]
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = harness.parser(__doc__, quick={"angles": 31, "iterations": 2})
     ap.add_argument("--size", type=int, default=64, help="64 (small particle) or 128 (demo)")
     ap.add_argument("--angles", type=int, default=131)
     ap.add_argument("--iterations", type=int, default=10, help="re-projection iterations")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
+    harness.start("align_bench: normalise + rings + align, ms per projection")
     proj, flats, darks, angles, true, center = make_data(args.size, args.angles, args.seed)
     n = proj.shape[0]
     # Warm-up on a few projections: imports and plans are not per-projection costs.
     run_ours(proj[:8], flats, darks, angles[:8], center, 1)
-    run_algotom(proj[:8], flats, darks)
-    print(f"data: {proj.shape} (angles, rows, cols), -65..+65 deg, 1 px jitter, rings 2 %")
-    ours, s_ours = run_ours(proj, flats, darks, angles, center, args.iterations)
     try:
-        import tomopy  # noqa: F401
-        print("note: tomopy is importable but only the algotom comparison is implemented")
+        run_algotom(proj[:8], flats, darks)
+        has_peer = True
     except ImportError:
-        pass
-    peer_name = "algotom"
-    peer, s_peers = run_algotom(proj, flats, darks)
-    peer["normalise, no zinger search"] = peer["normalise"]
-    print(f"{'stage':<30} {'spectrotomo ms/proj':>20} {peer_name + ' ms/proj':>18} "
-          f"{'peer/ours':>10}")
-    for k in ("normalise, no zinger search", "normalise", "rings", "align"):
-        a, b = 1e3 * ours[k] / n, 1e3 * peer[k] / n
-        print(f"{k:<30} {a:>20.2f} {b:>18.2f} {b / a:>10.2f}")
+        has_peer = False
+    print(f"data: {proj.shape} (angles, rows, cols), -65..+65 deg, 1 px jitter, rings 2 %; "
+          "peer: " + ("algotom" if has_peer else "none (algotom not importable)")
+          + " (TomoPy comparison not implemented)")
+    ours, s_ours = run_ours(proj, flats, darks, angles, center, args.iterations)
+    peer, s_peers = run_algotom(proj, flats, darks) if has_peer else ({}, [])
+    peer["normalise, no zinger search"] = peer.get("normalise", np.nan)
     keys = ("normalise", "rings", "align")
-    a = 1e3 * sum(ours[k] for k in keys) / n
-    b = 1e3 * sum(peer[k] for k in keys) / n
-    print(f"{'total (normalise+rings+align)':<30} {a:>20.2f} {b:>18.2f} {b / a:>10.2f}")
+    total = "total (normalise+rings+align)"
+    ours[total] = sum(ours[k] for k in keys)
+    peer[total] = sum(peer.get(k, np.nan) for k in keys)
+    rows = [[k, 1e3 * ours[k] / n, 1e3 * peer.get(k, np.nan) / n,
+             harness.ratio(peer.get(k, np.nan), ours[k])]
+            for k in ("normalise, no zinger search", *keys, total)]
+    harness.print_table(["stage", "spectrotomo ms/proj", "algotom ms/proj", "peer/ours"], rows,
+                        fmt=".2f")
     e_o = _rms_error(s_ours, true, angles)
-    e_p = min((_rms_error(s, true, angles) for s in s_peers), key=lambda e: e.sum())
-    print(f"jitter RMS error (dy, dx) px: spectrotomo {e_o.round(3)}, {peer_name} {e_p.round(3)} "
+    e_p = min((_rms_error(s, true, angles) for s in s_peers), key=lambda e: e.sum(),
+              default=np.full(2, np.nan))
+    print(f"jitter RMS error (dy, dx) px: spectrotomo {e_o.round(3)}, algotom {e_p.round(3)} "
           f"(1 px before alignment)")
 
 

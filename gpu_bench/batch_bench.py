@@ -15,12 +15,12 @@ Example::
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import tempfile
-import time
 from pathlib import Path
+
+import harness
 
 
 def write_manifest(root: Path, preset: str, n_scans: int, *, align: bool, figures: bool) -> Path:
@@ -58,15 +58,15 @@ def run_once(manifest: Path, out: Path, workers: int, gpus: int | None, *,
     if out.exists():
         shutil.rmtree(out)
     cluster, client = _dask_cluster(workers) if dask else (None, None)
-    t0 = time.perf_counter()
     try:
-        result = run_batch(manifest, out_dir=out, workers=workers, gpus=gpus, executor=client,
-                           log=lambda m: print("   ", m, flush=True))
+        run = harness.once(lambda: run_batch(manifest, out_dir=out, workers=workers, gpus=gpus,
+                                             executor=client,
+                                             log=lambda m: print("   ", m, flush=True)))
     finally:
-        wall = time.perf_counter() - t0
         if client is not None:
             client.close()
             cluster.close()
+    result, wall = run.out, run.best
     n_ok = len(result["records"]) - len(result["failed"])
     per_scan = [r["seconds"] for r in result["records"].values() if r["status"] == "complete"]
     return {"workers": workers, "wall_s": wall, "complete": n_ok, "failed": len(result["failed"]),
@@ -75,7 +75,7 @@ def run_once(manifest: Path, out: Path, workers: int, gpus: int | None, *,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.parser(__doc__, quick={"preset": "tiny", "scans": 2})
     parser.add_argument("--preset", default="demo", help="simulator preset (tiny, small, demo)")
     parser.add_argument("--scans", type=int, default=4, help="scans in the batch")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
@@ -90,6 +90,7 @@ def main() -> None:
                         "OMP_NUM_THREADS = cores / N) instead of a process pool")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()
+    harness.start(f"batch_bench: {args.scans} x {args.preset} scans, scans per hour")
     root = args.out or Path(tempfile.mkdtemp(prefix="batch_bench_"))
     root.mkdir(parents=True, exist_ok=True)
     manifest = write_manifest(root, args.preset, args.scans, align=args.align,
@@ -100,12 +101,11 @@ def main() -> None:
         results.append(run_once(manifest, root / f"out_w{workers}", workers, args.gpus,
                                 dask=args.dask))
     ref = results[0]
-    print(f"\n{'workers':>7} {'wall s':>8} {'scans/h':>8} {'mean scan s':>11} {'speed-up':>8}")
-    for r in results:
-        failed = f"  ({r['failed']} failed)" if r["failed"] else ""
-        print(f"{r['workers']:>7} {r['wall_s']:>8.1f} {r['scans_per_hour']:>8.1f} "
-              f"{r['mean_scan_s']:>11.1f} {r['scans_per_hour'] / ref['scans_per_hour']:>7.2f}x"
-              f"{failed}")
+    harness.print_table(
+        ["workers", "wall s", "scans/h", "mean scan s", "speed-up", "failed"],
+        [[r["workers"], f"{r['wall_s']:.1f}", f"{r['scans_per_hour']:.1f}",
+          f"{r['mean_scan_s']:.1f}", harness.ratio(r["scans_per_hour"], ref["scans_per_hour"]),
+          r["failed"]] for r in results])
     if args.json:
         args.json.write_text(json.dumps({"preset": args.preset, "scans": args.scans,
                                          "results": results}, indent=1))

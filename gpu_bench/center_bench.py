@@ -25,10 +25,9 @@ offset in +-5 px, truncated in every row as case (c2); then "halves" against
 
 from __future__ import annotations
 
-import argparse
-import time
-
 import numpy as np
+
+import harness
 
 METHODS = ("auto", "com", "halves", "consistency", "sharpness")
 LIMITED = np.arange(-65.0, 66.0)
@@ -36,7 +35,7 @@ LIMITED = np.arange(-65.0, 66.0)
 
 def particle_od(truth, angles, offset, seed=1):
     """(od (A, rows, cols) float32, true axis column) of the particle at Mn L3 post-edge."""
-    from spectrotomo.recon import normalize
+    from spectrotomo.recon.prep import normalize
     from spectrotomo.simulate import EDGES, tilt_series
 
     ts = tilt_series(truth, energies=[EDGES["Mn"]["above"]], angles=angles,
@@ -64,26 +63,38 @@ def cut(od, true, cols=None, rows=None):
     return od[:, r0:r1, c0:c1], true - c0
 
 
+def confined_rows(od, edge=2, frac=0.02, min_mass=0.1) -> int:
+    """Rows whose slice stays inside the field at every angle, by the rule of find_center's
+    "com" (angle-mean profile ~0 at both detector edges, >= 10 % of the heaviest row's
+    mass): the column that says how truncated a case is."""
+    mean = np.abs(od).mean(axis=0)
+    border = np.maximum(mean[:, :edge].max(axis=1), mean[:, -edge:].max(axis=1))
+    mass = mean.sum(axis=1)
+    return int(((border <= frac * mean.max()) & (mass >= min_mass * mass.max())).sum())
+
+
 def run(method, od, angles):
     """(centre or None when refused, seconds, method used; "!" marks auto's warned fallback)."""
     import warnings
 
     from spectrotomo import ValidationError
-    from spectrotomo.recon import find_center
+    from spectrotomo.recon.prep import find_center
 
-    t0 = time.perf_counter()
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            c, scores = find_center(od, angles, method=method, return_metric=True)
-    except ValidationError:
-        return None, time.perf_counter() - t0, "-"
-    return c, time.perf_counter() - t0, scores.method + ("!" if caught else "")
+    def attempt():
+        try:
+            return find_center(od, angles, method=method, return_metric=True)
+        except ValidationError:
+            return None, None
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        t = harness.once(attempt)
+    c, scores = t.out
+    return c, t.best, "-" if c is None else scores.method + ("!" if caught else "")
 
 
 def sweep():
     """Case (c2) of the small preset over particle seeds and angle sets."""
-    from spectrotomo.recon._center import _confined_rows
     from spectrotomo.simulate import particle
 
     rng = np.random.default_rng(7)
@@ -102,14 +113,14 @@ def sweep():
                 cells.append(("n/a" if c is None else f"{c - true:+.2f}") + f" ({t:.1f} s)"
                              + (f" [{used}]" if m == "auto" else ""))
             print(f"| {seed} | {-span:.0f}..{span:.0f} step {step:.0f} | {off:+.2f} | "
-                  f"{_confined_rows(np, od).size} | " + " | ".join(cells) + " |", flush=True)
+                  f"{confined_rows(od)} | " + " | ".join(cells) + " |", flush=True)
     rows_sweep(rng)
 
 
 def rows_sweep(rng):
     """"halves" error against n_rows: all 64 rows present, columns 8-56 (middle rows cut)."""
     from spectrotomo import ValidationError
-    from spectrotomo.recon import find_center
+    from spectrotomo.recon.prep import find_center
     from spectrotomo.simulate import particle
 
     counts = (8, 16, 24, 48)
@@ -133,13 +144,17 @@ def rows_sweep(rng):
 
 
 def main():
-    from spectrotomo.recon._center import _confined_rows
     from spectrotomo.simulate import particle
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = harness.parser(__doc__, quick={"offsets": [2.4], "methods": ["auto", "com"]})
     ap.add_argument("--preset", default="small", choices=["small", "demo"])
     ap.add_argument("--sweep", action="store_true", help="other particle seeds and angle sets")
+    ap.add_argument("--offsets", type=float, nargs="+", default=[2.4, -3.7],
+                    help="axis offsets from the detector centre, px")
+    ap.add_argument("--methods", nargs="+", default=list(METHODS))
     args = ap.parse_args()
+    harness.start(f"center_bench: find_center error and time, {args.preset}"
+                  + (" sweep" if args.sweep else ""))
     if args.sweep:
         return sweep()
     n = 64 if args.preset == "small" else 128
@@ -147,7 +162,7 @@ def main():
     mid = (n * 5 // 16, n * 11 // 16)  # middle rows: every slice wider than the field
     truth = particle(args.preset, seed=0)
     cases = []
-    for off in (2.4, -3.7):
+    for off in args.offsets:
         od, true = particle_od(truth, LIMITED, off)
         cases += [(f"(a) untruncated, {off:+.1f}", *cut(od, true)),
                   (f"(b) {k} cols cut, {off:+.1f}", *cut(od, true, cols=(k, n))),
@@ -155,22 +170,22 @@ def main():
                    *cut(od, true, cols=(k, n), rows=mid)),
                   (f"(c2) rows {mid[0]}-{mid[1]}, cols {k}-{n - k}, {off:+.1f}",
                    *cut(od, true, cols=(k, n - k), rows=mid))]
-    for off in (2.4, -3.7):
+    for off in args.offsets:
         od, true = ball_od(n, LIMITED, off)
         cases += [(f"(d) smooth ball, {off:+.1f}", *cut(od, true)),
                   (f"(d) ball, rows 4-12, {k} cols cut, {off:+.1f}",
                    *cut(od, true, cols=(k, n), rows=(4, 12)))]
     print(f"preset {args.preset}: error px (found - true), s per call; [auto's choice], "
           "! = with the fallback warning; confined = rows whose slice stays inside the field")
-    print("\n| case | confined | " + " | ".join(METHODS) + " |")
-    print("|---|---:|" + "---:|" * len(METHODS))
+    rows = []
     for name, od, true in cases:
-        row = f"| {name} | {_confined_rows(np, od).size} |"
-        for m in METHODS:
+        row = [name, confined_rows(od)]
+        for m in args.methods:
             c, t, used = run(m, od, LIMITED)
             cell = ("n/a" if c is None else f"{c - true:+.2f}") + f" ({t:.1f} s)"
-            row += f" {cell}{f' [{used}]' if m == 'auto' else ''} |"
-        print(row, flush=True)
+            row.append(cell + (f" [{used}]" if m == "auto" else ""))
+        rows.append(row)
+    harness.print_table(["case", "confined", *args.methods], rows)
     full = np.arange(0.0, 180.0)
     od, true = particle_od(truth, full, 2.4)
     c, t, used = run("auto", od, full)
@@ -178,10 +193,9 @@ def main():
     try:
         from algotom.prep.calculation import find_center_vo
 
-        t0 = time.perf_counter()
-        theirs = find_center_vo(od[:, n // 2], start=n / 4, stop=3 * n / 4 - 1, step=0.25,
-                                ncore=1)
-        line += f"; algotom find_center_vo {theirs - true:+.2f} ({time.perf_counter() - t0:.1f} s)"
+        vo = harness.once(lambda: find_center_vo(od[:, n // 2], start=n / 4, stop=3 * n / 4 - 1,
+                                                 step=0.25, ncore=1))
+        line += f"; algotom find_center_vo {vo.out - true:+.2f} ({vo.best:.1f} s)"
     except ImportError:
         line += "; algotom not importable"
     c, t, _ = run("halves", od, full)

@@ -14,14 +14,12 @@ and the ratios. Rates of the per-spectrum peers are measured on a subset.
 
 from __future__ import annotations
 
-import argparse
-import os
-import time
-
 import numpy as np
 
+import harness
 
-def _references(k: int, n: int, rng) -> np.ndarray:
+
+def synthetic_references(k: int, n: int, rng) -> np.ndarray:
     """XANES-like references: arctan edge + white line shifted per state."""
     e = np.linspace(0.0, 30.0, n)[None, :]
     shift = np.arange(k)[:, None] * 1.2
@@ -30,7 +28,8 @@ def _references(k: int, n: int, rng) -> np.ndarray:
             + 0.05 * rng.random((k, 1)))
 
 
-def _spectra(refs, n_spec, rng, dtype):
+def synthetic_spectra(refs, n_spec, rng, dtype):
+    """``n_spec`` Dirichlet mixtures of ``refs`` plus 2 % noise: (n_spec, n)."""
     k, n = refs.shape
     f = rng.dirichlet(np.ones(k), size=n_spec)
     out = f @ refs
@@ -38,36 +37,17 @@ def _spectra(refs, n_spec, rng, dtype):
     return out.astype(dtype)
 
 
-def _rates(fn, n, repeats):
-    """(best, median) wall-clock rate and the best rate per CPU-second (all
-    threads' CPU time: on a shared machine it shows the cost of the work
-    itself, what an idle core would give)."""
-    walls, cpus = [], []
-    for _ in range(repeats):
-        c0, t0 = time.process_time(), time.perf_counter()
-        fn()
-        walls.append(time.perf_counter() - t0)
-        cpus.append(time.process_time() - c0)
-    return n / min(walls), n / float(np.median(walls)), n / min(cpus)
-
-
-def _sync(xp):
-    if xp.__name__ == "cupy":
-        xp.cuda.Stream.null.synchronize()
-
-
 def bench_ours(spectra, refs, *, sum_to_one, dtype, repeats, xp=np, workers=1, all_rates=False):
+    """Best wall-clock spectra/s (``all_rates``: best, median, best per CPU-second: on a
+    shared machine the last shows the cost of the work itself)."""
     from spectrotomo.spectra import lcf
 
     data = xp.asarray(spectra)
-
-    def run():
-        lcf(data, refs, nonneg=True, sum_to_one=sum_to_one, dtype=dtype, workers=workers)
-        _sync(xp)
-
-    run()  # warm-up (plans, cupy kernels)
-    rates = _rates(run, spectra.shape[0], repeats)
-    return rates if all_rates else rates[0]
+    t = harness.timeit(lambda: lcf(data, refs, nonneg=True, sum_to_one=sum_to_one, dtype=dtype,
+                                   workers=workers),
+                       repeat=repeats, sync=harness.cuda_sync if xp is not np else None)
+    n = spectra.shape[0]
+    return (t.rate(n), n / t.median, n / t.cpu_best) if all_rates else t.rate(n)
 
 
 def bench_scipy(spectra, refs, repeats=1):
@@ -76,12 +56,9 @@ def bench_scipy(spectra, refs, repeats=1):
 
     a = refs.T.astype(np.float64)
     s = spectra.astype(np.float64)
-    best = np.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        x = np.array([nnls(a, row)[0] for row in s])
-        best = min(best, time.perf_counter() - t0)
-    return s.shape[0] / best, x
+    t = harness.timeit(lambda: np.array([nnls(a, row)[0] for row in s]), repeat=repeats,
+                       warmup=0)
+    return t.rate(s.shape[0]), t.out
 
 
 def bench_larch(spectra, refs, energies):
@@ -94,17 +71,19 @@ def bench_larch(spectra, refs, energies):
     k = refs.shape[0]
     groups = [Group(energy=energies, norm=r, filename=f"ref{i}", groupname=f"ref{i}")
               for i, r in enumerate(refs)]
-    out = []
-    t0 = time.perf_counter()
-    for s in spectra:
-        res = lincombo_fit(Group(energy=energies, norm=s.astype(np.float64)), groups,
-                           minvals=[0.0] * k, maxvals=[1.0] * k, sum_to_one=True)
-        out.append(list(res.weights.values()))
-    return spectra.shape[0] / (time.perf_counter() - t0), np.array(out)
+
+    def fit_all():
+        return np.array([list(lincombo_fit(Group(energy=energies, norm=s.astype(np.float64)),
+                                           groups, minvals=[0.0] * k, maxvals=[1.0] * k,
+                                           sum_to_one=True).weights.values()) for s in spectra])
+
+    t = harness.timeit(fit_all, repeat=1, warmup=0)
+    return t.rate(spectra.shape[0]), t.out
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = harness.parser(__doc__, quick={"n_spectra": 20000, "n_peer": 200, "n_larch": 5,
+                                       "repeats": 1, "refs": [3], "energies": [30]})
     p.add_argument("--n-spectra", type=int, default=1_000_000)
     p.add_argument("--n-peer", type=int, default=2000, help="spectra for the per-spectrum peers")
     p.add_argument("--n-larch", type=int, default=50)
@@ -117,69 +96,64 @@ def main(argv=None):
     p.add_argument("--gpu-only", action="store_true",
                    help="only the cupy path, spectra drawn on the device (--n-spectra of them)")
     args = p.parse_args(argv)
+    harness.start("lcf_bench: exact batched LCF vs per-spectrum peers, spectra/s")
     if args.gpu_only:
         return gpu_only(args)
     from spectrotomo.spectra import lcf
 
     rng = np.random.default_rng(0)
-    print(f"cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}, spectra: "
-          f"{args.n_spectra}, repeats: {args.repeats}, peers on {args.n_peer}")
-    print("ours f32 wN: best / median wall-clock spectra/s with N block threads, and "
+    print(f"spectra: {args.n_spectra}, repeats: {args.repeats}, peers on {args.n_peer}; "
+          "ours f32 wN: best / median wall-clock spectra/s with N block threads, and "
           "[best per CPU-second]; ratio = best f32 / scipy (best of the same repeats)")
-    header = f"{'k':>2} {'n':>4} {'mode':<12} {'ours f64':>9}"
-    for w in args.workers:
-        header += f" {f'ours f32 w{w}':>30}"
-    header += f" {'scipy nnls':>10} {'larch':>6} {'ratio':>6}"
-    if args.gpu:
-        header += f" {'cupy f32':>10}"
-    print(header + "   (spectra/s)")
+    head = ["k", "n", "mode", "ours f64"] + [f"ours f32 w{w}" for w in args.workers]
+    head += ["scipy nnls", "larch", "ratio"] + (["cupy f32"] if args.gpu else [])
+    rows, notes = [], []
     for k in args.refs:
         for n in args.energies:
-            refs = _references(k, n, rng)
-            spectra = _spectra(refs, args.n_spectra, rng, np.float32)
+            refs = synthetic_references(k, n, rng)
+            spectra = synthetic_spectra(refs, args.n_spectra, rng, np.float32)
             peer = spectra[: args.n_peer]
             scipy_rate, x_scipy = bench_scipy(peer, refs, repeats=args.repeats)
             ours_peer = lcf(peer.astype(np.float64), refs).fractions
-            err = np.abs(ours_peer - x_scipy).max()
+            notes.append(f"k={k} n={n}: max |ours - scipy nnls| (float64) on {args.n_peer} "
+                         f"spectra: {np.abs(ours_peer - x_scipy).max():.2e}")
             larch_rate, x_larch = bench_larch(spectra[: args.n_larch], refs, np.linspace(0, 30, n))
-            larch_err = None
             if x_larch is not None:
                 ours_l = lcf(spectra[: args.n_larch].astype(np.float64), refs, sum_to_one=True)
-                larch_err = np.abs(ours_l.fractions - x_larch).max()
                 # objective comparison: ours is the exact optimum, never worse
                 res_l = np.linalg.norm(x_larch @ refs - spectra[: args.n_larch], axis=1)
-                larch_worse = np.mean(res_l > ours_l.residual * (1 + 1e-9) + 1e-12)
+                worse = np.mean(res_l > ours_l.residual * (1 + 1e-9) + 1e-12)
+                diff = np.abs(ours_l.fractions - x_larch).max()
+                notes.append(f"k={k} n={n}: max |ours - larch lincombo_fit| (nonneg+sum1) on "
+                             f"{args.n_larch} spectra: {diff:.2e}; larch residual larger than "
+                             f"ours on {100 * worse:.0f} %")
             for sum_to_one in (False, True):
-                r64 = bench_ours(spectra, refs, sum_to_one=sum_to_one, dtype=np.float64,
-                                 repeats=args.repeats, workers=max(args.workers))
-                mode = "nonneg+sum1" if sum_to_one else "nonneg"
-                line = f"{k:>2} {n:>4} {mode:<12} {r64:9.3g}"
+                row = [k, n, "nonneg+sum1" if sum_to_one else "nonneg",
+                       bench_ours(spectra, refs, sum_to_one=sum_to_one, dtype=np.float64,
+                                  repeats=args.repeats, workers=max(args.workers))]
                 best32 = 0.0
                 for w in args.workers:
                     b, med, cpu = bench_ours(spectra, refs, sum_to_one=sum_to_one,
                                              dtype=np.float32, repeats=args.repeats,
                                              workers=w, all_rates=True)
                     best32 = max(best32, b)
-                    line += f" {f'{b:.3g} / {med:.3g} [{cpu:.3g}]':>30}"
-                larch = f"{larch_rate:6.0f}" if (larch_rate and sum_to_one) else f"{'-':>6}"
-                line += f" {scipy_rate:10.3g} {larch} {best32 / scipy_rate:6.0f}"
+                    row.append(f"{b:.3g} / {med:.3g} [{cpu:.3g}]")
+                row += [scipy_rate, f"{larch_rate:.0f}" if (larch_rate and sum_to_one) else "-",
+                        harness.ratio(best32, scipy_rate)]
                 if args.gpu:
                     import cupy
 
-                    line += f" {bench_ours(spectra, refs, sum_to_one=sum_to_one, dtype=np.float32, repeats=args.repeats, xp=cupy):10.3g}"
-                print(line, flush=True)
-            print(f"   max |ours - scipy nnls| (float64) on {args.n_peer} spectra: {err:.2e}")
-            if larch_err is not None:
-                print(f"   max |ours - larch lincombo_fit| (nonneg+sum1) on {args.n_larch} spectra: "
-                      f"{larch_err:.2e}; larch residual larger than ours on {100 * larch_worse:.0f} %")
-    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+                    row.append(bench_ours(spectra, refs, sum_to_one=sum_to_one,
+                                          dtype=np.float32, repeats=args.repeats, xp=cupy))
+                rows.append(row)
+    harness.print_table(head, rows)
+    print("\n".join(notes))
+
 
 def gpu_only(args):
     """cupy rates on spectra drawn on the device (no host copy of the data), with
     the answers of the first --n-peer spectra checked against the numpy path."""
-    from spectrotomo._backend import cupy_available
-
-    if not cupy_available():
+    if not harness.gpu_available():
         print("--gpu-only: no CUDA device; skipped")
         return
     import cupy as cp
@@ -192,7 +166,7 @@ def gpu_only(args):
           f"{n_spec} spectra, best of {args.repeats} (after one warm-up); target >= 1e8/s")
     for k in args.refs:
         for n in args.energies:
-            refs = _references(k, n, rng)
+            refs = synthetic_references(k, n, rng)
             f = -cp.log(cp.random.random((n_spec, k), dtype=cp.float32) + 1e-12)
             f /= f.sum(axis=1, keepdims=True)  # Dirichlet(1, ..., 1)
             data = f @ cp.asarray(refs, dtype=cp.float32)

@@ -11,34 +11,20 @@ Prints wall-clock spectra/s and spectra per CPU-second (best of --repeats).
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
-import time
-
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(__file__))
-from lcf_bench import _references, _spectra  # noqa: E402
-
-
-def _rate(fn, n, repeats):
-    walls, cpus = [], []
-    for _ in range(repeats):
-        c0, t0 = time.process_time(), time.perf_counter()
-        fn()
-        walls.append(time.perf_counter() - t0)
-        cpus.append(time.process_time() - c0)
-    return n / min(walls), n / min(cpus)
+import harness
+from lcf_bench import synthetic_references, synthetic_spectra
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = harness.parser(__doc__, quick={"shape": [8, 32, 32], "energies": 30, "repeats": 1})
     p.add_argument("--shape", type=int, nargs=3, default=[40, 64, 64], help="z y x voxels")
     p.add_argument("--energies", type=int, default=100)
     p.add_argument("--dask-chunk", type=int, default=65536, help="spectra per dask chunk")
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args(argv)
+    harness.start("lcf_wrappers_bench: lcf_xarray and dask wrappers vs plain lcf, spectra/s")
     import dask.array as da
 
     from spectrotomo import volume
@@ -46,9 +32,9 @@ def main(argv=None):
 
     rng = np.random.default_rng(0)
     n = args.energies
-    refs = _references(3, n, rng)
+    refs = synthetic_references(3, n, rng)
     z, y, x = args.shape
-    flat = _spectra(refs, z * y * x, rng, np.float32)
+    flat = synthetic_spectra(refs, z * y * x, rng, np.float32)
     energies = np.linspace(630.0, 660.0, n)
     vol = volume(np.ascontiguousarray(np.moveaxis(flat.reshape(z, y, x, n), -1, 0)),
                  energies=energies, voxel_size=15.0, units="1")
@@ -61,12 +47,12 @@ def main(argv=None):
         "lcf dask, compute fractions": lambda: lcf(lazy, refs, sum_to_one=True,
                                                    dtype=np.float32).fractions.compute(),
     }
-    print(f"cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}, "
-          f"spectra: {flat.shape[0]} x {n} energies")
-    for name, fn in cases.items():
-        fn()  # warm-up
-        wall, cpu = _rate(fn, flat.shape[0], args.repeats)
-        print(f"{name:32s} {wall:10.3g} spectra/s  [{cpu:.3g} per CPU-second]")
+    print(f"spectra: {flat.shape[0]} x {n} energies, best of {args.repeats}")
+    times = {name: harness.timeit(fn, repeat=args.repeats) for name, fn in cases.items()}
+    plain = times["lcf (N, n) array"].best
+    harness.print_table(["case", "spectra/s", "per CPU-second", "time / plain lcf"],
+                        [[name, t.rate(flat.shape[0]), flat.shape[0] / t.cpu_best,
+                          harness.ratio(t.best, plain)] for name, t in times.items()])
 
 
 if __name__ == "__main__":

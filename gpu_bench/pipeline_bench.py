@@ -27,13 +27,13 @@ Example::
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+
+import harness
 
 STEPS = ("reconstruct", "quantify", "valence", "segment", "profile", "report")
 CHUNKED = ("reconstruct", "quantify")
@@ -87,30 +87,29 @@ def speedup(base: Path, work: Path, preset: str, worker_counts, memory_limit_gb:
         try:
             cfg = _config(store, preset, cluster.scheduler_address,
                           memory_limit_gb=memory_limit_gb)
-            t0 = time.perf_counter()
-            result = run_pipeline(cfg, steps=list(STEPS), report_dir=work / f"w{n}-report",
-                                  log=lambda m: print("   ", m, flush=True))
-            runs[n] = {"records": _records(result), "wall": time.perf_counter() - t0}
+            run = harness.once(lambda: run_pipeline(cfg, steps=list(STEPS),
+                                                    report_dir=work / f"w{n}-report",
+                                                    log=lambda m: print("   ", m, flush=True)))
+            runs[n] = {"records": _records(run.out), "wall": run.best}
         finally:
             client.close()
             cluster.close()
     ref = worker_counts[0]
-    print(f"\n## {preset} preset: per-step wall time (s), peak RSS (GiB) of this process / "
+    print(f"\n{preset} preset: per-step wall time (s), peak RSS (GiB) of this process / "
           "largest worker, speed-up vs the first worker count")
-    head = " | ".join(f"{n} worker(s): s (main / worker GiB)" for n in worker_counts)
-    print(f"| step | {head} | " + " | ".join(f"speed-up {n}" for n in worker_counts[1:]) + " |")
-    print("|---" * (1 + 2 * len(worker_counts) - 1) + "|")
+    rows = []
     for step in STEPS:
-        cells = []
+        row = [step + (" (chunked)" if step in CHUNKED else "")]
         for n in worker_counts:
             r = runs[n]["records"][step]
             w = "-" if r.peak_worker_rss_gib is None else f"{r.peak_worker_rss_gib:.2f}"
-            cells.append(f"{r.seconds:.2f} ({r.peak_rss_gib:.2f} / {w})")
-        ratios = [runs[ref]["records"][step].seconds / max(runs[n]["records"][step].seconds, 1e-9)
-                  for n in worker_counts[1:]]
-        mark = " (chunked)" if step in CHUNKED else ""
-        print(f"| {step}{mark} | " + " | ".join(cells) + " | "
-              + " | ".join(f"{x:.2f}x" for x in ratios) + " |")
+            row.append(f"{r.seconds:.2f} ({r.peak_rss_gib:.2f} / {w})")
+        row += [harness.ratio(runs[ref]["records"][step].seconds,
+                              max(runs[n]["records"][step].seconds, 1e-9))
+                for n in worker_counts[1:]]
+        rows.append(row)
+    harness.print_table(["step", *(f"{n} worker(s): s (main / worker GiB)" for n in worker_counts),
+                         *(f"speed-up {n}" for n in worker_counts[1:])], rows)
     chunked = {n: sum(runs[n]["records"][s].seconds for s in CHUNKED) for n in worker_counts}
     for n in worker_counts[1:]:
         print(f"chunked steps together: {chunked[ref]:.2f} s -> {chunked[n]:.2f} s with {n} "
@@ -137,9 +136,9 @@ def _zoomed_od(base: Path, out: Path, rows: int, cols: int, chunk_rows: int) -> 
                             "y": ("y", np.arange(rows) * px, {"units": "nm"}),
                             "x": ("x", np.arange(cols) * px, {"units": "nm"})},
                     attrs={**od.attrs, "pixel_size": px, "center": center})
-    from spectrotomo.pipeline._steps import od_chunks
-
-    io.write(out, "od", ds, encoding={"od": {"chunks": od_chunks(data.shape, chunk_rows)}})
+    # chunks as the preprocess step stores od: one energy, the reconstruct task's rows
+    # (all angles: 131 x 8 rows x 512 px float32 is 2 MiB)
+    io.write(out, "od", ds, encoding={"od": {"chunks": (1, data.shape[1], chunk_rows, cols)}})
     return data.shape
 
 
@@ -153,7 +152,7 @@ def out_of_core(base: Path, work: Path, preset: str, *, factor: float, rows: int
     n_e, _, ny, nx = shape
     volume_gib = n_e * ny * nx * nx * 4 / 2**30
     limit = volume_gib / factor
-    print(f"\n## out of core: volume {n_e} x {ny} x {nx} x {nx} float32 = {volume_gib:.2f} GiB; "
+    print(f"\nout of core: volume {n_e} x {ny} x {nx} x {nx} float32 = {volume_gib:.2f} GiB; "
           f"per-worker memory limit {limit:.2f} GiB ({factor:g}x smaller), 2 workers, "
           f"chunk_rows {chunk_rows}")
     cluster, client = _cluster(2, limit)
@@ -167,16 +166,19 @@ def out_of_core(base: Path, work: Path, preset: str, *, factor: float, rows: int
     finally:
         client.close()
         cluster.close()
-    for step, r in _records(result).items():
-        print(f"| {step} | {r.seconds:.1f} s | peak worker RSS {r.peak_worker_rss_gib:.2f} GiB "
-              f"({100 * r.peak_worker_rss_gib / limit:.0f} % of the limit) | main process "
-              f"{r.peak_rss_gib:.2f} GiB |")
+    harness.print_table(
+        ["step", "wall s", "peak worker RSS GiB", "% of the limit", "main process GiB"],
+        [[step, f"{r.seconds:.1f}", f"{r.peak_worker_rss_gib:.2f}",
+          f"{100 * r.peak_worker_rss_gib / limit:.0f} %", f"{r.peak_rss_gib:.2f}"]
+         for step, r in _records(result).items()])
     print(f"workers restarted: {len(before - after)} (same worker addresses before and after: "
           f"{before == after})")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # --quick skips the out-of-core part: a worker limit 3x below a tiny volume is below what a
+    # worker process itself needs
+    parser = harness.parser(__doc__, quick={"preset": "tiny", "skip_big": True})
     parser.add_argument("--preset", default="demo", help="simulator preset (tiny, small, demo)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
                         help="dask worker counts to time (first = reference)")
@@ -192,6 +194,7 @@ def main() -> None:
     parser.add_argument("--skip-speedup", action="store_true", help="skip the speed-up part")
     parser.add_argument("--work", type=Path, help="work directory (default: a temporary one)")
     args = parser.parse_args()
+    harness.start(f"pipeline_bench: {args.preset}, dask workers {args.workers} and out of core")
 
     from spectrotomo.pipeline import run_pipeline
 
@@ -199,10 +202,10 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     base = work / "base.zarr"
     if not base.exists():
-        t0 = time.perf_counter()
-        run_pipeline(_config(base, args.preset, None), steps=["acquire", "preprocess"],
-                     log=lambda m: print("   ", m, flush=True))
-        print(f"simulate + preprocess ({args.preset}): {time.perf_counter() - t0:.1f} s "
+        t = harness.once(lambda: run_pipeline(_config(base, args.preset, None),
+                                              steps=["acquire", "preprocess"],
+                                              log=lambda m: print("   ", m, flush=True)))
+        print(f"simulate + preprocess ({args.preset}): {t.best:.1f} s "
               "(in this process, not compared)")
     if not args.skip_speedup:
         speedup(base, work, args.preset, args.workers, args.memory_limit_gb)

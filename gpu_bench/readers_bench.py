@@ -6,13 +6,13 @@ Data Exchange file, plus the cost of opening lazily (metadata only).
 
 from __future__ import annotations
 
-import argparse
 import os
 import resource
 import tempfile
-import time
 
 import numpy as np
+
+import harness
 
 
 def _write(path, n, ny, nx):
@@ -33,18 +33,13 @@ def _write(path, n, ny, nx):
         p.attrs["units"] = "um"
 
 
-def _timed(fn):
-    t0 = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0
-
-
 def main():
-    ap = argparse.ArgumentParser()
+    ap = harness.parser(__doc__, quick={"angles": 16, "ny": 64, "nx": 64})
     ap.add_argument("--angles", type=int, default=181)
     ap.add_argument("--ny", type=int, default=768)
     ap.add_argument("--nx", type=int, default=1024)
     args = ap.parse_args()
+    harness.start("readers_bench: io.read vs h5py, one Data Exchange file")
     import h5py
 
     import spectrotomo.io as sio
@@ -54,25 +49,31 @@ def main():
         _write(path, args.angles, args.ny, args.nx)
         mb = os.path.getsize(path) / 2**20
         rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        _, t_first = _timed(lambda: sio.read(path))  # includes first-use imports
-        lazy, t_open = _timed(lambda: sio.read(path))
+        t_first = harness.once(lambda: sio.read(path)).best  # includes first-use imports
+        opened = harness.once(lambda: sio.read(path))
+        lazy, t_open = opened.out, opened.best
         rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"file {mb:.0f} MiB; read() auto -> {type(lazy['projections'].data).__name__} "
-              f"chunks {lazy['projections'].data.chunksize}; open {t_open * 1e3:.1f} ms "
+        data = lazy["projections"].data  # lazy (dask) above 256 MiB, else in memory
+        print(f"file {mb:.0f} MiB; read() auto -> {type(data).__name__} "
+              f"chunks {getattr(data, 'chunksize', '-')}; open {t_open * 1e3:.1f} ms "
               f"(first call {t_first * 1e3:.0f} ms, imports included); "
               f"peak RSS grew {rss1 - rss0:.0f} MiB")
-        _, t_lazy = _timed(lambda: lazy["projections"].values)
-        _, t_lazy_mean = _timed(lambda: lazy["projections"].mean("angle").values)
-        ref, t_h5 = _timed(lambda: h5py.File(path, "r")["exchange/data"][()])
-        _, t_h5_mean = _timed(lambda: h5py.File(path, "r")["exchange/data"][()].mean(0))
-        eager, t_eager = _timed(lambda: sio.read(path, lazy=False))
-        assert np.array_equal(eager["projections"].values[0], ref)
-        print(f"h5py full read            {t_h5:.2f} s ({mb / t_h5:.0f} MiB/s)")
-        print(f"read(lazy=False)          {t_eager:.2f} s  ratio vs h5py {t_eager / t_h5:.2f}")
-        print(f"read() lazy, .values      {t_lazy:.2f} s  ratio vs h5py {t_lazy / t_h5:.2f}")
-        print(f"mean over angle: lazy dask {t_lazy_mean:.2f} s, h5py+numpy {t_h5_mean:.2f} s, "
-              f"ratio {t_lazy_mean / t_h5_mean:.2f}")
-
+        t_lazy = harness.once(lambda: lazy["projections"].values).best
+        t_lazy_mean = harness.once(lambda: lazy["projections"].mean("angle").values).best
+        h5 = harness.once(lambda: h5py.File(path, "r")["exchange/data"][()])
+        t_h5 = h5.best
+        t_h5_mean = harness.once(lambda: h5py.File(path, "r")["exchange/data"][()].mean(0)).best
+        eager = harness.once(lambda: sio.read(path, lazy=False))
+        t_eager = eager.best
+        assert np.array_equal(eager.out["projections"].values[0], h5.out)
+        harness.print_table(
+            ["read", "s", "MiB/s", "ratio vs h5py"],
+            [["h5py full read", t_h5, mb / t_h5, "1.00x"],
+             ["read(lazy=False)", t_eager, mb / t_eager, harness.ratio(t_eager, t_h5)],
+             ["read() lazy, .values", t_lazy, mb / t_lazy, harness.ratio(t_lazy, t_h5)],
+             ["mean over angle: h5py + numpy", t_h5_mean, mb / t_h5_mean, "-"],
+             ["mean over angle: lazy dask", t_lazy_mean, mb / t_lazy_mean,
+              harness.ratio(t_lazy_mean, t_h5_mean)]])
 
 if __name__ == "__main__":
     main()

@@ -15,23 +15,13 @@ and ASTRA FBP_CUDA when available; SIRT/CGLS per-iteration time on the GPU
 
 from __future__ import annotations
 
-import argparse
-import time
-
 import numpy as np
+
+import harness
 
 
 def rmse(a, b):
     return float(np.sqrt(np.mean((np.asarray(a, float) - np.asarray(b, float)) ** 2)))
-
-
-def timed(fn, *args, repeat=1, **kw):
-    best, out = np.inf, None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn(*args, **kw)
-        best = min(best, time.perf_counter() - t)
-    return out, best
 
 
 def astra_2d(sino, angles_deg, algorithm="FBP", iterations=1, options=None):
@@ -95,21 +85,23 @@ def case(label, ph, angles, args):
     from spectrotomo.simulate import project
 
     print(f"\n== {label}: {ph.shape[0]}^2 x {angles.size} angles x {args.slices} slices ==")
-    t = time.perf_counter()
-    sino = project(ph, angles).astype(np.float32)
-    print(f"(sinogram by simulate.project in {time.perf_counter() - t:.1f} s)")
+    t = harness.once(lambda: project(ph, angles).astype(np.float32))
+    sino = t.out
+    print(f"(sinogram by simulate.project in {t.best:.1f} s)")
     proj = stack_rows(sino, args.slices)
     rows = {}
     reconstruct(proj[:, :2], angles)  # warm up (FFTW plans, imports)
-    rec, dt = timed(reconstruct, proj, angles, repeat=args.repeat)
+    t = harness.timeit(lambda: reconstruct(proj, angles), repeat=args.repeat, warmup=0)
+    rec, dt = t.out, t.best
     rows["spectrotomo fbp (finufft, eps 1e-4)"] = (args.slices / dt, rmse(rec[0], ph))
     if args.slices >= 8:
-        rec8, dt8 = timed(reconstruct, proj[:, :8], angles)
+        t = harness.once(lambda: reconstruct(proj[:, :8], angles))
+        rec8, dt8 = t.out, t.best
         rows["spectrotomo fbp, 8-slice call"] = (8 / dt8, rmse(rec8[0], ph))
     it = args.iterations
     for alg in () if args.skip_iterative else ("sirt", "cgls"):
-        _, dti = timed(reconstruct, proj[:, :args.iter_slices], angles, algorithm=alg,
-                       iterations=it)
+        dti = harness.once(lambda: reconstruct(proj[:, :args.iter_slices], angles,
+                                               algorithm=alg, iterations=it)).best
         per_it = dti / it / args.iter_slices
         rows[f"spectrotomo {alg} ({it} it, per iteration)"] = (1 / per_it, float("nan"))
         print(f"  {alg}: one iteration = {per_it * args.slices / dt:.2f} x one FBP (per slice)")
@@ -117,11 +109,13 @@ def case(label, ph, angles, args):
         import astra  # noqa: F401
 
         k = args.peer_slices
-        outs, dta = timed(lambda: [astra_2d(proj[:, r], angles) for r in range(k)],
-                          repeat=args.repeat)
+        t = harness.timeit(lambda: [astra_2d(proj[:, r], angles) for r in range(k)],
+                           repeat=args.repeat, warmup=0)
+        outs, dta = t.out, t.best
         rows["ASTRA CPU FBP (linear)"] = (k / dta, rmse(outs[0], ph))
         if not args.skip_iterative:
-            _, dts = timed(astra_2d, sino, angles, "SIRT", it, {"MinConstraint": 0.0})
+            dts = harness.once(lambda: astra_2d(sino, angles, "SIRT", it,
+                                                {"MinConstraint": 0.0})).best
             rows[f"ASTRA CPU SIRT ({it} it, per iteration)"] = (it / dts, float("nan"))
     except ImportError:
         print("ASTRA not importable")
@@ -129,29 +123,34 @@ def case(label, ph, angles, args):
         from skimage.transform import iradon, radon
 
         own = radon(ph, theta=angles, circle=False)  # its own geometry (centre differs by 1 px)
-        out, dti = timed(iradon, own, theta=angles, filter_name="ramp", circle=False,
-                         output_size=ph.shape[0])
+        t = harness.once(lambda: iradon(own, theta=angles, filter_name="ramp", circle=False,
+                                        output_size=ph.shape[0]))
+        out, dti = t.out, t.best
         rows["skimage iradon (own radon sinogram)"] = (1 / dti, rmse(out, ph))
     except ImportError:
         print("scikit-image not importable")
     try:
         import tomopy  # noqa: F401
 
-        out, dtt = timed(tomopy_gridrec, proj, angles, args.tomopy_pad, repeat=args.repeat)
+        t = harness.timeit(lambda: tomopy_gridrec(proj, angles, args.tomopy_pad),
+                           repeat=args.repeat, warmup=0)
+        out, dtt = t.out, t.best
         rows[f"TomoPy gridrec ({args.tomopy_pad} px edge padding)"] = (
             args.slices / dtt, rmse(best_orientation(out[0], ph), ph))
     except ImportError:
         print("TomoPy not importable: gridrec not compared")
     if label.startswith("limited") and not args.skip_iterative:
         k = args.tv_slices
-        tvrec, dtv = timed(reconstruct, proj[:, :k], angles, algorithm="tv")
+        t = harness.once(lambda: reconstruct(proj[:, :k], angles, algorithm="tv"))
+        tvrec, dtv = t.out, t.best
         rows["spectrotomo tv (defaults: 100 it, weight 0.01)"] = (k / dtv, rmse(tvrec[0], ph))
         for alg, n_it in (("sirt", 100), ("cgls", 20)):
-            r, dtr = timed(reconstruct, proj[:, :k], angles, algorithm=alg, iterations=n_it)
+            t = harness.once(lambda: reconstruct(proj[:, :k], angles, algorithm=alg,
+                                                 iterations=n_it))
+            r, dtr = t.out, t.best
             rows[f"spectrotomo {alg} ({n_it} it)"] = (k / dtr, rmse(r[0], ph))
-    print(f"{'method':48s} {'slices/s':>10s} {'RMSE':>8s}")
-    for name, (rate, err) in rows.items():
-        print(f"{name:48s} {rate:10.2f} {err:8.4f}")
+    harness.print_table(["method", "slices/s", "RMSE"],
+                        [[name, f"{rate:.2f}", f"{err:.4f}"] for name, (rate, err) in rows.items()])
     ours = rows["spectrotomo fbp (finufft, eps 1e-4)"]
     if "ASTRA CPU FBP (linear)" in rows:
         ast = rows["ASTRA CPU FBP (linear)"]
@@ -165,9 +164,7 @@ def case(label, ph, angles, args):
 
 
 def gpu_part(args):
-    from spectrotomo._backend import astra_cuda_available, cupy_available
-
-    if not cupy_available():
+    if not harness.gpu_available():
         print("\n--gpu: no CUDA device; skipped")
         return
     import cupy as cp
@@ -180,35 +177,35 @@ def gpu_part(args):
         rows_per_call = max(1, min(n, int(2**31 // (args.gpu_angles * n * 4 * 6))))
         proj = cp.random.random((args.gpu_angles, rows_per_call, n), dtype=cp.float32)
         reconstruct(proj[:, :1], angles)
-        cp.cuda.Device().synchronize()
-        t = time.perf_counter()
-        for _ in range(0, n, rows_per_call):  # chunks of rows: device memory bound
-            reconstruct(proj, angles)
-        cp.cuda.Device().synchronize()
-        dt = ours[n] = time.perf_counter() - t
+        harness.cuda_sync()
+
+        def fbp_volume():
+            for _ in range(0, n, rows_per_call):  # chunks of rows: device memory bound
+                reconstruct(proj, angles)
+
+        dt = ours[n] = harness.once(fbp_volume, sync=harness.cuda_sync).best
         print(f"GPU FBP {n}^3 from {args.gpu_angles} angles: {dt:.2f} s "
               f"({n / dt:.0f} slices/s, {rows_per_call} rows per call; target 2048^3 <= 5 s)",
               flush=True)
         k, it = min(args.gpu_iter_rows, rows_per_call), args.iterations
         for alg in () if args.skip_iterative or k < 1 else ("sirt", "cgls"):
             reconstruct(proj[:, :k], angles, algorithm=alg, iterations=1)  # warm up
-            cp.cuda.Device().synchronize()
-            t = time.perf_counter()
-            reconstruct(proj[:, :k], angles, algorithm=alg, iterations=it)
-            cp.cuda.Device().synchronize()
-            per_slice_it = (time.perf_counter() - t) / it / k
+            harness.cuda_sync()
+            per_slice_it = harness.once(
+                lambda: reconstruct(proj[:, :k], angles, algorithm=alg, iterations=it),
+                sync=harness.cuda_sync).best / it / k
             print(f"GPU {alg.upper()} {n}^2 x {args.gpu_angles} angles, {k} rows x {it} it: "
                   f"{per_slice_it * 1e3:.2f} ms per slice-iteration = "
                   f"{per_slice_it / (dt / n):.2f} x one FBP slice (target <= 5x); "
                   f"{per_slice_it * n * 100:.1f} s for 100 iterations of {n}^3", flush=True)
         del proj
         cp.get_default_memory_pool().free_all_blocks()
-    if astra_cuda_available():
+    if harness.astra_cuda_available():
         for n in args.gpu_sizes:  # FBP_CUDA is 2-D: one slice, times n slices
             angles = np.linspace(0, 180, args.gpu_angles, endpoint=False)
             sino = np.random.random((args.gpu_angles, n)).astype(np.float32)
             astra_fbp_cuda(sino, angles)  # warm up (context, kernels)
-            _, dt = timed(astra_fbp_cuda, sino, angles, repeat=3)
+            dt = harness.timeit(lambda: astra_fbp_cuda(sino, angles), repeat=3, warmup=0).best
             print(f"ASTRA FBP_CUDA {n}^2 slice from {args.gpu_angles} angles: {dt:.3f} s "
                   f"-> {n * dt:.1f} s for {n}^3 (host<->device copies included); "
                   f"spectrotomo {n * dt / ours[n]:.1f}x faster")
@@ -235,7 +232,10 @@ def astra_fbp_cuda(sino, angles_deg):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = harness.parser(__doc__, quick={"size": 64, "angles": 60, "slices": 8, "peer_slices": 1,
+                                        "iter_slices": 2, "iterations": 2, "tv_slices": 1,
+                                        "repeat": 1, "tomopy_pad": 16, "gpu_sizes": [128],
+                                        "gpu_angles": 90, "gpu_iter_rows": 2})
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--angles", type=int, default=360)
     ap.add_argument("--slices", type=int, default=64)
@@ -255,9 +255,7 @@ def main():
                     help="rows for the GPU SIRT/CGLS per-iteration timing (0: none)")
     ap.add_argument("--gpu-only", action="store_true", help="only the GPU part (implies --gpu)")
     args = ap.parse_args()
-    import os
-
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    harness.start("recon_bench: FBP / SIRT / CGLS / TV vs ASTRA, scikit-image, TomoPy")
     if args.gpu_only:
         gpu_part(args)
         return

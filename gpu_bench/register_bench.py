@@ -15,14 +15,18 @@ significant), and scikit-image's Fourier-Mellin recipe (``warp_polar`` of the
 
 from __future__ import annotations
 
-import argparse
-import time
-
 import numpy as np
+
+import harness
+
+#: The 25 energies of ``simulate.sample``'s Mn L3/L2 XANES scan (eV), dense over the L3
+#: white lines.
+MN_L_XANES_EV = np.concatenate([[635.0, 636.5, 638.0], np.arange(639.0, 646.01, 0.5),
+                                [647.0, 649.0, 651.0, 655.0, 658.0, 661.0, 665.0]])
 
 
 def make_case(truth, energies, seed):
-    from spectrotomo.recon import normalize
+    from spectrotomo.recon.prep import normalize
     from spectrotomo.simulate import tilt_series
 
     ts = tilt_series(truth, energies=energies, angles=[20.0], energy_shift_px=1.5,
@@ -61,44 +65,43 @@ def skimage_register(od):
 
 
 def main():
-    from spectrotomo.recon import register_energies
+    from spectrotomo.recon.prep import register_energies
     from spectrotomo.simulate import EDGES, particle
-    from spectrotomo.simulate._sample import XANES_ENERGIES
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = harness.parser(__doc__, quick={"seeds": [3]})
     ap.add_argument("--preset", default="small", choices=["small", "demo"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[3, 4, 5])
     args = ap.parse_args()
+    harness.start(f"register_bench: energy registration, {args.preset}, seeds {args.seeds}")
     truth = particle(args.preset, seed=0)
     cases = [(f"{el} pair", [EDGES[el]["below"], EDGES[el]["above"]]) for el in ("O", "Mn", "Co", "Ni")]
-    cases += [("shared 600-615", [600.0, 605.0, 610.0, 615.0]), ("Mn XANES 25", list(XANES_ENERGIES))]
+    cases += [("shared 600-615", [600.0, 605.0, 610.0, 615.0]), ("Mn XANES 25", list(MN_L_XANES_EV))]
     tools = {
         "intensity": lambda od: register_energies(od, reference=0, model="intensity")[1],
         "auto": lambda od: register_energies(od, reference=0)[1],
         "skimage": skimage_register,
     }
-    print(f"preset {args.preset}, seeds {args.seeds}; max |scale error| % / max |shift error| px "
-          "/ s per registration")
-    print(f"{'case':16s}" + "".join(f"{k:>28s}" for k in tools))
+    print(f"preset {args.preset}, seeds {args.seeds}; max |scale error| % (max |shift error| px;"
+          " s per registration)")
+    rows, notes = [], []
     for name, energies in cases:
         data = [make_case(truth, energies, seed) for seed in args.seeds]
-        row, per_energy = f"{name:16s}", {}
+        row = [name]
         for tool, fn in tools.items():
             err_s, err_d, t = [], [], 0.0
             for od, d, s in data:
-                t0 = time.perf_counter()
-                out = fn(od)
-                t += time.perf_counter() - t0
+                run = harness.once(lambda: fn(od))
+                out, t = run.out, t + run.best
                 sc, sh = (out.scales, out.shifts) if hasattr(out, "scales") else out
                 err_s.append(np.abs(sc / s - 1) * 100)
                 err_d.append(np.abs(sh - d).max())
-            per_energy[tool] = np.max(err_s, axis=0)
-            row += f"{np.max(err_s):>12.3f} {max(err_d):>7.3f} {t / len(data):>6.2f}s"
-        print(row, flush=True)
-        if len(energies) > 4:
-            for tool, e in per_energy.items():
-                print(f"  {tool} per energy %: " + " ".join(f"{v:.2f}" for v in e))
-
+            row.append(f"{np.max(err_s):.3f} ({max(err_d):.3f}; {t / len(data):.2f} s)")
+            if len(energies) > 4:
+                notes.append(f"{name}, {tool} per energy %: "
+                             + " ".join(f"{v:.2f}" for v in np.max(err_s, axis=0)))
+        rows.append(row)
+    harness.print_table(["case", *tools], rows)
+    print("\n".join(notes))
 
 if __name__ == "__main__":
     main()

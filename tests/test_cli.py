@@ -7,7 +7,8 @@ import xarray as xr
 
 import spectrotomo
 from spectrotomo import add_provenance, tilt_series
-from spectrotomo.cli import SIMULATED_GROUPS, build_parser, main
+from spectrotomo.cli import build_parser, main
+from spectrotomo.pipeline.steps.acquire import SIMULATED_GROUPS
 from spectrotomo.io import init_array, read_group
 
 

@@ -3,6 +3,7 @@
 #
 #   bash gpu_bench/device/run_checks.sh          # there, with run(carry=[".whl"])
 #   DRY_RUN=1 bash gpu_bench/device/run_checks.sh   # here: plan + CPU-safe parts, tiny sizes
+#   (the benches' own smallest sizes are `--quick`; see gpu_bench/README.md)
 #   (knobs: BUDGET_S, NVROOT=<CUDA 13 root>, DRY_BUILD=1 + BUILD_TIMEOUT=s: try the build too)
 #
 # Installs the carried wheels to /tmp/site, gets cufinufft (prebuilt .whl/cufinufft-sm90.tar.gz
@@ -19,7 +20,9 @@ BUDGET=${BUDGET_S:-510}
 T0=$SECONDS
 if [[ $DRY == 1 ]]; then
     OUT=${OUT:-/tmp/spectrotomo-device-dry}
-    PY=${PYTHON:-/work/main/.venv/bin/python}
+    # the dev venv (PYTHON=... to choose another); python3 on PATH if it is not there
+    PY=${PYTHON:-/work/venv/bin/python}
+    [[ -x $PY ]] || PY=$(command -v python3)
     SITE=
 else
     OUT=${OUT:?OUT is set by the device tool}

@@ -18,7 +18,7 @@ pixel size per energy, the optional coordinate ``pixel_size_energy``
 (``energy``,) in nm holds them (readers set ``attrs["pixel_size"]`` to the
 first energy's), and ``pixel_size_energy[ref] / pixel_size_energy[e]`` is the
 magnification of energy ``e`` relative to ``ref``
-(``recon.register_energies(pixel_sizes=...)``).
+(``recon.prep.register_energies(pixel_sizes=...)``).
 
 Provenance is a JSON list in ``attrs["provenance"]``: one entry per step with
 the toolkit version, the step name, its parameters and inputs.

@@ -1,4 +1,4 @@
-"""Command line: ``spectrotomo {simulate,info,demo,init,run,<step>,batch}``.
+"""Command line: ``spectrotomo {simulate,info,demo,init,run,<step>,export,batch}``.
 
 Thin wiring only: every command calls library functions with explicit
 arguments; the work lives in :mod:`spectrotomo.simulate` and
@@ -13,10 +13,6 @@ from pathlib import Path
 
 __all__ = ["main", "build_parser"]
 
-#: Children of ``simulate.sample()`` -> groups of the sample store.
-SIMULATED_GROUPS = {"truth": "truth", "tilt_series": "raw", "xanes": "raw_xanes",
-                    "references": "references"}
-
 _PRESET_HELP = ("simulator preset: 'small' (<= 64^3 voxels, seconds; for tests) or "
                 "'demo' (128^3 voxels); voxel size 10-25 nm, energies in eV around the "
                 "O K, Mn/Co/Ni L3 edges, angles -65..+65 deg (default: %(default)s)")
@@ -24,6 +20,7 @@ _PRESET_HELP = ("simulator preset: 'small' (<= 64^3 voxels, seconds; for tests) 
 
 def _write_simulated(preset: str, seed: int, store: Path, overwrite: bool) -> None:
     from . import io
+    from .pipeline.steps.acquire import SIMULATED_GROUPS
     from .simulate import sample
 
     tree = sample(preset, seed=seed)
@@ -33,13 +30,19 @@ def _write_simulated(preset: str, seed: int, store: Path, overwrite: bool) -> No
         io.write_groups(store, groups, overwrite=overwrite)
 
 
-def _info(store: Path) -> int:
+def _info(store: Path, verify: bool = False) -> int:
+    """Print the store summary (and the verification); 1 if anything is unfinished or
+    damaged."""
     from . import io
 
     description = io.describe_store(store)
     print(io.format_store(description))
-    unfinished = [g for g in description["groups"] if g["state"] not in ("complete", "container")]
-    return 1 if unfinished else 0
+    ok = description["complete"]
+    if verify:
+        report = io.verify_store(store)
+        print(report.format())
+        ok = ok and report.ok
+    return 0 if ok else 1
 
 
 def cmd_simulate(args) -> int:
@@ -49,7 +52,7 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_info(args) -> int:
-    return _info(args.store)
+    return _info(args.store, verify=args.verify)
 
 
 def cmd_demo(args) -> int:
@@ -116,6 +119,18 @@ def cmd_batch(args) -> int:
     return 1 if result["failed"] else 0
 
 
+def cmd_export(args) -> int:
+    from . import io
+
+    written = io.export_store(args.store, args.out, format=args.format, groups=args.groups,
+                              version=args.ome_version, overwrite=args.overwrite)
+    for entry in written:
+        print(f"{entry['kind']:<7} {entry['group']}/{entry['variable']:<24} "
+              f"{'x'.join(map(str, entry['shape'])):<14} {entry['path']}")
+    print(f"export: {len(written)} files in {args.out} (index: {args.out / 'index.json'})")
+    return 0
+
+
 def _dask_client(address):
     if not address:
         return None
@@ -137,7 +152,7 @@ _OVERRIDES = {"store": "output.store", "algorithm": "reconstruct.algorithm",
 def _add_run_options(p) -> None:
     p.add_argument("config", type=Path, metavar="CONFIG", help="run configuration (TOML or YAML)")
     p.add_argument("--store", help="sample store (.zarr); overrides [output] store")
-    p.add_argument("--algorithm", choices=("fbp", "sirt", "cgls", "tv"),
+    p.add_argument("--algorithm", choices=("auto", "fbp", "joint", "sirt", "cgls", "tv"),
                    help="reconstruction algorithm; overrides [reconstruct] algorithm")
     p.add_argument("--iterations", type=int, help="iterations of sirt/cgls/tv")
     p.add_argument("--center", type=float,
@@ -193,8 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="summarise a sample store",
                        description="List the groups of a store with their variables "
                        "(dims, shapes, dtypes, units), completion state and provenance "
-                       "steps. Exit status 1 if any group is unfinished.")
+                       "steps, and the pipeline steps the store was planned with. Exit "
+                       "status 1 if any group or planned step is unfinished (or, with "
+                       "--verify, any chunk is missing or corrupt).")
     p.add_argument("store", type=Path, metavar="STORE", help="sample store (.zarr directory)")
+    p.add_argument("--verify", action="store_true",
+                   help="read every chunk and check its CRC-32C checksum and that no chunk "
+                   "is missing; name each damaged chunk (group/array chunk key)")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("demo", help="run the demo into OUT_DIR",
@@ -232,6 +252,28 @@ def build_parser() -> argparse.ArgumentParser:
         _add_run_options(p)
         p.set_defaults(func=cmd_run, step="valence" if step == "fit" else step)
 
+    p = sub.add_parser("export", help="write a store's maps and labels as OME-Zarr or TIFF",
+                       description="Write every map and volume of STORE (float variables; "
+                       "a leading energy/element dim becomes the channel axis) as an "
+                       "image, and every integer/boolean volume (classes, shells, pores, "
+                       "cracks, mask) as a label image, to OUT/<group>/<variable>.ome.zarr "
+                       "(OME-Zarr 0.5, or 0.4; labels under the group's TM/O image; opens in "
+                       "napari with napari-ome-zarr) or OUT/<group>/<variable>.tif (ImageJ "
+                       "hyperstacks with the voxel size in nm). Display windows: 1st-99th "
+                       "percentile inside the particle. Lists the files in OUT/index.json.")
+    p.add_argument("store", type=Path, metavar="STORE", help="sample store (.zarr directory)")
+    p.add_argument("out", type=Path, metavar="OUT", help="output directory")
+    p.add_argument("--format", choices=("ome-zarr", "tiff"), default="ome-zarr",
+                   help="output format (default: %(default)s)")
+    p.add_argument("--groups", nargs="+", metavar="GROUP",
+                   help="groups to export (default: every complete group but raw, "
+                   "raw_xanes, od and references)")
+    p.add_argument("--ome-version", choices=("0.5", "0.4"), default="0.5",
+                   help="OME-Zarr version: 0.5 (zarr v3) or 0.4 (zarr v2, older viewers) "
+                   "(default: %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="replace files already in OUT")
+    p.set_defaults(func=cmd_export)
+
     p = sub.add_parser("batch", help="run the pipeline for every scan of a manifest",
                        description="Run the whole pipeline for every scan listed in MANIFEST "
                        "(TOML, YAML or CSV: input, label and free labels such as voltage_v, "
@@ -262,16 +304,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Entry point of the ``spectrotomo`` command; returns the exit status."""
-    from .io import StoreLockedError
+    from .io import StoreCorruptError, StoreLockedError, StoreWriteError
     from .pipeline import ConfigError, MemoryPlanError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except (ValueError, KeyError, FileExistsError, FileNotFoundError, StoreLockedError,
-            ConfigError, MemoryPlanError) as exc:
+            StoreWriteError, StoreCorruptError, ConfigError, MemoryPlanError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"spectrotomo {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # disk full / read-only outside the store (run.log, report)
+        error = StoreWriteError.from_os_error(exc, exc.filename or Path.cwd(), "output")
+        if error is None:
+            raise
+        print(f"spectrotomo {args.command}: error: {error}", file=sys.stderr)
         return 2
 
 

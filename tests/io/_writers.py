@@ -69,9 +69,19 @@ def write_dxchange(path, t, *, axes=None, energy_units=None, theta_rad=False,
     return path
 
 
+#: A camera pixel (6.5 um) and the optics' magnification onto it: a sample-plane
+#: pixel of 15.625 nm would need 416x; the writers record both alongside.
+CAMERA_PIXEL_M = 6.5e-6
+
+
 def _nx_entry(group, t, *, layout, energy_kev=True, distance=None, rotation=None,
-              with_energy=True):
-    """Frames ordered dark, flat, projections, invalid, alignment; keys accordingly."""
+              with_energy=True, pixel="sample"):
+    """Frames ordered dark, flat, projections, invalid, alignment; keys accordingly.
+
+    ``pixel``: ``"sample"`` (``sample/x_pixel_size`` and the camera's
+    ``instrument/detector/x_pixel_size``), ``"magnification"`` (camera pixel +
+    ``instrument/detector/magnification``) or ``"detector"`` (camera pixel only).
+    """
     junk = np.full((1, *t["projections"].shape[1:]), 7, t["projections"].dtype)
     frames = np.concatenate([t["darks"], t["flats"][:1], t["projections"], junk, junk,
                              t["flats"][1:]])
@@ -95,8 +105,13 @@ def _nx_entry(group, t, *, layout, energy_kev=True, distance=None, rotation=None
         rot = group.create_dataset("sample/rotation_angle",
                                    data=angles if rotation is None else rotation)
     rot.attrs["units"] = "degree"
-    px = group.create_dataset("instrument/detector/x_pixel_size", data=t["pixel_size"] * 1e-9)
-    px.attrs["units"] = "m"
+    cam = group.create_dataset("instrument/detector/x_pixel_size", data=CAMERA_PIXEL_M)
+    cam.attrs["units"] = "m"
+    if pixel == "sample":
+        px = group.create_dataset("sample/x_pixel_size", data=t["pixel_size"] * 1e-9)
+        px.attrs["units"] = "m"
+    elif pixel == "magnification":
+        group["instrument/detector/magnification"] = CAMERA_PIXEL_M / (t["pixel_size"] * 1e-9)
     if with_energy:
         path = "instrument/beam/incident_energy" if layout == "esrf" else \
             "instrument/monochromator/energy"
@@ -143,7 +158,40 @@ def write_fxi(path, t, *, pixel_text=True, with_energy=True):
 DTYPE_CODES = {np.dtype("<u2"): 5, np.dtype("<f4"): 10}
 
 
-def xradia_streams(t, *, data_type=None, energy_stream=True, motors=False):
+def _zeiss_streams(n, ny, nx, *, version, exposures, reference_exposure):
+    """Streams real Zeiss files carry beside the images (layout as read by txrm2tiff):
+    version information, images taken, per-image exposures and dates, mosaic
+    fields, and (version 5) the reference's own ImageInfo."""
+    streams = {
+        "Version": np.float32(version).tobytes(),
+        "exeVersion": b"16.1.14271\x00",
+        "ImageInfo/ImagesTaken": np.uint32(n).tobytes(),
+        "ImageInfo/ExpTimes": np.asarray(exposures, "<f4").tobytes(),
+        "ImageInfo/Date": b"".join(b"12/03/2026 10:%02d:00.00\x00" % (i % 60) for i in range(n)),
+        "ImageInfo/MosiacColumns": np.int32(0).tobytes(),
+        "ImageInfo/MosiacRows": np.int32(0).tobytes(),
+        "ImageInfo/MosiacMode": np.int32(0).tobytes(),
+        "ImageInfo/CamPixelSize": np.float32(13.5).tobytes(),
+        "ImageInfo/ObjectiveName": b"ZP 25 nm\x00",
+    }
+    if version >= 5:
+        streams.update({
+            "ReferenceData/ImageInfo/ImageWidth": np.int32(nx).tobytes(),
+            "ReferenceData/ImageInfo/ImageHeight": np.int32(ny).tobytes(),
+            "ReferenceData/ImageInfo/DataType": np.int32(10).tobytes(),
+            "ReferenceData/ImageInfo/ExpTimes": np.float32(reference_exposure).tobytes(),
+        })
+    else:
+        streams["ReferenceData/ExpTime"] = np.float32(reference_exposure).tobytes()
+    return streams
+
+
+def xradia_streams(t, *, data_type=None, energy_stream=True, motors=False, version=5.0,
+                   exposures=1.0, reference_exposure=None, images_taken=None):
+    """Streams of an Xradia file holding ``t``; ``version=None`` gives the minimal
+    layout (image streams and ImageInfo sizes only), else the streams real Zeiss
+    files carry (:func:`_zeiss_streams`). ``images_taken`` < n: an aborted scan
+    (NoOfImages says n, only the first images exist)."""
     proj = t["projections"]
     n, ny, nx = proj.shape
     code = DTYPE_CODES[proj.dtype] if data_type is None else data_type
@@ -162,12 +210,22 @@ def xradia_streams(t, *, data_type=None, energy_stream=True, motors=False):
         "ReferenceData/Image": t["flats"][0].astype("<f4").tobytes(),
         "ReferenceData/DataType": np.uint32(10).tobytes(),
     }
+    if version is not None:
+        exposures = np.broadcast_to(np.asarray(exposures, float), (n,))
+        streams.update(_zeiss_streams(n, ny, nx, version=version, exposures=exposures,
+                                      reference_exposure=(exposures[0] if reference_exposure
+                                                          is None else reference_exposure)))
     if motors:
         names = ["Sample X", "Sample Y", "Energy", "Detector Z"]
         streams["PositionInfo/AxisNames"] = "\x00".join(names).encode() + b"\x00"
+        streams["PositionInfo/AxisUnits"] = b"um\x00um\x00eV\x00um\x00"
+        streams["PositionInfo/TotalAxis"] = np.int32(len(names)).tobytes()
         pos = np.zeros((n, len(names)), "<f4")
         pos[:, 2] = energies
         streams["PositionInfo/MotorPositions"] = pos.tobytes()
+    if images_taken is not None:
+        streams["ImageInfo/ImagesTaken"] = np.uint32(images_taken).tobytes()
+        n = images_taken
     for i in range(n):
         streams[f"ImageData{i // 100 + 1}/Image{i + 1}"] = proj[i].tobytes()
     return streams

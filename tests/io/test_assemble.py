@@ -118,8 +118,15 @@ def test_differing_pixel_sizes_along_distance_stay_per_distance(tmp_path):
     assert "pixel_size_energy" not in ds.coords
 
 
-def test_bad_arguments():
+def test_bad_arguments(tmp_path):
+    _, paths = _dx(tmp_path, [640.0, 650.0])
     with pytest.raises(ValueError, match="dim"):
-        sio.read_series(["x"], dim="time")
+        sio.read_series(paths, dim="time")
     with pytest.raises(ValueError, match="values"):
-        sio.read_series(["x", "y"], values=[1.0])
+        sio.read_series(paths, values=[1.0])
+    with pytest.raises(ValueError, match="angles"):
+        sio.read_series(paths, angles="all")
+    with pytest.raises(FileNotFoundError, match=r"nope\.h5"):
+        sio.read_series([paths[0], tmp_path / "nope.h5"])
+    with pytest.raises(FileNotFoundError, match=r"\*\.txrm.*matches no file"):
+        sio.read_series(str(tmp_path / "*.txrm"))

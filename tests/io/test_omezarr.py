@@ -3,8 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from spectrotomo import spatial_map
+from spectrotomo import spatial_map, volume
 from spectrotomo.io import write_ome_zarr
+
+from _ome_validate import validate_image
 
 
 @pytest.fixture
@@ -153,9 +155,18 @@ def test_bad_input_errors(tmp_path, volume_and_labels):
     write_ome_zarr(image, vol[:4], voxel_size_nm=10, overwrite=True)
     with pytest.raises(ValueError, match="differs from the image"):
         write_ome_zarr(image, labels, voxel_size_nm=10, name="c", kind="labels")
-    with pytest.raises(ValueError, match="uint8, uint16 or uint32"):
-        write_ome_zarr(image, labels[:4].astype(np.int32), voxel_size_nm=10, name="c",
+    with pytest.raises(ValueError, match="integer or boolean"):
+        write_ome_zarr(image, labels[:4].astype(np.float32), voxel_size_nm=10, name="c",
                        kind="labels")
+    with pytest.raises(ValueError, match="negative values"):
+        write_ome_zarr(image, labels[:4].astype(np.int32) - 1, voxel_size_nm=10, name="c",
+                       kind="labels")
+    assert not (image / "labels" / "c").exists()  # a refused label image leaves nothing
+    with pytest.raises(ValueError, match="mask shape"):
+        write_ome_zarr(tmp_path / "k", vol, voxel_size_nm=1, mask=labels[:2] > 0)
+    with pytest.raises(ValueError, match="no channel axis"):
+        write_ome_zarr(image, volume(labels[None], energies=[700.0], voxel_size=10.0),
+                       name="c", kind="labels")
     with pytest.raises(ValueError, match="voxel_size_nm"):
         write_ome_zarr(tmp_path / "j", vol, voxel_size_nm=-1)
     with pytest.raises(ValueError, match="voxel_size_nm is required"):
@@ -163,4 +174,81 @@ def test_bad_input_errors(tmp_path, volume_and_labels):
     with pytest.raises(ValueError, match="version"):
         write_ome_zarr(tmp_path / "j", vol, voxel_size_nm=1, version="0.3")
     with pytest.raises(ValueError, match="2-D"):
-        write_ome_zarr(tmp_path / "j", vol[None], voxel_size_nm=1)
+        write_ome_zarr(tmp_path / "j", vol[None, None], voxel_size_nm=1)
+
+
+@pytest.mark.parametrize("version", ["0.5", "0.4"])
+def test_unnamed_and_int32_labels_are_valid(tmp_path, volume_and_labels, version):
+    """Default (unnamed) label values and int32 instance labels (pores) validate with
+    ome-zarr-models, ngff-zarr's strict schemas and open in napari; int32 -> uint32."""
+    import zarr
+
+    vol, labels = volume_and_labels
+    image = write_ome_zarr(tmp_path / "i.ome.zarr", vol, voxel_size_nm=10, version=version)
+    pores = labels.astype(np.int32) * 30_000
+    write_ome_zarr(image, pores, voxel_size_nm=10, name="pores", kind="labels",
+                   version=version)
+    write_ome_zarr(image, labels > 0, voxel_size_nm=10, name="mask", kind="labels",
+                   version=version)
+    assert validate_image(image, version) == 2
+    g = zarr.open_group(str(image / "labels" / "pores"), mode="r")
+    assert g["0"].dtype == np.uint32
+    np.testing.assert_array_equal(g["0"][...], pores)
+    assert zarr.open_group(str(image / "labels" / "mask"), mode="r")["0"].dtype == np.uint8
+
+
+@pytest.mark.parametrize("version", ["0.5", "0.4"])
+def test_spectral_volume_has_channel_axis(tmp_path, rng, version):
+    """(energy, z, y, x) -> axes c, z, y, x; one OMERO channel per energy labelled in eV;
+    channels are never averaged together."""
+    import zarr
+
+    data = (rng.random((3, 9, 20, 18)) + np.arange(3)[:, None, None, None]).astype(np.float32)
+    da = volume(data, energies=[640.0, 642.5, 660.0], voxel_size=25.0, name="mu")
+    image = write_ome_zarr(tmp_path / "mu.ome.zarr", da, name="mu", n_levels=2,
+                           version=version)
+    validate_image(image, version)
+    g = zarr.open_group(str(image), mode="r")
+    attrs = g.attrs["ome"] if version == "0.5" else g.attrs
+    ms = attrs["multiscales"][0]
+    assert [a["name"] for a in ms["axes"]] == ["c", "z", "y", "x"]
+    assert ms["axes"][0]["type"] == "channel"
+    assert ms["datasets"][1]["coordinateTransformations"][0]["scale"] == [1.0, 50.0, 50.0, 50.0]
+    assert [c["label"] for c in attrs["omero"]["channels"]] == ["640 eV", "642.5 eV", "660 eV"]
+    assert g["1"].shape == (3, 5, 10, 9)
+    np.testing.assert_allclose(g["1"][2, 0, 0, 0], data[2, :2, :2, :2].mean(), rtol=1e-6)
+    np.testing.assert_array_equal(g["0"][...], data)
+
+
+def test_window_from_percentiles_inside_mask(tmp_path, rng):
+    """Outliers outside the particle (the -1e5..2e5 TM/O of empty voxels) do not set the
+    display window: it is the 1st..99th percentile inside the mask."""
+    import zarr
+
+    vol = rng.normal(0.4, 0.02, (16, 24, 24)).astype(np.float32)
+    mask = np.zeros(vol.shape, bool)
+    mask[4:12, 6:18, 6:18] = True
+    vol[~mask] = rng.normal(0, 5e4, int((~mask).sum()))
+    image = write_ome_zarr(tmp_path / "r.ome.zarr", vol, voxel_size_nm=10, mask=mask)
+    window = zarr.open_group(str(image), mode="r").attrs["ome"]["omero"]["channels"][0][
+        "window"]
+    lo, hi = np.percentile(vol[mask], [1, 99])
+    assert window["start"] == pytest.approx(lo, rel=1e-6)
+    assert window["end"] == pytest.approx(hi, rel=1e-6)
+    assert window["min"] == pytest.approx(float(vol.min()))
+    assert window["max"] == pytest.approx(float(vol.max()))
+
+
+def test_dask_input_written_in_slabs(tmp_path, rng):
+    """A dask-backed DataArray (a store variable) is read slab by slab: same result."""
+    import dask.array as dsk
+    import zarr
+
+    data = rng.random((21, 16, 16)).astype(np.float32)
+    da = spatial_map(dsk.from_array(data, chunks=(5, 16, 16)), voxel_size=10.0, units="1",
+                     name="m")
+    image = write_ome_zarr(tmp_path / "d.ome.zarr", da, name="m", n_levels=3, chunks=(3, 8, 8))
+    g = zarr.open_group(str(image), mode="r")
+    ref = write_ome_zarr(tmp_path / "n.ome.zarr", data, voxel_size_nm=10, n_levels=3)
+    for k in range(3):
+        np.testing.assert_array_equal(g[str(k)][...], zarr.open_group(str(ref))[str(k)][...])

@@ -37,7 +37,8 @@ def test_list_of_files_with_explicit_sidecar(tmp_path):
         files.append(tmp_path / f"p{i}.tif")
         tifffile.imwrite(files[-1], frame, photometric="minisblack")
     side = tmp_path / "meta.toml"
-    side.write_text('angles = [1.0, 2.0, 3.0]\nenergy = 700\npixel_size = 12.5\n')
+    side.write_text('angles = [1.0, 2.0, 3.0]\nangle_units = "deg"\nenergy = 700\n'
+                    'pixel_size = 12.5\n')
     ds = sio.read(files, sidecar=side)
     np.testing.assert_array_equal(ds["projections"].values[0], t["projections"])
     assert ds["angle"].values.tolist() == [1.0, 2.0, 3.0] and ds.attrs["pixel_size"] == 12.5
@@ -46,7 +47,7 @@ def test_list_of_files_with_explicit_sidecar(tmp_path):
 def test_missing_sidecar_names_the_field(tmp_path):
     tifffile.imwrite(tmp_path / "lonely.tif", make_truth()["projections"],
                      photometric="minisblack")
-    with pytest.raises(sio.ReaderError, match=r"lonely\.tif.*angles.*sidecar"):
+    with pytest.raises(sio.ReaderError, match=r"lonely\.tif.*energy.*sidecar"):
         sio.read(tmp_path / "lonely.tif")
 
 
@@ -77,7 +78,7 @@ def _two_energy_stack(tmp_path, **meta):
     t = make_truth(n_angles=3)
     frames = np.concatenate([t["projections"], t["projections"] + 1])
     tifffile.imwrite(tmp_path / "x.tif", frames, photometric="minisblack")
-    (tmp_path / "x.json").write_text(json.dumps({"angles": [0.0, 1.0, 2.0],
+    (tmp_path / "x.json").write_text(json.dumps({"angles": [0.0, 1.0, 2.0], "angle_units": "deg",
                                                  "energies": [660.0, 640.0], **meta}))
     return tmp_path / "x.tif"
 

@@ -147,3 +147,82 @@ def test_energy_scan_with_a_pixel_size_per_image(tmp_path):
     assert ds.attrs["pixel_size"] == pytest.approx(15.5, rel=1e-6)
     t["pixel_sizes"] = np.full(3, 15.625)  # one repeated value: no per-energy information
     assert "pixel_size_energy" not in sio.read(write_xradia(tmp_path / "b.xrm", t)).coords
+
+
+# --------------------------------------------------------------------------- #
+# the streams real Zeiss files carry (version, ImagesTaken, reference ImageInfo)
+# --------------------------------------------------------------------------- #
+def test_version_and_software_streams_reach_attrs(tmp_path):
+    ds = sio.read(write_xradia(tmp_path / "v5.txrm", _t(), version=5.0))
+    assert ds.attrs["xradia_version"] == 5.0 and ds.attrs["xradia_software"] == "16.1.14271"
+    assert provenance(ds)[-1]["parameters"]["images_taken"] == 5
+    minimal = sio.read(write_xradia(tmp_path / "old.txrm", _t(), version=None))
+    assert "xradia_version" not in minimal.attrs  # files without them still read
+
+
+def test_images_taken_of_an_aborted_scan(tmp_path):
+    t = _t(n_angles=6)
+    path = write_xradia(tmp_path / "aborted.txrm", t, images_taken=4)
+    ds = sio.read(path)
+    assert ds.sizes["angle"] == 4
+    np.testing.assert_array_equal(ds["projections"].values[0], t["projections"][:4])
+    np.testing.assert_array_equal(ds["angle"].values, t["angles"][:4])
+    assert provenance(ds)[-1]["parameters"]["images_planned"] == 6
+    streams = xradia_streams(t)
+    streams["ImageInfo/ImagesTaken"] = np.uint32(9).tobytes()
+    write_cfb(tmp_path / "more.txrm", streams)
+    with pytest.raises(sio.ReaderError, match=r"more\.txrm.*ImagesTaken.*1\.\.6.*got 9"):
+        sio.read(tmp_path / "more.txrm")
+
+
+def test_reference_of_another_size_is_refused(tmp_path):
+    streams = xradia_streams(_t())
+    streams["ReferenceData/ImageInfo/ImageWidth"] = np.int32(3).tobytes()
+    write_cfb(tmp_path / "binned.txrm", streams)
+    with pytest.raises(sio.ReaderError, match=r"binned\.txrm.*ReferenceData/ImageInfo/ImageWidth"
+                                              r".*7 x 6.*got 3 x 6"):
+        sio.read(tmp_path / "binned.txrm")
+
+
+@pytest.mark.parametrize("version", [3.0, 5.0])
+def test_reference_scaled_to_the_image_exposure(tmp_path, version):
+    t = _t()
+    exposures = np.array([2.0, 2.5, 3.0, 2.5, 2.0])  # the image nearest 0 deg: 3.0 s
+    path = write_xradia(tmp_path / "exp.txrm", t, version=version, exposures=exposures,
+                        reference_exposure=1.5)
+    ds = sio.read(path)
+    np.testing.assert_allclose(ds["flats"].values[0, 0], t["flats"][0] * 2.0, rtol=1e-6)
+    assert provenance(ds)[-1]["parameters"]["reference_exposure_scale"] == [2.0]
+
+
+def test_energy_scan_scales_the_reference_per_image(tmp_path):
+    t = _t(n_angles=3)
+    t["angles"] = np.zeros(3)
+    t["energies"] = np.array([650.0, 640.0, 660.0])
+    ds = sio.read(write_xradia(tmp_path / "x.xrm", t, exposures=[1.0, 2.0, 4.0],
+                               reference_exposure=2.0))
+    for k, scale in enumerate((1.0, 0.5, 2.0)):  # sorted energies 640, 650, 660
+        np.testing.assert_allclose(ds["flats"].values[k, 0], t["flats"][0] * scale, rtol=1e-6)
+
+
+@pytest.mark.parametrize("version", [3.0, 5.0])
+def test_agrees_with_txrm2tiff(tmp_path, version):
+    """The same file read by txrm2tiff (Diamond B24's converter), when installed."""
+    txrm_main = pytest.importorskip("txrm2tiff.txrm.main")
+    t = _t(n_angles=7, energy=8350.0)
+    t["angles"] = np.linspace(-60.0, 60.0, 7)
+    exposures = np.linspace(1.0, 1.6, 7)
+    path = write_xradia(tmp_path / "tomo.txrm", t, version=version, exposures=exposures,
+                        reference_exposure=1.2)
+    ours = sio.read(path)
+    with txrm_main.open_txrm(path, strict=True) as peer:
+        assert int(peer.version) == int(version)
+        np.testing.assert_array_equal(peer.get_images(), ours["projections"].values[0])
+        np.testing.assert_allclose(peer.image_info["Angles"], ours["angle"].values, rtol=1e-6)
+        np.testing.assert_allclose(peer.energies, ours["energy"].values[0], rtol=1e-6)
+        np.testing.assert_allclose(peer.image_info["PixelSize"][0] * 1e3,
+                                   ours.attrs["pixel_size"], rtol=1e-6)
+        peer.apply_reference(compensate_exposure=True)  # images * 100 / scaled reference
+        referenced = peer.get_output(flip=True)  # flip=True keeps the stored row order
+    ratio = ours["projections"].values[0] * 100.0 / ours["flats"].values[0, 0]
+    np.testing.assert_allclose(referenced, ratio, rtol=1e-5)

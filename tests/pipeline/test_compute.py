@@ -192,7 +192,7 @@ def test_cli_scheduler_address_runs_the_chunk_tasks_there(prepared, tmp_path, ca
 
 
 def test_device_auto_without_gpu_is_the_cpu_store_and_gpu_is_refused(prepared, monkeypatch):
-    from spectrotomo.pipeline import _chunked
+    from spectrotomo.pipeline.steps import reconstruct as _chunked
 
     root, base, local = prepared
     monkeypatch.setattr(_chunked, "cupy_available", lambda: False)

@@ -59,7 +59,7 @@ def test_unreadable_and_invalid_files(tmp_path):
 def test_magnification_modes_pick_metadata_or_estimate():
     from spectrotomo import tilt_series
     from spectrotomo.pipeline._config import config_from_dict
-    from spectrotomo.pipeline._steps import _magnification
+    from spectrotomo.pipeline.steps.preprocess import magnification_pixel_sizes as _magnification
 
     kw = dict(angles=[0.0], energies=[640.0, 655.0], pixel_size=20.0)
     with_sizes = tilt_series(np.ones((2, 1, 4, 4)), pixel_sizes=[20.0, 20.04], **kw)
@@ -76,7 +76,7 @@ def test_magnification_modes_pick_metadata_or_estimate():
     with pytest.raises(ConfigError, match=r"\[preprocess\] magnification must be one of auto"):
         config_from_dict({"preprocess": {"magnification": "exif"}})
     # "linear": estimated (metadata ignored) under a law linear in energy
-    from spectrotomo.pipeline._preprocess import scale_options
+    from spectrotomo.pipeline.steps.preprocess import scale_options
 
     assert _magnification(with_sizes, "linear") is None
     opts = scale_options("linear", [640.0, 655.0])

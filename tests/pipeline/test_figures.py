@@ -39,3 +39,26 @@ def test_center_scores_figure(tmp_path):
                      "center_score": ("center_candidate", (x - 31.5) ** 2, {"long_name": "tv"})},
                     attrs={"center": 31.5, "center_method": "sharpness"})
     assert center_scores(ds, tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_robust_limits_ignore_outliers_outside_the_particle(rng):
+    """The TM/O map's colours come from the particle (1-99 %), not the +-1e5 noise of
+    the empty surroundings; NaN is drawn transparent."""
+    from spectrotomo.pipeline._figures import masked_cmap, robust_limits
+
+    values = rng.normal(0, 1e5, (8, 10, 12))
+    mask = np.zeros(values.shape, bool)
+    mask[2:6, 3:7, 3:9] = True
+    values[mask] = rng.normal(0.4, 0.02, int(mask.sum()))
+    lo, hi = robust_limits(values, mask)
+    assert (lo, hi) == pytest.approx(tuple(np.percentile(values[mask], [1, 99])))
+    assert 0.3 < lo < hi < 0.5
+    assert robust_limits(np.full(4, np.nan)) == (0.0, 1.0)
+    assert masked_cmap("viridis").get_bad()[3] == 0.0
+
+
+def test_orthoslices_with_mask(tmp_path, rng):
+    da = _map(rng)
+    mask = np.zeros(da.shape, bool)
+    mask[1:5, 2:6, 2:8] = True
+    assert orthoslices(da, tmp_path / "m.png", mask=mask).stat().st_size > 1000

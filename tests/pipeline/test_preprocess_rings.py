@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from spectrotomo.pipeline import Config
-from spectrotomo.pipeline._preprocess import _normalise_all
+from spectrotomo.pipeline.steps.preprocess import _normalise_all
 from spectrotomo.simulate import particle, tilt_series
 
 TINY = dict(shape=(32, 40, 40), radius_nm=240.0, n_grains=8, n_voids=2, n_cracks=1)

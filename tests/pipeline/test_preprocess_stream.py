@@ -8,8 +8,9 @@ import pytest
 
 from spectrotomo import io
 from spectrotomo.pipeline._config import config_from_dict
-from spectrotomo.pipeline._preprocess import _normalise_all, _register
-from spectrotomo.pipeline._steps import RunContext, preprocess
+from spectrotomo.pipeline.steps.preprocess import _normalise_all, _register
+from spectrotomo.pipeline._context import RunContext
+from spectrotomo.pipeline.steps.preprocess import preprocess
 from spectrotomo.simulate import particle, tilt_series
 
 TINY = dict(shape=(24, 32, 32), radius_nm=200.0, n_grains=6, n_voids=1, n_cracks=0)
@@ -77,7 +78,7 @@ def test_killed_preprocess_leaves_an_incomplete_group_and_reruns_cleanly(tmp_pat
         raise KeyboardInterrupt("killed during alignment")
 
     with monkeypatch.context() as patch:
-        patch.setattr(recon, "align_projections", killed)
+        patch.setattr(recon.prep, "align_projections", killed)
         with pytest.raises(KeyboardInterrupt):
             _run(store, tmp_path)
     assert not io.is_complete(store, "od")

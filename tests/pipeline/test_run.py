@@ -78,6 +78,8 @@ def test_every_group_complete_and_report_written(finished):
     assert any(ln.split(" ", 1)[1].startswith("segment") and "peak RSS" in ln for ln in run_log)
     summary = json.loads((root / "report" / "summary.json").read_text())
     assert set(summary["class_fractions"]) == {"target", "oxygen-poor", "oxygen-rich"}
+    assert (root / "report" / "summary_figure.png").read_bytes()[:4] == b"\x89PNG"
+    assert len(summary["tm_o_median_by_shell"]) == 5
     assert abs(sum(summary["class_fractions"].values()) - 1) < 1e-9
     assert (root / "report" / "tm_o_by_shell.csv").exists()
     assert len(summary["tm_o_mean_by_shell"]) == 5

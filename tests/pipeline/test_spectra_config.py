@@ -12,7 +12,7 @@ import xarray as xr
 from spectrotomo import io
 from spectrotomo.pipeline import Config, run_pipeline
 from spectrotomo.pipeline._config import config_from_dict
-from spectrotomo.pipeline._xanes import config_references, fit_valence
+from spectrotomo.pipeline.steps.valence import config_references, fit_valence
 from spectrotomo.spectra import builtin_references
 
 

@@ -19,14 +19,6 @@ def sino180(phantom128):
 
 
 @pytest.fixture(scope="session")
-def holo_objects():
-    """{"homogeneous"|"mixed": holotomography Dataset} (phantoms in _phase_phantoms.py)."""
-    from _phase_phantoms import holo_series_pair
-
-    return holo_series_pair(np.array([0.0, 90.0]))
-
-
-@pytest.fixture(scope="session")
 def small_particle():
     """The simulator's small particle (64^3), built once per session."""
     from spectrotomo.simulate import particle

@@ -23,6 +23,8 @@ def test_region_stats_match_bruteforce(rng):
             assert out["mean"][i, k - 1] == pytest.approx(v.mean())
             assert out["std"][i, k - 1] == pytest.approx(v.std())
             assert out["median"][i, k - 1] == pytest.approx(np.median(v))
+            assert [out["q25"][i, k - 1], out["q75"][i, k - 1]] == \
+                pytest.approx(np.percentile(v, [25, 75]))
 
 
 def test_empty_region_gives_nan_and_zero_count():
@@ -136,5 +138,5 @@ def test_to_csv_columns_do_not_depend_on_the_hash_seed(tmp_path):
         subprocess.run([sys.executable, "-c", script, str(path)], check=True,
                        env={**__import__("os").environ, "PYTHONHASHSEED": str(seed)})
         files.append(path.read_bytes())
-    assert files[0].splitlines()[0] == b"depth,depth_hi,depth_lo,mean,std,median,count"
+    assert files[0].splitlines()[0] == b"depth,depth_hi,depth_lo,mean,std,median,q25,q75,count"
     assert all(f == files[0] for f in files)

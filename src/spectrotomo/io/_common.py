@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .._model import ValidationError, add_provenance, tilt_series
+from . import _units
 
 #: Arrays above this many bytes are read lazily (dask) when ``lazy=None``.
 LAZY_BYTES = 256 * 2**20
@@ -72,29 +73,45 @@ def open_h5(path):
 # --------------------------------------------------------------------------- #
 # units
 # --------------------------------------------------------------------------- #
-_ENERGY_EV = {"ev": 1.0, "electronvolt": 1.0, "kev": 1e3, "mev": 1e6,
-              "j": 1.0 / 1.602176634e-19, "joule": 1.0 / 1.602176634e-19,
-              "joules": 1.0 / 1.602176634e-19}
-_LENGTH_NM = {"nm": 1.0, "nanometer": 1.0, "nanometre": 1.0, "m": 1e9, "meter": 1e9,
-              "metre": 1e9, "mm": 1e6, "cm": 1e7, "um": 1e3, "µm": 1e3, "μm": 1e3,
-              "micron": 1e3, "microns": 1e3, "micrometer": 1e3, "micrometre": 1e3,
-              "a": 0.1, "angstrom": 0.1, "å": 0.1, "pm": 1e-3}
-_ANGLE_DEG = {"deg": 1.0, "degree": 1.0, "degrees": 1.0, "°": 1.0,
-              "rad": 180.0 / np.pi, "radian": 180.0 / np.pi, "radians": 180.0 / np.pi}
-_TABLES = {"energy": (_ENERGY_EV, "eV"), "length": (_LENGTH_NM, "nm"),
-           "angle": (_ANGLE_DEG, "deg")}
-
-
 def unit_factor(kind: str, units, *, path, field: str) -> float:
-    """Factor turning a value in ``units`` into eV / nm / deg (``kind``)."""
-    table, target = _TABLES[kind]
-    if isinstance(units, bytes):
-        units = units.decode("utf-8", "replace")
-    key = str(units).strip().lower().replace(" ", "")
-    if key not in table:
-        fail(path, f"{field}.attrs['units']", f"a {kind} unit convertible to {target} "
-             f"({', '.join(sorted(table))})", repr(units))
-    return table[key]
+    """Factor turning a value in ``units`` into eV / nm / deg (``kind``), case-sensitive
+    (``meV`` is not ``MeV``; see :mod:`._units`); a refusal names ``path`` and ``field``."""
+    try:
+        return _units.unit_factor(kind, units)
+    except _units.UnitError as exc:
+        raise ReaderError(f"{os.fspath(path)}: field {field!r} must be {exc}") from None
+
+
+#: Largest |angle| that radians can reach in a scan (a full turn either way), with slack.
+_RADIAN_LIMIT = 2 * np.pi + 1e-6
+
+
+def check_angle_units(path, field: str, values, *, declared: bool, how: str) -> None:
+    """Refuse angles without a declared unit that look like radians.
+
+    Values are taken as degrees by default; a scan whose angles all lie within
+    +-2 pi but that spans a range is more likely in radians (a tilt series
+    over at most +-6.3 deg is no tomogram), so it is refused unless the file
+    or the caller declared the unit. One angle (or all equal), e.g. a 2-D
+    energy scan, is unit-free and passes.
+
+    Parameters
+    ----------
+    values : array_like
+        Angles as stored (not yet converted).
+    declared : bool
+        Whether a unit was recorded (attribute, sidecar key) or the angles were
+        passed by the caller (degrees by the API).
+    how : str
+        How to declare the unit in this format, for the message.
+    """
+    values = np.asarray(values, dtype=float)
+    if declared or values.size < 2 or not np.all(np.isfinite(values)):
+        return
+    if np.ptp(values) > 0 and np.max(np.abs(values)) <= _RADIAN_LIMIT:
+        fail(path, field, f"angles with a declared unit: all lie within +-2 pi "
+             f"({values.min():.4g}..{values.max():.4g}), so they may be radians; {how}",
+             "no unit")
 
 
 def h5_quantity(path, dset, kind: str, *, default_units: str, field: str) -> np.ndarray:
@@ -104,7 +121,48 @@ def h5_quantity(path, dset, kind: str, *, default_units: str, field: str) -> np.
         values = np.asarray(dset[()], dtype=float)
     except (TypeError, ValueError):
         fail(path, field, f"numeric ({kind})", repr(dset[()]))
-    return np.atleast_1d(values) * unit_factor(kind, units, path=path, field=field)
+    return np.atleast_1d(values) * unit_factor(kind, units, path=path,
+                                               field=f"{field}.attrs['units']")
+
+
+def h5_angles(path, dset, *, field: str) -> np.ndarray:
+    """Angles of an HDF5 dataset in degrees (default unit), refusing undeclared
+    radian-like values (:func:`check_angle_units`)."""
+    values = h5_quantity(path, dset, "angle", default_units="deg", field=field)
+    check_angle_units(path, field, values, declared="units" in dset.attrs,
+                      how="add a units attribute ('deg' or 'rad') or pass angles=... in deg")
+    return values
+
+
+def sample_pixel_size(path, group, *, sample, detector, magnification, prefix="") -> float:
+    """Sample-plane pixel size in nm from an HDF5 group (lengths default to metres).
+
+    The first of ``sample`` present; else the first of ``detector`` (the
+    camera's pixel) divided by the first of ``magnification``. A detector size
+    without a magnification is refused naming the fields: it is the camera's
+    pixel, ~1000x the sample's in a TXM.
+    """
+    def first(names):
+        return next((n for n in names if n in group), None)
+
+    def length(name):
+        return float(h5_quantity(path, group[name], "length", default_units="m",
+                                 field=prefix + name)[0])
+
+    if first(sample) is not None:
+        return length(first(sample))
+    det, mag = first(detector), first(magnification)
+    if det is not None and mag is not None:
+        factor = np.atleast_1d(np.asarray(group[mag][()], dtype=float))[0]
+        if not np.isfinite(factor) or factor <= 0:
+            fail(path, prefix + mag, "a positive magnification", factor)
+        return length(det) / float(factor)
+    if det is not None:
+        fail(path, prefix + sample[0], f"the sample-plane pixel size: only the detector's "
+             f"{prefix + det} = {length(det):.6g} nm is recorded; add {prefix + magnification[0]}"
+             " or pass pixel_size=... in nm", "missing")
+    fail(path, prefix + sample[0], "the sample-plane pixel size (a length), or pass "
+         "pixel_size=... in nm", "missing")
 
 
 _NUMBER_UNIT = re.compile(r"^\s*([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\s*([^\d\s].*)?$")
@@ -260,15 +318,31 @@ def _broadcast(ref, n_energies: int):
     return np.broadcast_to(ref[None], (n_energies, *ref.shape))
 
 
+def _nonfinite(arr) -> int | None:
+    """NaN/Inf values in ``arr``; integers have none; None for a lazy float array
+    (counting would read the whole file at open)."""
+    if np.dtype(arr.dtype).kind in "biu":
+        return 0
+    if type(arr).__module__.split(".")[0] == "dask":
+        return None
+    return int(arr.size - np.count_nonzero(np.isfinite(np.asarray(arr))))
+
+
 def finish(path, *, reader: str, projections, angles, energies, pixel_size,
            flats=None, darks=None, attrs: Mapping[str, Any] | None = None,
            angle_field: str = "angles", params: Mapping[str, Any] | None = None,
-           pixel_sizes=None):
+           pixel_sizes=None, ref_fields: Mapping[str, str] | None = None):
     """Check counts, build the tilt series and record provenance (``io.<reader>``).
 
     ``pixel_sizes`` (n_energies,) nm, optional: per-energy pixel sizes, stored
-    as the ``pixel_size_energy`` coordinate.
+    as the ``pixel_size_energy`` coordinate. ``ref_fields`` names the file
+    fields of the flats and darks (``{"flats": "exchange/data_white"}``): a
+    stored but empty reference stack is refused naming it, and
+    ``attrs["flats_field"]`` keeps where flats are (or would be) recorded, so
+    that :func:`require_flats` can name it. NaN/Inf values are counted per
+    array in ``attrs["nonfinite_counts"]`` (None: lazy float data, not counted).
     """
+    ref_fields = {"flats": "flats", "darks": "darks", **dict(ref_fields or {})}
     angles = np.atleast_1d(np.asarray(angles, dtype=float))
     if projections.ndim == 3:
         projections = projections[None]
@@ -281,13 +355,40 @@ def finish(path, *, reader: str, projections, angles, energies, pixel_size,
         fail(path, "pixel_size", "a positive size in nm", pixel_size)
     refs = {}
     for name, ref in (("flats", flats), ("darks", darks)):
-        if ref is not None and ref.shape[-3] > 0:
-            refs[name] = ref if ref.ndim == 4 else _broadcast(ref, projections.shape[0])
-    attrs = {"source_format": reader, "source_file": os.fspath(path), **dict(attrs or {})}
+        if ref is None:
+            continue
+        if ref.shape[-3] == 0:
+            fail(path, ref_fields[name], "at least one frame when the dataset is stored "
+                 "(or no dataset)", "0 frames")
+        refs[name] = ref if ref.ndim == 4 else _broadcast(ref, projections.shape[0])
+    counts = {name: _nonfinite(arr) for name, arr in
+              (("projections", projections), *refs.items())}
+    attrs = {"source_format": reader, "source_file": os.fspath(path),
+             "flats_field": ref_fields["flats"], "nonfinite_counts": counts,
+             **dict(attrs or {})}
     try:
         ds = tilt_series(projections, angles=angles, energies=energies,
                          pixel_size=float(pixel_size), pixel_sizes=pixel_sizes, attrs=attrs,
                          where=os.fspath(path), **refs)
     except ValidationError as exc:
         raise ReaderError(str(exc)) from None
-    return add_provenance(ds, f"io.read_{reader}", inputs=[os.fspath(path)], **dict(params or {}))
+    return add_provenance(ds, f"io.read_{reader}", inputs=[os.fspath(path)],
+                          **{**dict(params or {}), "nonfinite_counts": counts})
+
+
+def require_flats(ds) -> None:
+    """Refuse a tilt series without flat fields, naming the file and field.
+
+    Raw counts need open-beam frames to become optical density; the error says
+    where the reader looked (``attrs["flats_field"]``).
+
+    Raises
+    ------
+    ReaderError
+        When ``ds`` has no ``flats`` variable.
+    """
+    if "flats" in ds:
+        return
+    files = ds.attrs.get("source_files") or [ds.attrs.get("source_file", "<tilt series>")]
+    fail(files[0], ds.attrs.get("flats_field", "flats"),
+         "flat-field (open-beam) frames, needed to normalise raw counts", "missing")

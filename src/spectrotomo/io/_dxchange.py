@@ -1,17 +1,19 @@
 """Data Exchange HDF5 (APS): ``/exchange/data``, ``data_white``, ``data_dark``, ``theta``.
 
 Spec facts honoured here: ``theta`` is in degrees unless its ``units``
-attribute says otherwise; energy without a ``units`` attribute is in joules
-(the spec's SI default); lengths without units are in metres. The optional
+attribute says otherwise (without one, angles that all lie within +-2 pi are
+refused as likely radians); energy without a ``units`` attribute is in joules
+(the spec's SI default); lengths without units are in metres. The sample-plane
+pixel size is ``detector/actual_pixel_size_x`` (or the objective's
+``resolution``); else the camera's ``detector/pixel_size`` divided by
+``objective/magnification``; a camera pixel alone is refused. The optional
 ``axes`` attribute (e.g. ``"y:theta:x"``) names the stored axis order.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
-from ._common import (H5Frames, as_array, fail, finish, h5_quantity, is_hdf5, open_h5, pick,
-                      single_energy)
+from ._common import (H5Frames, as_array, fail, finish, h5_angles, h5_quantity, is_hdf5,
+                      open_h5, pick, sample_pixel_size, single_energy)
 
 __all__ = ["DXchangeBackend", "read_dxchange"]
 
@@ -20,12 +22,22 @@ ENERGY_PATHS = (
     "measurement/instrument/source/energy",
     "measurement/instrument/energy",
 )
+#: Sample-plane pixel sizes.
 PIXEL_PATHS = (
     "measurement/instrument/detector/actual_pixel_size_x",
     "measurement/instrument/detector/x_actual_pixel_size",
     "measurement/instrument/detection_system/objective/resolution",
+)
+#: The camera's pixel and the magnification onto it (used when no sample size is stored).
+DETECTOR_PIXEL_PATHS = (
+    "measurement/instrument/detector/pixel_size",
     "measurement/instrument/detector/pixel_size_x",
     "measurement/instrument/detector/x_pixel_size",
+)
+MAGNIFICATION_PATHS = (
+    "measurement/instrument/detection_system/objective/magnification",
+    "measurement/instrument/objective/magnification",
+    "measurement/instrument/detector/magnification",
 )
 _AXIS_NAMES = {"theta": "angle", "angle": "angle", "phi": "angle", "y": "y", "x": "x"}
 
@@ -91,20 +103,21 @@ def read_dxchange(path, *, energy: float | None = None, pixel_size: float | None
         proj = _stack(path, fh, "exchange/data", lazy=lazy, required=True)
         flats = _stack(path, fh, "exchange/data_white", lazy=lazy, required=False)
         darks = _stack(path, fh, "exchange/data_dark", lazy=lazy, required=False)
-        theta = (h5_quantity(path, fh["exchange/theta"], "angle", default_units="deg",
-                             field="exchange/theta") if "exchange/theta" in fh else None)
+        theta = (h5_angles(path, fh["exchange/theta"], field="exchange/theta")
+                 if "exchange/theta" in fh and angles is None else None)
         file_energy = _first_quantity(path, fh, ENERGY_PATHS, "energy", "J")
-        file_pixel = _first_quantity(path, fh, PIXEL_PATHS, "length", "m")
+        if pixel_size is None:
+            pixel_size = sample_pixel_size(path, fh, sample=PIXEL_PATHS,
+                                           detector=DETECTOR_PIXEL_PATHS,
+                                           magnification=MAGNIFICATION_PATHS)
     theta = pick(path, "exchange/theta", theta, angles, what="degrees")
     if file_energy is not None and energy is None:
         energy = single_energy(path, ENERGY_PATHS[0], file_energy)
     energy = pick(path, ENERGY_PATHS[0], energy, None, what="energy with a units attribute")
-    if file_pixel is not None and pixel_size is None:
-        pixel_size = float(np.atleast_1d(file_pixel)[0])
-    pixel_size = pick(path, PIXEL_PATHS[0], pixel_size, None, what="length with units")
     return finish(path, angle_field="exchange/theta", reader="dxchange", projections=proj,
                   angles=theta,
                   energies=[energy], pixel_size=pixel_size, flats=flats, darks=darks,
+                  ref_fields={"flats": "exchange/data_white", "darks": "exchange/data_dark"},
                   params={"energy": energy, "pixel_size": pixel_size,
                           "angles_override": angles is not None, "lazy": lazy})
 

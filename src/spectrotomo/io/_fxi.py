@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import (H5Frames, as_array, fail, finish, h5_quantity, is_hdf5, open_h5,
-                      parse_quantity, pick, single_energy)
+from ._common import (H5Frames, as_array, fail, finish, h5_angles, h5_quantity, is_hdf5,
+                      open_h5, parse_quantity, pick, single_energy)
 
 __all__ = ["FXIBackend", "read_fxi"]
 
@@ -58,8 +58,8 @@ def read_fxi(path, *, energy: float | None = None, pixel_size: float | None = No
                   if name in fh else None
                   for key, name in (("projections", "img_tomo"), ("flats", "img_bkg"),
                                     ("darks", "img_dark"))}
-        theta = (h5_quantity(path, fh["angle"], "angle", default_units="deg", field="angle")
-                 if "angle" in fh else None)
+        theta = (h5_angles(path, fh["angle"], field="angle")
+                 if "angle" in fh and angles is None else None)
         if energy is None and "X_eng" in fh:
             energy = single_energy(path, "X_eng", h5_quantity(
                 path, fh["X_eng"], "energy", default_units="keV", field="X_eng"))
@@ -71,7 +71,7 @@ def read_fxi(path, *, energy: float | None = None, pixel_size: float | None = No
     return finish(path, angle_field="angle", reader="fxi", projections=arrays["projections"],
                   angles=theta,
                   energies=[energy], pixel_size=pixel_size, flats=arrays["flats"],
-                  darks=arrays["darks"],
+                  darks=arrays["darks"], ref_fields={"flats": "img_bkg", "darks": "img_dark"},
                   params={"energy": energy, "pixel_size": pixel_size,
                           "angles_override": angles is not None, "lazy": lazy})
 

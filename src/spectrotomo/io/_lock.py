@@ -1,7 +1,9 @@
 """A lock file beside a sample store so that two writers cannot collide.
 
 The lock lives *next to* the store (``sample.zarr.lock``), not inside it:
-zarr treats any foreign file inside a group as a broken node.  The lock is
+zarr treats any foreign file inside a group as a broken node.  It is named
+after the store's resolved real path (symlinks, relative parts and ``..``
+resolved), so two paths to one store share one lock.  The lock is
 re-entrant within one process, so a pipeline holding it can still call
 :func:`spectrotomo.io.write`; chunk-parallel workers started by the lock
 holder write regions without taking it.
@@ -34,8 +36,8 @@ class StoreLockedError(RuntimeError):
 
 
 def lock_path(store_path) -> Path:
-    """Path of the lock file of ``store_path`` (``<store>.lock``)."""
-    store = Path(store_path).absolute()
+    """Path of the lock file of ``store_path`` (``<real store path>.lock``)."""
+    store = Path(os.path.realpath(store_path))
     return store.with_name(store.name + ".lock")
 
 
@@ -44,12 +46,30 @@ def _owner() -> dict:
 
 
 def _read_owner(path: Path) -> dict | None:
+    """The owner written in the lock file; None if there is none; ``{"garbage": text}``
+    if it names no owner (empty, being written, or not written by this module)."""
     try:
-        return json.loads(path.read_text())
+        text = path.read_text(errors="replace")
     except FileNotFoundError:
         return None
-    except (OSError, ValueError):
-        return {"pid": None, "host": None}  # being written or corrupt: treat as foreign
+    except OSError as exc:
+        return {"garbage": f"unreadable ({exc.strerror})"}
+    try:
+        owner = json.loads(text)
+    except ValueError:
+        owner = None
+    if not isinstance(owner, dict) or "pid" not in owner or "host" not in owner:
+        return {"garbage": "empty" if not text.strip() else f"content {text[:40]!r}"}
+    return owner
+
+
+def _garbage(path: Path, owner: dict) -> StoreLockedError:
+    store = path.with_name(path.name[:-len(".lock")])
+    return StoreLockedError(
+        f"lock file {path} names no owner ({owner['garbage']}): it was not written by a "
+        f"spectrotomo run, or one died while writing it, so the store {store} cannot be "
+        f"known to be free. If no run is writing that store, delete the lock file "
+        f"(rm '{path}') and run again.")
 
 
 def _pid_alive(pid) -> bool:
@@ -64,11 +84,13 @@ def _pid_alive(pid) -> bool:
 
 def _is_stale(owner: dict) -> bool:
     """The owner is a process of this host that no longer runs."""
-    return (owner.get("host") == socket.gethostname() and owner.get("pid") is not None
+    return ("garbage" not in owner and owner.get("host") == socket.gethostname() and owner.get("pid") is not None
             and not _pid_alive(owner["pid"]))
 
 
 def _refusal(path: Path, owner: dict, *, flocked: bool = False) -> StoreLockedError:
+    if "garbage" in owner:
+        return _garbage(path, owner)
     who = f"pid {owner.get('pid')} on host {owner.get('host')} since {owner.get('time')}"
     if not _is_stale(owner):
         hint = " Wait for it to finish, or use another store."
@@ -90,6 +112,11 @@ def check_unlocked(store_path) -> None:
     """Raise :class:`StoreLockedError` if another process holds the store's lock."""
     path = lock_path(store_path)
     owner = _read_owner(path)
+    for _ in range(4):  # an empty file may be a lock being created right now
+        if owner is None or "garbage" not in owner:
+            break
+        time.sleep(0.05)
+        owner = _read_owner(path)
     if owner is not None and not _held_by_me(owner):
         raise _refusal(path, owner)
 
@@ -169,6 +196,10 @@ def _acquire(path: Path) -> tuple[int, dict | None]:
         os.close(fd)
         if owner is None:
             continue
+        if "garbage" in owner:  # perhaps being written by a racer: look again, then refuse
+            held = owner
+            time.sleep(0.05)
+            continue
         if not (flocked and _is_stale(owner)):
             raise _refusal(path, owner)
         held = owner  # another rerun is taking it over right now: look again
@@ -223,8 +254,11 @@ def store_lock(store_path, *, log=None):
         finally:
             _HELD[key][1] -= 1
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, stale = _acquire(path)
+    from ._faults import write_errors
+
+    with write_errors(path, "the lock file"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, stale = _acquire(path)
     if stale is not None:
         _report_stale(path, stale, log)
     _HELD[key] = [fd, 1]

@@ -10,6 +10,7 @@ directory, so they stay invisible to zarr and xarray.
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,7 +23,9 @@ def store_root(store_path) -> Path:
     if "://" in text:
         raise ValueError(f"store_path must be a local directory (markers, renames and the "
                          f"lock use the file system); got {text!r}")
-    return Path(store_path).absolute()
+    # the real path: one store reached through a symlink, a relative path or '..' is
+    # one store (one lock), and temporaries land on the store's own file system
+    return Path(os.path.realpath(store_path))
 
 
 def normalize_group(group: str) -> str:

@@ -3,7 +3,11 @@
 Frames are split by ``image_key`` (0 projection, 1 flat, 2 dark, 3 invalid:
 skipped); ESRF's ``image_key_control`` adds -1 (alignment: skipped) and wins
 over ``image_key`` when present. Energy without a ``units`` attribute is taken
-as keV (NeXus ``NX_ENERGY`` as written by nxtomomill); lengths as metres.
+as keV (NeXus ``NX_ENERGY`` as written by nxtomomill); lengths as metres;
+rotation angles as degrees, but angles without a ``units`` attribute that all
+lie within +-2 pi are refused as likely radians. The pixel size is the
+sample's (``sample/x_pixel_size``); the detector's ``x_pixel_size`` is the
+camera pixel, used only divided by a recorded ``magnification``.
 Several NXtomo entries in one file (several energies or propagation
 distances) are assembled into one tilt series.
 """
@@ -12,8 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import (H5Frames, as_array, fail, finish, h5_quantity, is_hdf5, open_h5, pick,
-                      single_energy)
+from ._assemble import combine
+from ._common import (H5Frames, as_array, fail, finish, h5_angles, h5_quantity, is_hdf5,
+                      open_h5, pick, sample_pixel_size, single_energy)
 
 __all__ = ["NXtomoBackend", "read_nxtomo"]
 
@@ -21,8 +26,13 @@ DATA = ("instrument/detector/data", "data/data")
 KEY = ("instrument/detector/image_key", "data/image_key")
 KEY_CONTROL = ("instrument/detector/image_key_control", "data/image_key_control")
 ANGLE = ("sample/rotation_angle", "data/rotation_angle")
-PIXEL = ("instrument/detector/sample_x_pixel_size", "sample/x_pixel_size",
-         "instrument/detector/x_pixel_size")
+#: Sample-plane pixel sizes (nxtomo >= 1.3 writes ``sample/x_pixel_size``).
+PIXEL = ("sample/x_pixel_size", "instrument/detector/sample_x_pixel_size")
+#: The camera's pixel (NeXus NXdetector ``x_pixel_size``), and the magnification
+#: between sample and camera that turns it into a sample-plane size.
+DETECTOR_PIXEL = ("instrument/detector/x_pixel_size",)
+MAGNIFICATION = ("instrument/detector/magnification", "instrument/optics/magnification",
+                 "instrument/detector/optics/magnification")
 ENERGY = ("instrument/beam/incident_energy", "beam/incident_energy",
           "instrument/monochromator/energy", "instrument/source/energy")
 DISTANCE = ("sample/propagation_distance", "instrument/detector/distance")
@@ -90,8 +100,7 @@ def _angles(path, group, entry, n_frames, proj_idx):
     name = _first(group, ANGLE)
     if name is None:
         return None
-    values = h5_quantity(path, group[name], "angle", default_units="deg",
-                         field=f"{entry}/{name}")
+    values = h5_angles(path, group[name], field=f"{entry}/{name}")
     if values.size == n_frames:
         return values[proj_idx]
     if values.size == proj_idx.size:  # some writers store projection angles only
@@ -110,11 +119,12 @@ def _read_entry(path, fh, entry, *, energy, pixel_size, angles, lazy):
     if n_frames < 0:
         fail(path, full, "a 3-D dataset (frames, y, x)", group[data_name].shape)
     parts = _split_keys(path, group, entry, n_frames)
+    key_field = _first(group, KEY_CONTROL) or _first(group, KEY)
     if parts["projections"].size == 0:
         fail(path, f"{entry}/{KEY[0]}", "at least one projection (key 0)", "none")
     arrays = {k: as_array(H5Frames(path, full, idx), lazy=lazy, token="nxtomo")
-              for k, idx in parts.items()}
-    theta = pick(path, f"{entry}/{ANGLE[0]}",
+              if idx.size or k == "projections" else None for k, idx in parts.items()}
+    theta = pick(path, f"{entry}/{ANGLE[0]}", None if angles is not None else
                  _angles(path, group, entry, n_frames, parts["projections"]), angles,
                  what="degrees")
     if energy is None:
@@ -122,9 +132,8 @@ def _read_entry(path, fh, entry, *, energy, pixel_size, angles, lazy):
         energy = None if values is None else single_energy(path, f"{entry}/{ENERGY[0]}", values)
     energy = pick(path, f"{entry}/{ENERGY[0]}", energy, None, what="incident energy")
     if pixel_size is None:
-        values = _quantity(path, group, entry, PIXEL, "length", "m")
-        pixel_size = None if values is None else float(values[0])
-    pixel_size = pick(path, f"{entry}/{PIXEL[-1]}", pixel_size, None, what="length")
+        pixel_size = sample_pixel_size(path, group, sample=PIXEL, detector=DETECTOR_PIXEL,
+                                       magnification=MAGNIFICATION, prefix=f"{entry}/")
     distance = _quantity(path, group, entry, DISTANCE, "length", "m")
     attrs = {"nxtomo_entry": entry}
     if distance is not None:
@@ -133,6 +142,8 @@ def _read_entry(path, fh, entry, *, energy, pixel_size, angles, lazy):
                   projections=arrays["projections"], angles=theta,
                   energies=[energy], pixel_size=pixel_size, flats=arrays["flats"],
                   darks=arrays["darks"], attrs=attrs,
+                  ref_fields={"flats": f"{entry}/{key_field} (no frame with key 1)",
+                              "darks": f"{entry}/{key_field} (no frame with key 2)"},
                   params={"entry": entry, "energy": energy, "pixel_size": pixel_size,
                           "angles_override": angles is not None, "lazy": lazy,
                           "skipped_frames": int(n_frames - sum(v.size for v in parts.values()))})
@@ -152,7 +163,7 @@ def read_nxtomo(path, *, entry: str | None = None, energy: float | None = None,
     energy : float, optional
         Photon energy in eV (overrides ``instrument/beam/incident_energy``).
     pixel_size : float, optional
-        Sample-plane pixel size in nm (overrides ``x_pixel_size``).
+        Sample-plane pixel size in nm (overrides ``sample/x_pixel_size``).
     angles : sequence of float, optional
         Projection angles in degrees (overrides ``sample/rotation_angle``).
     lazy : bool, optional
@@ -175,8 +186,6 @@ def read_nxtomo(path, *, entry: str | None = None, energy: float | None = None,
                               angles=angles, lazy=lazy) for name in entries]
     if len(series) == 1:
         return series[0]
-    from ._assemble import combine
-
     return combine(series, dim=None, source=path)
 
 

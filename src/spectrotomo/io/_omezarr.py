@@ -1,13 +1,22 @@
-"""OME-Zarr view of volumes, maps and label images for napari and neuroglancer.
+"""OME-Zarr view of volumes, maps, spectral volumes and label images for napari
+and neuroglancer.
 
 OME-Zarr 0.5 (zarr v3, metadata under ``attrs["ome"]``) by default, 0.4
 (zarr v2, ``/``-separated chunk keys) for older viewers.  Images and maps are
-written as float32 multiscale pyramids (2x block means); label images keep
-their unsigned integer dtype and are subsampled (nearest), placed under
-``<image>/labels/<name>`` with ``image-label`` colours and names as the spec
-requires.  Axes are ``z, y, x`` (or ``y, x``) of type ``space`` in
-``nanometer``; every level carries its scale (and the half-voxel translation
-that block averaging implies).
+written as float32 multiscale pyramids (2x block means); a leading non-spatial
+dim (``energy``, ``element``, ``state``) becomes a ``c`` (channel) axis with one
+OMERO channel per entry, labelled with its coordinate (``"642.5 eV"``).  Label
+images (any integer or boolean dtype, non-negative) are stored as uint8,
+uint16 or uint32, subsampled (nearest) and placed under
+``<image>/labels/<name>`` with ``image-label`` colours and, where given, names.
+Spatial axes are ``z, y, x`` (or ``y, x``) of type ``space`` in ``nanometer``;
+every level carries its scale (and the half-voxel translation that block
+averaging implies).  The OMERO display window is the 1st..99th percentile of
+the finite values inside ``mask`` (e.g. the particle), so viewers open it with
+a useful contrast.
+
+Volumes are read and written in slabs along the first spatial axis, so a
+dask-backed DataArray (a store variable) is never held whole in memory.
 """
 
 from __future__ import annotations
@@ -23,7 +32,10 @@ _AXES = ("z", "y", "x")
 # tab10, 0-255: distinct, colour-blind-tolerant defaults for label values 1, 2, ...
 _PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
             (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))
-_LABEL_DTYPES = (np.uint8, np.uint16, np.uint32)
+#: label images list every value's colour when there are at most this many
+_MAX_LISTED_LABELS = 4096
+#: voxels per channel kept for the display-window percentiles (a strided sample)
+_WINDOW_SAMPLE = 4_000_000
 
 
 def _default_levels(shape) -> int:
@@ -34,36 +46,40 @@ def _default_levels(shape) -> int:
 
 
 def _mean_down(a: np.ndarray) -> np.ndarray:
-    """2x block mean along every axis; odd sizes are padded by edge replication."""
-    pad = [(0, s % 2) for s in a.shape]
+    """2x block mean along every axis but the first (channels); odd sizes are padded
+    by edge replication."""
+    pad = [(0, 0)] + [(0, s % 2) for s in a.shape[1:]]
     a = np.pad(a, pad, mode="edge") if any(p for _, p in pad) else a
-    shape = [n for s in a.shape for n in (s // 2, 2)]
-    return a.reshape(shape).mean(axis=tuple(range(1, 2 * a.ndim, 2)), dtype=np.float64) \
+    shape = [a.shape[0]] + [n for s in a.shape[1:] for n in (s // 2, 2)]
+    return a.reshape(shape).mean(axis=tuple(range(2, 2 * a.ndim - 1, 2)), dtype=np.float64) \
         .astype(a.dtype)
 
 
-def _pyramid(data: np.ndarray, n_levels: int, labels: bool) -> list[np.ndarray]:
-    levels = [data]
-    for _ in range(n_levels - 1):
-        prev = levels[-1]
-        levels.append(prev[(slice(None, None, 2),) * prev.ndim] if labels else _mean_down(prev))
-    return levels
+def _down(block: np.ndarray, labels: bool) -> np.ndarray:
+    if labels:  # nearest: never invent a label value
+        return block[(slice(None),) + (slice(None, None, 2),) * (block.ndim - 1)]
+    return _mean_down(block)
 
 
-def _transforms(voxel, level: int, labels: bool) -> list[dict]:
+def _transforms(voxel, level: int, labels: bool, channel: bool) -> list[dict]:
     factor = 2 ** level
-    out = [{"type": "scale", "scale": [float(v * factor) for v in voxel]}]
+    lead = [1.0] if channel else []
+    out = [{"type": "scale", "scale": lead + [float(v * factor) for v in voxel]}]
     if level and not labels:  # a block mean's centre sits half a block in
         out.append({"type": "translation",
-                    "translation": [float(v * (factor - 1) / 2) for v in voxel]})
+                    "translation": [0.0] * len(lead) + [float(v * (factor - 1) / 2)
+                                                         for v in voxel]})
     return out
 
 
-def _multiscale(name, axes, voxel, n_levels, labels, version) -> dict:
+def _multiscale(name, axes, voxel, n_levels, labels, version, channel) -> dict:
+    ax = [{"name": "c", "type": "channel"}] if channel else []
+    ax += [{"name": a, "type": "space", "unit": "nanometer"} for a in axes]
     ms = {
         "name": name,
-        "axes": [{"name": a, "type": "space", "unit": "nanometer"} for a in axes],
-        "datasets": [{"path": str(k), "coordinateTransformations": _transforms(voxel, k, labels)}
+        "axes": ax,
+        "datasets": [{"path": str(k),
+                      "coordinateTransformations": _transforms(voxel, k, labels, channel)}
                      for k in range(n_levels)],
         "type": "nearest" if labels else "mean",
         "metadata": {"description": "2x subsampling" if labels else "2x block mean",
@@ -74,50 +90,85 @@ def _multiscale(name, axes, voxel, n_levels, labels, version) -> dict:
     return ms
 
 
-def _omero(name: str, data: np.ndarray) -> dict:
-    finite = data[np.isfinite(data)]
-    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    return {"channels": [{"label": name, "color": "FFFFFF", "active": True,
-                          "window": {"min": lo, "max": hi, "start": lo, "end": hi}}],
-            "rdefs": {"model": "greyscale"}}
+class _Window:
+    """Running min/max of the finite values and a strided sample inside the mask,
+    per channel, for the OMERO window."""
+
+    def __init__(self, n_channels: int, n_voxels: int, percentiles):
+        self.stride = max(1, n_voxels // _WINDOW_SAMPLE)
+        self.lo = np.full(n_channels, np.inf)
+        self.hi = np.full(n_channels, -np.inf)
+        self.samples = [[] for _ in range(n_channels)]
+        self.percentiles = percentiles
+
+    def add(self, block: np.ndarray, mask_block) -> None:
+        for c, plane in enumerate(block):
+            finite = plane[np.isfinite(plane)]
+            if finite.size:
+                self.lo[c] = min(self.lo[c], float(finite.min()))
+                self.hi[c] = max(self.hi[c], float(finite.max()))
+            inside = plane[mask_block] if mask_block is not None else plane.ravel()
+            inside = inside[np.isfinite(inside)]
+            self.samples[c].append(inside[::self.stride])
+
+    def channels(self, names) -> list[dict]:
+        out = []
+        for c, name in enumerate(names):
+            sample = np.concatenate(self.samples[c])
+            lo, hi = (self.lo[c], self.hi[c]) if np.isfinite(self.lo[c]) else (0.0, 1.0)
+            start, end = (np.percentile(sample, self.percentiles) if sample.size else (lo, hi))
+            if not end > start:  # a constant region: widen so viewers can draw it
+                start, end = start - 0.5, end + 0.5
+            out.append({"label": str(name), "color": "FFFFFF", "active": c == 0,
+                        "window": {"min": float(min(lo, start)), "max": float(max(hi, end)),
+                                   "start": float(start), "end": float(end)}})
+        return out
 
 
-def _image_label(data, label_names, label_colors, version) -> dict:
-    values = set(np.unique(data).tolist())
+def _image_label(values, label_names, label_colors, version) -> dict:
     names = dict(enumerate(label_names)) if isinstance(label_names, (list, tuple)) \
         else dict(label_names or {})
     colors = dict(label_colors or {})
-    values |= set(names) | set(colors)
-    rgba = []
-    for v in sorted(int(v) for v in values):
+    label = {"source": {"image": "../../"}}
+    if version == "0.4":
+        label["version"] = "0.4"
+    if len(values) > _MAX_LISTED_LABELS and not names and not colors:
+        # many instance labels: the viewer's own cyclic colours (a listed colour table
+        # makes napari hide every value it leaves out)
+        return label
+    listed = set(values) if len(values) <= _MAX_LISTED_LABELS else {0}
+    listed |= set(names) | set(colors)
+    rgba, props = [], []
+    for v in sorted(int(v) for v in listed):
         c = colors.get(v, (0, 0, 0, 0) if v == 0 else _PALETTE[(v - 1) % len(_PALETTE)])
         c = [int(x) for x in c] + [255] * (4 - len(c))
         if len(c) != 4 or not all(0 <= x <= 255 for x in c):
             raise ValueError(f"label_colors[{v}] must be (r, g, b[, a]) in 0-255; got {c}")
         rgba.append({"label-value": v, "rgba": c})
-    props = [{"label-value": int(v), "name": str(n)} for v, n in sorted(names.items())]
-    label = {"colors": rgba, "properties": props, "source": {"image": "../../"}}
-    if version == "0.4":
-        label["version"] = "0.4"
-    return label
+        # every coloured value needs a property entry (validators check the two sets
+        # agree); the name is optional
+        props.append({"label-value": v, **({"name": str(names[v])} if v in names else {})})
+    return {"colors": rgba, "properties": props, **label}
 
 
-def _check_inputs(data, kind, version, voxel_size_nm):
-    if kind not in ("image", "labels"):
-        raise ValueError(f"kind must be 'image' or 'labels'; got {kind!r}")
-    if version not in ("0.5", "0.4"):
-        raise ValueError(f"version must be '0.5' (zarr v3) or '0.4' (zarr v2); got {version!r}")
-    if data.ndim not in (2, 3):
-        raise ValueError(f"data must be 2-D (y, x) or 3-D (z, y, x); got shape {data.shape}")
-    if kind == "labels" and data.dtype.type not in _LABEL_DTYPES:
-        raise ValueError(f"label images must be uint8, uint16 or uint32; got {data.dtype}")
-    if kind == "image" and data.dtype.kind not in "fiub":
-        raise ValueError(f"image data must be real numbers; got {data.dtype}")
-    voxel = np.broadcast_to(np.asarray(voxel_size_nm, dtype=float), (data.ndim,))
-    if not np.all(np.isfinite(voxel)) or np.any(voxel <= 0):
-        raise ValueError(f"voxel_size_nm must be > 0 nm (one value or one per axis); "
-                         f"got {voxel_size_nm}")
-    return voxel
+def _label_dtype(dtype: np.dtype, name: str) -> np.dtype:
+    """The unsigned type a label image of ``dtype`` is stored as."""
+    if dtype.kind == "b":
+        return np.dtype(np.uint8)
+    if dtype.kind not in "iu":
+        raise ValueError(f"label image {name!r} must be integer or boolean; got {dtype}")
+    return np.dtype({1: np.uint8, 2: np.uint16}.get(dtype.itemsize, np.uint32))
+
+
+def _check_label_block(block: np.ndarray, out: np.dtype, name: str) -> None:
+    if block.size == 0 or block.dtype.kind == "b":
+        return
+    lo, hi = int(block.min()), int(block.max())
+    if lo < 0:
+        raise ValueError(f"label image {name!r} has negative values (min {lo}); OME-Zarr "
+                         "labels are stored unsigned: shift or relabel them first")
+    if hi > np.iinfo(out).max:
+        raise ValueError(f"label image {name!r} has values up to {hi}, more than {out} holds")
 
 
 def _check_parent_image(path: Path, version: str, shape):
@@ -138,15 +189,15 @@ def _check_parent_image(path: Path, version: str, shape):
                          f"{tuple(base.shape)} at {str(path)!r}")
 
 
-def _voxel_from_dataarray(data):
+def _voxel_from_dataarray(data, spatial):
     """Voxel size (nm) of a DataArray: ``attrs["pixel_size"]``, else the spacing of
-    its nm coordinates."""
+    its nm coordinates along the ``spatial`` dims."""
     attrs = getattr(data, "attrs", {})
     if attrs.get("pixel_size") is not None:
         return attrs["pixel_size"]
     coords = getattr(data, "coords", {})
     steps = []
-    for dim in getattr(data, "dims", ()):
+    for dim in spatial:
         c = coords.get(dim)
         if c is None or c.attrs.get("units") != "nm" or c.size < 2:
             break
@@ -161,11 +212,113 @@ def _voxel_from_dataarray(data):
                      "attrs['pixel_size'] or evenly spaced z/y/x coords in 'nm'")
 
 
+def _channel_names(data, dim: str, n: int, channel_labels) -> list[str]:
+    if channel_labels is not None:
+        if len(channel_labels) != n:
+            raise ValueError(f"channel_labels has {len(channel_labels)} entries for {n} "
+                             "channels")
+        return [str(v) for v in channel_labels]
+    coord = getattr(data, "coords", {}).get(dim) if dim else None
+    if coord is None:
+        return [f"{dim or 'c'} {k}" for k in range(n)]
+    units = coord.attrs.get("units", "")
+    if coord.dtype.kind == "f":
+        return [f"{float(v):.6g} {units}".strip() for v in coord.values]
+    return [str(v) for v in coord.values]
+
+
+def _as_source(data, kind: str):
+    """(array of shape (C, *spatial), channel dim name or None, spatial dims)."""
+    dims = tuple(getattr(data, "dims", ()))
+    arr = getattr(data, "data", data) if dims else np.asarray(data)
+    ndim = arr.ndim
+    if dims:
+        spatial = tuple(d for d in dims if d in _AXES)
+        lead = dims[:ndim - len(spatial)]
+        if spatial not in (_AXES, _AXES[1:]) or dims[len(lead):] != spatial or len(lead) > 1:
+            raise ValueError(f"data dims must be ('z', 'y', 'x') or ('y', 'x'), optionally "
+                             f"after one channel dim such as 'energy'; got {dims}")
+    elif ndim in (2, 3):
+        lead, spatial = (), _AXES[3 - ndim:]
+    elif ndim == 4:
+        lead, spatial = ("c",), _AXES
+    else:
+        raise ValueError(f"data must be 2-D (y, x), 3-D (z, y, x) or 4-D (c, z, y, x); got "
+                         f"shape {arr.shape}")
+    if lead and kind == "labels":
+        raise ValueError(f"label images have no channel axis; got dims {lead + spatial}")
+    return (arr if lead else arr[None]), (lead[0] if lead else None), spatial
+
+
+def _check_inputs(arr, kind, version, voxel_size_nm, n_spatial, name):
+    if kind not in ("image", "labels"):
+        raise ValueError(f"kind must be 'image' or 'labels'; got {kind!r}")
+    if version not in ("0.5", "0.4"):
+        raise ValueError(f"version must be '0.5' (zarr v3) or '0.4' (zarr v2); got {version!r}")
+    if kind == "image" and np.dtype(arr.dtype).kind not in "fiub":
+        raise ValueError(f"image data must be real numbers; got {arr.dtype}")
+    dtype = _label_dtype(np.dtype(arr.dtype), name) if kind == "labels" else np.dtype(np.float32)
+    voxel = np.broadcast_to(np.asarray(voxel_size_nm, dtype=float), (n_spatial,))
+    if not np.all(np.isfinite(voxel)) or np.any(voxel <= 0):
+        raise ValueError(f"voxel_size_nm must be > 0 nm (one value or one per axis); "
+                         f"got {voxel_size_nm}")
+    return voxel, dtype
+
+
+def _slab(chunk0: int) -> int:
+    """Planes per slab along the first spatial axis: even (so 2x levels line up) and a
+    whole number of chunks."""
+    return max(2, 2 * chunk0) if chunk0 % 2 else max(2, chunk0)
+
+
+def _write_levels(group, src, *, dtype, n_levels, chunks, labels, array_kw, mask, window,
+                  name):
+    """Write level 0 from ``src`` (C, *spatial) slab by slab, then every coarser level
+    from the one before; returns the label values found (labels) or None."""
+    channel = array_kw.pop("_channel")
+    values = set()
+    shape = tuple(src.shape)
+    step = _slab(chunks[0])
+    arrays = []
+    for k in range(n_levels):
+        lshape = (shape[0],) + tuple(-(-s // 2 ** k) for s in shape[1:])
+        out_shape = lshape if channel else lshape[1:]
+        out_chunks = ((1,) if channel else ()) + tuple(min(c, s) for c, s in
+                                                       zip(chunks, lshape[1:]))
+        arrays.append((lshape, group.create_array(str(k), shape=out_shape, dtype=dtype,
+                                                  chunks=out_chunks, fill_value=0,
+                                                  **array_kw)))
+    for z0 in range(0, shape[1], step):
+        block = np.asarray(src[:, z0:z0 + step])
+        if labels:
+            _check_label_block(block, dtype, name)
+            if len(values) <= _MAX_LISTED_LABELS:
+                values.update(np.unique(block).tolist())
+        else:
+            block = block.astype(np.float32, copy=False)
+            window.add(block, None if mask is None else mask[z0:z0 + step])
+        _store(arrays[0][1], z0, block.astype(dtype, copy=False), channel)
+    for k in range(1, n_levels):
+        prev_shape, prev = arrays[k - 1]
+        for z0 in range(0, prev_shape[1], step):
+            block = prev[(slice(None),) * channel + (slice(z0, z0 + step),)]
+            block = block if channel else block[None]
+            _store(arrays[k][1], z0 // 2, _down(block, labels), channel)
+    return values if labels else None
+
+
+def _store(array, z0: int, block: np.ndarray, channel: bool) -> None:
+    index = (slice(None),) * channel + (slice(z0, z0 + block.shape[1]),)
+    array[index] = block if channel else block[0]
+
+
 def write_ome_zarr(path, data, *, voxel_size_nm=None, name: str = "image",
                    kind: str = "image", label_names=None, label_colors=None,
                    version: str = "0.5", n_levels: int | None = None,
-                   chunks=None, overwrite: bool = False) -> Path:
-    """Export a volume, map or label image as an OME-Zarr multiscale pyramid.
+                   chunks=None, mask=None, window_percentiles=(1.0, 99.0),
+                   channel_labels=None, metadata: dict | None = None,
+                   overwrite: bool = False) -> Path:
+    """Export a volume, map, spectral volume or label image as an OME-Zarr pyramid.
 
     Parameters
     ----------
@@ -173,27 +326,50 @@ def write_ome_zarr(path, data, *, voxel_size_nm=None, name: str = "image",
         The OME-Zarr image directory (``kind="image"``), or the existing
         image to attach labels to (``kind="labels"``: written to
         ``path/labels/<name>``).
-    data : array or xarray.DataArray, shape (nz, ny, nx) or (ny, nx)
-        Images/maps: real numbers, stored as float32; NaN is kept.  Labels:
-        uint8, uint16 or uint32, same shape as the image.
+    data : array or xarray.DataArray
+        Images/maps: real numbers of shape (nz, ny, nx) or (ny, nx), or with a
+        leading channel dim (a DataArray ``(energy, z, y, x)``, ``(element,
+        y, x)``, ... or a 4-D array ``(c, z, y, x)``), stored as float32; NaN
+        is kept.  Labels: any integer or boolean dtype, values >= 0, same
+        spatial shape as the image; stored as uint8 (bool, 8-bit), uint16
+        (16-bit) or uint32 (32/64-bit, values < 2**32).  A dask-backed
+        DataArray is read in slabs along its first spatial axis.
     voxel_size_nm : float or sequence of float, optional
-        Voxel size in nm (one value, or one per axis); defaults to a
+        Voxel size in nm (one value, or one per spatial axis); defaults to a
         DataArray's ``attrs["pixel_size"]``, else the spacing of its
         ``z``/``y``/``x`` coordinates (units ``nm``).
     name : str
         Image name or label-image name.
     kind : {"image", "labels"}
     label_names : mapping int -> str or sequence of str, optional
-        Names of label values (a sequence is indexed by value).
+        Names of label values (a sequence is indexed by value); values
+        without a name are valid and listed without one.
     label_colors : mapping int -> (r, g, b[, a]) in 0-255, optional
-        Defaults: 0 transparent, 1, 2, ... from the tab10 palette.
+        Every value present is listed with a colour (0 transparent, 1, 2, ...
+        from the tab10 palette unless given) when there are at most 4096
+        distinct values; beyond that only named/coloured values are, and
+        without any, no colour table is written and viewers use their own
+        (napari draws listed values above 2**16 only with numba installed).
     version : {"0.5", "0.4"}
         ``"0.5"`` writes zarr v3; ``"0.4"`` zarr v2 for older viewers.
     n_levels : int, optional
-        Pyramid levels (each halves every axis); default: until the
+        Pyramid levels (each halves every spatial axis); default: until the
         largest axis is below 64 voxels.
     chunks : tuple of int, optional
-        Chunk shape of every level; default up to 64 per axis.
+        Spatial chunk shape of every level; default up to 64 per axis (one
+        channel per chunk).
+    mask : array of bool, spatial shape, optional
+        Voxels whose values set the display window (e.g. the particle mask);
+        default all finite values.
+    window_percentiles : (float, float)
+        Percentiles (0-100) of the values inside ``mask`` that become the
+        OMERO window's start and end (its min/max are the data's range).
+    channel_labels : sequence of str, optional
+        Names of the channels; default from the channel coordinate, e.g.
+        ``"642.5 eV"`` for ``energy`` in eV.
+    metadata : dict, optional
+        JSON-serialisable extra attributes stored under ``"spectrotomo"``
+        beside the OME metadata (units, source, channel values).
     overwrite : bool
         Replace an existing image or label image of that name.
 
@@ -204,25 +380,35 @@ def write_ome_zarr(path, data, *, voxel_size_nm=None, name: str = "image",
     """
     import zarr
 
+    src, channel_dim, spatial = _as_source(data, kind)
     if voxel_size_nm is None:
-        voxel_size_nm = _voxel_from_dataarray(data)
-    if hasattr(data, "dims") and tuple(data.dims) not in (_AXES, _AXES[1:]):
-        raise ValueError(f"data dims must be ('z', 'y', 'x') or ('y', 'x'); got {data.dims}")
-    data = np.asarray(getattr(data, "values", data))
-    voxel = _check_inputs(data, kind, version, voxel_size_nm)
+        voxel_size_nm = _voxel_from_dataarray(data, spatial)
+    voxel, dtype = _check_inputs(src, kind, version, voxel_size_nm, len(spatial), name)
     labels = kind == "labels"
-    if not labels:
-        data = data.astype(np.float32, copy=False)
-    axes = _AXES[3 - data.ndim:]
-    n_levels = _default_levels(data.shape) if n_levels is None else int(n_levels)
+    channel = channel_dim is not None
+    spatial_shape = tuple(src.shape[1:])
+    if mask is not None:
+        mask = np.asarray(getattr(mask, "values", mask), dtype=bool)
+        if mask.shape != spatial_shape:
+            raise ValueError(f"mask shape {mask.shape} differs from the image's spatial "
+                             f"shape {spatial_shape}")
+    lo_p, hi_p = (float(p) for p in window_percentiles)
+    if not 0 <= lo_p < hi_p <= 100:
+        raise ValueError(f"window_percentiles must be 0 <= low < high <= 100; got "
+                         f"{window_percentiles}")
+    n_levels = _default_levels(spatial_shape) if n_levels is None else int(n_levels)
     if n_levels < 1:
         raise ValueError(f"n_levels must be >= 1; got {n_levels}")
-    chunks = tuple(min(64, s) for s in data.shape) if chunks is None else tuple(chunks)
+    chunks = tuple(min(64, s) for s in spatial_shape) if chunks is None else tuple(chunks)
+    if len(chunks) != len(spatial_shape) or min(chunks) < 1:
+        raise ValueError(f"chunks must give one size >= 1 per spatial axis; got {chunks}")
+    names = _channel_names(data, channel_dim, src.shape[0], channel_labels) if channel \
+        else [name]
     fmt = 3 if version == "0.5" else 2
     path = Path(path)
 
     if labels:
-        _check_parent_image(path, version, data.shape)
+        _check_parent_image(path, version, spatial_shape)
         target = path / "labels" / name
     else:
         target = path
@@ -232,25 +418,34 @@ def write_ome_zarr(path, data, *, voxel_size_nm=None, name: str = "image",
         shutil.rmtree(target)
 
     group = zarr.open_group(str(target), mode="w", zarr_format=fmt)
+    axes = ("c",) * channel + spatial
     array_kw = ({"dimension_names": axes} if fmt == 3 else
                 {"chunk_key_encoding": {"name": "v2", "separator": "/"}})
-    for k, level in enumerate(_pyramid(data, n_levels, labels)):
-        arr = group.create_array(str(k), shape=level.shape, dtype=level.dtype,
-                                 chunks=tuple(min(c, s) for c, s in zip(chunks, level.shape)),
-                                 fill_value=0, **array_kw)
-        arr[...] = level
-    meta = {"multiscales": [_multiscale(name, axes, voxel, n_levels, labels, version)]}
+    window = None if labels else _Window(src.shape[0], int(np.prod(spatial_shape)),
+                                         (lo_p, hi_p))
+    try:
+        values = _write_levels(group, src, dtype=dtype, n_levels=n_levels, chunks=chunks,
+                               labels=labels, array_kw={**array_kw, "_channel": channel},
+                               mask=mask, window=window, name=name)
+    except Exception:
+        shutil.rmtree(target, ignore_errors=True)  # never leave a half image that opens
+        raise
+    meta = {"multiscales": [_multiscale(name, spatial, voxel, n_levels, labels, version,
+                                        channel)]}
     if labels:
-        meta["image-label"] = _image_label(data, label_names, label_colors, version)
+        meta["image-label"] = _image_label(values, label_names, label_colors, version)
     else:
-        meta["omero"] = _omero(name, data)
-    group.attrs.update({"ome": {"version": "0.5", **meta}} if fmt == 3 else meta)
+        meta["omero"] = {"channels": window.channels(names), "rdefs": {"model": "greyscale"}}
+    attrs = {"ome": {"version": "0.5", **meta}} if fmt == 3 else meta
+    if metadata:
+        attrs["spectrotomo"] = metadata
+    group.attrs.update(attrs)
 
     if labels:
         container = zarr.open_group(str(path / "labels"), mode="a", zarr_format=fmt)
         current = (container.attrs.get("ome", {}) if fmt == 3 else container.attrs) \
             .get("labels", [])
-        names = list(dict.fromkeys([*current, name]))
-        container.attrs.update({"ome": {"version": "0.5", "labels": names}} if fmt == 3
-                               else {"labels": names})
+        listed = list(dict.fromkeys([*current, name]))
+        container.attrs.update({"ome": {"version": "0.5", "labels": listed}} if fmt == 3
+                               else {"labels": listed})
     return target

@@ -1,61 +1,14 @@
-"""``read``: detect a file's format by its content and hand it to a backend.
-
-Backends (xarray-style) each offer ``name``, ``can_open(path) -> bool`` and
-``open(path, **overrides) -> xarray.Dataset``; they are tried in order, most
-specific first (an NXtomo file may also carry other groups).
-"""
+"""``read``: detect a file's format by its content and hand it to a backend."""
 
 from __future__ import annotations
 
-import os
+from ._backends import backend, guess_engine
+from ._common import require_flats as _require_flats
 
-from ._common import OLE_SIGNATURE, fail, head, is_hdf5, open_h5
-from ._dxchange import DXchangeBackend
-from ._fxi import FXIBackend
-from ._nxtomo import NXtomoBackend
-from ._tiff import TiffBackend
-from ._xradia import XradiaBackend, read_xradia
-
-__all__ = ["BACKENDS", "guess_engine", "read"]
-
-BACKENDS = (NXtomoBackend(), DXchangeBackend(), FXIBackend(), XradiaBackend(), TiffBackend())
+__all__ = ["guess_engine", "read"]
 
 
-def _backend(name: str):
-    for backend in BACKENDS:
-        if backend.name == name:
-            return backend
-    raise ValueError(f"read: engine must be one of {[b.name for b in BACKENDS]}; got {name!r}")
-
-
-def guess_engine(path) -> str:
-    """Name of the backend that can open ``path`` (by signature and structure).
-
-    Raises
-    ------
-    ReaderError
-        When no backend recognises the file; a file with an HDF5 signature that
-        h5py cannot open is reported as damaged.
-    """
-    if isinstance(path, (list, tuple)):
-        return "tiff"
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{os.fspath(path)}: no such file or directory")
-    for backend in BACKENDS:
-        if backend.can_open(path):
-            return backend.name
-    if is_hdf5(path):
-        with open_h5(path):  # raises a ReaderError for a damaged file
-            pass
-        fail(path, "<HDF5 layout>", "Data Exchange (/exchange/data), NXtomo (an NXtomo "
-             "entry) or FXI (/img_tomo)", "none of these")
-    if head(path) == OLE_SIGNATURE:
-        read_xradia(path)  # raises a ReaderError naming what is missing or damaged
-    fail(path, "<file signature>", "HDF5, OLE2 (Xradia .txrm/.xrm), TIFF or a folder of "
-         "TIFFs", "an unrecognised format")
-
-
-def read(path, *, engine: str | None = None, **overrides):
+def read(path, *, engine: str | None = None, require_flats: bool = False, **overrides):
     """Read a tilt series from any supported file.
 
     Parameters
@@ -66,6 +19,9 @@ def read(path, *, engine: str | None = None, **overrides):
         detected from the content, not the extension.
     engine : str, optional
         Force a backend: ``"nxtomo"``, ``"dxchange"``, ``"fxi"``, ``"xradia"``, ``"tiff"``.
+    require_flats : bool
+        Refuse a file without flat fields (raw counts that cannot be
+        normalised), naming the field where they were expected.
     **overrides
         Passed to the reader: ``energy`` (eV), ``pixel_size`` (nm), ``angles``
         (deg), ``lazy`` and format options (``flip_vertical``, ``entry``, ``sidecar``).
@@ -73,7 +29,15 @@ def read(path, *, engine: str | None = None, **overrides):
     Returns
     -------
     xarray.Dataset
-        Tilt series per ``spectrotomo.tilt_series`` with provenance.
+        Tilt series per ``spectrotomo.tilt_series`` with provenance;
+        ``attrs["nonfinite_counts"]`` counts NaN/Inf values per array.
+
+    Raises
+    ------
+    ReaderError
+        Naming the file, the field, the value and what was expected.
     """
-    name = engine or guess_engine(path)
-    return _backend(name).open(path, **overrides)
+    ds = backend(engine or guess_engine(path)).open(path, **overrides)
+    if require_flats:
+        _require_flats(ds)
+    return ds

@@ -23,6 +23,8 @@ import uuid
 import numpy as np
 import xarray as xr
 
+from ._faults import write_errors
+from ._integrity import CHECKSUM, checksum_encoding, chunk_counts
 from ._lock import check_unlocked
 from ._markers import (
     done_dir,
@@ -44,8 +46,9 @@ def _open_array(store_path, group: str, name: str, mode: str = "r"):
     import zarr
 
     try:
+        # every chunk written, empty ones too: a chunk file absent later is a lost chunk
         return zarr.open_array(str(store_root(store_path)), path=f"{group}/{name}",
-                               mode=mode, zarr_format=3)
+                               mode=mode, zarr_format=3, config={"write_empty_chunks": True})
     except FileNotFoundError:
         raise KeyError(f"group {group!r} of store {str(store_root(store_path))!r} has no "
                        f"array {name!r}; create it with init_array first") from None
@@ -111,17 +114,22 @@ def init_array(store_path, group: str, name: str, *, shape, dtype, chunks, dims,
             return
         # else an init_array killed before its marker (coords may be missing; no chunk
         # can have been written): rebuilt below
-    ensure_parents(root, group)
-    shutil.rmtree(root / group / name, ignore_errors=True)
-    empty = da.zeros(shape, dtype=dtype, chunks=chunks)
-    # _encode: string coords (e.g. element names) as zarr v3 holds them
-    ds = _encode(xr.Dataset({name: (dims, empty, dict(attrs or {}))}, coords=coords))
-    ds.to_zarr(root, group=group, mode="a", compute=False, zarr_format=3,
-               consolidated=False, encoding={name: {"chunks": chunks}})
-    # the marker read before to_zarr: xarray rewrites the group's attributes, so the
-    # arrays registered by earlier init_array calls must come from that copy
-    names = sorted(set((marker or {}).get("regions", [])) | {name})
-    set_marker(root, group, state="writing", kind="Dataset", regions=names)
+    with write_errors(root, f"array {group}/{name}"):
+        ensure_parents(root, group)
+        shutil.rmtree(root / group / name, ignore_errors=True)
+        empty = da.zeros(shape, dtype=dtype, chunks=chunks)
+        # _encode: string coords (e.g. element names) as zarr v3 holds them
+        ds = _encode(xr.Dataset({name: (dims, empty, dict(attrs or {}))}, coords=coords))
+        # arrays already in the group (coords of an earlier init_array) keep their codecs:
+        # xarray refuses an encoding for them
+        new = [v for v in ds.variables if not (root / group / str(v) / "zarr.json").is_file()]
+        ds.to_zarr(root, group=group, mode="a", compute=False, zarr_format=3,
+                   consolidated=False,
+                   encoding=checksum_encoding(new, {name: {"chunks": chunks}}))
+        # the marker read before to_zarr: xarray rewrites the group's attributes, so the
+        # arrays registered by earlier init_array calls must come from that copy
+        names = sorted(set((marker or {}).get("regions", [])) | {name})
+        set_marker(root, group, state="writing", kind="Dataset", regions=names)
 
 
 def _region_by_dim(region, dims, where: str) -> dict:
@@ -203,11 +211,12 @@ def write_region(store_path, group: str, name: str, region, data) -> None:
     if not np.can_cast(values.dtype, arr.dtype, casting="same_kind"):
         raise ValueError(f"{where}: data dtype {values.dtype} cannot be cast safely to the "
                          f"array dtype {arr.dtype}")
-    arr[slices] = values.astype(arr.dtype, copy=False)
-    marks = done_dir(root, group, name)
-    marks.mkdir(exist_ok=True)
-    for index in itertools.product(*ranges):  # done markers after the data
-        (marks / ".".join(map(str, index))).touch()
+    with write_errors(root, f"a region of {group}/{name}", need_bytes=values.nbytes):
+        arr[slices] = values.astype(arr.dtype, copy=False)
+        marks = done_dir(root, group, name)
+        marks.mkdir(exist_ok=True)
+        for index in itertools.product(*ranges):  # done markers after the data
+            (marks / ".".join(map(str, index))).touch()
 
 
 def read_region(store_path, group: str, name: str, region, *,
@@ -280,9 +289,11 @@ def mark_complete(store_path, group: str, *, attrs=None) -> None:
     if pending:
         raise RuntimeError(f"cannot mark group {group!r} complete: unwritten chunks "
                            f"{pending} (see missing_regions)")
-    if attrs:
-        open_zarr_group(root, group).attrs.update(dict(attrs))
-    set_marker(root, group, state="complete")
+    with write_errors(root, f"the completion marker of group {group!r}"):
+        if attrs:
+            open_zarr_group(root, group).attrs.update(dict(attrs))
+        set_marker(root, group, state="complete", checksum=CHECKSUM,
+                   chunks=chunk_counts(root / group))
 
 
 def remove_group(store_path, group: str) -> None:
@@ -300,5 +311,6 @@ def remove_group(store_path, group: str) -> None:
     if not target.is_dir():
         return
     trash = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:12]}")
-    target.rename(trash)
+    with write_errors(root, f"(removing) group {group!r}"):
+        target.rename(trash)
     shutil.rmtree(trash, ignore_errors=True)

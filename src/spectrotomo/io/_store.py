@@ -15,6 +15,7 @@ are supported (renames, markers and the lock use the file system).
 from __future__ import annotations
 
 import shutil
+import time
 import uuid
 import warnings
 from pathlib import Path
@@ -22,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from ._faults import write_errors
+from ._integrity import CHECKSUM, checksum_encoding, chunk_counts
 from ._lock import check_unlocked
 from ._markers import (
     MARKER,
@@ -123,10 +126,20 @@ def _mark_tree(path: Path, tree: xr.DataTree, kind: str, name: str | None) -> No
         g = zarr.open_group(str(path), path="" if rel == "." else rel, mode="r+",
                             zarr_format=3)
         marker = {"state": "complete", "kind": kind if rel == "." else "Dataset",
-                  "time": now(), "version": _version()}
+                  "time": now(), "version": _version(), "checksum": CHECKSUM,
+                  "chunks": chunk_counts(path if rel == "." else path / rel)}
         if name is not None and rel == ".":
             marker["name"] = name
         g.attrs[MARKER] = marker
+
+
+def _tree_encoding(tree: xr.DataTree, encoding: dict | None) -> dict:
+    """Checksummed encoding of every node (keyed by node path, as DataTree.to_zarr wants)."""
+    encoding = dict(encoding or {})
+    out = {node.path: checksum_encoding(node.to_dataset(inherit=False).variables,
+                                        encoding.pop(node.path, None))
+           for node in tree.subtree}
+    return {**out, **encoding}
 
 
 def _version() -> str:
@@ -159,7 +172,10 @@ def write(store_path, group: str, obj, *, overwrite: bool = False,
         Per-variable zarr encoding, e.g. ``{"volume": {"chunks": (1, 64, 64, 64)}}``
         (for a DataTree keyed by node path first: ``{"/truth": {...}}``).
         Without it, dask arrays keep their chunks and numpy arrays get zarr's
-        default chunking.
+        default chunking.  Every array gets zstd (or the ``compressors`` given)
+        followed by the ``crc32c`` checksum codec, and every chunk is written
+        (empty ones too); the marker records each array's chunk count
+        (:func:`verify_store` checks both).
 
     Returns
     -------
@@ -172,6 +188,9 @@ def write(store_path, group: str, obj, *, overwrite: bool = False,
         If the group exists and ``overwrite`` is False.
     StoreLockedError
         If another process holds the store's lock.
+    StoreWriteError
+        Disk full, read-only or unwritable output (the message names the path
+        and the space needed); nothing is published, the temporary is removed.
     """
     group = normalize_group(group)
     tree, kind, name = _as_tree(obj)
@@ -181,24 +200,49 @@ def write(store_path, group: str, obj, *, overwrite: bool = False,
     target = group_dir(root, group)
     if target.exists() and not overwrite:
         _refuse_existing(root, group)
-    ensure_parents(root, group)
     tmp = root.with_name(f".{root.name}.tmp-{uuid.uuid4().hex[:12]}")
+    need = sum(v.nbytes for node in tree.subtree for v in node.to_dataset(inherit=False)
+               .variables.values())
     try:
-        with warnings.catch_warnings():
-            # xarray warns that zarr v3 string arrays have no stable spec yet; that is
-            # the documented zarr-extensions "string" type, read back exactly here.
-            warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification")
-            if kind == "DataTree":
-                tree.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False,
-                             encoding=encoding)
-            else:
-                tree.to_dataset().to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False,
-                                          encoding=encoding)
-        _mark_tree(tmp, tree, kind, name)  # last step before publishing
-        _publish(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with write_errors(root, f"group {group!r}", need_bytes=need):
+            ensure_parents(root, group)
+            _to_zarr(tmp, tree, kind, encoding)
+            _mark_tree(tmp, tree, kind, name)  # last step before publishing
+            _publish(tmp, target)
+    except BaseException:
+        _remove_settled(tmp)
+        raise
     return target
+
+
+def _remove_settled(tmp: Path, settle_s: float = 0.3, limit_s: float = 10.0) -> None:
+    """Remove a failed write's temporary store, again until no late write recreates it.
+
+    When one chunk write fails, zarr's and dask's other chunk writes already
+    running finish in their threads afterwards (and recreate directories):
+    remove until the directory has stayed absent for ``settle_s``.
+    """
+    start = time.monotonic()
+    while True:
+        shutil.rmtree(tmp, ignore_errors=True)
+        time.sleep(settle_s)
+        if not tmp.exists() or time.monotonic() - start > limit_s:
+            return
+    return target
+
+
+def _to_zarr(tmp: Path, tree: xr.DataTree, kind: str, encoding: dict | None) -> None:
+    with warnings.catch_warnings():
+        # xarray warns that zarr v3 string arrays have no stable spec yet; that is
+        # the documented zarr-extensions "string" type, read back exactly here.
+        warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification")
+        if kind == "DataTree":
+            tree.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False,
+                         encoding=_tree_encoding(tree, encoding))
+        else:
+            ds = tree.to_dataset()
+            ds.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False,
+                       encoding=checksum_encoding(ds.variables, encoding))
 
 
 def write_groups(store_path, groups, *, overwrite: bool = False) -> list[Path]:

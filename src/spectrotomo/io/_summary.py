@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from ._markers import MARKER, store_root
+from ._runstate import RUN_ATTR
 from ._store import _STR_DTYPE_ATTR, _walk
 
 __all__ = ["describe_store", "format_store"]
@@ -30,6 +31,10 @@ def describe_store(store_path) -> dict:
         names]}]}``;
         ``state`` is ``"complete"``, ``"writing"``, ``"unmarked"`` (data not
         written by spectrotomo) or ``"container"`` (groups only).
+        ``"run"``: the steps the pipeline was planned with and their state
+        (``{"steps": {step: "pending" | "done"}, "pending": [steps not done]}``),
+        or None if no pipeline run recorded them; ``"complete"``: no group is
+        unfinished and no planned step is pending.
     """
     import zarr
 
@@ -54,7 +59,12 @@ def describe_store(store_path) -> dict:
         state = marker.get("state") or ("unmarked" if variables else "container")
         groups.append({"path": path, "state": state, "variables": variables,
                        "provenance": steps})
-    return {"store": str(root), "groups": groups}
+    run = dict(top.attrs.get(RUN_ATTR) or {}) or None
+    if run is not None:
+        run["pending"] = [s for s, state in run.get("steps", {}).items() if state != "done"]
+    unfinished = [g for g in groups if g["state"] not in ("complete", "container")]
+    return {"store": str(root), "groups": groups, "run": run,
+            "complete": not unfinished and not (run or {}).get("pending")}
 
 
 def format_store(description: dict) -> str:
@@ -72,6 +82,14 @@ def format_store(description: dict) -> str:
             lines.append(f"    provenance: {' -> '.join(g['provenance'])}")
     unfinished = [g["path"] for g in description["groups"]
                   if g["state"] not in ("complete", "container")]
+    run = description.get("run")
+    if run is not None:
+        steps = ", ".join(f"{s} ({state})" for s, state in run.get("steps", {}).items())
+        lines.append(f"pipeline steps: {steps}")
+    pending = (run or {}).get("pending") or []
+    if pending:
+        lines.append(f"INCOMPLETE: the run stopped before step(s) {', '.join(pending)} "
+                     "finished; rerun the pipeline on this store to finish them")
     lines.append(f"unfinished groups: {', '.join(unfinished)}" if unfinished
-                 else "all groups complete")
+                 else "all groups complete" + (" (run incomplete)" if pending else ""))
     return "\n".join(lines)

@@ -2,11 +2,17 @@
 multi-page file, described by a small JSON or TOML sidecar.
 
 Sidecar keys (parsed with ``json``/``tomllib`` only, never evaluated):
-``angles`` (list), ``energy`` (number) or ``energies`` (list), ``pixel_size``
-(number) or ``pixel_sizes`` (list, one per energy in the order of
-``energies``: zone-plate magnification changes with energy); units
-``angle_units`` (default ``"deg"``), ``energy_units`` (``"eV"``),
-``pixel_size_units`` (``"nm"``, also for ``pixel_sizes``); optional
+``angles`` (list; may be left out for an energy scan with one frame per
+energy: one angle, 0 deg), ``energy`` (number) or ``energies`` (list),
+``pixel_size`` (number) or ``pixel_sizes`` (list, one per energy in the order
+of ``energies``: zone-plate magnification changes with energy); units
+``angle_units`` (default ``"deg"``; angles that all lie within +-2 pi are
+refused unless it is given), ``energy_units`` (``"eV"``), ``pixel_size_units``
+(``"nm"``), each also spelled after its list (``energies_units``,
+``angles_units``, ``pixel_sizes_units``), case-sensitive (``meV`` is not
+``MeV``). Without a sidecar pixel size, an OME-TIFF's ``PhysicalSizeX`` (+
+``PhysicalSizeXUnit``, default um) or an ImageJ TIFF's ``XResolution`` and
+``unit`` give it. Optional
 ``flats``/``darks`` (a file name or list of file names, relative to the
 sidecar) and ``projections`` (file names; default: every TIFF in the folder
 that is not a flat or dark, in natural order). Several energies: frames are energy-major
@@ -26,10 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import (TIFF_SIGNATURES, FrameSource, as_array, fail, finish, head,
-                      split_pixel_sizes, unit_factor)
+from ._common import (TIFF_SIGNATURES, FrameSource, as_array, check_angle_units, fail, finish,
+                      head, split_pixel_sizes, unit_factor)
 
-__all__ = ["TiffBackend", "read_tiff_stack"]
+__all__ = ["TiffBackend", "read_tiff_stack", "tiff_pixel_size"]
 
 _TIFF_EXT = (".tif", ".tiff")
 
@@ -117,25 +123,107 @@ def _names(value, base: Path) -> list[Path]:
     return [base / n for n in names]
 
 
+#: The singular of each list key, whose ``<singular>_units`` also names the list's unit.
+_SINGULAR = {"energies": "energy", "angles": "angle", "pixel_sizes": "pixel_size"}
+
+
+def _units_key(meta, key, sidecar) -> str | None:
+    """The sidecar key holding ``key``'s unit (``energies`` -> ``energy_units``)."""
+    names = [f"{key}_units"] + ([f"{_SINGULAR[key]}_units"] if key in _SINGULAR else [])
+    present = [n for n in names if n in meta]
+    if len(present) > 1 and meta[present[0]] != meta[present[1]]:
+        fail(sidecar, present[0], f"the same unit as {present[1]} ({meta[present[1]]!r})",
+             repr(meta[present[0]]))
+    return present[0] if present else None
+
+
 def _quantity(meta, key, kind, default_units, sidecar):
-    units = meta.get(f"{key}_units", meta.get(f"{key.rstrip('s')}_units", default_units))
-    factor = unit_factor(kind, units, path=sidecar, field=f"{key}_units")
+    units_key = _units_key(meta, key, sidecar)
+    units = meta[units_key] if units_key else default_units
+    factor = unit_factor(kind, units, path=sidecar, field=units_key or f"{key}_units")
     try:
         return np.atleast_1d(np.asarray(meta[key], dtype=float)) * factor
     except (TypeError, ValueError):
         fail(sidecar, key, f"numbers ({kind})", repr(meta[key]))
 
 
-def _sidecar_pixel_sizes(meta, label, n_energies: int) -> np.ndarray:
-    """Pixel size per energy (nm) from ``pixel_sizes`` or the one ``pixel_size``."""
+def _sidecar_pixel_sizes(meta, label, n_energies: int, first_file) -> np.ndarray:
+    """Pixel size per energy (nm) from ``pixel_sizes`` or the one ``pixel_size``,
+    else the TIFF's own physical size (OME or ImageJ)."""
     if "pixel_sizes" in meta:
         sizes = _quantity(meta, "pixel_sizes", "length", "nm", label)
         if sizes.size != n_energies:
             fail(label, "pixel_sizes", f"one size per energy ({n_energies})", sizes.size)
         return sizes
-    if "pixel_size" not in meta:
-        fail(label, "pixel_size", "nm in the sidecar (or pixel_size=...)")
-    return np.full(n_energies, _quantity(meta, "pixel_size", "length", "nm", label)[0])
+    if "pixel_size" in meta:
+        return np.full(n_energies, _quantity(meta, "pixel_size", "length", "nm", label)[0])
+    embedded = tiff_pixel_size(first_file)
+    if embedded is None:
+        fail(label, "pixel_size", "nm in the sidecar (or pixel_size=..., or a physical "
+             "size in the TIFF: OME PhysicalSizeX or ImageJ resolution + unit)")
+    return np.full(n_energies, embedded)
+
+
+def _ome_pixel_size(path, xml: str) -> float | None:
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError as exc:
+        fail(path, "ImageDescription (OME-XML)", "well-formed XML", f"unparsable ({exc})")
+    for element in root.iter():
+        if element.tag.rsplit("}", 1)[-1] == "Pixels" and "PhysicalSizeX" in element.attrib:
+            units = element.attrib.get("PhysicalSizeXUnit", "µm")  # the OME schema's default
+            try:
+                value = float(element.attrib["PhysicalSizeX"])
+            except ValueError:
+                fail(path, "OME Pixels/@PhysicalSizeX", "a number",
+                     repr(element.attrib["PhysicalSizeX"]))
+            return value * unit_factor("length", units, path=path,
+                                       field="OME Pixels/@PhysicalSizeXUnit")
+    return None
+
+
+def _imagej_pixel_size(path, tif) -> float | None:
+    units = (tif.imagej_metadata or {}).get("unit")
+    tag = tif.pages[0].tags.get("XResolution")
+    if units is None or tag is None:
+        return None
+    numerator, denominator = tag.value
+    if numerator <= 0 or denominator <= 0:
+        return None
+    # ImageJ escapes the micro sign in its description text.
+    units = {"micron": "um", "\\u00B5m": "µm"}.get(str(units), str(units))
+    return denominator / numerator * unit_factor("length", units, path=path,
+                                                 field="ImageJ unit")
+
+
+def tiff_pixel_size(path) -> float | None:
+    """Pixel size (nm) recorded in a TIFF: OME ``PhysicalSizeX`` or ImageJ
+    ``XResolution`` (pixels per ``unit``); None when neither is recorded."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        if tif.is_ome and tif.ome_metadata:
+            return _ome_pixel_size(path, tif.ome_metadata)
+        if tif.is_imagej:
+            return _imagej_pixel_size(path, tif)
+    return None
+
+
+def _angles(meta, override, label, *, n_frames: int, n_energies: int) -> np.ndarray:
+    """Angles in degrees: the override, the sidecar's (unit checked), or one
+    unrecorded angle (0 deg) for an energy scan with one frame per energy."""
+    if override is not None:
+        return np.atleast_1d(np.asarray(override, dtype=float))
+    if "angles" not in meta:
+        if n_frames == n_energies:
+            return np.zeros(1)
+        fail(label, "angles", "a list of degrees in the sidecar (or angles=...)")
+    angles = _quantity(meta, "angles", "angle", "deg", label)
+    check_angle_units(label, "angles", angles, declared=_units_key(meta, "angles", label)
+                      is not None, how="add angle_units = \"deg\" or \"rad\" to the sidecar")
+    return angles
 
 
 def read_tiff_stack(path, *, sidecar=None, energy: float | None = None,
@@ -186,11 +274,6 @@ def read_tiff_stack(path, *, sidecar=None, energy: float | None = None,
             files = [root]
     entries, (ny, nx), dtype = _pages(files, where)
     label = os.fspath(sidecar) if sidecar is not None else os.fspath(where)
-    if angles is None:
-        if "angles" not in meta:
-            fail(label, "angles", "a list of degrees in the sidecar (or angles=...)")
-        angles = _quantity(meta, "angles", "angle", "deg", label)
-    angles = np.atleast_1d(np.asarray(angles, dtype=float))
     if energy is not None:
         energies = np.atleast_1d(float(energy))
     elif "energies" in meta or "energy" in meta:
@@ -198,8 +281,9 @@ def read_tiff_stack(path, *, sidecar=None, energy: float | None = None,
                              "eV", label)
     else:
         fail(label, "energy", "eV in the sidecar (or energy=...)")
+    angles = _angles(meta, angles, label, n_frames=len(entries), n_energies=energies.size)
     sizes = (np.full(energies.size, float(pixel_size)) if pixel_size is not None
-             else _sidecar_pixel_sizes(meta, label, energies.size))
+             else _sidecar_pixel_sizes(meta, label, energies.size, files[0]))
     if len(entries) != energies.size * angles.size:
         fail(where, "angles", f"one angle per frame per energy ({len(entries)} frames, "
              f"{energies.size} energies)", f"{angles.size} angles")
@@ -219,6 +303,8 @@ def read_tiff_stack(path, *, sidecar=None, energy: float | None = None,
                                   lazy=lazy, token="tiff")
     return finish(where, reader="tiff_stack", projections=proj, angles=angles,
                   energies=energies, pixel_size=pixel_size, pixel_sizes=per_energy, **refs,
+                  ref_fields={name: f"{name} (a key of the sidecar {label})"
+                              for name in ("flats", "darks")},
                   attrs={"sidecar": label},
                   params={"sidecar": label, "pixel_size": pixel_size, "lazy": lazy,
                           "n_files": len(files)})

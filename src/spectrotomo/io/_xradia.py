@@ -9,6 +9,17 @@ energy keeps its own), ``ImageInfo/Angles`` in degrees,
 ``ImageInfo/Energy`` in eV (0 means "not recorded"). ``ReferenceData/Image``
 is the flat field.
 
+Streams real Zeiss files carry and that are used here: ``Version`` (float32,
+3.x or 5.x) and ``exeVersion`` (text) go to attrs; ``ImageInfo/ImagesTaken``
+(uint32) is the number of images actually recorded (an aborted scan stores
+fewer than ``NoOfImages``); ``ReferenceData/ImageInfo/ImageWidth|ImageHeight``
+(version 5) must match the images; ``ReferenceData/ImageInfo/DataType`` or
+``ReferenceData/DataType`` give the reference's type; ``ImageInfo/ExpTimes``
+and the reference's exposure (``ReferenceData/ImageInfo/ExpTimes|ExpTime`` or
+``ReferenceData/ExpTime``) scale the reference to the images' exposure, as
+the vendor software and txrm2tiff do (the image nearest 0 deg for a tilt
+series, each image for an energy scan).
+
 Vertical flip: Xradia stores rows bottom-up relative to the vendor viewer.
 ``flip_vertical=False`` (default) keeps the stored row order, as dxchange and
 TomoPy read these files, so pixel (row, col) is the file's; ``True`` shows
@@ -150,17 +161,75 @@ def _pixel_sizes(path, ole, n: int, override):
     return values.astype(float) * 1e3
 
 
+def _first_values(path, ole, names, fmt, **kw):
+    """(values, stream name) of the first stream of ``names`` present, else (None, None)."""
+    for name in names:
+        if ole.exists(name):
+            return _values(path, ole, name, fmt, **kw), name
+    return None, None
+
+
+def _exposure_scale(path, ole, n: int, theta, energy_scan: bool):
+    """Multiplier(s) taking the reference to the images' exposure, or None when
+    either exposure is not recorded (or they agree)."""
+    images, _ = _first_values(path, ole, ("ImageInfo/ExpTimes", "ImageInfo/ExpTime"), "<f4")
+    ref, ref_name = _first_values(path, ole, ("ReferenceData/ImageInfo/ExpTimes",
+                                              "ReferenceData/ImageInfo/ExpTime",
+                                              "ReferenceData/ExpTime"), "<f4")
+    if images is None or ref is None:
+        return None
+    if not np.all(np.isfinite(ref)) or ref[0] <= 0:
+        fail(path, ref_name, "a positive exposure time (s)", float(ref[0]))
+    images = images[:n] if images.size >= n else np.full(n, images[0])
+    scale = images.astype(float) / float(ref[0])
+    scale = scale if energy_scan else np.array([scale[int(np.argmin(np.abs(theta)))]])
+    return None if np.allclose(scale, 1.0, rtol=1e-6, atol=0) else scale
+
+
 def _reference(path, ole, ny, nx, dtype, flip):
     raw = _stream(path, ole, "ReferenceData/Image", required=False)
     if raw is None:
         return None
-    code = _values(path, ole, "ReferenceData/DataType", "<u4", count=1, required=False)
-    ref_dtype = dtype if code is None else _dtype(path, code[0], "ReferenceData/DataType")
+    width, _ = _first_values(path, ole, ("ReferenceData/ImageInfo/ImageWidth",), "<u4", count=1)
+    height, _ = _first_values(path, ole, ("ReferenceData/ImageInfo/ImageHeight",), "<u4",
+                              count=1)
+    if width is not None and height is not None and (int(height[0]), int(width[0])) != (ny, nx):
+        fail(path, "ReferenceData/ImageInfo/ImageWidth", f"the images' size {nx} x {ny} "
+             "(a reference binned differently is not supported)",
+             f"{int(width[0])} x {int(height[0])}")
+    code, code_name = _first_values(path, ole, ("ReferenceData/ImageInfo/DataType",
+                                                "ReferenceData/DataType"), "<u4", count=1)
+    ref_dtype = dtype if code is None else _dtype(path, code[0], code_name)
     if len(raw) != ny * nx * ref_dtype.itemsize:
         fail(path, "ReferenceData/Image", f"{ny * nx * ref_dtype.itemsize} bytes "
              f"({ny} x {nx} {ref_dtype})", f"{len(raw)} bytes")
     ref = np.frombuffer(raw, ref_dtype).reshape(1, ny, nx).astype(ref_dtype.newbyteorder("="))
     return ref[:, ::-1] if flip else ref
+
+
+def _text(path, ole, name: str) -> str | None:
+    raw = _stream(path, ole, name, required=False)
+    return None if raw is None else raw.decode("latin-1").split("\x00")[0].strip()
+
+
+def _image_count(path, ole) -> tuple[int, dict]:
+    """Images recorded (``ImagesTaken`` when present, else ``NoOfImages``) and the
+    file's version information for attrs and provenance."""
+    if not ole.exists("ImageInfo/NoOfImages"):
+        fail(path, "ImageInfo/NoOfImages", "a stream (Xradia image file)")
+    planned = int(_values(path, ole, "ImageInfo/NoOfImages", "<u4", count=1)[0])
+    taken = _values(path, ole, "ImageInfo/ImagesTaken", "<u4", count=1, required=False)
+    n = planned if taken is None else int(taken[0])
+    if n < 1 or n > planned:
+        fail(path, "ImageInfo/ImagesTaken", f"1..{planned} (ImageInfo/NoOfImages)", n)
+    info = {"images_planned": planned, "images_taken": n}
+    version = _values(path, ole, "Version", "<f4", count=1, required=False)
+    if version is not None:
+        info["xradia_version"] = float(version[0])
+    exe = _text(path, ole, "exeVersion")
+    if exe:
+        info["xradia_software"] = exe
+    return n, info
 
 
 def read_xradia(path, *, energy: float | None = None, pixel_size: float | None = None,
@@ -195,9 +264,7 @@ def read_xradia(path, *, energy: float | None = None, pixel_size: float | None =
     """
     ole = _open_ole(path)
     try:
-        if not ole.exists("ImageInfo/NoOfImages"):
-            fail(path, "ImageInfo/NoOfImages", "a stream (Xradia image file)")
-        n = int(_values(path, ole, "ImageInfo/NoOfImages", "<u4", count=1)[0])
+        n, info = _image_count(path, ole)
         nx = int(_values(path, ole, "ImageInfo/ImageWidth", "<u4", count=1)[0])
         ny = int(_values(path, ole, "ImageInfo/ImageHeight", "<u4", count=1)[0])
         if n < 1 or nx < 1 or ny < 1:
@@ -219,16 +286,24 @@ def read_xradia(path, *, energy: float | None = None, pixel_size: float | None =
         if missing:
             fail(path, missing[0], f"a stream ({n} images per ImageInfo/NoOfImages)")
         flats = _reference(path, ole, ny, nx, dtype, flip_vertical)
+        scan = np.ptp(energies) > 1e-3
+        scale = None if flats is None or theta.size != n else _exposure_scale(
+            path, ole, n, theta, scan)
     finally:
         ole.close()
+    if scale is not None and not scan:
+        flats = (flats * np.float32(scale[0])).astype(np.float32)
     if theta.size != n:
         fail(path, "ImageInfo/Angles", f"one angle per image ({n})", f"{theta.size} angles")
     proj = as_array(XradiaFrames(path, n, ny, nx, dtype, flip_vertical), lazy=lazy, token="xradia")
     params = {"energy_source": energy_source, "pixel_size": float(sizes[0]),
+              "reference_exposure_scale": None if scale is None else scale.tolist(), **info,
               "flip_vertical": flip_vertical, "angles_override": angles is not None, "lazy": lazy}
-    if np.ptp(energies) <= 1e-3:
+    attrs = {k: v for k, v in info.items() if k.startswith("xradia_")}
+    fields = {"flats": "ReferenceData/Image"}
+    if not scan:
         return finish(path, angle_field="ImageInfo/Angles", reader="xradia", projections=proj,
-                      angles=theta,
+                      angles=theta, attrs=attrs, ref_fields=fields,
                       energies=[float(energies[0])], pixel_size=float(sizes[0]), flats=flats,
                       params={"energy": float(energies[0]), **params})
     if np.ptp(theta) > 1e-3:
@@ -237,8 +312,13 @@ def read_xradia(path, *, energy: float | None = None, pixel_size: float | None =
              f"{theta.min()}..{theta.max()} deg")
     order = np.argsort(energies, kind="stable")
     reference, per_energy = split_pixel_sizes(sizes[order])
-    flats4 = None if flats is None else np.broadcast_to(flats[None], (n, *flats.shape))
-    return finish(path, angle_field="ImageInfo/Angles", reader="xradia",
+    flats4 = None
+    if flats is not None and scale is not None:  # each energy's own exposure
+        flats4 = (flats[None] * scale[:, None, None, None].astype(np.float32))[order]
+    elif flats is not None:
+        flats4 = np.broadcast_to(flats[None], (n, *flats.shape))
+    return finish(path, angle_field="ImageInfo/Angles", reader="xradia", attrs=attrs,
+                  ref_fields=fields,
                   projections=proj[order][:, None], angles=theta[:1],
                   energies=energies[order], pixel_size=reference, pixel_sizes=per_energy,
                   flats=flats4,

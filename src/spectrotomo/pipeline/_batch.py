@@ -18,13 +18,14 @@ its own GPU: at most one scan per GPU at a time, the others wait.
 
 from __future__ import annotations
 
+import os
 import queue
 import time
 from pathlib import Path
 from typing import Callable
 
 from ._config import Config, load_config
-from ._manifest import Manifest, load_manifest, scan_config
+from ._manifest import Manifest, ManifestError, load_manifest, scan_config
 from ._monitor import stamped
 from ._scan import GpuSlots, load_record, run_scan, scan_paths, scan_state
 
@@ -42,6 +43,32 @@ def _resolve(manifest, config, out_dir) -> tuple[Manifest, Config, Path]:
     out = Path(out_dir) if out_dir is not None else (
         manifest.out_dir or manifest.source.parent / f"{manifest.source.stem}_batch")
     return manifest, config, out
+
+
+def _case_insensitive(path: Path) -> bool:
+    """The file system at ``path`` (its nearest existing ancestor) ignores case."""
+    path = Path(os.path.realpath(path))
+    while not path.exists():
+        path = path.parent
+    other = Path(str(path).swapcase())
+    return other != path and other.exists() and os.path.samefile(path, other)
+
+
+def _refuse_shared_stores(manifest: Manifest, jobs) -> None:
+    """Two scans whose stores resolve to one real path (a symlink in the
+    output directory, labels differing only in case on a case-insensitive file system)
+    would both write one store: refused before any work."""
+    seen: dict[str, tuple[str, str]] = {}
+    for spec, cfg in jobs:
+        real = os.path.realpath(cfg.output.store)
+        key = real.casefold() if _case_insensitive(real) else real
+        if key in seen:
+            label, store = seen[key]
+            raise ManifestError(f"{manifest.source}: scans {label!r} and {spec.label!r} "
+                                f"would write one store: {store} and {cfg.output.store} both "
+                                f"resolve to {real}; give them labels naming different "
+                                "stores, or remove the link")
+        seen[key] = (spec.label, cfg.output.store)
 
 
 def batch_states(manifest, *, out_dir=None, config=None) -> dict[str, str]:
@@ -207,6 +234,7 @@ def run_batch(manifest, *, config=None, out_dir=None, workers: int = 1, executor
     # every scan's config first: a bad override stops the batch before any work
     jobs = [(spec, scan_config(base, spec, scan_paths(out, spec.label)[0]))
             for spec in manifest.scans]
+    _refuse_shared_stores(manifest, jobs)
     states = {spec.label: scan_state(out, spec.label) for spec in manifest.scans}
     if dry_run:
         for spec in manifest.scans:

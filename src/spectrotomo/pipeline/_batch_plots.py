@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._report import CLASS_COLORS
+from ._figures import CLASS_COLORS
 
 __all__ = ["plot_batch", "label_axis_title"]
 

@@ -23,7 +23,7 @@ import numpy as np
 import xarray as xr
 
 from .. import io
-from ._report import _class_fractions
+from ._figures import class_fraction_table as _class_fractions
 
 __all__ = ["scan_metrics", "summary_dataset", "write_summary"]
 
@@ -129,7 +129,8 @@ def scan_metrics(store, report_dir, config) -> dict:
         out["mean_electron_density"] = float(summary["mean_electron_density"])
     out.update({
         "center_px": float(od.attrs["center"]),
-        "algorithm": config.reconstruct.algorithm,
+        "algorithm": str(io.read_group(store, "recon").attrs.get(
+            "algorithm", config.reconstruct.algorithm)),  # what "auto" resolved to
         "iterations": (-1 if config.reconstruct.iterations is None
                        else config.reconstruct.iterations),
         "filter": config.reconstruct.filter,

@@ -34,6 +34,8 @@ class OutputConfig:
     store: str = "sample.zarr"
     overwrite: bool = False
     figures: bool = True
+    ome_zarr: bool = False
+    ome_zarr_version: str = "0.5"
 
 
 @dataclass
@@ -58,7 +60,7 @@ class PhaseConfig:
 
 @dataclass
 class ReconstructConfig:
-    algorithm: str = "fbp"
+    algorithm: str = "auto"
     iterations: int | None = None
     filter: str = "ram-lak"
     nonneg: bool = True
@@ -116,10 +118,11 @@ _CHOICES = {
     ("preprocess", "rings"): ("none", "blind", "offset", "sorting", "fourier-wavelet"),
     ("preprocess", "magnification"): ("auto", "metadata", "estimate", "linear", "none"),
     ("phase", "method"): ("none", "paganin", "ctf"),
-    ("reconstruct", "algorithm"): ("fbp", "sirt", "cgls", "tv"),
+    ("reconstruct", "algorithm"): ("auto", "fbp", "joint", "sirt", "cgls", "tv"),
     ("reconstruct", "filter"): ("ram-lak", "shepp-logan", "cosine", "hamming", "hann", "parzen"),
     ("compute", "cluster"): ("none", "local", "slurm", "cuda"),
     ("compute", "device"): ("auto", "cpu", "gpu"),
+    ("output", "ome_zarr_version"): ("0.5", "0.4"),
 }
 
 
@@ -265,6 +268,9 @@ pixel_size_metadata = false  # simulate: inputs record the true pixel size per e
 store = "sample.zarr"        # one zarr v3 store per sample
 overwrite = false            # replace finished results instead of refusing
 figures = true               # report PNG figures (tables and summary are always written)
+ome_zarr = false             # after the report, export maps and labels as OME-Zarr to
+                             # <store>-ome/ (as `spectrotomo export STORE OUT` does)
+ome_zarr_version = "0.5"     # 0.5 (zarr v3) | 0.4 (zarr v2, older viewers)
 
 [preprocess]
 flat_mode = "median"         # mean | median of several flats
@@ -292,7 +298,10 @@ distances_m = []             # effective propagation distances (m); default: the
 # stage; set [preprocess] align = false unless the scan has jitter.
 
 [reconstruct]
-algorithm = "fbp"            # fbp | sirt | cgls | tv (tv for limited-angle scans)
+algorithm = "auto"           # auto | fbp | joint | sirt | cgls | tv. auto: FBP for scans of
+                             # >= 170 deg, else joint (regularised, all energies at once:
+                             # at -65..+65 deg amounts within 3 % instead of 25-30 % low
+                             # with FBP, at ~12-16x FBP's time)
 # iterations = 100
 filter = "ram-lak"           # ram-lak | shepp-logan | cosine | hamming | hann | parzen
 nonneg = true

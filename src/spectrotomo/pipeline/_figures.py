@@ -11,7 +11,24 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-__all__ = ["orthoslices", "label_orthoslices", "histogram", "center_scores"]
+from ..segmentation import CLASS_LEGEND
+
+__all__ = ["orthoslices", "label_orthoslices", "histogram", "center_scores", "robust_limits",
+           "masked_cmap", "CLASS_NAMES", "CLASS_COLORS", "class_fraction_table"]
+
+#: Composition class value -> display name and colour, from the segmentation's one
+#: legend (:data:`spectrotomo.segmentation.CLASS_LEGEND`).
+CLASS_NAMES = {k: ("background" if k == 0 else name.replace("_", "-"))
+               for k, (name, _) in CLASS_LEGEND.items()}
+CLASS_COLORS = {k: colour for k, (_, colour) in CLASS_LEGEND.items()}
+
+
+def class_fraction_table(classes: np.ndarray) -> dict[str, float]:
+    """Volume fraction of each class (target, oxygen-poor, oxygen-rich) among the
+    classified voxels, keyed by display name."""
+    classified = classes[classes > 0]
+    n = max(classified.size, 1)
+    return {CLASS_NAMES[c]: float((classified == c).sum() / n) for c in (1, 2, 3)}
 
 
 def _pyplot():
@@ -53,22 +70,47 @@ def _draw_planes(planes, draw):
     return plt, fig, axes, artist
 
 
+def robust_limits(values, mask=None, percentiles=(1.0, 99.0)) -> tuple[float, float]:
+    """Colour limits: the ``percentiles`` of the finite values inside ``mask`` (the
+    particle), so the empty surroundings' outliers (TM/O of +-1e5 where both amounts
+    are noise) do not flatten the map."""
+    values = np.asarray(values, dtype=float)
+    if mask is not None:
+        values = values[np.broadcast_to(np.asarray(mask, dtype=bool), values.shape)]
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return 0.0, 1.0
+    lo, hi = np.percentile(finite, percentiles)
+    return (float(lo), float(hi)) if hi > lo else (float(lo) - 0.5, float(hi) + 0.5)
+
+
+def masked_cmap(name: str):
+    """A copy of colour map ``name`` that draws NaN transparent."""
+    import matplotlib
+
+    return matplotlib.colormaps[name].with_extremes(bad=(0, 0, 0, 0))
+
+
 def orthoslices(da: xr.DataArray, path, *, title: str | None = None, cmap: str = "viridis",
-                robust: bool = True) -> Path:
+                mask=None, percentiles=(1.0, 99.0)) -> Path:
     """Write the three central orthogonal slices of a (z, y, x) map with a colour bar.
 
-    Limits are the 1st/99th percentiles of finite values when ``robust``.
+    Colour limits are the ``percentiles`` of the finite values inside ``mask``
+    (e.g. the particle; default every voxel); voxels outside ``mask`` and NaN
+    are drawn transparent.
     """
+    if mask is not None:
+        da = da.where(np.asarray(mask, dtype=bool))
     planes = _central_planes(da)
-    values = np.asarray(da.values, dtype=float)
-    finite = values[np.isfinite(values)]
-    vmin, vmax = ((np.percentile(finite, [1, 99]) if robust else (finite.min(), finite.max()))
-                  if finite.size else (0.0, 1.0))
+    vmin, vmax = robust_limits(da.values, percentiles=percentiles)
+    colours = masked_cmap(cmap)
     plt, fig, axes, im = _draw_planes(planes, lambda ax, plane: ax.imshow(
-        plane.values, cmap=cmap, vmin=vmin, vmax=vmax, extent=_extent(plane)))
-    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.85,
+        plane.values, cmap=colours, vmin=vmin, vmax=vmax, extent=_extent(plane),
+        interpolation="nearest"))
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.85, extend="both",
                  label=f"{da.name or ''} ({da.attrs.get('units', '?')})")
-    fig.suptitle(title or str(da.name))
+    fig.suptitle(f"{title or da.name}  (colours: {percentiles[0]:g}-{percentiles[1]:g} % "
+                 f"{'inside the particle' if mask is not None else 'of all voxels'})")
     path = Path(path)
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ._config import Config, ConfigError, config_from_dict
+from ._source import parse_source
 
 __all__ = ["ManifestError", "Manifest", "ScanSpec", "load_manifest", "scan_config"]
 
@@ -61,7 +62,8 @@ class ScanSpec:
 
     @property
     def is_simulated(self) -> bool:
-        return self.input.startswith("simulate:")
+        """A ``simulate:PRESET`` input (prepared with its simulator overrides)."""
+        return parse_source(self.input).kind == "simulate"
 
 
 @dataclass
@@ -148,9 +150,10 @@ def _check_scan(path: Path, index: int, raw: Any) -> ScanSpec:
         raise ManifestError(f"{where}: field 'input' is required: a file, a .zarr store or "
                             "'simulate:PRESET'")
     src = raw["input"].strip()
+    source = parse_source(src)
     label = raw.get("label", raw.get("sample"))
     if label is None:
-        label = Path(src.split(":", 1)[1] if src.startswith("simulate:") else src).stem
+        label = source.label
     label = str(label)
     if not _LABEL_RE.match(label):
         raise ManifestError(f"{where}: field 'label' must be letters, digits, '.', '_' or '-' "
@@ -178,24 +181,24 @@ def _check_scan(path: Path, index: int, raw: Any) -> ScanSpec:
     sim = raw.get("simulate", {})
     if not isinstance(sim, dict):
         raise ManifestError(f"{where}: field 'simulate' must be a table of simulator overrides")
-    if sim and not src.startswith("simulate:"):
+    if sim and source.kind != "simulate":
         raise ManifestError(f"{where}: field 'simulate' applies only to 'simulate:PRESET' inputs; "
                             f"input is {src!r}")
-    if src.startswith("simulate:"):
-        _check_simulation(where, src.split(":", 1)[1], sim)
-    elif not src.startswith("simulate-holo:"):  # the pipeline's holotomography simulator
+    if source.kind == "simulate":
+        _check_simulation(where, source.target, sim)
+    elif not source.simulated:
         src = str((path.parent / src).resolve()) if not Path(src).is_absolute() else src
     return ScanSpec(label=label, input=src, labels=labels, config=copy.deepcopy(overrides),
                     simulate=dict(sim), where=where)
 
 
 def _check_simulation(where: str, preset: str, sim: dict) -> None:
-    from ..simulate._particle import _DEFAULTS, PRESETS
+    from ..simulate import particle_options, preset_names
 
-    if preset not in PRESETS:
+    if preset not in preset_names():
         raise ManifestError(f"{where}: field 'input' names an unknown simulator preset "
-                            f"{preset!r}; expected one of {list(PRESETS)}")
-    allowed = {*PRESETS[preset], *_DEFAULTS, "seed"}
+                            f"{preset!r}; expected one of {list(preset_names())}")
+    allowed = {*particle_options(preset), "seed"}
     unknown = sorted(set(sim) - allowed)
     if unknown:
         raise ManifestError(f"{where}: field 'simulate' has unknown key(s) {unknown}; expected "

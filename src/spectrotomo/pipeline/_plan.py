@@ -75,6 +75,9 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
     slab_out = rows * nx * nx * _F4
     factor = 1.0 if algorithm == "fbp" else 4.0  # iterative: x, residual, gradient, momentum
     recon_peak = slab_in * 6 + slab_out * (8 + factor)
+    joint = algorithm in ("joint", "auto")  # auto: limited-angle scans use joint (the worst case)
+    if joint:  # every energy of the chunk at once: data, whitened copy, components, dual
+        recon_peak = n_energies * (slab_in * 3 + slab_out * 8) + slab_out * 8
     volume_bytes = n_energies * ny * nx * nx * _F4
     voxels = ny * nx * nx
     slab = rows * nx * nx  # quantify: one task per slab of `rows` z rows
@@ -99,7 +102,8 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
     out = [
         PlanRow("preprocess", f"1 energy x {n_angles} angles, streamed", prep_peak,
                 n_energies * projections),
-        PlanRow("reconstruct", f"{rows} rows x {nx}^2 per task, {n_workers} worker(s)",
+        PlanRow("reconstruct", f"{rows} rows x {nx}^2{f' x {n_energies} energies' if joint else ''}"
+                f" per task, {n_workers} worker(s)",
                 recon_peak, volume_bytes, gpu_bytes=recon_gpu),
         PlanRow("quantify", f"{rows} z rows x {nx}^2 per task, {n_workers} worker(s)",
                 quant_peak, 6 * voxels * _F4),

@@ -16,13 +16,25 @@ from ._compute import local_dask, open_client
 from ._config import Config
 from ._monitor import StepMonitor, StepRecord, stamped
 from ._plan import check_plan, format_plan, plan_run
-from ._steps import STEPS, RunContext
+from ._context import RunContext
+from ._source import parse_source
+from .steps import CHUNKED_STEPS, STEPS
+from .steps.acquire import SIMULATED_GROUPS
+from .steps.report import write_report
 
 __all__ = ["run", "plan_for", "ALL_STEPS"]
 
 ALL_STEPS = (*STEPS, "report")
-#: Steps that run one task per chunk on ``[compute]``'s workers (the others run here).
-CHUNKED_STEPS = ("reconstruct", "quantify")
+
+
+#: Groups a step writes besides its STEPS groups (acquire of a simulated input): a
+#: damaged one makes the step run again.
+_ALSO_WRITES = {"acquire": tuple(g for g in SIMULATED_GROUPS.values() if g != "raw")}
+
+
+def _writes(names) -> set[str]:
+    """Every group the steps ``names`` write."""
+    return {g for n in names if n in STEPS for g in (*STEPS[n][1], *_ALSO_WRITES.get(n, ()))}
 
 
 def plan_for(config: Config, shape: tuple[int, int, int, int], n_xanes: int = 0):
@@ -51,20 +63,7 @@ def _input_shape(config: Config, store: Path) -> tuple[tuple[int, ...], int]:
         return tuple(sizes[d] for d in ("energy", "angle", "y", "x")), n_x
     if "od" in groups:  # a store prepared elsewhere, starting at the reconstruction
         return tuple(io.read_group(store, "od")["od"].shape), 0
-    src = config.input.path
-    if src.startswith("simulate-holo:"):
-        from ..simulate._particle import PRESETS
-
-        n = PRESETS[src.split(":", 1)[1]]["shape"][-1]
-        return (1, 181, n, n), 0
-    if src.startswith("simulate:"):
-        from ..simulate._sample import XANES_ENERGIES, dual_energies
-        from ..simulate._particle import PRESETS
-
-        n = PRESETS[src.split(":", 1)[1]]["shape"][-1]
-        return (len(dual_energies()), 131, n, n), len(XANES_ENERGIES)
-    sizes = io.read(src)["projections"].sizes
-    return tuple(sizes[d] for d in ("energy", "angle", "y", "x")), 0
+    return parse_source(config.input.path).shape()
 
 
 def _also_to_file(log: Callable[[str], None], path: Path) -> Callable[[str], None]:
@@ -111,20 +110,24 @@ def run(config: Config, *, steps: Iterable[str] | None = None, dry_run: bool = F
     # the threaded scheduler even when the caller holds a default distributed Client;
     # only run_tasks sends chunk tasks to [compute]'s cluster
     with io.store_lock(store, log=log), ExitStack() as cluster, local_dask():
+        # record the planned steps; verify complete groups before skipping them
+        io.record_run_steps(store, names)
+        rebuilt = set(io.drop_damaged_groups(store, rebuildable=_writes(names), log=log))
         for name in names:
             if name == "report":
-                from ._report import write_report
-
                 with StepMonitor("report") as mon:
                     ctx.results["summary"] = write_report(ctx)
                 records.append(mon.record)
                 log(mon.record.line())
+                io.record_step_done(store, name)
                 continue
             fn, groups = STEPS[name]
-            done = Path(store).exists() and all(io.is_complete(store, g) for g in groups)
+            done = Path(store).exists() and all(io.is_complete(store, g) for g in groups) \
+                and not rebuilt.intersection(_writes([name]))
             if done and not config.output.overwrite:
                 records.append(StepRecord(name, 0.0, 0.0, skipped=True))
                 log(records[-1].line())
+                io.record_step_done(store, name)
                 continue
             if name in CHUNKED_STEPS and ctx.client is None:  # start a cluster only if used
                 ctx.client = cluster.enter_context(open_client(config.compute, log))
@@ -132,5 +135,6 @@ def run(config: Config, *, steps: Iterable[str] | None = None, dry_run: bool = F
                 fn(ctx)
             records.append(mon.record)
             log(mon.record.line())
+            io.record_step_done(store, name)
     ctx.results["records"] = records
     return ctx.results

@@ -18,13 +18,13 @@ from ._compute import local_dask
 from ._config import Config
 from ._manifest import ScanSpec
 from ._monitor import stamped
+from ._source import parse_source
+from .steps.acquire import SIMULATED_GROUPS
 
 __all__ = ["scan_paths", "scan_state", "run_scan", "GpuSlots"]
 
 #: Groups copied from a sample-store input, or written by the simulator.
 INPUT_GROUPS = ("raw", "raw_xanes", "truth", "references")
-_SIMULATED = {"truth": "truth", "tilt_series": "raw", "xanes": "raw_xanes",
-              "references": "references"}
 RECORD = "scan.json"
 
 
@@ -61,9 +61,7 @@ def scan_state(out_dir, label: str) -> str:
     if _last_run_failed(log_file):
         return "failed"
     if not store.exists():
-        from ..io._lock import lock_path
-
-        return "partial" if lock_path(store).exists() else "new"
+        return "partial" if io.lock_path(store).exists() else "new"
     # the record is written after the last step: with it, every step group ran
     done = (report_dir / RECORD).is_file() and _all_complete(store)
     return "complete" if done else "partial"
@@ -107,10 +105,6 @@ def _on_gpu(gpu: int | None):
         yield
 
 
-def _is_store(path: str) -> bool:
-    return Path(path).is_dir() and (Path(path) / "zarr.json").is_file()
-
-
 def _missing(store: Path, groups) -> list[str]:
     have = io.list_groups(store) if (store / "zarr.json").is_file() else {}
     return [g for g in groups if g not in have or not io.is_complete(store, g)]
@@ -120,19 +114,19 @@ def prepare_input(spec: ScanSpec, config: Config, store: Path, log) -> None:
     """Put the scan's raw data into its store where the pipeline's acquire
     step cannot: simulated scans with simulator overrides, and store inputs."""
     if spec.is_simulated:
-        missing = _missing(store, _SIMULATED.values())
+        missing = _missing(store, SIMULATED_GROUPS.values())
         if not missing:
             return
         from ..simulate import sample
 
         overrides = {k: (tuple(v) if isinstance(v, list) else v)
                      for k, v in spec.simulate.items() if k != "seed"}
-        tree = sample(spec.input.split(":", 1)[1], seed=config.input.seed, **overrides)
-        for child, group in _SIMULATED.items():
+        tree = sample(parse_source(spec.input).target, seed=config.input.seed, **overrides)
+        for child, group in SIMULATED_GROUPS.items():
             if group in missing:
                 io.write(store, group, tree[child].to_dataset(inherit=False), overwrite=True)
         log(f"simulated {spec.input} (seed {config.input.seed}, overrides {overrides})")
-    elif _is_store(spec.input):
+    elif parse_source(spec.input).kind == "store":
         source = Path(spec.input)
         if "raw" not in io.list_groups(source):
             raise ValueError(f"input store {source} has no 'raw' group to process")

@@ -1,54 +1,30 @@
-"""spectrotomo.recon stage: parallel-beam reconstruction (FBP, SIRT, CGLS, TV) and phase retrieval."""
+"""spectrotomo.recon stage: parallel-beam reconstruction (FBP, SIRT, CGLS, TV, and the
+joint limited-angle solver ``reconstruct_joint``).
 
-from ._align import align_projections
-from ._center import CenterScores, find_center
-from ._ctf import ctf_retrieval
-from ._dask import reconstruct_dask
+Sub-packages by pipeline step: :mod:`spectrotomo.recon.prep` (the ``preprocess``
+step: normalise, rings, centre, jitter, energy registration) and
+:mod:`spectrotomo.recon.phase` (phase retrieval and the ``density`` step's units).
+"""
+
 from ._filters import FILTERS
-from ._holo_align import correct_magnification
-from ._holo_align import register_distances
-from ._holo_align import shift_images
-from ._normalize import normalize
-from ._normalize_series import normalize_series
+from ._joint import AUTO_WEIGHT, od_noise, reconstruct_joint
 from ._operator import ParallelBeamOperator
-from ._paganin import paganin
-from ._phase_series import retrieve_phase_series
-from ._phase_units import delta_to_electron_density
-from ._phase_units import effective_geometry
-from ._phase_units import phase_to_delta
-from ._phase_units import wavelength_m
-from ._phase_volume import reconstruct_phase
-from ._reconstruct import backproject
-from ._reconstruct import project
-from ._reconstruct import reconstruct
-from ._register import register_energies
-from ._rings import remove_rings
+from ._reconstruct import ALGORITHMS, backproject, project, reconstruct, reconstruct_dask
 from ._series import reconstruct_series
+from . import phase, prep  # noqa: E402  (after the core they import)
 
 __all__ = [
-    "align_projections",
-    "backproject",
-    "correct_magnification",
-    "ctf_retrieval",
-    "delta_to_electron_density",
-    "effective_geometry",
+    "ALGORITHMS",
+    "AUTO_WEIGHT",
     "FILTERS",
-    "find_center",
-    "CenterScores",
-    "normalize",
-    "normalize_series",
-    "paganin",
     "ParallelBeamOperator",
-    "phase_to_delta",
+    "backproject",
+    "phase",
+    "prep",
     "project",
     "reconstruct",
     "reconstruct_dask",
-    "reconstruct_phase",
+    "reconstruct_joint",
+    "od_noise",
     "reconstruct_series",
-    "register_distances",
-    "register_energies",
-    "remove_rings",
-    "retrieve_phase_series",
-    "shift_images",
-    "wavelength_m",
 ]

@@ -6,6 +6,7 @@ import numpy as np
 import xarray as xr
 
 from .._model import ValidationError, add_provenance, volume
+from ._reconstruct import reconstruct
 
 __all__ = ["reconstruct_series"]
 
@@ -56,8 +57,6 @@ def reconstruct_series(ts, *, algorithm: str = "fbp", center=None, variable: str
     1/nm, built by ``spectrotomo.volume`` (``z`` is the detector row ``y``);
     provenance of the input plus a ``recon.reconstruct_series`` entry.
     """
-    from ._reconstruct import reconstruct
-
     da_in = _projection_array(ts, variable)
     if da_in.dims != ("energy", "angle", "y", "x"):
         raise ValidationError("reconstruct_series: projections must have dims "

@@ -24,6 +24,7 @@ from ._classes import composition_classes
 from ._depth import depth
 from ._mask import particle_mask
 from ._mask import split_particles
+from ._plot import draw_profile
 from ._plot import plot_profile
 from ._pores import defect_sizes
 from ._pores import defect_table
@@ -44,6 +45,7 @@ __all__ = [
     "defect_sizes",
     "defect_table",
     "depth",
+    "draw_profile",
     "find_cracks",
     "find_pores",
     "masked_smooth",

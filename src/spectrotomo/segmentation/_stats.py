@@ -11,10 +11,13 @@ from ._util import as_mask, check_same_shape, label_ids, resolve_spacing, unwrap
 __all__ = ["region_stats", "profile_table", "to_csv"]
 
 _BY = ("shell", "class", "depth")
+#: the statistics of a profile table, in column order
+STATISTICS = ("mean", "std", "median", "q25", "q75", "count")
 
 
 def region_stats(values, regions, *, labels=None, n_regions: int | None = None):
-    """Mean, std, median and count of ``values`` per integer region (and particle).
+    """Mean, std, median, quartiles and count of ``values`` per integer region (and
+    particle).
 
     Parameters
     ----------
@@ -30,9 +33,11 @@ def region_stats(values, regions, *, labels=None, n_regions: int | None = None):
     Returns
     -------
     dict of ndarray, each shaped (n_particles, n_regions)
-        ``mean``, ``std`` (population, ddof=0), ``median``, ``count`` and
-        ``particle`` (ids; ``[1]`` without labels). Empty groups give NaN
-        statistics and count 0.
+        ``mean``, ``std`` (population, ddof=0), ``median``, ``q25``/``q75``
+        (quartiles: the interquartile range, robust against the few wild
+        voxels a ratio of two noisy amounts has), ``count`` and ``particle``
+        (ids; ``[1]`` without labels). Empty groups give NaN statistics and
+        count 0.
     """
     vals = np.asarray(to_numpy(values), dtype=np.float64)
     reg = np.asarray(to_numpy(regions)).astype(np.int64)
@@ -54,10 +59,11 @@ def region_stats(values, regions, *, labels=None, n_regions: int | None = None):
         mean = total / count
         centred = v - mean[key]  # two-pass variance: no cancellation
         std = np.sqrt(np.bincount(key, weights=centred * centred, minlength=size) / count)
-    median = _group_median(key, v, count)
+    q25, median, q75 = _group_quantiles(key, v, count, (0.25, 0.5, 0.75))
     shape = (ids.size, n_reg)
     return {"mean": mean.reshape(shape), "std": std.reshape(shape),
-            "median": median.reshape(shape), "count": count.reshape(shape), "particle": ids}
+            "median": median.reshape(shape), "q25": q25.reshape(shape),
+            "q75": q75.reshape(shape), "count": count.reshape(shape), "particle": ids}
 
 
 def profile_table(values, regions=None, *, by: str = "shell", labels=None, n_shells: int = 5,
@@ -92,8 +98,8 @@ def profile_table(values, regions=None, *, by: str = "shell", labels=None, n_she
     Returns
     -------
     xarray.Dataset
-        Variables ``mean``, ``std``, ``median`` (units of ``values``) and
-        ``count`` (voxels), over dim ``shell`` (1 outermost .. n), ``class``
+        Variables ``mean``, ``std``, ``median``, ``q25``, ``q75`` (units of
+        ``values``) and ``count`` (voxels), over dim ``shell`` (1 outermost .. n), ``class``
         (1 target, 2 oxygen-poor, 3 oxygen-rich; coord ``class_name``) or
         ``depth`` (bin centres, nm; coords ``depth_lo``/``depth_hi``),
         plus ``particle`` when ``per_particle`` and any leading dim of
@@ -130,7 +136,7 @@ def assemble_table(results, dim, coords, vt, *, lead: bool, per_particle: bool, 
 
     units = vt.attrs.get("units", "") if vt is not None else ""
     data = {}
-    for key in ("mean", "std", "median", "count"):
+    for key in STATISTICS:
         arr = np.stack([r[key] for r in results])  # (lead, particle, region)
         arr_dims = ("_lead", "particle", dim)
         data[key] = (arr_dims, arr, {} if key == "count" else {"units": units})
@@ -204,15 +210,20 @@ def _regions(regions, by, lab, n_shells, bins, sp):
     return idx, "depth", coords, edges.size - 1
 
 
-def _group_median(key, v, count):
-    median = np.full(count.size, np.nan)
+def _group_quantiles(key, v, count, qs):
+    """Quantiles of ``v`` per group ``key`` (linear interpolation, as numpy's default)
+    from one sort of all values."""
+    out = [np.full(count.size, np.nan) for _ in qs]
     if v.size == 0:
-        return median
+        return out
     order = np.lexsort((v, key))
     sorted_v = v[order]
     starts = np.concatenate(([0], np.cumsum(count)[:-1]))
     has = count > 0
-    lo = starts[has] + (count[has] - 1) // 2
-    hi = starts[has] + count[has] // 2
-    median[has] = 0.5 * (sorted_v[lo] + sorted_v[hi])
-    return median
+    for q, res in zip(qs, out):
+        pos = q * (count[has] - 1)
+        lo = np.floor(pos).astype(np.int64)
+        frac = pos - lo
+        hi = np.minimum(lo + 1, count[has] - 1)
+        res[has] = (1 - frac) * sorted_v[starts[has] + lo] + frac * sorted_v[starts[has] + hi]
+    return out

@@ -11,6 +11,7 @@ from ._geometry import ball
 from ._holo_sample import holotomo_sample
 from ._holo_sample import refractive_index
 from ._particle import particle
+from ._presets import holotomo_shape, particle_options, preset_names, sample_shape
 from ._project import project
 from ._references import EDGES
 from ._references import reference_spectra
@@ -23,10 +24,14 @@ __all__ = [
     "fresnel_propagate",
     "holotomo_sample",
     "holotomo_series",
+    "holotomo_shape",
     "particle",
+    "particle_options",
+    "preset_names",
     "project",
     "reference_spectra",
     "refractive_index",
     "sample",
+    "sample_shape",
     "tilt_series",
 ]

@@ -17,9 +17,10 @@ import math
 import numpy as np
 from scipy import ndimage
 
+from .._physics import HC_EV_M
+
 __all__ = ["fresnel_propagate", "holotomo_series"]
 
-_HC_EV_M = 1.239841984e-6
 
 
 def _check(energy_ev, pixel_size_m, where):
@@ -80,7 +81,7 @@ def fresnel_propagate(wave, *, energy_ev, distance_m, pixel_size_m, pad="edge",
         padded = (xp.pad(wave, widths, mode="edge") if pad == "edge" else
                   xp.pad(wave, widths, mode="constant", constant_values=1.0))
     nyp, nxp = padded.shape[-2:]
-    lam = _HC_EV_M / energy_ev
+    lam = HC_EV_M / energy_ev
     fy = xp.fft.fftfreq(nyp, d=pixel_size_m)
     fx = xp.fft.fftfreq(nxp, d=pixel_size_m)
     chi = (math.pi * lam * z) * (fy[:, None] ** 2 + fx[None, :] ** 2)
@@ -176,7 +177,7 @@ def holotomo_series(delta_proj, beta_proj, *, energy_ev, distances_m, pixel_size
     n_angles = delta_proj.shape[0]
     angles = np.arange(n_angles, dtype=float) if angles is None else np.asarray(angles, float)
 
-    k = 2 * math.pi * energy_ev / _HC_EV_M
+    k = 2 * math.pi * energy_ev / HC_EV_M
     phase, absorption = -k * delta_proj, k * beta_proj
     exit_wave = np.exp(1j * phase - absorption)
     stack = np.empty((z2.size, *delta_proj.shape), dtype=np.float32)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from .._physics import HC_EV_M
 from ._fresnel import holotomo_series
 from ._particle import particle
 from ._project import project
@@ -12,7 +13,6 @@ from ._project import project
 __all__ = ["holotomo_sample", "refractive_index"]
 
 _R_E_M = 2.8179403262e-15  # classical electron radius (m)
-_HC_EV_M = 1.239841984e-6  # h c in eV m
 
 
 def refractive_index(density, elements, energy_ev: float):
@@ -44,7 +44,7 @@ def refractive_index(density, elements, energy_ev: float):
     f1 = np.array([xraydb.atomic_number(el) + xraydb.f1_chantler(el, energy_ev)
                    for el in elements])
     f2 = np.array([xraydb.f2_chantler(el, energy_ev) for el in elements])
-    wavelength = _HC_EV_M / energy_ev
+    wavelength = HC_EV_M / energy_ev
     per_m3 = 1e27  # atoms/nm^3 -> atoms/m^3
     prefactor = _R_E_M * wavelength ** 2 / (2 * np.pi) * per_m3
     rho_e = np.tensordot(f1, density, axes=1)

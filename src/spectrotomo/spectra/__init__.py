@@ -1,6 +1,7 @@
 """spectrotomo.spectra stage: reference spectra, dual-energy element amounts,
 exact batched linear-combination fitting and valence maps."""
 
+from ._edges import edge_pairs
 from ._lcf import LCFResult
 from ._quantify import ElementAmounts
 from ._quantify import cross_section
@@ -29,6 +30,7 @@ __all__ = [
     "LCFResult",
     "cross_section",
     "element_amounts",
+    "edge_pairs",
     "element_maps",
     "joint_element_amounts",
     "tm_o_ratio",

@@ -6,12 +6,12 @@ import numpy as np
 
 from .._backend import array_module
 from .._model import ValidationError
+from .._physics import EDGE_WINDOWS_EV
 
 __all__ = ["DEFAULT_WINDOWS", "effective_valence", "valence_maps"]
 
 #: Energy windows (eV) of the soft X-ray edges: O K, Mn L3, Co L3, Ni L3.
-DEFAULT_WINDOWS = {"O": (525.0, 555.0), "Mn": (635.0, 665.0), "Co": (775.0, 805.0),
-                   "Ni": (848.0, 880.0)}
+DEFAULT_WINDOWS = dict(EDGE_WINDOWS_EV)
 
 
 def effective_valence(fractions, valences):

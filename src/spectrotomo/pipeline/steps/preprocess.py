@@ -1,0 +1,308 @@
+"""The ``preprocess`` step, streamed one energy at a time: raw -> od.
+
+Memory is one energy's projections (plus the mean over energies and one frame
+per energy), not the whole series: a XANES tomogram of 50 energies needs the
+same worker as a dual-energy pair. The optical density is written into the
+``od`` group energy by energy and rewritten in place by the later passes; the
+group is marked complete only after the last one, so a killed run leaves an
+incomplete group that the next run rebuilds from the start.
+
+Passes over the store (each reads and writes one energy at a time):
+
+1. normalise + de-ring each energy (or retrieve phase), keep its frame at the
+   angle nearest 0 deg;
+2. register the energies on those frames, warp each energy onto the
+   reference geometry and accumulate the mean over energies;
+3. find the centre and the jitter on the mean, shift each energy by the jitter.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from ... import io
+from ..._model import add_provenance, energy_pixel_sizes
+
+__all__ = ["preprocess", "od_chunks", "is_phase_run", "phase_od", "magnification_pixel_sizes",
+           "scale_options"]
+
+_MASK_COUNTS = ("n_nonpositive", "n_saturated", "n_nonfinite", "n_zingers")
+
+
+def is_phase_run(cfg, raw: xr.Dataset | None = None) -> bool:
+    """True when the run retrieves phase (configured, or the raw series has distances)."""
+    if cfg.phase.method != "none":
+        return True
+    return raw is not None and "distance" in raw["projections"].dims
+
+
+def _transmission(ds: xr.Dataset, cfg) -> xr.Dataset:
+    """I/I0 with dims (energy, distance, angle, y, x); flat/dark corrected when flats exist."""
+    from ...recon.prep import normalize
+
+    proj = ds["projections"]
+    if "distance" not in proj.dims:
+        proj = proj.expand_dims(distance=[cfg.phase.distances_m[0]] if cfg.phase.distances_m
+                                else [np.nan], axis=1)
+    if "flats" not in ds:
+        return ds.assign(projections=proj)
+    flats = ds["flats"]
+    darks = ds["darks"] if "darks" in ds else None
+    out = np.empty(proj.shape, np.float32)
+    for e in range(proj.sizes["energy"]):  # energies x distances: a handful of calls
+        for d in range(proj.sizes["distance"]):
+            def pick(da):
+                return da.values[e, d] if "distance" in da.dims else da.values[e]
+            od, _ = normalize(proj.values[e, d], pick(flats),
+                              None if darks is None else pick(darks),
+                              flat_mode=cfg.preprocess.flat_mode)
+            out[e, d] = np.exp(-od)
+    return ds.drop_vars([v for v in ("flats", "darks") if v in ds]).assign(
+        projections=(proj.dims, out))
+
+
+def phase_od(ds: xr.Dataset, cfg) -> tuple[np.ndarray, dict]:
+    """Phase magnitude ``-phi`` (energy, angle, y, x) in rad from a raw holotomography series."""
+    from ...recon.phase import retrieve_phase_series
+
+    inten = _transmission(ds, cfg)
+    if cfg.phase.distances_m and "distance" in ds["projections"].dims:
+        if len(cfg.phase.distances_m) != inten.sizes["distance"]:
+            raise ValueError(f"preprocess: [phase] distances_m has {len(cfg.phase.distances_m)} "
+                             f"values but the raw series has {inten.sizes['distance']} distances")
+        inten = inten.assign_coords(distance=("distance", list(cfg.phase.distances_m),
+                                              {"units": "m"}))
+        inten = inten.drop_vars(["effective_distance"], errors="ignore")
+    if cfg.phase.pixel_size_m:
+        inten.attrs["pixel_size"] = float(cfg.phase.pixel_size_m) * 1e9  # nm
+    if not np.all(np.isfinite(inten["distance"].values)):
+        raise ValueError("preprocess: the phase branch needs the propagation distance: the raw "
+                         "series has no 'distance' coordinate and [phase] distances_m is empty")
+    if cfg.phase.energy_ev:
+        inten = inten.assign_coords(energy=[float(cfg.phase.energy_ev)])
+    method = "auto" if cfg.phase.method == "none" else cfg.phase.method
+    phase = retrieve_phase_series(inten, delta_beta=cfg.phase.delta_beta, method=method)
+    return (-phase.values).astype(np.float32), {"phase_method": method,
+                                                "delta_beta": float(cfg.phase.delta_beta)}
+
+
+def _normalise_energy(ds: xr.Dataset, e: int, cfg) -> tuple[np.ndarray, int]:
+    """Optical density (angle, y, x) float32 of energy ``e`` and its masked-pixel count."""
+    from ...recon.prep import normalize, remove_rings
+
+    darks = ds["darks"][e].values if "darks" in ds else None
+    od, report = normalize(ds["projections"][e].values, ds["flats"][e].values, darks,
+                           flat_mode=cfg.preprocess.flat_mode)
+    if cfg.preprocess.rings != "none":
+        od = remove_rings(od, method=cfg.preprocess.rings)
+    return np.asarray(od, dtype=np.float32), sum(int(getattr(report, k)) for k in _MASK_COUNTS)
+
+
+def _normalise_all(ds: xr.Dataset, cfg) -> tuple[np.ndarray, dict]:
+    """Optical density (energy, angle, y, x) of a raw tilt series, in memory (tests and
+    gpu_bench scripts; the step itself streams the energies)."""
+    pairs = [_normalise_energy(ds, e, cfg) for e in range(ds["projections"].sizes["energy"])]
+    return np.stack([od for od, _ in pairs]), {"masked_pixels": sum(n for _, n in pairs)}
+
+
+def magnification_pixel_sizes(ds: xr.Dataset, mode: str) -> np.ndarray | None:
+    """Pixel sizes (n_energies,) nm that fix the magnification, or None to estimate.
+
+    ``[preprocess] magnification``: "auto" uses the per-energy pixel sizes the
+    raw series recorded (``pixel_size_energy``) when present, "metadata"
+    requires them, "estimate", "linear" and "none" ignore them.
+    """
+    sizes = energy_pixel_sizes(ds)
+    if mode == "metadata" and sizes is None:
+        raise ValueError(
+            "preprocess: [preprocess] magnification = \"metadata\" but the raw tilt series has "
+            "no per-energy pixel sizes (coordinate 'pixel_size_energy'; the files recorded one "
+            "pixel size for every energy, or none); use \"auto\", \"estimate\" or \"none\"")
+    return sizes if mode in ("auto", "metadata") else None
+
+
+def scale_options(mode: str, energies) -> dict:
+    """register_energies options of ``[preprocess] magnification`` besides the pixel sizes."""
+    return {"estimate_scale": mode != "none",
+            "scale_model": "linear" if mode == "linear" else "free",
+            "energies": np.asarray(energies, dtype=float)}
+
+
+def _registration(frames: np.ndarray, reference: int, *, pixel_sizes=None, **options):
+    """Energy registration of ``frames`` (n_energies, ny, nx), one angle, onto the
+    ``reference`` energy's geometry; ``options`` as :func:`scale_options` gives."""
+    from ...recon.prep import register_energies
+
+    return register_energies(frames, reference=reference, pixel_sizes=pixel_sizes,
+                             **options)[1]
+
+
+def _warp_energy(od_e: np.ndarray, reg, e: int) -> np.ndarray:
+    """All angles (angle, y, x) of energy ``e`` resampled with its registration."""
+    from ...recon.prep import warp
+
+    n = od_e.shape[0]
+    return warp(od_e, np.repeat(reg.scales[e], n),
+                np.repeat(np.asarray(reg.shifts[e])[None], n, axis=0)).astype(np.float32)
+
+
+def _register(od: np.ndarray, angles: np.ndarray, *, pixel_sizes=None, **options):
+    """In-memory form of passes 1-2 (gpu_bench scripts): register the energies of
+    ``od`` (energy, angle, y, x) at the angle nearest 0 deg onto the middle one
+    and warp every angle."""
+    reg = _registration(od[:, int(np.argmin(np.abs(angles)))], od.shape[0] // 2,
+                        pixel_sizes=pixel_sizes, **options)
+    for e in range(od.shape[0]):
+        od[e] = _warp_energy(od[e], reg, e)
+    return od, reg
+
+
+def _registration_record(reg) -> tuple[dict, dict]:
+    """(od variables, od attrs) of an energy registration."""
+    source = reg.scale_source  # "metadata" | "estimated" | "fixed"
+    variables = {
+        "energy_shift": (("energy", "axis"), np.asarray(reg.shifts), {"units": "px"}),
+        "energy_scale": (("energy",), np.asarray(reg.scales), {"units": "1", "source": source})}
+    attrs = {"magnification_source": source, "registration_reference": int(reg.reference)}
+    return variables, attrs
+
+
+def _center_record(scores) -> tuple[dict, dict]:
+    """(od variables, od attrs) of the centre search's candidate scores (QC figure)."""
+    dim = ("center_candidate",)
+    return ({"center_score_x": (dim, scores.x, {"units": scores.x_units,
+                                                "long_name": scores.x_label}),
+             "center_score": (dim, scores.metric, {"long_name": scores.metric_label})},
+            {"center_method": scores.method})
+
+
+def od_chunks(shape: tuple[int, int, int, int], rows: int,
+              max_bytes: int = 16 * 2**20) -> tuple[int, int, int, int]:
+    """Store chunks of the (energy, angle, y, x) optical density: one energy and the
+    reconstruction's row chunk, so a reconstruct task reads only its own rows
+    (zarr's default chunks mix energies and rows: ~8x more read per task); angles
+    are split only to keep a chunk under ``max_bytes`` (float32)."""
+    _, n_a, ny, nx = shape
+    rows = min(rows, ny)
+    angles = max(1, min(n_a, max_bytes // (4 * rows * nx)))
+    return (1, angles, rows, nx)
+
+
+# --------------------------------------------------------------------------- #
+class _OdWriter:
+    """The ``od`` group filled energy by energy (rewritable until complete)."""
+
+    def __init__(self, store, shape, chunks, coords, attrs):
+        self.store = store
+        # the passes rewrite energies in place, so a killed run cannot resume half-way:
+        # start from an empty group (no array of an earlier run's options survives)
+        io.remove_group(store, "od")
+        io.init_array(store, "od", "od", shape=shape, dtype="float32", chunks=chunks,
+                      dims=("energy", "angle", "y", "x"), coords=coords, attrs=attrs)
+
+    def write(self, e: int, od_e: np.ndarray) -> None:
+        io.write_region(self.store, "od", "od", (slice(e, e + 1),), od_e[None])
+
+    def read(self, e: int) -> np.ndarray:
+        return io.read_region(self.store, "od", "od", (slice(e, e + 1),),
+                              allow_incomplete=True)[0]
+
+    def add(self, name: str, dims, values, attrs) -> None:
+        """A small variable (shifts, scores), written whole."""
+        values = np.asarray(values)
+        io.init_array(self.store, "od", name, shape=values.shape, dtype=values.dtype,
+                      chunks=tuple(max(1, s) for s in values.shape), dims=dims, attrs=attrs)
+        io.write_region(self.store, "od", name, (), values)
+
+    def finish(self, attrs: dict) -> None:
+        io.mark_complete(self.store, "od", attrs=attrs)
+
+
+def _coords(ds: xr.Dataset, cfg, phase: bool, pixel_size: float) -> dict:
+    """od coordinates: y and x in the registered pixel size (nm)."""
+    scale = pixel_size / float(ds.attrs["pixel_size"])
+    energy = [cfg.phase.energy_ev] if phase and cfg.phase.energy_ev else ds["energy"].values
+    return {"energy": ("energy", energy, ds["energy"].attrs),
+            "angle": ("angle", ds["angle"].values, ds["angle"].attrs),
+            **{k: (k, ds[k].values * scale, ds[k].attrs) for k in ("y", "x")}}
+
+
+def _energy_source(ds: xr.Dataset, cfg, phase: bool):
+    """(od shape (energy, angle, y, x), iterator of (one energy's optical density,
+    its masked-pixel count), phase attrs or None)."""
+    if phase:  # holotomography retrieves each angle from all distances at once: in memory
+        od, counts = phase_od(ds.load(), cfg)
+        return od.shape, ((od[e], 0) for e in range(od.shape[0])), counts
+    shape = tuple(ds["projections"].shape)
+    return shape, (_normalise_energy(ds, e, cfg) for e in range(shape[0])), None
+
+
+def preprocess(ctx) -> None:
+    """raw -> od: normalise, de-ring, register energies, find the centre, align jitter."""
+    from ...recon.prep import align_projections, find_center
+    from ...recon.prep import fourier_shift
+
+    cfg = ctx.config
+    ds = io.read_group(ctx.store, "raw")
+    angles = ds["angle"].values
+    i0 = int(np.argmin(np.abs(angles)))
+    phase = is_phase_run(cfg, ds)
+    shape, energies, counts = _energy_source(ds, cfg, phase)
+    n_e, _, ny, nx = shape
+    register = cfg.preprocess.register_energies and n_e > 1 and not phase
+    sizes = magnification_pixel_sizes(ds, cfg.preprocess.magnification) if register else None
+    reference = n_e // 2
+    pixel_size = float(ds.attrs["pixel_size"])
+    if sizes is not None:  # every energy gets the reference energy's geometry and pixel size
+        pixel_size = float(sizes[reference])
+    writer = _OdWriter(ctx.store, shape, od_chunks(shape, cfg.reconstruct.chunk_rows),
+                       _coords(ds, cfg, phase, pixel_size), {"units": "rad" if phase else "1"})
+
+    frames, masked = np.empty((n_e, ny, nx), np.float32), 0
+    for e, (od_e, n_masked) in enumerate(energies):  # pass 1: energies are few; each is batched
+        writer.write(e, od_e)
+        frames[e], masked = od_e[i0], masked + n_masked
+    counts = counts if counts is not None else {"masked_pixels": masked}
+
+    reg_vars, reg_attrs = {}, {}
+    reg = (_registration(frames, reference, pixel_sizes=sizes,
+                         **scale_options(cfg.preprocess.magnification, ds["energy"].values))
+           if register else None)
+    if reg is not None:
+        reg_vars, reg_attrs = _registration_record(reg)
+    total = None
+    for e in range(n_e):  # pass 2: warp, and the mean over energies (float32 as np.mean)
+        od_e = writer.read(e)
+        if reg is not None:
+            od_e = _warp_energy(od_e, reg, e)
+            writer.write(e, od_e)
+        total = od_e.copy() if total is None else np.add(total, od_e, out=total)
+    mean_od = total / np.float32(n_e)
+
+    center_vars, center_attrs = {}, {}
+    if cfg.preprocess.center == "auto":
+        center, scores = find_center(mean_od, angles, return_metric=True)
+        center_vars, center_attrs = _center_record(scores)
+    else:
+        center = float(cfg.preprocess.center)
+    shifts = np.zeros((angles.size, 2))
+    if cfg.preprocess.align:
+        shifts = np.asarray(align_projections(mean_od, angles, center=center,
+                                              iterations=cfg.preprocess.align_iterations)[1])
+        for e in range(n_e):  # pass 3: the jitter correction
+            writer.write(e, fourier_shift(writer.read(e), -shifts).astype(np.float32))
+
+    writer.add("jitter", ("angle", "axis"), shifts, {"units": "px", "axes": "(dy, dx)"})
+    for name, (dims, values, attrs) in {**reg_vars, **center_vars}.items():
+        writer.add(name, dims, values, attrs)
+    attrs = xr.Dataset(attrs={
+        "pixel_size": pixel_size, "pixel_size_units": "nm", "signal": "phase" if phase else "od",
+        "center": float(center), "center_units": "column index", **counts, **reg_attrs,
+        **center_attrs})
+    add_provenance(attrs, "pipeline.preprocess", inputs=[str(ctx.store)],
+                   flat_mode=cfg.preprocess.flat_mode, rings=cfg.preprocess.rings,
+                   center=float(center), align=cfg.preprocess.align,
+                   magnification=cfg.preprocess.magnification,
+                   magnification_source=reg_attrs.get("magnification_source"))
+    writer.finish(attrs.attrs)

@@ -1,0 +1,110 @@
+"""The ``quantify`` step: recon -> chemistry (element amounts in atoms/nm^3 and TM/O
+per voxel), voxel-parallel: one task per slab of z rows (all energies of those
+voxels), each reading its block from the store and writing its own region."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from ... import io
+from ..._model import add_provenance
+from ..._physics import pair_window
+from ...spectra import edge_pairs
+from .._compute import run_tasks
+from .reconstruct import log_resume
+
+__all__ = ["quantify", "quantify_slab"]
+
+
+def _element_maps(mu, pairs):
+    from ...spectra import element_maps
+
+    # No amount threshold: negative amounts are noise around small true values and
+    # must survive so that averages (segmentation smoothing, profiles) stay unbiased.
+    return element_maps(mu, pairs=pairs, threshold=-np.inf)
+
+
+def quantify_slab(zs: slice, *, store, pairs: dict, names: list[str], layout: dict) -> None:
+    """Element maps of the voxels in rows ``zs`` of ``recon/mu`` -> ``chemistry``.
+
+    ``layout``: dims, coords and attrs of ``recon/mu`` (:func:`_layout`), so that
+    the task reads only its block and opens no dataset.
+    """
+    import xarray as xr
+
+    coords = {k: (dims, values[zs] if dims == ("z",) else values, attrs)
+              for k, (dims, values, attrs) in layout["coords"].items()}
+    mu = xr.DataArray(io.read_region(store, "recon", "mu", {"z": zs}), dims=layout["dims"],
+                      coords=coords, attrs=layout["attrs"])
+    ds = _element_maps(mu, pairs)
+    for name in names:
+        var = ds[name]
+        region = tuple(zs if d == "z" else slice(None) for d in var.dims)
+        io.write_region(store, "chemistry", name, region, var.values)
+
+
+def _layout(da) -> dict:
+    """Dims, coords (1-D, small) and attrs of ``da`` without its data: picklable."""
+    return {"dims": da.dims, "attrs": dict(da.attrs),
+            "coords": {k: (c.dims, c.values, dict(c.attrs)) for k, c in da.coords.items()}}
+
+
+def _slabs_missing(store, template) -> list[slice]:
+    """z slabs of which at least one chemistry array (``template``'s variables) lacks
+    its chunk."""
+    starts = {}
+    for name, var in template.data_vars.items():
+        axis = var.dims.index("z")
+        for region in io.missing_regions(store, "chemistry", name):
+            starts[region[axis].start] = region[axis]
+    return [starts[k] for k in sorted(starts)]
+
+
+def _chemistry_attrs(store, template) -> dict:
+    """Group attrs of the assembled chemistry (counts over every chunk)."""
+    ds = io.read_group(store, "chemistry", allow_incomplete=True)
+    attrs = {k: v for k, v in template.attrs.items()
+             if k not in ("n_masked", "tm_o_ratio_n_masked")}
+    if "valid" in ds:
+        masked = (~ds["valid"]).sum(("z", "y", "x")).compute()
+        attrs["n_masked"] = repr({str(el): int(masked.sel(element=el))
+                                  for el in masked["element"].values})
+    if "tm_o_ratio" in ds:
+        attrs["tm_o_ratio_n_masked"] = int(ds["tm_o_ratio"].isnull().sum().compute())
+    return attrs
+
+
+def quantify(ctx) -> None:
+    """recon -> chemistry: element amounts (atoms/nm^3) and TM/O per voxel, by z slab."""
+    if io.read_group(ctx.store, "od").attrs.get("signal") == "phase":
+        ctx.log("quantify: phase-contrast run (no absorption edges); skipped")
+        return
+    mu = io.read_group(ctx.store, "recon")["mu"]
+    pairs = edge_pairs(mu["energy"].values, ctx.config.spectra.elements)
+    if "O" not in pairs:
+        lo, hi = pair_window("O")
+        raise ValueError(f"quantify: the tilt series has no O K-edge pair ({lo:g}-{hi:g} eV); "
+                         f"energies are {mu['energy'].values.tolist()}")
+    # one z row gives every variable's dims, dtype, units and coords
+    template = _element_maps(mu.isel(z=slice(0, 1)).load(), pairs)
+    rows = min(ctx.config.reconstruct.chunk_rows, mu.sizes["z"])
+    names = list(template.data_vars)
+    for name in names:
+        var = template[name]
+        shape = tuple(mu.sizes["z"] if d == "z" else var.sizes[d] for d in var.dims)
+        chunks = tuple(rows if d == "z" else var.sizes[d] for d in var.dims)
+        coords = {d: (mu[d] if d in ("z", "y", "x") else template[d]) for d in var.dims}
+        io.init_array(ctx.store, "chemistry", name, shape=shape, dtype=var.dtype,
+                      chunks=chunks, dims=var.dims, coords=coords, attrs=var.attrs,
+                      overwrite=ctx.overwrite)
+    slabs = _slabs_missing(ctx.store, template)
+    log_resume(ctx, "quantify", slabs, -(-mu.sizes["z"] // rows))
+    run_tasks(ctx.client, quantify_slab, slabs, desc="quantify", store=str(ctx.store),
+              pairs=pairs, names=names, layout=_layout(mu))
+    attrs = _chemistry_attrs(ctx.store, template)
+    add_provenance(SimpleNamespace(attrs=attrs), "pipeline.quantify", inputs=[str(ctx.store)],
+                   pairs=pairs, chunk_rows=rows)
+    io.mark_complete(ctx.store, "chemistry", attrs=attrs)
+

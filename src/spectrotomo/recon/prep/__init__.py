@@ -1,0 +1,32 @@
+"""spectrotomo.recon.prep: the ``preprocess`` step's stage functions.
+
+Counts -> optical density (:func:`normalize`), ring/stripe removal
+(:func:`remove_rings`), rotation centre (:func:`find_center`), projection jitter
+(:func:`align_projections`) and energy registration (:func:`register_energies`,
+:func:`warp`), with the sub-pixel shift tools they share.
+"""
+
+from ._align import AlignmentReport, align_projections
+from ._center import CenterScores, find_center
+from ._normalize import NormalizeReport, normalize
+from ._normalize_series import normalize_series
+from ._register import EnergyRegistration, register_energies
+from ._register_fit import warp
+from ._rings import remove_rings
+from ._shift import fourier_shift, phase_correlate
+
+__all__ = [
+    "AlignmentReport",
+    "CenterScores",
+    "EnergyRegistration",
+    "NormalizeReport",
+    "align_projections",
+    "find_center",
+    "fourier_shift",
+    "normalize",
+    "normalize_series",
+    "phase_correlate",
+    "register_energies",
+    "remove_rings",
+    "warp",
+]

@@ -1,0 +1,170 @@
+"""Projection (jitter) alignment: coarse pre-alignment, then re-projection alignment.
+
+``shifts[i] = (dy, dx)`` is the displacement in pixels of projection ``i``
+relative to the ideal geometry (the ``true_shift`` of
+``simulate.tilt_series``); shifting projection ``i`` by ``-shifts[i]``
+corrects it.
+
+Gauge: a translation of the object is invisible in the data -- it moves
+projection ``i`` by ``dy = tz`` and ``dx = tx cos(theta) + ty sin(theta)``.
+The returned shifts therefore have zero mean ``dy`` and no ``dx`` component
+along ``cos(theta)``, ``sin(theta)``; the constant part of ``dx`` is kept
+(it is the rotation-axis offset from ``center``).
+
+1. Coarse: ``dy`` from cross-correlating each projection's row profile (sum
+   over columns: the same at every angle for an object inside the field of
+   view) with the median profile; ``dx`` from the centre of mass, whose
+   ideal path is ``center + X cos(theta) + Y sin(theta)``.
+2. Re-projection (joint reconstruction and re-projection): reconstruct the
+   aligned stack, re-project it at the measured angles, register every
+   projection to its re-projection at once (batched phase correlation with
+   DFT-upsampled sub-pixel peaks), update, repeat until the update is below
+   ``tol``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..._backend import array_module, to_numpy
+from .._checks import check_angles, check_center, check_projections
+from ._shift import fourier_shift, phase_correlate
+
+__all__ = ["align_projections", "AlignmentReport"]
+
+
+@dataclass
+class AlignmentReport:
+    """Convergence record of :func:`align_projections`.
+
+    Attributes
+    ----------
+    coarse_shifts : ndarray, shape (n_angles, 2)
+        Shifts after the coarse stage, px.
+    update_rms : list of float
+        RMS of the shift update of each re-projection iteration, px.
+    residual : list of float
+        Relative misfit ||aligned - reprojection|| / ||aligned|| per iteration.
+    converged : bool
+        Whether the last update fell below ``tol``.
+    iterations : int
+        Re-projection iterations run.
+    """
+
+    coarse_shifts: np.ndarray
+    update_rms: list = field(default_factory=list)
+    residual: list = field(default_factory=list)
+    converged: bool = False
+    iterations: int = 0
+
+    def summary(self) -> dict:
+        return {"update_rms": self.update_rms, "residual": self.residual,
+                "converged": self.converged, "iterations": self.iterations}
+
+
+def _gauge(shifts: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """Remove what an object translation explains: mean dy; cos/sin parts of dx."""
+    out = shifts.copy()
+    out[:, 0] -= out[:, 0].mean()
+    basis = np.stack([np.cos(theta), np.sin(theta)], axis=1)
+    coef, *_ = np.linalg.lstsq(basis, out[:, 1], rcond=None)
+    out[:, 1] -= basis @ coef
+    return out
+
+
+def _coarse(xp, p, theta, center):
+    n_angles, n_rows, n_cols = p.shape
+    pos = xp.clip(p, 0, None)
+    profile = pos.sum(axis=2)  # (A, rows): angle-invariant for a confined object
+    ref = xp.median(profile, axis=0)
+    tile = 8  # 2-D phase correlation on profiles tiled along a dummy axis
+    dy = phase_correlate(xp.broadcast_to(ref[:, None], (n_rows, tile)),
+                         xp.broadcast_to(profile[:, :, None], (n_angles, n_rows, tile)),
+                         upsample=20, whiten=0.5)[:, 0]
+    mass = pos.sum(axis=(1, 2))
+    com = to_numpy((pos.sum(axis=1) * xp.arange(n_cols)).sum(axis=1) / xp.maximum(mass, 1e-30))
+    dx = com - center
+    return np.stack([dy, dx], axis=1)
+
+
+def align_projections(projections, angles, *, center: float | None = None,
+                      iterations: int = 10, algorithm: str = "fbp",
+                      recon_iterations: int | None = None, coarse: bool = True,
+                      tol: float = 0.02, upsample: int = 20, lowpass: float | None = 0.25,
+                      return_report: bool = False):
+    """Align projections for stage jitter by iterative re-projection.
+
+    Parameters
+    ----------
+    projections : ndarray, shape (n_angles, n_rows, n_cols)
+        Optical density, numpy or cupy (background ~0, object inside the
+        field of view). Not chunkable: every iteration reconstructs from all
+        angles and registers whole projections (dy couples the rows), so a
+        dask array is read in full. For stacks larger than memory, align a
+        band of rows (``projections[:, r0:r1]``: the shifts are per angle)
+        and apply ``shift_images(chunk, -shifts[chunk_angles])`` per chunk.
+    angles : array_like, shape (n_angles,)
+        Degrees (limited range allowed).
+    center : float, optional
+        Rotation-axis column (``find_center``); default ``(n_cols - 1) / 2``.
+    iterations : int
+        Re-projection iterations at most (0: coarse only).
+    algorithm : str
+        ``reconstruct`` algorithm of the inner loop: ``"fbp"`` (fast), or an
+        iterative one such as ``"sirt"`` with ``recon_iterations`` (~7x
+        slower, re-projects more faithfully: without the coarse stage 0.03 /
+        0.17 px RMS (dy / dx) against 0.13 / 0.30 px for FBP, 60 angles).
+    recon_iterations : int, optional
+        Iterations of an iterative inner algorithm (default 20).
+    coarse : bool
+        Run the coarse stage first.
+    tol : float
+        Stop when the RMS update falls below this many pixels.
+    upsample : int
+        Sub-pixel precision 1/upsample of the phase correlation.
+    lowpass : float or None
+        Gaussian low-pass (cycles/px) on the cross power: suppresses noise
+        and the re-projection's high-frequency errors.
+    return_report : bool
+        Also return an :class:`AlignmentReport`.
+
+    Returns
+    -------
+    aligned : ndarray, shape (n_angles, n_rows, n_cols), float32, same device
+        ``projections`` shifted by ``-shifts``.
+    shifts : ndarray, shape (n_angles, 2), float64 (numpy)
+        (dy, dx) displacement of each projection, pixels (gauge above).
+    report : AlignmentReport
+        Only with ``return_report``.
+    """
+    from .._reconstruct import project, reconstruct
+
+    xp = array_module(projections)
+    where = "align_projections"
+    p = check_projections(xp.asarray(projections, dtype=np.float32), where=where,
+                          sinogram=False)
+    theta_deg = check_angles(angles, p.shape[0], where=where)
+    n_cols = p.shape[2]
+    center = check_center(center, n_cols, where=where)
+    theta = np.deg2rad(theta_deg)
+    shifts = _gauge(_coarse(xp, p, theta, center), theta) if coarse else np.zeros((p.shape[0], 2))
+    report = AlignmentReport(coarse_shifts=shifts.copy())
+    kw = {} if algorithm == "fbp" else {"iterations": recon_iterations or 20}
+    for _ in range(int(iterations)):
+        aligned = fourier_shift(p, -shifts)
+        vol = reconstruct(aligned, theta_deg, algorithm=algorithm, center=center, **kw)
+        reproj = project(vol, theta_deg, center=center, n_cols=n_cols)
+        delta = phase_correlate(reproj, aligned, upsample=upsample, whiten=0.5, lowpass=lowpass)
+        new = _gauge(shifts + delta, theta)
+        step = new - shifts
+        shifts = new
+        report.iterations += 1
+        report.update_rms.append(float(np.sqrt((step ** 2).sum(1).mean())))
+        report.residual.append(float(xp.linalg.norm(aligned - reproj) / xp.linalg.norm(aligned)))
+        if report.update_rms[-1] < tol:
+            report.converged = True
+            break
+    aligned = fourier_shift(p, -shifts)
+    return (aligned, shifts, report) if return_report else (aligned, shifts)

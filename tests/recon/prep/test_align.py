@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+
+from spectrotomo import ValidationError
+from spectrotomo.recon.prep import align_projections, normalize
+
+
+def _jittered(truth, angles, *, seed, jitter=1.0, center_offset=1.7):
+    from spectrotomo.simulate import EDGES, tilt_series
+
+    ts = tilt_series(truth, energies=[EDGES["Mn"]["above"]], angles=angles, jitter_px=jitter,
+                     center_offset_px=center_offset, photons=2e4, seed=seed)
+    od, _ = normalize(ts.projections.values[0], ts.flats.values[0], ts.darks.values[0])
+    return od, ts.true_shift.values, ts.attrs["true_center"]
+
+
+def _rms_error(est, true, angles):
+    """RMS (dy, dx) error after removing what the data cannot see: a global offset
+    and an object translation (dx along cos/sin of the angle)."""
+    theta = np.deg2rad(angles)
+    d = est - true
+    d[:, 0] -= d[:, 0].mean()
+    basis = np.stack([np.ones_like(theta), np.cos(theta), np.sin(theta)], axis=1)
+    d[:, 1] -= basis @ np.linalg.lstsq(basis, d[:, 1], rcond=None)[0]
+    return np.sqrt((d ** 2).mean(axis=0))
+
+
+@pytest.mark.parametrize("angles", [np.arange(-65.0, 66.0, 2.0),
+                                    np.linspace(0, 180, 60, endpoint=False)])
+def test_jitter_recovered_to_quarter_pixel(small_particle, angles):
+    od, true, center = _jittered(small_particle, angles, seed=1)
+    before = _rms_error(np.zeros_like(true), true, angles)
+    aligned, shifts, rep = align_projections(od, angles, center=center, return_report=True)
+    err = _rms_error(shifts, true, angles)
+    assert before.min() > 0.7 and err.max() <= 0.25, (before, err)
+    assert aligned.shape == od.shape and aligned.dtype == np.float32
+    assert rep.iterations >= 1 and rep.update_rms[-1] <= rep.update_rms[0]
+    assert abs(shifts[:, 0].mean()) < 1e-9  # gauge: zero-mean dy
+
+
+def test_reprojection_stage_alone_converges(small_particle):
+    """From no prior (coarse=False) the re-projection loop alone brings 1 px jitter
+    to ~0.1 px (dy) / ~0.3 px (dx) in 8 iterations; dx converges slowly
+    (measured 0.13 px after 30 iterations), which is why the coarse stage runs first."""
+    angles = np.linspace(0, 180, 60, endpoint=False)
+    od, true, center = _jittered(small_particle, angles, seed=2)
+    before = _rms_error(np.zeros_like(true), true, angles)
+    _, shifts, rep = align_projections(od, angles, center=center, coarse=False, iterations=8,
+                                       return_report=True)
+    err = _rms_error(shifts, true, angles)
+    assert err[0] <= 0.25 and err[1] <= 0.4 and (before / err).min() > 2.5, (before, err)
+    assert rep.update_rms[0] > 0.5 and rep.update_rms[-1] < 0.05
+    assert rep.residual[-1] < rep.residual[0]
+
+
+def test_bad_input():
+    angles = [0, 45, 90, 135]
+    with pytest.raises(ValidationError, match="n_angles, n_rows, n_cols"):
+        align_projections(np.ones((4, 8)), angles)
+    with pytest.raises(ValidationError, match="'angles' has 2 values"):
+        align_projections(np.ones((4, 8, 8)), [0, 90])
+    with pytest.raises(ValidationError, match="NaN"):
+        align_projections(np.full((4, 8, 8), np.nan), angles)
+    with pytest.raises(ValidationError, match="center"):
+        align_projections(np.ones((4, 8, 8)), angles, center=9.0)
+
+
+def test_reprojection_alone_with_sirt_reaches_quarter_pixel(small_particle):
+    """A non-negative SIRT inner reconstruction re-projects more faithfully than FBP:
+    from no prior the loop alone reaches <= 0.25 px in both directions."""
+    angles = np.linspace(0, 180, 60, endpoint=False)
+    od, true, center = _jittered(small_particle, angles, seed=2)
+    _, shifts = align_projections(od, angles, center=center, coarse=False, iterations=8,
+                                  algorithm="sirt", recon_iterations=20)
+    assert _rms_error(shifts, true, angles).max() <= 0.25
