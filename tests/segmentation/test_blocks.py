@@ -81,12 +81,12 @@ def test_profile_table_blocks(both, sample, by):
     blocked = seg.profile_table_blocks(values, regions, by=by, mask=ref["mask"], chunk=24,
                                        bins=bins)
     assert whole.attrs == blocked.attrs
-    for stat in ("count", "median"):  # exact: integer sums, selected values
+    for stat in ("count", "median", "q25", "q75"):  # exact: integer sums, selected values
         np.testing.assert_array_equal(blocked[stat].values, whole[stat].values)
     for stat in ("mean", "std"):  # sums in another order
         np.testing.assert_allclose(blocked[stat].values, whole[stat].values, rtol=1e-12)
-    xr.testing.assert_identical(blocked.drop_vars(["mean", "std", "median"]),
-                                whole.drop_vars(["mean", "std", "median"]))
+    stats = ["mean", "std", "median", "q25", "q75"]
+    xr.testing.assert_identical(blocked.drop_vars(stats), whole.drop_vars(stats))
 
 
 @pytest.mark.parametrize("connectivity,structure", [(6, None), (26, np.ones((3, 3, 3)))])

@@ -1,8 +1,8 @@
-""":func:`profile_table` block by block: count, mean, std and exact median per region.
+""":func:`profile_table` block by block: count, mean, std, exact median and quartiles.
 
 Counts and sums add over blocks; the standard deviation is two-pass (centred
-squares about the global mean, as on the whole volume); the median is the
-exact middle pair of each group found by radix selection (two passes over
+squares about the global mean, as on the whole volume); the median and quartiles
+interpolate the exact order statistics of each group found by radix selection (two passes over
 float32 values, four over float64). Memory: one block of values and regions.
 """
 
@@ -18,6 +18,7 @@ from ._stats import _regions, assemble_table
 __all__ = ["profile_table_blocks"]
 
 _SIGN32 = np.uint32(1) << np.uint32(31)
+_QUANTILES = (0.25, 0.5, 0.75)  # q25, median, q75
 
 
 def _sortable32(values: np.ndarray) -> np.ndarray:
@@ -103,7 +104,7 @@ def profile_table_blocks(values, regions, *, by: str, mask, chunk: int, bins=Non
         sq += np.bincount(g, weights=c * c, minlength=size)
     with np.errstate(invalid="ignore", divide="ignore"):
         std = np.sqrt(sq / count)
-    median = np.full(size, np.nan)
+    quantiles = {q: np.full(size, np.nan) for q in _QUANTILES}
     has = np.nonzero(count > 0)[0]
     if has.size:
         key = _sortable32 if f32 else sortable
@@ -113,17 +114,24 @@ def profile_table_blocks(values, regions, *, by: str, mask, chunk: int, bins=Non
                 g, v = groups_of(core)
                 yield g, key(v)
 
-        targets = np.repeat(has, 2)
-        ranks = np.stack([(count[has] - 1) // 2, count[has] // 2], axis=1).ravel()
+        # the two order statistics around each quantile (numpy's linear interpolation)
+        pos = {q: q * (count[has] - 1) for q in _QUANTILES}
+        lo = {q: np.floor(p).astype(np.int64) for q, p in pos.items()}
+        hi = {q: np.minimum(lo[q] + 1, count[has] - 1) for q in _QUANTILES}
+        ranks = np.stack([r for q in _QUANTILES for r in (lo[q], hi[q])], axis=1).ravel()
+        targets = np.repeat(has, 2 * len(_QUANTILES))
         found, _ = select_kth(items, targets, ranks, bits=32 if f32 else 64)
-        vals = (_from_sortable32 if f32 else from_sortable)(found).reshape(-1, 2)
-        median[has] = 0.5 * (vals[:, 0] + vals[:, 1])
+        vals = (_from_sortable32 if f32 else from_sortable)(found).reshape(has.size, -1, 2)
+        for i, q in enumerate(_QUANTILES):
+            frac = pos[q] - lo[q]
+            quantiles[q][has] = (1 - frac) * vals[:, i, 0] + frac * vals[:, i, 1]
     template = values if isinstance(values, xr.DataArray) else None
     if template is not None and name is not None:
         template = template.rename(name)
     results = [{"mean": mean[k * n_reg:(k + 1) * n_reg][None],
                 "std": std[k * n_reg:(k + 1) * n_reg][None],
-                "median": median[k * n_reg:(k + 1) * n_reg][None],
+                **{name: quantiles[q][k * n_reg:(k + 1) * n_reg][None]
+                   for name, q in (("q25", 0.25), ("median", 0.5), ("q75", 0.75))},
                 "count": count[k * n_reg:(k + 1) * n_reg][None],
                 "particle": np.array([1])} for k in range(m)]
     return assemble_table(results, dim, coords, template, lead=bool(lead), per_particle=False,
