@@ -42,12 +42,13 @@ def _build(size: int, cache: Path) -> Path:
     import zarr
 
     from spectrotomo import simulate
+    from spectrotomo.spectra import EDGES
 
     out = cache / f"{PRESET[size]}.zarr"
     if (out / "done").exists():
         return out
     truth = simulate.particle(PRESET[size], seed=0)
-    mu = simulate.attenuation(truth, [simulate.EDGES["Mn"]["above"]]).values[0]
+    mu = simulate.attenuation(truth, [EDGES["Mn"]["above"]]).values[0]
     rng = np.random.default_rng(1)
     mu = (mu + rng.normal(0, 0.03 * mu.max(), mu.shape)).astype(np.float32)
     amounts = truth["density"].sel(element=ELEMENTS).values

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from spectrotomo import segmentation as seg
+from spectrotomo.spectra import EDGES
 from spectrotomo.segmentation._blocklabel import label_blocks
 from spectrotomo.segmentation._blocks import Scratch
 
@@ -15,7 +16,7 @@ ALL = (slice(None),) * 3
 def sample():
     simulate = pytest.importorskip("spectrotomo.simulate")
     truth = simulate.particle("small", seed=3)
-    mu = simulate.attenuation(truth, [simulate.EDGES["Mn"]["above"]]).values[0]
+    mu = simulate.attenuation(truth, [EDGES["Mn"]["above"]]).values[0]
     rng = np.random.default_rng(11)
     mu = (mu + rng.normal(0, 0.03 * mu.max(), mu.shape)).astype(np.float32)
     amounts = truth["density"].sel(element=["Mn", "Co", "Ni", "O"])

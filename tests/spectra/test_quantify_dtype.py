@@ -7,7 +7,8 @@ import pytest
 
 def test_float32_amounts_keep_class_fractions_and_profiles(truth_small):
     from spectrotomo import segmentation as seg
-    from spectrotomo.simulate import EDGES, attenuation
+    from spectrotomo.simulate import attenuation
+    from spectrotomo.spectra import EDGES
     from spectrotomo.spectra import element_maps
 
     pairs = {el: (EDGES[el]["below"], EDGES[el]["above"]) for el in ("O", "Mn", "Co", "Ni")}
