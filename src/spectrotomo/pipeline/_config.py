@@ -93,6 +93,8 @@ class SegmentationConfig:
     smoothing_nm: float = 30.0
     surface_layer_nm: float = 40.0
     n_shells: int = 5
+    #: block edge (voxels) of the block-wise segment and profile steps
+    chunk: int = 128
     depth_bins_nm: list[float] = field(
         default_factory=lambda: [0.0, 30.0, 100.0, 200.0, 400.0, 800.0, 1600.0, 2500.0])
 
@@ -244,6 +246,7 @@ def _check_ranges(cfg: Config, source: str) -> None:
         (cfg.segmentation.tolerance > 0, "[segmentation] tolerance", "> 0"),
         (cfg.segmentation.smoothing_nm >= 0, "[segmentation] smoothing_nm", ">= 0 (nm)"),
         (cfg.segmentation.surface_layer_nm >= 0, "[segmentation] surface_layer_nm", ">= 0 (nm)"),
+        (cfg.segmentation.chunk >= 8, "[segmentation] chunk", ">= 8 (voxels per block edge)"),
         (cfg.segmentation.n_shells >= 1, "[segmentation] n_shells", ">= 1"),
         (cfg.compute.n_workers >= 1, "[compute] n_workers", ">= 1"),
         (cfg.compute.threads_per_worker >= 1, "[compute] threads_per_worker", ">= 1"),
@@ -383,6 +386,8 @@ smoothing_nm = 30.0          # Gaussian sigma (nm) averaging the TM and O amount
 surface_layer_nm = 40.0      # within this depth (nm) average only along the surface, inside
                              # one-voxel depth layers, so thin surface layers stay resolved
 n_shells = 5                 # equal-volume shells from surface to centre
+chunk = 128                  # segment/profile run block by block (voxels per edge; memory
+                             # per worker ~ 100 bytes x (2 chunk)^3, whatever the volume)
 depth_bins_nm = [0.0, 30.0, 100.0, 200.0, 400.0, 800.0, 1600.0, 2500.0]
 
 [compute]

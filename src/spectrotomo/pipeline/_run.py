@@ -42,7 +42,8 @@ def plan_for(config: Config, shape: tuple[int, int, int, int], n_xanes: int = 0)
     return plan_run(n_energies=n_e, n_angles=n_a, ny=ny, nx=nx,
                     chunk_rows=config.reconstruct.chunk_rows,
                     algorithm=config.reconstruct.algorithm, n_xanes=n_xanes,
-                    n_workers=config.compute.n_workers, gpu=_uses_gpu(config))
+                    n_workers=config.compute.n_workers, gpu=_uses_gpu(config),
+                    seg_chunk=config.segmentation.chunk)
 
 
 def _uses_gpu(config: Config) -> bool:

@@ -37,8 +37,11 @@ def _stat_vars(table: xr.Dataset, quantity: str, by: str) -> dict[str, xr.DataAr
 
 
 def profile_dataset(maps: dict[str, xr.DataArray], seg_ds: xr.Dataset, *,
-                    depth_bins_nm) -> xr.Dataset:
+                    depth_bins_nm, chunk: int = 128) -> xr.Dataset:
     """Shell / depth / class statistics of each map over the particle mask.
+
+    Block by block (:func:`spectrotomo.segmentation.profile_table_blocks`):
+    lazy (store-backed) inputs are read one block at a time.
 
     Parameters
     ----------
@@ -50,6 +53,8 @@ def profile_dataset(maps: dict[str, xr.DataArray], seg_ds: xr.Dataset, *,
     depth_bins_nm : sequence of float
         Depth bin edges (nm), increasing; voxels deeper than the last edge are
         left out of the depth profile.
+    chunk : int
+        Block edge (voxels).
 
     Returns
     -------
@@ -58,15 +63,15 @@ def profile_dataset(maps: dict[str, xr.DataArray], seg_ds: xr.Dataset, *,
     """
     from ... import segmentation as seg
 
-    mask = seg_ds["mask"].values
-    groupings = [("shell", seg_ds["shell"].values, {}),
-                 ("depth", seg_ds["depth"].values, {"bins": list(depth_bins_nm)})]
+    groupings = [("shell", seg_ds["shell"], {}),
+                 ("depth", seg_ds["depth"], {"bins": list(depth_bins_nm)})]
     if "composition_class" in seg_ds:
-        groupings.append(("class", seg_ds["composition_class"].values, {}))
+        groupings.append(("class", seg_ds["composition_class"], {}))
     tables = {}
     for name, values in maps.items():
         for by, regions, kwargs in groupings:
-            table = seg.profile_table(values, regions, by=by, labels=mask, **kwargs)
+            table = seg.profile_table_blocks(values, regions, by=by, mask=seg_ds["mask"],
+                                             chunk=chunk, **kwargs)
             tables.update(_stat_vars(table, name, by))
     ds = xr.Dataset(tables)
     ds.attrs.update(pixel_size=float(seg_ds.attrs["pixel_size"]), pixel_size_units="nm",
@@ -75,17 +80,17 @@ def profile_dataset(maps: dict[str, xr.DataArray], seg_ds: xr.Dataset, *,
 
 
 def _maps(ctx) -> dict[str, xr.DataArray]:
-    """The quantities this store's run can profile (empty: nothing to profile)."""
+    """The quantities this store's run can profile (empty: nothing to profile); lazy."""
     groups = io.list_groups(ctx.store)
     if "chemistry" in groups:
-        chem = io.read_group(ctx.store, "chemistry").load()
+        chem = io.read_group(ctx.store, "chemistry")
         maps = {"tm_o_ratio": chem["tm_o_ratio"], "amount": chem["amount"]}
         seg = io.read_group(ctx.store, "segmentation")
         if "tm_o_ratio_smoothed" in seg:  # the ratio the classes are formed from
-            maps["tm_o_ratio_smoothed"] = seg["tm_o_ratio_smoothed"].load()
+            maps["tm_o_ratio_smoothed"] = seg["tm_o_ratio_smoothed"]
         return maps
     if "density" in groups:
-        dens = io.read_group(ctx.store, "density").load()
+        dens = io.read_group(ctx.store, "density")
         return {"electron_density": dens["electron_density"].isel(energy=0, drop=True)}
     return {}
 
@@ -98,9 +103,9 @@ def profile(ctx) -> None:
     if not maps:
         ctx.log("profile: no chemistry or density group; skipped")
         return
-    seg_ds = io.read_group(ctx.store, "segmentation").load()
+    seg_ds = io.read_group(ctx.store, "segmentation")
     bins = ctx.config.segmentation.depth_bins_nm
-    ds = profile_dataset(maps, seg_ds, depth_bins_nm=bins)
+    ds = profile_dataset(maps, seg_ds, depth_bins_nm=bins, chunk=ctx.config.segmentation.chunk)
     add_provenance(ds, "pipeline.profile", inputs=[str(ctx.store)],
                    quantities=list(maps), depth_bins_nm=list(bins))
     io.write(ctx.store, "profiles", ds, overwrite=ctx.overwrite)
