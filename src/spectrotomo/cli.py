@@ -244,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
                        ("reconstruct", "reconstruct every energy (resumable per chunk)"),
                        ("quantify", "element amounts (atoms/nm^3) and TM/O per voxel"),
                        ("fit", "LCF of the XANES scan into valence maps"),
+                       ("valence3d", "LCF of every voxel of a XANES tomography (an energy scan "
+                        "at every angle) into 3D valence maps"),
                        ("segment", "particle mask, composition classes, shells, depth, pores"),
                        ("profile", "TM/O and element amounts (or electron density) per shell, "
                         "depth bin (nm) and class into the profiles group"),

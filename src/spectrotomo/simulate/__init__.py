@@ -16,9 +16,14 @@ from ._project import project
 from ._references import EDGES
 from ._references import reference_spectra
 from ._sample import sample
+from ._xanes3d import XANES3D_PRESETS
+from ._xanes3d import xanes3d_energies
+from ._xanes3d import xanes3d_sample
+from ._xanes3d import xanes3d_shape
 
 __all__ = [
     "EDGES",
+    "XANES3D_PRESETS",
     "attenuation",
     "ball",
     "fresnel_propagate",
@@ -34,4 +39,7 @@ __all__ = [
     "sample",
     "sample_shape",
     "tilt_series",
+    "xanes3d_energies",
+    "xanes3d_sample",
+    "xanes3d_shape",
 ]

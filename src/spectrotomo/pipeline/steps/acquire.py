@@ -1,6 +1,7 @@
 """The ``acquire`` step: the input (files, a store, or the simulator) -> ``raw``.
 
-Simulated inputs also write ``truth``, ``raw_xanes`` and ``references``; the
+Simulated inputs also write ``truth``, ``raw_xanes`` and ``references`` (a XANES
+tomography, ``simulate:xanes3d``: ``truth`` and ``references``); the
 input source is parsed once by :func:`spectrotomo.pipeline._source.parse_source`.
 """
 
@@ -35,6 +36,7 @@ def acquire(ctx: RunContext) -> None:
     cfg = ctx.config
     source = parse_source(cfg.input.path)
     source.check_preset()
+    from ...simulate import XANES3D_PRESETS
     if source.kind == "simulate-holo":
         from ...simulate import holotomo_sample
 
@@ -43,6 +45,13 @@ def acquire(ctx: RunContext) -> None:
             kwargs["energy_ev"] = cfg.phase.energy_ev
         tree = holotomo_sample(source.target, seed=cfg.input.seed, **kwargs)
         return _write_inputs(ctx, tree, {"truth": "truth", "tilt_series": "raw"})
+    if source.kind == "simulate" and source.target in XANES3D_PRESETS:
+        from ...simulate import xanes3d_sample
+
+        tree = xanes3d_sample(source.target, seed=cfg.input.seed,
+                              pixel_size_metadata=cfg.input.pixel_size_metadata)
+        return _write_inputs(ctx, tree, {k: v for k, v in SIMULATED_GROUPS.items()
+                                         if k in tree.children})
     if source.kind == "simulate":
         from ...simulate import sample
 
