@@ -105,3 +105,11 @@ def test_profiles_and_report(finished):
     assert summary["valence3d_mean_by_shell"][0][0] == pytest.approx(shell[0])
     assert (report / "valence3d_by_shell.csv").is_file()
     assert (report / "valence3d_by_depth.csv").is_file()
+
+
+def test_cli_simulates_the_preset(tmp_path, capsys):
+    from spectrotomo.cli import main
+
+    out = tmp_path / "x.zarr"
+    assert main(["simulate", "--preset", "xanes3d-tiny", str(out)]) == 0
+    assert set(io.list_groups(out)) == {"truth", "raw", "references"}

@@ -11,11 +11,29 @@ from ... import io
 from .._context import RunContext
 from .._source import parse_source
 
-__all__ = ["acquire", "SIMULATED_GROUPS"]
+__all__ = ["acquire", "SIMULATED_GROUPS", "simulated_groups", "simulate_preset"]
 
 #: Store group of each child of :func:`spectrotomo.simulate.sample`'s tree.
 SIMULATED_GROUPS = {"truth": "truth", "tilt_series": "raw", "xanes": "raw_xanes",
                     "references": "references"}
+
+
+def simulated_groups(preset: str) -> dict[str, str]:
+    """Child -> store group of the tree that ``simulate:preset`` gives (a XANES
+    tomography has no separate 2D scan, so no ``raw_xanes``)."""
+    from ...simulate import XANES3D_PRESETS
+
+    if preset in XANES3D_PRESETS:
+        return {k: v for k, v in SIMULATED_GROUPS.items() if k != "xanes"}
+    return dict(SIMULATED_GROUPS)
+
+
+def simulate_preset(preset: str, *, seed: int, **kwargs):
+    """The tree of ``simulate:preset``: :func:`spectrotomo.simulate.xanes3d_sample` for
+    a XANES-tomography preset, else :func:`spectrotomo.simulate.sample`."""
+    from ...simulate import XANES3D_PRESETS, sample, xanes3d_sample
+
+    return (xanes3d_sample if preset in XANES3D_PRESETS else sample)(preset, seed=seed, **kwargs)
 
 
 def _write_inputs(ctx: RunContext, tree, groups: dict[str, str]) -> None:
@@ -36,7 +54,6 @@ def acquire(ctx: RunContext) -> None:
     cfg = ctx.config
     source = parse_source(cfg.input.path)
     source.check_preset()
-    from ...simulate import XANES3D_PRESETS
     if source.kind == "simulate-holo":
         from ...simulate import holotomo_sample
 
@@ -45,19 +62,10 @@ def acquire(ctx: RunContext) -> None:
             kwargs["energy_ev"] = cfg.phase.energy_ev
         tree = holotomo_sample(source.target, seed=cfg.input.seed, **kwargs)
         return _write_inputs(ctx, tree, {"truth": "truth", "tilt_series": "raw"})
-    if source.kind == "simulate" and source.target in XANES3D_PRESETS:
-        from ...simulate import xanes3d_sample
-
-        tree = xanes3d_sample(source.target, seed=cfg.input.seed,
-                              pixel_size_metadata=cfg.input.pixel_size_metadata)
-        return _write_inputs(ctx, tree, {k: v for k, v in SIMULATED_GROUPS.items()
-                                         if k in tree.children})
     if source.kind == "simulate":
-        from ...simulate import sample
-
-        tree = sample(source.target, seed=cfg.input.seed,
-                      pixel_size_metadata=cfg.input.pixel_size_metadata)
-        return _write_inputs(ctx, tree, SIMULATED_GROUPS)
+        tree = simulate_preset(source.target, seed=cfg.input.seed,
+                               pixel_size_metadata=cfg.input.pixel_size_metadata)
+        return _write_inputs(ctx, tree, simulated_groups(source.target))
     overrides = {}
     if cfg.input.energies_ev:
         overrides["energy"] = cfg.input.energies_ev
