@@ -34,7 +34,8 @@ def valence3d_report(store, out: Path, *, figures: bool = True) -> dict:
 def valence3d_errors(store, truth: xr.Dataset) -> dict:
     """``mn_valence3d_mae``: mean |estimated - true| Mn valence over the interior voxels
     (> 3 voxels deep, fully solid, no pore or crack) that the quality mask trusts;
-    ``mn_valence3d_coverage``: the fraction of interior voxels it trusts."""
+    ``mn_valence3d_coverage``: the fraction of interior voxels it trusts;
+    ``valence3d_energy_offset_ev`` and its error against the simulator's offset."""
     v3d = io.read_group(store, "valence3d")
     if "Mn" not in v3d["element"].values:
         return {}
@@ -44,5 +45,11 @@ def valence3d_errors(store, truth: xr.Dataset) -> dict:
     est = v3d["valence"].sel(element="Mn").values
     ok = inner & v3d["quality_mask"].sel(element="Mn").values & np.isfinite(est)
     true = truth["valence"].sel(element="Mn").values
-    return {"mn_valence3d_mae": float(np.abs(est[ok] - true[ok]).mean()) if ok.any() else None,
-            "mn_valence3d_coverage": float(ok.sum() / max(int(inner.sum()), 1))}
+    errors = {"mn_valence3d_mae": float(np.abs(est[ok] - true[ok]).mean()) if ok.any() else None,
+              "mn_valence3d_coverage": float(ok.sum() / max(int(inner.sum()), 1))}
+    if "true_energy_offset_ev" in v3d.attrs:
+        fitted = float(v3d.attrs["energy_offset_ev"][list(v3d["element"].values).index("Mn")])
+        errors["valence3d_energy_offset_ev"] = fitted
+        errors["valence3d_energy_offset_error_ev"] = fitted - float(
+            v3d.attrs["true_energy_offset_ev"])
+    return errors

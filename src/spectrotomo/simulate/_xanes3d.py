@@ -4,8 +4,9 @@ The particle is one of the particle presets (``small`` for ``xanes3d``, ``tiny``
 for ``xanes3d-tiny``); the series is :func:`tilt_series` at the 25 energies of
 the 2D XANES scan (:data:`XANES_ENERGIES`, 635-665 eV, dense over the L3 white
 lines) and every angle of the limited range -65..+65 deg, with Poisson noise
-(2e4 photons per pixel and frame at the beam centre) and the sample's mild
-instrument imperfections.
+(2e4 photons per pixel and frame at the beam centre), the sample's mild
+instrument imperfections and its calibration offset and broadening relative to
+the builtin references.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from ..spectra import builtin_references
 from ._forward import tilt_series
+from ._instrument import MILD_IMPERFECTIONS, SCAN_CALIBRATION, Calibration, Imperfections
 from ._particle import PRESETS, particle
-from ._references import reference_spectra
-from ._sample import IMPERFECTIONS, XANES_ENERGIES
+from ._sample import XANES_ENERGIES
 
 __all__ = ["XANES3D_PRESETS", "xanes3d_sample", "xanes3d_energies", "xanes3d_shape"]
 
@@ -53,8 +55,9 @@ def xanes3d_shape(preset: str) -> tuple[int, int, int, int]:
 
 
 def xanes3d_sample(preset: str = "xanes3d", *, seed: int = 0, photons: float | None = 2e4,
-                   imperfect: bool = True, energies=None, pixel_size_metadata: bool = False,
-                   **overrides) -> xr.DataTree:
+                   imperfections: Imperfections = MILD_IMPERFECTIONS,
+                   calibration: Calibration = SCAN_CALIBRATION, energies=None,
+                   pixel_size_metadata: bool = False, **overrides) -> xr.DataTree:
     """Simulate a 3D XANES tomography of one particle.
 
     Parameters
@@ -67,9 +70,14 @@ def xanes3d_sample(preset: str = "xanes3d", *, seed: int = 0, photons: float | N
         Seed of the particle; the tilt series uses ``seed + 1``.
     photons : float or None
         Flat-field counts per pixel and frame (Poisson noise); None: noise-free.
-    imperfect : bool
-        Apply the sample's ``IMPERFECTIONS`` (jitter, centre offset, energy
-        shifts, magnification, rings), as :func:`sample` does.
+    imperfections : Imperfections
+        Of the tilt series (default :data:`MILD_IMPERFECTIONS`, as :func:`sample`:
+        jitter, centre offset, energy shifts, magnification, rings;
+        ``Imperfections()`` for a perfect instrument).
+    calibration : Calibration
+        Energy offset and broadening of the scan's spectra relative to the
+        builtin references (default ``SCAN_CALIBRATION``: +0.3 eV, 0.2 eV;
+        ``Calibration()``: the references' exact spectra, an inverse crime).
     energies : array_like, optional
         Photon energies (eV, increasing); default :func:`xanes3d_energies`.
     pixel_size_metadata : bool
@@ -82,18 +90,20 @@ def xanes3d_sample(preset: str = "xanes3d", *, seed: int = 0, photons: float | N
     xarray.DataTree
         Children ``truth`` (:func:`particle`), ``tilt_series`` (raw counts,
         (energy, angle, y, x), energies in eV, angles in deg) and ``references``
-        (``spectra`` from :func:`reference_spectra`, cross sections in nm^2).
+        (``spectra`` from :func:`spectrotomo.spectra.builtin_references`, absolute
+        cross sections in nm^2).
     """
     base = _particle_preset(preset)
     truth = particle(base, seed=seed, **overrides)
-    imp = IMPERFECTIONS if imperfect else {k: 0.0 for k in IMPERFECTIONS}
     energies = xanes3d_energies() if energies is None else np.asarray(energies, dtype=float)
     ts = tilt_series(truth, energies=energies, angles=_angles(base), photons=photons,
-                     seed=seed + 1, pixel_size_metadata=bool(pixel_size_metadata), **imp)
-    refs = xr.Dataset({"spectra": reference_spectra()}, attrs={"synthetic": True})
+                     seed=seed + 1, imperfections=imperfections, calibration=calibration,
+                     pixel_size_metadata=bool(pixel_size_metadata))
+    refs = xr.Dataset({"spectra": builtin_references(normalised=False)},
+                      attrs={"synthetic": True})
     tree = xr.DataTree.from_dict({"truth": truth, "tilt_series": ts, "references": refs})
     tree.attrs.update({"preset": preset, "particle_preset": base, "seed": int(seed),
-                       "synthetic": True, "imperfect": bool(imperfect),
+                       "synthetic": True, "imperfect": imperfections != Imperfections(),
                        "kind": "xanes_tomography",
                        "pixel_size_metadata": bool(pixel_size_metadata)})
     return tree

@@ -16,10 +16,16 @@ energy), each writing its own region of the group:
 (z, y, x) and ``quality_mask`` (element, z, y, x): inside the particle, R-factor
 <= :data:`R_FACTOR_MAX` and amount >= :data:`AMOUNT_FLOOR` x the median amount
 inside the particle (pores, cracks and the blurred rim fail it).
+
+``[spectra] energy_offset = "fit"`` fits one offset per element window for the
+whole volume, on the central slab (the voxels with the largest edge steps,
+:func:`spectrotomo.spectra.fit_energy_offset`), before the slab tasks; it is
+``attrs["energy_offset_ev"]`` (one per element, eV).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -29,7 +35,7 @@ from ... import io
 from ..._model import add_provenance
 from .._compute import run_tasks
 from .reconstruct import log_resume
-from .valence import config_references, fit_valence
+from .valence import config_references, fit_valence, merge_elements
 
 __all__ = ["valence3d", "valence3d_slab", "xanes_tomography_elements", "MIN_XANES_ENERGIES",
            "R_FACTOR_MAX", "AMOUNT_FLOOR"]
@@ -55,12 +61,22 @@ def xanes_tomography_elements(energies, *, min_energies: int = MIN_XANES_ENERGIE
             if int(((e >= lo) & (e <= hi)).sum()) >= min_energies]
 
 
-def _fit_slab(block: np.ndarray, energies, px: float, refs, elements, cfg) -> xr.Dataset:
-    """LCF of one (energy, z, y, x) block of linear attenuation (1/nm)."""
+def _fit_slab(block: np.ndarray, energies, px: float, refs, elements, cfg,
+              offsets: dict[str, float] | None = None) -> xr.Dataset:
+    """LCF of one (energy, z, y, x) block of linear attenuation (1/nm); ``offsets``
+    (element -> eV) replace ``[spectra] energy_offset`` (one offset per run, not
+    per slab: the coordinator fits it once)."""
     spectra = xr.DataArray(block, dims=("energy", "z", "y", "x"),
                            coords={"energy": ("energy", np.asarray(energies), {"units": "eV"})},
                            attrs={"units": "1/nm", "pixel_size": px})
-    return fit_valence(spectra, refs, elements, cfg)
+    if offsets is None:
+        return fit_valence(spectra, refs, elements, cfg)
+    parts = [fit_valence(spectra, refs, [el], replace(cfg, energy_offset=offsets[el]))
+             for el in elements]  # a few elements; each fit is batched over the slab
+    ds = merge_elements(parts)
+    ds.attrs.update(fit_mode=parts[0].attrs["fit_mode"],
+                    energy_offset_ev=[offsets[el] for el in elements])
+    return ds
 
 
 def _quality(ds: xr.Dataset, particle: np.ndarray, floor: dict) -> np.ndarray:
@@ -78,11 +94,12 @@ def valence3d_slab(zs: slice, *, store, params: dict) -> None:
 
     ``params``: ``energies`` (eV), ``pixel_size`` (nm), ``elements``, ``refs``
     (the references, a DataArray), ``spectra`` (the ``[spectra]`` config),
-    ``floor`` (element -> atoms/nm^3) and ``names`` (the arrays to write).
+    ``offsets`` (element -> reference energy offset, eV), ``floor`` (element ->
+    atoms/nm^3) and ``names`` (the arrays to write).
     """
     block = io.read_region(store, "recon", "mu", {"z": zs})
     ds = _fit_slab(block, params["energies"], params["pixel_size"], params["refs"],
-                   params["elements"], params["spectra"])
+                   params["elements"], params["spectra"], params["offsets"])
     particle = io.read_region(store, "valence3d", "particle_mask", {"z": zs},
                               allow_incomplete=True)
     ds["quality_mask"] = (ds["quality_mask"].dims, _quality(ds, particle, params["floor"]))
@@ -160,6 +177,8 @@ def valence3d(ctx) -> None:
     mid = slice((nz // 2 // rows) * rows, min((nz // 2 // rows) * rows + rows, nz))
     template = _fit_slab(io.read_region(ctx.store, "recon", "mu", {"z": mid}), energies, px,
                          refs, elements, cfg)
+    # the energy offset ("fit": on the central slab's voxels with the largest edge steps)
+    offsets = dict(zip(elements, (float(v) for v in template.attrs["energy_offset_ev"])))
     floor = _amount_floor(template, particle[mid])
     names = _init_arrays(ctx, template, mu, rows)
     io.init_array(ctx.store, "valence3d", "particle_mask", shape=particle.shape, dtype=bool,
@@ -173,12 +192,17 @@ def valence3d(ctx) -> None:
     ctx.log(f"valence3d: XANES tomography of {', '.join(elements)} ({energies.size} energies), "
             f"{len(slabs)} slabs of {rows} rows")
     params = {"energies": energies, "pixel_size": px, "elements": elements, "refs": refs,
-              "spectra": cfg, "floor": floor, "names": names}
+              "spectra": cfg, "offsets": offsets, "floor": floor, "names": names}
     run_tasks(ctx.client, valence3d_slab, slabs, desc="valence3d", store=str(ctx.store),
               params=params)
     attrs = {"pixel_size": px, "pixel_size_units": "nm", "fit_mode": template.attrs["fit_mode"],
              "elements": " ".join(elements), "r_factor_max": R_FACTOR_MAX,
-             "amount_floor": repr(floor), "amount_floor_units": "1/nm^3"}
+             "amount_floor": repr(floor), "amount_floor_units": "1/nm^3",
+             "energy_offset_ev": [offsets[el] for el in elements],
+             "energy_offset_fitted": int(cfg.energy_offset == "fit")}
+    raw_attrs = io.read_group(ctx.store, "raw").attrs if "raw" in groups else {}
+    if "true_energy_offset_ev" in raw_attrs:  # simulated scan: the report compares
+        attrs["true_energy_offset_ev"] = float(raw_attrs["true_energy_offset_ev"])
     add_provenance(SimpleNamespace(attrs=attrs), "pipeline.valence3d", inputs=[str(ctx.store)],
                    references=cfg.references, nonneg=cfg.nonneg, sum_to_one=cfg.sum_to_one,
                    chunk_rows=rows)
