@@ -2,7 +2,8 @@
 
 The ``profiles`` group of the sample store holds, for every profiled quantity
 ``q`` (``tm_o_ratio`` and ``amount`` per element for absorption runs,
-``electron_density`` for holotomography), grouping ``by`` (``shell``,
+``electron_density`` for holotomography, ``valence3d`` per element (e, quality-masked)
+for a XANES tomography), grouping ``by`` (``shell``,
 ``depth``, ``class``) and statistic (``count``, ``mean``, ``std``,
 ``median``, ``q25``, ``q75``), one variable ``{q}_{stat}_by_{by}`` over dim ``by`` (and
 ``element`` for amounts). Coords: ``shell`` (1 outermost .. n), ``depth``
@@ -79,6 +80,15 @@ def profile_dataset(maps: dict[str, xr.DataArray], seg_ds: xr.Dataset, *,
     return ds
 
 
+def _valence3d_map(store) -> dict[str, xr.DataArray]:
+    """``valence3d`` (element, z, y, x): the 3D valence where its quality mask holds."""
+    if "valence3d" not in io.list_groups(store):
+        return {}
+    v3d = io.read_group(store, "valence3d")[["valence", "quality_mask"]]  # lazy: by blocks
+    return {"valence3d": v3d["valence"].where(v3d["quality_mask"]).assign_attrs(
+        v3d["valence"].attrs)}
+
+
 def _maps(ctx) -> dict[str, xr.DataArray]:
     """The quantities this store's run can profile (empty: nothing to profile); lazy."""
     groups = io.list_groups(ctx.store)
@@ -88,7 +98,9 @@ def _maps(ctx) -> dict[str, xr.DataArray]:
         seg = io.read_group(ctx.store, "segmentation")
         if "tm_o_ratio_smoothed" in seg:  # the ratio the classes are formed from
             maps["tm_o_ratio_smoothed"] = seg["tm_o_ratio_smoothed"]
-        return maps
+        return {**maps, **_valence3d_map(ctx.store)}
+    if "valence3d" in groups:  # a XANES tomography: no O pair, so no chemistry
+        return _valence3d_map(ctx.store)
     if "density" in groups:
         dens = io.read_group(ctx.store, "density")
         return {"electron_density": dens["electron_density"].isel(energy=0, drop=True)}
@@ -98,10 +110,11 @@ def _maps(ctx) -> dict[str, xr.DataArray]:
 def profile(ctx) -> None:
     """segmentation + chemistry (or density) -> profiles: statistics per shell,
     depth bin (nm) and composition class of TM/O and element amounts (atoms/nm^3),
-    or of the electron density (e/nm^3) of a holotomography run."""
+    the 3D valence (e) of a XANES tomography, or the electron density (e/nm^3) of a
+    holotomography run."""
     maps = _maps(ctx)
     if not maps:
-        ctx.log("profile: no chemistry or density group; skipped")
+        ctx.log("profile: no chemistry, valence3d or density group; skipped")
         return
     seg_ds = io.read_group(ctx.store, "segmentation")
     bins = ctx.config.segmentation.depth_bins_nm

@@ -36,7 +36,7 @@ from ..._model import add_provenance
 from .._context import RunContext
 from .preprocess import magnification_pixel_sizes, scale_options
 
-__all__ = ["valence", "config_references", "fit_valence", "fit_mode"]
+__all__ = ["valence", "config_references", "fit_valence", "fit_mode", "merge_elements"]
 
 _STATE = re.compile(r"^([A-Z][a-z]?)(\d+(?:\.\d+)?)([+-])$")
 #: Pre-edge window (eV, relative to e0) of the normalised mode: measured XANES
@@ -107,7 +107,7 @@ def fit_valence(spectra: xr.DataArray, refs: xr.DataArray, elements, cfg) -> xr.
         else:
             parts = [_fit_normalised(spectra, refs, el, cfg.nonneg, cfg.energy_offset)
                      for el in elements]
-            ds = _merge_elements(parts)
+            ds = merge_elements(parts)
             ds.attrs["energy_offset_ev"] = [p.attrs["energy_offset_ev"][0] for p in parts]
     except ValidationError as exc:  # e.g. a file whose energies miss the measured ones
         raise ValidationError(f"valence: [spectra] references {cfg.references}: {exc}") from exc
@@ -139,7 +139,7 @@ def _fit_normalised(spectra: xr.DataArray, refs: xr.DataArray, element: str,
     return ds
 
 
-def _merge_elements(parts: list[xr.Dataset]) -> xr.Dataset:
+def merge_elements(parts: list[xr.Dataset]) -> xr.Dataset:
     """One dataset from per-element fits (element-dim variables and fractions)."""
     if len(parts) == 1:
         return parts[0]
