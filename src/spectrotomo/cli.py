@@ -316,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("run", help="run the whole pipeline from a config",
-                       description="read -> normalise/register/centre/align -> reconstruct -> "
+                       description="read -> normalize/register/centre/align -> reconstruct -> "
                        "element amounts -> valence (LCF) -> segmentation -> profiles -> report, "
                        "into one store; completed steps are skipped, so rerunning resumes.")
     _add_run_options(p)
@@ -345,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path,
                    help="output folder (default: <store stem>-report/center)")
     p.set_defaults(func=cmd_center, step=None)
-    for step, text in (("preprocess", "normalise, de-ring, register energies, centre, align"),
+    for step, text in (("preprocess", "normalize, de-ring, register energies, centre, align"),
                        ("reconstruct", "reconstruct every energy (resumable per chunk)"),
                        ("quantify", "element amounts (atoms/nm^3) and TM/O per voxel"),
                        ("fit", "LCF of the XANES scan into valence maps"),

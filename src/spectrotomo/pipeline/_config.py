@@ -371,7 +371,7 @@ references = "builtin"       # builtin (synthetic model spectra), or a CSV/text 
                              # valence); relative paths from the working directory
 nonneg = true                # state weights >= 0
 sum_to_one = false           # false: absolute fit (references = cross sections per atom, nm^2,
-                             # plus a smooth background); true: edge-step normalise each element's
+                             # plus a smooth background); true: edge-step normalize each element's
                              # window (spectra and references) and fit fractions summing to 1
 energy_offset = "fit"        # eV by which the references are moved up to match the scan's energy
                              # scale, or "fit": per element window, the offset (+-1.5 eV) whose

@@ -99,7 +99,7 @@ def xanes3d_sample(preset: str = "xanes3d", *, seed: int = 0, photons: float | N
     ts = tilt_series(truth, energies=energies, angles=_angles(base), photons=photons,
                      seed=seed + 1, imperfections=imperfections, calibration=calibration,
                      pixel_size_metadata=bool(pixel_size_metadata))
-    refs = xr.Dataset({"spectra": builtin_references(normalised=False)},
+    refs = xr.Dataset({"spectra": builtin_references(normalized=False)},
                       attrs={"synthetic": True})
     tree = xr.DataTree.from_dict({"truth": truth, "tilt_series": ts, "references": refs})
     tree.attrs.update({"preset": preset, "particle_preset": base, "seed": int(seed),
