@@ -96,14 +96,17 @@ def speedup(base: Path, work: Path, preset: str, worker_counts, memory_limit_gb:
             cluster.close()
     ref = worker_counts[0]
     print(f"\n{preset} preset: per-step wall time (s), peak RSS (GiB) of this process / "
-          "largest worker, speed-up vs the first worker count")
+          "largest worker, CPU s per wall s (this process + workers) and mean runnable threads, "
+          "speed-up vs the first worker count")
     rows = []
     for step in STEPS:
         row = [step + (" (chunked)" if step in CHUNKED else "")]
         for n in worker_counts:
             r = runs[n]["records"][step]
             w = "-" if r.peak_worker_rss_gib is None else f"{r.peak_worker_rss_gib:.2f}"
-            row.append(f"{r.seconds:.2f} ({r.peak_rss_gib:.2f} / {w})")
+            cpu = "" if r.cpu_seconds is None else f", cpu/wall {r.cpu_per_wall:.2f}"
+            run_q = "" if r.runnable is None else f", runnable {r.runnable:.2f}"
+            row.append(f"{r.seconds:.2f} ({r.peak_rss_gib:.2f} / {w}{cpu}{run_q})")
         row += [harness.ratio(runs[ref]["records"][step].seconds,
                               max(runs[n]["records"][step].seconds, 1e-9))
                 for n in worker_counts[1:]]
