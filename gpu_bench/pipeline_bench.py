@@ -27,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -57,9 +58,12 @@ def _config(store: Path, preset: str, address: str | None, *, chunk_rows: int = 
 def _cluster(n_workers: int, memory_limit_gb: float):
     from distributed import Client, LocalCluster
 
+    saved = dict(os.environ)  # the nanny leaves the workers' OMP_NUM_THREADS=1 here
     cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                            memory_limit=f"{memory_limit_gb}GiB", dashboard_address=":0",
-                           env={"OMP_NUM_THREADS": "1"})
+                           env={"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
+    os.environ.clear()
+    os.environ.update(saved)
     client = Client(cluster, set_as_default=False)
     client.wait_for_workers(n_workers)
     client.run(_import_stages)  # one-time imports (~1-2 s per worker) are not step time

@@ -98,24 +98,25 @@ def test_quantify_resumes_only_missing_slabs(prepared):
 
 
 def test_reconstruct_task_reads_only_its_rows(prepared, monkeypatch):
-    """Each task's sinogram is one row chunk: memory per task is bounded by the chunk."""
+    """Each task's block is one row chunk (all energies: the default "auto" algorithm
+    is the joint solver at -65..+65 deg): memory per task is bounded by the chunk."""
     import spectrotomo.recon
 
     root, base, _ = prepared
     store = root / "rows.zarr"
     shutil.copytree(base, store)
     seen = []
-    real = spectrotomo.recon.reconstruct
+    real = spectrotomo.recon.reconstruct_joint
 
-    def spy(sino, *args, **kwargs):
-        seen.append(sino.shape)
-        return real(sino, *args, **kwargs)
+    def spy(block, *args, **kwargs):
+        seen.append(block.shape)
+        return real(block, *args, **kwargs)
 
-    monkeypatch.setattr(spectrotomo.recon, "reconstruct", spy)
+    monkeypatch.setattr(spectrotomo.recon, "reconstruct_joint", spy)
     run_pipeline(_config(store), steps=["reconstruct"], log=lambda m: None)
     n_e, n_a, ny, nx = io.read_group(store, "od")["od"].shape
-    assert len(seen) == n_e * -(-ny // 8)
-    assert all(s[0] == n_a and s[1] <= 8 and s[2] == nx for s in seen)
+    assert len(seen) == -(-ny // 8)
+    assert all(s[:2] == (n_e, n_a) and s[2] <= 8 and s[3] == nx for s in seen)
     _assert_same_group(prepared[2], store, "recon")
 
 
@@ -186,7 +187,7 @@ def test_cli_scheduler_address_runs_the_chunk_tasks_there(prepared, tmp_path, ca
         # the tasks ran on the cluster's worker, not in this call's own loop
         assert client.run_on_scheduler(
             lambda dask_scheduler: sum(1 for t in dask_scheduler.task_prefixes
-                                       if t.startswith("reconstruct_region"))) == 1
+                                       if t.startswith("reconstruct_rows"))) == 1
     assert f"scheduler {cluster.scheduler_address}" in capsys.readouterr().out
     _assert_same_group(local, store, "recon")
 
