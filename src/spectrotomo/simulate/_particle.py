@@ -16,10 +16,10 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from ..spectra import BUILTIN_STATES
 from ._chemistry import (COMPOSITIONS, ELEMENTS, composition_fields, formula_unit_density,
                          state_fields, target_tm_o)
 from ._grains import build_geometry
-from ._references import _STATE_TABLE
 
 __all__ = ["PRESETS", "particle"]
 
@@ -41,6 +41,14 @@ PRESETS = {
         "shape": (128, 128, 128), "pixel_size": 12.0, "radius_nm": 600.0, "n_grains": 150,
         "n_voids": 14, "void_radius_nm": (25.0, 70.0), "n_cracks": 10, "crack_width_nm": 24.0,
         "packing": 0.28,
+    },
+    # a beamline-sized field: 256^3 voxels of 10 nm (2.56 um), a ~2 um particle, 1 deg steps
+    # (131 angles); packing 0.17 keeps the optical density near the demo's (~3.5) over the
+    # longer path. For the scale benchmark (gpu_bench/scale_bench.py), not for tests.
+    "large": {
+        "shape": (256, 256, 256), "pixel_size": 10.0, "radius_nm": 1000.0, "n_grains": 600,
+        "n_voids": 40, "void_radius_nm": (25.0, 80.0), "n_cracks": 20, "crack_width_nm": 20.0,
+        "packing": 0.17,
     },
 }
 
@@ -148,8 +156,8 @@ def _assemble(p, preset, seed, geom, density, fractions, states, fu) -> xr.Datas
     tm = density[1:4].sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(geom.occupancy > 0, tm / density[4], np.nan).astype(np.float32)
-    valences = np.array([_STATE_TABLE[s][1] for s in states], np.float32)
-    elements_of = np.array([_STATE_TABLE[s][0] for s in states])
+    valences = np.array([BUILTIN_STATES[s][1] for s in states], np.float32)
+    elements_of = np.array([BUILTIN_STATES[s][0] for s in states])
     valence = np.ones_like(density)  # Li is +1
     for i, el in enumerate(ELEMENTS[1:], start=1):
         sel = elements_of == el

@@ -276,6 +276,7 @@ def preprocess(ctx) -> None:
     """raw -> od: normalise, de-ring, register energies, find the centre, align jitter."""
     from ...recon.prep import align_projections, find_center
     from ...recon.prep import fourier_shift
+    from .._monitor import Progress
 
     cfg = ctx.config
     ds = io.read_group(ctx.store, "raw")
@@ -294,9 +295,13 @@ def preprocess(ctx) -> None:
                        _coords(ds, cfg, phase, pixel_size), {"units": "rad" if phase else "1"})
 
     frames, masked = np.empty((n_e, ny, nx), np.float32), 0
+    # progress per energy and pass (normalise, warp, jitter): bar or a log line per ~10 %
+    bar = Progress(n_e * (3 if cfg.preprocess.align else 2), "preprocess", log=ctx.log,
+                   unit="energy-pass")
     for e, (od_e, n_masked) in enumerate(energies):  # pass 1: energies are few; each is batched
         writer.write(e, od_e)
         frames[e], masked = od_e[i0], masked + n_masked
+        bar.update()
     counts = counts if counts is not None else {"masked_pixels": masked}
 
     reg_vars, reg_attrs = {}, {}
@@ -305,6 +310,7 @@ def preprocess(ctx) -> None:
            if register else None)
     if reg is not None:
         reg_vars, reg_attrs = _registration_record(reg)
+
     def warped(e):
         od_e = writer.read(e)
         if reg is not None:
@@ -316,6 +322,7 @@ def preprocess(ctx) -> None:
     total = None
     for od_e in _in_order(warped, n_e, in_flight):  # pass 2: warp; mean (in energy order)
         total = od_e.copy() if total is None else np.add(total, od_e, out=total)
+        bar.update()
     mean_od = total / np.float32(n_e)
 
     center_vars, center_attrs = {}, {}
@@ -328,11 +335,13 @@ def preprocess(ctx) -> None:
     if cfg.preprocess.align:
         shifts = np.asarray(align_projections(mean_od, angles, center=center,
                                               iterations=cfg.preprocess.align_iterations)[1])
+
         def unjitter(e):  # pass 3: the jitter correction
             writer.write(e, fourier_shift(writer.read(e), -shifts).astype(np.float32))
 
         for _ in _in_order(unjitter, n_e, in_flight):
-            pass
+            bar.update()
+    bar.close()
 
     writer.add("jitter", ("angle", "axis"), shifts, {"units": "px", "axes": "(dy, dx)"})
     for name, (dims, values, attrs) in {**reg_vars, **center_vars}.items():
