@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["PlanRow", "MemoryPlanError", "plan_run", "check_plan", "format_plan"]
+__all__ = ["PlanRow", "MemoryPlanError", "plan_run", "check_plan", "format_plan",
+           "preprocess_in_flight"]
 
 _F4 = 4  # bytes per float32
 _GIB = 2.0**30
@@ -40,9 +41,27 @@ class PlanRow:
                 f"   output {self.output_bytes / _GIB:7.3f} GiB{gpu}")
 
 
+def _prep_bytes(n_energies: int, n_angles: int, ny: int, nx: int) -> tuple[float, float]:
+    """Preprocess memory: (per energy in flight, shared by all energies), bytes."""
+    frame = ny * nx * _F4
+    # streamed by energy: raw, od and mask of one energy, alignment FFT buffers (complex,
+    # padded x2), the running sum and mean over energies; one frame per energy (registration)
+    return n_angles * frame * (3 + 2 * 4 + 2), n_energies * frame + INTERPRETER_BYTES
+
+
+def preprocess_in_flight(*, n_energies: int, n_angles: int, ny: int, nx: int, threads: int,
+                         memory_limit_gb: float) -> int:
+    """Energies the preprocess step works on at once: one per host thread, as many as
+    fit in ``memory_limit_gb`` (GiB), at least one."""
+    per_energy, shared = _prep_bytes(n_energies, n_angles, ny, nx)
+    fit = int((memory_limit_gb * _GIB - shared) // per_energy)
+    return max(1, min(int(threads), n_energies, fit))
+
+
 def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: int,
              algorithm: str = "fbp", n_xanes: int = 0, n_states: int = 3,
-             n_workers: int = 1, gpu: bool = False, seg_chunk: int = 128) -> list[PlanRow]:
+             n_workers: int = 1, gpu: bool = False, seg_chunk: int = 128,
+             prep_energies: int = 1) -> list[PlanRow]:
     """Plan the main steps for a tilt series of ``(n_energies, n_angles, ny, nx)``.
 
     Parameters
@@ -63,13 +82,14 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
         Reconstruction tasks run on a GPU: their device memory is planned too.
     seg_chunk : int
         Block edge (voxels) of the block-wise segment and profile steps.
+    prep_energies : int
+        Energies preprocessed at once (:func:`preprocess_in_flight`).
     """
     rows = min(int(chunk_rows), ny)
     frame = ny * nx * _F4
     projections = n_angles * frame
-    # streamed by energy: raw, od and mask of one energy, alignment FFT buffers (complex,
-    # padded x2), the running sum and mean over energies, one frame per energy (registration)
-    prep_peak = projections * (3 + 2 * 4 + 2) + n_energies * frame
+    per_energy, shared = _prep_bytes(n_energies, n_angles, ny, nx)
+    prep_peak = per_energy * prep_energies + shared - INTERPRETER_BYTES  # base added below
     # gridding FBP: padded sinogram (2x), complex spectrum (2x2), oversampled 2D grid (2^2 x 2 complex)
     slab_in = n_angles * rows * nx * _F4
     slab_out = rows * nx * nx * _F4
@@ -100,7 +120,8 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
     prep_peak, recon_peak, quant_peak, lcf_peak, seg_peak, prof_peak = (
         base + p for p in (prep_peak, recon_peak, quant_peak, lcf_peak, seg_peak, prof_peak))
     out = [
-        PlanRow("preprocess", f"1 energy x {n_angles} angles, streamed", prep_peak,
+        PlanRow("preprocess", f"{prep_energies} energ{'y' if prep_energies == 1 else 'ies'} x "
+                f"{n_angles} angles, streamed", prep_peak,
                 n_energies * projections),
         PlanRow("reconstruct", f"{rows} rows x {nx}^2{f' x {n_energies} energies' if joint else ''}"
                 f" per task, {n_workers} worker(s)",

@@ -186,9 +186,22 @@ def _density_errors(store, truth: xr.Dataset) -> dict:
 def write_report(ctx) -> dict:
     """Figures (unless ``[output] figures = false``), profile tables and
     ``summary.json``/``summary.csv`` in ``ctx.report_dir``."""
+    from concurrent.futures import ThreadPoolExecutor
+
     out = Path(ctx.report_dir)
     out.mkdir(parents=True, exist_ok=True)
     store = ctx.store
+    # the errors against the truth are numpy (GIL released) and the figures mostly
+    # matplotlib Python: computed side by side, they keep two cores busy
+    with ThreadPoolExecutor(1, thread_name_prefix="spectrotomo-report") as pool:
+        errors = pool.submit(truth_errors, store)
+        summary = _report(ctx, out, store)
+        summary["errors_vs_truth"] = errors.result()
+    return _finish(ctx, out, store, summary)
+
+
+def _report(ctx, out: Path, store) -> dict:
+    """Figures and profile tables; the summary without the errors against the truth."""
     groups = io.list_groups(store)
     seg_ds = io.read_group(store, "segmentation").load()
     figures = ctx.config.output.figures
@@ -222,7 +235,11 @@ def write_report(ctx) -> dict:
         from .._summary_figure import summary_figure
 
         summary_figure(store, out / "summary_figure.png")
-    summary["errors_vs_truth"] = truth_errors(store)
+    return summary
+
+
+def _finish(ctx, out: Path, store, summary: dict) -> dict:
+    """OME-Zarr export (if configured), summary.json and summary.csv."""
     if ctx.config.output.ome_zarr:
         summary["ome_zarr"] = str(ome_zarr_dir(store))
         io.export_store(store, ome_zarr_dir(store), version=ctx.config.output.ome_zarr_version,

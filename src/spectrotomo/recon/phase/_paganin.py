@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from ..._backend import array_module
+from ..._backend import array_module, host_threads
 from ..._model import ValidationError
 from ..._physics import HC_EV_M
 from ._units import (check_delta_beta, check_distance, check_energy,
@@ -91,8 +91,8 @@ def _fft_pair(xp):
     if xp is np:
         import scipy.fft as sfft
 
-        return (lambda a: sfft.rfft2(a, axes=(-2, -1), workers=-1),
-                lambda a, s: sfft.irfft2(a, s=s, axes=(-2, -1), workers=-1))
+        return (lambda a: sfft.rfft2(a, axes=(-2, -1), workers=host_threads()),
+                lambda a, s: sfft.irfft2(a, s=s, axes=(-2, -1), workers=host_threads()))
     return (lambda a: xp.fft.rfft2(a, axes=(-2, -1)),
             lambda a, s: xp.fft.irfft2(a, s=s, axes=(-2, -1)))
 
