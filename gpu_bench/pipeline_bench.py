@@ -27,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -57,9 +58,12 @@ def _config(store: Path, preset: str, address: str | None, *, chunk_rows: int = 
 def _cluster(n_workers: int, memory_limit_gb: float):
     from distributed import Client, LocalCluster
 
+    saved = dict(os.environ)  # the nanny leaves the workers' OMP_NUM_THREADS=1 here
     cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                            memory_limit=f"{memory_limit_gb}GiB", dashboard_address=":0",
-                           env={"OMP_NUM_THREADS": "1"})
+                           env={"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
+    os.environ.clear()
+    os.environ.update(saved)
     client = Client(cluster, set_as_default=False)
     client.wait_for_workers(n_workers)
     client.run(_import_stages)  # one-time imports (~1-2 s per worker) are not step time
@@ -96,14 +100,17 @@ def speedup(base: Path, work: Path, preset: str, worker_counts, memory_limit_gb:
             cluster.close()
     ref = worker_counts[0]
     print(f"\n{preset} preset: per-step wall time (s), peak RSS (GiB) of this process / "
-          "largest worker, speed-up vs the first worker count")
+          "largest worker, CPU s per wall s (this process + workers) and mean runnable threads, "
+          "speed-up vs the first worker count")
     rows = []
     for step in STEPS:
         row = [step + (" (chunked)" if step in CHUNKED else "")]
         for n in worker_counts:
             r = runs[n]["records"][step]
             w = "-" if r.peak_worker_rss_gib is None else f"{r.peak_worker_rss_gib:.2f}"
-            row.append(f"{r.seconds:.2f} ({r.peak_rss_gib:.2f} / {w})")
+            cpu = "" if r.cpu_seconds is None else f", cpu/wall {r.cpu_per_wall:.2f}"
+            run_q = "" if r.runnable is None else f", runnable {r.runnable:.2f}"
+            row.append(f"{r.seconds:.2f} ({r.peak_rss_gib:.2f} / {w}{cpu}{run_q})")
         row += [harness.ratio(runs[ref]["records"][step].seconds,
                               max(runs[n]["records"][step].seconds, 1e-9))
                 for n in worker_counts[1:]]

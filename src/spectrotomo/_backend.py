@@ -7,11 +7,12 @@ allocation, so availability is probed with a real allocation, once.
 from __future__ import annotations
 
 import functools
+import os
 from types import ModuleType
 
 import numpy as np
 
-__all__ = ["array_module", "cupy_available", "astra_cuda_available", "to_numpy"]
+__all__ = ["array_module", "cupy_available", "astra_cuda_available", "to_numpy", "host_threads"]
 
 
 def array_module(*arrays) -> ModuleType:
@@ -56,3 +57,21 @@ def to_numpy(a) -> np.ndarray:
     if type(a).__module__.split(".")[0] == "cupy":
         return a.get()
     return np.asarray(a)
+
+
+def host_threads() -> int:
+    """Threads a host computation may use: ``OMP_NUM_THREADS`` when set (a dask
+    worker gets its ``threads_per_worker`` there, see ``pipeline._compute``), else
+    the CPUs this process may run on.
+
+    Every host thread pool and ``scipy.fft(workers=...)`` call sizes itself with
+    this, so that N workers on one node use N x threads_per_worker cores, not N x
+    all of them (``workers=-1`` means every CPU of the node).
+    """
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit():
+        return max(1, int(env))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)

@@ -15,17 +15,17 @@ __all__ = ["main", "build_parser"]
 
 _PRESET_HELP = ("simulator preset: 'small' (<= 64^3 voxels, seconds; for tests) or "
                 "'demo' (128^3 voxels); voxel size 10-25 nm, energies in eV around the "
-                "O K, Mn/Co/Ni L3 edges, angles -65..+65 deg (default: %(default)s)")
+                "O K, Mn/Co/Ni L3 edges, angles -65..+65 deg; 'xanes3d' ('xanes3d-tiny'): "
+                "a XANES tomography, 25 Mn L energies at every angle (default: %(default)s)")
 
 
 def _write_simulated(preset: str, seed: int, store: Path, overwrite: bool) -> None:
     from . import io
-    from .pipeline.steps.acquire import SIMULATED_GROUPS
-    from .simulate import sample
+    from .pipeline.steps.acquire import simulate_preset, simulated_groups
 
-    tree = sample(preset, seed=seed)
+    tree = simulate_preset(preset, seed=seed)
     groups = {group: tree[child].to_dataset(inherit=False)
-              for child, group in SIMULATED_GROUPS.items()}
+              for child, group in simulated_groups(preset).items()}
     with io.store_lock(store):
         io.write_groups(store, groups, overwrite=overwrite)
 
@@ -323,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("run", parents=[debug], help="run the whole pipeline from a config",
-                       description="read -> normalise/register/centre/align -> reconstruct -> "
+                       description="read -> normalize/register/centre/align -> reconstruct -> "
                        "element amounts -> valence (LCF) -> segmentation -> profiles -> report, "
                        "into one store; completed steps are skipped, so rerunning resumes.")
     _add_run_options(p)
@@ -353,10 +353,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path,
                    help="output folder (default: <store stem>-report/center)")
     p.set_defaults(func=cmd_center, step=None)
-    for step, text in (("preprocess", "normalise, de-ring, register energies, centre, align"),
+    for step, text in (("preprocess", "normalize, de-ring, register energies, centre, align"),
                        ("reconstruct", "reconstruct every energy (resumable per chunk)"),
                        ("quantify", "element amounts (atoms/nm^3) and TM/O per voxel"),
                        ("fit", "LCF of the XANES scan into valence maps"),
+                       ("valence3d", "LCF of every voxel of a XANES tomography (an energy scan "
+                        "at every angle) into 3D valence maps"),
                        ("segment", "particle mask, composition classes, shells, depth, pores"),
                        ("profile", "TM/O and element amounts (or electron density) per shell, "
                         "depth bin (nm) and class into the profiles group"),

@@ -7,7 +7,7 @@ One scenario per session (each pipeline run on the tiny preset costs ~5 s):
 3. the same command again runs to the end: the stale lock is taken over, the
    finished steps and the finished chunks are not redone;
 4. the store equals, bit for bit, that of an uninterrupted run of the same
-   config into a second store (see :func:`_normalised_attrs` for the only
+   config into a second store (see :func:`_normalized_attrs` for the only
    attributes allowed to differ).
 
 Bit-identity holds without tolerances because every chunk is a fixed
@@ -148,7 +148,7 @@ def test_rerun_takes_the_stale_lock_and_skips_finished_work(resumed):
     assert not io._lock.lock_path(store).exists()
 
 
-def _normalised_attrs(attrs: dict, store) -> dict:
+def _normalized_attrs(attrs: dict, store) -> dict:
     """Attributes with what legitimately differs between two runs removed:
 
     - ``provenance`` entries' ``time`` (UTC time the step ran) and the store's
@@ -187,8 +187,8 @@ def test_resumed_store_equals_uninterrupted_run_bit_for_bit(resumed):
     n_arrays = 0
     for path, node in sorted(nodes.items()):
         other = ref_nodes[path]
-        assert _normalised_attrs(node.attrs.asdict(), store) == \
-            _normalised_attrs(other.attrs.asdict(), ref), path
+        assert _normalized_attrs(node.attrs.asdict(), store) == \
+            _normalized_attrs(other.attrs.asdict(), ref), path
         if isinstance(node, zarr.Group):
             continue
         a, b = node[...], other[...]

@@ -58,8 +58,8 @@ def _describe(ds, report: FileReport) -> FileReport:
     n_darks = ds.sizes.get("dark", 0) if "darks" in ds else 0
     report.info["flats / darks"] = f"{n_flats} / {n_darks}"
     if not n_flats:
-        report.warnings.append("no flat fields: the run needs flats to normalise raw counts "
-                               "(unless the data are already normalised)")
+        report.warnings.append("no flat fields: the run needs flats to normalize raw counts "
+                               "(unless the data are already normalized)")
     if n_flats and not n_darks:
         report.warnings.append("no dark fields: flats are used without dark subtraction")
     report.info["frame (y x)"] = f"{ds.sizes['y']} x {ds.sizes['x']} pixels, " \

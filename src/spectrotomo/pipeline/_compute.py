@@ -29,6 +29,7 @@ from ._config import ComputeConfig, ConfigError
 
 __all__ = ["open_client", "make_cluster", "run_tasks", "local_dask"]
 
+_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _EXTRA = {"slurm": ("dask_jobqueue", "cluster"), "cuda": ("dask_cuda", "cuda-cluster")}
 
 
@@ -65,9 +66,10 @@ def make_cluster(cfg: ComputeConfig):
     """
     memory = f"{cfg.memory_limit_gb:g}GiB"
     threads = cfg.threads_per_worker
-    # Each task's FFT/NUFFT pool sizes itself from OMP_NUM_THREADS (recon._nufft):
-    # one pool thread per worker thread, so workers do not oversubscribe the cores.
-    env = {"OMP_NUM_THREADS": str(threads)}
+    # Each task's FFT/NUFFT pool sizes itself from OMP_NUM_THREADS (host_threads):
+    # one pool thread per worker thread, so workers do not oversubscribe the cores;
+    # BLAS likewise (distributed's pre-spawn default is 1 whatever threads_per_worker)
+    env = {k: str(threads) for k in _THREAD_ENV}
     if cfg.cluster == "local":
         from distributed import LocalCluster
 
@@ -84,6 +86,25 @@ def make_cluster(cfg: ComputeConfig):
                                           env=env, dashboard_address=":0")
     raise ConfigError(f"[compute] cluster must be one of none, local, slurm, cuda; "
                       f"got {cfg.cluster!r}")
+
+
+@contextmanager
+def _environ_kept():
+    """Restore this process's environment after starting local workers.
+
+    distributed's nanny sets the workers' variables (``OMP_NUM_THREADS=1``, ...) in
+    *this* process's ``os.environ`` to pass them on, and leaves them there: the steps
+    that run here afterwards (valence, segment, profile, report) would then size their
+    thread pools (host_threads) to one thread.
+    """
+    import os
+
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 @contextmanager
@@ -108,7 +129,8 @@ def open_client(cfg: ComputeConfig, log: Callable[[str], None] = print) -> Itera
         client = Client(cfg.scheduler, set_as_default=False)
         where = f"scheduler {cfg.scheduler}"
     else:
-        cluster = make_cluster(cfg)
+        with _environ_kept():
+            cluster = make_cluster(cfg)
         if cfg.cluster == "slurm":
             cluster.scale(jobs=cfg.n_workers)
         client = Client(cluster, set_as_default=False)

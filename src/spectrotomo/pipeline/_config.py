@@ -112,6 +112,8 @@ class SegmentationConfig:
     smoothing_nm: float = 30.0
     surface_layer_nm: float = 40.0
     n_shells: int = 5
+    #: block edge (voxels) of the block-wise segment and profile steps
+    chunk: int = 128
     depth_bins_nm: list[float] = field(
         default_factory=lambda: [0.0, 30.0, 100.0, 200.0, 400.0, 800.0, 1600.0, 2500.0])
 
@@ -491,7 +493,7 @@ references = "builtin"       # builtin (synthetic model spectra), or a CSV/text 
                              # valence); relative paths from the working directory
 nonneg = true                # state weights >= 0
 sum_to_one = false           # false: absolute fit (references = cross sections per atom, nm^2,
-                             # plus a smooth background); true: edge-step normalise each element's
+                             # plus a smooth background); true: edge-step normalize each element's
                              # window (spectra and references) and fit fractions summing to 1
 energy_offset = "fit"        # eV by which the references are moved up to match the scan's energy
                              # scale, or "fit": per element window, the offset (+-1.5 eV) whose
@@ -506,6 +508,8 @@ smoothing_nm = 30.0          # Gaussian sigma (nm) averaging the TM and O amount
 surface_layer_nm = 40.0      # within this depth (nm) average only along the surface, inside
                              # one-voxel depth layers, so thin surface layers stay resolved
 n_shells = 5                 # equal-volume shells from surface to centre
+chunk = 128                  # segment/profile run block by block (voxels per edge; memory
+                             # per worker ~ 100 bytes x (2 chunk)^3, whatever the volume)
 depth_bins_nm = [0.0, 30.0, 100.0, 200.0, 400.0, 800.0, 1600.0, 2500.0]
 
 [compute]

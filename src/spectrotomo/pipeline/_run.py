@@ -14,8 +14,9 @@ from typing import Callable, Iterable
 from .. import io
 from ._compute import local_dask, open_client
 from ._config import Config
+from .._backend import host_threads
 from ._monitor import StepMonitor, StepRecord, dask_progress, stamped
-from ._plan import check_plan, format_plan, plan_run
+from ._plan import check_plan, format_plan, plan_run, preprocess_in_flight
 from ._context import RunContext
 from ._validate import validate_run
 from .steps import CHUNKED_STEPS, STEPS
@@ -40,10 +41,14 @@ def _writes(names) -> set[str]:
 def plan_for(config: Config, shape: tuple[int, int, int, int], n_xanes: int = 0):
     """Memory plan for a raw tilt series of ``shape`` (energy, angle, y, x)."""
     n_e, n_a, ny, nx = shape
-    return plan_run(n_energies=n_e, n_angles=n_a, ny=ny, nx=nx,
+    prep = preprocess_in_flight(n_energies=n_e, n_angles=n_a, ny=ny, nx=nx,
+                                threads=host_threads(),
+                                memory_limit_gb=config.compute.memory_limit_gb)
+    return plan_run(n_energies=n_e, n_angles=n_a, ny=ny, nx=nx, prep_energies=prep,
                     chunk_rows=config.reconstruct.chunk_rows,
                     algorithm=config.reconstruct.algorithm, n_xanes=n_xanes,
-                    n_workers=config.compute.n_workers, gpu=_uses_gpu(config))
+                    n_workers=config.compute.n_workers, gpu=_uses_gpu(config),
+                    seg_chunk=config.segmentation.chunk)
 
 
 def _uses_gpu(config: Config) -> bool:

@@ -19,7 +19,7 @@ from ._config import Config
 from ._manifest import ScanSpec
 from ._monitor import stamped
 from ._source import parse_source
-from .steps.acquire import SIMULATED_GROUPS, read_input_xanes
+from .steps.acquire import read_input_xanes, simulate_preset, simulated_groups
 
 __all__ = ["scan_paths", "scan_state", "run_scan", "GpuSlots"]
 
@@ -114,16 +114,16 @@ def prepare_input(spec: ScanSpec, config: Config, store: Path, log) -> None:
     """Put the scan's raw data into its store where the pipeline's acquire
     step cannot: simulated scans with simulator overrides, and store inputs."""
     if spec.is_simulated:
-        missing = _missing(store, SIMULATED_GROUPS.values())
+        preset = parse_source(spec.input).target
+        groups = simulated_groups(preset)
+        missing = _missing(store, groups.values())
         if not missing:
             return
-        from ..simulate import sample
-
         overrides = {k: (tuple(v) if isinstance(v, list) else v)
                      for k, v in spec.simulate.items() if k != "seed"}
-        tree = sample(parse_source(spec.input).target, seed=config.input.seed, **overrides)
+        tree = simulate_preset(preset, seed=config.input.seed, **overrides)
         xanes = read_input_xanes(config)  # a measured XANES scan replaces the simulated one
-        for child, group in sorted(SIMULATED_GROUPS.items(), key=lambda kv: kv[1] == "raw"):
+        for child, group in sorted(groups.items(), key=lambda kv: kv[1] == "raw"):
             if group in missing:
                 data = (xanes if group == "raw_xanes" and xanes is not None
                         else tree[child].to_dataset(inherit=False))

@@ -1,6 +1,7 @@
 """The ``[input] path`` of a run, parsed once: a simulator preset or files.
 
-Inputs are ``simulate:PRESET`` (:func:`spectrotomo.simulate.sample`),
+Inputs are ``simulate:PRESET`` (:func:`spectrotomo.simulate.sample`; the
+``xanes3d`` presets: :func:`spectrotomo.simulate.xanes3d_sample`),
 ``simulate-holo:PRESET`` (:func:`spectrotomo.simulate.holotomo_sample`), a sample
 store (``.zarr`` directory with a ``raw`` group), one beamline file, or a set of
 files -- a list of paths and/or glob patterns, one tilt series per energy (or per
@@ -63,11 +64,13 @@ class Source:
 
     def check_preset(self) -> None:
         """Raise ValueError naming ``[input] path`` when the preset does not exist."""
-        from ..simulate import preset_names
+        from ..simulate import XANES3D_PRESETS, preset_names
 
-        if self.simulated and self.target not in preset_names():
+        names = [n for n in preset_names()
+                 if self.kind == "simulate" or n not in XANES3D_PRESETS]
+        if self.simulated and self.target not in names:
             raise ValueError(f"[input] path: unknown simulator preset {self.target!r}; expected "
-                             f"one of {list(preset_names())}")
+                             f"one of {names}")
 
     def shape(self, n_angles_holo: int = 181, *,
               angles: str = "same") -> tuple[tuple[int, int, int, int], int]:

@@ -25,7 +25,7 @@ TEMPLATES: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
     "xanes2d": (
         "soft X-ray TXM tilt series plus 2-D XANES energy scans fitted into valence maps "
         "(give the scans with --xanes)",
-        {"spectra.sum_to_one": ("true", "edge-step normalised fractions (measured XANES "
+        {"spectra.sum_to_one": ("true", "edge-step normalized fractions (measured XANES "
                                 "scans rarely have absolute scale)")}),
     "xanes3d": (
         "a tilt series at every energy of a XANES scan (one file per energy): every "

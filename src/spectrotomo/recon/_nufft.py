@@ -13,11 +13,12 @@ throughput than one OpenMP-threaded finufft call.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
 
 import numpy as np
+
+from .._backend import host_threads
 
 __all__ = ["make_plan", "cached_plan", "run_batches", "host_threads", "rfft", "irfft"]
 
@@ -26,12 +27,6 @@ _CACHE_SIZE = 8  # plans per thread: a few geometries x (type 1, type 2) x batch
 _local = threading.local()
 _pool = None
 _pool_lock = threading.Lock()
-
-
-def host_threads() -> int:
-    """Worker threads on the host: ``OMP_NUM_THREADS`` or the CPU count."""
-    env = os.environ.get("OMP_NUM_THREADS")
-    return max(1, int(env)) if env and env.isdigit() else (os.cpu_count() or 1)
 
 
 def _in_pool() -> bool:

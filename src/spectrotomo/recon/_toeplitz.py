@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._filters import angular_weights, ramp_window
-from ._nufft import make_plan
+from ._nufft import host_threads, make_plan
 from ._operator import ParallelBeamOperator
 
 __all__ = ["FilteredNormal"]
@@ -34,7 +34,7 @@ def _rfft2(xp, a, s):
     if xp is np:
         import scipy.fft
 
-        return scipy.fft.rfft2(a, s=s, workers=-1)
+        return scipy.fft.rfft2(a, s=s, workers=host_threads())
     return xp.fft.rfft2(a, s=s)
 
 
@@ -42,8 +42,9 @@ def _fft(xp, kind: str, a, n: int, axis: int):
     if xp is np:
         import scipy.fft
 
-        # every input but the caller's (rfft) is a temporary of apply
-        return getattr(scipy.fft, kind)(a, n=n, axis=axis, workers=-1,
+        # every input but the caller's (rfft) is a temporary of apply; host_threads,
+        # not -1 (every CPU): a dask worker's tasks keep to its threads_per_worker
+        return getattr(scipy.fft, kind)(a, n=n, axis=axis, workers=host_threads(),
                                         overwrite_x=kind != "rfft")
     return getattr(xp.fft, kind)(a, n=n, axis=axis)
 

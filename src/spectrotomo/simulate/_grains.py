@@ -12,6 +12,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from .._backend import host_threads
+
 __all__ = ["Geometry", "build_geometry"]
 
 
@@ -99,7 +101,7 @@ def build_geometry(
     seeds = _seeds_inside(n_grains, radius, rng, env_state, roughness)
     idx = np.nonzero(envelope > 0)
     pts = np.stack(idx, axis=1).astype(np.float32) - (np.asarray(shape, np.float32) - 1) / 2
-    dist, near = cKDTree(seeds).query(pts, k=2, workers=2)
+    dist, near = cKDTree(seeds).query(pts, k=2, workers=host_threads())
     sep = np.linalg.norm(seeds[near[:, 1]] - seeds[near[:, 0]], axis=1)
     gb_dist = (dist[:, 1] ** 2 - dist[:, 0] ** 2) / (2.0 * np.maximum(sep, 1e-6))
     grain = np.zeros(shape, np.int32)
@@ -118,7 +120,7 @@ def build_geometry(
     if n_voids > 0:
         centres = _seeds_inside(n_voids, 0.75 * radius, rng, env_state, roughness)
         radii = rng.uniform(*void_radius, size=n_voids)
-        d, k = cKDTree(centres).query(pts, k=1, workers=2)
+        d, k = cKDTree(centres).query(pts, k=1, workers=host_threads())
         # nearest centre is a good proxy for the nearest sphere when pores do not overlap
         void_open = np.clip(0.5 + (d - radii[k]), 0.0, 1.0).astype(np.float32)
     solid *= void_open

@@ -116,13 +116,16 @@ def _project_joseph(vol, angles_deg, *, center, n_cols):
     angles = np.atleast_1d(np.asarray(angles_deg, dtype=float))
     A = system_matrix((ny, nx), angles, center=center, n_cols=n_cols, dtype=vol.dtype)
     # (rays, pixels) @ (pixels, slices): every slice in one sparse x dense product,
-    # split over two threads by slices (scipy's sparsetools release the GIL).
+    # split over the host's threads by slices (scipy's sparsetools release the GIL).
+    from .._backend import host_threads
+
     flat = vol.reshape(nz, ny * nx)
-    if nz >= 64:
+    threads = min(host_threads(), nz // 32)
+    if threads > 1:
         from concurrent.futures import ThreadPoolExecutor
 
-        halves = np.array_split(np.arange(nz), 2)
-        with ThreadPoolExecutor(2) as pool:
+        halves = np.array_split(np.arange(nz), threads)
+        with ThreadPoolExecutor(threads) as pool:
             parts = list(pool.map(lambda idx: A @ np.ascontiguousarray(flat[idx].T), halves))
         sino = np.concatenate(parts, axis=1)
     else:

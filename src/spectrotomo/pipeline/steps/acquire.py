@@ -6,7 +6,8 @@ XANES energy scans (``[input] xanes``, :func:`spectrotomo.io.read_xanes`) ->
 ``raw_xanes`` for the ``valence`` step. ``[input] crop`` and ``binning`` are
 applied to the measured tilt series (projections, flats, darks, coordinates and
 pixel sizes) before ``raw`` is written, and recorded in its provenance.
-Simulated inputs also write ``truth``, ``raw_xanes`` and ``references``; the
+Simulated inputs also write ``truth``, ``raw_xanes`` and ``references`` (a XANES
+tomography, ``simulate:xanes3d``: ``truth`` and ``references``); the
 input source is parsed once by :func:`spectrotomo.pipeline._source.parse_source`.
 """
 
@@ -22,13 +23,31 @@ from .._context import RunContext
 from .._source import Source, parse_source, xanes_paths
 
 __all__ = ["acquire", "crop_and_bin", "input_shape", "read_input", "read_input_xanes",
-           "SIMULATED_GROUPS"]
+           "SIMULATED_GROUPS", "simulated_groups", "simulate_preset"]
 
 #: Store group of each child of :func:`spectrotomo.simulate.sample`'s tree.
 SIMULATED_GROUPS = {"truth": "truth", "tilt_series": "raw", "xanes": "raw_xanes",
                     "references": "references"}
 #: Variables of a tilt series whose detector frames are cropped and binned.
 _FRAMES = ("projections", "flats", "darks")
+
+
+def simulated_groups(preset: str) -> dict[str, str]:
+    """Child -> store group of the tree that ``simulate:preset`` gives (a XANES
+    tomography has no separate 2D scan, so no ``raw_xanes``)."""
+    from ...simulate import XANES3D_PRESETS
+
+    if preset in XANES3D_PRESETS:
+        return {k: v for k, v in SIMULATED_GROUPS.items() if k != "xanes"}
+    return dict(SIMULATED_GROUPS)
+
+
+def simulate_preset(preset: str, *, seed: int, **kwargs):
+    """The tree of ``simulate:preset``: :func:`spectrotomo.simulate.xanes3d_sample` for
+    a XANES-tomography preset, else :func:`spectrotomo.simulate.sample`."""
+    from ...simulate import XANES3D_PRESETS, sample, xanes3d_sample
+
+    return (xanes3d_sample if preset in XANES3D_PRESETS else sample)(preset, seed=seed, **kwargs)
 
 
 def crop_and_bin(ds: xr.Dataset, *, rows=None, columns=None, binning: int = 1) -> xr.Dataset:
@@ -180,14 +199,13 @@ def acquire(ctx: RunContext) -> None:
                              {"truth": "truth", "tilt_series": "raw",
                               **({"xanes_file": "raw_xanes"} if extra else {})})
     if source.kind == "simulate":
-        from ...simulate import sample
-
         _check_simulated(source, cfg.input)
-        tree = sample(source.target, seed=cfg.input.seed,
-                      pixel_size_metadata=cfg.input.pixel_size_metadata)
-        groups = dict(SIMULATED_GROUPS)
+        tree = simulate_preset(source.target, seed=cfg.input.seed,
+                               pixel_size_metadata=cfg.input.pixel_size_metadata)
+        groups = simulated_groups(source.target)
         if extra:  # a measured XANES scan replaces the simulated one
-            groups["xanes_file"] = groups.pop("xanes")
+            groups.pop("xanes", None)
+            groups["xanes_file"] = "raw_xanes"
         return _write_inputs(ctx, {**dict(tree.children), **extra}, groups)
     if source.kind == "store":
         raise ConfigError(f"[input] path {source.target!r} is a sample store: run the "

@@ -9,11 +9,16 @@ incomplete group that the next run rebuilds from the start.
 
 Passes over the store (each reads and writes one energy at a time):
 
-1. normalise + de-ring each energy (or retrieve phase), keep its frame at the
+1. normalize + de-ring each energy (or retrieve phase), keep its frame at the
    angle nearest 0 deg;
 2. register the energies on those frames, warp each energy onto the
    reference geometry and accumulate the mean over energies;
 3. find the centre and the jitter on the mean, shift each energy by the jitter.
+
+Each pass works on up to ``host_threads()`` energies at once in threads (numpy,
+scipy.ndimage and the FFTs release the GIL), as many as fit in ``[compute]
+memory_limit_gb`` (:func:`~spectrotomo.pipeline._plan.preprocess_in_flight`);
+results are consumed in energy order, so the output does not depend on it.
 """
 
 from __future__ import annotations
@@ -87,7 +92,7 @@ def phase_od(ds: xr.Dataset, cfg) -> tuple[np.ndarray, dict]:
                                                 "delta_beta": float(cfg.phase.delta_beta)}
 
 
-def _normalise_energy(ds: xr.Dataset, e: int, cfg) -> tuple[np.ndarray, int]:
+def _normalize_energy(ds: xr.Dataset, e: int, cfg) -> tuple[np.ndarray, int]:
     """Optical density (angle, y, x) float32 of energy ``e`` and its masked-pixel count."""
     from ...recon.prep import normalize, remove_rings
 
@@ -99,10 +104,10 @@ def _normalise_energy(ds: xr.Dataset, e: int, cfg) -> tuple[np.ndarray, int]:
     return np.asarray(od, dtype=np.float32), sum(int(getattr(report, k)) for k in _MASK_COUNTS)
 
 
-def _normalise_all(ds: xr.Dataset, cfg) -> tuple[np.ndarray, dict]:
+def _normalize_all(ds: xr.Dataset, cfg) -> tuple[np.ndarray, dict]:
     """Optical density (energy, angle, y, x) of a raw tilt series, in memory (tests and
     gpu_bench scripts; the step itself streams the energies)."""
-    pairs = [_normalise_energy(ds, e, cfg) for e in range(ds["projections"].sizes["energy"])]
+    pairs = [_normalize_energy(ds, e, cfg) for e in range(ds["projections"].sizes["energy"])]
     return np.stack([od for od, _ in pairs]), {"masked_pixels": sum(n for _, n in pairs)}
 
 
@@ -228,6 +233,34 @@ def _coords(ds: xr.Dataset, cfg, phase: bool, pixel_size: float) -> dict:
             **{k: (k, ds[k].values * scale, ds[k].attrs) for k in ("y", "x")}}
 
 
+def _in_order(fn, n: int, in_flight: int):
+    """``fn(0), fn(1), ...`` in order, up to ``in_flight`` of them running at once in
+    threads (a sliding window: memory is ``in_flight`` results)."""
+    if in_flight <= 1:
+        yield from map(fn, range(n))
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(in_flight, thread_name_prefix="spectrotomo-prep") as pool:
+        window = deque(pool.submit(fn, e) for e in range(min(n, in_flight)))
+        for e in range(in_flight, n + in_flight):
+            result = window.popleft().result()
+            if e < n:
+                window.append(pool.submit(fn, e))
+            yield result
+
+
+def _in_flight(cfg, shape) -> int:
+    from ..._backend import host_threads
+    from .._plan import preprocess_in_flight
+
+    n_e, n_a, ny, nx = shape
+    return preprocess_in_flight(n_energies=n_e, n_angles=n_a, ny=ny, nx=nx,
+                                threads=host_threads(),
+                                memory_limit_gb=cfg.compute.memory_limit_gb)
+
+
 def _energy_source(ds: xr.Dataset, cfg, phase: bool):
     """(od shape (energy, angle, y, x), iterator of (one energy's optical density,
     its masked-pixel count), phase attrs or None)."""
@@ -235,11 +268,12 @@ def _energy_source(ds: xr.Dataset, cfg, phase: bool):
         od, counts = phase_od(ds.load(), cfg)
         return od.shape, ((od[e], 0) for e in range(od.shape[0])), counts
     shape = tuple(ds["projections"].shape)
-    return shape, (_normalise_energy(ds, e, cfg) for e in range(shape[0])), None
+    return shape, _in_order(lambda e: _normalize_energy(ds, e, cfg), shape[0],
+                            _in_flight(cfg, shape)), None
 
 
 def preprocess(ctx) -> None:
-    """raw -> od: normalise, de-ring, register energies, find the centre, align jitter."""
+    """raw -> od: normalize, de-ring, register energies, find the centre, align jitter."""
     from ...recon.prep import align_projections, find_center
     from ...recon.prep import fourier_shift
     from .._monitor import Progress
@@ -261,7 +295,7 @@ def preprocess(ctx) -> None:
                        _coords(ds, cfg, phase, pixel_size), {"units": "rad" if phase else "1"})
 
     frames, masked = np.empty((n_e, ny, nx), np.float32), 0
-    # progress per energy and pass (normalise, warp, jitter): bar or a log line per ~10 %
+    # progress per energy and pass (normalize_edge_step, warp, jitter): bar or a log line per ~10 %
     bar = Progress(n_e * (3 if cfg.preprocess.align else 2), "preprocess", log=ctx.log,
                    unit="energy-pass")
     for e, (od_e, n_masked) in enumerate(energies):  # pass 1: energies are few; each is batched
@@ -276,12 +310,17 @@ def preprocess(ctx) -> None:
            if register else None)
     if reg is not None:
         reg_vars, reg_attrs = _registration_record(reg)
-    total = None
-    for e in range(n_e):  # pass 2: warp, and the mean over energies (float32 as np.mean)
+
+    def warped(e):
         od_e = writer.read(e)
         if reg is not None:
             od_e = _warp_energy(od_e, reg, e)
             writer.write(e, od_e)
+        return od_e
+
+    in_flight = _in_flight(cfg, shape)
+    total = None
+    for od_e in _in_order(warped, n_e, in_flight):  # pass 2: warp; mean (in energy order)
         total = od_e.copy() if total is None else np.add(total, od_e, out=total)
         bar.update()
     mean_od = total / np.float32(n_e)
@@ -296,8 +335,11 @@ def preprocess(ctx) -> None:
     if cfg.preprocess.align:
         shifts = np.asarray(align_projections(mean_od, angles, center=center,
                                               iterations=cfg.preprocess.align_iterations)[1])
-        for e in range(n_e):  # pass 3: the jitter correction
+
+        def unjitter(e):  # pass 3: the jitter correction
             writer.write(e, fourier_shift(writer.read(e), -shifts).astype(np.float32))
+
+        for _ in _in_order(unjitter, n_e, in_flight):
             bar.update()
     bar.close()
 

@@ -15,11 +15,13 @@ import xarray as xr
 from ... import io
 from .._figures import (CLASS_COLORS, CLASS_NAMES, center_scores, class_fraction_table,
                        histogram, label_orthoslices, orthoslices)
+from .._valence3d_report import valence3d_errors, valence3d_report
 
 __all__ = ["write_report", "truth_errors", "ome_zarr_dir", "CLASS_NAMES", "CLASS_COLORS"]
 
 #: Report file stem of each profiled quantity (``<stem>_by_<by>.csv``/``.png``).
-_PROFILE_FILES = {"tm_o_ratio": "tm_o", "electron_density": "electron_density"}
+_PROFILE_FILES = {"tm_o_ratio": "tm_o", "electron_density": "electron_density",
+                  "valence3d": "valence3d"}
 
 
 def _profile_tables(store, out_dir: Path, *, figures: bool = True) -> dict:
@@ -46,9 +48,10 @@ def _profile_tables(store, out_dir: Path, *, figures: bool = True) -> dict:
             if figures:
                 seg.plot_profile(table, out_dir / f"{stem}_by_{by}.png", smoothed=smoothed)
             if by == "shell":
-                summary[f"{stem}_mean_by_shell"] = [float(v) for v in table["mean"].values]
-                summary[f"{stem}_median_by_shell"] = [float(v) for v in
-                                                      table["median"].values]
+                # nested per element for valence3d (element, shell)
+                summary[f"{stem}_mean_by_shell"] = table["mean"].values.astype(float).tolist()
+                summary[f"{stem}_median_by_shell"] = table["median"].values.astype(
+                    float).tolist()
     return summary
 
 
@@ -121,6 +124,8 @@ def truth_errors(store) -> dict:
         thick = amount > 0.3 * np.nanmax(amount)
         ok = thick & np.isfinite(val)
         errors["mn_valence_mae"] = float(np.abs(val[ok] - true2d[ok]).mean()) if ok.any() else None
+    if "valence3d" in groups:
+        errors.update(valence3d_errors(store, truth))
     return errors
 
 
@@ -181,9 +186,22 @@ def _density_errors(store, truth: xr.Dataset) -> dict:
 def write_report(ctx) -> dict:
     """Figures (unless ``[output] figures = false``), profile tables and
     ``summary.json``/``summary.csv`` in ``ctx.report_dir``."""
+    from concurrent.futures import ThreadPoolExecutor
+
     out = Path(ctx.report_dir)
     out.mkdir(parents=True, exist_ok=True)
     store = ctx.store
+    # the errors against the truth are numpy (GIL released) and the figures mostly
+    # matplotlib Python: computed side by side, they keep two cores busy
+    with ThreadPoolExecutor(1, thread_name_prefix="spectrotomo-report") as pool:
+        errors = pool.submit(truth_errors, store)
+        summary = _report(ctx, out, store)
+        summary["errors_vs_truth"] = errors.result()
+    return _finish(ctx, out, store, summary)
+
+
+def _report(ctx, out: Path, store) -> dict:
+    """Figures and profile tables; the summary without the errors against the truth."""
     groups = io.list_groups(store)
     seg_ds = io.read_group(store, "segmentation").load()
     figures = ctx.config.output.figures
@@ -210,17 +228,23 @@ def write_report(ctx) -> dict:
                 orthoslices(da, out / f"valence_{el}_2d.png", mask=quality,
                             title=f"{el} effective valence (2D)", cmap="plasma")
             summary[f"mean_valence_{el}_2d"] = float(np.nanmean(da.values))
+    if "valence3d" in groups:
+        summary.update(valence3d_report(store, out, figures=figures))
     summary.update(_profile_tables(store, out, figures=figures))
     if figures and "chemistry" in groups:
         from .._summary_figure import summary_figure
 
         summary_figure(store, out / "summary_figure.png")
-    summary["errors_vs_truth"] = truth_errors(store)
-    summary["warnings"] = list(ctx.results.get("warnings", []))  # validation and steps
+    return summary
+
+
+def _finish(ctx, out: Path, store, summary: dict) -> dict:
+    """OME-Zarr export (if configured), summary.json and summary.csv."""
     if ctx.config.output.ome_zarr:
         summary["ome_zarr"] = str(ome_zarr_dir(store))
         io.export_store(store, ome_zarr_dir(store), version=ctx.config.output.ome_zarr_version,
                         overwrite=True)  # the previous report's export of this store
+    summary["warnings"] = list(ctx.results.get("warnings", []))  # validation and steps
     summary["parameters"] = ctx.config.to_dict()
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
     with open(out / "summary.csv", "w", newline="") as fh:

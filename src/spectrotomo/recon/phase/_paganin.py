@@ -7,7 +7,7 @@
 with ``f = (u, v)`` the spatial frequencies in 1/m. This is exactly the filter
 of nabu's ``PaganinPhaseRetrieval`` (its ``delta_beta`` is ours; nabu returns
 the filtered intensity before the logarithm). TomoPy's ``retrieve_phase``
-builds ``1 / (lambda z |f|^2 / (4 pi) + alpha)`` normalised to 1 at ``f = 0``,
+builds ``1 / (lambda z |f|^2 / (4 pi) + alpha)`` normalized to 1 at ``f = 0``,
 i.e. ``1 / (1 + lambda z |f|^2 / (4 pi alpha))``: the same filter for
 ``alpha = 1 / (4 pi^2 delta_beta)`` (its ``w2`` is ``|f|^2`` in cycles per length,
 on a centred grid of step ``1 / ((n - 1) pixel)``, slightly off the FFT's
@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from ..._backend import array_module
+from ..._backend import array_module, host_threads
 from ..._model import ValidationError
 from ..._physics import HC_EV_M
 from ._units import (check_delta_beta, check_distance, check_energy,
@@ -91,8 +91,8 @@ def _fft_pair(xp):
     if xp is np:
         import scipy.fft as sfft
 
-        return (lambda a: sfft.rfft2(a, axes=(-2, -1), workers=-1),
-                lambda a, s: sfft.irfft2(a, s=s, axes=(-2, -1), workers=-1))
+        return (lambda a: sfft.rfft2(a, axes=(-2, -1), workers=host_threads()),
+                lambda a, s: sfft.irfft2(a, s=s, axes=(-2, -1), workers=host_threads()))
     return (lambda a: xp.fft.rfft2(a, axes=(-2, -1)),
             lambda a, s: xp.fft.irfft2(a, s=s, axes=(-2, -1)))
 
@@ -156,7 +156,7 @@ def paganin(intensity, *, energy_ev, distance_m, pixel_size_m, delta_beta, pad="
     Parameters
     ----------
     intensity : ndarray (numpy or cupy), shape (..., rows, cols), float
-        Normalised intensity I/I0 (1 = no sample). Leading axes (angles,
+        Normalized intensity I/I0 (1 = no sample). Leading axes (angles,
         energies, ...) are processed as one batch; the function is local to
         each image, so a dask array chunked along leading axes can be mapped
         with ``map_blocks``.
