@@ -305,13 +305,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Entry point of the ``spectrotomo`` command; returns the exit status."""
     from .io import StoreCorruptError, StoreLockedError, StoreWriteError
-    from .pipeline import ConfigError, MemoryPlanError
+    from .pipeline import ConfigError, MemoryPlanError, WorkerLostError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except (ValueError, KeyError, FileExistsError, FileNotFoundError, StoreLockedError,
-            StoreWriteError, StoreCorruptError, ConfigError, MemoryPlanError) as exc:
+            StoreWriteError, StoreCorruptError, ConfigError, MemoryPlanError,
+            WorkerLostError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"spectrotomo {args.command}: error: {message}", file=sys.stderr)
         return 2
