@@ -26,12 +26,14 @@ def _rms_error(est, true, angles):
 
 
 def make_data(size: int, n_angles: int, seed: int):
-    from spectrotomo.simulate import EDGES, particle, tilt_series
+    from spectrotomo.simulate import Imperfections, particle, tilt_series
+    from spectrotomo.spectra import EDGES
 
     truth = particle("small" if size <= 64 else "demo", seed=0)
     angles = np.linspace(-65.0, 65.0, n_angles)
-    ts = tilt_series(truth, energies=[EDGES["Mn"]["above"]], angles=angles, jitter_px=1.0,
-                     ring_strength=0.02, photons=2e4, seed=seed)
+    ts = tilt_series(truth, energies=[EDGES["Mn"]["above"]], angles=angles,
+                     imperfections=Imperfections(jitter_px=1.0, ring_strength=0.02), photons=2e4,
+                     seed=seed)
     return (ts.projections.values[0].astype(np.float32), ts.flats.values[0], ts.darks.values[0],
             angles, ts.true_shift.values, float(ts.attrs["true_center"]))
 

@@ -36,10 +36,11 @@ LIMITED = np.arange(-65.0, 66.0)
 def particle_od(truth, angles, offset, seed=1):
     """(od (A, rows, cols) float32, true axis column) of the particle at Mn L3 post-edge."""
     from spectrotomo.recon.prep import normalize
-    from spectrotomo.simulate import EDGES, tilt_series
+    from spectrotomo.simulate import Imperfections, tilt_series
+    from spectrotomo.spectra import EDGES
 
     ts = tilt_series(truth, energies=[EDGES["Mn"]["above"]], angles=angles,
-                     center_offset_px=offset, photons=2e4, seed=seed)
+                     imperfections=Imperfections(center_offset_px=offset), photons=2e4, seed=seed)
     od, _ = normalize(ts.projections.values[0], ts.flats.values[0], ts.darks.values[0])
     return od, float(ts.attrs["true_center"])
 

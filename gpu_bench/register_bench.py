@@ -27,10 +27,11 @@ MN_L_XANES_EV = np.concatenate([[635.0, 636.5, 638.0], np.arange(639.0, 646.01, 
 
 def make_case(truth, energies, seed):
     from spectrotomo.recon.prep import normalize
-    from spectrotomo.simulate import tilt_series
+    from spectrotomo.simulate import Imperfections, tilt_series
 
-    ts = tilt_series(truth, energies=energies, angles=[20.0], energy_shift_px=1.5,
-                     magnification=0.01, photons=2e4, seed=seed)
+    ts = tilt_series(truth, energies=energies, angles=[20.0],
+                     imperfections=Imperfections(energy_shift_px=1.5, magnification=0.01),
+                     photons=2e4, seed=seed)
     od = np.stack([normalize(ts.projections.values[k], ts.flats.values[k],
                              ts.darks.values[k])[0][0] for k in range(len(energies))])
     d, s = ts.true_energy_shift.values, ts.true_scale.values
@@ -66,7 +67,8 @@ def skimage_register(od):
 
 def main():
     from spectrotomo.recon.prep import register_energies
-    from spectrotomo.simulate import EDGES, particle
+    from spectrotomo.simulate import particle
+    from spectrotomo.spectra import EDGES
 
     ap = harness.parser(__doc__, quick={"seeds": [3]})
     ap.add_argument("--preset", default="small", choices=["small", "demo"])

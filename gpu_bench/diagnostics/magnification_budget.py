@@ -8,7 +8,7 @@ Cases (one pipeline run each, ``[preprocess] align = false`` unless noted, figur
 - ``oracle``: every energy warped onto the truth geometry with the true scale and shift;
 - ``perfect``: no instrument imperfection at all (noise and the missing wedge only);
 - ``only:KEY[,KEY...]`` / ``without:KEY``: metadata on and only these / all but one of
-  ``simulate.IMPERFECTIONS``;
+  the fields of ``simulate.MILD_IMPERFECTIONS``;
 - ``fourier-shift``: energy shifts only, simulated by a periodic FFT shift
   (``recon.prep.fourier_shift``) instead of the simulator's band-limited (sinc) resampling.
 
@@ -77,13 +77,43 @@ def _spline_misalign(order):
     return misalign
 
 
+def _imperfections(case: str):
+    """The simulator's imperfections for ``case`` (the sample's mild ones by default)."""
+    from dataclasses import asdict, replace
+
+    from spectrotomo.simulate import MILD_IMPERFECTIONS, Imperfections
+
+    if case == "perfect":
+        return Imperfections()
+    if case.startswith("only:") or case == "fourier-shift":
+        keys = ["energy_shift_px"] if case == "fourier-shift" else case[5:].split(",")
+        return Imperfections(**{k: v for k, v in asdict(MILD_IMPERFECTIONS).items() if k in keys})
+    if case.startswith("without:"):
+        return replace(MILD_IMPERFECTIONS, **{case[8:]: 0.0})
+    if case not in ("meta", "nometa", "default", "oracle"):
+        raise ValueError(f"unknown case {case!r}")
+    return MILD_IMPERFECTIONS
+
+
+def _simulate_input(cfg, imperfections) -> None:
+    """Write the simulated input groups into the store (the acquire step then skips)."""
+    from spectrotomo import io
+    from spectrotomo.simulate import sample
+
+    tree = sample("small", seed=cfg.input.seed, imperfections=imperfections,
+                  pixel_size_metadata=cfg.input.pixel_size_metadata)
+    groups = {"truth": "truth", "xanes": "raw_xanes", "references": "references",
+              "tilt_series": "raw"}  # raw last: it marks the acquire step complete
+    for child, group in groups.items():
+        io.write(cfg.output.store, group, tree[child].to_dataset(inherit=False), overwrite=True)
+
+
 def run_case(out: str, case: str) -> dict:
     import spectrotomo.simulate._forward as fwd
-    import spectrotomo.simulate._sample as smod
     from spectrotomo.pipeline import Config, run_pipeline
     from spectrotomo.pipeline.steps import preprocess as _preprocess
 
-    saved = (dict(smod.IMPERFECTIONS), _preprocess._registration, fwd._misalign)
+    saved = (_preprocess._registration, fwd._misalign)
     name = case.replace(":", "-").replace("@", "-seed")
     case, _, seed = case.partition("@")
     resample = next((k for k in ("spline", "bilinear") if case.endswith("+" + k)), None)
@@ -95,28 +125,19 @@ def run_case(out: str, case: str) -> dict:
     cfg.output.figures = False
     cfg.preprocess.align = case == "default"
     cfg.input.pixel_size_metadata = case not in ("nometa", "default")
+    imperfections = _imperfections(case)
     try:
         if case == "oracle":
             _preprocess._registration = _oracle_register(cfg.output.store)
-        elif case == "perfect":
-            smod.IMPERFECTIONS.update({k: 0.0 for k in smod.IMPERFECTIONS})
-        elif case.startswith("only:") or case == "fourier-shift":
-            keys = ["energy_shift_px"] if case == "fourier-shift" else case[5:].split(",")
-            smod.IMPERFECTIONS.update({k: 0.0 for k in smod.IMPERFECTIONS if k not in keys})
-            if case == "fourier-shift":
-                fwd._misalign = _fourier_misalign
-        elif case.startswith("without:"):
-            smod.IMPERFECTIONS[case[8:]] = 0.0
-        elif case not in ("meta", "nometa", "default"):
-            raise ValueError(f"unknown case {case!r}")
+        if case == "fourier-shift":
+            fwd._misalign = _fourier_misalign
         if resample:
             fwd._misalign = _spline_misalign(5 if resample == "spline" else 1)
         t0 = time.time()
+        _simulate_input(cfg, imperfections)
         res = run_pipeline(cfg, report_dir=f"{out}/{name}-report", log=lambda m: None)
     finally:
-        smod.IMPERFECTIONS.clear()
-        smod.IMPERFECTIONS.update(saved[0])
-        _preprocess._registration, fwd._misalign = saved[1:]
+        _preprocess._registration, fwd._misalign = saved
     err = res["summary"]["errors_vs_truth"]
     if case == "oracle":  # scales relative to the truth geometry, not to a reference energy
         err["magnification_error_pct"] = 0.0

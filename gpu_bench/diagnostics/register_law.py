@@ -10,14 +10,14 @@ estimates and of the fitted law, for seeds 3-5.
 """
 import numpy as np, sys
 from spectrotomo.recon.prep import normalize, register_energies
-from spectrotomo.simulate import particle, tilt_series
+from spectrotomo.simulate import Imperfections, particle, tilt_series
 from spectrotomo.simulate._sample import XANES_ENERGIES
 E = np.asarray(XANES_ENERGIES, float)
 preset = sys.argv[1]; per_ev = float(sys.argv[2]); rand = float(sys.argv[3])
 truth = particle(preset, seed=0)
 for seed in (3, 4, 5):
-    ts = tilt_series(truth, energies=E, angles=[20.0], energy_shift_px=1.5, magnification=rand,
-                     magnification_per_ev=per_ev, photons=2e4, seed=seed)
+    imp = Imperfections(energy_shift_px=1.5, magnification=rand, magnification_per_ev=per_ev)
+    ts = tilt_series(truth, energies=E, angles=[20.0], imperfections=imp, photons=2e4, seed=seed)
     od = np.stack([normalize(ts.projections.values[k], ts.flats.values[k], ts.darks.values[k])[0][0] for k in range(E.size)])
     s = ts.true_scale.values; rel = s / s[0]
     d = ts.true_energy_shift.values; dt = d - rel[:, None] * d[0]

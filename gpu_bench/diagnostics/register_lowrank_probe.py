@@ -49,11 +49,12 @@ def sinc_warp(images, scales, shifts):
 def case(preset, seed, photons, zinger):
     """(od (25, ny, nx), true shifts (25, 2) px, true scales (25,)) vs energy 0."""
     from spectrotomo.recon.prep import normalize
-    from spectrotomo.simulate import particle, tilt_series
+    from spectrotomo.simulate import Imperfections, particle, tilt_series
     from spectrotomo.simulate._sample import XANES_ENERGIES
 
     ts = tilt_series(particle(preset, seed=0), energies=XANES_ENERGIES, angles=[20.0],
-                     energy_shift_px=1.5, magnification=0.01, photons=photons, seed=seed)
+                     imperfections=Imperfections(energy_shift_px=1.5, magnification=0.01),
+                     photons=photons, seed=seed)
     if photons is None:
         # true_od, not normalize(): without noise its zinger filter's robust sigma is 0
         od = ts.true_od.values[:, 0].astype(float)

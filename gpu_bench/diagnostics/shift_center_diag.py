@@ -55,13 +55,15 @@ def parse(case: str) -> dict:
 
 
 def simulate(opts):
-    from spectrotomo.simulate import particle, tilt_series
+    from spectrotomo.simulate import Imperfections, particle, tilt_series
     from spectrotomo.simulate._sample import dual_energies
 
     truth = particle("small", seed=opts["seed"])
     ts = tilt_series(truth, energies=dual_energies(), angles=np.arange(-65.0, 65.5),
-                     photons=opts["photons"], energy_shift_px=opts["shift"],
-                     center_offset_px=opts["offset"], ring_strength=opts["gain"],
+                     photons=opts["photons"],
+                     imperfections=Imperfections(energy_shift_px=opts["shift"],
+                                                 center_offset_px=opts["offset"],
+                                                 ring_strength=opts["gain"]),
                      seed=opts["seed"] + 1)
     return truth, ts
 

@@ -39,10 +39,11 @@ O_PAIR = [525.0, 555.0]
 def series(truth, ring=0.0, photons=None):
     """(od, true_od, true_gain): od (energy, angle, y, x) float64 as normalize gives it."""
     from spectrotomo.recon.prep import normalize
-    from spectrotomo.simulate import tilt_series
+    from spectrotomo.simulate import Imperfections, tilt_series
 
     ts = tilt_series(truth, energies=O_PAIR, angles=np.arange(-65, 65.1, 2.0), photons=photons,
-                     energy_shift_px=0.5, center_offset_px=0.7, ring_strength=ring, seed=1)
+                     imperfections=Imperfections(energy_shift_px=0.5, center_offset_px=0.7,
+                                                 ring_strength=ring), seed=1)
     od = np.stack([normalize(ts["projections"].values[e], ts["flats"].values[e],
                              ts["darks"].values[e], flat_mode="median")[0]
                    for e in range(ts.sizes["energy"])]).astype(np.float64)

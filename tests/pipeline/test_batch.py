@@ -145,7 +145,7 @@ def test_summary_recovers_each_scans_truth(batch):
     fr = ok[["fraction_target", "fraction_oxygen-poor", "fraction_oxygen-rich"]]
     np.testing.assert_allclose(sum(fr[k] for k in fr).values, 1.0, atol=1e-9)
     assert (ok["center_px"].values == 16.2).all()
-    assert list(ok["algorithm"].values) == ["fbp", "fbp"]
+    assert list(ok["algorithm"].values) == ["joint", "joint"]  # "auto" at -65..+65 deg
     assert ds["valence_Mn_by_shell"].dims == ("scan", "shell")
 
 

@@ -13,9 +13,10 @@ from spectrotomo.pipeline._config import config_from_dict
 from spectrotomo.spectra import element_maps
 
 
-def _config(store, **compute):
+def _config(store, algorithm="auto", **compute):
     return config_from_dict({"input": {"path": "simulate:tiny"}, "output": {"store": str(store)},
-                             "preprocess": {"align": False}, "reconstruct": {"chunk_rows": 8},
+                             "preprocess": {"align": False},
+                             "reconstruct": {"chunk_rows": 8, "algorithm": algorithm},
                              "compute": compute})
 
 
@@ -98,7 +99,8 @@ def test_quantify_resumes_only_missing_slabs(prepared):
 
 
 def test_reconstruct_task_reads_only_its_rows(prepared, monkeypatch):
-    """Each task's sinogram is one row chunk: memory per task is bounded by the chunk."""
+    """Each FBP task's sinogram is one row chunk of one energy: memory per task is
+    bounded by the chunk."""
     import spectrotomo.recon
 
     root, base, _ = prepared
@@ -112,10 +114,35 @@ def test_reconstruct_task_reads_only_its_rows(prepared, monkeypatch):
         return real(sino, *args, **kwargs)
 
     monkeypatch.setattr(spectrotomo.recon, "reconstruct", spy)
-    run_pipeline(_config(store), steps=["reconstruct"], log=lambda m: None)
+    run_pipeline(_config(store, algorithm="fbp"), steps=["reconstruct"], log=lambda m: None)
     n_e, n_a, ny, nx = io.read_group(store, "od")["od"].shape
     assert len(seen) == n_e * -(-ny // 8)
     assert all(s[0] == n_a and s[1] <= 8 and s[2] == nx for s in seen)
+    assert io.read_group(store, "recon")["mu"].attrs["algorithm"] == "fbp"
+
+
+def test_joint_task_reads_one_row_chunk_of_every_energy(prepared, monkeypatch):
+    """"auto" on a -65..+65 deg scan is the joint solver: one task per row chunk,
+    every energy of those rows, and the same result as the whole run's."""
+    import spectrotomo.recon
+
+    root, base, _ = prepared
+    store = root / "joint-rows.zarr"
+    shutil.copytree(base, store)
+    seen = []
+    real = spectrotomo.recon.reconstruct_joint
+
+    def spy(block, *args, **kwargs):
+        seen.append(block.shape)
+        return real(block, *args, **kwargs)
+
+    monkeypatch.setattr(spectrotomo.recon, "reconstruct_joint", spy)
+    run_pipeline(_config(store), steps=["reconstruct"], log=lambda m: None)
+    n_e, n_a, ny, nx = io.read_group(store, "od")["od"].shape
+    assert len(seen) == -(-ny // 8)
+    assert all(s[:2] == (n_e, n_a) and s[2] <= 8 and s[3] == nx for s in seen)
+    recon = io.read_group(store, "recon")["mu"]
+    assert recon.attrs["algorithm"] == "joint" and recon.attrs["algorithm_requested"] == "auto"
     _assert_same_group(prepared[2], store, "recon")
 
 
@@ -186,7 +213,8 @@ def test_cli_scheduler_address_runs_the_chunk_tasks_there(prepared, tmp_path, ca
         # the tasks ran on the cluster's worker, not in this call's own loop
         assert client.run_on_scheduler(
             lambda dask_scheduler: sum(1 for t in dask_scheduler.task_prefixes
-                                       if t.startswith("reconstruct_region"))) == 1
+                                       if t.startswith(("reconstruct_region",
+                                                         "reconstruct_rows")))) == 1
     assert f"scheduler {cluster.scheduler_address}" in capsys.readouterr().out
     _assert_same_group(local, store, "recon")
 

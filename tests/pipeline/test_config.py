@@ -33,7 +33,7 @@ def test_yaml_safe_load(tmp_path):
     [
         ({"recon": {}}, "unknown section"),
         ({"reconstruct": {"algo": "fbp"}}, "unknown key"),
-        ({"reconstruct": {"algorithm": "art"}}, "one of fbp"),
+        ({"reconstruct": {"algorithm": "art"}}, "one of auto, fbp, joint"),
         ({"reconstruct": {"iterations": 1.5}}, "integer"),
         ({"segmentation": {"tolerance": 0.0}}, "tolerance"),
         ({"preprocess": {"center": "middle"}}, "auto"),

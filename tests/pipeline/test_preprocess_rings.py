@@ -15,7 +15,7 @@ import pytest
 
 from spectrotomo.pipeline import Config
 from spectrotomo.pipeline.steps.preprocess import _normalise_all
-from spectrotomo.simulate import particle, tilt_series
+from spectrotomo.simulate import Imperfections, particle, tilt_series
 
 TINY = dict(shape=(32, 40, 40), radius_nm=240.0, n_grains=8, n_voids=2, n_cracks=1)
 O_PAIR = [525.0, 555.0]
@@ -35,8 +35,9 @@ def empty(truth):
 
 def _series(truth, ring_strength=0.0, photons=None):
     return tilt_series(truth, energies=O_PAIR, angles=np.arange(-65, 65.1, 2.0),
-                       photons=photons, energy_shift_px=0.5, center_offset_px=0.7,
-                       ring_strength=ring_strength, seed=1)
+                       photons=photons,
+                       imperfections=Imperfections(energy_shift_px=0.5, center_offset_px=0.7,
+                                                   ring_strength=ring_strength), seed=1)
 
 
 def _od(ts, rings=None):

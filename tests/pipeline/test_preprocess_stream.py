@@ -8,10 +8,9 @@ import pytest
 
 from spectrotomo import io
 from spectrotomo.pipeline._config import config_from_dict
-from spectrotomo.pipeline.steps.preprocess import _normalise_all, _register
 from spectrotomo.pipeline._context import RunContext
-from spectrotomo.pipeline.steps.preprocess import preprocess
-from spectrotomo.simulate import particle, tilt_series
+from spectrotomo.pipeline.steps.preprocess import _normalise_all, _register, preprocess
+from spectrotomo.simulate import Imperfections, particle, tilt_series
 
 TINY = dict(shape=(24, 32, 32), radius_nm=200.0, n_grains=6, n_voids=1, n_cracks=0)
 
@@ -19,7 +18,8 @@ TINY = dict(shape=(24, 32, 32), radius_nm=200.0, n_grains=6, n_voids=1, n_cracks
 def _store(tmp_path, n_energies, name="s.zarr"):
     truth = particle("small", seed=3, **TINY)
     ts = tilt_series(truth, energies=np.linspace(640.0, 660.0, n_energies),
-                     angles=np.arange(-65, 65.1, 5.0), energy_shift_px=0.4, seed=4)
+                     angles=np.arange(-65, 65.1, 5.0),
+                     imperfections=Imperfections(energy_shift_px=0.4), seed=4)
     store = tmp_path / name
     io.write(store, "raw", ts)
     return store, ts

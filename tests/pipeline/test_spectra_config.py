@@ -121,3 +121,27 @@ def test_normalised_fit_of_two_elements_recovers_known_valences():
         # normalised fractions are step-weighted: the two Mn steps differ by a few %
         np.testing.assert_allclose(ds["valence"].sel(element="Mn"), 3.5, atol=0.05)
         np.testing.assert_allclose(ds["valence"].sel(element="Co"), 3.0, atol=0.02)
+
+
+def test_energy_offset_is_fitted_recorded_and_reported(store):
+    """``[spectra] energy_offset``: "fit" (default) finds the simulator's calibration offset."""
+    from spectrotomo.pipeline._config import ConfigError
+    from spectrotomo.pipeline.steps.report import truth_errors
+
+    fitted = _valence(store)  # default "fit"
+    true = float(io.read_group(store / "s.zarr", "raw_xanes").attrs["true_energy_offset_ev"])
+    assert true == pytest.approx(0.3)  # the simulator's default calibration offset
+    mn = list(fitted["element"].values).index("Mn")
+    assert abs(fitted.attrs["energy_offset_ev"][mn] - true) < 0.1
+    assert fitted.attrs["true_energy_offset_ev"] == true
+    assert _provenance(fitted, "pipeline.valence")["energy_offset"] == "fit"
+    errors = truth_errors(store / "s.zarr")
+    assert errors["energy_offset_true_ev"] == true
+    assert errors["energy_offset_error_ev"] == pytest.approx(errors["energy_offset_ev"] - true)
+    fixed = _valence(store, energy_offset=0.3)
+    assert fixed.attrs["energy_offset_ev"] == [0.3] * fixed.sizes["element"]
+    for sum_to_one in (False, True):  # both fit modes honour the offset
+        none = _valence(store, energy_offset=0, sum_to_one=sum_to_one)
+        assert none.attrs["energy_offset_ev"] == [0.0] * none.sizes["element"]
+    with pytest.raises(ConfigError, match=r'\[spectra\] energy_offset must be "fit" or an offset'):
+        _config(store / "s.zarr", energy_offset="auto")

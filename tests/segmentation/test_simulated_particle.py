@@ -7,6 +7,7 @@ from scipy import ndimage
 from spectrotomo.segmentation import (class_fractions, composition_classes, defect_table, depth,
                                       find_cracks, find_pores, particle_mask, profile_table,
                                       shells)
+from spectrotomo.spectra import EDGES
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +20,7 @@ def truth():
 def absorption(truth):
     from spectrotomo import simulate
 
-    mu = simulate.attenuation(truth, [simulate.EDGES["Mn"]["above"]]).values[0]
+    mu = simulate.attenuation(truth, [EDGES["Mn"]["above"]]).values[0]
     rng = np.random.default_rng(7)
     return mu + rng.normal(0, 0.03 * mu.max(), mu.shape)  # 3 % of the solid level
 
@@ -123,7 +124,7 @@ def test_on_fbp_reconstruction_of_full_range_scan(truth):
     from spectrotomo import simulate
 
     recon = pytest.importorskip("spectrotomo.recon")
-    mu = simulate.attenuation(truth, [simulate.EDGES["Mn"]["above"]]).values[0]
+    mu = simulate.attenuation(truth, [EDGES["Mn"]["above"]]).values[0]
     angles = np.arange(0.0, 180.0, 1.0)
     vol = recon.reconstruct(simulate.project(mu * truth.attrs["pixel_size"], angles), angles,
                             algorithm="fbp")

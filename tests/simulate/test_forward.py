@@ -3,9 +3,9 @@ import pytest
 from scipy import ndimage
 
 from spectrotomo import validate_tilt_series
-from spectrotomo.simulate import EDGES, attenuation, particle, project, reference_spectra, tilt_series
+from spectrotomo.simulate import Calibration, Imperfections, attenuation, particle, project, tilt_series
 from spectrotomo.simulate._forward import _misalign, _sigma, components
-from spectrotomo.simulate._references import xraydb_cross_section
+from spectrotomo.spectra import EDGES, builtin_references, cross_section
 
 TINY = dict(shape=(32, 40, 40), radius_nm=240.0, n_grains=8, n_voids=2, n_cracks=1)
 ANGLES = np.arange(-65, 66.0, 5.0)
@@ -26,12 +26,12 @@ def test_attenuation_is_density_times_cross_section(truth):
     energies = [640.0, 660.0]
     mu = attenuation(truth, energies)
     assert mu.dims == ("energy", "z", "y", "x") and mu.attrs["units"] == "1/nm"
-    spectra = reference_spectra(energies=energies)
+    spectra = builtin_references(energies=energies, normalised=False)
     k = np.unravel_index(np.argmax(truth["occupancy"].values), truth["occupancy"].shape)
     d = truth["density"].values[(slice(None), *k)]
     f = truth["state_fraction"].values[(slice(None), *k)]
     el_index = {"Li": 0, "Mn": 1, "Co": 2, "Ni": 3, "O": 4}
-    expected = d[0] * xraydb_cross_section("Li", energies)
+    expected = d[0] * cross_section("Li", energies)
     for i, el in enumerate(spectra["state_element"].values):
         expected = expected + d[el_index[el]] * f[i] * spectra.values[i]
     np.testing.assert_allclose(mu.values[(slice(None), *k)], expected, rtol=1e-5)
@@ -39,7 +39,8 @@ def test_attenuation_is_density_times_cross_section(truth):
 
 def test_noise_free_series_is_beer_lambert_of_the_projected_attenuation(truth):
     energies = [635.0, 643.0, 665.0]
-    ds = tilt_series(truth, energies=energies, angles=ANGLES, photons=None, center_offset_px=1.5)
+    ds = tilt_series(truth, energies=energies, angles=ANGLES, photons=None,
+                     imperfections=Imperfections(center_offset_px=1.5), calibration=Calibration())
     validate_tilt_series(ds)
     assert ds.attrs["true_center"] == pytest.approx((40 - 1) / 2 + 1.5)
     mu = attenuation(truth, energies).values
@@ -80,7 +81,8 @@ def test_poisson_statistics_of_flats_and_of_a_uniform_field(truth):
 
 
 def test_deterministic_per_seed(truth):
-    kw = dict(energies=[640.0], angles=ANGLES, jitter_px=1.0, ring_strength=0.01)
+    kw = dict(energies=[640.0], angles=ANGLES,
+              imperfections=Imperfections(jitter_px=1.0, ring_strength=0.01))
     a, b, c = (tilt_series(truth, seed=s, **kw) for s in (7, 7, 8))
     for name in ("projections", "flats", "darks", "true_od", "true_shift"):
         np.testing.assert_array_equal(a[name].values, b[name].values)
@@ -98,7 +100,7 @@ def _subpixel_shift(ref, img):
 def test_true_shifts_are_recovered_by_cross_correlation(truth):
     kw = dict(energies=[640.0, 660.0], angles=[-20.0, 0.0, 35.0], photons=None, seed=9)
     ideal = tilt_series(truth, **kw)
-    moved = tilt_series(truth, jitter_px=1.5, energy_shift_px=1.0, **kw)
+    moved = tilt_series(truth, imperfections=Imperfections(jitter_px=1.5, energy_shift_px=1.0), **kw)
     total = moved["true_shift"].values[None] + moved["true_energy_shift"].values[:, None]
     assert np.abs(total).max() > 0.5
     for e in range(2):
@@ -110,7 +112,7 @@ def test_true_shifts_are_recovered_by_cross_correlation(truth):
 def test_true_scale_magnifies_about_the_detector_centre(truth):
     kw = dict(energies=[640.0, 660.0], angles=[0.0], photons=None, seed=3)
     ideal = tilt_series(truth, **kw)["true_od"].values
-    ds = tilt_series(truth, magnification=0.05, **kw)
+    ds = tilt_series(truth, imperfections=Imperfections(magnification=0.05), **kw)
     scale = ds["true_scale"].values
     assert np.all(np.abs(scale - 1) <= 0.05) and np.abs(scale - 1).max() > 0.005
     # integrated optical density scales with the magnified area
@@ -155,12 +157,13 @@ def test_misalignment_blur_does_not_depend_on_the_subpixel_shift(rng):
 def test_center_offset_shifts_the_zero_degree_projection(truth):
     kw = dict(energies=[640.0], angles=[0.0], photons=None)
     a = tilt_series(truth, **kw)["true_od"].values
-    b = tilt_series(truth, center_offset_px=2.0, **kw)["true_od"].values
+    b = tilt_series(truth, imperfections=Imperfections(center_offset_px=2.0), **kw)["true_od"].values
     np.testing.assert_allclose(b[..., 2:], a[..., :-2], atol=1e-6)
 
 
 def test_ring_gain_appears_only_in_projections(truth):
-    ds = tilt_series(truth, energies=[640.0], angles=ANGLES, photons=None, ring_strength=0.02)
+    ds = tilt_series(truth, energies=[640.0], angles=ANGLES, photons=None,
+                     imperfections=Imperfections(ring_strength=0.02))
     gain = ds["true_gain"].values
     assert 0.005 < np.log(gain).std() < 0.05
     residual = _od_from_counts(ds).values - ds["true_od"].values
@@ -173,7 +176,7 @@ def test_dual_energy_jump_with_xraydb_recovers_the_projected_element():
     only_mn["density"].loc[{"element": ["Li", "Co", "Ni", "O"]}] = 0.0
     pair = [EDGES["Mn"]["below"], EDGES["Mn"]["above"]]
     od = tilt_series(only_mn, energies=pair, angles=[0.0, 40.0], photons=None)["true_od"].values
-    d_sigma = np.diff(xraydb_cross_section("Mn", pair))[0]  # nm^2
+    d_sigma = np.diff(cross_section("Mn", pair))[0]  # nm^2
     areal = (od[1] - od[0]) / d_sigma  # atoms per nm^2
     mn = truth["density"].sel(element="Mn").values
     expected = project(mn, [0.0, 40.0]) * truth.attrs["pixel_size"]
@@ -194,9 +197,10 @@ def test_bad_arguments_are_rejected(truth):
     with pytest.raises(ValueError, match="photons"):
         tilt_series(truth, energies=[640.0], photons=-1)
     with pytest.raises(ValueError, match="jitter_px"):
-        tilt_series(truth, energies=[640.0], jitter_px=-1)
+        Imperfections(jitter_px=-1)
     with pytest.raises(ValueError, match="magnification_per_ev"):
-        tilt_series(truth, energies=[640.0, 660.0], magnification_per_ev=0.03)  # 60 % over 20 eV
+        tilt_series(truth, energies=[640.0, 660.0],
+                    imperfections=Imperfections(magnification_per_ev=0.03))  # 60 % over 20 eV
 
 
 def test_bright_beams_switch_to_uint32_without_wrapping(truth):
@@ -210,7 +214,8 @@ def test_bright_beams_switch_to_uint32_without_wrapping(truth):
 def test_pixel_size_metadata_records_the_true_magnification_only_when_asked(truth):
     from spectrotomo import energy_pixel_sizes
 
-    kw = dict(energies=[640.0, 650.0, 660.0], angles=[0.0, 10.0], magnification=0.01, seed=4)
+    kw = dict(energies=[640.0, 650.0, 660.0], angles=[0.0, 10.0],
+              imperfections=Imperfections(magnification=0.01), seed=4)
     plain = tilt_series(truth, **kw)
     with_meta = tilt_series(truth, pixel_size_metadata=True, **kw)
     assert energy_pixel_sizes(plain) is None  # default output unchanged
@@ -221,3 +226,21 @@ def test_pixel_size_metadata_records_the_true_magnification_only_when_asked(trut
     assert with_meta.attrs["pixel_size"] == px
     for name in ("projections", "flats", "true_od", "true_scale"):  # same draws, same data
         np.testing.assert_array_equal(with_meta[name].values, plain[name].values)
+
+
+def test_calibration_offset_and_broadening_of_the_scan(truth):
+    """The scan sees the model spectra moved up by the offset and broadened."""
+    kw = dict(angles=[0.0], photons=None)
+    energies = np.arange(638.0, 646.01, 0.5)
+    exact = tilt_series(truth, energies=energies, calibration=Calibration(), **kw)
+    moved = tilt_series(truth, energies=energies + 0.5, calibration=Calibration(0.5, 0.0), **kw)
+    np.testing.assert_allclose(moved["true_od"].values, exact["true_od"].values, rtol=1e-5,
+                               atol=1e-6)
+    assert moved.attrs["true_energy_offset_ev"] == 0.5
+    broad = tilt_series(truth, energies=energies, calibration=Calibration(0.0, 0.4), **kw)
+    peak = lambda ds: ds["true_od"].values.max()  # noqa: E731  the Mn L3 white line
+    assert 0.6 * peak(exact) < peak(broad) < 0.97 * peak(exact)
+    default = tilt_series(truth, energies=energies, **kw)  # a realistic calibration by default
+    assert default.attrs["true_energy_offset_ev"] > 0 and default.attrs["true_broadening_ev"] > 0
+    with pytest.raises(ValueError, match="broadening_ev"):
+        Calibration(0.0, -0.1)

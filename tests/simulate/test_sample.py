@@ -2,7 +2,8 @@ import numpy as np
 import xarray as xr
 
 from spectrotomo import validate_tilt_series
-from spectrotomo.simulate import EDGES, sample
+from spectrotomo.simulate import Imperfections, sample
+from spectrotomo.spectra import EDGES
 
 
 def test_small_sample_has_truth_series_xanes_and_references():
@@ -27,14 +28,15 @@ def test_small_sample_has_truth_series_xanes_and_references():
 
 
 def test_ideal_sample_has_no_imperfections():
-    tree = sample("small", seed=1, imperfect=False, shape=(32, 40, 40), radius_nm=240.0, n_grains=8)
+    tree = sample("small", seed=1, imperfections=Imperfections(), shape=(32, 40, 40),
+                  radius_nm=240.0, n_grains=8)
     ts = tree["tilt_series"].to_dataset()
     assert np.all(ts["true_shift"].values == 0) and np.all(ts["true_scale"].values == 1)
     assert ts.attrs["true_center"] == (ts.sizes["x"] - 1) / 2
 
 
 def test_tiny_preset_is_the_small_particle_on_a_coarser_grid():
-    tree = sample("tiny", seed=0, imperfect=False)
+    tree = sample("tiny", seed=0, imperfections=Imperfections())
     truth, ts = tree["truth"].to_dataset(), tree["tilt_series"].to_dataset()
     assert truth.sizes == {**truth.sizes, "z": 32, "y": 32, "x": 32}
     assert truth.attrs["pixel_size"] == 36.0

@@ -10,7 +10,8 @@ data) and closely with constraints, at k instead of n_energies reconstructions.
 import numpy as np
 import pytest
 
-from spectrotomo.spectra import builtin_references, effective_valence, lcf
+from spectrotomo.spectra import (builtin_references, effective_valence, fit_energy_offset, lcf,
+                                 shifted_references)
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +30,19 @@ def _recon_stack(sinos, angles, px):
     return np.stack([reconstruct(np.ascontiguousarray(s), angles, pixel_size=px) for s in sinos])
 
 
+def _aligned_references(od, energies):
+    """The Mn references (nm^2) moved by the energy offset fitted on the projections: the
+    simulated scan has the default calibration offset and broadening."""
+    refs = builtin_references(["Mn"], normalised=False)
+    fit = fit_energy_offset(np.moveaxis(od, 0, -1), energies, refs)
+    return shifted_references(refs, energies, fit.offset_ev).values
+
+
 def test_fit_then_reconstruct_matches_reconstruct_then_fit(truth_small, mn_scan):
     pytest.importorskip("spectrotomo.recon")
     energies, angles, od = mn_scan
     px = truth_small.attrs["pixel_size"]
-    refs = builtin_references(["Mn"], energies=energies, normalised=False).values  # nm^2
+    refs = _aligned_references(od, energies)  # nm^2
     # reconstruct-then-fit: 16 reconstructions, then LCF of every voxel (1/nm vs nm^2)
     vols = _recon_stack(od, angles, px)  # (energy, z, y, x)
     rtf = lcf(np.moveaxis(vols, 0, -1), refs, background=2)

@@ -120,7 +120,8 @@ def test_bad_inputs():
 
 
 def test_element_maps_on_simulated_particle(truth_small):
-    from spectrotomo.simulate import EDGES, attenuation
+    from spectrotomo.simulate import attenuation
+    from spectrotomo.spectra import EDGES
 
     pairs = {el: (EDGES[el]["below"], EDGES[el]["above"]) for el in ("O", "Mn", "Co", "Ni")}
     energies = sorted(e for pair in pairs.values() for e in pair)

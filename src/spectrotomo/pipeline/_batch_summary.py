@@ -129,7 +129,7 @@ def scan_metrics(store, report_dir, config) -> dict:
         out["mean_electron_density"] = float(summary["mean_electron_density"])
     out.update({
         "center_px": float(od.attrs["center"]),
-        "algorithm": str(io.read_group(store, "recon").attrs.get(
+        "algorithm": str(io.read_group(store, "recon")["mu"].attrs.get(
             "algorithm", config.reconstruct.algorithm)),  # what "auto" resolved to
         "iterations": (-1 if config.reconstruct.iterations is None
                        else config.reconstruct.iterations),

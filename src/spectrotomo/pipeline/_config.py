@@ -73,6 +73,7 @@ class SpectraConfig:
     references: str = "builtin"
     nonneg: bool = True
     sum_to_one: bool = False
+    energy_offset: float | str = "fit"
 
 
 @dataclass
@@ -124,6 +125,13 @@ _CHOICES = {
 }
 
 
+#: (section, key) of a "word or number" option -> (the word, what the number is).
+_WORD_OR_NUMBER = {
+    ("preprocess", "center"): ("auto", "a column position (number)"),
+    ("spectra", "energy_offset"): ("fit", "an offset in eV (number)"),
+}
+
+
 def _coerce(source: str, section: str, key: str, value: Any, annotation: str) -> Any:
     where = f"{source}: [{section}] {key}"
     ann = annotation.replace(" ", "")
@@ -144,11 +152,12 @@ def _coerce(source: str, section: str, key: str, value: Any, annotation: str) ->
             raise ConfigError(f"{where} must be a number; got {value!r}")
         return float(value)
     if ann == "float|str":
-        if isinstance(value, str) and value == "auto":
+        word, number = _WORD_OR_NUMBER[(section, key)]
+        if isinstance(value, str) and value == word:
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
-        raise ConfigError(f"{where} must be \"auto\" or a column position (number); got {value!r}")
+        raise ConfigError(f"{where} must be \"{word}\" or {number}; got {value!r}")
     if ann == "str":
         if not isinstance(value, str):
             raise ConfigError(f"{where} must be a string; got {value!r}")
@@ -313,6 +322,10 @@ nonneg = true                # state weights >= 0
 sum_to_one = false           # false: absolute fit (references = cross sections per atom, nm^2,
                              # plus a smooth background); true: edge-step normalise each element's
                              # window (spectra and references) and fit fractions summing to 1
+energy_offset = "fit"        # eV by which the references are moved up to match the scan's energy
+                             # scale, or "fit": per element window, the offset (+-1.5 eV) whose
+                             # LCF fits best (a calibration difference of 0.3 eV moves the Mn
+                             # valence by ~0.1); 0 uses the references as they are
 
 [segmentation]
 # target_tm_o = 0.4          # target TM/O atomic ratio; default from the input's metadata

@@ -1,6 +1,8 @@
 """Ground-truth simulator: phantoms, forward projection, noise.
 
-Everything here returns physical units and is deterministic for a seed.
+Everything here returns physical units and is deterministic for a seed. The
+model spectra of the chemical states come from :mod:`spectrotomo.spectra`
+(``builtin_references``, ``EDGES``).
 """
 
 from ._forward import attenuation
@@ -10,15 +12,20 @@ from ._fresnel import holotomo_series
 from ._geometry import ball
 from ._holo_sample import holotomo_sample
 from ._holo_sample import refractive_index
+from ._instrument import MILD_IMPERFECTIONS
+from ._instrument import SCAN_CALIBRATION
+from ._instrument import Calibration
+from ._instrument import Imperfections
 from ._particle import particle
 from ._presets import holotomo_shape, particle_options, preset_names, sample_shape
 from ._project import project
-from ._references import EDGES
-from ._references import reference_spectra
 from ._sample import sample
 
 __all__ = [
-    "EDGES",
+    "Calibration",
+    "Imperfections",
+    "MILD_IMPERFECTIONS",
+    "SCAN_CALIBRATION",
     "attenuation",
     "ball",
     "fresnel_propagate",
@@ -29,7 +36,6 @@ __all__ = [
     "particle_options",
     "preset_names",
     "project",
-    "reference_spectra",
     "refractive_index",
     "sample",
     "sample_shape",

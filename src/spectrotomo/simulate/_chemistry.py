@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._references import _STATE_TABLE
+from ..spectra import BUILTIN_STATES
 
 __all__ = ["COMPOSITIONS", "ELEMENTS", "composition_fields", "state_fields"]
 
@@ -106,10 +106,10 @@ def state_fields(geom, masks, *, composition, reduction_depth):
     w_surf = np.exp(-geom.depth / max(reduction_depth, 1e-6)).astype(np.float32)
     poor = masks["o_poor"].astype(np.float32) * (1.0 - w_surf)
     rich = masks["o_rich"].astype(np.float32) * (1.0 - w_surf)
-    states = list(_STATE_TABLE)
+    states = list(BUILTIN_STATES)
     out = np.empty((len(states), *geom.depth.shape), np.float32)
     for el in (*TM, "O"):
-        rows = [i for i, s in enumerate(states) if _STATE_TABLE[s][0] == el]
+        rows = [i for i, s in enumerate(states) if BUILTIN_STATES[s][0] == el]
         bulk = np.asarray(comp["bulk"][el], np.float32)
         surf = np.asarray(comp["surface"][el], np.float32)
         extra = np.asarray(_REDUCED[el], np.float32)

@@ -152,44 +152,17 @@ def holotomo_series(delta_proj, beta_proj, *, energy_ev, distances_m, pixel_size
 
     from .._model import tilt_series
 
-    where = "holotomo_series"
-    energy_ev, pixel_size_m = _check(energy_ev, pixel_size_m, where)
-    delta_proj, beta_proj = np.asarray(delta_proj, float), np.asarray(beta_proj, float)
-    if delta_proj.shape != beta_proj.shape or delta_proj.ndim not in (2, 3):
-        raise ValueError(f"{where}: delta_proj and beta_proj must share a shape (n_angles, rows, "
-                         f"cols); got {delta_proj.shape} and {beta_proj.shape}")
-    if delta_proj.ndim == 2:
-        delta_proj, beta_proj = delta_proj[None], beta_proj[None]
-    z2 = np.atleast_1d(np.asarray(distances_m, dtype=float))
-    if z2.ndim != 1 or not 1 <= z2.size <= 4 or np.any(~np.isfinite(z2)) or np.any(z2 <= 0):
-        raise ValueError(f"{where}: distances_m must be 1-4 distances > 0 in metres; got {z2}")
-    if source_to_sample_m is None:
-        mag = np.ones_like(z2)
-    else:
-        z1 = float(source_to_sample_m)
-        if not np.isfinite(z1) or z1 <= 0:
-            raise ValueError(f"{where}: source_to_sample_m must be > 0 metres; got {z1}")
-        mag = (z1 + z2) / z1
+    energy_ev, pixel_size_m = _check(energy_ev, pixel_size_m, "holotomo_series")
+    delta_proj, beta_proj = _projections(delta_proj, beta_proj)
+    z2, mag, shifts = _distances(distances_m, source_to_sample_m, shifts_px)
     z_eff = z2 / mag
-    shifts = np.zeros((z2.size, 2)) if shifts_px is None else np.asarray(shifts_px, float)
-    if shifts.shape != (z2.size, 2):
-        raise ValueError(f"{where}: shifts_px must have shape ({z2.size}, 2); got {shifts.shape}")
     n_angles = delta_proj.shape[0]
     angles = np.arange(n_angles, dtype=float) if angles is None else np.asarray(angles, float)
 
     k = 2 * math.pi * energy_ev / HC_EV_M
     phase, absorption = -k * delta_proj, k * beta_proj
-    exit_wave = np.exp(1j * phase - absorption)
-    stack = np.empty((z2.size, *delta_proj.shape), dtype=np.float32)
-    for i, z in enumerate(z_eff):  # 1-4 distances
-        inten = np.abs(fresnel_propagate(exit_wave, energy_ev=energy_ev, distance_m=z,
-                                         pixel_size_m=pixel_size_m, pad="constant",
-                                         pad_factor=pad_factor)) ** 2
-        if mag[i] != mag[0]:
-            inten = _zoom_about_centre(inten, mag[i] / mag[0])
-        if np.any(shifts[i] != 0):
-            inten = ndimage.shift(inten, (0, *shifts[i]), order=3, mode="nearest")
-        stack[i] = inten
+    stack = _intensities(np.exp(1j * phase - absorption), energy_ev=energy_ev, z_eff=z_eff,
+                         mag=mag, shifts=shifts, pixel_size_m=pixel_size_m, pad_factor=pad_factor)
     if photons is not None:
         rng = np.random.default_rng(seed)
         stack = (rng.poisson(np.clip(stack, 0, None) * float(photons)) / float(photons))
@@ -207,3 +180,48 @@ def holotomo_series(delta_proj, beta_proj, *, energy_ev, distances_m, pixel_size
                                          attrs={"units": "1", "long_name": "k * beta_proj"})
     ds["true_shift"] = xr.DataArray(shifts, dims=("distance", "axis"), attrs={"units": "px"})
     return ds
+
+
+def _projections(delta_proj, beta_proj):
+    """Projected delta and beta as float arrays (n_angles, rows, cols)."""
+    delta_proj, beta_proj = np.asarray(delta_proj, float), np.asarray(beta_proj, float)
+    if delta_proj.shape != beta_proj.shape or delta_proj.ndim not in (2, 3):
+        raise ValueError(f"holotomo_series: delta_proj and beta_proj must share a shape (n_angles, "
+                         f"rows, cols); got {delta_proj.shape} and {beta_proj.shape}")
+    if delta_proj.ndim == 2:
+        delta_proj, beta_proj = delta_proj[None], beta_proj[None]
+    return delta_proj, beta_proj
+
+
+def _distances(distances_m, source_to_sample_m, shifts_px):
+    """Sample-detector distances (m), magnifications and detector shifts (n_distances, 2) px."""
+    where = "holotomo_series"
+    z2 = np.atleast_1d(np.asarray(distances_m, dtype=float))
+    if z2.ndim != 1 or not 1 <= z2.size <= 4 or np.any(~np.isfinite(z2)) or np.any(z2 <= 0):
+        raise ValueError(f"{where}: distances_m must be 1-4 distances > 0 in metres; got {z2}")
+    if source_to_sample_m is None:
+        mag = np.ones_like(z2)
+    else:
+        z1 = float(source_to_sample_m)
+        if not np.isfinite(z1) or z1 <= 0:
+            raise ValueError(f"{where}: source_to_sample_m must be > 0 metres; got {z1}")
+        mag = (z1 + z2) / z1
+    shifts = np.zeros((z2.size, 2)) if shifts_px is None else np.asarray(shifts_px, float)
+    if shifts.shape != (z2.size, 2):
+        raise ValueError(f"{where}: shifts_px must have shape ({z2.size}, 2); got {shifts.shape}")
+    return z2, mag, shifts
+
+
+def _intensities(exit_wave, *, energy_ev, z_eff, mag, shifts, pixel_size_m, pad_factor):
+    """Noise-free I/I0 (n_distances, n_angles, rows, cols) float32 of each distance's image."""
+    stack = np.empty((z_eff.size, *exit_wave.shape), dtype=np.float32)
+    for i, z in enumerate(z_eff):  # 1-4 distances
+        inten = np.abs(fresnel_propagate(exit_wave, energy_ev=energy_ev, distance_m=z,
+                                         pixel_size_m=pixel_size_m, pad="constant",
+                                         pad_factor=pad_factor)) ** 2
+        if mag[i] != mag[0]:
+            inten = _zoom_about_centre(inten, mag[i] / mag[0])
+        if np.any(shifts[i] != 0):
+            inten = ndimage.shift(inten, (0, *shifts[i]), order=3, mode="nearest")
+        stack[i] = inten
+    return stack

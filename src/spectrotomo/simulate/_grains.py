@@ -91,18 +91,8 @@ def build_geometry(
     if not 2.0 <= radius <= min(shape) / 2 - 1:
         raise ValueError(f"particle: radius must be in [2, {min(shape) / 2 - 1}] voxels, got {radius}")
     env_state = int(rng.integers(2**31))
-    z, y, x = np.meshgrid(*_centred_grid(shape), indexing="ij", sparse=True)
-    r = np.sqrt(z * z + y * y + x * x)
-    inv_r = 1.0 / np.maximum(r, np.float32(1e-6))
-    env_r = _envelope_radius((z * inv_r, y * inv_r, x * inv_r), radius,
-                             np.random.default_rng(env_state), roughness)
-    envelope = np.clip(0.5 + (env_r - r), 0.0, 1.0).astype(np.float32)
+    envelope = _envelope(shape, radius, env_state, roughness)
     particle = envelope >= 0.5
-    border = np.ones(shape, bool)
-    border[1:-1, 1:-1, 1:-1] = False
-    if (envelope[border] > 0).any():
-        raise ValueError(f"particle: radius {radius:.1f} voxels (+ roughness {roughness}) does not fit "
-                         f"inside shape {shape}; lower radius_nm or roughness")
 
     # Voronoi grains: the two nearest seeds give the label and the exact
     # distance to the shared bisector plane (grain boundary).
@@ -117,13 +107,8 @@ def build_geometry(
 
     solid = np.ones(pts.shape[0], np.float32)
     solid *= np.where(gb_dist < 0.5, boundary_density, 1.0).astype(np.float32)
-
-    # Cracks along the boundaries of random neighbouring pairs, not reaching the surface skin.
-    pair_key = np.minimum(near[:, 0], near[:, 1]) * n_grains + np.maximum(near[:, 0], near[:, 1])
-    boundary_pairs = np.unique(pair_key[gb_dist < 1.0])
-    chosen = rng.choice(boundary_pairs, size=min(n_cracks, boundary_pairs.size), replace=False)
-    in_crack_pair = np.isin(pair_key, chosen) & (np.linalg.norm(pts, axis=1) < 0.85 * radius)
-    crack_open = np.where(in_crack_pair, np.clip(gb_dist - crack_width / 2 + 0.5, 0.0, 1.0), 1.0)
+    crack_open = _crack_opening(pts, near, gb_dist, n_grains=n_grains, n_cracks=n_cracks,
+                                crack_width=crack_width, radius=radius, rng=rng)
     solid *= crack_open.astype(np.float32)
     crack_vals = np.zeros(shape, bool)
     crack_vals[idx] = crack_open < 0.5
@@ -147,3 +132,29 @@ def build_geometry(
     crack = crack_vals & particle & ~void
     void &= particle
     return Geometry(occupancy, particle, grain, void, crack, depth * particle, n_grains)
+
+
+def _envelope(shape, radius, env_state, roughness) -> np.ndarray:
+    """Partial-volume occupancy (float32, 0..1) of the lumpy ellipsoid envelope."""
+    z, y, x = np.meshgrid(*_centred_grid(shape), indexing="ij", sparse=True)
+    r = np.sqrt(z * z + y * y + x * x)
+    inv_r = 1.0 / np.maximum(r, np.float32(1e-6))
+    env_r = _envelope_radius((z * inv_r, y * inv_r, x * inv_r), radius,
+                             np.random.default_rng(env_state), roughness)
+    envelope = np.clip(0.5 + (env_r - r), 0.0, 1.0).astype(np.float32)
+    border = np.ones(shape, bool)
+    border[1:-1, 1:-1, 1:-1] = False
+    if (envelope[border] > 0).any():
+        raise ValueError(f"particle: radius {radius:.1f} voxels (+ roughness {roughness}) does not fit "
+                         f"inside shape {shape}; lower radius_nm or roughness")
+    return envelope
+
+
+def _crack_opening(pts, near, gb_dist, *, n_grains, n_cracks, crack_width, radius, rng):
+    """Solid fraction (0..1 per point) left by cracks along the boundaries of random
+    neighbouring grain pairs, not reaching the surface skin."""
+    pair_key = np.minimum(near[:, 0], near[:, 1]) * n_grains + np.maximum(near[:, 0], near[:, 1])
+    boundary_pairs = np.unique(pair_key[gb_dist < 1.0])
+    chosen = rng.choice(boundary_pairs, size=min(n_cracks, boundary_pairs.size), replace=False)
+    in_crack_pair = np.isin(pair_key, chosen) & (np.linalg.norm(pts, axis=1) < 0.85 * radius)
+    return np.where(in_crack_pair, np.clip(gb_dist - crack_width / 2 + 0.5, 0.0, 1.0), 1.0)

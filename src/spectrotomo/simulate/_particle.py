@@ -16,10 +16,10 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from ..spectra import BUILTIN_STATES
 from ._chemistry import (COMPOSITIONS, ELEMENTS, composition_fields, formula_unit_density,
                          state_fields, target_tm_o)
 from ._grains import build_geometry
-from ._references import _STATE_TABLE
 
 __all__ = ["PRESETS", "particle"]
 
@@ -148,8 +148,8 @@ def _assemble(p, preset, seed, geom, density, fractions, states, fu) -> xr.Datas
     tm = density[1:4].sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(geom.occupancy > 0, tm / density[4], np.nan).astype(np.float32)
-    valences = np.array([_STATE_TABLE[s][1] for s in states], np.float32)
-    elements_of = np.array([_STATE_TABLE[s][0] for s in states])
+    valences = np.array([BUILTIN_STATES[s][1] for s in states], np.float32)
+    elements_of = np.array([BUILTIN_STATES[s][0] for s in states])
     valence = np.ones_like(density)  # Li is +1
     for i, el in enumerate(ELEMENTS[1:], start=1):
         sel = elements_of == el

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import xarray as xr
 
+from ..spectra import EDGES, builtin_references
 from ._forward import tilt_series
+from ._instrument import MILD_IMPERFECTIONS, SCAN_CALIBRATION, Calibration, Imperfections
 from ._particle import PRESETS, particle
-from ._references import EDGES, reference_spectra
 
-__all__ = ["sample", "dual_energies", "XANES_ENERGIES", "IMPERFECTIONS"]
+__all__ = ["sample", "dual_energies", "XANES_ENERGIES"]
 
 #: 25 energies across the Mn L3/L2 edges (eV), dense over the L3 white lines.
 XANES_ENERGIES = np.concatenate([[635.0, 636.5, 638.0], np.arange(639.0, 646.01, 0.5),
                                  [647.0, 649.0, 651.0, 655.0, 658.0, 661.0, 665.0]])
-
-#: Mild instrument imperfections of the sample's tilt series (see ``tilt_series``).
-IMPERFECTIONS = {"jitter_px": 0.3, "center_offset_px": 0.7, "energy_shift_px": 0.5,
-                 "magnification": 0.002, "ring_strength": 0.003}
 
 
 def dual_energies(elements=("O", "Mn", "Co", "Ni")) -> np.ndarray:
@@ -25,8 +24,9 @@ def dual_energies(elements=("O", "Mn", "Co", "Ni")) -> np.ndarray:
     return np.sort([EDGES[e][k] for e in elements for k in ("below", "above")])
 
 
-def sample(preset: str = "small", *, seed: int = 0, imperfect: bool = True,
-           pixel_size_metadata: bool = False, **overrides) -> xr.DataTree:
+def sample(preset: str = "small", *, seed: int = 0,
+           imperfections: Imperfections = MILD_IMPERFECTIONS,
+           calibration: Calibration = SCAN_CALIBRATION, pixel_size_metadata: bool = False, **overrides) -> xr.DataTree:
     """Simulate a whole measurement of one particle.
 
     Parameters
@@ -35,10 +35,15 @@ def sample(preset: str = "small", *, seed: int = 0, imperfect: bool = True,
         Particle preset (see :func:`particle`).
     seed : int
         Seed of the particle; the tilt series use ``seed + 1`` and ``seed + 2``.
-    imperfect : bool
-        Apply ``IMPERFECTIONS`` (jitter, centre offset, energy shifts,
-        magnification, rings) to the 3D tilt series; the XANES scan gets the
-        energy shifts and magnification only.
+    imperfections : Imperfections
+        Of the 3D tilt series (default :data:`MILD_IMPERFECTIONS`: jitter,
+        centre offset, energy shifts, magnification, rings;
+        ``Imperfections()`` for a perfect instrument); the XANES scan gets
+        the energy shifts and magnification only.
+    calibration : Calibration
+        Energy offset and broadening of both series' spectra relative to the
+        builtin references (default ``SCAN_CALIBRATION``: +0.3 eV, 0.2 eV;
+        ``Calibration()`` for the references' exact spectra: an inverse crime).
     pixel_size_metadata : bool
         Both series record the true per-energy pixel size
         (``pixel_size_energy``, see :func:`tilt_series`; off by default).
@@ -51,20 +56,21 @@ def sample(preset: str = "small", *, seed: int = 0, imperfect: bool = True,
         Children ``truth`` (particle), ``tilt_series`` (O, Mn, Co, Ni
         below/above pairs, -65..+65 deg in 1 deg steps, 2 deg for "tiny"), ``xanes`` (Mn L scan
         at 25 energies, one angle 0 deg) and ``references`` (``spectra`` from
-        :func:`reference_spectra`).
+        :func:`spectrotomo.spectra.builtin_references`, absolute cross sections).
     """
     truth = particle(preset, seed=seed, **overrides)
-    imp = IMPERFECTIONS if imperfect else {k: 0.0 for k in IMPERFECTIONS}
     step = float(PRESETS[preset].get("angle_step_deg", 1.0))
     angles = np.arange(-65.0, 65.0 + step / 2, step)
-    meta = {"pixel_size_metadata": bool(pixel_size_metadata)}
-    ts = tilt_series(truth, energies=dual_energies(), angles=angles, seed=seed + 1, **imp, **meta)
+    meta = {"pixel_size_metadata": bool(pixel_size_metadata), "calibration": calibration}
+    ts = tilt_series(truth, energies=dual_energies(), angles=angles, seed=seed + 1,
+                     imperfections=imperfections, **meta)
+    # one angle: no jitter, rotation centre or rings to speak of
+    xanes_imp = replace(imperfections, jitter_px=0.0, center_offset_px=0.0, ring_strength=0.0)
     xanes = tilt_series(truth, energies=XANES_ENERGIES, angles=[0.0], seed=seed + 2,
-                        energy_shift_px=imp["energy_shift_px"], magnification=imp["magnification"],
-                        **meta)
-    refs = xr.Dataset({"spectra": reference_spectra()}, attrs={"synthetic": True})
+                        imperfections=xanes_imp, **meta)
+    refs = xr.Dataset({"spectra": builtin_references(normalised=False)}, attrs={"synthetic": True})
     tree = xr.DataTree.from_dict({"truth": truth, "tilt_series": ts, "xanes": xanes, "references": refs})
     tree.attrs.update({"preset": preset, "seed": int(seed), "synthetic": True,
-                       "imperfect": bool(imperfect),
+                       "imperfect": imperfections != Imperfections(),
                        "pixel_size_metadata": bool(pixel_size_metadata)})
     return tree

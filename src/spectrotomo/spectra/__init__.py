@@ -1,6 +1,14 @@
-"""spectrotomo.spectra stage: reference spectra, dual-energy element amounts,
-exact batched linear-combination fitting and valence maps."""
+"""spectrotomo.spectra stage: reference spectra (loaded, or the builtin model
+library the simulator also uses), dual-energy element amounts, exact batched
+linear-combination fitting and valence maps."""
 
+from ._builtin import BUILTIN_STATES
+from ._builtin import EDGES
+from ._builtin import builtin_cross_section
+from ._builtin import builtin_references
+from ._calibration import EnergyOffsetFit
+from ._calibration import fit_energy_offset
+from ._calibration import shifted_references
 from ._edges import edge_pairs
 from ._lcf import LCFResult
 from ._quantify import ElementAmounts
@@ -9,7 +17,6 @@ from ._quantify import element_amounts
 from ._quantify import element_maps
 from ._quantify import joint_element_amounts
 from ._quantify import tm_o_ratio
-from ._references import builtin_references
 from ._valence import DEFAULT_WINDOWS
 from ._valence import effective_valence
 from ._valence import valence_maps
@@ -23,6 +30,12 @@ from ._lcf import lcf
 from ._lcf import lcf_xarray
 
 __all__ = [
+    "BUILTIN_STATES",
+    "EDGES",
+    "builtin_cross_section",
+    "EnergyOffsetFit",
+    "fit_energy_offset",
+    "shifted_references",
     "DEFAULT_WINDOWS",
     "ElementAmounts",
     "effective_valence",

@@ -17,7 +17,7 @@ import xarray as xr
 from .._model import ValidationError
 
 __all__ = ["references", "load_references", "load_athena", "normalise", "shift_energy",
-           "resample", "builtin_references"]
+           "resample"]
 
 _COMMENT = ("#", "%", "!", ";")
 _SPLIT = re.compile(r"[,\s;]+")
@@ -238,29 +238,3 @@ def resample(refs: xr.DataArray, energies, *, tolerance_ev: float = 1e-6) -> xr.
     coords["energy"] = xr.DataArray(target, dims="energy", attrs={"units": "eV"})
     out = xr.DataArray(new, dims=data.dims, coords=coords, name=refs.name, attrs=dict(refs.attrs))
     return out.transpose(*refs.dims)
-
-
-def builtin_references(elements=None, *, energies=None, normalised: bool = True) -> xr.DataArray:
-    """The simulator's model references (synthetic; ``attrs["synthetic"] = True``).
-
-    Parameters
-    ----------
-    elements : sequence of str, optional
-        Subset of ``["Mn", "Co", "Ni", "O"]``; default all.
-    energies : array, optional
-        Energies in eV; default the simulator's grid.
-    normalised : bool
-        Edge-step normalised (pre-edge 0, post-edge 1) or absolute cross
-        sections per atom (nm^2).
-
-    Returns
-    -------
-    xarray.DataArray, dims (state, energy), coords ``state_element``,
-    ``state_valence``.
-    """
-    # demo/test data only: the simulator is imported here, never at module level
-    from ..simulate import reference_spectra
-
-    refs = reference_spectra(elements, energies=energies, normalised=normalised)
-    refs.attrs["synthetic"] = True
-    return refs

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from .._backend import array_module
-from .._model import ValidationError
+from .._model import ValidationError, add_provenance, spatial_map
 from .._physics import EDGE_WINDOWS_EV
+from ._calibration import fit_energy_offset, shifted_references
+from ._lcf import lcf
+from ._references import resample
 
 __all__ = ["DEFAULT_WINDOWS", "effective_valence", "valence_maps"]
 
@@ -49,7 +54,8 @@ def _window_energies(energy, window, element):
 
 def valence_maps(spectra, references, *, elements=None, windows=None, normalised: bool = False,
                  background: int = 2, min_amount: float = 0.0, r_factor_max: float = 0.05,
-                 dtype=None, nonneg: bool = True, sum_to_one: bool | None = None):
+                 dtype=None, nonneg: bool = True, sum_to_one: bool | None = None,
+                 energy_offset=None, offset_search_ev: float = 1.5):
     """Oxidation-state fractions and effective valence of each element per voxel.
 
     For every element the measured energies inside its window are fitted with
@@ -87,6 +93,12 @@ def valence_maps(spectra, references, *, elements=None, windows=None, normalised
     sum_to_one : bool, optional
         Constrain each element's weights to sum to 1; default ``normalised``.
         Refused in absolute mode, whose weights are amounts, not fractions.
+    energy_offset : None, float, mapping element -> float, or "fit"
+        Energy calibration of the references against the scan, eV: each
+        element's references are moved up by it (:func:`shifted_references`;
+        their grid must cover the window minus the offset). ``"fit"``: fitted
+        per element window (:func:`fit_energy_offset`, +-``offset_search_ev``,
+        this call's constraints; not for dask-backed spectra). None: 0.
 
     Returns
     -------
@@ -94,14 +106,12 @@ def valence_maps(spectra, references, *, elements=None, windows=None, normalised
         ``valence`` (element, ...) in elementary charges, ``fractions``
         (state, ...) (normalised per element), ``amount`` (element, ...)
         atoms/nm^3 (absolute mode), ``residual`` and ``r_factor`` (element, ...),
-        ``quality_mask`` (element, ...); attrs ``n_masked`` per element.
+        ``quality_mask`` (element, ...); attrs ``n_masked`` per element,
+        ``energy_offset_ev`` (list, one per element, eV) and
+        ``energy_offset_fitted`` (1 when fitted).
     """
-    import xarray as xr
-
-    from .._model import add_provenance, spatial_map
-    from ._lcf import lcf
-    from ._references import resample
-
+    # over 80 lines only by its docstring; the per-element work is _element_offset,
+    # _fit_element and _assemble
     sum_to_one = normalised if sum_to_one is None else bool(sum_to_one)
     if sum_to_one and not normalised:
         raise ValidationError("valence_maps: sum_to_one=True needs normalised=True (edge-step "
@@ -115,53 +125,95 @@ def valence_maps(spectra, references, *, elements=None, windows=None, normalised
     elements = [e for e in ref_elements if e in windows] if elements is None else list(elements)
     spatial = [d for d in spectra.dims if d != "energy"]
     energy = np.asarray(spectra["energy"].values, dtype=float)
-    px = spectra.attrs["pixel_size"]
     data = spectra.transpose(*spatial, "energy").data
-    xp = array_module(data)
-    per_el, frac_maps, states, n_masked = {}, [], [], {}
+    fit = {"nonneg": nonneg, "sum_to_one": sum_to_one, "r_factor_max": r_factor_max,
+           "background": None if normalised else background, "dtype": dtype}
+    per_el, offsets = {}, {}
     for el in elements:
         if el not in ref_elements:
             raise ValidationError(f"valence_maps: no references for element {el!r}")
         sel = _window_energies(energy, windows[el], el)
         refs = references.isel(state=np.flatnonzero(references["state_element"].values == el))
-        refs = resample(refs, energy[sel])
-        res = lcf(data[..., np.flatnonzero(sel)], refs.values, nonneg=nonneg,
-                  sum_to_one=sum_to_one, background=None if normalised else background,
-                  r_factor_max=r_factor_max, dtype=dtype,
-                  names=[str(s) for s in refs["state"].values])
-        val = effective_valence(res.fractions, refs["state_valence"].values)
-        total = res.fractions.sum(axis=-1)
-        keep = res.quality_mask if normalised else res.quality_mask & (total > min_amount)
-        val = xp.where(keep, val, xp.nan)
-        n_masked[el] = int((~keep).sum()) if hasattr(keep, "sum") else -1
-        with np.errstate(invalid="ignore", divide="ignore"):
-            norm = res.fractions / xp.where(total > 0, total, xp.nan)[..., None]
-        frac_maps.append(xp.moveaxis(norm, -1, 0))
-        states += [str(s) for s in refs["state"].values]
-        per_el[el] = (val, total, res)
-    stack = lambda f: xp.stack([f(per_el[e]) for e in elements])  # noqa: E731
-    lead = {"element": elements}
-    ds = xr.Dataset({
-        "valence": spatial_map(stack(lambda t: t[0]), voxel_size=px, units="e", name="valence",
-                               leading=lead),
-        "fractions": spatial_map(xp.concatenate(frac_maps), voxel_size=px, units="1",
-                                 name="fractions", leading={"state": states}),
-        "residual": spatial_map(stack(lambda t: t[2].residual), voxel_size=px,
-                                units=spectra.attrs.get("units", ""), name="residual", leading=lead),
-        "r_factor": spatial_map(stack(lambda t: t[2].r_factor), voxel_size=px, units="1",
-                                name="r_factor", leading=lead),
-        "quality_mask": spatial_map(stack(lambda t: t[2].quality_mask), voxel_size=px,
-                                    units="1", name="quality_mask", leading=lead),
-    })
-    if not normalised:
-        ds["amount"] = spatial_map(stack(lambda t: t[1]), voxel_size=px, units="1/nm^3",
-                                   name="amount", leading=lead)
-    ds = ds.assign_coords(state_element=("state", [s for e in elements for s in
-                                                   references["state_element"].values[
-                                                       references["state_element"].values == e]]))
-    ds.attrs.update({"pixel_size": px, "pixel_size_units": "nm", "n_masked": repr(n_masked),
-                     "normalised": int(normalised)})
+        window = data[..., np.flatnonzero(sel)]
+        offsets[el] = _element_offset(energy_offset, el, window, energy[sel], refs, fit,
+                                      offset_search_ev)
+        per_el[el] = _fit_element(window, energy[sel], refs, offsets[el], fit, normalised,
+                                  min_amount)
+    ds = _assemble(per_el, elements, references, spectra.attrs, normalised)
+    ds.attrs.update({"energy_offset_ev": [float(offsets[e]) for e in elements],
+                     "energy_offset_fitted": int(isinstance(energy_offset, str))})
     return add_provenance(ds, "spectra.valence_maps", elements=elements,
                           windows={e: list(windows[e]) for e in elements},
                           normalised=normalised, background=background,
-                          r_factor_max=r_factor_max, nonneg=nonneg, sum_to_one=sum_to_one)
+                          r_factor_max=r_factor_max, nonneg=nonneg, sum_to_one=sum_to_one,
+                          energy_offset=(energy_offset if isinstance(energy_offset, str)
+                                         else [float(offsets[e]) for e in elements]))
+
+
+def _element_offset(energy_offset, element, window, energies, refs, fit, search_ev) -> float:
+    """The energy offset (eV) of one element's references: given, or fitted."""
+    if energy_offset is None:
+        return 0.0
+    if isinstance(energy_offset, str):
+        if energy_offset != "fit":
+            raise ValidationError(f"valence_maps: energy_offset must be None, a number (eV), a "
+                                  f"mapping element -> eV or \"fit\"; got {energy_offset!r}")
+        if type(window).__module__.split(".")[0] == "dask":
+            window = window.compute()
+        return fit_energy_offset(window, energies, refs, search_ev=search_ev,
+                                 nonneg=fit["nonneg"], sum_to_one=fit["sum_to_one"],
+                                 background=fit["background"], dtype=fit["dtype"]).offset_ev
+    if isinstance(energy_offset, Mapping):
+        return float(energy_offset.get(element, 0.0))
+    return float(energy_offset)
+
+
+def _fit_element(window, energies, refs, offset, fit, normalised, min_amount):
+    """LCF of one element's window: (valence, total weight, LCFResult, state names)."""
+    refs = shifted_references(refs, energies, offset) if offset else resample(refs, energies)
+    res = lcf(window, refs.values, names=[str(s) for s in refs["state"].values], **fit)
+    xp = array_module(res.fractions)
+    val = effective_valence(res.fractions, refs["state_valence"].values)
+    total = res.fractions.sum(axis=-1)
+    keep = res.quality_mask if normalised else res.quality_mask & (total > min_amount)
+    return {"valence": xp.where(keep, val, xp.nan), "total": total, "lcf": res,
+            "n_masked": int((~keep).sum()) if hasattr(keep, "sum") else -1,
+            "states": [str(s) for s in refs["state"].values]}
+
+
+def _assemble(per_el, elements, references, attrs, normalised):
+    """The per-element fits as one Dataset of maps."""
+    import xarray as xr
+
+    px = attrs["pixel_size"]
+    xp = array_module(per_el[elements[0]]["total"])
+    frac_maps = []
+    for el in elements:
+        f, total = per_el[el]["lcf"].fractions, per_el[el]["total"]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frac_maps.append(xp.moveaxis(f / xp.where(total > 0, total, xp.nan)[..., None], -1, 0))
+    lead = {"element": elements}
+
+    def stacked(get, name, units):
+        return spatial_map(xp.stack([get(per_el[e]) for e in elements]), voxel_size=px,
+                           units=units, name=name, leading=lead)
+
+    ds = xr.Dataset({
+        "valence": stacked(lambda t: t["valence"], "valence", "e"),
+        "fractions": spatial_map(xp.concatenate(frac_maps), voxel_size=px, units="1",
+                                 name="fractions",
+                                 leading={"state": [s for e in elements
+                                                    for s in per_el[e]["states"]]}),
+        "residual": stacked(lambda t: t["lcf"].residual, "residual", attrs.get("units", "")),
+        "r_factor": stacked(lambda t: t["lcf"].r_factor, "r_factor", "1"),
+        "quality_mask": stacked(lambda t: t["lcf"].quality_mask, "quality_mask", "1"),
+    })
+    if not normalised:
+        ds["amount"] = stacked(lambda t: t["total"], "amount", "1/nm^3")
+    ds = ds.assign_coords(state_element=("state", [s for e in elements for s in
+                                                   references["state_element"].values[
+                                                       references["state_element"].values == e]]))
+    ds.attrs.update({"pixel_size": px, "pixel_size_units": "nm",
+                     "n_masked": repr({e: per_el[e]["n_masked"] for e in elements}),
+                     "normalised": int(normalised)})
+    return ds

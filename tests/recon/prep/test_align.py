@@ -6,10 +6,12 @@ from spectrotomo.recon.prep import align_projections, normalize
 
 
 def _jittered(truth, angles, *, seed, jitter=1.0, center_offset=1.7):
-    from spectrotomo.simulate import EDGES, tilt_series
+    from spectrotomo.simulate import Imperfections, tilt_series
+    from spectrotomo.spectra import EDGES
 
-    ts = tilt_series(truth, energies=[EDGES["Mn"]["above"]], angles=angles, jitter_px=jitter,
-                     center_offset_px=center_offset, photons=2e4, seed=seed)
+    ts = tilt_series(truth, energies=[EDGES["Mn"]["above"]], angles=angles,
+                     imperfections=Imperfections(jitter_px=jitter, center_offset_px=center_offset),
+                     photons=2e4, seed=seed)
     od, _ = normalize(ts.projections.values[0], ts.flats.values[0], ts.darks.values[0])
     return od, ts.true_shift.values, ts.attrs["true_center"]
 

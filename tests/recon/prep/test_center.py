@@ -53,11 +53,12 @@ def test_limited_angle_simulated_particle(small_particle, method):
     """Grain texture flattens the FBP sharpness metric here; centre of mass (auto:
     the particle is inside the field of view) and consistency are not fooled."""
     from spectrotomo.recon.prep import normalize
-    from spectrotomo.simulate import EDGES, tilt_series
+    from spectrotomo.simulate import Imperfections, tilt_series
+    from spectrotomo.spectra import EDGES
 
     angles = np.arange(-65.0, 66.0, 2.0)
     ts = tilt_series(small_particle, energies=[EDGES["Mn"]["above"]], angles=angles,
-                     center_offset_px=-2.3, photons=2e4, seed=3)
+                     imperfections=Imperfections(center_offset_px=-2.3), photons=2e4, seed=3)
     od, _ = normalize(ts.projections.values[0], ts.flats.values[0], ts.darks.values[0])
     assert abs(find_center(od, angles, method=method) - ts.attrs["true_center"]) <= 0.5
 
@@ -66,11 +67,12 @@ def test_limited_angle_simulated_particle(small_particle, method):
 def leaving_fov(small_particle):
     """(od (131, 64, 64), true axis column): -65..+65 deg, axis 3.7 px left of centre."""
     from spectrotomo.recon.prep import normalize
-    from spectrotomo.simulate import EDGES, tilt_series
+    from spectrotomo.simulate import Imperfections, tilt_series
+    from spectrotomo.spectra import EDGES
 
     angles = np.arange(-65.0, 66.0)
     ts = tilt_series(small_particle, energies=[EDGES["Mn"]["above"]], angles=angles,
-                     center_offset_px=-3.7, photons=2e4, seed=1)
+                     imperfections=Imperfections(center_offset_px=-3.7), photons=2e4, seed=1)
     od, _ = normalize(ts.projections.values[0], ts.flats.values[0], ts.darks.values[0])
     return od, ts.attrs["true_center"]
 
@@ -138,12 +140,13 @@ def test_halves_sign_and_slope_match_the_geometry(small_particle):
     from spectrotomo.recon.prep import normalize
     from spectrotomo.recon.prep._center import _confined_rows, _signal_rows
     from spectrotomo.recon.prep._center_halves import _displacement, half_sets
-    from spectrotomo.simulate import EDGES, tilt_series
+    from spectrotomo.simulate import Imperfections, tilt_series
+    from spectrotomo.spectra import EDGES
 
     rng = np.random.default_rng(5)
     angles = np.sort(np.linspace(-40.0, 88.0, 110) + rng.uniform(-0.4, 0.4, 110))
     ts = tilt_series(small_particle, energies=[EDGES["Mn"]["above"]], angles=angles,
-                     center_offset_px=2.4, photons=2e4, seed=2)
+                     imperfections=Imperfections(center_offset_px=2.4), photons=2e4, seed=2)
     od, _ = normalize(ts.projections.values[0], ts.flats.values[0], ts.darks.values[0])
     od, true = od[:, 20:44, :56], ts.attrs["true_center"]  # truncated on the right
     assert _confined_rows(np, od).size == 0

@@ -6,10 +6,11 @@ from spectrotomo.recon.prep import normalize, register_energies
 
 
 def _series(truth, energies, *, seed, photons=2e4, ref=0):
-    from spectrotomo.simulate import tilt_series
+    from spectrotomo.simulate import Imperfections, tilt_series
 
-    ts = tilt_series(truth, energies=energies, angles=[20.0], energy_shift_px=1.5,
-                     magnification=0.01, photons=photons, seed=seed)
+    ts = tilt_series(truth, energies=energies, angles=[20.0],
+                     imperfections=Imperfections(energy_shift_px=1.5, magnification=0.01),
+                     photons=photons, seed=seed)
     od = np.stack([normalize(ts.projections.values[k], ts.flats.values[k],
                              ts.darks.values[k])[0][0] for k in range(len(energies))])
     d, s = ts.true_energy_shift.values, ts.true_scale.values
@@ -31,7 +32,7 @@ def test_shift_and_magnification_estimated_with_shared_contrast(small_particle, 
 
 
 def test_edge_pair_with_estimated_scale(small_particle):
-    from spectrotomo.simulate import EDGES
+    from spectrotomo.spectra import EDGES
 
     energies = [EDGES["Co"]["below"], EDGES["Co"]["above"]]
     od, shift, scale = _series(small_particle, energies, seed=5)
@@ -42,7 +43,7 @@ def test_edge_pair_with_estimated_scale(small_particle):
 
 @pytest.mark.parametrize("element", ["Co", "Ni"])
 def test_magnification_within_0p1_percent_across_co_ni_edges(small_particle, element):
-    from spectrotomo.simulate import EDGES
+    from spectrotomo.spectra import EDGES
 
     energies = [EDGES[element]["below"], EDGES[element]["above"]]
     for seed in (5, 6):
@@ -56,7 +57,7 @@ def test_magnification_within_0p1_percent_across_co_ni_edges(small_particle, ele
 def test_outline_model_across_o_mn_edges(small_particle, element):
     """The surface shell's contrast change biases the one-gain fit; the
     depth-dependent gain is chosen and stays within 0.2 % (0.1 % is not met)."""
-    from spectrotomo.simulate import EDGES
+    from spectrotomo.spectra import EDGES
 
     energies = [EDGES[element]["below"], EDGES[element]["above"]]
     od, shift, scale = _series(small_particle, energies, seed=3)
@@ -83,7 +84,7 @@ def test_outline_model_on_mn_white_lines(small_particle):
 
 
 def test_across_edges_with_pixel_size_metadata(small_particle):
-    from spectrotomo.simulate import EDGES
+    from spectrotomo.spectra import EDGES
 
     energies = sorted([EDGES["O"]["below"], EDGES["O"]["above"], EDGES["Mn"]["below"], 645.0,
                        EDGES["Mn"]["above"]])
@@ -100,11 +101,13 @@ def test_simulator_pixel_size_metadata_fixes_the_scale(small_particle):
     """The simulator's recorded pixel sizes (true magnification) give the scale
     exactly, even across the O and Mn edges where the estimate is biased."""
     from spectrotomo import energy_pixel_sizes
-    from spectrotomo.simulate import EDGES, tilt_series
+    from spectrotomo.simulate import Imperfections, tilt_series
+    from spectrotomo.spectra import EDGES
 
     energies = [EDGES["O"]["below"], EDGES["O"]["above"], EDGES["Mn"]["above"]]
-    ts = tilt_series(small_particle, energies=energies, angles=[20.0], energy_shift_px=1.5,
-                     magnification=0.01, seed=3, pixel_size_metadata=True)
+    ts = tilt_series(small_particle, energies=energies, angles=[20.0],
+                     imperfections=Imperfections(energy_shift_px=1.5, magnification=0.01), seed=3,
+                     pixel_size_metadata=True)
     od = np.stack([normalize(ts.projections.values[k], ts.flats.values[k],
                              ts.darks.values[k])[0][0] for k in range(3)])
     true = ts.true_scale.values / ts.true_scale.values[1]
@@ -139,10 +142,10 @@ def test_bad_input():
 
 
 def _angle_stack(truth, energies, angles, seed):
-    from spectrotomo.simulate import tilt_series
+    from spectrotomo.simulate import Imperfections, tilt_series
 
-    ts = tilt_series(truth, energies=energies, angles=angles, energy_shift_px=1.5,
-                     magnification=0.01, seed=seed)
+    ts = tilt_series(truth, energies=energies, angles=angles,
+                     imperfections=Imperfections(energy_shift_px=1.5, magnification=0.01), seed=seed)
     od = np.stack([normalize(ts.projections.values[k], ts.flats.values[k],
                              ts.darks.values[k])[0] for k in range(len(energies))])
     d, s = ts.true_energy_shift.values, ts.true_scale.values
@@ -153,7 +156,7 @@ def test_angles_numpy_dask_and_xarray_agree(small_particle):
     da = pytest.importorskip("dask.array")
     import xarray as xr
 
-    from spectrotomo.simulate import EDGES
+    from spectrotomo.spectra import EDGES
 
     energies = [EDGES["Ni"]["below"], EDGES["Ni"]["above"]]
     angles = [-40.0, -10.0, 10.0, 35.0]
@@ -219,10 +222,11 @@ def test_energy_batches_give_the_same_registration(monkeypatch):
     stopping step (each batch stops on its own: 2e-6 in scale measured)."""
     from spectrotomo.recon.prep import _register_fit
     from spectrotomo.recon.prep import _shift
-    from spectrotomo.simulate import particle, tilt_series
+    from spectrotomo.simulate import Imperfections, particle, tilt_series
 
     ts = tilt_series(particle("small", seed=1), energies=np.linspace(636.0, 648.0, 7),
-                     angles=[10.0], energy_shift_px=1.0, magnification=0.01, photons=None,
+                     angles=[10.0], imperfections=Imperfections(energy_shift_px=1.0, magnification=0.01),
+                     photons=None,
                      seed=2)
     od = ts["true_od"].values[:, 0]
     _, one = register_energies(od, reference=0)
@@ -237,12 +241,12 @@ def test_linear_magnification_law_averages_the_white_line_bias():
     """Mn L XANES (25 energies) of a particle with a reduced surface shell, magnified
     linearly with energy (2e-4 per eV, as refocused zone-plate optics): per-energy scale
     estimates carry the white-line bias (0.59 % measured); the fitted law 0.08 %."""
-    from spectrotomo.simulate import particle, tilt_series
+    from spectrotomo.simulate import Imperfections, particle, tilt_series
     from spectrotomo.simulate._sample import XANES_ENERGIES
 
     energies = np.asarray(XANES_ENERGIES, float)
     ts = tilt_series(particle("small", seed=0), energies=energies, angles=[20.0],
-                     energy_shift_px=1.5, magnification_per_ev=2e-4, photons=2e4, seed=3)
+                     imperfections=Imperfections(energy_shift_px=1.5, magnification_per_ev=2e-4), photons=2e4, seed=3)
     true = ts["true_scale"].values
     np.testing.assert_allclose(true, 1 + 2e-4 * (energies - energies[0]))
     od = np.stack([normalize(ts.projections.values[k], ts.flats.values[k],

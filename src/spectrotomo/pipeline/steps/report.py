@@ -110,6 +110,7 @@ def truth_errors(store) -> dict:
     if "chemistry" in groups:
         errors["amount_relative_bias"] = _amount_bias(io.read_group(store, "chemistry"), truth)
     if "valence" in groups:
+        errors.update(_energy_offset_errors(io.read_group(store, "valence")))
         val = io.read_group(store, "valence")["valence"].sel(element="Mn").values
         n_mn = truth["density"].sel(element="Mn").values
         v_mn = truth["valence"].sel(element="Mn").values
@@ -139,6 +140,16 @@ def _mask_errors(mask: np.ndarray, truth: xr.Dataset) -> dict:
     union = (est | true).sum()
     return {"mask_iou": float((est & true).sum() / union) if union else None,
             "extent_error_vox": extent}
+
+
+def _energy_offset_errors(valence: xr.Dataset) -> dict:
+    """Fitted vs true energy offset of the references (Mn window; simulated scans)."""
+    if "true_energy_offset_ev" not in valence.attrs or "Mn" not in valence["element"].values:
+        return {}
+    fitted = float(valence.attrs["energy_offset_ev"][list(valence["element"].values).index("Mn")])
+    true = float(valence.attrs["true_energy_offset_ev"])
+    return {"energy_offset_ev": fitted, "energy_offset_true_ev": true,
+            "energy_offset_error_ev": fitted - true}
 
 
 def _magnification_error(od: xr.Dataset, raw: xr.Dataset) -> float:

@@ -2,8 +2,8 @@
 
 The references and fit mode come from the ``[spectra]`` config.
 
-``references = "builtin"`` uses the simulator's model spectra (cross sections
-per atom, nm^2); any other value is a CSV/text table read with
+``references = "builtin"`` uses :func:`spectrotomo.spectra.builtin_references`
+(the model spectra the simulator also uses; cross sections per atom, nm^2); any other value is a CSV/text table read with
 :func:`spectrotomo.spectra.load_references`: energy (eV) first, then one
 column per state named ``<element><valence><sign>`` (``Mn2+``, ``Mn3+``,
 ``O2-``), which gives each state's element and formal valence.
@@ -15,6 +15,12 @@ the amounts, not the valence). ``sum_to_one = true``: each element's window
 of the spectra and of the references is edge-step normalised (edge energy
 ``e0`` from the references) and fitted with fractions summing to one.
 ``nonneg`` constrains the weights to be >= 0 in both modes.
+
+``energy_offset = "fit"`` (default) fits, per element window, the energy
+offset of the references against the scan (:func:`spectrotomo.spectra.
+fit_energy_offset`, +-1.5 eV; in the normalised mode on the raw window with
+the absolute mode's constraints, before normalising); a number moves the
+references up by that many eV. The offsets are ``attrs["energy_offset_ev"]``.
 """
 
 from __future__ import annotations
@@ -97,10 +103,12 @@ def fit_valence(spectra: xr.DataArray, refs: xr.DataArray, elements, cfg) -> xr.
     try:
         if fit_mode(cfg) == "absolute":
             ds = valence_maps(spectra, refs, elements=elements, min_amount=0.0,
-                              nonneg=cfg.nonneg)
+                              nonneg=cfg.nonneg, energy_offset=cfg.energy_offset)
         else:
-            ds = _merge_elements([_fit_normalised(spectra, refs, el, cfg.nonneg)
-                                  for el in elements])
+            parts = [_fit_normalised(spectra, refs, el, cfg.nonneg, cfg.energy_offset)
+                     for el in elements]
+            ds = _merge_elements(parts)
+            ds.attrs["energy_offset_ev"] = [p.attrs["energy_offset_ev"][0] for p in parts]
     except ValidationError as exc:  # e.g. a file whose energies miss the measured ones
         raise ValidationError(f"valence: [spectra] references {cfg.references}: {exc}") from exc
     ds.attrs["fit_mode"] = fit_mode(cfg)
@@ -108,19 +116,27 @@ def fit_valence(spectra: xr.DataArray, refs: xr.DataArray, elements, cfg) -> xr.
 
 
 def _fit_normalised(spectra: xr.DataArray, refs: xr.DataArray, element: str,
-                    nonneg: bool) -> xr.Dataset:
-    """Edge-step normalise one element's window (spectra and references, one
-    e0), then fit fractions that sum to one."""
-    from ...spectra import DEFAULT_WINDOWS, normalise, resample, valence_maps
+                    nonneg: bool, energy_offset) -> xr.Dataset:
+    """Move the element's references by the energy offset (fitted on the raw
+    window when "fit"), edge-step normalise the window (spectra and references,
+    one e0), then fit fractions that sum to one."""
+    from ...spectra import (DEFAULT_WINDOWS, fit_energy_offset, normalise, shifted_references,
+                            valence_maps)
 
     lo, hi = DEFAULT_WINDOWS[element]
     energy = spectra["energy"].values
     window = spectra.isel(energy=np.flatnonzero((energy >= lo) & (energy <= hi)))
     mine = refs.isel(state=np.flatnonzero(refs["state_element"].values == element))
-    mine = normalise(resample(mine, window["energy"].values), pre=_PRE_EDGE_EV)
+    e = window["energy"].values
+    if energy_offset == "fit":
+        energy_offset = fit_energy_offset(np.moveaxis(np.asarray(window.values), 0, -1), e,
+                                          mine, nonneg=nonneg).offset_ev
+    mine = normalise(shifted_references(mine, e, float(energy_offset)), pre=_PRE_EDGE_EV)
     window = normalise(window, e0=mine.attrs["e0"], pre=_PRE_EDGE_EV)  # keeps pixel_size
-    return valence_maps(window, mine, elements=[element], normalised=True, nonneg=nonneg,
-                        sum_to_one=True)
+    ds = valence_maps(window, mine, elements=[element], normalised=True, nonneg=nonneg,
+                      sum_to_one=True)
+    ds.attrs["energy_offset_ev"] = [float(energy_offset)]
+    return ds
 
 
 def _merge_elements(parts: list[xr.Dataset]) -> xr.Dataset:
@@ -171,7 +187,11 @@ def valence(ctx: RunContext) -> None:
     result["energy_scale"] = (("energy",), np.asarray(reg.scales),
                               {"units": "1", "source": reg.scale_source})
     result.attrs["registration_reference"] = int(reg.reference)
+    if "true_energy_offset_ev" in ds.attrs:  # simulated scan: the report compares
+        result.attrs["true_energy_offset_ev"] = float(ds.attrs["true_energy_offset_ev"])
     add_provenance(result, "pipeline.valence", inputs=[str(ctx.store)],
                    references=cfg.references, fit_mode=result.attrs["fit_mode"],
-                   nonneg=cfg.nonneg, sum_to_one=cfg.sum_to_one)
+                   nonneg=cfg.nonneg, sum_to_one=cfg.sum_to_one,
+                   energy_offset=cfg.energy_offset,
+                   energy_offset_ev=dict(zip(elements, result.attrs["energy_offset_ev"])))
     io.write(ctx.store, "valence", result, overwrite=ctx.overwrite)

@@ -1,4 +1,8 @@
-"""Synthetic reference spectra per oxidation state (marked ``synthetic``).
+"""Builtin model reference spectra per oxidation state (marked ``synthetic``).
+
+The library of synthetic spectra that the simulator generates its data from
+and that the pipeline fits with by default (``[spectra] references =
+"builtin"``); the simulator imports it from here.
 
 Model, per element ``e`` and state ``s`` (cross section per atom, nm^2)::
 
@@ -19,25 +23,27 @@ quantification with xraydb is exact on simulated data. Outside
 from __future__ import annotations
 
 import functools
+from types import MappingProxyType
 
 import numpy as np
 import xarray as xr
-from scipy.special import erf
 
-__all__ = ["EDGES", "STATES", "reference_spectra", "cross_section", "xraydb_cross_section"]
+from .._model import ValidationError
+from .._physics import EDGE_WINDOWS_EV
+from ._quantify import cross_section
 
-_AVOGADRO = 6.02214076e23
-_CM2_TO_NM2 = 1e14
+__all__ = ["EDGES", "BUILTIN_STATES", "builtin_references", "builtin_cross_section"]
 
 #: Absorption edges measured by soft X-ray spectro-tomography (energies in eV).
 #: ``edge`` is xraydb's tabulated edge (K for O, L3 for TMs); ``below``/``above``
 #: the dual-energy pair (pre-edge and post-edge continuum).
-EDGES = {
-    "O": {"edge": 543.1, "range": (525.0, 555.0), "below": 525.0, "above": 555.0},
-    "Mn": {"edge": 638.7, "range": (635.0, 665.0), "below": 635.0, "above": 665.0},
-    "Co": {"edge": 778.1, "range": (775.0, 805.0), "below": 775.0, "above": 805.0},
-    "Ni": {"edge": 852.7, "range": (848.0, 880.0), "below": 848.0, "above": 880.0},
-}
+#: The scan ranges are the toolkit's edge windows (``_physics.EDGE_WINDOWS_EV``) and the
+#: model's dual-energy pair is their ends. Read-only.
+EDGES = MappingProxyType({
+    el: MappingProxyType({"edge": edge, "range": EDGE_WINDOWS_EV[el],
+                          "below": EDGE_WINDOWS_EV[el][0], "above": EDGE_WINDOWS_EV[el][1]})
+    for el, edge in (("O", 543.1), ("Mn", 638.7), ("Co", 778.1), ("Ni", 852.7))
+})
 
 # Spin-orbit splitting L3 -> L2 (eV) and the L3 fraction of the jump.
 _L2_OFFSET = {"O": None, "Mn": 11.2, "Co": 15.1, "Ni": 17.3}
@@ -61,28 +67,17 @@ _STATE_TABLE = {
 }
 _STEP_WIDTH = {"O": 1.5, "Mn": 0.6, "Co": 0.6, "Ni": 0.6}
 
-#: All states, grouped by element in the order Mn, Co, Ni, O.
-STATES = tuple(_STATE_TABLE)
-
-
-def xraydb_cross_section(element: str, energies) -> np.ndarray:
-    """Tabulated total cross section per atom (Elam, via xraydb), nm^2.
-
-    ``mu_elam`` (cm^2/g) x atomic mass (g/mol) / N_A -> cm^2/atom -> nm^2/atom.
-    """
-    import xraydb
-
-    energies = np.atleast_1d(np.asarray(energies, dtype=float))
-    mu = xraydb.mu_elam(element, energies, kind="total")
-    return np.asarray(mu) * xraydb.atomic_mass(element) / _AVOGADRO * _CM2_TO_NM2
+#: state -> (element, formal valence) of every builtin state, grouped by
+#: element in the order Mn, Co, Ni, O (read-only).
+BUILTIN_STATES = MappingProxyType({s: (row[0], row[1]) for s, row in _STATE_TABLE.items()})
 
 
 @functools.lru_cache(maxsize=None)
 def _anchors(element: str) -> tuple[float, float, float, float]:
     """(pre at below, pre exponent, post at above, post exponent) of the power laws."""
     lo, hi = EDGES[element]["below"], EDGES[element]["above"]
-    s_lo = xraydb_cross_section(element, [lo - 15.0, lo])
-    s_hi = xraydb_cross_section(element, [hi, hi + 15.0])
+    s_lo = cross_section(element, [lo - 15.0, lo])
+    s_hi = cross_section(element, [hi, hi + 15.0])
     p = np.log(s_lo[1] / s_lo[0]) / np.log(lo / (lo - 15.0))
     q = np.log(s_hi[1] / s_hi[0]) / np.log((hi + 15.0) / hi)
     return float(s_lo[1]), float(p), float(s_hi[0]), float(q)
@@ -95,6 +90,8 @@ def _pre_post(element: str, energies: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def _step(energies, centre, width):
+    from scipy.special import erf  # scipy stays out of ``import spectrotomo.spectra``
+
     return 0.5 * (1.0 + erf((energies - centre) / (np.sqrt(2.0) * width)))
 
 
@@ -118,52 +115,85 @@ def _normalised_shape(state: str, energies: np.ndarray) -> np.ndarray:
     return shape
 
 
-def cross_section(state: str, energies, *, normalised: bool = False) -> np.ndarray:
-    """Model cross section of one state, shape (n_energies,), nm^2 per atom.
+def builtin_cross_section(state: str, energies, *, normalised: bool = False) -> np.ndarray:
+    """Model cross section of one builtin state, shape (n_energies,), nm^2 per atom.
 
-    With ``normalised=True`` the edge-step-normalised spectrum (dimensionless).
-    Outside the element's ``[below, above]`` window the absolute model equals
-    xraydb's tabulated cross section.
+    Parameters
+    ----------
+    state : str
+        One of :data:`BUILTIN_STATES` (e.g. ``"Mn3+"``).
+    energies : array_like, shape (n_energies,)
+        Photon energies, eV.
+    normalised : bool
+        The edge-step-normalised spectrum (dimensionless) instead. Outside the
+        element's ``[below, above]`` window the absolute model equals xraydb's
+        tabulated cross section (:func:`cross_section`).
     """
     if state not in _STATE_TABLE:
-        raise ValueError(f"cross_section: state must be one of {list(_STATE_TABLE)}, got {state!r}")
+        raise ValidationError(f"builtin_cross_section: state must be one of "
+                              f"{list(_STATE_TABLE)}, got {state!r}")
     energies = np.atleast_1d(np.asarray(energies, dtype=float))
     shape = _normalised_shape(state, energies)
     if normalised:
         return shape
-    element = _STATE_TABLE[state][0]
+    return _absolute(_STATE_TABLE[state][0], shape[None], energies)[0]
+
+
+def _absolute(element: str, shapes: np.ndarray, energies: np.ndarray) -> np.ndarray:
+    """Cross sections (k, n_energies) nm^2 of an element's normalised ``shapes`` (k, n).
+
+    xraydb (a spline evaluated in a Python loop, ~40 us per energy) is called
+    once per element for every energy outside its window, not once per state.
+    """
     pre, post = _pre_post(element, energies)
-    model = pre + (post - pre) * shape
+    model = pre + (post - pre) * shapes
     edge = EDGES[element]
     outside = (energies < edge["below"]) | (energies > edge["above"])
     if outside.any():
-        model[outside] = xraydb_cross_section(element, energies[outside])
+        model[:, outside] = cross_section(element, energies[outside])
     return model
 
 
-def default_energies(elements) -> np.ndarray:
-    """Union of the elements' scan ranges on a 0.25 eV grid, eV."""
-    grids = [np.arange(EDGES[e]["range"][0], EDGES[e]["range"][1] + 1e-9, 0.25) for e in elements]
+#: The default grid reaches this far (eV) beyond each element's scan range, so
+#: that references shifted by a calibration offset still cover the scan
+#: (:func:`spectrotomo.spectra.fit_energy_offset` searches +-1.5 eV).
+BUILTIN_MARGIN_EV = 5.0
+#: Step of the default grid (eV): linear interpolation between its points is
+#: within ~0.4 % of the white lines' height (sigma >= 0.55 eV), so resampling
+#: references at shifted energies adds little grid-locked ripple to an offset fit.
+BUILTIN_STEP_EV = 0.1
+
+
+def _default_energies(elements) -> np.ndarray:
+    """Union of the elements' scan ranges +- BUILTIN_MARGIN_EV on a BUILTIN_STEP_EV grid, eV."""
+    grids = []
+    for e in elements:
+        lo, hi = EDGES[e]["range"]
+        n = int(round((hi - lo + 2 * BUILTIN_MARGIN_EV) / BUILTIN_STEP_EV)) + 1
+        grids.append(np.round(lo - BUILTIN_MARGIN_EV + BUILTIN_STEP_EV * np.arange(n), 6))
     return np.unique(np.concatenate(grids))
 
 
-def states_of(elements) -> list[str]:
+def _states_of(elements) -> list[str]:
     return [s for s, row in _STATE_TABLE.items() if row[0] in elements]
 
 
-def reference_spectra(elements=None, *, energies=None, normalised: bool = False) -> xr.DataArray:
-    """Synthetic reference spectra of every oxidation state of ``elements``.
+def builtin_references(elements=None, *, energies=None, normalised: bool = True) -> xr.DataArray:
+    """The builtin (synthetic) reference spectra of every oxidation state of ``elements``.
 
     Parameters
     ----------
     elements : sequence of str, optional
         Subset of ``("Mn", "Co", "Ni", "O")``; default all.
     energies : array_like, shape (n_energies,), optional
-        Photon energies in eV; default the union of the elements' ranges at 0.25 eV.
+        Photon energies in eV; default the union of the elements' scan ranges
+        (``EDGES[e]["range"]``) widened by ``BUILTIN_MARGIN_EV`` = 5 eV on each
+        side, at ``BUILTIN_STEP_EV`` = 0.1 eV.
     normalised : bool
-        False: absolute cross section per atom in nm^2 (xraydb non-resonant
-        background + edge + white lines). True: edge-step normalised
-        (pre-edge 0, post-edge 1), dimensionless.
+        True (default): edge-step normalised (pre-edge 0, post-edge 1),
+        dimensionless. False: absolute cross section per atom in nm^2 (xraydb
+        non-resonant background + edge + white lines), what the simulator's
+        forward model uses.
 
     Returns
     -------
@@ -174,12 +204,18 @@ def reference_spectra(elements=None, *, energies=None, normalised: bool = False)
     elements = list(EDGES) if elements is None else [str(e) for e in np.atleast_1d(elements)]
     unknown = [e for e in elements if e not in EDGES]
     if unknown:
-        raise ValueError(f"reference_spectra: elements must be among {list(EDGES)}, got {unknown}")
-    energies = default_energies(elements) if energies is None else np.atleast_1d(np.asarray(energies, float))
+        raise ValidationError(f"builtin_references: elements must be among {list(EDGES)}, "
+                              f"got {unknown}")
+    energies = _default_energies(elements) if energies is None else np.atleast_1d(np.asarray(energies, float))
     if energies.ndim != 1 or not np.all(np.isfinite(energies)) or np.any(energies <= 0):
-        raise ValueError("reference_spectra: energies must be a 1-D array of positive eV values")
-    states = states_of(elements)
-    values = np.stack([cross_section(s, energies, normalised=normalised) for s in states])
+        raise ValidationError("builtin_references: energies must be a 1-D array of positive eV "
+                              "values")
+    states = _states_of(elements)
+    values = np.stack([_normalised_shape(s, energies) for s in states])
+    if not normalised:
+        elem = np.array([_STATE_TABLE[s][0] for s in states])
+        for e in elements:  # 1-4 elements, each with its 2-3 states at once
+            values[elem == e] = _absolute(e, values[elem == e], energies)
     return xr.DataArray(
         values,
         dims=("state", "energy"),
