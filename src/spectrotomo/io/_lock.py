@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ._leftovers import remove_leftovers
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
@@ -230,7 +232,7 @@ def store_lock(store_path, *, log=None):
 
     A lock left by a dead process of this host (a run killed with kill -9) is
     taken over, and the temporaries that run left are removed
-    (:func:`~spectrotomo.io._repair.remove_leftovers`); that is said:
+    (:func:`~spectrotomo.io._leftovers.remove_leftovers`); that is said:
     ``log(message)`` when ``log`` is given, else a warning of the ``logging``
     logger ``spectrotomo.io._lock``.
 
@@ -269,8 +271,6 @@ def store_lock(store_path, *, log=None):
     _HELD[key] = [fd, 1]
     try:
         if stale is not None:
-            from ._repair import remove_leftovers  # _repair -> _store -> _lock
-
             _report_stale(path, stale, log, remove_leftovers(store_path))
         yield path
     finally:
