@@ -1,4 +1,4 @@
-"""Time per projection: normalisation + ring removal + alignment, spectrotomo vs a peer.
+"""Time per projection: normalization + ring removal + alignment, spectrotomo vs a peer.
 
 The peer is TomoPy when importable (normalize, minus_log, remove_stripe_fw,
 align_joint), otherwise algotom (flat_field_correction, remove_stripe_based_sorting
@@ -41,10 +41,10 @@ def make_data(size: int, n_angles: int, seed: int):
 def run_ours(proj, flats, darks, angles, center, iterations):
     from spectrotomo.recon.prep import align_projections, normalize, remove_rings
 
-    t = {"normalise, no zinger search":
+    t = {"normalize, no zinger search":
          harness.once(lambda: normalize(proj, flats, darks, zinger_threshold=None)).best}
     r = harness.once(lambda: normalize(proj, flats, darks))
-    t["normalise"], od = r.best, r.out[0]
+    t["normalize_edge_step"], od = r.best, r.out[0]
     r = harness.once(lambda: remove_rings(od))  # the default method, as the pipeline runs it
     t["rings"], od = r.best, r.out
     r = harness.once(lambda: align_projections(od, angles, center=center,
@@ -60,7 +60,7 @@ def run_algotom(proj, flats, darks):
 
     r = harness.once(lambda: -np.log(np.clip(
         flat_field_correction(proj, flats.mean(0), darks.mean(0)), 1e-6, None)))
-    t, od = {"normalise": r.best}, r.out
+    t, od = {"normalize_edge_step": r.best}, r.out
     r = harness.once(lambda: np.stack([remove_stripe_based_sorting(od[:, k], size=5)
                                        for k in range(od.shape[1])], 1))
     t["rings"], od = r.best, r.out
@@ -78,7 +78,7 @@ def main():
     ap.add_argument("--iterations", type=int, default=10, help="re-projection iterations")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
-    harness.start("align_bench: normalise + rings + align, ms per projection")
+    harness.start("align_bench: normalize + rings + align, ms per projection")
     proj, flats, darks, angles, true, center = make_data(args.size, args.angles, args.seed)
     n = proj.shape[0]
     # Warm-up on a few projections: imports and plans are not per-projection costs.
@@ -93,14 +93,14 @@ def main():
           + " (TomoPy comparison not implemented)")
     ours, s_ours = run_ours(proj, flats, darks, angles, center, args.iterations)
     peer, s_peers = run_algotom(proj, flats, darks) if has_peer else ({}, [])
-    peer["normalise, no zinger search"] = peer.get("normalise", np.nan)
-    keys = ("normalise", "rings", "align")
-    total = "total (normalise+rings+align)"
+    peer["normalize, no zinger search"] = peer.get("normalize_edge_step", np.nan)
+    keys = ("normalize_edge_step", "rings", "align")
+    total = "total (normalize+rings+align)"
     ours[total] = sum(ours[k] for k in keys)
     peer[total] = sum(peer.get(k, np.nan) for k in keys)
     rows = [[k, 1e3 * ours[k] / n, 1e3 * peer.get(k, np.nan) / n,
              harness.ratio(peer.get(k, np.nan), ours[k])]
-            for k in ("normalise, no zinger search", *keys, total)]
+            for k in ("normalize, no zinger search", *keys, total)]
     harness.print_table(["stage", "spectrotomo ms/proj", "algotom ms/proj", "peer/ours"], rows,
                         fmt=".2f")
     e_o = _rms_error(s_ours, true, angles)

@@ -3,7 +3,7 @@
 For each seed and true offset the simulator's 2D Mn L XANES scan (``simulate.sample``,
 25 energies, Poisson noise, mild imperfections, 0.2 eV extra Gaussian broadening) gets
 the references of ``spectra.builtin_references`` moved by ``offset`` eV; the
-pipeline's ``valence`` step (normalise, register the energies, absolute LCF) then
+pipeline's ``valence`` step (normalize_edge_step, register the energies, absolute LCF) then
 runs with ``[spectra] energy_offset`` =
 
 - ``aligned``: the true offset (the references moved exactly onto the scan's scale),

@@ -1,7 +1,7 @@
 """Rotation-axis search: error (px) and time per ``find_center`` method, limited angle.
 
 Data: ``simulate.tilt_series`` of the small (64 px) or demo (128 px) particle,
--65..+65 deg in 1 deg steps, Mn L3 post-edge, 2e4 photons, normalised to
+-65..+65 deg in 1 deg steps, Mn L3 post-edge, 2e4 photons, normalized to
 optical density; axis offsets +2.4 and -3.7 px from the detector centre.
 Cases: (a) untruncated; (b) columns cut on one side (the particle's caps stay
 inside the field of view); (c) truncated in every row: only the middle rows

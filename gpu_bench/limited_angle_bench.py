@@ -2,7 +2,7 @@
 
 Parts (all CPU; numbers printed as tables):
 1. ``simulate`` samples "small" and "demo" (seeds 31 / 41: no test or tuning uses
-   them), 8 energies (O, Mn, Co, Ni pairs), 2e4 photons, normalised to optical
+   them), 8 energies (O, Mn, Co, Ni pairs), 2e4 photons, normalized to optical
    density: per-element amount bias (``spectra.element_maps`` vs the truth's
    density over interior voxels, as the pipeline report's ``amount_relative_bias``),
    particle-mask IoU and extent error per axis (``segmentation.particle_mask`` of the

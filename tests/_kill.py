@@ -128,7 +128,7 @@ def zarr_json(path) -> dict:
         return {}
 
 
-def normalised_attrs(attrs: dict, store) -> dict:
+def normalized_attrs(attrs: dict, store) -> dict:
     """Attributes with what legitimately differs between two runs removed:
 
     - ``provenance`` entries' ``time`` (UTC time the step ran) and the store's
@@ -153,21 +153,21 @@ def normalised_attrs(attrs: dict, store) -> dict:
 
 
 def assert_stores_equal(store, ref) -> int:
-    """Assert two stores hold the same nodes, attributes (see :func:`normalised_attrs`)
+    """Assert two stores hold the same nodes, attributes (see :func:`normalized_attrs`)
     and arrays bit for bit (NaN positions too), and the same files (no leftover
     temporaries); returns the number of arrays compared."""
     import zarr
 
     top, ref_top = (zarr.open_group(str(s), mode="r") for s in (store, ref))
-    assert normalised_attrs(top.attrs.asdict(), store) == \
-        normalised_attrs(ref_top.attrs.asdict(), ref), "root attributes"
+    assert normalized_attrs(top.attrs.asdict(), store) == \
+        normalized_attrs(ref_top.attrs.asdict(), ref), "root attributes"
     nodes, ref_nodes = (dict(g.members(max_depth=None)) for g in (top, ref_top))
     assert sorted(nodes) == sorted(ref_nodes)
     n_arrays = 0
     for path, node in sorted(nodes.items()):
         other = ref_nodes[path]
-        assert normalised_attrs(node.attrs.asdict(), store) == \
-            normalised_attrs(other.attrs.asdict(), ref), path
+        assert normalized_attrs(node.attrs.asdict(), store) == \
+            normalized_attrs(other.attrs.asdict(), ref), path
         if isinstance(node, zarr.Group):
             continue
         a, b = node[...], other[...]

@@ -45,7 +45,8 @@ def fake_sample(monkeypatch):
     return sim.sample
 
 
-@pytest.mark.parametrize("command", [[], ["simulate"], ["info"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["simulate"], ["info"], ["demo"], ["check"], ["init"],
+                                     ["center"], ["run"]])
 def test_help_on_every_command(command, capsys):
     with pytest.raises(SystemExit) as exc:
         main([*command, "--help"])
@@ -119,3 +120,99 @@ def test_simulate_real_small_preset(tmp_path, capsys):
     spectrotomo.validate_tilt_series(read_group(store, "raw"))
     spectrotomo.validate_tilt_series(read_group(store, "raw_xanes"))
     assert "spectra" in read_group(store, "references")
+
+
+# --------------------------------------------------------------------------- #
+# real experiments: check, init --input, center, run --rows
+# --------------------------------------------------------------------------- #
+@pytest.fixture(scope="module")
+def tiny_files(tmp_path_factory):
+    """simulate.sample('tiny') as one Data Exchange file per energy + its XANES scan."""
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent / "io"))
+    from _writers import write_dxchange, write_nxtomo
+
+    import spectrotomo.simulate as sim
+
+    root = tmp_path_factory.mktemp("cli-files")
+    tree = sim.sample("tiny")
+    ts, xa = tree["tilt_series"].to_dataset(), tree["xanes"].to_dataset()
+
+    def member(ds, e, keep=slice(None)):
+        return {"projections": ds["projections"].values[e][keep],
+                "flats": ds["flats"].values[e], "darks": ds["darks"].values[e],
+                "angles": ds["angle"].values[keep], "energy": float(ds["energy"].values[e]),
+                "pixel_size": float(ds.attrs["pixel_size"])}
+
+    paths = [write_dxchange(root / f"tomo_{e}.h5", member(ts, e)) for e in range(8)]
+    xanes = write_nxtomo(root / "xanes.nx", None, entries=[
+        (f"entry{e:04d}", member(xa, e), {}) for e in range(xa.sizes["energy"])])
+    lost = write_dxchange(root / "lost.h5", member(ts, 1, np.s_[3:]))
+    return root, paths, xanes, lost
+
+
+def test_check_describes_files_and_fails_on_problems(tiny_files, capsys):
+    root, paths, xanes, lost = tiny_files
+    assert main(["check", str(root / "tomo_*.h5"), str(xanes)]) == 1  # XANES: 1 angle
+    assert main(["check", str(root / "tomo_*.h5")]) == 0
+    out = capsys.readouterr().out
+    assert "format           dxchange" in out
+    assert "energies (eV)    525, 555, 635, 665, 775, 805, 848, 880" in out
+    assert "-65..65 deg, step 2 deg, 66 angles" in out
+    assert "flats / darks    5 / 3" in out and "pixel size (nm)  36" in out
+    assert "missing wedge" in out and "OK: a run can read these files" in out
+    assert main(["check", str(paths[0]), str(lost)]) == 1
+    out = capsys.readouterr().out
+    assert "lost.h5" in out and 'with [input] angles = "common" the files combine' in out
+    assert main(["check", "--angles", "common", str(paths[0]), str(lost)]) == 0
+    assert main(["check", str(root / "nothing_*.h5")]) == 1
+    assert "the pattern matches no file" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("template", ["txm-dual-energy", "xanes2d", "xanes3d", "holo"])
+def test_init_from_files_writes_a_loadable_config(tiny_files, tmp_path, template, capsys):
+    from spectrotomo.pipeline import load_config
+
+    root, paths, xanes, _ = tiny_files
+    out = tmp_path / "run.toml"
+    files = [str(p) for p in paths[:3]]
+    assert main(["init", "--input", *files, "--xanes", str(xanes), "--template", template,
+                 str(out)]) == 0
+    text = out.read_text()
+    cfg = load_config(out)
+    assert cfg.input.path == files and cfg.input.xanes == str(xanes)
+    assert cfg.output.store == str(tmp_path / "run.zarr")
+    assert f"# template {template}:" in text and "energies 525, 555, 635 eV" in text
+    if template == "holo":
+        assert cfg.phase.method == "ctf" and cfg.preprocess.align is False
+    if template == "xanes2d":
+        assert cfg.spectra.sum_to_one is True
+    assert main(["init", "--input", *files, str(out)]) == 2  # exists
+    assert "exists" in capsys.readouterr().err
+
+
+def test_center_and_rows_preview_from_the_command_line(tiny_files, tmp_path, capsys):
+    import tifffile
+
+    root, paths, xanes, _ = tiny_files
+    cfg = tmp_path / "run.toml"
+    store = tmp_path / "run.zarr"
+    assert main(["init", "--input", str(root / "tomo_*.h5"), str(cfg)]) == 0
+    text = cfg.read_text().replace("align = true ", "align = false").replace(
+        "figures = true", "figures = false")
+    cfg.write_text(text + "\n")
+    assert main(["center", str(cfg), "--search", "1", "--step", "1", "--row", "16",
+                 "--target-tm-o", "0.5"]) == 0
+    tif = tmp_path / "run-report" / "center" / "try_center_row16.tif"
+    assert tifffile.imread(tif).shape == (3, 32, 32)
+    assert (tif.with_suffix(".png")).is_file()
+    assert main(["run", str(cfg), "--rows", "8:12", "--target-tm-o", "0.5"]) == 0
+    assert "preview store" in capsys.readouterr().out
+    preview = tmp_path / "run-rows8-12.zarr"
+    assert read_group(preview, "recon")["mu"].shape == (8, 4, 32, 32)
+    from spectrotomo.io import list_groups
+
+    assert "recon" not in list_groups(store)
+    assert main(["run", str(cfg), "--slice", "40"]) == 2
+    assert "exceed the 32 detector rows" in capsys.readouterr().err

@@ -69,15 +69,15 @@ def simulate(opts):
 
 
 def optical_density(ts, rings):
-    """od (energy, angle, y, x) float64 as the pipeline's preprocess normalises it."""
+    """od (energy, angle, y, x) float64 as the pipeline's preprocess normalizes it."""
     from spectrotomo.pipeline import Config
-    from spectrotomo.pipeline.steps.preprocess import _normalise_all
+    from spectrotomo.pipeline.steps.preprocess import _normalize_all
 
     if ts.attrs["photons"] == 0:
         return ts["true_od"].values.astype(np.float64)
     cfg = Config()
     cfg.preprocess.rings = rings
-    return _normalise_all(ts, cfg)[0].astype(np.float64)
+    return _normalize_all(ts, cfg)[0].astype(np.float64)
 
 
 def register(od, ts, mode):

@@ -307,7 +307,7 @@ def tilt_series(
     ----------
     projections : array, shape (n_energies, n_angles, ny, nx) or
         (n_energies, n_distances, n_angles, ny, nx)
-        Raw counts or normalised transmission (numpy or dask).
+        Raw counts or normalized transmission (numpy or dask).
     angles : sequence of float, length n_angles
         Tilt angles in degrees.
     energies : sequence of float, length n_energies

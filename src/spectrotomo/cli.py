@@ -1,4 +1,4 @@
-"""Command line: ``spectrotomo {simulate,info,demo,init,run,<step>,export,batch}``.
+"""Command line: ``spectrotomo {simulate,info,demo,check,init,run,center,<step>,export,batch}``.
 
 Thin wiring only: every command calls library functions with explicit
 arguments; the work lives in :mod:`spectrotomo.simulate` and
@@ -15,17 +15,17 @@ __all__ = ["main", "build_parser"]
 
 _PRESET_HELP = ("simulator preset: 'small' (<= 64^3 voxels, seconds; for tests) or "
                 "'demo' (128^3 voxels); voxel size 10-25 nm, energies in eV around the "
-                "O K, Mn/Co/Ni L3 edges, angles -65..+65 deg (default: %(default)s)")
+                "O K, Mn/Co/Ni L3 edges, angles -65..+65 deg; 'xanes3d' ('xanes3d-tiny'): "
+                "a XANES tomography, 25 Mn L energies at every angle (default: %(default)s)")
 
 
 def _write_simulated(preset: str, seed: int, store: Path, overwrite: bool) -> None:
     from . import io
-    from .pipeline.steps.acquire import SIMULATED_GROUPS
-    from .simulate import sample
+    from .pipeline.steps.acquire import simulate_preset, simulated_groups
 
-    tree = sample(preset, seed=seed)
+    tree = simulate_preset(preset, seed=seed)
     groups = {group: tree[child].to_dataset(inherit=False)
-              for child, group in SIMULATED_GROUPS.items()}
+              for child, group in simulated_groups(preset).items()}
     with io.store_lock(store):
         io.write_groups(store, groups, overwrite=overwrite)
 
@@ -92,21 +92,77 @@ def _config_from_args(args):
     return load_config(args.config, overrides)
 
 
-def cmd_init(args) -> int:
-    from .pipeline import write_template
+def cmd_check(args) -> int:
+    from .pipeline import check_inputs, format_check_report
 
-    path = write_template(args.config, overwrite=args.overwrite)
-    print(f"wrote config template {path}; edit it, then: spectrotomo run {path}")
-    return 0
+    reports = check_inputs(args.files, angles=args.angles)
+    print(format_check_report(reports))
+    return 1 if any(r.errors for r in reports) else 0
+
+
+_CONFIG_SUFFIXES = (".toml", ".yaml", ".yml")
+
+
+def _init_target(args) -> Path:
+    """CONFIG of ``init``: ``--input a.h5 b.h5 run.toml`` lets the file list swallow
+    CONFIG (argparse does not backtrack), so a trailing config name is taken back."""
+    if args.config is not None:
+        return args.config
+    for key in ("xanes", "input"):
+        items = getattr(args, key)
+        if items and items[-1].endswith(_CONFIG_SUFFIXES):
+            return Path(items.pop())
+    raise ValueError("CONFIG is required: the config file to create (.toml), e.g. "
+                     "spectrotomo init --input scan/*.h5 run.toml")
+
+
+def cmd_init(args) -> int:
+    from .pipeline import write_config
+
+    args.config = _init_target(args)
+
+    if not args.input and not args.xanes and args.template == "txm-dual-energy":
+        from .pipeline import write_template
+
+        path = write_template(args.config, overwrite=args.overwrite)
+        print(f"wrote config template {path}; edit it, then: spectrotomo run {path}")
+        return 0
+    path, reports = write_config(args.config, args.template, inputs=args.input or (),
+                                 xanes=args.xanes or (), overwrite=args.overwrite)
+    problems = [e for r in reports for e in r.errors]
+    for message in problems:
+        print(f"warning: {message}", file=sys.stderr)
+    print(f"wrote {args.template} config {path} for {len(args.input or ())} input(s); check "
+          f"it (spectrotomo check FILE... describes the files), then: spectrotomo run {path}")
+    return 1 if problems else 0
 
 
 def cmd_run(args) -> int:
     from .pipeline import run_pipeline
 
     cfg = _config_from_args(args)
+    rows = getattr(args, "rows", None)
+    slice_row = getattr(args, "slice", None)
+    if rows is not None or slice_row is not None:
+        from .pipeline import parse_rows, run_rows
+
+        if args.dry_run:
+            raise ValueError("--rows/--slice and --dry-run: plan the full run without --rows")
+        result = run_rows(cfg, parse_rows(rows, slice_row=slice_row), report_dir=args.report_dir)
+        print(f"preview store {result['preview_store']} (the main store holds only the "
+              "full-field acquire and preprocess)")
+        return 0
     steps = [args.step] if getattr(args, "step", None) else None
     result = run_pipeline(cfg, steps=steps, dry_run=args.dry_run, report_dir=args.report_dir)
     _print_errors(result.get("summary", {}).get("errors_vs_truth", {}))
+    return 0
+
+
+def cmd_center(args) -> int:
+    from .pipeline import run_center
+
+    cfg = _config_from_args(args)
+    run_center(cfg, search=args.search, step=args.step_px, row=args.row, out_dir=args.out)
     return 0
 
 
@@ -228,22 +284,73 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace results already in OUT_DIR")
     p.set_defaults(func=cmd_demo)
 
+    p = sub.add_parser("check", help="describe input files as a run would read them",
+                       description="Read each file (lazily) and print its format, energies "
+                       "(eV), angles (range, step, count in deg), flats/darks counts, frame "
+                       "size and pixel sizes (nm), with warnings; several files are also "
+                       "combined as one tilt series per energy, as a run would. Exit status "
+                       "1 if a file cannot be read or the files do not combine.")
+    p.add_argument("files", nargs="+", metavar="FILE", help="input files or glob patterns")
+    p.add_argument("--angles", choices=("same", "common"), default="same",
+                   help="as [input] angles: files must share their angles (same) or keep the "
+                   "angles all files have (common) (default: %(default)s)")
+    p.set_defaults(func=cmd_check)
+
     p = sub.add_parser("init", help="write a commented config template",
-                       description="Write a commented TOML run configuration to CONFIG.")
-    p.add_argument("config", type=Path, metavar="CONFIG", help="file to create (.toml)")
+                       description="Write a commented TOML run configuration to CONFIG; "
+                       "with --input, pre-filled from the files (paths, energies, angles, "
+                       "pixel size in comments; the store named after CONFIG) for the "
+                       "experiment type of --template. Exit status 1 if the files do not "
+                       "combine (the config is still written).")
+    p.add_argument("config", type=Path, metavar="CONFIG", nargs="?",
+                   help="file to create (.toml)")
+    p.add_argument("--input", nargs="+", metavar="FILE",
+                   help="tilt-series files or glob patterns (one per energy, or per distance "
+                   "for holo)")
+    p.add_argument("--xanes", nargs="+", metavar="FILE",
+                   help="2-D XANES energy scan file(s) or a glob, for the valence step")
+    p.add_argument("--template", default="txm-dual-energy",
+                   choices=("txm-dual-energy", "xanes2d", "xanes3d", "holo"),
+                   help="experiment type (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing file")
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("run", help="run the whole pipeline from a config",
-                       description="read -> normalise/register/centre/align -> reconstruct -> "
+                       description="read -> normalize/register/centre/align -> reconstruct -> "
                        "element amounts -> valence (LCF) -> segmentation -> profiles -> report, "
                        "into one store; completed steps are skipped, so rerunning resumes.")
     _add_run_options(p)
+    rows = p.add_mutually_exclusive_group()
+    rows.add_argument("--rows", metavar="A:B",
+                      help="fast look: reconstruct only detector rows A..B-1 (after crop and "
+                      "binning) into <store>-rowsA-B.zarr and its report; acquire and "
+                      "preprocess still run on the whole field, into the main store")
+    rows.add_argument("--slice", type=int, metavar="N", help="fast look at one row: --rows N:N+1")
     p.set_defaults(func=cmd_run, step=None)
-    for step, text in (("preprocess", "normalise, de-ring, register energies, centre, align"),
+
+    p = sub.add_parser("center", help="rotation-centre try-stack (one slice per candidate)",
+                       description="Run acquire and preprocess if needed, then reconstruct "
+                       "one detector row (energies averaged) at every candidate rotation-axis "
+                       "column around the preprocess step's centre (auto or [preprocess] "
+                       "center) and write a TIFF stack and a PNG montage labelled with the "
+                       "centre, like tomocupy's try mode. Set the sharpest one as "
+                       "[preprocess] center.")
+    _add_run_options(p)
+    p.add_argument("--search", type=float, default=5.0,
+                   help="half-width of the search, pixels (default: %(default)s)")
+    p.add_argument("--step", dest="step_px", type=float, default=0.5,
+                   help="distance between candidates, pixels (default: %(default)s)")
+    p.add_argument("--row", type=int,
+                   help="detector row (default: the row of largest optical density)")
+    p.add_argument("--out", type=Path,
+                   help="output folder (default: <store stem>-report/center)")
+    p.set_defaults(func=cmd_center, step=None)
+    for step, text in (("preprocess", "normalize, de-ring, register energies, centre, align"),
                        ("reconstruct", "reconstruct every energy (resumable per chunk)"),
                        ("quantify", "element amounts (atoms/nm^3) and TM/O per voxel"),
                        ("fit", "LCF of the XANES scan into valence maps"),
+                       ("valence3d", "LCF of every voxel of a XANES tomography (an energy scan "
+                        "at every angle) into 3D valence maps"),
                        ("segment", "particle mask, composition classes, shells, depth, pores"),
                        ("profile", "TM/O and element amounts (or electron density) per shell, "
                         "depth bin (nm) and class into the profiles group"),

@@ -78,7 +78,7 @@ def test_missing_flats_named_when_required(tmp_path):
     dx = write_dxchange(tmp_path / "noflat.h5", t)
     with h5py.File(dx, "a") as fh:
         del fh["exchange/data_white"]
-    assert "flats" not in sio.read(dx)  # reading alone is fine (e.g. normalised data)
+    assert "flats" not in sio.read(dx)  # reading alone is fine (e.g. normalized data)
     with pytest.raises(sio.ReaderError, match=r"noflat\.h5.*exchange/data_white.*flat-field"):
         sio.read(dx, require_flats=True)
     nx = write_nxtomo(tmp_path / "noflat.nx", t)

@@ -13,7 +13,8 @@ def test_plan_scales_with_chunk_rows_and_refuses_over_limit():
     small = plan_run(n_energies=8, n_angles=131, ny=256, nx=256, chunk_rows=8, n_xanes=25)
     large = plan_run(n_energies=8, n_angles=131, ny=256, nx=256, chunk_rows=128, n_xanes=25)
     peak = {r.step: r.peak_bytes - INTERPRETER_BYTES for r in small}
-    assert {r.step for r in small} == {"preprocess", "reconstruct", "quantify", "valence", "segment"}
+    assert {r.step for r in small} == {"preprocess", "reconstruct", "quantify", "valence",
+                                       "segment", "profile"}
     for step in ("reconstruct", "quantify"):  # one task per chunk of rows
         grown = next(r for r in large if r.step == step).peak_bytes - INTERPRETER_BYTES
         assert grown > 8 * peak[step], step
@@ -35,5 +36,15 @@ def test_chunked_steps_fit_a_limit_smaller_than_the_volume():
     volume = next(r for r in rows if r.step == "reconstruct").output_bytes
     limit_gb = volume / 3 / 2**30
     check_plan([r for r in rows if r.step in ("reconstruct", "quantify")], limit_gb)
-    with pytest.raises(MemoryPlanError, match="segment"):  # whole-volume step, in one process
-        check_plan(rows, limit_gb)
+
+
+def test_segment_and_profile_plan_blocks_not_the_volume():
+    """8 energies x 131 angles x 2048^2: segment/profile were 256 GiB (whole volume), now
+    blocks of 128^3; they do not grow with the volume and fit 16 GiB per worker."""
+    def peak(n, step, chunk=128):
+        rows = plan_run(n_energies=8, n_angles=131, ny=n, nx=n, chunk_rows=8, seg_chunk=chunk)
+        return next(r for r in rows if r.step == step).peak_bytes - INTERPRETER_BYTES
+
+    for step in ("segment", "profile"):
+        assert peak(2048, step) == peak(512, step) < 16 * 2**30
+        assert peak(2048, step, chunk=64) < peak(2048, step) / 3

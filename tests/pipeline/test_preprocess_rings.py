@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from spectrotomo.pipeline import Config
-from spectrotomo.pipeline.steps.preprocess import _normalise_all
+from spectrotomo.pipeline.steps.preprocess import _normalize_all
 from spectrotomo.simulate import Imperfections, particle, tilt_series
 
 TINY = dict(shape=(32, 40, 40), radius_nm=240.0, n_grains=8, n_voids=2, n_cracks=1)
@@ -44,7 +44,7 @@ def _od(ts, rings=None):
     cfg = Config()
     if rings is not None:
         cfg.preprocess.rings = rings
-    return _normalise_all(ts, cfg)[0].astype(float)
+    return _normalize_all(ts, cfg)[0].astype(float)
 
 
 def _jump_error(ts, rings):

@@ -9,7 +9,7 @@ import pytest
 from spectrotomo import io
 from spectrotomo.pipeline._config import config_from_dict
 from spectrotomo.pipeline._context import RunContext
-from spectrotomo.pipeline.steps.preprocess import _normalise_all, _register, preprocess
+from spectrotomo.pipeline.steps.preprocess import _normalize_all, _register, preprocess
 from spectrotomo.simulate import Imperfections, particle, tilt_series
 
 TINY = dict(shape=(24, 32, 32), radius_nm=200.0, n_grains=6, n_voids=1, n_cracks=0)
@@ -57,11 +57,11 @@ def test_peak_memory_does_not_grow_with_the_number_of_energies(tmp_path):
 
 
 def test_streamed_od_equals_the_in_memory_chain(tmp_path):
-    """Energy by energy through the store gives what normalising, registering and
+    """Energy by energy through the store gives what normalizing, registering and
     averaging the whole series in memory gives (alignment off: its own tests)."""
     store, ts = _store(tmp_path, 5)
     cfg = _run(store, tmp_path, align=False)
-    od, _ = _normalise_all(io.read_group(store, "raw").load(), cfg)
+    od, _ = _normalize_all(io.read_group(store, "raw").load(), cfg)
     od, reg = _register(od, ts["angle"].values)
     stored = io.read_group(store, "od")
     np.testing.assert_array_equal(stored["od"].values, od)

@@ -7,7 +7,7 @@ One scenario per session (each pipeline run on the tiny preset costs ~5 s):
 3. the same command again runs to the end: the stale lock is taken over, the
    finished steps and the finished chunks are not redone;
 4. the store equals, bit for bit, that of an uninterrupted run of the same
-   config into a second store (see :func:`_kill.normalised_attrs` for the
+   config into a second store (see :func:`_kill.normalized_attrs` for the
    only attributes allowed to differ).
 
 Bit-identity holds without tolerances because every chunk is a fixed

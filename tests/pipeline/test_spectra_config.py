@@ -51,7 +51,7 @@ def _provenance(ds, step) -> dict:
 
 def test_references_file_gives_the_builtin_valence(store):
     builtin = _valence(store)
-    path = _write_csv(store / "refs.csv", builtin_references(None, normalised=False))
+    path = _write_csv(store / "refs.csv", builtin_references(None, normalized=False))
     from_file = _valence(store, references=str(path))
     valence = builtin["valence"].sel(element="Mn").values
     assert np.isfinite(valence).sum() > 100
@@ -60,7 +60,7 @@ def test_references_file_gives_the_builtin_valence(store):
     assert _provenance(from_file, "pipeline.valence")["references"] == str(path)
     assert _provenance(builtin, "pipeline.valence")["references"] == "builtin"
     # the file is really what is fitted: labelling Mn2+'s column Mn4+ and back moves valences
-    refs = builtin_references(None, normalised=False)
+    refs = builtin_references(None, normalized=False)
     names = [{"Mn2+": "Mn4+", "Mn4+": "Mn2+"}.get(s, s) for s in refs["state"].values]
     swapped = _write_csv(store / "swapped.csv", refs.assign_coords(state=names))
     moved = _valence(store, references=str(swapped))["valence"].sel(element="Mn").values
@@ -72,14 +72,14 @@ def test_sum_to_one_and_nonneg_change_the_recorded_fit(store):
     absolute = _valence(store)  # default: sum_to_one = false
     assert _provenance(absolute, "pipeline.valence")["fit_mode"] == "absolute"
     assert _provenance(absolute, "spectra.valence_maps")["sum_to_one"] is False
-    normalised = _valence(store, sum_to_one=True)
-    params = _provenance(normalised, "pipeline.valence")
-    assert params["fit_mode"] == "normalised" and params["sum_to_one"] is True
-    fit = _provenance(normalised, "spectra.valence_maps")
-    assert fit["sum_to_one"] is True and fit["normalised"] is True
-    assert "amount" in absolute and "amount" not in normalised  # fractions, not amounts
+    normalized = _valence(store, sum_to_one=True)
+    params = _provenance(normalized, "pipeline.valence")
+    assert params["fit_mode"] == "normalized" and params["sum_to_one"] is True
+    fit = _provenance(normalized, "spectra.valence_maps")
+    assert fit["sum_to_one"] is True and fit["normalized"] is True
+    assert "amount" in absolute and "amount" not in normalized  # fractions, not amounts
     a = absolute["valence"].sel(element="Mn").values
-    n = normalised["valence"].sel(element="Mn").values
+    n = normalized["valence"].sel(element="Mn").values
     both = np.isfinite(a) & np.isfinite(n)
     assert both.sum() > 100
     # two different fits of the same pixels; measured mean |difference| 0.05 e
@@ -101,9 +101,9 @@ def test_references_errors_name_the_file_and_column(tmp_path):
     assert list(refs["state_element"].values) == ["O", "O"]
 
 
-def test_normalised_fit_of_two_elements_recovers_known_valences():
+def test_normalized_fit_of_two_elements_recovers_known_valences():
     """Synthetic pixels: Mn 3.5 (half Mn3+, half Mn4+), Co 3 (all Co3+)."""
-    refs = builtin_references(["Mn", "Co"], normalised=False)
+    refs = builtin_references(["Mn", "Co"], normalized=False)
     energies = np.concatenate([np.arange(636.0, 664.0, 0.5), np.arange(776.0, 804.0, 0.5)])
     on_grid = refs.interp(energy=energies)
     weights = {"Mn3+": 0.5, "Mn4+": 0.5, "Co3+": 1.0}
@@ -115,10 +115,10 @@ def test_normalised_fit_of_two_elements_recovers_known_valences():
         cfg = Config().spectra
         cfg.sum_to_one = sum_to_one
         ds = fit_valence(spectra, refs, ["Mn", "Co"], cfg)
-        assert ds.attrs["fit_mode"] == ("normalised" if sum_to_one else "absolute")
+        assert ds.attrs["fit_mode"] == ("normalized" if sum_to_one else "absolute")
         assert list(ds["element"].values) == ["Mn", "Co"]
         assert ds.sizes["state"] == 6
-        # normalised fractions are step-weighted: the two Mn steps differ by a few %
+        # normalized fractions are step-weighted: the two Mn steps differ by a few %
         np.testing.assert_allclose(ds["valence"].sel(element="Mn"), 3.5, atol=0.05)
         np.testing.assert_allclose(ds["valence"].sel(element="Co"), 3.0, atol=0.02)
 

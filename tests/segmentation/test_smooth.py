@@ -1,4 +1,4 @@
-"""masked_smooth: normalised convolution over a mask, iso-depth layers near the surface."""
+"""masked_smooth: normalized convolution over a mask, iso-depth layers near the surface."""
 
 import numpy as np
 import pytest
@@ -28,7 +28,7 @@ def test_noise_is_reduced_as_expected_for_white_noise():
     sigma_vox = 2.0
     out = masked_smooth(noise, mask, sigma_nm=2 * sigma_vox, spacing=2.0)
     inner = out[8:-8, 8:-8, 8:-8]
-    # white noise through a normalised 3-D Gaussian: std / (2 sqrt(pi) sigma)^(3/2)
+    # white noise through a normalized 3-D Gaussian: std / (2 sqrt(pi) sigma)^(3/2)
     expected = 1.0 / (2 * np.sqrt(np.pi) * sigma_vox) ** 1.5
     assert inner.std() == pytest.approx(expected, rel=0.15)
 

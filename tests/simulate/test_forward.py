@@ -26,7 +26,7 @@ def test_attenuation_is_density_times_cross_section(truth):
     energies = [640.0, 660.0]
     mu = attenuation(truth, energies)
     assert mu.dims == ("energy", "z", "y", "x") and mu.attrs["units"] == "1/nm"
-    spectra = builtin_references(energies=energies, normalised=False)
+    spectra = builtin_references(energies=energies, normalized=False)
     k = np.unravel_index(np.argmax(truth["occupancy"].values), truth["occupancy"].shape)
     d = truth["density"].values[(slice(None), *k)]
     f = truth["state_fraction"].values[(slice(None), *k)]

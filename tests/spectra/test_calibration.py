@@ -30,7 +30,7 @@ def _mn_mae(maps, truth):
 @pytest.mark.parametrize("offset", [-0.5, 0.45])
 def test_offset_is_recovered(truth_small, rng, offset):
     scan = _shifted_scan(truth_small, offset, rng)
-    refs = builtin_references(["Mn"], normalised=False)
+    refs = builtin_references(["Mn"], normalized=False)
     fit = fit_energy_offset(np.moveaxis(scan.values, 0, -1), MN_ENERGIES, refs)
     assert abs(fit.offset_ev - offset) < 0.05  # measured: within 0.01 eV
     assert not fit.at_limit and 100 < fit.n_spectra <= 4096
@@ -40,7 +40,7 @@ def test_offset_is_recovered(truth_small, rng, offset):
 
 def test_valence_maps_fitted_offset_equals_the_aligned_fit(truth_small, rng):
     scan = _shifted_scan(truth_small, 0.5, rng)
-    refs = builtin_references(["Mn"], normalised=False)
+    refs = builtin_references(["Mn"], normalized=False)
     kw = dict(min_amount=0.5, r_factor_max=1.0)
     aligned = valence_maps(scan, shift_energy(refs, 0.5), **kw)
     ignored = valence_maps(scan, refs, **kw)
@@ -58,7 +58,7 @@ def test_valence_maps_fitted_offset_equals_the_aligned_fit(truth_small, rng):
 
 def test_references_must_cover_the_search(truth_small, rng):
     scan = _shifted_scan(truth_small, 0.0, rng)
-    narrow = builtin_references(["Mn"], energies=np.arange(635.0, 665.01, 0.1), normalised=False)
+    narrow = builtin_references(["Mn"], energies=np.arange(635.0, 665.01, 0.1), normalized=False)
     with pytest.raises(ValidationError, match=r"cover \[635.00, 665.00\] eV.*needs \[633.50, "):
         fit_energy_offset(np.moveaxis(scan.values, 0, -1), MN_ENERGIES, narrow)
     with pytest.raises(ValidationError, match="energy_offset"):
@@ -66,7 +66,7 @@ def test_references_must_cover_the_search(truth_small, rng):
 
 
 def test_shifted_references_move_features_up():
-    refs = builtin_references(["Mn"], normalised=True)
+    refs = builtin_references(["Mn"], normalized=True)
     e = np.arange(636.0, 648.0, 0.05)
     peak = e[shifted_references(refs, e, 0.7).values.argmax(axis=1)]
     peak0 = e[shifted_references(refs, e, 0.0).values.argmax(axis=1)]

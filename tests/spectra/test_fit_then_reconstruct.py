@@ -33,7 +33,7 @@ def _recon_stack(sinos, angles, px):
 def _aligned_references(od, energies):
     """The Mn references (nm^2) moved by the energy offset fitted on the projections: the
     simulated scan has the default calibration offset and broadening."""
-    refs = builtin_references(["Mn"], normalised=False)
+    refs = builtin_references(["Mn"], normalized=False)
     fit = fit_energy_offset(np.moveaxis(od, 0, -1), energies, refs)
     return shifted_references(refs, energies, fit.offset_ev).values
 
@@ -66,7 +66,7 @@ def test_fit_then_reconstruct_matches_reconstruct_then_fit(truth_small, mn_scan)
 def test_orders_commute_without_constraints(truth_small, mn_scan):
     energies, angles, od = mn_scan
     px = truth_small.attrs["pixel_size"]
-    refs = builtin_references(["Mn"], energies=energies, normalised=False).values
+    refs = builtin_references(["Mn"], energies=energies, normalized=False).values
     rtf = lcf(np.moveaxis(_recon_stack(od, angles, px), 0, -1), refs, nonneg=False, background=2)
     fit = lcf(np.moveaxis(od, 0, -1), refs, nonneg=False, background=2).fractions
     ftr = np.moveaxis(_recon_stack(np.moveaxis(fit, -1, 0), angles, px), 0, -1)

@@ -3,7 +3,7 @@ import pytest
 import xarray as xr
 
 from spectrotomo import ValidationError
-from spectrotomo.spectra import (load_athena, load_references, normalise, references, resample,
+from spectrotomo.spectra import (load_athena, load_references, normalize_edge_step, references, resample,
                                  shift_energy)
 
 
@@ -42,21 +42,21 @@ def test_load_rejects_garbage_without_evaluating(tmp_path):
         load_references(tmp_path / "ragged.txt")
 
 
-def test_normalise_recovers_unit_step(refs3):
+def test_normalize_recovers_unit_step(refs3):
     energies, _ = refs3
     e0 = np.array([[639.0], [640.0], [641.5]])
     refs = 0.5 * (1 + np.tanh((energies - e0) / 0.4)) + 2 * np.exp(-0.5 * ((energies - e0 - 1) / 0.8) ** 2)
     # pre-edge 0 and step 1 by construction: add a sloped background and scale
     raw = 3.0 * refs + 0.2 + 0.01 * (energies - 630.0)
     da = references(raw, energies, names=["a", "b", "c"])
-    norm = normalise(da, e0=640.0, pre=(-np.inf, -6.0), post=(15.0, np.inf))
+    norm = normalize_edge_step(da, e0=640.0, pre=(-np.inf, -6.0), post=(15.0, np.inf))
     pre = energies < 634
     np.testing.assert_allclose(norm.values[:, pre], 0, atol=1e-9)
     post = energies > 655
     np.testing.assert_allclose(norm.values[:, post], 1.0, atol=1e-9)
     assert norm.attrs["units"] == "1"
     with pytest.raises(ValidationError, match="pre-edge"):
-        normalise(da, e0=630.5)
+        normalize_edge_step(da, e0=630.5)
 
 
 def test_shift_and_resample(refs3):

@@ -37,7 +37,7 @@ def xanes_volume(truth_small):
 
 
 def test_valence_maps_match_truth_noise_free(truth_small, xanes_volume):
-    refs = builtin_references(energies=xanes_volume.energy.values, normalised=False)
+    refs = builtin_references(energies=xanes_volume.energy.values, normalized=False)
     maps = valence_maps(xanes_volume, refs, min_amount=0.5)
     solid = truth_small["occupancy"].values > 0.9
     assert maps["valence"].dims == ("element", "z", "y", "x")
@@ -53,7 +53,7 @@ def test_valence_maps_match_truth_noise_free(truth_small, xanes_volume):
 
 
 def test_valence_maps_interior_with_noise(truth_small, xanes_volume, rng):
-    refs = builtin_references(energies=xanes_volume.energy.values, normalised=False)
+    refs = builtin_references(energies=xanes_volume.energy.values, normalized=False)
     noise = 0.01 * float(xanes_volume.max())
     noisy = xanes_volume.copy(data=xanes_volume.values + rng.normal(scale=noise, size=xanes_volume.shape))
     maps = valence_maps(noisy, refs, min_amount=0.5, r_factor_max=1.0)
@@ -64,14 +64,14 @@ def test_valence_maps_interior_with_noise(truth_small, xanes_volume, rng):
         assert abs(np.nanmean(err)) < tol / 2, el
 
 
-def test_valence_maps_normalised_mode_sum_to_one(rng):
+def test_valence_maps_normalized_mode_sum_to_one(rng):
     energies = np.arange(635.0, 665.1, 0.5)
-    refs = builtin_references(["Mn"], energies=energies, normalised=True)
+    refs = builtin_references(["Mn"], energies=energies, normalized=True)
     truth = rng.dirichlet(np.ones(3), size=(6, 7))
     spectra = truth @ refs.values + rng.normal(scale=0.01, size=(6, 7, energies.size))
     vol = volume(np.moveaxis(spectra, -1, 0)[:, None], energies=energies, voxel_size=10.0,
                  units="1")
-    maps = valence_maps(vol, refs, normalised=True)
+    maps = valence_maps(vol, refs, normalized=True)
     fr = maps["fractions"].values[:, 0]  # (state, y, x)
     assert np.allclose(fr.sum(axis=0), 1.0, atol=1e-12) and (fr >= 0).all()
     expected = truth @ np.array([2.0, 3.0, 4.0])
@@ -90,7 +90,7 @@ def test_valence_maps_bad_inputs(xanes_volume):
 
 def test_valence_maps_dask_chunked_matches_eager(xanes_volume):
     pytest.importorskip("dask.array")
-    refs = builtin_references(["Mn"], energies=xanes_volume.energy.values, normalised=False)
+    refs = builtin_references(["Mn"], energies=xanes_volume.energy.values, normalized=False)
     eager = valence_maps(xanes_volume, refs, min_amount=0.5)
     lazy = valence_maps(xanes_volume.chunk({"z": 8, "energy": -1}), refs, min_amount=0.5)
     np.testing.assert_allclose(lazy["valence"].values, eager["valence"].values, equal_nan=True,

@@ -391,4 +391,4 @@ def require_flats(ds) -> None:
         return
     files = ds.attrs.get("source_files") or [ds.attrs.get("source_file", "<tilt series>")]
     fail(files[0], ds.attrs.get("flats_field", "flats"),
-         "flat-field (open-beam) frames, needed to normalise raw counts", "missing")
+         "flat-field (open-beam) frames, needed to normalize raw counts", "missing")

@@ -21,7 +21,7 @@ def read(path, *, engine: str | None = None, require_flats: bool = False, **over
         Force a backend: ``"nxtomo"``, ``"dxchange"``, ``"fxi"``, ``"xradia"``, ``"tiff"``.
     require_flats : bool
         Refuse a file without flat fields (raw counts that cannot be
-        normalised), naming the field where they were expected.
+        normalized), naming the field where they were expected.
     **overrides
         Passed to the reader: ``energy`` (eV), ``pixel_size`` (nm), ``angles``
         (deg), ``lazy`` and format options (``flip_vertical``, ``entry``, ``sidecar``).

@@ -30,7 +30,7 @@ def read_xanes(paths, *, engine: str | None = None, require_flats: bool = True,
         Force a reader; default: detect per file.
     require_flats : bool
         Refuse a scan without flat fields (default: the ``valence`` step
-        normalises raw counts with them), naming the file and field.
+        normalizes raw counts with them), naming the file and field.
     **overrides
         Passed to every reader (``pixel_size=``, ``lazy=``, ``sidecar=`` ...).
 

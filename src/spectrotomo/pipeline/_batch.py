@@ -238,7 +238,7 @@ def run_batch(manifest, *, config=None, out_dir=None, workers: int = 1, executor
     states = {spec.label: scan_state(out, spec.label) for spec in manifest.scans}
     if dry_run:
         for spec in manifest.scans:
-            log(f"{spec.label:<24} {states[spec.label]:<9} {spec.input}")
+            log(f"{spec.label:<24} {states[spec.label]:<9} {spec.input_text}")
         return {"states": states, "records": {}, "failed": [], "out_dir": out}
     out.mkdir(parents=True, exist_ok=True)
     # [output] overwrite = true recomputes every scan; otherwise complete ones are skipped
@@ -275,7 +275,7 @@ def _summarise(manifest, jobs, states, records, out):
     rows = []
     for spec, cfg in jobs:
         rec = dict(records[spec.label])
-        row = {"label": spec.label, **spec.labels, "input": spec.input,
+        row = {"label": spec.label, **spec.labels, "input": spec.input_text,
                "status": rec.pop("status"), "state_before": states[spec.label],
                "seconds": rec.pop("seconds", float("nan")), "error": rec.pop("error", "")}
         rec.pop("label", None)

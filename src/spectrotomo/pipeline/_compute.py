@@ -139,9 +139,12 @@ def open_client(cfg: ComputeConfig, log: Callable[[str], None] = print) -> Itera
             cluster.close()
 
 
-def run_tasks(client, fn: Callable, items: Iterable, *, desc: str, **kwargs) -> list:
-    """Run ``fn(item, **kwargs)`` for every item, with a
-    progress bar (shown on a terminal only); returns the results in item order.
+def run_tasks(client, fn: Callable, items: Iterable, *, desc: str,
+              log: Callable[[str], None] | None = None, **kwargs) -> list:
+    """Run ``fn(item, **kwargs)`` for every item, with a progress bar on a
+    terminal, else one ``log`` line per ~10 % of the tasks
+    (:class:`~spectrotomo.pipeline._monitor.Progress`); returns the results in
+    item order.
 
     With ``client=None`` the items run one after the other in this process;
     otherwise each is one task on the cluster (``pure=False``: a rerun after a
@@ -149,10 +152,10 @@ def run_tasks(client, fn: Callable, items: Iterable, *, desc: str, **kwargs) -> 
     other tasks are cancelled; a task given up after its workers died raises
     :class:`WorkerLostError` (``distributed.KilledWorker`` reworded).
     """
-    from tqdm.auto import tqdm
+    from ._monitor import Progress
 
     items = list(items)
-    bar = tqdm(total=len(items), desc=desc, unit="task", disable=None, leave=False)
+    bar = Progress(len(items), desc, log=log)
     try:
         if client is None:
             results = []
@@ -163,7 +166,17 @@ def run_tasks(client, fn: Callable, items: Iterable, *, desc: str, **kwargs) -> 
         futures = [client.submit(_without_nested_tasks, fn, item, pure=False,
                                  key=f"{fn.__name__}-{uuid.uuid4().hex}", **kwargs)
                    for item in items]
+<<<<<<< HEAD
         return _gather_releasing(client, futures, bar, desc)
+=======
+        for future in futures:
+            future.add_done_callback(lambda _: bar.update())  # dask's callback thread
+        try:
+            return client.gather(futures)
+        except BaseException:
+            client.cancel(futures)
+            raise
+>>>>>>> main
     finally:
         bar.close()
 

@@ -22,11 +22,21 @@ class ConfigError(ValueError):
 
 @dataclass
 class InputConfig:
-    path: str = "simulate:small"
+    #: one file, a list of files and/or glob patterns (one tilt series per energy),
+    #: a sample store, or "simulate:PRESET" / "simulate-holo:PRESET"
+    path: str | list[str] = "simulate:small"
     seed: int = 0
     energies_ev: list[float] = field(default_factory=list)
     pixel_size_nm: float | None = None
     pixel_size_metadata: bool = False
+    #: "same": every file has the same angles; "common": keep the angles all files have
+    angles: str = "same"
+    #: 2-D XANES energy scan(s): a file, a list of files or a glob ("" = none)
+    xanes: str | list[str] = ""
+    #: {rows = [start, stop], columns = [start, stop]} detector pixels, stop exclusive
+    crop: dict = field(default_factory=dict)
+    #: 1, 2 or 4: average binning x binning detector pixels (after the crop)
+    binning: int = 1
 
 
 @dataclass
@@ -83,6 +93,8 @@ class SegmentationConfig:
     smoothing_nm: float = 30.0
     surface_layer_nm: float = 40.0
     n_shells: int = 5
+    #: block edge (voxels) of the block-wise segment and profile steps
+    chunk: int = 128
     depth_bins_nm: list[float] = field(
         default_factory=lambda: [0.0, 30.0, 100.0, 200.0, 400.0, 800.0, 1600.0, 2500.0])
 
@@ -113,6 +125,7 @@ class Config:
 
 
 _CHOICES = {
+    ("input", "angles"): ("same", "common"),
     ("preprocess", "flat_mode"): ("mean", "median"),
     ("preprocess", "rings"): ("none", "blind", "offset", "sorting", "fourier-wavelet"),
     ("preprocess", "magnification"): ("auto", "metadata", "estimate", "linear", "none"),
@@ -165,6 +178,15 @@ def _coerce(source: str, section: str, key: str, value: Any, annotation: str) ->
         if choices and value not in choices:
             raise ConfigError(f"{where} must be one of {', '.join(choices)}; got {value!r}")
         return value
+    if ann == "str|list[str]":
+        if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+            return list(value)
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where} must be a path string or a non-empty list of paths; "
+                          f"got {value!r}")
+    if ann == "dict":
+        return _coerce_crop(where, value)
     if ann.startswith("list["):
         if not isinstance(value, list):
             raise ConfigError(f"{where} must be a list; got {value!r}")
@@ -176,6 +198,24 @@ def _coerce(source: str, section: str, key: str, value: Any, annotation: str) ->
             raise ConfigError(f"{where} must be a list of strings; got {value!r}")
         return list(value)
     raise ConfigError(f"{where}: unsupported type {annotation}")  # pragma: no cover
+
+
+def _coerce_crop(where: str, value: Any) -> dict[str, list[int]]:
+    """``[input] crop``: {rows = [start, stop], columns = [start, stop]} (pixels, stop
+    exclusive, either key optional)."""
+    if not isinstance(value, dict) or set(value) - {"rows", "columns"}:
+        raise ConfigError(f"{where} must be a table with rows and/or columns, e.g. "
+                          f"{{rows = [100, 900], columns = [50, 950]}}; got {value!r}")
+    out = {}
+    for key, pair in value.items():
+        ok = (isinstance(pair, list) and len(pair) == 2
+              and all(isinstance(v, int) and not isinstance(v, bool) for v in pair)
+              and 0 <= pair[0] < pair[1])
+        if not ok:
+            raise ConfigError(f"{where}.{key} must be [start, stop] detector pixels with "
+                              f"0 <= start < stop (stop exclusive); got {pair!r}")
+        out[key] = list(pair)
+    return out
 
 
 def config_from_dict(data: dict[str, Any], *, source: str = "<config>") -> Config:
@@ -206,6 +246,7 @@ def _check_ranges(cfg: Config, source: str) -> None:
         (cfg.segmentation.tolerance > 0, "[segmentation] tolerance", "> 0"),
         (cfg.segmentation.smoothing_nm >= 0, "[segmentation] smoothing_nm", ">= 0 (nm)"),
         (cfg.segmentation.surface_layer_nm >= 0, "[segmentation] surface_layer_nm", ">= 0 (nm)"),
+        (cfg.segmentation.chunk >= 8, "[segmentation] chunk", ">= 8 (voxels per block edge)"),
         (cfg.segmentation.n_shells >= 1, "[segmentation] n_shells", ">= 1"),
         (cfg.compute.n_workers >= 1, "[compute] n_workers", ">= 1"),
         (cfg.compute.threads_per_worker >= 1, "[compute] threads_per_worker", ">= 1"),
@@ -221,6 +262,7 @@ def _check_ranges(cfg: Config, source: str) -> None:
          or cfg.phase.pixel_size_m < 1e-3, "[phase] pixel_size_m", "in metres (< 1e-3)"),
         (cfg.input.pixel_size_nm is None or cfg.input.pixel_size_nm > 0,
          "[input] pixel_size_nm", "> 0 (nm)"),
+        (cfg.input.binning in (1, 2, 4), "[input] binning", "1, 2 or 4"),
     ]
     for ok, key, expected in checks:
         if not ok:
@@ -263,12 +305,21 @@ TEMPLATE = '''\
 
 [input]
 path = "simulate:small"      # a beamline file (Data Exchange, NXtomo, txrm/xrm, TIFF sidecar,
-                             # FXI HDF5) or "simulate:<preset>" (small | demo), or
+                             # FXI HDF5), a list of files or a glob, one tilt series per
+                             # energy (["tomo_525eV.txrm", ...] or "scan/tomo_*eV.h5"; formats
+                             # may be mixed), or "simulate:<preset>" (tiny | small | demo), or
                              # "simulate-holo:<preset>" (hard X-ray holotomography, 17 keV)
+angles = "same"              # same: every file has the same angles | common: keep the
+                             # angles all files share (a file that lost a few projections)
+xanes = ""                   # 2-D XANES energy scan(s) for the valence step: a file (Xradia
+                             # energy scan, TIFF + sidecar, NXtomo, HDF5), a list or a glob
 seed = 0                     # simulator seed (simulate: inputs only)
-energies_ev = []             # override the file's energies (eV), one per energy
+energies_ev = []             # override the files' energies (eV), one per file
 # pixel_size_nm = 10.0       # override the file's pixel size (nm)
 pixel_size_metadata = false  # simulate: inputs record the true pixel size per energy
+# crop = {rows = [100, 900], columns = [50, 950]}  # detector pixels kept, stop exclusive
+binning = 1                  # 1 | 2 | 4: average binning^2 pixels after the crop (projections,
+                             # flats, darks; the pixel size grows by the factor)
 
 [output]
 store = "sample.zarr"        # one zarr v3 store per sample
@@ -320,7 +371,7 @@ references = "builtin"       # builtin (synthetic model spectra), or a CSV/text 
                              # valence); relative paths from the working directory
 nonneg = true                # state weights >= 0
 sum_to_one = false           # false: absolute fit (references = cross sections per atom, nm^2,
-                             # plus a smooth background); true: edge-step normalise each element's
+                             # plus a smooth background); true: edge-step normalize each element's
                              # window (spectra and references) and fit fractions summing to 1
 energy_offset = "fit"        # eV by which the references are moved up to match the scan's energy
                              # scale, or "fit": per element window, the offset (+-1.5 eV) whose
@@ -335,6 +386,8 @@ smoothing_nm = 30.0          # Gaussian sigma (nm) averaging the TM and O amount
 surface_layer_nm = 40.0      # within this depth (nm) average only along the surface, inside
                              # one-voxel depth layers, so thin surface layers stay resolved
 n_shells = 5                 # equal-volume shells from surface to centre
+chunk = 128                  # segment/profile run block by block (voxels per edge; memory
+                             # per worker ~ 100 bytes x (2 chunk)^3, whatever the volume)
 depth_bins_nm = [0.0, 30.0, 100.0, 200.0, 400.0, 800.0, 1600.0, 2500.0]
 
 [compute]

@@ -8,7 +8,9 @@ TOML/YAML layout (YAML: the same keys)::
     [[scan]]
     label = "p1_4.4V"            # unique, letters/digits/._- (names the store <label>.zarr)
     input = "p1_44.h5"           # beamline file, sample store (.zarr), "simulate:PRESET"
-                                 # or "simulate-holo:PRESET"
+                                 # or "simulate-holo:PRESET"; or a list of files / a glob,
+                                 # one tilt series per energy: ["p1/tomo_*eV.txrm"]
+    xanes = "p1/xanes.xrm"       # optional 2-D XANES scan(s) (file, list or glob) -> valence
     sample = "P1"                # free labels: any scalar (voltage_v, state_of_charge, c_rate...)
     voltage_v = 4.4
     [scan.config.preprocess]     # per-scan overrides of the shared config, by section
@@ -16,7 +18,8 @@ TOML/YAML layout (YAML: the same keys)::
     [scan.simulate]              # simulator overrides (simulate: inputs), e.g. composition
     reduction_depth_nm = 60.0
 
-CSV: one row per scan with columns ``input``, ``label`` and free labels;
+CSV: one row per scan with columns ``input``, ``label``, ``xanes`` and free
+labels (several files in one ``input``/``xanes`` cell separated by ``;``);
 a column ``section.key`` (e.g. ``preprocess.center``) is a config override and
 ``simulate.key`` a simulator override; empty cells are absent.
 """
@@ -37,7 +40,9 @@ from ._source import parse_source
 __all__ = ["ManifestError", "Manifest", "ScanSpec", "load_manifest", "scan_config"]
 
 _LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_RESERVED = ("input", "label", "config", "simulate")
+_RESERVED = ("input", "label", "config", "simulate", "xanes")
+#: Fields that name files: relative paths are taken from the manifest's folder.
+_PATH_FIELDS = ("input", "xanes")
 _SCALARS = (str, int, float, bool)
 
 
@@ -54,11 +59,19 @@ class ScanSpec:
     """
 
     label: str
-    input: str
+    #: a file, store, preset or glob, or a list of files/globs (one per energy)
+    input: str | list[str]
     labels: dict[str, Any] = field(default_factory=dict)
     config: dict[str, dict[str, Any]] = field(default_factory=dict)
     simulate: dict[str, Any] = field(default_factory=dict)
     where: str = ""
+    #: 2-D XANES scan(s) for the valence step ("" = none)
+    xanes: str | list[str] = ""
+
+    @property
+    def input_text(self) -> str:
+        """``input`` as one string (list entries joined by ``;``), for tables and logs."""
+        return self.input if isinstance(self.input, str) else ";".join(self.input)
 
     @property
     def is_simulated(self) -> bool:
@@ -86,6 +99,35 @@ def _parse_cell(text: str) -> Any:
     return text
 
 
+def _path_cell(cell: str) -> str | list[str]:
+    """A CSV ``input``/``xanes`` cell: one path, or several separated by ``;``."""
+    parts = [p.strip() for p in cell.split(";") if p.strip()]
+    return parts[0] if len(parts) == 1 else parts
+
+
+def _paths_field(where: str, key: str, value: Any, *, required: bool) -> str | list[str]:
+    """A manifest ``input``/``xanes`` value: a non-empty string or list of strings."""
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    if isinstance(value, list) and value and all(isinstance(v, str) and v.strip() for v in value):
+        return [v.strip() for v in value]
+    if not required and value in (None, ""):
+        return ""
+    expected = ("a file, a list of files or a glob (one tilt series per energy), a .zarr "
+                "store or 'simulate:PRESET'" if key == "input"
+                else "a 2-D XANES file, a list of files or a glob")
+    if value is None:
+        raise ManifestError(f"{where}: field {key!r} is required: {expected}")
+    raise ManifestError(f"{where}: field {key!r} must be {expected}; got {value!r}")
+
+
+def _resolve(base: Path, value: str | list[str]) -> str | list[str]:
+    """Relative file paths (or patterns) from the manifest's folder."""
+    def one(p: str) -> str:
+        return p if Path(p).is_absolute() else str(base / p)
+    return one(value) if isinstance(value, str) else [one(p) for p in value]
+
+
 def _read_csv(path: Path) -> dict:
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh)
@@ -101,7 +143,8 @@ def _read_csv(path: Path) -> dict:
                                         "columns")
                 if cell is None or not cell.strip():
                     continue
-                value = _parse_cell(cell) if key not in ("input", "label") else cell.strip()
+                value = _parse_cell(cell) if key not in ("input", "label", "xanes") else \
+                    _path_cell(cell)
                 if "." in key:
                     head, tail = key.split(".", 1)
                     if head == "simulate":
@@ -146,10 +189,8 @@ def _check_scan(path: Path, index: int, raw: Any) -> ScanSpec:
     where = f"{path}: scan {index}"
     if not isinstance(raw, dict):
         raise ManifestError(f"{where}: must be a table of fields (input, label, ...); got {raw!r}")
-    if "input" not in raw or not isinstance(raw["input"], str) or not raw["input"].strip():
-        raise ManifestError(f"{where}: field 'input' is required: a file, a .zarr store or "
-                            "'simulate:PRESET'")
-    src = raw["input"].strip()
+    src = _paths_field(where, "input", raw.get("input"), required=True)
+    xanes = _paths_field(where, "xanes", raw.get("xanes"), required=False)
     source = parse_source(src)
     label = raw.get("label", raw.get("sample"))
     if label is None:
@@ -175,9 +216,11 @@ def _check_scan(path: Path, index: int, raw: Any) -> ScanSpec:
     if "output" in overrides:
         raise ManifestError(f"{where}: field 'config.output' cannot be overridden per scan "
                             "(each scan's store is <out_dir>/<label>.zarr)")
-    if "path" in overrides.get("input", {}):
-        raise ManifestError(f"{where}: field 'config.input.path' cannot be overridden per scan; "
-                            "set the scan's 'input' instead")
+    for key in ("path", "xanes"):
+        if key in overrides.get("input", {}):
+            raise ManifestError(f"{where}: field 'config.input.{key}' cannot be overridden per "
+                                f"scan; set the scan's '{'input' if key == 'path' else key}' "
+                                "instead")
     sim = raw.get("simulate", {})
     if not isinstance(sim, dict):
         raise ManifestError(f"{where}: field 'simulate' must be a table of simulator overrides")
@@ -187,9 +230,10 @@ def _check_scan(path: Path, index: int, raw: Any) -> ScanSpec:
     if source.kind == "simulate":
         _check_simulation(where, source.target, sim)
     elif not source.simulated:
-        src = str((path.parent / src).resolve()) if not Path(src).is_absolute() else src
+        src = _resolve(path.parent.resolve(), src)
     return ScanSpec(label=label, input=src, labels=labels, config=copy.deepcopy(overrides),
-                    simulate=dict(sim), where=where)
+                    simulate=dict(sim), where=where,
+                    xanes=_resolve(path.parent.resolve(), xanes) if xanes else "")
 
 
 def _check_simulation(where: str, preset: str, sim: dict) -> None:
@@ -254,6 +298,8 @@ def scan_config(base: Config, spec: ScanSpec, store: Path) -> Config:
                                 f"section; expected one of {', '.join(data)}")
         data[section].update(values)
     data["input"]["path"] = spec.input
+    if spec.xanes:
+        data["input"]["xanes"] = spec.xanes
     if "seed" in spec.simulate:
         data["input"]["seed"] = spec.simulate["seed"]
     data["output"]["store"] = str(store)

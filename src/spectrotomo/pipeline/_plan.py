@@ -42,7 +42,7 @@ class PlanRow:
 
 def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: int,
              algorithm: str = "fbp", n_xanes: int = 0, n_states: int = 3,
-             n_workers: int = 1, gpu: bool = False) -> list[PlanRow]:
+             n_workers: int = 1, gpu: bool = False, seg_chunk: int = 128) -> list[PlanRow]:
     """Plan the main steps for a tilt series of ``(n_energies, n_angles, ny, nx)``.
 
     Parameters
@@ -61,6 +61,8 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
         Dask workers sharing the chunks (does not change the per-worker peak).
     gpu : bool
         Reconstruction tasks run on a GPU: their device memory is planned too.
+    seg_chunk : int
+        Block edge (voxels) of the block-wise segment and profile steps.
     """
     rows = min(int(chunk_rows), ny)
     frame = ny * nx * _F4
@@ -83,11 +85,20 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
     lcf_block = min(voxels, 2**18)
     n_subsets = 2**n_states
     lcf_peak = lcf_block * _F4 * (max(n_xanes, 1) + n_subsets * (n_states + 2)) * 2
-    seg_peak = voxels * (_F4 * 6 + 8)
+    # segment, block by block: the distance transform's block grown by half a block on
+    # each side ((2 c)^3: bool in, float32 squares, float64 distances, masks, ~40 B/voxel);
+    # cores of c^3 (int64 provisional labels, float32 smoothing of 2 maps, ~64 B/voxel).
+    # Blocks deeper in a particle than c/2 grow their halo to their depth: a particle of
+    # radius r voxels needs (c + 2 r)^3 x ~14 B for its central blocks (not planned here).
+    c = min(int(seg_chunk), max(ny, nx))
+    seg_peak = (2 * c) ** 3 * 40 + c ** 3 * 64
+    # profile: a block of values (4 elements), regions, mask, float64 work copies (x3), and
+    # the radix-select histograms (65536 counts per group and slot)
+    prof_peak = c ** 3 * 8 * (4 + 3) * 3 + 64 * 2**20
     recon_gpu = recon_peak if gpu else None  # the same work arrays, on the device
     base = INTERPRETER_BYTES
-    prep_peak, recon_peak, quant_peak, lcf_peak, seg_peak = (
-        base + p for p in (prep_peak, recon_peak, quant_peak, lcf_peak, seg_peak))
+    prep_peak, recon_peak, quant_peak, lcf_peak, seg_peak, prof_peak = (
+        base + p for p in (prep_peak, recon_peak, quant_peak, lcf_peak, seg_peak, prof_peak))
     out = [
         PlanRow("preprocess", f"1 energy x {n_angles} angles, streamed", prep_peak,
                 n_energies * projections),
@@ -100,7 +111,9 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
     if n_xanes:
         out.append(PlanRow("valence", f"blocks of {lcf_block} spectra", lcf_peak,
                            n_states * ny * nx * _F4 * 2))
-    out.append(PlanRow("segment", f"whole volume ({ny}x{nx}x{nx})", seg_peak, voxels * 6))
+    out.append(PlanRow("segment", f"blocks of {c}^3 (+ halo), {ny}x{nx}x{nx}", seg_peak,
+                       voxels * 15))  # bool, float32 x2, uint8 x2, int32 x2
+    out.append(PlanRow("profile", f"blocks of {c}^3, {ny}x{nx}x{nx}", prof_peak, 0.0))
     return out
 
 

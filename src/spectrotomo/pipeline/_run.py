@@ -14,12 +14,11 @@ from typing import Callable, Iterable
 from .. import io
 from ._compute import local_dask, open_client
 from ._config import Config
-from ._monitor import StepMonitor, StepRecord, stamped
+from ._monitor import StepMonitor, StepRecord, dask_progress, stamped
 from ._plan import check_plan, format_plan, plan_run
 from ._context import RunContext
-from ._source import parse_source
 from .steps import CHUNKED_STEPS, STEPS
-from .steps.acquire import SIMULATED_GROUPS
+from .steps.acquire import SIMULATED_GROUPS, input_shape
 from .steps.report import write_report
 
 __all__ = ["run", "plan_for", "ALL_STEPS"]
@@ -43,7 +42,8 @@ def plan_for(config: Config, shape: tuple[int, int, int, int], n_xanes: int = 0)
     return plan_run(n_energies=n_e, n_angles=n_a, ny=ny, nx=nx,
                     chunk_rows=config.reconstruct.chunk_rows,
                     algorithm=config.reconstruct.algorithm, n_xanes=n_xanes,
-                    n_workers=config.compute.n_workers, gpu=_uses_gpu(config))
+                    n_workers=config.compute.n_workers, gpu=_uses_gpu(config),
+                    seg_chunk=config.segmentation.chunk)
 
 
 def _uses_gpu(config: Config) -> bool:
@@ -62,7 +62,7 @@ def _input_shape(config: Config, store: Path) -> tuple[tuple[int, ...], int]:
         return tuple(sizes[d] for d in ("energy", "angle", "y", "x")), n_x
     if "od" in groups:  # a store prepared elsewhere, starting at the reconstruction
         return tuple(io.read_group(store, "od")["od"].shape), 0
-    return parse_source(config.input.path).shape()
+    return input_shape(config)
 
 
 def _also_to_file(log: Callable[[str], None], path: Path) -> Callable[[str], None]:
@@ -130,7 +130,8 @@ def run(config: Config, *, steps: Iterable[str] | None = None, dry_run: bool = F
                 continue
             if name in CHUNKED_STEPS and ctx.client is None:  # start a cluster only if used
                 ctx.client = cluster.enter_context(open_client(config.compute, log))
-            with StepMonitor(name, children=ctx.client is not None) as mon:
+            with StepMonitor(name, children=ctx.client is not None) as mon, \
+                    dask_progress(name, log):
                 fn(ctx)
             records.append(mon.record)
             log(mon.record.line())

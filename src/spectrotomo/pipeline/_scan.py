@@ -19,7 +19,7 @@ from ._config import Config
 from ._manifest import ScanSpec
 from ._monitor import stamped
 from ._source import parse_source
-from .steps.acquire import SIMULATED_GROUPS
+from .steps.acquire import read_input_xanes, simulate_preset, simulated_groups
 
 __all__ = ["scan_paths", "scan_state", "run_scan", "GpuSlots"]
 
@@ -114,17 +114,20 @@ def prepare_input(spec: ScanSpec, config: Config, store: Path, log) -> None:
     """Put the scan's raw data into its store where the pipeline's acquire
     step cannot: simulated scans with simulator overrides, and store inputs."""
     if spec.is_simulated:
-        missing = _missing(store, SIMULATED_GROUPS.values())
+        preset = parse_source(spec.input).target
+        groups = simulated_groups(preset)
+        missing = _missing(store, groups.values())
         if not missing:
             return
-        from ..simulate import sample
-
         overrides = {k: (tuple(v) if isinstance(v, list) else v)
                      for k, v in spec.simulate.items() if k != "seed"}
-        tree = sample(parse_source(spec.input).target, seed=config.input.seed, **overrides)
-        for child, group in SIMULATED_GROUPS.items():
+        tree = simulate_preset(preset, seed=config.input.seed, **overrides)
+        xanes = read_input_xanes(config)  # a measured XANES scan replaces the simulated one
+        for child, group in sorted(groups.items(), key=lambda kv: kv[1] == "raw"):
             if group in missing:
-                io.write(store, group, tree[child].to_dataset(inherit=False), overwrite=True)
+                data = (xanes if group == "raw_xanes" and xanes is not None
+                        else tree[child].to_dataset(inherit=False))
+                io.write(store, group, data, overwrite=True)
         log(f"simulated {spec.input} (seed {config.input.seed}, overrides {overrides})")
     elif parse_source(spec.input).kind == "store":
         source = Path(spec.input)
@@ -133,8 +136,8 @@ def prepare_input(spec: ScanSpec, config: Config, store: Path, log) -> None:
         for group in _missing(store, [g for g in INPUT_GROUPS if g in io.list_groups(source)]):
             io.write(store, group, io.read_group(source, group), overwrite=True)
         log(f"copied input groups from {source}")
-    elif not Path(spec.input).exists():
-        raise FileNotFoundError(f"input file not found: {spec.input}")
+    else:
+        parse_source(spec.input).files()  # FileNotFoundError naming a missing file/pattern
 
 
 def run_scan(spec: ScanSpec, config: Config, out_dir, *, gpu_slots: GpuSlots | None = None) -> dict:
@@ -158,7 +161,7 @@ def run_scan(spec: ScanSpec, config: Config, out_dir, *, gpu_slots: GpuSlots | N
             fh.write(stamped(message))
             fh.flush()
 
-        log(f"scan {spec.label}: input {spec.input}")
+        log(f"scan {spec.label}: input {spec.input_text}")
         try:
             with io.store_lock(store, log=log):  # takes over a lock of a killed run
                 prepare_input(spec, config, store, log)

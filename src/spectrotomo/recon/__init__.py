@@ -2,7 +2,7 @@
 joint limited-angle solver ``reconstruct_joint``).
 
 Sub-packages by pipeline step: :mod:`spectrotomo.recon.prep` (the ``preprocess``
-step: normalise, rings, centre, jitter, energy registration) and
+step: normalize, rings, centre, jitter, energy registration) and
 :mod:`spectrotomo.recon.phase` (phase retrieval and the ``density`` step's units).
 """
 

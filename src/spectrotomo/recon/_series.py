@@ -21,7 +21,7 @@ def _projection_array(ts, variable: str | None) -> xr.DataArray:
         variable = "od" if "od" in ts else "projections"
         if variable == "projections" and ("flats" in ts or "darks" in ts):
             raise ValidationError("reconstruct_series: 'ts' holds raw counts with flats/darks;"
-                                  " normalise to optical density first (recon.normalize) or "
+                                  " normalize to optical density first (recon.normalize) or "
                                   "name the OD variable with variable=...")
     if variable not in ts:
         raise ValidationError(f"reconstruct_series: variable {variable!r} not in the dataset "

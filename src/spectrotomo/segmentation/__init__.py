@@ -7,11 +7,13 @@ the steps of nm coordinates; plain arrays take ``spacing=`` and default to
 1 nm).
 
 Chunking: ``composition_classes`` is element-wise (lazy on dask arrays, runs
-on cupy arrays). Everything that measures distance or shape (``depth``,
-``shells``, ``particle_mask``, ``split_particles``, ``find_pores``,
-``find_cracks``) needs whole particles in memory and runs on the host
-(scipy.ndimage/scikit-image): under dask, map it over per-particle crops
-(e.g. the boxes of ``scipy.ndimage.find_objects``), not over arbitrary chunks.
+on cupy arrays). The whole-volume functions that measure distance or shape
+(``depth``, ``shells``, ``particle_mask``, ``find_pores``, ``find_cracks``,
+``masked_smooth``) have block-wise twins with the same results (labels
+identical) and memory bounded by a few blocks: ``segment_volume`` chains them
+on any sliceable input (numpy, zarr, dask, lazy xarray), ``profile_table_blocks``
+reduces the profiles; see ``_blocks.py`` for the algorithms (halos, labels
+merged across faces, exact distance with growing halos, radix-select medians).
 The tables (``class_fractions``, ``profile_table``, ``defect_table``) reduce
 with bincounts and accept numpy, cupy or dask input (copied to the host).
 """
@@ -30,6 +32,8 @@ from ._pores import find_cracks
 from ._pores import find_pores
 from ._shells import shells
 from ._smooth import masked_smooth
+from ._segment import SegmentResult, segment_volume
+from ._blockstats import profile_table_blocks
 from ._stats import profile_table
 from ._stats import region_stats
 from ._stats import to_csv
@@ -48,7 +52,10 @@ __all__ = [
     "particle_mask",
     "plot_profile",
     "profile_table",
+    "profile_table_blocks",
     "region_stats",
+    "segment_volume",
+    "SegmentResult",
     "shells",
     "split_particles",
     "to_csv",

@@ -72,8 +72,11 @@ def shells(mask, n: int = 5, spacing=None, *, depth_map=None):
 
 
 def _rank_shells(where, depth_values, spacing, n):
+    # centroid from exact integer index sums, so that the block-wise shells
+    # (shells_blocks) rank ties by the very same radii
+    centre = np.array([int(w.sum()) for w in where]) / where[0].size * spacing
     coords = np.stack([w * s for w, s in zip(where, spacing)])
-    radial = np.sqrt(((coords - coords.mean(axis=1, keepdims=True)) ** 2).sum(axis=0))
+    radial = np.sqrt(((coords - centre[:, None]) ** 2).sum(axis=0))
     order = np.lexsort((-radial, depth_values))  # primary: depth, then outer first
     count = order.size
     shell_of_rank = 1 + (np.arange(count) * n) // count

@@ -5,7 +5,7 @@ Why: a TM/O ratio of two noisy edge-jump amounts is far noisier than either
 classes must be formed from locally averaged amounts. Two rules keep the
 average physical:
 
-* normalised convolution (Knutsson & Westin 1993): only voxels inside the mask
+* normalized convolution (Knutsson & Westin 1993): only voxels inside the mask
   are averaged, ``sum(w g x) / sum(w g)``, so pores and the outside never dilute
   the particle and the ratio of two smoothed amounts is the amount-weighted
   mean ratio of the neighbourhood;

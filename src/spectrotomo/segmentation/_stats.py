@@ -105,8 +105,6 @@ def profile_table(values, regions=None, *, by: str = "shell", labels=None, n_she
         plus ``particle`` when ``per_particle`` and any leading dim of
         ``values``. attrs ``by``, ``quantity``, ``units``.
     """
-    import xarray as xr
-
     if by not in _BY:
         raise ValidationError(f"by must be one of {_BY}; got {by!r}")
     vdata, vt = unwrap(values)
@@ -127,12 +125,22 @@ def profile_table(values, regions=None, *, by: str = "shell", labels=None, n_she
     use_lab = lab if per_particle else (None if lab is None else (lab > 0).astype(np.int64))
     stacks = vals if lead else vals[None]
     results = [region_stats(v, reg, labels=use_lab, n_regions=n_reg) for v in stacks]
+    return assemble_table(results, dim, coords, vt, lead=bool(lead), per_particle=per_particle,
+                          by=by)
+
+
+def assemble_table(results, dim, coords, vt, *, lead: bool, per_particle: bool, by: str):
+    """The :func:`profile_table` Dataset from :func:`region_stats` results (one per
+    entry of the leading dim, or one)."""
+    import xarray as xr
+
     units = vt.attrs.get("units", "") if vt is not None else ""
     data = {}
     for key in STATISTICS:
         arr = np.stack([r[key] for r in results])  # (lead, particle, region)
         arr_dims = ("_lead", "particle", dim)
         data[key] = (arr_dims, arr, {} if key == "count" else {"units": units})
+    coords = dict(coords)
     ds = xr.Dataset(data, coords={dim: coords.pop(dim), **coords,
                                   "particle": results[0]["particle"]})
     if lead:

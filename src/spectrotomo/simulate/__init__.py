@@ -20,12 +20,17 @@ from ._particle import particle
 from ._presets import holotomo_shape, particle_options, preset_names, sample_shape
 from ._project import project
 from ._sample import sample
+from ._xanes3d import XANES3D_PRESETS
+from ._xanes3d import xanes3d_energies
+from ._xanes3d import xanes3d_sample
+from ._xanes3d import xanes3d_shape
 
 __all__ = [
     "Calibration",
     "Imperfections",
     "MILD_IMPERFECTIONS",
     "SCAN_CALIBRATION",
+    "XANES3D_PRESETS",
     "attenuation",
     "ball",
     "fresnel_propagate",
@@ -40,4 +45,7 @@ __all__ = [
     "sample",
     "sample_shape",
     "tilt_series",
+    "xanes3d_energies",
+    "xanes3d_sample",
+    "xanes3d_shape",
 ]

@@ -42,6 +42,14 @@ PRESETS = {
         "n_voids": 14, "void_radius_nm": (25.0, 70.0), "n_cracks": 10, "crack_width_nm": 24.0,
         "packing": 0.28,
     },
+    # a beamline-sized field: 256^3 voxels of 10 nm (2.56 um), a ~2 um particle, 1 deg steps
+    # (131 angles); packing 0.17 keeps the optical density near the demo's (~3.5) over the
+    # longer path. For the scale benchmark (gpu_bench/scale_bench.py), not for tests.
+    "large": {
+        "shape": (256, 256, 256), "pixel_size": 10.0, "radius_nm": 1000.0, "n_grains": 600,
+        "n_voids": 40, "void_radius_nm": (25.0, 80.0), "n_cracks": 20, "crack_width_nm": 20.0,
+        "packing": 0.17,
+    },
 }
 
 _DEFAULTS = {

@@ -68,7 +68,7 @@ def sample(preset: str = "small", *, seed: int = 0,
     xanes_imp = replace(imperfections, jitter_px=0.0, center_offset_px=0.0, ring_strength=0.0)
     xanes = tilt_series(truth, energies=XANES_ENERGIES, angles=[0.0], seed=seed + 2,
                         imperfections=xanes_imp, **meta)
-    refs = xr.Dataset({"spectra": builtin_references(normalised=False)}, attrs={"synthetic": True})
+    refs = xr.Dataset({"spectra": builtin_references(normalized=False)}, attrs={"synthetic": True})
     tree = xr.DataTree.from_dict({"truth": truth, "tilt_series": ts, "xanes": xanes, "references": refs})
     tree.attrs.update({"preset": preset, "seed": int(seed), "synthetic": True,
                        "imperfect": imperfections != Imperfections(),

@@ -22,7 +22,7 @@ from ._valence import effective_valence
 from ._valence import valence_maps
 from ._references import load_athena
 from ._references import load_references
-from ._references import normalise
+from ._references import normalize_edge_step
 from ._references import references
 from ._references import resample
 from ._references import shift_energy
@@ -50,7 +50,7 @@ __all__ = [
     "builtin_references",
     "load_athena",
     "load_references",
-    "normalise",
+    "normalize_edge_step",
     "references",
     "resample",
     "shift_energy",

@@ -99,8 +99,8 @@ def _gauss(energies, centre, sigma):
     return np.exp(-0.5 * ((energies - centre) / sigma) ** 2)
 
 
-def _normalised_shape(state: str, energies: np.ndarray) -> np.ndarray:
-    """Edge-step-normalised model: 0 before the edge, 1 after it (plus white lines)."""
+def _normalized_shape(state: str, energies: np.ndarray) -> np.ndarray:
+    """Edge-step-normalized model: 0 before the edge, 1 after it (plus white lines)."""
     element, _, e3, lines = _STATE_TABLE[state]
     width = _STEP_WIDTH[element]
     l2 = _L2_OFFSET[element]
@@ -115,7 +115,7 @@ def _normalised_shape(state: str, energies: np.ndarray) -> np.ndarray:
     return shape
 
 
-def builtin_cross_section(state: str, energies, *, normalised: bool = False) -> np.ndarray:
+def builtin_cross_section(state: str, energies, *, normalized: bool = False) -> np.ndarray:
     """Model cross section of one builtin state, shape (n_energies,), nm^2 per atom.
 
     Parameters
@@ -124,8 +124,8 @@ def builtin_cross_section(state: str, energies, *, normalised: bool = False) -> 
         One of :data:`BUILTIN_STATES` (e.g. ``"Mn3+"``).
     energies : array_like, shape (n_energies,)
         Photon energies, eV.
-    normalised : bool
-        The edge-step-normalised spectrum (dimensionless) instead. Outside the
+    normalized : bool
+        The edge-step-normalized spectrum (dimensionless) instead. Outside the
         element's ``[below, above]`` window the absolute model equals xraydb's
         tabulated cross section (:func:`cross_section`).
     """
@@ -133,14 +133,14 @@ def builtin_cross_section(state: str, energies, *, normalised: bool = False) -> 
         raise ValidationError(f"builtin_cross_section: state must be one of "
                               f"{list(_STATE_TABLE)}, got {state!r}")
     energies = np.atleast_1d(np.asarray(energies, dtype=float))
-    shape = _normalised_shape(state, energies)
-    if normalised:
+    shape = _normalized_shape(state, energies)
+    if normalized:
         return shape
     return _absolute(_STATE_TABLE[state][0], shape[None], energies)[0]
 
 
 def _absolute(element: str, shapes: np.ndarray, energies: np.ndarray) -> np.ndarray:
-    """Cross sections (k, n_energies) nm^2 of an element's normalised ``shapes`` (k, n).
+    """Cross sections (k, n_energies) nm^2 of an element's normalized ``shapes`` (k, n).
 
     xraydb (a spline evaluated in a Python loop, ~40 us per energy) is called
     once per element for every energy outside its window, not once per state.
@@ -178,7 +178,7 @@ def _states_of(elements) -> list[str]:
     return [s for s, row in _STATE_TABLE.items() if row[0] in elements]
 
 
-def builtin_references(elements=None, *, energies=None, normalised: bool = True) -> xr.DataArray:
+def builtin_references(elements=None, *, energies=None, normalized: bool = True) -> xr.DataArray:
     """The builtin (synthetic) reference spectra of every oxidation state of ``elements``.
 
     Parameters
@@ -189,8 +189,8 @@ def builtin_references(elements=None, *, energies=None, normalised: bool = True)
         Photon energies in eV; default the union of the elements' scan ranges
         (``EDGES[e]["range"]``) widened by ``BUILTIN_MARGIN_EV`` = 5 eV on each
         side, at ``BUILTIN_STEP_EV`` = 0.1 eV.
-    normalised : bool
-        True (default): edge-step normalised (pre-edge 0, post-edge 1),
+    normalized : bool
+        True (default): edge-step normalized (pre-edge 0, post-edge 1),
         dimensionless. False: absolute cross section per atom in nm^2 (xraydb
         non-resonant background + edge + white lines), what the simulator's
         forward model uses.
@@ -211,8 +211,8 @@ def builtin_references(elements=None, *, energies=None, normalised: bool = True)
         raise ValidationError("builtin_references: energies must be a 1-D array of positive eV "
                               "values")
     states = _states_of(elements)
-    values = np.stack([_normalised_shape(s, energies) for s in states])
-    if not normalised:
+    values = np.stack([_normalized_shape(s, energies) for s in states])
+    if not normalized:
         elem = np.array([_STATE_TABLE[s][0] for s in states])
         for e in elements:  # 1-4 elements, each with its 2-3 states at once
             values[elem == e] = _absolute(e, values[elem == e], energies)
@@ -228,8 +228,8 @@ def builtin_references(elements=None, *, energies=None, normalised: bool = True)
         name="spectra",
         attrs={
             "synthetic": True,
-            "units": "1" if normalised else "nm^2",
-            "long_name": "edge-step normalised absorption" if normalised else "cross section per atom",
+            "units": "1" if normalized else "nm^2",
+            "long_name": "edge-step normalized absorption" if normalized else "cross section per atom",
             "description": "model spectra (xraydb Elam background + erf edge + Gaussian white lines "
                            "shifted by valence); NOT measured standards",
         },

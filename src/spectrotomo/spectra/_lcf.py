@@ -71,7 +71,7 @@ def check_references(references, *, names=None, rtol: float = 1e-6) -> np.ndarra
     names : sequence of str, optional
         Names used in messages (default ``ref0, ref1, ...``).
     rtol : float
-        References whose unit-normalised matrix has a smallest singular value
+        References whose unit-normalized matrix has a smallest singular value
         below ``rtol`` are linearly dependent (ValidationError naming them);
         below 1e-3 a RuntimeWarning says the fit will be noise-sensitive.
 
@@ -112,7 +112,7 @@ def check_references(references, *, names=None, rtol: float = 1e-6) -> np.ndarra
         involved = [names[i] for i in np.flatnonzero(np.abs(v[:, 0]) > 0.1)]
         raise ValidationError(
             f"lcf: references {involved} are linearly dependent (smallest singular "
-            f"value of the unit-normalised references {smallest:.3g} < {rtol}); remove one of them")
+            f"value of the unit-normalized references {smallest:.3g} < {rtol}); remove one of them")
     if smallest < 1e-3:
         involved = [names[i] for i in np.flatnonzero(np.abs(v[:, 0]) > 0.1)]
         warnings.warn(f"lcf: references {involved} are nearly collinear (smallest "
@@ -168,7 +168,7 @@ def lcf(spectra, references, *, nonneg: bool = True, sum_to_one: bool = False,
         Constrain every fraction to be >= 0.
     sum_to_one : bool
         Constrain the fractions of each spectrum to sum to exactly 1 (use with
-        edge-step normalised spectra and references).
+        edge-step normalized spectra and references).
     background : int or array (m, n_energies), optional
         Unconstrained nuisance terms fitted alongside: an int is a polynomial
         order in energy index (0 = offset, 1 = line); they are eliminated

@@ -1,4 +1,4 @@
-"""Reference spectra: load, normalise, calibrate, resample.
+"""Reference spectra: load, normalize_edge_step, calibrate, resample.
 
 References are ``xarray.DataArray`` objects with dims ``(state, energy)``:
 energy in eV (``coords["energy"].attrs["units"] == "eV"``), one row per
@@ -16,7 +16,7 @@ import xarray as xr
 
 from .._model import ValidationError
 
-__all__ = ["references", "load_references", "load_athena", "normalise", "shift_energy",
+__all__ = ["references", "load_references", "load_athena", "normalize_edge_step", "shift_energy",
            "resample"]
 
 _COMMENT = ("#", "%", "!", ";")
@@ -35,7 +35,7 @@ def references(values, energies, *, names, elements=None, valences=None, units="
     elements : sequence of str, optional (e.g. ``["Mn", "Mn", "Mn"]``)
     valences : sequence of float, optional (e.g. ``[2, 3, 4]``)
     units : str
-        Unit of the values (``"1"`` normalised, ``"nm^2"`` cross section...).
+        Unit of the values (``"1"`` normalized, ``"nm^2"`` cross section...).
     """
     values = np.atleast_2d(np.asarray(values, dtype=np.float64))
     energies = np.asarray(energies, dtype=np.float64)
@@ -83,7 +83,7 @@ def load_references(path, *, energy_column: int = 0, names=None, elements=None,
     Returns
     -------
     xarray.DataArray, dims (state, energy)
-        Sorted by energy, unnormalised (see :func:`normalise`).
+        Sorted by energy, unnormalized (see :func:`normalize_edge_step`).
     """
     header, rows = None, []
     for lineno, line in enumerate(Path(path).read_text().splitlines(), 1):
@@ -155,8 +155,8 @@ def _line_fit_matrix(e: np.ndarray, order: int) -> np.ndarray:
     return np.linalg.pinv(np.vander(e, order + 1))
 
 
-def normalise(refs, *, e0=None, pre=(-np.inf, -5.0), post=(10.0, np.inf), post_order=0):
-    """Edge-step normalisation: subtract the pre-edge line, divide by the step.
+def normalize_edge_step(refs, *, e0=None, pre=(-np.inf, -5.0), post=(10.0, np.inf), post_order=0):
+    """Edge-step normalization: subtract the pre-edge line, divide by the step.
 
     Works on a reference DataArray (state, energy) or on any DataArray with an
     ``energy`` dim (all spectra at once: the fits are matrix products).
@@ -187,7 +187,7 @@ def normalise(refs, *, e0=None, pre=(-np.inf, -5.0), post=(10.0, np.inf), post_o
     post_sel = (e >= e0 + post[0]) & (e <= e0 + post[1])
     if pre_sel.sum() < 2 or post_sel.sum() < post_order + 1:
         raise ValidationError(
-            f"normalise: need >= 2 pre-edge and >= {post_order + 1} post-edge energies around "
+            f"normalize: need >= 2 pre-edge and >= {post_order + 1} post-edge energies around "
             f"e0={e0:.2f} eV (pre={pre}, post={post} relative); got {int(pre_sel.sum())} and "
             f"{int(post_sel.sum())}")
     pre_coef = values[..., pre_sel] @ _line_fit_matrix(e[pre_sel], 1).T  # (..., 2)
@@ -199,7 +199,7 @@ def normalise(refs, *, e0=None, pre=(-np.inf, -5.0), post=(10.0, np.inf), post_o
     with np.errstate(divide="ignore", invalid="ignore"):
         norm = (values - pre_line) / step[..., None]
     out = data.copy(data=norm)
-    out.attrs.update({"units": "1", "e0": e0, "normalised": True})
+    out.attrs.update({"units": "1", "e0": e0, "normalized": True})
     return out.transpose(*refs.dims)
 
 

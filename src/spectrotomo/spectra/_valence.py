@@ -52,7 +52,7 @@ def _window_energies(energy, window, element):
     return sel
 
 
-def valence_maps(spectra, references, *, elements=None, windows=None, normalised: bool = False,
+def valence_maps(spectra, references, *, elements=None, windows=None, normalized: bool = False,
                  background: int = 2, min_amount: float = 0.0, r_factor_max: float = 0.05,
                  dtype=None, nonneg: bool = True, sum_to_one: bool | None = None,
                  energy_offset=None, offset_search_ev: float = 1.5):
@@ -61,14 +61,14 @@ def valence_maps(spectra, references, *, elements=None, windows=None, normalised
     For every element the measured energies inside its window are fitted with
     that element's references (:func:`lcf`, exact, all voxels at once).
 
-    * ``normalised=False`` (default): ``spectra`` is linear attenuation (1/nm)
+    * ``normalized=False`` (default): ``spectra`` is linear attenuation (1/nm)
       and ``references`` cross sections per atom (nm^2); fitted with
       ``nonneg`` plus an unconstrained polynomial ``background`` (the other
       elements' smooth absorption), so the weights are atoms/nm^3 per state
       and their sum is the element's amount (``sum_to_one`` must stay off).
-    * ``normalised=True``: edge-step normalised spectra and references; fitted
+    * ``normalized=True``: edge-step normalized spectra and references; fitted
       with ``nonneg`` and ``sum_to_one`` (weights are fractions; with
-      ``sum_to_one=False`` their sum is free and measures the normalisation).
+      ``sum_to_one=False`` their sum is free and measures the normalization).
 
     Parameters
     ----------
@@ -91,7 +91,7 @@ def valence_maps(spectra, references, *, elements=None, windows=None, normalised
     nonneg : bool
         Constrain every state's weight to be >= 0.
     sum_to_one : bool, optional
-        Constrain each element's weights to sum to 1; default ``normalised``.
+        Constrain each element's weights to sum to 1; default ``normalized``.
         Refused in absolute mode, whose weights are amounts, not fractions.
     energy_offset : None, float, mapping element -> float, or "fit"
         Energy calibration of the references against the scan, eV: each
@@ -104,7 +104,7 @@ def valence_maps(spectra, references, *, elements=None, windows=None, normalised
     -------
     xarray.Dataset
         ``valence`` (element, ...) in elementary charges, ``fractions``
-        (state, ...) (normalised per element), ``amount`` (element, ...)
+        (state, ...) (normalized per element), ``amount`` (element, ...)
         atoms/nm^3 (absolute mode), ``residual`` and ``r_factor`` (element, ...),
         ``quality_mask`` (element, ...); attrs ``n_masked`` per element,
         ``energy_offset_ev`` (list, one per element, eV) and
@@ -112,10 +112,10 @@ def valence_maps(spectra, references, *, elements=None, windows=None, normalised
     """
     # over 80 lines only by its docstring; the per-element work is _element_offset,
     # _fit_element and _assemble
-    sum_to_one = normalised if sum_to_one is None else bool(sum_to_one)
-    if sum_to_one and not normalised:
-        raise ValidationError("valence_maps: sum_to_one=True needs normalised=True (edge-step "
-                              "normalised spectra and references); absolute-mode weights are "
+    sum_to_one = normalized if sum_to_one is None else bool(sum_to_one)
+    if sum_to_one and not normalized:
+        raise ValidationError("valence_maps: sum_to_one=True needs normalized=True (edge-step "
+                              "normalized spectra and references); absolute-mode weights are "
                               "amounts (atoms/nm^3), not fractions")
     for c in ("state_element", "state_valence"):
         if c not in references.coords:
@@ -127,7 +127,7 @@ def valence_maps(spectra, references, *, elements=None, windows=None, normalised
     energy = np.asarray(spectra["energy"].values, dtype=float)
     data = spectra.transpose(*spatial, "energy").data
     fit = {"nonneg": nonneg, "sum_to_one": sum_to_one, "r_factor_max": r_factor_max,
-           "background": None if normalised else background, "dtype": dtype}
+           "background": None if normalized else background, "dtype": dtype}
     per_el, offsets = {}, {}
     for el in elements:
         if el not in ref_elements:
@@ -137,14 +137,14 @@ def valence_maps(spectra, references, *, elements=None, windows=None, normalised
         window = data[..., np.flatnonzero(sel)]
         offsets[el] = _element_offset(energy_offset, el, window, energy[sel], refs, fit,
                                       offset_search_ev)
-        per_el[el] = _fit_element(window, energy[sel], refs, offsets[el], fit, normalised,
+        per_el[el] = _fit_element(window, energy[sel], refs, offsets[el], fit, normalized,
                                   min_amount)
-    ds = _assemble(per_el, elements, references, spectra.attrs, normalised)
+    ds = _assemble(per_el, elements, references, spectra.attrs, normalized)
     ds.attrs.update({"energy_offset_ev": [float(offsets[e]) for e in elements],
                      "energy_offset_fitted": int(isinstance(energy_offset, str))})
     return add_provenance(ds, "spectra.valence_maps", elements=elements,
                           windows={e: list(windows[e]) for e in elements},
-                          normalised=normalised, background=background,
+                          normalized=normalized, background=background,
                           r_factor_max=r_factor_max, nonneg=nonneg, sum_to_one=sum_to_one,
                           energy_offset=(energy_offset if isinstance(energy_offset, str)
                                          else [float(offsets[e]) for e in elements]))
@@ -168,20 +168,20 @@ def _element_offset(energy_offset, element, window, energies, refs, fit, search_
     return float(energy_offset)
 
 
-def _fit_element(window, energies, refs, offset, fit, normalised, min_amount):
+def _fit_element(window, energies, refs, offset, fit, normalized, min_amount):
     """LCF of one element's window: (valence, total weight, LCFResult, state names)."""
     refs = shifted_references(refs, energies, offset) if offset else resample(refs, energies)
     res = lcf(window, refs.values, names=[str(s) for s in refs["state"].values], **fit)
     xp = array_module(res.fractions)
     val = effective_valence(res.fractions, refs["state_valence"].values)
     total = res.fractions.sum(axis=-1)
-    keep = res.quality_mask if normalised else res.quality_mask & (total > min_amount)
+    keep = res.quality_mask if normalized else res.quality_mask & (total > min_amount)
     return {"valence": xp.where(keep, val, xp.nan), "total": total, "lcf": res,
             "n_masked": int((~keep).sum()) if hasattr(keep, "sum") else -1,
             "states": [str(s) for s in refs["state"].values]}
 
 
-def _assemble(per_el, elements, references, attrs, normalised):
+def _assemble(per_el, elements, references, attrs, normalized):
     """The per-element fits as one Dataset of maps."""
     import xarray as xr
 
@@ -208,12 +208,12 @@ def _assemble(per_el, elements, references, attrs, normalised):
         "r_factor": stacked(lambda t: t["lcf"].r_factor, "r_factor", "1"),
         "quality_mask": stacked(lambda t: t["lcf"].quality_mask, "quality_mask", "1"),
     })
-    if not normalised:
+    if not normalized:
         ds["amount"] = stacked(lambda t: t["total"], "amount", "1/nm^3")
     ds = ds.assign_coords(state_element=("state", [s for e in elements for s in
                                                    references["state_element"].values[
                                                        references["state_element"].values == e]]))
     ds.attrs.update({"pixel_size": px, "pixel_size_units": "nm",
                      "n_masked": repr({e: per_el[e]["n_masked"] for e in elements}),
-                     "normalised": int(normalised)})
+                     "normalized": int(normalized)})
     return ds

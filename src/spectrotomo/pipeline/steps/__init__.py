@@ -5,7 +5,8 @@ explicit arguments of public stage functions, and writes one group (completion
 marker last): ``acquire`` -> ``raw`` (+ ``raw_xanes``, ``truth``, ``references``
 for simulated input), ``preprocess`` -> ``od``, ``reconstruct`` -> ``recon``,
 ``density`` -> ``density`` (holotomography), ``quantify`` -> ``chemistry``,
-``valence`` -> ``valence``, ``segment`` -> ``segmentation``, ``profile`` ->
+``valence`` -> ``valence``, ``valence3d`` -> ``valence3d`` (XANES tomography),
+``segment`` -> ``segmentation``, ``profile`` ->
 ``profiles``; ``report`` writes figures and tables outside the store. A step whose
 group is complete is skipped, so a killed run resumes where it stopped.
 """
@@ -15,7 +16,8 @@ from __future__ import annotations
 from typing import Callable
 
 from .._context import RunContext
-from . import acquire, density, preprocess, profile, quantify, reconstruct, report, segment, valence
+from . import (acquire, density, preprocess, profile, quantify, reconstruct, report, segment,
+               valence, valence3d)
 
 __all__ = ["STEPS", "CHUNKED_STEPS"]
 
@@ -27,8 +29,9 @@ STEPS: dict[str, tuple[Callable[[RunContext], None], tuple[str, ...]]] = {
     "density": (density.density, ("density",)),
     "quantify": (quantify.quantify, ("chemistry",)),
     "valence": (valence.valence, ("valence",)),
+    "valence3d": (valence3d.valence3d, ("valence3d",)),
     "segment": (segment.segment, ("segmentation",)),
     "profile": (profile.profile, ("profiles",)),
 }
 #: Steps that run one task per chunk on ``[compute]``'s workers (the others run here).
-CHUNKED_STEPS = ("reconstruct", "quantify")
+CHUNKED_STEPS = ("reconstruct", "quantify", "valence3d")

@@ -1,20 +1,159 @@
 """The ``acquire`` step: the input (files, a store, or the simulator) -> ``raw``.
 
-Simulated inputs also write ``truth``, ``raw_xanes`` and ``references``; the
+A real experiment is a set of files (``[input] path``: a list or a glob, one
+tilt series per energy, read by :func:`spectrotomo.io.read_series`) plus 2-D
+XANES energy scans (``[input] xanes``, :func:`spectrotomo.io.read_xanes`) ->
+``raw_xanes`` for the ``valence`` step. ``[input] crop`` and ``binning`` are
+applied to the measured tilt series (projections, flats, darks, coordinates and
+pixel sizes) before ``raw`` is written, and recorded in its provenance.
+Simulated inputs also write ``truth``, ``raw_xanes`` and ``references`` (a XANES
+tomography, ``simulate:xanes3d``: ``truth`` and ``references``); the
 input source is parsed once by :func:`spectrotomo.pipeline._source.parse_source`.
 """
 
 from __future__ import annotations
 
-from ... import io
-from .._context import RunContext
-from .._source import parse_source
+import numpy as np
+import xarray as xr
 
-__all__ = ["acquire", "SIMULATED_GROUPS"]
+from ... import io
+from ..._model import add_provenance
+from .._config import ConfigError
+from .._context import RunContext
+from .._source import Source, parse_source, xanes_paths
+
+__all__ = ["acquire", "crop_and_bin", "input_shape", "read_input", "read_input_xanes",
+           "SIMULATED_GROUPS", "simulated_groups", "simulate_preset"]
 
 #: Store group of each child of :func:`spectrotomo.simulate.sample`'s tree.
 SIMULATED_GROUPS = {"truth": "truth", "tilt_series": "raw", "xanes": "raw_xanes",
                     "references": "references"}
+#: Variables of a tilt series whose detector frames are cropped and binned.
+_FRAMES = ("projections", "flats", "darks")
+
+
+def simulated_groups(preset: str) -> dict[str, str]:
+    """Child -> store group of the tree that ``simulate:preset`` gives (a XANES
+    tomography has no separate 2D scan, so no ``raw_xanes``)."""
+    from ...simulate import XANES3D_PRESETS
+
+    if preset in XANES3D_PRESETS:
+        return {k: v for k, v in SIMULATED_GROUPS.items() if k != "xanes"}
+    return dict(SIMULATED_GROUPS)
+
+
+def simulate_preset(preset: str, *, seed: int, **kwargs):
+    """The tree of ``simulate:preset``: :func:`spectrotomo.simulate.xanes3d_sample` for
+    a XANES-tomography preset, else :func:`spectrotomo.simulate.sample`."""
+    from ...simulate import XANES3D_PRESETS, sample, xanes3d_sample
+
+    return (xanes3d_sample if preset in XANES3D_PRESETS else sample)(preset, seed=seed, **kwargs)
+
+
+def crop_and_bin(ds: xr.Dataset, *, rows=None, columns=None, binning: int = 1) -> xr.Dataset:
+    """Crop detector rows/columns, then average ``binning`` x ``binning`` pixels.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Tilt series: ``projections`` (energy, [distance,] angle, y, x) counts,
+        optional ``flats``/``darks`` (energy, flat|dark, y, x); numpy or dask.
+    rows, columns : (int, int), optional
+        ``[start, stop)`` detector pixels kept (stop exclusive), before binning.
+    binning : {1, 2, 4}
+        Pixels averaged per side; rows/columns beyond a multiple are dropped.
+
+    Returns
+    -------
+    xarray.Dataset
+        Cropped and binned frames (float32 when binned: the mean of counts),
+        ``y``/``x`` coordinates (nm) the bins' centres, ``attrs["pixel_size"]``
+        and the ``pixel_size_energy`` coordinate multiplied by ``binning``.
+
+    Raises
+    ------
+    ValueError
+        Naming ``[input] crop``/``binning`` when the range exceeds the frame or
+        the binned frame would be empty.
+    """
+    ny, nx = ds.sizes["y"], ds.sizes["x"]
+    for key, rng, n in (("rows", rows, ny), ("columns", columns, nx)):
+        if rng is not None and not 0 <= rng[0] < rng[1] <= n:
+            raise ValueError(f"[input] crop.{key} = {list(rng)} must lie within the frame's "
+                             f"{n} {key} (0 <= start < stop <= {n})")
+    out = ds.isel(y=slice(*rows) if rows else slice(None),
+                  x=slice(*columns) if columns else slice(None))
+    if binning == 1:
+        return out
+    if out.sizes["y"] < binning or out.sizes["x"] < binning:
+        raise ValueError(f"[input] binning = {binning} leaves no pixel of the "
+                         f"{out.sizes['y']} x {out.sizes['x']} frame")
+    frames = [v for v in _FRAMES if v in out]
+    binned = out[frames].coarsen(y=binning, x=binning, boundary="trim").mean()
+    for name in frames:  # the mean of counts: float32 holds it (24-bit mantissa)
+        binned[name] = binned[name].astype(np.float32).assign_attrs(out[name].attrs)
+    rest = out.drop_vars(frames).isel(y=slice(0, binned.sizes["y"] * binning),
+                                      x=slice(0, binned.sizes["x"] * binning))
+    rest = rest.drop_dims([d for d in ("y", "x") if d in rest.dims])
+    result = xr.merge([rest, binned], combine_attrs="override")
+    for dim in ("y", "x"):
+        result[dim].attrs = out[dim].attrs
+    result.attrs["pixel_size"] = float(out.attrs["pixel_size"]) * binning
+    if "pixel_size_energy" in result.coords:
+        result = result.assign_coords(
+            pixel_size_energy=result["pixel_size_energy"] * binning)
+    return result
+
+
+def read_input(config, *, lazy: bool | None = None) -> tuple[xr.Dataset, list[str]]:
+    """The measured tilt series of ``config.input`` (files), cropped and binned.
+
+    Returns the dataset and the list of files read. Several files are one
+    tilt series per energy (per propagation distance when ``[phase] method``
+    is not "none": ``[phase] distances_m`` then gives one distance per file).
+    """
+    cfg = config.input
+    source = parse_source(cfg.path)
+    files = source.files()
+    kwargs = {"angles": cfg.angles}
+    if cfg.pixel_size_nm:
+        kwargs["pixel_size"] = cfg.pixel_size_nm
+    holo = config.phase.method != "none" and len(files) > 1
+    values = config.phase.distances_m if holo else cfg.energies_ev
+    if values and len(values) != len(files):
+        key = "[phase] distances_m" if holo else "[input] energies_ev"
+        raise ConfigError(f"{key} must give one value per input file ({len(files)}: "
+                          f"{files}); got {len(values)}")
+    ds = io.read_series(files, dim="distance" if holo else "energy", values=values or None,
+                        lazy=lazy, **kwargs)
+    crop = cfg.crop
+    ds = crop_and_bin(ds, rows=crop.get("rows"), columns=crop.get("columns"),
+                      binning=cfg.binning)
+    if crop or cfg.binning != 1:
+        add_provenance(ds, "pipeline.acquire", inputs=files, crop=crop, binning=cfg.binning,
+                       pixel_size=float(ds.attrs["pixel_size"]))
+    return ds, files
+
+
+def read_input_xanes(config, *, lazy: bool | None = None) -> xr.Dataset | None:
+    """The 2-D XANES scan of ``[input] xanes`` in the ``raw_xanes`` layout, or None."""
+    paths = xanes_paths(config.input.xanes)
+    if not paths:
+        return None
+    return io.read_xanes(paths, lazy=lazy)
+
+
+def input_shape(config) -> tuple[tuple[int, int, int, int], int]:
+    """``((energy, angle, y, x), n_xanes)`` of the input after crop and binning."""
+    source = parse_source(config.input.path)
+    xanes = read_input_xanes(config, lazy=True) if config.input.xanes else None
+    if source.kind in ("file", "files"):
+        sizes = read_input(config, lazy=True)[0]["projections"].sizes
+        shape = tuple(sizes[d] for d in ("energy", "angle", "y", "x"))
+        n_xanes = 0
+    else:
+        shape, n_xanes = source.shape(angles=config.input.angles)
+    return shape, (xanes.sizes["energy"] if xanes is not None else n_xanes)
 
 
 def _write_inputs(ctx: RunContext, tree, groups: dict[str, str]) -> None:
@@ -27,32 +166,53 @@ def _write_inputs(ctx: RunContext, tree, groups: dict[str, str]) -> None:
     for child, group in sorted(groups.items(), key=lambda kv: kv[1] == "raw"):
         if io.is_complete(ctx.store, group) and not ctx.overwrite:
             continue
-        io.write(ctx.store, group, tree[child].to_dataset(inherit=False), overwrite=True)
+        data = tree[child]
+        io.write(ctx.store, group, data if isinstance(data, xr.Dataset)
+                 else data.to_dataset(inherit=False), overwrite=True)
+
+
+def _check_simulated(source: Source, cfg) -> None:
+    source.check_preset()
+    if cfg.crop or cfg.binning != 1:
+        raise ConfigError(f"[input] crop/binning apply to measured files; {cfg.path!r} is "
+                          "simulated (its truth would no longer match): choose a smaller preset")
 
 
 def acquire(ctx: RunContext) -> None:
-    """Read the input file (or simulate it) into the ``raw`` group(s)."""
+    """Read the input files (or simulate them) into ``raw`` (+ ``raw_xanes``)."""
     cfg = ctx.config
     source = parse_source(cfg.input.path)
-    source.check_preset()
+    xanes = read_input_xanes(cfg)
+    if xanes is not None:
+        ctx.log(f"acquire: XANES scan of {xanes.sizes['energy']} energies from "
+                f"{xanes_paths(cfg.input.xanes)}")
+    extra = {"xanes_file": xanes} if xanes is not None else {}
     if source.kind == "simulate-holo":
         from ...simulate import holotomo_sample
 
+        _check_simulated(source, cfg.input)
         kwargs = {"distances_m": cfg.phase.distances_m} if cfg.phase.distances_m else {}
         if cfg.phase.energy_ev:
             kwargs["energy_ev"] = cfg.phase.energy_ev
         tree = holotomo_sample(source.target, seed=cfg.input.seed, **kwargs)
-        return _write_inputs(ctx, tree, {"truth": "truth", "tilt_series": "raw"})
+        return _write_inputs(ctx, {**dict(tree.children), **extra},
+                             {"truth": "truth", "tilt_series": "raw",
+                              **({"xanes_file": "raw_xanes"} if extra else {})})
     if source.kind == "simulate":
-        from ...simulate import sample
-
-        tree = sample(source.target, seed=cfg.input.seed,
-                      pixel_size_metadata=cfg.input.pixel_size_metadata)
-        return _write_inputs(ctx, tree, SIMULATED_GROUPS)
-    overrides = {}
-    if cfg.input.energies_ev:
-        overrides["energy"] = cfg.input.energies_ev
-    if cfg.input.pixel_size_nm:
-        overrides["pixel_size"] = cfg.input.pixel_size_nm
-    ts = io.read(source.target, **overrides)
-    io.write(ctx.store, "raw", ts, overwrite=ctx.overwrite)
+        _check_simulated(source, cfg.input)
+        tree = simulate_preset(source.target, seed=cfg.input.seed,
+                               pixel_size_metadata=cfg.input.pixel_size_metadata)
+        groups = simulated_groups(source.target)
+        if extra:  # a measured XANES scan replaces the simulated one
+            groups.pop("xanes", None)
+            groups["xanes_file"] = "raw_xanes"
+        return _write_inputs(ctx, {**dict(tree.children), **extra}, groups)
+    if source.kind == "store":
+        raise ConfigError(f"[input] path {source.target!r} is a sample store: run the "
+                          "pipeline with it as [output] store instead")
+    ts, files = read_input(cfg)
+    ctx.log(f"acquire: {len(files)} file(s), {ts.sizes['energy']} energies "
+            f"{np.round(ts['energy'].values, 2).tolist()} eV, {ts.sizes['angle']} angles, "
+            f"{ts.sizes['y']} x {ts.sizes['x']} pixels of {ts.attrs['pixel_size']:.4g} nm")
+    _write_inputs(ctx, {"tilt_series": ts, **extra},
+                  {"tilt_series": "raw", **({"xanes_file": "raw_xanes"} if extra else {})})

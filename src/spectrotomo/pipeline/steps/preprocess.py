@@ -9,7 +9,7 @@ incomplete group that the next run rebuilds from the start.
 
 Passes over the store (each reads and writes one energy at a time):
 
-1. normalise + de-ring each energy (or retrieve phase), keep its frame at the
+1. normalize + de-ring each energy (or retrieve phase), keep its frame at the
    angle nearest 0 deg;
 2. register the energies on those frames, warp each energy onto the
    reference geometry and accumulate the mean over energies;
@@ -87,7 +87,7 @@ def phase_od(ds: xr.Dataset, cfg) -> tuple[np.ndarray, dict]:
                                                 "delta_beta": float(cfg.phase.delta_beta)}
 
 
-def _normalise_energy(ds: xr.Dataset, e: int, cfg) -> tuple[np.ndarray, int]:
+def _normalize_energy(ds: xr.Dataset, e: int, cfg) -> tuple[np.ndarray, int]:
     """Optical density (angle, y, x) float32 of energy ``e`` and its masked-pixel count."""
     from ...recon.prep import normalize, remove_rings
 
@@ -99,10 +99,10 @@ def _normalise_energy(ds: xr.Dataset, e: int, cfg) -> tuple[np.ndarray, int]:
     return np.asarray(od, dtype=np.float32), sum(int(getattr(report, k)) for k in _MASK_COUNTS)
 
 
-def _normalise_all(ds: xr.Dataset, cfg) -> tuple[np.ndarray, dict]:
+def _normalize_all(ds: xr.Dataset, cfg) -> tuple[np.ndarray, dict]:
     """Optical density (energy, angle, y, x) of a raw tilt series, in memory (tests and
     gpu_bench scripts; the step itself streams the energies)."""
-    pairs = [_normalise_energy(ds, e, cfg) for e in range(ds["projections"].sizes["energy"])]
+    pairs = [_normalize_energy(ds, e, cfg) for e in range(ds["projections"].sizes["energy"])]
     return np.stack([od for od, _ in pairs]), {"masked_pixels": sum(n for _, n in pairs)}
 
 
@@ -235,13 +235,14 @@ def _energy_source(ds: xr.Dataset, cfg, phase: bool):
         od, counts = phase_od(ds.load(), cfg)
         return od.shape, ((od[e], 0) for e in range(od.shape[0])), counts
     shape = tuple(ds["projections"].shape)
-    return shape, (_normalise_energy(ds, e, cfg) for e in range(shape[0])), None
+    return shape, (_normalize_energy(ds, e, cfg) for e in range(shape[0])), None
 
 
 def preprocess(ctx) -> None:
-    """raw -> od: normalise, de-ring, register energies, find the centre, align jitter."""
+    """raw -> od: normalize, de-ring, register energies, find the centre, align jitter."""
     from ...recon.prep import align_projections, find_center
     from ...recon.prep import fourier_shift
+    from .._monitor import Progress
 
     cfg = ctx.config
     ds = io.read_group(ctx.store, "raw")
@@ -260,9 +261,13 @@ def preprocess(ctx) -> None:
                        _coords(ds, cfg, phase, pixel_size), {"units": "rad" if phase else "1"})
 
     frames, masked = np.empty((n_e, ny, nx), np.float32), 0
+    # progress per energy and pass (normalize_edge_step, warp, jitter): bar or a log line per ~10 %
+    bar = Progress(n_e * (3 if cfg.preprocess.align else 2), "preprocess", log=ctx.log,
+                   unit="energy-pass")
     for e, (od_e, n_masked) in enumerate(energies):  # pass 1: energies are few; each is batched
         writer.write(e, od_e)
         frames[e], masked = od_e[i0], masked + n_masked
+        bar.update()
     counts = counts if counts is not None else {"masked_pixels": masked}
 
     reg_vars, reg_attrs = {}, {}
@@ -278,6 +283,7 @@ def preprocess(ctx) -> None:
             od_e = _warp_energy(od_e, reg, e)
             writer.write(e, od_e)
         total = od_e.copy() if total is None else np.add(total, od_e, out=total)
+        bar.update()
     mean_od = total / np.float32(n_e)
 
     center_vars, center_attrs = {}, {}
@@ -292,6 +298,8 @@ def preprocess(ctx) -> None:
                                               iterations=cfg.preprocess.align_iterations)[1])
         for e in range(n_e):  # pass 3: the jitter correction
             writer.write(e, fourier_shift(writer.read(e), -shifts).astype(np.float32))
+            bar.update()
+    bar.close()
 
     writer.add("jitter", ("angle", "axis"), shifts, {"units": "px", "axes": "(dy, dx)"})
     for name, (dims, values, attrs) in {**reg_vars, **center_vars}.items():

@@ -2,7 +2,8 @@
 
 The ``profiles`` group of the sample store holds, for every profiled quantity
 ``q`` (``tm_o_ratio`` and ``amount`` per element for absorption runs,
-``electron_density`` for holotomography), grouping ``by`` (``shell``,
+``electron_density`` for holotomography, ``valence3d`` per element (e, quality-masked)
+for a XANES tomography), grouping ``by`` (``shell``,
 ``depth``, ``class``) and statistic (``count``, ``mean``, ``std``,
 ``median``, ``q25``, ``q75``), one variable ``{q}_{stat}_by_{by}`` over dim ``by`` (and
 ``element`` for amounts). Coords: ``shell`` (1 outermost .. n), ``depth``
@@ -37,8 +38,11 @@ def _stat_vars(table: xr.Dataset, quantity: str, by: str) -> dict[str, xr.DataAr
 
 
 def profile_dataset(maps: dict[str, xr.DataArray], seg_ds: xr.Dataset, *,
-                    depth_bins_nm) -> xr.Dataset:
+                    depth_bins_nm, chunk: int = 128) -> xr.Dataset:
     """Shell / depth / class statistics of each map over the particle mask.
+
+    Block by block (:func:`spectrotomo.segmentation.profile_table_blocks`):
+    lazy (store-backed) inputs are read one block at a time.
 
     Parameters
     ----------
@@ -50,6 +54,8 @@ def profile_dataset(maps: dict[str, xr.DataArray], seg_ds: xr.Dataset, *,
     depth_bins_nm : sequence of float
         Depth bin edges (nm), increasing; voxels deeper than the last edge are
         left out of the depth profile.
+    chunk : int
+        Block edge (voxels).
 
     Returns
     -------
@@ -58,15 +64,15 @@ def profile_dataset(maps: dict[str, xr.DataArray], seg_ds: xr.Dataset, *,
     """
     from ... import segmentation as seg
 
-    mask = seg_ds["mask"].values
-    groupings = [("shell", seg_ds["shell"].values, {}),
-                 ("depth", seg_ds["depth"].values, {"bins": list(depth_bins_nm)})]
+    groupings = [("shell", seg_ds["shell"], {}),
+                 ("depth", seg_ds["depth"], {"bins": list(depth_bins_nm)})]
     if "composition_class" in seg_ds:
-        groupings.append(("class", seg_ds["composition_class"].values, {}))
+        groupings.append(("class", seg_ds["composition_class"], {}))
     tables = {}
     for name, values in maps.items():
         for by, regions, kwargs in groupings:
-            table = seg.profile_table(values, regions, by=by, labels=mask, **kwargs)
+            table = seg.profile_table_blocks(values, regions, by=by, mask=seg_ds["mask"],
+                                             chunk=chunk, **kwargs)
             tables.update(_stat_vars(table, name, by))
     ds = xr.Dataset(tables)
     ds.attrs.update(pixel_size=float(seg_ds.attrs["pixel_size"]), pixel_size_units="nm",
@@ -74,18 +80,29 @@ def profile_dataset(maps: dict[str, xr.DataArray], seg_ds: xr.Dataset, *,
     return ds
 
 
+def _valence3d_map(store) -> dict[str, xr.DataArray]:
+    """``valence3d`` (element, z, y, x): the 3D valence where its quality mask holds."""
+    if "valence3d" not in io.list_groups(store):
+        return {}
+    v3d = io.read_group(store, "valence3d")[["valence", "quality_mask"]]  # lazy: by blocks
+    return {"valence3d": v3d["valence"].where(v3d["quality_mask"]).assign_attrs(
+        v3d["valence"].attrs)}
+
+
 def _maps(ctx) -> dict[str, xr.DataArray]:
-    """The quantities this store's run can profile (empty: nothing to profile)."""
+    """The quantities this store's run can profile (empty: nothing to profile); lazy."""
     groups = io.list_groups(ctx.store)
     if "chemistry" in groups:
-        chem = io.read_group(ctx.store, "chemistry").load()
+        chem = io.read_group(ctx.store, "chemistry")
         maps = {"tm_o_ratio": chem["tm_o_ratio"], "amount": chem["amount"]}
         seg = io.read_group(ctx.store, "segmentation")
         if "tm_o_ratio_smoothed" in seg:  # the ratio the classes are formed from
-            maps["tm_o_ratio_smoothed"] = seg["tm_o_ratio_smoothed"].load()
-        return maps
+            maps["tm_o_ratio_smoothed"] = seg["tm_o_ratio_smoothed"]
+        return {**maps, **_valence3d_map(ctx.store)}
+    if "valence3d" in groups:  # a XANES tomography: no O pair, so no chemistry
+        return _valence3d_map(ctx.store)
     if "density" in groups:
-        dens = io.read_group(ctx.store, "density").load()
+        dens = io.read_group(ctx.store, "density")
         return {"electron_density": dens["electron_density"].isel(energy=0, drop=True)}
     return {}
 
@@ -93,14 +110,15 @@ def _maps(ctx) -> dict[str, xr.DataArray]:
 def profile(ctx) -> None:
     """segmentation + chemistry (or density) -> profiles: statistics per shell,
     depth bin (nm) and composition class of TM/O and element amounts (atoms/nm^3),
-    or of the electron density (e/nm^3) of a holotomography run."""
+    the 3D valence (e) of a XANES tomography, or the electron density (e/nm^3) of a
+    holotomography run."""
     maps = _maps(ctx)
     if not maps:
-        ctx.log("profile: no chemistry or density group; skipped")
+        ctx.log("profile: no chemistry, valence3d or density group; skipped")
         return
-    seg_ds = io.read_group(ctx.store, "segmentation").load()
+    seg_ds = io.read_group(ctx.store, "segmentation")
     bins = ctx.config.segmentation.depth_bins_nm
-    ds = profile_dataset(maps, seg_ds, depth_bins_nm=bins)
+    ds = profile_dataset(maps, seg_ds, depth_bins_nm=bins, chunk=ctx.config.segmentation.chunk)
     add_provenance(ds, "pipeline.profile", inputs=[str(ctx.store)],
                    quantities=list(maps), depth_bins_nm=list(bins))
     io.write(ctx.store, "profiles", ds, overwrite=ctx.overwrite)

@@ -14,6 +14,7 @@ from ..._physics import pair_window
 from ...spectra import edge_pairs
 from .._compute import run_tasks
 from .reconstruct import log_resume
+from .valence3d import xanes_tomography_elements
 
 __all__ = ["quantify", "quantify_slab"]
 
@@ -83,6 +84,12 @@ def quantify(ctx) -> None:
         return
     mu = io.read_group(ctx.store, "recon")["mu"]
     pairs = edge_pairs(mu["energy"].values, ctx.config.spectra.elements)
+    if "O" not in pairs and xanes_tomography_elements(mu["energy"].values):
+        # a XANES tomography of one TM edge: no O K pair, so no TM/O and no classes;
+        # valence3d fits the element's amount and valence of every voxel instead
+        ctx.log("quantify: XANES tomography without an O K-edge pair (TM/O needs O); "
+                "skipped: element amounts and valence come from the valence3d step")
+        return
     if "O" not in pairs:
         lo, hi = pair_window("O")
         raise ValueError(f"quantify: the tilt series has no O K-edge pair ({lo:g}-{hi:g} eV); "
@@ -101,8 +108,8 @@ def quantify(ctx) -> None:
                       overwrite=ctx.overwrite)
     slabs = _slabs_missing(ctx.store, template)
     log_resume(ctx, "quantify", slabs, -(-mu.sizes["z"] // rows))
-    run_tasks(ctx.client, quantify_slab, slabs, desc="quantify", store=str(ctx.store),
-              pairs=pairs, names=names, layout=_layout(mu))
+    run_tasks(ctx.client, quantify_slab, slabs, desc="quantify", log=ctx.log,
+              store=str(ctx.store), pairs=pairs, names=names, layout=_layout(mu))
     attrs = _chemistry_attrs(ctx.store, template)
     add_provenance(SimpleNamespace(attrs=attrs), "pipeline.quantify", inputs=[str(ctx.store)],
                    pairs=pairs, chunk_rows=rows)

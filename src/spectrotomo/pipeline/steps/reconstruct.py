@@ -117,10 +117,10 @@ def reconstruct(ctx) -> None:
         params.update(nonneg=cfg.nonneg, noise=_sample_noise(ctx.store, ny, rows))
         ctx.log(f"reconstruct: joint limited-angle solver ({float(np.ptp(params['angles'])):.0f}"
                 f" deg scan), {len(slabs)} chunks of {rows} rows x {n_e} energies")
-        run_tasks(ctx.client, reconstruct_rows, slabs, desc="reconstruct",
+        run_tasks(ctx.client, reconstruct_rows, slabs, desc="reconstruct", log=ctx.log,
                   store=str(ctx.store), params=params)
     else:
-        run_tasks(ctx.client, reconstruct_region, regions, desc="reconstruct",
+        run_tasks(ctx.client, reconstruct_region, regions, desc="reconstruct", log=ctx.log,
                   store=str(ctx.store), params=params)
     io.mark_complete(ctx.store, "recon")
 

@@ -15,11 +15,13 @@ import xarray as xr
 from ... import io
 from .._figures import (CLASS_COLORS, CLASS_NAMES, center_scores, class_fraction_table,
                        histogram, label_orthoslices, orthoslices)
+from .._valence3d_report import valence3d_errors, valence3d_report
 
 __all__ = ["write_report", "truth_errors", "ome_zarr_dir", "CLASS_NAMES", "CLASS_COLORS"]
 
 #: Report file stem of each profiled quantity (``<stem>_by_<by>.csv``/``.png``).
-_PROFILE_FILES = {"tm_o_ratio": "tm_o", "electron_density": "electron_density"}
+_PROFILE_FILES = {"tm_o_ratio": "tm_o", "electron_density": "electron_density",
+                  "valence3d": "valence3d"}
 
 
 def _profile_tables(store, out_dir: Path, *, figures: bool = True) -> dict:
@@ -46,9 +48,10 @@ def _profile_tables(store, out_dir: Path, *, figures: bool = True) -> dict:
             if figures:
                 seg.plot_profile(table, out_dir / f"{stem}_by_{by}.png", smoothed=smoothed)
             if by == "shell":
-                summary[f"{stem}_mean_by_shell"] = [float(v) for v in table["mean"].values]
-                summary[f"{stem}_median_by_shell"] = [float(v) for v in
-                                                      table["median"].values]
+                # nested per element for valence3d (element, shell)
+                summary[f"{stem}_mean_by_shell"] = table["mean"].values.astype(float).tolist()
+                summary[f"{stem}_median_by_shell"] = table["median"].values.astype(
+                    float).tolist()
     return summary
 
 
@@ -121,6 +124,8 @@ def truth_errors(store) -> dict:
         thick = amount > 0.3 * np.nanmax(amount)
         ok = thick & np.isfinite(val)
         errors["mn_valence_mae"] = float(np.abs(val[ok] - true2d[ok]).mean()) if ok.any() else None
+    if "valence3d" in groups:
+        errors.update(valence3d_errors(store, truth))
     return errors
 
 
@@ -210,6 +215,8 @@ def write_report(ctx) -> dict:
                 orthoslices(da, out / f"valence_{el}_2d.png", mask=quality,
                             title=f"{el} effective valence (2D)", cmap="plasma")
             summary[f"mean_valence_{el}_2d"] = float(np.nanmean(da.values))
+    if "valence3d" in groups:
+        summary.update(valence3d_report(store, out, figures=figures))
     summary.update(_profile_tables(store, out, figures=figures))
     if figures and "chemistry" in groups:
         from .._summary_figure import summary_figure

@@ -3,11 +3,13 @@ depth, pores, cracks)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import xarray as xr
 
 from ... import io
-from ..._model import add_provenance, spatial_map
+from ..._model import add_provenance
 from .._context import RunContext
 
 __all__ = ["segment", "class_ratio"]
@@ -18,7 +20,8 @@ _METALS = ("Mn", "Co", "Ni")
 
 def class_ratio(chem: xr.Dataset, solid: np.ndarray, px: float, cfg) -> tuple[np.ndarray,
                                                                                 np.ndarray]:
-    """TM/O of amounts averaged over the solid (``[segmentation] smoothing_nm``).
+    """TM/O of amounts averaged over the solid (``[segmentation] smoothing_nm``), whole
+    volume in memory (diagnostics; the step itself runs ``segment_volume`` by blocks).
 
     Per-voxel ratios of limited-angle FBP edge jumps are far too noisy for a
     +-5 % class band (measured ratio noise ~0.08 at 20 nm voxels, ~0.2 at 12 nm
@@ -41,71 +44,72 @@ def class_ratio(chem: xr.Dataset, solid: np.ndarray, px: float, cfg) -> tuple[np
     return ratio, defined
 
 
-def segment(ctx: RunContext) -> None:
-    """recon + chemistry -> segmentation: mask, classes, shells, depth, pores, cracks."""
-    from ... import segmentation as seg
+#: variable -> (units, extra attrs) of the segmentation group
+_SEG_VARS = {"mask": "1", "tm_o_ratio_smoothed": "1", "composition_class": "1",
+             "depth": "nm", "shell": "1", "pores": "1", "cracks": "1"}
 
-    cfg = ctx.config.segmentation
-    mu = io.read_group(ctx.store, "recon")["mu"].load()
-    if "chemistry" not in io.list_groups(ctx.store):  # phase-contrast run: no chemistry
-        ctx.log("segment: no chemistry group; composition classes not computed")
-        return _segment_structure(ctx, mu)
-    chem = io.read_group(ctx.store, "chemistry").load()
-    px = float(mu.attrs["pixel_size"])
-    mean_mu = mu.mean("energy").values
-    mask = seg.particle_mask(mean_mu)
-    target = cfg.target_tm_o
-    if target is None:
-        groups = io.list_groups(ctx.store)
-        target = (io.read_group(ctx.store, "truth").attrs.get("target_tm_o")
-                  if "truth" in groups else None)
+
+def _target(ctx) -> float:
+    target = ctx.config.segmentation.target_tm_o
+    if target is None and "truth" in io.list_groups(ctx.store):
+        target = io.read_group(ctx.store, "truth").attrs.get("target_tm_o")
     if target is None:
         raise ValueError("segment: [segmentation] target_tm_o is not set and the input has no "
                          "target composition; set it in the config")
-    depth_nm = seg.depth(mask, spacing=px)
-    shells = seg.shells(mask, n=cfg.n_shells, spacing=px, depth_map=depth_nm)
-    pores = seg.find_pores(mean_mu, mask, spacing=px)
-    cracks = seg.find_cracks(mean_mu, mask, spacing=px)
-    ratio, solid = class_ratio(chem, mask & (pores == 0) & (cracks == 0), px, cfg)
-    classes = seg.composition_classes(ratio, float(target), cfg.tolerance, mask=solid)
-
-    def m(data, name, units, **attrs):
-        return spatial_map(np.asarray(data), voxel_size=px, units=units, name=name, attrs=attrs)
-
-    out = xr.Dataset({
-        "mask": m(mask, "mask", "1"),
-        "tm_o_ratio_smoothed": m(ratio, "tm_o_ratio_smoothed", "1",
-                                 smoothing_nm=cfg.smoothing_nm,
-                                 surface_layer_nm=cfg.surface_layer_nm),
-        "composition_class": m(classes, "composition_class", "1", target_tm_o=float(target),
-                               tolerance=cfg.tolerance,
-                               flag_meanings="background target oxygen_poor oxygen_rich"),
-        "depth": m(depth_nm, "depth", "nm"),
-        "shell": m(shells, "shell", "1"),
-        "pores": m(pores, "pores", "1"),
-        "cracks": m(cracks, "cracks", "1"),
-    }, attrs={"pixel_size": px, "pixel_size_units": "nm"})
-    add_provenance(out, "pipeline.segment", inputs=[str(ctx.store)], target_tm_o=float(target),
-                   tolerance=cfg.tolerance, n_shells=cfg.n_shells,
-                   smoothing_nm=cfg.smoothing_nm, surface_layer_nm=cfg.surface_layer_nm)
-    io.write(ctx.store, "segmentation", out, overwrite=ctx.overwrite)
+    return float(target)
 
 
-def _segment_structure(ctx: RunContext, mu: xr.DataArray) -> None:
-    """Mask, depth, shells, pores and cracks only (no chemistry to classify)."""
+def segment(ctx: RunContext) -> None:
+    """recon + chemistry -> segmentation: mask, classes, shells, depth, pores, cracks.
+
+    Block by block (``[segmentation] chunk`` voxels): the inputs are read lazily
+    from the store and every output is written region by region, so memory per
+    worker does not grow with the volume (segmentation.segment_volume).
+    """
     from ... import segmentation as seg
 
     cfg = ctx.config.segmentation
+    mu = io.read_group(ctx.store, "recon")["mu"]
     px = float(mu.attrs["pixel_size"])
-    mean_mu = mu.mean("energy").values
-    mask = seg.particle_mask(mean_mu)
-    depth_nm = seg.depth(mask, spacing=px)
-    maps = {"mask": (mask, "1"), "depth": (depth_nm, "nm"),
-            "shell": (seg.shells(mask, n=cfg.n_shells, spacing=px, depth_map=depth_nm), "1"),
-            "pores": (seg.find_pores(mean_mu, mask, spacing=px), "1"),
-            "cracks": (seg.find_cracks(mean_mu, mask, spacing=px), "1")}
-    out = xr.Dataset({name: spatial_map(np.asarray(data), voxel_size=px, units=units, name=name)
-                      for name, (data, units) in maps.items()},
-                     attrs={"pixel_size": px, "pixel_size_units": "nm"})
-    add_provenance(out, "pipeline.segment", inputs=[str(ctx.store)], n_shells=cfg.n_shells)
-    io.write(ctx.store, "segmentation", out, overwrite=ctx.overwrite)
+    kw, extra = {}, {}
+    if "chemistry" in io.list_groups(ctx.store):
+        amount = io.read_group(ctx.store, "chemistry")["amount"]
+        target = _target(ctx)
+        kw = dict(amounts=amount.data, elements=list(amount["element"].values), target=target,
+                  tolerance=cfg.tolerance, smoothing_nm=cfg.smoothing_nm,
+                  surface_layer_nm=cfg.surface_layer_nm)
+        extra = {"tm_o_ratio_smoothed": dict(smoothing_nm=cfg.smoothing_nm,
+                                             surface_layer_nm=cfg.surface_layer_nm),
+                 "composition_class": dict(target_tm_o=target, tolerance=cfg.tolerance,
+                                           flag_meanings="background target oxygen_poor "
+                                                         "oxygen_rich")}
+    else:  # phase-contrast run: no chemistry
+        ctx.log("segment: no chemistry group; composition classes not computed")
+    res = seg.segment_volume(mu.data, spacing=px, chunk=cfg.chunk, n_shells=cfg.n_shells,
+                             scratch_dir=ctx.store.parent, **kw)
+    try:
+        _write_segmentation(ctx, mu, res, extra, cfg.chunk)
+    finally:
+        res.close()
+    attrs = {"pixel_size": px, "pixel_size_units": "nm"}
+    add_provenance(SimpleNamespace(attrs=attrs), "pipeline.segment", inputs=[str(ctx.store)],
+                   n_shells=cfg.n_shells, chunk=cfg.chunk,
+                   **({} if not kw else dict(target_tm_o=kw["target"], tolerance=cfg.tolerance,
+                                             smoothing_nm=cfg.smoothing_nm,
+                                             surface_layer_nm=cfg.surface_layer_nm)))
+    io.mark_complete(ctx.store, "segmentation", attrs=attrs)
+
+
+def _write_segmentation(ctx, mu, res, extra: dict, chunk: int) -> None:
+    """Copy the block-wise results into the ``segmentation`` group, region by region."""
+    px = float(mu.attrs["pixel_size"])
+    dims = ("z", "y", "x")
+    shape = tuple(mu.sizes[d] for d in dims)
+    for name, arr in res.arrays.items():
+        attrs = {"pixel_size": px, "pixel_size_units": "nm", "units": _SEG_VARS[name],
+                 **extra.get(name, {})}
+        io.init_array(ctx.store, "segmentation", name, shape=shape, dtype=arr.dtype,
+                      chunks=(chunk,) * 3, dims=dims, coords={d: mu[d] for d in dims},
+                      attrs=attrs, overwrite=True)
+        for region in io.missing_regions(ctx.store, "segmentation", name):
+            io.write_region(ctx.store, "segmentation", name, region, np.asarray(arr[region]))

@@ -12,14 +12,14 @@ column per state named ``<element><valence><sign>`` (``Mn2+``, ``Mn3+``,
 the references as cross sections per atom plus a polynomial background
 (weights: column amounts; a common scale of one element's references changes
 the amounts, not the valence). ``sum_to_one = true``: each element's window
-of the spectra and of the references is edge-step normalised (edge energy
+of the spectra and of the references is edge-step normalized (edge energy
 ``e0`` from the references) and fitted with fractions summing to one.
 ``nonneg`` constrains the weights to be >= 0 in both modes.
 
 ``energy_offset = "fit"`` (default) fits, per element window, the energy
 offset of the references against the scan (:func:`spectrotomo.spectra.
-fit_energy_offset`, +-1.5 eV; in the normalised mode on the raw window with
-the absolute mode's constraints, before normalising); a number moves the
+fit_energy_offset`, +-1.5 eV; in the normalized mode on the raw window with
+the absolute mode's constraints, before normalizing); a number moves the
 references up by that many eV. The offsets are ``attrs["energy_offset_ev"]``.
 """
 
@@ -36,10 +36,10 @@ from ..._model import add_provenance
 from .._context import RunContext
 from .preprocess import magnification_pixel_sizes, scale_options
 
-__all__ = ["valence", "config_references", "fit_valence", "fit_mode"]
+__all__ = ["valence", "config_references", "fit_valence", "fit_mode", "merge_elements"]
 
 _STATE = re.compile(r"^([A-Z][a-z]?)(\d+(?:\.\d+)?)([+-])$")
-#: Pre-edge window (eV, relative to e0) of the normalised mode: measured XANES
+#: Pre-edge window (eV, relative to e0) of the normalized mode: measured XANES
 #: grids often start only a few eV below the edge (the simulator's: 4.5 eV).
 _PRE_EDGE_EV = (-np.inf, -1.0)
 
@@ -69,7 +69,7 @@ def config_references(spec: str) -> xr.DataArray:
     from ...spectra import builtin_references, load_references
 
     if spec == "builtin":
-        return builtin_references(None, normalised=False)
+        return builtin_references(None, normalized=False)
     path = Path(spec)
     if not path.is_file():
         raise FileNotFoundError(f"[spectra] references: no file {str(path)!r}; expected "
@@ -89,8 +89,8 @@ def config_references(spec: str) -> xr.DataArray:
 
 
 def fit_mode(cfg) -> str:
-    """``"normalised"`` when ``[spectra] sum_to_one``, else ``"absolute"``."""
-    return "normalised" if cfg.sum_to_one else "absolute"
+    """``"normalized"`` when ``[spectra] sum_to_one``, else ``"absolute"``."""
+    return "normalized" if cfg.sum_to_one else "absolute"
 
 
 def fit_valence(spectra: xr.DataArray, refs: xr.DataArray, elements, cfg) -> xr.Dataset:
@@ -105,9 +105,9 @@ def fit_valence(spectra: xr.DataArray, refs: xr.DataArray, elements, cfg) -> xr.
             ds = valence_maps(spectra, refs, elements=elements, min_amount=0.0,
                               nonneg=cfg.nonneg, energy_offset=cfg.energy_offset)
         else:
-            parts = [_fit_normalised(spectra, refs, el, cfg.nonneg, cfg.energy_offset)
+            parts = [_fit_normalized(spectra, refs, el, cfg.nonneg, cfg.energy_offset)
                      for el in elements]
-            ds = _merge_elements(parts)
+            ds = merge_elements(parts)
             ds.attrs["energy_offset_ev"] = [p.attrs["energy_offset_ev"][0] for p in parts]
     except ValidationError as exc:  # e.g. a file whose energies miss the measured ones
         raise ValidationError(f"valence: [spectra] references {cfg.references}: {exc}") from exc
@@ -115,12 +115,12 @@ def fit_valence(spectra: xr.DataArray, refs: xr.DataArray, elements, cfg) -> xr.
     return ds
 
 
-def _fit_normalised(spectra: xr.DataArray, refs: xr.DataArray, element: str,
+def _fit_normalized(spectra: xr.DataArray, refs: xr.DataArray, element: str,
                     nonneg: bool, energy_offset) -> xr.Dataset:
     """Move the element's references by the energy offset (fitted on the raw
-    window when "fit"), edge-step normalise the window (spectra and references,
+    window when "fit"), edge-step normalize the window (spectra and references,
     one e0), then fit fractions that sum to one."""
-    from ...spectra import (DEFAULT_WINDOWS, fit_energy_offset, normalise, shifted_references,
+    from ...spectra import (DEFAULT_WINDOWS, fit_energy_offset, normalize_edge_step, shifted_references,
                             valence_maps)
 
     lo, hi = DEFAULT_WINDOWS[element]
@@ -131,15 +131,15 @@ def _fit_normalised(spectra: xr.DataArray, refs: xr.DataArray, element: str,
     if energy_offset == "fit":
         energy_offset = fit_energy_offset(np.moveaxis(np.asarray(window.values), 0, -1), e,
                                           mine, nonneg=nonneg).offset_ev
-    mine = normalise(shifted_references(mine, e, float(energy_offset)), pre=_PRE_EDGE_EV)
-    window = normalise(window, e0=mine.attrs["e0"], pre=_PRE_EDGE_EV)  # keeps pixel_size
-    ds = valence_maps(window, mine, elements=[element], normalised=True, nonneg=nonneg,
+    mine = normalize_edge_step(shifted_references(mine, e, float(energy_offset)), pre=_PRE_EDGE_EV)
+    window = normalize_edge_step(window, e0=mine.attrs["e0"], pre=_PRE_EDGE_EV)  # keeps pixel_size
+    ds = valence_maps(window, mine, elements=[element], normalized=True, nonneg=nonneg,
                       sum_to_one=True)
     ds.attrs["energy_offset_ev"] = [float(energy_offset)]
     return ds
 
 
-def _merge_elements(parts: list[xr.Dataset]) -> xr.Dataset:
+def merge_elements(parts: list[xr.Dataset]) -> xr.Dataset:
     """One dataset from per-element fits (element-dim variables and fractions)."""
     if len(parts) == 1:
         return parts[0]

@@ -7,7 +7,7 @@
 with ``f = (u, v)`` the spatial frequencies in 1/m. This is exactly the filter
 of nabu's ``PaganinPhaseRetrieval`` (its ``delta_beta`` is ours; nabu returns
 the filtered intensity before the logarithm). TomoPy's ``retrieve_phase``
-builds ``1 / (lambda z |f|^2 / (4 pi) + alpha)`` normalised to 1 at ``f = 0``,
+builds ``1 / (lambda z |f|^2 / (4 pi) + alpha)`` normalized to 1 at ``f = 0``,
 i.e. ``1 / (1 + lambda z |f|^2 / (4 pi alpha))``: the same filter for
 ``alpha = 1 / (4 pi^2 delta_beta)`` (its ``w2`` is ``|f|^2`` in cycles per length,
 on a centred grid of step ``1 / ((n - 1) pixel)``, slightly off the FFT's
@@ -156,7 +156,7 @@ def paganin(intensity, *, energy_ev, distance_m, pixel_size_m, delta_beta, pad="
     Parameters
     ----------
     intensity : ndarray (numpy or cupy), shape (..., rows, cols), float
-        Normalised intensity I/I0 (1 = no sample). Leading axes (angles,
+        Normalized intensity I/I0 (1 = no sample). Leading axes (angles,
         energies, ...) are processed as one batch; the function is local to
         each image, so a dask array chunked along leading axes can be mapped
         with ``map_blocks``.

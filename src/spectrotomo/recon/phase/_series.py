@@ -10,7 +10,7 @@ __all__ = ["retrieve_phase_series"]
 
 
 def retrieve_phase_series(ds, *, delta_beta, method="auto", register=True, **options):
-    """Retrieve the phase of every projection of a normalised holotomography series.
+    """Retrieve the phase of every projection of a normalized holotomography series.
 
     Parameters
     ----------

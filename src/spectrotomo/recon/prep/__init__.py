@@ -13,7 +13,7 @@ from ._normalize_series import normalize_series
 from ._register import EnergyRegistration, register_energies
 from ._register_fit import warp
 from ._rings import remove_rings
-from ._shift import fourier_shift, phase_correlate
+from ._shift import candidate_stack, fourier_shift, phase_correlate
 
 __all__ = [
     "AlignmentReport",
@@ -21,6 +21,7 @@ __all__ = [
     "EnergyRegistration",
     "NormalizeReport",
     "align_projections",
+    "candidate_stack",
     "find_center",
     "fourier_shift",
     "normalize",

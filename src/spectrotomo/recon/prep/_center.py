@@ -296,7 +296,7 @@ def find_center(projections, angles, *, method: str = "auto", rows=None,
     Parameters
     ----------
     projections : ndarray, shape (n_angles, n_rows, n_cols)
-        Optical density (numpy or cupy), normalised, stripes removed.
+        Optical density (numpy or cupy), normalized, stripes removed.
     angles : array_like, shape (n_angles,)
         Degrees.
     method : {"auto", "opposite", "vo", "com", "halves", "consistency", "sharpness"}

@@ -41,7 +41,7 @@ _GAP_DEG = 10.0  # angles within this of the mid-range join neither half
 _BLOB_SIGMA = 1.5  # px: Gaussian scale of the blob filter (pores of 2-6 px)
 _MARGIN = 3.0  # px kept clear of the field-of-view edge before the taper
 _TAPER = 4.0  # px of raised-cosine taper inside the disc
-# Normalised correlation of the two halves' blob maps at the found axis:
+# Normalized correlation of the two halves' blob maps at the found axis:
 # 0.25-0.55 on the simulated particles (small and demo, truncated or not);
 # 0.001-0.015 on a smooth ball and on rows that miss the particle, and
 # 0.09-0.10 on a 94 px ball cut by the field of view, whose edge arcs give
@@ -126,7 +126,7 @@ def _disc_windows(xp, candidates, n: int, ref: float):
 
 def _displacement(xp, projections, angles, rows, candidates, filter_name, sets):
     """Displacement (px, along ``direction``) of half ``b`` vs half ``a`` per candidate,
-    and the zero-lag normalised correlation of the two blob maps (k,)."""
+    and the zero-lag normalized correlation of the two blob maps (k,)."""
     from .._reconstruct import reconstruct
 
     a, b, direction, _ = sets

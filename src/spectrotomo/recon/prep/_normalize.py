@@ -1,4 +1,4 @@
-"""Flat/dark normalisation to optical density, with bad pixels masked and counted.
+"""Flat/dark normalization to optical density, with bad pixels masked and counted.
 
 Raw TXM counts ``I`` become optical density ``OD = -ln((I - D) / (F - D))``
 where ``F`` is the flat field (beam without sample, interpolated between

@@ -1,4 +1,4 @@
-"""Pixel masks of the normalisation: zingers (bright outliers isolated in space and
+"""Pixel masks of the normalization: zingers (bright outliers isolated in space and
 time) and the filling of masked pixels from the median of their valid neighbours.
 Windowed medians work on gathered windows of the masked pixels only, in bounded
 chunks, so the cost follows the number of masked pixels, not the frame size."""
@@ -126,7 +126,7 @@ def _window_median_at(xp, stack, where, half: int):
     pixels ``where`` (index arrays), edges replicated: what
     ``median_filter(size=(1, 5, 5), mode="nearest")`` gives there, computed at
     the masked pixels only (a few per frame) instead of over whole frames,
-    which cost ~10x the rest of normalisation when every frame has a zinger."""
+    which cost ~10x the rest of normalization when every frame has a zinger."""
     out = xp.empty(where[0].shape, dtype=stack.dtype)
     for start in range(0, out.size, _GATHER_CHUNK):  # chunks of a million pixels, not a pixel loop
         part = slice(start, start + _GATHER_CHUNK)

@@ -292,7 +292,7 @@ def register_energies(images, *, reference: int | None = None, pixel_sizes=None,
     xp = array_module(stacks)
     stacks = xp.asarray(stacks, dtype=np.float64)
     if not bool(xp.isfinite(stacks).all()):
-        raise ValidationError("register_energies: images contain NaN/inf; normalise first")
+        raise ValidationError("register_energies: images contain NaN/inf; normalize first")
     if meta_scales is not None:
         source, fit_scale = "metadata", False
     else:

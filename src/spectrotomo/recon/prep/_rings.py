@@ -255,7 +255,7 @@ def remove_rings(projections, *, method: str = "blind", size: int | None = None,
         raise ValidationError("remove_rings: projections must be (n_angles, n_rows, n_cols) "
                               f"or one sinogram (n_angles, n_cols), got shape {arr.shape}")
     if not bool(xp.isfinite(arr).all()):
-        raise ValidationError("remove_rings: projections contain NaN/inf; normalise with "
+        raise ValidationError("remove_rings: projections contain NaN/inf; normalize with "
                               "fill='median' or mask them first")
     dtype = arr.dtype if arr.dtype in (np.float32, np.float64) else np.float32
     if method in ("sorting", "offset", "blind"):

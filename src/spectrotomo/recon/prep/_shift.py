@@ -161,8 +161,27 @@ def _parabola(a, b, c):
 
 
 def candidate_stack(xp, projections, rows, candidates):
-    """(A, k*r, n): the chosen rows shifted so that each candidate axis sits at the
-    detector centre -- all candidates go through one reconstruction call."""
+    """The chosen rows shifted so that each candidate axis sits at the detector
+    centre -- all candidates go through one reconstruction call.
+
+    Parameters
+    ----------
+    xp : module
+        numpy or cupy (the module of ``projections``).
+    projections : ndarray, shape (A, n_rows, n)
+        Optical density.
+    rows : sequence of int, length r
+        Detector rows used.
+    candidates : ndarray, shape (k,)
+        Candidate rotation-axis columns (column ``i``'s centre at ``i``).
+
+    Returns
+    -------
+    stack : ndarray, shape (A, k*r, n) float32
+        Candidate-major: rows ``i*r .. (i+1)*r`` are shifted for ``candidates[i]``.
+    ref : float
+        The detector centre ``(n - 1) / 2``: reconstruct ``stack`` with this centre.
+    """
     n = projections.shape[-1]
     ref = (n - 1) / 2.0
     sub = projections[:, rows, :].astype(np.float32)  # (A, r, n)

@@ -1,0 +1,55 @@
+"""The report's part for a ``valence3d`` group: valence orthoslices, mean valence and
+the error against the simulator's truth (3D valence MAE over the interior)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .. import io
+from ._figures import orthoslices
+
+__all__ = ["valence3d_report", "valence3d_errors"]
+
+
+def valence3d_report(store, out: Path, *, figures: bool = True) -> dict:
+    """``valence3d_<el>.png`` (central slices of the valence where the quality mask
+    holds) and the summary's mean valence and trusted-voxel fraction per element."""
+    v3d = io.read_group(store, "valence3d")[["valence", "quality_mask", "particle_mask"]].load()
+    summary = {}
+    inside = max(int(v3d["particle_mask"].values.sum()), 1)
+    for el in v3d["element"].values:
+        da, quality = v3d["valence"].sel(element=el), v3d["quality_mask"].sel(element=el)
+        if figures:
+            orthoslices(da, Path(out) / f"valence3d_{el}.png", mask=quality.values,
+                        title=f"{el} effective valence (3D, quality-masked)", cmap="plasma")
+        trusted = da.values[quality.values]
+        summary[f"mean_valence3d_{el}"] = float(trusted.mean()) if trusted.size else None
+        summary[f"valence3d_{el}_trusted_fraction"] = float(quality.values.sum() / inside)
+    return summary
+
+
+def valence3d_errors(store, truth: xr.Dataset) -> dict:
+    """``mn_valence3d_mae``: mean |estimated - true| Mn valence over the interior voxels
+    (> 3 voxels deep, fully solid, no pore or crack) that the quality mask trusts;
+    ``mn_valence3d_coverage``: the fraction of interior voxels it trusts;
+    ``valence3d_energy_offset_ev`` and its error against the simulator's offset."""
+    v3d = io.read_group(store, "valence3d")
+    if "Mn" not in v3d["element"].values:
+        return {}
+    px = float(truth.attrs["pixel_size"])
+    inner = ((truth["depth"].values > 3 * px) & (truth["occupancy"].values > 0.99)
+             & ~truth["void"].values & ~truth["crack"].values)
+    est = v3d["valence"].sel(element="Mn").values
+    ok = inner & v3d["quality_mask"].sel(element="Mn").values & np.isfinite(est)
+    true = truth["valence"].sel(element="Mn").values
+    errors = {"mn_valence3d_mae": float(np.abs(est[ok] - true[ok]).mean()) if ok.any() else None,
+              "mn_valence3d_coverage": float(ok.sum() / max(int(inner.sum()), 1))}
+    if "true_energy_offset_ev" in v3d.attrs:
+        fitted = float(v3d.attrs["energy_offset_ev"][list(v3d["element"].values).index("Mn")])
+        errors["valence3d_energy_offset_ev"] = fitted
+        errors["valence3d_energy_offset_error_ev"] = fitted - float(
+            v3d.attrs["true_energy_offset_ev"])
+    return errors

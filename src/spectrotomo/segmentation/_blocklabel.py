@@ -1,0 +1,156 @@
+"""Connected components across blocks, numbered as on the whole volume.
+
+Each block is labelled by ``cc3d`` (connected-components-3d); labels that touch
+across a block face (any of the 6 or 26 neighbour offsets) are merged by a
+sparse-graph connected-components pass (``scipy.sparse.csgraph``), and the merged
+components are numbered by their first voxel in raster order, which is the
+numbering of ``scipy.ndimage.label`` on the whole volume: the result is
+identical, not merely equivalent. Memory: two blocks plus O(number of labels).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from ._blocks import blocks, read
+
+__all__ = ["LabelView", "label_blocks", "component_moments"]
+
+
+class LabelView:
+    """Final labels, read block by block as ``table[provisional labels]``."""
+
+    def __init__(self, provisional, table: np.ndarray):
+        self.provisional, self.table = provisional, table
+        self.shape, self.ndim = tuple(provisional.shape), len(provisional.shape)
+        self.n = int(table.max(initial=0))
+        self.dtype = np.dtype(np.int32)
+
+    def __getitem__(self, sl) -> np.ndarray:
+        return self.table[read(self.provisional, sl)]
+
+    def keep(self, ids) -> "LabelView":
+        """Keep labels ``ids`` (renumbered 1.. in their order), the others -> 0."""
+        new = np.zeros(self.n + 1, dtype=np.int32)
+        ids = np.asarray(ids, dtype=np.int64)
+        new[ids] = np.arange(1, ids.size + 1)
+        return LabelView(self.provisional, new[self.table])
+
+
+def _offsets(ndim: int, connectivity: int):
+    """The neighbour offsets with the first non-zero entry negative (half of them)."""
+    out = []
+    for off in itertools.product((-1, 0, 1), repeat=ndim):
+        nz = [o for o in off if o]
+        if not nz or nz[0] > 0 or (connectivity == 6 and len(nz) > 1):
+            continue
+        out.append(off)
+    return out
+
+
+def label_blocks(mask, *, chunk: int, scratch, connectivity: int = 6) -> LabelView:
+    """Label the connected components of a 3-D boolean array-like, block by block.
+
+    Parameters
+    ----------
+    mask : array-like, shape (nz, ny, nx), bool
+        Anything :func:`read` can slice (numpy, zarr, dask, xarray).
+    chunk : int
+        Block edge (voxels).
+    scratch : Scratch
+        Holds the provisional labels (int64).
+    connectivity : {6, 26}
+        Face (``scipy.ndimage.label`` default) or full neighbourhood.
+
+    Returns
+    -------
+    LabelView
+        Equal to ``scipy.ndimage.label(mask, structure)[0]`` (same numbering).
+    """
+    import cc3d
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    shape = tuple(mask.shape)
+    prov = scratch.array(shape, np.int64)
+    firsts, offset = [np.zeros(1, np.int64)], 0
+    strides = np.array([int(np.prod(shape[a + 1:])) for a in range(len(shape))], np.int64)
+    for core in blocks(shape, chunk):
+        lab, n = cc3d.connected_components(read(mask, core, bool), connectivity=connectivity,
+                                           return_N=True)
+        lab = lab.astype(np.int64)
+        if n:
+            # cc3d numbers in the block's raster order: its first voxels are increasing
+            ids, first = np.unique(lab, return_index=True)
+            pos = np.stack(np.unravel_index(first[ids > 0], lab.shape), axis=1)
+            firsts.append((pos + [s.start for s in core]) @ strides)
+            lab[lab > 0] += offset
+        prov[core] = lab
+        offset += n
+    first = np.concatenate(firsts)
+    edges = _face_edges(prov, shape, chunk, connectivity)
+    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])),
+                       shape=(offset + 1, offset + 1))
+    n_comp, comp = connected_components(graph, directed=False)
+    comp_first = np.full(n_comp, np.iinfo(np.int64).max)
+    np.minimum.at(comp_first, comp[1:], first[1:])
+    rank = np.empty(n_comp, np.int64)
+    rank[np.argsort(comp_first, kind="stable")] = np.arange(1, n_comp + 1)
+    table = rank[comp].astype(np.int32)
+    table[0] = 0  # the background is its own node; never numbered
+    return LabelView(prov, table)
+
+
+def _face_edges(prov, shape, chunk, connectivity) -> np.ndarray:
+    """Pairs of provisional labels touching across block faces."""
+    found = [np.zeros((0, 2), np.int64)]
+    offsets = _offsets(len(shape), connectivity)
+    for core in blocks(shape, chunk):
+        # the core grown by one voxel on its low sides: every cross-face pair
+        # whose second voxel is in this core has its first voxel in here
+        ext = tuple(slice(max(0, s.start - 1), s.stop) for s in core)
+        lab = read(prov, ext)
+        for off in offsets:
+            a = lab[tuple(slice(max(0, -o), n - max(0, o)) for o, n in zip(off, lab.shape))]
+            b = lab[tuple(slice(max(0, o), n - max(0, -o)) for o, n in zip(off, lab.shape))]
+            hit = (a > 0) & (b > 0) & (a != b)
+            if hit.any():
+                found.append(np.unique(np.stack([a[hit], b[hit]], axis=1), axis=0))
+    return np.unique(np.concatenate(found), axis=0)
+
+
+def component_moments(labels: LabelView, *, chunk: int, spacing):
+    """Voxel count, mean and centred covariance (nm^2) of every component.
+
+    Two passes (means, then centred products), as ``_shape_measures`` on the
+    whole volume. Returns ``counts`` (n,), ``cov`` (n, ndim, ndim).
+    """
+    shape, n = labels.shape, labels.n
+    ndim = len(shape)
+    counts = np.zeros(n, np.int64)
+    sums = np.zeros((ndim, n))
+    for core in blocks(shape, chunk):
+        lab = labels[core]
+        sel = lab > 0
+        idx = lab[sel] - 1
+        counts += np.bincount(idx, minlength=n)
+        for a, c in enumerate(np.nonzero(sel)):
+            sums[a] += np.bincount(idx, weights=(c + core[a].start) * spacing[a], minlength=n)
+    mean = sums / np.maximum(counts, 1)
+    cov = np.zeros((n, ndim, ndim))
+    for core in blocks(shape, chunk):
+        lab = labels[core]
+        sel = lab > 0
+        idx = lab[sel] - 1
+        centred = [(c + core[a].start) * spacing[a] - mean[a, idx]
+                   for a, c in enumerate(np.nonzero(sel))]
+        for a in range(ndim):
+            for b in range(a, ndim):
+                v = np.bincount(idx, weights=centred[a] * centred[b], minlength=n)
+                cov[:, a, b] += v
+                if b != a:
+                    cov[:, b, a] += v
+    return counts, cov / np.maximum(counts, 1)[:, None, None]
+

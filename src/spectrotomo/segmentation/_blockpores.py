@@ -1,0 +1,160 @@
+""":func:`find_pores` and :func:`find_cracks` block by block, with the same labels.
+
+The morphology reads halos as wide as its structuring elements; the global
+parts are exact: the solid and background levels are medians by radix
+selection, components are merged across block faces and numbered as
+``scipy.ndimage.label`` numbers them, and each component's shape measures
+(moments summed over blocks, thickness from the exact block-wise distance
+transform) decide pore or crack as on the whole volume.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._model import ValidationError
+from ._blockedt import feature_distance
+from ._blocklabel import component_moments, label_blocks
+from ._blocks import blocks, extend, read
+from ._blockselect import from_sortable, select_kth, sortable
+from ._pores import _ball
+
+__all__ = ["levels_blocks", "find_pores_blocks", "find_cracks_blocks"]
+
+
+def levels_blocks(volume, mask, *, chunk: int) -> tuple[float, float]:
+    """(solid, background): nan-medians of ``volume`` inside / outside ``mask``."""
+    shape = tuple(mask.shape)
+
+    def items():
+        for core in blocks(shape, chunk):
+            v = read(volume, core, np.float64)
+            inside = read(mask, core) > 0
+            ok = np.isfinite(v)
+            yield (np.where(inside, 0, 1)[ok].astype(np.int64), sortable(v[ok]))
+
+    counts = np.zeros(2, np.int64)
+    for grp, _ in items():
+        counts += np.bincount(grp, minlength=2)
+    if counts[0] == 0:
+        raise ValidationError("volume has no finite value inside the mask")
+    groups, ranks = [], []
+    for g in (0, 1):
+        if counts[g]:
+            groups += [g, g]
+            ranks += [(counts[g] - 1) // 2, counts[g] // 2]
+    keys, _ = select_kth(items, groups, ranks)
+    vals = from_sortable(keys)
+    solid = float(np.mean(vals[:2]))
+    background = float(np.mean(vals[2:4])) if counts[1] else 0.0
+    return solid, background
+
+
+def _keep_blocks(labels, *, chunk, spacing, min_size, crack_like, min_aspect):
+    """Ids of the components kept by ``_pores._keep`` (same shape measures)."""
+    shape, n = labels.shape, labels.n
+    if n == 0:
+        return np.zeros(0, np.int64)
+    counts, cov = component_moments(labels, chunk=chunk, spacing=spacing)
+    extent = np.sqrt(12.0 * np.linalg.eigvalsh(cov)[:, -1]) + spacing.min()
+    maxdist = np.zeros(n)
+
+    def sink(core, dist):
+        lab = labels[core]
+        sel = lab > 0
+        np.maximum.at(maxdist, lab[sel] - 1, dist[sel])
+
+    feature_distance(lambda ext: labels[ext] == 0, lambda core: labels[core] > 0, shape,
+                     spacing=spacing, chunk=chunk, sink=sink, edge_feature=True)
+    thickness = np.maximum(2.0 * maxdist - spacing.min(), spacing.min())
+    ids = np.arange(1, n + 1)
+    is_crack = extent >= min_aspect * thickness
+    return ids[(counts >= min_size) & (is_crack == crack_like)]
+
+
+def _morph_blocks(shape, chunk, scratch, halo, fn, dtype=bool):
+    """Write ``fn(ext slices)[inner]`` for every block into a new scratch array."""
+    out = scratch.array(shape, dtype)
+    for core in blocks(shape, chunk):
+        ext, inner = extend(core, shape, halo)
+        out[core] = fn(ext)[inner]
+    return out
+
+
+def find_pores_blocks(volume, mask, *, spacing, chunk: int, scratch, threshold=None,
+                      min_size: int = 2, min_aspect: float = 3.0, levels=None):
+    """:func:`find_pores` block by block; returns a LabelView of the pore labels.
+
+    ``levels``: (solid, background) medians from :func:`levels_blocks`, to share.
+    """
+    from scipy import ndimage
+
+    shape = tuple(mask.shape)
+    spacing = np.asarray(spacing, dtype=float)
+    if threshold is None:
+        solid, background = levels or levels_blocks(volume, mask, chunk=chunk)
+        threshold = background + 0.5 * (solid - background)
+    cross = ndimage.generate_binary_structure(len(shape), 1)
+
+    def dark(sl):
+        return (read(mask, sl) > 0) & (read(volume, sl, np.float64) < threshold)
+
+    def thick(ext):
+        d = dark(ext)
+        core = ndimage.binary_opening(d, structure=cross)
+        return ndimage.binary_dilation(core, structure=cross) & d
+
+    thick_arr = _morph_blocks(shape, chunk, scratch, 3, thick)
+    kw = dict(chunk=chunk, spacing=spacing, min_size=min_size, crack_like=False,
+              min_aspect=min_aspect)
+    lab = label_blocks(thick_arr, chunk=chunk, scratch=scratch, connectivity=6)
+    keep = np.zeros(lab.n + 1, bool)
+    keep[_keep_blocks(lab, **kw)] = True
+    rest_arr = _morph_blocks(shape, chunk, scratch, 0,
+                             lambda sl: dark(sl) & ~read(thick_arr, sl))
+    rest = label_blocks(rest_arr, chunk=chunk, scratch=scratch, connectivity=26)
+    keep_rest = np.zeros(rest.n + 1, bool)
+    keep_rest[_keep_blocks(rest, **kw)] = True
+    pores = _morph_blocks(shape, chunk, scratch, 0,
+                          lambda sl: keep[lab[sl]] | keep_rest[rest[sl]])
+    return label_blocks(pores, chunk=chunk, scratch=scratch, connectivity=6)
+
+
+def find_cracks_blocks(volume, mask, *, spacing, chunk: int, scratch, max_width=None,
+                       contrast: float = 0.35, min_size: int = 8, min_aspect: float = 3.0,
+                       edge: int = 1, levels=None):
+    """:func:`find_cracks` block by block; returns a LabelView of the crack labels."""
+    from scipy import ndimage
+
+    if not 0 < contrast < 1:
+        raise ValidationError(f"contrast must be in (0, 1); got {contrast!r}")
+    shape = tuple(mask.shape)
+    spacing = np.asarray(spacing, dtype=float)
+    levels = levels or levels_blocks(volume, mask, chunk=chunk)
+    solid_minus_bg = levels[0] - levels[1]
+    width_vox = 3.0 if max_width is None else float(max_width) / spacing.min()
+    radius = max(1, int(np.ceil(width_vox / 2)))
+    ball = _ball(radius, len(shape), spacing / spacing.min())
+    vmin = np.inf
+    for core in blocks(shape, chunk):
+        v = read(volume, core, np.float64)
+        if np.isfinite(v).any():
+            vmin = min(vmin, np.nanmin(v))
+    pores = find_pores_blocks(volume, mask, spacing=spacing, chunk=chunk, scratch=scratch,
+                              min_size=1, min_aspect=min_aspect, levels=levels)
+    halo = [max(h - 1, edge, 1) for h in ball.shape]  # closing = 2 x half-width
+
+    def candidates(ext):
+        v = read(volume, ext, np.float64)
+        filled = np.where(np.isfinite(v), v, vmin)
+        tophat = ndimage.grey_closing(filled, footprint=ball) - filled
+        inside = read(mask, ext) > 0
+        core = ndimage.binary_erosion(inside, iterations=edge) if edge > 0 else inside
+        near_pore = ndimage.binary_dilation(pores[ext] > 0)
+        return core & (tophat > contrast * solid_minus_bg) & ~near_pore
+
+    cand = _morph_blocks(shape, chunk, scratch, halo, candidates)
+    lab = label_blocks(cand, chunk=chunk, scratch=scratch, connectivity=26)
+    keep = _keep_blocks(lab, chunk=chunk, spacing=spacing, min_size=min_size, crack_like=True,
+                        min_aspect=min_aspect)
+    return lab.keep(keep)

@@ -1,0 +1,79 @@
+"""Exact k-th smallest value per group over a stream of blocks (radix select).
+
+Medians and equal-count cuts need a global order. Floats are mapped to
+unsigned integers of the same order (:func:`sortable`); each pass histograms the
+next 16 bits of the values that share the digits found so far, so four passes
+over the blocks give the exact 64-bit value (two for float32) and the rank
+left inside the group of values equal to it. Memory: 65536 counts per group
+and target slot.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import numpy as np
+
+__all__ = ["sortable", "from_sortable", "select_kth"]
+
+_SIGN = np.uint64(1) << np.uint64(63)
+
+
+def sortable(values: np.ndarray) -> np.ndarray:
+    """float64 -> uint64 with the same order (no NaN)."""
+    u = np.ascontiguousarray(values, dtype=np.float64).view(np.uint64)
+    return np.where(u & _SIGN, ~u, u | _SIGN)
+
+
+def from_sortable(keys: np.ndarray) -> np.ndarray:
+    keys = np.asarray(keys, dtype=np.uint64)
+    return np.where(keys & _SIGN, keys & ~_SIGN, ~keys).view(np.float64)
+
+
+def select_kth(items: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]], groups, ranks,
+               *, bits: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """The key of rank ``ranks[t]`` (0-based) within group ``groups[t]``, per target.
+
+    Parameters
+    ----------
+    items : callable returning an iterable of (group int64 array, key uint64 array)
+        One pass over the data (called ``bits // 16`` times).
+    groups, ranks : sequence of int
+        Targets; every rank must be below its group's size.
+    bits : {32, 64}
+        Significant low bits of the keys.
+
+    Returns
+    -------
+    keys : ndarray, uint64
+        The selected keys.
+    residual : ndarray, int64
+        Rank of the target among the items of its group equal to its key.
+    """
+    groups = np.asarray(groups, dtype=np.int64)
+    residual = np.asarray(ranks, dtype=np.int64).copy()
+    prefix = np.zeros(groups.size, dtype=np.uint64)
+    n_groups = int(groups.max(initial=-1)) + 1
+    for p in range(bits // 16):
+        shift = np.uint64(bits - 16 * (p + 1))
+        # targets of one group with one prefix share a histogram ("slot")
+        pairs = {}
+        slot = np.array([pairs.setdefault((g, int(pre)), len([k for k in pairs if k[0] == g]))
+                         for g, pre in zip(groups, prefix)], dtype=np.int64)
+        n_slots = int(slot.max(initial=-1)) + 1
+        table = np.full((n_slots, max(n_groups, 1)), np.iinfo(np.uint64).max, dtype=np.uint64)
+        table[slot, groups] = prefix
+        hist = np.zeros((n_slots, max(n_groups, 1) * 65536), dtype=np.int64)
+        for grp, key in items():
+            high = key >> (shift + np.uint64(16)) if p else np.zeros_like(key)
+            digit = ((key >> shift) & np.uint64(0xFFFF)).astype(np.int64)
+            for s in range(n_slots):  # a few slots (targets per group)
+                hit = high == table[s, grp]
+                hist[s] += np.bincount(grp[hit] * 65536 + digit[hit], minlength=hist.shape[1])
+        for t in range(groups.size):
+            h = hist[slot[t], groups[t] * 65536:(groups[t] + 1) * 65536]
+            below = np.cumsum(h) - h
+            d = int(np.searchsorted(np.cumsum(h), residual[t], side="right"))
+            residual[t] -= below[d]
+            prefix[t] = (prefix[t] << np.uint64(16)) | np.uint64(d)
+    return prefix, residual

@@ -1,0 +1,151 @@
+"""The whole segmentation of one volume, block by block with bounded memory.
+
+:func:`segment_volume` chains the block-wise stage functions: particle mask,
+depth below the surface, equal-volume shells, pores, cracks and, given element
+amounts, the composition classes of the locally averaged TM/O ratio. Inputs
+are read block by block (lazy store arrays are never loaded whole); results
+are block-readable arrays in a :class:`Scratch` directory, each equal to what
+the whole-volume functions give (labels identical; see the tests).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .._model import ValidationError
+from ._blockpores import find_cracks_blocks, find_pores_blocks, levels_blocks
+from ._blocks import Scratch, blocks, check_chunk, read
+from ._blockseg import depth_blocks, masked_smooth_blocks, particle_mask_blocks, shells_blocks
+from ._classes import composition_classes
+
+__all__ = ["SegmentResult", "segment_volume", "MeanOver", "MetalOxygen"]
+
+METALS = ("Mn", "Co", "Ni")
+
+
+class MeanOver:
+    """Lazy mean over the first axis of a 4-D array-like, read block by block."""
+
+    def __init__(self, arr):
+        self.arr, self.shape = arr, tuple(arr.shape[1:])
+        self.dtype = np.dtype(np.float32)
+
+    def __getitem__(self, sl):
+        return read(self.arr, (slice(None),) + tuple(sl), np.float32).mean(axis=0)
+
+
+class MetalOxygen:
+    """(2, nz, ny, nx) view of amounts (element, nz, ny, nx): summed metals, then O."""
+
+    def __init__(self, amounts, elements):
+        elements = [str(e) for e in elements]
+        self.metals = [elements.index(e) for e in METALS if e in elements]
+        if not self.metals or "O" not in elements:
+            raise ValidationError(f"amounts must hold O and at least one of {METALS}; "
+                                  f"got elements {elements}")
+        self.o = elements.index("O")
+        self.arr, self.shape = amounts, (2,) + tuple(amounts.shape[1:])
+
+    def __getitem__(self, sl):
+        a = read(self.arr, (slice(None),) + tuple(sl[1:]))
+        return np.stack([a[self.metals].sum(axis=0), a[self.o]])[sl[0]]
+
+
+@dataclass
+class SegmentResult:
+    """Block-readable results (``arrays[name][slices]``) and what produced them."""
+
+    arrays: dict
+    threshold: float
+    scratch: Scratch
+    attrs: dict = field(default_factory=dict)
+
+    def close(self) -> None:
+        self.scratch.close()
+
+
+def segment_volume(volume, *, spacing, chunk: int = 128, n_shells: int = 5, amounts=None,
+                   elements=None, target: float | None = None, tolerance: float = 0.05,
+                   smoothing_nm: float = 30.0, surface_layer_nm: float = 40.0,
+                   scratch_dir=None) -> SegmentResult:
+    """Mask, depth, shells, pores, cracks (and classes) of a volume, block by block.
+
+    Parameters
+    ----------
+    volume : array-like, shape (nz, ny, nx) or (n_energy, nz, ny, nx), float
+        Attenuation (1/nm); a 4-D input is averaged over its first axis per
+        block. Anything sliceable (numpy, zarr, dask, lazy xarray).
+    spacing : float or sequence of 3 float
+        Voxel size, nm.
+    chunk : int
+        Block edge (voxels); memory is a few blocks plus halos.
+    n_shells : int
+        Equal-volume shells (1 outermost).
+    amounts : array-like, shape (n_element, nz, ny, nx), optional
+        Element amounts (atoms/nm^3); with ``elements`` and ``target`` gives
+        ``tm_o_ratio_smoothed`` and ``composition_class``.
+    elements : sequence of str
+        Element of each ``amounts`` entry (O and at least one of Mn, Co, Ni).
+    target, tolerance : float
+        Target TM/O and relative tolerance of the classes.
+    smoothing_nm, surface_layer_nm : float
+        :func:`masked_smooth` ``sigma_nm`` and ``surface_nm`` of the amounts.
+    scratch_dir : path-like, optional
+        Where the intermediate arrays go (default: the temporary directory).
+
+    Returns
+    -------
+    SegmentResult
+        ``arrays``: ``mask`` (bool), ``depth`` (float32 nm), ``shell``
+        (uint8), ``pores``, ``cracks`` (int32 labels) and with amounts
+        ``tm_o_ratio_smoothed`` (float32, NaN off the solid) and
+        ``composition_class`` (uint8). Call ``close()`` when copied.
+    """
+    chunk = check_chunk(chunk)
+    vol = MeanOver(volume) if len(volume.shape) == 4 else volume
+    if len(vol.shape) != 3:
+        raise ValidationError(f"volume must be 3-D (or 4-D with energies); got {volume.shape}")
+    sp = np.broadcast_to(np.asarray(spacing, dtype=float), (3,)).copy()
+    scratch = Scratch(chunk, scratch_dir)
+    try:
+        mask, threshold = particle_mask_blocks(vol, chunk=chunk, scratch=scratch)
+        kw = dict(spacing=sp, chunk=chunk, scratch=scratch)
+        depth = depth_blocks(mask, **kw)
+        levels = levels_blocks(vol, mask, chunk=chunk)
+        arrays = {"mask": mask, "depth": depth,
+                  "shell": shells_blocks(mask, depth, n=n_shells, **kw),
+                  "pores": find_pores_blocks(vol, mask, levels=levels, **kw),
+                  "cracks": find_cracks_blocks(vol, mask, levels=levels, **kw)}
+        if amounts is not None:
+            if target is None:
+                raise ValidationError("segment_volume: amounts given without a target TM/O")
+            arrays.update(_classes(MetalOxygen(amounts, elements), arrays, sp, chunk, scratch,
+                                   target=target, tolerance=tolerance,
+                                   smoothing_nm=smoothing_nm, surface_nm=surface_layer_nm))
+    except BaseException:
+        scratch.close()
+        raise
+    return SegmentResult(arrays, threshold, scratch, {"levels": levels})
+
+
+def _classes(stack, arrays, sp, chunk, scratch, *, target, tolerance, smoothing_nm,
+             surface_nm) -> dict:
+    """TM/O of amounts averaged over the solid, and its classes (see ``segment``)."""
+    shape = tuple(arrays["mask"].shape)
+    solid = scratch.array(shape, bool)
+    for core in blocks(shape, chunk):
+        solid[core] = (read(arrays["mask"], core) & (arrays["pores"][core] == 0)
+                       & (arrays["cracks"][core] == 0))
+    smooth = masked_smooth_blocks(stack, solid, sigma_nm=smoothing_nm, spacing=sp,
+                                  surface_nm=surface_nm, chunk=chunk, scratch=scratch)
+    ratio = scratch.array(shape, np.float32, fill=np.nan)
+    classes = scratch.array(shape, np.uint8)
+    for core in blocks(shape, chunk):
+        tm, o = read(smooth, (slice(None),) + core)
+        defined = read(solid, core) & np.isfinite(tm) & np.isfinite(o) & (o > 0)
+        r = np.where(defined, tm / np.where(defined, o, 1.0), np.nan).astype(np.float32)
+        ratio[core] = r
+        classes[core] = composition_classes(r, float(target), tolerance, mask=defined)
+    return {"tm_o_ratio_smoothed": ratio, "composition_class": classes}
