@@ -166,17 +166,7 @@ def run_tasks(client, fn: Callable, items: Iterable, *, desc: str,
         futures = [client.submit(_without_nested_tasks, fn, item, pure=False,
                                  key=f"{fn.__name__}-{uuid.uuid4().hex}", **kwargs)
                    for item in items]
-<<<<<<< HEAD
         return _gather_releasing(client, futures, bar, desc)
-=======
-        for future in futures:
-            future.add_done_callback(lambda _: bar.update())  # dask's callback thread
-        try:
-            return client.gather(futures)
-        except BaseException:
-            client.cancel(futures)
-            raise
->>>>>>> main
     finally:
         bar.close()
 
