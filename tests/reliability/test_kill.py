@@ -26,7 +26,7 @@ import pytest
 from _kill import (RUN_ATTR, TINY_CONFIG, assert_stores_equal, info, kill_frozen_when, spawn_cli,
                    zarr_json)
 from spectrotomo import io
-from spectrotomo.pipeline import load_config, run_pipeline
+from spectrotomo.pipeline import ALL_STEPS, load_config, run_pipeline
 
 def _state(path) -> str | None:
     return zarr_json(path).get("spectrotomo_store", {}).get("state")
@@ -72,7 +72,8 @@ POINTS = [
      ["[chemistry] writing   <-- UNFINISHED", "unfinished groups: chemistry"]),
     ("between steps: valence done, segment not written",
      lambda s, r: _steps(s).get("valence") == "done" and not (s / "segmentation").exists(),
-     ["INCOMPLETE: the run stopped before step(s) segment, profile, report finished",
+     ["INCOMPLETE: the run stopped before step(s) "
+      + ", ".join(ALL_STEPS[ALL_STEPS.index("valence") + 1:]) + " finished",
       "all groups complete (run incomplete)"]),
     ("report: tables written, summary not",
      lambda s, r: (r / "tm_o_by_shell.csv").exists() and not (r / "summary.json").exists(),
