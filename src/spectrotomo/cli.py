@@ -423,10 +423,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _user_errors() -> tuple[type, ...]:
     """Exceptions that are a user's mistake (config, input, store state): exit 2."""
     from .io import StoreCorruptError, StoreLockedError, StoreWriteError
-    from .pipeline import ConfigError, ManifestError, MemoryPlanError
+    from .pipeline import ConfigError, ManifestError, MemoryPlanError, WorkerLostError
 
-    return (ConfigError, ManifestError, MemoryPlanError, StoreLockedError, StoreWriteError,
-            StoreCorruptError, ValueError, KeyError, FileExistsError, FileNotFoundError,
+    return (ConfigError, ManifestError, MemoryPlanError, WorkerLostError, StoreLockedError,
+            StoreWriteError, StoreCorruptError, ValueError, KeyError, FileExistsError, FileNotFoundError,
             IsADirectoryError, NotADirectoryError, PermissionError)
 
 

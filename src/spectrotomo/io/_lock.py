@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ._leftovers import remove_leftovers
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
@@ -210,9 +212,14 @@ def _acquire(path: Path) -> tuple[int, dict | None]:
                            "once); try again")
 
 
-def _report_stale(path: Path, owner: dict, log) -> None:
+def _report_stale(path: Path, owner: dict, log, leftovers: list[Path]) -> None:
     message = (f"removed stale lock {path} (taken over) of dead pid {owner.get('pid')} on host "
                f"{owner.get('host')} (since {owner.get('time')})")
+    if leftovers:
+        names = ", ".join(p.name for p in leftovers[:5])
+        more = f" and {len(leftovers) - 5} more" if len(leftovers) > 5 else ""
+        message += (f"; removed {len(leftovers)} temporary file(s)/folder(s) that run left "
+                    f"unfinished: {names}{more}")
     if log is not None:
         log(message)
     else:
@@ -224,8 +231,10 @@ def store_lock(store_path, *, log=None):
     """Hold the store's lock file for the duration of a ``with`` block.
 
     A lock left by a dead process of this host (a run killed with kill -9) is
-    taken over, and that is said: ``log(message)`` when ``log`` is given,
-    else a warning of the ``logging`` logger ``spectrotomo.io._lock``.
+    taken over, and the temporaries that run left are removed
+    (:func:`~spectrotomo.io._leftovers.remove_leftovers`); that is said:
+    ``log(message)`` when ``log`` is given, else a warning of the ``logging``
+    logger ``spectrotomo.io._lock``.
 
     Parameters
     ----------
@@ -259,10 +268,10 @@ def store_lock(store_path, *, log=None):
     with write_errors(path, "the lock file"):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, stale = _acquire(path)
-    if stale is not None:
-        _report_stale(path, stale, log)
     _HELD[key] = [fd, 1]
     try:
+        if stale is not None:
+            _report_stale(path, stale, log, remove_leftovers(store_path))
         yield path
     finally:
         _HELD.pop(key, None)

@@ -17,6 +17,10 @@
 
 Tasks are plain module-level functions of picklable arguments, so a worker
 process imports spectrotomo and reads/writes its own chunk of the store.
+A task whose worker dies (killed, out of memory) is retried on another
+worker (dask's ``distributed.scheduler.allowed-failures``, default 3 deaths);
+once dask gives it up, :func:`run_tasks` raises :class:`WorkerLostError`
+saying so, and the chunks already written stay for a rerun to resume.
 """
 
 from __future__ import annotations
@@ -27,10 +31,22 @@ from typing import Any, Callable, Iterable, Iterator
 
 from ._config import ComputeConfig, ConfigError
 
-__all__ = ["open_client", "make_cluster", "run_tasks", "local_dask"]
+__all__ = ["open_client", "make_cluster", "run_tasks", "local_dask", "WorkerLostError"]
 
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _EXTRA = {"slurm": ("dask_jobqueue", "cluster"), "cuda": ("dask_cuda", "cuda-cluster")}
+
+
+class WorkerLostError(RuntimeError):
+    """Dask gave up a chunk task after the worker(s) running it died."""
+
+
+def _worker_lost(desc: str, exc: BaseException) -> WorkerLostError:
+    return WorkerLostError(
+        f"{desc}: a dask worker died while running a chunk task and dask gave the task up "
+        f"({exc}). The chunks finished before are kept in the store: rerun the same command "
+        "to resume. If workers keep dying they may run out of memory: raise [compute] "
+        "memory_limit_gb, or lower n_workers or [reconstruct] chunk_rows")
 
 
 def _import_cluster_module(kind: str):
@@ -155,7 +171,8 @@ def run_tasks(client, fn: Callable, items: Iterable, *, desc: str,
     With ``client=None`` the items run one after the other in this process;
     otherwise each is one task on the cluster (``pure=False``: a rerun after a
     failure recomputes). The first failing task's exception is raised and the
-    other tasks are cancelled.
+    other tasks are cancelled; a task given up after its workers died raises
+    :class:`WorkerLostError` (``distributed.KilledWorker`` reworded).
     """
     from ._monitor import Progress
 
@@ -171,15 +188,36 @@ def run_tasks(client, fn: Callable, items: Iterable, *, desc: str,
         futures = [client.submit(_without_nested_tasks, fn, item, pure=False,
                                  key=f"{fn.__name__}-{uuid.uuid4().hex}", **kwargs)
                    for item in items]
-        for future in futures:
-            future.add_done_callback(lambda _: bar.update())  # dask's callback thread
-        try:
-            return client.gather(futures)
-        except BaseException:
-            client.cancel(futures)
-            raise
+        return _gather_releasing(client, futures, bar, desc)
     finally:
         bar.close()
+
+
+def _gather_releasing(client, futures: list, bar, desc: str) -> list:
+    """Each future's result as it finishes, then the future released.
+
+    A finished task's result is otherwise held by its worker until all are
+    gathered, and a worker that dies takes those results with it: dask then
+    recomputes every task it had finished (rewriting chunks already written).
+    Released, a finished task is forgotten and only the running ones are retried.
+    """
+    from distributed import KilledWorker, as_completed
+
+    index = {f.key: i for i, f in enumerate(futures)}
+    results = [None] * len(futures)
+    pending = as_completed(futures, loop=client.loop)  # not the default client
+    futures.clear()  # as_completed holds the only references now
+    try:
+        for future in pending:
+            results[index[future.key]] = future.result()
+            future.release()
+            bar.update()
+    except BaseException as exc:
+        client.cancel(list(pending.futures))
+        if isinstance(exc, KilledWorker):
+            raise _worker_lost(desc, exc) from None
+        raise
+    return results
 
 
 def _without_nested_tasks(fn: Callable, item, **kwargs):
