@@ -253,6 +253,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="show the Python traceback of an error instead of one message")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    for add in (_add_store_commands, _add_input_commands, _add_run_commands,
+                _add_export_command, _add_batch_command):
+        add(sub, debug)
+    return parser
+
+
+def _add_store_commands(sub, debug) -> None:
+    """simulate, info, demo."""
     p = sub.add_parser("simulate", parents=[debug],
                        help="simulate a particle and its measurements into a store",
                        description="Simulate a ground-truth particle, its dual-energy tilt "
@@ -290,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace results already in OUT_DIR")
     p.set_defaults(func=cmd_demo)
 
+
+def _add_input_commands(sub, debug) -> None:
+    """check, init: what the input files hold, and a config from them."""
     p = sub.add_parser("check", parents=[debug],
                        help="describe input files as a run would read them",
                        description="Read each file (lazily) and print its format, energies "
@@ -322,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing file")
     p.set_defaults(func=cmd_init)
 
+
+def _add_run_commands(sub, debug) -> None:
+    """run, center and one command per step."""
     p = sub.add_parser("run", parents=[debug], help="run the whole pipeline from a config",
                        description="read -> normalize/register/centre/align -> reconstruct -> "
                        "element amounts -> valence (LCF) -> segmentation -> profiles -> report, "
@@ -368,6 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
         _add_run_options(p)
         p.set_defaults(func=cmd_run, step="valence" if step == "fit" else step)
 
+
+def _add_export_command(sub, debug) -> None:
     p = sub.add_parser("export", parents=[debug],
                        help="write a store's maps and labels as OME-Zarr or TIFF",
                        description="Write every map and volume of STORE (float variables; "
@@ -391,6 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace files already in OUT")
     p.set_defaults(func=cmd_export)
 
+
+def _add_batch_command(sub, debug) -> None:
     p = sub.add_parser("batch", parents=[debug],
                        help="run the pipeline for every scan of a manifest",
                        description="Run the whole pipeline for every scan listed in MANIFEST "
@@ -417,7 +435,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="list the scans and their state (complete / partial / failed / new) "
                    "and stop")
     p.set_defaults(func=cmd_batch)
-    return parser
 
 
 def _user_errors() -> tuple[type, ...]:
