@@ -5,7 +5,7 @@ particle sits at its own sub-pixel position on the detector. "sorting" (a 21-col
 median of the angle-sorted sinogram) reshaped the particle's edges depending on that
 position: noise-free, it moved the O-edge jump by ~40 % of its peak at the surface, and
 on ``simulate:small`` energy shifts with a centre offset cost 10.5 pp of class fractions
-(2.3 pp with "offset", 0.3 pp with "blind"; gpu_bench/RESULTS.md and RESULTS.prep.md,
+(2.3 pp with "offset", 0.3 pp with "blind"; gpu_bench/RESULTS.pipeline.md and RESULTS.prep.md,
 2026-12-01). "offset" kept ~9 % of the jump's change and removed only ~40 % of a pure
 stripe pattern; "blind" (the default since) changes the jump by ~2 % and removes ~77 %.
 """

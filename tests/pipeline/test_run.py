@@ -45,7 +45,7 @@ def with_metadata(tmp_path_factory):
 
 
 def test_pixel_size_metadata_fixes_the_magnification(finished, with_metadata):
-    """Measured 2026-12-01 (2-core VM; gpu_bench/RESULTS.md): magnification error 2e-14 %
+    """Measured 2026-12-01 (2-core VM; gpu_bench/RESULTS.pipeline.md): magnification error 2e-14 %
     with metadata vs 0.04 % estimated. Class-fraction error sum 2.3 pp with metadata vs
     1.9 pp estimated, both at the noise floor (1.2 pp with no imperfection): once the
     simulator's shifts are band-limited and stripes are removed with "offset", the

@@ -127,7 +127,7 @@ def _misalign(od, shifts, scales):
     low-passes each image by an amount that depends on the sub-pixel part of
     its shift, so energies shifted by different amounts got different blurs
     and biased edge jumps at the particle surface (a simulator artefact, not
-    an instrument effect; gpu_bench/RESULTS.md, 2026-12-01). The detector's
+    an instrument effect; gpu_bench/RESULTS.prep.md, 2026-12-01). The detector's
     pixel integration is the same for every image (a shared response in
     detector pixels) and is not modelled, as for the unmoved projection. The
     map is axis-aligned, so each image is ``W_y @ od @ W_x.T`` with one sinc

@@ -28,7 +28,7 @@ def class_ratio(chem: xr.Dataset, solid: np.ndarray, px: float, cfg) -> tuple[np
     against a band half-width of 0.02); averaging the amounts over the solid
     only (no pores, no outside), along the surface within
     ``surface_layer_nm``, brings the class fractions within ~1 pp of the truth
-    (gpu_bench/RESULTS.md). Returns the ratio (NaN outside) and the solid
+    (gpu_bench/RESULTS.pipeline.md). Returns the ratio (NaN outside) and the solid
     voxels where it is defined.
     """
     from ...segmentation import masked_smooth
