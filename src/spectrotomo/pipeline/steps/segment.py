@@ -10,6 +10,7 @@ import xarray as xr
 
 from ... import io
 from ..._model import add_provenance
+from ...segmentation import CLASS_LEGEND
 from .._context import RunContext
 
 __all__ = ["segment", "class_ratio"]
@@ -17,6 +18,11 @@ __all__ = ["segment", "class_ratio"]
 
 _METALS = ("Mn", "Co", "Ni")
 
+
+#: ``flag_meanings`` of the stored class image, from the segmentation's one legend
+#: (value 0 stored as plain "background").
+_CLASS_MEANINGS = " ".join(["background"] + [name for k, (name, _) in
+                                             sorted(CLASS_LEGEND.items()) if k > 0])
 
 def class_ratio(chem: xr.Dataset, solid: np.ndarray, px: float, cfg) -> tuple[np.ndarray,
                                                                                 np.ndarray]:
@@ -81,8 +87,7 @@ def segment(ctx: RunContext) -> None:
         extra = {"tm_o_ratio_smoothed": dict(smoothing_nm=cfg.smoothing_nm,
                                              surface_layer_nm=cfg.surface_layer_nm),
                  "composition_class": dict(target_tm_o=target, tolerance=cfg.tolerance,
-                                           flag_meanings="background target oxygen_poor "
-                                                         "oxygen_rich")}
+                                           flag_meanings=_CLASS_MEANINGS)}
     else:  # phase-contrast run: no chemistry
         ctx.log("segment: no chemistry group; composition classes not computed")
     res = seg.segment_volume(mu.data, spacing=px, chunk=cfg.chunk, n_shells=cfg.n_shells,
