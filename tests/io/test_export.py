@@ -11,6 +11,11 @@ from spectrotomo import io, spatial_map, volume
 from _ome_validate import validate_image
 
 
+#: CF flag attributes of the class image (names and colours unlike any built-in table)
+_LEGEND = {"flag_values": [0, 1, 2, 3], "flag_meanings": "none fine poor rich",
+           "flag_colors": "#000000 #0a0b0c #d62728 #7f7f7f"}
+
+
 @pytest.fixture
 def store(tmp_path, rng):
     """A store with a spectral volume, a ratio map with wild outliers outside the
@@ -31,6 +36,7 @@ def store(tmp_path, rng):
     seg = xr.Dataset({n: spatial_map(a, voxel_size=20.0, units="1", name=n) for n, a in
                       (("mask", mask), ("pores", pores), ("composition_class", classes),
                        ("depth", np.where(mask, 1.0, 0.0)))}, attrs={"pixel_size": 20.0})
+    seg["composition_class"].attrs.update(_LEGEND)
     path = tmp_path / "s.zarr"
     io.write_groups(path, {"recon": mu.to_dataset(), "chemistry": chem, "segmentation": seg,
                            "raw": xr.Dataset({"projections": (("energy", "angle", "y", "x"),
@@ -70,7 +76,9 @@ def test_ome_zarr_export_validates(tmp_path, store, version):
     cls = zarr.open_group(str(seg_image / "labels" / "composition_class"), mode="r")
     cls_attrs = cls.attrs["ome"] if version == "0.5" else cls.attrs
     names = {p["label-value"]: p.get("name") for p in cls_attrs["image-label"]["properties"]}
-    assert names[2] == "oxygen-poor"
+    colors = {c["label-value"]: c["rgba"] for c in cls_attrs["image-label"]["colors"]}
+    assert names == {0: "none", 1: "fine", 2: "poor", 3: "rich"}  # the store's legend
+    assert colors[1] == [10, 11, 12, 255] and colors[2] == [214, 39, 40, 255]
     with pytest.raises(FileExistsError, match="overwrite"):
         io.export_store(path, out, version=version)
     io.export_store(path, out, version=version, overwrite=True)
@@ -109,3 +117,51 @@ def test_bad_requests(tmp_path, store):
         io.export_store(path, tmp_path / "o", groups=["valence"])
     with pytest.raises(ValueError, match="format"):
         io.export_store(path, tmp_path / "o", format="png")
+
+
+def _class_store(tmp_path, attrs):
+    """A store whose segmentation group holds only a class image with ``attrs``."""
+    classes = np.zeros((3, 6, 5), np.uint8)
+    classes[1, 2:4, 1:4] = [[1, 2, 3], [2, 2, 1]]
+    var = spatial_map(classes, voxel_size=20.0, units="1", name="composition_class")
+    var.attrs.update(attrs)
+    path = tmp_path / "c.zarr"
+    io.write_groups(path, {"segmentation": xr.Dataset({"composition_class": var},
+                                                      attrs={"pixel_size": 20.0})})
+    return path
+
+
+def _label_properties(out):
+    import zarr
+
+    g = zarr.open_group(str(out / "segmentation" / "composition_class.ome.zarr" / "labels" /
+                            "composition_class"), mode="r")
+    return g.attrs["ome"]["image-label"]
+
+
+def test_class_names_follow_the_store(tmp_path):
+    """flag_values default to 0, 1, ... (the segment step writes flag_meanings only);
+    no flag attributes at all (older stores): values without names."""
+    path = _class_store(tmp_path, {"flag_meanings": "background target oxygen_poor "
+                                                    "oxygen_rich"})
+    io.export_store(path, tmp_path / "a")
+    label = _label_properties(tmp_path / "a")
+    assert {p["label-value"]: p.get("name") for p in label["properties"]} == {
+        0: "background", 1: "target", 2: "oxygen_poor", 3: "oxygen_rich"}
+    path = _class_store(tmp_path / "old", {})
+    io.export_store(path, tmp_path / "b")
+    label = _label_properties(tmp_path / "b")
+    assert sorted(p["label-value"] for p in label["properties"]) == [0, 1, 2, 3]
+    assert not any("name" in p for p in label["properties"])
+
+
+@pytest.mark.parametrize("attrs, match", [
+    ({"flag_meanings": "a b c", "flag_values": [0, 1]}, "flag_values has 2 entries"),
+    ({"flag_meanings": "a b", "flag_colors": "#000000 red"}, "flag_colors must be"),
+])
+def test_inconsistent_flags_are_named(tmp_path, attrs, match):
+    from spectrotomo import ValidationError
+
+    path = _class_store(tmp_path, attrs)
+    with pytest.raises(ValidationError, match=f"segmentation/composition_class: {match}"):
+        io.export_store(path, tmp_path / "o")

@@ -15,10 +15,12 @@ out.  Layout::
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 
+from .._model import ValidationError
 from ._omezarr import write_ome_zarr
 
 __all__ = ["export_store", "EXPORT_FORMATS"]
@@ -29,9 +31,6 @@ _NOT_BY_DEFAULT = ("raw", "raw_xanes", "od", "references")
 _SPATIAL = (("z", "y", "x"), ("y", "x"))
 #: label hosts: the map a label image is drawn over, in order of preference
 _HOSTS = ("tm_o_ratio_smoothed", "tm_o_ratio", "electron_density", "valence", "depth")
-#: OME-Zarr label names of the segmentation's class image
-_CLASS_NAMES = {0: "background", 1: "target", 2: "oxygen-poor", 3: "oxygen-rich"}
-_CLASS_COLORS = {1: (44, 160, 44), 2: (214, 39, 40), 3: (31, 119, 180)}
 
 
 def _split(var):
@@ -94,6 +93,40 @@ def _metadata(store, group, name, var) -> dict:
     return meta
 
 
+def _flag_legend(store, group, name, var):
+    """(label names, label colours) of a label volume from its CF flag attributes.
+
+    ``flag_meanings`` (space-separated names) gives the names; ``flag_values``
+    the value of each (default 0, 1, 2, ... in order: the segment step writes
+    the meanings of the class image only); ``flag_colors`` (space-separated
+    ``#rrggbb``, as :func:`spectrotomo.segmentation.composition_classes`
+    writes) the colours. Without ``flag_meanings`` (stores written before the
+    segment step recorded them, or a plain label volume such as pores):
+    ``(None, None)``, the values without names in the viewer's own colours.
+    """
+    meanings = var.attrs.get("flag_meanings")
+    if meanings is None:
+        return None, None
+    where = f"export: store {store}, {group}/{name}"
+    names = meanings.split() if isinstance(meanings, str) else [str(m) for m in meanings]
+    values = var.attrs.get("flag_values", range(len(names)))
+    values = [int(v) for v in np.atleast_1d(np.asarray(values))]
+    if len(values) != len(names):
+        raise ValidationError(f"{where}: flag_values has {len(values)} entries but "
+                              f"flag_meanings names {len(names)} ({names}); expected one "
+                              "meaning per value")
+    colors = var.attrs.get("flag_colors")
+    if colors is None:
+        return dict(zip(values, names)), None
+    colors = colors.split() if isinstance(colors, str) else [str(c) for c in colors]
+    bad = [c for c in colors if not re.fullmatch(r"#[0-9a-fA-F]{6}", c)]
+    if len(colors) != len(values) or bad:
+        raise ValidationError(f"{where}: flag_colors must be one '#rrggbb' per flag value "
+                              f"({len(values)}); got {colors}")
+    rgb = [tuple(int(c[i:i + 2], 16) for i in (1, 3, 5)) for c in colors]
+    return dict(zip(values, names)), dict(zip(values, rgb))
+
+
 def _host_for(images, label_var):
     """Name of the group's image that a label volume is drawn over (same spatial
     dims and shape, no channel axis), or None."""
@@ -128,11 +161,10 @@ def _export_group_omezarr(store, group, ds, out, *, seg_mask, version, overwrite
                            version=version, voxel_size_nm=_voxel(var, pixel_size),
                            metadata=_metadata(store, group, name, var), overwrite=overwrite)
         image = out / f"{host}.ome.zarr"
-        is_class = name.endswith("composition_class")
+        names, colors = _flag_legend(store, group, name, var)
         path = write_ome_zarr(image, var, name=name, kind="labels", version=version,
                               voxel_size_nm=_voxel(var, pixel_size),
-                              label_names=_CLASS_NAMES if is_class else None,
-                              label_colors=_CLASS_COLORS if is_class else None,
+                              label_names=names, label_colors=colors,
                               metadata=_metadata(store, group, name, var), overwrite=overwrite)
         written.append({"group": group, "variable": name, "kind": "labels", "path": str(path),
                         "image": str(image), "dims": list(var.dims), "shape": list(var.shape)})
@@ -221,7 +253,9 @@ def export_store(store, out, *, format: str = "ome-zarr", groups=None, version: 
         ``"ome-zarr"``: one OME-Zarr image per float variable (a leading
         ``energy``/``element``/``state`` dim becomes the ``c`` axis, channel
         labels such as ``"642.5 eV"``), integer/boolean volumes as label
-        images under the group's TM/O (or other) image; display windows from
+        images under the group's TM/O (or other) image, label names and
+        colours from the variable's CF ``flag_meanings``/``flag_values``/
+        ``flag_colors`` when it has them; display windows from
         the 1st-99th percentile inside the particle mask.  ``"tiff"``: one
         ImageJ hyperstack (``ZCYX``, voxel size in nm, display ranges) per
         variable; labels as uint8/uint16 (float32 beyond 65535).
@@ -243,6 +277,9 @@ def export_store(store, out, *, format: str = "ome-zarr", groups=None, version: 
     ------
     ValueError
         Unknown format or a group the store lacks (the message lists them).
+    ValidationError
+        A label volume's ``flag_values``/``flag_colors`` do not match its
+        ``flag_meanings`` (the message names the store, group and variable).
     """
     from ._store import list_groups, read_group
 
