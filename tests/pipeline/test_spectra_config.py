@@ -145,3 +145,32 @@ def test_energy_offset_is_fitted_recorded_and_reported(store):
         assert none.attrs["energy_offset_ev"] == [0.0] * none.sizes["element"]
     with pytest.raises(ConfigError, match=r'\[spectra\] energy_offset must be "fit" or an offset'):
         _config(store / "s.zarr", energy_offset="auto")
+
+
+def test_xanes_scan_is_normalized_like_the_tomography(store):
+    """The valence step normalizes the XANES scan with ``normalize_series`` and
+    ``[preprocess] flat_mode``: the tomography's numbers, pixel masks and checks."""
+    from spectrotomo import ValidationError
+    from spectrotomo.pipeline.steps.valence import xanes_od
+    from spectrotomo.recon.prep import normalize
+
+    raw = io.read_group(store / "s.zarr", "raw_xanes").load()
+    od, masked = xanes_od(raw, flat_mode="median")
+    assert od.shape == (raw.sizes["energy"], raw.sizes["y"], raw.sizes["x"])
+    e = raw.sizes["energy"] // 2
+    same, _ = normalize(raw["projections"].values[e], raw["flats"].values[e],
+                        raw["darks"].values[e], flat_mode="median")
+    np.testing.assert_array_equal(od[e], same[0])
+    dead = raw.copy(deep=True)
+    dead["projections"].values[:, 0, 5, 7] = 0  # a dead pixel at every energy
+    od_dead, masked_dead = xanes_od(dead, flat_mode="median")
+    assert masked_dead >= masked + raw.sizes["energy"]
+    assert np.isfinite(od_dead).all()  # masked and filled from its neighbours
+    assert np.abs(od_dead[:, 5, 7] - od[:, 5, 7]).max() < 0.2
+    dark_flats = raw.copy(deep=True)
+    dark_flats["flats"].values[:] = 0  # e.g. a shutter that stayed closed
+    with pytest.raises(ValidationError, match="flats must exceed darks"):
+        xanes_od(dark_flats)
+    stored = _valence(store)
+    assert stored.attrs["masked_pixels"] >= 0
+    assert _provenance(stored, "pipeline.valence")["flat_mode"] == "median"

@@ -1,6 +1,9 @@
 """The ``valence`` step: raw_xanes -> valence (2D LCF of every pixel's spectrum).
 
-The references and fit mode come from the ``[spectra]`` config.
+The references and fit mode come from the ``[spectra]`` config. The scan is
+normalized as the tomography is (:func:`xanes_od`: ``normalize_series`` with
+``[preprocess] flat_mode``: dark/flat checks, masked and filled bad pixels,
+their count in ``attrs["masked_pixels"]``).
 
 ``references = "builtin"`` uses :func:`spectrotomo.spectra.builtin_references`
 (the model spectra the simulator also uses; cross sections per atom, nm^2); any other value is a CSV/text table read with
@@ -36,7 +39,8 @@ from ..._model import add_provenance
 from .._context import RunContext
 from .preprocess import magnification_pixel_sizes, scale_options
 
-__all__ = ["valence", "config_references", "fit_valence", "fit_mode", "merge_elements"]
+__all__ = ["valence", "config_references", "fit_valence", "fit_mode", "merge_elements",
+           "xanes_od"]
 
 _STATE = re.compile(r"^([A-Z][a-z]?)(\d+(?:\.\d+)?)([+-])$")
 #: Pre-edge window (eV, relative to e0) of the normalized mode: measured XANES
@@ -149,21 +153,49 @@ def merge_elements(parts: list[xr.Dataset]) -> xr.Dataset:
     return out
 
 
+def xanes_od(ds: xr.Dataset, *, flat_mode: str = "median") -> tuple[np.ndarray, int]:
+    """Optical density of a XANES energy scan, normalized as the tomography is.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The ``raw_xanes`` group: ``projections`` (energy, angle, y, x) raw
+        counts at one angle, ``flats`` (energy, flat, y, x), optionally ``darks``.
+    flat_mode : {"mean", "median"}
+        How the flats of an energy are combined (``[preprocess] flat_mode``).
+
+    Returns
+    -------
+    od : ndarray, shape (energy, y, x), float32
+        Optical density (dimensionless) at the scan's (first) angle.
+    masked : int
+        Pixels masked and filled (non-positive, saturated, non-finite, zingers,
+        bad flat/dark), summed over the energies.
+
+    Raises
+    ------
+    ValidationError
+        As :func:`spectrotomo.recon.prep.normalize_series` (no flats, flats
+        not above darks, frames of another shape).
+    """
+    from ...recon.prep import normalize_series
+
+    series = normalize_series(ds, flat_mode=flat_mode)
+    masked = sum(int(r["n_masked"]) for r in series.attrs["normalize_report"])
+    return series["projections"].values[:, 0], masked
+
+
 def valence(ctx: RunContext) -> None:
     """raw_xanes -> valence: 2D LCF of every pixel's spectrum against the
     ``[spectra] references``, in the mode of ``[spectra] sum_to_one``/``nonneg``."""
-    from ...recon.prep import normalize, register_energies
+    from ...recon.prep import register_energies
     from ...spectra import DEFAULT_WINDOWS
 
     if "raw_xanes" not in io.list_groups(ctx.store):
         ctx.log("valence: no XANES scan in the store; skipped")
         return
     ds = io.read_group(ctx.store, "raw_xanes").load()
-    proj = ds["projections"].values[:, 0]  # (energy, y, x) at the single angle
-    darks = ds["darks"].values[:, 0] if "darks" in ds else None
-    od = np.stack([normalize(proj[e][None], ds["flats"].values[e],
-                             None if darks is None else ds["darks"].values[e])[0][0]
-                   for e in range(proj.shape[0])])
+    od, masked = xanes_od(ds, flat_mode=ctx.config.preprocess.flat_mode)
     mode = ctx.config.preprocess.magnification
     # Reference = the lowest energy, below the edge: against a white-line image
     # (the default middle energy, 643.5 eV on the Mn L scan) the outline model
@@ -187,9 +219,11 @@ def valence(ctx: RunContext) -> None:
     result["energy_scale"] = (("energy",), np.asarray(reg.scales),
                               {"units": "1", "source": reg.scale_source})
     result.attrs["registration_reference"] = int(reg.reference)
+    result.attrs["masked_pixels"] = masked
     if "true_energy_offset_ev" in ds.attrs:  # simulated scan: the report compares
         result.attrs["true_energy_offset_ev"] = float(ds.attrs["true_energy_offset_ev"])
     add_provenance(result, "pipeline.valence", inputs=[str(ctx.store)],
+                   flat_mode=ctx.config.preprocess.flat_mode,
                    references=cfg.references, fit_mode=result.attrs["fit_mode"],
                    nonneg=cfg.nonneg, sum_to_one=cfg.sum_to_one,
                    energy_offset=cfg.energy_offset,
