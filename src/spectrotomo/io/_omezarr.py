@@ -387,42 +387,20 @@ def write_ome_zarr(path, data, *, voxel_size_nm=None, name: str = "image",
     labels = kind == "labels"
     channel = channel_dim is not None
     spatial_shape = tuple(src.shape[1:])
-    if mask is not None:
-        mask = np.asarray(getattr(mask, "values", mask), dtype=bool)
-        if mask.shape != spatial_shape:
-            raise ValueError(f"mask shape {mask.shape} differs from the image's spatial "
-                             f"shape {spatial_shape}")
-    lo_p, hi_p = (float(p) for p in window_percentiles)
-    if not 0 <= lo_p < hi_p <= 100:
-        raise ValueError(f"window_percentiles must be 0 <= low < high <= 100; got "
-                         f"{window_percentiles}")
-    n_levels = _default_levels(spatial_shape) if n_levels is None else int(n_levels)
-    if n_levels < 1:
-        raise ValueError(f"n_levels must be >= 1; got {n_levels}")
-    chunks = tuple(min(64, s) for s in spatial_shape) if chunks is None else tuple(chunks)
-    if len(chunks) != len(spatial_shape) or min(chunks) < 1:
-        raise ValueError(f"chunks must give one size >= 1 per spatial axis; got {chunks}")
+    mask, percentiles, n_levels, chunks = _check_layout(spatial_shape, mask, window_percentiles,
+                                                        n_levels, chunks)
     names = _channel_names(data, channel_dim, src.shape[0], channel_labels) if channel \
         else [name]
     fmt = 3 if version == "0.5" else 2
     path = Path(path)
-
-    if labels:
-        _check_parent_image(path, version, spatial_shape)
-        target = path / "labels" / name
-    else:
-        target = path
-    if target.exists():
-        if not overwrite:
-            raise FileExistsError(f"{str(target)!r} exists; pass overwrite=True to replace it")
-        shutil.rmtree(target)
+    target = _fresh_target(path, name, labels=labels, version=version,
+                           spatial_shape=spatial_shape, overwrite=overwrite)
 
     group = zarr.open_group(str(target), mode="w", zarr_format=fmt)
     axes = ("c",) * channel + spatial
     array_kw = ({"dimension_names": axes} if fmt == 3 else
                 {"chunk_key_encoding": {"name": "v2", "separator": "/"}})
-    window = None if labels else _Window(src.shape[0], int(np.prod(spatial_shape)),
-                                         (lo_p, hi_p))
+    window = None if labels else _Window(src.shape[0], int(np.prod(spatial_shape)), percentiles)
     try:
         values = _write_levels(group, src, dtype=dtype, n_levels=n_levels, chunks=chunks,
                                labels=labels, array_kw={**array_kw, "_channel": channel},
@@ -440,12 +418,54 @@ def write_ome_zarr(path, data, *, voxel_size_nm=None, name: str = "image",
     if metadata:
         attrs["spectrotomo"] = metadata
     group.attrs.update(attrs)
-
     if labels:
-        container = zarr.open_group(str(path / "labels"), mode="a", zarr_format=fmt)
-        current = (container.attrs.get("ome", {}) if fmt == 3 else container.attrs) \
-            .get("labels", [])
-        listed = list(dict.fromkeys([*current, name]))
-        container.attrs.update({"ome": {"version": "0.5", "labels": listed}} if fmt == 3
-                               else {"labels": listed})
+        _list_label(path / "labels", name, fmt)
     return target
+
+
+def _check_layout(spatial_shape, mask, window_percentiles, n_levels, chunks):
+    """Checked (mask as bool array or None, (low, high) percentiles, levels, chunks)."""
+    if mask is not None:
+        mask = np.asarray(getattr(mask, "values", mask), dtype=bool)
+        if mask.shape != spatial_shape:
+            raise ValueError(f"mask shape {mask.shape} differs from the image's spatial "
+                             f"shape {spatial_shape}")
+    lo_p, hi_p = (float(p) for p in window_percentiles)
+    if not 0 <= lo_p < hi_p <= 100:
+        raise ValueError(f"window_percentiles must be 0 <= low < high <= 100; got "
+                         f"{window_percentiles}")
+    n_levels = _default_levels(spatial_shape) if n_levels is None else int(n_levels)
+    if n_levels < 1:
+        raise ValueError(f"n_levels must be >= 1; got {n_levels}")
+    chunks = tuple(min(64, s) for s in spatial_shape) if chunks is None else tuple(chunks)
+    if len(chunks) != len(spatial_shape) or min(chunks) < 1:
+        raise ValueError(f"chunks must give one size >= 1 per spatial axis; got {chunks}")
+    return mask, (lo_p, hi_p), n_levels, chunks
+
+
+def _fresh_target(path: Path, name: str, *, labels: bool, version: str, spatial_shape,
+                  overwrite: bool) -> Path:
+    """The directory to write (the image, or ``path/labels/<name>`` under a checked
+    parent image), removed first when ``overwrite``."""
+    if labels:
+        _check_parent_image(path, version, spatial_shape)
+        target = path / "labels" / name
+    else:
+        target = path
+    if target.exists():
+        if not overwrite:
+            raise FileExistsError(f"{str(target)!r} exists; pass overwrite=True to replace it")
+        shutil.rmtree(target)
+    return target
+
+
+def _list_label(container_path: Path, name: str, fmt: int) -> None:
+    """Add ``name`` to the ``labels`` list of the image's ``labels/`` group (kept unique)."""
+    import zarr
+
+    container = zarr.open_group(str(container_path), mode="a", zarr_format=fmt)
+    current = (container.attrs.get("ome", {}) if fmt == 3 else container.attrs) \
+        .get("labels", [])
+    listed = list(dict.fromkeys([*current, name]))
+    container.attrs.update({"ome": {"version": "0.5", "labels": listed}} if fmt == 3
+                           else {"labels": listed})
