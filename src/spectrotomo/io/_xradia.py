@@ -264,21 +264,8 @@ def read_xradia(path, *, energy: float | None = None, pixel_size: float | None =
     """
     ole = _open_ole(path)
     try:
-        n, info = _image_count(path, ole)
-        nx = int(_values(path, ole, "ImageInfo/ImageWidth", "<u4", count=1)[0])
-        ny = int(_values(path, ole, "ImageInfo/ImageHeight", "<u4", count=1)[0])
-        if n < 1 or nx < 1 or ny < 1:
-            fail(path, "ImageInfo", "NoOfImages, ImageWidth, ImageHeight >= 1", (n, nx, ny))
-        code = _values(path, ole, "ImageInfo/DataType", "<u4", count=1)[0]
-        dtype = _dtype(path, code, "ImageInfo/DataType")
-        if angles is None:
-            theta = _values(path, ole, "ImageInfo/Angles", "<f4", required=False)
-            if theta is not None and theta.size < n:
-                fail(path, "ImageInfo/Angles", f"one angle per image ({n})", theta.size)
-            theta = None if theta is None else theta[:n].astype(float)
-        else:
-            theta = np.asarray(angles, dtype=float)
-        theta = pick(path, "ImageInfo/Angles", theta, None, what="degrees")
+        n, info, ny, nx, dtype = _header(path, ole)
+        theta = _angles(path, ole, n, angles)
         energies, energy_source = _energies(path, ole, n, energy)
         sizes = _pixel_sizes(path, ole, n, pixel_size)
         pick(path, "ImageInfo/PixelSize", sizes, None, what="um")
@@ -312,17 +299,45 @@ def read_xradia(path, *, energy: float | None = None, pixel_size: float | None =
              f"{theta.min()}..{theta.max()} deg")
     order = np.argsort(energies, kind="stable")
     reference, per_energy = split_pixel_sizes(sizes[order])
-    flats4 = None
-    if flats is not None and scale is not None:  # each energy's own exposure
-        flats4 = (flats[None] * scale[:, None, None, None].astype(np.float32))[order]
-    elif flats is not None:
-        flats4 = np.broadcast_to(flats[None], (n, *flats.shape))
     return finish(path, angle_field="ImageInfo/Angles", reader="xradia", attrs=attrs,
                   ref_fields=fields,
                   projections=proj[order][:, None], angles=theta[:1],
                   energies=energies[order], pixel_size=reference, pixel_sizes=per_energy,
-                  flats=flats4,
+                  flats=_scan_flats(flats, scale, order),
                   params={"energies": energies[order], **params})
+
+
+def _header(path, ole):
+    """(image count, count source info, ny, nx, numpy dtype) from ``ImageInfo``."""
+    n, info = _image_count(path, ole)
+    nx = int(_values(path, ole, "ImageInfo/ImageWidth", "<u4", count=1)[0])
+    ny = int(_values(path, ole, "ImageInfo/ImageHeight", "<u4", count=1)[0])
+    if n < 1 or nx < 1 or ny < 1:
+        fail(path, "ImageInfo", "NoOfImages, ImageWidth, ImageHeight >= 1", (n, nx, ny))
+    code = _values(path, ole, "ImageInfo/DataType", "<u4", count=1)[0]
+    return n, info, ny, nx, _dtype(path, code, "ImageInfo/DataType")
+
+
+def _angles(path, ole, n: int, angles) -> np.ndarray:
+    """Angles (degrees) per image: the override, else ``ImageInfo/Angles`` (checked)."""
+    if angles is None:
+        theta = _values(path, ole, "ImageInfo/Angles", "<f4", required=False)
+        if theta is not None and theta.size < n:
+            fail(path, "ImageInfo/Angles", f"one angle per image ({n})", theta.size)
+        theta = None if theta is None else theta[:n].astype(float)
+    else:
+        theta = np.asarray(angles, dtype=float)
+    return pick(path, "ImageInfo/Angles", theta, None, what="degrees")
+
+
+def _scan_flats(flats, scale, order):
+    """Flats (energy, 1, ny, nx) of an energy scan in energy ``order``: the one
+    reference image, scaled to each energy's own exposure when known."""
+    if flats is None:
+        return None
+    if scale is not None:
+        return (flats[None] * scale[:, None, None, None].astype(np.float32))[order]
+    return np.broadcast_to(flats[None], (order.size, *flats.shape))
 
 
 class XradiaBackend:
