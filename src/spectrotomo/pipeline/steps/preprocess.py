@@ -272,19 +272,75 @@ def _energy_source(ds: xr.Dataset, cfg, phase: bool):
                             _in_flight(cfg, shape)), None
 
 
+def _pass_normalize(energies, writer: _OdWriter, shape, i0: int, bar):
+    """Pass 1: write each energy's optical density; (frames at angle ``i0``
+    (energy, y, x), masked-pixel count)."""
+    n_e, _, ny, nx = shape
+    frames, masked = np.empty((n_e, ny, nx), np.float32), 0
+    for e, (od_e, n_masked) in enumerate(energies):  # energies are few; each is batched
+        writer.write(e, od_e)
+        frames[e], masked = od_e[i0], masked + n_masked
+        bar.update()
+    return frames, masked
+
+
+def _pass_warp(writer: _OdWriter, reg, n_e: int, in_flight: int, bar) -> np.ndarray:
+    """Pass 2: warp each energy onto the reference geometry (``reg`` None: as is);
+    the mean optical density over energies (angle, y, x), summed in energy order."""
+    def warped(e):
+        od_e = writer.read(e)
+        if reg is not None:
+            od_e = _warp_energy(od_e, reg, e)
+            writer.write(e, od_e)
+        return od_e
+
+    total = None
+    for od_e in _in_order(warped, n_e, in_flight):
+        total = od_e.copy() if total is None else np.add(total, od_e, out=total)
+        bar.update()
+    return total / np.float32(n_e)
+
+
+def _center(mean_od: np.ndarray, angles: np.ndarray, cfg) -> tuple[float, dict, dict]:
+    """(rotation centre (column), od variables, od attrs) per ``[preprocess] center``."""
+    from ...recon.prep import find_center
+
+    if cfg.preprocess.center != "auto":
+        return float(cfg.preprocess.center), {}, {}
+    center, scores = find_center(mean_od, angles, return_metric=True)
+    return center, *_center_record(scores)
+
+
+def _pass_jitter(writer: _OdWriter, mean_od, angles, center: float, cfg, n_e: int,
+                 in_flight: int, bar) -> np.ndarray:
+    """Pass 3: the jitter (angle, 2) px of the mean, removed from every energy (zeros
+    unless ``[preprocess] align``)."""
+    from ...recon.prep import align_projections, fourier_shift
+
+    shifts = np.zeros((angles.size, 2))
+    if not cfg.preprocess.align:
+        return shifts
+    shifts = np.asarray(align_projections(mean_od, angles, center=center,
+                                          iterations=cfg.preprocess.align_iterations)[1])
+
+    def unjitter(e):
+        writer.write(e, fourier_shift(writer.read(e), -shifts).astype(np.float32))
+
+    for _ in _in_order(unjitter, n_e, in_flight):
+        bar.update()
+    return shifts
+
+
 def preprocess(ctx) -> None:
     """raw -> od: normalize, de-ring, register energies, find the centre, align jitter."""
-    from ...recon.prep import align_projections, find_center
-    from ...recon.prep import fourier_shift
     from .._monitor import Progress
 
     cfg = ctx.config
     ds = io.read_group(ctx.store, "raw")
     angles = ds["angle"].values
-    i0 = int(np.argmin(np.abs(angles)))
     phase = is_phase_run(cfg, ds)
     shape, energies, counts = _energy_source(ds, cfg, phase)
-    n_e, _, ny, nx = shape
+    n_e = shape[0]
     register = cfg.preprocess.register_energies and n_e > 1 and not phase
     sizes = magnification_pixel_sizes(ds, cfg.preprocess.magnification) if register else None
     reference = n_e // 2
@@ -293,54 +349,20 @@ def preprocess(ctx) -> None:
         pixel_size = float(sizes[reference])
     writer = _OdWriter(ctx.store, shape, od_chunks(shape, cfg.reconstruct.chunk_rows),
                        _coords(ds, cfg, phase, pixel_size), {"units": "rad" if phase else "1"})
-
-    frames, masked = np.empty((n_e, ny, nx), np.float32), 0
-    # progress per energy and pass (normalize_edge_step, warp, jitter): bar or a log line per ~10 %
+    # progress per energy and pass (normalize, warp, jitter): bar or a log line per ~10 %
     bar = Progress(n_e * (3 if cfg.preprocess.align else 2), "preprocess", log=ctx.log,
                    unit="energy-pass")
-    for e, (od_e, n_masked) in enumerate(energies):  # pass 1: energies are few; each is batched
-        writer.write(e, od_e)
-        frames[e], masked = od_e[i0], masked + n_masked
-        bar.update()
+    frames, masked = _pass_normalize(energies, writer, shape, int(np.argmin(np.abs(angles))),
+                                     bar)
     counts = counts if counts is not None else {"masked_pixels": masked}
-
-    reg_vars, reg_attrs = {}, {}
     reg = (_registration(frames, reference, pixel_sizes=sizes,
                          **scale_options(cfg.preprocess.magnification, ds["energy"].values))
            if register else None)
-    if reg is not None:
-        reg_vars, reg_attrs = _registration_record(reg)
-
-    def warped(e):
-        od_e = writer.read(e)
-        if reg is not None:
-            od_e = _warp_energy(od_e, reg, e)
-            writer.write(e, od_e)
-        return od_e
-
+    reg_vars, reg_attrs = _registration_record(reg) if reg is not None else ({}, {})
     in_flight = _in_flight(cfg, shape)
-    total = None
-    for od_e in _in_order(warped, n_e, in_flight):  # pass 2: warp; mean (in energy order)
-        total = od_e.copy() if total is None else np.add(total, od_e, out=total)
-        bar.update()
-    mean_od = total / np.float32(n_e)
-
-    center_vars, center_attrs = {}, {}
-    if cfg.preprocess.center == "auto":
-        center, scores = find_center(mean_od, angles, return_metric=True)
-        center_vars, center_attrs = _center_record(scores)
-    else:
-        center = float(cfg.preprocess.center)
-    shifts = np.zeros((angles.size, 2))
-    if cfg.preprocess.align:
-        shifts = np.asarray(align_projections(mean_od, angles, center=center,
-                                              iterations=cfg.preprocess.align_iterations)[1])
-
-        def unjitter(e):  # pass 3: the jitter correction
-            writer.write(e, fourier_shift(writer.read(e), -shifts).astype(np.float32))
-
-        for _ in _in_order(unjitter, n_e, in_flight):
-            bar.update()
+    mean_od = _pass_warp(writer, reg, n_e, in_flight, bar)
+    center, center_vars, center_attrs = _center(mean_od, angles, cfg)
+    shifts = _pass_jitter(writer, mean_od, angles, center, cfg, n_e, in_flight, bar)
     bar.close()
 
     writer.add("jitter", ("angle", "axis"), shifts, {"units": "px", "axes": "(dy, dx)"})
