@@ -249,38 +249,13 @@ def read_tiff_stack(path, *, sidecar=None, energy: float | None = None,
         Tilt series (n_energies, n_angles, ny, nx) with flats/darks when listed;
         differing ``pixel_sizes`` give the coordinate ``pixel_size_energy``.
     """
-    if isinstance(path, (list, tuple)):
-        files = [Path(p) for p in path]
-        root = files[0].parent
-        where = files[0]
-    else:
-        root = Path(path)
-        where = root
-        files = None
-    if sidecar is None:
-        sidecar = _find_sidecar(root) if files is None else (
-            _find_sidecar(files[0]) or _find_sidecar(files[0].parent))
-    sidecar = None if sidecar is None else Path(sidecar)
-    meta = _load_sidecar(sidecar) if sidecar is not None else {}
-    base = sidecar.parent if sidecar is not None else (root if root.is_dir() else root.parent)
+    files, where, sidecar, meta, base = _locate(path, sidecar)
     flat_files, dark_files = _names(meta.get("flats"), base), _names(meta.get("darks"), base)
     if files is None:
-        if root.is_dir():
-            listed = _names(meta.get("projections"), base)
-            skip = {p.resolve() for p in flat_files + dark_files}
-            files = listed or sorted((p for p in root.iterdir() if p.suffix.lower() in _TIFF_EXT
-                                      and p.resolve() not in skip), key=lambda p: _natural(p.name))
-        else:
-            files = [root]
+        files = _projection_files(where, meta, base, skip=flat_files + dark_files)
     entries, (ny, nx), dtype = _pages(files, where)
     label = os.fspath(sidecar) if sidecar is not None else os.fspath(where)
-    if energy is not None:
-        energies = np.atleast_1d(float(energy))
-    elif "energies" in meta or "energy" in meta:
-        energies = _quantity(meta, "energies" if "energies" in meta else "energy", "energy",
-                             "eV", label)
-    else:
-        fail(label, "energy", "eV in the sidecar (or energy=...)")
+    energies = _energies(meta, energy, label)
     angles = _angles(meta, angles, label, n_frames=len(entries), n_energies=energies.size)
     sizes = (np.full(energies.size, float(pixel_size)) if pixel_size is not None
              else _sidecar_pixel_sizes(meta, label, energies.size, files[0]))
@@ -293,14 +268,7 @@ def read_tiff_stack(path, *, sidecar=None, energy: float | None = None,
     if np.any(order != np.arange(order.size)):
         proj, energies = proj[order], energies[order]
     pixel_size, per_energy = split_pixel_sizes(sizes[order])
-    refs = {}
-    for name, ref_files in (("flats", flat_files), ("darks", dark_files)):
-        if ref_files:
-            ref_entries, shape, ref_dtype = _pages(ref_files, label)
-            if shape != (ny, nx):
-                fail(ref_files[0], name, f"frames of shape {(ny, nx)}", shape)
-            refs[name] = as_array(TiffFrames(ref_files[0], ref_entries, ny, nx, ref_dtype),
-                                  lazy=lazy, token="tiff")
+    refs = _references({"flats": flat_files, "darks": dark_files}, label, (ny, nx), lazy)
     return finish(where, reader="tiff_stack", projections=proj, angles=angles,
                   energies=energies, pixel_size=pixel_size, pixel_sizes=per_energy, **refs,
                   ref_fields={name: f"{name} (a key of the sidecar {label})"
@@ -308,6 +276,59 @@ def read_tiff_stack(path, *, sidecar=None, energy: float | None = None,
                   attrs={"sidecar": label},
                   params={"sidecar": label, "pixel_size": pixel_size, "lazy": lazy,
                           "n_files": len(files)})
+
+
+def _locate(path, sidecar):
+    """(projection files or None for a folder/multi-page file, the path errors name,
+    sidecar path or None, sidecar contents, folder its relative names start from)."""
+    if isinstance(path, (list, tuple)):
+        files = [Path(p) for p in path]
+        root, where = files[0].parent, files[0]
+    else:
+        root = where = Path(path)
+        files = None
+    if sidecar is None:
+        sidecar = _find_sidecar(root) if files is None else (
+            _find_sidecar(files[0]) or _find_sidecar(files[0].parent))
+    sidecar = None if sidecar is None else Path(sidecar)
+    meta = _load_sidecar(sidecar) if sidecar is not None else {}
+    base = sidecar.parent if sidecar is not None else (root if root.is_dir() else root.parent)
+    return files, where, sidecar, meta, base
+
+
+def _projection_files(root: Path, meta: dict, base: Path, *, skip) -> list[Path]:
+    """A folder's projections: the sidecar's ``projections`` list, else its TIFFs in
+    natural order less the flats and darks; a file: itself."""
+    if not root.is_dir():
+        return [root]
+    listed = _names(meta.get("projections"), base)
+    skip = {p.resolve() for p in skip}
+    return listed or sorted((p for p in root.iterdir() if p.suffix.lower() in _TIFF_EXT
+                             and p.resolve() not in skip), key=lambda p: _natural(p.name))
+
+
+def _energies(meta: dict, energy, label: str) -> np.ndarray:
+    """Energies (eV): the override, else the sidecar's ``energies``/``energy``."""
+    if energy is not None:
+        return np.atleast_1d(float(energy))
+    if "energies" in meta or "energy" in meta:
+        return _quantity(meta, "energies" if "energies" in meta else "energy", "energy",
+                         "eV", label)
+    fail(label, "energy", "eV in the sidecar (or energy=...)")
+
+
+def _references(ref_files: dict, label: str, shape, lazy) -> dict:
+    """``{"flats": frames, "darks": frames}`` of the listed reference files (of the
+    projections' ``shape``)."""
+    refs = {}
+    for name, files in ref_files.items():
+        if files:
+            entries, ref_shape, dtype = _pages(files, label)
+            if ref_shape != tuple(shape):
+                fail(files[0], name, f"frames of shape {tuple(shape)}", ref_shape)
+            refs[name] = as_array(TiffFrames(files[0], entries, *shape, dtype),
+                                  lazy=lazy, token="tiff")
+    return refs
 
 
 class TiffBackend:
