@@ -287,6 +287,61 @@ def _auto_method(xp, p, angles, da: float, span: float) -> str:
     return "halves"  # truncated in every row: no whole-slice integral is valid
 
 
+def _search(xp, p, angles, method, *, rows, bounds, step, filter_name, da, span, fallback):
+    """(method used, centre column, (x, metric) curve) of one ``find_center`` method."""
+    if method == "opposite":
+        return method, *_search_opposite(xp, p, angles, da)
+    if method == "vo":
+        return method, *_center_vo(xp, p, angles, bounds, rows, step)
+    if method == "com":
+        return method, *_search_com(xp, p, angles)
+    if method == "halves":
+        return _search_halves(xp, p, angles, rows=rows, bounds=bounds, step=step,
+                              filter_name=filter_name, da=da, span=span, fallback=fallback)
+    if method in ("consistency", "sharpness"):
+        return method, *_center_limited(xp, p, angles, bounds, rows, step, filter_name, method)
+    raise ValueError("find_center: method must be 'auto', 'opposite', 'vo', 'com', "
+                     f"'halves', 'consistency' or 'sharpness'; got {method!r}")
+
+
+def _search_opposite(xp, p, angles, da):
+    """Centre from projections 180 deg apart; curve: each pair's centre and its
+    distance from the result."""
+    if not _pairs(angles, 0.25 * da)[0].size:
+        raise ValidationError("find_center: method 'opposite' needs projections 180 deg "
+                              "apart; none found in angles")
+    center, per_pair = _center_opposite(xp, p, angles, 0.25 * da)
+    return center, (per_pair, np.abs(per_pair - center))
+
+
+def _search_com(xp, p, angles):
+    """Centre of mass on every row, or on the rows whose object stays inside."""
+    inside = None if _confined(xp, p) else _confined_rows(xp, p)
+    if inside is not None and inside.size == 0:
+        raise ValidationError("find_center: method 'com' needs rows whose object stays "
+                              "inside the field of view; none found")
+    return _center_com(xp, p, angles, inside)
+
+
+def _search_halves(xp, p, angles, *, rows, bounds, step, filter_name, da, span, fallback):
+    """Limited-angle centre from two half sets; under "auto", 'sharpness' (with a
+    warning) where the halves find nothing."""
+    if span >= 180.0 - 1.5 * da:
+        raise ValidationError("find_center: method 'halves' is for limited-angle scans "
+                              f"(span < 180 deg); got {span:.1f} deg (use 'vo' or "
+                              "'opposite')")
+    try:
+        return "halves", *center_halves(xp, p, angles, rows, bounds, filter_name)
+    except ValidationError as err:
+        if not fallback:
+            raise
+        warnings.warn(f"{err}; 'auto' falls back to 'sharpness', which is unreliable on "
+                      "objects that leave the field of view (check the centre)",
+                      UserWarning, stacklevel=4)  # the caller of find_center
+        return "sharpness", *_center_limited(xp, p, angles, bounds, rows, step, filter_name,
+                                             "sharpness")
+
+
 def find_center(projections, angles, *, method: str = "auto", rows=None,
                 n_rows: int | None = None,
                 search_range: tuple[float, float] | None = None, step: float = 0.2,
@@ -344,40 +399,9 @@ def find_center(projections, angles, *, method: str = "auto", rows=None,
         rows = _signal_rows(xp, p, _ROWS.get(method, 4) if n_rows is None else n_rows)
     else:
         rows = np.asarray(rows, dtype=int)
-    if method == "opposite":
-        if not _pairs(angles, 0.25 * da)[0].size:
-            raise ValidationError("find_center: method 'opposite' needs projections 180 deg "
-                                  "apart; none found in angles")
-        center, per_pair = _center_opposite(xp, p, angles, 0.25 * da)
-        curve = (per_pair, np.abs(per_pair - center))
-    elif method == "vo":
-        center, curve = _center_vo(xp, p, angles, (lo, hi), rows, step)
-    elif method == "com":
-        inside = None if _confined(xp, p) else _confined_rows(xp, p)
-        if inside is not None and inside.size == 0:
-            raise ValidationError("find_center: method 'com' needs rows whose object stays "
-                                  "inside the field of view; none found")
-        center, curve = _center_com(xp, p, angles, inside)
-    elif method == "halves":
-        if span >= 180.0 - 1.5 * da:
-            raise ValidationError("find_center: method 'halves' is for limited-angle scans "
-                                  f"(span < 180 deg); got {span:.1f} deg (use 'vo' or "
-                                  "'opposite')")
-        try:
-            center, curve = center_halves(xp, p, angles, rows, (lo, hi), filter)
-        except ValidationError as err:
-            if not fallback:
-                raise
-            warnings.warn(f"{err}; 'auto' falls back to 'sharpness', which is unreliable on "
-                          "objects that leave the field of view (check the centre)",
-                          UserWarning, stacklevel=2)
-            method = "sharpness"
-            center, curve = _center_limited(xp, p, angles, (lo, hi), rows, step, filter, method)
-    elif method in ("consistency", "sharpness"):
-        center, curve = _center_limited(xp, p, angles, (lo, hi), rows, step, filter, method)
-    else:
-        raise ValueError("find_center: method must be 'auto', 'opposite', 'vo', 'com', "
-                         f"'halves', 'consistency' or 'sharpness'; got {method!r}")
+    method, center, curve = _search(xp, p, angles, method, rows=rows, bounds=(lo, hi),
+                                    step=step, filter_name=filter, da=da, span=span,
+                                    fallback=fallback)
     if not return_metric:
         return center
     x, metric = (np.asarray(to_numpy(v), dtype=float) for v in curve)
