@@ -288,6 +288,23 @@ def _energy_pixel_coord(pixel_sizes, n_energies: int, where: str) -> xr.DataArra
         "units": "nm", "long_name": "sample-plane pixel size recorded at each energy"})
 
 
+def _reference_frames(name: str, ref, *, holo: bool, n_energies: int, frame: tuple,
+                      where: str) -> tuple:
+    """(dims, frames) of the ``flats`` or ``darks`` of a tilt series, checked; frames
+    without the energy axis are shared by every energy."""
+    extra = name[:-1]  # "flat" | "dark"
+    ref_dims = ("energy", "distance", extra, "y", "x") if holo else ("energy", extra, "y", "x")
+    if ref.ndim == len(ref_dims) - 1:  # shared by every energy
+        ref = np.broadcast_to(np.asarray(ref)[None], (n_energies, *ref.shape))
+    if ref.ndim != len(ref_dims):
+        _fail(where, name, f"{len(ref_dims)}-D {ref_dims}", f"{ref.ndim}-D")
+    if ref.shape[0] != n_energies:
+        _fail(where, name, f"{n_energies} energies along axis 0", ref.shape[0])
+    if ref.shape[-2:] != frame:
+        _fail(where, name, f"frames of shape {frame} like projections", tuple(ref.shape[-2:]))
+    return ref_dims, ref
+
+
 def tilt_series(
     projections,
     *,
@@ -350,21 +367,10 @@ def tilt_series(
     if pixel_sizes is not None:
         coords[PIXEL_SIZE_ENERGY] = _energy_pixel_coord(pixel_sizes, energies.size, where)
     data_vars = {"projections": (dims, projections)}
-    for name, extra in (("flats", "flat"), ("darks", "dark")):
-        ref = locals()[name]
-        if ref is None:
-            continue
-        ref_dims = ("energy", "distance", extra, "y", "x") if holo else ("energy", extra, "y", "x")
-        if ref.ndim == len(ref_dims) - 1:  # shared by every energy
-            ref = np.broadcast_to(np.asarray(ref)[None], (energies.size, *ref.shape))
-        if ref.ndim != len(ref_dims):
-            _fail(where, name, f"{len(ref_dims)}-D {ref_dims}", f"{ref.ndim}-D")
-        if ref.shape[0] != energies.size:
-            _fail(where, name, f"{energies.size} energies along axis 0", ref.shape[0])
-        if ref.shape[-2:] != shape[-2:]:
-            _fail(where, name, f"frames of shape {tuple(shape[-2:])} like projections",
-                  tuple(ref.shape[-2:]))
-        data_vars[name] = (ref_dims, ref)
+    for name, ref in (("flats", flats), ("darks", darks)):
+        if ref is not None:
+            data_vars[name] = _reference_frames(name, ref, holo=holo, n_energies=energies.size,
+                                                frame=tuple(shape[-2:]), where=where)
     ds = xr.Dataset(data_vars, coords=coords, attrs={"pixel_size": float(pixel_size),
                                                      "pixel_size_units": "nm",
                                                      **dict(attrs or {})})
