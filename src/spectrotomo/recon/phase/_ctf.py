@@ -73,6 +73,36 @@ def _check_distances(distances_m, where):
     return [check_distance(v, where, "distances_m") for v in z]
 
 
+def _check_weights(prior_weight, regularization, delta_beta: float, where: str):
+    """(prior weight relative to one distance's (c / db)^2, low- and high-frequency ridge)."""
+    alpha = float(prior_weight) / delta_beta ** 2
+    eps_low, eps_high = (regularization, regularization) if np.ndim(regularization) == 0 \
+        else tuple(regularization)
+    eps_low, eps_high = float(eps_low), float(eps_high)
+    if not (alpha >= 0 and eps_low > 0 and eps_high > 0):
+        raise ValidationError(f"{where}: prior_weight must be >= 0 and regularization > 0 "
+                              f"(a float or a (low, high) pair); got {prior_weight}, "
+                              f"{regularization}")
+    return alpha, eps_low, eps_high
+
+
+def _ctf_weights(xp, f2, z, lam: float, delta_beta: float, alpha: float, eps_pair):
+    """Per-distance Fourier weights (wp, wa), each (n_dist, nyp, nxr): phase
+    ``P = sum_d wp_d g_d`` and absorption ``A = sum_d wa_d g_d`` of the contrasts g_d."""
+    chi = xp.stack([(math.pi * lam * zd) * f2 for zd in z])  # (n_dist, nyp, nxr)
+    s, c = xp.sin(chi), xp.cos(chi)
+    eps = _ridge(f2, lam * min(z), *eps_pair, xp)
+    # Unknowns: P (phase) and Q = -delta_beta * A (the phase a homogeneous object with
+    # this absorption would have), so both have the units of phase and one ridge fits.
+    # Normal equations [[a11, a12], [a12, a22]] [P, Q] = [sum s g, sum c' g], c' = c / db.
+    cq = c / delta_beta
+    a11 = (s * s).sum(0) + alpha + eps
+    a22 = (cq * cq).sum(0) + alpha + eps
+    a12 = (s * cq).sum(0) - alpha
+    det = a11 * a22 - a12 * a12
+    return (a22 * s - a12 * cq) / det, -(a11 * cq - a12 * s) / (det * delta_beta)
+
+
 def ctf_retrieval(intensity, *, energy_ev, distances_m, pixel_size_m, delta_beta,
                   prior_weight=1.0, regularization=(2.5e-6, 0.05), linearization="linear",
                   pad="reflect", padded_shape=None, return_absorption=False):
@@ -124,37 +154,16 @@ def ctf_retrieval(intensity, *, energy_ev, distances_m, pixel_size_m, delta_beta
     energy_ev = check_energy(energy_ev, where)
     pixel_size_m = check_pixel_size(pixel_size_m, where)
     delta_beta = check_delta_beta(delta_beta, where)
-    alpha = float(prior_weight) / delta_beta ** 2  # relative to one distance's (c / db)^2
-    eps_low, eps_high = (regularization, regularization) if np.ndim(regularization) == 0 \
-        else tuple(regularization)
-    eps_low, eps_high = float(eps_low), float(eps_high)
-    if not (alpha >= 0 and eps_low > 0 and eps_high > 0):
-        raise ValidationError(f"{where}: prior_weight must be >= 0 and regularization > 0 "
-                              f"(a float or a (low, high) pair); got {prior_weight}, "
-                              f"{regularization}")
+    alpha, eps_low, eps_high = _check_weights(prior_weight, regularization, delta_beta, where)
     shape = images.shape[-2:]
     padded = check_padding(shape, pad, padded_shape, where)
     if linearization not in ("linear", "log"):
         raise ValidationError(f"{where}: linearization must be 'linear' or 'log'; "
                               f"got {linearization!r}")
     xp = array_module(images)
-    lam = HC_EV_M / energy_ev
     f2 = frequencies_squared(padded, pixel_size_m, xp, images.dtype)
-    chi = xp.stack([(math.pi * lam * zd) * f2 for zd in z])  # (n_dist, nyp, nxr)
-    s, c = xp.sin(chi), xp.cos(chi)
-    eps = _ridge(f2, lam * min(z), eps_low, eps_high, xp)
-    # Unknowns: P (phase) and Q = -delta_beta * A (the phase a homogeneous object with
-    # this absorption would have), so both have the units of phase and one ridge fits.
-    # Normal equations [[a11, a12], [a12, a22]] [P, Q] = [sum s g, sum c' g], c' = c / db.
-    cq = c / delta_beta
-    a11 = (s * s).sum(0) + alpha + eps
-    a22 = (cq * cq).sum(0) + alpha + eps
-    a12 = (s * cq).sum(0) - alpha
-    det = a11 * a22 - a12 * a12
-    # Solution coefficients per distance: P = sum_d wp_d g_d, A = -Q / db = sum_d wa_d g_d.
-    wp = (a22 * s - a12 * cq) / det
-    wa = -(a11 * cq - a12 * s) / (det * delta_beta)
-
+    wp, wa = _ctf_weights(xp, f2, z, HC_EV_M / energy_ev, delta_beta, alpha,
+                          (eps_low, eps_high))
     rfft2, irfft2 = _fft_pair(xp)
     n_dist = images.shape[0]
     lead = images.shape[1:-2]
