@@ -62,3 +62,18 @@ def test_orthoslices_with_mask(tmp_path, rng):
     mask = np.zeros(da.shape, bool)
     mask[1:5, 2:6, 2:8] = True
     assert orthoslices(da, tmp_path / "m.png", mask=mask).stat().st_size > 1000
+
+
+def test_one_pixel_thick_plane_draws_without_warning(tmp_path):
+    """A ``--slice`` preview's volume is one row thick: its side views get the other
+    axis's pixel height (centre to centre they had none: a singular-limits warning,
+    an error under the tests' filterwarnings)."""
+    import xarray as xr
+
+    from spectrotomo.pipeline._figures import _extent, orthoslices
+
+    da = xr.DataArray(np.arange(30.0).reshape(1, 5, 6), dims=("z", "y", "x"), name="m",
+                      coords={"z": [40.0], "y": np.arange(5) * 20.0, "x": np.arange(6) * 20.0})
+    assert _extent(da.isel(z=0)) == [-10.0, 110.0, 90.0, -10.0]  # edges, in nm
+    assert _extent(da.isel(y=2)) == [-10.0, 110.0, 50.0, 30.0]  # z: x's 20 nm step
+    assert orthoslices(da, tmp_path / "m.png").stat().st_size > 0

@@ -52,9 +52,20 @@ def _central_planes(da: xr.DataArray) -> list[tuple[str, xr.DataArray]]:
 
 
 def _extent(plane: xr.DataArray) -> list[float]:
-    rows, cols = plane.dims
-    r, c = plane[rows].values, plane[cols].values
-    return [float(c[0]), float(c[-1]), float(r[-1]), float(r[0])]
+    """imshow ``extent`` (left, right, bottom, top) in nm: the pixel edges, half a step
+    beyond the first and last coordinates. A plane one pixel thick (a ``--slice``
+    preview's side views) takes the other axis's step: centre to centre it would
+    have no height (matplotlib warns of singular limits)."""
+    r, c = (np.asarray(plane[d].values, dtype=float) for d in plane.dims)
+    steps = [a[1] - a[0] for a in (r, c) if a.size > 1]
+    fallback = abs(steps[0]) if steps else 1.0
+
+    def edges(a):
+        half = (a[1] - a[0] if a.size > 1 else fallback) / 2
+        return float(a[0] - half), float(a[-1] + half)
+
+    (top, bottom), (left, right) = edges(r), edges(c)
+    return [left, right, bottom, top]
 
 
 def _draw_planes(planes, draw):
