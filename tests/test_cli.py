@@ -162,6 +162,7 @@ def test_check_describes_files_and_fails_on_problems(tiny_files, capsys):
     assert "-65..65 deg, step 2 deg, 66 angles" in out
     assert "flats / darks    5 / 3" in out and "pixel size (nm)  36" in out
     assert "missing wedge" in out and "OK: a run can read these files" in out
+    assert 'algorithm = "auto"' in out  # the default's joint solver, not "tv"
     assert main(["check", str(paths[0]), str(lost)]) == 1
     out = capsys.readouterr().out
     assert "lost.h5" in out and 'with [input] angles = "common" the files combine' in out

@@ -43,7 +43,8 @@ def _angles_text(angles: np.ndarray) -> tuple[str, list[str]]:
         notes.append(f"angle steps vary ({steps.min():.3g}..{steps.max():.3g} deg)")
     if span < 179.0:
         notes.append(f"limited angular range ({span:.1f} deg): a {180 - span:.0f} deg missing "
-                     "wedge; consider [reconstruct] algorithm = \"tv\"")
+                     "wedge; keep [reconstruct] algorithm = \"auto\" (the joint limited-angle "
+                     "solver; FBP reads amounts ~25 % low)")
     return (f"{angles.min():g}..{angles.max():g} deg, step {step:.4g} deg, "
             f"{angles.size} angles", notes)
 
