@@ -59,8 +59,10 @@ class Scratch:
     Parameters
     ----------
     chunk : int
-        Block edge (voxels); arrays are chunked ``(chunk,) * ndim`` so that a
-        block write touches whole chunks.
+        Block edge (voxels); the last three axes are chunked ``chunk`` so that a
+        block write touches whole chunks, leading axes (e.g. 2 maps) whole: a
+        ``chunk`` there would pad each chunk to ``chunk`` maps (1 GiB of float32
+        at 128).
     directory : path-like, optional
         Parent directory (default: the system temporary directory). Put it on a
         disk with room for a few volumes of the segmented size.
@@ -75,8 +77,10 @@ class Scratch:
         import zarr
 
         self._n += 1
-        return zarr.create_array(store=str(self.path / f"a{self._n}"), shape=tuple(shape),
-                                 chunks=(self.chunk,) * len(shape), dtype=dtype,
+        shape = tuple(int(n) for n in shape)
+        chunks = shape[:-3] + (self.chunk,) * min(3, len(shape))
+        return zarr.create_array(store=str(self.path / f"a{self._n}"), shape=shape,
+                                 chunks=chunks, dtype=dtype,
                                  fill_value=fill, zarr_format=3)
 
     def close(self) -> None:
