@@ -26,18 +26,13 @@ voxels the results are bit-identical to it.
 
 from __future__ import annotations
 
-import os
 from typing import Callable
 
 import numpy as np
 
-from ._blocks import blocks, extend
+from ._blocks import blocks, default_threads, extend, map_blocks
 
 __all__ = ["feature_distance"]
-
-
-def _threads() -> int:
-    return max(1, int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)))
 
 
 def _pad_edges(arr: np.ndarray, ext, shape, value: bool) -> tuple[np.ndarray, tuple]:
@@ -52,13 +47,14 @@ def _local_sq(feature: np.ndarray, spacing) -> np.ndarray:
     import edt
 
     sq = edt.edtsq(~feature, anisotropy=tuple(float(s) for s in spacing),
-                   black_border=False, parallel=_threads())
+                   black_border=False, parallel=default_threads())
     return np.asarray(sq, dtype=np.float64)
 
 
 def feature_distance(feature: Callable, query: Callable, shape, *, spacing, chunk: int,
                      sink: Callable, reach_nm: float | None = None, edge_feature: bool = False,
-                     exact_beyond_reach: bool = True) -> None:
+                     exact_beyond_reach: bool = True, reduce: Callable | None = None,
+                     initial=None):
     """Distance (nm) from queried voxels to the nearest feature voxel, per block.
 
     Parameters
@@ -75,7 +71,8 @@ def feature_distance(feature: Callable, query: Callable, shape, *, spacing, chun
         Block edge (voxels).
     sink : callable(core slices, distance ndarray)
         Receives each core block's distances (float64 nm; only queried voxels
-        are meaningful).
+        are meaningful), e.g. to write them; it runs on the block's thread or
+        worker, so it must not change shared state: return a value instead.
     reach_nm : float, optional
         Halo reach (nm); default ``chunk // 2`` voxels of the smallest spacing
         (the extended block is then at most 8 blocks: voxels deeper than that
@@ -86,10 +83,17 @@ def feature_distance(feature: Callable, query: Callable, shape, *, spacing, chun
     exact_beyond_reach : bool
         False: distances beyond ``reach_nm`` are only known to exceed it (they
         come back as the block-local upper bound, or inf); no tree is built.
+    reduce, initial :
+        As :func:`map_blocks`: fold the sinks' return values (block order).
+
+    Returns
+    -------
+    The sinks' return values (list, block order) or their fold.
     """
     spacing = np.asarray(spacing, dtype=float)
     reach = (chunk // 2) * spacing.min() if reach_nm is None else float(reach_nm)
-    for core in blocks(shape, chunk):
+
+    def one(core):
         dist = _block_distance(feature, core, shape, spacing, reach, edge_feature)
         deep = query(core) & ~(dist <= reach * (1 - 1e-6))  # float32 squares: a margin
         wide = reach
@@ -103,7 +107,9 @@ def feature_distance(feature: Callable, query: Callable, shape, *, spacing, chun
                 wide = np.inf  # the halo covers the volume: exact everywhere
             dist[deep] = _block_distance(feature, core, shape, spacing, wide, edge_feature)[deep]
             deep &= ~(dist <= wide * (1 - 1e-6))
-        sink(core, dist)
+        return sink(core, dist)
+
+    return map_blocks(one, blocks(shape, chunk), reduce=reduce, initial=initial)
 
 
 def _block_distance(feature, core, shape, spacing, reach, edge_feature) -> np.ndarray:

@@ -7,20 +7,129 @@ as on the whole volume) and keeps the core. Inputs are anything sliceable to a
 block: numpy or zarr arrays, dask arrays, xarray DataArrays (read lazily from a
 store). Intermediates live in :class:`Scratch`, compressed zarr arrays in a
 temporary directory, so memory per step is a few blocks whatever the volume.
+
+Every block loop goes through :func:`map_blocks`: serial by default, on threads
+or on dask.distributed workers inside :func:`block_workers`. Block functions
+write disjoint whole chunks and return what the caller reduces, in block order,
+so the results do not depend on the executor (labels identical, sums in the
+same order). Threads help because the kernels release the GIL (scipy.ndimage
+filters and morphology, cc3d, numpy, the zarr codecs); ``edt`` threads itself.
 """
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import shutil
 import tempfile
+from collections import deque
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from .._model import ValidationError
 
-__all__ = ["Scratch", "blocks", "extend", "read", "check_chunk"]
+__all__ = ["Scratch", "blocks", "extend", "read", "check_chunk", "block_workers",
+           "map_blocks"]
+
+#: (submit(fn, item) -> future, tasks in flight), or None: serial. Threads started by
+#: the pool see the default (serial), so a block function never fans out again.
+_EXECUTOR: contextvars.ContextVar = contextvars.ContextVar("spectrotomo_blocks", default=None)
+
+
+@contextmanager
+def block_workers(workers: int | None = None, *, client=None):
+    """Run the block loops of the segmentation inside this context in parallel.
+
+    Parameters
+    ----------
+    workers : int, optional
+        Threads (default ``OMP_NUM_THREADS`` or the CPU count); 1 runs serially.
+    client : distributed.Client, optional
+        Run each block as a task on this cluster instead (``workers`` ignored).
+        The inputs and the :class:`Scratch` directory must then be on a file
+        system every worker sees at the same path.
+    """
+    if client is not None:
+        # more in flight than on threads: each task waits a scheduler round trip
+        width = 4 * max(1, sum(client.nthreads().values()))
+
+        def submit(fn, item):
+            return client.submit(_on_worker, fn, item, pure=False)
+
+        token = _EXECUTOR.set((submit, width))
+        try:
+            yield
+        finally:
+            _EXECUTOR.reset(token)
+        return
+    n = int(workers) if workers is not None else default_threads()
+    if n <= 1:
+        yield
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(n, thread_name_prefix="spectrotomo-block") as pool:
+        token = _EXECUTOR.set((pool.submit, 2 * n))
+        try:
+            yield
+        finally:
+            _EXECUTOR.reset(token)
+
+
+def default_threads() -> int:
+    """``OMP_NUM_THREADS`` if set, else the CPU count."""
+    import os
+
+    return max(1, int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)))
+
+
+def _on_worker(fn, item):
+    import dask
+
+    # a dask input computed inside a task stays on the worker's threads (no secede)
+    with dask.config.set(scheduler="threads"):
+        return fn(item)
+
+
+def map_blocks(fn: Callable[[Any], Any], items: Iterable, *,
+               reduce: Callable[[Any, Any], Any] | None = None, initial=None):
+    """``fn(item)`` for every item (e.g. block slices), on the current executor.
+
+    Returns the results in item order, or, with ``reduce``, ``initial`` folded
+    with each result in item order (results are not kept: memory is the tasks
+    in flight, twice the workers).
+    """
+    executor = _EXECUTOR.get()
+    results = _serial(fn, items) if executor is None else _ordered(*executor, fn, items)
+    if reduce is None:
+        return list(results)
+    acc = initial
+    for r in results:
+        acc = reduce(acc, r)
+    return acc
+
+
+def _serial(fn, items):
+    for item in items:
+        yield fn(item)
+
+
+def _ordered(submit, width, fn, items):
+    """Results in item order with at most ``width`` tasks submitted ahead."""
+    it = iter(items)
+    pending = deque(submit(fn, item) for item in itertools.islice(it, width))
+    try:
+        while pending:
+            result = pending.popleft().result()
+            for item in itertools.islice(it, 1):
+                pending.append(submit(fn, item))
+            yield result
+    finally:
+        for f in pending:  # an error: do not leave tasks writing behind
+            f.cancel()
 
 
 def check_chunk(chunk) -> int:
