@@ -30,7 +30,8 @@ from typing import Callable
 
 import numpy as np
 
-from ._blocks import blocks, default_threads, extend, map_blocks
+from .._backend import host_threads
+from ._blocks import blocks, extend, map_blocks
 
 __all__ = ["feature_distance"]
 
@@ -47,7 +48,7 @@ def _local_sq(feature: np.ndarray, spacing) -> np.ndarray:
     import edt
 
     sq = edt.edtsq(~feature, anisotropy=tuple(float(s) for s in spacing),
-                   black_border=False, parallel=default_threads())
+                   black_border=False, parallel=host_threads())
     return np.asarray(sq, dtype=np.float64)
 
 

@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from .._backend import host_threads
 from .._model import ValidationError
 
 __all__ = ["Scratch", "blocks", "extend", "read", "check_chunk", "block_workers",
@@ -46,7 +47,8 @@ def block_workers(workers: int | None = None, *, client=None):
     Parameters
     ----------
     workers : int, optional
-        Threads (default ``OMP_NUM_THREADS`` or the CPU count); 1 runs serially.
+        Threads (default :func:`host_threads`: ``OMP_NUM_THREADS`` or the CPUs);
+        1 runs serially. Memory: one block's work per thread.
     client : distributed.Client, optional
         Run each block as a task on this cluster instead (``workers`` ignored).
         The inputs and the :class:`Scratch` directory must then be on a file
@@ -65,7 +67,7 @@ def block_workers(workers: int | None = None, *, client=None):
         finally:
             _EXECUTOR.reset(token)
         return
-    n = int(workers) if workers is not None else default_threads()
+    n = int(workers) if workers is not None else host_threads()
     if n <= 1:
         yield
         return
@@ -77,13 +79,6 @@ def block_workers(workers: int | None = None, *, client=None):
             yield
         finally:
             _EXECUTOR.reset(token)
-
-
-def default_threads() -> int:
-    """``OMP_NUM_THREADS`` if set, else the CPU count."""
-    import os
-
-    return max(1, int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)))
 
 
 def _on_worker(fn, item):
