@@ -144,36 +144,42 @@ def component_moments(labels: LabelView, *, chunk: int, spacing):
     shape, n = labels.shape, labels.n
     ndim = len(shape)
 
+    # per block only the labels present (sparse): a dense (n,) or (n, 3, 3) array per block
+    # would grow with the number of components, i.e. with the volume
     def first_moments(core):
         lab = labels[core]
         sel = lab > 0
-        idx = lab[sel] - 1
-        return [np.bincount(idx, minlength=n).astype(np.float64)] + [
-            np.bincount(idx, weights=(c + core[a].start) * spacing[a], minlength=n)
-            for a, c in enumerate(np.nonzero(sel))]
-
-    def add(acc, part):
-        return [x + y for x, y in zip(acc, part)]
+        ids, idx = np.unique(lab[sel] - 1, return_inverse=True)
+        return ids, np.stack([np.bincount(idx, minlength=ids.size).astype(np.float64)] + [
+            np.bincount(idx, weights=(c + core[a].start) * spacing[a], minlength=ids.size)
+            for a, c in enumerate(np.nonzero(sel))])
 
     cores = blocks(shape, chunk)
-    counts, *sums = map_blocks(first_moments, cores, reduce=add, initial=[np.zeros(n)] * (ndim + 1))
+    counts, *sums = map_blocks(first_moments, cores, reduce=_add_at,
+                               initial=np.zeros((ndim + 1, n)))
     counts = counts.astype(np.int64)  # exact: sums of integers below 2^53
     mean = np.array(sums) / np.maximum(counts, 1)
 
     def second_moments(core):
         lab = labels[core]
         sel = lab > 0
-        idx = lab[sel] - 1
-        centred = [(c + core[a].start) * spacing[a] - mean[a, idx]
+        ids, idx = np.unique(lab[sel] - 1, return_inverse=True)
+        centred = [(c + core[a].start) * spacing[a] - mean[a, ids[idx]]
                    for a, c in enumerate(np.nonzero(sel))]
-        cov = np.zeros((n, ndim, ndim))
+        cov = np.zeros((ndim, ndim, ids.size))
         for a in range(ndim):
             for b in range(a, ndim):
-                cov[:, a, b] = np.bincount(idx, weights=centred[a] * centred[b], minlength=n)
-                cov[:, b, a] = cov[:, a, b]
-        return cov
+                cov[a, b] = np.bincount(idx, weights=centred[a] * centred[b], minlength=ids.size)
+                cov[b, a] = cov[a, b]
+        return ids, cov.reshape(ndim * ndim, ids.size)
 
-    cov = map_blocks(second_moments, cores, reduce=lambda a, b: a + b,
-                     initial=np.zeros((n, ndim, ndim)))
+    cov = map_blocks(second_moments, cores, reduce=_add_at, initial=np.zeros((ndim * ndim, n)))
+    cov = cov.T.reshape(n, ndim, ndim)
     return counts, cov / np.maximum(counts, 1)[:, None, None]
 
+
+def _add_at(acc: np.ndarray, part) -> np.ndarray:
+    """``acc[:, ids] += values`` (ids unique: one addition per label, in block order)."""
+    ids, values = part
+    acc[:, ids] += values
+    return acc

@@ -49,6 +49,12 @@ def _add(acc, part):
     return acc + part
 
 
+def _add_counts(acc, part):
+    ids, counts = part
+    acc[ids] += counts
+    return acc
+
+
 def particle_mask_blocks(volume, *, chunk: int, scratch, smooth: float = 1.0,
                          min_size: int = 64, fill_holes: bool = True, bright: bool = True,
                          method="otsu"):
@@ -107,8 +113,9 @@ def particle_mask_blocks(volume, *, chunk: int, scratch, smooth: float = 1.0,
     mask = raw
     if min_size > 1:
         lab = label_blocks(raw, chunk=chunk, scratch=scratch, connectivity=6)
-        sizes = map_blocks(lambda core: np.bincount(lab[core].ravel(), minlength=lab.n + 1),
-                           blocks(shape, chunk), reduce=_add,
+        # per block the labels present only: a dense count per block grows with the volume
+        sizes = map_blocks(lambda core: np.unique(lab[core], return_counts=True),
+                           blocks(shape, chunk), reduce=_add_counts,
                            initial=np.zeros(lab.n + 1, np.int64))
         keep = sizes >= min_size
         keep[0] = False
