@@ -12,7 +12,9 @@ makes them exact too. Memory: one block grown by ``reach`` (``chunk // 2``
 voxels by default: 8 blocks' worth) plus, for the blocks deeper inside a
 particle than ``reach``, the block grown by their depth: bounded by the
 deepest voxel, not by the volume (a particle of radius r voxels needs
-(chunk + 2 r)^3 voxels for its central blocks; see gpu_bench/RESULTS.seg.md).
+(chunk + 2 r)^3 voxels, ~7 bytes each, for its central blocks; see
+gpu_bench/RESULTS.seg.md). One such grown block at a time per process, whatever
+the block threads (``edt`` threads it).
 
 (Tried and dropped: a nearest-neighbour query (``cKDTree``) over the feature
 surface for the deep voxels. Exact, but near a particle's centre every surface
@@ -26,6 +28,7 @@ voxels the results are bit-identical to it.
 
 from __future__ import annotations
 
+import threading
 from typing import Callable
 
 import numpy as np
@@ -44,12 +47,17 @@ def _pad_edges(arr: np.ndarray, ext, shape, value: bool) -> tuple[np.ndarray, tu
     return padded, core
 
 
+#: one grown (deep) block at a time per process: its size follows the particle's depth,
+#: not the chunk, and edt already spreads it over every thread
+_DEEP = threading.Lock()
+
+
 def _local_sq(feature: np.ndarray, spacing) -> np.ndarray:
+    """Squared distances (float32 nm^2) to the feature voxels."""
     import edt
 
-    sq = edt.edtsq(~feature, anisotropy=tuple(float(s) for s in spacing),
-                   black_border=False, parallel=host_threads())
-    return np.asarray(sq, dtype=np.float64)
+    return edt.edtsq(~feature, anisotropy=tuple(float(s) for s in spacing),
+                     black_border=False, parallel=host_threads())
 
 
 def feature_distance(feature: Callable, query: Callable, shape, *, spacing, chunk: int,
@@ -106,7 +114,9 @@ def feature_distance(feature: Callable, query: Callable, shape, *, spacing, chun
             if all(s.start - np.ceil(wide / sp) <= 0 and s.stop + np.ceil(wide / sp) >= n
                    for s, sp, n in zip(core, spacing, shape)):
                 wide = np.inf  # the halo covers the volume: exact everywhere
-            dist[deep] = _block_distance(feature, core, shape, spacing, wide, edge_feature)[deep]
+            with _DEEP:
+                dist[deep] = _block_distance(feature, core, shape, spacing, wide,
+                                             edge_feature)[deep]
             deep &= ~(dist <= wide * (1 - 1e-6))
         return sink(core, dist)
 
@@ -122,4 +132,5 @@ def _block_distance(feature, core, shape, spacing, reach, edge_feature) -> np.nd
     fcore = tuple(slice(None) for _ in shape)
     if edge_feature:
         f, fcore = _pad_edges(f, ext, shape, True)
-    return np.sqrt(_local_sq(f, spacing)[fcore][inner])
+    # float64 on the core only (the grown block stays float32: 4 of ~7 bytes per voxel)
+    return np.sqrt(_local_sq(f, spacing)[fcore][inner].astype(np.float64))

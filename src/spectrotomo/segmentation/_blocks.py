@@ -35,8 +35,9 @@ from .._model import ValidationError
 __all__ = ["Scratch", "blocks", "extend", "read", "check_chunk", "block_workers",
            "map_blocks"]
 
-#: (submit(fn, item) -> future, tasks in flight), or None: serial. Threads started by
-#: the pool see the default (serial), so a block function never fans out again.
+#: (prepare(fn) -> fn or a future of it, submit(fn, item) -> future, tasks in flight), or
+#: None: serial. Threads started by the pool see the default (serial), so a block
+#: function never fans out again.
 _EXECUTOR: contextvars.ContextVar = contextvars.ContextVar("spectrotomo_blocks", default=None)
 
 
@@ -58,10 +59,18 @@ def block_workers(workers: int | None = None, *, client=None):
         # more in flight than on threads: each task waits a scheduler round trip
         width = 4 * max(1, sum(client.nthreads().values()))
 
+        def prepare(fn):
+            # a closure holding label tables (MBs) goes to the workers once per loop, not
+            # with every task; a small one goes with the tasks (a scatter is a round trip)
+            import cloudpickle
+
+            big = len(cloudpickle.dumps(fn)) > 2**20
+            return client.scatter(fn, hash=False) if big else fn
+
         def submit(fn, item):
             return client.submit(_on_worker, fn, item, pure=False)
 
-        token = _EXECUTOR.set((submit, width))
+        token = _EXECUTOR.set((prepare, submit, width))
         try:
             yield
         finally:
@@ -74,11 +83,15 @@ def block_workers(workers: int | None = None, *, client=None):
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(n, thread_name_prefix="spectrotomo-block") as pool:
-        token = _EXECUTOR.set((pool.submit, 2 * n))
+        token = _EXECUTOR.set((_same, pool.submit, 2 * n))
         try:
             yield
         finally:
             _EXECUTOR.reset(token)
+
+
+def _same(fn):
+    return fn
 
 
 def _on_worker(fn, item):
@@ -112,8 +125,9 @@ def _serial(fn, items):
         yield fn(item)
 
 
-def _ordered(submit, width, fn, items):
+def _ordered(prepare, submit, width, fn, items):
     """Results in item order with at most ``width`` tasks submitted ahead."""
+    fn = prepare(fn)
     it = iter(items)
     pending = deque(submit(fn, item) for item in itertools.islice(it, width))
     try:
