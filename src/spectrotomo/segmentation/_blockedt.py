@@ -114,13 +114,18 @@ def feature_distance(feature: Callable, query: Callable, shape, *, spacing, chun
             if all(s.start - np.ceil(wide / sp) <= 0 and s.stop + np.ceil(wide / sp) >= n
                    for s, sp, n in zip(core, spacing, shape)):
                 wide = np.inf  # the halo covers the volume: exact everywhere
-            with _DEEP:
-                dist[deep] = _block_distance(feature, core, shape, spacing, wide,
-                                             edge_feature)[deep]
+            dist[deep] = _deep_distance(feature, core, shape, spacing, wide, edge_feature)[deep]
             deep &= ~(dist <= wide * (1 - 1e-6))
         return sink(core, dist)
 
     return map_blocks(one, blocks(shape, chunk), reduce=reduce, initial=initial)
+
+
+def _deep_distance(*args) -> np.ndarray:
+    """:func:`_block_distance` of a grown block, one at a time in this process (a module
+    function, so that block closures shipped to dask workers do not carry the lock)."""
+    with _DEEP:
+        return _block_distance(*args)
 
 
 def _block_distance(feature, core, shape, spacing, reach, edge_feature) -> np.ndarray:
