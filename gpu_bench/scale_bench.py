@@ -17,8 +17,11 @@ projected time for 2048^3 (8 energies x 131 angles x 2048^2 gives one 2048^3 vol
 With ``--store demo-out/sample.zarr`` the reconstructed demo (its energy-mean attenuation
 and its amounts) is one more row.
 
+``--workers N`` runs the blocks on N threads (default: ``OMP_NUM_THREADS`` or the
+CPUs; 1 = serial); the outputs are the same bits whatever N.
+
 Usage: python gpu_bench/scale_bench.py [--sizes 64 128 256] [--chunk 64] [--cache DIR]
-                                       [--store STORE]
+                                       [--store STORE] [--workers N]
 """
 
 from __future__ import annotations
@@ -106,7 +109,7 @@ def _hwm() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _child(mode: str, path: str, chunk: int) -> dict:
+def _child(mode: str, path: str, chunk: int, workers=None) -> dict:
     """One measurement in this (fresh) process."""
     import psutil
     import xarray as xr
@@ -128,7 +131,7 @@ def _child(mode: str, path: str, chunk: int) -> dict:
             out.create_array(k, data=np.asarray(v), chunks=(64,) * 3)
     elif mode == "blocks":
         res = seg.segment_volume(mu, spacing=px, chunk=chunk, amounts=amount,
-                                 elements=ELEMENTS, target=target)
+                                 elements=ELEMENTS, target=target, workers=workers)
         wall, cpu = time.perf_counter() - t, time.process_time() - c
         peak = _hwm()
         same = {}
@@ -148,14 +151,16 @@ def _child(mode: str, path: str, chunk: int) -> dict:
         for by, reg, kw in (("shell", lab["shell"], {}), ("class", lab["composition_class"], {}),
                             ("depth", lab["depth"], {"bins": [0, 30, 100, 200, 400, 800]})):
             for v in (values, lab["tm_o_ratio_smoothed"]):
-                seg.profile_table_blocks(v, reg, by=by, mask=lab["mask"], chunk=chunk, **kw)
+                seg.profile_table_blocks(v, reg, by=by, mask=lab["mask"], chunk=chunk,
+                                         workers=workers, **kw)
     wall, cpu = time.perf_counter() - t, time.process_time() - c
     peak = _hwm()
     return {"wall": wall, "cpu": cpu, "peak": peak - base, **info}
 
 
-def _run(mode, path, chunk) -> dict:
+def _run(mode, path, chunk, workers=None) -> dict:
     cmd = [sys.executable, __file__, "--child", mode, str(path), "--chunk", str(chunk)]
+    cmd += [] if workers is None else ["--workers", str(workers)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -200,22 +205,24 @@ def main():
     parser.add_argument("--modes", nargs="+", default=["whole", "blocks", "profile"])
     parser.add_argument("--store", help="also a pipeline store's recon + chemistry (demo-out)")
     parser.add_argument("--child", nargs=2, metavar=("MODE", "PATH"))
+    parser.add_argument("--workers", type=int, help="block threads (default: every CPU)")
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(_child(args.child[0], args.child[1], args.chunk)))
+        print(json.dumps(_child(args.child[0], args.child[1], args.chunk, args.workers)))
         return
     if args.peers:
         return _peers()
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     rows = {}
-    print(f"cores {os.cpu_count()}, chunk {args.chunk}; wall s | cpu/wall | peak MiB above base")
+    print(f"cores {os.cpu_count()}, chunk {args.chunk}, block threads {args.workers or 'all'}, "
+          f"load {os.getloadavg()[0]:.1f}; wall s | cpu/wall | peak MiB above base")
     inputs = [(n, _build(n, cache)) for n in args.sizes]
     if args.store:
         inputs.append(("store", _from_store(args.store, cache)))
     for n, path in inputs:
         for mode in args.modes:
-            r = _run(mode, path, args.chunk)
+            r = _run(mode, path, args.chunk, args.workers)
             rows[(n, mode)] = r
             same = "" if "same" not in r else (
                 "all outputs identical" if all(r["same"].values()) else f"DIFFER {r['same']}")

@@ -48,3 +48,15 @@ def test_segment_and_profile_plan_blocks_not_the_volume():
     for step in ("segment", "profile"):
         assert peak(2048, step) == peak(512, step) < 16 * 2**30
         assert peak(2048, step, chunk=64) < peak(2048, step) / 3
+
+
+def test_segment_plan_counts_one_block_per_thread():
+    """Blocks run on threads: each holds its own work arrays, so the peak scales with them;
+    16 threads of 128^3 blocks still fit 16 GiB per worker."""
+    def peak(threads):
+        rows = plan_run(n_energies=8, n_angles=131, ny=2048, nx=2048, chunk_rows=8,
+                        seg_threads=threads)
+        return next(r for r in rows if r.step == "segment").peak_bytes - INTERPRETER_BYTES
+
+    assert peak(4) == 4 * peak(1)
+    assert peak(16) + INTERPRETER_BYTES < 16 * 2**30

@@ -61,7 +61,7 @@ def preprocess_in_flight(*, n_energies: int, n_angles: int, ny: int, nx: int, th
 def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: int,
              algorithm: str = "fbp", n_xanes: int = 0, n_states: int = 3,
              n_workers: int = 1, gpu: bool = False, seg_chunk: int = 128,
-             prep_energies: int = 1) -> list[PlanRow]:
+             prep_energies: int = 1, seg_threads: int = 1) -> list[PlanRow]:
     """Plan the main steps for a tilt series of ``(n_energies, n_angles, ny, nx)``.
 
     Parameters
@@ -84,6 +84,9 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
         Block edge (voxels) of the block-wise segment and profile steps.
     prep_energies : int
         Energies preprocessed at once (:func:`preprocess_in_flight`).
+    seg_threads : int
+        Threads of one process (or dask worker) running segment/profile blocks:
+        each holds one block's work arrays.
     """
     rows = min(int(chunk_rows), ny)
     frame = ny * nx * _F4
@@ -111,10 +114,10 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
     # Blocks deeper in a particle than c/2 grow their halo to their depth: a particle of
     # radius r voxels needs (c + 2 r)^3 x ~14 B for its central blocks (not planned here).
     c = min(int(seg_chunk), max(ny, nx))
-    seg_peak = (2 * c) ** 3 * 40 + c ** 3 * 64
+    seg_peak = ((2 * c) ** 3 * 40 + c ** 3 * 64) * max(1, int(seg_threads))
     # profile: a block of values (4 elements), regions, mask, float64 work copies (x3), and
     # the radix-select histograms (65536 counts per group and slot)
-    prof_peak = c ** 3 * 8 * (4 + 3) * 3 + 64 * 2**20
+    prof_peak = c ** 3 * 8 * (4 + 3) * 3 * max(1, int(seg_threads)) + 64 * 2**20
     recon_gpu = recon_peak if gpu else None  # the same work arrays, on the device
     base = INTERPRETER_BYTES
     prep_peak, recon_peak, quant_peak, lcf_peak, seg_peak, prof_peak = (
@@ -132,9 +135,11 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
     if n_xanes:
         out.append(PlanRow("valence", f"blocks of {lcf_block} spectra", lcf_peak,
                            n_states * ny * nx * _F4 * 2))
-    out.append(PlanRow("segment", f"blocks of {c}^3 (+ halo), {ny}x{nx}x{nx}", seg_peak,
+    out.append(PlanRow("segment", f"blocks of {c}^3 (+ halo) x {seg_threads} thread(s), "
+                       f"{ny}x{nx}x{nx}", seg_peak,
                        voxels * 15))  # bool, float32 x2, uint8 x2, int32 x2
-    out.append(PlanRow("profile", f"blocks of {c}^3, {ny}x{nx}x{nx}", prof_peak, 0.0))
+    out.append(PlanRow("profile", f"blocks of {c}^3 x {seg_threads} thread(s), {ny}x{nx}x{nx}",
+                       prof_peak, 0.0))
     return out
 
 

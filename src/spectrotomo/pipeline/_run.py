@@ -48,7 +48,15 @@ def plan_for(config: Config, shape: tuple[int, int, int, int], n_xanes: int = 0)
                     chunk_rows=config.reconstruct.chunk_rows,
                     algorithm=config.reconstruct.algorithm, n_xanes=n_xanes,
                     n_workers=config.compute.n_workers, gpu=_uses_gpu(config),
-                    seg_chunk=config.segmentation.chunk)
+                    seg_chunk=config.segmentation.chunk,
+                    seg_threads=_block_threads(config))
+
+
+def _block_threads(config: Config) -> int:
+    """Threads running segment/profile blocks in one process: a worker's, else this host's."""
+    cfg = config.compute
+    uses_cluster = cfg.cluster != "none" or cfg.scheduler != "threads"
+    return cfg.threads_per_worker if uses_cluster else host_threads()
 
 
 def _uses_gpu(config: Config) -> bool:

@@ -12,7 +12,9 @@ makes them exact too. Memory: one block grown by ``reach`` (``chunk // 2``
 voxels by default: 8 blocks' worth) plus, for the blocks deeper inside a
 particle than ``reach``, the block grown by their depth: bounded by the
 deepest voxel, not by the volume (a particle of radius r voxels needs
-(chunk + 2 r)^3 voxels for its central blocks; see gpu_bench/RESULTS.seg.md).
+(chunk + 2 r)^3 voxels, ~7 bytes each, for its central blocks; see
+gpu_bench/RESULTS.seg.md). One such grown block at a time per process, whatever
+the block threads (``edt`` threads it).
 
 (Tried and dropped: a nearest-neighbour query (``cKDTree``) over the feature
 surface for the deep voxels. Exact, but near a particle's centre every surface
@@ -26,18 +28,15 @@ voxels the results are bit-identical to it.
 
 from __future__ import annotations
 
-import os
+import threading
 from typing import Callable
 
 import numpy as np
 
-from ._blocks import blocks, extend
+from .._backend import host_threads
+from ._blocks import blocks, extend, map_blocks
 
 __all__ = ["feature_distance"]
-
-
-def _threads() -> int:
-    return max(1, int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)))
 
 
 def _pad_edges(arr: np.ndarray, ext, shape, value: bool) -> tuple[np.ndarray, tuple]:
@@ -48,17 +47,23 @@ def _pad_edges(arr: np.ndarray, ext, shape, value: bool) -> tuple[np.ndarray, tu
     return padded, core
 
 
+#: one grown (deep) block at a time per process: its size follows the particle's depth,
+#: not the chunk, and edt already spreads it over every thread
+_DEEP = threading.Lock()
+
+
 def _local_sq(feature: np.ndarray, spacing) -> np.ndarray:
+    """Squared distances (float32 nm^2) to the feature voxels."""
     import edt
 
-    sq = edt.edtsq(~feature, anisotropy=tuple(float(s) for s in spacing),
-                   black_border=False, parallel=_threads())
-    return np.asarray(sq, dtype=np.float64)
+    return edt.edtsq(~feature, anisotropy=tuple(float(s) for s in spacing),
+                     black_border=False, parallel=host_threads())
 
 
 def feature_distance(feature: Callable, query: Callable, shape, *, spacing, chunk: int,
                      sink: Callable, reach_nm: float | None = None, edge_feature: bool = False,
-                     exact_beyond_reach: bool = True) -> None:
+                     exact_beyond_reach: bool = True, reduce: Callable | None = None,
+                     initial=None):
     """Distance (nm) from queried voxels to the nearest feature voxel, per block.
 
     Parameters
@@ -75,7 +80,8 @@ def feature_distance(feature: Callable, query: Callable, shape, *, spacing, chun
         Block edge (voxels).
     sink : callable(core slices, distance ndarray)
         Receives each core block's distances (float64 nm; only queried voxels
-        are meaningful).
+        are meaningful), e.g. to write them; it runs on the block's thread or
+        worker, so it must not change shared state: return a value instead.
     reach_nm : float, optional
         Halo reach (nm); default ``chunk // 2`` voxels of the smallest spacing
         (the extended block is then at most 8 blocks: voxels deeper than that
@@ -86,10 +92,17 @@ def feature_distance(feature: Callable, query: Callable, shape, *, spacing, chun
     exact_beyond_reach : bool
         False: distances beyond ``reach_nm`` are only known to exceed it (they
         come back as the block-local upper bound, or inf); no tree is built.
+    reduce, initial :
+        As :func:`map_blocks`: fold the sinks' return values (block order).
+
+    Returns
+    -------
+    The sinks' return values (list, block order) or their fold.
     """
     spacing = np.asarray(spacing, dtype=float)
     reach = (chunk // 2) * spacing.min() if reach_nm is None else float(reach_nm)
-    for core in blocks(shape, chunk):
+
+    def one(core):
         dist = _block_distance(feature, core, shape, spacing, reach, edge_feature)
         deep = query(core) & ~(dist <= reach * (1 - 1e-6))  # float32 squares: a margin
         wide = reach
@@ -101,9 +114,18 @@ def feature_distance(feature: Callable, query: Callable, shape, *, spacing, chun
             if all(s.start - np.ceil(wide / sp) <= 0 and s.stop + np.ceil(wide / sp) >= n
                    for s, sp, n in zip(core, spacing, shape)):
                 wide = np.inf  # the halo covers the volume: exact everywhere
-            dist[deep] = _block_distance(feature, core, shape, spacing, wide, edge_feature)[deep]
+            dist[deep] = _deep_distance(feature, core, shape, spacing, wide, edge_feature)[deep]
             deep &= ~(dist <= wide * (1 - 1e-6))
-        sink(core, dist)
+        return sink(core, dist)
+
+    return map_blocks(one, blocks(shape, chunk), reduce=reduce, initial=initial)
+
+
+def _deep_distance(*args) -> np.ndarray:
+    """:func:`_block_distance` of a grown block, one at a time in this process (a module
+    function, so that block closures shipped to dask workers do not carry the lock)."""
+    with _DEEP:
+        return _block_distance(*args)
 
 
 def _block_distance(feature, core, shape, spacing, reach, edge_feature) -> np.ndarray:
@@ -115,4 +137,5 @@ def _block_distance(feature, core, shape, spacing, reach, edge_feature) -> np.nd
     fcore = tuple(slice(None) for _ in shape)
     if edge_feature:
         f, fcore = _pad_edges(f, ext, shape, True)
-    return np.sqrt(_local_sq(f, spacing)[fcore][inner])
+    # float64 on the core only (the grown block stays float32: 4 of ~7 bytes per voxel)
+    return np.sqrt(_local_sq(f, spacing)[fcore][inner].astype(np.float64))

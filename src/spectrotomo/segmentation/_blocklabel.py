@@ -6,6 +6,9 @@ sparse-graph connected-components pass (``scipy.sparse.csgraph``), and the merge
 components are numbered by their first voxel in raster order, which is the
 numbering of ``scipy.ndimage.label`` on the whole volume: the result is
 identical, not merely equivalent. Memory: two blocks plus O(number of labels).
+Blocks are labelled twice (a count pass, then a pass that writes with the
+offsets known), so that every block can run in parallel: cc3d is far cheaper
+than a second read and write of the int64 provisional labels.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import itertools
 
 import numpy as np
 
-from ._blocks import blocks, read
+from ._blocks import blocks, map_blocks, read
 
 __all__ = ["LabelView", "label_blocks", "component_moments"]
 
@@ -75,21 +78,29 @@ def label_blocks(mask, *, chunk: int, scratch, connectivity: int = 6) -> LabelVi
 
     shape = tuple(mask.shape)
     prov = scratch.array(shape, np.int64)
-    firsts, offset = [np.zeros(1, np.int64)], 0
     strides = np.array([int(np.prod(shape[a + 1:])) for a in range(len(shape))], np.int64)
-    for core in blocks(shape, chunk):
-        lab, n = cc3d.connected_components(read(mask, core, bool), connectivity=connectivity,
-                                           return_N=True)
+    cores = blocks(shape, chunk)
+
+    def firsts(core):
+        """Flat index of each block label's first voxel (cc3d numbers in raster order)."""
+        lab = cc3d.connected_components(read(mask, core, bool), connectivity=connectivity)
+        ids, first = np.unique(lab, return_index=True)
+        pos = np.stack(np.unravel_index(first[ids > 0], lab.shape), axis=1)
+        return (pos + [s.start for s in core]) @ strides
+
+    per_block = map_blocks(firsts, cores)
+    offsets = np.cumsum([0] + [f.size for f in per_block])
+    offset = int(offsets[-1])
+
+    def put(item):
+        core, off = item
+        lab = cc3d.connected_components(read(mask, core, bool), connectivity=connectivity)
         lab = lab.astype(np.int64)
-        if n:
-            # cc3d numbers in the block's raster order: its first voxels are increasing
-            ids, first = np.unique(lab, return_index=True)
-            pos = np.stack(np.unravel_index(first[ids > 0], lab.shape), axis=1)
-            firsts.append((pos + [s.start for s in core]) @ strides)
-            lab[lab > 0] += offset
+        lab[lab > 0] += off
         prov[core] = lab
-        offset += n
-    first = np.concatenate(firsts)
+
+    map_blocks(put, zip(cores, offsets[:-1].tolist()))
+    first = np.concatenate([np.zeros(1, np.int64)] + per_block)
     edges = _face_edges(prov, shape, chunk, connectivity)
     graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])),
                        shape=(offset + 1, offset + 1))
@@ -105,9 +116,10 @@ def label_blocks(mask, *, chunk: int, scratch, connectivity: int = 6) -> LabelVi
 
 def _face_edges(prov, shape, chunk, connectivity) -> np.ndarray:
     """Pairs of provisional labels touching across block faces."""
-    found = [np.zeros((0, 2), np.int64)]
     offsets = _offsets(len(shape), connectivity)
-    for core in blocks(shape, chunk):
+
+    def pairs(core):
+        found = [np.zeros((0, 2), np.int64)]
         # the core grown by one voxel on its low sides: every cross-face pair
         # whose second voxel is in this core has its first voxel in here
         ext = tuple(slice(max(0, s.start - 1), s.stop) for s in core)
@@ -118,7 +130,9 @@ def _face_edges(prov, shape, chunk, connectivity) -> np.ndarray:
             hit = (a > 0) & (b > 0) & (a != b)
             if hit.any():
                 found.append(np.unique(np.stack([a[hit], b[hit]], axis=1), axis=0))
-    return np.unique(np.concatenate(found), axis=0)
+        return np.unique(np.concatenate(found), axis=0)
+
+    return np.unique(np.concatenate(map_blocks(pairs, blocks(shape, chunk))), axis=0)
 
 
 def component_moments(labels: LabelView, *, chunk: int, spacing):
@@ -129,28 +143,43 @@ def component_moments(labels: LabelView, *, chunk: int, spacing):
     """
     shape, n = labels.shape, labels.n
     ndim = len(shape)
-    counts = np.zeros(n, np.int64)
-    sums = np.zeros((ndim, n))
-    for core in blocks(shape, chunk):
+
+    # per block only the labels present (sparse): a dense (n,) or (n, 3, 3) array per block
+    # would grow with the number of components, i.e. with the volume
+    def first_moments(core):
         lab = labels[core]
         sel = lab > 0
-        idx = lab[sel] - 1
-        counts += np.bincount(idx, minlength=n)
-        for a, c in enumerate(np.nonzero(sel)):
-            sums[a] += np.bincount(idx, weights=(c + core[a].start) * spacing[a], minlength=n)
-    mean = sums / np.maximum(counts, 1)
-    cov = np.zeros((n, ndim, ndim))
-    for core in blocks(shape, chunk):
+        ids, idx = np.unique(lab[sel] - 1, return_inverse=True)
+        return ids, np.stack([np.bincount(idx, minlength=ids.size).astype(np.float64)] + [
+            np.bincount(idx, weights=(c + core[a].start) * spacing[a], minlength=ids.size)
+            for a, c in enumerate(np.nonzero(sel))])
+
+    cores = blocks(shape, chunk)
+    counts, *sums = map_blocks(first_moments, cores, reduce=_add_at,
+                               initial=np.zeros((ndim + 1, n)))
+    counts = counts.astype(np.int64)  # exact: sums of integers below 2^53
+    mean = np.array(sums) / np.maximum(counts, 1)
+
+    def second_moments(core):
         lab = labels[core]
         sel = lab > 0
-        idx = lab[sel] - 1
-        centred = [(c + core[a].start) * spacing[a] - mean[a, idx]
+        ids, idx = np.unique(lab[sel] - 1, return_inverse=True)
+        centred = [(c + core[a].start) * spacing[a] - mean[a, ids[idx]]
                    for a, c in enumerate(np.nonzero(sel))]
+        cov = np.zeros((ndim, ndim, ids.size))
         for a in range(ndim):
             for b in range(a, ndim):
-                v = np.bincount(idx, weights=centred[a] * centred[b], minlength=n)
-                cov[:, a, b] += v
-                if b != a:
-                    cov[:, b, a] += v
+                cov[a, b] = np.bincount(idx, weights=centred[a] * centred[b], minlength=ids.size)
+                cov[b, a] = cov[a, b]
+        return ids, cov.reshape(ndim * ndim, ids.size)
+
+    cov = map_blocks(second_moments, cores, reduce=_add_at, initial=np.zeros((ndim * ndim, n)))
+    cov = cov.T.reshape(n, ndim, ndim)
     return counts, cov / np.maximum(counts, 1)[:, None, None]
 
+
+def _add_at(acc: np.ndarray, part) -> np.ndarray:
+    """``acc[:, ids] += values`` (ids unique: one addition per label, in block order)."""
+    ids, values = part
+    acc[:, ids] += values
+    return acc

@@ -15,7 +15,7 @@ import numpy as np
 from .._model import ValidationError
 from ._blockedt import feature_distance
 from ._blocklabel import component_moments, label_blocks
-from ._blocks import blocks, extend, read
+from ._blocks import blocks, extend, map_blocks, read
 from ._blockselect import from_sortable, select_kth, sortable
 from ._pores import _ball
 
@@ -26,16 +26,19 @@ def levels_blocks(volume, mask, *, chunk: int) -> tuple[float, float]:
     """(solid, background): nan-medians of ``volume`` inside / outside ``mask``."""
     shape = tuple(mask.shape)
 
-    def items():
-        for core in blocks(shape, chunk):
-            v = read(volume, core, np.float64)
-            inside = read(mask, core) > 0
-            ok = np.isfinite(v)
-            yield (np.where(inside, 0, 1)[ok].astype(np.int64), sortable(v[ok]))
+    def item(core):
+        v = read(volume, core, np.float64)
+        inside = read(mask, core) > 0
+        ok = np.isfinite(v)
+        return np.where(inside, 0, 1)[ok].astype(np.int64), sortable(v[ok])
 
-    counts = np.zeros(2, np.int64)
-    for grp, _ in items():
-        counts += np.bincount(grp, minlength=2)
+    def count(core):
+        inside = read(mask, core) > 0
+        ok = np.isfinite(read(volume, core, np.float64))
+        return np.array([(ok & inside).sum(), (ok & ~inside).sum()], np.int64)
+
+    counts = map_blocks(count, blocks(shape, chunk), reduce=lambda a, b: a + b,
+                        initial=np.zeros(2, np.int64))
     if counts[0] == 0:
         raise ValidationError("volume has no finite value inside the mask")
     groups, ranks = [], []
@@ -43,7 +46,7 @@ def levels_blocks(volume, mask, *, chunk: int) -> tuple[float, float]:
         if counts[g]:
             groups += [g, g]
             ranks += [(counts[g] - 1) // 2, counts[g] // 2]
-    keys, _ = select_kth(items, groups, ranks)
+    keys, _ = select_kth(item, blocks(shape, chunk), groups, ranks)
     vals = from_sortable(keys)
     solid = float(np.mean(vals[:2]))
     background = float(np.mean(vals[2:4])) if counts[1] else 0.0
@@ -57,15 +60,22 @@ def _keep_blocks(labels, *, chunk, spacing, min_size, crack_like, min_aspect):
         return np.zeros(0, np.int64)
     counts, cov = component_moments(labels, chunk=chunk, spacing=spacing)
     extent = np.sqrt(12.0 * np.linalg.eigvalsh(cov)[:, -1]) + spacing.min()
-    maxdist = np.zeros(n)
 
     def sink(core, dist):
         lab = labels[core]
         sel = lab > 0
-        np.maximum.at(maxdist, lab[sel] - 1, dist[sel])
+        ids, first = np.unique(lab[sel] - 1, return_inverse=True)
+        block_max = np.zeros(ids.size)
+        np.maximum.at(block_max, first, dist[sel])
+        return ids, block_max
 
-    feature_distance(lambda ext: labels[ext] == 0, lambda core: labels[core] > 0, shape,
-                     spacing=spacing, chunk=chunk, sink=sink, edge_feature=True)
+    def fold(acc, part):
+        np.maximum.at(acc, part[0], part[1])
+        return acc
+
+    maxdist = feature_distance(lambda ext: labels[ext] == 0, lambda core: labels[core] > 0,
+                               shape, spacing=spacing, chunk=chunk, sink=sink,
+                               edge_feature=True, reduce=fold, initial=np.zeros(n))
     thickness = np.maximum(2.0 * maxdist - spacing.min(), spacing.min())
     ids = np.arange(1, n + 1)
     is_crack = extent >= min_aspect * thickness
@@ -75,9 +85,12 @@ def _keep_blocks(labels, *, chunk, spacing, min_size, crack_like, min_aspect):
 def _morph_blocks(shape, chunk, scratch, halo, fn, dtype=bool):
     """Write ``fn(ext slices)[inner]`` for every block into a new scratch array."""
     out = scratch.array(shape, dtype)
-    for core in blocks(shape, chunk):
+
+    def put(core):
         ext, inner = extend(core, shape, halo)
         out[core] = fn(ext)[inner]
+
+    map_blocks(put, blocks(shape, chunk))
     return out
 
 
@@ -135,11 +148,12 @@ def find_cracks_blocks(volume, mask, *, spacing, chunk: int, scratch, max_width=
     width_vox = 3.0 if max_width is None else float(max_width) / spacing.min()
     radius = max(1, int(np.ceil(width_vox / 2)))
     ball = _ball(radius, len(shape), spacing / spacing.min())
-    vmin = np.inf
-    for core in blocks(shape, chunk):
+
+    def low(core):
         v = read(volume, core, np.float64)
-        if np.isfinite(v).any():
-            vmin = min(vmin, np.nanmin(v))
+        return np.nanmin(v) if np.isfinite(v).any() else np.inf
+
+    vmin = min(map_blocks(low, blocks(shape, chunk)))
     pores = find_pores_blocks(volume, mask, spacing=spacing, chunk=chunk, scratch=scratch,
                               min_size=1, min_aspect=min_aspect, levels=levels)
     halo = [max(h - 1, edge, 1) for h in ball.shape]  # closing = 2 x half-width

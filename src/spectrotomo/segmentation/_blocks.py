@@ -7,20 +7,138 @@ as on the whole volume) and keeps the core. Inputs are anything sliceable to a
 block: numpy or zarr arrays, dask arrays, xarray DataArrays (read lazily from a
 store). Intermediates live in :class:`Scratch`, compressed zarr arrays in a
 temporary directory, so memory per step is a few blocks whatever the volume.
+
+Every block loop goes through :func:`map_blocks`: serial by default, on threads
+or on dask.distributed workers inside :func:`block_workers`. Block functions
+write disjoint whole chunks and return what the caller reduces, in block order,
+so the results do not depend on the executor (labels identical, sums in the
+same order). Threads help because the kernels release the GIL (scipy.ndimage
+filters and morphology, cc3d, numpy, the zarr codecs); ``edt`` threads itself.
 """
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import shutil
 import tempfile
+from collections import deque
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from .._backend import host_threads
 from .._model import ValidationError
 
-__all__ = ["Scratch", "blocks", "extend", "read", "check_chunk"]
+__all__ = ["Scratch", "blocks", "extend", "read", "check_chunk", "block_workers",
+           "map_blocks"]
+
+#: (prepare(fn) -> fn or a future of it, submit(fn, item) -> future, tasks in flight), or
+#: None: serial. Threads started by the pool see the default (serial), so a block
+#: function never fans out again.
+_EXECUTOR: contextvars.ContextVar = contextvars.ContextVar("spectrotomo_blocks", default=None)
+
+
+@contextmanager
+def block_workers(workers: int | None = None, *, client=None):
+    """Run the block loops of the segmentation inside this context in parallel.
+
+    Parameters
+    ----------
+    workers : int, optional
+        Threads (default :func:`host_threads`: ``OMP_NUM_THREADS`` or the CPUs);
+        1 runs serially. Memory: one block's work per thread.
+    client : distributed.Client, optional
+        Run each block as a task on this cluster instead (``workers`` ignored).
+        The inputs and the :class:`Scratch` directory must then be on a file
+        system every worker sees at the same path.
+    """
+    if client is not None:
+        # more in flight than on threads: each task waits a scheduler round trip
+        width = 4 * max(1, sum(client.nthreads().values()))
+
+        def prepare(fn):
+            # a closure holding label tables (MBs) goes to the workers once per loop, not
+            # with every task; a small one goes with the tasks (a scatter is a round trip)
+            import cloudpickle
+
+            big = len(cloudpickle.dumps(fn)) > 2**20
+            return client.scatter(fn, hash=False) if big else fn
+
+        def submit(fn, item):
+            return client.submit(_on_worker, fn, item, pure=False)
+
+        token = _EXECUTOR.set((prepare, submit, width))
+        try:
+            yield
+        finally:
+            _EXECUTOR.reset(token)
+        return
+    n = int(workers) if workers is not None else host_threads()
+    if n <= 1:
+        yield
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(n, thread_name_prefix="spectrotomo-block") as pool:
+        token = _EXECUTOR.set((_same, pool.submit, 2 * n))
+        try:
+            yield
+        finally:
+            _EXECUTOR.reset(token)
+
+
+def _same(fn):
+    return fn
+
+
+def _on_worker(fn, item):
+    import dask
+
+    # a dask input computed inside a task stays on the worker's threads (no secede)
+    with dask.config.set(scheduler="threads"):
+        return fn(item)
+
+
+def map_blocks(fn: Callable[[Any], Any], items: Iterable, *,
+               reduce: Callable[[Any, Any], Any] | None = None, initial=None):
+    """``fn(item)`` for every item (e.g. block slices), on the current executor.
+
+    Returns the results in item order, or, with ``reduce``, ``initial`` folded
+    with each result in item order (results are not kept: memory is the tasks
+    in flight, twice the workers).
+    """
+    executor = _EXECUTOR.get()
+    results = _serial(fn, items) if executor is None else _ordered(*executor, fn, items)
+    if reduce is None:
+        return list(results)
+    acc = initial
+    for r in results:
+        acc = reduce(acc, r)
+    return acc
+
+
+def _serial(fn, items):
+    for item in items:
+        yield fn(item)
+
+
+def _ordered(prepare, submit, width, fn, items):
+    """Results in item order with at most ``width`` tasks submitted ahead."""
+    fn = prepare(fn)
+    it = iter(items)
+    pending = deque(submit(fn, item) for item in itertools.islice(it, width))
+    try:
+        while pending:
+            result = pending.popleft().result()
+            for item in itertools.islice(it, 1):
+                pending.append(submit(fn, item))
+            yield result
+    finally:
+        for f in pending:  # an error: do not leave tasks writing behind
+            f.cancel()
 
 
 def check_chunk(chunk) -> int:
@@ -59,8 +177,10 @@ class Scratch:
     Parameters
     ----------
     chunk : int
-        Block edge (voxels); arrays are chunked ``(chunk,) * ndim`` so that a
-        block write touches whole chunks.
+        Block edge (voxels); the last three axes are chunked ``chunk`` so that a
+        block write touches whole chunks, leading axes (e.g. 2 maps) whole: a
+        ``chunk`` there would pad each chunk to ``chunk`` maps (1 GiB of float32
+        at 128).
     directory : path-like, optional
         Parent directory (default: the system temporary directory). Put it on a
         disk with room for a few volumes of the segmented size.
@@ -75,8 +195,10 @@ class Scratch:
         import zarr
 
         self._n += 1
-        return zarr.create_array(store=str(self.path / f"a{self._n}"), shape=tuple(shape),
-                                 chunks=(self.chunk,) * len(shape), dtype=dtype,
+        shape = tuple(int(n) for n in shape)
+        chunks = shape[:-3] + (self.chunk,) * min(3, len(shape))
+        return zarr.create_array(store=str(self.path / f"a{self._n}"), shape=shape,
+                                 chunks=chunks, dtype=dtype,
                                  fill_value=fill, zarr_format=3)
 
     def close(self) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 from .._model import ValidationError
 from ._blockedt import feature_distance
 from ._blocklabel import label_blocks
-from ._blocks import blocks, extend, read
+from ._blocks import blocks, extend, map_blocks, read
 from ._blockselect import select_kth
 
 __all__ = ["particle_mask_blocks", "depth_blocks", "shells_blocks", "masked_smooth_blocks"]
@@ -30,16 +30,29 @@ def _cross(ndim=3):
 
 def _nan_fill(volume, shape, chunk, bright: bool) -> float:
     """The fill value of NaN voxels (the finite min if bright, else max)."""
-    lo, hi, any_finite = np.inf, -np.inf, False
-    for core in blocks(shape, chunk):
+    def span(core):
         v = read(volume, core, np.float32)
-        f = np.isfinite(v)
-        if f.any():
-            any_finite = True
-            lo, hi = min(lo, v[f].min()), max(hi, v[f].max())
-    if not any_finite:
+        v = v[np.isfinite(v)]
+        return (v.min(), v.max()) if v.size else (np.inf, -np.inf)
+
+    lo, hi = map_blocks(span, blocks(shape, chunk), reduce=_widen, initial=(np.inf, -np.inf))
+    if lo > hi:
         raise ValidationError("volume has no finite value")
     return np.float32(lo if bright else hi)
+
+
+def _widen(acc, span):
+    return min(acc[0], span[0]), max(acc[1], span[1])
+
+
+def _add(acc, part):
+    return acc + part
+
+
+def _add_counts(acc, part):
+    ids, counts = part
+    acc[ids] += counts
+    return acc
 
 
 def particle_mask_blocks(volume, *, chunk: int, scratch, smooth: float = 1.0,
@@ -61,8 +74,8 @@ def particle_mask_blocks(volume, *, chunk: int, scratch, smooth: float = 1.0,
     smoothed = scratch.array(shape, np.float32)
     finite = scratch.array(shape, bool)
     radius = int(4.0 * smooth + 0.5)  # scipy's truncate=4
-    lo, hi = np.float32(np.inf), np.float32(-np.inf)
-    for core in blocks(shape, chunk):
+
+    def smooth_block(core):
         ext, inner = extend(core, shape, radius)
         v = read(volume, ext, np.float32)
         f = np.isfinite(v)
@@ -70,35 +83,43 @@ def particle_mask_blocks(volume, *, chunk: int, scratch, smooth: float = 1.0,
         if smooth > 0:
             v = ndimage.gaussian_filter(v, smooth)
         smoothed[core], finite[core] = v[inner], f[inner]
-        if f[inner].any():
-            lo, hi = min(lo, v[inner][f[inner]].min()), max(hi, v[inner][f[inner]].max())
+        v = v[inner][f[inner]]
+        return (v.min(), v.max()) if v.size else (np.float32(np.inf), np.float32(-np.inf))
+
+    lo, hi = map_blocks(smooth_block, blocks(shape, chunk), reduce=_widen,
+                        initial=(np.float32(np.inf), np.float32(-np.inf)))
     if isinstance(method, str):
         if lo == hi:
             raise ValidationError("volume is constant: no threshold separates particle and "
                                   "background")
-        counts = np.zeros(256, np.int64)
-        for core in blocks(shape, chunk):
+
+        def histogram(core):
             v = read(smoothed, core)[read(finite, core)]
-            counts += np.histogram(v, bins=256, range=(lo, hi))[0]
+            return np.histogram(v, bins=256, range=(lo, hi))[0]
+
+        counts = map_blocks(histogram, blocks(shape, chunk), reduce=_add,
+                            initial=np.zeros(256, np.int64))
         edges = np.linspace(lo, hi, 257, endpoint=True, dtype=np.float32)
         threshold = float(threshold_otsu(hist=(counts, (edges[:-1] + edges[1:]) / 2.0)))
     else:
         threshold = float(method)
     raw = scratch.array(shape, bool)
-    for core in blocks(shape, chunk):
+
+    def cut(core):
         s = read(smoothed, core)
         raw[core] = ((s > threshold) if bright else (s < threshold)) & read(finite, core)
+
+    map_blocks(cut, blocks(shape, chunk))
     mask = raw
     if min_size > 1:
         lab = label_blocks(raw, chunk=chunk, scratch=scratch, connectivity=6)
-        sizes = np.zeros(lab.n + 1, np.int64)
-        for core in blocks(shape, chunk):
-            sizes += np.bincount(lab[core].ravel(), minlength=lab.n + 1)
+        # per block the labels present only: a dense count per block grows with the volume
+        sizes = map_blocks(lambda core: np.unique(lab[core], return_counts=True),
+                           blocks(shape, chunk), reduce=_add_counts,
+                           initial=np.zeros(lab.n + 1, np.int64))
         keep = sizes >= min_size
         keep[0] = False
-        mask = scratch.array(shape, bool)
-        for core in blocks(shape, chunk):
-            mask[core] = keep[lab[core]]
+        mask = _table_of(lab, keep, shape, chunk, scratch)
     if fill_holes:
         mask = _fill_holes(mask, shape, chunk, scratch)
     return mask, threshold
@@ -107,20 +128,35 @@ def particle_mask_blocks(volume, *, chunk: int, scratch, smooth: float = 1.0,
 def _fill_holes(mask, shape, chunk, scratch):
     """``binary_fill_holes``: background components off the array border become mask."""
     inverse = scratch.array(shape, bool)
-    for core in blocks(shape, chunk):
+
+    def invert(core):
         inverse[core] = ~read(mask, core)
+
+    map_blocks(invert, blocks(shape, chunk))
     lab = label_blocks(inverse, chunk=chunk, scratch=scratch, connectivity=6)
-    open_ids = np.zeros(lab.n + 1, bool)
-    for core in blocks(shape, chunk):
-        block = lab[core]
+
+    def on_faces(core):
+        block, ids = lab[core], [np.zeros(0, np.int32)]
         for axis, n in enumerate(shape):  # labels on the array's faces reach the outside
             for side in (0, n - 1):
                 if core[axis].start <= side < core[axis].stop:
-                    open_ids[np.take(block, side - core[axis].start, axis=axis)] = True
+                    ids.append(np.unique(np.take(block, side - core[axis].start, axis=axis)))
+        return np.concatenate(ids)
+
+    open_ids = np.zeros(lab.n + 1, bool)
+    open_ids[np.concatenate(map_blocks(on_faces, blocks(shape, chunk)))] = True
     open_ids[0] = False
-    out = scratch.array(shape, bool)
-    for core in blocks(shape, chunk):
-        out[core] = ~open_ids[lab[core]]
+    return _table_of(lab, ~open_ids, shape, chunk, scratch)
+
+
+def _table_of(labels, table, shape, chunk, scratch):
+    """A new scratch array of ``table[labels]`` (e.g. a keep/drop table of bool)."""
+    out = scratch.array(shape, table.dtype)
+
+    def put(core):
+        out[core] = table[labels[core]]
+
+    map_blocks(put, blocks(shape, chunk))
     return out
 
 
@@ -164,11 +200,15 @@ def shells_blocks(mask, depth_map, *, n: int, spacing, chunk: int, scratch):
     """:func:`shells` of a bool mask (one particle) block by block; uint8 zarr."""
     shape = tuple(mask.shape)
     spacing = np.asarray(spacing, dtype=float)
-    count, sums = 0, np.zeros(len(shape), np.int64)
-    for core in blocks(shape, chunk):
+
+    def moments(core):
         where = np.nonzero(read(mask, core, bool))
-        count += where[0].size
-        sums += [int((w + s.start).sum()) for w, s in zip(where, core)]
+        return np.array([where[0].size] + [int((w + s.start).sum()) for w, s in zip(where, core)],
+                        np.int64)
+
+    count, *sums = map_blocks(moments, blocks(shape, chunk), reduce=_add,
+                              initial=np.zeros(len(shape) + 1, np.int64))
+    sums = np.array(sums)
     if count == 0:
         raise ValidationError("mask is empty (no voxel inside any particle)")
     centre = sums / count * spacing
@@ -181,28 +221,31 @@ def shells_blocks(mask, depth_map, *, n: int, spacing, chunk: int, scratch):
         d = read(depth_map, core, np.float32)[read(mask, core, bool)]
         return d, radial, np.stack(where, axis=1) @ strides, where
 
-    def items():
-        for core in blocks(shape, chunk):
-            d = keys(core)[0]
-            yield np.zeros(d.size, np.int64), d.view(np.uint32).astype(np.uint64)
+    def item(core):
+        d = keys(core)[0]
+        return np.zeros(d.size, np.int64), d.view(np.uint32).astype(np.uint64)
 
     cuts = [-(-j * count // n) for j in range(1, n)]  # first rank of shell j + 1
-    found, residual = select_kth(items, [0] * len(cuts), cuts, bits=32)
+    found, residual = select_kth(item, blocks(shape, chunk), [0] * len(cuts), cuts, bits=32)
     cut_depth = found.astype(np.uint32).view(np.float32)
     # within the voxels at each cut depth: outer (larger radius) first, then raster order
-    ties = {float(v): [] for v in cut_depth}
-    for core in blocks(shape, chunk):
+    tie_depths = sorted({float(v) for v in cut_depth})
+
+    def tied(core):
         d, radial, flat, _ = keys(core)
-        for v in ties:
-            hit = d == np.float32(v)
-            ties[v].append(np.stack([radial[hit], flat[hit].astype(np.float64)], axis=1))
+        return [np.stack([radial[hit], flat[hit].astype(np.float64)], axis=1)
+                for hit in (d == np.float32(v) for v in tie_depths)]
+
+    per_block = map_blocks(tied, blocks(shape, chunk))
+    ties = {v: [b[i] for b in per_block] for i, v in enumerate(tie_depths)}
     cut_keys = []
     for v, r in zip(cut_depth, residual):
         tie = np.concatenate(ties[float(v)])
         order = np.lexsort((tie[:, 1], -tie[:, 0]))
         cut_keys.append((np.float32(v), tie[order[r], 0], int(tie[order[r], 1])))
     out = scratch.array(shape, np.uint8 if n <= 255 else np.int32)
-    for core in blocks(shape, chunk):
+
+    def put(core):
         d, radial, flat, where = keys(core)
         shell = np.ones(d.size, np.int64)
         for cd, cr, cf in cut_keys:  # n - 1 cuts
@@ -210,6 +253,8 @@ def shells_blocks(mask, depth_map, *, n: int, spacing, chunk: int, scratch):
         block = np.zeros(tuple(s.stop - s.start for s in core), out.dtype)
         block[tuple(w - s.start for w, s in zip(where, core))] = shell
         out[core] = block
+
+    map_blocks(put, blocks(shape, chunk))
     return out
 
 
@@ -223,10 +268,12 @@ def masked_smooth_blocks(data, mask, *, sigma_nm: float, spacing, surface_nm: fl
     lead = int(data.shape[0])
     out = scratch.array((lead,) + shape, np.float32, fill=np.nan)
     if sigma_nm == 0:  # no averaging: the data on the mask
-        for core in blocks(shape, chunk):
+        def copy(core):
             arr = read(data, (slice(None),) + core, np.float32)
             out[(slice(None),) + core] = np.where(read(mask, core, bool) & np.isfinite(arr), arr,
                                                   np.nan)
+
+        map_blocks(copy, blocks(shape, chunk))
         return out
     step = float(spacing.min())
     n = int(round(surface_nm / step))
@@ -242,7 +289,8 @@ def masked_smooth_blocks(data, mask, *, sigma_nm: float, spacing, surface_nm: fl
                      reach_nm=(n + 1) * step, exact_beyond_reach=False)
     sigma = (0.0,) + tuple(sigma_nm / spacing)
     halo = [int(4.0 * s + 0.5) for s in sigma[1:]]  # scipy's truncate=4
-    for core in blocks(shape, chunk):
+
+    def smooth_block(core):
         ext, inner = extend(core, shape, halo)
         arr = read(data, (slice(None),) + ext, np.float32)
         lay = read(layers, ext)
@@ -261,4 +309,6 @@ def masked_smooth_blocks(data, mask, *, sigma_nm: float, spacing, surface_nm: fl
             sel = (slice(None),) + inner
             np.copyto(res, smooth[sel], where=np.broadcast_to(region[inner], res.shape))
         out[(slice(None),) + core] = res
+
+    map_blocks(smooth_block, blocks(shape, chunk))
     return out

@@ -5,14 +5,16 @@ unsigned integers of the same order (:func:`sortable`); each pass histograms the
 next 16 bits of the values that share the digits found so far, so four passes
 over the blocks give the exact 64-bit value (two for float32) and the rank
 left inside the group of values equal to it. Memory: 65536 counts per group
-and target slot.
+and target slot, and the non-zero counts of the blocks in flight.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Callable, Sequence
 
 import numpy as np
+
+from ._blocks import map_blocks
 
 __all__ = ["sortable", "from_sortable", "select_kth"]
 
@@ -30,14 +32,17 @@ def from_sortable(keys: np.ndarray) -> np.ndarray:
     return np.where(keys & _SIGN, keys & ~_SIGN, ~keys).view(np.float64)
 
 
-def select_kth(items: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]], groups, ranks,
-               *, bits: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def select_kth(item: Callable[[object], tuple[np.ndarray, np.ndarray]], cores: Sequence,
+               groups, ranks, *, bits: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """The key of rank ``ranks[t]`` (0-based) within group ``groups[t]``, per target.
 
     Parameters
     ----------
-    items : callable returning an iterable of (group int64 array, key uint64 array)
-        One pass over the data (called ``bits // 16`` times).
+    item : callable(core) -> (group int64 array, key uint64 array)
+        One block's items; a pass over the data calls it for every core
+        (``bits // 16`` passes), through :func:`map_blocks`.
+    cores : sequence
+        The blocks (e.g. slices from :func:`blocks`).
     groups, ranks : sequence of int
         Targets; every rank must be below its group's size.
     bits : {32, 64}
@@ -63,13 +68,22 @@ def select_kth(items: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]], gro
         n_slots = int(slot.max(initial=-1)) + 1
         table = np.full((n_slots, max(n_groups, 1)), np.iinfo(np.uint64).max, dtype=np.uint64)
         table[slot, groups] = prefix
-        hist = np.zeros((n_slots, max(n_groups, 1) * 65536), dtype=np.int64)
-        for grp, key in items():
+        width = max(n_groups, 1) * 65536
+
+        def histogram(core, p=p, shift=shift, table=table, n_slots=n_slots):
+            grp, key = item(core)
             high = key >> (shift + np.uint64(16)) if p else np.zeros_like(key)
             digit = ((key >> shift) & np.uint64(0xFFFF)).astype(np.int64)
+            out = []
             for s in range(n_slots):  # a few slots (targets per group)
                 hit = high == table[s, grp]
-                hist[s] += np.bincount(grp[hit] * 65536 + digit[hit], minlength=hist.shape[1])
+                counts = np.bincount(grp[hit] * 65536 + digit[hit], minlength=width)
+                where = np.flatnonzero(counts)  # sparse: blocks in flight stay small
+                out.append((where, counts[where]))
+            return out
+
+        hist = map_blocks(histogram, cores, reduce=_add_into,
+                          initial=np.zeros((n_slots, width), np.int64))
         for t in range(groups.size):
             h = hist[slot[t], groups[t] * 65536:(groups[t] + 1) * 65536]
             below = np.cumsum(h) - h
@@ -77,3 +91,9 @@ def select_kth(items: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]], gro
             residual[t] -= below[d]
             prefix[t] = (prefix[t] << np.uint64(16)) | np.uint64(d)
     return prefix, residual
+
+
+def _add_into(acc: np.ndarray, part: list) -> np.ndarray:
+    for row, (where, counts) in zip(acc, part):
+        row[where] += counts
+    return acc

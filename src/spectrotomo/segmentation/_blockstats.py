@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._model import ValidationError
-from ._blocks import blocks, read
+from ._blocks import block_workers, blocks, map_blocks, read
 from ._blockselect import from_sortable, select_kth, sortable
 from ._stats import _regions, assemble_table
 
@@ -32,7 +32,8 @@ def _from_sortable32(keys) -> np.ndarray:
 
 
 def profile_table_blocks(values, regions, *, by: str, mask, chunk: int, bins=None,
-                         n_regions: int | None = None, name: str | None = None):
+                         n_regions: int | None = None, name: str | None = None,
+                         workers: int | None = None, client=None):
     """:func:`profile_table` (pooled over the mask) from block-readable arrays.
 
     Parameters
@@ -53,6 +54,11 @@ def profile_table_blocks(values, regions, *, by: str, mask, chunk: int, bins=Non
         Number of shells (default: the largest shell label, one extra pass).
     name : str, optional
         The quantity's name in the table's attrs (default: the DataArray's).
+    workers : int, optional
+        Threads reading and reducing blocks (default ``OMP_NUM_THREADS`` or the
+        CPU count; 1: serial); sums are folded in block order whatever it is.
+    client : distributed.Client, optional
+        Reduce the blocks as tasks on this dask cluster instead.
 
     Returns
     -------
@@ -60,6 +66,12 @@ def profile_table_blocks(values, regions, *, by: str, mask, chunk: int, bins=Non
         As :func:`profile_table` with ``labels=mask``: statistics equal to the
         whole-volume ones (sums in another order: ~1e-15 relative).
     """
+    with block_workers(workers, client=client):
+        return _profile(values, regions, by=by, mask=mask, chunk=chunk, bins=bins,
+                        n_regions=n_regions, name=name)
+
+
+def _profile(values, regions, *, by, mask, chunk, bins, n_regions, name):
     import xarray as xr
 
     shape = tuple(mask.shape)
@@ -67,7 +79,8 @@ def profile_table_blocks(values, regions, *, by: str, mask, chunk: int, bins=Non
     if by == "depth" and bins is None:
         raise ValidationError("profile_table_blocks: by='depth' needs bins (nm edges)")
     if by == "shell" and n_regions is None:
-        n_regions = max(int(read(regions, core).max(initial=0)) for core in blocks(shape, chunk))
+        n_regions = max(map_blocks(lambda core: int(read(regions, core).max(initial=0)),
+                                   blocks(shape, chunk)))
     if by == "shell":
         dim, coords, n_reg = "shell", {"shell": np.arange(1, n_regions + 1)}, n_regions
     else:  # the class legend / the depth bins: any block gives the coords
@@ -90,18 +103,24 @@ def profile_table_blocks(values, regions, *, by: str, mask, chunk: int, bins=Non
         return np.broadcast_to(grp, vals.shape)[sel], vals[sel]
 
     size = m * n_reg
-    count, total = np.zeros(size, np.int64), np.zeros(size)
-    for core in blocks(shape, chunk):
+
+    def sums(core):
         g, v = groups_of(core)
-        count += np.bincount(g, minlength=size)
-        total += np.bincount(g, weights=v, minlength=size)
+        return np.stack([np.bincount(g, minlength=size).astype(np.float64),
+                         np.bincount(g, weights=v, minlength=size)])
+
+    count, total = map_blocks(sums, blocks(shape, chunk), reduce=_add,
+                              initial=np.zeros((2, size)))
+    count = count.astype(np.int64)  # exact: sums of integers below 2^53
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / count
-    sq = np.zeros(size)
-    for core in blocks(shape, chunk):
+
+    def squares(core):
         g, v = groups_of(core)
         c = v - mean[g]
-        sq += np.bincount(g, weights=c * c, minlength=size)
+        return np.bincount(g, weights=c * c, minlength=size)
+
+    sq = map_blocks(squares, blocks(shape, chunk), reduce=_add, initial=np.zeros(size))
     with np.errstate(invalid="ignore", divide="ignore"):
         std = np.sqrt(sq / count)
     quantiles = {q: np.full(size, np.nan) for q in _QUANTILES}
@@ -109,10 +128,9 @@ def profile_table_blocks(values, regions, *, by: str, mask, chunk: int, bins=Non
     if has.size:
         key = _sortable32 if f32 else sortable
 
-        def items():
-            for core in blocks(shape, chunk):
-                g, v = groups_of(core)
-                yield g, key(v)
+        def item(core):
+            g, v = groups_of(core)
+            return g, key(v)
 
         # the two order statistics around each quantile (numpy's linear interpolation)
         pos = {q: q * (count[has] - 1) for q in _QUANTILES}
@@ -120,7 +138,8 @@ def profile_table_blocks(values, regions, *, by: str, mask, chunk: int, bins=Non
         hi = {q: np.minimum(lo[q] + 1, count[has] - 1) for q in _QUANTILES}
         ranks = np.stack([r for q in _QUANTILES for r in (lo[q], hi[q])], axis=1).ravel()
         targets = np.repeat(has, 2 * len(_QUANTILES))
-        found, _ = select_kth(items, targets, ranks, bits=32 if f32 else 64)
+        found, _ = select_kth(item, blocks(shape, chunk), targets, ranks,
+                              bits=32 if f32 else 64)
         vals = (_from_sortable32 if f32 else from_sortable)(found).reshape(has.size, -1, 2)
         for i, q in enumerate(_QUANTILES):
             frac = pos[q] - lo[q]
@@ -137,3 +156,7 @@ def profile_table_blocks(values, regions, *, by: str, mask, chunk: int, bins=Non
     return assemble_table(results, dim, coords, template, lead=bool(lead), per_particle=False,
                           by=by)
 
+
+
+def _add(acc, part):
+    return acc + part

@@ -16,7 +16,7 @@ import numpy as np
 
 from .._model import ValidationError
 from ._blockpores import find_cracks_blocks, find_pores_blocks, levels_blocks
-from ._blocks import Scratch, blocks, check_chunk, read
+from ._blocks import Scratch, block_workers, blocks, check_chunk, map_blocks, read
 from ._blockseg import depth_blocks, masked_smooth_blocks, particle_mask_blocks, shells_blocks
 from ._classes import composition_classes
 
@@ -69,7 +69,8 @@ class SegmentResult:
 def segment_volume(volume, *, spacing, chunk: int = 128, n_shells: int = 5, amounts=None,
                    elements=None, target: float | None = None, tolerance: float = 0.05,
                    smoothing_nm: float = 30.0, surface_layer_nm: float = 40.0,
-                   scratch_dir=None) -> SegmentResult:
+                   scratch_dir=None, workers: int | None = None,
+                   client=None) -> SegmentResult:
     """Mask, depth, shells, pores, cracks (and classes) of a volume, block by block.
 
     Parameters
@@ -94,6 +95,12 @@ def segment_volume(volume, *, spacing, chunk: int = 128, n_shells: int = 5, amou
         :func:`masked_smooth` ``sigma_nm`` and ``surface_nm`` of the amounts.
     scratch_dir : path-like, optional
         Where the intermediate arrays go (default: the temporary directory).
+    workers : int, optional
+        Threads running the blocks (default ``OMP_NUM_THREADS`` or the CPU
+        count; 1: serial). Results do not depend on it.
+    client : distributed.Client, optional
+        Run the blocks as tasks on this dask cluster instead (``scratch_dir``
+        and the inputs on a file system every worker sees).
 
     Returns
     -------
@@ -110,23 +117,31 @@ def segment_volume(volume, *, spacing, chunk: int = 128, n_shells: int = 5, amou
     sp = np.broadcast_to(np.asarray(spacing, dtype=float), (3,)).copy()
     scratch = Scratch(chunk, scratch_dir)
     try:
-        mask, threshold = particle_mask_blocks(vol, chunk=chunk, scratch=scratch)
-        kw = dict(spacing=sp, chunk=chunk, scratch=scratch)
-        depth = depth_blocks(mask, **kw)
-        levels = levels_blocks(vol, mask, chunk=chunk)
-        arrays = {"mask": mask, "depth": depth,
-                  "shell": shells_blocks(mask, depth, n=n_shells, **kw),
-                  "pores": find_pores_blocks(vol, mask, levels=levels, **kw),
-                  "cracks": find_cracks_blocks(vol, mask, levels=levels, **kw)}
-        if amounts is not None:
-            if target is None:
-                raise ValidationError("segment_volume: amounts given without a target TM/O")
-            arrays.update(_classes(MetalOxygen(amounts, elements), arrays, sp, chunk, scratch,
-                                   target=target, tolerance=tolerance,
-                                   smoothing_nm=smoothing_nm, surface_nm=surface_layer_nm))
+        with block_workers(workers, client=client):
+            return _segment(vol, amounts, sp, chunk, scratch, n_shells=n_shells,
+                            elements=elements, target=target, tolerance=tolerance,
+                            smoothing_nm=smoothing_nm, surface_layer_nm=surface_layer_nm)
     except BaseException:
         scratch.close()
         raise
+
+
+def _segment(vol, amounts, sp, chunk, scratch, *, n_shells, elements, target, tolerance,
+             smoothing_nm, surface_layer_nm) -> SegmentResult:
+    mask, threshold = particle_mask_blocks(vol, chunk=chunk, scratch=scratch)
+    kw = dict(spacing=sp, chunk=chunk, scratch=scratch)
+    depth = depth_blocks(mask, **kw)
+    levels = levels_blocks(vol, mask, chunk=chunk)
+    arrays = {"mask": mask, "depth": depth,
+              "shell": shells_blocks(mask, depth, n=n_shells, **kw),
+              "pores": find_pores_blocks(vol, mask, levels=levels, **kw),
+              "cracks": find_cracks_blocks(vol, mask, levels=levels, **kw)}
+    if amounts is not None:
+        if target is None:
+            raise ValidationError("segment_volume: amounts given without a target TM/O")
+        arrays.update(_classes(MetalOxygen(amounts, elements), arrays, sp, chunk, scratch,
+                               target=target, tolerance=tolerance,
+                               smoothing_nm=smoothing_nm, surface_nm=surface_layer_nm))
     return SegmentResult(arrays, threshold, scratch, {"levels": levels})
 
 
@@ -135,17 +150,23 @@ def _classes(stack, arrays, sp, chunk, scratch, *, target, tolerance, smoothing_
     """TM/O of amounts averaged over the solid, and its classes (see ``segment``)."""
     shape = tuple(arrays["mask"].shape)
     solid = scratch.array(shape, bool)
-    for core in blocks(shape, chunk):
+
+    def put_solid(core):
         solid[core] = (read(arrays["mask"], core) & (arrays["pores"][core] == 0)
                        & (arrays["cracks"][core] == 0))
+
+    map_blocks(put_solid, blocks(shape, chunk))
     smooth = masked_smooth_blocks(stack, solid, sigma_nm=smoothing_nm, spacing=sp,
                                   surface_nm=surface_nm, chunk=chunk, scratch=scratch)
     ratio = scratch.array(shape, np.float32, fill=np.nan)
     classes = scratch.array(shape, np.uint8)
-    for core in blocks(shape, chunk):
+
+    def put_classes(core):
         tm, o = read(smooth, (slice(None),) + core)
         defined = read(solid, core) & np.isfinite(tm) & np.isfinite(o) & (o > 0)
         r = np.where(defined, tm / np.where(defined, o, 1.0), np.nan).astype(np.float32)
         ratio[core] = r
         classes[core] = composition_classes(r, float(target), tolerance, mask=defined)
+
+    map_blocks(put_classes, blocks(shape, chunk))
     return {"tm_o_ratio_smoothed": ratio, "composition_class": classes}

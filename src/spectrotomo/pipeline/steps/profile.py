@@ -38,11 +38,12 @@ def _stat_vars(table: xr.Dataset, quantity: str, by: str) -> dict[str, xr.DataAr
 
 
 def profile_dataset(maps: dict[str, xr.DataArray], seg_ds: xr.Dataset, *,
-                    depth_bins_nm, chunk: int = 128) -> xr.Dataset:
+                    depth_bins_nm, chunk: int = 128, client=None) -> xr.Dataset:
     """Shell / depth / class statistics of each map over the particle mask.
 
     Block by block (:func:`spectrotomo.segmentation.profile_table_blocks`):
-    lazy (store-backed) inputs are read one block at a time.
+    lazy (store-backed) inputs are read one block at a time, on this process's
+    threads or, given ``client``, as tasks on a dask cluster.
 
     Parameters
     ----------
@@ -56,6 +57,8 @@ def profile_dataset(maps: dict[str, xr.DataArray], seg_ds: xr.Dataset, *,
         left out of the depth profile.
     chunk : int
         Block edge (voxels).
+    client : distributed.Client, optional
+        Reduce the blocks on this cluster (the store on a file system it sees).
 
     Returns
     -------
@@ -72,7 +75,7 @@ def profile_dataset(maps: dict[str, xr.DataArray], seg_ds: xr.Dataset, *,
     for name, values in maps.items():
         for by, regions, kwargs in groupings:
             table = seg.profile_table_blocks(values, regions, by=by, mask=seg_ds["mask"],
-                                             chunk=chunk, **kwargs)
+                                             chunk=chunk, client=client, **kwargs)
             tables.update(_stat_vars(table, name, by))
     ds = xr.Dataset(tables)
     ds.attrs.update(pixel_size=float(seg_ds.attrs["pixel_size"]), pixel_size_units="nm",
@@ -118,7 +121,8 @@ def profile(ctx) -> None:
         return
     seg_ds = io.read_group(ctx.store, "segmentation")
     bins = ctx.config.segmentation.depth_bins_nm
-    ds = profile_dataset(maps, seg_ds, depth_bins_nm=bins, chunk=ctx.config.segmentation.chunk)
+    ds = profile_dataset(maps, seg_ds, depth_bins_nm=bins, chunk=ctx.config.segmentation.chunk,
+                         client=ctx.client)
     add_provenance(ds, "pipeline.profile", inputs=[str(ctx.store)],
                    quantities=list(maps), depth_bins_nm=list(bins))
     io.write(ctx.store, "profiles", ds, overwrite=ctx.overwrite)

@@ -70,7 +70,9 @@ def segment(ctx: RunContext) -> None:
 
     Block by block (``[segmentation] chunk`` voxels): the inputs are read lazily
     from the store and every output is written region by region, so memory per
-    worker does not grow with the volume (segmentation.segment_volume).
+    worker does not grow with the volume (segmentation.segment_volume). Blocks run
+    on this process's threads, or as tasks on the ``[compute]`` cluster when one
+    is configured (scratch arrays next to the store, which the workers see).
     """
     from ... import segmentation as seg
 
@@ -91,7 +93,7 @@ def segment(ctx: RunContext) -> None:
     else:  # phase-contrast run: no chemistry
         ctx.log("segment: no chemistry group; composition classes not computed")
     res = seg.segment_volume(mu.data, spacing=px, chunk=cfg.chunk, n_shells=cfg.n_shells,
-                             scratch_dir=ctx.store.parent, **kw)
+                             scratch_dir=ctx.store.parent, client=ctx.client, **kw)
     try:
         _write_segmentation(ctx, mu, res, extra, cfg.chunk)
     finally:
