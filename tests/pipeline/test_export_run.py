@@ -82,3 +82,21 @@ def test_cli_export_v04_and_tiff(run_dir, capsys):
         assert tif.imagej_metadata["spacing"] == pytest.approx(
             io.read_group(store, "chemistry").attrs["pixel_size"])
     assert main(["export", str(store), str(run_dir / "x"), "--groups", "nope"]) == 2
+
+
+def test_class_labels_carry_the_legend_names_and_colours(run_dir):
+    """The segment step writes the class image's CF flags (values, meanings, colours)
+    and the export draws the labels with them, as the report's figures do."""
+    from spectrotomo.segmentation import CLASS_LEGEND
+
+    index = json.loads((run_dir / "s-ome" / "index.json").read_text())
+    entry = next(e for e in index["files"]
+                 if (e["group"], e["variable"]) == ("segmentation", "composition_class"))
+    zattrs = json.loads((Path(entry["path"]) / "zarr.json").read_text())["attributes"]
+    label = zattrs["ome"]["image-label"]
+    rgba = {c["label-value"]: c["rgba"][:3] for c in label["colors"]}
+    names = {p["label-value"]: p.get("name") for p in label["properties"]}
+    for value, (name, colour) in CLASS_LEGEND.items():
+        assert rgba[value] == [int(colour[i:i + 2], 16) for i in (1, 3, 5)], value
+        if value:
+            assert names[value] == name

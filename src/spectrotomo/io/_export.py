@@ -97,8 +97,8 @@ def _flag_legend(store, group, name, var):
     """(label names, label colours) of a label volume from its CF flag attributes.
 
     ``flag_meanings`` (space-separated names) gives the names; ``flag_values``
-    the value of each (default 0, 1, 2, ... in order: the segment step writes
-    the meanings of the class image only); ``flag_colors`` (space-separated
+    the value of each (default 0, 1, 2, ... in order, as in stores whose segment
+    step wrote the meanings only); ``flag_colors`` (space-separated
     ``#rrggbb``, as :func:`spectrotomo.segmentation.composition_classes`
     writes) the colours. Without ``flag_meanings`` (stores written before the
     segment step recorded them, or a plain label volume such as pores):

@@ -19,10 +19,13 @@ __all__ = ["segment", "class_ratio"]
 _METALS = ("Mn", "Co", "Ni")
 
 
-#: ``flag_meanings`` of the stored class image, from the segmentation's one legend
-#: (value 0 stored as plain "background").
-_CLASS_MEANINGS = " ".join(["background"] + [name for k, (name, _) in
-                                             sorted(CLASS_LEGEND.items()) if k > 0])
+#: CF flag attributes of the stored class image, from the segmentation's one legend
+#: (value 0 stored as plain "background"); io.export_store reads names and colours here.
+_CLASS_FLAGS = dict(
+    flag_values=sorted(CLASS_LEGEND),
+    flag_meanings=" ".join(["background"] + [name for k, (name, _) in
+                                             sorted(CLASS_LEGEND.items()) if k > 0]),
+    flag_colors=" ".join(colour for _, (_, colour) in sorted(CLASS_LEGEND.items())))
 
 def class_ratio(chem: xr.Dataset, solid: np.ndarray, px: float, cfg) -> tuple[np.ndarray,
                                                                                 np.ndarray]:
@@ -89,7 +92,7 @@ def segment(ctx: RunContext) -> None:
         extra = {"tm_o_ratio_smoothed": dict(smoothing_nm=cfg.smoothing_nm,
                                              surface_layer_nm=cfg.surface_layer_nm),
                  "composition_class": dict(target_tm_o=target, tolerance=cfg.tolerance,
-                                           flag_meanings=_CLASS_MEANINGS)}
+                                           **_CLASS_FLAGS)}
     else:  # phase-contrast run: no chemistry
         ctx.log("segment: no chemistry group; composition classes not computed")
     res = seg.segment_volume(mu.data, spacing=px, chunk=cfg.chunk, n_shells=cfg.n_shells,
