@@ -20,7 +20,9 @@ Parts (all CPU; numbers printed as tables):
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
@@ -31,6 +33,10 @@ from spectrotomo._model import volume
 from spectrotomo.recon import AUTO_WEIGHT, reconstruct, reconstruct_joint
 from spectrotomo.recon.prep import normalize
 from spectrotomo.spectra import element_maps
+
+# the ASTRA peer is the tests' (one copy; CI runs it there)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "recon"))
+from recon_helpers import astra_2d  # noqa: E402
 
 RANGES = {"O": (520.0, 560.0), "Mn": (630.0, 670.0), "Co": (770.0, 810.0),
           "Ni": (845.0, 885.0)}  # as pipeline EDGE_RANGES_EV
@@ -120,25 +126,8 @@ def part_samples(presets, repeats):
 
 def astra_sirt(sino, iterations=100):
     """ASTRA 2-D CPU SIRT (linear projector, x >= 0) of one sinogram (n_angles, n)."""
-    import astra
-
-    n = sino.shape[1]
-    vg = astra.create_vol_geom(n, n)
-    pg = astra.create_proj_geom("parallel", 1.0, n, -np.deg2rad(ANGLES))
-    pid = astra.create_projector("linear", pg, vg)
-    sid = astra.data2d.create("-sino", pg, np.asarray(sino, dtype=np.float32))
-    rid = astra.data2d.create("-vol", vg, 0)
-    cfg = astra.astra_dict("SIRT")
-    cfg.update(ProjectorId=pid, ProjectionDataId=sid, ReconstructionDataId=rid,
-               option={"MinConstraint": 0.0})
-    aid = astra.algorithm.create(cfg)
-    try:
-        astra.algorithm.run(aid, iterations)
-        return astra.data2d.get(rid)
-    finally:
-        astra.algorithm.delete(aid)
-        astra.data2d.delete([sid, rid])
-        astra.projector.delete(pid)
+    return astra_2d(sino, ANGLES, algorithm="SIRT", iterations=iterations,
+                    options={"MinConstraint": 0.0})
 
 
 def part_astra(repeats, n_rows=16):
