@@ -67,8 +67,8 @@ from .._backend import array_module
 from .._model import ValidationError
 from ._checks import check_angles, check_center
 from ._operator import ParallelBeamOperator
-from ._solvers import SolverStoppedWarning
 from ._regularize import divergence, gradient, project_ball, sinogram_noise
+from ._solvers import SolverStoppedWarning
 from ._toeplitz import FilteredNormal
 
 __all__ = ["reconstruct_joint", "od_noise", "AUTO_WEIGHT"]
