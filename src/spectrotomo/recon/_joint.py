@@ -34,15 +34,13 @@ sinogram noise ``s_e``, ``Y = U^T z`` their spectral components)::
   regulariser over distances of the particle's size; on the coarse grids
   that costs 1/8, 1/64 ... of an iteration. Measured (small, 16 rows, RMSE
   per voxel x 1e3 after 5 / 20 fine iterations): single level 2.74 / 1.96,
-  two coarse levels of 40 iterations 1.73 / 1.62. The dual field is carried
-  up the levels too (upsampled, scaled to the finer level's ball), and the
-  full grid runs at ``fine_step_ratio`` (30): the wedge is filled there
-  already, and larger dual steps remove the noise the first full-grid step
-  brings back into the chemistry components sooner. Defaults 30 coarse + 4
-  fine iterations (were 40 + 5 at ratio 100 everywhere); measured
-  (limited_angle_bench, small s31 / demo s41, 2-core VM): RMSE +7 % / -1 %,
-  interior Co edge-jump error 0.87 -> 0.53 / 1.61 -> 0.94, amounts within
-  0.3-0.4 pp of before, at 0.6-0.8x the time (gpu_bench/RESULTS.recon.md).
+  two coarse levels of 40 iterations 1.73 / 1.62. Defaults 30 coarse + 4
+  fine iterations (were 40 + 5): FINAL_NUMBERS
+  Measured and not kept: carrying the dual field up the levels, and
+  ``fine_step_ratio`` 30, each halve the interior edge-jump noise at a few %
+  RMSE (small s31: Co 0.87 -> 0.43), but flatten the grains' chemistry in
+  the pipeline (simulate:small seed 5, dual carried: class voxel agreement
+  0.83, class-fraction error 27.6-28.9 pp against 0.86-0.87 / 17.4-18.6 pp).
 - Per-slice (2-D) TV: rows are independent, so any chunk of rows can be
   solved alone (the spectral basis, noise and weight are estimated from the
   chunk's own data, or passed in). 3-D TV was measured with no gain on the
@@ -122,9 +120,9 @@ class _Budget:
 
 
 def _solve(N: FilteredNormal, g0, U, lam: float, beta, *, iterations: int, nonneg: bool,
-           step_ratio: float, y, q=None, joint: bool = True, callback=None, budget=None):
-    """Condat-Vu iterations in component space; g0, y: (C, R, ny, nx) components,
-    q: (C, 2, R, ny, nx) dual start (zero if None). Returns (y, q); ``y`` is overwritten."""
+           step_ratio: float, y, joint: bool = True, callback=None, budget=None):
+    """Condat-Vu iterations in component space; g0, y: (C, R, ny, nx) components
+    (``y``, the start, is overwritten); returns the last iterate."""
     xp = N.xp
     C = g0.shape[0]
     Ud, UTd = xp.asarray(U.astype(np.float32)), xp.asarray(U.T.astype(np.float32).copy())
@@ -135,7 +133,7 @@ def _solve(N: FilteredNormal, g0, U, lam: float, beta, *, iterations: int, nonne
     sigma = 1.0 / (step_ratio * knorm)
     tau, lam = xp.float32(tau), xp.float32(lam)
     sb = (b * xp.float32(sigma)).astype(xp.float32)
-    q = xp.zeros((C, 2, *g0.shape[1:]), dtype=xp.float32) if q is None else q
+    q = xp.zeros((C, 2, *g0.shape[1:]), dtype=xp.float32)
     g = xp.empty_like(q)
     d = xp.empty_like(y)
     step = xp.empty_like(y)
@@ -158,7 +156,7 @@ def _solve(N: FilteredNormal, g0, U, lam: float, beta, *, iterations: int, nonne
             callback(k, y)
         if budget is not None and budget.tick(k, iterations):
             break
-    return y, q
+    return y
 
 
 def _bin2(od):
@@ -197,10 +195,9 @@ def _up2(xp, y, axis: int, n_out: int):
     return out[at(0, n_out)]
 
 
-def _upsample(xp, y, shape, scale: float = 0.5):
-    """Coarse (C, R', n', n') -> fine (C, R, n, n), times ``scale`` (0.5: values per
-    coarse voxel -> per fine voxel, a coarse voxel is twice as long)."""
-    x = y * xp.float32(scale)
+def _upsample(xp, y, shape):
+    """Coarse (C, R', n', n') values per coarse voxel -> fine (C, R, n, n) per fine voxel."""
+    x = y * xp.float32(0.5)  # a coarse voxel is twice as long: half the value per fine voxel
     if shape[1] > 1:
         x = _up2(xp, x, 1, shape[1])
     x = _up2(xp, _up2(xp, x, 2, shape[2]), 3, shape[3])
@@ -216,8 +213,7 @@ def _pyramid(od, angles, center: float, *, weight: float, noise: float, U, beta,
              step_ratio: float, fine_step_ratio: float, eps: float, callback=None,
              budget=None):
     """Solve on whitened ``od`` (C, A, R, n), coarse levels first; returns components
-    (C, R, n, n), the dual (C, 2, R, n, n) and its ball radius ``lam``. ``noise``:
-    white-noise std of ``od`` per pixel (1 on the full grid)."""
+    (C, R, n, n). ``noise``: white-noise std of ``od`` per pixel (1 on the full grid)."""
     xp = array_module(od)
     C, A, R, n = od.shape
     op = ParallelBeamOperator(angles, n, center, xp=xp, eps=eps)
@@ -226,26 +222,20 @@ def _pyramid(od, angles, center: float, *, weight: float, noise: float, U, beta,
     sino = xp.ascontiguousarray(od.transpose(1, 0, 2, 3).reshape(A, C * R, n))
     g0 = _mix(xp, UT, N.rhs(sino).reshape(C, R, n, n))  # FBP of every component
     lam = weight * noise * N.noise_gain  # weight x this level's image noise
-    q0 = None
     if levels > 0:  # 2 x 2 binned data: half the white noise per pixel
-        coarse, q_c, lam_c = _pyramid(
+        coarse = _pyramid(
             _bin2(od), angles, (center - 0.5) / 2, weight=weight, noise=noise / 2, U=U,
             beta=beta, levels=levels - 1, iterations=coarse_iterations,
             coarse_iterations=coarse_iterations, nonneg=nonneg, joint=joint,
             step_ratio=step_ratio, fine_step_ratio=step_ratio, eps=eps, budget=budget)
         y0 = _upsample(xp, coarse, (C, R, n, n))
-        # the dual too: the edge set found on the coarse grid, in this level's ball
-        q0 = _upsample(xp, q_c.reshape(2 * C, *q_c.shape[2:]), (2 * C, R, n, n),
-                       scale=lam / lam_c if lam_c > 0 else 0.0).reshape(C, 2, R, n, n)
-        project_ball(xp, q0, xp.float32(lam), joint=joint)
     elif nonneg:
         y0 = _mix(xp, UT, xp.maximum(_mix(xp, xp.asarray(U.astype(np.float32)), g0), 0))
     else:
         y0 = g0.copy()
-    y, q = _solve(N, g0, U, lam, beta, iterations=iterations, nonneg=nonneg,
-                  step_ratio=fine_step_ratio, y=y0, q=q0, joint=joint, callback=callback,
+    return _solve(N, g0, U, lam, beta, iterations=iterations, nonneg=nonneg,
+                  step_ratio=fine_step_ratio, y=y0, joint=joint, callback=callback,
                   budget=budget)
-    return y, q, lam
 
 
 def spectral_basis(od, noise):
@@ -279,7 +269,7 @@ def reconstruct_joint(od, angles, *, center: float | None = None, weight="auto",
                       iterations: int = 4, coarse_iterations: int = 30,
                       levels: int | None = None, nonneg: bool = True, joint: bool = True,
                       spectral_weight: float = 16.0, step_ratio: float = 100.0,
-                      fine_step_ratio: float = 30.0,
+                      fine_step_ratio: float = 100.0,
                       noise=None, pixel_size: float | None = None, eps: float = 1e-4,
                       callback=None, max_seconds: float | None = None, progress=None):
     """Regularised, non-negative limited-angle reconstruction of all energies at once.
@@ -315,7 +305,8 @@ def reconstruct_joint(od, angles, *, center: float | None = None, weight="auto",
     fine_step_ratio : float
         The same on the full grid, where the wedge is already filled from the
         coarse levels: a smaller ratio (larger dual steps) removes the noise the
-        first full-grid step brings back into the chemistry components sooner.
+        first full-grid step brings back into the chemistry components sooner
+        (and flattens the chemistry more, see the module docstring).
     noise : array_like, shape (n_energies,), optional
         White-noise standard deviation of each energy's optical density;
         default estimated from the data (:func:`~._regularize.sinogram_noise`),
@@ -381,12 +372,11 @@ def reconstruct_joint(od, angles, *, center: float | None = None, weight="auto",
     levels = _levels(n) if levels is None else int(levels)
     budget = _Budget(int(iterations) + levels * int(coarse_iterations), max_seconds, progress)
     with _one_blas_thread(xp):
-        y, _, _ = _pyramid(white, angles, center, weight=float(weight), noise=1.0, U=U, beta=beta,
-                           levels=levels, iterations=int(iterations),
-                           coarse_iterations=int(coarse_iterations), nonneg=nonneg,
-                           joint=joint, step_ratio=float(step_ratio),
-                           fine_step_ratio=float(fine_step_ratio), eps=float(eps),
-                           callback=callback, budget=budget)
+        y = _pyramid(white, angles, center, weight=float(weight), noise=1.0, U=U, beta=beta,
+                     levels=levels, iterations=int(iterations),
+                     coarse_iterations=int(coarse_iterations), nonneg=nonneg, joint=joint,
+                     step_ratio=float(step_ratio), fine_step_ratio=float(fine_step_ratio),
+                     eps=float(eps), callback=callback, budget=budget)
     if budget.done < budget.total:
         warnings.warn(f"reconstruct_joint: stopped after {budget.done} of {budget.total} "
                       f"iterations (all levels): max_seconds = {max_seconds:g} s reached",
