@@ -35,7 +35,9 @@ sinogram noise ``s_e``, ``Y = U^T z`` their spectral components)::
   that costs 1/8, 1/64 ... of an iteration. Measured (small, 16 rows, RMSE
   per voxel x 1e3 after 5 / 20 fine iterations): single level 2.74 / 1.96,
   two coarse levels of 40 iterations 1.73 / 1.62. Defaults 30 coarse + 4
-  fine iterations (were 40 + 5): FINAL_NUMBERS
+  fine iterations (were 40 + 5), with the loop's fixes: CPU time x FBP
+  9.7 -> 6.4-6.7 (small s31, s77), 16.4 -> 12.1 (demo s41) at RMSE +5 %,
+  amounts within 0.2 pp, Co/Ni edge-jump error +15 % (gpu_bench/RESULTS.recon.md).
   Measured and not kept: carrying the dual field up the levels, and
   ``fine_step_ratio`` 30, each halve the interior edge-jump noise at a few %
   RMSE (small s31: Co 0.87 -> 0.43), but flatten the grains' chemistry in

@@ -27,7 +27,7 @@ __all__ = ["reconstruct", "reconstruct_region", "reconstruct_rows", "resolve_alg
 #: ``algorithm = "auto"``: scans spanning at least this range (deg) are reconstructed
 #: with FBP; narrower (limited-angle) scans with the joint regularised solver. At
 #: -65..+65 deg FBP puts mass into the missing wedge (amounts 25-30 % low, particles
-#: 8-20 voxels long); the joint solver is within ~3 % at 5-11x FBP's CPU time
+#: 8-20 voxels long); the joint solver is within ~3 % at 6-12x FBP's CPU time
 #: (gpu_bench/RESULTS.recon.md, limited_angle_bench).
 AUTO_FULL_RANGE_DEG = 170.0
 
