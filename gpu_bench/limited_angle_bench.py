@@ -15,12 +15,17 @@ Parts (all CPU; numbers printed as tables):
    ``weight="auto"`` vs the best of a weight grid.
 
     PYTHONPATH=src python gpu_bench/limited_angle_bench.py [--quick] [--repeats 3]
+        [--parts samples,astra,weight] [--presets small:31,demo:41] [--no-independent]
+
+The ASTRA peer is ``tests/recon/recon_helpers.astra_2d`` (one copy, imported from there).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
@@ -31,6 +36,10 @@ from spectrotomo._model import volume
 from spectrotomo.recon import AUTO_WEIGHT, reconstruct, reconstruct_joint
 from spectrotomo.recon.prep import normalize
 from spectrotomo.spectra import element_maps
+
+# the ASTRA peer is the tests' (one copy; CI runs it there)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "recon"))
+from recon_helpers import astra_2d  # noqa: E402
 
 RANGES = {"O": (520.0, 560.0), "Mn": (630.0, 670.0), "Co": (770.0, 810.0),
           "Ni": (845.0, 885.0)}  # as pipeline EDGE_RANGES_EV
@@ -96,7 +105,7 @@ def scores(x, truth, mu):
     return bias, float((m & t).sum() / (m | t).sum()), ext, jump
 
 
-def part_samples(presets, repeats):
+def part_samples(presets, repeats, independent=True):
     print("\n## -65..+65 deg, 8 energies, 2e4 photons: FBP vs reconstruct_joint (defaults)\n")
     print("| sample | method | time wall s (x FBP) | CPU s (x FBP) | RMSE/voxel | amount bias O, Mn,"
           " Co, Ni (%) | mask IoU | extent err z,y,x (vox) | jump err O, Mn, Co, Ni |")
@@ -107,8 +116,9 @@ def part_samples(presets, repeats):
         runs = [("fbp", fbp, tf)]
         x, tj = timed(lambda: reconstruct_joint(od, ANGLES), repeats)
         runs.append(("joint (default)", x, tj))
-        xi, ti = timed(lambda: reconstruct_joint(od, ANGLES, joint=False), 1)
-        runs.append(("independent TV, same solver", xi, ti))
+        if independent:
+            xi, ti = timed(lambda: reconstruct_joint(od, ANGLES, joint=False), 1)
+            runs.append(("independent TV, same solver", xi, ti))
         for name, v, t in runs:
             b, iou, ext, jump = scores(v, truth, mu)
             print(f"| {preset} s{seed} {mu.shape[1]}^3 | {name} | {t[0]:.2f} ({t[0] / tf[0]:.1f}x) | "
@@ -120,25 +130,8 @@ def part_samples(presets, repeats):
 
 def astra_sirt(sino, iterations=100):
     """ASTRA 2-D CPU SIRT (linear projector, x >= 0) of one sinogram (n_angles, n)."""
-    import astra
-
-    n = sino.shape[1]
-    vg = astra.create_vol_geom(n, n)
-    pg = astra.create_proj_geom("parallel", 1.0, n, -np.deg2rad(ANGLES))
-    pid = astra.create_projector("linear", pg, vg)
-    sid = astra.data2d.create("-sino", pg, np.asarray(sino, dtype=np.float32))
-    rid = astra.data2d.create("-vol", vg, 0)
-    cfg = astra.astra_dict("SIRT")
-    cfg.update(ProjectorId=pid, ProjectionDataId=sid, ReconstructionDataId=rid,
-               option={"MinConstraint": 0.0})
-    aid = astra.algorithm.create(cfg)
-    try:
-        astra.algorithm.run(aid, iterations)
-        return astra.data2d.get(rid)
-    finally:
-        astra.algorithm.delete(aid)
-        astra.data2d.delete([sid, rid])
-        astra.projector.delete(pid)
+    return astra_2d(sino, ANGLES, algorithm="SIRT", iterations=iterations,
+                    options={"MinConstraint": 0.0})
 
 
 def part_astra(repeats, n_rows=16):
@@ -206,12 +199,17 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small sample only")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--parts", default="samples,astra,weight")
+    ap.add_argument("--presets", default="small:31,demo:41",
+                    help="preset:seed,... of part samples (--quick: small:31 only)")
+    ap.add_argument("--no-independent", action="store_true",
+                    help="part samples: skip the independent-TV comparison")
     args = ap.parse_args()
     print(f"AUTO_WEIGHT = {AUTO_WEIGHT}")
     parts = args.parts.split(",")
     if "samples" in parts:
-        presets = [("small", 31)] + ([] if args.quick else [("demo", 41)])
-        part_samples(presets, args.repeats)
+        presets = [(p.split(":")[0], int(p.split(":")[1])) for p in args.presets.split(",")]
+        part_samples(presets[:1] if args.quick else presets, args.repeats,
+                     independent=not args.no_independent)
     if "astra" in parts:
         part_astra(args.repeats)
     if "weight" in parts:

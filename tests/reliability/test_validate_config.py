@@ -118,9 +118,9 @@ def test_defaults_and_template_are_valid():
     assert check_config(config_from_dict({"reconstruct": {
         "algorithm": "sirt", "iterations": 10**6, "max_seconds": 60.0}})) == []
     with pytest.raises(ConfigError, match=r"iterations must be <= 10000 unless \[reconstruct\] "
-                                          r"max_seconds caps each solve \(algorithm sirt, cgls, "
-                                          r"tv; algorithm = 'joint'\)"):
-        config_from_dict({"reconstruct": {"algorithm": "joint", "iterations": 10**6,
+                                          r"max_seconds caps each solve \(algorithm joint, "
+                                          r"sirt, cgls, tv; algorithm = 'auto'\)"):
+        config_from_dict({"reconstruct": {"algorithm": "auto", "iterations": 10**6,
                                           "max_seconds": 60.0}})
 
 

@@ -320,7 +320,7 @@ def _elements_ok(elements) -> bool:
 
 
 #: Algorithms whose solves ``[reconstruct] max_seconds`` caps.
-_CAPPED = ("sirt", "cgls", "tv")
+_CAPPED = ("joint", "sirt", "cgls", "tv")
 
 
 def _rules(cfg: Config) -> list[tuple[str, str, Callable[[Any], bool], str]]:
@@ -477,10 +477,10 @@ distances_m = []             # effective propagation distances (m); default: the
 algorithm = "auto"           # auto | fbp | joint | sirt | cgls | tv. auto: FBP for scans of
                              # >= 170 deg, else joint (regularised, all energies at once:
                              # at -65..+65 deg amounts within 3 % instead of 25-30 % low
-                             # with FBP, at ~12-16x FBP's time)
+                             # with FBP, at ~6-12x FBP's CPU time)
 # iterations = 100          # joint/sirt/cgls/tv: an integer >= 1 (default 5/100/20/100);
                              # above 10000 only sirt/cgls/tv with max_seconds
-# max_seconds = 600.0        # sirt/cgls/tv: wall-clock cap of each chunk's solve (s); an early
+# max_seconds = 600.0        # joint/sirt/cgls/tv: wall-clock cap of each chunk's solve (s); an early
                              # stop is logged and kept in the recon group
 filter = "ram-lak"           # ram-lak | shepp-logan | cosine | hamming | hann | parzen
 nonneg = true

@@ -34,7 +34,7 @@ from typing import Iterable
 import numpy as np
 
 from ..io import ReaderError
-from ._config import Config, ConfigError, check_config
+from ._config import _CAPPED, Config, ConfigError, check_config
 from ._source import parse_source
 
 __all__ = ["validate_run", "InputReaderError", "MIN_ANGLES", "MIN_RANGE_DEG", "ENERGY_RANGE_EV", "SAMPLE_BYTES"]
@@ -262,9 +262,9 @@ def _check_algorithm(cfg: Config, inp: _Input, warnings: list) -> None:
     if rec.iterations is not None and algorithm == "fbp":
         warnings.append(f"[reconstruct] iterations = {rec.iterations} is ignored: {named} is "
                         "not iterative (joint, sirt, cgls and tv use it)")
-    if rec.max_seconds is not None and algorithm not in ("sirt", "cgls", "tv"):
+    if rec.max_seconds is not None and algorithm not in _CAPPED:
         warnings.append(f"[reconstruct] max_seconds = {rec.max_seconds:g} is ignored: {named}; "
-                        "it caps sirt, cgls and tv solves")
+                        f"it caps {', '.join(_CAPPED[:-1])} and {_CAPPED[-1]} solves")
 
 
 def _check_angles(inp: _Input, problems: list) -> None:

@@ -27,7 +27,7 @@ __all__ = ["reconstruct", "reconstruct_region", "reconstruct_rows", "resolve_alg
 #: ``algorithm = "auto"``: scans spanning at least this range (deg) are reconstructed
 #: with FBP; narrower (limited-angle) scans with the joint regularised solver. At
 #: -65..+65 deg FBP puts mass into the missing wedge (amounts 25-30 % low, particles
-#: 8-20 voxels long); the joint solver is within 3 % at 12-16x FBP's time
+#: 8-20 voxels long); the joint solver is within ~3 % at 6-12x FBP's CPU time
 #: (gpu_bench/RESULTS.recon.md, limited_angle_bench).
 AUTO_FULL_RANGE_DEG = 170.0
 
@@ -45,12 +45,24 @@ class _ProgressLog:
         self.every_s = PROGRESS_EVERY_S if every_s is None else every_s
         self.last = time.monotonic()
 
-    def iteration(self, region, done: int, n: int, elapsed: float) -> None:
+    def iteration(self, where: str, done: int, n: int, elapsed: float) -> None:
         now = time.monotonic()
         if done < n and now - self.last >= self.every_s:
             self.last = now
-            self.log(f"reconstruct: energy {region[0].start}, rows {region[1].start}-"
-                     f"{region[1].stop - 1}: iteration {done} of {n} ({elapsed:.0f} s)")
+            self.log(f"reconstruct: {where}: iteration {done} of {n} ({elapsed:.0f} s)")
+
+
+def _watch(progress: _ProgressLog | None, where: str):
+    """A solver ``progress`` callback that keeps (done, total) and feeds ``progress``;
+    returns (callback, seen)."""
+    seen = [0, 0]
+
+    def on_iteration(done, n, elapsed):
+        seen[:] = done, n
+        if progress is not None:
+            progress.iteration(where, done, n, elapsed)
+
+    return on_iteration, seen
 
 
 def resolve_algorithm(algorithm: str, angles) -> str:
@@ -62,18 +74,26 @@ def resolve_algorithm(algorithm: str, angles) -> str:
     return "fbp" if span >= AUTO_FULL_RANGE_DEG else "joint"
 
 
-def reconstruct_rows(zs: slice, *, store, params: dict) -> None:
+def reconstruct_rows(zs: slice, *, store, params: dict, progress: _ProgressLog | None = None):
     """Reconstruct rows ``zs`` of every energy of ``recon/mu`` at once with the joint
     limited-angle solver (:func:`spectrotomo.recon.reconstruct_joint`); ``params``
-    as for :func:`reconstruct_region` plus ``noise`` (per energy, the sample's)."""
-    from ...recon import reconstruct_joint
+    as for :func:`reconstruct_region` plus ``noise`` (per energy, the sample's).
+    Returns (iterations done, iterations asked) of all levels when ``max_seconds``
+    stopped the solve early, else None (as :func:`reconstruct_region`)."""
+    from ...recon import SolverStoppedWarning, reconstruct_joint
 
     block = io.read_region(store, "od", "od", (slice(None), slice(None), zs))
     options = {"iterations": params["iterations"]} if params["iterations"] else {}
-    vol = reconstruct_joint(_on_device(block, params["device"]), params["angles"],
-                            center=params["center"], pixel_size=params["pixel_size"],
-                            noise=params["noise"], nonneg=params["nonneg"], **options)
+    on_iteration, seen = _watch(progress, f"all energies, rows {zs.start}-{zs.stop - 1}")
+    with warnings.catch_warnings():  # the early stop is returned and logged by the step
+        warnings.simplefilter("ignore", SolverStoppedWarning)
+        vol = reconstruct_joint(_on_device(block, params["device"]), params["angles"],
+                                center=params["center"], pixel_size=params["pixel_size"],
+                                noise=params["noise"], nonneg=params["nonneg"],
+                                max_seconds=params["max_seconds"], progress=on_iteration,
+                                **options)
     io.write_region(store, "recon", "mu", (slice(None), zs), to_numpy(vol).astype(np.float32))
+    return tuple(seen) if seen[0] < seen[1] else None
 
 
 # --------------------------------------------------------------------------- #
@@ -100,13 +120,7 @@ def reconstruct_region(region, *, store, params: dict, progress: _ProgressLog | 
 
     e, zs = region[0], region[1]
     sino = io.read_region(store, "od", "od", (e.start, slice(None), zs))  # (angles, rows, cols)
-    seen = [0, 0]
-
-    def on_iteration(done, n, elapsed):
-        seen[:] = done, n
-        if progress is not None:
-            progress.iteration(region, done, n, elapsed)
-
+    on_iteration, seen = _watch(progress, f"energy {e.start}, rows {zs.start}-{zs.stop - 1}")
     kwargs = {}
     if params["algorithm"] != "fbp":
         kwargs = {"iterations": params["iterations"], "max_seconds": params["max_seconds"],
@@ -159,21 +173,20 @@ def reconstruct(ctx) -> None:
               else {"nonneg": cfg.nonneg}}
     regions = io.missing_regions(ctx.store, "recon", "mu")
     log_resume(ctx, "reconstruct", regions, n_e * -(-ny // rows))
+    # iteration lines of long solves need this process's log: in-process runs only
+    # (run_tasks logs the chunks done, also from workers)
+    extra = {"progress": _ProgressLog(ctx.log)} if ctx.client is None else {}
     if algorithm == "joint":  # one task per row chunk, all energies together
-        slabs = sorted({r[1].start: r[1] for r in regions}.values(), key=lambda z: z.start)
+        regions = sorted({r[1].start: r[1] for r in regions}.values(), key=lambda z: z.start)
         params.update(nonneg=cfg.nonneg, noise=_sample_noise(ctx.store, ny, rows))
         ctx.log(f"reconstruct: joint limited-angle solver ({float(np.ptp(params['angles'])):.0f}"
-                f" deg scan), {len(slabs)} chunks of {rows} rows x {n_e} energies")
-        run_tasks(ctx.client, reconstruct_rows, slabs, desc="reconstruct", log=ctx.log,
-                  store=str(ctx.store), params=params)
-        attrs = {}
+                f" deg scan), {len(regions)} chunks of {rows} rows x {n_e} energies")
+        task = reconstruct_rows
     else:
-        # iteration lines of long solves need this process's log: in-process runs only
-        # (run_tasks logs the chunks done, also from workers)
-        extra = {"progress": _ProgressLog(ctx.log)} if ctx.client is None else {}
-        stops = run_tasks(ctx.client, reconstruct_region, regions, desc="reconstruct",
-                          log=ctx.log, store=str(ctx.store), params=params, **extra)
-        attrs = _record_stops(ctx, [s for s in stops if s is not None], len(regions))
+        task = reconstruct_region
+    stops = run_tasks(ctx.client, task, regions, desc="reconstruct", log=ctx.log,
+                      store=str(ctx.store), params=params, **extra)
+    attrs = _record_stops(ctx, [s for s in stops if s is not None], len(regions))
     io.mark_complete(ctx.store, "recon", attrs=attrs or None)
 
 
