@@ -15,34 +15,20 @@ and ASTRA FBP_CUDA when available; SIRT/CGLS per-iteration time on the GPU
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 
 import harness
 
+# the one ASTRA 2-D peer, shared with the tests (which CI runs)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "recon"))
+from recon_helpers import astra_2d  # noqa: E402
+
 
 def rmse(a, b):
     return float(np.sqrt(np.mean((np.asarray(a, float) - np.asarray(b, float)) ** 2)))
-
-
-def astra_2d(sino, angles_deg, algorithm="FBP", iterations=1, options=None):
-    import astra
-
-    n = sino.shape[1]
-    vg = astra.create_vol_geom(n, n)
-    pg = astra.create_proj_geom("parallel", 1.0, n, -np.deg2rad(angles_deg))  # y axis up
-    pid = astra.create_projector("linear", pg, vg)
-    sid = astra.data2d.create("-sino", pg, sino.astype(np.float32))
-    rid = astra.data2d.create("-vol", vg, 0)
-    cfg = astra.astra_dict(algorithm)
-    cfg.update(ProjectorId=pid, ProjectionDataId=sid, ReconstructionDataId=rid,
-               option=dict(options or {}))
-    aid = astra.algorithm.create(cfg)
-    astra.algorithm.run(aid, iterations)
-    out = astra.data2d.get(rid)
-    astra.algorithm.delete(aid)
-    astra.data2d.delete([sid, rid])
-    astra.projector.delete(pid)
-    return out
 
 
 def tomopy_gridrec(proj, angles_deg, pad):
@@ -114,8 +100,8 @@ def case(label, ph, angles, args):
         outs, dta = t.out, t.best
         rows["ASTRA CPU FBP (linear)"] = (k / dta, rmse(outs[0], ph))
         if not args.skip_iterative:
-            dts = harness.once(lambda: astra_2d(sino, angles, "SIRT", it,
-                                                {"MinConstraint": 0.0})).best
+            dts = harness.once(lambda: astra_2d(sino, angles, algorithm="SIRT", iterations=it,
+                                                options={"MinConstraint": 0.0})).best
             rows[f"ASTRA CPU SIRT ({it} it, per iteration)"] = (it / dts, float("nan"))
     except ImportError:
         print("ASTRA not importable")
