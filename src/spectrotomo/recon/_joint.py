@@ -54,6 +54,7 @@ import numpy as np
 from .._backend import array_module
 from .._model import ValidationError
 from ._checks import check_angles, check_center
+from ._debias import bregman_refine
 from ._operator import ParallelBeamOperator
 from ._regularize import divergence, gradient, project_ball, sinogram_noise
 from ._toeplitz import FilteredNormal
@@ -142,9 +143,11 @@ def _levels(n_cols: int) -> int:
 
 def _pyramid(od, angles, center: float, *, weight: float, noise: float, U, beta, levels: int,
              iterations: int, coarse_iterations: int, nonneg: bool, joint: bool,
-             step_ratio: float, eps: float, callback=None):
+             step_ratio: float, eps: float, callback=None, debias_iterations: int = 0):
     """Solve on whitened ``od`` (C, A, R, n), coarse levels first; returns components
-    (C, R, n, n). ``noise``: white-noise std of ``od`` per pixel (1 on the full grid)."""
+    (C, R, n, n). ``noise``: white-noise std of ``od`` per pixel (1 on the full grid).
+    ``debias_iterations`` > 0: one Bregman refinement of that many iterations on this
+    level (recon/_debias.py)."""
     xp = array_module(od)
     C, A, R, n = od.shape
     op = ParallelBeamOperator(angles, n, center, xp=xp, eps=eps)
@@ -163,8 +166,13 @@ def _pyramid(od, angles, center: float, *, weight: float, noise: float, U, beta,
     else:
         y0 = g0
     lam = weight * noise * N.noise_gain  # weight x this level's image noise
-    return _solve(N, g0, U, lam, beta, iterations=iterations, nonneg=nonneg,
-                  step_ratio=step_ratio, y=y0, joint=joint, callback=callback)
+    y = _solve(N, g0, U, lam, beta, iterations=iterations, nonneg=nonneg,
+               step_ratio=step_ratio, y=y0, joint=joint, callback=callback)
+    if debias_iterations:  # restore the TV contrast loss (recon/_debias.py)
+        y = bregman_refine(N, g0, y, lambda g, y1: _solve(
+            N, g, U, lam, beta, iterations=debias_iterations, nonneg=nonneg,
+            step_ratio=step_ratio, y=y1, joint=joint))
+    return y
 
 
 def spectral_basis(od, noise):
@@ -199,7 +207,7 @@ def reconstruct_joint(od, angles, *, center: float | None = None, weight="auto",
                       levels: int | None = None, nonneg: bool = True, joint: bool = True,
                       spectral_weight: float = 16.0, step_ratio: float = 100.0,
                       noise=None, pixel_size: float | None = None, eps: float = 1e-4,
-                      callback=None):
+                      callback=None, debias_iterations: int = 5):
     """Regularised, non-negative limited-angle reconstruction of all energies at once.
 
     Parameters
@@ -239,6 +247,11 @@ def reconstruct_joint(od, angles, *, center: float | None = None, weight="auto",
         NUFFT tolerance of the one filtered back-projection per level.
     callback : callable, optional
         ``callback(k, y)`` after each full-grid iteration (components).
+    debias_iterations : int
+        Iterations of one Bregman refinement on the full grid after the solve
+        (the data residual added back, warm start), restoring the contrast TV
+        takes from small regions such as grains of another composition
+        (:func:`~._debias.bregman_refine`); 0: none.
 
     Returns
     -------
@@ -262,7 +275,8 @@ def reconstruct_joint(od, angles, *, center: float | None = None, weight="auto",
     C, A, R, n = od.shape
     angles = check_angles(angles, A, where="reconstruct_joint")
     center = check_center(center, n, where="reconstruct_joint")
-    for name, v, lo in (("iterations", iterations, 1), ("coarse_iterations", coarse_iterations, 0)):
+    for name, v, lo in (("iterations", iterations, 1), ("coarse_iterations", coarse_iterations, 0),
+                        ("debias_iterations", debias_iterations, 0)):
         if int(v) != v or v < lo:
             raise ValidationError(f"reconstruct_joint: {name!r} must be an integer >= {lo}; got {v}")
     weight = AUTO_WEIGHT if isinstance(weight, str) and weight == "auto" else weight
@@ -283,7 +297,8 @@ def reconstruct_joint(od, angles, *, center: float | None = None, weight="auto",
     y = _pyramid(white, angles, center, weight=float(weight), noise=1.0, U=U, beta=beta,
                  levels=levels, iterations=int(iterations),
                  coarse_iterations=int(coarse_iterations), nonneg=nonneg, joint=joint,
-                 step_ratio=float(step_ratio), eps=float(eps), callback=callback)
+                 step_ratio=float(step_ratio), eps=float(eps), callback=callback,
+                 debias_iterations=int(debias_iterations))
     scale = s / (1.0 if pixel_size is None else float(pixel_size))
     x = _mix(xp, xp.asarray((scale[:, None] * U).astype(np.float32)), y)
     if nonneg:
