@@ -118,20 +118,20 @@ def test_pixel_size_and_noise_arguments(tiny):
 def test_progress_counts_every_level(tiny):
     od = tiny[0][:, :, 12:16]  # 32 columns: one coarse level
     calls = []
-    reconstruct_joint(od, ANGLES, coarse_iterations=6, iterations=3,
+    reconstruct_joint(od, ANGLES, coarse_iterations=6, iterations=3, debias_iterations=2,
                       progress=lambda done, total, t: calls.append((done, total, t)))
-    assert [c[:2] for c in calls] == [(k, 9) for k in range(1, 10)]
+    assert [c[:2] for c in calls] == [(k, 11) for k in range(1, 12)]  # 6 + 3 + 2 refinement
     assert all(b[2] >= a[2] >= 0 for a, b in zip(calls, calls[1:]))
 
 
 def test_max_seconds_stops_early_with_a_full_grid_result(tiny):
     od, mu = tiny[0][:, :, 8:24], tiny[1][:, 8:24]
     calls = []
-    with pytest.warns(SolverStoppedWarning, match=r"stopped after 2 of 45 iterations \(all "
+    with pytest.warns(SolverStoppedWarning, match=r"stopped after 2 of 50 iterations \(all "
                                                   r"levels\): max_seconds = 0 s"):
         x = reconstruct_joint(od, ANGLES, max_seconds=0.0, coarse_iterations=40, iterations=5,
                               progress=lambda done, total, t: calls.append(done))
-    assert calls == [1, 2]  # one iteration per level once the time is spent
+    assert calls == [1, 2]  # one iteration per level once the time is spent, no refinement
     assert x.shape == mu.shape and x.min() >= 0
     # one full-grid step from the coarse start already beats FBP (no wedge fill there)
     fbp = np.stack([reconstruct(o, ANGLES) for o in od])
