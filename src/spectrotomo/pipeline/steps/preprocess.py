@@ -135,8 +135,9 @@ def tomography_scale_mode(mode: str, energies) -> str:
     Why: across the white lines the free per-energy scale estimates carry a chemistry
     bias (up to 0.7 % at 642-646 eV on ``simulate:xanes3d`` seed 1, true draws within
     0.2 %) that misregisters the energies at every surface; the linear law averages it
-    over the scan. Measured (seed 1, joint solver): interior Mn valence MAE 0.042 ->
-    0.038 (the same as no scale at all; gpu_bench/RESULTS.spectra.md).
+    over the scan. Measured (joint solver, interior Mn valence MAE, tuning seeds 1 / 2):
+    free 0.042 / 0.052, linear 0.038 / 0.046 ("none" on seed 1: 0.038); held-out seeds
+    in gpu_bench/RESULTS.spectra.md.
     """
     from ...spectra import xanes_elements
 
