@@ -9,18 +9,20 @@ segment -> profile -> report, one with ``[reconstruct] algorithm = "auto"`` (the
 solver at this range), one with ``"fbp"`` (the baseline: per-energy FBP + per-voxel
 LCF). Printed per seed and method: the interior Mn valence MAE (``errors_vs_truth``:
 voxels > 3 voxels deep, fully solid, no pore or crack, that the quality mask trusts),
+the same MAE with the volume moved into the truth's frame (``_registered_mae``: the
+reference energy's simulated drift along the rotation axis removed, up to ~1 voxel),
 the trusted fraction of those interior voxels, the mean signed error, the fitted minus
 true energy offset of the references (the simulator's scans are offset +0.3 eV and
 broadened 0.2 eV from the builtin references: no inverse crime), the particle-mask IoU
 and the reconstruct / valence3d step times (s, noisy on a shared machine).
 Target (issue 16): joint MAE <= 0.04 at 2e4 photons.
 
-Seeds 23 and 57: no test or other benchmark uses them (tests: xanes3d-tiny seed 0;
-development: xanes3d seed 0).
+Seeds 23, 57 and 91: no test or other benchmark uses them, nor the tuning (tests:
+xanes3d-tiny seed 0; development: xanes3d seeds 0 and 1).
 
 Example::
 
-    PYTHONPATH=src python gpu_bench/valence3d_bench.py            # 2 seeds, ~5 min
+    PYTHONPATH=src python gpu_bench/valence3d_bench.py            # 3 seeds, ~8 min idle
     PYTHONPATH=src python gpu_bench/valence3d_bench.py --quick    # xanes3d-tiny, 1 seed
 """
 
@@ -64,6 +66,36 @@ def _signed_error(store: Path) -> float:
     return float((est[ok] - truth["valence"].sel(element="Mn").values[ok]).mean())
 
 
+def _registered_mae(store: Path) -> float:
+    """Interior Mn valence MAE with the reconstruction moved into the truth's frame.
+
+    The energies are registered onto one reference energy, so the volume sits where
+    that energy's (simulated, per-energy) drift put it: along the rotation axis (rows,
+    z) nothing in the data fixes it, and the simulator draws up to ~1 voxel. The
+    report's MAE counts that global offset as error; here ``recon/mu`` is moved back
+    by the reference energy's true row shift (cubic spline) and refitted with the
+    step's fitted energy offset (same interior and quality rule as the report)."""
+    from scipy import ndimage
+
+    from spectrotomo import io, spectra
+
+    od, raw = io.read_group(store, "od"), io.read_group(store, "raw")
+    dy = float(raw["true_energy_shift"].values[int(od.attrs["registration_reference"]), 0])
+    mu = io.read_group(store, "recon")["mu"].load()
+    mu = mu.copy(data=ndimage.shift(mu.values, (0, -dy, 0, 0), order=3, mode="nearest"))
+    v3d = io.read_group(store, "valence3d")
+    offset = float(v3d.attrs["energy_offset_ev"][list(v3d["element"].values).index("Mn")])
+    fit = spectra.valence_maps(mu, spectra.builtin_references(None, normalized=False),
+                               elements=["Mn"], energy_offset=offset)
+    truth = io.read_group(store, "truth").load()
+    px = float(truth.attrs["pixel_size"])
+    inner = ((truth["depth"].values > 3 * px) & (truth["occupancy"].values > 0.99)
+             & ~truth["void"].values & ~truth["crack"].values)
+    est = fit["valence"].sel(element="Mn").values
+    ok = inner & fit["quality_mask"].sel(element="Mn").values & np.isfinite(est)
+    return float(np.abs(est[ok] - truth["valence"].sel(element="Mn").values[ok]).mean())
+
+
 def run_seed(root: Path, preset: str, seed: int) -> list[list]:
     from spectrotomo.pipeline import run_pipeline
 
@@ -79,7 +111,8 @@ def run_seed(root: Path, preset: str, seed: int) -> list[list]:
                               report_dir=root / f"s{seed}-{algorithm}-report", log=quiet)
         errors = result["summary"]["errors_vs_truth"]
         seconds = {r.name: r.seconds for r in result["records"]}
-        rows.append([seed, label, errors["mn_valence3d_mae"], errors["mn_valence3d_coverage"],
+        rows.append([seed, label, errors["mn_valence3d_mae"], _registered_mae(store),
+                     errors["mn_valence3d_coverage"],
                      _signed_error(store), errors.get("valence3d_energy_offset_error_ev"),
                      errors["mask_iou"], seconds["reconstruct"], seconds["valence3d"]])
     return rows
@@ -88,24 +121,28 @@ def run_seed(root: Path, preset: str, seed: int) -> list[list]:
 def main() -> None:
     ap = harness.parser(__doc__, quick={"preset": "xanes3d-tiny", "seeds": [23]})
     ap.add_argument("--preset", default="xanes3d", help="simulate:PRESET (xanes3d*)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[23, 57])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[23, 57, 91])
     args = ap.parse_args()
     harness.start(f"valence3d: joint solver vs per-energy FBP, simulate:{args.preset}")
     rows = []
     with tempfile.TemporaryDirectory(prefix="valence3d-bench-") as tmp:
         for seed in args.seeds:
             rows += run_seed(Path(tmp), args.preset, seed)
-    harness.print_table(["seed", "method", "Mn valence MAE", "interior trusted",
+    harness.print_table(["seed", "method", "Mn valence MAE", "MAE in truth frame",
+                         "interior trusted",
                          "mean error", "offset error eV", "mask IoU", "reconstruct s",
                          "valence3d s"], rows,
                         fmt=".3g", title="interior Mn valence vs truth")
     joint = [r[2] for r in rows if r[1].startswith("joint")]
     fbp = [r[2] for r in rows if r[1].startswith("per-energy")]
+    framed = [r[3] for r in rows if r[1].startswith("joint")]
     print(f"\njoint MAE per seed {[round(v, 4) for v in joint]}, FBP baseline "
           f"{[round(v, 4) for v in fbp]}; ratio FBP/joint "
           f"{[harness.ratio(f, j) for f, j in zip(fbp, joint)]}")
     print(f"target joint MAE <= {TARGET_MAE}: "
-          f"{'met' if max(joint) <= TARGET_MAE else 'unmet'} (worst {max(joint):.4f})")
+          f"{'met' if max(joint) <= TARGET_MAE else 'unmet'} (worst {max(joint):.4f}); in the "
+          f"truth's frame {'met' if max(framed) <= TARGET_MAE else 'unmet'} "
+          f"(worst {max(framed):.4f})")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,18 @@ def test_detects_a_xanes_tomography_from_its_energies():
     assert xanes_tomography_elements(np.r_[dual, np.linspace(776.0, 804.0, 10)]) == ["Co"]
 
 
+def test_xanes_tomography_magnification_auto_is_the_linear_law():
+    from spectrotomo.pipeline.steps.preprocess import scale_options, tomography_scale_mode
+
+    xanes = simulate.xanes3d_energies()
+    assert tomography_scale_mode("auto", xanes) == "linear"
+    assert scale_options(tomography_scale_mode("auto", xanes), xanes)["scale_model"] == "linear"
+    dual = [525.0, 555.0, 635.0, 665.0, 775.0, 805.0, 848.0, 880.0]
+    assert tomography_scale_mode("auto", dual) == "auto"  # dual-energy: free scales
+    for mode in ("estimate", "none", "metadata"):  # an explicit choice is kept
+        assert tomography_scale_mode(mode, xanes) == mode
+
+
 def test_step_runs_after_valence():
     names = list(STEPS)
     assert names.index("valence3d") == names.index("valence") + 1

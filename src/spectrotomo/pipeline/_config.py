@@ -459,7 +459,8 @@ align_iterations = 4
 register_energies = true     # translation + magnification across energies
 magnification = "auto"       # auto: the per-energy pixel sizes the files recorded when present
                              # (exact), else estimated from the images (biased 0.1-0.3 % across
-                             # the O/Mn edges by surface chemistry) | metadata (required) |
+                             # the O/Mn edges by surface chemistry; on a XANES tomography under
+                             # the linear law below) | metadata (required) |
                              # estimate | linear (estimated, constrained to a magnification
                              # linear in energy, as zone-plate optics give) | none (scale 1)
 

@@ -18,8 +18,10 @@ from ._quantify import element_maps
 from ._quantify import joint_element_amounts
 from ._quantify import tm_o_ratio
 from ._valence import DEFAULT_WINDOWS
+from ._valence import MIN_XANES_ENERGIES
 from ._valence import effective_valence
 from ._valence import valence_maps
+from ._valence import xanes_elements
 from ._references import load_athena
 from ._references import load_references
 from ._references import normalize_edge_step
@@ -37,9 +39,11 @@ __all__ = [
     "fit_energy_offset",
     "shifted_references",
     "DEFAULT_WINDOWS",
+    "MIN_XANES_ENERGIES",
     "ElementAmounts",
     "effective_valence",
     "valence_maps",
+    "xanes_elements",
     "LCFResult",
     "cross_section",
     "element_amounts",

@@ -13,10 +13,24 @@ from ._calibration import fit_energy_offset, shifted_references
 from ._lcf import lcf
 from ._references import resample
 
-__all__ = ["DEFAULT_WINDOWS", "effective_valence", "valence_maps"]
+__all__ = ["DEFAULT_WINDOWS", "MIN_XANES_ENERGIES", "effective_valence", "valence_maps",
+           "xanes_elements"]
 
 #: Energy windows (eV) of the soft X-ray edges: O K, Mn L3, Co L3, Ni L3.
 DEFAULT_WINDOWS = dict(EDGE_WINDOWS_EV)
+#: Energies inside one edge window that make a scan a XANES scan (a dual-energy
+#: series has 2 per edge; an LCF of 3 states + a 3-term background needs >= 7 to
+#: leave any residual).
+MIN_XANES_ENERGIES = 8
+
+
+def xanes_elements(energies, *, min_energies: int = MIN_XANES_ENERGIES) -> list[str]:
+    """Elements with at least ``min_energies`` of ``energies`` (eV) inside their
+    :data:`DEFAULT_WINDOWS` edge window: those a XANES scan covers (empty for a
+    dual-energy series)."""
+    e = np.asarray(energies, dtype=float)
+    return [el for el, (lo, hi) in DEFAULT_WINDOWS.items()
+            if int(((e >= lo) & (e <= hi)).sum()) >= min_energies]
 
 
 def effective_valence(fractions, valences):

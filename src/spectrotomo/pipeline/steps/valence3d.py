@@ -33,6 +33,7 @@ import xarray as xr
 
 from ... import io
 from ..._model import add_provenance
+from ...spectra import MIN_XANES_ENERGIES, xanes_elements
 from .._compute import run_tasks
 from .reconstruct import log_resume
 from .valence import config_references, fit_valence, merge_elements
@@ -40,10 +41,6 @@ from .valence import config_references, fit_valence, merge_elements
 __all__ = ["valence3d", "valence3d_slab", "xanes_tomography_elements", "MIN_XANES_ENERGIES",
            "R_FACTOR_MAX", "AMOUNT_FLOOR"]
 
-#: Energies inside one edge window that make a series a XANES tomography (a
-#: dual-energy series has 2 per edge; an LCF of 3 states + a 3-term background
-#: needs >= 7 to leave any residual).
-MIN_XANES_ENERGIES = 8
 #: Largest R-factor (residual^2 / |spectrum|^2) of a trusted voxel.
 R_FACTOR_MAX = 0.05
 #: Smallest amount of a trusted voxel, as a fraction of the median amount
@@ -53,12 +50,9 @@ AMOUNT_FLOOR = 0.25
 
 def xanes_tomography_elements(energies, *, min_energies: int = MIN_XANES_ENERGIES) -> list[str]:
     """Elements with at least ``min_energies`` of ``energies`` (eV) inside their
-    edge window: those a XANES tomography scanned (empty for a dual-energy series)."""
-    from ...spectra import DEFAULT_WINDOWS
-
-    e = np.asarray(energies, dtype=float)
-    return [el for el, (lo, hi) in DEFAULT_WINDOWS.items()
-            if int(((e >= lo) & (e <= hi)).sum()) >= min_energies]
+    edge window: those a XANES tomography scanned (empty for a dual-energy series;
+    :func:`spectrotomo.spectra.xanes_elements`)."""
+    return xanes_elements(energies, min_energies=min_energies)
 
 
 def _fit_slab(block: np.ndarray, energies, px: float, refs, elements, cfg,
