@@ -95,7 +95,7 @@ def test_time_capped_joint_solves_are_logged_and_recorded(tmp_path, prepared, mo
     # 2 chunks of 16 rows (all energies each); 32 columns: one coarse level + the full
     # grid, one iteration of each done once the cap is reached
     total = sum(inspect.signature(reconstruct_joint).parameters[k].default
-                for k in ("coarse_iterations", "iterations"))
+                for k in ("coarse_iterations", "iterations", "debias_iterations"))
     assert recon.attrs["stopped_early"] == ("2 of 2 chunk solves stopped at [reconstruct] "
                                             f"max_seconds = 0.01 s after 2-2 of {total} "
                                             "iterations")
