@@ -191,15 +191,16 @@ def write_report(ctx) -> dict:
     out = Path(ctx.report_dir)
     out.mkdir(parents=True, exist_ok=True)
     store = ctx.store
-    # the summary figure in a second process and the errors against the truth (numpy,
-    # GIL released) in a thread, beside the other figures (matplotlib: Python, GIL held)
-    child = _start_summary_figure(ctx, out, store)
+    # the chemistry and summary figures in a second process and the errors against the
+    # truth (numpy, GIL released) in a thread, beside the other figures (matplotlib:
+    # Python, holds the GIL)
+    child = _start_child_figures(ctx, out, store)
     try:
         with ThreadPoolExecutor(1, thread_name_prefix="spectrotomo-report") as pool:
             errors = pool.submit(truth_errors, store)
             summary = _report(ctx, out, store)
             summary["errors_vs_truth"] = errors.result()
-        _wait_summary_figure(child)
+        _wait_child_figures(child)
     finally:
         if child is not None and child.poll() is None:  # _report failed: stop the figure
             child.kill()
@@ -207,16 +208,28 @@ def write_report(ctx) -> dict:
     return _finish(ctx, out, store, summary)
 
 
-_SUMMARY_FIGURE_CODE = ("import sys; from spectrotomo.pipeline._summary_figure import "
-                        "summary_figure; summary_figure(sys.argv[1], sys.argv[2])")
+_CHILD_CODE = ("import sys; from spectrotomo.pipeline.steps.report import _child_figures; "
+               "_child_figures(sys.argv[1], sys.argv[2])")
 
 
-def _start_summary_figure(ctx, out: Path, store):
-    """``summary_figure.png`` drawn by a child Python process (None when not drawn).
+def _child_figures(store, out) -> None:
+    """The figures of the chemistry (amounts, TM/O, classes) and the summary figure:
+    what :func:`_start_child_figures`'s process draws."""
+    from .._summary_figure import summary_figure
+
+    out = Path(out)
+    seg_ds = io.read_group(store, "segmentation").load()
+    _chemistry_figures(io.read_group(store, "chemistry").load(), seg_ds, out)
+    summary_figure(store, out / "summary_figure.png")
+
+
+def _start_child_figures(ctx, out: Path, store):
+    """A child Python process drawing :func:`_child_figures` (None when not drawn).
 
     matplotlib holds the GIL, so a thread cannot draw beside the other figures; a
-    subprocess (not multiprocessing) re-imports nothing of the caller's ``__main__``
-    script. Costs ~1.5 CPU s of imports on the other core, saves the figure's ~2 s.
+    subprocess (not multiprocessing) re-runs nothing of the caller's ``__main__``
+    script. Costs ~1.5 CPU s of imports on the other core; draws ~4 of the ~7 CPU s
+    of figures of the demo.
     """
     import os
     import subprocess
@@ -226,18 +239,17 @@ def _start_summary_figure(ctx, out: Path, store):
         return None
     env = {**os.environ, "MPLBACKEND": "Agg",
            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # this process's imports
-    return subprocess.Popen([sys.executable, "-c", _SUMMARY_FIGURE_CODE, str(store),
-                             str(out / "summary_figure.png")], env=env,
+    return subprocess.Popen([sys.executable, "-c", _CHILD_CODE, str(store), str(out)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def _wait_summary_figure(child) -> None:
-    """Wait for :func:`_start_summary_figure`'s process; its error as a RuntimeError."""
+def _wait_child_figures(child) -> None:
+    """Wait for :func:`_start_child_figures`'s process; its error as a RuntimeError."""
     if child is None:
         return
     _, err = child.communicate()
     if child.returncode != 0:
-        raise RuntimeError(f"report: the summary figure's process failed (exit "
+        raise RuntimeError(f"report: the chemistry/summary figures' process failed (exit "
                            f"{child.returncode}):\n{err.strip()[-2000:]}")
 
 
@@ -259,7 +271,8 @@ def _report(ctx, out: Path, store) -> dict:
         orthoslices(mu.isel(energy=-1).load(), out / "mu_highest_energy.png",
                     title=f"linear attenuation at {float(mu.energy[-1]):.1f} eV")
     if "chemistry" in groups:
-        summary.update(_chemistry_report(store, seg_ds, out, figures=figures))
+        # its figures: _child_figures
+        summary["class_fractions"] = class_fraction_table(seg_ds["composition_class"].values)
     if "valence" in groups:
         val = io.read_group(store, "valence").load()
         for el in val["element"].values:
@@ -315,15 +328,6 @@ def _density_report(store, seg_ds: xr.Dataset, out: Path, *, figures: bool = Tru
         orthoslices(rho, out / "electron_density.png", title="electron density", mask=mask)
         histogram(rho, out / "electron_density_histogram.png", mask=mask)
     return {"mean_electron_density": float(rho.values[mask].mean()) if mask.any() else None}
-
-
-def _chemistry_report(store, seg_ds: xr.Dataset, out: Path, *,
-                      figures: bool = True) -> dict:
-    """Element, TM/O and composition-class figures, class fractions and profiles."""
-    chem = io.read_group(store, "chemistry").load()
-    if figures:
-        _chemistry_figures(chem, seg_ds, out)
-    return {"class_fractions": class_fraction_table(seg_ds["composition_class"].values)}
 
 
 def _chemistry_figures(chem: xr.Dataset, seg_ds: xr.Dataset, out: Path) -> None:
