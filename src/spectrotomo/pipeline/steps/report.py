@@ -202,25 +202,32 @@ def write_report(ctx) -> dict:
             summary["errors_vs_truth"] = errors.result()
         _wait_child_figures(child)
     finally:
-        if child is not None and child.poll() is None:  # _report failed: stop the figure
+        if child is not None and child.poll() is None:  # _report failed: stop the child
             child.kill()
             child.wait()
     return _finish(ctx, out, store, summary)
 
 
 _CHILD_CODE = ("import sys; from spectrotomo.pipeline.steps.report import _child_figures; "
-               "_child_figures(sys.argv[1], sys.argv[2])")
+               "_child_figures(sys.argv[1], sys.argv[2], parent=int(sys.argv[3]))")
 
 
-def _child_figures(store, out) -> None:
+def _child_figures(store, out, *, parent: int) -> None:
     """The figures of the chemistry (amounts, TM/O, classes) and the summary figure:
-    what :func:`_start_child_figures`'s process draws."""
+    what :func:`_start_child_figures`'s process draws. Stops when process ``parent``
+    is gone (a killed run: its rerun draws them again, and must not meet this one)."""
+    import os
+
     from .._summary_figure import summary_figure
 
     out = Path(out)
     seg_ds = io.read_group(store, "segmentation").load()
-    _chemistry_figures(io.read_group(store, "chemistry").load(), seg_ds, out)
-    summary_figure(store, out / "summary_figure.png")
+    chem = io.read_group(store, "chemistry").load()
+    for draw in (lambda: _chemistry_figures(chem, seg_ds, out),
+                 lambda: summary_figure(store, out / "summary_figure.png")):
+        if os.getppid() != parent:
+            raise SystemExit(f"report figures: parent process {parent} is gone")
+        draw()
 
 
 def _start_child_figures(ctx, out: Path, store):
@@ -239,7 +246,8 @@ def _start_child_figures(ctx, out: Path, store):
         return None
     env = {**os.environ, "MPLBACKEND": "Agg",
            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # this process's imports
-    return subprocess.Popen([sys.executable, "-c", _CHILD_CODE, str(store), str(out)], env=env,
+    return subprocess.Popen([sys.executable, "-c", _CHILD_CODE, str(store), str(out),
+                             str(os.getpid())], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
