@@ -62,24 +62,3 @@ def test_orthoslices_with_mask(tmp_path, rng):
     mask = np.zeros(da.shape, bool)
     mask[1:5, 2:6, 2:8] = True
     assert orthoslices(da, tmp_path / "m.png", mask=mask).stat().st_size > 1000
-
-
-def test_summary_figure_process_failure_names_its_error(tmp_path):
-    """The report draws the chemistry and summary figures in a child process: its failure
-    is an error in the report carrying the child's message, not a silently missing PNG."""
-    import types
-
-    import xarray as xr
-
-    from spectrotomo import io
-    from spectrotomo.pipeline.steps import report
-
-    ctx = types.SimpleNamespace(config=types.SimpleNamespace(
-        output=types.SimpleNamespace(figures=True)))
-    store = tmp_path / "s.zarr"
-    io.write(store, "chemistry", xr.Dataset({"a": ("x", np.zeros(2))}))  # no segmentation
-    child = report._start_child_figures(ctx, tmp_path, store)
-    assert child is not None  # the store has a chemistry group: the figure is drawn
-    with pytest.raises(RuntimeError, match="(?s)summary figures.*no group .segmentation."):
-        report._wait_child_figures(child)
-    assert not (tmp_path / "summary_figure.png").exists()

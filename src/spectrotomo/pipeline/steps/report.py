@@ -191,80 +191,23 @@ def write_report(ctx) -> dict:
     out = Path(ctx.report_dir)
     out.mkdir(parents=True, exist_ok=True)
     store = ctx.store
-    # the chemistry and summary figures in a second process and the errors against the
-    # truth (numpy, GIL released) in a thread, beside the other figures (matplotlib:
-    # Python, holds the GIL)
-    child = _start_child_figures(ctx, out, store)
-    try:
-        with ThreadPoolExecutor(1, thread_name_prefix="spectrotomo-report") as pool:
-            errors = pool.submit(truth_errors, store)
-            summary = _report(ctx, out, store)
-            summary["errors_vs_truth"] = errors.result()
-        _wait_child_figures(child)
-    finally:
-        if child is not None and child.poll() is None:  # _report failed: stop the child
-            child.kill()
-            child.wait()
+    # the errors against the truth are numpy (GIL released) and the figures mostly
+    # matplotlib Python: computed side by side, they keep two cores busy. Drawing some
+    # figures in a child process was measured and dropped: its imports and store reads
+    # cost more than it took off this one (demo, loaded VM: 8.3-9.2 -> 11.4-12.1 CPU s,
+    # CPU / runnable no better; gpu_bench/RESULTS.pipeline.md)
+    with ThreadPoolExecutor(1, thread_name_prefix="spectrotomo-report") as pool:
+        errors = pool.submit(truth_errors, store)
+        summary = _report(ctx, out, store)
+        summary["errors_vs_truth"] = errors.result()
     return _finish(ctx, out, store, summary)
-
-
-_CHILD_CODE = ("import sys; from spectrotomo.pipeline.steps.report import _child_figures; "
-               "_child_figures(sys.argv[1], sys.argv[2], parent=int(sys.argv[3]))")
-
-
-def _child_figures(store, out, *, parent: int) -> None:
-    """The figures of the chemistry (amounts, TM/O, classes) and the summary figure:
-    what :func:`_start_child_figures`'s process draws. Stops when process ``parent``
-    is gone (a killed run: its rerun draws them again, and must not meet this one)."""
-    import os
-
-    from .._summary_figure import summary_figure
-
-    out = Path(out)
-    seg_ds = io.read_group(store, "segmentation").load()
-    chem = io.read_group(store, "chemistry").load()
-    for draw in (lambda: _chemistry_figures(chem, seg_ds, out),
-                 lambda: summary_figure(store, out / "summary_figure.png")):
-        if os.getppid() != parent:
-            raise SystemExit(f"report figures: parent process {parent} is gone")
-        draw()
-
-
-def _start_child_figures(ctx, out: Path, store):
-    """A child Python process drawing :func:`_child_figures` (None when not drawn).
-
-    matplotlib holds the GIL, so a thread cannot draw beside the other figures; a
-    subprocess (not multiprocessing) re-runs nothing of the caller's ``__main__``
-    script. Costs ~1.5 CPU s of imports on the other core; draws ~4 of the ~7 CPU s
-    of figures of the demo.
-    """
-    import os
-    import subprocess
-    import sys
-
-    if not (ctx.config.output.figures and "chemistry" in io.list_groups(store)):
-        return None
-    env = {**os.environ, "MPLBACKEND": "Agg",
-           "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # this process's imports
-    return subprocess.Popen([sys.executable, "-c", _CHILD_CODE, str(store), str(out),
-                             str(os.getpid())], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
-def _wait_child_figures(child) -> None:
-    """Wait for :func:`_start_child_figures`'s process; its error as a RuntimeError."""
-    if child is None:
-        return
-    _, err = child.communicate()
-    if child.returncode != 0:
-        raise RuntimeError(f"report: the chemistry/summary figures' process failed (exit "
-                           f"{child.returncode}):\n{err.strip()[-2000:]}")
 
 
 def _report(ctx, out: Path, store) -> dict:
     """Figures and profile tables; the summary without the errors against the truth."""
     groups = io.list_groups(store)
-    seg_ds = io.read_group(store, "segmentation").load()
+    seg_ds = io.read_group(store, "segmentation")[["mask", "pores", "cracks",
+                                                    "composition_class"]].load()
     figures = ctx.config.output.figures
     summary = {"porosity": float((seg_ds["pores"].values > 0).sum()
                                  / max(seg_ds["mask"].values.sum(), 1)),
@@ -279,8 +222,7 @@ def _report(ctx, out: Path, store) -> dict:
         orthoslices(mu.isel(energy=-1).load(), out / "mu_highest_energy.png",
                     title=f"linear attenuation at {float(mu.energy[-1]):.1f} eV")
     if "chemistry" in groups:
-        # its figures: _child_figures
-        summary["class_fractions"] = class_fraction_table(seg_ds["composition_class"].values)
+        summary.update(_chemistry_report(store, seg_ds, out, figures=figures))
     if "valence" in groups:
         val = io.read_group(store, "valence").load()
         for el in val["element"].values:
@@ -293,6 +235,10 @@ def _report(ctx, out: Path, store) -> dict:
     if "valence3d" in groups:
         summary.update(valence3d_report(store, out, figures=figures))
     summary.update(_profile_tables(store, out, figures=figures))
+    if figures and "chemistry" in groups:
+        from .._summary_figure import summary_figure
+
+        summary_figure(store, out / "summary_figure.png")
     return summary
 
 
@@ -336,6 +282,15 @@ def _density_report(store, seg_ds: xr.Dataset, out: Path, *, figures: bool = Tru
         orthoslices(rho, out / "electron_density.png", title="electron density", mask=mask)
         histogram(rho, out / "electron_density_histogram.png", mask=mask)
     return {"mean_electron_density": float(rho.values[mask].mean()) if mask.any() else None}
+
+
+def _chemistry_report(store, seg_ds: xr.Dataset, out: Path, *,
+                      figures: bool = True) -> dict:
+    """Element, TM/O and composition-class figures, class fractions and profiles."""
+    chem = io.read_group(store, "chemistry").load()
+    if figures:
+        _chemistry_figures(chem, seg_ds, out)
+    return {"class_fractions": class_fraction_table(seg_ds["composition_class"].values)}
 
 
 def _chemistry_figures(chem: xr.Dataset, seg_ds: xr.Dataset, out: Path) -> None:
