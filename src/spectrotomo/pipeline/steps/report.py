@@ -206,8 +206,9 @@ def write_report(ctx) -> dict:
 def _report(ctx, out: Path, store) -> dict:
     """Figures and profile tables; the summary without the errors against the truth."""
     groups = io.list_groups(store)
-    seg_ds = io.read_group(store, "segmentation")[["mask", "pores", "cracks",
-                                                    "composition_class"]].load()
+    seg_ds = io.read_group(store, "segmentation")  # what is drawn and counted, not all
+    seg_ds = seg_ds[[v for v in ("mask", "pores", "cracks", "composition_class")
+                     if v in seg_ds]].load()  # no classes without chemistry (phase runs)
     figures = ctx.config.output.figures
     summary = {"porosity": float((seg_ds["pores"].values > 0).sum()
                                  / max(seg_ds["mask"].values.sum(), 1)),
