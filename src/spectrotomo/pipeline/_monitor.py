@@ -86,6 +86,10 @@ class _CpuLedger:
         self.first.setdefault(key, value)
         self.last[key] = value
 
+    def forget(self, key) -> None:
+        self.first.pop(key, None)
+        self.last.pop(key, None)
+
     def total(self, kind: str, new_from_zero: set) -> float:
         return sum(v - (0 if k in new_from_zero else self.first[k])
                    for k, v in self.last.items() if k[0] == kind)
@@ -114,14 +118,23 @@ class StepMonitor:
         self._worker_peak = None
         self._stop = threading.Event()
         self._ledger = _CpuLedger()
+        self._direct: set[int] = set()  # pids of direct children seen
         self._own_tid = None
 
     def _cpu_sample(self, proc, kids) -> None:
         import psutil
 
+        # a direct child that exited was reaped into this process's children_* times:
+        # count it there only (its own samples too would count it twice)
+        alive = {p.pid for p in kids}
+        for pid in [pid for pid in self._direct if pid not in alive]:
+            self._direct.discard(pid)
+            self._ledger.forget(("cpu", pid))
         for p in (proc, *kids):
             try:
                 t = p.cpu_times()
+                if p is not proc and p.ppid() == proc.pid:
+                    self._direct.add(p.pid)
             except psutil.Error:
                 continue
             # waited-for children that exited count in the parent's children_* times

@@ -102,7 +102,9 @@ def summary_figure(store, path, *, title: str | None = None) -> Path:
     from .steps.profile import profile_table_of
 
     groups = io.list_groups(store)
-    seg_ds = io.read_group(store, "segmentation").load()
+    seg_ds = io.read_group(store, "segmentation")  # the variables drawn: a third of it
+    seg_ds = seg_ds[[v for v in ("mask", "composition_class", "tm_o_ratio_smoothed")
+                     if v in seg_ds]].load()
     profiles = io.read_group(store, "profiles").load()
     val = io.read_group(store, "valence").load() if "valence" in groups else None
     elements = list(val["element"].values) if val is not None else []

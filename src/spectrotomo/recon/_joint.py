@@ -66,7 +66,7 @@ import warnings
 
 import numpy as np
 
-from .._backend import array_module
+from .._backend import array_module, blas_single_thread
 from .._model import ValidationError
 from ._checks import check_angles, check_center
 from ._debias import bregman_refine
@@ -92,15 +92,11 @@ def _mix(xp, m, a):
 
 
 def _one_blas_thread(xp):
-    """Host BLAS on one thread during a solve: its only products are the 8 x 8
-    channel mixes, memory-bound, and OpenBLAS's threads spin between them, taking
-    the cores from the FFTs. Measured (small s31, 2-core VM): 3.03 -> 1.69 CPU s per
-    solve, same result."""
-    if xp is not np:
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=1, user_api="blas")
+    """Host BLAS on one thread during a solve (:func:`~spectrotomo._backend.blas_single_thread`):
+    its only products are the 8 x 8 channel mixes, memory-bound, and OpenBLAS's
+    threads spin between them, taking the cores from the FFTs. Measured (small s31,
+    2-core VM): 3.03 -> 1.69 CPU s per solve, same result."""
+    return blas_single_thread() if xp is np else contextlib.nullcontext()
 
 
 class _Budget:

@@ -137,7 +137,7 @@ def _misalign(od, shifts, scales):
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from .._backend import host_threads
+    from .._backend import blas_single_thread, host_threads
 
     n_e, n_a, ny, nx = od.shape
     cy, cx = (ny - 1) / 2, (nx - 1) / 2
@@ -150,9 +150,10 @@ def _misalign(od, shifts, scales):
         w_y, w_x = _sinc_weights(src_y, ny), _sinc_weights(src_x, nx)
         out[e] = w_y @ od[e].astype(np.float64) @ w_x.transpose(0, 2, 1)
 
-    # energies in threads: small matrix products run on one BLAS thread each and
-    # release the GIL (a single loop kept one of two cores busy: ~1.0 runnable thread)
-    with ThreadPoolExecutor(max(1, min(host_threads(), n_e))) as pool:
+    # energies in threads, each product on one BLAS thread (they release the GIL): a
+    # single loop kept one of two cores busy, and OpenBLAS's own threads on these
+    # 128 x 128 products cost ~25x the CPU of one thread (spin-waiting, oversubscribed)
+    with blas_single_thread(), ThreadPoolExecutor(max(1, min(host_threads(), n_e))) as pool:
         list(pool.map(one, range(n_e)))
     return out
 

@@ -192,7 +192,10 @@ def write_report(ctx) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     store = ctx.store
     # the errors against the truth are numpy (GIL released) and the figures mostly
-    # matplotlib Python: computed side by side, they keep two cores busy
+    # matplotlib Python: computed side by side, they keep two cores busy. Drawing some
+    # figures in a child process was measured and dropped: its imports and store reads
+    # cost more than it took off this one (demo, loaded VM: 8.3-9.2 -> 11.4-12.1 CPU s,
+    # CPU / runnable no better; gpu_bench/RESULTS.pipeline.md)
     with ThreadPoolExecutor(1, thread_name_prefix="spectrotomo-report") as pool:
         errors = pool.submit(truth_errors, store)
         summary = _report(ctx, out, store)
@@ -203,7 +206,9 @@ def write_report(ctx) -> dict:
 def _report(ctx, out: Path, store) -> dict:
     """Figures and profile tables; the summary without the errors against the truth."""
     groups = io.list_groups(store)
-    seg_ds = io.read_group(store, "segmentation").load()
+    seg_ds = io.read_group(store, "segmentation")  # what is drawn and counted, not all
+    seg_ds = seg_ds[[v for v in ("mask", "pores", "cracks", "composition_class")
+                     if v in seg_ds]].load()  # no classes without chemistry (phase runs)
     figures = ctx.config.output.figures
     summary = {"porosity": float((seg_ds["pores"].values > 0).sum()
                                  / max(seg_ds["mask"].values.sum(), 1)),
