@@ -193,6 +193,17 @@ def test_init_from_files_writes_a_loadable_config(tiny_files, tmp_path, template
     assert "exists" in capsys.readouterr().err
 
 
+def test_init_refuses_a_sample_store_as_input(tmp_path, capsys):
+    store = tmp_path / "s.zarr"
+    store.mkdir()
+    (store / "zarr.json").write_text('{"zarr_format": 3, "node_type": "group"}')
+    out = tmp_path / "run.toml"
+    assert main(["init", "--input", str(store), str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "sample store, not a beamline file" in err and "[output] store" in err
+    assert not out.exists()  # nothing half-written
+
+
 def test_center_and_rows_preview_from_the_command_line(tiny_files, tmp_path, capsys):
     import tifffile
 

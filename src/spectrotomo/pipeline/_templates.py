@@ -120,16 +120,31 @@ def render_template(template: str = "txm-dual-energy", *, inputs=(), xanes=(),
     return header + text, reports
 
 
+def _refuse_stores(inputs) -> None:
+    """A sample store is where a run writes, not a measured input: say so before
+    a config that cannot run is written."""
+    from ._source import parse_source
+
+    for item in inputs:
+        if parse_source(item).kind == "store":
+            raise ValueError(f"--input {item}: a spectrotomo sample store, not a beamline file; "
+                             "to rerun or continue it, set [output] store = "
+                             f"{json.dumps(str(item))} in a config (`spectrotomo init run.toml` "
+                             "writes the template) and run that")
+
+
 def write_config(path, template: str = "txm-dual-energy", *, inputs=(), xanes=(),
                  overwrite: bool = False) -> tuple[Path, list]:
     """Write :func:`render_template`'s config to ``path`` (checked to load).
 
     The store is named after ``path`` (``run.toml`` -> ``run.zarr``) when inputs
-    are given. Raises FileExistsError unless ``overwrite``.
+    are given. Raises FileExistsError unless ``overwrite``, ValueError when an
+    input is a spectrotomo sample store (that is an ``[output] store``, not an input).
     """
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: exists; pass --overwrite to replace it")
+    _refuse_stores(inputs)
     store = str(path.with_suffix(".zarr")) if inputs else None
     text, reports = render_template(template, inputs=inputs, xanes=xanes, store=store)
     import tomllib
