@@ -286,3 +286,41 @@ def test_gpu_reconstruction_tasks_match_cpu(prepared):
     cpu = io.read_group(local, "recon")["mu"].values
     gpu = io.read_group(store, "recon")["mu"].values
     assert np.abs(gpu - cpu).max() <= 2e-3 * np.abs(cpu).max()  # as the FBP parity test
+
+
+def test_run_tasks_on_threads_keeps_order_and_raises_the_first_failure():
+    import threading
+    import time
+
+    from spectrotomo.pipeline._compute import run_tasks
+
+    names = set()
+
+    def task(item, *, scale):
+        names.add(threading.current_thread().name)
+        time.sleep(0.02 * (3 - item % 3))  # finish out of order
+        if item == 4:
+            raise ValueError("task 4 failed")
+        return item * scale
+
+    assert run_tasks(None, task, range(4), desc="t", log=lambda m: None, threads=2,
+                     scale=10) == [0, 10, 20, 30]
+    assert len({n for n in names if n.startswith("spectrotomo-task")}) == 2
+    with pytest.raises(ValueError, match="task 4 failed"):
+        run_tasks(None, task, range(8), desc="t", log=lambda m: None, threads=2, scale=1)
+
+
+def test_joint_chunks_at_once_write_the_serial_store(prepared, monkeypatch):
+    """Two joint chunk solves at once in this process (the default without a cluster)
+    give the store one at a time gives, bit for bit."""
+    from spectrotomo.pipeline.steps import reconstruct as recon_step
+
+    root, base, _ = prepared
+    stores = {}
+    for at_once in (1, 2):
+        monkeypatch.setattr(recon_step, "JOINT_TASKS_AT_ONCE", at_once)
+        monkeypatch.setattr(recon_step, "host_threads", lambda: 2)
+        stores[at_once] = store = root / f"at-once-{at_once}.zarr"
+        shutil.copytree(base, store)
+        run_pipeline(_config(store), steps=["reconstruct"], log=lambda m: None)
+    _assert_same_group(stores[1], stores[2], "recon")

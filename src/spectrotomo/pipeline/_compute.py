@@ -162,14 +162,15 @@ def open_client(cfg: ComputeConfig, log: Callable[[str], None] = print) -> Itera
 
 
 def run_tasks(client, fn: Callable, items: Iterable, *, desc: str,
-              log: Callable[[str], None] | None = None, **kwargs) -> list:
+              log: Callable[[str], None] | None = None, threads: int = 1, **kwargs) -> list:
     """Run ``fn(item, **kwargs)`` for every item, with a progress bar on a
     terminal, else one ``log`` line per ~10 % of the tasks
     (:class:`~spectrotomo.pipeline._monitor.Progress`); returns the results in
     item order.
 
-    With ``client=None`` the items run one after the other in this process;
-    otherwise each is one task on the cluster (``pure=False``: a rerun after a
+    With ``client=None`` the items run in this process: one after the other, or
+    ``threads`` at a time in a thread pool (for tasks whose own parallelism leaves
+    cores idle; the caller plans their memory x ``threads``); otherwise each is one task on the cluster (``pure=False``: a rerun after a
     failure recomputes). The first failing task's exception is raised and the
     other tasks are cancelled; a task given up after its workers died raises
     :class:`WorkerLostError` (``distributed.KilledWorker`` reworded).
@@ -179,6 +180,8 @@ def run_tasks(client, fn: Callable, items: Iterable, *, desc: str,
     items = list(items)
     bar = Progress(len(items), desc, log=log)
     try:
+        if client is None and threads > 1 and len(items) > 1:
+            return _run_threaded(fn, items, min(int(threads), len(items)), bar, kwargs)
         if client is None:
             results = []
             for item in items:
@@ -191,6 +194,26 @@ def run_tasks(client, fn: Callable, items: Iterable, *, desc: str,
         return _gather_releasing(client, futures, bar, desc)
     finally:
         bar.close()
+
+
+def _run_threaded(fn: Callable, items: list, threads: int, bar, kwargs: dict) -> list:
+    """``fn(item, **kwargs)`` for every item on ``threads`` threads of this process;
+    results in item order. The first failure is raised once the running tasks end;
+    the tasks not started are cancelled."""
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="spectrotomo-task") as pool:
+        futures = [pool.submit(fn, item, **kwargs) for item in items]
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for future in done:
+                if future.exception() is not None:
+                    for other in pending:
+                        other.cancel()
+                    raise future.exception()
+                bar.update()
+    return [f.result() for f in futures]
 
 
 def _gather_releasing(client, futures: list, bar, desc: str) -> list:

@@ -61,7 +61,8 @@ def preprocess_in_flight(*, n_energies: int, n_angles: int, ny: int, nx: int, th
 def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: int,
              algorithm: str = "fbp", n_xanes: int = 0, n_states: int = 3,
              n_workers: int = 1, gpu: bool = False, seg_chunk: int = 128,
-             prep_energies: int = 1, seg_threads: int = 1) -> list[PlanRow]:
+             prep_energies: int = 1, seg_threads: int = 1,
+             recon_tasks: int = 1) -> list[PlanRow]:
     """Plan the main steps for a tilt series of ``(n_energies, n_angles, ny, nx)``.
 
     Parameters
@@ -87,6 +88,9 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
     seg_threads : int
         Threads of one process (or dask worker) running segment/profile blocks:
         each holds one block's work arrays.
+    recon_tasks : int
+        Joint reconstruction chunks solved at once in one process
+        (``steps.reconstruct.joint_task_threads``): each holds its work arrays.
     """
     rows = min(int(chunk_rows), ny)
     frame = ny * nx * _F4
@@ -100,7 +104,8 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
     recon_peak = slab_in * 6 + slab_out * (8 + factor)
     joint = algorithm in ("joint", "auto")  # auto: limited-angle scans use joint (the worst case)
     if joint:  # every energy of the chunk at once: data, whitened copy, components, dual
-        recon_peak = n_energies * (slab_in * 3 + slab_out * 8) + slab_out * 8
+        recon_peak = (n_energies * (slab_in * 3 + slab_out * 8) + slab_out * 8) * max(
+            1, int(recon_tasks))
     volume_bytes = n_energies * ny * nx * nx * _F4
     voxels = ny * nx * nx
     slab = rows * nx * nx  # quantify: one task per slab of `rows` z rows
@@ -127,7 +132,8 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
                 f"{n_angles} angles, streamed", prep_peak,
                 n_energies * projections),
         PlanRow("reconstruct", f"{rows} rows x {nx}^2{f' x {n_energies} energies' if joint else ''}"
-                f" per task, {n_workers} worker(s)",
+                f" per task, {n_workers} worker(s)"
+                f"{f' x {recon_tasks} task(s) at once' if joint and recon_tasks > 1 else ''}",
                 recon_peak, volume_bytes, gpu_bytes=recon_gpu),
         PlanRow("quantify", f"{rows} z rows x {nx}^2 per task, {n_workers} worker(s)",
                 quant_peak, 6 * voxels * _F4),

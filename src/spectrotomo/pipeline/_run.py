@@ -21,6 +21,7 @@ from ._context import RunContext
 from ._validate import validate_run
 from .steps import CHUNKED_STEPS, STEPS
 from .steps.acquire import SIMULATED_GROUPS, input_shape
+from .steps.reconstruct import joint_task_threads
 from .steps.report import write_report
 
 __all__ = ["run", "plan_for", "ALL_STEPS"]
@@ -49,7 +50,8 @@ def plan_for(config: Config, shape: tuple[int, int, int, int], n_xanes: int = 0)
                     algorithm=config.reconstruct.algorithm, n_xanes=n_xanes,
                     n_workers=config.compute.n_workers, gpu=_uses_gpu(config),
                     seg_chunk=config.segmentation.chunk,
-                    seg_threads=_block_threads(config))
+                    seg_threads=_block_threads(config),
+                    recon_tasks=joint_task_threads(config.compute))
 
 
 def _block_threads(config: Config) -> int:
