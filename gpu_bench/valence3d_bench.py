@@ -52,18 +52,23 @@ def _config(store: Path, preset: str, seed: int, algorithm: str):
     return cfg
 
 
+def _mn_deviation(fit, truth) -> np.ndarray:
+    """Estimated - true Mn valence over the interior voxels (> 3 voxels deep, fully
+    solid, no pore or crack) that ``fit``'s quality mask trusts: the report's rule."""
+    px = float(truth.attrs["pixel_size"])
+    inner = ((truth["depth"].values > 3 * px) & (truth["occupancy"].values > 0.99)
+             & ~truth["void"].values & ~truth["crack"].values)
+    est = fit["valence"].sel(element="Mn").values
+    ok = inner & fit["quality_mask"].sel(element="Mn").values & np.isfinite(est)
+    return est[ok] - truth["valence"].sel(element="Mn").values[ok]
+
+
 def _signed_error(store: Path) -> float:
     """Mean estimated - true Mn valence over the same voxels as the MAE."""
     from spectrotomo import io
 
     truth = io.read_group(store, "truth").load()
-    v3d = io.read_group(store, "valence3d").load()
-    px = float(truth.attrs["pixel_size"])
-    inner = ((truth["depth"].values > 3 * px) & (truth["occupancy"].values > 0.99)
-             & ~truth["void"].values & ~truth["crack"].values)
-    est = v3d["valence"].sel(element="Mn").values
-    ok = inner & v3d["quality_mask"].sel(element="Mn").values & np.isfinite(est)
-    return float((est[ok] - truth["valence"].sel(element="Mn").values[ok]).mean())
+    return float(_mn_deviation(io.read_group(store, "valence3d").load(), truth).mean())
 
 
 def _registered_mae(store: Path) -> float:
@@ -88,12 +93,7 @@ def _registered_mae(store: Path) -> float:
     fit = spectra.valence_maps(mu, spectra.builtin_references(None, normalized=False),
                                elements=["Mn"], energy_offset=offset)
     truth = io.read_group(store, "truth").load()
-    px = float(truth.attrs["pixel_size"])
-    inner = ((truth["depth"].values > 3 * px) & (truth["occupancy"].values > 0.99)
-             & ~truth["void"].values & ~truth["crack"].values)
-    est = fit["valence"].sel(element="Mn").values
-    ok = inner & fit["quality_mask"].sel(element="Mn").values & np.isfinite(est)
-    return float(np.abs(est[ok] - truth["valence"].sel(element="Mn").values[ok]).mean())
+    return float(np.abs(_mn_deviation(fit, truth)).mean())
 
 
 def run_seed(root: Path, preset: str, seed: int) -> list[list]:

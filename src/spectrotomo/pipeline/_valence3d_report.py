@@ -11,7 +11,7 @@ import xarray as xr
 from .. import io
 from ._figures import orthoslices
 
-__all__ = ["valence3d_report", "valence3d_errors"]
+__all__ = ["valence3d_report", "valence3d_errors", "truth_interior"]
 
 
 def valence3d_report(store, out: Path, *, figures: bool = True) -> dict:
@@ -31,6 +31,14 @@ def valence3d_report(store, out: Path, *, figures: bool = True) -> dict:
     return summary
 
 
+def truth_interior(truth: xr.Dataset) -> np.ndarray:
+    """The voxels every interior error is taken over: > 3 voxels deep, fully solid,
+    no pore or crack (boolean, the truth's shape)."""
+    px = float(truth.attrs["pixel_size"])
+    return ((truth["depth"].values > 3 * px) & (truth["occupancy"].values > 0.99)
+            & ~truth["void"].values & ~truth["crack"].values)
+
+
 def valence3d_errors(store, truth: xr.Dataset) -> dict:
     """``mn_valence3d_mae``: mean |estimated - true| Mn valence over the interior voxels
     (> 3 voxels deep, fully solid, no pore or crack) that the quality mask trusts;
@@ -39,9 +47,7 @@ def valence3d_errors(store, truth: xr.Dataset) -> dict:
     v3d = io.read_group(store, "valence3d")
     if "Mn" not in v3d["element"].values:
         return {}
-    px = float(truth.attrs["pixel_size"])
-    inner = ((truth["depth"].values > 3 * px) & (truth["occupancy"].values > 0.99)
-             & ~truth["void"].values & ~truth["crack"].values)
+    inner = truth_interior(truth)
     est = v3d["valence"].sel(element="Mn").values
     ok = inner & v3d["quality_mask"].sel(element="Mn").values & np.isfinite(est)
     true = truth["valence"].sel(element="Mn").values

@@ -15,7 +15,7 @@ import xarray as xr
 from ... import io
 from .._figures import (CLASS_COLORS, CLASS_NAMES, center_scores, class_fraction_table,
                        histogram, label_orthoslices, orthoslices)
-from .._valence3d_report import valence3d_errors, valence3d_report
+from .._valence3d_report import truth_interior, valence3d_errors, valence3d_report
 
 __all__ = ["write_report", "truth_errors", "ome_zarr_dir", "CLASS_NAMES", "CLASS_COLORS"]
 
@@ -59,9 +59,7 @@ def _amount_bias(chem: xr.Dataset, truth: xr.Dataset) -> dict[str, float]:
     """Mean estimated / true amount - 1 per element, over the fully solid interior
     (> 3 voxels deep, no pores): the absolute calibration of the element maps
     (limited-angle FBP under-recovers interiors; ratios are unaffected)."""
-    px = float(truth.attrs["pixel_size"])
-    inner = ((truth["depth"].values > 3 * px) & (truth["occupancy"].values > 0.99)
-             & ~truth["void"].values & ~truth["crack"].values)
+    inner = truth_interior(truth)
     out = {}
     for el in chem["element"].values:
         if el not in truth["element"].values or not inner.any():
