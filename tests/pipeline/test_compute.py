@@ -98,22 +98,27 @@ def test_quantify_resumes_only_missing_slabs(prepared):
     _assert_same_group(local, store, "chemistry")
 
 
+def _input_shapes(monkeypatch, name: str) -> list:
+    """Shapes of the first argument of every call of ``spectrotomo.recon.<name>``."""
+    import spectrotomo.recon
+
+    seen, real = [], getattr(spectrotomo.recon, name)
+
+    def spy(data, *args, **kwargs):
+        seen.append(data.shape)
+        return real(data, *args, **kwargs)
+
+    monkeypatch.setattr(spectrotomo.recon, name, spy)
+    return seen
+
+
 def test_reconstruct_task_reads_only_its_rows(prepared, monkeypatch):
     """Each FBP task's sinogram is one row chunk of one energy: memory per task is
     bounded by the chunk."""
-    import spectrotomo.recon
-
     root, base, _ = prepared
     store = root / "rows.zarr"
     shutil.copytree(base, store)
-    seen = []
-    real = spectrotomo.recon.reconstruct
-
-    def spy(sino, *args, **kwargs):
-        seen.append(sino.shape)
-        return real(sino, *args, **kwargs)
-
-    monkeypatch.setattr(spectrotomo.recon, "reconstruct", spy)
+    seen = _input_shapes(monkeypatch, "reconstruct")
     run_pipeline(_config(store, algorithm="fbp"), steps=["reconstruct"], log=lambda m: None)
     n_e, n_a, ny, nx = io.read_group(store, "od")["od"].shape
     assert len(seen) == n_e * -(-ny // 8)
@@ -124,19 +129,10 @@ def test_reconstruct_task_reads_only_its_rows(prepared, monkeypatch):
 def test_joint_task_reads_one_row_chunk_of_every_energy(prepared, monkeypatch):
     """"auto" on a -65..+65 deg scan is the joint solver: one task per row chunk,
     every energy of those rows, and the same result as the whole run's."""
-    import spectrotomo.recon
-
     root, base, _ = prepared
     store = root / "joint-rows.zarr"
     shutil.copytree(base, store)
-    seen = []
-    real = spectrotomo.recon.reconstruct_joint
-
-    def spy(block, *args, **kwargs):
-        seen.append(block.shape)
-        return real(block, *args, **kwargs)
-
-    monkeypatch.setattr(spectrotomo.recon, "reconstruct_joint", spy)
+    seen = _input_shapes(monkeypatch, "reconstruct_joint")
     run_pipeline(_config(store), steps=["reconstruct"], log=lambda m: None)
     n_e, n_a, ny, nx = io.read_group(store, "od")["od"].shape
     assert len(seen) == -(-ny // 8)
