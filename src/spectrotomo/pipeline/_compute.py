@@ -41,6 +41,20 @@ class WorkerLostError(RuntimeError):
     """Dask gave up a chunk task after the worker(s) running it died."""
 
 
+def uses_cluster(cfg: ComputeConfig) -> bool:
+    """Chunk tasks run on dask workers (a cluster or a scheduler address), not in
+    this process."""
+    return cfg.cluster != "none" or cfg.scheduler != "threads"
+
+
+def uses_gpu(cfg: ComputeConfig) -> bool:
+    """Reconstruction tasks run on a GPU: ``device = "gpu"``, or ``"auto"`` where cupy
+    finds one in this process."""
+    from .._backend import cupy_available
+
+    return cfg.device == "gpu" or (cfg.device == "auto" and cupy_available())
+
+
 def _worker_lost(desc: str, exc: BaseException) -> WorkerLostError:
     return WorkerLostError(
         f"{desc}: a dask worker died while running a chunk task and dask gave the task up "

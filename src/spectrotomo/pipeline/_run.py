@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .. import io
-from ._compute import local_dask, open_client
+from ._compute import local_dask, open_client, uses_cluster, uses_gpu
 from ._config import Config
 from .._backend import blas_single_thread, host_threads
 from ._monitor import StepMonitor, StepRecord, dask_progress, stamped
@@ -48,7 +48,7 @@ def plan_for(config: Config, shape: tuple[int, int, int, int], n_xanes: int = 0)
     return plan_run(n_energies=n_e, n_angles=n_a, ny=ny, nx=nx, prep_energies=prep,
                     chunk_rows=config.reconstruct.chunk_rows,
                     algorithm=config.reconstruct.algorithm, n_xanes=n_xanes,
-                    n_workers=config.compute.n_workers, gpu=_uses_gpu(config),
+                    n_workers=config.compute.n_workers, gpu=uses_gpu(config.compute),
                     seg_chunk=config.segmentation.chunk,
                     seg_threads=_block_threads(config),
                     recon_tasks=joint_task_threads(config.compute))
@@ -57,15 +57,7 @@ def plan_for(config: Config, shape: tuple[int, int, int, int], n_xanes: int = 0)
 def _block_threads(config: Config) -> int:
     """Threads running segment/profile blocks in one process: a worker's, else this host's."""
     cfg = config.compute
-    uses_cluster = cfg.cluster != "none" or cfg.scheduler != "threads"
-    return cfg.threads_per_worker if uses_cluster else host_threads()
-
-
-def _uses_gpu(config: Config) -> bool:
-    from .._backend import cupy_available
-
-    device = config.compute.device
-    return device == "gpu" or (device == "auto" and cupy_available())
+    return cfg.threads_per_worker if uses_cluster(cfg) else host_threads()
 
 
 def _input_shape(config: Config, store: Path) -> tuple[tuple[int, ...], int]:

@@ -19,7 +19,7 @@ import numpy as np
 from ... import io
 from ..._backend import cupy_available, host_threads, to_numpy
 from ..._model import volume
-from .._compute import run_tasks
+from .._compute import run_tasks, uses_cluster, uses_gpu
 
 __all__ = ["reconstruct", "reconstruct_region", "reconstruct_rows", "resolve_algorithm",
            "log_resume", "AUTO_FULL_RANGE_DEG", "PROGRESS_EVERY_S"]
@@ -158,9 +158,9 @@ def joint_task_threads(compute) -> int:
     """Joint chunk solves run at once in this process for ``[compute]`` ``compute``:
     1 on a cluster (its workers parallelise) or a GPU, else up to
     :data:`JOINT_TASKS_AT_ONCE` (never more than the host's threads)."""
-    on_cluster = compute.cluster != "none" or compute.scheduler != "threads"
-    gpu = compute.device == "gpu" or (compute.device == "auto" and cupy_available())
-    return 1 if on_cluster or gpu else max(1, min(JOINT_TASKS_AT_ONCE, host_threads()))
+    if uses_cluster(compute) or uses_gpu(compute):
+        return 1
+    return max(1, min(JOINT_TASKS_AT_ONCE, host_threads()))
 
 
 def reconstruct(ctx) -> None:
