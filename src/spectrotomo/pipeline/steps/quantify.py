@@ -11,10 +11,9 @@ import numpy as np
 from ... import io
 from ..._model import add_provenance
 from ..._physics import pair_window
-from ...spectra import edge_pairs
+from ...spectra import edge_pairs, xanes_elements
 from .._compute import run_tasks
 from .reconstruct import log_resume
-from .valence3d import xanes_tomography_elements
 
 __all__ = ["quantify", "quantify_slab"]
 
@@ -84,7 +83,7 @@ def quantify(ctx) -> None:
         return
     mu = io.read_group(ctx.store, "recon")["mu"]
     pairs = edge_pairs(mu["energy"].values, ctx.config.spectra.elements)
-    if "O" not in pairs and xanes_tomography_elements(mu["energy"].values):
+    if "O" not in pairs and xanes_elements(mu["energy"].values):
         # a XANES tomography of one TM edge: no O K pair, so no TM/O and no classes;
         # valence3d fits the element's amount and valence of every voxel instead
         ctx.log("quantify: XANES tomography without an O K-edge pair (TM/O needs O); "

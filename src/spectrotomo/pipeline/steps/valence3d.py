@@ -48,11 +48,8 @@ R_FACTOR_MAX = 0.05
 AMOUNT_FLOOR = 0.25
 
 
-def xanes_tomography_elements(energies, *, min_energies: int = MIN_XANES_ENERGIES) -> list[str]:
-    """Elements with at least ``min_energies`` of ``energies`` (eV) inside their
-    edge window: those a XANES tomography scanned (empty for a dual-energy series;
-    :func:`spectrotomo.spectra.xanes_elements`)."""
-    return xanes_elements(energies, min_energies=min_energies)
+#: the elements a XANES tomography scanned (the spectra stage decides; the step's name for it)
+xanes_tomography_elements = xanes_elements
 
 
 def _fit_slab(block: np.ndarray, energies, px: float, refs, elements, cfg,
@@ -159,7 +156,7 @@ def valence3d(ctx) -> None:
     cfg = ctx.config.spectra
     refs = config_references(cfg.references)
     energies = mu["energy"].values
-    scanned = xanes_tomography_elements(energies)
+    scanned = xanes_elements(energies)
     elements = [el for el in scanned if el in set(refs["state_element"].values)]
     if not elements:
         ctx.log(f"valence3d: not a XANES tomography ({energies.size} energies, fewer than "
