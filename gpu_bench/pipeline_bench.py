@@ -56,12 +56,17 @@ def _config(store: Path, preset: str, address: str | None, *, chunk_rows: int = 
 
 
 def _cluster(n_workers: int, memory_limit_gb: float):
-    from distributed import Client, LocalCluster
+    """The ``[compute] cluster = "local"`` cluster a run would start (same worker
+    settings: ``make_cluster``), N single-threaded workers, warmed up."""
+    from distributed import Client
 
+    from spectrotomo.pipeline import Config, make_cluster
+
+    cfg = Config()
+    cfg.compute.cluster, cfg.compute.n_workers = "local", n_workers
+    cfg.compute.threads_per_worker, cfg.compute.memory_limit_gb = 1, memory_limit_gb
     saved = dict(os.environ)  # the nanny leaves the workers' OMP_NUM_THREADS=1 here
-    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                           memory_limit=f"{memory_limit_gb}GiB", dashboard_address=":0",
-                           env={"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
+    cluster = make_cluster(cfg.compute)
     os.environ.clear()
     os.environ.update(saved)
     client = Client(cluster, set_as_default=False)
@@ -73,55 +78,135 @@ def _cluster(n_workers: int, memory_limit_gb: float):
 def _import_stages() -> None:
     import spectrotomo.recon  # noqa: F401
     import spectrotomo.spectra  # noqa: F401
+    import xraydb  # noqa: F401  (spectra imports it at the first cross section: ~0.8 CPU s)
+
+
+def _process_cpu() -> float:
+    import psutil
+
+    t = psutil.Process().cpu_times()
+    return t.user + t.system
+
+
+def _task_cpu(client) -> dict:
+    """Thread CPU seconds of every task prefix so far (distributed's execute metrics)."""
+    metrics = client.run_on_scheduler(
+        lambda dask_scheduler: dict(dask_scheduler.cumulative_worker_metrics))
+    return {k[1]: v for k, v in metrics.items()
+            if len(k) == 4 and k[0] == "execute" and k[2] == "thread-cpu"}
 
 
 def _records(result) -> dict:
     return {r.name: r for r in result["records"]}
 
 
-def speedup(base: Path, work: Path, preset: str, worker_counts, memory_limit_gb: float) -> dict:
+def _one_run(base: Path, work: Path, preset: str, n: int, tag: str, steps,
+             memory_limit_gb: float) -> dict:
+    """One pipeline run of ``steps`` on a fresh copy of ``base`` with ``n`` workers: step
+    records, and the CPU seconds of this process's main thread (the driver: plans,
+    submits, reads between tasks), of this whole process, of each worker process and of
+    the tasks' threads (by task name)."""
+    import time
+
     from spectrotomo.pipeline import run_pipeline
 
-    runs = {}
-    for n in worker_counts:
-        store = work / f"w{n}.zarr"
-        shutil.rmtree(store, ignore_errors=True)
-        shutil.copytree(base, store)
-        cluster, client = _cluster(n, memory_limit_gb)
-        try:
-            cfg = _config(store, preset, cluster.scheduler_address,
-                          memory_limit_gb=memory_limit_gb)
-            run = harness.once(lambda: run_pipeline(cfg, steps=list(STEPS),
-                                                    report_dir=work / f"w{n}-report",
-                                                    log=lambda m: print("   ", m, flush=True)))
-            runs[n] = {"records": _records(run.out), "wall": run.best}
-        finally:
-            client.close()
-            cluster.close()
+    store = work / f"{tag}.zarr"
+    shutil.rmtree(store, ignore_errors=True)
+    shutil.copytree(base, store)
+    cluster, client = _cluster(n, memory_limit_gb)
+    try:
+        cfg = _config(store, preset, cluster.scheduler_address, memory_limit_gb=memory_limit_gb)
+        load = os.getloadavg()[0]
+        w0, t0, d0, m0 = client.run(_process_cpu), _task_cpu(client), time.thread_time(), \
+            _process_cpu()
+        run = harness.once(lambda: run_pipeline(cfg, steps=list(steps),
+                                                report_dir=work / f"{tag}-report",
+                                                log=lambda m: print("   ", m, flush=True)))
+        driver, main = time.thread_time() - d0, _process_cpu() - m0
+        time.sleep(1.5)  # workers send their execute metrics with the next heartbeat
+        w1, t1 = client.run(_process_cpu), _task_cpu(client)
+    finally:
+        client.close()
+        cluster.close()
+    return {"records": _records(run.out), "wall": run.best, "driver": driver, "main": main,
+            "workers": [w1[a] - w0[a] for a in w1], "load": (load, os.getloadavg()[0]),
+            "tasks": {k: v - t0.get(k, 0.0) for k, v in t1.items() if v - t0.get(k, 0.0) > 0}}
+
+
+def _median(values) -> float:
+    return float(np.median(list(values)))
+
+
+def speedup(base: Path, work: Path, preset: str, worker_counts, memory_limit_gb: float, *,
+            steps=STEPS, repeats: int = 1) -> dict:
+    """Runs of ``steps`` with each worker count, ``repeats`` times in alternating order
+    (1 2, 2 1, ...: a load that drifts during the bench hits both counts alike); per
+    step the median wall time over the repeats."""
+    order = [n for r in range(repeats)
+             for n in (worker_counts if r % 2 == 0 else worker_counts[::-1])]
+    runs = {n: [] for n in worker_counts}
+    for i, n in enumerate(order):
+        print(f"\nrun {i + 1} of {len(order)}: {n} worker(s)", flush=True)
+        run = _one_run(base, work, preset, n, f"r{i}-w{n}", steps, memory_limit_gb)
+        runs[n].append(run)
+        cpu = sum(run["workers"])
+        print(f"  load {run['load'][0]:.1f} -> {run['load'][1]:.1f}; CPU s: driver (main thread) "
+              f"{run['driver']:.2f}, this process {run['main']:.2f}, workers "
+              f"{' + '.join(f'{w:.2f}' for w in run['workers'])} = {cpu:.2f}, tasks' threads "
+              + ", ".join(f"{k} {v:.2f}" for k, v in run["tasks"].items()), flush=True)
+    _speedup_table(preset, worker_counts, runs, steps)
+    return runs
+
+
+def _speedup_table(preset: str, worker_counts, runs: dict, steps) -> None:
     ref = worker_counts[0]
-    print(f"\n{preset} preset: per-step wall time (s), peak RSS (GiB) of this process / "
-          "largest worker, CPU s per wall s (this process + workers) and mean runnable threads, "
-          "speed-up vs the first worker count")
+    print(f"\n{preset} preset: per-step wall time (s, median of {len(runs[ref])}), peak RSS "
+          "(GiB) of this process / largest worker, CPU s per wall s (this process + workers) and "
+          "mean runnable threads (last run), speed-up vs the first worker count")
+
+    def seconds(n, step):
+        return _median(r["records"][step].seconds for r in runs[n])
+
     rows = []
-    for step in STEPS:
+    for step in steps:
         row = [step + (" (chunked)" if step in CHUNKED else "")]
         for n in worker_counts:
-            r = runs[n]["records"][step]
+            r = runs[n][-1]["records"][step]
             w = "-" if r.peak_worker_rss_gib is None else f"{r.peak_worker_rss_gib:.2f}"
             cpu = "" if r.cpu_seconds is None else f", cpu/wall {r.cpu_per_wall:.2f}"
             run_q = "" if r.runnable is None else f", runnable {r.runnable:.2f}"
-            row.append(f"{r.seconds:.2f} ({r.peak_rss_gib:.2f} / {w}{cpu}{run_q})")
-        row += [harness.ratio(runs[ref]["records"][step].seconds,
-                              max(runs[n]["records"][step].seconds, 1e-9))
+            row.append(f"{seconds(n, step):.2f} ({r.peak_rss_gib:.2f} / {w}{cpu}{run_q})")
+        row += [harness.ratio(seconds(ref, step), max(seconds(n, step), 1e-9))
                 for n in worker_counts[1:]]
         rows.append(row)
     harness.print_table(["step", *(f"{n} worker(s): s (main / worker GiB)" for n in worker_counts),
                          *(f"speed-up {n}" for n in worker_counts[1:])], rows)
-    chunked = {n: sum(runs[n]["records"][s].seconds for s in CHUNKED) for n in worker_counts}
+    chunked = [s for s in steps if s in CHUNKED]
+    total = {n: sum(seconds(n, s) for s in chunked) for n in worker_counts}
     for n in worker_counts[1:]:
-        print(f"chunked steps together: {chunked[ref]:.2f} s -> {chunked[n]:.2f} s with {n} "
-              f"workers = {chunked[ref] / chunked[n]:.2f}x (target >= 1.8x for 2)")
-    return runs
+        print(f"chunked steps together: {total[ref]:.2f} s -> {total[n]:.2f} s with {n} "
+              f"workers = {total[ref] / total[n]:.2f}x (target >= 1.8x for 2)")
+    if set(steps) <= set(CHUNKED):
+        _cpu_bound_ratio(worker_counts, runs)
+
+
+def _cpu_bound_ratio(worker_counts, runs: dict) -> None:
+    """The speed-up the measured CPU seconds allow on an otherwise idle machine of
+    ``os.cpu_count()`` cores: a run takes at least the driver's CPU plus its busiest
+    worker's, and at least all its CPU (every process) spread over the cores. On a
+    loaded machine this is the comparison to trust: wall times there measure the load."""
+    cores = os.cpu_count() or 1
+
+    def bound(run):
+        return max(run["driver"] + max(run["workers"]),
+                   (run["main"] + sum(run["workers"])) / cores)
+
+    ref = worker_counts[0]
+    base = _median(bound(r) for r in runs[ref])
+    for n in worker_counts[1:]:
+        other = _median(bound(r) for r in runs[n])
+        print(f"CPU-bound time on {cores} idle cores (chunked steps): {base:.2f} s -> {other:.2f} s "
+              f"with {n} workers = {base / other:.2f}x (medians over the repeats)")
 
 
 def _zoomed_od(base: Path, out: Path, rows: int, cols: int, chunk_rows: int) -> tuple[int, ...]:
@@ -189,6 +274,11 @@ def main() -> None:
     parser.add_argument("--preset", default="demo", help="simulator preset (tiny, small, demo)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
                         help="dask worker counts to time (first = reference)")
+    parser.add_argument("--steps", nargs="+", default=list(STEPS), choices=STEPS,
+                        help="steps of the speed-up part (e.g. reconstruct quantify: the chunked "
+                        "ones, which also prints the CPU-bound ratio)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="runs per worker count, in alternating order")
     parser.add_argument("--memory-limit-gb", type=float, default=4.0,
                         help="per-worker memory limit in the speed-up part (GiB)")
     parser.add_argument("--big-factor", type=float, default=3.0,
@@ -215,7 +305,8 @@ def main() -> None:
         print(f"simulate + preprocess ({args.preset}): {t.best:.1f} s "
               "(in this process, not compared)")
     if not args.skip_speedup:
-        speedup(base, work, args.preset, args.workers, args.memory_limit_gb)
+        speedup(base, work, args.preset, args.workers, args.memory_limit_gb, steps=args.steps,
+                repeats=args.repeats)
     if not args.skip_big:
         out_of_core(base, work, args.preset, factor=args.big_factor, rows=args.big_rows,
                     cols=args.big_cols, chunk_rows=args.big_chunk_rows)

@@ -190,6 +190,26 @@ def test_slurm_job_script_carries_worker_limits():
     assert "#SBATCH --cpus-per-task=4" in script
     assert "export OMP_NUM_THREADS=4" in script
     assert "--memory-limit 6.00GiB" in script and "#SBATCH --mem=6G" in script
+    assert "export DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False" in script
+
+
+def test_local_cluster_workers_get_threads_and_no_profiler():
+    """Workers of ``cluster = "local"``: OMP/BLAS threads = threads_per_worker, the
+    statistical profiler off (its 10 ms stack sampling takes CPU from the tasks), and
+    this process's environment and dask config unchanged."""
+    import os
+
+    import dask
+
+    before = (dict(os.environ), dask.config.get("distributed.worker.profile.enabled"))
+    cfg = config_from_dict({"compute": {"cluster": "local", "n_workers": 1,
+                                        "threads_per_worker": 2, "memory_limit_gb": 1}})
+    with open_client(cfg.compute, log=lambda m: None) as client:
+        seen = client.run(lambda: (dask.config.get("distributed.worker.profile.enabled"),
+                                   os.environ["OMP_NUM_THREADS"],
+                                   os.environ["OPENBLAS_NUM_THREADS"]))
+    assert list(seen.values()) == [(False, "2", "2")]
+    assert (dict(os.environ), dask.config.get("distributed.worker.profile.enabled")) == before
 
 
 def test_cli_scheduler_address_runs_the_chunk_tasks_there(prepared, tmp_path, capsys):
