@@ -191,11 +191,13 @@ def test_slurm_job_script_carries_worker_limits():
     assert "export OMP_NUM_THREADS=4" in script
     assert "--memory-limit 6.00GiB" in script and "#SBATCH --mem=6G" in script
     assert "export DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False" in script
+    assert "export DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL=500ms" in script
 
 
 def test_local_cluster_workers_get_threads_and_no_profiler():
     """Workers of ``cluster = "local"``: OMP/BLAS threads = threads_per_worker, the
-    statistical profiler off (its 10 ms stack sampling takes CPU from the tasks), and
+    statistical profiler off and a 500 ms event-loop tick (dask's upkeep takes CPU from
+    the tasks when the workers fill the cores), and
     this process's environment and dask config unchanged."""
     import os
 
@@ -206,9 +208,10 @@ def test_local_cluster_workers_get_threads_and_no_profiler():
                                         "threads_per_worker": 2, "memory_limit_gb": 1}})
     with open_client(cfg.compute, log=lambda m: None) as client:
         seen = client.run(lambda: (dask.config.get("distributed.worker.profile.enabled"),
+                                   dask.config.get("distributed.admin.tick.interval"),
                                    os.environ["OMP_NUM_THREADS"],
                                    os.environ["OPENBLAS_NUM_THREADS"]))
-    assert list(seen.values()) == [(False, "2", "2")]
+    assert list(seen.values()) == [(False, "500ms", "2", "2")]
     assert (dict(os.environ), dask.config.get("distributed.worker.profile.enabled")) == before
 
 

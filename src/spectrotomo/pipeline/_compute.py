@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable, Iterator
 from ._config import ComputeConfig, ConfigError
 
 __all__ = ["open_client", "make_cluster", "worker_env", "run_tasks", "local_dask",
-           "WorkerLostError", "WORKER_DASK_CONFIG"]
+           "WorkerLostError", "CLUSTER_DASK_CONFIG"]
 
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _EXTRA = {"slurm": ("dask_jobqueue", "cluster"), "cuda": ("dask_cuda", "cuda-cluster")}
@@ -86,11 +86,16 @@ def local_dask():
     return dask.config.set(scheduler="threads")
 
 
-#: dask settings of the workers a run starts. The statistical profiler samples every
-#: task thread's stack each 10 ms from the worker's event loop: measured 0.72 -> 0.32 CPU s
-#: of event-loop time per 4 CPU s task (load ~18), CPU that 2 workers on 2 cores take from
-#: the tasks; the dashboard's other pages (task stream, progress, memory) are unaffected.
-WORKER_DASK_CONFIG = {"distributed.worker.profile.enabled": False}
+#: dask settings of the scheduler and workers a run starts (``cluster = ...``). Measured
+#: on this 2-core VM at load ~18-29, where 2 workers fill the cores and every CPU second
+#: of dask's own upkeep is taken from the tasks: the workers' statistical profiler samples
+#: each task thread's stack every 10 ms (0.72 -> 0.32 CPU s of worker event loop per 4 CPU s
+#: task without it); every dask server checks its event loop's latency every 20 ms (tick):
+#: an idle 2-worker cluster used 0.35 (this process) + 0.5 (workers) CPU s per 15 s, 0.22 +
+#: 0.22 with both changes. Kept: the dashboard's task stream, progress and memory pages,
+#: and the blocked-event-loop warnings (a tick still measures the delay).
+CLUSTER_DASK_CONFIG = {"distributed.worker.profile.enabled": False,
+                       "distributed.admin.tick.interval": "500ms"}
 
 
 def _dask_env(config: dict) -> dict[str, str]:
@@ -106,10 +111,10 @@ def worker_env(threads: int) -> dict[str, str]:
     Each task's FFT/NUFFT pool sizes itself from ``OMP_NUM_THREADS``
     (``host_threads``): one pool thread per worker thread, so workers do not
     oversubscribe the cores; BLAS likewise (distributed's pre-spawn default is 1
-    whatever ``threads_per_worker``); plus :data:`WORKER_DASK_CONFIG` as dask's
+    whatever ``threads_per_worker``); plus :data:`CLUSTER_DASK_CONFIG` as dask's
     environment variables.
     """
-    return {**{k: str(threads) for k in _THREAD_ENV}, **_dask_env(WORKER_DASK_CONFIG)}
+    return {**{k: str(threads) for k in _THREAD_ENV}, **_dask_env(CLUSTER_DASK_CONFIG)}
 
 
 def make_cluster(cfg: ComputeConfig):
@@ -129,7 +134,8 @@ def make_cluster(cfg: ComputeConfig):
     if cfg.cluster == "local":
         from distributed import LocalCluster
 
-        with dask.config.set(WORKER_DASK_CONFIG):  # nannies pass their config on
+        # the scheduler (in this process) reads it now, the nannies pass it on
+        with dask.config.set(CLUSTER_DASK_CONFIG):
             return LocalCluster(n_workers=cfg.n_workers, threads_per_worker=threads,
                                 memory_limit=memory, processes=True, env=env,
                                 dashboard_address=":0")
@@ -140,7 +146,7 @@ def make_cluster(cfg: ComputeConfig):
                                                           for k, v in env.items()])
     if cfg.cluster == "cuda":
         dask_cuda = _import_cluster_module("cuda")
-        with dask.config.set(WORKER_DASK_CONFIG):
+        with dask.config.set(CLUSTER_DASK_CONFIG):
             return dask_cuda.LocalCUDACluster(threads_per_worker=threads, memory_limit=memory,
                                               env=env, dashboard_address=":0")
     raise ConfigError(f"[compute] cluster must be one of none, local, slurm, cuda; "
