@@ -5,9 +5,16 @@ Part 1 (speed-up): the demo preset is simulated and preprocessed once (in this
 process); then, for each worker count N, a copy of that store runs reconstruct
 -> quantify -> valence -> segment -> profile -> report with the chunk steps (reconstruct:
 slice-parallel, quantify: voxel-parallel) on a ``LocalCluster`` of N
-single-threaded worker processes (``OMP_NUM_THREADS=1`` in each). The cluster
-is started and its workers import the stages before the timing; the reference is N = 1 in the same run on the
-same store. Steps that are not chunked run in this process (ratio ~1 expected).
+single-threaded worker processes, started by the pipeline's own ``make_cluster``
+(``[compute] cluster = "local"``: the same worker settings as a run). The cluster
+is started and its workers import the stages (and xraydb) before the timing; the
+reference is N = 1 in the same run on the same store. Steps that are not chunked
+run in this process (ratio ~1 expected). ``--steps reconstruct quantify`` times only
+the chunked steps; ``--repeats R`` runs each count R times in alternating order
+(medians). Each run prints the CPU seconds of this process's main thread (the driver),
+of this whole process (with the in-process scheduler), of each worker and of the
+tasks' threads (dask's execute metrics); for chunked steps alone a CPU-bound ratio
+follows: on a loaded machine wall times measure the load, CPU seconds much less.
 
 Part 2 (out of core): the demo optical density is zoomed to ``--big-rows`` x
 ``--big-cols`` detector pixels, so that the reconstructed volume (energies x
@@ -23,6 +30,8 @@ each worker process).
 Example::
 
     PYTHONPATH=src python gpu_bench/pipeline_bench.py --preset demo --workers 1 2
+    PYTHONPATH=src python gpu_bench/pipeline_bench.py --preset demo --steps reconstruct \
+        quantify --repeats 2 --skip-big
 """
 
 from __future__ import annotations
@@ -32,9 +41,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 import harness
+import numpy as np
 
 STEPS = ("reconstruct", "quantify", "valence", "segment", "profile", "report")
 CHUNKED = ("reconstruct", "quantify")
@@ -76,9 +84,11 @@ def _cluster(n_workers: int, memory_limit_gb: float):
 
 
 def _import_stages() -> None:
-    import spectrotomo.recon  # noqa: F401
+    # xraydb: spectra imports it at the first cross section (first quantify task: ~0.8 CPU s)
+    import xraydb  # noqa: F401
+
+    import spectrotomo.recon
     import spectrotomo.spectra  # noqa: F401
-    import xraydb  # noqa: F401  (spectra imports it at the first cross section: ~0.8 CPU s)
 
 
 def _process_cpu() -> float:

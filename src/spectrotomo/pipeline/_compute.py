@@ -26,13 +26,14 @@ saying so, and the chunks already written stay for a rerun to resume.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from ._config import ComputeConfig, ConfigError
 
-__all__ = ["open_client", "make_cluster", "worker_env", "run_tasks", "local_dask",
-           "WorkerLostError", "CLUSTER_DASK_CONFIG"]
+__all__ = ["CLUSTER_DASK_CONFIG", "WorkerLostError", "local_dask", "make_cluster", "open_client",
+           "run_tasks", "worker_env"]
 
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _EXTRA = {"slurm": ("dask_jobqueue", "cluster"), "cuda": ("dask_cuda", "cuda-cluster")}
