@@ -190,10 +190,10 @@ def jump_matrix(elements, energies: Mapping[str, Any], *, calibration=None,
         pair = _pair(energies[pair_el], pair_el)
         for e, el in enumerate(names):
             a[p, e] = _jump(el, pair)
-        for el, (host, ratio) in (tied or {}).items():
-            a[p, names.index(host)] += float(ratio) * _jump(el, pair)
         if pair_el in calibration:
             a[p, p] = float(calibration[pair_el])
+        for el, (host, ratio) in (tied or {}).items():  # a standard's jump has no Li in it
+            a[p, names.index(host)] += float(ratio) * _jump(el, pair)
     return a
 
 
