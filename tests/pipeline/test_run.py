@@ -171,6 +171,11 @@ def test_errors_against_truth_are_reported_and_bounded(finished):
     errors = result["summary"]["errors_vs_truth"]
     # measured values are printed by the demo; these bounds catch regressions only
     assert errors["mn_valence_mae"] < 0.3
+    # the 3D errors are taken in the registered frame: the drift the simulator recorded
+    raw, od = (io.read_group(finished[1].output.store, g) for g in ("raw", "od"))
+    ref = od.attrs["registration_reference"]
+    assert errors["truth_frame_shift_z_vox"] == pytest.approx(
+        raw["true_energy_shift"].values[ref, 0] + raw["true_shift"].values[:, 0].mean())
     mu = io.read_group(finished[1].output.store, "recon")["mu"]
     assert mu.attrs["units"] == "1/nm" and np.isfinite(mu.values).all()
 
