@@ -56,3 +56,10 @@ def test_bad_pooling_is_a_clear_error(bad):
     with pytest.raises(ValidationError, match="layer_pooling"):
         surface_layer_pooling(ratio, tm, o, d, mask=mask, spacing=px, surface_nm=40.0,
                               pooling=bad)
+
+
+def test_zone_of_one_voxel_layer_is_not_pooled():
+    ratio, tm, o, d, mask, _, px = _ball_with_skin()
+    out = surface_layer_pooling(ratio, tm, o, d, mask=mask, spacing=px, surface_nm=25.0,
+                                pooling=0.7)  # round(25 / 20) = 1 layer: partial volume only
+    np.testing.assert_array_equal(out, ratio)

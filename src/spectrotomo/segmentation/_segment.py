@@ -19,7 +19,7 @@ from ._blockpores import find_cracks_blocks, find_pores_blocks, levels_blocks
 from ._blocks import Scratch, block_workers, blocks, check_chunk, map_blocks, read
 from ._blockseg import depth_blocks, masked_smooth_blocks, particle_mask_blocks, shells_blocks
 from ._classes import composition_classes
-from ._layerpool import apply_layer_pooling, check_pooling, layer_sums
+from ._layerpool import apply_layer_pooling, check_pooling, layer_sums, pools
 
 __all__ = ["SegmentResult", "segment_volume", "MeanOver", "MetalOxygen"]
 
@@ -169,7 +169,7 @@ def _classes(stack, arrays, sp, chunk, scratch, *, target, tolerance, smoothing_
     ratio = scratch.array(shape, np.float32, fill=np.nan)
     classes = scratch.array(shape, np.uint8)
     step = float(sp.min())
-    pool = pooling > 0 and surface_nm > 0
+    pool = pools(pooling, surface_nm, step)
 
     def sums(core):  # amount sums per near-surface depth layer: the layer means' pass
         tm, o = read(stack, (slice(None),) + core)
