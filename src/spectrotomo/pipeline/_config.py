@@ -111,7 +111,7 @@ class SegmentationConfig:
     tolerance: float = 0.05
     smoothing_nm: float = 30.0
     surface_layer_nm: float = 40.0
-    layer_pooling: float = 0.7
+    layer_pooling: float = 0.6
     n_shells: int = 5
     #: block edge (voxels) of the block-wise segment and profile steps
     chunk: int = 128
@@ -510,7 +510,7 @@ smoothing_nm = 30.0          # Gaussian sigma (nm) averaging the TM and O amount
                              # particle's solid before the class ratio (0: per voxel, noisy)
 surface_layer_nm = 40.0      # within this depth (nm) average only along the surface, inside
                              # one-voxel depth layers, so thin surface layers stay resolved
-layer_pooling = 0.7          # within surface_layer_nm, pull each voxel's TM/O this far towards
+layer_pooling = 0.6          # within surface_layer_nm, pull each voxel's TM/O this far towards
                              # its iso-depth layer's mean (whole particle): a skin thinner than
                              # the resolution stays classified where the missing wedge blurs it
                              # (0: off; measured: class agreement +0.03, gpu_bench/RESULTS.recon.md);

@@ -70,7 +70,7 @@ class SegmentResult:
 def segment_volume(volume, *, spacing, chunk: int = 128, n_shells: int = 5, amounts=None,
                    elements=None, target: float | None = None, tolerance: float = 0.05,
                    smoothing_nm: float = 30.0, surface_layer_nm: float = 40.0,
-                   layer_pooling: float = 0.7, scratch_dir=None, workers: int | None = None,
+                   layer_pooling: float = 0.6, scratch_dir=None, workers: int | None = None,
                    client=None) -> SegmentResult:
     """Mask, depth, shells, pores, cracks (and classes) of a volume, block by block.
 
