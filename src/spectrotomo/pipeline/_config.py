@@ -513,7 +513,7 @@ surface_layer_nm = 40.0      # within this depth (nm) average only along the sur
 layer_pooling = 0.6          # within surface_layer_nm, pull each voxel's TM/O this far towards
                              # its iso-depth layer's mean (whole particle): a skin thinner than
                              # the resolution stays classified where the missing wedge blurs it
-                             # (0: off; measured: class agreement +0.03, gpu_bench/RESULTS.recon.md);
+                             # (0: off; measured: class agreement +0.01-0.03, gpu_bench/RESULTS.recon.md);
                              # grains reaching the surface keep 1 - pooling of their contrast
 n_shells = 5                 # equal-volume shells from surface to centre
 chunk = 128                  # segment/profile run block by block (voxels per edge; memory
