@@ -191,12 +191,15 @@ class Scratch:
         self.path = Path(tempfile.mkdtemp(prefix="spectrotomo-seg-", dir=directory))
         self._n = 0
 
-    def array(self, shape, dtype, *, fill=0):
+    def array(self, shape, dtype, *, fill=0, chunks=None):
+        """A new array; ``chunks`` overrides the block chunking (writers of regions that
+        are not whole blocks must write whole chunks of their own)."""
         import zarr
 
         self._n += 1
         shape = tuple(int(n) for n in shape)
-        chunks = shape[:-3] + (self.chunk,) * min(3, len(shape))
+        if chunks is None:
+            chunks = shape[:-3] + (self.chunk,) * min(3, len(shape))
         return zarr.create_array(store=str(self.path / f"a{self._n}"), shape=shape,
                                  chunks=chunks, dtype=dtype,
                                  fill_value=fill, zarr_format=3)
