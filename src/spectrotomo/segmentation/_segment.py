@@ -16,7 +16,8 @@ import numpy as np
 
 from .._model import ValidationError
 from ._blockpores import find_cracks_blocks, find_pores_blocks, levels_blocks
-from ._blocks import Scratch, block_workers, blocks, check_chunk, map_blocks, read
+from ._blocks import (Scratch, block_workers, blocks, check_chunk, map_blocks, read,
+                      work_chunk)
 from ._blockseg import depth_blocks, masked_smooth_blocks, particle_mask_blocks, shells_blocks
 from ._classes import composition_classes
 
@@ -81,7 +82,9 @@ def segment_volume(volume, *, spacing, chunk: int = 128, n_shells: int = 5, amou
     spacing : float or sequence of 3 float
         Voxel size, nm.
     chunk : int
-        Block edge (voxels); memory is a few blocks plus halos.
+        Block edge (voxels); memory is a few blocks plus halos. Halved (down to
+        32) while there are fewer than two blocks per thread, so that one block's
+        volume still uses every core; the results do not depend on it.
     n_shells : int
         Equal-volume shells (1 outermost).
     amounts : array-like, shape (n_element, nz, ny, nx), optional
@@ -110,10 +113,11 @@ def segment_volume(volume, *, spacing, chunk: int = 128, n_shells: int = 5, amou
         ``tm_o_ratio_smoothed`` (float32, NaN off the solid) and
         ``composition_class`` (uint8). Call ``close()`` when copied.
     """
-    chunk = check_chunk(chunk)
+    check_chunk(chunk)
     vol = MeanOver(volume) if len(volume.shape) == 4 else volume
     if len(vol.shape) != 3:
         raise ValidationError(f"volume must be 3-D (or 4-D with energies); got {volume.shape}")
+    chunk = work_chunk(vol.shape, chunk, workers=workers, client=client)
     sp = np.broadcast_to(np.asarray(spacing, dtype=float), (3,)).copy()
     scratch = Scratch(chunk, scratch_dir)
     try:
