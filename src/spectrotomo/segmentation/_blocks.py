@@ -213,9 +213,10 @@ class Scratch:
         self.path = Path(tempfile.mkdtemp(prefix="spectrotomo-seg-", dir=directory))
         self._n = 0
 
-    def array(self, shape, dtype, *, fill=0, chunks=None):
+    def array(self, shape, dtype, *, fill=0, chunks=None, compress: bool = True):
         """A new array; ``chunks`` overrides the block chunking (writers of regions that
-        are not whole blocks must write whole chunks of their own)."""
+        are not whole blocks must write whole chunks of their own); ``compress=False``
+        for data that barely compresses and is read back at once (float64 distances)."""
         import zarr
 
         self._n += 1
@@ -223,8 +224,8 @@ class Scratch:
         if chunks is None:
             chunks = shape[:-3] + (self.chunk,) * min(3, len(shape))
         return zarr.create_array(store=str(self.path / f"a{self._n}"), shape=shape,
-                                 chunks=chunks, dtype=dtype,
-                                 fill_value=fill, zarr_format=3)
+                                 chunks=chunks, dtype=dtype, fill_value=fill,
+                                 compressors="auto" if compress else None, zarr_format=3)
 
     def close(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)

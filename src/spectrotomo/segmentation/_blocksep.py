@@ -148,8 +148,8 @@ def exact_distance(feature: Callable, shape, *, spacing, chunk: int, scratch,
     """
     spacing = np.asarray(spacing, dtype=float)
     w = pencil_width(shape, chunk)
-    first = scratch.array(shape, np.float64, chunks=(w,) * len(shape))
-    second = scratch.array(shape, np.float64, chunks=(w,) * len(shape))
+    first, second = (scratch.array(shape, np.float64, chunks=(w,) * len(shape), compress=False)
+                     for _ in range(2))
 
     def pass0(sl):
         f = np.where(feature(sl), 0.0, np.inf)
