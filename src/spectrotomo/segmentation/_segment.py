@@ -16,8 +16,7 @@ import numpy as np
 
 from .._model import ValidationError
 from ._blockpores import find_cracks_blocks, find_pores_blocks, levels_blocks
-from ._blocks import (Scratch, block_workers, blocks, check_chunk, map_blocks, read,
-                      work_chunk)
+from ._blocks import Scratch, block_workers, blocks, check_chunk, map_blocks, read
 from ._blockseg import depth_blocks, masked_smooth_blocks, particle_mask_blocks, shells_blocks
 from ._classes import composition_classes
 
@@ -82,9 +81,10 @@ def segment_volume(volume, *, spacing, chunk: int = 128, n_shells: int = 5, amou
     spacing : float or sequence of 3 float
         Voxel size, nm.
     chunk : int
-        Block edge (voxels); memory is a few blocks plus halos. Halved (down to
-        32) while there are fewer than two blocks per thread, so that one block's
-        volume still uses every core; the results do not depend on it.
+        Block edge (voxels); memory is a few blocks plus halos. Not halved when
+        there are fewer blocks than threads (as :func:`profile_table_blocks` does):
+        the halos of 64^3 sub-blocks cost ~1.7x the CPU of one 128^3 block
+        (gpu_bench/RESULTS.seg.md), more than a second core gains.
     n_shells : int
         Equal-volume shells (1 outermost).
     amounts : array-like, shape (n_element, nz, ny, nx), optional
@@ -113,11 +113,10 @@ def segment_volume(volume, *, spacing, chunk: int = 128, n_shells: int = 5, amou
         ``tm_o_ratio_smoothed`` (float32, NaN off the solid) and
         ``composition_class`` (uint8). Call ``close()`` when copied.
     """
-    check_chunk(chunk)
+    chunk = check_chunk(chunk)
     vol = MeanOver(volume) if len(volume.shape) == 4 else volume
     if len(vol.shape) != 3:
         raise ValidationError(f"volume must be 3-D (or 4-D with energies); got {volume.shape}")
-    chunk = work_chunk(vol.shape, chunk, workers=workers, client=client)
     sp = np.broadcast_to(np.asarray(spacing, dtype=float), (3,)).copy()
     scratch = Scratch(chunk, scratch_dir)
     try:
