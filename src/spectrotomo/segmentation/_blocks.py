@@ -41,35 +41,6 @@ __all__ = ["Scratch", "blocks", "extend", "read", "check_chunk", "block_workers"
 _EXECUTOR: contextvars.ContextVar = contextvars.ContextVar("spectrotomo_blocks", default=None)
 
 
-#: arrays from this size (bytes) get their own mapping, returned to the system when freed
-_MMAP_THRESHOLD = 1 << 20
-_HEAP_SET = False
-
-
-def bounded_heap() -> None:
-    """Make freed block arrays leave the process (glibc; elsewhere nothing).
-
-    Why: glibc raises its mmap threshold up to 32 MiB after large frees, so the
-    block arrays (1-10 MiB) then come from the heap and per-thread arenas, whose
-    freed pages stay in the RSS as blocks of other sizes fragment them: at
-    fixed chunk the peak grew 1.59x from 128^3 to 256^3 with it (281 -> 446 MiB),
-    1.16x with a fixed 1 MiB threshold (gpu_bench/RESULTS.seg.md). Process-wide
-    and idempotent (``MALLOC_MMAP_THRESHOLD_`` in the environment does the same).
-    """
-    global _HEAP_SET
-    if _HEAP_SET:
-        return
-    _HEAP_SET = True
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(ctypes.c_int(-3), ctypes.c_int(_MMAP_THRESHOLD))  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):  # not glibc: its own allocator policy
-        pass
-
-
 @contextmanager
 def block_workers(workers: int | None = None, *, client=None):
     """Run the block loops of the segmentation inside this context in parallel.
@@ -83,10 +54,7 @@ def block_workers(workers: int | None = None, *, client=None):
         Run each block as a task on this cluster instead (``workers`` ignored).
         The inputs and the :class:`Scratch` directory must then be on a file
         system every worker sees at the same path.
-
-    Calls :func:`bounded_heap` here and in every worker running a block.
     """
-    bounded_heap()
     if client is not None:
         # more in flight than on threads: each task waits a scheduler round trip
         width = 4 * max(1, sum(client.nthreads().values()))
@@ -129,7 +97,6 @@ def _same(fn):
 def _on_worker(fn, item):
     import dask
 
-    bounded_heap()
     # a dask input computed inside a task stays on the worker's threads (no secede)
     with dask.config.set(scheduler="threads"):
         return fn(item)
