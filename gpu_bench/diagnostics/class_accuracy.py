@@ -34,7 +34,7 @@ def _run(store: str, preset: str, seed: int, *, algorithm="auto", steps=None, jo
     finally:
         recon.reconstruct_joint = saved
     times = {r.name: r.seconds for r in res["records"]}
-    return res["summary"]["errors_vs_truth"], times["reconstruct"]
+    return res["summary"]["errors_vs_truth"], times.get("reconstruct", float("nan"))
 
 
 def _row(case: str, name: str, e: dict, seconds: float) -> str:

@@ -85,9 +85,12 @@ def test_pipeline_on_peer_files_equals_the_simulated_run(tiny, tmp_path):
     for name, inputs in (("sim", {"path": "simulate:tiny"}),
                          ("peer", {"path": files, "xanes": scan})):
         store = tmp_path / f"{name}.zarr"
+        # the simulated store's truth names the formula (quantify's default); the files
+        # carry none, so both runs are given it
         cfg = config_from_dict({"input": inputs, "output": {"store": str(store),
                                                             "figures": False},
-                                "preprocess": {"align": False}})
+                                "preprocess": {"align": False},
+                                "spectra": {"formula": "Li1.2Mn0.56Ni0.16Co0.08O2"}})
         run_pipeline(cfg, steps=steps, report_dir=tmp_path / name, log=lambda m: None)
         stores[name] = store
     for group in ("od", "recon", "chemistry"):

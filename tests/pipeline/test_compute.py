@@ -69,10 +69,11 @@ def test_chunked_quantify_equals_whole_volume_element_maps(prepared):
     _, _, local = prepared
     mu = io.read_group(local, "recon")["mu"].load()
     chem = io.read_group(local, "chemistry").load()
-    pairs = {el: tuple(p) for el, p in
-             __import__("json").loads(chem.attrs["provenance"])[-1]["parameters"]["pairs"]
-             .items()}
-    whole = element_maps(mu, pairs=pairs, threshold=-np.inf)
+    params = __import__("json").loads(chem.attrs["provenance"])[-1]["parameters"]
+    pairs = {el: tuple(p) for el, p in params["pairs"].items()}
+    tied = {el: tuple(t) for el, t in params["tied"].items()}  # Li from the sample formula
+    assert tied
+    whole = element_maps(mu, pairs=pairs, tied=tied, threshold=-np.inf)
     for name in whole.data_vars:
         assert np.array_equal(whole[name].values, chem[name].values, equal_nan=True), name
     assert chem.attrs["n_masked"] == whole.attrs["n_masked"]

@@ -39,6 +39,9 @@ def test_yaml_safe_load(tmp_path):
         ({"preprocess": {"center": "middle"}}, "auto"),
         ({"phase": {"method": "paganin", "pixel_size_m": 20.0}}, "metres"),
         ({"spectra": {"elements": "Mn"}}, "list"),
+        ({"spectra": {"formula": "Li(Mn2"}}, "chemical formula"),
+        ({"spectra": {"formula": "LiMn2"}}, "with O"),
+        ({"spectra": {"formula": 3}}, "string"),
     ],
 )
 def test_bad_values_name_the_key(data, match):

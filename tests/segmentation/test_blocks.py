@@ -40,6 +40,9 @@ def _whole(mu, amounts, px, target):
     tm, o = seg.masked_smooth(stack, solid, sigma_nm=30, spacing=px, surface_nm=40)
     defined = solid & np.isfinite(tm) & np.isfinite(o) & (o > 0)
     ratio = np.where(defined, tm / np.where(defined, o, 1.0), np.nan).astype(np.float32)
+    ratio = seg.surface_layer_pooling(ratio, stack[0], stack[1], depth, mask=solid, spacing=px,
+                                      surface_nm=40, pooling=0.6)  # segment_volume's default
+    defined = np.isfinite(ratio)
     return {"mask": mask, "depth": depth, "pores": pores, "cracks": cracks,
             "shell": seg.shells(mask, 5, px, depth_map=depth), "tm_o_ratio_smoothed": ratio,
             "composition_class": seg.composition_classes(ratio, target, 0.05, mask=defined)}

@@ -9,7 +9,7 @@ the steps of nm coordinates; plain arrays take ``spacing=`` and default to
 Chunking: ``composition_classes`` is element-wise (lazy on dask arrays, runs
 on cupy arrays). The whole-volume functions that measure distance or shape
 (``depth``, ``shells``, ``particle_mask``, ``find_pores``, ``find_cracks``,
-``masked_smooth``) have block-wise twins with the same results (labels
+``masked_smooth``, ``surface_layer_pooling``) have block-wise twins with the same results (labels
 identical) and memory bounded by a few blocks: ``segment_volume`` chains them
 on any sliceable input (numpy, zarr, dask, lazy xarray), ``profile_table_blocks``
 reduces the profiles; see ``_blocks.py`` for the algorithms (halos, labels
@@ -32,6 +32,7 @@ from ._pores import find_cracks
 from ._pores import find_pores
 from ._shells import shells
 from ._smooth import masked_smooth
+from ._layerpool import surface_layer_pooling
 from ._segment import SegmentResult, segment_volume
 from ._blockstats import profile_table_blocks
 from ._stats import profile_table
@@ -58,5 +59,6 @@ __all__ = [
     "SegmentResult",
     "shells",
     "split_particles",
+    "surface_layer_pooling",
     "to_csv",
 ]

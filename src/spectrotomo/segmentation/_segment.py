@@ -19,6 +19,7 @@ from ._blockpores import find_cracks_blocks, find_pores_blocks, levels_blocks
 from ._blocks import Scratch, block_workers, blocks, check_chunk, map_blocks, read
 from ._blockseg import depth_blocks, masked_smooth_blocks, particle_mask_blocks, shells_blocks
 from ._classes import composition_classes
+from ._layerpool import apply_layer_pooling, check_pooling, layer_sums, pools
 
 __all__ = ["SegmentResult", "segment_volume", "MeanOver", "MetalOxygen"]
 
@@ -69,7 +70,7 @@ class SegmentResult:
 def segment_volume(volume, *, spacing, chunk: int = 128, n_shells: int = 5, amounts=None,
                    elements=None, target: float | None = None, tolerance: float = 0.05,
                    smoothing_nm: float = 30.0, surface_layer_nm: float = 40.0,
-                   scratch_dir=None, workers: int | None = None,
+                   layer_pooling: float = 0.6, scratch_dir=None, workers: int | None = None,
                    client=None) -> SegmentResult:
     """Mask, depth, shells, pores, cracks (and classes) of a volume, block by block.
 
@@ -96,6 +97,9 @@ def segment_volume(volume, *, spacing, chunk: int = 128, n_shells: int = 5, amou
         Target TM/O and relative tolerance of the classes.
     smoothing_nm, surface_layer_nm : float
         :func:`masked_smooth` ``sigma_nm`` and ``surface_nm`` of the amounts.
+    layer_pooling : float in [0, 1]
+        :func:`surface_layer_pooling` of the ratio within ``surface_layer_nm``
+        (0: off).
     scratch_dir : path-like, optional
         Where the intermediate arrays go (default: the temporary directory).
     workers : int, optional
@@ -114,6 +118,7 @@ def segment_volume(volume, *, spacing, chunk: int = 128, n_shells: int = 5, amou
         ``composition_class`` (uint8). Call ``close()`` when copied.
     """
     chunk = check_chunk(chunk)
+    layer_pooling = check_pooling(layer_pooling)
     vol = MeanOver(volume) if len(volume.shape) == 4 else volume
     if len(vol.shape) != 3:
         raise ValidationError(f"volume must be 3-D (or 4-D with energies); got {volume.shape}")
@@ -123,14 +128,15 @@ def segment_volume(volume, *, spacing, chunk: int = 128, n_shells: int = 5, amou
         with block_workers(workers, client=client):
             return _segment(vol, amounts, sp, chunk, scratch, n_shells=n_shells,
                             elements=elements, target=target, tolerance=tolerance,
-                            smoothing_nm=smoothing_nm, surface_layer_nm=surface_layer_nm)
+                            smoothing_nm=smoothing_nm, surface_layer_nm=surface_layer_nm,
+                            layer_pooling=layer_pooling)
     except BaseException:
         scratch.close()
         raise
 
 
 def _segment(vol, amounts, sp, chunk, scratch, *, n_shells, elements, target, tolerance,
-             smoothing_nm, surface_layer_nm) -> SegmentResult:
+             smoothing_nm, surface_layer_nm, layer_pooling) -> SegmentResult:
     mask, threshold = particle_mask_blocks(vol, chunk=chunk, scratch=scratch)
     kw = dict(spacing=sp, chunk=chunk, scratch=scratch)
     depth = depth_blocks(mask, **kw)
@@ -144,13 +150,15 @@ def _segment(vol, amounts, sp, chunk, scratch, *, n_shells, elements, target, to
             raise ValidationError("segment_volume: amounts given without a target TM/O")
         arrays.update(_classes(MetalOxygen(amounts, elements), arrays, sp, chunk, scratch,
                                target=target, tolerance=tolerance,
-                               smoothing_nm=smoothing_nm, surface_nm=surface_layer_nm))
+                               smoothing_nm=smoothing_nm, surface_nm=surface_layer_nm,
+                               pooling=layer_pooling))
     return SegmentResult(arrays, threshold, scratch, {"levels": levels})
 
 
 def _classes(stack, arrays, sp, chunk, scratch, *, target, tolerance, smoothing_nm,
-             surface_nm) -> dict:
-    """TM/O of amounts averaged over the solid, and its classes (see ``segment``)."""
+             surface_nm, pooling) -> dict:
+    """TM/O of amounts averaged over the solid, pooled along the near-surface depth layers
+    (:func:`surface_layer_pooling`), and its classes."""
     shape = tuple(arrays["mask"].shape)
     solid = scratch.array(shape, bool)
 
@@ -163,11 +171,24 @@ def _classes(stack, arrays, sp, chunk, scratch, *, target, tolerance, smoothing_
                                   surface_nm=surface_nm, chunk=chunk, scratch=scratch)
     ratio = scratch.array(shape, np.float32, fill=np.nan)
     classes = scratch.array(shape, np.uint8)
+    step = float(sp.min())
+    pool = pools(pooling, surface_nm, step)
+
+    def sums(core):  # amount sums per near-surface depth layer: the layer means' pass
+        tm, o = read(stack, (slice(None),) + core)
+        return layer_sums(tm, o, read(arrays["depth"], core), read(solid, core),
+                          surface_nm=surface_nm, step_nm=step)
+
+    if pool:
+        layer = map_blocks(sums, blocks(shape, chunk), reduce=lambda a, b: a + b, initial=0.0)
 
     def put_classes(core):
         tm, o = read(smooth, (slice(None),) + core)
         defined = read(solid, core) & np.isfinite(tm) & np.isfinite(o) & (o > 0)
         r = np.where(defined, tm / np.where(defined, o, 1.0), np.nan).astype(np.float32)
+        if pool:
+            r = apply_layer_pooling(r, read(arrays["depth"], core), layer,
+                                    surface_nm=surface_nm, step_nm=step, pooling=pooling)
         ratio[core] = r
         classes[core] = composition_classes(r, float(target), tolerance, mask=defined)
 

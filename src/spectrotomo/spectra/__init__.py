@@ -15,6 +15,7 @@ from ._quantify import ElementAmounts
 from ._quantify import cross_section
 from ._quantify import element_amounts
 from ._quantify import element_maps
+from ._quantify import formula_ties
 from ._quantify import joint_element_amounts
 from ._quantify import tm_o_ratio
 from ._valence import DEFAULT_WINDOWS
@@ -49,6 +50,7 @@ __all__ = [
     "element_amounts",
     "edge_pairs",
     "element_maps",
+    "formula_ties",
     "joint_element_amounts",
     "tm_o_ratio",
     "builtin_references",

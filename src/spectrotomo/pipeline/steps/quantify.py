@@ -18,15 +18,27 @@ from .reconstruct import log_resume
 __all__ = ["quantify", "quantify_slab"]
 
 
-def _element_maps(mu, pairs):
+def _element_maps(mu, pairs, tied=None):
     from ...spectra import element_maps
 
     # No amount threshold: negative amounts are noise around small true values and
     # must survive so that averages (segmentation smoothing, profiles) stay unbiased.
-    return element_maps(mu, pairs=pairs, threshold=-np.inf)
+    return element_maps(mu, pairs=pairs, tied=tied, threshold=-np.inf)
 
 
-def quantify_slab(zs: slice, *, store, pairs: dict, names: list[str], layout: dict) -> None:
+def _ties(ctx, pairs) -> dict:
+    """Unpaired elements of the sample's formula tied to O (``spectra.formula_ties``):
+    ``[spectra] formula``, else the input's metadata; none without a formula."""
+    from ...spectra import formula_ties
+
+    formula = ctx.config.spectra.formula
+    if formula is None and "truth" in io.list_groups(ctx.store):
+        formula = io.read_group(ctx.store, "truth").attrs.get("formula")
+    return formula_ties(formula, pairs) if formula else {}
+
+
+def quantify_slab(zs: slice, *, store, pairs: dict, names: list[str], layout: dict,
+                  tied: dict | None = None) -> None:
     """Element maps of the voxels in rows ``zs`` of ``recon/mu`` -> ``chemistry``.
 
     ``layout``: dims, coords and attrs of ``recon/mu`` (:func:`_layout`), so that
@@ -38,7 +50,7 @@ def quantify_slab(zs: slice, *, store, pairs: dict, names: list[str], layout: di
               for k, (dims, values, attrs) in layout["coords"].items()}
     mu = xr.DataArray(io.read_region(store, "recon", "mu", {"z": zs}), dims=layout["dims"],
                       coords=coords, attrs=layout["attrs"])
-    ds = _element_maps(mu, pairs)
+    ds = _element_maps(mu, pairs, tied)
     for name in names:
         var = ds[name]
         region = tuple(zs if d == "z" else slice(None) for d in var.dims)
@@ -94,7 +106,8 @@ def quantify(ctx) -> None:
         raise ValueError(f"quantify: the tilt series has no O K-edge pair ({lo:g}-{hi:g} eV); "
                          f"energies are {mu['energy'].values.tolist()}")
     # one z row gives every variable's dims, dtype, units and coords
-    template = _element_maps(mu.isel(z=slice(0, 1)).load(), pairs)
+    tied = _ties(ctx, pairs)
+    template = _element_maps(mu.isel(z=slice(0, 1)).load(), pairs, tied)
     rows = min(ctx.config.reconstruct.chunk_rows, mu.sizes["z"])
     names = list(template.data_vars)
     for name in names:
@@ -108,9 +121,9 @@ def quantify(ctx) -> None:
     slabs = _slabs_missing(ctx.store, template)
     log_resume(ctx, "quantify", slabs, -(-mu.sizes["z"] // rows))
     run_tasks(ctx.client, quantify_slab, slabs, desc="quantify", log=ctx.log,
-              store=str(ctx.store), pairs=pairs, names=names, layout=_layout(mu))
+              store=str(ctx.store), pairs=pairs, names=names, layout=_layout(mu), tied=tied)
     attrs = _chemistry_attrs(ctx.store, template)
     add_provenance(SimpleNamespace(attrs=attrs), "pipeline.quantify", inputs=[str(ctx.store)],
-                   pairs=pairs, chunk_rows=rows)
+                   pairs=pairs, tied=tied, chunk_rows=rows)
     io.mark_complete(ctx.store, "chemistry", attrs=attrs)
 

@@ -15,6 +15,7 @@ import xarray as xr
 from ... import io
 from .._figures import (CLASS_COLORS, CLASS_NAMES, center_scores, class_fraction_table,
                        histogram, label_orthoslices, orthoslices)
+from .._truth_frame import registered_z_shift, truth_in_frame
 from .._valence3d_report import truth_interior, valence3d_errors, valence3d_report
 
 __all__ = ["write_report", "truth_errors", "ome_zarr_dir", "CLASS_NAMES", "CLASS_COLORS"]
@@ -71,15 +72,25 @@ def _amount_bias(chem: xr.Dataset, truth: xr.Dataset) -> dict[str, float]:
 
 
 def truth_errors(store) -> dict:
-    """Errors of a finished run against the simulator's ground truth in ``store``."""
+    """Errors of a finished run against the simulator's ground truth in ``store``.
+
+    Volumes are compared with the truth shifted into the registered frame
+    (:func:`~spectrotomo.pipeline._truth_frame.truth_in_frame`, sub-voxel along z;
+    ``truth_frame_shift_z_vox`` says by how much).
+    """
     groups = io.list_groups(store)
     if "truth" not in groups:
         return {}
     truth = io.read_group(store, "truth").load()
     raw = io.read_group(store, "raw")
     errors = {}
+    # the 3D comparisons (mask, amounts, classes, 3D valence) in the frame the volume
+    # was reconstructed in; the 2D valence scan and the phase runs keep the truth's own
+    frame = truth
     if "od" in groups:
         od = io.read_group(store, "od")
+        frame = truth_in_frame(truth, registered_z_shift(raw, od))
+        errors["truth_frame_shift_z_vox"] = float(frame.attrs["frame_shift_z_vox"])
         errors["center_error_px"] = abs(float(od.attrs["center"]) - float(raw.attrs["true_center"]))
         if "true_shift" in raw and raw["true_shift"].dims[0] == "angle":
             est = od["jitter"].values - od["jitter"].values.mean(0)
@@ -92,7 +103,7 @@ def truth_errors(store) -> dict:
     if "segmentation" in groups and "chemistry" in groups:
         seg_ds = io.read_group(store, "segmentation")
         est_cls = seg_ds["composition_class"].values
-        true_cls = truth["composition_class"].values
+        true_cls = frame["composition_class"].values
         est = class_fraction_table(est_cls)
         true = class_fraction_table(true_cls)
         diff = [abs(est[k] - true[k]) for k in est]
@@ -107,9 +118,9 @@ def truth_errors(store) -> dict:
         errors["class_fractions"] = est
         errors["class_fractions_truth"] = true
     if "segmentation" in groups:
-        errors.update(_mask_errors(io.read_group(store, "segmentation")["mask"].values, truth))
+        errors.update(_mask_errors(io.read_group(store, "segmentation")["mask"].values, frame))
     if "chemistry" in groups:
-        errors["amount_relative_bias"] = _amount_bias(io.read_group(store, "chemistry"), truth)
+        errors["amount_relative_bias"] = _amount_bias(io.read_group(store, "chemistry"), frame)
     if "valence" in groups:
         errors.update(_energy_offset_errors(io.read_group(store, "valence")))
         val = io.read_group(store, "valence")["valence"].sel(element="Mn").values
@@ -123,7 +134,7 @@ def truth_errors(store) -> dict:
         ok = thick & np.isfinite(val)
         errors["mn_valence_mae"] = float(np.abs(val[ok] - true2d[ok]).mean()) if ok.any() else None
     if "valence3d" in groups:
-        errors.update(valence3d_errors(store, truth))
+        errors.update(valence3d_errors(store, frame))
     return errors
 
 

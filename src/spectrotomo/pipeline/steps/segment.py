@@ -88,9 +88,10 @@ def segment(ctx: RunContext) -> None:
         target = _target(ctx)
         kw = dict(amounts=amount.data, elements=list(amount["element"].values), target=target,
                   tolerance=cfg.tolerance, smoothing_nm=cfg.smoothing_nm,
-                  surface_layer_nm=cfg.surface_layer_nm)
+                  surface_layer_nm=cfg.surface_layer_nm, layer_pooling=cfg.layer_pooling)
         extra = {"tm_o_ratio_smoothed": dict(smoothing_nm=cfg.smoothing_nm,
-                                             surface_layer_nm=cfg.surface_layer_nm),
+                                             surface_layer_nm=cfg.surface_layer_nm,
+                                             layer_pooling=cfg.layer_pooling),
                  "composition_class": dict(target_tm_o=target, tolerance=cfg.tolerance,
                                            **_CLASS_FLAGS)}
     else:  # phase-contrast run: no chemistry
@@ -106,7 +107,8 @@ def segment(ctx: RunContext) -> None:
                    n_shells=cfg.n_shells, chunk=cfg.chunk,
                    **({} if not kw else dict(target_tm_o=kw["target"], tolerance=cfg.tolerance,
                                              smoothing_nm=cfg.smoothing_nm,
-                                             surface_layer_nm=cfg.surface_layer_nm)))
+                                             surface_layer_nm=cfg.surface_layer_nm,
+                                             layer_pooling=cfg.layer_pooling)))
     io.mark_complete(ctx.store, "segmentation", attrs=attrs)
 
 

@@ -1,0 +1,88 @@
+"""The simulator's truth moved into the frame the pipeline reconstructs in.
+
+The preprocess step registers every energy onto one reference energy and removes the
+jitter with zero mean ``dy`` (``recon.prep.align_projections``' gauge). The volume
+therefore sits where the reference energy's simulated drift put it: shifted along z
+(detector rows) by ``true_energy_shift[reference, dy] + mean(true_shift[:, dy])``
+voxels, up to ~1 voxel on the simulated presets. The detector ``dx`` of that drift
+moves the rotation axis, which the centre search finds, so x and y are not shifted;
+the reference energy's magnification (+-0.2 % on the presets, < 0.05 voxel at the
+particle's radius) is neglected. Comparing against the unshifted truth charges that
+offset to the reconstruction: on ``simulate:small`` seed 29 (+0.61 voxel) the mask
+IoU reads 0.961 in the truth's frame and 0.992 in the registered one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+__all__ = ["registered_z_shift", "truth_in_frame"]
+
+
+def registered_z_shift(raw: xr.Dataset, od: xr.Dataset) -> float:
+    """Where the reconstruction puts the truth along z, voxels (0 without the
+    simulator's drift record).
+
+    Parameters
+    ----------
+    raw : xarray.Dataset
+        The simulated series (``true_energy_shift`` (energy, shift) px and
+        ``true_shift`` (angle, shift) px, shift = [dy, dx]).
+    od : xarray.Dataset
+        The preprocess step's group (attr ``registration_reference``, energy index).
+    """
+    if "true_energy_shift" not in raw or "registration_reference" not in od.attrs:
+        return 0.0
+    ref = int(od.attrs["registration_reference"])
+    dy = float(raw["true_energy_shift"].values[ref, 0])
+    if "true_shift" in raw and raw["true_shift"].dims[0] == "angle":
+        dy += float(raw["true_shift"].values[:, 0].mean())  # kept: the jitter gauge
+    return dy
+
+
+def truth_in_frame(truth: xr.Dataset, dz: float) -> xr.Dataset:
+    """The truth shifted by ``dz`` voxels along z (sub-voxel, linear interpolation).
+
+    Continuous fields (densities, occupancy, depth, valence, ratios) are interpolated
+    linearly; the particle is re-voxelised from its partial-volume occupancy as the
+    simulator defines it (voxels >= 0.5 inside the envelope), so a sub-voxel shift
+    moves the surface by that fraction; pores and cracks likewise from their 0/1
+    indicator; labels (grains, classes) take the nearest voxel. Outside the grid the
+    edge values repeat (the particle does not reach the border).
+
+    Parameters
+    ----------
+    truth : xarray.Dataset
+        The store's ``truth`` group (dims (..., z, y, x)), loaded.
+    dz : float
+        Shift along z in voxels (:func:`registered_z_shift`).
+
+    Returns
+    -------
+    xarray.Dataset
+        Same variables, dims and attrs; attr ``frame_shift_z_vox`` = ``dz``.
+    """
+    from scipy import ndimage
+
+    if dz == 0.0:
+        return truth.assign_attrs(frame_shift_z_vox=0.0)
+    out = truth.copy()
+    for name, var in truth.data_vars.items():
+        if "z" not in var.dims:
+            continue
+        shift = [dz if d == "z" else 0.0 for d in var.dims]
+        values = var.values
+        if name == "particle":
+            occ = truth["occupancy"].values
+            # the envelope's partial volume: >= 0.5 exactly where the truth says inside
+            env = np.where(values, np.maximum(occ, 0.5), np.minimum(occ, 0.499))
+            new = ndimage.shift(env, shift, order=1, mode="nearest") >= 0.5
+        elif values.dtype == bool:
+            new = ndimage.shift(values.astype(np.float32), shift, order=1, mode="nearest") >= 0.5
+        elif np.issubdtype(values.dtype, np.integer):
+            new = ndimage.shift(values, shift, order=0, mode="nearest")
+        else:
+            new = ndimage.shift(values, shift, order=1, mode="nearest").astype(values.dtype)
+        out[name] = var.copy(data=new)
+    return out.assign_attrs(frame_shift_z_vox=float(dz))
