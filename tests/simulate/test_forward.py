@@ -90,6 +90,20 @@ def test_deterministic_per_seed(truth):
     assert not np.array_equal(a["true_shift"].values, c["true_shift"].values)
 
 
+def test_counts_do_not_depend_on_the_thread_count(truth, monkeypatch):
+    """Each energy draws its noise from its own child generator: one thread or three
+    give the same counts, and energies get independent noise."""
+    kw = dict(energies=[640.0, 650.0, 660.0], angles=ANGLES[::4], seed=3)
+    runs = []
+    for threads in ("1", "3"):
+        monkeypatch.setenv("OMP_NUM_THREADS", threads)
+        runs.append(tilt_series(truth, **kw))
+    for name in ("projections", "flats", "darks"):
+        np.testing.assert_array_equal(runs[0][name].values, runs[1][name].values)
+    darks = runs[0]["darks"].values.astype(float)
+    assert not np.array_equal(darks[0], darks[1])  # same mean, independent draws
+
+
 def _subpixel_shift(ref, img):
     from skimage.registration import phase_cross_correlation
 

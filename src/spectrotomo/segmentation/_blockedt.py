@@ -1,4 +1,9 @@
-"""Exact Euclidean distance to a feature set, block by block.
+"""Exact Euclidean distance to a feature set, block by block, where it is small.
+
+Used where the distances that matter are a few voxels (pore and crack
+thickness, the surface layers of the masked smoothing); the depth below a
+particle's surface, which reaches its radius, uses the separable passes of
+:mod:`._blocksep` instead (memory independent of the depth).
 
 Why this algorithm: a distance transform is not local, but its answer is
 local where it is small. In a block extended by a halo that reaches ``reach``

@@ -53,6 +53,12 @@ def levels_blocks(volume, mask, *, chunk: int) -> tuple[float, float]:
     return solid, background
 
 
+#: halo of the thickness transform (voxels): pores and cracks are a few voxels thick; a
+#: thicker one is recomputed with a halo as wide as it needs (exact either way), while a
+#: chunk // 2 halo made every block's transform up to 8 blocks large
+_REACH = 8
+
+
 def _keep_blocks(labels, *, chunk, spacing, min_size, crack_like, min_aspect):
     """Ids of the components kept by ``_pores._keep`` (same shape measures)."""
     shape, n = labels.shape, labels.n
@@ -75,7 +81,8 @@ def _keep_blocks(labels, *, chunk, spacing, min_size, crack_like, min_aspect):
 
     maxdist = feature_distance(lambda ext: labels[ext] == 0, lambda core: labels[core] > 0,
                                shape, spacing=spacing, chunk=chunk, sink=sink,
-                               edge_feature=True, reduce=fold, initial=np.zeros(n))
+                               edge_feature=True, reduce=fold, initial=np.zeros(n),
+                               reach_nm=min(chunk // 2, _REACH) * spacing.min())
     thickness = np.maximum(2.0 * maxdist - spacing.min(), spacing.min())
     ids = np.arange(1, n + 1)
     is_crack = extent >= min_aspect * thickness

@@ -33,7 +33,7 @@ from .._backend import host_threads
 from .._model import ValidationError
 
 __all__ = ["Scratch", "blocks", "extend", "read", "check_chunk", "block_workers",
-           "map_blocks"]
+           "map_blocks", "work_chunk"]
 
 #: (prepare(fn) -> fn or a future of it, submit(fn, item) -> future, tasks in flight), or
 #: None: serial. Threads started by the pool see the default (serial), so a block
@@ -147,6 +147,28 @@ def check_chunk(chunk) -> int:
     return int(chunk)
 
 
+#: smallest sub-block edge: below it the halos (up to ~12 voxels) cost more than the
+#: threads gain
+_MIN_WORK = 32
+
+
+def work_chunk(shape, chunk: int, *, workers: int | None = None, client=None) -> int:
+    """Block edge for the block loops: ``chunk``, halved while there are fewer than two
+    blocks per thread (a 128^3 volume at chunk 128 is one block: one busy core).
+
+    Results do not depend on the block size (block-wise = whole-volume), and memory
+    only shrinks. With a ``client`` the cluster's threads count.
+    """
+    chunk = check_chunk(chunk)
+    if client is not None:
+        threads = max(1, sum(client.nthreads().values()))
+    else:
+        threads = int(workers) if workers is not None else host_threads()
+    while threads > 1 and len(blocks(shape, chunk)) < 2 * threads and chunk // 2 >= _MIN_WORK:
+        chunk //= 2
+    return chunk
+
+
 def blocks(shape, chunk: int) -> list[tuple[slice, ...]]:
     """Core slices of the blocks tiling ``shape`` (raster order, last axis fastest)."""
     ranges = [[slice(a, min(a + chunk, n)) for a in range(0, n, chunk)] for n in shape]
@@ -191,15 +213,19 @@ class Scratch:
         self.path = Path(tempfile.mkdtemp(prefix="spectrotomo-seg-", dir=directory))
         self._n = 0
 
-    def array(self, shape, dtype, *, fill=0):
+    def array(self, shape, dtype, *, fill=0, chunks=None, compress: bool = True):
+        """A new array; ``chunks`` overrides the block chunking (writers of regions that
+        are not whole blocks must write whole chunks of their own); ``compress=False``
+        for data that barely compresses and is read back at once (float64 distances)."""
         import zarr
 
         self._n += 1
         shape = tuple(int(n) for n in shape)
-        chunks = shape[:-3] + (self.chunk,) * min(3, len(shape))
+        if chunks is None:
+            chunks = shape[:-3] + (self.chunk,) * min(3, len(shape))
         return zarr.create_array(store=str(self.path / f"a{self._n}"), shape=shape,
-                                 chunks=chunks, dtype=dtype,
-                                 fill_value=fill, zarr_format=3)
+                                 chunks=chunks, dtype=dtype, fill_value=fill,
+                                 compressors="auto" if compress else None, zarr_format=3)
 
     def close(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)

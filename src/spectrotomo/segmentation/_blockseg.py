@@ -17,6 +17,7 @@ from .._model import ValidationError
 from ._blockedt import feature_distance
 from ._blocklabel import label_blocks
 from ._blocks import blocks, extend, map_blocks, read
+from ._blocksep import exact_distance
 from ._blockselect import select_kth
 
 __all__ = ["particle_mask_blocks", "depth_blocks", "shells_blocks", "masked_smooth_blocks"]
@@ -160,8 +161,13 @@ def _table_of(labels, table, shape, chunk, scratch):
     return out
 
 
-def depth_blocks(mask, *, spacing, chunk: int, scratch, reach_nm=None):
-    """:func:`depth` (``surface="boundary"``, bool mask) block by block; float32 zarr (nm)."""
+def depth_blocks(mask, *, spacing, chunk: int, scratch):
+    """:func:`depth` (``surface="boundary"``, bool mask) block by block; float32 zarr (nm).
+
+    Both distances (to the outermost particle voxels, to the outside) are exact
+    separable transforms on pencils (:func:`exact_distance`): memory is a block's
+    worth per thread however deep the particle.
+    """
     from scipy import ndimage
 
     shape = tuple(mask.shape)
@@ -175,24 +181,18 @@ def depth_blocks(mask, *, spacing, chunk: int, scratch, reach_nm=None):
         core = tuple(slice(lo, lo + k) for (lo, _), k in zip(width, m.shape))
         return (p & ~ndimage.binary_erosion(p, structure=_cross(len(shape))))[core][inner]
 
-    def query(core):
-        return read(mask, core, bool)
-
-    to_outer = scratch.array(shape, np.float64)
-
-    def keep(core, dist):
-        to_outer[core] = dist
-
-    feature_distance(outer, query, shape, spacing=spacing, chunk=chunk, sink=keep,
-                     reach_nm=reach_nm)
+    kw = dict(spacing=spacing, chunk=chunk, scratch=scratch)
+    to_outer = exact_distance(outer, shape, **kw)
+    to_outside = exact_distance(lambda ext: ~read(mask, ext, bool), shape, edge_feature=True,
+                                **kw)
     out = scratch.array(shape, np.float32)
 
-    def combine(core, dist):
+    def combine(core):
         inside = read(mask, core, bool)
-        out[core] = np.where(inside, 0.5 * (read(to_outer, core) + dist), 0.0).astype(np.float32)
+        dist = 0.5 * (read(to_outer, core) + read(to_outside, core))
+        out[core] = np.where(inside, dist, 0.0).astype(np.float32)
 
-    feature_distance(lambda ext: ~read(mask, ext, bool), query, shape, spacing=spacing,
-                     chunk=chunk, sink=combine, reach_nm=reach_nm, edge_feature=True)
+    map_blocks(combine, blocks(shape, chunk))
     return out
 
 

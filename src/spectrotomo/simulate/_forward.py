@@ -166,13 +166,6 @@ def _beam_profile(ny, nx):
     return (prof / prof.max()).astype(np.float32)
 
 
-def _counts(rng, mean, photons):
-    """Poisson counts (int64), or the expectation (float32) when ``photons`` is None."""
-    if photons is None:
-        return np.asarray(mean, np.float32)
-    return rng.poisson(mean)
-
-
 def _as_detector_dtype(*frames):
     """Cast integer frames to uint16 when every value fits, else uint32."""
     if frames[0].dtype == np.float32:
@@ -294,13 +287,24 @@ def _check_series_inputs(energies, angles, photons, n_flats, n_darks, imperfecti
 
 
 def _ideal_od(truth, energies, angles, center, calibration) -> np.ndarray:
-    """Noise-free optical density (energy, angle, z, x) of the aligned geometry (float32)."""
+    """Noise-free optical density (energy, angle, z, x) of the aligned geometry (float32).
+
+    The optical density is linear in the components' densities, so the fewer of
+    (components, energies) is projected: the components when the energies are
+    more (a XANES scan), else each energy's attenuation volume (a dual-energy
+    series: 8 volumes instead of 12 components, 2/3 of the projection's cost).
+    """
     px = float(truth.attrs["pixel_size"])
     names, cube = components(truth)
     n_c, nz, ny, nx = cube.shape
+    sigma = _scan_sigma(names, energies, calibration).astype(np.float32) * np.float32(px)
+    if energies.size < n_c:
+        vols = np.tensordot(sigma.T, cube, axes=1)  # (E, nz, ny, nx) 1/voxel
+        proj = project(vols.reshape(energies.size * nz, ny, nx), angles, center=center)
+        proj = proj.reshape(angles.size, energies.size, nz, nx)
+        return np.ascontiguousarray(proj.transpose(1, 0, 2, 3))
     proj = project(cube.reshape(n_c * nz, ny, nx), angles, center=center)  # (A, C*nz, nx) voxels
     proj = proj.reshape(angles.size, n_c, nz * nx)
-    sigma = _scan_sigma(names, energies, calibration).astype(np.float32) * np.float32(px)
     od = np.einsum("ec,acp->eap", sigma.T, proj, optimize=True)
     return od.reshape(energies.size, angles.size, nz, nx)
 
@@ -315,22 +319,41 @@ def _draw_misalignment(rng, energies, n_angles, imp: Imperfections) -> dict:
 
 
 def _detector_frames(rng, od, photons, n_flats, n_darks, ring_strength) -> dict:
-    """Projections, flats, darks (counts) and the gain error the flats do not record."""
+    """Projections, flats, darks (counts) and the gain error the flats do not record.
+
+    Every frame carries the dark signal: a projection's counts are one Poisson draw
+    of ``beam * gain * exp(-od) + DARK_LEVEL`` (the sum of the two independent
+    Poisson signals is Poisson with the summed mean), flats of ``beam +
+    DARK_LEVEL``. Each energy draws from its own child of ``rng``
+    (``Generator.spawn``), in threads: the counts depend on the seed only, not on
+    the number of threads (numpy's samplers release the GIL).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .._backend import host_threads
+
     n_e, n_a, nz, nx = od.shape
     gain = np.exp(ring_strength * (0.8 * rng.normal(size=(1, nx)) + 0.6 * rng.normal(size=(nz, nx))))
     gain = gain.astype(np.float32)
     beam = np.float32(photons if photons is not None else 2e4) * _beam_profile(nz, nx)
+    dark = np.float32(DARK_LEVEL)
+    dtype = np.float32 if photons is None else np.int64
+    frames = {"projections": np.empty(od.shape, dtype),
+              "flats": np.empty((n_e, n_flats, nz, nx), dtype),
+              "darks": np.empty((n_e, n_darks, nz, nx), dtype)}
+    children = rng.spawn(n_e)
 
-    def dark(n):
-        return _counts(rng, np.full((n_e, n, nz, nx), DARK_LEVEL, np.float32), photons)
+    def one(e):  # expected counts, then (with photons) one Poisson draw per frame set
+        means = {"projections": (beam * gain) * np.exp(-od[e]) + dark,
+                 "flats": np.broadcast_to(beam + dark, (n_flats, nz, nx)),
+                 "darks": np.broadcast_to(dark, (n_darks, nz, nx))}
+        for name, mean in means.items():  # the draw order fixes each seed's noise
+            frames[name][e] = mean if photons is None else children[e].poisson(mean)
 
-    # the draw order (flats, projections, darks, their dark signal) fixes each seed's noise
-    flats = _counts(rng, np.broadcast_to(beam, (n_e, n_flats, nz, nx)), photons)
-    projections = _counts(rng, (beam * gain) * np.exp(-od), photons)
-    darks = dark(n_darks)
-    projections += dark(n_a)  # every frame carries the dark signal
-    flats = flats + dark(n_flats)
-    projections, flats, darks = _as_detector_dtype(projections, flats, darks)
+    with ThreadPoolExecutor(max(1, min(host_threads(), n_e))) as pool:
+        list(pool.map(one, range(n_e)))
+    projections, flats, darks = _as_detector_dtype(
+        frames["projections"], frames["flats"], frames["darks"])
     return {"projections": projections, "flats": flats, "darks": darks, "gain": gain}
 
 

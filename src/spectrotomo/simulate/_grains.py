@@ -50,7 +50,9 @@ def _envelope_radius(unit, radius, rng, roughness):
     lumps = np.zeros(np.broadcast_shapes(*(np.shape(u) for u in unit)), np.float32)
     for d, amp in zip(dirs, amps):  # six lumps: a small fixed set
         cos = sum(u * np.float32(c) for u, c in zip(unit, d))
-        lumps += np.float32(amp) * cos**4
+        cos *= cos  # cos^2 squared, not cos**4: numpy's float32 power of negative bases
+        cos *= cos  # goes through powf, 25x the two products (0.8 of 1.6 CPU s of the demo)
+        lumps += np.float32(amp) * cos
     return np.float32(radius) / np.sqrt(inv2) * (1.0 + lumps)
 
 

@@ -200,8 +200,16 @@ def reconstruct(ctx) -> None:
         task, threads = reconstruct_rows, joint_task_threads(ctx.config.compute)
     else:
         task, threads = reconstruct_region, 1
-    stops = run_tasks(ctx.client, task, regions, desc="reconstruct", log=ctx.log,
-                      threads=threads, store=str(ctx.store), params=params, **extra)
+    from ...recon import SolverStoppedWarning
+
+    # Also here, in the dispatching thread: catch_warnings is not thread-safe (Python < 3.14),
+    # and two chunk threads entering and leaving their own catch_warnings in overlapping
+    # order can restore the filters without the ignore while the other still solves
+    # (seen under load: the early-stop warning raised as an error in a test).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SolverStoppedWarning)
+        stops = run_tasks(ctx.client, task, regions, desc="reconstruct", log=ctx.log,
+                          threads=threads, store=str(ctx.store), params=params, **extra)
     attrs = _record_stops(ctx, [s for s in stops if s is not None], len(regions))
     io.mark_complete(ctx.store, "recon", attrs=attrs or None)
 
