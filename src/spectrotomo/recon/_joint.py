@@ -86,9 +86,9 @@ def _host(a) -> np.ndarray:
 
 
 def _mix(xp, m, a):
-    """Channel mixing ``m`` (C, C) along axis 0 of ``a`` (C, ...): one matrix
+    """Channel mixing ``m`` (K, C) along axis 0 of ``a`` (C, ...) -> (K, ...): one matrix
     product on the flattened rest (tensordot's transposes cost 2x on the host)."""
-    return (m @ a.reshape(a.shape[0], -1)).reshape(a.shape)
+    return (m @ a.reshape(a.shape[0], -1)).reshape(m.shape[0], *a.shape[1:])
 
 
 def _one_blas_thread(xp):
@@ -213,35 +213,38 @@ def _levels(n_cols: int) -> int:
 def _pyramid(od, angles, center: float, *, weight: float, noise: float, U, beta, levels: int,
              iterations: int, coarse_iterations: int, nonneg: bool, joint: bool,
              step_ratio: float, fine_step_ratio: float, eps: float, callback=None,
-             budget=None, debias_iterations: int = 0):
-    """Solve on whitened ``od`` (C, A, R, n), coarse levels first; returns components
-    (C, R, n, n). ``noise``: white-noise std of ``od`` per pixel (1 on the full grid).
+             budget=None, debias_iterations: int = 0, debias_level: int = 0):
+    """Solve on the whitened component sinograms ``od`` (K, A, R, n) (``U`` (C, K): the
+    energies' basis), coarse levels first; returns components (K, R, n, n). ``noise``:
+    white-noise std of ``od`` per pixel (1 on the full grid).
     ``debias_iterations`` > 0: one Bregman refinement of that many iterations on this
     level (recon/_debias.py)."""
     xp = array_module(od)
     C, A, R, n = od.shape
     op = ParallelBeamOperator(angles, n, center, xp=xp, eps=eps)
     N = FilteredNormal(op)
-    UT = xp.asarray(np.ascontiguousarray(U.T, dtype=np.float32))
     sino = xp.ascontiguousarray(od.transpose(1, 0, 2, 3).reshape(A, C * R, n))
-    g0 = _mix(xp, UT, N.rhs(sino).reshape(C, R, n, n))  # FBP of every component
+    g0 = N.rhs(sino).reshape(C, R, n, n)  # FBP of every component
     lam = weight * noise * N.noise_gain  # weight x this level's image noise
     if levels > 0:  # 2 x 2 binned data: half the white noise per pixel
         coarse = _pyramid(
             _bin2(od), angles, (center - 0.5) / 2, weight=weight, noise=noise / 2, U=U,
             beta=beta, levels=levels - 1, iterations=coarse_iterations,
             coarse_iterations=coarse_iterations, nonneg=nonneg, joint=joint,
-            step_ratio=step_ratio, fine_step_ratio=step_ratio, eps=eps, budget=budget)
+            step_ratio=step_ratio, fine_step_ratio=step_ratio, eps=eps, budget=budget,
+            debias_iterations=debias_iterations if debias_level == 1 else 0,
+            debias_level=debias_level - 1)
         y0 = _upsample(xp, coarse, (C, R, n, n))
     elif nonneg:
-        y0 = _mix(xp, UT, xp.maximum(_mix(xp, xp.asarray(U.astype(np.float32)), g0), 0))
+        Ud = xp.asarray(U.astype(np.float32))
+        y0 = _mix(xp, xp.ascontiguousarray(Ud.T), xp.maximum(_mix(xp, Ud, g0), 0))
     else:
         y0 = g0.copy()
     y = _solve(N, g0, U, lam, beta, iterations=iterations, nonneg=nonneg,
                step_ratio=fine_step_ratio, y=y0, joint=joint, callback=callback,
                budget=budget)
     # restore the TV contrast loss (recon/_debias.py); skipped once max_seconds is spent
-    if debias_iterations and not (budget is not None and budget.out):
+    if debias_iterations and debias_level == 0 and not (budget is not None and budget.out):
         y = bregman_refine(N, g0, y, lambda g, y1: _solve(
             N, g, U, lam, beta, iterations=debias_iterations, nonneg=nonneg,
             step_ratio=fine_step_ratio, y=y1, joint=joint, budget=budget))
@@ -282,7 +285,8 @@ def reconstruct_joint(od, angles, *, center: float | None = None, weight="auto",
                       fine_step_ratio: float = 100.0,
                       noise=None, pixel_size: float | None = None, eps: float = 1e-4,
                       callback=None, max_seconds: float | None = None, progress=None,
-                      debias_iterations: int = 5):
+                      debias_iterations: int = 5, debias_level: int = 0,
+                      components: int | None = None):
     """Regularised, non-negative limited-angle reconstruction of all energies at once.
 
     Parameters
@@ -339,11 +343,22 @@ def reconstruct_joint(od, angles, *, center: float | None = None, weight="auto",
         (as for the solvers of :func:`~spectrotomo.recon.reconstruct`), plus
         ``debias_iterations``.
     debias_iterations : int
-        Iterations of one Bregman refinement on the full grid after the solve
+        Iterations of one Bregman refinement after the solve of level ``debias_level``
         (the data residual added back, warm start), restoring the contrast TV
         takes from small regions such as grains of another composition
         (:func:`~._debias.bregman_refine`); 0: none. Counted by ``progress``;
         skipped once ``max_seconds`` is spent, cut short if it runs out during it.
+    debias_level : int
+        Where the refinement runs: 0 the full grid, 1 the first 2x binned level (the
+        contrast it restores is that of regions many voxels wide; 8x cheaper there),
+        ... (at most the coarsest level).
+    components : int, optional
+        Spectral components kept (fit-then-reconstruct): the data are projected onto
+        the leading ``components`` of the noise-whitened energies (``U``, module
+        docstring) and only those are reconstructed -- exact for the data in their
+        span, the rest (noise) dropped; cost ~ ``components / n_energies``.
+        Non-negativity is the projected step ``U^T max(U Y, 0)`` in the iterations
+        and exact on the returned energies. Default: all (no truncation).
 
     Returns
     -------
@@ -367,10 +382,13 @@ def reconstruct_joint(od, angles, *, center: float | None = None, weight="auto",
     C, A, R, n = od.shape
     angles = check_angles(angles, A, where="reconstruct_joint")
     center = check_center(center, n, where="reconstruct_joint")
-    for name, v, lo in (("iterations", iterations, 1), ("coarse_iterations", coarse_iterations, 0),
-                        ("debias_iterations", debias_iterations, 0)):
-        if int(v) != v or v < lo:
-            raise ValidationError(f"reconstruct_joint: {name!r} must be an integer >= {lo}; got {v}")
+    for name, v, lo, hi in (("iterations", iterations, 1, np.inf),
+                            ("coarse_iterations", coarse_iterations, 0, np.inf),
+                            ("debias_iterations", debias_iterations, 0, np.inf),
+                            ("components", C if components is None else components, 1, C)):
+        if int(v) != v or not lo <= v <= hi:
+            raise ValidationError(f"reconstruct_joint: {name!r} must be an integer in "
+                                  f"[{lo}, {hi}]; got {v}")
     weight = AUTO_WEIGHT if isinstance(weight, str) and weight == "auto" else weight
     if isinstance(weight, str) or not np.isfinite(weight) or weight < 0:
         raise ValidationError(f"reconstruct_joint: 'weight' must be 'auto' or a number >= 0; "
@@ -384,10 +402,11 @@ def reconstruct_joint(od, angles, *, center: float | None = None, weight="auto",
     s = sinogram_noise(xp, od) if noise is None else np.asarray(noise, float).reshape(C)
     # Noise-free input (simulations): keep a floor so the regulariser still fills the wedge.
     s = np.maximum(s, 1e-4 * max(float(xp.abs(od).max()), 1e-30))
-    U = spectral_basis(od, s) if joint else np.eye(C)
-    beta = np.full(C, float(spectral_weight) if joint else 1.0)
+    U = spectral_basis(od, s)[:, :components or C] if joint else np.eye(C)
+    beta = np.full(U.shape[1], float(spectral_weight) if joint else 1.0)
     beta[0] = 1.0
     white = od / xp.asarray(s.astype(np.float32)).reshape(C, 1, 1, 1)
+    white = _mix(xp, xp.asarray(np.ascontiguousarray(U.T, dtype=np.float32)), white)
     levels = _levels(n) if levels is None else int(levels)
     budget = _Budget(int(iterations) + levels * int(coarse_iterations) + int(debias_iterations),
                      max_seconds, progress)
@@ -397,7 +416,8 @@ def reconstruct_joint(od, angles, *, center: float | None = None, weight="auto",
                      coarse_iterations=int(coarse_iterations), nonneg=nonneg, joint=joint,
                      step_ratio=float(step_ratio), fine_step_ratio=float(fine_step_ratio),
                      eps=float(eps), callback=callback, budget=budget,
-                     debias_iterations=int(debias_iterations))
+                     debias_iterations=int(debias_iterations),
+                     debias_level=min(int(debias_level), levels))
     if budget.done < budget.total:
         warnings.warn(f"reconstruct_joint: stopped after {budget.done} of {budget.total} "
                       f"iterations (all levels): max_seconds = {max_seconds:g} s reached",
