@@ -139,26 +139,40 @@ def _solve(N: FilteredNormal, g0, U, lam: float, beta, *, iterations: int, nonne
     g = xp.empty_like(q)
     d = xp.empty_like(y)
     step = xp.empty_like(y)
-    # in place: every temporary is one of the buffers above (host memory traffic
-    # is what the non-FFT part of an iteration costs)
     for k in range(iterations):
-        N.apply(y, out=step)
-        step -= g0
-        step -= divergence(xp, xp.multiply(q, b, out=g), d)
-        step *= -tau
-        step += y  # the gradient step; the projections below finish the new iterate
-        if nonneg:  # projection onto U Y >= 0 (U orthogonal)
-            step = _mix(xp, UTd, xp.maximum(_mix(xp, Ud, step), 0))
-        xp.subtract(step, y, out=d)
-        d += step  # over-relaxed 2 y_new - y
-        q += xp.multiply(gradient(xp, d, g), sb, out=g)
-        project_ball(xp, q, lam, joint=joint)
+        # rows are independent: on the host one block of rows at a time, so that the
+        # ~20 elementwise passes of an iteration stay in cache (memory traffic, not
+        # arithmetic, is what they cost)
+        for r in _row_blocks(xp, y.shape):
+            yb, sp, db, qb, gb = y[:, r], step[:, r], d[:, r], q[:, :, r], g[:, :, r]
+            N.apply(yb, out=sp)
+            sp -= g0[:, r]
+            sp -= divergence(xp, xp.multiply(qb, b, out=gb), db)
+            sp *= -tau
+            sp += yb  # the gradient step; the projections below finish the new iterate
+            if nonneg:  # projection onto U Y >= 0 (U orthogonal)
+                sp[...] = _mix(xp, UTd, xp.maximum(_mix(xp, Ud, sp), 0))
+            xp.subtract(sp, yb, out=db)
+            db += sp  # over-relaxed 2 y_new - y
+            qb += xp.multiply(gradient(xp, db, gb), sb, out=gb)
+            project_ball(xp, qb, lam, joint=joint)
         y, step = step, y
         if callback is not None:
             callback(k, y)
         if budget is not None and budget.tick(k, iterations):
             break
     return y
+
+
+_BLOCK_BYTES = 1 << 20  # one block of every channel's rows (host): fits a core's L2
+
+
+def _row_blocks(xp, shape):
+    """Slices of rows (axis 1 of (C, R, ny, nx)) of ~_BLOCK_BYTES each on the host;
+    one slice of all rows on a GPU (large kernels are what it needs)."""
+    C, R, ny, nx = shape
+    rows = R if xp is not np else max(1, _BLOCK_BYTES // (4 * C * ny * nx))
+    return [slice(r, min(r + rows, R)) for r in range(0, R, rows)]
 
 
 def _bin2(od):
