@@ -46,10 +46,19 @@ sinogram noise ``s_e``, ``Y = U^T z`` their spectral components)::
 - Per-slice (2-D) TV: rows are independent, so any chunk of rows can be
   solved alone (the spectral basis, noise and weight are estimated from the
   chunk's own data, or passed in). 3-D TV was measured with no gain on the
-  small sample (RMSE 1.13e-3 both, same amounts), so rows need no halo.
+  small sample (RMSE 1.13e-3 both, same amounts), so rows need no halo. On the
+  host an iteration runs block by block of rows (~1 MB of every channel) so its
+  ~20 elementwise passes stay in cache: demo s41 solve 21-22 -> 11-13 CPU s,
+  same values (gpu_bench/RESULTS.recon.md, "cost").
 - Contrast restoration: one Bregman refinement on the full grid after the solve
   (``debias_iterations``, :mod:`._debias`): TV shrinks the chemistry contrast of
   grains (small seed 0: O-rich grains' TM/O 0.925 x target for a true 0.909).
+  ``debias_level=1`` (on the first binned level) costs ~1/3 less on demo but,
+  measured in the pipeline, class-fraction error +0.5-0.7 pp on small seeds 0-3
+  and Co amount -3.7 vs -2.8 % on demo seed 0: not the default.
+- Fit-then-reconstruct (``components``): a XANES series of 25 energies is
+  spanned by a few spectra; keeping the leading k whitened components solves a
+  k-channel problem (cost ~k / 25) with the same data term on their span.
 - ``weight="auto"``: ``lam = AUTO_WEIGHT * noise_gain``, with ``noise_gain``
   the per-voxel standard deviation of the filtered back-projection of unit
   white noise (exact, from the filter) -- in whitened units the image noise
