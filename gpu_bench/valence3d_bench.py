@@ -6,7 +6,7 @@ energies across Mn L3/L2 at each of 131 angles, -65..+65 deg; 2e4 photons; the
 simulator's mild imperfections) is acquired and preprocessed once with the template's
 defaults; the store is copied, and each copy runs reconstruct -> valence3d ->
 segment -> profile -> report, one with ``[reconstruct] algorithm = "auto"`` (the joint
-solver at this range), one with ``"fbp"`` (the baseline: per-energy FBP + per-voxel
+solver at this range, in ``XANES_COMPONENTS`` spectral components), one with ``"fbp"`` (the baseline: per-energy FBP + per-voxel
 LCF). Printed per seed and method: the interior Mn valence MAE (``errors_vs_truth``:
 voxels > 3 voxels deep, fully solid, no pore or crack, that the quality mask trusts),
 the same MAE with the volume moved into the truth's frame (``_registered_mae``: the
@@ -24,6 +24,8 @@ Example::
 
     PYTHONPATH=src python gpu_bench/valence3d_bench.py            # 3 seeds, ~8 min idle
     PYTHONPATH=src python gpu_bench/valence3d_bench.py --quick    # xanes3d-tiny, 1 seed
+    PYTHONPATH=src python gpu_bench/valence3d_bench.py --methods auto,full,fbp
+        # full: the joint solve in all 25 energies' components (before fit-then-reconstruct)
 """
 
 from __future__ import annotations
