@@ -6,7 +6,7 @@ energies across Mn L3/L2 at each of 131 angles, -65..+65 deg; 2e4 photons; the
 simulator's mild imperfections) is acquired and preprocessed once with the template's
 defaults; the store is copied, and each copy runs reconstruct -> valence3d ->
 segment -> profile -> report, one with ``[reconstruct] algorithm = "auto"`` (the joint
-solver at this range), one with ``"fbp"`` (the baseline: per-energy FBP + per-voxel
+solver at this range, in ``XANES_COMPONENTS`` spectral components), one with ``"fbp"`` (the baseline: per-energy FBP + per-voxel
 LCF). Printed per seed and method: the interior Mn valence MAE (``errors_vs_truth``:
 voxels > 3 voxels deep, fully solid, no pore or crack, that the quality mask trusts),
 the same MAE with the volume moved into the truth's frame (``_registered_mae``: the
@@ -24,6 +24,8 @@ Example::
 
     PYTHONPATH=src python gpu_bench/valence3d_bench.py            # 3 seeds, ~8 min idle
     PYTHONPATH=src python gpu_bench/valence3d_bench.py --quick    # xanes3d-tiny, 1 seed
+    PYTHONPATH=src python gpu_bench/valence3d_bench.py --methods auto,full,fbp
+        # full: the joint solve in all 25 energies' components (before fit-then-reconstruct)
 """
 
 from __future__ import annotations
@@ -96,19 +98,33 @@ def _registered_mae(store: Path) -> float:
     return float(np.abs(_mn_deviation(fit, truth)).mean())
 
 
-def run_seed(root: Path, preset: str, seed: int) -> list[list]:
+METHODS = {  # name: (algorithm, spectral components of the joint solve, label)
+    "auto": ("auto", None, "joint solver + LCF"),
+    "full": ("auto", "all", "joint solver, all energies' components + LCF"),
+    "fbp": ("fbp", None, "per-energy FBP + LCF"),
+}
+
+
+def run_seed(root: Path, preset: str, seed: int, methods=("auto", "fbp")) -> list[list]:
     from spectrotomo.pipeline import run_pipeline
+    from spectrotomo.pipeline.steps import reconstruct as step
 
     quiet = lambda m: None  # noqa: E731
     base = root / f"s{seed}-prep.zarr"
     run_pipeline(_config(base, preset, seed, "auto"), steps=["acquire", "preprocess"],
                  log=quiet)
     rows = []
-    for algorithm, label in (("auto", "joint solver + LCF"), ("fbp", "per-energy FBP + LCF")):
-        store = root / f"s{seed}-{algorithm}.zarr"
+    for method in methods:
+        algorithm, components, label = METHODS[method]
+        store = root / f"s{seed}-{method}.zarr"
         shutil.copytree(base, store)
-        result = run_pipeline(_config(store, preset, seed, algorithm), steps=list(STEPS),
-                              report_dir=root / f"s{seed}-{algorithm}-report", log=quiet)
+        kept = step.XANES_COMPONENTS
+        step.XANES_COMPONENTS = 10**6 if components == "all" else kept  # no truncation
+        try:
+            result = run_pipeline(_config(store, preset, seed, algorithm), steps=list(STEPS),
+                                  report_dir=root / f"s{seed}-{method}-report", log=quiet)
+        finally:
+            step.XANES_COMPONENTS = kept
         errors = result["summary"]["errors_vs_truth"]
         seconds = {r.name: r.seconds for r in result["records"]}
         rows.append([seed, label, errors["mn_valence3d_mae"], _registered_mae(store),
@@ -122,20 +138,25 @@ def main() -> None:
     ap = harness.parser(__doc__, quick={"preset": "xanes3d-tiny", "seeds": [23]})
     ap.add_argument("--preset", default="xanes3d", help="simulate:PRESET (xanes3d*)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[23, 57, 91])
+    ap.add_argument("--methods", default="auto,fbp",
+                    help=f"comma-separated, of {', '.join(METHODS)} (full: the joint solve in "
+                         "every energy's component, no fit-then-reconstruct truncation)")
     args = ap.parse_args()
     harness.start(f"valence3d: joint solver vs per-energy FBP, simulate:{args.preset}")
     rows = []
     with tempfile.TemporaryDirectory(prefix="valence3d-bench-") as tmp:
         for seed in args.seeds:
-            rows += run_seed(Path(tmp), args.preset, seed)
+            rows += run_seed(Path(tmp), args.preset, seed, args.methods.split(","))
     harness.print_table(["seed", "method", "Mn valence MAE", "MAE in truth frame",
                          "interior trusted",
                          "mean error", "offset error eV", "mask IoU", "reconstruct s",
                          "valence3d s"], rows,
                         fmt=".3g", title="interior Mn valence vs truth")
-    joint = [r[2] for r in rows if r[1].startswith("joint")]
-    fbp = [r[2] for r in rows if r[1].startswith("per-energy")]
-    framed = [r[3] for r in rows if r[1].startswith("joint")]
+    joint = [r[2] for r in rows if r[1] == METHODS["auto"][2]]  # the default
+    fbp = [r[2] for r in rows if r[1] == METHODS["fbp"][2]]
+    framed = [r[3] for r in rows if r[1] == METHODS["auto"][2]]
+    if not joint:
+        return
     print(f"\njoint MAE per seed {[round(v, 4) for v in joint]}, FBP baseline "
           f"{[round(v, 4) for v in fbp]}; ratio FBP/joint "
           f"{[harness.ratio(f, j) for f, j in zip(fbp, joint)]}")

@@ -95,6 +95,20 @@ def test_group_contents_and_units(finished):
     np.testing.assert_allclose(fractions.sum(axis=0), 1.0, atol=1e-5)
 
 
+def test_joint_solve_in_a_few_spectral_components(finished):
+    """Fit-then-reconstruct: the 25 energies' joint solve keeps XANES_COMPONENTS (6)
+    components; a dual-energy series keeps all of its energies."""
+    from spectrotomo.pipeline.steps.reconstruct import XANES_COMPONENTS, xanes_components
+
+    cfg, _, lines, _ = finished
+    recon = io.read_group(cfg.output.store, "recon")["mu"]
+    assert recon.attrs["algorithm"] == "joint"
+    assert recon.attrs["spectral_components"] == XANES_COMPONENTS == 6
+    assert any(f"in {XANES_COMPONENTS} spectral components" in line for line in lines)
+    assert xanes_components([525.0, 555.0, 635.0, 665.0]) is None
+    assert xanes_components(np.r_[simulate.xanes3d_energies(), 848.0, 880.0]) == 8
+
+
 def test_valence_matches_the_truth(finished):
     """Measured 2026-12-03 (scan +0.3 eV / 0.2 eV off the references): MAE 0.049 over
     the interior (coverage 1.0), fitted offset 0.313 eV; held-out seeds of

@@ -141,10 +141,43 @@ def test_max_seconds_stops_early_with_a_full_grid_result(tiny):
         reconstruct_joint(od[:, :, :2], ANGLES, max_seconds=3600.0)
 
 
+def test_components_fit_then_reconstruct(tiny):
+    """Ten energies spanned by two spectra (a XANES-like series): the leading two
+    components alone reconstruct them as well as all ten, non-negative, and
+    ``components`` = n_energies is the untruncated default."""
+    od, mu = tiny[0][:, :, 10:22], tiny[1][:, 10:22]
+    a, b = np.linspace(0.5, 1.5, 10), np.linspace(1.2, 0.3, 10)
+    noise = 0.01 * np.random.default_rng(4).normal(size=(10, *od.shape[1:]))
+    series = (a[:, None, None, None] * od[1] + b[:, None, None, None] * od[3]
+              + noise * od.max()).astype(np.float32)
+    true = a[:, None, None, None] * mu[1] + b[:, None, None, None] * mu[3]
+    full = reconstruct_joint(series, ANGLES)
+    two = reconstruct_joint(series, ANGLES, components=2)
+    assert two.shape == true.shape and two.min() >= 0
+    assert rmse(two, true) < 1.05 * rmse(full, true), (rmse(two, true), rmse(full, true))
+    np.testing.assert_array_equal(reconstruct_joint(od[:, :, :4], ANGLES, components=4),
+                                  reconstruct_joint(od[:, :, :4], ANGLES))
+
+
+def test_debias_on_a_coarse_level_restores_contrast(tiny):
+    """The refinement on the first binned level: counted by progress like on the full
+    grid, and it brings the solution closer to the truth (RMSE 2.67e-3 -> 2.59e-3 here,
+    16-column level; full grid 2.35e-3)."""
+    od, mu = tiny[:2]
+    calls = []
+    coarse = reconstruct_joint(od, ANGLES, debias_level=1,
+                               progress=lambda done, total, t: calls.append((done, total)))
+    assert calls[-1] == (calls[-1][1],) * 2 and calls[-1][1] == 30 + 4 + 5
+    plain = reconstruct_joint(od, ANGLES, debias_iterations=0)
+    assert rmse(coarse, mu) < 0.985 * rmse(plain, mu), (rmse(coarse, mu), rmse(plain, mu))
+
+
 @pytest.mark.parametrize("bad, match", [
     (dict(od=np.zeros((2, 3, 4))), "n_energies"),
     (dict(weight="high"), "weight"),
     (dict(iterations=0), "iterations"),
+    (dict(components=0), "components"),
+    (dict(components=3), "components"),
     (dict(pixel_size=-1.0), "pixel_size"),
     (dict(max_seconds=-1.0), "max_seconds"),
     (dict(max_seconds=float("nan")), "max_seconds"),

@@ -46,10 +46,19 @@ sinogram noise ``s_e``, ``Y = U^T z`` their spectral components)::
 - Per-slice (2-D) TV: rows are independent, so any chunk of rows can be
   solved alone (the spectral basis, noise and weight are estimated from the
   chunk's own data, or passed in). 3-D TV was measured with no gain on the
-  small sample (RMSE 1.13e-3 both, same amounts), so rows need no halo.
+  small sample (RMSE 1.13e-3 both, same amounts), so rows need no halo. On the
+  host an iteration runs block by block of rows (~1 MB of every channel) so its
+  ~20 elementwise passes stay in cache: demo s41 solve 21-22 -> 11-13 CPU s,
+  same values (gpu_bench/RESULTS.recon.md, "cost").
 - Contrast restoration: one Bregman refinement on the full grid after the solve
   (``debias_iterations``, :mod:`._debias`): TV shrinks the chemistry contrast of
   grains (small seed 0: O-rich grains' TM/O 0.925 x target for a true 0.909).
+  ``debias_level=1`` (on the first binned level) costs ~1/3 less on demo but,
+  measured in the pipeline, class-fraction error +0.5-0.7 pp on small seeds 0-3
+  and Co amount -3.7 vs -2.8 % on demo seed 0: not the default.
+- Fit-then-reconstruct (``components``): a XANES series of 25 energies is
+  spanned by a few spectra; keeping the leading k whitened components solves a
+  k-channel problem (cost ~k / 25) with the same data term on their span.
 - ``weight="auto"``: ``lam = AUTO_WEIGHT * noise_gain``, with ``noise_gain``
   the per-voxel standard deviation of the filtered back-projection of unit
   white noise (exact, from the filter) -- in whitened units the image noise
@@ -70,6 +79,10 @@ from .._backend import array_module, blas_single_thread
 from .._model import ValidationError
 from ._checks import check_angles, check_center
 from ._debias import bregman_refine
+from ._multigrid import bin2 as _bin2
+from ._multigrid import levels as _levels
+from ._multigrid import row_blocks as _row_blocks
+from ._multigrid import upsample as _upsample
 from ._operator import ParallelBeamOperator
 from ._regularize import divergence, gradient, project_ball, sinogram_noise
 from ._solvers import SolverStoppedWarning
@@ -78,7 +91,6 @@ from ._toeplitz import FilteredNormal
 __all__ = ["reconstruct_joint", "od_noise", "AUTO_WEIGHT"]
 
 AUTO_WEIGHT = 0.25  # lam / image noise, see the module docstring
-_MIN_COARSE = 16  # columns of the coarsest level
 
 
 def _host(a) -> np.ndarray:
@@ -86,9 +98,9 @@ def _host(a) -> np.ndarray:
 
 
 def _mix(xp, m, a):
-    """Channel mixing ``m`` (C, C) along axis 0 of ``a`` (C, ...): one matrix
+    """Channel mixing ``m`` (K, C) along axis 0 of ``a`` (C, ...) -> (K, ...): one matrix
     product on the flattened rest (tensordot's transposes cost 2x on the host)."""
-    return (m @ a.reshape(a.shape[0], -1)).reshape(a.shape)
+    return (m @ a.reshape(a.shape[0], -1)).reshape(m.shape[0], *a.shape[1:])
 
 
 def _one_blas_thread(xp):
@@ -139,20 +151,23 @@ def _solve(N: FilteredNormal, g0, U, lam: float, beta, *, iterations: int, nonne
     g = xp.empty_like(q)
     d = xp.empty_like(y)
     step = xp.empty_like(y)
-    # in place: every temporary is one of the buffers above (host memory traffic
-    # is what the non-FFT part of an iteration costs)
     for k in range(iterations):
-        N.apply(y, out=step)
-        step -= g0
-        step -= divergence(xp, xp.multiply(q, b, out=g), d)
-        step *= -tau
-        step += y  # the gradient step; the projections below finish the new iterate
-        if nonneg:  # projection onto U Y >= 0 (U orthogonal)
-            step = _mix(xp, UTd, xp.maximum(_mix(xp, Ud, step), 0))
-        xp.subtract(step, y, out=d)
-        d += step  # over-relaxed 2 y_new - y
-        q += xp.multiply(gradient(xp, d, g), sb, out=g)
-        project_ball(xp, q, lam, joint=joint)
+        # rows are independent: on the host one block of rows at a time, so that the
+        # ~20 elementwise passes of an iteration stay in cache (memory traffic, not
+        # arithmetic, is what they cost)
+        for r in _row_blocks(xp, y.shape):
+            yb, sp, db, qb, gb = y[:, r], step[:, r], d[:, r], q[:, :, r], g[:, :, r]
+            N.apply(yb, out=sp)
+            sp -= g0[:, r]
+            sp -= divergence(xp, xp.multiply(qb, b, out=gb), db)
+            sp *= -tau
+            sp += yb  # the gradient step; the projections below finish the new iterate
+            if nonneg:  # projection onto U Y >= 0 (U orthogonal)
+                sp[...] = _mix(xp, UTd, xp.maximum(_mix(xp, Ud, sp), 0))
+            xp.subtract(sp, yb, out=db)
+            db += sp  # over-relaxed 2 y_new - y
+            qb += xp.multiply(gradient(xp, db, gb), sb, out=gb)
+            project_ball(xp, qb, lam, joint=joint)
         y, step = step, y
         if callback is not None:
             callback(k, y)
@@ -161,87 +176,41 @@ def _solve(N: FilteredNormal, g0, U, lam: float, beta, *, iterations: int, nonne
     return y
 
 
-def _bin2(od):
-    """Average 2 x 2 (rows, columns) of od (C, A, R, n); odd ends are dropped."""
-    R, n = od.shape[2:]
-    o = od[..., :n // 2 * 2]
-    if R > 1:
-        o = o[:, :, :R // 2 * 2]
-        o = 0.5 * (o[:, :, 0::2] + o[:, :, 1::2])
-    return 0.5 * (o[..., 0::2] + o[..., 1::2])
-
-
-def _up2(xp, y, axis: int, n_out: int):
-    """Linear interpolation by 2 along ``axis`` (voxel centres at (2i + 0.5) / 2),
-    edge-clamped, cut or extended (last value) to ``n_out``. Written in place
-    along the axis (no moveaxis copies: this ran 13 % of a demo solve)."""
-    m = y.shape[axis]
-
-    def at(start=None, stop=None, step=None):
-        idx = [slice(None)] * y.ndim
-        idx[axis] = slice(start, stop, step)
-        return tuple(idx)
-
-    shape = list(y.shape)
-    shape[axis] = max(2 * m, n_out)
-    out = xp.empty(shape, dtype=y.dtype)
-    even, odd = out[at(0, 2 * m, 2)], out[at(1, 2 * m, 2)]
-    quarter = y * y.dtype.type(0.25)
-    xp.multiply(quarter, 3, out=even)
-    odd[...] = even
-    even[at(1)] += quarter[at(None, -1)]  # 0.75 y + 0.25 previous
-    even[at(0, 1)] += quarter[at(0, 1)]
-    odd[at(None, -1)] += quarter[at(1)]  # 0.75 y + 0.25 next
-    odd[at(-1)] += quarter[at(-1)]
-    out[at(2 * m)] = out[at(2 * m - 1, 2 * m)]
-    return out[at(0, n_out)]
-
-
-def _upsample(xp, y, shape):
-    """Coarse (C, R', n', n') values per coarse voxel -> fine (C, R, n, n) per fine voxel."""
-    x = y * xp.float32(0.5)  # a coarse voxel is twice as long: half the value per fine voxel
-    if shape[1] > 1:
-        x = _up2(xp, x, 1, shape[1])
-    x = _up2(xp, _up2(xp, x, 2, shape[2]), 3, shape[3])
-    return xp.ascontiguousarray(x, dtype=xp.float32)
-
-
-def _levels(n_cols: int) -> int:
-    return max(0, int(np.floor(np.log2(n_cols / _MIN_COARSE))))
-
-
 def _pyramid(od, angles, center: float, *, weight: float, noise: float, U, beta, levels: int,
              iterations: int, coarse_iterations: int, nonneg: bool, joint: bool,
              step_ratio: float, fine_step_ratio: float, eps: float, callback=None,
-             budget=None, debias_iterations: int = 0):
-    """Solve on whitened ``od`` (C, A, R, n), coarse levels first; returns components
-    (C, R, n, n). ``noise``: white-noise std of ``od`` per pixel (1 on the full grid).
+             budget=None, debias_iterations: int = 0, debias_level: int = 0):
+    """Solve on the whitened component sinograms ``od`` (K, A, R, n) (``U`` (C, K): the
+    energies' basis), coarse levels first; returns components (K, R, n, n). ``noise``:
+    white-noise std of ``od`` per pixel (1 on the full grid).
     ``debias_iterations`` > 0: one Bregman refinement of that many iterations on this
     level (recon/_debias.py)."""
     xp = array_module(od)
     C, A, R, n = od.shape
     op = ParallelBeamOperator(angles, n, center, xp=xp, eps=eps)
     N = FilteredNormal(op)
-    UT = xp.asarray(np.ascontiguousarray(U.T, dtype=np.float32))
     sino = xp.ascontiguousarray(od.transpose(1, 0, 2, 3).reshape(A, C * R, n))
-    g0 = _mix(xp, UT, N.rhs(sino).reshape(C, R, n, n))  # FBP of every component
+    g0 = N.rhs(sino).reshape(C, R, n, n)  # FBP of every component
     lam = weight * noise * N.noise_gain  # weight x this level's image noise
     if levels > 0:  # 2 x 2 binned data: half the white noise per pixel
         coarse = _pyramid(
             _bin2(od), angles, (center - 0.5) / 2, weight=weight, noise=noise / 2, U=U,
             beta=beta, levels=levels - 1, iterations=coarse_iterations,
             coarse_iterations=coarse_iterations, nonneg=nonneg, joint=joint,
-            step_ratio=step_ratio, fine_step_ratio=step_ratio, eps=eps, budget=budget)
+            step_ratio=step_ratio, fine_step_ratio=step_ratio, eps=eps, budget=budget,
+            debias_iterations=debias_iterations if debias_level == 1 else 0,
+            debias_level=debias_level - 1)
         y0 = _upsample(xp, coarse, (C, R, n, n))
     elif nonneg:
-        y0 = _mix(xp, UT, xp.maximum(_mix(xp, xp.asarray(U.astype(np.float32)), g0), 0))
+        Ud = xp.asarray(U.astype(np.float32))
+        y0 = _mix(xp, xp.ascontiguousarray(Ud.T), xp.maximum(_mix(xp, Ud, g0), 0))
     else:
         y0 = g0.copy()
     y = _solve(N, g0, U, lam, beta, iterations=iterations, nonneg=nonneg,
                step_ratio=fine_step_ratio, y=y0, joint=joint, callback=callback,
                budget=budget)
     # restore the TV contrast loss (recon/_debias.py); skipped once max_seconds is spent
-    if debias_iterations and not (budget is not None and budget.out):
+    if debias_iterations and debias_level == 0 and not (budget is not None and budget.out):
         y = bregman_refine(N, g0, y, lambda g, y1: _solve(
             N, g, U, lam, beta, iterations=debias_iterations, nonneg=nonneg,
             step_ratio=fine_step_ratio, y=y1, joint=joint, budget=budget))
@@ -282,7 +251,8 @@ def reconstruct_joint(od, angles, *, center: float | None = None, weight="auto",
                       fine_step_ratio: float = 100.0,
                       noise=None, pixel_size: float | None = None, eps: float = 1e-4,
                       callback=None, max_seconds: float | None = None, progress=None,
-                      debias_iterations: int = 5):
+                      debias_iterations: int = 5, debias_level: int = 0,
+                      components: int | None = None):
     """Regularised, non-negative limited-angle reconstruction of all energies at once.
 
     Parameters
@@ -339,11 +309,22 @@ def reconstruct_joint(od, angles, *, center: float | None = None, weight="auto",
         (as for the solvers of :func:`~spectrotomo.recon.reconstruct`), plus
         ``debias_iterations``.
     debias_iterations : int
-        Iterations of one Bregman refinement on the full grid after the solve
+        Iterations of one Bregman refinement after the solve of level ``debias_level``
         (the data residual added back, warm start), restoring the contrast TV
         takes from small regions such as grains of another composition
         (:func:`~._debias.bregman_refine`); 0: none. Counted by ``progress``;
         skipped once ``max_seconds`` is spent, cut short if it runs out during it.
+    debias_level : int
+        Where the refinement runs: 0 the full grid, 1 the first 2x binned level (the
+        contrast it restores is that of regions many voxels wide; 8x cheaper there),
+        ... (at most the coarsest level).
+    components : int, optional
+        Spectral components kept (fit-then-reconstruct): the data are projected onto
+        the leading ``components`` of the noise-whitened energies (``U``, module
+        docstring) and only those are reconstructed -- exact for the data in their
+        span, the rest (noise) dropped; cost ~ ``components / n_energies``.
+        Non-negativity is the projected step ``U^T max(U Y, 0)`` in the iterations
+        and exact on the returned energies. Default: all (no truncation).
 
     Returns
     -------
@@ -367,10 +348,13 @@ def reconstruct_joint(od, angles, *, center: float | None = None, weight="auto",
     C, A, R, n = od.shape
     angles = check_angles(angles, A, where="reconstruct_joint")
     center = check_center(center, n, where="reconstruct_joint")
-    for name, v, lo in (("iterations", iterations, 1), ("coarse_iterations", coarse_iterations, 0),
-                        ("debias_iterations", debias_iterations, 0)):
-        if int(v) != v or v < lo:
-            raise ValidationError(f"reconstruct_joint: {name!r} must be an integer >= {lo}; got {v}")
+    for name, v, lo, hi in (("iterations", iterations, 1, np.inf),
+                            ("coarse_iterations", coarse_iterations, 0, np.inf),
+                            ("debias_iterations", debias_iterations, 0, np.inf),
+                            ("components", C if components is None else components, 1, C)):
+        if int(v) != v or not lo <= v <= hi:
+            raise ValidationError(f"reconstruct_joint: {name!r} must be an integer in "
+                                  f"[{lo}, {hi}]; got {v}")
     weight = AUTO_WEIGHT if isinstance(weight, str) and weight == "auto" else weight
     if isinstance(weight, str) or not np.isfinite(weight) or weight < 0:
         raise ValidationError(f"reconstruct_joint: 'weight' must be 'auto' or a number >= 0; "
@@ -384,10 +368,11 @@ def reconstruct_joint(od, angles, *, center: float | None = None, weight="auto",
     s = sinogram_noise(xp, od) if noise is None else np.asarray(noise, float).reshape(C)
     # Noise-free input (simulations): keep a floor so the regulariser still fills the wedge.
     s = np.maximum(s, 1e-4 * max(float(xp.abs(od).max()), 1e-30))
-    U = spectral_basis(od, s) if joint else np.eye(C)
-    beta = np.full(C, float(spectral_weight) if joint else 1.0)
+    U = spectral_basis(od, s)[:, :components or C] if joint else np.eye(C)
+    beta = np.full(U.shape[1], float(spectral_weight) if joint else 1.0)
     beta[0] = 1.0
     white = od / xp.asarray(s.astype(np.float32)).reshape(C, 1, 1, 1)
+    white = _mix(xp, xp.asarray(np.ascontiguousarray(U.T, dtype=np.float32)), white)
     levels = _levels(n) if levels is None else int(levels)
     budget = _Budget(int(iterations) + levels * int(coarse_iterations) + int(debias_iterations),
                      max_seconds, progress)
@@ -397,7 +382,8 @@ def reconstruct_joint(od, angles, *, center: float | None = None, weight="auto",
                      coarse_iterations=int(coarse_iterations), nonneg=nonneg, joint=joint,
                      step_ratio=float(step_ratio), fine_step_ratio=float(fine_step_ratio),
                      eps=float(eps), callback=callback, budget=budget,
-                     debias_iterations=int(debias_iterations))
+                     debias_iterations=int(debias_iterations),
+                     debias_level=min(int(debias_level), levels))
     if budget.done < budget.total:
         warnings.warn(f"reconstruct_joint: stopped after {budget.done} of {budget.total} "
                       f"iterations (all levels): max_seconds = {max_seconds:g} s reached",

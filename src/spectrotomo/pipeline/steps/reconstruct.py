@@ -22,7 +22,8 @@ from ..._model import volume
 from .._compute import run_tasks, uses_cluster, uses_gpu
 
 __all__ = ["reconstruct", "reconstruct_region", "reconstruct_rows", "resolve_algorithm",
-           "log_resume", "AUTO_FULL_RANGE_DEG", "PROGRESS_EVERY_S"]
+           "log_resume", "AUTO_FULL_RANGE_DEG", "PROGRESS_EVERY_S",
+           "XANES_COMPONENTS", "xanes_components"]
 
 #: ``algorithm = "auto"``: scans spanning at least this range (deg) are reconstructed
 #: with FBP; narrower (limited-angle) scans with the joint regularised solver. At
@@ -30,6 +31,25 @@ __all__ = ["reconstruct", "reconstruct_region", "reconstruct_rows", "resolve_alg
 #: 8-20 voxels long); the joint solver is within ~3 % at 6-12x FBP's CPU time
 #: (gpu_bench/RESULTS.recon.md, limited_angle_bench).
 AUTO_FULL_RANGE_DEG = 170.0
+
+
+#: Spectral components the joint solver keeps per XANES edge of a XANES tomography
+#: (fit-then-reconstruct: the leading components of the noise-whitened energies,
+#: ``reconstruct_joint(components=)``); every other energy adds one. Measured
+#: (valence3d_bench, gpu_bench/RESULTS.spectra.md): see :func:`xanes_components`.
+XANES_COMPONENTS = 6
+
+
+def xanes_components(energies) -> int | None:
+    """Components of the joint solve for a series at ``energies`` (eV): None (all) unless
+    some edge window holds more than :data:`XANES_COMPONENTS` energies (a XANES scan),
+    whose energies then count :data:`XANES_COMPONENTS` together."""
+    from ...spectra import DEFAULT_WINDOWS, xanes_elements
+
+    e = np.asarray(energies, dtype=float)
+    extra = sum(max(int(((e >= DEFAULT_WINDOWS[el][0]) & (e <= DEFAULT_WINDOWS[el][1])).sum())
+                    - XANES_COMPONENTS, 0) for el in xanes_elements(e))
+    return e.size - extra if extra else None
 
 
 #: Seconds between progress lines of a long reconstruct step (in-process runs).
@@ -91,7 +111,7 @@ def reconstruct_rows(zs: slice, *, store, params: dict, progress: _ProgressLog |
                                 center=params["center"], pixel_size=params["pixel_size"],
                                 noise=params["noise"], nonneg=params["nonneg"],
                                 max_seconds=params["max_seconds"], progress=on_iteration,
-                                **options)
+                                components=params.get("components"), **options)
     io.write_region(store, "recon", "mu", (slice(None), zs), to_numpy(vol).astype(np.float32))
     return tuple(seen) if seen[0] < seen[1] else None
 
@@ -175,12 +195,14 @@ def reconstruct(ctx) -> None:
     coords = {"energy": od["energy"], "z": od["y"].rename(y="z"), "y": od["x"].rename(x="y"),
               "x": od["x"]}
     algorithm = resolve_algorithm(cfg.algorithm, od["angle"].values)
+    k = xanes_components(od["energy"].values) if algorithm == "joint" else None
     io.init_array(ctx.store, "recon", "mu", shape=(n_e, ny, nx, nx), dtype="float32",
                   chunks=(1, rows, nx, nx), dims=("energy", "z", "y", "x"), coords=coords,
                   attrs={**template.attrs, "algorithm": algorithm,
                          "algorithm_requested": cfg.algorithm,
                          "device": ctx.config.compute.device,
-                         "center": od.attrs["center"]}, overwrite=ctx.overwrite)
+                         "center": od.attrs["center"],
+                         **({"spectral_components": k} if k else {})}, overwrite=ctx.overwrite)
     params = {"angles": od["angle"].values, "center": float(od.attrs["center"]),
               "device": ctx.config.compute.device,
               "algorithm": algorithm, "iterations": cfg.iterations,
@@ -194,9 +216,11 @@ def reconstruct(ctx) -> None:
     extra = {"progress": _ProgressLog(ctx.log)} if ctx.client is None else {}
     if algorithm == "joint":  # one task per row chunk, all energies together
         regions = sorted({r[1].start: r[1] for r in regions}.values(), key=lambda z: z.start)
-        params.update(nonneg=cfg.nonneg, noise=_sample_noise(ctx.store, ny, rows))
+        params.update(nonneg=cfg.nonneg, noise=_sample_noise(ctx.store, ny, rows),
+                      components=k)
         ctx.log(f"reconstruct: joint limited-angle solver ({float(np.ptp(params['angles'])):.0f}"
-                f" deg scan), {len(regions)} chunks of {rows} rows x {n_e} energies")
+                f" deg scan), {len(regions)} chunks of {rows} rows x {n_e} energies"
+                + (f" in {k} spectral components (XANES tomography)" if k else ""))
         task, threads = reconstruct_rows, joint_task_threads(ctx.config.compute)
     else:
         task, threads = reconstruct_region, 1
