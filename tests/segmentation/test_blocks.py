@@ -155,25 +155,3 @@ def test_depth_exact_beyond_the_halo():
     with Scratch(8) as scratch:
         got = depth_blocks(mask, spacing=(10.0, 10.0, 10.0), chunk=8, scratch=scratch)[ALL]
     np.testing.assert_array_equal(got, ref)
-
-
-def test_profile_of_one_block_runs_as_sub_blocks_on_threads(both, sample):
-    """A 64^3 volume at chunk 64 is one block: on 2 threads the profile reduces 8 blocks
-    of 32, with the whole-volume statistics."""
-    import xarray as xr
-
-    from spectrotomo.segmentation._blocks import work_chunk
-
-    assert work_chunk((64,) * 3, 64, workers=2) == 32
-    assert work_chunk((64,) * 3, 64, workers=1) == 64  # serial: nothing to gain
-    assert work_chunk((256,) * 3, 64, workers=2) == 64  # enough blocks already
-    ref, _ = both
-    _, amounts, _, _ = sample
-    values = xr.DataArray(amounts.values, dims=("element", "z", "y", "x"),
-                          coords={"element": ["Mn", "Co", "Ni", "O"]})
-    whole = seg.profile_table(values, ref["shell"], by="shell", labels=ref["mask"])
-    blocked = seg.profile_table_blocks(values, ref["shell"], by="shell", mask=ref["mask"],
-                                       chunk=64, workers=2)
-    for stat in ("count", "median", "q25", "q75"):
-        np.testing.assert_array_equal(blocked[stat].values, whole[stat].values)
-    np.testing.assert_allclose(blocked["mean"].values, whole["mean"].values, rtol=1e-12)

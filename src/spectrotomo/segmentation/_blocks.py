@@ -33,7 +33,7 @@ from .._backend import host_threads
 from .._model import ValidationError
 
 __all__ = ["Scratch", "blocks", "extend", "read", "check_chunk", "block_workers",
-           "map_blocks", "work_chunk"]
+           "map_blocks"]
 
 #: (prepare(fn) -> fn or a future of it, submit(fn, item) -> future, tasks in flight), or
 #: None: serial. Threads started by the pool see the default (serial), so a block
@@ -145,28 +145,6 @@ def check_chunk(chunk) -> int:
     if not isinstance(chunk, (int, np.integer)) or chunk < 8:
         raise ValidationError(f"chunk must be an integer >= 8 voxels; got {chunk!r}")
     return int(chunk)
-
-
-#: smallest sub-block edge: below it the halos (up to ~12 voxels) cost more than the
-#: threads gain
-_MIN_WORK = 32
-
-
-def work_chunk(shape, chunk: int, *, workers: int | None = None, client=None) -> int:
-    """Block edge for the block loops: ``chunk``, halved while there are fewer than two
-    blocks per thread (a 128^3 volume at chunk 128 is one block: one busy core).
-
-    Results do not depend on the block size (block-wise = whole-volume), and memory
-    only shrinks. With a ``client`` the cluster's threads count.
-    """
-    chunk = check_chunk(chunk)
-    if client is not None:
-        threads = max(1, sum(client.nthreads().values()))
-    else:
-        threads = int(workers) if workers is not None else host_threads()
-    while threads > 1 and len(blocks(shape, chunk)) < 2 * threads and chunk // 2 >= _MIN_WORK:
-        chunk //= 2
-    return chunk
 
 
 def blocks(shape, chunk: int) -> list[tuple[slice, ...]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._model import ValidationError
-from ._blocks import block_workers, blocks, map_blocks, read, work_chunk
+from ._blocks import block_workers, blocks, map_blocks, read
 from ._blockselect import from_sortable, select_kth, sortable
 from ._stats import _regions, assemble_table
 
@@ -67,7 +67,6 @@ def profile_table_blocks(values, regions, *, by: str, mask, chunk: int, bins=Non
         As :func:`profile_table` with ``labels=mask``: statistics equal to the
         whole-volume ones (sums in another order: ~1e-15 relative).
     """
-    chunk = work_chunk(tuple(mask.shape), chunk, workers=workers, client=client)
     with block_workers(workers, client=client):
         return _profile(values, regions, by=by, mask=mask, chunk=chunk, bins=bins,
                         n_regions=n_regions, name=name)

@@ -83,9 +83,9 @@ def segment_volume(volume, *, spacing, chunk: int = 128, n_shells: int = 5, amou
         Voxel size, nm.
     chunk : int
         Block edge (voxels); memory is a few blocks plus halos. Not halved when
-        there are fewer blocks than threads (as :func:`profile_table_blocks` does):
-        the halos of 64^3 sub-blocks cost ~1.7x the CPU of one 128^3 block
-        (gpu_bench/RESULTS.seg.md), more than a second core gains.
+        there are fewer blocks than threads: the halos of 64^3 sub-blocks cost ~1.7x
+        the CPU of one 128^3 block (gpu_bench/RESULTS.seg.md), more than a second
+        core gains.
     n_shells : int
         Equal-volume shells (1 outermost).
     amounts : array-like, shape (n_element, nz, ny, nx), optional
