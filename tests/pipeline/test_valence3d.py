@@ -8,16 +8,16 @@ from spectrotomo.pipeline import run_pipeline
 from spectrotomo.pipeline._config import config_from_dict
 from spectrotomo.pipeline._source import parse_source
 from spectrotomo.pipeline.steps import STEPS
-from spectrotomo.pipeline.steps.valence3d import MIN_XANES_ENERGIES, xanes_tomography_elements
+from spectrotomo.spectra import MIN_XANES_ENERGIES, xanes_elements
 
 
 def test_detects_a_xanes_tomography_from_its_energies():
-    assert xanes_tomography_elements(simulate.xanes3d_energies()) == ["Mn"]
+    assert xanes_elements(simulate.xanes3d_energies()) == ["Mn"]
     dual = [525.0, 555.0, 635.0, 665.0, 775.0, 805.0, 848.0, 880.0]
-    assert xanes_tomography_elements(dual) == []
+    assert xanes_elements(dual) == []
     few = np.linspace(636.0, 664.0, MIN_XANES_ENERGIES - 1)
-    assert xanes_tomography_elements(few) == []
-    assert xanes_tomography_elements(np.r_[dual, np.linspace(776.0, 804.0, 10)]) == ["Co"]
+    assert xanes_elements(few) == []
+    assert xanes_elements(np.r_[dual, np.linspace(776.0, 804.0, 10)]) == ["Co"]
 
 
 def test_xanes_tomography_magnification_auto_is_the_linear_law():

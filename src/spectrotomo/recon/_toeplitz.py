@@ -27,7 +27,7 @@ from ._filters import angular_weights, ramp_window
 from ._nufft import host_threads, make_plan
 from ._operator import ParallelBeamOperator
 
-__all__ = ["FilteredNormal", "BLOCK_SLICES"]
+__all__ = ["FilteredNormal"]
 
 #: slices per block of :meth:`FilteredNormal.apply` on the host (cache-sized work)
 BLOCK_SLICES = 4

@@ -22,7 +22,7 @@ from ._valence import DEFAULT_WINDOWS
 from ._valence import MIN_XANES_ENERGIES
 from ._valence import effective_valence
 from ._valence import valence_maps
-from ._valence import xanes_elements
+from ._valence import window_counts, xanes_elements
 from ._references import load_athena
 from ._references import load_references
 from ._references import normalize_edge_step
@@ -45,6 +45,7 @@ __all__ = [
     "effective_valence",
     "valence_maps",
     "xanes_elements",
+    "window_counts",
     "LCFResult",
     "cross_section",
     "element_amounts",

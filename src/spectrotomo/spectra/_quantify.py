@@ -222,11 +222,12 @@ def formula_ties(formula: str, paired, *, host: str = "O") -> dict[str, tuple[st
         counts = xraydb.chemparse(str(formula))
     except Exception as exc:  # xraydb raises bare errors for what it cannot parse
         raise ValidationError(f"formula_ties: cannot parse formula {formula!r}") from exc
-    if host not in counts or host not in set(paired):
+    paired = set(paired)
+    if host not in counts or host not in paired:
         raise ValidationError(f"formula_ties: host {host!r} must be in the formula {formula!r} "
                               f"and among the paired elements {sorted(paired)}")
     return {el: (host, float(n) / float(counts[host])) for el, n in counts.items()
-            if el not in set(paired)}
+            if el not in paired}
 
 
 def joint_element_amounts(pairs: Mapping[str, tuple], *, energies: Mapping[str, tuple],

@@ -24,13 +24,18 @@ DEFAULT_WINDOWS = dict(EDGE_WINDOWS_EV)
 MIN_XANES_ENERGIES = 8
 
 
+def window_counts(energies) -> dict[str, int]:
+    """How many of ``energies`` (eV) lie inside each element's :data:`DEFAULT_WINDOWS`
+    edge window."""
+    e = np.asarray(energies, dtype=float)
+    return {el: int(((e >= lo) & (e <= hi)).sum()) for el, (lo, hi) in DEFAULT_WINDOWS.items()}
+
+
 def xanes_elements(energies, *, min_energies: int = MIN_XANES_ENERGIES) -> list[str]:
     """Elements with at least ``min_energies`` of ``energies`` (eV) inside their
     :data:`DEFAULT_WINDOWS` edge window: those a XANES scan covers (empty for a
     dual-energy series)."""
-    e = np.asarray(energies, dtype=float)
-    return [el for el, (lo, hi) in DEFAULT_WINDOWS.items()
-            if int(((e >= lo) & (e <= hi)).sum()) >= min_energies]
+    return [el for el, n in window_counts(energies).items() if n >= min_energies]
 
 
 def effective_valence(fractions, valences):

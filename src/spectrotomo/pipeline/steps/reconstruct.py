@@ -44,12 +44,11 @@ def xanes_components(energies) -> int | None:
     """Components of the joint solve for a series at ``energies`` (eV): None (all) unless
     some edge window holds more than :data:`XANES_COMPONENTS` energies (a XANES scan),
     whose energies then count :data:`XANES_COMPONENTS` together."""
-    from ...spectra import DEFAULT_WINDOWS, xanes_elements
+    from ...spectra import MIN_XANES_ENERGIES, window_counts
 
-    e = np.asarray(energies, dtype=float)
-    extra = sum(max(int(((e >= DEFAULT_WINDOWS[el][0]) & (e <= DEFAULT_WINDOWS[el][1])).sum())
-                    - XANES_COMPONENTS, 0) for el in xanes_elements(e))
-    return e.size - extra if extra else None
+    counts = window_counts(energies)
+    extra = sum(max(n - XANES_COMPONENTS, 0) for n in counts.values() if n >= MIN_XANES_ENERGIES)
+    return len(energies) - extra if extra else None
 
 
 #: Seconds between progress lines of a long reconstruct step (in-process runs).

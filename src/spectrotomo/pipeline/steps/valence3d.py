@@ -38,7 +38,7 @@ from .._compute import run_tasks
 from .reconstruct import log_resume
 from .valence import config_references, fit_valence, merge_elements
 
-__all__ = ["valence3d", "valence3d_slab", "xanes_tomography_elements", "MIN_XANES_ENERGIES",
+__all__ = ["valence3d", "valence3d_slab", "MIN_XANES_ENERGIES",
            "R_FACTOR_MAX", "AMOUNT_FLOOR"]
 
 #: Largest R-factor (residual^2 / |spectrum|^2) of a trusted voxel.
@@ -46,10 +46,6 @@ R_FACTOR_MAX = 0.05
 #: Smallest amount of a trusted voxel, as a fraction of the median amount
 #: inside the particle (measured on the central slab).
 AMOUNT_FLOOR = 0.25
-
-
-#: the elements a XANES tomography scanned (the spectra stage decides; the step's name for it)
-xanes_tomography_elements = xanes_elements
 
 
 def _fit_slab(block: np.ndarray, energies, px: float, refs, elements, cfg,
