@@ -205,6 +205,14 @@ class Scratch:
                                  chunks=chunks, dtype=dtype, fill_value=fill,
                                  compressors="auto" if compress else None, zarr_format=3)
 
+    def release(self, array) -> None:
+        """Delete one array made here whose data are no longer needed (frees its disk
+        before :meth:`close`: uncompressed float64 passes are 8 bytes per voxel)."""
+        root = Path(str(array.store.root)).resolve()
+        if root.parent != self.path.resolve():
+            raise ValueError(f"Scratch.release: {root} is not an array of this scratch")
+        shutil.rmtree(root, ignore_errors=True)
+
     def close(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
 

@@ -193,6 +193,8 @@ def depth_blocks(mask, *, spacing, chunk: int, scratch):
         out[core] = np.where(inside, dist, 0.0).astype(np.float32)
 
     map_blocks(combine, blocks(shape, chunk))
+    scratch.release(to_outer)
+    scratch.release(to_outside)
     return out
 
 

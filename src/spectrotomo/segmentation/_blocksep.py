@@ -136,7 +136,8 @@ def exact_distance(feature: Callable, shape, *, spacing, chunk: int, scratch,
     chunk : int
         Block edge (voxels): a pencil holds at most ``chunk^3`` voxels.
     scratch : Scratch
-        Where the passes' float64 arrays go (two volumes).
+        Where the passes' float64 arrays go (two volumes while the passes run; the
+        spare one is released at the end).
     edge_feature : bool
         The voxels beyond the array edge are features (a mask padded by one
         voxel of feature).
@@ -164,4 +165,5 @@ def exact_distance(feature: Callable, shape, *, spacing, chunk: int, scratch,
     for axis in range(1, len(shape)):  # axis 0 first: scipy's order of the squared sum
         map_blocks(lambda sl: later(sl, src, dst, axis), _pencils(shape, w, axis))
         src, dst = dst, src
+    scratch.release(dst)  # the spare pass buffer: only the result is kept
     return src
