@@ -139,6 +139,11 @@ def test_max_seconds_stops_early_with_a_full_grid_result(tiny):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a cap that is not reached says nothing
         reconstruct_joint(od[:, :, :2], ANGLES, max_seconds=3600.0)
+        # a stop the caller reports itself (warn_on_stop=False) says nothing either
+        calls.clear()
+        reconstruct_joint(od[:, :, :2], ANGLES, max_seconds=0.0, warn_on_stop=False,
+                          progress=lambda done, total, t: calls.append(done))
+    assert calls == [1, 2]
 
 
 def test_components_fit_then_reconstruct(tiny):

@@ -6,6 +6,7 @@ every iteration."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -78,3 +79,15 @@ def test_dask_input_refused_before_a_graph_is_built(sino):
     lazy = da.from_array(sino, chunks=(-1, 1, -1))
     with pytest.raises(ValidationError, match=r"'iterations' must be an integer >= 1; got 0"):
         reconstruct(lazy, ANGLES, algorithm="sirt", iterations=0)
+
+
+@pytest.mark.parametrize("algorithm", ["sirt", "cgls", "tv"])
+def test_warn_on_stop_false_stops_at_the_cap_without_a_warning(sino, algorithm):
+    """For callers that report the stop themselves (the pipeline's threaded chunks):
+    the warnings filters are process-wide, so they are not toggled per thread."""
+    seen = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reconstruct(sino, ANGLES, algorithm=algorithm, iterations=10**9, max_seconds=0.05,
+                    progress=lambda done, n, t: seen.append(done), warn_on_stop=False)
+    assert 1 <= len(seen) < 10**9

@@ -253,7 +253,7 @@ def reconstruct_joint(od, angles, *, center: float | None = None, weight="auto",
                       noise=None, pixel_size: float | None = None, eps: float = 1e-4,
                       callback=None, max_seconds: float | None = None, progress=None,
                       debias_iterations: int = 5, debias_level: int = 0,
-                      components: int | None = None):
+                      components: int | None = None, warn_on_stop: bool = True):
     """Regularised, non-negative limited-angle reconstruction of all energies at once.
 
     Parameters
@@ -303,7 +303,8 @@ def reconstruct_joint(od, angles, *, center: float | None = None, weight="auto",
         Wall-clock cap of the solve: once reached, every level left does one
         iteration (the full grid's first brings in the data's fine detail), the
         current iterate is returned and a :class:`SolverStoppedWarning` names the
-        iterations done (``max_seconds`` = 0: one iteration per level).
+        iterations done (``max_seconds`` = 0: one iteration per level; no warning
+        with ``warn_on_stop=False``, as for :func:`~spectrotomo.recon.sirt`).
     progress : callable, optional
         ``progress(done, total, elapsed_s)`` after every iteration of every level;
         ``total`` = ``iterations`` + ``levels`` x ``coarse_iterations``
@@ -385,7 +386,7 @@ def reconstruct_joint(od, angles, *, center: float | None = None, weight="auto",
                      eps=float(eps), callback=callback, budget=budget,
                      debias_iterations=int(debias_iterations),
                      debias_level=min(int(debias_level), levels))
-    if budget.done < budget.total:
+    if warn_on_stop and budget.done < budget.total:
         warnings.warn(f"reconstruct_joint: stopped after {budget.done} of {budget.total} "
                       f"iterations (all levels): max_seconds = {max_seconds:g} s reached",
                       SolverStoppedWarning, stacklevel=2)

@@ -30,10 +30,11 @@ class SolverStoppedWarning(UserWarning):
 
 
 def _iterations(n: int, *, max_seconds: float | None, progress: Progress | None,
-                where: str) -> Iterator[int]:
+                where: str, warn: bool = True) -> Iterator[int]:
     """Iteration indices ``0..n-1``, ending early once ``max_seconds`` (wall clock)
     have passed; ``progress`` hears after each iteration. An early end warns
-    (:class:`SolverStoppedWarning`) naming the iterations done: never silent.
+    (:class:`SolverStoppedWarning`) naming the iterations done, unless ``warn`` is
+    False: then the caller reports it (e.g. from ``progress``).
     The clock is read on the host: on a GPU it counts queued kernels as they
     are launched, so the cap is approximate there (the residual reductions of
     ``callback`` synchronise each iteration)."""
@@ -44,9 +45,10 @@ def _iterations(n: int, *, max_seconds: float | None, progress: Progress | None,
         if progress is not None:
             progress(k + 1, n, elapsed)
         if max_seconds is not None and elapsed >= max_seconds and k + 1 < n:
-            warnings.warn(f"{where}: stopped after {k + 1} of {n} iterations: max_seconds = "
-                          f"{max_seconds:g} s reached ({elapsed:.1f} s)", SolverStoppedWarning,
-                          stacklevel=4)
+            if warn:
+                warnings.warn(f"{where}: stopped after {k + 1} of {n} iterations: max_seconds "
+                              f"= {max_seconds:g} s reached ({elapsed:.1f} s)",
+                              SolverStoppedWarning, stacklevel=4)
             return
 
 
@@ -60,7 +62,8 @@ def _vol_norm2(xp, v):
 
 def sirt(op: ParallelBeamOperator, b, *, iterations: int = 100, nonnegative: bool = True,
          relaxation: float = 1.0, x0=None, callback: Callback | None = None,
-         max_seconds: float | None = None, progress: Progress | None = None):
+         max_seconds: float | None = None, progress: Progress | None = None,
+         warn_on_stop: bool = True):
     """Simultaneous iterative reconstruction ``x += C A^T R (b - A x)``.
 
     ``R = 1 / (A 1)`` and ``C = 1 / (A^T 1)`` (ray lengths and back-projected
@@ -68,7 +71,9 @@ def sirt(op: ParallelBeamOperator, b, *, iterations: int = 100, nonnegative: boo
     returns (n_rows, ny, nx) float32. ``callback(k, x, r)`` gets the
     R-weighted residual norm per slice, ``||b - A x||_R``, which SIRT decreases
     monotonically for ``0 < relaxation < 2``. ``max_seconds`` caps the wall
-    time (the solve stops early with a :class:`SolverStoppedWarning`);
+    time (the solve stops early with a :class:`SolverStoppedWarning`; none with
+    ``warn_on_stop=False``, for callers that report the stop themselves: the
+    warnings filters are process-wide, so silencing them per thread is not safe);
     ``progress(done, total, elapsed_s)`` is called after every iteration.
     """
     xp = op.xp
@@ -81,7 +86,8 @@ def sirt(op: ParallelBeamOperator, b, *, iterations: int = 100, nonnegative: boo
     x = xp.zeros((b.shape[1], *op.shape), dtype=xp.float32) if x0 is None else x0.copy()
     proj = xp.empty_like(b)
     upd = xp.empty_like(x)
-    for k in _iterations(iterations, max_seconds=max_seconds, progress=progress, where="sirt"):
+    for k in _iterations(iterations, max_seconds=max_seconds, progress=progress, where="sirt",
+                         warn=warn_on_stop):
         r = b - op.forward(x, out=proj)
         if callback is not None:
             callback(k, x, xp.sqrt((r * r * R).sum(axis=(0, 2))))
@@ -94,7 +100,7 @@ def sirt(op: ParallelBeamOperator, b, *, iterations: int = 100, nonnegative: boo
 
 def cgls(op: ParallelBeamOperator, b, *, iterations: int = 20, nonnegative: bool = False,
          x0=None, callback: Callback | None = None, max_seconds: float | None = None,
-         progress: Progress | None = None):
+         progress: Progress | None = None, warn_on_stop: bool = True):
     """Conjugate gradients on the normal equations, one Krylov space per slice.
 
     The residual ``||b - A x||`` decreases monotonically. ``nonnegative`` clips
@@ -108,7 +114,8 @@ def cgls(op: ParallelBeamOperator, b, *, iterations: int = 20, nonnegative: bool
     p = s.copy()
     gamma = _vol_norm2(xp, s)
     q = xp.empty_like(b)
-    for k in _iterations(iterations, max_seconds=max_seconds, progress=progress, where="cgls"):
+    for k in _iterations(iterations, max_seconds=max_seconds, progress=progress, where="cgls",
+                         warn=warn_on_stop):
         if callback is not None:
             callback(k, x, xp.sqrt(_sino_norm2(xp, r)))
         op.forward(p, out=q)
@@ -148,7 +155,7 @@ def _div(xp, q, out):
 def tv(op: ParallelBeamOperator, b, *, iterations: int = 100, nonnegative: bool = True,
        weight: float = 0.01, step_ratio: float = 10.0, x0=None,
        callback: Callback | None = None, max_seconds: float | None = None,
-       progress: Progress | None = None):
+       progress: Progress | None = None, warn_on_stop: bool = True):
     """Total-variation regularised least squares by Chambolle-Pock (PDHG).
 
     Minimises ``0.5 ||S (A x - b)||^2 + lam * TV(x)`` (+ ``x >= 0``) per slice
@@ -184,7 +191,8 @@ def tv(op: ParallelBeamOperator, b, *, iterations: int = 100, nonnegative: bool 
     ax = xp.empty_like(b)
     g = xp.empty_like(q)
     d = xp.empty_like(x)
-    for k in _iterations(iterations, max_seconds=max_seconds, progress=progress, where="tv"):
+    for k in _iterations(iterations, max_seconds=max_seconds, progress=progress, where="tv",
+                         warn=warn_on_stop):
         op.forward(xbar, out=ax, weights=sw)
         ax -= b_n
         if callback is not None:

@@ -12,7 +12,6 @@ store can take a task, and a killed run resumes at the first unwritten chunk.
 from __future__ import annotations
 
 import time
-import warnings
 
 import numpy as np
 
@@ -99,18 +98,19 @@ def reconstruct_rows(zs: slice, *, store, params: dict, progress: _ProgressLog |
     as for :func:`reconstruct_region` plus ``noise`` (per energy, the sample's).
     Returns (iterations done, iterations asked) of all levels when ``max_seconds``
     stopped the solve early, else None (as :func:`reconstruct_region`)."""
-    from ...recon import SolverStoppedWarning, reconstruct_joint
+    from ...recon import reconstruct_joint
 
     block = io.read_region(store, "od", "od", (slice(None), slice(None), zs))
     options = {"iterations": params["iterations"]} if params["iterations"] else {}
     on_iteration, seen = _watch(progress, f"all energies, rows {zs.start}-{zs.stop - 1}")
-    with warnings.catch_warnings():  # the early stop is returned and logged by the step
-        warnings.simplefilter("ignore", SolverStoppedWarning)
-        vol = reconstruct_joint(_on_device(block, params["device"]), params["angles"],
-                                center=params["center"], pixel_size=params["pixel_size"],
-                                noise=params["noise"], nonneg=params["nonneg"],
-                                max_seconds=params["max_seconds"], progress=on_iteration,
-                                components=params.get("components"), **options)
+    # the early stop is returned and logged by the step (no warning: the warnings
+    # filters are process-wide, and chunks solve on threads)
+    vol = reconstruct_joint(_on_device(block, params["device"]), params["angles"],
+                            center=params["center"], pixel_size=params["pixel_size"],
+                            noise=params["noise"], nonneg=params["nonneg"],
+                            max_seconds=params["max_seconds"], progress=on_iteration,
+                            components=params.get("components"), warn_on_stop=False,
+                            **options)
     io.write_region(store, "recon", "mu", (slice(None), zs), to_numpy(vol).astype(np.float32))
     return tuple(seen) if seen[0] < seen[1] else None
 
@@ -134,7 +134,6 @@ def reconstruct_region(region, *, store, params: dict, progress: _ProgressLog | 
         (iterations done, iterations asked) when ``max_seconds`` stopped the solve
         early, else None: the step logs and records it, also from a worker.
     """
-    from ...recon import SolverStoppedWarning
     from ...recon import reconstruct as recon_fn
 
     e, zs = region[0], region[1]
@@ -142,13 +141,12 @@ def reconstruct_region(region, *, store, params: dict, progress: _ProgressLog | 
     on_iteration, seen = _watch(progress, f"energy {e.start}, rows {zs.start}-{zs.stop - 1}")
     kwargs = {}
     if params["algorithm"] != "fbp":
+        # the early stop is returned and logged by the step, not warned
         kwargs = {"iterations": params["iterations"], "max_seconds": params["max_seconds"],
-                  "progress": on_iteration}
-    with warnings.catch_warnings():  # the early stop is returned and logged by the step
-        warnings.simplefilter("ignore", SolverStoppedWarning)
-        vol = recon_fn(_on_device(sino, params["device"]), params["angles"],
-                       algorithm=params["algorithm"], center=params["center"],
-                       pixel_size=params["pixel_size"], **kwargs, **params["options"])
+                  "progress": on_iteration, "warn_on_stop": False}
+    vol = recon_fn(_on_device(sino, params["device"]), params["angles"],
+                   algorithm=params["algorithm"], center=params["center"],
+                   pixel_size=params["pixel_size"], **kwargs, **params["options"])
     io.write_region(store, "recon", "mu", region, to_numpy(vol).astype(np.float32)[None])
     return tuple(seen) if seen[0] < seen[1] else None
 
@@ -223,16 +221,8 @@ def reconstruct(ctx) -> None:
         task, threads = reconstruct_rows, joint_task_threads(ctx.config.compute)
     else:
         task, threads = reconstruct_region, 1
-    from ...recon import SolverStoppedWarning
-
-    # Also here, in the dispatching thread: catch_warnings is not thread-safe (Python < 3.14),
-    # and two chunk threads entering and leaving their own catch_warnings in overlapping
-    # order can restore the filters without the ignore while the other still solves
-    # (seen under load: the early-stop warning raised as an error in a test).
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SolverStoppedWarning)
-        stops = run_tasks(ctx.client, task, regions, desc="reconstruct", log=ctx.log,
-                          threads=threads, store=str(ctx.store), params=params, **extra)
+    stops = run_tasks(ctx.client, task, regions, desc="reconstruct", log=ctx.log,
+                      threads=threads, store=str(ctx.store), params=params, **extra)
     attrs = _record_stops(ctx, [s for s in stops if s is not None], len(regions))
     io.mark_complete(ctx.store, "recon", attrs=attrs or None)
 
