@@ -18,7 +18,7 @@ The tables (``class_fractions``, ``profile_table``, ``defect_table``) reduce
 with bincounts and accept numpy, cupy or dask input (copied to the host).
 """
 
-from ._classes import CLASS_LEGEND
+from ._classes import CLASS_LEGEND, legend_attrs
 from ._classes import class_fractions
 from ._classes import composition_classes
 from ._depth import depth
@@ -41,6 +41,7 @@ from ._stats import to_csv
 
 __all__ = [
     "CLASS_LEGEND",
+    "legend_attrs",
     "class_fractions",
     "composition_classes",
     "defect_sizes",

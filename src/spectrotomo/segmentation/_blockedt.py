@@ -13,13 +13,11 @@ subset of the features) and equals it wherever it is <= ``reach`` (the true
 nearest feature then lies inside the halo). A block whose queried voxels are
 farther than ``reach`` from every feature it sees is recomputed with a halo
 reaching their largest local distance (an upper bound of the true one), which
-makes them exact too. Memory: one block grown by ``reach`` (``chunk // 2``
-voxels by default: 8 blocks' worth) plus, for the blocks deeper inside a
-particle than ``reach``, the block grown by their depth: bounded by the
-deepest voxel, not by the volume (a particle of radius r voxels needs
-(chunk + 2 r)^3 voxels, ~7 bytes each, for its central blocks; see
-gpu_bench/RESULTS.seg.md). One such grown block at a time per process, whatever
-the block threads (``edt`` threads it).
+makes them exact too. Memory: one block grown by ``reach`` plus, for queried
+voxels farther than ``reach`` from every feature (inside thick pores or
+cracks), the block grown by that distance: bounded by the thickest component,
+not by the volume. One such grown block at a time per process, whatever the
+block threads (``edt`` threads it).
 
 (Tried and dropped: a nearest-neighbour query (``cKDTree``) over the feature
 surface for the deep voxels. Exact, but near a particle's centre every surface
@@ -52,8 +50,8 @@ def _pad_edges(arr: np.ndarray, ext, shape, value: bool) -> tuple[np.ndarray, tu
     return padded, core
 
 
-#: one grown (deep) block at a time per process: its size follows the particle's depth,
-#: not the chunk, and edt already spreads it over every thread
+#: one grown (deep) block at a time per process: its size follows the thickest pore or
+#: crack, not the chunk, and edt already spreads it over every thread
 _DEEP = threading.Lock()
 
 
@@ -66,7 +64,7 @@ def _local_sq(feature: np.ndarray, spacing) -> np.ndarray:
 
 
 def feature_distance(feature: Callable, query: Callable, shape, *, spacing, chunk: int,
-                     sink: Callable, reach_nm: float | None = None, edge_feature: bool = False,
+                     sink: Callable, reach_nm: float, edge_feature: bool = False,
                      exact_beyond_reach: bool = True, reduce: Callable | None = None,
                      initial=None):
     """Distance (nm) from queried voxels to the nearest feature voxel, per block.
@@ -87,16 +85,15 @@ def feature_distance(feature: Callable, query: Callable, shape, *, spacing, chun
         Receives each core block's distances (float64 nm; only queried voxels
         are meaningful), e.g. to write them; it runs on the block's thread or
         worker, so it must not change shared state: return a value instead.
-    reach_nm : float, optional
-        Halo reach (nm); default ``chunk // 2`` voxels of the smallest spacing
-        (the extended block is then at most 8 blocks: voxels deeper than that
-        go to the tree query, whose cost grows fast with the depth).
+    reach_nm : float
+        Halo reach (nm): distances up to it are exact from the first halo;
+        queried voxels farther from every feature get a grown block.
     edge_feature : bool
         The voxels beyond the array edge are features (``np.pad(..., 1)`` of a
         mask whose outside is the feature set).
     exact_beyond_reach : bool
         False: distances beyond ``reach_nm`` are only known to exceed it (they
-        come back as the block-local upper bound, or inf); no tree is built.
+        come back as the block-local upper bound, or inf); no block is grown.
     reduce, initial :
         As :func:`map_blocks`: fold the sinks' return values (block order).
 
@@ -105,7 +102,7 @@ def feature_distance(feature: Callable, query: Callable, shape, *, spacing, chun
     The sinks' return values (list, block order) or their fold.
     """
     spacing = np.asarray(spacing, dtype=float)
-    reach = (chunk // 2) * spacing.min() if reach_nm is None else float(reach_nm)
+    reach = float(reach_nm)
 
     def one(core):
         dist = _block_distance(feature, core, shape, spacing, reach, edge_feature)

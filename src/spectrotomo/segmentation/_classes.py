@@ -8,7 +8,7 @@ from .._backend import array_module, to_numpy
 from .._model import ValidationError
 from ._util import as_mask, check_same_shape, label_ids, rewrap, unwrap
 
-__all__ = ["CLASS_LEGEND", "composition_classes", "class_fractions"]
+__all__ = ["CLASS_LEGEND", "composition_classes", "class_fractions", "legend_attrs"]
 
 #: Class value -> (name, colour). Colours follow the reference study's figure
 #: (target green, oxygen-poor red, oxygen-rich grey).
@@ -20,11 +20,13 @@ CLASS_LEGEND = {
 }
 
 
-def legend_attrs() -> dict:
-    """CF-style flag attributes (zarr/netCDF serialisable) for a class image."""
+def legend_attrs(*, background: str | None = None) -> dict:
+    """CF-style flag attributes (zarr/netCDF serialisable) for a class image;
+    ``background`` renames value 0."""
     return {
         "flag_values": list(CLASS_LEGEND),
-        "flag_meanings": " ".join(name for name, _ in CLASS_LEGEND.values()),
+        "flag_meanings": " ".join(background if k == 0 and background else name
+                                  for k, (name, _) in CLASS_LEGEND.items()),
         "flag_colors": " ".join(colour for _, colour in CLASS_LEGEND.values()),
     }
 

@@ -22,7 +22,7 @@ from .._config import ConfigError
 from .._context import RunContext
 from .._source import Source, parse_source, xanes_paths
 
-__all__ = ["acquire", "crop_and_bin", "input_shape", "read_input", "read_input_xanes",
+__all__ = ["acquire", "crop_and_bin", "nominal", "input_shape", "read_input", "read_input_xanes",
            "SIMULATED_GROUPS", "simulated_groups", "simulate_preset"]
 
 #: Store group of each child of :func:`spectrotomo.simulate.sample`'s tree.
@@ -40,6 +40,15 @@ def simulated_groups(preset: str) -> dict[str, str]:
     if preset in XANES3D_PRESETS:
         return {k: v for k, v in SIMULATED_GROUPS.items() if k != "xanes"}
     return dict(SIMULATED_GROUPS)
+
+
+def nominal(ctx: RunContext, configured, key: str):
+    """``configured`` (a config value), else the input's nominal sample metadata ``key``
+    (what the experimenter knows before measuring, e.g. the sample formula; a simulated
+    input stores it with its truth); None when neither has it."""
+    if configured is None and "truth" in io.list_groups(ctx.store):
+        return io.read_group(ctx.store, "truth").attrs.get(key)
+    return configured
 
 
 def simulate_preset(preset: str, *, seed: int, **kwargs):

@@ -13,6 +13,7 @@ from ..._model import add_provenance
 from ..._physics import pair_window
 from ...spectra import edge_pairs, xanes_elements
 from .._compute import run_tasks
+from .acquire import nominal
 from .reconstruct import log_resume
 
 __all__ = ["quantify", "quantify_slab"]
@@ -31,9 +32,7 @@ def _ties(ctx, pairs) -> dict:
     ``[spectra] formula``, else the input's metadata; none without a formula."""
     from ...spectra import formula_ties
 
-    formula = ctx.config.spectra.formula
-    if formula is None and "truth" in io.list_groups(ctx.store):
-        formula = io.read_group(ctx.store, "truth").attrs.get("formula")
+    formula = nominal(ctx, ctx.config.spectra.formula, "formula")
     return formula_ties(formula, pairs) if formula else {}
 
 

@@ -10,8 +10,9 @@ import xarray as xr
 
 from ... import io
 from ..._model import add_provenance
-from ...segmentation import CLASS_LEGEND
+from ...segmentation import legend_attrs
 from .._context import RunContext
+from .acquire import nominal
 
 __all__ = ["segment", "class_ratio"]
 
@@ -21,11 +22,7 @@ _METALS = ("Mn", "Co", "Ni")
 
 #: CF flag attributes of the stored class image, from the segmentation's one legend
 #: (value 0 stored as plain "background"); io.export_store reads names and colours here.
-_CLASS_FLAGS = dict(
-    flag_values=sorted(CLASS_LEGEND),
-    flag_meanings=" ".join(["background"] + [name for k, (name, _) in
-                                             sorted(CLASS_LEGEND.items()) if k > 0]),
-    flag_colors=" ".join(colour for _, (_, colour) in sorted(CLASS_LEGEND.items())))
+_CLASS_FLAGS = legend_attrs(background="background")
 
 def class_ratio(chem: xr.Dataset, solid: np.ndarray, px: float, cfg) -> tuple[np.ndarray,
                                                                                 np.ndarray]:
@@ -59,9 +56,7 @@ _SEG_VARS = {"mask": "1", "tm_o_ratio_smoothed": "1", "composition_class": "1",
 
 
 def _target(ctx) -> float:
-    target = ctx.config.segmentation.target_tm_o
-    if target is None and "truth" in io.list_groups(ctx.store):
-        target = io.read_group(ctx.store, "truth").attrs.get("target_tm_o")
+    target = nominal(ctx, ctx.config.segmentation.target_tm_o, "target_tm_o")
     if target is None:
         raise ValueError("segment: [segmentation] target_tm_o is not set and the input has no "
                          "target composition; set it in the config")
