@@ -91,10 +91,13 @@ def _whole(mu, amount, px, target):
     pores = seg.find_pores(mu, mask, spacing=px)
     cracks = seg.find_cracks(mu, mask, spacing=px)
     solid = mask & (pores == 0) & (cracks == 0)
-    tm, o = seg.masked_smooth(np.stack([a[:3].sum(axis=0), a[3]]), solid, sigma_nm=30,
-                              spacing=px, surface_nm=40)
+    stack = np.stack([a[:3].sum(axis=0), a[3]])
+    tm, o = seg.masked_smooth(stack, solid, sigma_nm=30, spacing=px, surface_nm=40)
     defined = solid & np.isfinite(tm) & np.isfinite(o) & (o > 0)
     ratio = np.where(defined, tm / np.where(defined, o, 1.0), np.nan).astype(np.float32)
+    ratio = seg.surface_layer_pooling(ratio, stack[0], stack[1], depth, mask=solid, spacing=px,
+                                      surface_nm=40, pooling=0.6)  # segment_volume's default
+    defined = np.isfinite(ratio)
     return {"mask": mask, "depth": depth, "shell": seg.shells(mask, 5, px, depth_map=depth),
             "pores": pores, "cracks": cracks, "tm_o_ratio_smoothed": ratio,
             "composition_class": seg.composition_classes(ratio, target, 0.05, mask=defined)}
