@@ -96,6 +96,23 @@ def main():
             return run
 
         _blocks._same = trimmed
+    tasks = []  # (block function, start, end): the RSS while each kind of block task ran
+    from spectrotomo.segmentation import _blocks as blocks_module
+
+    prepare = blocks_module._same
+
+    def timed(fn):
+        fn = prepare(fn)
+
+        def run(item):
+            start = time.perf_counter()
+            try:
+                return fn(item)
+            finally:
+                tasks.append((getattr(fn, "__qualname__", "?"), start, time.perf_counter()))
+        return run
+
+    blocks_module._same = timed
     import zarr
 
     from spectrotomo import segmentation as seg
@@ -155,6 +172,14 @@ def main():
         hp = " / ".join(f"{h[k]:.0f}" for k in ("used", "free", "mmap")) if h else "-"
         print(f"{name:24s} {(at - base) / 2**20:7.0f} {(peak - base) / 2**20:7.0f}"
               f"{'':17s}  {hp}  ({b - a:.1f} s)")
+    by_fn = {}
+    for name, a, b in tasks:
+        sel = (s[:, 0] >= a) & (s[:, 0] <= b)
+        if sel.any():
+            by_fn[name] = max(by_fn.get(name, 0), s[sel, 1].max())
+    print("highest RSS while a block task of each function ran (MiB above base):")
+    for name, peak in sorted(by_fn.items(), key=lambda kv: -kv[1])[:12]:
+        print(f"  {name:60s} {(peak - base) / 2**20:7.0f}")
     if args.tracemalloc:
         import tracemalloc
 

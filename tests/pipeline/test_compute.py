@@ -180,6 +180,8 @@ def test_missing_cluster_extra_names_it(monkeypatch):
 
 
 def test_slurm_job_script_carries_worker_limits():
+    import os
+
     pytest.importorskip("dask_jobqueue")
     cfg = config_from_dict({"compute": {"cluster": "slurm", "threads_per_worker": 4,
                                         "memory_limit_gb": 6}})
@@ -193,6 +195,7 @@ def test_slurm_job_script_carries_worker_limits():
     assert "--memory-limit 6.00GiB" in script and "#SBATCH --mem=6G" in script
     assert "export DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False" in script
     assert "export DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL=500ms" in script
+    assert f"export MALLOC_ARENA_MAX={os.environ.get('MALLOC_ARENA_MAX', '1')}" in script
 
 
 def test_local_cluster_workers_get_threads_and_no_profiler():
