@@ -6,7 +6,8 @@ phase: RSS at its start, the highest RSS while it ran, and glibc's heap at its e
 (``mallinfo2``: bytes in use, bytes free but kept in the arenas, mmapped bytes).
 
 Usage: PYTHONPATH=src python gpu_bench/diagnostics/seg_memory.py CACHE/large.zarr
-       [--chunk 64] [--workers 2] [--mode segment|profile] [--tracemalloc]
+       [--chunk 64] [--workers 2] [--mode segment|profile] [--tracemalloc] [--arena-max N]
+Also prints the highest RSS while a block task of each kind (block function) ran.
 (inputs: ``gpu_bench/scale_bench.py --cache CACHE`` builds them; profile reads the
 ``out-<name>`` whole-volume outputs scale_bench writes next to them.)
 """
@@ -79,23 +80,10 @@ def main():
     parser.add_argument("--mode", default="segment", choices=["segment", "profile"])
     parser.add_argument("--tracemalloc", action="store_true")
     parser.add_argument("--arena-max", type=int, help="mallopt(M_ARENA_MAX) in this process")
-    parser.add_argument("--trim", action="store_true", help="malloc_trim(0) after every block")
     args = parser.parse_args()
     libc = ctypes.CDLL("libc.so.6")
     if args.arena_max:
         print("mallopt(M_ARENA_MAX)", libc.mallopt(-8, args.arena_max))
-    if args.trim:
-        from spectrotomo.segmentation import _blocks
-
-        def trimmed(fn):
-            def run(item):
-                try:
-                    return fn(item)
-                finally:
-                    libc.malloc_trim(0)
-            return run
-
-        _blocks._same = trimmed
     tasks = []  # (block function, start, end): the RSS while each kind of block task ran
     from spectrotomo.segmentation import _blocks as blocks_module
 
@@ -173,10 +161,10 @@ def main():
         print(f"{name:24s} {(at - base) / 2**20:7.0f} {(peak - base) / 2**20:7.0f}"
               f"{'':17s}  {hp}  ({b - a:.1f} s)")
     by_fn = {}
-    for name, a, b in tasks:
-        sel = (s[:, 0] >= a) & (s[:, 0] <= b)
-        if sel.any():
-            by_fn[name] = max(by_fn.get(name, 0), s[sel, 1].max())
+    for name, a, b in tasks:  # samples are in time order
+        lo, hi = np.searchsorted(s[:, 0], [a, b], side="left")
+        if hi > lo:
+            by_fn[name] = max(by_fn.get(name, 0), s[lo:hi, 1].max())
     print("highest RSS while a block task of each function ran (MiB above base):")
     for name, peak in sorted(by_fn.items(), key=lambda kv: -kv[1])[:12]:
         print(f"  {name:60s} {(peak - base) / 2**20:7.0f}")
