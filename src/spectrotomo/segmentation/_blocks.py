@@ -43,8 +43,8 @@ _EXECUTOR: contextvars.ContextVar = contextvars.ContextVar("spectrotomo_blocks",
 #: chunks one zarr read decodes at once inside the block loops (zarr's default: 10). A halo
 #: read of an inner block spans 27 store chunks; 10 decoded at once held 25-30 MiB of buffers
 #: per read for a 5 MiB result (int64, 64^3 chunks), 12-15 MiB at 1. Segment, 256^3 at chunk
-#: 64, 2 threads: peak 264 -> 239 MiB, CPU 99.8 -> 94.0 s (single runs at load ~20; 128^3,
-#: whose reads span <= 8 chunks: 217 -> 203 MiB; gpu_bench/RESULTS.seg.md "scale").
+#: 64, 2 threads: peak 264 -> 239-244 MiB, CPU 99.8 -> 91-94 s (single runs at load ~20; 128^3,
+#: whose reads span <= 8 chunks: 217 -> 196-203 MiB; gpu_bench/RESULTS.seg.md "scale").
 ZARR_CONCURRENCY = 2
 
 
