@@ -72,6 +72,12 @@ def _amount_bias(chem: xr.Dataset, truth: xr.Dataset) -> dict[str, float]:
     return out
 
 
+#: The truth variables the 3D errors compare in the reconstruction's frame (mask,
+#: classes, amounts over the interior, 3D valence); the others are not shifted.
+_FRAME_VARIABLES = ("particle", "occupancy", "depth", "void", "crack", "composition_class",
+                    "density", "valence")
+
+
 def truth_errors(store) -> dict:
     """Errors of a finished run against the simulator's ground truth in ``store``.
 
@@ -90,7 +96,7 @@ def truth_errors(store) -> dict:
     frame = truth
     if "od" in groups:
         od = io.read_group(store, "od")
-        frame = truth_in_frame(truth, registered_z_shift(raw, od))
+        frame = truth_in_frame(truth, registered_z_shift(raw, od), variables=_FRAME_VARIABLES)
         errors["truth_frame_shift_z_vox"] = float(frame.attrs["frame_shift_z_vox"])
         errors["center_error_px"] = abs(float(od.attrs["center"]) - float(raw.attrs["true_center"]))
         if "true_shift" in raw and raw["true_shift"].dims[0] == "angle":
