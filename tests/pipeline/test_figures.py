@@ -77,3 +77,22 @@ def test_one_pixel_thick_plane_draws_without_warning(tmp_path):
     assert _extent(da.isel(z=0)) == [-10.0, 110.0, 90.0, -10.0]  # edges, in nm
     assert _extent(da.isel(y=2)) == [-10.0, 110.0, 50.0, 30.0]  # z: x's 20 nm step
     assert orthoslices(da, tmp_path / "m.png").stat().st_size > 0
+
+
+def test_figures_drawn_in_threads_equal_those_drawn_one_by_one(tmp_path, rng):
+    # the report draws its figures in a thread pool: bare Agg figures, no pyplot state
+    import matplotlib.pyplot as plt
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    maps = [_map(rng) for _ in range(4)]
+    one = [orthoslices(m, tmp_path / f"one_{i}.png", mask=m.values > 0.2)
+           for i, m in enumerate(maps)]
+    open_before = plt.get_fignums()
+    with ThreadPoolExecutor(3) as pool:
+        many = list(pool.map(lambda i: orthoslices(maps[i], tmp_path / f"many_{i}.png",
+                                                   mask=maps[i].values > 0.2), range(4)))
+    assert plt.get_fignums() == open_before  # nothing registered with pyplot
+    for a, b in zip(one, many):
+        assert np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))

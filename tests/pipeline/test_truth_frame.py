@@ -61,3 +61,13 @@ def test_mask_errors_in_the_frame_are_exact_for_a_shifted_volume(truth):
     frame = _mask_errors(mask, truth_in_frame(truth, 1.0))
     assert frame["mask_iou"] == 1.0 and set(frame["extent_error_vox"].values()) == {0}
     assert registered_z_shift(raw.drop_vars("true_energy_shift"), od) == 0.0
+
+
+def test_chosen_variables_equal_the_whole_shift(truth):
+    # the report shifts only the variables its errors use (in threads, one per variable)
+    whole = truth_in_frame(truth, 0.37)
+    part = truth_in_frame(truth, 0.37, variables=("particle", "density", "composition_class"))
+    assert set(part.data_vars) == {"particle", "density", "composition_class"}
+    for name in part.data_vars:
+        np.testing.assert_array_equal(part[name].values, whole[name].values, err_msg=name)
+    assert part.attrs["frame_shift_z_vox"] == 0.37

@@ -151,11 +151,14 @@ def test_final_store_equals_an_uninterrupted_run_bit_for_bit(chain):
 
 
 def test_the_temporary_a_kill_left_is_removed_by_the_rerun(chain):
-    # the kill inside acquire left a half-written temporary store beside the store
+    # the kill inside acquire left half-written temporary stores beside the store (one
+    # per input group being written: acquire writes truth/raw_xanes/references side by side)
     left = chain["kills"][0]["temporaries"]
-    assert len(left) == 1 and not left[0].exists() and _temporaries(chain["store"]) == []
-    assert f"removed 1 temporary file(s)/folder(s) that run left unfinished: {left[0].name}" \
-        in chain["kills"][1]["out"]
+    assert 1 <= len(left) <= 3 and not any(t.exists() for t in left)
+    assert _temporaries(chain["store"]) == []
+    out = chain["kills"][1]["out"]
+    assert f"removed {len(left)} temporary file(s)/folder(s) that run left unfinished: " in out
+    assert all(t.name in out for t in left), out
 
 
 def test_taking_over_a_dead_writers_lock_removes_its_leftovers(tmp_path):

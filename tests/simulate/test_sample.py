@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import xarray as xr
 
 from spectrotomo import validate_tilt_series
@@ -54,3 +55,22 @@ def test_pixel_size_metadata_reaches_both_series():
         np.testing.assert_allclose(ts["pixel_size_energy"].values,
                                    36.0 / ts["true_scale"].values, rtol=1e-12)
     assert "pixel_size_energy" not in sample("tiny", seed=0)["tilt_series"].to_dataset().coords
+
+
+def test_on_truth_gets_the_truth_before_the_series_and_its_error_is_raised():
+    seen = []
+    tree = sample("tiny", seed=1, on_truth=seen.append)
+    assert len(seen) == 1
+    xr.testing.assert_identical(seen[0], tree["truth"].to_dataset())
+    # the series simulated beside on_truth are those of a run without it
+    plain = sample("tiny", seed=1)
+    np.testing.assert_array_equal(tree["tilt_series"]["projections"].values,
+                                  plain["tilt_series"]["projections"].values)
+    np.testing.assert_array_equal(tree["xanes"]["projections"].values,
+                                  plain["xanes"]["projections"].values)
+
+    def fails(truth):
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        sample("tiny", seed=1, on_truth=fails)

@@ -14,7 +14,7 @@ import xarray as xr
 from ..segmentation import CLASS_LEGEND
 
 __all__ = ["orthoslices", "label_orthoslices", "histogram", "center_scores", "robust_limits",
-           "masked_cmap", "CLASS_NAMES", "CLASS_COLORS", "class_fraction_table"]
+           "masked_cmap", "new_figure", "CLASS_NAMES", "CLASS_COLORS", "class_fraction_table"]
 
 #: Composition class value -> display name and colour, from the segmentation's one
 #: legend (:data:`spectrotomo.segmentation.CLASS_LEGEND`).
@@ -31,13 +31,19 @@ def class_fraction_table(classes: np.ndarray) -> dict[str, float]:
     return {CLASS_NAMES[c]: float((classified == c).sum() / n) for c in (1, 2, 3)}
 
 
-def _pyplot():
-    import matplotlib
+def new_figure(**kwargs):
+    """A matplotlib ``Figure(**kwargs)`` on its own Agg canvas.
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    No pyplot state (no global figure list, no backend switch): the report draws
+    its figures in threads, and nothing needs closing; the figure is freed with
+    its last reference.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    return plt
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def _central_planes(da: xr.DataArray) -> list[tuple[str, xr.DataArray]]:
@@ -70,15 +76,15 @@ def _extent(plane: xr.DataArray) -> list[float]:
 
 def _draw_planes(planes, draw):
     """One axis per plane, labelled in nm; ``draw(ax, plane)`` renders it."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(planes), figsize=(4.2 * len(planes), 4), squeeze=False)
+    fig = new_figure(figsize=(4.2 * len(planes), 4))
+    axes = fig.subplots(1, len(planes), squeeze=False)
     artist = None
     for ax, (label, plane) in zip(axes[0], planes):
         artist = draw(ax, plane)
         ax.set_title(label)
         ax.set_xlabel(f"{plane.dims[1]} (nm)")
         ax.set_ylabel(f"{plane.dims[0]} (nm)")
-    return plt, fig, axes, artist
+    return fig, axes, artist
 
 
 def robust_limits(values, mask=None, percentiles=(1.0, 99.0)) -> tuple[float, float]:
@@ -115,7 +121,7 @@ def orthoslices(da: xr.DataArray, path, *, title: str | None = None, cmap: str =
     planes = _central_planes(da)
     vmin, vmax = robust_limits(da.values, percentiles=percentiles)
     colours = masked_cmap(cmap)
-    plt, fig, axes, im = _draw_planes(planes, lambda ax, plane: ax.imshow(
+    fig, axes, im = _draw_planes(planes, lambda ax, plane: ax.imshow(
         plane.values, cmap=colours, vmin=vmin, vmax=vmax, extent=_extent(plane),
         interpolation="nearest"))
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.85, extend="both",
@@ -124,7 +130,6 @@ def orthoslices(da: xr.DataArray, path, *, title: str | None = None, cmap: str =
                  f"{'inside the particle' if mask is not None else 'of all voxels'})")
     path = Path(path)
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return path
 
 
@@ -138,7 +143,7 @@ def label_orthoslices(labels: xr.DataArray, path, *, names: dict[int, str],
     palette = [colors.get(i, "#000000") for i in range(n)]
     cmap = ListedColormap(palette)
     planes = _central_planes(labels)
-    plt, fig, axes, _ = _draw_planes(planes, lambda ax, plane: ax.imshow(
+    fig, axes, _ = _draw_planes(planes, lambda ax, plane: ax.imshow(
         plane.values, cmap=cmap, vmin=-0.5, vmax=n - 0.5, extent=_extent(plane),
         interpolation="nearest"))
     handles = [Patch(color=colors.get(i, "#000000"), label=names[i]) for i in sorted(names)]
@@ -146,19 +151,18 @@ def label_orthoslices(labels: xr.DataArray, path, *, names: dict[int, str],
     fig.suptitle(title or str(labels.name))
     path = Path(path)
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return path
 
 
 def histogram(da: xr.DataArray, path, *, mask=None, bins: int = 100,
               title: str | None = None) -> Path:
     """Write a histogram of the finite values of ``da`` (inside ``mask`` if given)."""
-    plt = _pyplot()
     values = np.asarray(da.values, dtype=float)
     if mask is not None:
         values = values[np.asarray(mask, dtype=bool)]
     values = values[np.isfinite(values)]
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig = new_figure(figsize=(5, 3.5))
+    ax = fig.subplots()
     ax.hist(values.ravel(), bins=bins, color="#4472c4")
     ax.set_xlabel(f"{da.name or ''} ({da.attrs.get('units', '?')})")
     ax.set_ylabel("voxels")
@@ -166,7 +170,6 @@ def histogram(da: xr.DataArray, path, *, mask=None, bins: int = 100,
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return path
 
 
@@ -178,10 +181,10 @@ def center_scores(scores: xr.Dataset, path) -> Path:
     ``attrs["center"]`` (px) and ``attrs["center_method"]``, as the
     pipeline's ``od`` group stores them.
     """
-    plt = _pyplot()
     x, metric = scores["center_score_x"], scores["center_score"]
     order = np.argsort(x.values)
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig = new_figure(figsize=(5, 3.2))
+    ax = fig.subplots()
     ax.plot(x.values[order], metric.values[order], ".-", lw=0.8)
     method, center = scores.attrs["center_method"], float(scores.attrs["center"])
     if x.attrs.get("units") == "px":
@@ -192,5 +195,4 @@ def center_scores(scores: xr.Dataset, path) -> Path:
     ax.set_ylabel(metric.attrs["long_name"])
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return Path(path)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import io
-from ._figures import _extent, _pyplot, masked_cmap, robust_limits
+from ._figures import _extent, masked_cmap, new_figure, robust_limits
 from ._figures import CLASS_COLORS, CLASS_NAMES, class_fraction_table as _class_fractions
 
 __all__ = ["summary_figure"]
@@ -108,9 +108,8 @@ def summary_figure(store, path, *, title: str | None = None) -> Path:
     profiles = io.read_group(store, "profiles").load()
     val = io.read_group(store, "valence").load() if "valence" in groups else None
     elements = list(val["element"].values) if val is not None else []
-    plt = _pyplot()
     ncol = max(3, len(elements))
-    fig = plt.figure(figsize=(4.0 * ncol, 11.5), layout="constrained")
+    fig = new_figure(figsize=(4.0 * ncol, 11.5), layout="constrained")
     grid = fig.add_gridspec(3, ncol)
     mask = seg_ds["mask"]
     z = seg_ds.sizes["z"] // 2
@@ -152,5 +151,4 @@ def summary_figure(store, path, *, title: str | None = None) -> Path:
                  fontsize=12)
     path = Path(path)
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return path

@@ -26,7 +26,8 @@ def dual_energies(elements=("O", "Mn", "Co", "Ni")) -> np.ndarray:
 
 def sample(preset: str = "small", *, seed: int = 0,
            imperfections: Imperfections = MILD_IMPERFECTIONS,
-           calibration: Calibration = SCAN_CALIBRATION, pixel_size_metadata: bool = False, **overrides) -> xr.DataTree:
+           calibration: Calibration = SCAN_CALIBRATION, pixel_size_metadata: bool = False,
+           on_truth=None, **overrides) -> xr.DataTree:
     """Simulate a whole measurement of one particle.
 
     Parameters
@@ -47,6 +48,10 @@ def sample(preset: str = "small", *, seed: int = 0,
     pixel_size_metadata : bool
         Both series record the true per-energy pixel size
         (``pixel_size_energy``, see :func:`tilt_series`; off by default).
+    on_truth : callable, optional
+        Called with the truth dataset as soon as it is simulated, before the
+        series (e.g. to write it while they are simulated); it runs in a thread
+        beside them and its errors are raised here.
     **overrides
         Passed to :func:`particle` (e.g. ``composition="ncm811"``).
 
@@ -58,16 +63,26 @@ def sample(preset: str = "small", *, seed: int = 0,
         at 25 energies, one angle 0 deg) and ``references`` (``spectra`` from
         :func:`spectrotomo.spectra.builtin_references`, absolute cross sections).
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     truth = particle(preset, seed=seed, **overrides)
     step = float(PRESETS[preset].get("angle_step_deg", 1.0))
     angles = np.arange(-65.0, 65.0 + step / 2, step)
     meta = {"pixel_size_metadata": bool(pixel_size_metadata), "calibration": calibration}
-    ts = tilt_series(truth, energies=dual_energies(), angles=angles, seed=seed + 1,
-                     imperfections=imperfections, **meta)
     # one angle: no jitter, rotation centre or rings to speak of
     xanes_imp = replace(imperfections, jitter_px=0.0, center_offset_px=0.0, ring_strength=0.0)
-    xanes = tilt_series(truth, energies=XANES_ENERGIES, angles=[0.0], seed=seed + 2,
-                        imperfections=xanes_imp, **meta)
+    # the XANES scan (and on_truth) beside the dual-energy series: each has its own seed,
+    # so the counts are those of one after the other; the series' serial parts (cross
+    # sections, the projection matrix, component volumes) then overlap
+    with ThreadPoolExecutor(2, thread_name_prefix="spectrotomo-simulate") as pool:
+        beside = [pool.submit(on_truth, truth)] if on_truth is not None else []
+        xanes = pool.submit(tilt_series, truth, energies=XANES_ENERGIES, angles=[0.0],
+                            seed=seed + 2, imperfections=xanes_imp, **meta)
+        ts = tilt_series(truth, energies=dual_energies(), angles=angles, seed=seed + 1,
+                         imperfections=imperfections, **meta)
+        xanes = xanes.result()
+        for done in beside:
+            done.result()
     refs = xr.Dataset({"spectra": builtin_references(normalized=False)}, attrs={"synthetic": True})
     tree = xr.DataTree.from_dict({"truth": truth, "tilt_series": ts, "xanes": xanes, "references": refs})
     tree.attrs.update({"preset": preset, "seed": int(seed), "synthetic": True,

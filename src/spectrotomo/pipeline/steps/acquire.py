@@ -169,15 +169,27 @@ def _write_inputs(ctx: RunContext, tree, groups: dict[str, str]) -> None:
     """Write the ``tree`` children as store groups (child -> group), ``raw`` last.
 
     ``raw`` marks the acquire step complete, so it is written after the other
-    input groups; groups already complete (a run killed part-way through this
-    step) are kept unless ``[output] overwrite``.
+    input groups (those side by side in threads: each compresses its own arrays);
+    groups already complete (a run killed part-way through this step) are kept
+    unless ``[output] overwrite``.
     """
-    for child, group in sorted(groups.items(), key=lambda kv: kv[1] == "raw"):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..._backend import host_threads
+
+    def write(child):
+        group = groups[child]
         if io.is_complete(ctx.store, group) and not ctx.overwrite:
-            continue
+            return
         data = tree[child]
         io.write(ctx.store, group, data if isinstance(data, xr.Dataset)
                  else data.to_dataset(inherit=False), overwrite=True)
+
+    first = [child for child, group in groups.items() if group != "raw"]
+    with ThreadPoolExecutor(max(1, min(host_threads(), len(first)))) as pool:
+        list(pool.map(write, first))
+    for child in groups.keys() - set(first):
+        write(child)
 
 
 def _check_simulated(source: Source, cfg) -> None:
@@ -209,9 +221,14 @@ def acquire(ctx: RunContext) -> None:
                               **({"xanes_file": "raw_xanes"} if extra else {})})
     if source.kind == "simulate":
         _check_simulated(source, cfg.input)
-        tree = simulate_preset(source.target, seed=cfg.input.seed,
-                               pixel_size_metadata=cfg.input.pixel_size_metadata)
         groups = simulated_groups(source.target)
+        early = {}
+        if "xanes" in groups:  # sample(): the truth is written while the series are simulated
+            early["on_truth"] = lambda truth: _write_inputs(ctx, {"truth": truth},
+                                                            {"truth": "truth"})
+            groups.pop("truth")
+        tree = simulate_preset(source.target, seed=cfg.input.seed,
+                               pixel_size_metadata=cfg.input.pixel_size_metadata, **early)
         if extra:  # a measured XANES scan replaces the simulated one
             groups.pop("xanes", None)
             groups["xanes_file"] = "raw_xanes"

@@ -25,9 +25,10 @@ _PROFILE_FILES = {"tm_o_ratio": "tm_o", "electron_density": "electron_density",
                   "valence3d": "valence3d"}
 
 
-def _profile_tables(store, out_dir: Path, *, figures: bool = True) -> dict:
-    """CSV (and PNG) tables of the scalar maps in the ``profiles`` group, and the
-    median of each per shell for the summary."""
+def _profile_tables(store, out_dir: Path, draw=None) -> dict:
+    """CSV (and PNG, drawn by ``draw(fn, *args, **kwargs)`` unless None) tables of the
+    scalar maps in the ``profiles`` group, and the median of each per shell for the
+    summary."""
     from ... import segmentation as seg
     from .profile import profile_table_of
 
@@ -46,8 +47,8 @@ def _profile_tables(store, out_dir: Path, *, figures: bool = True) -> dict:
             if f"{quantity}_smoothed_mean_by_{by}" in profiles:  # what the classes use
                 smoothed = profile_table_of(profiles, f"{quantity}_smoothed", by)
                 seg.to_csv(smoothed, out_dir / f"{stem}_smoothed_by_{by}.csv")
-            if figures:
-                seg.plot_profile(table, out_dir / f"{stem}_by_{by}.png", smoothed=smoothed)
+            if draw:
+                draw(seg.plot_profile, table, out_dir / f"{stem}_by_{by}.png", smoothed=smoothed)
             if by == "shell":
                 # nested per element for valence3d (element, shell)
                 summary[f"{stem}_mean_by_shell"] = table["mean"].values.astype(float).tolist()
@@ -71,6 +72,12 @@ def _amount_bias(chem: xr.Dataset, truth: xr.Dataset) -> dict[str, float]:
     return out
 
 
+#: The truth variables the 3D errors compare in the reconstruction's frame (mask,
+#: classes, amounts over the interior, 3D valence); the others are not shifted.
+_FRAME_VARIABLES = ("particle", "occupancy", "depth", "void", "crack", "composition_class",
+                    "density", "valence")
+
+
 def truth_errors(store) -> dict:
     """Errors of a finished run against the simulator's ground truth in ``store``.
 
@@ -89,7 +96,7 @@ def truth_errors(store) -> dict:
     frame = truth
     if "od" in groups:
         od = io.read_group(store, "od")
-        frame = truth_in_frame(truth, registered_z_shift(raw, od))
+        frame = truth_in_frame(truth, registered_z_shift(raw, od), variables=_FRAME_VARIABLES)
         errors["truth_frame_shift_z_vox"] = float(frame.attrs["frame_shift_z_vox"])
         errors["center_error_px"] = abs(float(od.attrs["center"]) - float(raw.attrs["true_center"]))
         if "true_shift" in raw and raw["true_shift"].dims[0] == "angle":
@@ -197,58 +204,69 @@ def write_report(ctx) -> dict:
     ``summary.json``/``summary.csv`` in ``ctx.report_dir``."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from ..._backend import host_threads
+
     out = Path(ctx.report_dir)
     out.mkdir(parents=True, exist_ok=True)
     store = ctx.store
-    # the errors against the truth are numpy (GIL released) and the figures mostly
-    # matplotlib Python: computed side by side, they keep two cores busy. Drawing some
-    # figures in a child process was measured and dropped: its imports and store reads
-    # cost more than it took off this one (demo, loaded VM: 8.3-9.2 -> 11.4-12.1 CPU s,
-    # CPU / runnable no better; gpu_bench/RESULTS.pipeline.md)
-    with ThreadPoolExecutor(1, thread_name_prefix="spectrotomo-report") as pool:
-        errors = pool.submit(truth_errors, store)
-        summary = _report(ctx, out, store)
+    # the errors against the truth are numpy (GIL released) and run beside the rest.
+    # Figures are drawn in their own threads (bare Agg figures, no pyplot state): their
+    # image resampling and PNG compression release the GIL. Drawing some figures in a
+    # child process was measured and dropped: its imports and store reads cost more
+    # than it took off this one (demo, loaded VM: 8.3-9.2 -> 11.4-12.1 CPU s, CPU /
+    # runnable no better; gpu_bench/RESULTS.pipeline.md)
+    with ThreadPoolExecutor(1, thread_name_prefix="spectrotomo-report") as side, \
+            ThreadPoolExecutor(host_threads(), thread_name_prefix="spectrotomo-figure") as pool:
+        errors = side.submit(truth_errors, store)
+        drawn = []
+
+        def draw(fn, *args, **kwargs):  # one figure, in the pool
+            drawn.append(pool.submit(fn, *args, **kwargs))
+
+        summary = _report(ctx, out, store, draw if ctx.config.output.figures else None)
+        for figure in drawn:
+            figure.result()  # a figure's error is the step's
         summary["errors_vs_truth"] = errors.result()
     return _finish(ctx, out, store, summary)
 
 
-def _report(ctx, out: Path, store) -> dict:
-    """Figures and profile tables; the summary without the errors against the truth."""
+def _report(ctx, out: Path, store, draw) -> dict:
+    """Profile tables and the summary without the errors against the truth; each
+    figure goes to ``draw(fn, *args, **kwargs)`` (None: no figures)."""
     groups = io.list_groups(store)
+    if draw and "chemistry" in groups:  # the largest figure first: it reads its own data
+        from .._summary_figure import summary_figure
+
+        draw(summary_figure, store, out / "summary_figure.png")
     seg_ds = io.read_group(store, "segmentation")  # what is drawn and counted, not all
     seg_ds = seg_ds[[v for v in ("mask", "pores", "cracks", "composition_class")
                      if v in seg_ds]].load()  # no classes without chemistry (phase runs)
-    figures = ctx.config.output.figures
     summary = {"porosity": float((seg_ds["pores"].values > 0).sum()
                                  / max(seg_ds["mask"].values.sum(), 1)),
                "crack_fraction": float((seg_ds["cracks"].values > 0).sum()
                                        / max(seg_ds["mask"].values.sum(), 1))}
-    if figures and "od" in groups:
-        _center_figure(store, out)
+    if draw and "od" in groups:
+        _center_figure(store, out, draw)
     if "density" in groups:
-        summary.update(_density_report(store, seg_ds, out, figures=figures))
-    elif figures:
+        summary.update(_density_report(store, seg_ds, out, draw))
+    elif draw:
         mu = io.read_group(store, "recon")["mu"]
-        orthoslices(mu.isel(energy=-1).load(), out / "mu_highest_energy.png",
-                    title=f"linear attenuation at {float(mu.energy[-1]):.1f} eV")
+        draw(orthoslices, mu.isel(energy=-1).load(), out / "mu_highest_energy.png",
+             title=f"linear attenuation at {float(mu.energy[-1]):.1f} eV")
     if "chemistry" in groups:
-        summary.update(_chemistry_report(store, seg_ds, out, figures=figures))
+        summary.update(_chemistry_report(store, seg_ds, out, draw))
     if "valence" in groups:
         val = io.read_group(store, "valence").load()
         for el in val["element"].values:
             da = val["valence"].sel(element=el)
-            if figures:
+            if draw:
                 quality = val["quality_mask"].sel(element=el) if "quality_mask" in val else None
-                orthoslices(da, out / f"valence_{el}_2d.png", mask=quality,
-                            title=f"{el} effective valence (2D)", cmap="plasma")
+                draw(orthoslices, da, out / f"valence_{el}_2d.png", mask=quality,
+                     title=f"{el} effective valence (2D)", cmap="plasma")
             summary[f"mean_valence_{el}_2d"] = float(np.nanmean(da.values))
     if "valence3d" in groups:
-        summary.update(valence3d_report(store, out, figures=figures))
-    summary.update(_profile_tables(store, out, figures=figures))
-    if figures and "chemistry" in groups:
-        from .._summary_figure import summary_figure
-
-        summary_figure(store, out / "summary_figure.png")
+        summary.update(valence3d_report(store, out, figures=draw is not None, draw=draw))
+    summary.update(_profile_tables(store, out, draw))
     return summary
 
 
@@ -275,44 +293,46 @@ def ome_zarr_dir(store) -> Path:
     return store.with_suffix("").parent / (store.with_suffix("").name + "-ome")
 
 
-def _center_figure(store, out: Path) -> None:
+def _center_figure(store, out: Path, draw) -> None:
     """``center_scores.png``: the automatic centre search's candidates and metric."""
     od = io.read_group(store, "od")
     if "center_score" in od:
-        center_scores(od[["center_score_x", "center_score"]].load().assign_attrs(od.attrs),
-                      out / "center_scores.png")
+        draw(center_scores, od[["center_score_x", "center_score"]].load().assign_attrs(od.attrs),
+             out / "center_scores.png")
 
 
-def _density_report(store, seg_ds: xr.Dataset, out: Path, *, figures: bool = True) -> dict:
-    """Electron-density figures and mean values of a phase-contrast run."""
+def _density_report(store, seg_ds: xr.Dataset, out: Path, draw=None) -> dict:
+    """Electron-density figures (by ``draw``, unless None) and mean values of a
+    phase-contrast run."""
     dens = io.read_group(store, "density").load()
     rho = dens["electron_density"].isel(energy=0)
     mask = seg_ds["mask"].values
-    if figures:
-        orthoslices(rho, out / "electron_density.png", title="electron density", mask=mask)
-        histogram(rho, out / "electron_density_histogram.png", mask=mask)
+    if draw:
+        draw(orthoslices, rho, out / "electron_density.png", title="electron density",
+             mask=mask)
+        draw(histogram, rho, out / "electron_density_histogram.png", mask=mask)
     return {"mean_electron_density": float(rho.values[mask].mean()) if mask.any() else None}
 
 
-def _chemistry_report(store, seg_ds: xr.Dataset, out: Path, *,
-                      figures: bool = True) -> dict:
-    """Element, TM/O and composition-class figures, class fractions and profiles."""
+def _chemistry_report(store, seg_ds: xr.Dataset, out: Path, draw=None) -> dict:
+    """Element, TM/O and composition-class figures (by ``draw``, unless None), class
+    fractions and profiles."""
     chem = io.read_group(store, "chemistry").load()
-    if figures:
-        _chemistry_figures(chem, seg_ds, out)
+    if draw:
+        _chemistry_figures(chem, seg_ds, out, draw)
     return {"class_fractions": class_fraction_table(seg_ds["composition_class"].values)}
 
 
-def _chemistry_figures(chem: xr.Dataset, seg_ds: xr.Dataset, out: Path) -> None:
+def _chemistry_figures(chem: xr.Dataset, seg_ds: xr.Dataset, out: Path, draw) -> None:
     mask = seg_ds["mask"].values
     for el in chem["element"].values:
-        orthoslices(chem["amount"].sel(element=el), out / f"amount_{el}.png",
-                    title=f"{el} amount", mask=mask)
-    orthoslices(chem["tm_o_ratio"], out / "tm_o_ratio.png", title="TM/O atomic ratio",
-                mask=mask)
-    histogram(chem["tm_o_ratio"], out / "tm_o_histogram.png", mask=seg_ds["mask"].values)
-    label_orthoslices(seg_ds["composition_class"], out / "composition_classes.png",
-                      names=CLASS_NAMES, colors=CLASS_COLORS, title="composition classes")
+        draw(orthoslices, chem["amount"].sel(element=el), out / f"amount_{el}.png",
+             title=f"{el} amount", mask=mask)
+    draw(orthoslices, chem["tm_o_ratio"], out / "tm_o_ratio.png", title="TM/O atomic ratio",
+         mask=mask)
+    draw(histogram, chem["tm_o_ratio"], out / "tm_o_histogram.png", mask=mask)
+    draw(label_orthoslices, seg_ds["composition_class"], out / "composition_classes.png",
+         names=CLASS_NAMES, colors=CLASS_COLORS, title="composition classes")
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
