@@ -34,7 +34,7 @@ from ._shells import shells
 from ._smooth import masked_smooth
 from ._layerpool import surface_layer_pooling
 from ._segment import SegmentResult, segment_volume
-from ._blockstats import profile_table_blocks
+from ._blockstats import profile_table_blocks, profile_tables_blocks
 from ._stats import profile_table
 from ._stats import region_stats
 from ._stats import to_csv
@@ -55,6 +55,7 @@ __all__ = [
     "plot_profile",
     "profile_table",
     "profile_table_blocks",
+    "profile_tables_blocks",
     "region_stats",
     "segment_volume",
     "SegmentResult",
