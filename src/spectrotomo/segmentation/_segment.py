@@ -105,7 +105,9 @@ def segment_volume(volume, *, spacing, chunk: int = 128, n_shells: int = 5, amou
         Where the intermediate arrays go (default: the temporary directory).
     workers : int, optional
         Threads running the blocks (default ``OMP_NUM_THREADS`` or the CPU
-        count; 1: serial). Results do not depend on it.
+        count; 1: serial). With fewer blocks than threads the idle ones run
+        independent stages side by side and split exact work inside a block
+        (:mod:`._threads`). Results do not depend on it.
     client : distributed.Client, optional
         Run the blocks as tasks on this dask cluster instead (``scratch_dir``
         and the inputs on a file system every worker sees).
@@ -136,25 +138,36 @@ def segment_volume(volume, *, spacing, chunk: int = 128, n_shells: int = 5, amou
         raise
 
 
-def _stored(vol, chunk, scratch):
-    """The energy-averaged volume written once to scratch: the stages read it ~14 times
-    (halos, selection passes), each read of ``MeanOver`` decoding every energy (on the
-    demo 0.25 CPU s per read against 0.02 s from scratch). Same values (the mean of a
-    voxel does not depend on the block it is read with)."""
-    out = scratch.array(vol.shape, np.float32, compress=False)  # noise barely compresses
+def _stored(arr, chunk, scratch):
+    """A lazy view (``MeanOver``, ``MetalOxygen``) written once to scratch, float32.
+
+    Why: the stages read the energy-averaged volume ~14 times (halos, selection
+    passes), each read of ``MeanOver`` decoding every energy (demo: 0.25 CPU s per
+    read against 0.02 s from scratch); the amounts' metal sums twice. Same values (a
+    voxel's mean or sum does not depend on the block it is read with).
+    """
+    shape = tuple(arr.shape)
+    out = scratch.array(shape, np.float32, compress=False)  # noise barely compresses
+    lead = (slice(None),) * (len(shape) - 3)
 
     def put(core):
-        out[core] = vol[core]
+        out[lead + core] = arr[lead + core]
 
-    map_blocks(put, blocks(vol.shape, chunk))
+    map_blocks(put, blocks(shape[-3:], chunk))
     return out
 
 
 def _segment(vol, amounts, sp, chunk, scratch, *, n_shells, elements, target, tolerance,
              smoothing_nm, surface_layer_nm, layer_pooling) -> SegmentResult:
+    if amounts is not None and target is None:
+        raise ValidationError("segment_volume: amounts given without a target TM/O")
+    stack = None if amounts is None else MetalOxygen(amounts, elements)  # checks elements
     if isinstance(vol, MeanOver):
         vol = _stored(vol, chunk, scratch)
-    mask, threshold = particle_mask_blocks(vol, chunk=chunk, scratch=scratch)
+    # the amounts' metal/O stack is copied beside the mask (which does not need it)
+    (mask, threshold), stack = concurrently(
+        lambda: particle_mask_blocks(vol, chunk=chunk, scratch=scratch),
+        lambda: stack and _stored(stack, chunk, scratch))
     kw = dict(spacing=sp, chunk=chunk, scratch=scratch)
 
     def by_depth():
@@ -171,10 +184,8 @@ def _segment(vol, amounts, sp, chunk, scratch, *, n_shells, elements, target, to
     # two independent stages at once: a volume of one block has one block per loop
     (depth, shell), (levels, pores, cracks) = concurrently(by_depth, by_level)
     arrays = {"mask": mask, "depth": depth, "shell": shell, "pores": pores, "cracks": cracks}
-    if amounts is not None:
-        if target is None:
-            raise ValidationError("segment_volume: amounts given without a target TM/O")
-        arrays.update(_classes(MetalOxygen(amounts, elements), arrays, sp, chunk, scratch,
+    if stack is not None:
+        arrays.update(_classes(stack, arrays, sp, chunk, scratch,
                                target=target, tolerance=tolerance,
                                smoothing_nm=smoothing_nm, surface_nm=surface_layer_nm,
                                pooling=layer_pooling))
@@ -187,7 +198,6 @@ def _classes(stack, arrays, sp, chunk, scratch, *, target, tolerance, smoothing_
     (:func:`surface_layer_pooling`), and its classes."""
     shape = tuple(arrays["mask"].shape)
     solid = scratch.array(shape, bool)
-
     step = float(sp.min())
     pool = pools(pooling, surface_nm, step)
 
