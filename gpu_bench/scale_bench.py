@@ -1,18 +1,24 @@
 """Scale benchmark of the segment and profile steps: time, CPU and peak memory vs size.
 
-For each size (64^3 ``small``, 128^3 ``demo``, 256^3 ``large`` simulator presets) an
-attenuation volume (Mn L3 above-edge, 3 % noise) and element amounts (truth x 5 %
-noise) are written once to a zarr cache; then, each in a fresh process (so that the
-peak RSS is the step's own):
+For each size (64^3 ``small``, 128^3 ``demo``, 256^3 ``large`` simulator presets; other
+sizes, or every size with ``--same-voxel``, ``large`` resized at its 10 nm voxels: ``_grown``) an attenuation volume (Mn L3 above-edge, 3 % noise) and
+element amounts (truth x 5 % noise) are written once to a zarr cache; then, each in a
+fresh process (so that the peak RSS is the step's own):
 
 * ``whole``  -- the whole-volume stage functions, as the pipeline ran them before;
 * ``blocks`` -- ``segment_volume`` block by block (``--chunk``), inputs read lazily;
-* ``profile`` -- ``profile_table_blocks`` of TM/O and the amounts by shell/depth/class.
+* ``profile`` -- ``profile_table_blocks`` of TM/O and the amounts by shell/depth/class
+  (of the whole run's segmentation; without a whole run, of the blocks run's).
 
-Printed: wall s, CPU s / wall s, peak RSS above the process's RSS after imports and
-opening the inputs (MiB), whether every block-wise output equals the whole-volume one,
-the growth exponent per step (time ~ voxels^k between the two largest sizes) and the
-projected time for 2048^3 (8 energies x 131 angles x 2048^2 gives one 2048^3 volume).
+Each child sets its allocator up as the pipeline sets up its processes and workers
+(``pipeline._compute.limit_malloc_arenas``: one glibc arena); ``--glibc-default`` leaves
+glibc's per-thread arenas.
+
+Printed: wall s, CPU s, CPU s / wall s, peak RSS above the process's RSS after imports and
+opening the inputs (MiB), whether every block-wise output equals the whole-volume one;
+per pair of consecutive sizes the growth exponent (CPU s ~ voxels^k), the peak ratio and
+the projected CPU hours for 2048^3 (8 energies x 131 angles x 2048^2 gives one 2048^3
+volume) and hours on 2 and 16 cores if the blocks kept every core busy.
 
 With ``--store demo-out/sample.zarr`` the reconstructed demo (its energy-mean attenuation
 and its amounts) is one more row.
@@ -20,8 +26,9 @@ and its amounts) is one more row.
 ``--workers N`` runs the blocks on N threads (default: ``OMP_NUM_THREADS`` or the
 CPUs; 1 = serial); the outputs are the same bits whatever N.
 
-Usage: python gpu_bench/scale_bench.py [--sizes 64 128 256] [--chunk 64] [--cache DIR]
-                                       [--store STORE] [--workers N]
+Usage: python gpu_bench/scale_bench.py [--sizes 64 128 256 384] [--chunk 64] [--cache DIR]
+                                       [--store STORE] [--workers N] [--glibc-default]
+                                       [--same-voxel]
 """
 
 from __future__ import annotations
@@ -38,19 +45,37 @@ from pathlib import Path
 import numpy as np
 
 PRESET = {32: "tiny", 64: "small", 128: "demo", 256: "large"}
+
+
+def _grown(size: int) -> dict:
+    """``large`` (256^3 x 10 nm) resized to ``size``^3 at the same 10 nm voxels: particle
+    radius with the edge, grains, voids and cracks with the volume. For sizes beyond the
+    presets (384^3) and for a series at one voxel size (``--same-voxel``: the presets'
+    voxels differ, 12 nm at 128^3, and the smoothing halo in voxels with them)."""
+    f = size / 256
+    return {"shape": (size,) * 3, "radius_nm": 1000.0 * f, "n_grains": round(600 * f ** 3),
+            "n_voids": max(1, round(40 * f ** 3)), "n_cracks": max(1, round(20 * f ** 3))}
+
+
+def _name(size: int, same_voxel: bool) -> str:
+    if size in PRESET and not (same_voxel and size != 256):
+        return PRESET[size]
+    return f"large{size}"
 ELEMENTS = ["Mn", "Co", "Ni", "O"]
 
 
-def _build(size: int, cache: Path) -> Path:
+def _build(size: int, cache: Path, same_voxel: bool = False) -> Path:
     import zarr
 
     from spectrotomo import simulate
     from spectrotomo.spectra import EDGES
 
-    out = cache / f"{PRESET[size]}.zarr"
+    name = _name(size, same_voxel)
+    out = cache / f"{name}.zarr"
     if (out / "done").exists():
         return out
-    truth = simulate.particle(PRESET[size], seed=0)
+    truth = simulate.particle(name if name in PRESET.values() else "large", seed=0,
+                              **({} if name in PRESET.values() else _grown(size)))
     mu = simulate.attenuation(truth, [EDGES["Mn"]["above"]]).values[0]
     rng = np.random.default_rng(1)
     mu = (mu + rng.normal(0, 0.03 * mu.max(), mu.shape)).astype(np.float32)
@@ -91,10 +116,13 @@ def _whole(mu, amount, px, target):
     pores = seg.find_pores(mu, mask, spacing=px)
     cracks = seg.find_cracks(mu, mask, spacing=px)
     solid = mask & (pores == 0) & (cracks == 0)
-    tm, o = seg.masked_smooth(np.stack([a[:3].sum(axis=0), a[3]]), solid, sigma_nm=30,
-                              spacing=px, surface_nm=40)
+    stack = np.stack([a[:3].sum(axis=0), a[3]])
+    tm, o = seg.masked_smooth(stack, solid, sigma_nm=30, spacing=px, surface_nm=40)
     defined = solid & np.isfinite(tm) & np.isfinite(o) & (o > 0)
     ratio = np.where(defined, tm / np.where(defined, o, 1.0), np.nan).astype(np.float32)
+    ratio = seg.surface_layer_pooling(ratio, stack[0], stack[1], depth, mask=solid, spacing=px,
+                                      surface_nm=40, pooling=0.6)  # segment_volume's default
+    defined = np.isfinite(ratio)
     return {"mask": mask, "depth": depth, "shell": seg.shells(mask, 5, px, depth_map=depth),
             "pores": pores, "cracks": cracks, "tm_o_ratio_smoothed": ratio,
             "composition_class": seg.composition_classes(ratio, target, 0.05, mask=defined)}
@@ -109,13 +137,17 @@ def _hwm() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _child(mode: str, path: str, chunk: int, workers=None) -> dict:
-    """One measurement in this (fresh) process."""
+def _child(mode: str, path: str, chunk: int, workers=None, glibc_default=False) -> dict:
+    """One measurement in this (fresh) process, its allocator set up as the pipeline sets
+    up its own processes and workers (one glibc arena) unless ``glibc_default``."""
     import psutil
     import xarray as xr
     import zarr
 
     from spectrotomo import segmentation as seg
+    from spectrotomo.pipeline._compute import limit_malloc_arenas
+
+    arenas = None if glibc_default else limit_malloc_arenas()
 
     root = zarr.open_group(path, mode="r")
     mu, amount = root["mu"], root["amount"]
@@ -135,12 +167,17 @@ def _child(mode: str, path: str, chunk: int, workers=None) -> dict:
         wall, cpu = time.perf_counter() - t, time.process_time() - c
         peak = _hwm()
         same = {}
+        have_ref = (out_dir / "mask").exists()
+        out = None if have_ref else zarr.open_group(str(out_dir), mode="w")
         for k, v in res.arrays.items():  # after the timing: whole arrays only to compare
-            ref = zarr.open_array(str(out_dir / k), mode="r")[...]
             got = np.asarray(v[(slice(None),) * 3])
+            if out is not None:  # no whole-volume run (too large): the profile's input
+                out.create_array(k, data=got, chunks=(64,) * 3)
+                continue
+            ref = zarr.open_array(str(out_dir / k), mode="r")[...]
             same[k] = bool(np.array_equal(got, ref, equal_nan=got.dtype.kind == "f"))
         res.close()
-        return {"wall": wall, "cpu": cpu, "peak": peak - base, "same": same}
+        return {"wall": wall, "cpu": cpu, "peak": peak - base, "same": same, "arenas": arenas}
     else:  # profile, block by block, from the whole run's segmentation
         lab = {k: zarr.open_array(str(out_dir / k), mode="r")
                for k in ("mask", "shell", "depth", "composition_class", "tm_o_ratio_smoothed")}
@@ -155,12 +192,13 @@ def _child(mode: str, path: str, chunk: int, workers=None) -> dict:
                                          workers=workers, **kw)
     wall, cpu = time.perf_counter() - t, time.process_time() - c
     peak = _hwm()
-    return {"wall": wall, "cpu": cpu, "peak": peak - base, **info}
+    return {"wall": wall, "cpu": cpu, "peak": peak - base, "arenas": arenas, **info}
 
 
-def _run(mode, path, chunk, workers=None) -> dict:
+def _run(mode, path, chunk, workers=None, glibc_default=False) -> dict:
     cmd = [sys.executable, __file__, "--child", mode, str(path), "--chunk", str(chunk)]
     cmd += [] if workers is None else ["--workers", str(workers)]
+    cmd += ["--glibc-default"] if glibc_default else []
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -206,37 +244,50 @@ def main():
     parser.add_argument("--store", help="also a pipeline store's recon + chemistry (demo-out)")
     parser.add_argument("--child", nargs=2, metavar=("MODE", "PATH"))
     parser.add_argument("--workers", type=int, help="block threads (default: every CPU)")
+    parser.add_argument("--same-voxel", action="store_true",
+                        help="every size at large's 10 nm voxels (see _grown)")
+    parser.add_argument("--glibc-default", action="store_true",
+                        help="glibc's own arenas, not the pipeline's one (limit_malloc_arenas)")
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(_child(args.child[0], args.child[1], args.chunk, args.workers)))
+        print(json.dumps(_child(args.child[0], args.child[1], args.chunk, args.workers,
+                                args.glibc_default)))
         return
     if args.peers:
         return _peers()
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     rows = {}
+    arenas = "glibc default" if args.glibc_default else (
+        f"MALLOC_ARENA_MAX={os.environ['MALLOC_ARENA_MAX']} (environment)"
+        if "MALLOC_ARENA_MAX" in os.environ else "the pipeline's (limit_malloc_arenas)")
     print(f"cores {os.cpu_count()}, chunk {args.chunk}, block threads {args.workers or 'all'}, "
-          f"load {os.getloadavg()[0]:.1f}; wall s | cpu/wall | peak MiB above base")
-    inputs = [(n, _build(n, cache)) for n in args.sizes]
+          f"load {os.getloadavg()[0]:.1f}, malloc arenas {arenas}; "
+          "wall s | CPU s | cpu/wall | peak MiB above base")
+    inputs = [(n, _build(n, cache, args.same_voxel)) for n in args.sizes]
     if args.store:
         inputs.append(("store", _from_store(args.store, cache)))
     for n, path in inputs:
         for mode in args.modes:
-            r = _run(mode, path, args.chunk, args.workers)
+            r = _run(mode, path, args.chunk, args.workers, args.glibc_default)
             rows[(n, mode)] = r
-            same = "" if "same" not in r else (
+            same = "" if "same" not in r else "no whole-volume reference" if not r["same"] else (
                 "all outputs identical" if all(r["same"].values()) else f"DIFFER {r['same']}")
-            print(f"{n:>5}{'^3' if n != 'store' else '  '} {mode:8s} {r['wall']:8.2f} s | {r['cpu'] / r['wall']:4.2f} | "
-                  f"{r['peak'] / 2**20:8.1f} MiB  {same}", flush=True)
-    if len(args.sizes) >= 2:
-        a, b = sorted(args.sizes)[-2:]
+            print(f"{n:>5}{'^3' if n != 'store' else '  '} {mode:8s} {r['wall']:8.2f} s | "
+                  f"{r['cpu']:7.1f} | {r['cpu'] / r['wall']:4.2f} | {r['peak'] / 2**20:8.1f} MiB  "
+                  f"{same}", flush=True)
+    sizes = sorted(args.sizes)
+    for a, b in zip(sizes, sizes[1:]):
         for mode in args.modes:
-            ta, tb = rows[(a, mode)]["wall"], rows[(b, mode)]["wall"]
-            k = np.log(tb / ta) / np.log((b / a) ** 3)
-            t2048 = tb * (2048 / b) ** (3 * k)
+            # CPU seconds, not wall: under load the wall time is the other processes'
+            ca, cb = rows[(a, mode)]["cpu"], rows[(b, mode)]["cpu"]
+            k = np.log(cb / ca) / np.log((b / a) ** 3)
+            cpu2048 = cb * (2048 / b) ** (3 * k)
             pa, pb = rows[(a, mode)]["peak"], rows[(b, mode)]["peak"]
-            print(f"{mode:8s} time ~ voxels^{k:4.2f}; 2048^3 projected {t2048 / 3600:7.1f} h "
-                  f"on this machine; peak {b}^3 / {a}^3 = {pb / max(pa, 1):4.2f}")
+            print(f"{a}->{b} {mode:8s} CPU ~ voxels^{k:4.2f}; peak {b}^3 / {a}^3 = "
+                  f"{pb / max(pa, 1):4.2f}; 2048^3 projected {cpu2048 / 3600:6.1f} CPU h = "
+                  f"{cpu2048 / 2 / 3600:6.1f} h on 2 cores, {cpu2048 / 16 / 3600:5.1f} h on 16 "
+                  "(if the blocks kept every core busy)")
 
 
 if __name__ == "__main__":

@@ -180,6 +180,8 @@ def test_missing_cluster_extra_names_it(monkeypatch):
 
 
 def test_slurm_job_script_carries_worker_limits():
+    import os
+
     pytest.importorskip("dask_jobqueue")
     cfg = config_from_dict({"compute": {"cluster": "slurm", "threads_per_worker": 4,
                                         "memory_limit_gb": 6}})
@@ -193,6 +195,7 @@ def test_slurm_job_script_carries_worker_limits():
     assert "--memory-limit 6.00GiB" in script and "#SBATCH --mem=6G" in script
     assert "export DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False" in script
     assert "export DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL=500ms" in script
+    assert f"export MALLOC_ARENA_MAX={os.environ.get('MALLOC_ARENA_MAX', '1')}" in script
 
 
 def test_local_cluster_workers_get_threads_and_no_profiler():
@@ -211,9 +214,58 @@ def test_local_cluster_workers_get_threads_and_no_profiler():
         seen = client.run(lambda: (dask.config.get("distributed.worker.profile.enabled"),
                                    dask.config.get("distributed.admin.tick.interval"),
                                    os.environ["OMP_NUM_THREADS"],
-                                   os.environ["OPENBLAS_NUM_THREADS"]))
-    assert list(seen.values()) == [(False, "500ms", "2", "2")]
+                                   os.environ["OPENBLAS_NUM_THREADS"],
+                                   os.environ["MALLOC_ARENA_MAX"]))
+    arenas = os.environ.get("MALLOC_ARENA_MAX", "1")  # ours, unless the caller set one
+    assert list(seen.values()) == [(False, "500ms", "2", "2", arenas)]
     assert (dict(os.environ), dask.config.get("distributed.worker.profile.enabled")) == before
+
+
+_ARENAS = """
+import ctypes, sys, tempfile, threading
+from spectrotomo.pipeline._compute import limit_malloc_arenas
+print(limit_malloc_arenas() if sys.argv[1] == "limit" else None)
+barrier = threading.Barrier(4)
+
+def allocate():  # blocks below glibc's 128 KiB mmap threshold come from the thread's arena
+    keep = [bytearray(65536) for _ in range(16)]
+    barrier.wait()
+
+threads = [threading.Thread(target=allocate) for _ in range(4)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+libc = ctypes.CDLL("libc.so.6")
+libc.fopen.restype = ctypes.c_void_p
+with tempfile.NamedTemporaryFile() as out:
+    fp = libc.fopen(out.name.encode(), b"w")
+    libc.malloc_info(0, ctypes.c_void_p(fp))
+    libc.fclose(ctypes.c_void_p(fp))
+    print(open(out.name).read().count("<heap nr="))
+"""
+
+
+def test_limit_malloc_arenas_makes_threads_share_one_arena():
+    """The pipeline's allocator cap: 4 threads allocating at once use 1 glibc arena
+    (without it, one each); a MALLOC_ARENA_MAX in the environment is left to glibc."""
+    import os
+    import platform
+    import subprocess
+    import sys
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc only")
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+
+    def arenas(mode, **extra):
+        out = subprocess.run([sys.executable, "-c", _ARENAS, mode], env={**env, **extra},
+                             capture_output=True, text=True, check=True).stdout.split()
+        return out[0], int(out[1])
+
+    assert arenas("limit") == ("True", 1)
+    assert arenas("default")[1] >= 4
+    assert arenas("limit", MALLOC_ARENA_MAX="3") == ("False", 3)
 
 
 def test_cli_scheduler_address_runs_the_chunk_tasks_there(prepared, tmp_path, capsys):

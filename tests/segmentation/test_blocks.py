@@ -155,3 +155,19 @@ def test_depth_exact_beyond_the_halo():
     with Scratch(8) as scratch:
         got = depth_blocks(mask, spacing=(10.0, 10.0, 10.0), chunk=8, scratch=scratch)[ALL]
     np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_block_loops_read_zarr_with_few_chunks_at_once(workers):
+    """Inside the block loops zarr decodes ZARR_CONCURRENCY chunks per read (a halo read of
+    27 chunks held 10 decoded at once); the caller's setting comes back afterwards."""
+    import zarr
+
+    from spectrotomo.segmentation._blocks import ZARR_CONCURRENCY, block_workers, map_blocks
+
+    before = zarr.config.get("async.concurrency")
+    assert before != ZARR_CONCURRENCY  # zarr's default: the test must see a change
+    with block_workers(workers):
+        seen = map_blocks(lambda _: zarr.config.get("async.concurrency"), range(4))
+    assert seen == [ZARR_CONCURRENCY] * 4
+    assert zarr.config.get("async.concurrency") == before

@@ -32,8 +32,8 @@ from typing import Any
 
 from ._config import ComputeConfig, ConfigError
 
-__all__ = ["CLUSTER_DASK_CONFIG", "WorkerLostError", "local_dask", "make_cluster", "open_client",
-           "run_tasks", "worker_env"]
+__all__ = ["CLUSTER_DASK_CONFIG", "MALLOC_ARENA_MAX", "WorkerLostError", "limit_malloc_arenas",
+           "local_dask", "make_cluster", "open_client", "run_tasks", "worker_env"]
 
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _EXTRA = {"slurm": ("dask_jobqueue", "cluster"), "cuda": ("dask_cuda", "cuda-cluster")}
@@ -99,6 +99,43 @@ CLUSTER_DASK_CONFIG = {"distributed.worker.profile.enabled": False,
                        "distributed.admin.tick.interval": "500ms"}
 
 
+#: glibc malloc arenas in a run's processes (this one and the workers it starts). glibc
+#: gives each thread that allocates its own arena (up to 8 per core), and freed block
+#: arrays stay in the arena of the thread that freed them: the block threads, each
+#: block's dask read threads and zarr's I/O thread each kept their own high-water mark,
+#: so segment/profile peaks grew with the blocks' fill (gpu_bench/RESULTS.seg.md "scale").
+#: One arena: the threads reuse one another's freed memory.
+MALLOC_ARENA_MAX = 1
+_M_ARENA_MAX = -8  # mallopt's parameter number (glibc malloc.h)
+
+
+def limit_malloc_arenas(n: int = MALLOC_ARENA_MAX) -> bool:
+    """Cap glibc's malloc arenas in this process at ``n`` (``mallopt(M_ARENA_MAX, n)``).
+
+    Arenas made before the call stay; threads started after it share them. Call it
+    before thread pools start (:func:`~spectrotomo.pipeline.run_pipeline` does, first
+    thing). A ``MALLOC_ARENA_MAX`` in the environment wins: glibc applied it at
+    start-up and nothing is changed.
+
+    Returns
+    -------
+    bool
+        Whether the cap is set: False off glibc (macOS, Windows, musl), where
+        nothing is done.
+    """
+    import ctypes
+    import os
+    import platform
+
+    if "MALLOC_ARENA_MAX" in os.environ or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    return mallopt(_M_ARENA_MAX, int(n)) == 1
+
+
 def _dask_env(config: dict) -> dict[str, str]:
     """``config`` as dask's environment variables (``DASK_A__B__C``), for workers that
     a job script or shell starts (SLURM, ``dask worker``)."""
@@ -112,10 +149,15 @@ def worker_env(threads: int) -> dict[str, str]:
     Each task's FFT/NUFFT pool sizes itself from ``OMP_NUM_THREADS``
     (``host_threads``): one pool thread per worker thread, so workers do not
     oversubscribe the cores; BLAS likewise (distributed's pre-spawn default is 1
-    whatever ``threads_per_worker``); plus :data:`CLUSTER_DASK_CONFIG` as dask's
-    environment variables.
+    whatever ``threads_per_worker``); ``MALLOC_ARENA_MAX`` (this process's value,
+    else :data:`MALLOC_ARENA_MAX`; glibc reads it when the worker starts); plus
+    :data:`CLUSTER_DASK_CONFIG` as dask's environment variables.
     """
-    return {**{k: str(threads) for k in _THREAD_ENV}, **_dask_env(CLUSTER_DASK_CONFIG)}
+    import os
+
+    arenas = os.environ.get("MALLOC_ARENA_MAX", str(MALLOC_ARENA_MAX))
+    return {**{k: str(threads) for k in _THREAD_ENV}, "MALLOC_ARENA_MAX": arenas,
+            **_dask_env(CLUSTER_DASK_CONFIG)}
 
 
 def make_cluster(cfg: ComputeConfig):

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .. import io
-from ._compute import local_dask, open_client, uses_cluster, uses_gpu
+from ._compute import limit_malloc_arenas, local_dask, open_client, uses_cluster, uses_gpu
 from ._config import Config
 from .._backend import blas_single_thread, host_threads
 from ._monitor import StepMonitor, StepRecord, dask_progress, stamped
@@ -114,6 +114,7 @@ def run(config: Config, *, steps: Iterable[str] | None = None, dry_run: bool = F
         for message in warnings:
             log(f"warning: {message}")
         return {"plan": plan, "records": [], "warnings": warnings}
+    limit_malloc_arenas()  # before any thread pool: see _compute.MALLOC_ARENA_MAX
     log = _also_to_file(log, report_dir / "run.log")
     log(f"run of steps {names} on store {store}")
     for message in warnings:

@@ -41,6 +41,25 @@ __all__ = ["Scratch", "blocks", "extend", "read", "check_chunk", "block_workers"
 #: function never fans out again.
 _EXECUTOR: contextvars.ContextVar = contextvars.ContextVar("spectrotomo_blocks", default=None)
 
+#: chunks one zarr read decodes at once inside the block loops (zarr's default: 10). A halo
+#: read of an inner block spans 27 store chunks; 10 decoded at once held 25-30 MiB of buffers
+#: per read for a 5 MiB result (int64, 64^3 chunks), 12-15 MiB at 1. Segment, 256^3 at chunk
+#: 64, 2 threads: peak 264 -> 239-244 MiB, CPU 99.8 -> 91-94 s (single runs at load ~20; 128^3,
+#: whose reads span <= 8 chunks: 217 -> 196-203 MiB; gpu_bench/RESULTS.seg.md "scale").
+ZARR_CONCURRENCY = 2
+
+
+@contextmanager
+def _zarr_reads():
+    """zarr's read concurrency at :data:`ZARR_CONCURRENCY` (restored on exit)."""
+    try:
+        import zarr
+    except ImportError:  # inputs that are not zarr arrays
+        yield
+        return
+    with zarr.config.set({"async.concurrency": ZARR_CONCURRENCY}):
+        yield
+
 
 @contextmanager
 def block_workers(workers: int | None = None, *, client=None):
@@ -50,7 +69,8 @@ def block_workers(workers: int | None = None, *, client=None):
     ----------
     workers : int, optional
         Threads (default :func:`host_threads`: ``OMP_NUM_THREADS`` or the CPUs);
-        1 runs serially. Memory: one block's work per thread.
+        1 runs serially. Memory: one block's work per thread; zarr decodes at most
+        :data:`ZARR_CONCURRENCY` chunks per read meanwhile.
     client : distributed.Client, optional
         Run each block as a task on this cluster instead (``workers`` ignored).
         The inputs and the :class:`Scratch` directory must then be on a file
@@ -79,11 +99,13 @@ def block_workers(workers: int | None = None, *, client=None):
         return
     n = int(workers) if workers is not None else host_threads()
     if n <= 1:
-        yield
+        with _zarr_reads():
+            yield
         return
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(n, thread_name_prefix="spectrotomo-block") as pool, granted(n):
+    with ThreadPoolExecutor(n, thread_name_prefix="spectrotomo-block") as pool, _zarr_reads(), \
+            granted(n):
         token = _EXECUTOR.set((_same, pool.submit, 2 * n))
         try:
             yield
@@ -99,7 +121,7 @@ def _on_worker(fn, item):
     import dask
 
     # a dask input computed inside a task stays on the worker's threads (no secede)
-    with dask.config.set(scheduler="threads"):
+    with dask.config.set(scheduler="threads"), _zarr_reads():
         return fn(item)
 
 
