@@ -12,7 +12,8 @@ on cupy arrays). The whole-volume functions that measure distance or shape
 ``masked_smooth``, ``surface_layer_pooling``) have block-wise twins with the same results (labels
 identical) and memory bounded by a few blocks: ``segment_volume`` chains them
 on any sliceable input (numpy, zarr, dask, lazy xarray), ``profile_table_blocks``
-reduces the profiles; see ``_blocks.py`` for the algorithms (halos, labels
+(``profile_tables_blocks``: several at once) reduces the profiles; see ``_blocks.py`` for
+the algorithms (halos, labels
 merged across faces, exact distance with growing halos, radix-select medians).
 The tables (``class_fractions``, ``profile_table``, ``defect_table``) reduce
 with bincounts and accept numpy, cupy or dask input (copied to the host).
@@ -34,7 +35,7 @@ from ._shells import shells
 from ._smooth import masked_smooth
 from ._layerpool import surface_layer_pooling
 from ._segment import SegmentResult, segment_volume
-from ._blockstats import profile_table_blocks
+from ._blockstats import profile_table_blocks, profile_tables_blocks
 from ._stats import profile_table
 from ._stats import region_stats
 from ._stats import to_csv
@@ -55,6 +56,7 @@ __all__ = [
     "plot_profile",
     "profile_table",
     "profile_table_blocks",
+    "profile_tables_blocks",
     "region_stats",
     "segment_volume",
     "SegmentResult",

@@ -16,21 +16,22 @@ from .._model import ValidationError
 from ._blockedt import feature_distance
 from ._blocklabel import component_moments, label_blocks
 from ._blocks import blocks, extend, map_blocks, read
-from ._blockselect import from_sortable, select_kth, sortable
+from ._blockselect import key_codec, select_kth
 from ._pores import _ball
 
-__all__ = ["levels_blocks", "find_pores_blocks", "find_cracks_blocks"]
+__all__ = ["levels_blocks", "find_pores_blocks", "pore_masks_blocks", "find_cracks_blocks"]
 
 
 def levels_blocks(volume, mask, *, chunk: int) -> tuple[float, float]:
     """(solid, background): nan-medians of ``volume`` inside / outside ``mask``."""
     shape = tuple(mask.shape)
+    encode, decode, bits = key_codec(getattr(volume, "dtype", np.float64))
 
     def item(core):
         v = read(volume, core, np.float64)
         inside = read(mask, core) > 0
         ok = np.isfinite(v)
-        return np.where(inside, 0, 1)[ok].astype(np.int64), sortable(v[ok])
+        return np.where(inside, 0, 1)[ok].astype(np.int64), encode(v[ok])
 
     def count(core):
         inside = read(mask, core) > 0
@@ -46,8 +47,8 @@ def levels_blocks(volume, mask, *, chunk: int) -> tuple[float, float]:
         if counts[g]:
             groups += [g, g]
             ranks += [(counts[g] - 1) // 2, counts[g] // 2]
-    keys, _ = select_kth(item, blocks(shape, chunk), groups, ranks)
-    vals = from_sortable(keys)
+    keys, _ = select_kth(item, blocks(shape, chunk), groups, ranks, bits=bits)
+    vals = decode(keys)
     solid = float(np.mean(vals[:2]))
     background = float(np.mean(vals[2:4])) if counts[1] else 0.0
     return solid, background
@@ -59,11 +60,12 @@ def levels_blocks(volume, mask, *, chunk: int) -> tuple[float, float]:
 _REACH = 8
 
 
-def _keep_blocks(labels, *, chunk, spacing, min_size, crack_like, min_aspect):
-    """Ids of the components kept by ``_pores._keep`` (same shape measures)."""
+def _measures(labels, *, chunk, spacing, min_aspect):
+    """(voxel counts, crack-like flags) of every component: ``_pores._keep``'s shape
+    measures."""
     shape, n = labels.shape, labels.n
     if n == 0:
-        return np.zeros(0, np.int64)
+        return np.zeros(0, np.int64), np.zeros(0, bool)
     counts, cov = component_moments(labels, chunk=chunk, spacing=spacing)
     extent = np.sqrt(12.0 * np.linalg.eigvalsh(cov)[:, -1]) + spacing.min()
 
@@ -84,9 +86,13 @@ def _keep_blocks(labels, *, chunk, spacing, min_size, crack_like, min_aspect):
                                edge_feature=True, reduce=fold, initial=np.zeros(n),
                                reach_nm=min(chunk // 2, _REACH) * spacing.min())
     thickness = np.maximum(2.0 * maxdist - spacing.min(), spacing.min())
-    ids = np.arange(1, n + 1)
-    is_crack = extent >= min_aspect * thickness
-    return ids[(counts >= min_size) & (is_crack == crack_like)]
+    return counts, extent >= min_aspect * thickness
+
+
+def _keep_blocks(labels, *, chunk, spacing, min_size, crack_like, min_aspect):
+    """Ids of the components kept by ``_pores._keep`` (same shape measures)."""
+    counts, is_crack = _measures(labels, chunk=chunk, spacing=spacing, min_aspect=min_aspect)
+    return np.arange(1, labels.n + 1)[(counts >= min_size) & (is_crack == crack_like)]
 
 
 def _morph_blocks(shape, chunk, scratch, halo, fn, dtype=bool):
@@ -107,6 +113,17 @@ def find_pores_blocks(volume, mask, *, spacing, chunk: int, scratch, threshold=N
 
     ``levels``: (solid, background) medians from :func:`levels_blocks`, to share.
     """
+    pores, = pore_masks_blocks(volume, mask, spacing=spacing, chunk=chunk, scratch=scratch,
+                               threshold=threshold, min_sizes=(min_size,),
+                               min_aspect=min_aspect, levels=levels)
+    return label_blocks(pores, chunk=chunk, scratch=scratch, connectivity=6)
+
+
+def pore_masks_blocks(volume, mask, *, spacing, chunk: int, scratch, threshold=None,
+                      min_sizes=(2,), min_aspect: float = 3.0, levels=None) -> list:
+    """The voxels of :func:`find_pores` ``> 0`` for each of ``min_sizes``: bool scratch
+    arrays sharing the morphology, labels and shape measures (the segmentation needs
+    its pores and, for the cracks, the pores of any size)."""
     from scipy import ndimage
 
     shape = tuple(mask.shape)
@@ -125,25 +142,31 @@ def find_pores_blocks(volume, mask, *, spacing, chunk: int, scratch, threshold=N
         return ndimage.binary_dilation(core, structure=cross) & d
 
     thick_arr = _morph_blocks(shape, chunk, scratch, 3, thick)
-    kw = dict(chunk=chunk, spacing=spacing, min_size=min_size, crack_like=False,
-              min_aspect=min_aspect)
+    kw = dict(chunk=chunk, spacing=spacing, min_aspect=min_aspect)
     lab = label_blocks(thick_arr, chunk=chunk, scratch=scratch, connectivity=6)
-    keep = np.zeros(lab.n + 1, bool)
-    keep[_keep_blocks(lab, **kw)] = True
+    lab_measures = _measures(lab, **kw)
     rest_arr = _morph_blocks(shape, chunk, scratch, 0,
                              lambda sl: dark(sl) & ~read(thick_arr, sl))
     rest = label_blocks(rest_arr, chunk=chunk, scratch=scratch, connectivity=26)
-    keep_rest = np.zeros(rest.n + 1, bool)
-    keep_rest[_keep_blocks(rest, **kw)] = True
-    pores = _morph_blocks(shape, chunk, scratch, 0,
-                          lambda sl: keep[lab[sl]] | keep_rest[rest[sl]])
-    return label_blocks(pores, chunk=chunk, scratch=scratch, connectivity=6)
+    rest_measures = _measures(rest, **kw)
+    out = []
+    for min_size in min_sizes:
+        keep, keep_rest = (np.concatenate([[False], (counts >= min_size) & ~is_crack])
+                           for counts, is_crack in (lab_measures, rest_measures))
+        out.append(_morph_blocks(shape, chunk, scratch, 0,
+                                 lambda sl, keep=keep, keep_rest=keep_rest:
+                                 keep[lab[sl]] | keep_rest[rest[sl]]))
+    return out
 
 
 def find_cracks_blocks(volume, mask, *, spacing, chunk: int, scratch, max_width=None,
                        contrast: float = 0.35, min_size: int = 8, min_aspect: float = 3.0,
-                       edge: int = 1, levels=None):
-    """:func:`find_cracks` block by block; returns a LabelView of the crack labels."""
+                       edge: int = 1, levels=None, pores=None):
+    """:func:`find_cracks` block by block; returns a LabelView of the crack labels.
+
+    ``pores``: the voxels of ``find_pores(min_size=1)`` (e.g. from
+    :func:`pore_masks_blocks`), to share; computed when not given.
+    """
     from scipy import ndimage
 
     if not 0 < contrast < 1:
@@ -161,8 +184,9 @@ def find_cracks_blocks(volume, mask, *, spacing, chunk: int, scratch, max_width=
         return np.nanmin(v) if np.isfinite(v).any() else np.inf
 
     vmin = min(map_blocks(low, blocks(shape, chunk)))
-    pores = find_pores_blocks(volume, mask, spacing=spacing, chunk=chunk, scratch=scratch,
-                              min_size=1, min_aspect=min_aspect, levels=levels)
+    if pores is None:
+        pores, = pore_masks_blocks(volume, mask, spacing=spacing, chunk=chunk, scratch=scratch,
+                                   min_sizes=(1,), min_aspect=min_aspect, levels=levels)
     halo = [max(h - 1, edge, 1) for h in ball.shape]  # closing = 2 x half-width
 
     def candidates(ext):
@@ -171,7 +195,7 @@ def find_cracks_blocks(volume, mask, *, spacing, chunk: int, scratch, max_width=
         tophat = ndimage.grey_closing(filled, footprint=ball) - filled
         inside = read(mask, ext) > 0
         core = ndimage.binary_erosion(inside, iterations=edge) if edge > 0 else inside
-        near_pore = ndimage.binary_dilation(pores[ext] > 0)
+        near_pore = ndimage.binary_dilation(read(pores, ext) > 0)
         return core & (tophat > contrast * solid_minus_bg) & ~near_pore
 
     cand = _morph_blocks(shape, chunk, scratch, halo, candidates)

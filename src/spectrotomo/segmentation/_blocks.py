@@ -31,9 +31,10 @@ import numpy as np
 
 from .._backend import host_threads
 from .._model import ValidationError
+from ._threads import budget, granted, share
 
 __all__ = ["Scratch", "blocks", "extend", "read", "check_chunk", "block_workers",
-           "map_blocks"]
+           "map_blocks", "concurrently"]
 
 #: (prepare(fn) -> fn or a future of it, submit(fn, item) -> future, tasks in flight), or
 #: None: serial. Threads started by the pool see the default (serial), so a block
@@ -103,7 +104,8 @@ def block_workers(workers: int | None = None, *, client=None):
         return
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(n, thread_name_prefix="spectrotomo-block") as pool, _zarr_reads():
+    with ThreadPoolExecutor(n, thread_name_prefix="spectrotomo-block") as pool, _zarr_reads(), \
+            granted(n):
         token = _EXECUTOR.set((_same, pool.submit, 2 * n))
         try:
             yield
@@ -132,6 +134,10 @@ def map_blocks(fn: Callable[[Any], Any], items: Iterable, *,
     in flight, twice the workers).
     """
     executor = _EXECUTOR.get()
+    if executor is not None:
+        items = list(items)
+        # fewer blocks than threads: each block gets the idle ones (_threads.thread_map)
+        fn = share(fn, len(items))
     results = _serial(fn, items) if executor is None else _ordered(*executor, fn, items)
     if reduce is None:
         return list(results)
@@ -139,6 +145,30 @@ def map_blocks(fn: Callable[[Any], Any], items: Iterable, *,
     for r in results:
         acc = reduce(acc, r)
     return acc
+
+
+def concurrently(*fns: Callable[[], Any]) -> list:
+    """Call independent stages (functions of no argument) side by side when the block
+    loops run in parallel (threads or a dask cluster); one after another when serial.
+
+    At most as many stages run at once as there are threads (two at least: on a cluster
+    the threads are the cluster's), each with its share of them, the next starting when
+    one ends; their block loops share the current executor. Why: a volume of fewer
+    blocks than threads leaves threads idle in a stage's block loops; two stages at once
+    fill them. Returns the results in order (the first error is raised once the stages
+    have ended).
+    """
+    if _EXECUTOR.get() is None or len(fns) < 2:
+        return [fn() for fn in fns]
+    from concurrent.futures import ThreadPoolExecutor
+
+    width = min(len(fns), max(2, budget()))
+    # each stage in a copy of this context: its map_blocks see the executor (a thread of a
+    # plain pool starts with an empty context)
+    with ThreadPoolExecutor(width, thread_name_prefix="spectrotomo-stage") as pool:
+        futures = [pool.submit(contextvars.copy_context().run, share(fn, width, i % width))
+                   for i, fn in enumerate(fns)]
+    return [f.result() for f in futures]
 
 
 def _serial(fn, items):
@@ -210,7 +240,7 @@ class Scratch:
     def __init__(self, chunk: int, directory=None):
         self.chunk = check_chunk(chunk)
         self.path = Path(tempfile.mkdtemp(prefix="spectrotomo-seg-", dir=directory))
-        self._n = 0
+        self._ids = itertools.count(1)  # next() is atomic: stages make arrays concurrently
 
     def array(self, shape, dtype, *, fill=0, chunks=None, compress: bool = True):
         """A new array; ``chunks`` overrides the block chunking (writers of regions that
@@ -218,11 +248,11 @@ class Scratch:
         for data that barely compresses and is read back at once (float64 distances)."""
         import zarr
 
-        self._n += 1
+        name = f"a{next(self._ids)}"
         shape = tuple(int(n) for n in shape)
         if chunks is None:
             chunks = shape[:-3] + (self.chunk,) * min(3, len(shape))
-        return zarr.create_array(store=str(self.path / f"a{self._n}"), shape=shape,
+        return zarr.create_array(store=str(self.path / name), shape=shape,
                                  chunks=chunks, dtype=dtype, fill_value=fill,
                                  compressors="auto" if compress else None, zarr_format=3)
 

@@ -19,6 +19,7 @@ from ._blocklabel import label_blocks
 from ._blocks import blocks, extend, map_blocks, read
 from ._blocksep import exact_distance
 from ._blockselect import select_kth
+from ._threads import gaussian_filter, thread_map
 
 __all__ = ["particle_mask_blocks", "depth_blocks", "shells_blocks", "masked_smooth_blocks"]
 
@@ -81,8 +82,8 @@ def particle_mask_blocks(volume, *, chunk: int, scratch, smooth: float = 1.0,
         v = read(volume, ext, np.float32)
         f = np.isfinite(v)
         v = np.where(f, v, fill)
-        if smooth > 0:
-            v = ndimage.gaussian_filter(v, smooth)
+        if smooth > 0:  # scipy's filter, its passes split over the block's threads
+            v = gaussian_filter(v, smooth)
         smoothed[core], finite[core] = v[inner], f[inner]
         v = v[inner][f[inner]]
         return (v.min(), v.max()) if v.size else (np.float32(np.inf), np.float32(-np.inf))
@@ -299,17 +300,19 @@ def masked_smooth_blocks(data, mask, *, sigma_nm: float, spacing, surface_nm: fl
         finite = np.isfinite(arr)
         res = np.full((lead,) + tuple(s.stop - s.start for s in core), np.nan, np.float32)
         values = np.where(finite, arr, 0.0).astype(np.float32)
-        for k in np.unique(lay[inner]):
-            if k == 0:
-                continue
+        sel = (slice(None),) + inner
+
+        def layer(k):  # independent layers: on the block's threads (same values)
             region = lay == k
             w = (region & finite).astype(np.float32)
             num = ndimage.gaussian_filter(values * w, sigma, mode="constant")
             den = ndimage.gaussian_filter(w, sigma, mode="constant")
             with np.errstate(invalid="ignore", divide="ignore"):
                 smooth = np.where(den > 1e-6, num / den, np.nan).astype(np.float32)
-            sel = (slice(None),) + inner
-            np.copyto(res, smooth[sel], where=np.broadcast_to(region[inner], res.shape))
+            return region[inner], smooth[sel]
+
+        for region, smooth in thread_map(layer, [k for k in np.unique(lay[inner]) if k != 0]):
+            np.copyto(res, smooth, where=np.broadcast_to(region, res.shape))
         out[(slice(None),) + core] = res
 
     map_blocks(smooth_block, blocks(shape, chunk))

@@ -20,6 +20,7 @@ voxels where the nearest feature is unique they are the same bits.
 from __future__ import annotations
 
 import itertools
+import threading
 from typing import Callable
 
 import numpy as np
@@ -30,63 +31,69 @@ from ._blocks import map_blocks
 __all__ = ["exact_distance"]
 
 _KERNEL = None
+_KERNEL_LOCK = threading.Lock()  # the first passes of a loop start on every thread at once
 
 
 def _kernel():
     """The numba-compiled 1-D envelope (compiled once per process, cached on disk)."""
+    with _KERNEL_LOCK:
+        return _KERNEL or _compile()
+
+
+def _compile():
+    """Compile (or load from numba's disk cache) the kernel; under ``_KERNEL_LOCK``."""
     global _KERNEL
-    if _KERNEL is None:
-        import numba
+    import numba
 
-        @numba.njit(nogil=True, cache=True)
-        def envelope(f, out, s, edge):  # pragma: no cover - compiled
-            """Rows of ``f`` (lines, n): out[i] = min_q f[q] + (s (i - q))^2; with ``edge``
-            the positions -1 and n hold features (f = 0)."""
-            lines, n = f.shape
-            v = np.empty(n + 2, np.int64)  # parabola apexes of the lower envelope
-            z = np.empty(n + 3, np.float64)  # their left boundaries
-            for line in range(lines):
-                k = -1
-                for q in range(-1, n + 1):
-                    if q == -1 or q == n:
-                        if not edge:
-                            continue
-                        fq = 0.0
-                    else:
-                        fq = f[line, q]
-                        if not np.isfinite(fq):
-                            continue
-                    while True:
-                        if k < 0:
-                            k = 0
-                            v[0] = q
-                            z[0] = -np.inf
-                            break
-                        p = v[k]
-                        fp = 0.0 if (p == -1 or p == n) else f[line, p]
-                        x = ((fq + (s * q) ** 2) - (fp + (s * p) ** 2)) / (2.0 * s * s * (q - p))
-                        if x <= z[k]:
-                            k -= 1
-                            continue
-                        k += 1
-                        v[k] = q
-                        z[k] = x
+    @numba.njit(nogil=True, cache=True)
+    def envelope(f, out, s, edge):  # pragma: no cover - compiled
+        """Rows of ``f`` (lines, n): out[i] = min_q f[q] + (s (i - q))^2; with ``edge``
+        the positions -1 and n hold features (f = 0)."""
+        lines, n = f.shape
+        v = np.empty(n + 2, np.int64)  # parabola apexes of the lower envelope
+        z = np.empty(n + 3, np.float64)  # their left boundaries
+        for line in range(lines):
+            k = -1
+            for q in range(-1, n + 1):
+                if q == -1 or q == n:
+                    if not edge:
+                        continue
+                    fq = 0.0
+                else:
+                    fq = f[line, q]
+                    if not np.isfinite(fq):
+                        continue
+                while True:
+                    if k < 0:
+                        k = 0
+                        v[0] = q
+                        z[0] = -np.inf
                         break
-                if k < 0:
-                    out[line, :] = np.inf
-                    continue
-                z[k + 1] = np.inf
-                j = 0
-                for i in range(n):
-                    while z[j + 1] < i:
-                        j += 1
-                    p = v[j]
+                    p = v[k]
                     fp = 0.0 if (p == -1 or p == n) else f[line, p]
-                    d = s * (i - p)
-                    out[line, i] = fp + d * d
-            return out
+                    x = ((fq + (s * q) ** 2) - (fp + (s * p) ** 2)) / (2.0 * s * s * (q - p))
+                    if x <= z[k]:
+                        k -= 1
+                        continue
+                    k += 1
+                    v[k] = q
+                    z[k] = x
+                    break
+            if k < 0:
+                out[line, :] = np.inf
+                continue
+            z[k + 1] = np.inf
+            j = 0
+            for i in range(n):
+                while z[j + 1] < i:
+                    j += 1
+                p = v[j]
+                fp = 0.0 if (p == -1 or p == n) else f[line, p]
+                d = s * (i - p)
+                out[line, i] = fp + d * d
+        return out
 
-        _KERNEL = envelope
+    _KERNEL = envelope
     return _KERNEL
 
 

@@ -11,24 +11,13 @@ from __future__ import annotations
 import numpy as np
 
 from .._model import ValidationError
-from ._blocks import block_workers, blocks, map_blocks, read
-from ._blockselect import from_sortable, select_kth, sortable
+from ._blocks import block_workers, blocks, concurrently, map_blocks, read
+from ._blockselect import key_codec, select_kth
 from ._stats import _regions, assemble_table
 
-__all__ = ["profile_table_blocks"]
+__all__ = ["profile_table_blocks", "profile_tables_blocks"]
 
-_SIGN32 = np.uint32(1) << np.uint32(31)
 _QUANTILES = (0.25, 0.5, 0.75)  # q25, median, q75
-
-
-def _sortable32(values: np.ndarray) -> np.ndarray:
-    u = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
-    return np.where(u & _SIGN32, ~u, u | _SIGN32).astype(np.uint64)
-
-
-def _from_sortable32(keys) -> np.ndarray:
-    k = np.asarray(keys).astype(np.uint32)
-    return np.where(k & _SIGN32, k & ~_SIGN32, ~k).view(np.float32).astype(np.float64)
 
 
 def profile_table_blocks(values, regions, *, by: str, mask, chunk: int, bins=None,
@@ -47,8 +36,7 @@ def profile_table_blocks(values, regions, *, by: str, mask, chunk: int, bins=Non
     mask : array-like, shape (nz, ny, nx), bool
         Particle mask: statistics over its voxels.
     chunk : int
-        Block edge (voxels); halved (down to 32) while there are fewer than two
-        blocks per thread.
+        Block edge (voxels).
     bins : sequence of float
         Depth bin edges (nm), required for ``by="depth"``.
     n_regions : int, optional
@@ -67,9 +55,40 @@ def profile_table_blocks(values, regions, *, by: str, mask, chunk: int, bins=Non
         As :func:`profile_table` with ``labels=mask``: statistics equal to the
         whole-volume ones (sums in another order: ~1e-15 relative).
     """
+    return profile_tables_blocks([dict(values=values, regions=regions, by=by, mask=mask,
+                                       bins=bins, n_regions=n_regions, name=name)],
+                                 chunk=chunk, workers=workers, client=client)[0]
+
+
+def profile_tables_blocks(jobs, *, chunk: int, workers: int | None = None,
+                          client=None) -> list:
+    """Several :func:`profile_table_blocks` at once, sharing the threads (or cluster).
+
+    The tables are independent: they run side by side, their block loops on
+    one set of ``workers`` threads, so a volume of fewer blocks than threads
+    keeps every thread busy (each table alone is a chain of passes over its
+    blocks). Results are those of one call per table.
+
+    Parameters
+    ----------
+    jobs : sequence of dict
+        Keyword arguments of :func:`profile_table_blocks` per table: ``values``,
+        ``regions``, ``by``, ``mask`` and optionally ``bins``, ``n_regions``,
+        ``name``.
+    chunk, workers, client :
+        As :func:`profile_table_blocks`.
+
+    Returns
+    -------
+    list of xarray.Dataset
+        The tables, in the order of ``jobs``.
+    """
+    def one(job):
+        job = {"bins": None, "n_regions": None, "name": None, **job}
+        return lambda: _profile(chunk=chunk, **job)
+
     with block_workers(workers, client=client):
-        return _profile(values, regions, by=by, mask=mask, chunk=chunk, bins=bins,
-                        n_regions=n_regions, name=name)
+        return concurrently(*[one(job) for job in jobs])
 
 
 def _profile(values, regions, *, by, mask, chunk, bins, n_regions, name):
@@ -89,19 +108,21 @@ def _profile(values, regions, *, by, mask, chunk, bins, n_regions, name):
         _, dim, coords, n_reg = _regions(read(regions, first), by,
                                          read(mask, first).astype(np.int64), None, bins, None)
     m = int(values.shape[0]) if lead else 1
-    f32 = np.dtype(getattr(values, "dtype", np.float64)) == np.float32
+    encode, decode, bits = key_codec(getattr(values, "dtype", np.float64))
 
     def groups_of(core):
-        """(group index, value) of the counted voxels of one block."""
-        lab = read(mask, core).astype(np.int64)
+        """(group index, value) of the counted voxels of one block (element-major, then
+        raster order; values in their own dtype: float32 sums and keys are exact)."""
+        lab = read(mask, core)
         reg = read(regions, core)
         idx = (reg.astype(np.int64) if by != "depth" else
-               _regions(reg, "depth", lab, None, bins, None)[0])
-        vals = read(values, (slice(None),) * lead + core, np.float64)
-        vals = vals if lead else vals[None]
-        sel = (idx > 0) & (idx <= n_reg) & (lab > 0) & np.isfinite(vals)
-        grp = np.arange(m).reshape((m,) + (1,) * idx.ndim) * n_reg + (idx[None] - 1)
-        return np.broadcast_to(grp, vals.shape)[sel], vals[sel]
+               _regions(reg, "depth", lab.astype(np.int64), None, bins, None)[0])
+        inside = (idx > 0) & (idx <= n_reg) & (lab > 0)  # the 3-D selection once, not per map
+        vals = read(values, (slice(None),) * lead + core)
+        vals = vals[:, inside] if lead else vals[inside][None]
+        finite = np.isfinite(vals)
+        grp = np.arange(m)[:, None] * n_reg + (idx[inside] - 1)[None]
+        return grp[finite], vals[finite]
 
     size = m * n_reg
 
@@ -127,11 +148,9 @@ def _profile(values, regions, *, by, mask, chunk, bins, n_regions, name):
     quantiles = {q: np.full(size, np.nan) for q in _QUANTILES}
     has = np.nonzero(count > 0)[0]
     if has.size:
-        key = _sortable32 if f32 else sortable
-
         def item(core):
             g, v = groups_of(core)
-            return g, key(v)
+            return g, encode(v)
 
         # the two order statistics around each quantile (numpy's linear interpolation)
         pos = {q: q * (count[has] - 1) for q in _QUANTILES}
@@ -139,9 +158,8 @@ def _profile(values, regions, *, by, mask, chunk, bins, n_regions, name):
         hi = {q: np.minimum(lo[q] + 1, count[has] - 1) for q in _QUANTILES}
         ranks = np.stack([r for q in _QUANTILES for r in (lo[q], hi[q])], axis=1).ravel()
         targets = np.repeat(has, 2 * len(_QUANTILES))
-        found, _ = select_kth(item, blocks(shape, chunk), targets, ranks,
-                              bits=32 if f32 else 64)
-        vals = (_from_sortable32 if f32 else from_sortable)(found).reshape(has.size, -1, 2)
+        found, _ = select_kth(item, blocks(shape, chunk), targets, ranks, bits=bits)
+        vals = decode(found).reshape(has.size, -1, 2)
         for i, q in enumerate(_QUANTILES):
             frac = pos[q] - lo[q]
             quantiles[q][has] = (1 - frac) * vals[:, i, 0] + frac * vals[:, i, 1]

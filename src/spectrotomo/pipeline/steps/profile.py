@@ -41,9 +41,9 @@ def profile_dataset(maps: dict[str, xr.DataArray], seg_ds: xr.Dataset, *,
                     depth_bins_nm, chunk: int = 128, client=None) -> xr.Dataset:
     """Shell / depth / class statistics of each map over the particle mask.
 
-    Block by block (:func:`spectrotomo.segmentation.profile_table_blocks`):
-    lazy (store-backed) inputs are read one block at a time, on this process's
-    threads or, given ``client``, as tasks on a dask cluster.
+    Block by block (:func:`spectrotomo.segmentation.profile_tables_blocks`, every
+    table at once): lazy (store-backed) inputs are read one block at a time, on this
+    process's threads or, given ``client``, as tasks on a dask cluster.
 
     Parameters
     ----------
@@ -71,12 +71,15 @@ def profile_dataset(maps: dict[str, xr.DataArray], seg_ds: xr.Dataset, *,
                  ("depth", seg_ds["depth"], {"bins": list(depth_bins_nm)})]
     if "composition_class" in seg_ds:
         groupings.append(("class", seg_ds["composition_class"], {}))
+    jobs = [(name, by, dict(values=values, regions=regions, by=by, mask=seg_ds["mask"],
+                            **kwargs))
+            for name, values in maps.items() for by, regions, kwargs in groupings]
+    # all tables at once on the step's threads: a one-block volume keeps every core busy
+    results = seg.profile_tables_blocks([job for _, _, job in jobs], chunk=chunk,
+                                        client=client)
     tables = {}
-    for name, values in maps.items():
-        for by, regions, kwargs in groupings:
-            table = seg.profile_table_blocks(values, regions, by=by, mask=seg_ds["mask"],
-                                             chunk=chunk, client=client, **kwargs)
-            tables.update(_stat_vars(table, name, by))
+    for (name, by, _), table in zip(jobs, results):
+        tables.update(_stat_vars(table, name, by))
     ds = xr.Dataset(tables)
     ds.attrs.update(pixel_size=float(seg_ds.attrs["pixel_size"]), pixel_size_units="nm",
                     quantities=" ".join(maps), statistics=" ".join(STATS))

@@ -132,7 +132,13 @@ def segment(ctx: RunContext) -> None:
 
 
 def _write_segmentation(ctx, mu, res, extra: dict, chunk: int) -> None:
-    """Copy the block-wise results into the ``segmentation`` group, region by region."""
+    """Copy the block-wise results into the ``segmentation`` group, region by region
+    (the arrays' regions on ``host_threads()`` threads, as segment_volume's blocks: the
+    zarr codecs release the GIL, and a one-block volume has 7 arrays of one region)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..._backend import host_threads
+
     px = float(mu.attrs["pixel_size"])
     dims = ("z", "y", "x")
     shape = tuple(mu.sizes[d] for d in dims)
@@ -142,5 +148,13 @@ def _write_segmentation(ctx, mu, res, extra: dict, chunk: int) -> None:
         io.init_array(ctx.store, "segmentation", name, shape=shape, dtype=arr.dtype,
                       chunks=(chunk,) * 3, dims=dims, coords={d: mu[d] for d in dims},
                       attrs=attrs, overwrite=True)
-        for region in io.missing_regions(ctx.store, "segmentation", name):
-            io.write_region(ctx.store, "segmentation", name, region, np.asarray(arr[region]))
+
+    def write(job):
+        name, region = job
+        io.write_region(ctx.store, "segmentation", name, region,
+                        np.asarray(res.arrays[name][region]))
+
+    jobs = [(name, region) for name in res.arrays
+            for region in io.missing_regions(ctx.store, "segmentation", name)]
+    with ThreadPoolExecutor(host_threads(), thread_name_prefix="spectrotomo-write") as pool:
+        list(pool.map(write, jobs))  # memory: one region per thread in flight
