@@ -96,17 +96,34 @@ def test_group_contents_and_units(finished):
 
 
 def test_joint_solve_in_a_few_spectral_components(finished):
-    """Fit-then-reconstruct: the 25 energies' joint solve keeps XANES_COMPONENTS (6)
-    components; a dual-energy series keeps all of its energies."""
-    from spectrotomo.pipeline.steps.reconstruct import XANES_COMPONENTS, xanes_components
+    """Fit-then-reconstruct: the 25 energies' joint solve keeps ``[reconstruct]
+    xanes_components`` (6) components with XANES_SOLVER_OPTIONS; a dual-energy series
+    keeps all of its energies and the solver's defaults."""
+    from spectrotomo.pipeline.steps.reconstruct import (XANES_COMPONENTS, XANES_SOLVER_OPTIONS,
+                                                        joint_options, xanes_components)
 
     cfg, _, lines, _ = finished
     recon = io.read_group(cfg.output.store, "recon")["mu"]
     assert recon.attrs["algorithm"] == "joint"
-    assert recon.attrs["spectral_components"] == XANES_COMPONENTS == 6
-    assert any(f"in {XANES_COMPONENTS} spectral components" in line for line in lines)
-    assert xanes_components([525.0, 555.0, 635.0, 665.0]) is None
+    assert cfg.reconstruct.xanes_components == XANES_COMPONENTS == 6
+    assert recon.attrs["spectral_components"] == 6
+    for name, value in XANES_SOLVER_OPTIONS.items():
+        assert recon.attrs[f"joint_{name}"] == value
+    assert any("in 6 spectral components" in line for line in lines)
+    dual = [525.0, 555.0, 635.0, 665.0]
+    assert xanes_components(dual) is None and joint_options(dual) == {}
     assert xanes_components(np.r_[simulate.xanes3d_energies(), 848.0, 880.0]) == 8
+    xanes = simulate.xanes3d_energies()
+    assert joint_options(xanes) == {**XANES_SOLVER_OPTIONS, "components": 6}
+    assert joint_options(xanes, per_edge=4)["components"] == 4
+    assert joint_options(xanes, per_edge=25) == XANES_SOLVER_OPTIONS  # every energy kept
+
+
+def test_xanes_components_config_is_checked():
+    from spectrotomo.pipeline._config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"\[reconstruct\] xanes_components must be >= 1"):
+        config_from_dict({"reconstruct": {"xanes_components": 0}})
 
 
 def test_valence_matches_the_truth(finished):
