@@ -94,6 +94,7 @@ class ReconstructConfig:
     filter: str = "ram-lak"
     nonneg: bool = True
     chunk_rows: int = 16
+    xanes_components: int = 6
 
 
 @dataclass
@@ -365,6 +366,8 @@ def _rules(cfg: Config) -> list[tuple[str, str, Callable[[Any], bool], str]]:
          f"{', '.join(_CAPPED)}; algorithm = {rec.algorithm!r})"),
         ("reconstruct", "max_seconds", _finite_positive, "> 0 (seconds per chunk), or unset"),
         ("reconstruct", "chunk_rows", lambda x: x >= 1, ">= 1 (detector rows)"),
+        ("reconstruct", "xanes_components", lambda x: x >= 1,
+         ">= 1 (spectral components per XANES edge)"),
         ("spectra", "elements", _elements_ok,
          f"a non-empty list of distinct elements among {', '.join(EDGE_WINDOWS_EV)}"),
         ("spectra", "formula", _formula_ok, 'a chemical formula with O (e.g. "LiCoO2"), or unset'),
@@ -501,6 +504,8 @@ algorithm = "auto"           # auto | fbp | joint | sirt | cgls | tv. auto: FBP 
 filter = "ram-lak"           # ram-lak | shepp-logan | cosine | hamming | hann | parzen
 nonneg = true
 chunk_rows = 16              # detector rows per chunk (memory per worker scales with it)
+xanes_components = 6         # joint solver, XANES tomography: spectral components kept per edge
+                             # window (fit-then-reconstruct; >= the window's energies: all)
 
 [spectra]
 elements = ["O", "Mn", "Co", "Ni"]
