@@ -165,9 +165,10 @@ def test_components_fit_then_reconstruct(tiny):
 
 
 def test_support_removes_the_wedge_smear_outside(tiny):
-    """The shrink-wrap support: the missing wedge's smear 1-3 voxels outside the
-    particle (along y mostly) drops, the particle mask's y extent does not grow, and
-    the interior amounts stay."""
+    """The shrink-wrap support on the coarse levels: the missing wedge's smear 1-3
+    voxels outside the particle (along y mostly) drops (here 0.019 -> 0.016 of the
+    interior level: tiny has one coarse level of 16 columns), RMSE 2.35e-3 -> 2.16e-3,
+    the particle mask's y extent does not grow and the interior amounts stay."""
     from spectrotomo.segmentation import particle_mask
 
     od, mu, inner, solid = tiny
@@ -179,9 +180,13 @@ def test_support_removes_the_wedge_smear_outside(tiny):
         ys = np.flatnonzero(m.any(axis=(0, 2)))
         res[f] = (x.mean(0)[shell].mean() / x.mean(0)[inner].mean(), ys[-1] - ys[0],
                   x[:, inner].mean() / mu[:, inner].mean() - 1, rmse(x, mu))
-    assert res[0.3][0] < 0.5 * res[None][0], res
+    assert res[0.3][0] < 0.9 * res[None][0], res
     assert res[0.3][1] <= res[None][1], res
-    assert abs(res[0.3][2]) < 0.06 and res[0.3][3] < res[None][3], res
+    assert abs(res[0.3][2]) < 0.06 and res[0.3][3] < 0.95 * res[None][3], res
+    # the full grid is free: one level alone is the solve without support
+    od4 = od[:, :, 12:16]
+    np.testing.assert_array_equal(reconstruct_joint(od4, ANGLES, levels=0),
+                                  reconstruct_joint(od4, ANGLES, levels=0, support_fraction=None))
 
 
 def test_support_mask_is_per_slice():

@@ -50,21 +50,22 @@ sinogram noise ``s_e``, ``Y = U^T z`` their spectral components)::
   host an iteration runs block by block of rows (~1 MB of every channel) so its
   ~20 elementwise passes stay in cache: demo s41 solve 21-22 -> 11-13 CPU s,
   same values (gpu_bench/RESULTS.recon.md, "cost").
-- Shrink-wrap support (``support_fraction``, default 0.3): on every level the
-  iterate is held at 0, in every energy, where the smoothed structure (leading
-  component, binomial sigma 1 voxel) is below 0.3 x its slice's maximum; the
-  support is taken from each level's start and re-estimated every
+- Shrink-wrap support (``support_fraction``, default 0.3), on the coarse levels:
+  the iterate is held at 0, in every energy, where the smoothed structure
+  (leading component, binomial sigma 1 voxel) is below 0.3 x its slice's
+  maximum; the support is taken from each level's start and re-estimated every
   ``SUPPORT_EVERY`` (10) iterations (as in phase retrieval's shrink-wrap). Why:
   the wedge is not filled by the TV term here -- with no TV along y at all, or
   4x the weight, the voxels outside y-facing surfaces came out the same (small
-  seed 0: 2.06 x their true level, 0.21 of the solid level two voxels out;
-  x faces 1.25 / 0.03) -- but by the non-negativity, and what it cannot remove
-  (the positive smear outside the particle) a support can. With it: 1.64 / 0.02
-  on y faces, RMSE 1.15e-3 -> 0.82e-3 (300 single-level iterations without it:
-  0.74e-3), at the cost of one support estimate per 10 iterations. Per slice,
-  so chunks of rows get the same support; a threshold of 0.4 ratchets the
-  surface inwards (RMSE 2.4e-3, extent -1..-2 voxels): 0.3 leaves a margin
-  (gpu_bench/RESULTS.recon.md, "y extent").
+  seed 0: 0.21 of the solid level one voxel beyond the surface voxel, x faces
+  0.03) -- but by the non-negativity, and what that cannot remove (the
+  positive smear outside the particle) a support can. The full grid starts
+  from the clean coarse solution and stays free: held there too, the smear fell
+  further (0.21 -> 0.02; coarse only 0.12; RMSE 1.15e-3 -> 0.82e-3 / 0.99e-3)
+  but the pipeline's Co amounts moved by -0.7..-1.1 pp (small 0, demo 41;
+  coarse only +0.2); the particle masks' y extent +2 -> 0 either way
+  (gpu_bench/RESULTS.recon.md, "y extent"). Per slice, so chunks of rows get the
+  same support; a threshold of 0.4 ratchets the surface inwards (extent -1..-2).
 - Contrast restoration: one Bregman refinement on the full grid after the solve
   (``debias_iterations``, :mod:`._debias`): TV shrinks the chemistry contrast of
   grains (small seed 0: O-rich grains' TM/O 0.925 x target for a true 0.909).
@@ -172,12 +173,12 @@ def _pyramid(od, angles, center: float, *, weight: float, noise: float, basis: B
              levels: int, iterations: int, coarse_iterations: int, nonneg: bool, joint: bool,
              step_ratio: float, fine_step_ratio: float, eps: float, callback=None,
              budget=None, debias_iterations: int = 0, debias_level: int = 0,
-             support_fraction: float = 0.0):
+             support_fraction: float = 0.0, top: bool = True):
     """Solve on the whitened component sinograms ``od`` (K, A, R, n) (``basis``: the
     energies' basis), coarse levels first; returns components (K, R, n, n). ``noise``:
     white-noise std of ``od`` per pixel (1 on the full grid).
     ``debias_iterations`` > 0: one Bregman refinement of that many iterations on this
-    level (recon/_debias.py)."""
+    level (recon/_debias.py). ``top``: the full grid (no support there)."""
     xp = array_module(od)
     C, A, R, n = od.shape
     op = ParallelBeamOperator(angles, n, center, xp=xp, eps=eps)
@@ -192,13 +193,16 @@ def _pyramid(od, angles, center: float, *, weight: float, noise: float, basis: B
             coarse_iterations=coarse_iterations, nonneg=nonneg, joint=joint,
             step_ratio=step_ratio, fine_step_ratio=step_ratio, eps=eps, budget=budget,
             debias_iterations=debias_iterations if debias_level == 1 else 0,
-            debias_level=debias_level - 1, support_fraction=support_fraction)
+            debias_level=debias_level - 1, support_fraction=support_fraction, top=False)
         y0 = _upsample(xp, coarse, (C, R, n, n))
     elif nonneg:
         y0 = basis.nonneg(xp, g0)
     else:
         y0 = g0.copy()
-    support = basis.support(xp, y0, support_fraction) if support_fraction > 0 else None
+    # the support on the coarse levels only: the full grid starts from their clean
+    # solution and its own steps (and the refinement) stay free (module docstring)
+    support = (basis.support(xp, y0, support_fraction)
+               if support_fraction > 0 and not top else None)
     solve = dict(nonneg=nonneg, step_ratio=fine_step_ratio, joint=joint, budget=budget,
                  support=support, support_fraction=support_fraction)
     y = _solve(N, g0, basis, lam, beta, iterations=iterations, y=y0, callback=callback,
@@ -314,7 +318,7 @@ def reconstruct_joint(od, angles, *, center: float | None = None, weight="auto",
     warn_on_stop : bool
         Warn (:class:`SolverStoppedWarning`) when ``max_seconds`` ends the solve early.
     support_fraction : float or None
-        Shrink-wrap support (module docstring): on every level, voxels whose smoothed
+        Shrink-wrap support (module docstring): on the coarse levels, voxels whose smoothed
         structure (leading spectral component; binomial, sigma 1 voxel, per slice) is
         below this fraction of the slice's maximum are held at 0 in every energy,
         re-estimated from the iterate every ``SUPPORT_EVERY`` iterations. Default
