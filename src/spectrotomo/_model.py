@@ -20,18 +20,19 @@ first energy's), and ``pixel_size_energy[ref] / pixel_size_energy[e]`` is the
 magnification of energy ``e`` relative to ``ref``
 (``recon.prep.register_energies(pixel_sizes=...)``).
 
-Provenance is a JSON list in ``attrs["provenance"]``: one entry per step with
+Provenance (:mod:`._provenance`, re-exported here) is a JSON list in
+``attrs["provenance"]``: one entry per step with
 the toolkit version, the step name, its parameters and inputs.
 """
 
 from __future__ import annotations
 
-import json
-from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 import xarray as xr
+
+from ._provenance import add_provenance, provenance
 
 __all__ = [
     "DIMS",
@@ -68,62 +69,6 @@ PIXEL_SIZE_ENERGY = "pixel_size_energy"
 
 class ValidationError(ValueError):
     """Input does not follow the data model; the message names field and expectation."""
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
-
-
-# --------------------------------------------------------------------------- #
-# provenance
-# --------------------------------------------------------------------------- #
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist() if value.size <= 64 else f"<array shape={value.shape}>"
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return repr(value)
-
-
-def provenance(obj: xr.Dataset | xr.DataArray) -> list[dict]:
-    """Return the provenance entries of ``obj`` (oldest first)."""
-    raw = obj.attrs.get("provenance", "[]")
-    return json.loads(raw) if isinstance(raw, str) else list(raw)
-
-
-def add_provenance(obj, step: str, *, inputs: Iterable[str] = (), **params):
-    """Append a provenance entry to ``obj.attrs`` in place and return ``obj``.
-
-    Parameters
-    ----------
-    obj : xarray.Dataset or xarray.DataArray
-    step : str
-        Name of the processing step, e.g. ``"recon.reconstruct"``.
-    inputs : iterable of str
-        Input files or stores.
-    **params
-        Parameters of the step; converted to JSON (large arrays summarised).
-    """
-    entries = provenance(obj)
-    entries.append(
-        {
-            "step": step,
-            "version": _version(),
-            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "inputs": [str(i) for i in inputs],
-            "parameters": _jsonable(params),
-        }
-    )
-    obj.attrs["provenance"] = json.dumps(entries)
-    return obj
 
 
 # --------------------------------------------------------------------------- #

@@ -26,23 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ._ome_meta import MAX_LISTED_LABELS, Window, default_levels, image_label, multiscale
+
 __all__ = ["write_ome_zarr"]
 
 _AXES = ("z", "y", "x")
-# tab10, 0-255: distinct, colour-blind-tolerant defaults for label values 1, 2, ...
-_PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-            (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))
-#: label images list every value's colour when there are at most this many
-_MAX_LISTED_LABELS = 4096
-#: voxels per channel kept for the display-window percentiles (a strided sample)
-_WINDOW_SAMPLE = 4_000_000
-
-
-def _default_levels(shape) -> int:
-    levels = 1
-    while max(-(-s // 2 ** levels) for s in shape) >= 64:
-        levels += 1
-    return levels
 
 
 def _mean_down(a: np.ndarray) -> np.ndarray:
@@ -59,97 +47,6 @@ def _down(block: np.ndarray, labels: bool) -> np.ndarray:
     if labels:  # nearest: never invent a label value
         return block[(slice(None),) + (slice(None, None, 2),) * (block.ndim - 1)]
     return _mean_down(block)
-
-
-def _transforms(voxel, level: int, labels: bool, channel: bool) -> list[dict]:
-    factor = 2 ** level
-    lead = [1.0] if channel else []
-    out = [{"type": "scale", "scale": lead + [float(v * factor) for v in voxel]}]
-    if level and not labels:  # a block mean's centre sits half a block in
-        out.append({"type": "translation",
-                    "translation": [0.0] * len(lead) + [float(v * (factor - 1) / 2)
-                                                         for v in voxel]})
-    return out
-
-
-def _multiscale(name, axes, voxel, n_levels, labels, version, channel) -> dict:
-    ax = [{"name": "c", "type": "channel"}] if channel else []
-    ax += [{"name": a, "type": "space", "unit": "nanometer"} for a in axes]
-    ms = {
-        "name": name,
-        "axes": ax,
-        "datasets": [{"path": str(k),
-                      "coordinateTransformations": _transforms(voxel, k, labels, channel)}
-                     for k in range(n_levels)],
-        "type": "nearest" if labels else "mean",
-        "metadata": {"description": "2x subsampling" if labels else "2x block mean",
-                     "software": "spectrotomo"},
-    }
-    if version == "0.4":
-        ms["version"] = "0.4"
-    return ms
-
-
-class _Window:
-    """Running min/max of the finite values and a strided sample inside the mask,
-    per channel, for the OMERO window."""
-
-    def __init__(self, n_channels: int, n_voxels: int, percentiles):
-        self.stride = max(1, n_voxels // _WINDOW_SAMPLE)
-        self.lo = np.full(n_channels, np.inf)
-        self.hi = np.full(n_channels, -np.inf)
-        self.samples = [[] for _ in range(n_channels)]
-        self.percentiles = percentiles
-
-    def add(self, block: np.ndarray, mask_block) -> None:
-        for c, plane in enumerate(block):
-            finite = plane[np.isfinite(plane)]
-            if finite.size:
-                self.lo[c] = min(self.lo[c], float(finite.min()))
-                self.hi[c] = max(self.hi[c], float(finite.max()))
-            inside = plane[mask_block] if mask_block is not None else plane.ravel()
-            inside = inside[np.isfinite(inside)]
-            self.samples[c].append(inside[::self.stride])
-
-    def channels(self, names) -> list[dict]:
-        out = []
-        for c, name in enumerate(names):
-            sample = np.concatenate(self.samples[c])
-            lo, hi = (self.lo[c], self.hi[c]) if np.isfinite(self.lo[c]) else (0.0, 1.0)
-            start, end = (np.percentile(sample, self.percentiles) if sample.size else (lo, hi))
-            if not end > start:  # a constant region: widen so viewers can draw it
-                start, end = start - 0.5, end + 0.5
-            out.append({"label": str(name), "color": "FFFFFF", "active": c == 0,
-                        "window": {"min": float(min(lo, start)), "max": float(max(hi, end)),
-                                   "start": float(start), "end": float(end)}})
-        return out
-
-
-def _image_label(values, label_names, label_colors, version) -> dict:
-    names = dict(enumerate(label_names)) if isinstance(label_names, (list, tuple)) \
-        else dict(label_names or {})
-    colors = dict(label_colors or {})
-    label = {"source": {"image": "../../"}}
-    if version == "0.4":
-        label["version"] = "0.4"
-    if len(values) > _MAX_LISTED_LABELS and not names and not colors:
-        # many instance labels: the viewer's own cyclic colours (a listed colour table
-        # makes napari hide every value it leaves out)
-        return label
-    listed = set(values) if len(values) <= _MAX_LISTED_LABELS else {0}
-    listed |= set(names) | set(colors)
-    rgba, props = [], []
-    for v in sorted(int(v) for v in listed):
-        c = colors.get(v, (0, 0, 0, 0) if v == 0 else _PALETTE[(v - 1) % len(_PALETTE)])
-        c = [int(x) for x in c] + [255] * (4 - len(c))
-        if len(c) != 4 or not all(0 <= x <= 255 for x in c):
-            raise ValueError(f"label_colors[{v}] must be (r, g, b[, a]) in 0-255; got {c}")
-        rgba.append({"label-value": v, "rgba": c})
-        # every coloured value needs a property entry (validators check the two sets
-        # agree); the name is optional
-        props.append({"label-value": v, **({"name": str(names[v])} if v in names else {})})
-    return {"colors": rgba, "properties": props, **label}
-
 
 def _label_dtype(dtype: np.dtype, name: str) -> np.dtype:
     """The unsigned type a label image of ``dtype`` is stored as."""
@@ -292,7 +189,7 @@ def _write_levels(group, src, *, dtype, n_levels, chunks, labels, array_kw, mask
         block = np.asarray(src[:, z0:z0 + step])
         if labels:
             _check_label_block(block, dtype, name)
-            if len(values) <= _MAX_LISTED_LABELS:
+            if len(values) <= MAX_LISTED_LABELS:
                 values.update(np.unique(block).tolist())
         else:
             block = block.astype(np.float32, copy=False)
@@ -400,7 +297,7 @@ def write_ome_zarr(path, data, *, voxel_size_nm=None, name: str = "image",
     axes = ("c",) * channel + spatial
     array_kw = ({"dimension_names": axes} if fmt == 3 else
                 {"chunk_key_encoding": {"name": "v2", "separator": "/"}})
-    window = None if labels else _Window(src.shape[0], int(np.prod(spatial_shape)), percentiles)
+    window = None if labels else Window(src.shape[0], int(np.prod(spatial_shape)), percentiles)
     try:
         values = _write_levels(group, src, dtype=dtype, n_levels=n_levels, chunks=chunks,
                                labels=labels, array_kw={**array_kw, "_channel": channel},
@@ -408,10 +305,10 @@ def write_ome_zarr(path, data, *, voxel_size_nm=None, name: str = "image",
     except Exception:
         shutil.rmtree(target, ignore_errors=True)  # never leave a half image that opens
         raise
-    meta = {"multiscales": [_multiscale(name, spatial, voxel, n_levels, labels, version,
+    meta = {"multiscales": [multiscale(name, spatial, voxel, n_levels, labels, version,
                                         channel)]}
     if labels:
-        meta["image-label"] = _image_label(values, label_names, label_colors, version)
+        meta["image-label"] = image_label(values, label_names, label_colors, version)
     else:
         meta["omero"] = {"channels": window.channels(names), "rdefs": {"model": "greyscale"}}
     attrs = {"ome": {"version": "0.5", **meta}} if fmt == 3 else meta
@@ -434,7 +331,7 @@ def _check_layout(spatial_shape, mask, window_percentiles, n_levels, chunks):
     if not 0 <= lo_p < hi_p <= 100:
         raise ValueError(f"window_percentiles must be 0 <= low < high <= 100; got "
                          f"{window_percentiles}")
-    n_levels = _default_levels(spatial_shape) if n_levels is None else int(n_levels)
+    n_levels = default_levels(spatial_shape) if n_levels is None else int(n_levels)
     if n_levels < 1:
         raise ValueError(f"n_levels must be >= 1; got {n_levels}")
     chunks = tuple(min(64, s) for s in spatial_shape) if chunks is None else tuple(chunks)
