@@ -57,9 +57,10 @@ def _smooth(xp, s):
     edge-clamped: slicing only, the same on numpy and cupy."""
     for axis in (1, 2):
         n = s.shape[axis]
+        lead = (slice(None),) * axis
 
-        def cut(a, b):
-            return (slice(None),) * axis + (slice(a, b),)
+        def cut(a, b, lead=lead):
+            return (*lead, slice(a, b))
 
         for _ in range(2):  # [1, 2, 1] / 4 twice
             p = xp.concatenate([s[cut(0, 1)], s, s[cut(n - 1, n)]], axis=axis)
