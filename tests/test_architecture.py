@@ -15,7 +15,8 @@ ROOT = Path(spectrotomo.__file__).parent
 #: Stages in data-flow order; a stage may import only earlier ones (and the shared core).
 ORDER = ("io", "recon", "spectra", "segmentation")
 #: Modules at the package root every stage may use.
-SHARED = {"spectrotomo", "spectrotomo._model", "spectrotomo._backend", "spectrotomo._physics"}
+SHARED = {"spectrotomo", "spectrotomo._model", "spectrotomo._provenance", "spectrotomo._backend",
+          "spectrotomo._physics"}
 
 
 def _module_name(path: Path) -> str:

@@ -6,6 +6,10 @@ Usage: ``PYTHONPATH=src python gpu_bench/diagnostics/class_accuracy.py OUT_DIR s
 (one markdown table row per run, then the breakdown lines). The new default runs every step;
 the other two reuse its store's input and preprocess groups (copied) and rerun reconstruct,
 quantify, segment and report. Step times come from each run's log: noisy on a shared machine.
+
+``... class_accuracy.py where STORE [STORE ...]`` reruns nothing: for finished pipeline stores of
+simulated samples it prints where the class errors sit (:func:`where`) and what bounds them
+(:func:`ceilings`).
 """
 
 from __future__ import annotations
@@ -69,6 +73,116 @@ def breakdown(store: str) -> str:
     return "; ".join(out)
 
 
+def _load(store: str) -> dict:
+    """Estimated classes, the truth in the registered frame and the step's solid/depth."""
+    from spectrotomo import io
+    from spectrotomo.pipeline._truth_frame import registered_z_shift, truth_in_frame
+
+    truth = io.read_group(store, "truth").load()
+    frame = truth_in_frame(truth, registered_z_shift(io.read_group(store, "raw"),
+                                                     io.read_group(store, "od")))
+    seg = io.read_group(store, "segmentation").load()
+    solid = seg["mask"].values & (seg["pores"].values == 0) & (seg["cracks"].values == 0)
+    return {"truth": truth, "frame": frame, "est": seg["composition_class"].values,
+            "true": frame["composition_class"].values, "solid": solid,
+            "depth": seg["depth"].values, "px": float(truth.attrs["pixel_size"]),
+            "chem": io.read_group(store, "chemistry").load()}
+
+
+def _fractions(classes) -> np.ndarray:
+    c = classes[classes > 0]
+    return np.array([(c == k).mean() for k in (1, 2, 3)]) if c.size else np.zeros(3)
+
+
+def _score(est, true) -> tuple[float, float]:
+    """(class-fraction error sum in pp, voxel agreement), as the report's errors_vs_truth."""
+    both = (est > 0) & (true > 0)
+    return (100 * float(np.abs(_fractions(est) - _fractions(true)).sum()),
+            float((est[both] == true[both]).mean()))
+
+
+def _edge_distance(true) -> np.ndarray:
+    """Distance (voxels) from each classified voxel to the nearest voxel of another class."""
+    from scipy import ndimage
+
+    out = np.full(true.shape, np.inf, np.float32)
+    for k in (1, 2, 3):
+        other = (true > 0) & (true != k)
+        if other.any():
+            out = np.where(true == k, ndimage.distance_transform_edt(~other), out)
+    return out
+
+
+def where(store: str) -> str:
+    """Where a finished run's class errors sit: signed fraction error per class, the
+    confusion, agreement and share of the errors by true depth and by distance to the
+    nearest voxel of another true class, and the mask's extra/missing voxels."""
+    d = _load(store)
+    est, true = d["est"], d["true"]
+    both = (est > 0) & (true > 0)
+    wrong = both & (est != true)
+    signed = 100 * (_fractions(est) - _fractions(true))
+    conf = np.zeros((4, 4), np.int64)
+    np.add.at(conf, (true[both], est[both]), 1)
+    lines = ["signed fraction error pp (target, O-poor, O-rich): "
+             + " ".join(f"{v:+.2f}" for v in signed),
+             "confusion, % of compared voxels (rows true, columns estimated: target, O-poor, "
+             "O-rich): " + " | ".join(" ".join(f"{100 * conf[i, j] / both.sum():.2f}"
+                                               for j in (1, 2, 3)) for i in (1, 2, 3))]
+    depth = d["frame"]["depth"].values / d["px"]
+    edge = _edge_distance(true)
+    # depth bins [lo, hi); distances (lo, hi] (1 = the voxels touching another class)
+    for name, bin_of in (("true depth (vox)", np.digitize(depth, (1, 1.5, 2.5, 4))),
+                         ("distance to another class (vox)",
+                          np.digitize(edge, (1, 2, 3), right=True))):
+        bins = (0, 1, 1.5, 2.5, 4, np.inf) if name.startswith("true") else (0, 1, 2, 3, np.inf)
+        parts = []
+        for i, (lo, hi) in enumerate(zip(bins[:-1], bins[1:])):
+            sel = bin_of == i
+            n = int((both & sel).sum())
+            parts.append(f"{lo}-{hi}: {(est[both & sel] == true[both & sel]).mean():.3f} "
+                         f"(n={n}, {(wrong & sel).sum() / max(wrong.sum(), 1):.0%} of errors)")
+        lines.append(f"agreement by {name}: " + "; ".join(parts))
+    extra, missing = (est > 0) & (true == 0), (true > 0) & (est == 0)
+    lines.append(f"classified outside the true solid: {extra.sum()} voxels (classes "
+                 f"{np.bincount(est[extra], minlength=4)[1:].tolist()}); true solid "
+                 f"unclassified: {missing.sum()} ({np.bincount(true[missing], minlength=4)[1:].tolist()})")
+    return "\n".join(lines)
+
+
+def ceilings(store: str) -> str:
+    """What bounds the agreement: the step's classifier (``class_ratio``, the run's
+    ``[segmentation]`` defaults) on the TRUE amounts over the run's own solid and depth
+    (smoothing as configured, and none), and how many true labels change when the truth
+    moves by one voxel along z (the sub-voxel truth frame's label ambiguity)."""
+    from dataclasses import replace
+
+    import xarray as xr
+    from scipy import ndimage
+
+    from spectrotomo.pipeline import Config
+    from spectrotomo.pipeline.steps.segment import class_ratio
+    from spectrotomo.segmentation import composition_classes
+
+    d = _load(store)
+    cfg = Config().segmentation
+    target = float(d["truth"].attrs["target_tm_o"])
+    tol = float(d["truth"].attrs.get("tolerance", cfg.tolerance))
+    true_chem = xr.Dataset({"amount": d["frame"]["density"]})
+    out = []
+    for name, c in (("true amounts, classifier as configured", cfg),
+                    ("true amounts, no smoothing", replace(cfg, smoothing_nm=0.0,
+                                                           layer_pooling=0.0))):
+        ratio, defined = class_ratio(true_chem, d["solid"], d["px"], c, depth=d["depth"])
+        cls = np.asarray(composition_classes(ratio, target, tol, mask=defined))
+        out.append("{}: {:.2f} pp / {:.3f}".format(name, *_score(cls, d["true"])))
+    labels = d["truth"]["composition_class"].values
+    up = ndimage.shift(labels, (1, 0, 0), order=0, mode="nearest")
+    both = (labels > 0) & (up > 0)
+    out.append(f"true labels changed by a 1-voxel z shift: {(labels[both] != up[both]).mean():.3f}")
+    return "; ".join(out)
+
+
 def run_case(out: str, case: str) -> list[str]:
     preset, _, seed = case.partition(":")
     new = f"{out}/{preset}{seed}-new.zarr"
@@ -84,6 +198,10 @@ def run_case(out: str, case: str) -> list[str]:
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "where":
+        for store in sys.argv[2:]:
+            print(f"## {store}\n{where(store)}\nceilings: {ceilings(store)}", flush=True)
+        sys.exit(0)
     print("| case | path | class-fraction error sum (pp) | class voxel agreement | amount bias "
           "O / Mn / Co / Ni (%) | mask IoU | extent z,y,x (vox) | Mn 2D valence MAE | "
           "reconstruct step (s) |\n|---|---|---|---|---|---|---|---|---|", flush=True)

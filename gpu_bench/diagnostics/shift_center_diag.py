@@ -143,7 +143,8 @@ def classify(mu, energies, truth, px):
     mask = seg.particle_mask(mean_mu)
     pores = seg.find_pores(mean_mu, mask, spacing=px)
     cracks = seg.find_cracks(mean_mu, mask, spacing=px)
-    ratio, solid = _class_ratio(chem, mask & (pores == 0) & (cracks == 0), px, cfg.segmentation)
+    ratio, solid = _class_ratio(chem, mask & (pores == 0) & (cracks == 0), px, cfg.segmentation,
+                                depth=np.asarray(seg.depth(mask, spacing=px)))
     classes = seg.composition_classes(ratio, float(truth.attrs["target_tm_o"]),
                                       cfg.segmentation.tolerance, mask=solid)
     return ratio, classes

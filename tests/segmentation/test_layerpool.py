@@ -63,3 +63,15 @@ def test_zone_of_one_voxel_layer_is_not_pooled():
     out = surface_layer_pooling(ratio, tm, o, d, mask=mask, spacing=px, surface_nm=25.0,
                                 pooling=0.7)  # round(25 / 20) = 1 layer: partial volume only
     np.testing.assert_array_equal(out, ratio)
+
+
+def test_spacing_from_the_dataarray_and_checked():
+    xr = pytest.importorskip("xarray")
+    ratio, tm, o, d, mask, _, px = _ball_with_skin(n=24, radius=9.0)
+    kw = dict(mask=mask, surface_nm=40.0, pooling=0.6)
+    explicit = surface_layer_pooling(ratio, tm, o, d, spacing=px, **kw)
+    da = xr.DataArray(ratio, dims=("z", "y", "x"), attrs={"pixel_size": px})
+    np.testing.assert_array_equal(surface_layer_pooling(da, tm, o, d, **kw), explicit)
+    assert not np.array_equal(explicit, ratio)  # pooled at 20 nm (2 layers)
+    with pytest.raises(ValidationError, match="spacing"):
+        surface_layer_pooling(ratio, tm, o, d, spacing=(px, -px, px), **kw)

@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._model import ValidationError
-from ._util import as_mask, check_same_shape, unwrap
+from ._util import as_mask, check_same_shape, resolve_spacing, unwrap
 
 __all__ = ["surface_layer_pooling"]
 
@@ -86,7 +86,7 @@ def check_pooling(pooling: float) -> float:
     return float(pooling)
 
 
-def surface_layer_pooling(ratio, tm, o, depth, *, mask, spacing, surface_nm: float,
+def surface_layer_pooling(ratio, tm, o, depth, *, mask, spacing=None, surface_nm: float,
                           pooling: float):
     """Shrink near-surface TM/O ratios towards their iso-depth layer's mean.
 
@@ -102,8 +102,10 @@ def surface_layer_pooling(ratio, tm, o, depth, *, mask, spacing, surface_nm: flo
         Depth below the particle surface, nm (:func:`depth`, ``"boundary"``).
     mask : array, same shape, bool
         Voxels whose amounts enter the layer means (the particle's solid).
-    spacing : float or sequence of float
-        Voxel size, nm; layers are 1/4 of the smallest spacing thick.
+    spacing : float or sequence of float, optional
+        Voxel size, nm (> 0 per axis); layers are 1/4 of the smallest spacing thick.
+        Default: from a DataArray ``ratio`` or ``depth`` (``attrs['spacing']``,
+        ``attrs['pixel_size']`` or nm coordinates), else 1 nm.
     surface_nm : float
         Voxels shallower than this (nm, >= 0) are pooled; deeper ones unchanged.
         Below two voxel layers (``round(surface_nm / step) < 2``) nothing is pooled.
@@ -123,12 +125,13 @@ def surface_layer_pooling(ratio, tm, o, depth, *, mask, spacing, surface_nm: flo
     :func:`apply_layer_pooling` per block -- the same result.
     """
     pooling = check_pooling(pooling)
-    arrs = [np.asarray(unwrap(a)[0], dtype=np.float32) for a in (ratio, tm, o, depth)]
+    unwrapped = [unwrap(a) for a in (ratio, tm, o, depth)]
+    arrs = [np.asarray(a, dtype=np.float32) for a, _ in unwrapped]
     m = as_mask(np.asarray(unwrap(mask)[0]), name="mask", ndim_ok=(2, 3)) > 0
     check_same_shape(ratio=arrs[0], tm=arrs[1], o=arrs[2], depth=arrs[3], mask=m)
     if not np.isfinite(surface_nm) or surface_nm < 0:
         raise ValidationError(f"surface_nm must be >= 0 nm; got {surface_nm!r}")
-    step = float(np.min(np.broadcast_to(np.asarray(spacing, dtype=float), (m.ndim,))))
+    step = float(resolve_spacing(spacing, m.ndim, unwrapped[0][1], unwrapped[3][1]).min())
     if not pools(pooling, surface_nm, step):
         return arrs[0].copy()
     sums = layer_sums(arrs[1], arrs[2], arrs[3], m, surface_nm=surface_nm, step_nm=step)

@@ -14,7 +14,7 @@ from ...segmentation import legend_attrs
 from .._context import RunContext
 from .acquire import nominal
 
-__all__ = ["segment", "class_ratio"]
+__all__ = ["segment", "class_ratio", "smoothing_options"]
 
 
 _METALS = ("Mn", "Co", "Ni")
@@ -24,20 +24,46 @@ _METALS = ("Mn", "Co", "Ni")
 #: (value 0 stored as plain "background"); io.export_store reads names and colours here.
 _CLASS_FLAGS = legend_attrs(background="background")
 
-def class_ratio(chem: xr.Dataset, solid: np.ndarray, px: float, cfg) -> tuple[np.ndarray,
-                                                                                np.ndarray]:
-    """TM/O of amounts averaged over the solid (``[segmentation] smoothing_nm``), whole
-    volume in memory (diagnostics; the step itself runs ``segment_volume`` by blocks).
+def smoothing_options(cfg) -> dict:
+    """The classifier's averaging keywords of ``[segmentation]`` (``segment_volume`` and
+    :func:`class_ratio` take them; the stored ratio and the provenance record them)."""
+    return dict(smoothing_nm=cfg.smoothing_nm, surface_layer_nm=cfg.surface_layer_nm,
+                layer_pooling=cfg.layer_pooling)
 
-    Per-voxel ratios of limited-angle FBP edge jumps are far too noisy for a
-    +-5 % class band (measured ratio noise ~0.08 at 20 nm voxels, ~0.2 at 12 nm
-    against a band half-width of 0.02); averaging the amounts over the solid
-    only (no pores, no outside), along the surface within
-    ``surface_layer_nm``, brings the class fractions within ~1 pp of the truth
-    (gpu_bench/RESULTS.pipeline.md). Returns the ratio (NaN outside) and the solid
-    voxels where it is defined.
+
+def class_ratio(chem: xr.Dataset, solid: np.ndarray, px: float, cfg, *,
+                depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """TM/O of amounts averaged over the solid, pooled along the near-surface depth layers,
+    whole volume in memory (diagnostics; the step itself runs ``segment_volume`` by blocks,
+    with the same result).
+
+    Per-voxel ratios of limited-angle edge jumps are far too noisy for a +-5 % class band
+    (measured ratio noise ~0.09 x target per voxel at 20 nm, 0.014 after the 30 nm average,
+    gpu_bench/RESULTS.recon.md "class accuracy"); averaging the amounts over the solid only
+    (no pores, no outside), along the surface within ``surface_layer_nm``
+    (``segmentation.masked_smooth``), then shrinking near-surface ratios towards their
+    iso-depth layer's mean by ``layer_pooling`` (``segmentation.surface_layer_pooling``).
+
+    Parameters
+    ----------
+    chem : xarray.Dataset
+        The ``chemistry`` group (``amount`` (element, z, y, x), atoms/nm^3).
+    solid : numpy.ndarray, shape (nz, ny, nx), bool
+        Particle mask minus pores and cracks.
+    px : float
+        Voxel size, nm.
+    cfg : the ``[segmentation]`` config section
+        ``smoothing_nm``, ``surface_layer_nm``, ``layer_pooling``.
+    depth : numpy.ndarray, shape (nz, ny, nx), float
+        Depth below the particle surface, nm (``segmentation.depth`` of the particle mask,
+        as the step's ``depth``).
+
+    Returns
+    -------
+    ratio : numpy.ndarray, float32, NaN off the solid
+    defined : numpy.ndarray, bool: the solid voxels where the ratio is defined
     """
-    from ...segmentation import masked_smooth
+    from ...segmentation import masked_smooth, surface_layer_pooling
 
     amount = chem["amount"]
     metals = [el for el in _METALS if el in amount["element"].values]
@@ -47,6 +73,8 @@ def class_ratio(chem: xr.Dataset, solid: np.ndarray, px: float, cfg) -> tuple[np
                           surface_nm=cfg.surface_layer_nm)
     defined = solid & np.isfinite(tm) & np.isfinite(o) & (o > 0)
     ratio = np.where(defined, tm / np.where(defined, o, 1.0), np.nan).astype(np.float32)
+    ratio = surface_layer_pooling(ratio, stack[0], stack[1], depth, mask=solid, spacing=px,
+                                  surface_nm=cfg.surface_layer_nm, pooling=cfg.layer_pooling)
     return ratio, defined
 
 
@@ -81,12 +109,10 @@ def segment(ctx: RunContext) -> None:
     if "chemistry" in io.list_groups(ctx.store):
         amount = io.read_group(ctx.store, "chemistry")["amount"]
         target = _target(ctx)
+        smoothing = smoothing_options(cfg)
         kw = dict(amounts=amount.data, elements=list(amount["element"].values), target=target,
-                  tolerance=cfg.tolerance, smoothing_nm=cfg.smoothing_nm,
-                  surface_layer_nm=cfg.surface_layer_nm, layer_pooling=cfg.layer_pooling)
-        extra = {"tm_o_ratio_smoothed": dict(smoothing_nm=cfg.smoothing_nm,
-                                             surface_layer_nm=cfg.surface_layer_nm,
-                                             layer_pooling=cfg.layer_pooling),
+                  tolerance=cfg.tolerance, **smoothing)
+        extra = {"tm_o_ratio_smoothed": smoothing,
                  "composition_class": dict(target_tm_o=target, tolerance=cfg.tolerance,
                                            **_CLASS_FLAGS)}
     else:  # phase-contrast run: no chemistry
@@ -101,9 +127,7 @@ def segment(ctx: RunContext) -> None:
     add_provenance(SimpleNamespace(attrs=attrs), "pipeline.segment", inputs=[str(ctx.store)],
                    n_shells=cfg.n_shells, chunk=cfg.chunk,
                    **({} if not kw else dict(target_tm_o=kw["target"], tolerance=cfg.tolerance,
-                                             smoothing_nm=cfg.smoothing_nm,
-                                             surface_layer_nm=cfg.surface_layer_nm,
-                                             layer_pooling=cfg.layer_pooling)))
+                                             **smoothing)))
     io.mark_complete(ctx.store, "segmentation", attrs=attrs)
 
 

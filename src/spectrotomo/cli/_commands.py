@@ -1,9 +1,9 @@
-"""Command line: ``spectrotomo {simulate,info,demo,check,init,run,center,<step>,export,batch}``.
+"""The commands of ``spectrotomo``: one function per command, called with the parsed arguments.
 
 Thin wiring only: every command calls library functions with explicit arguments; the
 work lives in :mod:`spectrotomo.simulate`, :mod:`spectrotomo.io` and
 :mod:`spectrotomo.pipeline`, the options and help texts in
-:mod:`spectrotomo._cli_parser`.
+:mod:`spectrotomo.cli._parser`.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ._cli_parser import OVERRIDES, build_parser
+from ._parser import OVERRIDES, build_parser
 
 __all__ = ["main", "build_parser"]
 
 def _write_simulated(preset: str, seed: int, store: Path, overwrite: bool) -> None:
-    from . import io
-    from .pipeline.steps.acquire import simulate_preset, simulated_groups
+    from .. import io
+    from ..pipeline.steps.acquire import simulate_preset, simulated_groups
 
     tree = simulate_preset(preset, seed=seed)
     groups = {group: tree[child].to_dataset(inherit=False)
@@ -29,7 +29,7 @@ def _write_simulated(preset: str, seed: int, store: Path, overwrite: bool) -> No
 def _info(store: Path, verify: bool = False) -> int:
     """Print the store summary (and the verification); 1 if anything is unfinished or
     damaged."""
-    from . import io
+    from .. import io
 
     description = io.describe_store(store)
     print(io.format_store(description))
@@ -52,7 +52,7 @@ def cmd_info(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .pipeline import Config, run_pipeline
+    from ..pipeline import Config, run_pipeline
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
     cfg = Config()
@@ -78,7 +78,7 @@ def _print_errors(errors: dict) -> None:
 
 
 def _config_from_args(args):
-    from .pipeline import load_config
+    from ..pipeline import load_config
 
     overrides = {}
     for dest, key in OVERRIDES.items():
@@ -89,7 +89,7 @@ def _config_from_args(args):
 
 
 def cmd_check(args) -> int:
-    from .pipeline import check_inputs, format_check_report
+    from ..pipeline import check_inputs, format_check_report
 
     reports = check_inputs(args.files, angles=args.angles)
     print(format_check_report(reports))
@@ -113,12 +113,12 @@ def _init_target(args) -> Path:
 
 
 def cmd_init(args) -> int:
-    from .pipeline import write_config
+    from ..pipeline import write_config
 
     args.config = _init_target(args)
 
     if not args.input and not args.xanes and args.template == "txm-dual-energy":
-        from .pipeline import write_template
+        from ..pipeline import write_template
 
         path = write_template(args.config, overwrite=args.overwrite)
         print(f"wrote config template {path}; edit it, then: spectrotomo run {path}")
@@ -134,13 +134,13 @@ def cmd_init(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .pipeline import run_pipeline
+    from ..pipeline import run_pipeline
 
     cfg = _config_from_args(args)
     rows = getattr(args, "rows", None)
     slice_row = getattr(args, "slice", None)
     if rows is not None or slice_row is not None:
-        from .pipeline import parse_rows, run_rows
+        from ..pipeline import parse_rows, run_rows
 
         if args.dry_run:
             raise ValueError("--rows/--slice and --dry-run: plan the full run without --rows")
@@ -155,7 +155,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_center(args) -> int:
-    from .pipeline import run_center
+    from ..pipeline import run_center
 
     cfg = _config_from_args(args)
     run_center(cfg, search=args.search, step=args.step_px, row=args.row, out_dir=args.out)
@@ -163,7 +163,7 @@ def cmd_center(args) -> int:
 
 
 def cmd_batch(args) -> int:
-    from .pipeline import run_batch
+    from ..pipeline import run_batch
 
     result = run_batch(args.manifest, config=args.config, out_dir=args.out, workers=args.workers,
                        executor=_dask_client(args.scheduler), gpus=args.gpus,
@@ -172,7 +172,7 @@ def cmd_batch(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from . import io
+    from .. import io
 
     written = io.export_store(args.store, args.out, format=args.format, groups=args.groups,
                               version=args.ome_version, overwrite=args.overwrite)
@@ -199,8 +199,8 @@ _HANDLERS = {"simulate": cmd_simulate, "info": cmd_info, "demo": cmd_demo, "chec
 
 def _user_errors() -> tuple[type, ...]:
     """Exceptions that are a user's mistake (config, input, store state): exit 2."""
-    from .io import StoreCorruptError, StoreLockedError, StoreWriteError
-    from .pipeline import ConfigError, ManifestError, MemoryPlanError, WorkerLostError
+    from ..io import StoreCorruptError, StoreLockedError, StoreWriteError
+    from ..pipeline import ConfigError, ManifestError, MemoryPlanError, WorkerLostError
 
     return (ConfigError, ManifestError, MemoryPlanError, WorkerLostError, StoreLockedError,
             StoreWriteError, StoreCorruptError, ValueError, KeyError, FileExistsError, FileNotFoundError,
@@ -211,7 +211,7 @@ def _error_message(command: str, exc: BaseException) -> tuple[str, int]:
     """(one clear message, exit status) for ``exc``: 2 for a user mistake (also a
     full, read-only or forbidden output: :class:`~spectrotomo.io.StoreWriteError`),
     1 for another system fault or an internal error."""
-    from .io import StoreWriteError
+    from ..io import StoreWriteError
 
     if isinstance(exc, OSError) and not isinstance(exc, StoreWriteError):
         # disk full / read-only outside the store (run.log, report): explained
@@ -251,6 +251,3 @@ def main(argv=None) -> int:
         print(message, file=sys.stderr)
         return status
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
 """The ``spectrotomo`` command line's arguments: one sub-parser per command.
 
-Each sub-parser names its handler (``handler="run"``); :mod:`spectrotomo.cli` maps the
-name to the function, so this module holds only the interface (options, help, units).
+Each sub-parser names its handler (``handler="run"``); :mod:`spectrotomo.cli._commands` maps
+the name to the function, so this module holds only the interface (options, help, units).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Spectro-tomography of battery cathode particles: simulate, store and "
                     "inspect samples (one zarr v3 store per sample). Units: angles in deg, "
                     "energies in eV, lengths in nm.")
-    from . import __version__
+    from .. import __version__
 
     parser.add_argument("--version", action="version", version=f"spectrotomo {__version__}")
     parser.add_argument("--debug", action="store_true",
