@@ -5,6 +5,7 @@ Parts (all CPU; numbers printed as tables):
    them), 8 energies (O, Mn, Co, Ni pairs), 2e4 photons, normalized to optical
    density: per-element amount bias (``spectra.element_maps`` vs the truth's
    density over interior voxels, as the pipeline report's ``amount_relative_bias``),
+   the smear one voxel beyond y- / x-facing surfaces (``face_smear``),
    particle-mask IoU and extent error per axis (``segmentation.particle_mask`` of the
    energy-mean volume vs the hole-filled truth), interior edge-jump RMS error, and
    time vs FBP of the same data in the same run (min of ``--repeats``; wall and CPU).
@@ -16,6 +17,7 @@ Parts (all CPU; numbers printed as tables):
 
     PYTHONPATH=src python gpu_bench/limited_angle_bench.py [--quick] [--repeats 3]
         [--parts samples,astra,weight] [--presets small:31,demo:41] [--no-independent]
+        [--no-support]
 
 The ASTRA peer is ``tests/recon/recon_helpers.astra_2d`` (one copy, imported from there).
 """
@@ -81,6 +83,27 @@ def interior(truth):
             & ~truth["void"].values & ~truth["crack"].values)
 
 
+def face_smear(x, truth):
+    """Level (/ interior solid level) one voxel further out than the outside surface
+    voxels (true occupancy 0.05-0.5) whose surface normal is mostly along y, resp. x:
+    the missing wedge's smear (y) vs the measured direction (x); the truth is ~0 there."""
+    occ = truth["occupancy"].values
+    grad = np.gradient(occ)
+    mag = [np.abs(g) for g in grad]
+    xm = x.mean(0)
+    solid = xm[interior(truth)].mean()
+    band = (occ > 0.05) & (occ < 0.5)
+    out = []
+    for ax in (1, 2):
+        o1, o2 = (mag[k] for k in range(3) if k != ax)
+        face = band & (mag[ax] > 2 * o1) & (mag[ax] > 2 * o2)
+        idx = list(np.nonzero(face))
+        step = -np.sign(grad[ax][face]).astype(int)  # outwards
+        idx[ax] = np.clip(idx[ax] + step, 0, occ.shape[ax] - 1)
+        out.append(float(xm[tuple(idx)].mean() / solid))
+    return out
+
+
 def scores(x, truth, mu):
     """Amount bias per element, IoU, extent error per axis (z, y, x), jump error."""
     px = float(truth.attrs["pixel_size"])
@@ -105,17 +128,21 @@ def scores(x, truth, mu):
     return bias, float((m & t).sum() / (m | t).sum()), ext, jump
 
 
-def part_samples(presets, repeats, independent=True):
+def part_samples(presets, repeats, independent=True, no_support=False):
     print("\n## -65..+65 deg, 8 energies, 2e4 photons: FBP vs reconstruct_joint (defaults)\n")
     print("| sample | method | time wall s (x FBP) | CPU s (x FBP) | RMSE/voxel | amount bias O, Mn,"
-          " Co, Ni (%) | mask IoU | extent err z,y,x (vox) | jump err O, Mn, Co, Ni |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          " Co, Ni (%) | mask IoU | extent err z,y,x (vox) | smear y, x (x solid) | jump err O, Mn,"
+          " Co, Ni |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for preset, seed in presets:
         truth, od, mu = sample(preset, seed)
         fbp, tf = timed(lambda: np.stack([reconstruct(o, ANGLES) for o in od]), repeats)
         runs = [("fbp", fbp, tf)]
         x, tj = timed(lambda: reconstruct_joint(od, ANGLES), repeats)
         runs.append(("joint (default)", x, tj))
+        if no_support:  # the default before the shrink-wrap support (2026-12-03, session 4)
+            xn, tn = timed(lambda: reconstruct_joint(od, ANGLES, support_fraction=None), repeats)
+            runs.append(("joint, support_fraction=None", xn, tn))
         if independent:
             xi, ti = timed(lambda: reconstruct_joint(od, ANGLES, joint=False), 1)
             runs.append(("independent TV, same solver", xi, ti))
@@ -125,6 +152,7 @@ def part_samples(presets, repeats, independent=True):
                   f"{t[1]:.2f} ({t[1] / tf[1]:.1f}x) | {rmse(v, mu):.2e} | "
                   + ", ".join(f"{100 * b[e]:+.1f}" for e in RANGES) + f" | {iou:.3f} | "
                   + ",".join(f"{e:+d}" for e in ext) + " | "
+                  + ", ".join(f"{v:.3f}" for v in face_smear(v, truth)) + " | "
                   + ", ".join(f"{jump[e]:.2f}" for e in RANGES) + " |", flush=True)
 
 
@@ -203,13 +231,15 @@ def main():
                     help="preset:seed,... of part samples (--quick: small:31 only)")
     ap.add_argument("--no-independent", action="store_true",
                     help="part samples: skip the independent-TV comparison")
+    ap.add_argument("--no-support", action="store_true",
+                    help="part samples: also the joint solve without its support constraint")
     args = ap.parse_args()
     print(f"AUTO_WEIGHT = {AUTO_WEIGHT}")
     parts = args.parts.split(",")
     if "samples" in parts:
         presets = [(p.split(":")[0], int(p.split(":")[1])) for p in args.presets.split(",")]
         part_samples(presets[:1] if args.quick else presets, args.repeats,
-                     independent=not args.no_independent)
+                     independent=not args.no_independent, no_support=args.no_support)
     if "astra" in parts:
         part_astra(args.repeats)
     if "weight" in parts:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["gradient", "divergence", "project_ball", "sinogram_noise"]
+__all__ = ["gradient", "divergence", "project_ball", "sinogram_noise", "support_mask"]
 
 
 def gradient(xp, x, out):
@@ -41,12 +41,58 @@ def project_ball(xp, q, radius, *, joint: bool = True):
     (vectorial TV: one edge set shared by all energies); else over directions
     only (independent TV per channel).
     """
+    if radius == 0:  # no regulariser (weight 0): the dual field stays 0
+        q[...] = 0
+        return q
     norm = (q * q).sum(axis=(0, 1) if joint else 1, keepdims=True)
     xp.sqrt(norm, out=norm)
     norm /= radius
     xp.maximum(norm, 1, out=norm)
     q /= norm
     return q
+
+
+def _smooth(xp, s):
+    """Binomial [1, 4, 6, 4, 1] / 16 (sigma 1 voxel) along y and x of s (R, ny, nx),
+    edge-clamped: slicing only, the same on numpy and cupy."""
+    for axis in (1, 2):
+        n = s.shape[axis]
+        lead = (slice(None),) * axis
+
+        def cut(a, b, lead=lead):
+            return (*lead, slice(a, b))
+
+        for _ in range(2):  # [1, 2, 1] / 4 twice
+            p = xp.concatenate([s[cut(0, 1)], s, s[cut(n - 1, n)]], axis=axis)
+            s = (p[cut(0, n)] + 2 * p[cut(1, n + 1)] + p[cut(2, n + 2)]) * s.dtype.type(0.25)
+    return s
+
+
+def support_mask(xp, s, fraction: float, *, out=None):
+    """Shrink-wrap support of a structure image, slice by slice.
+
+    Parameters
+    ----------
+    s : array, shape (n_rows, ny, nx), float32
+        Non-negative structure (e.g. the leading spectral component) per voxel.
+    fraction : float
+        Voxels whose smoothed value (binomial, sigma 1 voxel, along y and x) is below
+        ``fraction`` x the slice's smoothed maximum are outside.
+    out : array, shape (n_rows, ny, nx), float32, optional
+        Written in place (1 inside, 0 outside).
+
+    Returns
+    -------
+    array, shape (n_rows, ny, nx), float32: 1 inside, 0 outside. Each slice on its
+    own: chunks of rows get the same support.
+    """
+    sm = _smooth(xp, s)
+    top = sm.reshape(sm.shape[0], -1).max(axis=1).reshape(-1, 1, 1)
+    inside = sm > fraction * xp.maximum(top, sm.dtype.type(1e-30))
+    if out is None:
+        return inside.astype(xp.float32)
+    out[...] = inside
+    return out
 
 
 #: differences per channel in the noise median (:func:`sinogram_noise`)

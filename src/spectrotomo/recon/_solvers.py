@@ -18,7 +18,7 @@ from ._fbp import fbp
 from ._filters import angular_weights, ramp_window
 from ._operator import ParallelBeamOperator
 
-__all__ = ["sirt", "cgls", "tv", "SolverStoppedWarning"]
+__all__ = ["sirt", "cgls", "tv", "SolverStoppedWarning", "Budget"]
 
 Callback = Callable[[int, object, object], None]  # (iteration, x, residual norm per slice)
 #: ``progress(done, total, elapsed_s)`` after every iteration (callers throttle).
@@ -29,25 +29,43 @@ class SolverStoppedWarning(UserWarning):
     """An iterative solve stopped before its iterations at its ``max_seconds`` cap."""
 
 
+class Budget:
+    """Iterations of one solve (of every level of a multigrid solve) against
+    ``max_seconds`` (wall clock, from construction), with ``progress(done, total,
+    elapsed_s)`` after each: :meth:`tick` once per iteration; ``out`` is True once
+    the time is spent. The clock is read on the host: on a GPU it counts queued
+    kernels as they are launched, so the cap is approximate there."""
+
+    def __init__(self, total: int, max_seconds: float | None, progress: Progress | None):
+        self.total, self.max_seconds, self.progress = int(total), max_seconds, progress
+        self.done, self.elapsed, self.out = 0, 0.0, False
+        self._t0 = time.monotonic()
+
+    def tick(self) -> bool:
+        """Count one iteration; True once ``max_seconds`` have passed."""
+        self.done += 1
+        self.elapsed = time.monotonic() - self._t0
+        if self.progress is not None:
+            self.progress(self.done, self.total, self.elapsed)
+        if self.max_seconds is not None and self.elapsed >= self.max_seconds:
+            self.out = True
+        return self.out
+
+
 def _iterations(n: int, *, max_seconds: float | None, progress: Progress | None,
                 where: str, warn: bool = True) -> Iterator[int]:
     """Iteration indices ``0..n-1``, ending early once ``max_seconds`` (wall clock)
-    have passed; ``progress`` hears after each iteration. An early end warns
-    (:class:`SolverStoppedWarning`) naming the iterations done, unless ``warn`` is
-    False: then the caller reports it (e.g. from ``progress``).
-    The clock is read on the host: on a GPU it counts queued kernels as they
-    are launched, so the cap is approximate there (the residual reductions of
-    ``callback`` synchronise each iteration)."""
-    t0 = time.monotonic()
+    have passed (:class:`Budget`); ``progress`` hears after each iteration. An early
+    end warns (:class:`SolverStoppedWarning`) naming the iterations done, unless
+    ``warn`` is False: then the caller reports it (e.g. from ``progress``). On a GPU
+    the residual reductions of ``callback`` synchronise each iteration."""
+    budget = Budget(n, max_seconds, progress)
     for k in range(n):
         yield k
-        elapsed = time.monotonic() - t0
-        if progress is not None:
-            progress(k + 1, n, elapsed)
-        if max_seconds is not None and elapsed >= max_seconds and k + 1 < n:
+        if budget.tick() and k + 1 < n:
             if warn:
                 warnings.warn(f"{where}: stopped after {k + 1} of {n} iterations: max_seconds "
-                              f"= {max_seconds:g} s reached ({elapsed:.1f} s)",
+                              f"= {max_seconds:g} s reached ({budget.elapsed:.1f} s)",
                               SolverStoppedWarning, stacklevel=4)
             return
 

@@ -111,19 +111,22 @@ class FilteredNormal:
         return s
 
     def apply(self, x, out=None):
-        """``A^T W A x`` for x (..., ny, nx) float32 -> same shape."""
+        """``A^T W A x`` for x (..., ny, nx) float32 -> same shape (``out`` may be a view,
+        e.g. a block of rows of every channel)."""
         xp = self.xp
-        ny, nx = self.op.shape
-        if xp is np and x.size > 2 * BLOCK_SLICES * ny * nx and x.flags.c_contiguous and (
-                out is None or out.flags.c_contiguous):
-            # host: a few slices at a time, so the transposes and padding stay in cache
-            # (8 x 128 slices of 128^2: 0.42-0.62 vs 0.77-1.29 CPU s all at once, load 25)
-            out = xp.empty(x.shape, xp.float32) if out is None else out
-            flat, res = x.reshape(-1, ny, nx), out.reshape(-1, ny, nx)
-            for s in range(0, flat.shape[0], BLOCK_SLICES):
-                self._apply(flat[s:s + BLOCK_SLICES], res[s:s + BLOCK_SLICES])
+        if xp is not np or x.ndim < 3:
+            return self._apply(x, out)
+        # host: BLOCK_SLICES slices at a time, so the transposes and padding stay in
+        # cache (8 x 128 slices of 128^2: 0.42-0.62 vs 0.77-1.29 CPU s all at once, load
+        # 25); views (the solver's row blocks of every channel) by their leading index
+        out = xp.empty(x.shape, xp.float32) if out is None else out
+        if x.ndim > 3:
+            for i in range(x.shape[0]):
+                self.apply(x[i], out=out[i])
             return out
-        return self._apply(x, out)
+        for s in range(0, x.shape[0], BLOCK_SLICES):
+            self._apply(x[s:s + BLOCK_SLICES], out[s:s + BLOCK_SLICES])
+        return out
 
     def _apply(self, x, out=None):
         xp = self.xp
