@@ -234,6 +234,9 @@ def _report(ctx, out: Path, store, draw) -> dict:
     """Profile tables and the summary without the errors against the truth; each
     figure goes to ``draw(fn, *args, **kwargs)`` (None: no figures)."""
     groups = io.list_groups(store)
+    # the profile tables first: written files that a kill mid-report leaves (and a rerun
+    # replaces) while the rest still runs; their summary entries go last, as before
+    tables = _profile_tables(store, out, draw)
     if draw and "chemistry" in groups:  # the largest figure first: it reads its own data
         from .._summary_figure import summary_figure
 
@@ -266,7 +269,7 @@ def _report(ctx, out: Path, store, draw) -> dict:
             summary[f"mean_valence_{el}_2d"] = float(np.nanmean(da.values))
     if "valence3d" in groups:
         summary.update(valence3d_report(store, out, figures=draw is not None, draw=draw))
-    summary.update(_profile_tables(store, out, draw))
+    summary.update(tables)
     return summary
 
 
