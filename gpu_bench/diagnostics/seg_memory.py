@@ -104,17 +104,16 @@ def main():
     import zarr
 
     from spectrotomo import segmentation as seg
-    from spectrotomo.segmentation import _blockpores, _blockseg, _segment
+    from spectrotomo.segmentation import _blockseg, _segment
 
     root = zarr.open_group(args.path, mode="r")
     mu, amount = root["mu"], root["amount"]
     px, target = root.attrs["pixel_size"], root.attrs["target"]
     phases = []
     for name in ("particle_mask_blocks", "depth_blocks", "levels_blocks", "shells_blocks",
-                 "find_pores_blocks", "find_cracks_blocks", "_classes"):
+                 "pore_masks_blocks", "find_cracks_blocks", "_classes"):
         _wrap(_segment, name, phases)
     _wrap(_blockseg, "masked_smooth_blocks", phases)
-    _wrap(_blockpores, "find_pores_blocks", phases)  # cracks call pores again
     if args.tracemalloc:
         import tracemalloc
 

@@ -19,7 +19,7 @@ from ._blocks import blocks, extend, map_blocks, read
 from ._blockselect import key_codec, select_kth
 from ._pores import _ball
 
-__all__ = ["levels_blocks", "find_pores_blocks", "pore_masks_blocks", "find_cracks_blocks"]
+__all__ = ["levels_blocks", "pore_masks_blocks", "find_cracks_blocks"]
 
 
 def levels_blocks(volume, mask, *, chunk: int) -> tuple[float, float]:
@@ -105,18 +105,6 @@ def _morph_blocks(shape, chunk, scratch, halo, fn, dtype=bool):
 
     map_blocks(put, blocks(shape, chunk))
     return out
-
-
-def find_pores_blocks(volume, mask, *, spacing, chunk: int, scratch, threshold=None,
-                      min_size: int = 2, min_aspect: float = 3.0, levels=None):
-    """:func:`find_pores` block by block; returns a LabelView of the pore labels.
-
-    ``levels``: (solid, background) medians from :func:`levels_blocks`, to share.
-    """
-    pores, = pore_masks_blocks(volume, mask, spacing=spacing, chunk=chunk, scratch=scratch,
-                               threshold=threshold, min_sizes=(min_size,),
-                               min_aspect=min_aspect, levels=levels)
-    return label_blocks(pores, chunk=chunk, scratch=scratch, connectivity=6)
 
 
 def pore_masks_blocks(volume, mask, *, spacing, chunk: int, scratch, threshold=None,

@@ -65,7 +65,6 @@ def particle_mask_blocks(volume, *, chunk: int, scratch, smooth: float = 1.0,
     ``method``: ``"otsu"`` (histogram summed over blocks) or a threshold value.
     Returns (bool zarr array of the mask, threshold).
     """
-    from scipy import ndimage
     from skimage.filters import threshold_otsu
 
     if isinstance(method, str) and method != "otsu":
