@@ -22,7 +22,6 @@ import contextvars
 import itertools
 import shutil
 import tempfile
-from collections import deque
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -31,7 +30,7 @@ import numpy as np
 
 from .._backend import host_threads
 from .._model import ValidationError
-from ._threads import budget, granted, share
+from ._threads import budget, granted, ordered, share
 
 __all__ = ["Scratch", "blocks", "extend", "read", "check_chunk", "block_workers",
            "map_blocks", "concurrently"]
@@ -138,7 +137,7 @@ def map_blocks(fn: Callable[[Any], Any], items: Iterable, *,
         items = list(items)
         # fewer blocks than threads: each block gets the idle ones (_threads.thread_map)
         fn = share(fn, len(items))
-    results = _serial(fn, items) if executor is None else _ordered(*executor, fn, items)
+    results = _serial(fn, items) if executor is None else ordered(*executor, fn, items)
     if reduce is None:
         return list(results)
     acc = initial
@@ -174,22 +173,6 @@ def concurrently(*fns: Callable[[], Any]) -> list:
 def _serial(fn, items):
     for item in items:
         yield fn(item)
-
-
-def _ordered(prepare, submit, width, fn, items):
-    """Results in item order with at most ``width`` tasks submitted ahead."""
-    fn = prepare(fn)
-    it = iter(items)
-    pending = deque(submit(fn, item) for item in itertools.islice(it, width))
-    try:
-        while pending:
-            result = pending.popleft().result()
-            for item in itertools.islice(it, 1):
-                pending.append(submit(fn, item))
-            yield result
-    finally:
-        for f in pending:  # an error: do not leave tasks writing behind
-            f.cancel()
 
 
 def check_chunk(chunk) -> int:

@@ -68,17 +68,24 @@ def thread_map(fn: Callable[[Any], Any], items: Iterable) -> Iterator:
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(n, thread_name_prefix="spectrotomo-inner") as pool:
-        it = iter(items)
-        pending = deque(pool.submit(fn, item) for item in itertools.islice(it, n))
-        try:
-            while pending:
-                result = pending.popleft().result()
-                for item in itertools.islice(it, 1):
-                    pending.append(pool.submit(fn, item))
-                yield result
-        finally:
-            for f in pending:
-                f.cancel()
+        yield from ordered(lambda f: f, pool.submit, n, fn, items)
+
+
+def ordered(prepare, submit, width, fn, items):
+    """``prepare(fn)(item)`` submitted by ``submit`` for every item; results in item
+    order with at most ``width`` tasks submitted ahead (block loops and thread_map)."""
+    fn = prepare(fn)
+    it = iter(items)
+    pending = deque(submit(fn, item) for item in itertools.islice(it, width))
+    try:
+        while pending:
+            result = pending.popleft().result()
+            for item in itertools.islice(it, 1):
+                pending.append(submit(fn, item))
+            yield result
+    finally:
+        for f in pending:  # an error: do not leave tasks writing behind
+            f.cancel()
 
 
 def _slabs(n: int, parts: int) -> list[slice]:
