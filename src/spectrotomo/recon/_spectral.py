@@ -7,13 +7,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._backend import to_numpy
 from ._regularize import support_mask
 
 __all__ = ["mix", "spectral_basis", "Basis"]
-
-
-def host(a) -> np.ndarray:
-    return a.get() if hasattr(a, "get") else np.asarray(a)
 
 
 def mix(xp, m, a):
@@ -26,7 +23,7 @@ def spectral_basis(od, noise):
     """Orthonormal energy basis (C, C), columns by decreasing energy, of the
     noise-whitened sinograms ``od / noise`` (C, A, R, n)."""
     b = od.reshape(od.shape[0], -1)
-    gram = host(b @ b.T).astype(float) / np.outer(noise, noise)
+    gram = to_numpy(b @ b.T).astype(float) / np.outer(noise, noise)
     _, U = np.linalg.eigh(gram)
     return np.ascontiguousarray(U[:, ::-1])
 

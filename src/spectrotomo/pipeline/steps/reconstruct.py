@@ -124,21 +124,21 @@ def resolve_algorithm(algorithm: str, angles) -> str:
 def reconstruct_rows(zs: slice, *, store, params: dict, progress: _ProgressLog | None = None):
     """Reconstruct rows ``zs`` of every energy of ``recon/mu`` at once with the joint
     limited-angle solver (:func:`spectrotomo.recon.reconstruct_joint`); ``params``
-    as for :func:`reconstruct_region` plus ``noise`` (per energy, the sample's) and
-    ``solver_options`` (:func:`joint_options`, optional).
+    as for :func:`reconstruct_region` plus ``noise`` (per energy, the sample's);
+    ``options`` holds ``nonneg`` and :func:`joint_options`.
     Returns (iterations done, iterations asked) of all levels when ``max_seconds``
     stopped the solve early, else None (as :func:`reconstruct_region`)."""
     from ...recon import reconstruct_joint
 
     block = io.read_region(store, "od", "od", (slice(None), slice(None), zs))
     options = {"iterations": params["iterations"]} if params["iterations"] else {}
-    options.update(params.get("solver_options", {}))  # joint_options(): XANES or none
+    options.update(params["options"])  # nonneg, joint_options(): XANES or none
     on_iteration, seen = _watch(progress, f"all energies, rows {zs.start}-{zs.stop - 1}")
     # the early stop is returned and logged by the step (no warning: the warnings
     # filters are process-wide, and chunks solve on threads)
     vol = reconstruct_joint(_on_device(block, params["device"]), params["angles"],
                             center=params["center"], pixel_size=params["pixel_size"],
-                            noise=params["noise"], nonneg=params["nonneg"],
+                            noise=params["noise"],
                             max_seconds=params["max_seconds"], progress=on_iteration,
                             warn_on_stop=False,
                             **options)
@@ -241,7 +241,7 @@ def reconstruct(ctx) -> None:
               "algorithm": algorithm, "iterations": cfg.iterations,
               "max_seconds": cfg.max_seconds, "pixel_size": px,
               "options": {"filter": cfg.filter} if algorithm == "fbp"
-              else {"nonneg": cfg.nonneg}}
+              else {"nonneg": cfg.nonneg, **solver_options}}
     regions = io.missing_regions(ctx.store, "recon", "mu")
     log_resume(ctx, "reconstruct", regions, n_e * -(-ny // rows))
     # iteration lines of long solves need this process's log: in-process runs only
@@ -249,8 +249,7 @@ def reconstruct(ctx) -> None:
     extra = {"progress": _ProgressLog(ctx.log)} if ctx.client is None else {}
     if algorithm == "joint":  # one task per row chunk, all energies together
         regions = sorted({r[1].start: r[1] for r in regions}.values(), key=lambda z: z.start)
-        params.update(nonneg=cfg.nonneg, noise=_sample_noise(ctx.store, ny, rows),
-                      solver_options=solver_options)
+        params.update(noise=_sample_noise(ctx.store, ny, rows))
         ctx.log(f"reconstruct: joint limited-angle solver ({float(np.ptp(params['angles'])):.0f}"
                 f" deg scan), {len(regions)} chunks of {rows} rows x {n_e} energies"
                 + (f" in {k} spectral components (XANES tomography)" if k else ""))
