@@ -61,6 +61,8 @@ def _name(size: int, same_voxel: bool) -> str:
     if size in PRESET and not (same_voxel and size != 256):
         return PRESET[size]
     return f"large{size}"
+
+
 ELEMENTS = ["Mn", "Co", "Ni", "O"]
 
 
@@ -74,8 +76,9 @@ def _build(size: int, cache: Path, same_voxel: bool = False) -> Path:
     out = cache / f"{name}.zarr"
     if (out / "done").exists():
         return out
-    truth = simulate.particle(name if name in PRESET.values() else "large", seed=0,
-                              **({} if name in PRESET.values() else _grown(size)))
+    preset = name in PRESET.values()
+    truth = simulate.particle(name if preset else "large", seed=0,
+                              **({} if preset else _grown(size)))
     mu = simulate.attenuation(truth, [EDGES["Mn"]["above"]]).values[0]
     rng = np.random.default_rng(1)
     mu = (mu + rng.normal(0, 0.03 * mu.max(), mu.shape)).astype(np.float32)

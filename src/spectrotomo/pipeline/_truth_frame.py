@@ -72,8 +72,9 @@ def truth_in_frame(truth: xr.Dataset, dz: float, *, variables=None) -> xr.Datase
 
     from .._backend import host_threads
 
-    kept = truth if variables is None else truth.drop_vars(
-        [v for v in truth.data_vars if v not in set(variables)])
+    wanted = None if variables is None else set(variables)
+    kept = truth if wanted is None else truth.drop_vars(
+        [v for v in truth.data_vars if v not in wanted])
     if dz == 0.0:
         return kept.assign_attrs(frame_shift_z_vox=0.0)
     out = kept.copy()

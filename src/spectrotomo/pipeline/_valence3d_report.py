@@ -14,27 +14,23 @@ from ._figures import orthoslices
 __all__ = ["valence3d_report", "valence3d_errors", "truth_interior"]
 
 
-def valence3d_report(store, out: Path, *, figures: bool = True, draw=None) -> dict:
+def valence3d_report(store, out: Path, *, draw=None) -> dict:
     """``valence3d_<el>.png`` (central slices of the valence where the quality mask
     holds) and the summary's mean valence and trusted-voxel fraction per element.
     ``draw(fn, *args, **kwargs)`` draws each figure (e.g. submits it to a thread
-    pool); default: at once."""
+    pool); None: no figures."""
     v3d = io.read_group(store, "valence3d")[["valence", "quality_mask", "particle_mask"]].load()
     summary = {}
     inside = max(int(v3d["particle_mask"].values.sum()), 1)
     for el in v3d["element"].values:
         da, quality = v3d["valence"].sel(element=el), v3d["quality_mask"].sel(element=el)
-        if figures:
-            (draw or _now)(orthoslices, da, Path(out) / f"valence3d_{el}.png", mask=quality.values,
-                        title=f"{el} effective valence (3D, quality-masked)", cmap="plasma")
+        if draw:
+            draw(orthoslices, da, Path(out) / f"valence3d_{el}.png", mask=quality.values,
+                 title=f"{el} effective valence (3D, quality-masked)", cmap="plasma")
         trusted = da.values[quality.values]
         summary[f"mean_valence3d_{el}"] = float(trusted.mean()) if trusted.size else None
         summary[f"valence3d_{el}_trusted_fraction"] = float(quality.values.sum() / inside)
     return summary
-
-
-def _now(fn, *args, **kwargs):
-    return fn(*args, **kwargs)
 
 
 def truth_interior(truth: xr.Dataset) -> np.ndarray:

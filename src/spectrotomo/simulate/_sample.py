@@ -75,14 +75,14 @@ def sample(preset: str = "small", *, seed: int = 0,
     # so the counts are those of one after the other; the series' serial parts (cross
     # sections, the projection matrix, component volumes) then overlap
     with ThreadPoolExecutor(2, thread_name_prefix="spectrotomo-simulate") as pool:
-        beside = [pool.submit(on_truth, truth)] if on_truth is not None else []
+        written = pool.submit(on_truth, truth) if on_truth is not None else None
         xanes = pool.submit(tilt_series, truth, energies=XANES_ENERGIES, angles=[0.0],
                             seed=seed + 2, imperfections=xanes_imp, **meta)
         ts = tilt_series(truth, energies=dual_energies(), angles=angles, seed=seed + 1,
                          imperfections=imperfections, **meta)
         xanes = xanes.result()
-        for done in beside:
-            done.result()
+        if written is not None:
+            written.result()
     refs = xr.Dataset({"spectra": builtin_references(normalized=False)}, attrs={"synthetic": True})
     tree = xr.DataTree.from_dict({"truth": truth, "tilt_series": ts, "xanes": xanes, "references": refs})
     tree.attrs.update({"preset": preset, "seed": int(seed), "synthetic": True,

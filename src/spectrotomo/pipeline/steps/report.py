@@ -88,7 +88,8 @@ def truth_errors(store) -> dict:
     groups = io.list_groups(store)
     if "truth" not in groups:
         return {}
-    truth = io.read_group(store, "truth").load()
+    truth = io.read_group(store, "truth")  # only what the errors use (not state_fraction)
+    truth = truth[[v for v in (*_FRAME_VARIABLES, "electron_density") if v in truth]].load()
     raw = io.read_group(store, "raw")
     errors = {}
     # the 3D comparisons (mask, amounts, classes, 3D valence) in the frame the volume
@@ -268,7 +269,7 @@ def _report(ctx, out: Path, store, draw) -> dict:
                      title=f"{el} effective valence (2D)", cmap="plasma")
             summary[f"mean_valence_{el}_2d"] = float(np.nanmean(da.values))
     if "valence3d" in groups:
-        summary.update(valence3d_report(store, out, figures=draw is not None, draw=draw))
+        summary.update(valence3d_report(store, out, draw=draw))
     summary.update(tables)
     return summary
 
