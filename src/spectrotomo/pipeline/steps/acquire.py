@@ -222,8 +222,11 @@ def acquire(ctx: RunContext) -> None:
     if source.kind == "simulate":
         _check_simulated(source, cfg.input)
         groups = simulated_groups(source.target)
+        from ...simulate import XANES3D_PRESETS
+
         early = {}
-        if "xanes" in groups:  # sample(): the truth is written while the series are simulated
+        if source.target not in XANES3D_PRESETS:  # sample() takes on_truth: the truth is
+            # written while the series are simulated
             early["on_truth"] = lambda truth: _write_inputs(ctx, {"truth": truth},
                                                             {"truth": "truth"})
             groups.pop("truth")
