@@ -26,16 +26,17 @@ def levels_blocks(volume, mask, *, chunk: int) -> tuple[float, float]:
     """(solid, background): nan-medians of ``volume`` inside / outside ``mask``."""
     shape = tuple(mask.shape)
     encode, decode, bits = key_codec(getattr(volume, "dtype", np.float64))
+    dtype = np.float32 if bits == 32 else np.float64  # the keys' type: no float64 copy
 
     def item(core):
-        v = read(volume, core, np.float64)
+        v = read(volume, core, dtype)
         inside = read(mask, core) > 0
         ok = np.isfinite(v)
         return np.where(inside, 0, 1)[ok].astype(np.int64), encode(v[ok])
 
     def count(core):
         inside = read(mask, core) > 0
-        ok = np.isfinite(read(volume, core, np.float64))
+        ok = np.isfinite(read(volume, core, dtype))
         return np.array([(ok & inside).sum(), (ok & ~inside).sum()], np.int64)
 
     counts = map_blocks(count, blocks(shape, chunk), reduce=lambda a, b: a + b,

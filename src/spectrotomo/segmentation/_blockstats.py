@@ -8,6 +8,8 @@ float32 values, four over float64). Memory: one block of values and regions.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from .._model import ValidationError
@@ -83,15 +85,11 @@ def profile_tables_blocks(jobs, *, chunk: int, workers: int | None = None,
     list of xarray.Dataset
         The tables, in the order of ``jobs``.
     """
-    def one(job):
-        job = {"bins": None, "n_regions": None, "name": None, **job}
-        return lambda: _profile(chunk=chunk, **job)
-
     with block_workers(workers, client=client):
-        return concurrently(*[one(job) for job in jobs])
+        return concurrently(*[partial(_profile, chunk=chunk, **job) for job in jobs])
 
 
-def _profile(values, regions, *, by, mask, chunk, bins, n_regions, name):
+def _profile(values, regions, *, by, mask, chunk, bins=None, n_regions=None, name=None):
     import xarray as xr
 
     shape = tuple(mask.shape)

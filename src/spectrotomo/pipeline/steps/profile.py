@@ -71,15 +71,13 @@ def profile_dataset(maps: dict[str, xr.DataArray], seg_ds: xr.Dataset, *,
                  ("depth", seg_ds["depth"], {"bins": list(depth_bins_nm)})]
     if "composition_class" in seg_ds:
         groupings.append(("class", seg_ds["composition_class"], {}))
-    jobs = [(name, by, dict(values=values, regions=regions, by=by, mask=seg_ds["mask"],
-                            **kwargs))
+    jobs = [(name, dict(values=values, regions=regions, by=by, mask=seg_ds["mask"], **kwargs))
             for name, values in maps.items() for by, regions, kwargs in groupings]
     # all tables at once on the step's threads: a one-block volume keeps every core busy
-    results = seg.profile_tables_blocks([job for _, _, job in jobs], chunk=chunk,
-                                        client=client)
+    results = seg.profile_tables_blocks([job for _, job in jobs], chunk=chunk, client=client)
     tables = {}
-    for (name, by, _), table in zip(jobs, results):
-        tables.update(_stat_vars(table, name, by))
+    for (name, job), table in zip(jobs, results):
+        tables.update(_stat_vars(table, name, job["by"]))
     ds = xr.Dataset(tables)
     ds.attrs.update(pixel_size=float(seg_ds.attrs["pixel_size"]), pixel_size_units="nm",
                     quantities=" ".join(maps), statistics=" ".join(STATS))
