@@ -98,26 +98,11 @@ def build_geometry(
     env_state = int(rng.integers(2**31))
     envelope = _envelope(shape, radius, env_state, roughness)
     particle = envelope >= 0.5
-    with ThreadPoolExecutor(1, thread_name_prefix="spectrotomo-depth") as pool:
-        # the depth needs only the envelope: its EDT (one serial C pass) runs beside
-        # the grains, pores and cracks (kd-tree queries and numpy)
-        depth = pool.submit(_depth, particle)
-        parts = _interior(shape, envelope, particle, radius=radius, n_grains=n_grains,
-                          n_voids=n_voids, void_radius=void_radius, n_cracks=n_cracks,
-                          crack_width=crack_width, boundary_density=boundary_density,
-                          roughness=roughness, env_state=env_state, rng=rng)
-        return Geometry(*parts, depth.result(), n_grains)
-
-
-def _depth(particle) -> np.ndarray:
-    """Voxels from the envelope surface (0 outside), float32."""
-    depth = np.clip(ndimage.distance_transform_edt(particle) - 0.5, 0.0, None).astype(np.float32)
-    return depth * particle
-
-
-def _interior(shape, envelope, particle, *, radius, n_grains, n_voids, void_radius, n_cracks,
-              crack_width, boundary_density, roughness, env_state, rng):
-    """(occupancy, particle, grain, void, crack) of :class:`Geometry`."""
+    # the depth needs only the envelope: its EDT (one serial C pass) runs beside the
+    # grains, pores and cracks (kd-tree queries and numpy)
+    pool = ThreadPoolExecutor(1, thread_name_prefix="spectrotomo-depth")
+    depth = pool.submit(_depth, particle)
+    pool.shutdown(wait=False)
     # Voronoi grains: the two nearest seeds give the label and the exact
     # distance to the shared bisector plane (grain boundary).
     seeds = _seeds_inside(n_grains, radius, rng, env_state, roughness)
@@ -154,7 +139,13 @@ def _interior(shape, envelope, particle, *, radius, n_grains, n_voids, void_radi
     grain[~particle] = 0
     crack = crack_vals & particle & ~void
     void &= particle
-    return occupancy, particle, grain, void, crack
+    return Geometry(occupancy, particle, grain, void, crack, depth.result(), n_grains)
+
+
+def _depth(particle) -> np.ndarray:
+    """Voxels from the envelope surface (0 outside), float32."""
+    depth = np.clip(ndimage.distance_transform_edt(particle) - 0.5, 0.0, None).astype(np.float32)
+    return depth * particle
 
 
 def _envelope(shape, radius, env_state, roughness) -> np.ndarray:
