@@ -119,21 +119,21 @@ def _face_edges(prov, shape, chunk, connectivity) -> np.ndarray:
     offsets = _offsets(len(shape), connectivity)
 
     def pairs(core):
+        # within a block cc3d gave touching voxels one label, so only pairs across a low
+        # face can differ: compare the two planes on either side of each low face (the
+        # other axes grown by one voxel on their low sides, for the diagonal pairs)
         found = [np.zeros((0, 2), np.int64)]
-        if all(s.start == 0 for s in core):
-            # no low face to cross (a one-block volume, the first block): within a block
-            # cc3d gave touching voxels one label, so no pair differs
-            return found[0]
-        # the core grown by one voxel on its low sides: every cross-face pair
-        # whose second voxel is in this core has its first voxel in here
         ext = tuple(slice(max(0, s.start - 1), s.stop) for s in core)
-        lab = read(prov, ext)
-        for off in offsets:
-            a = lab[tuple(slice(max(0, -o), n - max(0, o)) for o, n in zip(off, lab.shape))]
-            b = lab[tuple(slice(max(0, o), n - max(0, -o)) for o, n in zip(off, lab.shape))]
-            hit = (a > 0) & (b > 0) & (a != b)
-            if hit.any():
-                found.append(np.unique(np.stack([a[hit], b[hit]], axis=1), axis=0))
+        for axis, s in enumerate(core):
+            if s.start == 0:
+                continue
+            lab = read(prov, ext[:axis] + (slice(s.start - 1, s.start + 1),) + ext[axis + 1:])
+            for off in offsets:
+                a = lab[tuple(slice(max(0, -o), n - max(0, o)) for o, n in zip(off, lab.shape))]
+                b = lab[tuple(slice(max(0, o), n - max(0, -o)) for o, n in zip(off, lab.shape))]
+                hit = (a > 0) & (b > 0) & (a != b)
+                if hit.any():
+                    found.append(np.unique(np.stack([a[hit], b[hit]], axis=1), axis=0))
         return np.unique(np.concatenate(found), axis=0)
 
     return np.unique(np.concatenate(map_blocks(pairs, blocks(shape, chunk))), axis=0)
