@@ -14,7 +14,7 @@ from ._lcf import LCFResult
 from ._quantify import ElementAmounts
 from ._quantify import cross_section
 from ._quantify import element_amounts
-from ._quantify import element_maps
+from ._maps import element_maps
 from ._quantify import formula_ties
 from ._quantify import joint_element_amounts
 from ._quantify import tm_o_ratio
