@@ -29,12 +29,15 @@ Example::
     PYTHONPATH=src python gpu_bench/valence3d_bench.py --quick    # xanes3d-tiny, 1 seed
     PYTHONPATH=src python gpu_bench/valence3d_bench.py --methods auto,full,fbp
         # full: the joint solve in all 25 energies' components (before fit-then-reconstruct)
+    PYTHONPATH=src python gpu_bench/valence3d_bench.py --methods auto,nosupport,fbp
+        # nosupport: the joint solve without the coarse-level support (support_fraction None)
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+from unittest import mock
 from pathlib import Path
 
 import numpy as np
@@ -104,10 +107,12 @@ def _registered_mae(store: Path) -> float:
     return float(np.abs(_mn_deviation(fit, truth)).mean())
 
 
-METHODS = {  # name: (algorithm, [reconstruct] xanes_components (None: default), label)
-    "auto": ("auto", None, "joint solver + LCF"),
-    "full": ("auto", 10**6, "joint solver, all energies' components + LCF"),
-    "fbp": ("fbp", None, "per-energy FBP + LCF"),
+METHODS = {  # name: (algorithm, [reconstruct] xanes_components (None: default), label,
+    #               XANES_SOLVER_OPTIONS overrides for this run (a diagnostic A/B))
+    "auto": ("auto", None, "joint solver + LCF", {}),
+    "full": ("auto", 10**6, "joint solver, all energies' components + LCF", {}),
+    "nosupport": ("auto", None, "joint solver, no support + LCF", {"support_fraction": None}),
+    "fbp": ("fbp", None, "per-energy FBP + LCF", {}),
 }
 
 
@@ -117,6 +122,7 @@ def run_seed(root: Path, preset: str, seed: int, methods=("auto", "fbp"),
     preprocessed store ``s<seed>-prep.zarr`` (the two steps do not depend on the
     reconstruct options compared here)."""
     from spectrotomo.pipeline import run_pipeline
+    from spectrotomo.pipeline.steps.reconstruct import XANES_SOLVER_OPTIONS
 
     quiet = lambda m: None  # noqa: E731
     base = (prep_dir or root) / f"s{seed}-prep.zarr"
@@ -125,12 +131,14 @@ def run_seed(root: Path, preset: str, seed: int, methods=("auto", "fbp"),
                      log=quiet)
     rows = []
     for method in methods:
-        algorithm, components, label = METHODS[method]
+        algorithm, components, label, overrides = METHODS[method]
         store = root / f"s{seed}-{method}.zarr"
         shutil.copytree(base, store)
-        result = run_pipeline(_config(store, preset, seed, algorithm, components),
-                              steps=list(STEPS), report_dir=root / f"s{seed}-{method}-report",
-                              log=quiet)
+        # in-process run: the override reaches joint_options() and is undone after
+        with mock.patch.dict(XANES_SOLVER_OPTIONS, overrides):
+            result = run_pipeline(_config(store, preset, seed, algorithm, components),
+                                  steps=list(STEPS),
+                                  report_dir=root / f"s{seed}-{method}-report", log=quiet)
         errors = result["summary"]["errors_vs_truth"]
         seconds = {r.name: r.seconds for r in result["records"]}
         rows.append([seed, label, errors["mn_valence3d_mae"], _registered_mae(store),
