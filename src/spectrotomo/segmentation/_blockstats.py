@@ -165,6 +165,9 @@ class _Particle:
         self.max = {k: max((r["max"].get(k, 0) for r in records), default=0)
                     for k in self.regions}
         self.region_dtype = [r["dtypes"] for r in records]
+        # the later passes read the files only: light tasks to ship to a cluster
+        self.regions = {k: by for k, (_, by, _) in self.regions.items()}
+        self.values = None
         self.pieces = [(b, s, min(s + PIECE, n)) for b, n in enumerate(self.count)
                        for s in range(0, n, PIECE)]
 
