@@ -7,8 +7,10 @@ fresh process (so that the peak RSS is the step's own):
 
 * ``whole``  -- the whole-volume stage functions, as the pipeline ran them before;
 * ``blocks`` -- ``segment_volume`` block by block (``--chunk``), inputs read lazily;
-* ``profile`` -- ``profile_table_blocks`` of TM/O and the amounts by shell/depth/class
-  (of the whole run's segmentation; without a whole run, of the blocks run's).
+* ``profile`` -- the 6 tables of TM/O and the amounts by shell/depth/class in one
+  ``profile_tables_blocks`` call, as the profile step (``--profile-apart``: one
+  ``profile_table_blocks`` call each); of the whole run's segmentation (without a whole
+  run, of the blocks run's).
 
 Each child sets its allocator up as the pipeline sets up its processes and workers
 (``pipeline._compute.limit_malloc_arenas``: one glibc arena); ``--glibc-default`` leaves
@@ -28,7 +30,7 @@ CPUs; 1 = serial); the outputs are the same bits whatever N.
 
 Usage: python gpu_bench/scale_bench.py [--sizes 64 128 256 384] [--chunk 64] [--cache DIR]
                                        [--store STORE] [--workers N] [--glibc-default]
-                                       [--same-voxel]
+                                       [--same-voxel] [--profile-apart]
 """
 
 from __future__ import annotations
@@ -140,7 +142,8 @@ def _hwm() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _child(mode: str, path: str, chunk: int, workers=None, glibc_default=False) -> dict:
+def _child(mode: str, path: str, chunk: int, workers=None, glibc_default=False,
+           apart=False) -> dict:
     """One measurement in this (fresh) process, its allocator set up as the pipeline sets
     up its own processes and workers (one glibc arena) unless ``glibc_default``."""
     import psutil
@@ -188,20 +191,28 @@ def _child(mode: str, path: str, chunk: int, workers=None, glibc_default=False) 
 
         values = xr.DataArray(da.from_array(amount, chunks=amount.chunks), dims=("element", "z", "y", "x"),
                               coords={"element": ELEMENTS}, attrs={"units": "1/nm^3"})
-        for by, reg, kw in (("shell", lab["shell"], {}), ("class", lab["composition_class"], {}),
-                            ("depth", lab["depth"], {"bins": [0, 30, 100, 200, 400, 800]})):
-            for v in (values, lab["tm_o_ratio_smoothed"]):
-                seg.profile_table_blocks(v, reg, by=by, mask=lab["mask"], chunk=chunk,
-                                         workers=workers, **kw)
+        # as the profile step: every table in one call (the inputs shared), or one call per
+        # table (--profile-apart, the bench's form before session 5)
+        jobs = [dict(values=v, regions=reg, by=by, mask=lab["mask"], **kw)
+                for by, reg, kw in (("shell", lab["shell"], {}),
+                                    ("class", lab["composition_class"], {}),
+                                    ("depth", lab["depth"], {"bins": [0, 30, 100, 200, 400, 800]}))
+                for v in (values, lab["tm_o_ratio_smoothed"])]
+        if apart:
+            for job in jobs:
+                seg.profile_table_blocks(chunk=chunk, workers=workers, **job)
+        else:
+            seg.profile_tables_blocks(jobs, chunk=chunk, workers=workers)
     wall, cpu = time.perf_counter() - t, time.process_time() - c
     peak = _hwm()
     return {"wall": wall, "cpu": cpu, "peak": peak - base, "arenas": arenas, **info}
 
 
-def _run(mode, path, chunk, workers=None, glibc_default=False) -> dict:
+def _run(mode, path, chunk, workers=None, glibc_default=False, apart=False) -> dict:
     cmd = [sys.executable, __file__, "--child", mode, str(path), "--chunk", str(chunk)]
     cmd += [] if workers is None else ["--workers", str(workers)]
     cmd += ["--glibc-default"] if glibc_default else []
+    cmd += ["--profile-apart"] if apart else []
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -251,10 +262,13 @@ def main():
                         help="every size at large's 10 nm voxels (see _grown)")
     parser.add_argument("--glibc-default", action="store_true",
                         help="glibc's own arenas, not the pipeline's one (limit_malloc_arenas)")
+    parser.add_argument("--profile-apart", action="store_true",
+                        help="profile: one profile_table_blocks call per table (default: all "
+                             "tables in one profile_tables_blocks call, as the profile step)")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(_child(args.child[0], args.child[1], args.chunk, args.workers,
-                                args.glibc_default)))
+                                args.glibc_default, args.profile_apart)))
         return
     if args.peers:
         return _peers()
@@ -272,7 +286,8 @@ def main():
         inputs.append(("store", _from_store(args.store, cache)))
     for n, path in inputs:
         for mode in args.modes:
-            r = _run(mode, path, args.chunk, args.workers, args.glibc_default)
+            r = _run(mode, path, args.chunk, args.workers, args.glibc_default,
+                     args.profile_apart)
             rows[(n, mode)] = r
             same = "" if "same" not in r else "no whole-volume reference" if not r["same"] else (
                 "all outputs identical" if all(r["same"].values()) else f"DIFFER {r['same']}")

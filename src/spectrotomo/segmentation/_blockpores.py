@@ -15,7 +15,7 @@ import numpy as np
 from .._model import ValidationError
 from ._blockedt import feature_distance
 from ._blocklabel import component_moments, label_blocks
-from ._blocks import blocks, extend, map_blocks, read
+from ._blocks import blocks, map_blocks, read
 from ._blockselect import key_codec, select_kth
 from ._pores import _ball
 
@@ -96,18 +96,6 @@ def _keep_blocks(labels, *, chunk, spacing, min_size, crack_like, min_aspect):
     return np.arange(1, labels.n + 1)[(counts >= min_size) & (is_crack == crack_like)]
 
 
-def _morph_blocks(shape, chunk, scratch, halo, fn, dtype=bool):
-    """Write ``fn(ext slices)[inner]`` for every block into a new scratch array."""
-    out = scratch.array(shape, dtype)
-
-    def put(core):
-        ext, inner = extend(core, shape, halo)
-        out[core] = fn(ext)[inner]
-
-    map_blocks(put, blocks(shape, chunk))
-    return out
-
-
 def pore_masks_blocks(volume, mask, *, spacing, chunk: int, scratch, threshold=None,
                       min_sizes=(2,), min_aspect: float = 3.0, levels=None) -> list:
     """The voxels of :func:`find_pores` ``> 0`` for each of ``min_sizes``: bool scratch
@@ -130,21 +118,19 @@ def pore_masks_blocks(volume, mask, *, spacing, chunk: int, scratch, threshold=N
         core = ndimage.binary_opening(d, structure=cross)
         return ndimage.binary_dilation(core, structure=cross) & d
 
-    thick_arr = _morph_blocks(shape, chunk, scratch, 3, thick)
+    thick_arr = scratch.filled(shape, bool, thick, halo=3)
     kw = dict(chunk=chunk, spacing=spacing, min_aspect=min_aspect)
     lab = label_blocks(thick_arr, chunk=chunk, scratch=scratch, connectivity=6)
     lab_measures = _measures(lab, **kw)
-    rest_arr = _morph_blocks(shape, chunk, scratch, 0,
-                             lambda sl: dark(sl) & ~read(thick_arr, sl))
+    rest_arr = scratch.filled(shape, bool, lambda sl: dark(sl) & ~read(thick_arr, sl))
     rest = label_blocks(rest_arr, chunk=chunk, scratch=scratch, connectivity=26)
     rest_measures = _measures(rest, **kw)
     out = []
     for min_size in min_sizes:
         keep, keep_rest = (np.concatenate([[False], (counts >= min_size) & ~is_crack])
                            for counts, is_crack in (lab_measures, rest_measures))
-        out.append(_morph_blocks(shape, chunk, scratch, 0,
-                                 lambda sl, keep=keep, keep_rest=keep_rest:
-                                 keep[lab[sl]] | keep_rest[rest[sl]]))
+        out.append(scratch.filled(shape, bool, lambda sl, keep=keep, keep_rest=keep_rest:
+                                  keep[lab[sl]] | keep_rest[rest[sl]]))
     return out
 
 
@@ -187,7 +173,7 @@ def find_cracks_blocks(volume, mask, *, spacing, chunk: int, scratch, max_width=
         near_pore = ndimage.binary_dilation(read(pores, ext) > 0)
         return core & (tophat > contrast * solid_minus_bg) & ~near_pore
 
-    cand = _morph_blocks(shape, chunk, scratch, halo, candidates)
+    cand = scratch.filled(shape, bool, candidates, halo=halo)
     lab = label_blocks(cand, chunk=chunk, scratch=scratch, connectivity=26)
     keep = _keep_blocks(lab, chunk=chunk, spacing=spacing, min_size=min_size, crack_like=True,
                         min_aspect=min_aspect)

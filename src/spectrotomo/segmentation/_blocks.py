@@ -239,6 +239,29 @@ class Scratch:
                                  chunks=chunks, dtype=dtype, fill_value=fill,
                                  compressors="auto" if compress else None, zarr_format=3)
 
+    def filled(self, shape, dtype, fn: Callable[[tuple], Any], *, halo=0, fill=0,
+               compress: bool = True):
+        """A new array (:meth:`array`) holding ``fn(index)`` block by block.
+
+        For every block (``chunk`` voxels over the last three axes, leading axes whole)
+        ``fn`` gets the block's index, grown by ``halo`` voxels per spatial axis
+        (clipped at the edge, :func:`extend`), and returns that region; its core is
+        written. Blocks run on the current executor (:func:`map_blocks`), each writing
+        whole chunks. The one "fill a scratch array block by block" loop of the
+        block-wise stages (mean volumes, morphology, label tables).
+        """
+        out = self.array(shape, dtype, fill=fill, compress=compress)
+        shape = tuple(out.shape)
+        n = min(3, len(shape))
+        lead = (slice(None),) * (len(shape) - n)
+
+        def put(core):
+            ext, inner = extend(core, shape[-n:], halo)
+            out[lead + core] = fn(lead + ext)[lead + inner]
+
+        map_blocks(put, blocks(shape[-n:], self.chunk))
+        return out
+
     def release(self, array) -> None:
         """Delete one array made here whose data are no longer needed (frees its disk
         before :meth:`close`: uncompressed float64 passes are 8 bytes per voxel)."""

@@ -138,7 +138,7 @@ def segment_volume(volume, *, spacing, chunk: int = 128, n_shells: int = 5, amou
         raise
 
 
-def _stored(arr, chunk, scratch):
+def _stored(arr, scratch):
     """A lazy view (``MeanOver``, ``MetalOxygen``) written once to scratch, float32.
 
     Why: the stages read the energy-averaged volume ~14 times (halos, selection
@@ -146,15 +146,8 @@ def _stored(arr, chunk, scratch):
     read against 0.02 s from scratch); the amounts' metal sums twice. Same values (a
     voxel's mean or sum does not depend on the block it is read with).
     """
-    shape = tuple(arr.shape)
-    out = scratch.array(shape, np.float32, compress=False)  # noise barely compresses
-    lead = (slice(None),) * (len(shape) - 3)
-
-    def put(core):
-        out[lead + core] = arr[lead + core]
-
-    map_blocks(put, blocks(shape[-3:], chunk))
-    return out
+    # noise barely compresses
+    return scratch.filled(arr.shape, np.float32, lambda sl: arr[sl], compress=False)
 
 
 def _segment(vol, amounts, sp, chunk, scratch, *, n_shells, elements, target, tolerance,
@@ -163,11 +156,11 @@ def _segment(vol, amounts, sp, chunk, scratch, *, n_shells, elements, target, to
         raise ValidationError("segment_volume: amounts given without a target TM/O")
     stack = None if amounts is None else MetalOxygen(amounts, elements)  # checks elements
     if isinstance(vol, MeanOver):
-        vol = _stored(vol, chunk, scratch)
+        vol = _stored(vol, scratch)
     # the amounts' metal/O stack is copied beside the mask (which does not need it)
     (mask, threshold), stack = concurrently(
         lambda: particle_mask_blocks(vol, chunk=chunk, scratch=scratch),
-        lambda: stack and _stored(stack, chunk, scratch))
+        lambda: stack and _stored(stack, scratch))
     kw = dict(spacing=sp, chunk=chunk, scratch=scratch)
 
     def by_depth():

@@ -14,6 +14,7 @@ cluster get a budget of 1.
 from __future__ import annotations
 
 import contextvars
+import functools
 import itertools
 from collections import deque
 from contextlib import contextmanager
@@ -50,6 +51,7 @@ def share(fn: Callable, parts: int, index: int = 0) -> Callable:
     if n == 1 and whole == 1:
         return fn
 
+    @functools.wraps(fn)  # the block function's name (gpu_bench/diagnostics/seg_memory.py)
     def run(*args, **kwargs):
         with granted(n):
             return fn(*args, **kwargs)

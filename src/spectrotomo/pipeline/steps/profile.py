@@ -38,11 +38,13 @@ def _stat_vars(table: xr.Dataset, quantity: str, by: str) -> dict[str, xr.DataAr
 
 
 def profile_dataset(maps: dict[str, xr.DataArray], seg_ds: xr.Dataset, *,
-                    depth_bins_nm, chunk: int = 128, client=None) -> xr.Dataset:
+                    depth_bins_nm, chunk: int = 128, client=None,
+                    scratch_dir=None) -> xr.Dataset:
     """Shell / depth / class statistics of each map over the particle mask.
 
     Block by block (:func:`spectrotomo.segmentation.profile_tables_blocks`, every
-    table at once): lazy (store-backed) inputs are read one block at a time, on this
+    table at once): lazy (store-backed) inputs are read one block at a time, each
+    once (the mask, the region images and every map serve all tables), on this
     process's threads or, given ``client``, as tasks on a dask cluster.
 
     Parameters
@@ -59,6 +61,9 @@ def profile_dataset(maps: dict[str, xr.DataArray], seg_ds: xr.Dataset, *,
         Block edge (voxels).
     client : distributed.Client, optional
         Reduce the blocks on this cluster (the store on a file system it sees).
+    scratch_dir : path-like, optional
+        Where the particle voxels wait between passes (default: the temporary
+        directory; with ``client``, a directory every worker sees).
 
     Returns
     -------
@@ -71,10 +76,12 @@ def profile_dataset(maps: dict[str, xr.DataArray], seg_ds: xr.Dataset, *,
                  ("depth", seg_ds["depth"], {"bins": list(depth_bins_nm)})]
     if "composition_class" in seg_ds:
         groupings.append(("class", seg_ds["composition_class"], {}))
-    jobs = [(name, dict(values=values, regions=regions, by=by, mask=seg_ds["mask"], **kwargs))
+    mask = seg_ds["mask"]  # one object: the tables share its reads (and each map's, region's)
+    jobs = [(name, dict(values=values, regions=regions, by=by, mask=mask, **kwargs))
             for name, values in maps.items() for by, regions, kwargs in groupings]
     # all tables at once on the step's threads: a one-block volume keeps every core busy
-    results = seg.profile_tables_blocks([job for _, job in jobs], chunk=chunk, client=client)
+    results = seg.profile_tables_blocks([job for _, job in jobs], chunk=chunk, client=client,
+                                        scratch_dir=scratch_dir)
     tables = {}
     for (name, job), table in zip(jobs, results):
         tables.update(_stat_vars(table, name, job["by"]))
@@ -123,7 +130,7 @@ def profile(ctx) -> None:
     seg_ds = io.read_group(ctx.store, "segmentation")
     bins = ctx.config.segmentation.depth_bins_nm
     ds = profile_dataset(maps, seg_ds, depth_bins_nm=bins, chunk=ctx.config.segmentation.chunk,
-                         client=ctx.client)
+                         client=ctx.client, scratch_dir=ctx.store.parent)
     add_provenance(ds, "pipeline.profile", inputs=[str(ctx.store)],
                    quantities=list(maps), depth_bins_nm=list(bins))
     io.write(ctx.store, "profiles", ds, overwrite=ctx.overwrite)

@@ -134,10 +134,10 @@ def segment(ctx: RunContext) -> None:
 def _write_segmentation(ctx, mu, res, extra: dict, chunk: int) -> None:
     """Copy the block-wise results into the ``segmentation`` group, region by region
     (the arrays' regions on ``host_threads()`` threads, as segment_volume's blocks: the
-    zarr codecs release the GIL, and a one-block volume has 7 arrays of one region)."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    zarr codecs release the GIL, and a one-block volume has 7 arrays of one region; the
+    first failed write cancels the writes not started)."""
     from ..._backend import host_threads
+    from .._compute import run_tasks
 
     px = float(mu.attrs["pixel_size"])
     dims = ("z", "y", "x")
@@ -156,5 +156,5 @@ def _write_segmentation(ctx, mu, res, extra: dict, chunk: int) -> None:
 
     jobs = [(name, region) for name in res.arrays
             for region in io.missing_regions(ctx.store, "segmentation", name)]
-    with ThreadPoolExecutor(host_threads(), thread_name_prefix="spectrotomo-write") as pool:
-        list(pool.map(write, jobs))  # memory: one region per thread in flight
+    # memory: one region per thread in flight
+    run_tasks(None, write, jobs, desc="segment (write)", threads=host_threads())
