@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import xarray as xr
 
-from ..spectra import EDGES, builtin_references
+from ..spectra import EDGES, builtin_references, cross_section
 from ._forward import tilt_series
 from ._instrument import MILD_IMPERFECTIONS, SCAN_CALIBRATION, Calibration, Imperfections
 from ._particle import PRESETS, particle
@@ -65,7 +65,6 @@ def sample(preset: str = "small", *, seed: int = 0,
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    truth = particle(preset, seed=seed, **overrides)
     step = float(PRESETS[preset].get("angle_step_deg", 1.0))
     angles = np.arange(-65.0, 65.0 + step / 2, step)
     meta = {"pixel_size_metadata": bool(pixel_size_metadata), "calibration": calibration}
@@ -75,6 +74,11 @@ def sample(preset: str = "small", *, seed: int = 0,
     # so the counts are those of one after the other; the series' serial parts (cross
     # sections, the projection matrix, component volumes) then overlap
     with ThreadPoolExecutor(2, thread_name_prefix="spectrotomo-simulate") as pool:
+        # xraydb's tables (import and first query: ~0.4 CPU s, Python) open while the
+        # particle is built (numpy, mostly without the GIL) instead of after it
+        tables = pool.submit(cross_section, "Li", XANES_ENERGIES[:1])
+        truth = particle(preset, seed=seed, **overrides)
+        tables.result()
         written = pool.submit(on_truth, truth) if on_truth is not None else None
         xanes = pool.submit(tilt_series, truth, energies=XANES_ENERGIES, angles=[0.0],
                             seed=seed + 2, imperfections=xanes_imp, **meta)
