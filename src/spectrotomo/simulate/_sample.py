@@ -24,6 +24,15 @@ def dual_energies(elements=("O", "Mn", "Co", "Ni")) -> np.ndarray:
     return np.sort([EDGES[e][k] for e in elements for k in ("below", "above")])
 
 
+def _first_calls() -> None:
+    """Costs paid once per process, in Python (holding the GIL) on the path of a cold
+    run: xraydb's first query (opens its tables, ~0.1 CPU s) and xarray's first
+    DataArray with an index (imports dask.array and pint, ~0.3 CPU s). :func:`sample`
+    runs them while the particle is built (numpy, mostly without the GIL)."""
+    cross_section("Li", XANES_ENERGIES[:1])
+    xr.DataArray(np.zeros(1), dims="x", coords={"x": [0.0]})
+
+
 def sample(preset: str = "small", *, seed: int = 0,
            imperfections: Imperfections = MILD_IMPERFECTIONS,
            calibration: Calibration = SCAN_CALIBRATION, pixel_size_metadata: bool = False,
@@ -74,11 +83,9 @@ def sample(preset: str = "small", *, seed: int = 0,
     # so the counts are those of one after the other; the series' serial parts (cross
     # sections, the projection matrix, component volumes) then overlap
     with ThreadPoolExecutor(2, thread_name_prefix="spectrotomo-simulate") as pool:
-        # xraydb's tables (import and first query: ~0.4 CPU s, Python) open while the
-        # particle is built (numpy, mostly without the GIL) instead of after it
-        tables = pool.submit(cross_section, "Li", XANES_ENERGIES[:1])
+        warm = pool.submit(_first_calls)  # beside the particle, not on its serial path
         truth = particle(preset, seed=seed, **overrides)
-        tables.result()
+        warm.result()
         written = pool.submit(on_truth, truth) if on_truth is not None else None
         xanes = pool.submit(tilt_series, truth, energies=XANES_ENERGIES, angles=[0.0],
                             seed=seed + 2, imperfections=xanes_imp, **meta)

@@ -353,7 +353,9 @@ def preprocess(ctx) -> None:
     from .._monitor import Progress
 
     cfg = ctx.config
-    ds = io.read_group(ctx.store, "raw")
+    # lazily indexed numpy, not dask: each energy is read whole by one pool thread, where
+    # a dask graph per read only added scheduler work (Python, holding the GIL)
+    ds = io.read_group(ctx.store, "raw", chunks=None)
     angles = ds["angle"].values
     phase = is_phase_run(cfg, ds)
     shape, energies, counts = _energy_source(ds, cfg, phase)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..._backend import array_module, to_numpy
-from ._shift import phase_correlate
+from ._shift import _map, _thread_parts, phase_correlate
 
 __all__ = []
 
@@ -49,7 +49,8 @@ def warp(images, scales, shifts, *, order: int = 3):
     ny, nx = images.shape[-2:]
     c = np.array([(ny - 1) / 2.0, (nx - 1) / 2.0])
     out = xp.empty(images.shape, dtype=np.float64)
-    for e in range(images.shape[0]):  # one affine resampling per energy (a small set)
+
+    def one(e):  # one affine resampling per energy (a small set)
         s = float(scales[e])
         offset = c - s * c + np.asarray(shifts[e], dtype=float)
         if images.ndim > 3:  # a stack of frames: two products, the frames batched
@@ -60,6 +61,12 @@ def warp(images, scales, shifts, *, order: int = 3):
         else:
             out[e] = nd.affine_transform(images[e].astype(np.float64), [s, s], offset=offset,
                                          order=order, mode="nearest")
+
+    # single images in threads on the host (ndimage releases the GIL; the registration's
+    # ~15 warps of every energy's frame are on the preprocess step's serial path)
+    n = images.shape[0]
+    parts = _thread_parts(xp, n, min_part=2) if images.ndim == 3 else [slice(0, n)]
+    _map(parts, lambda part: [one(e) for e in range(n)[part]])
     return out
 
 
