@@ -122,6 +122,9 @@ def phase_correlate(ref, moved, *, upsample: int = 20, whiten: float = 1.0,
     -----
     Long stacks run in batches of about 256 MiB of work arrays (~80 bytes
     per pixel of each image); the whitening floor is then taken per batch.
+    On the host a batch of 16 or more images is split over ``host_threads()``
+    (one floor for the batch): the one-thread result, to rounding where
+    numpy's complex product takes another SIMD path for a part's alignment.
     """
     xp = array_module(ref, moved)
     if moved.ndim == 2:
