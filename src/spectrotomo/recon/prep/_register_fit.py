@@ -40,9 +40,11 @@ def warp(images, scales, shifts, *, order: int = 3):
     The spline interpolation (``scipy.ndimage.affine_transform``, ``mode="nearest"``)
     of a scale and shift is separable: a stack sharing one transform is resampled as
     ``W_y @ image @ W_x.T`` with one matrix per axis (:func:`axis_matrix`), equal to
-    the per-image ``affine_transform`` to ~1e-15 and ~5x less CPU on 131 frames of
+    the per-image ``affine_transform`` to ~1e-15 and 3-5x less CPU on 131 frames of
     128^2 (two matrix products instead of a 16-tap spline per pixel; the 3-D
-    ``affine_transform`` it replaces also ran the spline along the shared axes).
+    ``affine_transform`` it replaces also ran the spline along the shared axes). The
+    products are BLAS calls: from a host thread pool, run them under
+    :func:`spectrotomo._backend.blas_single_thread` (the pipeline does, run-wide).
     """
     xp = array_module(images)
     nd = ndimage_module(xp)
