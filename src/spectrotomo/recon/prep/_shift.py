@@ -140,14 +140,13 @@ def phase_correlate(ref, moved, *, upsample: int = 20, whiten: float = 1.0,
             for i in range(0, moved.shape[0], batch)])
     moved = xp.asarray(moved, dtype=np.float64)
     ref = xp.asarray(ref, dtype=np.float64)
-    fr = xp.fft.fft2(ref - ref.mean(axis=(-2, -1), keepdims=True))
+    shared = _spectrum(xp, ref) if ref.shape[0] == 1 else None
     parts = _thread_parts(xp, moved.shape[0])
     # two passes over parts of the stack in threads (numpy's FFTs and products release the
     # GIL): cross powers, then -- after the one floor of the whitening, the largest
-    # |cross| of the whole stack -- the peaks; every other step is per image, so the
-    # parts give the whole stack's result bit for bit
-    crosses = _map(parts, lambda part: _cross_power(xp, moved[part],
-                                                    fr if fr.shape[0] == 1 else fr[part]))
+    # |cross| of the whole stack -- the peaks; every other step is per image
+    crosses = _map(parts, lambda part: _spectrum(xp, moved[part]) * xp.conj(
+        shared if shared is not None else _spectrum(xp, ref[part])))
     floor = 1e-12 * max(float(xp.abs(c).max()) for c in crosses) if whiten else 0.0
     peaks = _map(range(len(parts)), lambda i: _peaks(
         xp, crosses[i], whiten=whiten, floor=floor, lowpass=lowpass, max_shift=max_shift,
@@ -178,10 +177,9 @@ def _map(items, fn) -> list:
         return list(pool.map(fn, items))
 
 
-def _cross_power(xp, moved, fr):
-    """Cross power spectrum (b, m, n) complex of mean-free ``moved`` against ``fr``."""
-    fm = xp.fft.fft2(moved - moved.mean(axis=(-2, -1), keepdims=True))
-    return fm * xp.conj(fr)
+def _spectrum(xp, images):
+    """2-D spectrum (b, m, n) complex of the mean-free images (b, m, n)."""
+    return xp.fft.fft2(images - images.mean(axis=(-2, -1), keepdims=True))
 
 
 def _peaks(xp, cross, *, whiten, floor, lowpass, max_shift, upsample):
