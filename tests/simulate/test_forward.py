@@ -258,3 +258,17 @@ def test_calibration_offset_and_broadening_of_the_scan(truth):
     assert default.attrs["true_energy_offset_ev"] > 0 and default.attrs["true_broadening_ev"] > 0
     with pytest.raises(ValueError, match="broadening_ev"):
         Calibration(0.0, -0.1)
+
+
+def test_attenuation_volumes_by_slabs_equal_one_product(monkeypatch):
+    """The dual series' attenuation volumes, made by slabs of z in threads, are the
+    single tensordot bit for bit (each voxel's sum over components is the same)."""
+    from spectrotomo.simulate._forward import _attenuation_volumes
+
+    rng = np.random.default_rng(4)
+    sigma = rng.random((12, 8)).astype(np.float32)
+    cube = rng.random((12, 50, 20, 24)).astype(np.float32)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # 3 slabs of 16-17 planes
+    got = _attenuation_volumes(sigma, cube)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, np.tensordot(sigma.T, cube, axes=1))

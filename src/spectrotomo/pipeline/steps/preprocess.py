@@ -161,12 +161,12 @@ def _registration(frames: np.ndarray, reference: int, *, pixel_sizes=None, **opt
 
 
 def _warp_energy(od_e: np.ndarray, reg, e: int) -> np.ndarray:
-    """All angles (angle, y, x) of energy ``e`` resampled with its registration."""
+    """All angles (angle, y, x) of energy ``e`` resampled with its registration (one
+    transform for the stack: :func:`~spectrotomo.recon.prep.warp`'s separable form)."""
     from ...recon.prep import warp
 
-    n = od_e.shape[0]
-    return warp(od_e, np.repeat(reg.scales[e], n),
-                np.repeat(np.asarray(reg.shifts[e])[None], n, axis=0)).astype(np.float32)
+    return warp(od_e[None], reg.scales[e:e + 1],
+                np.asarray(reg.shifts)[e:e + 1])[0].astype(np.float32)
 
 
 def _register(od: np.ndarray, angles: np.ndarray, *, pixel_sizes=None, **options):
@@ -353,7 +353,9 @@ def preprocess(ctx) -> None:
     from .._monitor import Progress
 
     cfg = ctx.config
-    ds = io.read_group(ctx.store, "raw")
+    # lazily indexed numpy, not dask: each energy is read whole by one pool thread, where
+    # a dask graph per read only added scheduler work (Python, holding the GIL)
+    ds = io.read_group(ctx.store, "raw", chunks=None)
     angles = ds["angle"].values
     phase = is_phase_run(cfg, ds)
     shape, energies, counts = _energy_source(ds, cfg, phase)

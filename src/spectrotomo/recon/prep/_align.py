@@ -139,9 +139,11 @@ def align_projections(projections, angles, *, center: float | None = None,
     report : AlignmentReport
         Only with ``return_report``.
     """
+    from ..._backend import host_threads
     from .._reconstruct import project, reconstruct
 
     xp = array_module(projections)
+    threads = host_threads()  # the stack's FFT shifts: one call at a time here
     where = "align_projections"
     p = check_projections(xp.asarray(projections, dtype=np.float32), where=where,
                           sinogram=False)
@@ -153,7 +155,7 @@ def align_projections(projections, angles, *, center: float | None = None,
     report = AlignmentReport(coarse_shifts=shifts.copy())
     kw = {} if algorithm == "fbp" else {"iterations": recon_iterations or 20}
     for _ in range(int(iterations)):
-        aligned = fourier_shift(p, -shifts)
+        aligned = fourier_shift(p, -shifts, workers=threads)
         vol = reconstruct(aligned, theta_deg, algorithm=algorithm, center=center, **kw)
         reproj = project(vol, theta_deg, center=center, n_cols=n_cols)
         delta = phase_correlate(reproj, aligned, upsample=upsample, whiten=0.5, lowpass=lowpass)
@@ -166,5 +168,5 @@ def align_projections(projections, angles, *, center: float | None = None,
         if report.update_rms[-1] < tol:
             report.converged = True
             break
-    aligned = fourier_shift(p, -shifts)
+    aligned = fourier_shift(p, -shifts, workers=threads)
     return (aligned, shifts, report) if return_report else (aligned, shifts)

