@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from .._figure import new_figure
 from ..segmentation import CLASS_LEGEND
 
 __all__ = ["orthoslices", "label_orthoslices", "histogram", "center_scores", "robust_limits",
-           "masked_cmap", "new_figure", "CLASS_NAMES", "CLASS_COLORS", "class_fraction_table"]
+           "masked_cmap", "CLASS_NAMES", "CLASS_COLORS", "class_fraction_table"]
 
 #: Composition class value -> display name and colour, from the segmentation's one
 #: legend (:data:`spectrotomo.segmentation.CLASS_LEGEND`).
@@ -29,21 +30,6 @@ def class_fraction_table(classes: np.ndarray) -> dict[str, float]:
     classified = classes[classes > 0]
     n = max(classified.size, 1)
     return {CLASS_NAMES[c]: float((classified == c).sum() / n) for c in (1, 2, 3)}
-
-
-def new_figure(**kwargs):
-    """A matplotlib ``Figure(**kwargs)`` on its own Agg canvas.
-
-    No pyplot state (no global figure list, no backend switch): the report draws
-    its figures in threads, and nothing needs closing; the figure is freed with
-    its last reference.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(**kwargs)
-    FigureCanvasAgg(fig)
-    return fig
 
 
 def _central_planes(da: xr.DataArray) -> list[tuple[str, xr.DataArray]]:

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import io
-from ._figures import _extent, masked_cmap, new_figure, robust_limits
+from .._figure import new_figure
+from ._figures import _extent, masked_cmap, robust_limits
 from ._figures import CLASS_COLORS, CLASS_NAMES, class_fraction_table as _class_fractions
 
 __all__ = ["summary_figure"]
