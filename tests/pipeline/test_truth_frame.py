@@ -6,7 +6,7 @@ import pytest
 import xarray as xr
 
 from spectrotomo.pipeline._truth_frame import registered_z_shift, truth_in_frame, z_blend
-from spectrotomo.pipeline.steps.report import _mask_errors
+from spectrotomo.pipeline._truth_errors import _mask_errors
 from spectrotomo.simulate import particle
 
 
