@@ -4,7 +4,7 @@ Builds, from a finished store (default: the seed-0 demo, 128^3), copies whose vo
 are repeated ``f`` times along z, y and x (``--factors 1 2``: 128^3 and 256^3), with the
 segmentation rechunked to ``--chunk``^3 voxels (the segment step's ``[segmentation]
 chunk``) and the chemistry / reconstruction in the quantify / reconstruct steps' chunks
-(16 z rows), the truth group removed (its errors hold whole volumes up to
+(16 z rows x the plane; ``--cubic``: ``--chunk``^3 as well), the truth group removed (its errors hold whole volumes up to
 ``TRUTH_MAX_VOXELS``; measure them separately). Then runs the report step on each copy,
 each in a fresh process (``run_pipeline(steps=["report"])`` on a copy), and prints the
 step's record line (wall s, peak RSS, cpu/wall, runnable) per size.
@@ -28,7 +28,7 @@ SPATIAL = ("z", "y", "x")
 ROWS = 16
 
 
-def _grow(src: Path, dst: Path, f: int, chunk: int) -> None:
+def _grow(src: Path, dst: Path, f: int, chunk: int, cubic: bool = False) -> None:
     import zarr
 
     shutil.rmtree(dst, ignore_errors=True)
@@ -44,8 +44,9 @@ def _grow(src: Path, dst: Path, f: int, chunk: int) -> None:
             if dims in (("z",), ("y",), ("x",)):  # coordinates: f x finer, same extent
                 step = float(data[1] - data[0]) / f if data.size > f else 1.0
                 data = (float(data[0]) + step * np.arange(data.size)).astype(arr.dtype)
-            chunks = tuple(chunk if group == "segmentation" and d in SPATIAL else
-                           ROWS if d == "z" else n for d, n in zip(dims, data.shape))
+            cube = cubic or group == "segmentation"
+            chunks = tuple(chunk if cube and d in SPATIAL else ROWS if d == "z" else n
+                           for d, n in zip(dims, data.shape))
             attrs = dict(arr.attrs)
             g.create_array(name, shape=data.shape, dtype=arr.dtype, chunks=chunks,
                            dimension_names=dims, fill_value=arr.fill_value,
@@ -77,13 +78,16 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=64)
     ap.add_argument("--work", default="/tmp/report-scale")
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--cubic", action="store_true",
+                    help="chemistry and reconstruction in --chunk^3 chunks too (fixed chunk "
+                         "size; the pipeline writes them in 16 z rows x the whole plane)")
     args = ap.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     for f in args.factors:
-        built = work / f"x{f}.zarr"
+        built = work / f"x{f}{'-cubic' if args.cubic else ''}.zarr"
         if not (built / "zarr.json").exists():
-            _grow(Path(args.store), built, f, args.chunk)
+            _grow(Path(args.store), built, f, args.chunk, args.cubic)
         for _ in range(args.repeats):
             out = subprocess.run([sys.executable, __file__, "--child", str(built),
                                   str(work / f"run-x{f}.zarr")], capture_output=True, text=True)

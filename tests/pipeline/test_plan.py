@@ -82,7 +82,10 @@ def test_report_threads_fit_the_memory_limit():
     from spectrotomo.pipeline._plan import report_in_flight, report_thread_bytes
 
     per_thread = report_thread_bytes(chunk_bytes=2**30, plane_voxels=3 * 2048**2)
-    assert report_in_flight(thread_bytes=per_thread, threads=16, memory_limit_gb=16) == 4
+    fit = report_in_flight(thread_bytes=per_thread, threads=16, memory_limit_gb=16)
+    assert 1 < fit < 16  # as many as fit: one more would not
+    assert INTERPRETER_BYTES + fit * per_thread <= 16 * 2**30 < \
+        INTERPRETER_BYTES + (fit + 1) * per_thread
     assert report_in_flight(thread_bytes=per_thread, threads=2, memory_limit_gb=16) == 2
     assert report_in_flight(thread_bytes=per_thread, threads=16, memory_limit_gb=1) == 1
     one = plan_run(n_energies=8, n_angles=131, ny=2048, nx=2048, chunk_rows=16)

@@ -16,7 +16,7 @@ import xarray as xr
 
 from .._figure import new_figure
 from ..segmentation import CLASS_LEGEND
-from ._report_reads import SAMPLE_VOXELS, array_of, masked_histogram, sample
+from ._report_reads import SAMPLE_VOXELS, array_of, masked_histogram, sample, strided
 
 __all__ = ["orthoslices", "label_orthoslices", "histogram", "center_scores", "robust_limits",
            "masked_cmap", "CLASS_NAMES", "CLASS_COLORS", "class_fraction_table", "class_counts",
@@ -48,17 +48,22 @@ def class_fractions_of_counts(counts) -> dict[str, float]:
     return {CLASS_NAMES[c]: float(np.int64(counts[c]) / n) for c in (1, 2, 3)}
 
 
-def _central_planes(da: xr.DataArray) -> list[tuple[str, xr.DataArray]]:
-    """The central z, y and x planes (or the one 2D map), read (only they are, of a
-    lazy volume)."""
+def _central_planes(da: xr.DataArray, *also) -> tuple[list[tuple[str, xr.DataArray]], list]:
+    """The central z, y and x planes (or the one 2D map) and ``also`` (e.g. a strided
+    sample), read together: of a lazy volume only the chunks they touch, each once."""
+    import dask
+
     if da.ndim == 2:
-        return [("y-x", da.compute(scheduler="sync"))]
-    if da.dims != ("z", "y", "x"):
+        planes = [("y-x", da)]
+    elif da.dims != ("z", "y", "x"):
         raise ValueError(f"orthoslices: expected dims (z, y, x) or (y, x); got {da.dims}")
-    nz, ny, nx = da.shape
-    return [(f"z = {float(da.z[nz // 2]):.0f} nm", da.isel(z=nz // 2).compute(scheduler="sync")),
-            (f"y = {float(da.y[ny // 2]):.0f} nm", da.isel(y=ny // 2).compute(scheduler="sync")),
-            (f"x = {float(da.x[nx // 2]):.0f} nm", da.isel(x=nx // 2).compute(scheduler="sync"))]
+    else:
+        nz, ny, nx = da.shape
+        planes = [(f"z = {float(da.z[nz // 2]):.0f} nm", da.isel(z=nz // 2)),
+                  (f"y = {float(da.y[ny // 2]):.0f} nm", da.isel(y=ny // 2)),
+                  (f"x = {float(da.x[nx // 2]):.0f} nm", da.isel(x=nx // 2))]
+    read = dask.compute(*(p for _, p in planes), *also, scheduler="sync")
+    return [(label, p) for (label, _), p in zip(planes, read)], list(read[len(planes):])
 
 
 def _as_bool(mask):
@@ -135,8 +140,8 @@ def orthoslices(da: xr.DataArray, path, *, title: str | None = None, cmap: str =
     """
     if mask is not None:
         da = da.where(_as_bool(mask))
-    planes = _central_planes(da)
-    vmin, vmax = robust_limits(da, percentiles=percentiles)
+    planes, (values,) = _central_planes(da, strided(da))
+    vmin, vmax = robust_limits(values, percentiles=percentiles)
     colours = masked_cmap(cmap)
     fig, axes, im = _draw_planes(planes, lambda ax, plane: ax.imshow(
         plane.values, cmap=colours, vmin=vmin, vmax=vmax, extent=_extent(plane),
@@ -156,7 +161,7 @@ def label_orthoslices(labels: xr.DataArray, path, *, names: dict[int, str],
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 
-    planes = _central_planes(labels)  # colours of the labels drawn: those in the planes
+    planes, _ = _central_planes(labels)  # colours of the labels drawn: those in the planes
     n = max(max(names), max((int(np.nanmax(p.values)) for _, p in planes if p.size),
                             default=0)) + 1
     palette = [colors.get(i, "#000000") for i in range(n)]

@@ -16,12 +16,17 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["SAMPLE_VOXELS", "array_of", "block_map", "block_sums", "sample", "masked_histogram"]
+__all__ = ["SAMPLE_VOXELS", "array_of", "block_map", "block_sums", "sample", "strided",
+           "masked_histogram"]
 
 #: Voxels of the strided sample that colour limits (percentiles) are taken from: a
 #: volume of more voxels is read every ``s``-th voxel along each axis, ``s`` the
-#: smallest stride that keeps the sample within this (256^3 and smaller: every voxel).
-SAMPLE_VOXELS = 2**24
+#: smallest stride that keeps the sample within this (128^3 and smaller, the demo:
+#: every voxel; 256^3: every 2nd; 2048^3: every 16th). At 2^24 (256^3 whole) the samples
+#: held 0.4 GiB per figure thread and the report's peak grew 0.35 -> 0.91 GiB from 128^3
+#: to 256^3 (gpu_bench/diagnostics/report_scale.py); 2 million voxels put the 1/99 %
+#: percentiles within sampling noise of the whole volume's.
+SAMPLE_VOXELS = 2**21
 
 
 def array_of(x):
@@ -69,18 +74,23 @@ def sample(values, *, cap: int = SAMPLE_VOXELS) -> np.ndarray:
     ``s // 2``), ``s`` the smallest stride that leaves at most ``cap`` voxels (1: all of
     them), as numpy.
     Read chunk by chunk: memory is the sample plus one chunk."""
-    data = array_of(values)
-    shape = np.array(np.shape(data))
+    part = strided(array_of(values), cap=cap)
+    if hasattr(part, "compute"):
+        part = part.compute(scheduler="sync")
+    return np.asarray(part)
+
+
+def strided(values, *, cap: int = SAMPLE_VOXELS):
+    """:func:`sample`, not read yet: a lazy ``values`` gives a lazy sample (to read with
+    other parts of it at once, each chunk once)."""
+    shape = np.array(np.shape(values))
     stride = 1
     while -(-shape // stride).prod() > cap:
         stride += 1
     # centred: every stride-th voxel from stride // 2, so that both ends of each axis are
     # as near as the spacing allows (from 0, a gradient's top end went missing: its 1 %
     # limit moved 3.6 % of the colour range at stride 3; centred 0.2 %)
-    part = data[(slice(stride // 2, None, stride),) * shape.size] if stride > 1 else data
-    if hasattr(part, "compute"):
-        part = part.compute(scheduler="sync")
-    return np.asarray(part)
+    return values[(slice(stride // 2, None, stride),) * shape.size] if stride > 1 else values
 
 
 def masked_histogram(values, mask=None, *, bins: int = 100) -> tuple[np.ndarray, np.ndarray]:

@@ -132,25 +132,28 @@ def _report(ctx, out: Path, store, draw, pool=None) -> dict:
     figure goes to ``draw(fn, *args, **kwargs)`` (None: no figures); block counts run
     on ``pool`` (None: in this thread)."""
     groups = io.list_groups(store)
-    # the profile tables first: written files that a kill mid-report leaves (and a rerun
-    # replaces) while the rest still runs; their summary entries go last, as before
-    tables = _profile_tables(store, out, draw)
     seg_ds = io.read_group(store, "segmentation")  # lazy: read by blocks and planes
     seg_ds = seg_ds[[v for v in ("mask", "pores", "cracks", "composition_class")
                      if v in seg_ds]]  # no classes without chemistry (phase runs)
+    # every block reduction first, while the pool has nothing else queued (the truth's
+    # errors take one thread): behind the figures they would hold this thread, and the
+    # figures it has yet to hand out, until the queue drains
     counts = block_sums(_segment_counts, *seg_ds.data_vars.values(), pool=pool)
     fractions = class_fractions_of_counts(counts[3:]) if counts.size > 3 else None
-    if draw and "chemistry" in groups:  # the largest figure first: it reads its own data
+    density = _density_report(store, seg_ds, out, draw, pool) if "density" in groups else {}
+    v3d = valence3d_report(store, out, draw=draw, pool=pool) if "valence3d" in groups else {}
+    if draw and "chemistry" in groups:  # the largest figure next: it reads its own data
         from .._summary_figure import summary_figure
 
         draw(summary_figure, store, out / "summary_figure.png", fractions=fractions)
+    # the profile tables: written files that a kill mid-report leaves (and a rerun
+    # replaces) while the rest still runs; their summary entries go last, as before
+    tables = _profile_tables(store, out, draw)
     summary = {"porosity": float(counts[1] / max(counts[0], 1)),
-               "crack_fraction": float(counts[2] / max(counts[0], 1))}
+               "crack_fraction": float(counts[2] / max(counts[0], 1)), **density}
     if draw and "od" in groups:
         _center_figure(store, out, draw)
-    if "density" in groups:
-        summary.update(_density_report(store, seg_ds, out, draw, pool))
-    elif draw:
+    if draw and "density" not in groups:
         mu = io.read_group(store, "recon")["mu"]
         draw(orthoslices, mu.isel(energy=-1), out / "mu_highest_energy.png",
              title=f"linear attenuation at {float(mu.energy[-1]):.1f} eV")
@@ -168,8 +171,7 @@ def _report(ctx, out: Path, store, draw, pool=None) -> dict:
                 draw(orthoslices, da, out / f"valence_{el}_2d.png", mask=quality,
                      title=f"{el} effective valence (2D)", cmap="plasma")
             summary[f"mean_valence_{el}_2d"] = float(np.nanmean(da.values))
-    if "valence3d" in groups:
-        summary.update(valence3d_report(store, out, draw=draw, pool=pool))
+    summary.update(v3d)
     summary.update(tables)
     return summary
 
@@ -210,11 +212,11 @@ def _density_report(store, seg_ds: xr.Dataset, out: Path, draw=None, pool=None) 
     phase-contrast run (block sums on ``pool``)."""
     rho = io.read_group(store, "density")["electron_density"].isel(energy=0)
     mask = seg_ds["mask"]
+    total, n = block_sums(_masked_sum, rho, mask, pool=pool)
     if draw:
         draw(orthoslices, rho, out / "electron_density.png", title="electron density",
              mask=mask)
         draw(histogram, rho, out / "electron_density_histogram.png", mask=mask)
-    total, n = block_sums(_masked_sum, rho, mask, pool=pool)
     return {"mean_electron_density": float(total / n) if n else None}
 
 
