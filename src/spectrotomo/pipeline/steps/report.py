@@ -132,6 +132,11 @@ def _report(ctx, out: Path, store, draw, pool=None) -> dict:
     figure goes to ``draw(fn, *args, **kwargs)`` (None: no figures); block counts run
     on ``pool`` (None: in this thread)."""
     groups = io.list_groups(store)
+    # the profile tables first: written files that a kill mid-report leaves (and a rerun
+    # replaces) while the rest still runs; their summary entries go last, as before.
+    # Their plots are handed to the pool after the block sums (below)
+    plots = []
+    tables = _profile_tables(store, out, draw and (lambda *a, **k: plots.append((a, k))))
     seg_ds = io.read_group(store, "segmentation")  # lazy: read by blocks and planes
     seg_ds = seg_ds[[v for v in ("mask", "pores", "cracks", "composition_class")
                      if v in seg_ds]]  # no classes without chemistry (phase runs)
@@ -146,9 +151,8 @@ def _report(ctx, out: Path, store, draw, pool=None) -> dict:
         from .._summary_figure import summary_figure
 
         draw(summary_figure, store, out / "summary_figure.png", fractions=fractions)
-    # the profile tables: written files that a kill mid-report leaves (and a rerun
-    # replaces) while the rest still runs; their summary entries go last, as before
-    tables = _profile_tables(store, out, draw)
+    for args, kwargs in plots:
+        draw(*args, **kwargs)
     summary = {"porosity": float(counts[1] / max(counts[0], 1)),
                "crack_fraction": float(counts[2] / max(counts[0], 1)), **density}
     if draw and "od" in groups:
