@@ -6,7 +6,7 @@ segmentation rechunked to ``--chunk``^3 voxels (the segment step's ``[segmentati
 chunk``) and the chemistry / reconstruction in the quantify / reconstruct steps' chunks
 (16 z rows x the plane; ``--cubic``: ``--chunk``^3 as well), the truth group removed (its errors hold whole volumes up to
 ``TRUTH_MAX_VOXELS``; measure them separately). Then runs the report step on each copy,
-each in a fresh process (``run_pipeline(steps=["report"])`` on a copy), and prints the
+each in a fresh process (``report_ab.py``: ``run_pipeline(steps=["report"])`` on a copy), and prints the
 step's record line (wall s, peak RSS, cpu/wall, runnable) per size.
 
 Usage: python gpu_bench/diagnostics/report_scale.py [--store S] [--factors 1 2]
@@ -54,24 +54,7 @@ def _grow(src: Path, dst: Path, f: int, chunk: int, cubic: bool = False) -> None
             g[name][...] = data
 
 
-def _child(built: str, copy: str) -> None:
-    """The report step alone on a copy of ``built`` (this process: its peak is the
-    step's), as ``spectrotomo report`` runs it; prints the step's record line."""
-    from spectrotomo.pipeline import Config, run_pipeline
-
-    shutil.rmtree(copy, ignore_errors=True)
-    shutil.copytree(built, copy)
-    cfg = Config()
-    cfg.input.path = "simulate:demo"
-    cfg.output.store = copy
-    res = run_pipeline(cfg, steps=["report"], log=lambda m: None, report_dir=copy + "-report")
-    for record in res["records"]:
-        print(record.line())
-
-
 def main() -> None:
-    if sys.argv[1:2] == ["--child"]:
-        return _child(*sys.argv[2:4])
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--store", default="/tmp/s4/demo0/sample.zarr")
     ap.add_argument("--factors", type=int, nargs="+", default=[1, 2])
@@ -89,9 +72,10 @@ def main() -> None:
         if not (built / "zarr.json").exists():
             _grow(Path(args.store), built, f, args.chunk, args.cubic)
         for _ in range(args.repeats):
-            out = subprocess.run([sys.executable, __file__, "--child", str(built),
-                                  str(work / f"run-x{f}.zarr")], capture_output=True, text=True)
-            lines = [ln for ln in out.stdout.splitlines() if ln.startswith("report")]
+            out = subprocess.run([sys.executable, str(Path(__file__).with_name("report_ab.py")),
+                                  str(built), str(work / f"run-x{f}.zarr"), "1"],
+                                 capture_output=True, text=True)
+            lines = [ln for ln in out.stdout.splitlines() if " wall " in ln]
             print(f"x{f} ({128 * f}^3 from the demo):", lines[-1] if lines else out.stderr[-2000:],
                   flush=True)
 
