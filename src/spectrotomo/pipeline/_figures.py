@@ -135,8 +135,11 @@ def orthoslices(da: xr.DataArray, path, *, title: str | None = None, cmap: str =
     """Write the three central orthogonal slices of a (z, y, x) map with a colour bar.
 
     Colour limits are the ``percentiles`` of the finite values inside ``mask``
-    (e.g. the particle; default every voxel); voxels outside ``mask`` and NaN
-    are drawn transparent.
+    (e.g. the particle; default every voxel; of a volume over
+    :data:`~spectrotomo.pipeline._report_reads.SAMPLE_VOXELS` voxels, a strided
+    sample of that many); voxels outside ``mask`` and NaN are drawn transparent.
+    ``da`` and ``mask`` may be lazy (dask): the planes and the sample are read
+    together, each chunk once.
     """
     if mask is not None:
         da = da.where(_as_bool(mask))
