@@ -16,7 +16,7 @@ ROOT = Path(spectrotomo.__file__).parent
 ORDER = ("io", "recon", "spectra", "segmentation")
 #: Modules at the package root every stage may use.
 SHARED = {"spectrotomo", "spectrotomo._model", "spectrotomo._provenance", "spectrotomo._backend",
-          "spectrotomo._physics"}
+          "spectrotomo._physics", "spectrotomo._figure"}
 
 
 def _module_name(path: Path) -> str:

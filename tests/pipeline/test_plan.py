@@ -14,7 +14,7 @@ def test_plan_scales_with_chunk_rows_and_refuses_over_limit():
     large = plan_run(n_energies=8, n_angles=131, ny=256, nx=256, chunk_rows=128, n_xanes=25)
     peak = {r.step: r.peak_bytes - INTERPRETER_BYTES for r in small}
     assert {r.step for r in small} == {"preprocess", "reconstruct", "quantify", "valence",
-                                       "segment", "profile"}
+                                       "segment", "profile", "report"}
     for step in ("reconstruct", "quantify"):  # one task per chunk of rows
         grown = next(r for r in large if r.step == step).peak_bytes - INTERPRETER_BYTES
         assert grown > 8 * peak[step], step
@@ -60,3 +60,36 @@ def test_segment_plan_counts_one_block_per_thread():
 
     assert peak(4) == 4 * peak(1)
     assert peak(16) + INTERPRETER_BYTES < 16 * 2**30
+
+
+def test_report_row_reads_chunks_not_the_volume():
+    """8 energies x 131 angles x 2048^2 (one DX file per energy), as ``--dry-run`` plans
+    it: the report has its row, within 16 GiB per worker (a store chunk, three planes and
+    a bounded sample per thread), a fraction of the volumes it reports on."""
+    from spectrotomo.pipeline import Config
+    from spectrotomo.pipeline._run import plan_for
+
+    config = Config()
+    config.compute.memory_limit_gb = 16
+    rows = {r.step: r for r in plan_for(config, (8, 131, 2048, 2048))}
+    report = rows["report"]
+    assert report.peak_bytes <= 16 * 2**30
+    assert report.peak_bytes < rows["segment"].output_bytes / 10  # read whole: > 80 GiB
+    assert "report" in format_plan(list(rows.values()))
+
+
+def test_report_threads_fit_the_memory_limit():
+    from spectrotomo.pipeline._plan import report_in_flight, report_thread_bytes
+
+    per_thread = report_thread_bytes(chunk_bytes=2**30, plane_voxels=3 * 2048**2)
+    fit = report_in_flight(thread_bytes=per_thread, threads=16, memory_limit_gb=16)
+    assert 1 < fit < 16  # as many as fit: one more would not
+    assert INTERPRETER_BYTES + fit * per_thread <= 16 * 2**30 < \
+        INTERPRETER_BYTES + (fit + 1) * per_thread
+    assert report_in_flight(thread_bytes=per_thread, threads=2, memory_limit_gb=16) == 2
+    assert report_in_flight(thread_bytes=per_thread, threads=16, memory_limit_gb=1) == 1
+    one = plan_run(n_energies=8, n_angles=131, ny=2048, nx=2048, chunk_rows=16)
+    four = plan_run(n_energies=8, n_angles=131, ny=2048, nx=2048, chunk_rows=16,
+                    report_threads=4)
+    assert one[-1].step == four[-1].step == "report"
+    assert four[-1].peak_bytes - INTERPRETER_BYTES == 4 * (one[-1].peak_bytes - INTERPRETER_BYTES)

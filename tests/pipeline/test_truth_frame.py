@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from spectrotomo.pipeline._truth_frame import registered_z_shift, truth_in_frame
-from spectrotomo.pipeline.steps.report import _mask_errors
+from spectrotomo.pipeline._truth_frame import registered_z_shift, truth_in_frame, z_blend
+from spectrotomo.pipeline._truth_errors import _mask_errors
 from spectrotomo.simulate import particle
 
 
@@ -64,10 +64,26 @@ def test_mask_errors_in_the_frame_are_exact_for_a_shifted_volume(truth):
 
 
 def test_chosen_variables_equal_the_whole_shift(truth):
-    # the report shifts only the variables its errors use (in threads, one per variable)
+    # the report shifts only the variables its errors use
     whole = truth_in_frame(truth, 0.37)
     part = truth_in_frame(truth, 0.37, variables=("particle", "density", "composition_class"))
     assert set(part.data_vars) == {"particle", "density", "composition_class"}
     for name in part.data_vars:
         np.testing.assert_array_equal(part[name].values, whole[name].values, err_msg=name)
     assert part.attrs["frame_shift_z_vox"] == 0.37
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dz", [0.37, -0.35, 1.0, -2.6, 1e-9, 5.5, -40.2])
+def test_z_blend_is_ndimage_shift_bit_for_bit(dtype, dz, rng):
+    """The two-plane blend computes what ndimage's order-1 spline does along one axis
+    (edges repeated), to the bit, on (z, y, x) and (element, z, y, x) arrays."""
+    from scipy import ndimage
+
+    for shape, axis in (((17, 6, 5), 0), ((3, 17, 6, 5), 1)):
+        values = (rng.random(shape) * 3 - 1).astype(dtype)
+        shift = [dz if a == axis else 0.0 for a in range(len(shape))]
+        expected = ndimage.shift(values, shift, order=1, mode="nearest")
+        got = z_blend(values, dz, axis=axis)
+        assert got.dtype == values.dtype
+        np.testing.assert_array_equal(got, expected)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._figure import new_figure
 from ._figures import CLASS_COLORS
 
 __all__ = ["plot_batch", "label_axis_title"]
@@ -54,12 +55,11 @@ def _grouped(x: np.ndarray, y: np.ndarray):
 
 
 def _class_bars(ds, key, ok, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
     x = ds[key].values[ok]
     fr = np.stack([ds[f"fraction_{name}"].values[ok] for name, _ in _CLASSES], axis=1) * 100
     xs, means = _grouped(x, fr)
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig = new_figure(figsize=(6.5, 4))
+    ax = fig.subplots()
     pos = np.arange(xs.size)
     bottom = np.zeros(xs.size)
     for j, (name, code) in enumerate(_CLASSES):
@@ -73,17 +73,17 @@ def _class_bars(ds, key, ok, path: Path) -> Path:
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
 def _shell_lines(ds, var, key, ok, ylabel, title, path: Path) -> Path:
-    import matplotlib.pyplot as plt
+    import matplotlib
 
     xs, means = _grouped(ds[key].values[ok], ds[var].values[ok])
     n = means.shape[1]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, n))
+    fig = new_figure(figsize=(7, 4))
+    ax = fig.subplots()
+    colors = matplotlib.colormaps["viridis"](np.linspace(0, 0.9, n))
     for k in range(n):
         lo, hi = 100 * k // n, 100 * (k + 1) // n
         ax.plot(xs, means[:, k], "o-", color=colors[k], label=f"shell {k + 1} ({lo}-{hi} %)")
@@ -95,7 +95,6 @@ def _shell_lines(ds, var, key, ok, ylabel, title, path: Path) -> Path:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 

@@ -2,6 +2,9 @@
 
 Each function takes one xarray object whose ``attrs["units"]`` labels the colour
 bar and whose ``x``/``y``/``z`` coords (nm) give the axes, and writes one PNG.
+Volumes may be lazy (dask, as read from a store): only the three drawn planes, a
+strided sample for the colour limits and block counts for histograms are read
+(:mod:`~spectrotomo.pipeline._report_reads`).
 """
 
 from __future__ import annotations
@@ -11,10 +14,13 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from .._figure import new_figure
 from ..segmentation import CLASS_LEGEND
+from ._report_reads import SAMPLE_VOXELS, array_of, masked_histogram, sample, strided
 
 __all__ = ["orthoslices", "label_orthoslices", "histogram", "center_scores", "robust_limits",
-           "masked_cmap", "new_figure", "CLASS_NAMES", "CLASS_COLORS", "class_fraction_table"]
+           "masked_cmap", "CLASS_NAMES", "CLASS_COLORS", "class_fraction_table", "class_counts",
+           "class_fractions_of_counts", "SAMPLE_VOXELS"]
 
 #: Composition class value -> display name and colour, from the segmentation's one
 #: legend (:data:`spectrotomo.segmentation.CLASS_LEGEND`).
@@ -26,35 +32,44 @@ CLASS_COLORS = {k: colour for k, (_, colour) in CLASS_LEGEND.items()}
 def class_fraction_table(classes: np.ndarray) -> dict[str, float]:
     """Volume fraction of each class (target, oxygen-poor, oxygen-rich) among the
     classified voxels, keyed by display name."""
-    classified = classes[classes > 0]
-    n = max(classified.size, 1)
-    return {CLASS_NAMES[c]: float((classified == c).sum() / n) for c in (1, 2, 3)}
+    return class_fractions_of_counts(class_counts(classes))
 
 
-def new_figure(**kwargs):
-    """A matplotlib ``Figure(**kwargs)`` on its own Agg canvas.
-
-    No pyplot state (no global figure list, no backend switch): the report draws
-    its figures in threads, and nothing needs closing; the figure is freed with
-    its last reference.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(**kwargs)
-    FigureCanvasAgg(fig)
-    return fig
+def class_counts(classes: np.ndarray) -> np.ndarray:
+    """Voxels of class 0 (background), 1, 2, 3 and above in a block of labels
+    (int64, length 5): sums over blocks count a whole volume."""
+    counts = np.bincount(np.asarray(classes).ravel(), minlength=4)
+    return np.append(counts[:4], counts[4:].sum()).astype(np.int64)
 
 
-def _central_planes(da: xr.DataArray) -> list[tuple[str, xr.DataArray]]:
+def class_fractions_of_counts(counts) -> dict[str, float]:
+    """:func:`class_fraction_table` from :func:`class_counts` (summed over blocks)."""
+    n = max(int(counts[1:].sum()), 1)
+    return {CLASS_NAMES[c]: float(np.int64(counts[c]) / n) for c in (1, 2, 3)}
+
+
+def _central_planes(da: xr.DataArray, *also) -> tuple[list[tuple[str, xr.DataArray]], list]:
+    """The central z, y and x planes (or the one 2D map) and ``also`` (e.g. a strided
+    sample), read together: of a lazy volume only the chunks they touch, each once."""
+    import dask
+
     if da.ndim == 2:
-        return [("y-x", da)]
-    if da.dims != ("z", "y", "x"):
+        planes = [("y-x", da)]
+    elif da.dims != ("z", "y", "x"):
         raise ValueError(f"orthoslices: expected dims (z, y, x) or (y, x); got {da.dims}")
-    nz, ny, nx = da.shape
-    return [(f"z = {float(da.z[nz // 2]):.0f} nm", da.isel(z=nz // 2)),
-            (f"y = {float(da.y[ny // 2]):.0f} nm", da.isel(y=ny // 2)),
-            (f"x = {float(da.x[nx // 2]):.0f} nm", da.isel(x=nx // 2))]
+    else:
+        nz, ny, nx = da.shape
+        planes = [(f"z = {float(da.z[nz // 2]):.0f} nm", da.isel(z=nz // 2)),
+                  (f"y = {float(da.y[ny // 2]):.0f} nm", da.isel(y=ny // 2)),
+                  (f"x = {float(da.x[nx // 2]):.0f} nm", da.isel(x=nx // 2))]
+    read = dask.compute(*(p for _, p in planes), *also, scheduler="sync")
+    return [(label, p) for (label, _), p in zip(planes, read)], list(read[len(planes):])
+
+
+def _as_bool(mask):
+    """A mask (numpy, dask or xarray) as a boolean array of its kind, lazy if it is."""
+    data = array_of(mask)
+    return data.astype(bool) if hasattr(data, "compute") else np.asarray(data, dtype=bool)
 
 
 def _extent(plane: xr.DataArray) -> list[float]:
@@ -90,8 +105,15 @@ def _draw_planes(planes, draw):
 def robust_limits(values, mask=None, percentiles=(1.0, 99.0)) -> tuple[float, float]:
     """Colour limits: the ``percentiles`` of the finite values inside ``mask`` (the
     particle), so the empty surroundings' outliers (TM/O of +-1e5 where both amounts
-    are noise) do not flatten the map."""
-    values = np.asarray(values, dtype=float)
+    are noise) do not flatten the map.
+
+    Of a volume over :data:`~spectrotomo.pipeline._report_reads.SAMPLE_VOXELS` voxels
+    (numpy, dask or xarray), a strided sample of at most that many (the same voxels of
+    ``mask``): limits within the sample's spacing of the whole volume's.
+    """
+    if mask is not None and np.shape(mask) == np.shape(values):
+        mask = sample(mask)
+    values = np.asarray(sample(values), dtype=float)
     if mask is not None:
         values = values[np.broadcast_to(np.asarray(mask, dtype=bool), values.shape)]
     finite = values[np.isfinite(values)]
@@ -113,13 +135,16 @@ def orthoslices(da: xr.DataArray, path, *, title: str | None = None, cmap: str =
     """Write the three central orthogonal slices of a (z, y, x) map with a colour bar.
 
     Colour limits are the ``percentiles`` of the finite values inside ``mask``
-    (e.g. the particle; default every voxel); voxels outside ``mask`` and NaN
-    are drawn transparent.
+    (e.g. the particle; default every voxel; of a volume over
+    :data:`~spectrotomo.pipeline._report_reads.SAMPLE_VOXELS` voxels, a strided
+    sample of that many); voxels outside ``mask`` and NaN are drawn transparent.
+    ``da`` and ``mask`` may be lazy (dask): the planes and the sample are read
+    together, each chunk once.
     """
     if mask is not None:
-        da = da.where(np.asarray(mask, dtype=bool))
-    planes = _central_planes(da)
-    vmin, vmax = robust_limits(da.values, percentiles=percentiles)
+        da = da.where(_as_bool(mask))
+    planes, (values,) = _central_planes(da, strided(da))
+    vmin, vmax = robust_limits(values, percentiles=percentiles)
     colours = masked_cmap(cmap)
     fig, axes, im = _draw_planes(planes, lambda ax, plane: ax.imshow(
         plane.values, cmap=colours, vmin=vmin, vmax=vmax, extent=_extent(plane),
@@ -139,10 +164,11 @@ def label_orthoslices(labels: xr.DataArray, path, *, names: dict[int, str],
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 
-    n = max(max(names), int(np.nanmax(labels.values)) if labels.size else 0) + 1
+    planes, _ = _central_planes(labels)  # colours of the labels drawn: those in the planes
+    n = max(max(names), max((int(np.nanmax(p.values)) for _, p in planes if p.size),
+                            default=0)) + 1
     palette = [colors.get(i, "#000000") for i in range(n)]
     cmap = ListedColormap(palette)
-    planes = _central_planes(labels)
     fig, axes, _ = _draw_planes(planes, lambda ax, plane: ax.imshow(
         plane.values, cmap=cmap, vmin=-0.5, vmax=n - 0.5, extent=_extent(plane),
         interpolation="nearest"))
@@ -156,17 +182,16 @@ def label_orthoslices(labels: xr.DataArray, path, *, names: dict[int, str],
 
 def histogram(da: xr.DataArray, path, *, mask=None, bins: int = 100,
               title: str | None = None) -> Path:
-    """Write a histogram of the finite values of ``da`` (inside ``mask`` if given)."""
-    values = np.asarray(da.values, dtype=float)
-    if mask is not None:
-        values = values[np.asarray(mask, dtype=bool)]
-    values = values[np.isfinite(values)]
+    """Write a histogram of the finite values of ``da`` (inside ``mask`` if given):
+    every voxel, counted block by block (a lazy volume is never read whole)."""
+    counts, edges = masked_histogram(da, None if mask is None else _as_bool(mask), bins=bins)
     fig = new_figure(figsize=(5, 3.5))
     ax = fig.subplots()
-    ax.hist(values.ravel(), bins=bins, color="#4472c4")
+    # the counts as weights of one value per bin: the bars ax.hist draws of the values
+    ax.hist(edges[:-1], bins=edges, weights=counts, color="#4472c4")
     ax.set_xlabel(f"{da.name or ''} ({da.attrs.get('units', '?')})")
     ax.set_ylabel("voxels")
-    ax.set_title(title or f"{da.name} histogram (n = {values.size})")
+    ax.set_title(title or f"{da.name} histogram (n = {int(counts.sum())})")
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=90)

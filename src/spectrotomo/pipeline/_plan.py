@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["PlanRow", "MemoryPlanError", "plan_run", "check_plan", "format_plan",
-           "preprocess_in_flight"]
+           "preprocess_in_flight", "report_thread_bytes", "report_in_flight"]
 
 _F4 = 4  # bytes per float32
 _GIB = 2.0**30
@@ -58,11 +58,28 @@ def preprocess_in_flight(*, n_energies: int, n_angles: int, ny: int, nx: int, th
     return max(1, min(int(threads), n_energies, fit))
 
 
+def report_thread_bytes(*, chunk_bytes: float, plane_voxels: int) -> float:
+    """Memory of one report thread, bytes: a store chunk being read (compressed, decoded
+    and the selection cut from it: 3x ``chunk_bytes``, the largest chunk the report
+    reads), the three planes a figure draws (``plane_voxels`` together, float64) and the
+    strided sample its colour limits come from (float64 values, mask and finite copy)."""
+    from ._report_reads import SAMPLE_VOXELS
+
+    return 3 * chunk_bytes + plane_voxels * 8 + SAMPLE_VOXELS * 24
+
+
+def report_in_flight(*, thread_bytes: float, threads: int, memory_limit_gb: float) -> int:
+    """Threads of the report step: one per host thread, as many as fit in
+    ``memory_limit_gb`` (GiB) at ``thread_bytes`` each, at least one."""
+    fit = int((memory_limit_gb * _GIB - INTERPRETER_BYTES) // max(thread_bytes, 1))
+    return max(1, min(int(threads), fit))
+
+
 def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: int,
              algorithm: str = "fbp", n_xanes: int = 0, n_states: int = 3,
              n_workers: int = 1, gpu: bool = False, seg_chunk: int = 128,
              prep_energies: int = 1, seg_threads: int = 1,
-             recon_tasks: int = 1) -> list[PlanRow]:
+             recon_tasks: int = 1, report_threads: int = 1) -> list[PlanRow]:
     """Plan the main steps for a tilt series of ``(n_energies, n_angles, ny, nx)``.
 
     Parameters
@@ -91,6 +108,9 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
     recon_tasks : int
         Joint reconstruction chunks solved at once in one process
         (``steps.reconstruct.joint_task_threads``): each holds its work arrays.
+    report_threads : int
+        Threads of the report step (:func:`report_in_flight`): each reads one store
+        chunk, three planes and a bounded sample (:func:`report_thread_bytes`).
     """
     rows = min(int(chunk_rows), ny)
     frame = ny * nx * _F4
@@ -123,10 +143,16 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
     # profile: a block of values (4 elements), regions, mask, float64 work copies (x3), and
     # the radix-select histograms (65536 counts per group and slot)
     prof_peak = c ** 3 * 8 * (4 + 3) * 3 * max(1, int(seg_threads)) + 64 * 2**20
+    # report: the largest chunk it reads is quantify's (4 elements x `rows` z rows); the
+    # reconstruction's (one energy) and the segmentation's (c^3 int32) are smaller
+    report_chunk = max(4 * slab * _F4, c ** 3 * _F4)
+    report_peak = report_thread_bytes(chunk_bytes=report_chunk,
+                                      plane_voxels=nx * nx + 2 * ny * nx) * max(1, report_threads)
     recon_gpu = recon_peak if gpu else None  # the same work arrays, on the device
     base = INTERPRETER_BYTES
-    prep_peak, recon_peak, quant_peak, lcf_peak, seg_peak, prof_peak = (
-        base + p for p in (prep_peak, recon_peak, quant_peak, lcf_peak, seg_peak, prof_peak))
+    prep_peak, recon_peak, quant_peak, lcf_peak, seg_peak, prof_peak, report_peak = (
+        base + p for p in (prep_peak, recon_peak, quant_peak, lcf_peak, seg_peak, prof_peak,
+                           report_peak))
     out = [
         PlanRow("preprocess", f"{prep_energies} energ{'y' if prep_energies == 1 else 'ies'} x "
                 f"{n_angles} angles, streamed", prep_peak,
@@ -146,6 +172,8 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
                        voxels * 15))  # bool, float32 x2, uint8 x2, int32 x2
     out.append(PlanRow("profile", f"blocks of {c}^3 x {seg_threads} thread(s), {ny}x{nx}x{nx}",
                        prof_peak, 0.0))
+    out.append(PlanRow("report", f"store chunks, 3 planes, sample x {report_threads} thread(s)",
+                       report_peak, 0.0))
     return out
 
 

@@ -141,11 +141,9 @@ def write_try_stack(slices: np.ndarray, candidates, out_dir: str | Path, *, row:
                     pixel_size: float | None = None) -> tuple[Path, Path]:
     """``try_center_row<N>.tif`` (ImageJ stack, one page per candidate, labelled
     with the centre) and ``try_center_row<N>.png`` (montage with the centres)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import tifffile
+
+    from .._figure import new_figure
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -161,7 +159,8 @@ def write_try_stack(slices: np.ndarray, candidates, out_dir: str | Path, *, row:
     cols = int(np.ceil(np.sqrt(k)))
     nrows = int(np.ceil(k / cols))
     lo, hi = np.percentile(slices, [1, 99.5])
-    fig, axes = plt.subplots(nrows, cols, figsize=(2.2 * cols, 2.3 * nrows), squeeze=False)
+    fig = new_figure(figsize=(2.2 * cols, 2.3 * nrows))
+    axes = fig.subplots(nrows, cols, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, img, label in zip(axes.ravel(), slices, labels):
@@ -171,7 +170,6 @@ def write_try_stack(slices: np.ndarray, candidates, out_dir: str | Path, *, row:
     fig.tight_layout()
     png = out / f"try_center_row{row}.png"
     fig.savefig(png, dpi=90)
-    plt.close(fig)
     return tif, png
 
 

@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from .. import io
-from ._figures import _extent, masked_cmap, new_figure, robust_limits
-from ._figures import CLASS_COLORS, CLASS_NAMES, class_fraction_table as _class_fractions
+from .._figure import new_figure
+from ._figures import _extent, masked_cmap, robust_limits
+from ._figures import CLASS_COLORS, CLASS_NAMES, class_counts, class_fractions_of_counts
+from ._report_reads import block_sums
 
 __all__ = ["summary_figure"]
 
@@ -32,7 +34,8 @@ def _classes_panel(ax, classes, fig):
     from matplotlib.patches import Patch
 
     z = classes.sizes["z"] // 2
-    plane = classes.isel(z=z).astype(float).where(classes.isel(z=z) > 0)
+    plane = classes.isel(z=z).compute(scheduler="sync")
+    plane = plane.astype(float).where(plane > 0)
     cmap = ListedColormap([CLASS_COLORS[k] for k in (1, 2, 3)]).with_extremes(bad=(0, 0, 0, 0))
     ax.imshow(plane.values, cmap=cmap, vmin=0.5, vmax=3.5, extent=_extent(plane),
               interpolation="nearest")
@@ -44,8 +47,7 @@ def _classes_panel(ax, classes, fig):
               fontsize=7, loc="lower right", framealpha=0.8)
 
 
-def _fractions_panel(ax, classes):
-    fractions = _class_fractions(classes.values)
+def _fractions_panel(ax, fractions: dict):
     names = list(fractions)
     values = [100 * fractions[n] for n in names]
     bars = ax.bar(names, values, color=[CLASS_COLORS[k] for k in (1, 2, 3)])
@@ -81,7 +83,8 @@ def _profile_axes(ax, title, ylabel):
     ax.legend(fontsize=7)
 
 
-def summary_figure(store, path, *, title: str | None = None) -> Path:
+def summary_figure(store, path, *, title: str | None = None,
+                   fractions: dict | None = None) -> Path:
     """Write the sample's summary figure (PNG).
 
     Row 1: composition classes on the central z slice, the smoothed TM/O ratio
@@ -97,16 +100,29 @@ def summary_figure(store, path, *, title: str | None = None) -> Path:
         (``valence`` optional).
     path : path-like
         PNG to write.
+    title : str, optional
+    fractions : dict, optional
+        The class volume fractions (:func:`~spectrotomo.pipeline._figures.class_fraction_table`)
+        when the caller has them; else counted here, block by block.
+
+    The volumes are read by planes, blocks and a bounded sample (colour limits), never
+    whole (:mod:`~spectrotomo.pipeline._report_reads`).
     """
     from .. import segmentation as seg
     from .steps.profile import profile_table_of
 
     groups = io.list_groups(store)
-    seg_ds = io.read_group(store, "segmentation")  # the variables drawn: a third of it
+    seg_ds = io.read_group(store, "segmentation")  # the variables drawn, lazy
     seg_ds = seg_ds[[v for v in ("mask", "composition_class", "tm_o_ratio_smoothed")
-                     if v in seg_ds]].load()
+                     if v in seg_ds]]
     profiles = io.read_group(store, "profiles").load()
-    val = io.read_group(store, "valence").load() if "valence" in groups else None
+    val = None
+    if "valence" in groups:  # 2D maps: read whole
+        val = io.read_group(store, "valence")
+        val = val[[v for v in ("valence", "quality_mask") if v in val]].load()
+    if fractions is None:
+        fractions = class_fractions_of_counts(block_sums(class_counts,
+                                                         seg_ds["composition_class"]))
     elements = list(val["element"].values) if val is not None else []
     ncol = max(3, len(elements))
     fig = new_figure(figsize=(4.0 * ncol, 11.5), layout="constrained")
@@ -115,19 +131,19 @@ def summary_figure(store, path, *, title: str | None = None) -> Path:
     z = seg_ds.sizes["z"] // 2
     _classes_panel(fig.add_subplot(grid[0, 0]), seg_ds["composition_class"], fig)
     ratio = seg_ds["tm_o_ratio_smoothed"] if "tm_o_ratio_smoothed" in seg_ds else \
-        io.read_group(store, "chemistry")["tm_o_ratio"].load()
-    ratio = ratio.where(mask)
-    _slice_panel(fig.add_subplot(grid[0, 1]), ratio.isel(z=z), cmap="viridis",
-                 limits=robust_limits(ratio.values), units="TM/O (1)", fig=fig,
+        io.read_group(store, "chemistry")["tm_o_ratio"]
+    ratio = ratio.where(mask.data)
+    _slice_panel(fig.add_subplot(grid[0, 1]), ratio.isel(z=z).compute(scheduler="sync"),
+                 cmap="viridis", limits=robust_limits(ratio), units="TM/O (1)", fig=fig,
                  title=f"TM/O{' (smoothed)' if ratio.name.endswith('smoothed') else ''}, "
                        f"z = {float(seg_ds.z[z]):.0f} nm")
-    _fractions_panel(fig.add_subplot(grid[0, 2]), seg_ds["composition_class"])
+    _fractions_panel(fig.add_subplot(grid[0, 2]), fractions)
     for k, el in enumerate(elements):
         da = val["valence"].sel(element=el)
         quality = val["quality_mask"].sel(element=el) if "quality_mask" in val else None
         da = da.where(quality) if quality is not None else da
         _slice_panel(fig.add_subplot(grid[1, k]), da, cmap="plasma",
-                     limits=robust_limits(da.values), units="valence (e)", fig=fig,
+                     limits=robust_limits(da), units="valence (e)", fig=fig,
                      title=f"{el} effective valence (2D, projected)")
     if not elements:
         fig.add_subplot(grid[1, :]).text(0.5, 0.5, "no valence group (no XANES scan)",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-__all__ = ["registered_z_shift", "truth_in_frame"]
+__all__ = ["registered_z_shift", "truth_in_frame", "z_blend"]
 
 
 def registered_z_shift(raw: xr.Dataset, od: xr.Dataset) -> float:
@@ -68,42 +68,60 @@ def truth_in_frame(truth: xr.Dataset, dz: float, *, variables=None) -> xr.Datase
         Same variables (or ``variables``), dims and attrs; attr
         ``frame_shift_z_vox`` = ``dz``.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from .._backend import host_threads
-
     wanted = None if variables is None else set(variables)
     kept = truth if wanted is None else truth.drop_vars(
         [v for v in truth.data_vars if v not in wanted])
     if dz == 0.0:
         return kept.assign_attrs(frame_shift_z_vox=0.0)
     out = kept.copy()
-    names = sorted((name for name, var in kept.data_vars.items() if "z" in var.dims),
-                   key=lambda name: -kept[name].size)  # largest first: even threads
-    # one ndimage.shift per variable, in threads (it releases the GIL): ~0.5 CPU s per
-    # (element, z, y, x) variable of the demo, the report's longest serial part
-    with ThreadPoolExecutor(host_threads(), thread_name_prefix="spectrotomo-truth") as pool:
-        shifted = list(pool.map(lambda name: _shifted(truth, name, dz), names))
-    for name, new in zip(names, shifted):
-        out[name] = truth[name].copy(data=new)
+    for name, var in kept.data_vars.items():
+        if "z" in var.dims:
+            out[name] = truth[name].copy(data=_shifted(truth, name, dz))
     return out.assign_attrs(frame_shift_z_vox=float(dz))
 
 
 def _shifted(truth: xr.Dataset, name: str, dz: float) -> np.ndarray:
     """Variable ``name`` of the truth shifted by ``dz`` voxels along z (see
     :func:`truth_in_frame`)."""
-    from scipy import ndimage
-
     var = truth[name]
-    shift = [dz if d == "z" else 0.0 for d in var.dims]
+    axis = var.dims.index("z")
     values = var.values
     if name == "particle":
         occ = truth["occupancy"].values
         # the envelope's partial volume: >= 0.5 exactly where the truth says inside
         env = np.where(values, np.maximum(occ, 0.5), np.minimum(occ, 0.499))
-        return ndimage.shift(env, shift, order=1, mode="nearest") >= 0.5
+        return z_blend(env, dz, axis=axis) >= 0.5
     if values.dtype == bool:
-        return ndimage.shift(values.astype(np.float32), shift, order=1, mode="nearest") >= 0.5
-    if np.issubdtype(values.dtype, np.integer):
+        return z_blend(values.astype(np.float32), dz, axis=axis) >= 0.5
+    if np.issubdtype(values.dtype, np.integer):  # labels: the nearest voxel
+        from scipy import ndimage
+
+        shift = [dz if d == "z" else 0.0 for d in var.dims]
         return ndimage.shift(values, shift, order=0, mode="nearest")
-    return ndimage.shift(values, shift, order=1, mode="nearest").astype(values.dtype)
+    return z_blend(values, dz, axis=axis)
+
+
+def z_blend(values: np.ndarray, dz: float, *, axis: int) -> np.ndarray:
+    """``values`` shifted by ``dz`` voxels along ``axis``: linear interpolation between
+    the two planes around each source position, edge planes repeated outside.
+
+    What ``scipy.ndimage.shift(values, dz along axis, order=1, mode="nearest")``
+    computes (weights and sum in float64, cast back to ``values.dtype``: bit-identical,
+    tests/pipeline/test_truth_frame.py), as two plane gathers and one blend instead of
+    a spline evaluation per voxel: 2-10x less CPU.
+    """
+    n = values.shape[axis]
+    src = np.arange(n) - float(dz)  # output plane k reads the input at k - dz
+    lower = np.floor(src)
+    frac = src - lower
+    lo = np.clip(lower.astype(np.intp), 0, n - 1)
+    hi = np.clip(lower.astype(np.intp) + 1, 0, n - 1)
+    shape = [1] * values.ndim
+    shape[axis] = n
+    frac = frac.reshape(shape)
+    a = np.take(values, lo, axis=axis).astype(np.float64)
+    b = np.take(values, hi, axis=axis).astype(np.float64)
+    a *= 1.0 - frac
+    b *= frac
+    a += b
+    return a.astype(values.dtype, copy=False)

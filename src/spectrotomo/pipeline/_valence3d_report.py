@@ -10,27 +10,42 @@ import xarray as xr
 
 from .. import io
 from ._figures import orthoslices
+from ._report_reads import block_sums
 
 __all__ = ["valence3d_report", "valence3d_errors", "truth_interior"]
 
 
-def valence3d_report(store, out: Path, *, draw=None) -> dict:
+def valence3d_report(store, out: Path, *, draw=None, pool=None) -> dict:
     """``valence3d_<el>.png`` (central slices of the valence where the quality mask
     holds) and the summary's mean valence and trusted-voxel fraction per element.
     ``draw(fn, *args, **kwargs)`` draws each figure (e.g. submits it to a thread
-    pool); None: no figures."""
-    v3d = io.read_group(store, "valence3d")[["valence", "quality_mask", "particle_mask"]].load()
+    pool); None: no figures. The volumes are read by blocks (on ``pool``'s threads,
+    None: this one) and planes, never whole."""
+    v3d = io.read_group(store, "valence3d")[["valence", "quality_mask", "particle_mask"]]
+    elements = list(v3d["element"].values)
+    maps = [v3d[name].sel(element=el) for el in elements for name in ("valence", "quality_mask")]
+    sums = block_sums(_trusted_sums, v3d["particle_mask"], *maps, pool=pool)
     summary = {}
-    inside = max(int(v3d["particle_mask"].values.sum()), 1)
-    for el in v3d["element"].values:
+    inside = max(int(sums[0]), 1)
+    for k, el in enumerate(elements):
         da, quality = v3d["valence"].sel(element=el), v3d["quality_mask"].sel(element=el)
         if draw:
-            draw(orthoslices, da, Path(out) / f"valence3d_{el}.png", mask=quality.values,
+            draw(orthoslices, da, Path(out) / f"valence3d_{el}.png", mask=quality,
                  title=f"{el} effective valence (3D, quality-masked)", cmap="plasma")
-        trusted = da.values[quality.values]
-        summary[f"mean_valence3d_{el}"] = float(trusted.mean()) if trusted.size else None
-        summary[f"valence3d_{el}_trusted_fraction"] = float(quality.values.sum() / inside)
+        total, n = sums[1 + 2 * k: 3 + 2 * k]
+        summary[f"mean_valence3d_{el}"] = float(total / n) if n else None
+        summary[f"valence3d_{el}_trusted_fraction"] = float(np.int64(n) / inside)
     return summary
+
+
+def _trusted_sums(particle, *maps) -> np.ndarray:
+    """One block's [particle voxels, then per element: sum of the valence where the
+    quality mask holds (float64), those voxels]."""
+    out = [np.count_nonzero(particle)]
+    for valence, quality in zip(maps[::2], maps[1::2]):
+        trusted = valence[np.asarray(quality, dtype=bool)]
+        out += [trusted.sum(dtype=np.float64), trusted.size]
+    return np.array(out, dtype=np.float64)
 
 
 def truth_interior(truth: xr.Dataset) -> np.ndarray:

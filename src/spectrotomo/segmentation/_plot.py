@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._figure import new_figure
 from .._model import ValidationError
 
 __all__ = ["plot_profile", "draw_profile"]
@@ -39,19 +40,15 @@ def plot_profile(table, path, *, title: str | None = None, dpi: int = 120,
     -----
     Median and quartiles, not mean +- std: a ratio of two noisy amounts has
     a few wild voxels (std 3.6 for a mean of 0.4 in the small preset) that
-    make a std bar meaningless.  Uses a bare ``Figure`` with the Agg canvas:
-    no pyplot state, safe in worker threads and on machines without a
-    display.
+    make a std bar meaningless.  Uses a bare ``Figure`` with the Agg canvas
+    (``spectrotomo._figure.new_figure``): no pyplot state, safe in worker
+    threads and on machines without a display.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     by = table.attrs.get("by")
     if by not in ("shell", "class", "depth") or "median" not in table:
         raise ValidationError("table must come from profile_table (attrs['by'] and 'median')")
     x, labels, xlabel = _axis(table, by)
-    fig = Figure(figsize=(5.5, 3.8))
-    FigureCanvasAgg(fig)
+    fig = new_figure(figsize=(5.5, 3.8))
     ax = fig.add_subplot()
     names = draw_profile(ax, table, x)
     if smoothed is not None:
