@@ -98,11 +98,10 @@ from ._multigrid import bin2 as _bin2
 from ._multigrid import levels as _levels
 from ._multigrid import row_blocks as _row_blocks
 from ._multigrid import upsample as _upsample
-from ._operator import ParallelBeamOperator
 from ._regularize import divergence, gradient, project_ball, sinogram_noise
 from ._solvers import Budget, SolverStoppedWarning
 from ._spectral import Basis, mix, spectral_basis
-from ._toeplitz import FilteredNormal
+from ._toeplitz import FilteredNormal, filtered_normal
 
 __all__ = ["reconstruct_joint", "od_noise", "AUTO_WEIGHT"]
 
@@ -121,9 +120,12 @@ def _one_blas_thread(xp):
 
 def _solve(N: FilteredNormal, g0, basis: Basis, lam: float, beta, *, iterations: int,
            nonneg: bool, step_ratio: float, y, joint: bool = True, callback=None,
-           budget: Budget | None = None, support=None, support_fraction: float = 0.0):
+           budget: Budget | None = None, support=None, support_fraction: float = 0.0,
+           first=None):
     """Condat-Vu iterations in component space; g0, y: (C, R, ny, nx) components
-    (``y``, the start, is overwritten); returns the last iterate. ``support``
+    (``y``, the start, is overwritten); returns the last iterate. ``first``: ``N y``
+    of the start where the caller has it (the Bregman refinement), the first
+    iteration then applies no ``N``. ``support``
     (1, R, ny, nx) float32 0/1: the iterate is held at 0 outside; re-estimated in place
     from the iterate every ``SUPPORT_EVERY`` iterations (shrink-wrap)."""
     xp = N.xp
@@ -146,7 +148,10 @@ def _solve(N: FilteredNormal, g0, basis: Basis, lam: float, beta, *, iterations:
     for k in range(iterations):
         for r in row_blocks:
             yb, sp, db, qb, gb = y[:, r], step[:, r], d[:, r], q[:, :, r], g[:, :, r]
-            N.apply(yb, out=sp)
+            if k == 0 and first is not None:
+                sp[...] = first[:, r]
+            else:
+                N.apply(yb, out=sp)
             sp -= g0[:, r]
             sp -= divergence(xp, xp.multiply(qb, b, out=gb), db)
             sp *= -tau
@@ -181,8 +186,7 @@ def _pyramid(od, angles, center: float, *, weight: float, noise: float, basis: B
     level (recon/_debias.py). ``top``: the full grid (no support there)."""
     xp = array_module(od)
     C, A, R, n = od.shape
-    op = ParallelBeamOperator(angles, n, center, xp=xp, eps=eps)
-    N = FilteredNormal(op)
+    N = filtered_normal(angles, n, center, xp=xp, eps=eps)  # shared by the chunks of a sample
     sino = xp.ascontiguousarray(od.transpose(1, 0, 2, 3).reshape(A, C * R, n))
     g0 = N.rhs(sino).reshape(C, R, n, n)  # FBP of every component
     lam = weight * noise * N.noise_gain  # weight x this level's image noise
@@ -209,8 +213,8 @@ def _pyramid(od, angles, center: float, *, weight: float, noise: float, basis: B
                **solve)
     # restore the TV contrast loss (recon/_debias.py); skipped once max_seconds is spent
     if debias_iterations and debias_level == 0 and not (budget is not None and budget.out):
-        y = bregman_refine(N, g0, y, lambda g, y1: _solve(
-            N, g, basis, lam, beta, iterations=debias_iterations, y=y1, **solve))
+        y = bregman_refine(N, g0, y, lambda g, y1, ny1: _solve(
+            N, g, basis, lam, beta, iterations=debias_iterations, y=y1, first=ny1, **solve))
     return y
 
 
