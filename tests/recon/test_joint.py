@@ -63,6 +63,17 @@ def test_filtered_normal_is_shared_per_geometry():
     np.testing.assert_array_equal(a.apply(x), ref)
 
 
+def test_spectral_basis_leading_column_is_the_positive_structure():
+    from spectrotomo.recon._spectral import spectral_basis
+
+    rng = np.random.default_rng(4)
+    for _ in range(8):  # eigh's signs are arbitrary: about half would come out negative
+        od = rng.random((4, 6, 2, 16)) * rng.random((4, 1, 1, 1))
+        U = spectral_basis(od, np.ones(4))
+        np.testing.assert_allclose(U.T @ U, np.eye(4), atol=1e-12)
+        assert (U[:, 0] > 0).all()  # all-positive data: a same-sign (Perron) vector
+
+
 def test_gradient_divergence_adjoint():
     rng = np.random.default_rng(1)
     x = rng.random((2, 3, 8, 9)).astype(np.float32)
