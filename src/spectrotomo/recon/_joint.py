@@ -98,6 +98,7 @@ from ._multigrid import bin2 as _bin2
 from ._multigrid import levels as _levels
 from ._multigrid import row_blocks as _row_blocks
 from ._multigrid import upsample as _upsample
+from ._nufft import run_batches
 from ._regularize import divergence, gradient, project_ball, sinogram_noise
 from ._solvers import Budget, SolverStoppedWarning
 from ._spectral import Basis, mix, spectral_basis
@@ -143,27 +144,32 @@ def _solve(N: FilteredNormal, g0, basis: Basis, lam: float, beta, *, iterations:
     step = xp.empty_like(y)
     # rows are independent: on the host one block of rows at a time, so that the
     # ~20 elementwise passes of an iteration stay in cache (memory traffic, not
-    # arithmetic, is what they cost)
-    row_blocks = _row_blocks(xp, y.shape)
+    # arithmetic, is what they cost), the blocks in the host thread pool (one pool per
+    # process: chunks solved side by side share its threads instead of oversubscribing)
+
+    def block(r0, r1):  # one iteration on rows r0:r1 of every channel (y, step, k: current)
+        r = slice(r0, r1)
+        yb, sp, db, qb, gb = y[:, r], step[:, r], d[:, r], q[:, :, r], g[:, :, r]
+        if k == 0 and first is not None:
+            sp[...] = first[:, r]
+        else:
+            N.apply(yb, out=sp)
+        sp -= g0[:, r]
+        sp -= divergence(xp, xp.multiply(qb, b, out=gb), db)
+        sp *= -tau
+        sp += yb  # the gradient step; the projections below finish the new iterate
+        if nonneg:
+            sp[...] = basis.nonneg(xp, sp)
+        if support is not None:
+            sp *= support[:, r]
+        xp.subtract(sp, yb, out=db)
+        db += sp  # over-relaxed 2 y_new - y
+        qb += xp.multiply(gradient(xp, db, gb), sb, out=gb)
+        project_ball(xp, qb, lam, joint=joint)
+
+    ranges = [(r.start, r.stop) for r in _row_blocks(xp, y.shape)]
     for k in range(iterations):
-        for r in row_blocks:
-            yb, sp, db, qb, gb = y[:, r], step[:, r], d[:, r], q[:, :, r], g[:, :, r]
-            if k == 0 and first is not None:
-                sp[...] = first[:, r]
-            else:
-                N.apply(yb, out=sp)
-            sp -= g0[:, r]
-            sp -= divergence(xp, xp.multiply(qb, b, out=gb), db)
-            sp *= -tau
-            sp += yb  # the gradient step; the projections below finish the new iterate
-            if nonneg:
-                sp[...] = basis.nonneg(xp, sp)
-            if support is not None:
-                sp *= support[:, r]
-            xp.subtract(sp, yb, out=db)
-            db += sp  # over-relaxed 2 y_new - y
-            qb += xp.multiply(gradient(xp, db, gb), sb, out=gb)
-            project_ball(xp, qb, lam, joint=joint)
+        run_batches(block, ranges, parallel=xp is np)
         y, step = step, y
         if callback is not None:
             callback(k, y)
