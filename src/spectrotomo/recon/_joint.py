@@ -132,6 +132,7 @@ def _solve(N: FilteredNormal, g0, basis: Basis, lam: float, beta, *, iterations:
     xp = N.xp
     C = g0.shape[0]
     b = xp.asarray(beta.astype(np.float32)).reshape(C, 1, 1, 1, 1)
+    bc = b[:, 0]  # (C, 1, 1, 1): per channel of y
     knorm = float(np.sqrt(8.0) * beta.max())  # ||beta grad|| (2-D forward differences)
     # 1/tau - sigma ||K||^2 >= L/2 with tau/sigma = step_ratio
     tau = 0.99 / (N.lipschitz / 2 + knorm / step_ratio)
@@ -155,7 +156,9 @@ def _solve(N: FilteredNormal, g0, basis: Basis, lam: float, beta, *, iterations:
         else:
             N.apply(yb, out=sp)
         sp -= g0[:, r]
-        sp -= divergence(xp, xp.multiply(qb, b, out=gb), db)
+        # div(beta q) = beta div(q), beta per channel: one pass over y, not two over q
+        # (bit-identical for beta 1 and 16: powers of two scale exactly)
+        sp -= xp.multiply(divergence(xp, qb, db), bc, out=db)
         sp *= -tau
         sp += yb  # the gradient step; the projections below finish the new iterate
         if nonneg:

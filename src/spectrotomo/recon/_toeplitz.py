@@ -144,7 +144,7 @@ class FilteredNormal:
         kern[ny, :] = 0  # d = -n is not a difference of two voxels of the slice
         kern[:, nx] = 0
         self.multiplier = _rfft2(xp, kern, self.pad_shape).real.astype(xp.float32)
-        self._multiplier_t = xp.ascontiguousarray(self.multiplier.T)
+        self._multiplier_t = None  # the generic path's transposed copy, made on first use
         # The circulant extension's multiplier rings (its max bounds ||A^T W A||
         # loosely, ~2.3x on 64^2); the slice operator is PSD: power iteration.
         self.lipschitz = 1.05 * self._norm()
@@ -210,6 +210,8 @@ class FilteredNormal:
         spec = _fft(xp, "rfft", x, 2 * nx, -1)
         spec = xp.ascontiguousarray(xp.swapaxes(spec, -1, -2))
         spec = _fft(xp, "fft", spec, 2 * ny, -1)
+        if self._multiplier_t is None:  # a race makes it twice: the same values
+            self._multiplier_t = xp.ascontiguousarray(self.multiplier.T)
         spec *= self._multiplier_t
         spec = _fft(xp, "ifft", spec, 2 * ny, -1)[..., :ny]
         spec = xp.ascontiguousarray(xp.swapaxes(spec, -1, -2))
