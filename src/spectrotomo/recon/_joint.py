@@ -49,7 +49,8 @@ sinogram noise ``s_e``, ``Y = U^T z`` their spectral components)::
   small sample (RMSE 1.13e-3 both, same amounts), so rows need no halo. On the
   host an iteration runs block by block of rows (~1 MB of every channel) so its
   ~20 elementwise passes stay in cache: demo s41 solve 21-22 -> 11-13 CPU s,
-  same values (gpu_bench/RESULTS.recon.md, "cost").
+  same values (gpu_bench/RESULTS.recon.md, "cost"); the blocks of an iteration run
+  in the process's host thread pool (chunks solved side by side share it).
 - Shrink-wrap support (``support_fraction``, default 0.3), on the coarse levels:
   the iterate is held at 0, in every energy, where the smoothed structure
   (leading component, binomial sigma 1 voxel) is below 0.3 x its slice's
@@ -124,11 +125,10 @@ def _solve(N: FilteredNormal, g0, basis: Basis, lam: float, beta, *, iterations:
            budget: Budget | None = None, support=None, support_fraction: float = 0.0,
            first=None):
     """Condat-Vu iterations in component space; g0, y: (C, R, ny, nx) components
-    (``y``, the start, is overwritten); returns the last iterate. ``first``: ``N y``
-    of the start where the caller has it (the Bregman refinement), the first
-    iteration then applies no ``N``. ``support``
-    (1, R, ny, nx) float32 0/1: the iterate is held at 0 outside; re-estimated in place
-    from the iterate every ``SUPPORT_EVERY`` iterations (shrink-wrap)."""
+    (``y``, the start, is overwritten); returns the last iterate. ``first``: ``N y`` of
+    the start if the caller has it (the refinement). ``support`` (1, R, ny, nx) float32
+    0/1: the iterate is held at 0 outside; re-estimated in place from the iterate every
+    ``SUPPORT_EVERY`` iterations (shrink-wrap)."""
     xp = N.xp
     C = g0.shape[0]
     b = xp.asarray(beta.astype(np.float32)).reshape(C, 1, 1, 1, 1)
@@ -143,11 +143,8 @@ def _solve(N: FilteredNormal, g0, basis: Basis, lam: float, beta, *, iterations:
     g = xp.empty_like(q)
     d = xp.empty_like(y)
     step = xp.empty_like(y)
-    # rows are independent: on the host one block of rows at a time, so that the
-    # ~20 elementwise passes of an iteration stay in cache (memory traffic, not
-    # arithmetic, is what they cost), the blocks in the host thread pool (one pool per
-    # process: chunks solved side by side share its threads instead of oversubscribing)
-
+    # rows are independent: blocks of rows, so that the ~20 elementwise passes of an
+    # iteration stay in cache, in the host pool (module docstring)
     def block(r0, r1):  # one iteration on rows r0:r1 of every channel (y, step, k: current)
         r = slice(r0, r1)
         yb, sp, db, qb, gb = y[:, r], step[:, r], d[:, r], q[:, :, r], g[:, :, r]
