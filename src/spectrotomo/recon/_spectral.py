@@ -49,7 +49,8 @@ class Basis(NamedTuple):
 
     def nonneg(self, xp, y):
         """Projection of components y (K, ...) onto ``U y >= 0`` (U orthonormal)."""
-        return mix(xp, self.UTd, xp.maximum(mix(xp, self.Ud, y), 0))
+        x = mix(xp, self.Ud, y)
+        return mix(xp, self.UTd, xp.maximum(x, 0, out=x))
 
     def support(self, xp, y, fraction: float, out=None):
         """Shrink-wrap support (1, R, ny, nx) float32 of components y (K, R, ny, nx)
