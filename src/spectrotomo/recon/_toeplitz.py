@@ -64,8 +64,6 @@ def filtered_normal(angles, n: int, center: float, *, xp=np, eps: float = 1e-4):
     bound) is the same for every chunk of rows of a sample: measured 0.07 CPU s of a
     demo chunk's 1.3 (four levels). Read-only after construction, so threads share it.
     """
-    from .._backend import host_threads
-
     angles = np.asarray(angles, dtype=np.float64)
     device = None if xp is np else xp.cuda.Device().id
     key = (xp.__name__, device, angles.tobytes(), int(n), float(center), float(eps),
