@@ -143,6 +143,11 @@ class FilteredNormal:
         kern[:, nx] = 0
         self.multiplier = _rfft2(xp, kern, self.pad_shape).real.astype(xp.float32)
         self._multiplier_t = None  # the generic path's transposed copy, made on first use
+        # the host path's copy per float of the complex spectrum (real, imaginary): a
+        # float32 product, not numpy's cast of every multiplier to complex (26 vs 48 us
+        # per 4 slices of 128^2, same values)
+        self._multiplier_ri = (None if xp is not np else
+                               np.repeat(self.multiplier, 2, axis=-1).reshape(2 * ny, -1))
         # The circulant extension's multiplier rings (its max bounds ||A^T W A||
         # loosely, ~2.3x on 64^2); the slice operator is PSD: power iteration.
         self.lipschitz = 1.05 * self._norm()
@@ -191,7 +196,7 @@ class FilteredNormal:
         fft.r2c(pad, axes=(2,), out=spec[:, :ny])
         spec[:, ny:] = 0
         fft.c2c(spec, axes=(1,), out=spec)
-        spec *= self.multiplier
+        spec.view(np.float32).reshape(B, 2 * ny, -1)[...] *= self._multiplier_ri
         fft.c2c(spec, axes=(1,), out=spec, forward=False, inorm=2)  # 1 / (2 ny)
         fft.c2r(spec[:, :ny], axes=(2,), lastsize=2 * nx, forward=False, inorm=2, out=pad)
         out[...] = pad[..., :nx]
