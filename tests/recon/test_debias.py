@@ -53,8 +53,9 @@ def test_one_round_adds_the_residual_back():
 
     g0, y = np.full(3, 4.0), np.ones(3)
     seen = []
-    bregman_refine(Scale(), g0, y, lambda g, y1: seen.append(g) or y1)
-    np.testing.assert_allclose(seen[0], g0 + (g0 - 2 * y))  # b + (b - A y)
+    bregman_refine(Scale(), g0, y, lambda g, y1, ny1: seen.append((g, ny1)) or y1)
+    np.testing.assert_allclose(seen[0][0], g0 + (g0 - 2 * y))  # b + (b - A y)
+    np.testing.assert_allclose(seen[0][1], 2 * y)  # N y handed on: the solver's first step
 
 
 def test_negative_iterations_refused():

@@ -14,7 +14,8 @@ from spectrotomo.recon.prep import normalize
 from spectrotomo.recon._nufft import irfft
 from spectrotomo.recon._operator import ParallelBeamOperator
 from spectrotomo.recon._regularize import divergence, gradient, sinogram_noise
-from spectrotomo.recon._toeplitz import FilteredNormal
+from spectrotomo.recon import _toeplitz
+from spectrotomo.recon._toeplitz import FilteredNormal, filtered_normal
 
 ANGLES = np.arange(-65.0, 65.5, 2.0)
 ENERGIES = np.array([635.0, 665.0, 848.0, 880.0])  # Mn and Ni pairs
@@ -34,7 +35,10 @@ def tiny():
     return od.astype(np.float32), mu, inner, ndimage.binary_fill_holes(truth["particle"].values)
 
 
-def test_filtered_normal_is_the_operator_pair():
+@pytest.mark.parametrize("backend", ["ducc0", "scipy"])
+def test_filtered_normal_is_the_operator_pair(backend, monkeypatch):
+    if backend == "scipy":  # the generic path (cupy's, and the host's without ducc0)
+        monkeypatch.setattr(_toeplitz, "_ducc", lambda: None)
     op = ParallelBeamOperator(ANGLES, 31, 14.6, eps=1e-6)
     normal = FilteredNormal(op)
     x = np.random.default_rng(0).random((2, 31, 31)).astype(np.float32)
@@ -47,6 +51,27 @@ def test_filtered_normal_is_the_operator_pair():
     blob = np.exp(-(yy**2 + xx**2) / 18.0).astype(np.float32)[None].repeat(2, 0)
     b = op.forward(blob)
     np.testing.assert_allclose(normal.rhs(b), normal.apply(blob), atol=1e-3)
+
+
+def test_filtered_normal_is_shared_per_geometry():
+    a = filtered_normal(ANGLES, 24, 11.5)
+    assert filtered_normal(ANGLES.tolist(), 24, 11.5) is a  # chunks of one sample
+    assert filtered_normal(ANGLES, 24, 11.0) is not a
+    assert filtered_normal(ANGLES[1:], 24, 11.5) is not a
+    x = np.random.default_rng(3).random((5, 24, 24)).astype(np.float32)
+    ref = FilteredNormal(ParallelBeamOperator(ANGLES, 24, 11.5, eps=1e-4)).apply(x)
+    np.testing.assert_array_equal(a.apply(x), ref)
+
+
+def test_spectral_basis_leading_column_is_the_positive_structure():
+    from spectrotomo.recon._spectral import spectral_basis
+
+    rng = np.random.default_rng(4)
+    for _ in range(8):  # eigh's signs are arbitrary: about half would come out negative
+        od = rng.random((4, 6, 2, 16)) * rng.random((4, 1, 1, 1))
+        U = spectral_basis(od, np.ones(4))
+        np.testing.assert_allclose(U.T @ U, np.eye(4), atol=1e-12)
+        assert (U[:, 0] > 0).all()  # all-positive data: a same-sign (Perron) vector
 
 
 def test_gradient_divergence_adjoint():

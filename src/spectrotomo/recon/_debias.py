@@ -41,8 +41,10 @@ def bregman_refine(N, g0, y, solve: Callable, *, rounds: int = 1):
     y : array, same shape as ``g0``
         The regularised solution (start of the refinement).
     solve : callable
-        ``solve(g, y) -> y``: the regularised solver for right-hand side ``g``
-        warm-started at ``y`` (e.g. a few primal-dual iterations).
+        ``solve(g, y, ny) -> y``: the regularised solver for right-hand side ``g``
+        warm-started at ``y`` (e.g. a few primal-dual iterations); ``ny`` is
+        ``N.apply(y)``, which the residual needed already (the solver's first gradient
+        step needs it too: one application of ``N`` less per round).
     rounds : int
         Residual add-backs (>= 0); 0 returns ``y`` unchanged.
 
@@ -52,9 +54,7 @@ def bregman_refine(N, g0, y, solve: Callable, *, rounds: int = 1):
     """
     g = g0
     for _ in range(int(rounds)):
-        residual = N.apply(y)  # A^T W A y ...
-        residual *= -1
-        residual += g0  # ... -> A^T W (b - A y)
-        g = g + residual  # the Bregman data: b + (b - A y_k) accumulated
-        y = solve(g, y)
+        ny = N.apply(y)  # A^T W A y ...
+        g = g + (g0 - ny)  # ... the Bregman data: b + (b - A y_k) accumulated
+        y = solve(g, y, ny)
     return y

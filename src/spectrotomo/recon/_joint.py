@@ -49,7 +49,8 @@ sinogram noise ``s_e``, ``Y = U^T z`` their spectral components)::
   small sample (RMSE 1.13e-3 both, same amounts), so rows need no halo. On the
   host an iteration runs block by block of rows (~1 MB of every channel) so its
   ~20 elementwise passes stay in cache: demo s41 solve 21-22 -> 11-13 CPU s,
-  same values (gpu_bench/RESULTS.recon.md, "cost").
+  same values (gpu_bench/RESULTS.recon.md, "cost"); the blocks of an iteration run
+  in the process's host thread pool (chunks solved side by side share it).
 - Shrink-wrap support (``support_fraction``, default 0.3), on the coarse levels:
   the iterate is held at 0, in every energy, where the smoothed structure
   (leading component, binomial sigma 1 voxel) is below 0.3 x its slice's
@@ -98,11 +99,11 @@ from ._multigrid import bin2 as _bin2
 from ._multigrid import levels as _levels
 from ._multigrid import row_blocks as _row_blocks
 from ._multigrid import upsample as _upsample
-from ._operator import ParallelBeamOperator
+from ._nufft import run_batches
 from ._regularize import divergence, gradient, project_ball, sinogram_noise
 from ._solvers import Budget, SolverStoppedWarning
 from ._spectral import Basis, mix, spectral_basis
-from ._toeplitz import FilteredNormal
+from ._toeplitz import FilteredNormal, filtered_normal
 
 __all__ = ["reconstruct_joint", "od_noise", "AUTO_WEIGHT"]
 
@@ -121,14 +122,17 @@ def _one_blas_thread(xp):
 
 def _solve(N: FilteredNormal, g0, basis: Basis, lam: float, beta, *, iterations: int,
            nonneg: bool, step_ratio: float, y, joint: bool = True, callback=None,
-           budget: Budget | None = None, support=None, support_fraction: float = 0.0):
+           budget: Budget | None = None, support=None, support_fraction: float = 0.0,
+           first=None):
     """Condat-Vu iterations in component space; g0, y: (C, R, ny, nx) components
-    (``y``, the start, is overwritten); returns the last iterate. ``support``
-    (1, R, ny, nx) float32 0/1: the iterate is held at 0 outside; re-estimated in place
-    from the iterate every ``SUPPORT_EVERY`` iterations (shrink-wrap)."""
+    (``y``, the start, is overwritten); returns the last iterate. ``first``: ``N y`` of
+    the start if the caller has it (the refinement). ``support`` (1, R, ny, nx) float32
+    0/1: the iterate is held at 0 outside; re-estimated in place from the iterate every
+    ``SUPPORT_EVERY`` iterations (shrink-wrap)."""
     xp = N.xp
     C = g0.shape[0]
     b = xp.asarray(beta.astype(np.float32)).reshape(C, 1, 1, 1, 1)
+    bc = b[:, 0]  # (C, 1, 1, 1): per channel of y
     knorm = float(np.sqrt(8.0) * beta.max())  # ||beta grad|| (2-D forward differences)
     # 1/tau - sigma ||K||^2 >= L/2 with tau/sigma = step_ratio
     tau = 0.99 / (N.lipschitz / 2 + knorm / step_ratio)
@@ -139,26 +143,33 @@ def _solve(N: FilteredNormal, g0, basis: Basis, lam: float, beta, *, iterations:
     g = xp.empty_like(q)
     d = xp.empty_like(y)
     step = xp.empty_like(y)
-    # rows are independent: on the host one block of rows at a time, so that the
-    # ~20 elementwise passes of an iteration stay in cache (memory traffic, not
-    # arithmetic, is what they cost)
-    row_blocks = _row_blocks(xp, y.shape)
-    for k in range(iterations):
-        for r in row_blocks:
-            yb, sp, db, qb, gb = y[:, r], step[:, r], d[:, r], q[:, :, r], g[:, :, r]
+    # rows are independent: blocks of rows, so that the ~20 elementwise passes of an
+    # iteration stay in cache, in the host pool (module docstring)
+    def block(r0, r1):  # one iteration on rows r0:r1 of every channel (y, step, k: current)
+        r = slice(r0, r1)
+        yb, sp, db, qb, gb = y[:, r], step[:, r], d[:, r], q[:, :, r], g[:, :, r]
+        if k == 0 and first is not None:
+            sp[...] = first[:, r]
+        else:
             N.apply(yb, out=sp)
-            sp -= g0[:, r]
-            sp -= divergence(xp, xp.multiply(qb, b, out=gb), db)
-            sp *= -tau
-            sp += yb  # the gradient step; the projections below finish the new iterate
-            if nonneg:
-                sp[...] = basis.nonneg(xp, sp)
-            if support is not None:
-                sp *= support[:, r]
-            xp.subtract(sp, yb, out=db)
-            db += sp  # over-relaxed 2 y_new - y
-            qb += xp.multiply(gradient(xp, db, gb), sb, out=gb)
-            project_ball(xp, qb, lam, joint=joint)
+        sp -= g0[:, r]
+        # div(beta q) = beta div(q), beta per channel: one pass over y, not two over q
+        # (bit-identical for beta 1 and 16: powers of two scale exactly)
+        sp -= xp.multiply(divergence(xp, qb, db), bc, out=db)
+        sp *= -tau
+        sp += yb  # the gradient step; the projections below finish the new iterate
+        if nonneg:
+            sp[...] = basis.nonneg(xp, sp)
+        if support is not None:
+            sp *= support[:, r]
+        xp.subtract(sp, yb, out=db)
+        db += sp  # over-relaxed 2 y_new - y
+        qb += xp.multiply(gradient(xp, db, gb), sb, out=gb)
+        project_ball(xp, qb, lam, joint=joint)
+
+    ranges = [(r.start, r.stop) for r in _row_blocks(xp, y.shape)]
+    for k in range(iterations):
+        run_batches(block, ranges, parallel=xp is np)
         y, step = step, y
         if callback is not None:
             callback(k, y)
@@ -181,8 +192,7 @@ def _pyramid(od, angles, center: float, *, weight: float, noise: float, basis: B
     level (recon/_debias.py). ``top``: the full grid (no support there)."""
     xp = array_module(od)
     C, A, R, n = od.shape
-    op = ParallelBeamOperator(angles, n, center, xp=xp, eps=eps)
-    N = FilteredNormal(op)
+    N = filtered_normal(angles, n, center, xp=xp, eps=eps)  # shared by the chunks of a sample
     sino = xp.ascontiguousarray(od.transpose(1, 0, 2, 3).reshape(A, C * R, n))
     g0 = N.rhs(sino).reshape(C, R, n, n)  # FBP of every component
     lam = weight * noise * N.noise_gain  # weight x this level's image noise
@@ -209,8 +219,8 @@ def _pyramid(od, angles, center: float, *, weight: float, noise: float, basis: B
                **solve)
     # restore the TV contrast loss (recon/_debias.py); skipped once max_seconds is spent
     if debias_iterations and debias_level == 0 and not (budget is not None and budget.out):
-        y = bregman_refine(N, g0, y, lambda g, y1: _solve(
-            N, g, basis, lam, beta, iterations=debias_iterations, y=y1, **solve))
+        y = bregman_refine(N, g0, y, lambda g, y1, ny1: _solve(
+            N, g, basis, lam, beta, iterations=debias_iterations, y=y1, first=ny1, **solve))
     return y
 
 

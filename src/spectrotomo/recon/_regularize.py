@@ -26,8 +26,8 @@ def gradient(xp, x, out):
 
 def divergence(xp, q, out):
     """Negative adjoint of :func:`gradient`: q (C, 2, R, ny, nx) -> out (C, R, ny, nx)."""
-    out[...] = 0
-    out[..., :-1, :] += q[:, 0, :, :-1, :]
+    out[..., :-1, :] = q[:, 0, :, :-1, :]  # (0 + q: the same values, no zero-fill pass)
+    out[..., -1, :] = 0
     out[..., 1:, :] -= q[:, 0, :, :-1, :]
     out[..., :, :-1] += q[:, 1, :, :, :-1]
     out[..., :, 1:] -= q[:, 1, :, :, :-1]

@@ -21,34 +21,38 @@ def mix(xp, m, a):
 
 def spectral_basis(od, noise):
     """Orthonormal energy basis (C, C), columns by decreasing energy, of the
-    noise-whitened sinograms ``od / noise`` (C, A, R, n)."""
+    noise-whitened sinograms ``od / noise`` (C, A, R, n). The leading column (the
+    structure every energy shares) is signed to sum >= 0, so that its component is
+    the non-negative structure (eigh's signs are arbitrary)."""
     b = od.reshape(od.shape[0], -1)
     gram = to_numpy(b @ b.T).astype(float) / np.outer(noise, noise)
     _, U = np.linalg.eigh(gram)
-    return np.ascontiguousarray(U[:, ::-1])
+    U = np.ascontiguousarray(U[:, ::-1])
+    if U[:, 0].sum() < 0:
+        U[:, 0] *= -1
+    return U
 
 
 class Basis(NamedTuple):
     """The energies' spectral basis ``U`` (C, K) on the host (float64) and, cast and
-    transposed once per solve, on the solver's device (float32); ``sign`` makes the
-    leading component (the structure) positive."""
+    transposed once per solve, on the solver's device (float32); the leading column
+    sums to >= 0 (:func:`spectral_basis`): component 0 is the positive structure."""
 
     U: np.ndarray
     Ud: object
     UTd: object
-    sign: float
 
     @classmethod
     def of(cls, xp, U):
         Ud = xp.asarray(U.astype(np.float32))
-        return cls(U, Ud, xp.ascontiguousarray(Ud.T), float(np.sign(U[:, 0].sum()) or 1.0))
+        return cls(U, Ud, xp.ascontiguousarray(Ud.T))
 
     def nonneg(self, xp, y):
         """Projection of components y (K, ...) onto ``U y >= 0`` (U orthonormal)."""
-        return mix(xp, self.UTd, xp.maximum(mix(xp, self.Ud, y), 0))
+        x = mix(xp, self.Ud, y)
+        return mix(xp, self.UTd, xp.maximum(x, 0, out=x))
 
     def support(self, xp, y, fraction: float, out=None):
         """Shrink-wrap support (1, R, ny, nx) float32 of components y (K, R, ny, nx)
         from the structure y[0] (:func:`~._regularize.support_mask`); ``out`` in place."""
-        s = y[0] if self.sign > 0 else -y[0]
-        return support_mask(xp, s, fraction, out=None if out is None else out[0])[None]
+        return support_mask(xp, y[0], fraction, out=None if out is None else out[0])[None]

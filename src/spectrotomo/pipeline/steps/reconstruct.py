@@ -27,7 +27,7 @@ __all__ = ["reconstruct", "reconstruct_region", "reconstruct_rows", "resolve_alg
 #: ``algorithm = "auto"``: scans spanning at least this range (deg) are reconstructed
 #: with FBP; narrower (limited-angle) scans with the joint regularised solver. At
 #: -65..+65 deg FBP puts mass into the missing wedge (amounts 25-30 % low, particles
-#: 8-20 voxels long); the joint solver is within ~3 % at 6-12x FBP's CPU time
+#: 8-20 voxels long); the joint solver is within ~3 % at 5-11x FBP's CPU time
 #: (gpu_bench/RESULTS.recon.md, limited_angle_bench).
 AUTO_FULL_RANGE_DEG = 170.0
 
@@ -198,10 +198,11 @@ def _on_device(block: np.ndarray, device: str):
     return cupy.asarray(block)
 
 
-#: Joint chunk solves run at once in one process (no cluster, CPU): one solve keeps
-#: ~1.3 of 2 cores busy (FFTs of 128^2 images, elementwise TV passes); two at once
-#: measured 1.29x faster (4 demo chunks, idle 2-core VM, gpu_bench/RESULTS.pipeline.md).
-#: Memory is planned x this (``plan_run(recon_tasks=)``).
+#: Joint chunk solves run at once in one process (no cluster, CPU): a solve's coarse
+#: levels run on its own thread (one block of rows each), its full-grid row blocks in
+#: the process's host pool (shared, so two solves do not oversubscribe the cores); two
+#: at once measured 1.29x faster (4 demo chunks, idle 2-core VM, session 3,
+#: gpu_bench/RESULTS.pipeline.md). Memory is planned x this (``plan_run(recon_tasks=)``).
 JOINT_TASKS_AT_ONCE = 2
 
 
