@@ -1,6 +1,6 @@
 """Limited-angle (-65..+65 deg) quantitative reconstruction: reconstruct_joint vs FBP vs ASTRA.
 
-Parts (all CPU; numbers printed as tables):
+Parts (CPU; with ``--gpu`` part 1 also on the cupy device; numbers printed as tables):
 1. ``simulate`` samples "small" and "demo" (seeds 31 / 41: no test or tuning uses
    them), 8 energies (O, Mn, Co, Ni pairs), 2e4 photons, normalized to optical
    density: per-element amount bias (``spectra.element_maps`` vs the truth's
@@ -17,7 +17,10 @@ Parts (all CPU; numbers printed as tables):
 
     PYTHONPATH=src python gpu_bench/limited_angle_bench.py [--quick] [--repeats 3]
         [--parts samples,astra,weight] [--presets small:31,demo:41] [--no-independent]
-        [--no-support]
+        [--no-support] [--gpu]
+
+``--gpu`` adds rows with the data on the cupy device (time incl. transfers; the x FBP
+ratios stay against the CPU FBP) and one ``GPU limited-angle ...`` line per sample.
 
 The ASTRA peer is ``tests/recon/recon_helpers.astra_2d`` (one copy, imported from there).
 """
@@ -128,7 +131,32 @@ def scores(x, truth, mu):
     return bias, float((m & t).sum() / (m | t).sum()), ext, jump
 
 
-def part_samples(presets, repeats, independent=True, no_support=False):
+def gpu_runs(od, repeats, tf):
+    """FBP and the default joint solve with the data on the current cupy device (the
+    transfer in and the result back included, synchronised), or [] without a device."""
+    from spectrotomo._backend import cupy_available
+    if not cupy_available():
+        print("no CUDA device: GPU rows skipped", flush=True)
+        return []
+    import cupy
+
+    def on_gpu(fn):
+        def run():
+            out = fn(cupy.asarray(od))
+            cupy.cuda.Device().synchronize()
+            return cupy.asnumpy(out)
+        return run
+
+    on_gpu(lambda d: reconstruct_joint(d[:, :, :2], ANGLES))()  # plans, kernels: warm-up
+    fbp, tg = timed(on_gpu(lambda d: cupy.stack([reconstruct(o, ANGLES) for o in d])), repeats)
+    x, tj = timed(on_gpu(lambda d: reconstruct_joint(d, ANGLES)), repeats)
+    print(f"GPU limited-angle {od.shape[-1]}^2 x {od.shape[2]} rows x {od.shape[0]} energies: "
+          f"FBP {tg[0]:.3f} s, joint {tj[0]:.3f} s ({tj[0] / tg[0]:.1f}x GPU FBP, "
+          f"{tf[0] / tj[0]:.2f}x faster than CPU FBP)", flush=True)
+    return [("fbp (cupy)", fbp, tg), ("joint (cupy, default)", x, tj)]
+
+
+def part_samples(presets, repeats, independent=True, no_support=False, gpu=False):
     print("\n## -65..+65 deg, 8 energies, 2e4 photons: FBP vs reconstruct_joint (defaults)\n")
     print("| sample | method | time wall s (x FBP) | CPU s (x FBP) | RMSE/voxel | amount bias O, Mn,"
           " Co, Ni (%) | mask IoU | extent err z,y,x (vox) | smear y, x (x solid) | jump err O, Mn,"
@@ -140,6 +168,8 @@ def part_samples(presets, repeats, independent=True, no_support=False):
         runs = [("fbp", fbp, tf)]
         x, tj = timed(lambda: reconstruct_joint(od, ANGLES), repeats)
         runs.append(("joint (default)", x, tj))
+        if gpu:
+            runs += gpu_runs(od, repeats, tf)
         if no_support:  # the default before the shrink-wrap support (2026-12-03, session 4)
             xn, tn = timed(lambda: reconstruct_joint(od, ANGLES, support_fraction=None), repeats)
             runs.append(("joint, support_fraction=None", xn, tn))
@@ -233,13 +263,16 @@ def main():
                     help="part samples: skip the independent-TV comparison")
     ap.add_argument("--no-support", action="store_true",
                     help="part samples: also the joint solve without its support constraint")
+    ap.add_argument("--gpu", action="store_true",
+                    help="part samples: also FBP and the joint solve on the cupy device")
     args = ap.parse_args()
     print(f"AUTO_WEIGHT = {AUTO_WEIGHT}")
     parts = args.parts.split(",")
     if "samples" in parts:
         presets = [(p.split(":")[0], int(p.split(":")[1])) for p in args.presets.split(",")]
         part_samples(presets[:1] if args.quick else presets, args.repeats,
-                     independent=not args.no_independent, no_support=args.no_support)
+                     independent=not args.no_independent, no_support=args.no_support,
+                     gpu=args.gpu)
     if "astra" in parts:
         part_astra(args.repeats)
     if "weight" in parts:

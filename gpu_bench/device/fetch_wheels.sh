@@ -37,6 +37,8 @@ wheels=(
     xraydb==4.5.8 SQLAlchemy==2.1.9 platformdirs==4.14.9                      # cross sections
     finufft==2.5.1                                                            # CPU reference FBP
     olefile==0.47 PyWavelets==1.9.0                                           # Xradia, rings
+    connected-components-3d==4.1.1 edt==3.1.2                                 # segmentation
+    # not ducc0 (15 MB: the 64 MiB limit): recon/_toeplitz.py falls back to scipy.fft
 )
 "$py" -m pip download -q --no-deps "${plat[@]}" -d "$dest" "${wheels[@]}"
 "$py" -m pip download -q --no-deps --no-binary cufinufft -d "$dest/src" cufinufft==2.5.1

@@ -16,7 +16,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 DRY=${DRY_RUN:-0}
-BUDGET=${BUDGET_S:-510}
+BUDGET=${BUDGET_S:-540}
 T0=$SECONDS
 if [[ $DRY == 1 ]]; then
     OUT=${OUT:-/tmp/spectrotomo-device-dry}
@@ -60,10 +60,14 @@ if [[ $DRY == 1 ]]; then
     LCF=(--gpu-only --n-spectra 20000 --n-peer 200 --refs 3 --energies 30 --repeats 1)
     PHASE=(--gpu --n-proj 4 --size 64 --distances 2 --repeat 1)
     RECON=(--gpu-only --gpu-sizes 64 --gpu-angles 60 --iterations 2 --gpu-iter-rows 2)
+    LIMITED=(--parts samples --presets small:31 --repeats 1 --no-independent --gpu)
+    PIPE=(--preset small --seed 7)
 else
     LCF=(--gpu-only --n-spectra 16777216 --n-peer 2000 --refs 3 5 --energies 100 30 --repeats 5)
     PHASE=(--gpu --n-proj 64 --size 256 --distances 4 --repeat 3)
     RECON=(--gpu-only --gpu-sizes 1024 2048 --gpu-angles 1500 --iterations 5 --gpu-iter-rows 8)
+    LIMITED=(--parts samples --presets small:31,demo:41 --repeats 2 --no-independent --gpu)
+    PIPE=(--preset demo --seed 7)
 fi
 
 # ---- 1. install, environment ------------------------------------------------------
@@ -129,10 +133,20 @@ fi
 step "import smoke (all modules, peers)" 90 smoke.log "$PY" gpu_bench/device/smoke.py
 step "pytest -m gpu tests" 180 pytest_gpu.log \
     "$PY" -m pytest -q -m gpu tests -p no:cacheprovider --timeout 120 -rs
-step "LCF on the GPU (issue #6: >= 1e8 spectra/s)" 75 lcf_gpu.log \
+step "LCF on the GPU (issue #6: >= 1e8 spectra/s)" 75 lcf_phase_gpu.log \
     "$PY" gpu_bench/lcf_bench.py "${LCF[@]}"
-step "Paganin/CTF on the GPU vs CPU" 60 phase_gpu.log \
+step "Paganin/CTF on the GPU vs CPU" 60 lcf_phase_gpu.log \
     "$PY" gpu_bench/phase_bench.py "${PHASE[@]}"
+# issues #16, #19: the joint limited-angle solver and the demo pipeline on the GPU (one log:
+# 8 files come back)
+if cufi_ok || [[ $DRY == 1 ]]; then
+    step "limited-angle FBP/joint CPU vs GPU (issue #16)" 120 pipeline_gpu.log \
+        "$PY" gpu_bench/limited_angle_bench.py "${LIMITED[@]}"
+    step "demo pipeline GPU vs CPU, GPU memory vs plan (#19)" 150 pipeline_gpu.log \
+        "$PY" gpu_bench/device/pipeline_gpu.py "${PIPE[@]}"
+else
+    note "SKIP  limited-angle / pipeline GPU steps: cufinufft not importable yet"
+fi
 if [[ -n $BUILD_PID ]]; then
     w=$(($(left) - 120)); echo "=== waiting for the cufinufft build (at most $((w > 0 ? w : 0))s)"
     while kill -0 "$BUILD_PID" 2>/dev/null && (($(left) > 120)); do sleep 2; done
@@ -159,9 +173,9 @@ fi
 # ---- 4. summary ----------------------------------------------------------------
 {
     echo "--- results ($((SECONDS - T0)) s of a ${BUDGET} s budget) ---"
-    grep -h -E "^(GPU|ASTRA|OK|FAIL|MISSING) |cupy f32 best|\(cupy\)|passed|failed|skipped|no CUDA|not available" \
-        "$OUT"/smoke.log "$OUT"/pytest_gpu.log "$OUT"/lcf_gpu.log "$OUT"/phase_gpu.log \
-        "$OUT"/recon_gpu.log 2>/dev/null | grep -v -E "^OK +[A-Za-z0-9_]+ [0-9]" | tail -60
+    grep -h -E "^(GPU|ASTRA|OK|FAIL|MISSING) |^\| (small|demo) s|cupy f32 best|\(cupy\)|passed|failed|skipped|no CUDA|not available" \
+        "$OUT"/smoke.log "$OUT"/pytest_gpu.log "$OUT"/lcf_phase_gpu.log \
+        "$OUT"/pipeline_gpu.log "$OUT"/recon_gpu.log 2>/dev/null | grep -v -E "^OK +[A-Za-z0-9_]+ [0-9]" | tail -60
 } >>"$SUMMARY"
 echo; echo "######## summary ($OUT/summary.txt)"; cat "$SUMMARY"
 ls -l "$OUT"
