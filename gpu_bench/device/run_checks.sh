@@ -4,7 +4,8 @@
 #   bash gpu_bench/device/run_checks.sh          # there, with run(carry=[".whl"])
 #   DRY_RUN=1 bash gpu_bench/device/run_checks.sh   # here: plan + CPU-safe parts, tiny sizes
 #   (the benches' own smallest sizes are `--quick`; see gpu_bench/README.md)
-#   (knobs: BUDGET_S, NVROOT=<CUDA 13 root>, DRY_BUILD=1 + BUILD_TIMEOUT=s: try the build too)
+#   (knobs: BUDGET_S, NVROOT=<CUDA 13 root>, DRY_BUILD=1 + BUILD_TIMEOUT=s: try the build too,
+#    ONLY=<regex>: run only the steps whose name matches, e.g. ONLY='smoke|pytest|pipeline')
 #
 # Installs the carried wheels to /tmp/site, gets cufinufft (prebuilt .whl/cufinufft-sm90.tar.gz
 # if it loads, else built from .whl/src in the background), then runs, each under its
@@ -44,6 +45,7 @@ note() { echo "$*" | tee -a "$SUMMARY"; }
 step() {
     local name=$1 max=$2 log=$OUT/$3 t s rc
     shift 3
+    if [[ -n ${ONLY:-} && ! $name =~ $ONLY ]]; then note "SKIP  $name (not in ONLY)"; return 0; fi
     t=$(left); ((t > max)) && t=$max
     if ((t < 5)); then note "SKIP  $name (budget spent)"; return 0; fi
     echo "=== $name (timeout ${t}s, $(left)s of the budget left): $*" | tee -a "$log"
@@ -62,12 +64,14 @@ if [[ $DRY == 1 ]]; then
     RECON=(--gpu-only --gpu-sizes 64 --gpu-angles 60 --iterations 2 --gpu-iter-rows 2)
     LIMITED=(--parts samples --presets small:31 --repeats 1 --no-independent --gpu)
     PIPE=(--preset small --seed 7)
+    PIPE_LARGE=(--preset tiny --seed 7 --gpu-only)
 else
     LCF=(--gpu-only --n-spectra 16777216 --n-peer 2000 --refs 3 5 --energies 100 30 --repeats 5)
     PHASE=(--gpu --n-proj 64 --size 256 --distances 4 --repeat 3)
     RECON=(--gpu-only --gpu-sizes 1024 2048 --gpu-angles 1500 --iterations 5 --gpu-iter-rows 8)
     LIMITED=(--parts samples --presets small:31,demo:41 --repeats 2 --no-independent --gpu)
     PIPE=(--preset demo --seed 7)
+    PIPE_LARGE=(--preset large --seed 7 --gpu-only)
 fi
 
 # ---- 1. install, environment ------------------------------------------------------
@@ -144,6 +148,8 @@ if cufi_ok || [[ $DRY == 1 ]]; then
         "$PY" gpu_bench/limited_angle_bench.py "${LIMITED[@]}"
     step "demo pipeline GPU vs CPU, GPU memory vs plan (#19)" 150 pipeline_gpu.log \
         "$PY" gpu_bench/device/pipeline_gpu.py "${PIPE[@]}"
+    step "large (256^3) pipeline on the GPU, memory vs plan (#19)" 150 pipeline_gpu.log \
+        "$PY" gpu_bench/device/pipeline_gpu.py "${PIPE_LARGE[@]}"
 else
     note "SKIP  limited-angle / pipeline GPU steps: cufinufft not importable yet"
 fi

@@ -74,7 +74,8 @@ def check_gpu() -> None:
         x, y = (rng.uniform(-np.pi, np.pi, 500).astype(np.float32) for _ in range(2))
         c = (rng.standard_normal(500) + 1j * rng.standard_normal(500)).astype(np.complex64)
         ref = finufft.nufft2d1(x.astype(np.float64), y.astype(np.float64),
-                               c.astype(np.complex128), (32, 32), eps=1e-12)
+                               c.astype(np.complex128), (32, 32), eps=1e-12,
+                               isign=-1)  # finufft's type-1 default is +1
         plan = cufinufft.Plan(1, (32, 32), n_trans=1, eps=1e-5, isign=-1, dtype="complex64")
         plan.setpts(cp.asarray(x), cp.asarray(y))
         got = plan.execute(cp.asarray(c)).get()

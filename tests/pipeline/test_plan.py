@@ -93,3 +93,21 @@ def test_report_threads_fit_the_memory_limit():
                     report_threads=4)
     assert one[-1].step == four[-1].step == "report"
     assert four[-1].peak_bytes - INTERPRETER_BYTES == 4 * (one[-1].peak_bytes - INTERPRETER_BYTES)
+
+
+def test_block_threads_fit_the_memory_limit_and_one_block_keeps_every_thread():
+    from spectrotomo.pipeline._plan import block_threads, segment_block_bytes
+
+    # one 128^3 block: its idle threads work inside it, no second block in memory
+    assert block_threads(threads=16, ny=128, nx=128, chunk=128, memory_limit_gb=8) == 16
+    rows = plan_run(n_energies=8, n_angles=131, ny=128, nx=128, chunk_rows=16, seg_threads=16)
+    seg_row = next(r for r in rows if r.step == "segment")
+    assert seg_row.peak_bytes < segment_block_bytes(128) + 0.3 * 2**30  # one block + base
+    # a 2048^3 volume on 16 cores: as many blocks as fit 8 GiB (the demo on a 16-core node
+    # was refused at 12.25 GiB before, seen on the device machine, 2026-12-04)
+    n = block_threads(threads=16, ny=2048, nx=2048, chunk=128, memory_limit_gb=8)
+    assert 1 <= n < 16
+    rows = plan_run(n_energies=8, n_angles=131, ny=2048, nx=2048, chunk_rows=16,
+                    algorithm="auto", seg_threads=n)
+    assert all(r.peak_bytes <= 8 * 2**30 for r in rows if r.step in ("segment", "profile"))
+    assert block_threads(threads=16, ny=2048, nx=2048, chunk=128, memory_limit_gb=0.5) == 1

@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["PlanRow", "MemoryPlanError", "plan_run", "check_plan", "format_plan",
-           "preprocess_in_flight", "report_thread_bytes", "report_in_flight"]
+           "preprocess_in_flight", "report_thread_bytes", "report_in_flight",
+           "segment_block_bytes", "profile_block_bytes", "block_threads",
+           "step_block_threads"]
 
 _F4 = 4  # bytes per float32
 _GIB = 2.0**30
@@ -75,6 +77,51 @@ def report_in_flight(*, thread_bytes: float, threads: int, memory_limit_gb: floa
     return max(1, min(int(threads), fit))
 
 
+def segment_block_bytes(chunk: int) -> float:
+    """Work arrays of one segment block of edge ``chunk``: the distance transform's
+    block grown by half a block on each side ((2 c)^3: bool in, float32 squares, float64
+    distances, masks, ~40 B/voxel); cores of c^3 (int64 provisional labels, float32
+    smoothing of 2 maps, ~64 B/voxel). Blocks deeper in a particle than c/2 grow their
+    halo to their depth: a particle of radius r voxels needs (c + 2 r)^3 x ~14 B for its
+    central blocks (not planned here)."""
+    return (2 * chunk) ** 3 * 40 + chunk ** 3 * 64
+
+
+def profile_block_bytes(chunk: int) -> float:
+    """One profile block: values (4 elements), regions, mask, float64 work copies (x3)."""
+    return chunk ** 3 * 8 * (4 + 3) * 3
+
+
+def _n_blocks(ny: int, nx: int, chunk: int) -> int:
+    return -(-ny // chunk) * (-(-nx // chunk)) ** 2
+
+
+def block_threads(*, threads: int, ny: int, nx: int, chunk: int,
+                  memory_limit_gb: float) -> int:
+    """Threads of the segment and profile steps' block pools (one process or worker).
+
+    A volume of fewer blocks than threads runs every block with the idle threads inside
+    it (``segmentation._threads``: no further block in memory), so all ``threads`` are
+    kept. Otherwise each thread holds one block's work arrays: at most as many as fit
+    in ``memory_limit_gb`` beside the interpreter (at least 1)."""
+    threads = max(1, int(threads))
+    if _n_blocks(ny, nx, chunk) < threads:
+        return threads
+    per_block = max(segment_block_bytes(chunk), profile_block_bytes(chunk))
+    fit = int((memory_limit_gb * _GIB - INTERPRETER_BYTES - 64 * 2**20) // per_block)
+    return max(1, min(threads, fit))
+
+
+def step_block_threads(config, shape) -> int:
+    """:func:`block_threads` of this host for a ``config``'s segment/profile step on a
+    volume of ``shape`` (z, y, x) (a cluster's workers size their own threads)."""
+    from .._backend import host_threads
+
+    return block_threads(threads=host_threads(), ny=int(shape[0]), nx=int(shape[-1]),
+                         chunk=config.segmentation.chunk,
+                         memory_limit_gb=config.compute.memory_limit_gb)
+
+
 def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: int,
              algorithm: str = "fbp", n_xanes: int = 0, n_states: int = 3,
              n_workers: int = 1, gpu: bool = False, seg_chunk: int = 128,
@@ -133,16 +180,13 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
     lcf_block = min(voxels, 2**18)
     n_subsets = 2**n_states
     lcf_peak = lcf_block * _F4 * (max(n_xanes, 1) + n_subsets * (n_states + 2)) * 2
-    # segment, block by block: the distance transform's block grown by half a block on
-    # each side ((2 c)^3: bool in, float32 squares, float64 distances, masks, ~40 B/voxel);
-    # cores of c^3 (int64 provisional labels, float32 smoothing of 2 maps, ~64 B/voxel).
-    # Blocks deeper in a particle than c/2 grow their halo to their depth: a particle of
-    # radius r voxels needs (c + 2 r)^3 x ~14 B for its central blocks (not planned here).
-    c = min(int(seg_chunk), max(ny, nx))
-    seg_peak = ((2 * c) ** 3 * 40 + c ** 3 * 64) * max(1, int(seg_threads))
-    # profile: a block of values (4 elements), regions, mask, float64 work copies (x3), and
+    # segment and profile, block by block: one block's work arrays per block in flight
+    # (fewer blocks than threads: the idle threads work inside the blocks); profile adds
     # the radix-select histograms (65536 counts per group and slot)
-    prof_peak = c ** 3 * 8 * (4 + 3) * 3 * max(1, int(seg_threads)) + 64 * 2**20
+    c = min(int(seg_chunk), max(ny, nx))
+    in_flight = max(1, min(int(seg_threads), _n_blocks(ny, nx, c)))
+    seg_peak = segment_block_bytes(c) * in_flight
+    prof_peak = profile_block_bytes(c) * in_flight + 64 * 2**20
     # report: the largest chunk it reads is quantify's (4 elements x `rows` z rows); the
     # reconstruction's (one energy) and the segmentation's (c^3 int32) are smaller
     report_chunk = max(4 * slab * _F4, c ** 3 * _F4)

@@ -16,8 +16,8 @@ from ._compute import limit_malloc_arenas, local_dask, open_client, uses_cluster
 from ._config import Config
 from .._backend import blas_single_thread, host_threads
 from ._monitor import StepMonitor, StepRecord, dask_progress, stamped
-from ._plan import (check_plan, format_plan, plan_run, preprocess_in_flight, report_in_flight,
-                    report_thread_bytes)
+from ._plan import (block_threads, check_plan, format_plan, plan_run, preprocess_in_flight,
+                    report_in_flight, report_thread_bytes)
 from ._context import RunContext
 from ._validate import validate_run
 from .steps import CHUNKED_STEPS, STEPS
@@ -51,7 +51,7 @@ def plan_for(config: Config, shape: tuple[int, int, int, int], n_xanes: int = 0)
                     algorithm=config.reconstruct.algorithm, n_xanes=n_xanes,
                     n_workers=config.compute.n_workers, gpu=uses_gpu(config.compute),
                     seg_chunk=config.segmentation.chunk,
-                    seg_threads=_block_threads(config),
+                    seg_threads=_block_threads(config, ny=ny, nx=nx),
                     recon_tasks=joint_task_threads(config.compute),
                     report_threads=_report_threads(config, ny=ny, nx=nx))
 
@@ -66,10 +66,14 @@ def _report_threads(config: Config, *, ny: int, nx: int) -> int:
                             memory_limit_gb=config.compute.memory_limit_gb)
 
 
-def _block_threads(config: Config) -> int:
-    """Threads running segment/profile blocks in one process: a worker's, else this host's."""
+def _block_threads(config: Config, *, ny: int, nx: int) -> int:
+    """Threads running segment/profile blocks in one process: a worker's, else this
+    host's, as many as fit the memory limit (as the steps choose them)."""
     cfg = config.compute
-    return cfg.threads_per_worker if uses_cluster(cfg) else host_threads()
+    if uses_cluster(cfg):
+        return cfg.threads_per_worker
+    return block_threads(threads=host_threads(), ny=ny, nx=nx,
+                         chunk=config.segmentation.chunk, memory_limit_gb=cfg.memory_limit_gb)
 
 
 def _input_shape(config: Config, store: Path) -> tuple[tuple[int, ...], int]:

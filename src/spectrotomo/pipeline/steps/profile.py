@@ -18,6 +18,7 @@ from __future__ import annotations
 import xarray as xr
 
 from ... import io
+from .._plan import step_block_threads
 from ..._model import add_provenance
 
 __all__ = ["profile", "profile_dataset", "profile_table_of", "STATS"]
@@ -39,7 +40,7 @@ def _stat_vars(table: xr.Dataset, quantity: str, by: str) -> dict[str, xr.DataAr
 
 def profile_dataset(maps: dict[str, xr.DataArray], seg_ds: xr.Dataset, *,
                     depth_bins_nm, chunk: int = 128, client=None,
-                    scratch_dir=None) -> xr.Dataset:
+                    scratch_dir=None, workers: int | None = None) -> xr.Dataset:
     """Shell / depth / class statistics of each map over the particle mask.
 
     Block by block (:func:`spectrotomo.segmentation.profile_tables_blocks`, every
@@ -64,6 +65,8 @@ def profile_dataset(maps: dict[str, xr.DataArray], seg_ds: xr.Dataset, *,
     scratch_dir : path-like, optional
         Where the particle voxels wait between passes (default: the temporary
         directory; with ``client``, a directory every worker sees).
+    workers : int, optional
+        Threads of the block pool (default: the host's; ignored with ``client``).
 
     Returns
     -------
@@ -81,7 +84,7 @@ def profile_dataset(maps: dict[str, xr.DataArray], seg_ds: xr.Dataset, *,
             for name, values in maps.items() for by, regions, kwargs in groupings]
     # all tables at once on the step's threads: a one-block volume keeps every core busy
     results = seg.profile_tables_blocks([job for _, job in jobs], chunk=chunk, client=client,
-                                        scratch_dir=scratch_dir)
+                                        scratch_dir=scratch_dir, workers=workers)
     tables = {}
     for (name, job), table in zip(jobs, results):
         tables.update(_stat_vars(table, name, job["by"]))
@@ -130,7 +133,8 @@ def profile(ctx) -> None:
     seg_ds = io.read_group(ctx.store, "segmentation")
     bins = ctx.config.segmentation.depth_bins_nm
     ds = profile_dataset(maps, seg_ds, depth_bins_nm=bins, chunk=ctx.config.segmentation.chunk,
-                         client=ctx.client, scratch_dir=ctx.store.parent)
+                         client=ctx.client, scratch_dir=ctx.store.parent,
+                         workers=step_block_threads(ctx.config, seg_ds["mask"].shape))
     add_provenance(ds, "pipeline.profile", inputs=[str(ctx.store)],
                    quantities=list(maps), depth_bins_nm=list(bins))
     io.write(ctx.store, "profiles", ds, overwrite=ctx.overwrite)

@@ -12,6 +12,7 @@ from ... import io
 from ..._model import add_provenance
 from ...segmentation import legend_attrs
 from .._context import RunContext
+from .._plan import step_block_threads
 from .acquire import nominal
 
 __all__ = ["segment", "class_ratio", "smoothing_options"]
@@ -118,7 +119,8 @@ def segment(ctx: RunContext) -> None:
     else:  # phase-contrast run: no chemistry
         ctx.log("segment: no chemistry group; composition classes not computed")
     res = seg.segment_volume(mu.data, spacing=px, chunk=cfg.chunk, n_shells=cfg.n_shells,
-                             scratch_dir=ctx.store.parent, client=ctx.client, **kw)
+                             scratch_dir=ctx.store.parent, client=ctx.client,
+                             workers=step_block_threads(ctx.config, mu.shape[-3:]), **kw)
     try:
         _write_segmentation(ctx, mu, res, extra, cfg.chunk)
     finally:

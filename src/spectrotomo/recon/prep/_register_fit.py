@@ -61,8 +61,10 @@ def warp(images, scales, shifts, *, order: int = 3):
             rows = xp.matmul(w_y, images[e].reshape(-1, ny, nx).astype(np.float64))
             out[e] = (rows.reshape(-1, nx) @ w_x.T).reshape(images.shape[1:])
         else:
-            out[e] = nd.affine_transform(images[e].astype(np.float64), [s, s], offset=offset,
-                                         order=order, mode="nearest")
+            # the matrix as an array and the offset as a tuple: cupyx.scipy.ndimage takes
+            # no list (seen on the device, 2026-12-04)
+            out[e] = nd.affine_transform(images[e].astype(np.float64), xp.asarray([s, s]),
+                                         offset=tuple(offset), order=order, mode="nearest")
 
     # single images in threads on the host (ndimage releases the GIL; the registration's
     # ~15 warps of every energy's frame are on the preprocess step's serial path)
