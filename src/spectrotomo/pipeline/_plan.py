@@ -24,6 +24,12 @@ _GIB = 2.0**30
 INTERPRETER_BYTES = 0.25 * _GIB
 
 
+#: Device memory of one joint reconstruction task / its host work-array estimate below:
+#: the cupy pool's peak in use was 1.94x (demo, 128^3) and 2.07x (large, 256^3) of it
+#: on an H200 (gpu_bench/device/pipeline_gpu.py, 2026-12-04, RESULTS.pipeline.md), rounded up.
+GPU_JOINT_FACTOR = 2.2
+
+
 class MemoryPlanError(RuntimeError):
     """The planned peak memory of a step exceeds the per-worker limit."""
 
@@ -192,7 +198,9 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
     report_chunk = max(4 * slab * _F4, c ** 3 * _F4)
     report_peak = report_thread_bytes(chunk_bytes=report_chunk,
                                       plane_voxels=nx * nx + 2 * ny * nx) * max(1, report_threads)
-    recon_gpu = recon_peak if gpu else None  # the same work arrays, on the device
+    # on a GPU the same work arrays, and for the joint solver cupy's FFT plans, the
+    # Toeplitz kernels and cufinufft's buffers besides: x GPU_JOINT_FACTOR
+    recon_gpu = (recon_peak * (GPU_JOINT_FACTOR if joint else 1.0)) if gpu else None
     base = INTERPRETER_BYTES
     prep_peak, recon_peak, quant_peak, lcf_peak, seg_peak, prof_peak, report_peak = (
         base + p for p in (prep_peak, recon_peak, quant_peak, lcf_peak, seg_peak, prof_peak,
