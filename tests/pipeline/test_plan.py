@@ -111,3 +111,22 @@ def test_block_threads_fit_the_memory_limit_and_one_block_keeps_every_thread():
                     algorithm="auto", seg_threads=n)
     assert all(r.peak_bytes <= 8 * 2**30 for r in rows if r.step in ("segment", "profile"))
     assert block_threads(threads=16, ny=2048, nx=2048, chunk=128, memory_limit_gb=0.5) == 1
+
+
+def test_reconstruct_chunk_rows_shrink_to_fit_the_memory_limit():
+    from spectrotomo.pipeline import Config
+    from spectrotomo.pipeline._plan import fit_chunk_rows, recon_task_bytes
+    from spectrotomo.pipeline._run import plan_for
+
+    kw = dict(algorithm="auto", n_energies=8, n_angles=131, ny=2048, nx=2048, tasks=2)
+    rows = fit_chunk_rows(16, memory_limit_gb=16, **kw)
+    assert 1 <= rows < 16
+    fits = recon_task_bytes(rows=rows, **{k: v for k, v in kw.items() if k != "ny"})
+    over = recon_task_bytes(rows=rows + 1, **{k: v for k, v in kw.items() if k != "ny"})
+    assert fits <= 16 * 2**30 - INTERPRETER_BYTES < over
+    assert fit_chunk_rows(16, memory_limit_gb=16, **{**kw, "ny": 128, "nx": 128}) == 16
+    # the 2048^2 x 8 energies plan keeps reconstruct within the limit (it was 37 GiB)
+    cfg = Config()
+    cfg.compute.memory_limit_gb = 16
+    recon = next(r for r in plan_for(cfg, (8, 131, 2048, 2048)) if r.step == "reconstruct")
+    assert recon.peak_bytes <= 16 * 2**30

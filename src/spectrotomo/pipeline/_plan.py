@@ -14,7 +14,7 @@ from dataclasses import dataclass
 __all__ = ["PlanRow", "MemoryPlanError", "plan_run", "check_plan", "format_plan",
            "preprocess_in_flight", "report_thread_bytes", "report_in_flight",
            "segment_block_bytes", "profile_block_bytes", "block_threads",
-           "step_block_threads"]
+           "step_block_threads", "recon_task_bytes", "fit_chunk_rows"]
 
 _F4 = 4  # bytes per float32
 _GIB = 2.0**30
@@ -128,6 +128,37 @@ def step_block_threads(config, shape) -> int:
                          memory_limit_gb=config.compute.memory_limit_gb)
 
 
+def recon_task_bytes(*, algorithm: str, n_energies: int, n_angles: int, nx: int, rows: int,
+                     tasks: int = 1) -> float:
+    """Host work arrays of reconstruct tasks of ``rows`` detector rows (``tasks`` at once).
+
+    Gridding FBP: padded sinogram (2x), complex spectrum (2x2), oversampled 2D grid
+    (2^2 x 2 complex); iterative solvers add x, residual, gradient, momentum. The joint
+    solver ("joint", or "auto": the worst case) holds every energy of the chunk at once:
+    data, whitened copy, components, dual."""
+    slab_in = n_angles * rows * nx * _F4
+    slab_out = rows * nx * nx * _F4
+    if algorithm in ("joint", "auto"):
+        return (n_energies * (slab_in * 3 + slab_out * 8) + slab_out * 8) * max(1, int(tasks))
+    factor = 1.0 if algorithm == "fbp" else 4.0
+    return slab_in * 6 + slab_out * (8 + factor)
+
+
+def fit_chunk_rows(chunk_rows: int, *, algorithm: str, n_energies: int, n_angles: int,
+                   ny: int, nx: int, tasks: int, memory_limit_gb: float) -> int:
+    """Detector rows per reconstruct chunk: ``chunk_rows``, or as many fewer as the
+    chunk's solve (``tasks`` at once) needs to fit ``memory_limit_gb`` beside the
+    interpreter (at least 1; a run that does not fit even so is refused by the plan).
+    A 2048^2 field of 8 energies needs ~1.2 GiB per row for the joint solver."""
+    rows = max(1, min(int(chunk_rows), int(ny)))
+    budget = memory_limit_gb * _GIB - INTERPRETER_BYTES
+    while rows > 1 and recon_task_bytes(algorithm=algorithm, n_energies=n_energies,
+                                        n_angles=n_angles, nx=nx, rows=rows,
+                                        tasks=tasks) > budget:
+        rows -= 1
+    return rows
+
+
 def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: int,
              algorithm: str = "fbp", n_xanes: int = 0, n_states: int = 3,
              n_workers: int = 1, gpu: bool = False, seg_chunk: int = 128,
@@ -170,15 +201,9 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
     projections = n_angles * frame
     per_energy, shared = _prep_bytes(n_energies, n_angles, ny, nx)
     prep_peak = per_energy * prep_energies + shared - INTERPRETER_BYTES  # base added below
-    # gridding FBP: padded sinogram (2x), complex spectrum (2x2), oversampled 2D grid (2^2 x 2 complex)
-    slab_in = n_angles * rows * nx * _F4
-    slab_out = rows * nx * nx * _F4
-    factor = 1.0 if algorithm == "fbp" else 4.0  # iterative: x, residual, gradient, momentum
-    recon_peak = slab_in * 6 + slab_out * (8 + factor)
     joint = algorithm in ("joint", "auto")  # auto: limited-angle scans use joint (the worst case)
-    if joint:  # every energy of the chunk at once: data, whitened copy, components, dual
-        recon_peak = (n_energies * (slab_in * 3 + slab_out * 8) + slab_out * 8) * max(
-            1, int(recon_tasks))
+    recon_peak = recon_task_bytes(algorithm=algorithm, n_energies=n_energies,
+                                  n_angles=n_angles, nx=nx, rows=rows, tasks=recon_tasks)
     volume_bytes = n_energies * ny * nx * nx * _F4
     voxels = ny * nx * nx
     slab = rows * nx * nx  # quantify: one task per slab of `rows` z rows

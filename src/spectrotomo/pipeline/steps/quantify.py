@@ -107,7 +107,8 @@ def quantify(ctx) -> None:
     # one z row gives every variable's dims, dtype, units and coords
     tied = _ties(ctx, pairs)
     template = _element_maps(mu.isel(z=slice(0, 1)).load(), pairs, tied)
-    rows = min(ctx.config.reconstruct.chunk_rows, mu.sizes["z"])
+    # the reconstruction's chunks of rows (fewer than chunk_rows where memory asked for it)
+    rows = min(ctx.config.reconstruct.chunk_rows, mu.data.chunksize[mu.dims.index("z")])
     names = list(template.data_vars)
     for name in names:
         var = template[name]

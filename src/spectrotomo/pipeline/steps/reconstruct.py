@@ -19,6 +19,7 @@ from ... import io
 from ..._backend import cupy_available, host_threads, to_numpy
 from ..._model import volume
 from .._compute import run_tasks, uses_cluster, uses_gpu
+from .._plan import fit_chunk_rows
 
 __all__ = ["reconstruct", "reconstruct_region", "reconstruct_rows", "resolve_algorithm",
            "log_resume", "AUTO_FULL_RANGE_DEG", "PROGRESS_EVERY_S",
@@ -221,12 +222,19 @@ def reconstruct(ctx) -> None:
     od = io.read_group(ctx.store, "od")
     n_e, _, ny, nx = od["od"].shape
     px = float(od.attrs["pixel_size"])
-    rows = min(cfg.chunk_rows, ny)
+    algorithm = resolve_algorithm(cfg.algorithm, od["angle"].values)
+    rows = fit_chunk_rows(cfg.chunk_rows, algorithm=algorithm, n_energies=n_e,
+                          n_angles=od["od"].shape[1], ny=ny, nx=nx,
+                          tasks=joint_task_threads(ctx.config.compute),
+                          memory_limit_gb=ctx.config.compute.memory_limit_gb)
+    if rows < min(cfg.chunk_rows, ny):
+        ctx.log(f"reconstruct: chunks of {rows} rows instead of [reconstruct] chunk_rows = "
+                f"{cfg.chunk_rows}: the solve of a chunk fits [compute] memory_limit_gb = "
+                f"{ctx.config.compute.memory_limit_gb:g} GiB")
     template = volume(np.zeros((n_e, 1, 1, 1), np.float32), energies=od["energy"].values,
                       voxel_size=px, name="mu")
     coords = {"energy": od["energy"], "z": od["y"].rename(y="z"), "y": od["x"].rename(x="y"),
               "x": od["x"]}
-    algorithm = resolve_algorithm(cfg.algorithm, od["angle"].values)
     solver_options = (joint_options(od["energy"].values, per_edge=cfg.xanes_components)
                       if algorithm == "joint" else {})
     k = solver_options.get("components")

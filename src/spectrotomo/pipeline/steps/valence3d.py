@@ -159,7 +159,7 @@ def valence3d(ctx) -> None:
                 f"{MIN_XANES_ENERGIES} inside any edge window with references); skipped")
         return
     px, nz = float(mu.attrs["pixel_size"]), mu.sizes["z"]
-    rows = min(ctx.config.reconstruct.chunk_rows, nz)
+    rows = min(ctx.config.reconstruct.chunk_rows, mu.data.chunksize[mu.dims.index("z")])
     particle = _particle_mask(ctx.store, mu, rows)
     mid = slice((nz // 2 // rows) * rows, min((nz // 2 // rows) * rows + rows, nz))
     template = _fit_slab(io.read_region(ctx.store, "recon", "mu", {"z": mid}), energies, px,
