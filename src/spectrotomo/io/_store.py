@@ -228,7 +228,6 @@ def _remove_settled(tmp: Path, settle_s: float = 0.3, limit_s: float = 10.0) -> 
         time.sleep(settle_s)
         if not tmp.exists() or time.monotonic() - start > limit_s:
             return
-    return target
 
 
 def _to_zarr(tmp: Path, tree: xr.DataTree, kind: str, encoding: dict | None) -> None:

@@ -25,7 +25,7 @@ ENERGY_EV = {
 }
 LENGTH_NM = {
     "pm": 1e-3, "nm": 1.0, "um": 1e3, "µm": 1e3, "μm": 1e3, "mm": 1e6, "cm": 1e7, "m": 1e9,
-    "Å": 0.1, "Å": 0.1, "A": 0.1, "angstrom": 0.1, "Angstrom": 0.1,
+    "Å": 0.1, "\u212b": 0.1, "A": 0.1, "angstrom": 0.1, "Angstrom": 0.1,
     "nanometer": 1.0, "nanometre": 1.0, "nanometers": 1.0, "nanometres": 1.0,
     "micron": 1e3, "microns": 1e3, "micrometer": 1e3, "micrometre": 1e3,
     "micrometers": 1e3, "micrometres": 1e3,
