@@ -65,6 +65,7 @@ if [[ $DRY == 1 ]]; then
     LIMITED=(--parts samples --presets small:31 --repeats 1 --no-independent --gpu)
     PIPE=(--preset small --seed 7)
     PIPE_LARGE=(--preset tiny --seed 7 --gpu-only)
+    JOINT_THREADS=(--preset small --threads 1 2)
 else
     LCF=(--gpu-only --n-spectra 16777216 --n-peer 2000 --refs 3 5 --energies 100 30 --repeats 5)
     PHASE=(--gpu --n-proj 64 --size 256 --distances 4 --repeat 3)
@@ -72,6 +73,7 @@ else
     LIMITED=(--parts samples --presets small:31,demo:41 --repeats 2 --no-independent --gpu)
     PIPE=(--preset demo --seed 7)
     PIPE_LARGE=(--preset large --seed 7 --gpu-only)
+    JOINT_THREADS=(--preset demo --threads 1 2 4 8 16)
 fi
 
 # ---- 1. install, environment ------------------------------------------------------
@@ -150,6 +152,8 @@ if cufi_ok || [[ $DRY == 1 ]]; then
         "$PY" gpu_bench/device/pipeline_gpu.py "${PIPE[@]}"
     step "large (256^3) pipeline on the GPU, memory vs plan (#19)" 150 pipeline_gpu.log \
         "$PY" gpu_bench/device/pipeline_gpu.py "${PIPE_LARGE[@]}"
+    step "joint solver on the host CPU vs threads (#19)" 120 pipeline_gpu.log \
+        "$PY" gpu_bench/device/joint_threads.py "${JOINT_THREADS[@]}"
 else
     note "SKIP  limited-angle / pipeline GPU steps: cufinufft not importable yet"
 fi
@@ -179,7 +183,7 @@ fi
 # ---- 4. summary ----------------------------------------------------------------
 {
     echo "--- results ($((SECONDS - T0)) s of a ${BUDGET} s budget) ---"
-    grep -h -E "^(GPU|ASTRA|OK|FAIL|MISSING) |^\| (small|demo) s|cupy f32 best|\(cupy\)|passed|failed|skipped|no CUDA|not available" \
+    grep -h -E "^(GPU|CPU joint|ASTRA|OK|FAIL|MISSING) |^\| (small|demo) s|cupy f32 best|\(cupy\)|passed|failed|skipped|no CUDA|not available" \
         "$OUT"/smoke.log "$OUT"/pytest_gpu.log "$OUT"/lcf_phase_gpu.log \
         "$OUT"/pipeline_gpu.log "$OUT"/recon_gpu.log 2>/dev/null | grep -v -E "^OK +[A-Za-z0-9_]+ [0-9]" | tail -60
 } >>"$SUMMARY"
