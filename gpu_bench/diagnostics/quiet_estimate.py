@@ -41,14 +41,19 @@ class Quiet:
         quiet = sum(r[1] / min(CORES, max(r[2], 1.0)) for r in self.rows)
         serial = sum(r[1] for r in self.rows if r[2] < 1.5)
         self.summary = f"work {work:5.2f} CPU s  est. quiet wall {quiet:5.2f} s  cpu/wall {work / max(quiet, 1e-9):4.2f}  work with <1.5 threads wanting a core {serial:4.2f} s"
-step, groups = sys.argv[1], sys.argv[2].split(",")
-n = int(sys.argv[3]) if len(sys.argv) > 3 else 1
-src = sys.argv[4] if len(sys.argv) > 4 else "/tmp/s4/demo0/sample.zarr"
-tag = sys.argv[5] if len(sys.argv) > 5 else str(os.getpid())
-for i in range(n):
-    dst = f"/tmp/quiet-estimate-{tag}.zarr"; shutil.rmtree(dst, ignore_errors=True); shutil.copytree(src, dst)
-    for g in groups: shutil.rmtree(f"{dst}/{g}", ignore_errors=True)
-    cfg = Config(); cfg.input.path = "simulate:demo"; cfg.output.store = dst
-    with Quiet() as q:
-        res = run_pipeline(cfg, steps=[step], log=lambda m: None, report_dir=dst + "-report")
-    print(res["records"][0].line(), "|", q.summary, flush=True)
+def main():
+    step, groups = sys.argv[1], sys.argv[2].split(",")
+    n = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    src = sys.argv[4] if len(sys.argv) > 4 else "/tmp/s4/demo0/sample.zarr"
+    tag = sys.argv[5] if len(sys.argv) > 5 else str(os.getpid())
+    for i in range(n):
+        dst = f"/tmp/quiet-estimate-{tag}.zarr"; shutil.rmtree(dst, ignore_errors=True); shutil.copytree(src, dst)
+        for g in groups: shutil.rmtree(f"{dst}/{g}", ignore_errors=True)
+        cfg = Config(); cfg.input.path = "simulate:demo"; cfg.output.store = dst
+        with Quiet() as q:
+            res = run_pipeline(cfg, steps=[step], log=lambda m: None, report_dir=dst + "-report")
+        print(res["records"][0].line(), "|", q.summary, flush=True)
+
+
+if __name__ == "__main__":
+    main()

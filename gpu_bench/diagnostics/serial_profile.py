@@ -11,14 +11,10 @@ Usage (reruns STEP on a copy of the store with GROUPS deleted; WARM=1 runs it on
 import collections, os, shutil, sys, threading, time, traceback
 from spectrotomo.pipeline import Config, run_pipeline
 DT = 0.01
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from quiet_estimate import sample as _sample  # noqa: E402  (per-thread schedstat)
 def sample():
-    out = {}
-    for tid in os.listdir("/proc/self/task"):
-        try:
-            with open(f"/proc/self/task/{tid}/schedstat") as fh: run, wait = map(int, fh.read().split()[:2])
-        except OSError: continue
-        out[int(tid)] = (run, wait)
-    return out
+    return {int(tid): v for tid, v in _sample().items()}
 def where(frame):
     st = traceback.extract_stack(frame)
     sp = [f for f in st if "/spectrotomo/" in f.filename]
