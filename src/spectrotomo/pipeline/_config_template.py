@@ -71,7 +71,8 @@ algorithm = "auto"           # auto | fbp | joint | sirt | cgls | tv. auto: FBP 
                              # stop is logged and kept in the recon group
 filter = "ram-lak"           # ram-lak | shepp-logan | cosine | hamming | hann | parzen
 nonneg = true
-chunk_rows = 16              # detector rows per chunk (memory per worker scales with it)
+chunk_rows = 16              # detector rows per chunk (memory per worker scales with it; fewer where
+                             # one chunk's solve would not fit [compute] memory_limit_gb)
 xanes_components = 6         # joint solver, XANES tomography: spectral components kept per edge
                              # window (fit-then-reconstruct; >= the window's energies: all)
 
