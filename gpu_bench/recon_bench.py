@@ -160,7 +160,11 @@ def gpu_part(args):
     ours = {}
     for n in args.gpu_sizes:
         angles = np.linspace(0, 180, args.gpu_angles, endpoint=False)
-        rows_per_call = max(1, min(n, int(2**31 // (args.gpu_angles * n * 4 * 6))))
+        # projections of one call: --gpu-call-gib of float32 / 6 (the FBP's work arrays); 2 GiB
+        # gave 29 rows at 2048 x 1500 angles and 11.7 s on an H200 (RESULTS.gpu.md): larger
+        # calls are the first thing to try against the 5 s target
+        rows_per_call = max(1, min(n, int(args.gpu_call_gib * 2**30
+                                          // (args.gpu_angles * n * 4 * 6))))
         proj = cp.random.random((args.gpu_angles, rows_per_call, n), dtype=cp.float32)
         reconstruct(proj[:, :1], angles)
         harness.cuda_sync()
@@ -237,6 +241,8 @@ def main():
     ap.add_argument("--gpu", action="store_true", help="also run the GPU sizes")
     ap.add_argument("--gpu-sizes", type=int, nargs="+", default=[1024, 2048])
     ap.add_argument("--gpu-angles", type=int, default=1500)
+    ap.add_argument("--gpu-call-gib", type=float, default=2.0,
+                    help="GPU FBP: device memory of one reconstruct call's work arrays (GiB)")
     ap.add_argument("--gpu-iter-rows", type=int, default=8,
                     help="rows for the GPU SIRT/CGLS per-iteration timing (0: none)")
     ap.add_argument("--gpu-only", action="store_true", help="only the GPU part (implies --gpu)")
