@@ -86,3 +86,22 @@ def test_bad_depth_bins_raise_before_reading():
         seg.profile_tables_blocks([dict(values=values, regions=regions["depth"], by="depth",
                                         mask=mask, bins=[0.0, 5.0, 3.0])], chunk=16)
     assert values.reads == 0
+
+
+@pytest.mark.parametrize("order", [(0, 1), (1, 0)])
+def test_tables_of_different_masks_in_one_call_equal_their_own_calls(order):
+    # each mask's particle files in its own directory (they shared names: the second
+    # mask's first pass overwrote the first's, silently or with a reshape error)
+    rng = np.random.default_rng(0)
+    shape = (20, 20, 20)
+    masks = [np.zeros(shape, np.uint8) for _ in range(2)]
+    masks[0][2:18, 2:18, 2:18] = 1
+    masks[1][5:10, 5:10, 5:10] = 1
+    regions = rng.integers(1, 4, shape).astype(np.int32)
+    values = rng.random(shape).astype(np.float32)
+    jobs = [dict(values=values, regions=regions, by="shell", mask=masks[k]) for k in order]
+    together = seg.profile_tables_blocks(jobs, chunk=16, workers=1)
+    for job, table in zip(jobs, together):
+        alone = seg.profile_table_blocks(chunk=16, workers=1, **job)
+        for var in ("count", "mean", "median"):
+            np.testing.assert_array_equal(table[var].values, alone[var].values)

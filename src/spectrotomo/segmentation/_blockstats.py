@@ -114,7 +114,7 @@ def profile_tables_blocks(jobs, *, chunk: int, workers: int | None = None,
             key = id(job["mask"])
             if key not in cached:
                 cached[key] = _Particle([j for j in jobs if j["mask"] is job["mask"]],
-                                        chunk, scratch)
+                                        chunk, scratch, index=len(cached))
         return concurrently(*[partial(_profile, cached[id(job["mask"])], **job)
                               for job in jobs])
 
@@ -139,10 +139,12 @@ class _Particle:
         Runs of at most :data:`PIECE` particle voxels, in block (raster) order.
     """
 
-    def __init__(self, jobs, chunk, scratch):
+    def __init__(self, jobs, chunk, scratch, index: int = 0):
         mask = jobs[0]["mask"]
         self.shape = tuple(mask.shape)
-        self.dir = scratch.path
+        # one directory per mask: every particle names its files from b0-r0 on
+        self.dir = scratch.path / f"p{index}"
+        self.dir.mkdir()
         # distinct inputs, named here (ids do not survive pickling to a cluster): a region
         # image per grouping rule (depth bins), a map per object
         self.names = {}
