@@ -4,6 +4,7 @@ from spectrotomo.pipeline._plan import (
     INTERPRETER_BYTES,
     MemoryPlanError,
     check_plan,
+    fit_chunk_rows,
     format_plan,
     plan_run,
 )
@@ -130,3 +131,34 @@ def test_reconstruct_chunk_rows_shrink_to_fit_the_memory_limit():
     cfg.compute.memory_limit_gb = 16
     recon = next(r for r in plan_for(cfg, (8, 131, 2048, 2048)) if r.step == "reconstruct")
     assert recon.peak_bytes <= 16 * 2**30
+
+
+def test_a_resumed_reconstruct_keeps_the_rows_its_first_run_chose(tmp_path):
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from spectrotomo import io
+    from spectrotomo.pipeline import Config
+    from spectrotomo.pipeline.steps.reconstruct import _chunk_rows
+
+    cfg = Config()
+    store = tmp_path / "s.zarr"
+    ctx = SimpleNamespace(config=cfg, store=store, overwrite=False)
+    assert _chunk_rows(ctx, 8, 131, 64, 64) == 16  # nothing stored: chunk_rows fits
+    io.init_array(store, "recon", "mu", shape=(8, 64, 64, 64), dtype=np.float32,
+                  chunks=(1, 4, 64, 64), dims=("energy", "z", "y", "x"))
+    assert _chunk_rows(ctx, 8, 131, 64, 64) == 4  # an unfinished write's layout
+    ctx.overwrite = True
+    assert _chunk_rows(ctx, 8, 131, 64, 64) == 16
+    # the configured algorithm, as the plan: "auto" costed as the joint solver
+    cfg.compute.memory_limit_gb = 16
+    rows = _chunk_rows(ctx, 8, 361, 2048, 2048)
+    assert rows == fit_chunk_rows(16, algorithm="joint", n_energies=8, n_angles=361, ny=2048,
+                                  nx=2048, tasks=rows_tasks(cfg), memory_limit_gb=16)
+
+
+def rows_tasks(cfg):
+    from spectrotomo.pipeline.steps.reconstruct import joint_task_threads
+
+    return joint_task_threads(cfg.compute)

@@ -62,6 +62,16 @@ def test_sample_is_every_voxel_under_the_cap_and_strided_over_it():
     np.testing.assert_array_equal(small, values[1::3, 1::3, 1::3])  # 8*10*11 = 880 (::2: 2880)
 
 
+@pytest.mark.parametrize("shape", [(60, 64), (2, 24, 30, 32), (1, 24, 30, 32)])
+def test_sample_keeps_to_the_cap_for_2d_and_4d_inputs(shape):
+    # (2-D and 4-D inputs were never strided: the voxel count's sign flipped with the
+    # number of axes) -- leading axes (elements) kept whole
+    values = np.zeros(shape, np.float32)
+    small = sample(values, cap=2000)
+    assert small.size <= 2000
+    assert small.shape[:-3] == shape[:-3]
+
+
 def test_sampled_colour_limits_near_the_whole_volumes():
     """Percentiles of a smooth map from a strided sample of 1/27 of it differ from the
     whole volume's by < 1 % of the colour range (0.2 % here; 3.6 % were the sample
@@ -88,3 +98,10 @@ def test_block_histogram_equals_numpy_on_the_gathered_values(volumes, case):
     expected, expected_edges = np.histogram(kept, bins=40)
     np.testing.assert_array_equal(counts, expected)
     np.testing.assert_array_equal(edges, expected_edges)
+
+
+def test_class_counts_take_float_labels_and_negative_fill():
+    # NaN outside (xarray's where) and a -1 fill count as background, as 0 does
+    np.testing.assert_array_equal(class_counts(np.array([0, 1, 2, np.nan, 3, 5])),
+                                  [2, 1, 1, 1, 1])
+    np.testing.assert_array_equal(class_counts(np.array([-1, 1, 1], np.int8)), [1, 2, 0, 0, 0])

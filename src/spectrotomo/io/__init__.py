@@ -25,7 +25,7 @@ from ._omezarr import write_ome_zarr
 from ._read import read
 from ._series import expand_paths, read_series
 from ._regions import (init_array, mark_complete, missing_regions, read_region, remove_group,
-                       write_region)
+                       stored_chunks, write_region)
 from ._repair import StoreCorruptError, drop_damaged_groups
 from ._runstate import record_run_steps, record_step_done, run_steps
 from ._store import IncompleteGroupError, list_groups, open_tree, read_group, write, write_groups
@@ -71,6 +71,7 @@ __all__ = [
     "require_flats",
     "run_steps",
     "store_lock",
+    "stored_chunks",
     "tiff_pixel_size",
     "verify_store",
     "write",

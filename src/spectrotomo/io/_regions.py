@@ -39,7 +39,7 @@ from ._markers import (
 from ._store import _check_complete, _encode
 
 __all__ = ["init_array", "write_region", "read_region", "missing_regions", "mark_complete",
-           "remove_group"]
+           "remove_group", "stored_chunks"]
 
 
 def _open_array(store_path, group: str, name: str, mode: str = "r"):
@@ -58,6 +58,16 @@ def _same_layout(arr, shape, dtype, chunks, dims) -> bool:
     return (tuple(arr.shape) == tuple(shape) and np.dtype(arr.dtype) == np.dtype(dtype)
             and tuple(arr.chunks) == tuple(chunks)
             and tuple(arr.metadata.dimension_names or ()) == tuple(dims))
+
+
+def stored_chunks(store_path, group: str, name: str) -> tuple[int, ...] | None:
+    """Chunk shape of array ``name`` of ``group`` where a (possibly unfinished) write left
+    one, else None: a resumed job keeps the layout its first run chose."""
+    group = normalize_group(group)
+    root = store_root(store_path)
+    if not (group_exists(root, group) and (root / group / name / "zarr.json").is_file()):
+        return None
+    return tuple(int(c) for c in _open_array(root, group, name).chunks)
 
 
 def init_array(store_path, group: str, name: str, *, shape, dtype, chunks, dims,

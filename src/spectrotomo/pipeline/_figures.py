@@ -38,7 +38,10 @@ def class_fraction_table(classes: np.ndarray) -> dict[str, float]:
 def class_counts(classes: np.ndarray) -> np.ndarray:
     """Voxels of class 0 (background), 1, 2, 3 and above in a block of labels
     (int64, length 5): sums over blocks count a whole volume."""
-    counts = np.bincount(np.asarray(classes).ravel(), minlength=4)
+    labels = np.asarray(classes).ravel()
+    if labels.dtype.kind not in "ui":  # float labels (NaN outside, as da.where gives)
+        labels = np.where(np.isfinite(labels), labels, 0).astype(np.int64)
+    counts = np.bincount(np.clip(labels, 0, None), minlength=4)  # negative fill: background
     return np.append(counts[:4], counts[4:].sum()).astype(np.int64)
 
 

@@ -223,10 +223,7 @@ def reconstruct(ctx) -> None:
     n_e, _, ny, nx = od["od"].shape
     px = float(od.attrs["pixel_size"])
     algorithm = resolve_algorithm(cfg.algorithm, od["angle"].values)
-    rows = fit_chunk_rows(cfg.chunk_rows, algorithm=algorithm, n_energies=n_e,
-                          n_angles=od["od"].shape[1], ny=ny, nx=nx,
-                          tasks=joint_task_threads(ctx.config.compute),
-                          memory_limit_gb=ctx.config.compute.memory_limit_gb)
+    rows = _chunk_rows(ctx, n_e, od["od"].shape[1], ny, nx)
     if rows < min(cfg.chunk_rows, ny):
         ctx.log(f"reconstruct: chunks of {rows} rows instead of [reconstruct] chunk_rows = "
                 f"{cfg.chunk_rows}: the solve of a chunk fits [compute] memory_limit_gb = "
@@ -272,6 +269,21 @@ def reconstruct(ctx) -> None:
                       threads=threads, store=str(ctx.store), params=params, **extra)
     attrs = _record_stops(ctx, [s for s in stops if s is not None], len(regions))
     io.mark_complete(ctx.store, "recon", attrs=attrs or None)
+
+
+def _chunk_rows(ctx, n_e: int, n_angles: int, ny: int, nx: int) -> int:
+    """Rows per chunk: those of an unfinished ``recon/mu`` a killed run left (a resume keeps
+    its layout, whatever the memory limit or threads now), else ``chunk_rows`` fitted to
+    ``memory_limit_gb`` for the *configured* algorithm, as the run's plan (``auto`` costed as
+    the joint solver: the plan's quantify and report rows assume these chunks)."""
+    cfg = ctx.config.reconstruct
+    stored = None if ctx.overwrite else io.stored_chunks(ctx.store, "recon", "mu")
+    if stored is not None and len(stored) == 4:
+        return int(stored[1])
+    return fit_chunk_rows(cfg.chunk_rows, algorithm=cfg.algorithm, n_energies=n_e,
+                          n_angles=n_angles, ny=ny, nx=nx,
+                          tasks=joint_task_threads(ctx.config.compute),
+                          memory_limit_gb=ctx.config.compute.memory_limit_gb)
 
 
 def _record_stops(ctx, stopped: list, total: int) -> dict:
