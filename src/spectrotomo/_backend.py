@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import threading
 from types import ModuleType
 
 import numpy as np
@@ -91,28 +90,10 @@ def blas_single_thread():
     Measured on the 2-core VM at load ~15: ``(131, 128, 128) @ (131, 128, 128)``
     float64 took 0.40 CPU s with 2 BLAS threads, 0.016 with one (25x). Use it
     around such products and parallelise with a host thread pool instead
-    (``host_threads``). The limit is process-wide while any such block runs: nested
-    and concurrent blocks (threads, a dask worker's tasks) share one limit, restored
-    when the last of them leaves (not when the first does).
+    (``host_threads``). The limit is process-wide while the block runs.
     """
-    global _blas_users, _blas_limit
     from threadpoolctl import threadpool_limits
 
-    with _blas_lock:
-        if _blas_users == 0:
-            _blas_limit = threadpool_limits(limits=1, user_api="blas")
-        _blas_users += 1
-    try:
+    with threadpool_limits(limits=1, user_api="blas"):
         yield
-    finally:
-        with _blas_lock:
-            _blas_users -= 1
-            if _blas_users == 0:
-                _blas_limit.restore_original_limits()
-                _blas_limit = None
-
-
-_blas_lock = threading.Lock()
-_blas_users = 0
-_blas_limit = None
 
