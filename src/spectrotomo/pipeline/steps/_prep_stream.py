@@ -29,6 +29,8 @@ _F4 = 4
 CHUNK_BYTES = 128 * 2**20
 #: Work memory the jitter alignment may use (its FBP volume and re-projection)
 ALIGN_BYTES = 2 * 2**30
+#: the alignment's binned field is not made smaller than this (px), whatever its work
+_ALIGN_MIN_PX = 128
 #: normalize's mask codes counted as masked pixels (non-positive, saturated,
 #: non-finite, zinger; not "bad reference": the original step did not count it)
 _COUNTED = (1, 4)
@@ -124,7 +126,8 @@ def align_bin(n_angles: int, ny: int, nx: int) -> int:
     """Binning (1, 2, 4, ...) of the frames the jitter alignment runs on: the smallest
     whose :func:`align_bytes` fits :data:`ALIGN_BYTES` (2048^2 x 131: 4)."""
     b = 1
-    while align_bytes(n_angles, ny // b, nx // b) > ALIGN_BYTES and min(ny, nx) // b >= 128:
+    while (align_bytes(n_angles, ny // b, nx // b) > ALIGN_BYTES
+           and min(ny, nx) // (2 * b) >= _ALIGN_MIN_PX):
         b *= 2
     return b
 
