@@ -31,8 +31,8 @@ CHUNK_BYTES = 128 * 2**20
 ALIGN_BYTES = 2 * 2**30
 #: the alignment's binned field is not made smaller than this (px), whatever its work
 _ALIGN_MIN_PX = 128
-#: normalize's mask codes counted as masked pixels (non-positive, saturated,
-#: non-finite, zinger; not "bad reference": the original step did not count it)
+#: the range of normalize's mask codes counted as masked pixels: 1 non-positive ..
+#: 4 zinger (saturated, non-finite between; 5 "bad reference" was never counted here)
 _COUNTED = (1, 4)
 
 

@@ -37,8 +37,6 @@ from ..._model import add_provenance, energy_pixel_sizes
 __all__ = ["preprocess", "od_chunks", "is_phase_run", "phase_od", "magnification_pixel_sizes",
            "scale_options", "tomography_scale_mode"]
 
-_MASK_COUNTS = ("n_nonpositive", "n_saturated", "n_nonfinite", "n_zingers")
-
 
 def is_phase_run(cfg, raw: xr.Dataset | None = None) -> bool:
     """True when the run retrieves phase (configured, or the raw series has distances)."""
