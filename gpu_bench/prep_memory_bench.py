@@ -89,19 +89,51 @@ def make_store(store: Path, n: int, n_e: int, n_a: int, seed: int = 0) -> None:
                                          "darks": {"chunks": (1, 1, n, n)}})
 
 
+_PASSES = ("_pass_normalize", "_registration", "_pass_warp", "_center", "_jitter",
+           "_pass_unjitter")
+
+
+def _rss_gib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / _GIB
+
+
+def _sample_passes(peaks: dict, done, period: float = 0.1) -> None:
+    """Largest RSS (GiB) seen in each pass of the step: the main thread's innermost
+    frame among ``_PASSES`` names the pass (a sampling thread, ``period`` s)."""
+    import threading
+
+    main = threading.main_thread().ident
+    while not done.wait(period):
+        frame, name = sys._current_frames().get(main), "other"
+        while frame is not None:
+            if frame.f_code.co_name in _PASSES:
+                name = frame.f_code.co_name
+                break
+            frame = frame.f_back
+        peaks[name] = max(peaks.get(name, 0.0), _rss_gib())
+
+
 def child(store: Path, limit: float, align: bool) -> None:
     """Run the preprocess step on ``store`` and print one JSON line."""
+    import threading
+
     from spectrotomo.pipeline._config import config_from_dict
     from spectrotomo.pipeline._context import RunContext
     from spectrotomo.pipeline.steps.preprocess import preprocess
 
     cfg = config_from_dict({"output": {"store": str(store)}, "compute": {"memory_limit_gb": limit},
                             "preprocess": {"align": align}})
+    peaks, done = {"start": _rss_gib()}, threading.Event()
+    sampler = threading.Thread(target=_sample_passes, args=(peaks, done), daemon=True)
+    sampler.start()
     t, c = time.perf_counter(), time.process_time()
     preprocess(RunContext(config=cfg, store=store, report_dir=store.parent, log=lambda m: None))
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    done.set()
+    sampler.join()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / _GIB
-    print(json.dumps({"peak_gib": peak, "wall_s": time.perf_counter() - t,
-                      "cpu_s": time.process_time() - c}))
+    print(json.dumps({"peak_gib": peak, "wall_s": wall, "cpu_s": cpu, "passes": peaks}))
 
 
 def plan_gib(n_e: int, n_a: int, n: int, limit: float) -> tuple[float, int]:
@@ -137,7 +169,8 @@ def main() -> None:
         plan, k = plan_gib(args.energies, args.angles, n, args.limit)
         print(f"prep-memory {args.energies}x{args.angles}x{n}^2 align={not args.no_align}: "
               f"peak RSS {got['peak_gib']:.2f} GiB, plan {plan:.2f} GiB ({k} energies in flight), "
-              f"wall {got['wall_s']:.1f} s, CPU {got['cpu_s']:.1f} s", flush=True)
+              f"wall {got['wall_s']:.1f} s, CPU {got['cpu_s']:.1f} s; sampled RSS by pass (GiB): "
+              + ", ".join(f"{k} {v:.2f}" for k, v in got["passes"].items()), flush=True)
 
 
 if __name__ == "__main__":

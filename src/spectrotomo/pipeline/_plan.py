@@ -58,6 +58,11 @@ class PlanRow:
 #: rounded up.
 _NORMALIZE_WORK, _RINGS_WORK, _WARP_WORK, _SHIFT_WORK, _CENTER_WORK = 17.0, 4.5, 6.5, 4.5, 5.0
 _CENTER_CHUNK = 64 * 2**20
+#: Resident memory of the preprocess step beyond its arrays: zarr's concurrent chunk
+#: buffers (10 chunks of up to 16 MiB of the od being read or written, decoded and
+#: compressed copies), the stages' imports beyond INTERPRETER_BYTES and heap the
+#: allocator keeps; sized from the measured peak RSS at 512-2048 px (RESULTS.pipeline.md).
+_PREP_IO_BYTES = 0.75 * _GIB
 
 
 def _prep_bytes(n_energies: int, n_angles: int, ny: int, nx: int) -> tuple[float, float, float]:
@@ -98,7 +103,7 @@ def _prep_peak(n_energies: int, n_angles: int, ny: int, nx: int, in_flight: int)
     per_energy, shared, estimate = _prep_bytes(n_energies, n_angles, ny, nx)
     k = max(1, int(in_flight))
     written = n_angles * ny * nx * _F4 if k > 1 else 0.0
-    return max(k * per_energy + written + shared, estimate)
+    return max(k * per_energy + written + shared, estimate) + _PREP_IO_BYTES
 
 
 def preprocess_in_flight(*, n_energies: int, n_angles: int, ny: int, nx: int, threads: int,

@@ -266,6 +266,7 @@ def _in_order(fn, n: int, in_flight: int):
             if e < n:
                 window.append(pool.submit(fn, e))
             yield result
+            del result  # not kept while the next one is awaited: memory is the window
 
 
 def _in_flight(cfg, shape) -> int:
@@ -298,6 +299,7 @@ def _pass_normalize(energies, writer: _OdWriter, shape, i0: int, bar):
         writer.write(e, od_e)
         frames[e], masked = od_e[i0], masked + n_masked
         bar.update()
+        del od_e  # else held while the next energy is computed: one stack more
     return frames, masked
 
 
@@ -315,6 +317,7 @@ def _pass_warp(writer: _OdWriter, reg, n_e: int, in_flight: int, bar) -> np.ndar
     for od_e in _in_order(warped, n_e, in_flight):
         total = od_e.copy() if total is None else np.add(total, od_e, out=total)
         bar.update()
+        del od_e  # else held while the next energy is read and warped: one stack more
     total /= np.float32(n_e)  # in place: one stack, not two
     return total
 
