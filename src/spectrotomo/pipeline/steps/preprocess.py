@@ -295,11 +295,15 @@ def _pass_normalize(energies, writer: _OdWriter, shape, i0: int, bar):
     (energy, y, x), masked-pixel count)."""
     n_e, _, ny, nx = shape
     frames, masked = np.empty((n_e, ny, nx), np.float32), 0
-    for e, (od_e, n_masked) in enumerate(energies):  # energies are few; each is batched
+    for e in range(n_e):  # energies are few; each is batched
+        # next(), not enumerate(): enumerate's reused result tuple keeps the previous
+        # energy alive while the next is computed (measured: one stack more at 2048^2)
+        od_e, n_masked = next(energies)
         writer.write(e, od_e)
         frames[e], masked = od_e[i0], masked + n_masked
         bar.update()
         del od_e  # else held while the next energy is computed: one stack more
+    next(energies, None)  # let the source finish (its thread pool closes)
     return frames, masked
 
 
