@@ -162,3 +162,29 @@ def rows_tasks(cfg):
     from spectrotomo.pipeline.steps.reconstruct import joint_task_threads
 
     return joint_task_threads(cfg.compute)
+
+def test_preprocess_fits_16_gib_at_2048_squared():
+    """Issue #19: 8 energies x 131 angles x 2048^2 at memory_limit_gb = 16 (the former
+    plan: 26.98 GiB, one energy's stack 13 times; measured more)."""
+    from spectrotomo.pipeline import Config
+    from spectrotomo.pipeline._run import plan_for
+
+    cfg = Config()
+    cfg.compute.memory_limit_gb = 16
+    rows = plan_for(cfg, (8, 131, 2048, 2048))
+    prep = next(r for r in rows if r.step == "preprocess")
+    check_plan([prep], 16)
+    stack = 131 * 2048 ** 2 * 4
+    assert prep.peak_bytes < 8 * stack, prep.peak_bytes / stack  # 2 energies; was 13 stacks for 1
+
+
+@pytest.mark.parametrize("limit", [4, 8, 12, 16, 32])
+def test_preprocess_in_flight_plans_within_the_limit(limit):
+    from spectrotomo.pipeline._plan import _prep_peak, preprocess_in_flight
+
+    for n in (512, 1024, 2048):
+        k = preprocess_in_flight(n_energies=8, n_angles=131, ny=n, nx=n, threads=8,
+                                 memory_limit_gb=limit)
+        planned = _prep_peak(8, 131, n, n, k) + INTERPRETER_BYTES
+        assert k == 1 or planned <= limit * 2**30, (n, k, planned / 2**30)
+        assert k == 8 or _prep_peak(8, 131, n, n, k + 1) + INTERPRETER_BYTES > limit * 2**30

@@ -49,21 +49,72 @@ class PlanRow:
                 f"   output {self.output_bytes / _GIB:7.3f} GiB{gpu}")
 
 
-def _prep_bytes(n_energies: int, n_angles: int, ny: int, nx: int) -> tuple[float, float]:
-    """Preprocess memory: (per energy in flight, shared by all energies), bytes."""
+#: Work arrays of the preprocess stages per byte of the float32 chunk they run on
+#: (tracemalloc, 2026-12-04, gpu_bench/RESULTS.pipeline.md): normalize 16.4 (raw cast,
+#: transmission, masks, the zinger test's 3x3 median, the filled optical density),
+#: "blind" ring removal 4.3, the registration warp ~6 (float64 copies), the jitter shift
+#: ~4 (edge-padded copy, complex spectrum); the centre search ("com") ~4.6x its chunk of
+#: the mean (``recon.prep._center._CHUNK_BYTES``, 64 MiB; 3.01x the mean in one chunk),
+#: rounded up.
+_NORMALIZE_WORK, _RINGS_WORK, _WARP_WORK, _SHIFT_WORK, _CENTER_WORK = 17.0, 4.5, 6.5, 4.5, 5.0
+_CENTER_CHUNK = 64 * 2**20
+#: Resident memory of the preprocess step beyond its arrays: zarr's concurrent chunk
+#: buffers (10 chunks of up to 16 MiB of the od being read or written, decoded and
+#: compressed copies), the stages' imports beyond INTERPRETER_BYTES and heap the
+#: allocator keeps; sized from the measured peak RSS at 512-2048 px (RESULTS.pipeline.md).
+_PREP_IO_BYTES = 0.75 * _GIB
+
+
+def _prep_bytes(n_energies: int, n_angles: int, ny: int, nx: int) -> tuple[float, float, float]:
+    """Preprocess memory, bytes: (per energy in flight, shared by the energies, the
+    centre and jitter estimation on the mean).
+
+    Per energy: its optical density (angle, y, x) float32, held whole, and the work
+    arrays of the stage running on it, which follow a chunk of frames or rows
+    (``steps._prep_stream.CHUNK_BYTES``): normalize on a chunk and its two halo
+    frames (and the raw chunk read), ring removal on a chunk of rows beside the
+    sorted ranks it keeps (~32 of the angles), the warp and the jitter shift on a
+    chunk of frames. Shared: one frame per energy (registration) and the running sum
+    over energies (one stack). Estimation, with no energy in flight: the mean and the
+    centre search's work on chunks of it ("com"; the other methods' candidate stacks
+    are not planned), or the jitter alignment (``align_bytes`` of the binned mean,
+    ``align_bin``).
+    """
+    from .steps._prep_stream import align_bin, align_bytes, frame_parts, ring_rows
+
     frame = ny * nx * _F4
-    # streamed by energy: raw, od and mask of one energy, alignment FFT buffers (complex,
-    # padded x2), the running sum and mean over energies; one frame per energy (registration)
-    return n_angles * frame * (3 + 2 * 4 + 2), n_energies * frame + INTERPRETER_BYTES
+    stack = n_angles * frame
+    chunk = max(p.stop - p.start for p in frame_parts(n_angles, ny, nx)) * frame
+    halo = min(chunk + 2 * frame, stack)
+    ring_chunk = min(ring_rows(n_angles, nx), ny) * n_angles * nx * _F4
+    ranks = len(range(0, n_angles, max(1, n_angles // 32))) * frame
+    work = max((_NORMALIZE_WORK + 1) * halo, ranks + _RINGS_WORK * ring_chunk,
+               _WARP_WORK * chunk, _SHIFT_WORK * chunk)
+    b = align_bin(n_angles, ny, nx)
+    center = _CENTER_WORK * min(stack, _CENTER_CHUNK)
+    estimate = stack + max(center, align_bytes(n_angles, ny // b, nx // b))
+    return stack + work, n_energies * frame + stack, estimate
+
+
+def _prep_peak(n_energies: int, n_angles: int, ny: int, nx: int, in_flight: int) -> float:
+    """Preprocess peak with ``in_flight`` energies at once, bytes (interpreter aside):
+    their tasks, and with more than one the finished energy being written meanwhile
+    (``steps.preprocess._in_order``), beside the shared arrays; or the estimation."""
+    per_energy, shared, estimate = _prep_bytes(n_energies, n_angles, ny, nx)
+    k = max(1, int(in_flight))
+    written = n_angles * ny * nx * _F4 if k > 1 else 0.0
+    return max(k * per_energy + written + shared, estimate) + _PREP_IO_BYTES
 
 
 def preprocess_in_flight(*, n_energies: int, n_angles: int, ny: int, nx: int, threads: int,
                          memory_limit_gb: float) -> int:
     """Energies the preprocess step works on at once: one per host thread, as many as
-    fit in ``memory_limit_gb`` (GiB), at least one."""
-    per_energy, shared = _prep_bytes(n_energies, n_angles, ny, nx)
-    fit = int((memory_limit_gb * _GIB - shared) // per_energy)
-    return max(1, min(int(threads), n_energies, fit))
+    fit in ``memory_limit_gb`` (GiB) by :func:`_prep_peak`, at least one."""
+    budget = memory_limit_gb * _GIB - INTERPRETER_BYTES
+    k = max(1, min(int(threads), n_energies))
+    while k > 1 and _prep_peak(n_energies, n_angles, ny, nx, k) > budget:
+        k -= 1
+    return k
 
 
 def report_thread_bytes(*, chunk_bytes: float, plane_voxels: int) -> float:
@@ -185,7 +236,8 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
     seg_chunk : int
         Block edge (voxels) of the block-wise segment and profile steps.
     prep_energies : int
-        Energies preprocessed at once (:func:`preprocess_in_flight`).
+        Energies preprocessed at once (:func:`preprocess_in_flight`); each holds its
+        optical density and a chunk's work arrays (:func:`_prep_bytes`).
     seg_threads : int
         Threads of one process (or dask worker) running segment/profile blocks:
         each holds one block's work arrays.
@@ -199,8 +251,7 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
     rows = min(int(chunk_rows), ny)
     frame = ny * nx * _F4
     projections = n_angles * frame
-    per_energy, shared = _prep_bytes(n_energies, n_angles, ny, nx)
-    prep_peak = per_energy * prep_energies + shared - INTERPRETER_BYTES  # base added below
+    prep_peak = _prep_peak(n_energies, n_angles, ny, nx, prep_energies)
     joint = algorithm in ("joint", "auto")  # auto: limited-angle scans use joint (the worst case)
     recon_peak = recon_task_bytes(algorithm=algorithm, n_energies=n_energies,
                                   n_angles=n_angles, nx=nx, rows=rows, tasks=recon_tasks)
@@ -232,7 +283,7 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
                            report_peak))
     out = [
         PlanRow("preprocess", f"{prep_energies} energ{'y' if prep_energies == 1 else 'ies'} x "
-                f"{n_angles} angles, streamed", prep_peak,
+                f"{n_angles} angles, chunks of frames/rows", prep_peak,
                 n_energies * projections),
         PlanRow("reconstruct", f"{rows} rows x {nx}^2{f' x {n_energies} energies' if joint else ''}"
                 f" per task, {n_workers} worker(s)"

@@ -15,6 +15,11 @@ Passes over the store (each reads and writes one energy at a time):
    reference geometry and accumulate the mean over energies;
 3. find the centre and the jitter on the mean, shift each energy by the jitter.
 
+Within an energy every stage works by chunks of frames or rows
+(:mod:`._prep_stream`): memory is the energies in flight plus a chunk's work
+arrays, one stack for the mean, and the centre search on it
+(:func:`~spectrotomo.pipeline._plan.preprocess_in_flight` plans it).
+
 Each pass works on up to ``host_threads()`` energies at once in threads (numpy,
 scipy.ndimage and the FFTs release the GIL), as many as fit in ``[compute]
 memory_limit_gb`` (:func:`~spectrotomo.pipeline._plan.preprocess_in_flight`);
@@ -31,8 +36,6 @@ from ..._model import add_provenance, energy_pixel_sizes
 
 __all__ = ["preprocess", "od_chunks", "is_phase_run", "phase_od", "magnification_pixel_sizes",
            "scale_options", "tomography_scale_mode"]
-
-_MASK_COUNTS = ("n_nonpositive", "n_saturated", "n_nonfinite", "n_zingers")
 
 
 def is_phase_run(cfg, raw: xr.Dataset | None = None) -> bool:
@@ -93,15 +96,13 @@ def phase_od(ds: xr.Dataset, cfg) -> tuple[np.ndarray, dict]:
 
 
 def _normalize_energy(ds: xr.Dataset, e: int, cfg) -> tuple[np.ndarray, int]:
-    """Optical density (angle, y, x) float32 of energy ``e`` and its masked-pixel count."""
-    from ...recon.prep import normalize, remove_rings
+    """Optical density (angle, y, x) float32 of energy ``e`` and its masked-pixel count
+    (read and normalised by chunks of frames: :func:`._prep_stream.normalize_energy`)."""
+    from ._prep_stream import normalize_energy
 
     darks = ds["darks"][e].values if "darks" in ds else None
-    od, report = normalize(ds["projections"][e].values, ds["flats"][e].values, darks,
-                           flat_mode=cfg.preprocess.flat_mode)
-    if cfg.preprocess.rings != "none":
-        od = remove_rings(od, method=cfg.preprocess.rings)
-    return np.asarray(od, dtype=np.float32), sum(int(getattr(report, k)) for k in _MASK_COUNTS)
+    return normalize_energy(ds["projections"][e], ds["flats"][e].values, darks,
+                            flat_mode=cfg.preprocess.flat_mode, rings=cfg.preprocess.rings)
 
 
 def _normalize_all(ds: xr.Dataset, cfg) -> tuple[np.ndarray, dict]:
@@ -161,12 +162,11 @@ def _registration(frames: np.ndarray, reference: int, *, pixel_sizes=None, **opt
 
 
 def _warp_energy(od_e: np.ndarray, reg, e: int) -> np.ndarray:
-    """All angles (angle, y, x) of energy ``e`` resampled with its registration (one
-    transform for the stack: :func:`~spectrotomo.recon.prep.warp`'s separable form)."""
-    from ...recon.prep import warp
+    """All angles (angle, y, x) float32 of energy ``e`` resampled in place with its
+    registration (one transform for the stack, by chunks of frames)."""
+    from ._prep_stream import warp_energy
 
-    return warp(od_e[None], reg.scales[e:e + 1],
-                np.asarray(reg.shifts)[e:e + 1])[0].astype(np.float32)
+    return warp_energy(od_e, float(reg.scales[e]), np.asarray(reg.shifts)[e])
 
 
 def _register(od: np.ndarray, angles: np.ndarray, *, pixel_sizes=None, **options):
@@ -266,6 +266,7 @@ def _in_order(fn, n: int, in_flight: int):
             if e < n:
                 window.append(pool.submit(fn, e))
             yield result
+            del result  # not kept while the next one is awaited: memory is the window
 
 
 def _in_flight(cfg, shape) -> int:
@@ -294,10 +295,15 @@ def _pass_normalize(energies, writer: _OdWriter, shape, i0: int, bar):
     (energy, y, x), masked-pixel count)."""
     n_e, _, ny, nx = shape
     frames, masked = np.empty((n_e, ny, nx), np.float32), 0
-    for e, (od_e, n_masked) in enumerate(energies):  # energies are few; each is batched
+    for e in range(n_e):  # energies are few; each is batched
+        # next(), not enumerate(): enumerate's reused result tuple keeps the previous
+        # energy alive while the next is computed (measured: one stack more at 2048^2)
+        od_e, n_masked = next(energies)
         writer.write(e, od_e)
         frames[e], masked = od_e[i0], masked + n_masked
         bar.update()
+        del od_e  # else held while the next energy is computed: one stack more
+    next(energies, None)  # let the source finish (its thread pool closes)
     return frames, masked
 
 
@@ -315,7 +321,9 @@ def _pass_warp(writer: _OdWriter, reg, n_e: int, in_flight: int, bar) -> np.ndar
     for od_e in _in_order(warped, n_e, in_flight):
         total = od_e.copy() if total is None else np.add(total, od_e, out=total)
         bar.update()
-    return total / np.float32(n_e)
+        del od_e  # else held while the next energy is read and warped: one stack more
+    total /= np.float32(n_e)  # in place: one stack, not two
+    return total
 
 
 def _center(mean_od: np.ndarray, angles: np.ndarray, cfg) -> tuple[float, dict, dict]:
@@ -328,24 +336,26 @@ def _center(mean_od: np.ndarray, angles: np.ndarray, cfg) -> tuple[float, dict, 
     return center, *_center_record(scores)
 
 
-def _pass_jitter(writer: _OdWriter, mean_od, angles, center: float, cfg, n_e: int,
-                 in_flight: int, bar) -> np.ndarray:
-    """Pass 3: the jitter (angle, 2) px of the mean, removed from every energy (zeros
-    unless ``[preprocess] align``)."""
-    from ...recon.prep import align_projections, fourier_shift
+def _jitter(mean_od, angles, center: float, cfg) -> tuple[np.ndarray, int]:
+    """The jitter (angle, 2) px of the mean optical density (zeros unless ``[preprocess]
+    align``) and the binning it was estimated at."""
+    from ._prep_stream import align_jitter
 
-    shifts = np.zeros((angles.size, 2))
     if not cfg.preprocess.align:
-        return shifts
-    shifts = np.asarray(align_projections(mean_od, angles, center=center,
-                                          iterations=cfg.preprocess.align_iterations)[1])
+        return np.zeros((angles.size, 2)), 1
+    return align_jitter(mean_od, angles, center, cfg.preprocess.align_iterations)
+
+
+def _pass_unjitter(writer: _OdWriter, shifts: np.ndarray, n_e: int, in_flight: int,
+                   bar) -> None:
+    """Pass 3: the jitter ``shifts`` (angle, 2) px removed from every energy."""
+    from ._prep_stream import unjitter_energy
 
     def unjitter(e):
-        writer.write(e, fourier_shift(writer.read(e), -shifts).astype(np.float32))
+        writer.write(e, unjitter_energy(writer.read(e), shifts))
 
     for _ in _in_order(unjitter, n_e, in_flight):
         bar.update()
-    return shifts
 
 
 def preprocess(ctx) -> None:
@@ -383,10 +393,15 @@ def preprocess(ctx) -> None:
     in_flight = _in_flight(cfg, shape)
     mean_od = _pass_warp(writer, reg, n_e, in_flight, bar)
     center, center_vars, center_attrs = _center(mean_od, angles, cfg)
-    shifts = _pass_jitter(writer, mean_od, angles, center, cfg, n_e, in_flight, bar)
+    del frames
+    shifts, binning = _jitter(mean_od, angles, center, cfg)
+    del mean_od  # pass 3 holds the energies in flight only
+    if cfg.preprocess.align:
+        _pass_unjitter(writer, shifts, n_e, in_flight, bar)
     bar.close()
 
-    writer.add("jitter", ("angle", "axis"), shifts, {"units": "px", "axes": "(dy, dx)"})
+    writer.add("jitter", ("angle", "axis"), shifts, {"units": "px", "axes": "(dy, dx)",
+                                                     "binning": binning})
     for name, (dims, values, attrs) in {**reg_vars, **center_vars}.items():
         writer.add(name, dims, values, attrs)
     attrs = xr.Dataset(attrs={

@@ -8,12 +8,12 @@ Counts -> optical density (:func:`normalize`), ring/stripe removal
 
 from ._align import AlignmentReport, align_projections
 from ._center import CenterScores, find_center
-from ._normalize import NormalizeReport, normalize
+from ._normalize import NormalizeReport, normalize, reduce_references
 from ._normalize_series import normalize_series
 from ._register import EnergyRegistration, register_energies
 from ._register_fit import warp
 from ._rings import remove_rings
-from ._shift import candidate_stack, fourier_shift, phase_correlate
+from ._shift import candidate_stack, fourier_shift, pad_width, phase_correlate
 
 __all__ = [
     "AlignmentReport",
@@ -26,7 +26,9 @@ __all__ = [
     "fourier_shift",
     "normalize",
     "normalize_series",
+    "pad_width",
     "phase_correlate",
+    "reduce_references",
     "register_energies",
     "remove_rings",
     "warp",

@@ -89,9 +89,30 @@ def _angular_step(angles: np.ndarray) -> float:
     return float(np.median(s)) if s.size else 1.0
 
 
+#: float32 bytes of projections per chunk of the whole-stack reductions below: their abs
+#: and clip copies and float64 products follow the chunk (the centre search on the mean
+#: of 131 x 2048^2 held three more stacks); each output element still sums the same
+#: values in the same order, so the results are those of one call
+_CHUNK_BYTES = 64 * 2**20
+
+
+def _parts(p, axis: int) -> list[slice]:
+    """Chunks along ``axis`` of the stack ``p`` of about :data:`_CHUNK_BYTES` each."""
+    n = p.shape[axis]
+    step = max(1, _CHUNK_BYTES * n // max(1, p.size * 4))
+    return [slice(i, min(i + step, n)) for i in range(0, n, step)]
+
+
+def _reduced(xp, fn, p, axis: int):
+    """``fn`` on chunks of ``p`` along ``axis``, joined along the same axis of the
+    result (``fn`` reduces the other axes)."""
+    parts = [fn(p[(slice(None),) * axis + (part,)]) for part in _parts(p, axis)]
+    return xp.concatenate(parts, axis=-1 if axis == 2 else 0)
+
+
 def _signal_rows(xp, projections, n_rows: int) -> np.ndarray:
     """Rows carrying the most attenuation (the particle), at most ``n_rows``."""
-    weight = to_numpy(xp.abs(projections).sum(axis=(0, 2)))
+    weight = to_numpy(_reduced(xp, lambda c: xp.abs(c).sum(axis=(0, 2)), projections, 1))
     order = np.argsort(weight)[::-1][:max(1, n_rows)]
     return np.sort(order)
 
@@ -107,7 +128,7 @@ def _center_opposite(xp, projections, angles, tol):
 
 def _confined(xp, projections, edge: int = 2, frac: float = 0.02) -> bool:
     """True when the detector edges see (almost) no attenuation: object inside."""
-    mean = xp.abs(projections).mean(axis=(0, 1))
+    mean = _reduced(xp, lambda c: xp.abs(c).mean(axis=(0, 1)), projections, 2)
     border = float(xp.concatenate([mean[:edge], mean[-edge:]]).max())
     return border <= frac * float(mean.max())
 
@@ -120,7 +141,7 @@ def _confined_rows(xp, projections, edge: int = 2, frac: float = 0.02,
     edges (``frac`` of the brightest profile value) and it carries at least
     ``min_mass`` of the heaviest row's attenuation (not background).
     """
-    mean = xp.abs(projections).mean(axis=0)  # (rows, n)
+    mean = _reduced(xp, lambda c: xp.abs(c).mean(axis=0), projections, 1)  # (rows, n)
     top = float(mean.max())
     border = xp.maximum(mean[:, :edge].max(axis=1), mean[:, -edge:].max(axis=1))
     mass = mean.sum(axis=1)
@@ -134,10 +155,16 @@ def _center_com(xp, projections, angles, rows=None):
     The same design matrix serves every row, so the joint least-squares axis
     is the mean of the per-row intercepts (mass-weighted here).
     """
-    pos = xp.clip(projections if rows is None else projections[:, rows], 0, None)  # (A, r, n)
     n = projections.shape[-1]
-    mass = pos.sum(axis=2)  # (A, r)
-    com = to_numpy((pos * xp.arange(n)).sum(axis=2) / xp.maximum(mass, 1e-30))
+
+    def moments(chunk):  # (a, r, n) -> mass (a, r) float32, first moment (a, r) float64
+        pos = xp.clip(chunk if rows is None else chunk[:, rows], 0, None)
+        return pos.sum(axis=2), (pos * xp.arange(n)).sum(axis=2)
+
+    parts = [moments(projections[part]) for part in _parts(projections, 0)]
+    mass = xp.concatenate([m for m, _ in parts])  # (A, r)
+    first = xp.concatenate([f for _, f in parts])
+    com = to_numpy(first / xp.maximum(mass, 1e-30))
     theta = np.deg2rad(angles)
     basis = np.stack([np.ones_like(theta), np.cos(theta), np.sin(theta)], axis=1)
     coef, *_ = np.linalg.lstsq(basis, com, rcond=None)  # (3, r)

@@ -19,7 +19,7 @@ from ..._backend import array_module
 from ..._model import ValidationError
 from ._pixel_masks import fill_masked, zinger_mask
 
-__all__ = ["normalize", "NormalizeReport"]
+__all__ = ["normalize", "NormalizeReport", "reduce_references"]
 
 #: Mask codes stored in ``NormalizeReport.mask`` (uint8).
 MASK_OK, MASK_NONPOSITIVE, MASK_SATURATED, MASK_NONFINITE, MASK_ZINGER, MASK_BAD_REFERENCE = range(6)
@@ -230,6 +230,43 @@ def normalize(
         od[xp.asarray(frames_nan)] = xp.nan
     report.mask = mask
     return od.astype(dtype, copy=False), report
+
+
+def reduce_references(flats, darks=None, *, flat_mode: str = "mean", dtype=np.float32):
+    """The flat and dark frames :func:`normalize` reduces its references to.
+
+    Parameters
+    ----------
+    flats : ndarray, shape (n_flats, ny, nx) or (ny, nx)
+        Open-beam frames (numpy or cupy).
+    darks : ndarray, shape (n_darks, ny, nx) or (ny, nx), optional
+        Dark frames.
+    flat_mode : {"mean", "median"}
+        As for :func:`normalize`.
+    dtype : numpy dtype
+        Work dtype of :func:`normalize` (float32 unless its output is float64).
+
+    Returns
+    -------
+    flat : ndarray, shape (1, ny, nx), ``dtype``
+        Non-finite frames dropped, then reduced by ``flat_mode``.
+    dark : ndarray, shape (1, ny, nx), ``dtype``, or None
+        Non-finite frames dropped, then averaged (None without darks).
+
+    Notes
+    -----
+    Passed back to :func:`normalize` (without ``flat_positions``) they give the same
+    optical density as the original references -- a single frame reduces to itself --
+    so a long stack normalised by chunks of frames reduces its references once.
+    """
+    xp = array_module(flats, darks)
+    work = np.float64 if dtype == np.float64 else np.float32
+    flats = _check_stack("flats", None if flats is None else xp.asarray(flats)).astype(work)
+    flat = _reduce(xp, _drop_nonfinite_frames(xp, "flats", flats)[0], flat_mode)[None]
+    if darks is None:
+        return flat, None
+    darks = _check_stack("darks", xp.asarray(darks)).astype(work)
+    return flat, _drop_nonfinite_frames(xp, "darks", darks)[0].mean(axis=0)[None]
 
 
 def _checked_frames(xp, projections, flats, darks):

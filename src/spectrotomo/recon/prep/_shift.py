@@ -12,7 +12,7 @@ import numpy as np
 
 from ..._backend import array_module
 
-__all__ = ["candidate_stack", "fourier_shift", "phase_correlate"]
+__all__ = ["candidate_stack", "fourier_shift", "pad_width", "phase_correlate"]
 
 
 def _fft(xp):
@@ -25,11 +25,12 @@ def _fft(xp):
     return xp.fft
 
 
-def _pad_width(shifts) -> int:
+def pad_width(shifts) -> int:
+    """Edge padding (px) :func:`fourier_shift` gives a stack shifted by ``shifts`` (n, 2) px."""
     return int(np.ceil(float(np.max(np.abs(np.asarray(shifts))) if np.size(shifts) else 0))) + 2
 
 
-def fourier_shift(images, shifts, *, pad: bool = True, workers: int = 1):
+def fourier_shift(images, shifts, *, pad: bool | int = True, workers: int = 1):
     """Shift each image of a stack by its own sub-pixel displacement.
 
     Parameters
@@ -38,8 +39,10 @@ def fourier_shift(images, shifts, *, pad: bool = True, workers: int = 1):
         Real images (numpy or cupy).
     shifts : array_like, shape (n, 2)
         Displacement (dy, dx) in pixels applied to each image.
-    pad : bool
-        Pad with edge values before the FFT so content does not wrap around.
+    pad : bool or int
+        Pad with edge values before the FFT so content does not wrap around: by the
+        largest shift + 2 px (True), or by this many px (an int: the parts of one
+        stack shifted in chunks then get the whole stack's padding, hence its values).
     workers : int
         Threads of the host FFTs (``scipy.fft``: they split the stack, so the
         result does not depend on it); 1 where the caller runs stacks in threads.
@@ -53,7 +56,7 @@ def fourier_shift(images, shifts, *, pad: bool = True, workers: int = 1):
     dtype = images.dtype if images.dtype in (np.float32, np.float64) else np.float32
     shifts_h = np.asarray(shifts.get() if hasattr(shifts, "get") else shifts, dtype=float)
     shifts_h = shifts_h.reshape(images.shape[0], 2)
-    p = _pad_width(shifts_h) if pad else 0
+    p = (pad_width(shifts_h) if pad is True else int(pad)) if pad is not False else 0
     work = xp.pad(images, ((0, 0), (p, p), (p, p)), mode="edge") if p else images
     n, my, mx = work.shape
     # the phase ramp is separable: one (n, my) and one (n, mx // 2 + 1) factor instead of

@@ -1,0 +1,163 @@
+"""The preprocess step's work on one energy, by chunks: memory follows a chunk, not a stack.
+
+One energy's optical density (angle, y, x) float32 is held whole -- ring removal
+needs every angle of a row, warping and jitter removal every row of a frame --
+but every stage's work arrays follow a chunk of about :data:`CHUNK_BYTES` of
+float32 frames (or rows): at 2048^2 x 131 angles an energy is 2 GiB, the
+normalisation's work arrays alone were 16x that (measured, tracemalloc), the
+registration warp's float64 copies 6x.
+
+Results equal the whole-stack calls: normalisation is per frame (the zinger test
+also compares each frame with its neighbours in time: chunks carry one frame of
+halo on each side), warping and Fourier shifting are per frame (the shift gets the
+whole stack's padding), ring removal per row (``remove_rings(rows=...)``; the
+"blind" column offsets are pooled over chunks, to float32 rounding).
+The jitter alignment reconstructs the whole mean stack each iteration: above
+:data:`ALIGN_BYTES` it runs on a binned copy (:func:`align_bin`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["CHUNK_BYTES", "ALIGN_BYTES", "frame_parts", "ring_rows", "normalize_energy",
+           "warp_energy", "unjitter_energy", "align_bin", "align_bytes", "align_jitter"]
+
+_F4 = 4
+#: float32 bytes of frames (or rows) per chunk: 8 frames of 2048^2, 131 angles x 128 rows
+#: of 2048 (the demo's and ``simulate:large``'s energies fit one chunk: no halo cost)
+CHUNK_BYTES = 128 * 2**20
+#: Work memory the jitter alignment may use (its FBP volume and re-projection)
+ALIGN_BYTES = 2 * 2**30
+#: the alignment's binned field is not made smaller than this (px), whatever its work
+_ALIGN_MIN_PX = 128
+#: the range of normalize's mask codes counted as masked pixels: 1 non-positive ..
+#: 4 zinger (saturated, non-finite between; 5 "bad reference" was never counted here)
+_COUNTED = (1, 4)
+
+
+def frame_parts(n_angles: int, ny: int, nx: int) -> list[slice]:
+    """Balanced chunks of frames of at most :data:`CHUNK_BYTES` float32 (>= 1 frame)."""
+    per = max(1, CHUNK_BYTES // (ny * nx * _F4))
+    n = -(-n_angles // per)
+    bounds = np.linspace(0, n_angles, n + 1).round().astype(int)
+    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def ring_rows(n_angles: int, nx: int) -> int:
+    """Detector rows per chunk of ring removal (all angles of a row: one sinogram)."""
+    return max(1, CHUNK_BYTES // (n_angles * nx * _F4))
+
+
+def normalize_energy(projections, flats, darks, *, flat_mode: str, rings: str):
+    """Optical density of one energy, normalised by chunks of frames, de-ringed by rows.
+
+    Parameters
+    ----------
+    projections : array-like, shape (n_angles, ny, nx)
+        Raw counts, indexed lazily (an xarray DataArray of the store): only a chunk of
+        frames is read at a time.
+    flats, darks : ndarray, shape (n, ny, nx)
+        Reference frames of this energy (``darks`` may be None).
+    flat_mode : str
+        ``[preprocess] flat_mode``.
+    rings : str
+        ``[preprocess] rings`` ("none": no ring removal).
+
+    Returns
+    -------
+    od : ndarray, shape (n_angles, ny, nx), float32
+        Optical density (dimensionless).
+    masked : int
+        Pixels masked (non-positive, saturated, non-finite, zingers) over the stack.
+    """
+    from ...recon.prep import normalize, reduce_references, remove_rings
+
+    n_a, ny, nx = projections.shape
+    flat, dark = reduce_references(flats, darks, flat_mode=flat_mode)  # once, not per chunk
+    od, masked = np.empty((n_a, ny, nx), np.float32), 0
+    for part in frame_parts(n_a, ny, nx):  # chunks of frames, each normalised batched
+        lo, hi = max(0, part.start - 1), min(n_a, part.stop + 1)  # one halo frame per side
+        chunk, report = normalize(np.asarray(projections[lo:hi]), flat, dark,
+                                  flat_mode=flat_mode)
+        inner = slice(part.start - lo, part.stop - lo)
+        od[part] = chunk[inner]
+        codes = report.mask[inner]
+        masked += int(np.count_nonzero((codes >= _COUNTED[0]) & (codes <= _COUNTED[1])))
+        del chunk, report, codes
+    if rings != "none":
+        remove_rings(od, method=rings, rows=ring_rows(n_a, nx), out=od)
+    return od, masked
+
+
+def warp_energy(od_e: np.ndarray, scale: float, shift) -> np.ndarray:
+    """``od_e`` (angle, y, x) float32 resampled in place with one energy's registration
+    (scale, shift (dy, dx) px): :func:`~spectrotomo.recon.prep.warp`'s separable form by
+    chunks of frames (its float64 work arrays follow the chunk)."""
+    from ...recon.prep import warp
+
+    scales, shifts = np.asarray([scale], float), np.asarray(shift, float).reshape(1, 2)
+    for part in frame_parts(*od_e.shape):
+        od_e[part] = warp(od_e[None, part], scales, shifts)[0]
+    return od_e
+
+
+def unjitter_energy(od_e: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """``od_e`` (angle, y, x) float32 shifted in place by ``-shifts`` (angle, 2) px, by
+    chunks of frames with the whole stack's edge padding (same values as one call)."""
+    from ...recon.prep import fourier_shift, pad_width
+
+    pad = pad_width(shifts)
+    for part in frame_parts(*od_e.shape):
+        od_e[part] = fourier_shift(od_e[part], -shifts[part], pad=pad)
+    return od_e
+
+
+def align_bytes(n_angles: int, ny: int, nx: int) -> float:
+    """Peak work memory of ``align_projections`` on (n_angles, ny, nx), bytes: its FBP
+    volume (ny x nx^2) and the stack's aligned and re-projected copies. An upper bound
+    of the measured peak (tracemalloc, 131 angles, 4 iterations, 2026-12-04): 190 /
+    387 / 623 / 1186 MiB at 128 / 256 / 384 / 512 px square (bound 1.1-1.35x)."""
+    stack = n_angles * ny * nx * _F4
+    return 1.5 * ny * nx * nx * _F4 + 5 * stack + 160 * 2**20
+
+
+def align_bin(n_angles: int, ny: int, nx: int) -> int:
+    """Binning (1, 2, 4, ...) of the frames the jitter alignment runs on: the smallest
+    whose :func:`align_bytes` fits :data:`ALIGN_BYTES` (2048^2 x 131: 4)."""
+    b = 1
+    while (align_bytes(n_angles, ny // b, nx // b) > ALIGN_BYTES
+           and min(ny, nx) // (2 * b) >= _ALIGN_MIN_PX):
+        b *= 2
+    return b
+
+
+def _binned(stack: np.ndarray, b: int) -> np.ndarray:
+    """(angle, ny // b, nx // b) float32 means of b x b pixels (edges cropped)."""
+    n_a, ny, nx = stack.shape
+    out = np.empty((n_a, ny // b, nx // b), np.float32)
+    for part in frame_parts(n_a, ny, nx):
+        cut = stack[part, :ny // b * b, :nx // b * b]
+        out[part] = cut.reshape(cut.shape[0], ny // b, b, nx // b, b).mean(axis=(2, 4))
+    return out
+
+
+def align_jitter(mean_od: np.ndarray, angles: np.ndarray, center: float,
+                 iterations: int) -> tuple[np.ndarray, int]:
+    """Jitter (angle, 2) (dy, dx) px of the mean optical density and the binning used.
+
+    Whole frames up to :data:`ALIGN_BYTES` of work (the same call as before); larger
+    fields are aligned binned by :func:`align_bin` and the shifts scaled back (their
+    precision is then ~1/20 of a binned pixel; the centre maps to the binned grid as
+    ``(c - (b - 1) / 2) / b``).
+    """
+    from ...recon.prep import align_projections
+
+    b = align_bin(*mean_od.shape)
+    if b == 1:
+        return np.asarray(align_projections(mean_od, angles, center=center,
+                                            iterations=iterations)[1]), 1
+    small = _binned(mean_od, b)
+    shifts = align_projections(small, angles, center=(center - (b - 1) / 2.0) / b,
+                               iterations=iterations)[1]
+    return np.asarray(shifts) * b, b
