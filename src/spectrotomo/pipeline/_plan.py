@@ -65,6 +65,17 @@ _CENTER_CHUNK = 64 * 2**20
 _PREP_IO_BYTES = 0.75 * _GIB
 
 
+def _most_that_fit(at_most: int, cost, memory_limit_gb: float) -> int:
+    """The largest ``k`` in 1..``at_most`` whose ``cost(k)`` (bytes) fits ``memory_limit_gb``
+    beside the interpreter; 1 when none does (the plan then refuses the run). ``cost``
+    grows with ``k``: energies, threads or rows in flight."""
+    budget = memory_limit_gb * _GIB - INTERPRETER_BYTES
+    k = max(1, int(at_most))
+    while k > 1 and cost(k) > budget:
+        k -= 1
+    return k
+
+
 def _prep_bytes(n_energies: int, n_angles: int, ny: int, nx: int) -> tuple[float, float, float]:
     """Preprocess memory, bytes: (per energy in flight, shared by the energies, the
     centre and jitter estimation on the mean).
@@ -110,11 +121,9 @@ def preprocess_in_flight(*, n_energies: int, n_angles: int, ny: int, nx: int, th
                          memory_limit_gb: float) -> int:
     """Energies the preprocess step works on at once: one per host thread, as many as
     fit in ``memory_limit_gb`` (GiB) by :func:`_prep_peak`, at least one."""
-    budget = memory_limit_gb * _GIB - INTERPRETER_BYTES
-    k = max(1, min(int(threads), n_energies))
-    while k > 1 and _prep_peak(n_energies, n_angles, ny, nx, k) > budget:
-        k -= 1
-    return k
+    return _most_that_fit(min(int(threads), n_energies),
+                          lambda k: _prep_peak(n_energies, n_angles, ny, nx, k),
+                          memory_limit_gb)
 
 
 def report_thread_bytes(*, chunk_bytes: float, plane_voxels: int) -> float:
@@ -130,8 +139,7 @@ def report_thread_bytes(*, chunk_bytes: float, plane_voxels: int) -> float:
 def report_in_flight(*, thread_bytes: float, threads: int, memory_limit_gb: float) -> int:
     """Threads of the report step: one per host thread, as many as fit in
     ``memory_limit_gb`` (GiB) at ``thread_bytes`` each, at least one."""
-    fit = int((memory_limit_gb * _GIB - INTERPRETER_BYTES) // max(thread_bytes, 1))
-    return max(1, min(int(threads), fit))
+    return _most_that_fit(threads, lambda k: k * thread_bytes, memory_limit_gb)
 
 
 def segment_block_bytes(chunk: int) -> float:
@@ -165,8 +173,7 @@ def block_threads(*, threads: int, ny: int, nx: int, chunk: int,
     if _n_blocks(ny, nx, chunk) < threads:
         return threads
     per_block = max(segment_block_bytes(chunk), profile_block_bytes(chunk))
-    fit = int((memory_limit_gb * _GIB - INTERPRETER_BYTES - 64 * 2**20) // per_block)
-    return max(1, min(threads, fit))
+    return _most_that_fit(threads, lambda k: k * per_block + 64 * 2**20, memory_limit_gb)
 
 
 def step_block_threads(config, shape) -> int:
@@ -201,13 +208,9 @@ def fit_chunk_rows(chunk_rows: int, *, algorithm: str, n_energies: int, n_angles
     chunk's solve (``tasks`` at once) needs to fit ``memory_limit_gb`` beside the
     interpreter (at least 1; a run that does not fit even so is refused by the plan).
     A 2048^2 field of 8 energies needs ~1.2 GiB per row for the joint solver."""
-    rows = max(1, min(int(chunk_rows), int(ny)))
-    budget = memory_limit_gb * _GIB - INTERPRETER_BYTES
-    while rows > 1 and recon_task_bytes(algorithm=algorithm, n_energies=n_energies,
-                                        n_angles=n_angles, nx=nx, rows=rows,
-                                        tasks=tasks) > budget:
-        rows -= 1
-    return rows
+    return _most_that_fit(min(int(chunk_rows), int(ny)), lambda rows: recon_task_bytes(
+        algorithm=algorithm, n_energies=n_energies, n_angles=n_angles, nx=nx, rows=rows,
+        tasks=tasks), memory_limit_gb)
 
 
 def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: int,

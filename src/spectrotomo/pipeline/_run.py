@@ -16,8 +16,8 @@ from ._compute import limit_malloc_arenas, local_dask, open_client, uses_cluster
 from ._config import Config
 from .._backend import blas_single_thread, host_threads
 from ._monitor import StepMonitor, StepRecord, dask_progress, stamped
-from ._plan import (block_threads, check_plan, fit_chunk_rows, format_plan, plan_run,
-                    preprocess_in_flight, report_in_flight, report_thread_bytes)
+from ._plan import (check_plan, fit_chunk_rows, format_plan, plan_run, preprocess_in_flight,
+                    report_in_flight, report_thread_bytes, step_block_threads)
 from ._context import RunContext
 from ._validate import validate_run
 from .steps import CHUNKED_STEPS, STEPS
@@ -73,11 +73,9 @@ def _report_threads(config: Config, *, ny: int, nx: int) -> int:
 def _block_threads(config: Config, *, ny: int, nx: int) -> int:
     """Threads running segment/profile blocks in one process: a worker's, else this
     host's, as many as fit the memory limit (as the steps choose them)."""
-    cfg = config.compute
-    if uses_cluster(cfg):
-        return cfg.threads_per_worker
-    return block_threads(threads=host_threads(), ny=ny, nx=nx,
-                         chunk=config.segmentation.chunk, memory_limit_gb=cfg.memory_limit_gb)
+    if uses_cluster(config.compute):
+        return config.compute.threads_per_worker
+    return step_block_threads(config, (ny, nx, nx))
 
 
 def _input_shape(config: Config, store: Path) -> tuple[tuple[int, ...], int]:
