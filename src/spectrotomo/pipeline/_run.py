@@ -16,13 +16,13 @@ from ._compute import limit_malloc_arenas, local_dask, open_client, uses_cluster
 from ._config import Config
 from .._backend import blas_single_thread, host_threads
 from ._monitor import StepMonitor, StepRecord, dask_progress, stamped
-from ._plan import (check_plan, fit_chunk_rows, format_plan, plan_run, preprocess_in_flight,
-                    report_in_flight, report_thread_bytes, step_block_threads)
+from ._plan import (check_plan, format_plan, plan_run, preprocess_in_flight, report_in_flight,
+                    report_thread_bytes, step_block_threads)
 from ._context import RunContext
 from ._validate import validate_run
 from .steps import CHUNKED_STEPS, STEPS
 from .steps.acquire import SIMULATED_GROUPS, input_shape
-from .steps.reconstruct import joint_task_threads
+from .steps.reconstruct import joint_task_threads, planned_chunk_rows
 from .steps.report import write_report
 
 __all__ = ["run", "plan_for", "ALL_STEPS"]
@@ -46,17 +46,13 @@ def plan_for(config: Config, shape: tuple[int, int, int, int], n_xanes: int = 0)
     prep = preprocess_in_flight(n_energies=n_e, n_angles=n_a, ny=ny, nx=nx,
                                 threads=host_threads(),
                                 memory_limit_gb=config.compute.memory_limit_gb)
-    tasks = joint_task_threads(config.compute)
-    rows = fit_chunk_rows(config.reconstruct.chunk_rows, algorithm=config.reconstruct.algorithm,
-                          n_energies=n_e, n_angles=n_a, ny=ny, nx=nx, tasks=tasks,
-                          memory_limit_gb=config.compute.memory_limit_gb)
     return plan_run(n_energies=n_e, n_angles=n_a, ny=ny, nx=nx, prep_energies=prep,
-                    chunk_rows=rows,
+                    chunk_rows=planned_chunk_rows(config, shape),
                     algorithm=config.reconstruct.algorithm, n_xanes=n_xanes,
                     n_workers=config.compute.n_workers, gpu=uses_gpu(config.compute),
                     seg_chunk=config.segmentation.chunk,
                     seg_threads=_block_threads(config, ny=ny, nx=nx),
-                    recon_tasks=tasks,
+                    recon_tasks=joint_task_threads(config.compute),
                     report_threads=_report_threads(config, ny=ny, nx=nx))
 
 

@@ -276,14 +276,20 @@ def _chunk_rows(ctx, n_e: int, n_angles: int, ny: int, nx: int) -> int:
     its layout, whatever the memory limit or threads now), else ``chunk_rows`` fitted to
     ``memory_limit_gb`` for the *configured* algorithm, as the run's plan (``auto`` costed as
     the joint solver: the plan's quantify and report rows assume these chunks)."""
-    cfg = ctx.config.reconstruct
     stored = None if ctx.overwrite else io.stored_chunks(ctx.store, "recon", "mu")
     if stored is not None and len(stored) == 4:
         return int(stored[1])
-    return fit_chunk_rows(cfg.chunk_rows, algorithm=cfg.algorithm, n_energies=n_e,
-                          n_angles=n_angles, ny=ny, nx=nx,
-                          tasks=joint_task_threads(ctx.config.compute),
-                          memory_limit_gb=ctx.config.compute.memory_limit_gb)
+    return planned_chunk_rows(ctx.config, (n_e, n_angles, ny, nx))
+
+
+def planned_chunk_rows(config, shape) -> int:
+    """``[reconstruct] chunk_rows`` fitted to ``memory_limit_gb`` for a raw series of
+    ``shape`` (energy, angle, y, x): what the run's plan and a fresh reconstruct use."""
+    n_e, n_angles, ny, nx = shape
+    return fit_chunk_rows(config.reconstruct.chunk_rows, algorithm=config.reconstruct.algorithm,
+                          n_energies=n_e, n_angles=n_angles, ny=ny, nx=nx,
+                          tasks=joint_task_threads(config.compute),
+                          memory_limit_gb=config.compute.memory_limit_gb)
 
 
 def _record_stops(ctx, stopped: list, total: int) -> dict:

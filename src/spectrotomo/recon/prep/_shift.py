@@ -56,7 +56,7 @@ def fourier_shift(images, shifts, *, pad: bool | int = True, workers: int = 1):
     dtype = images.dtype if images.dtype in (np.float32, np.float64) else np.float32
     shifts_h = np.asarray(shifts.get() if hasattr(shifts, "get") else shifts, dtype=float)
     shifts_h = shifts_h.reshape(images.shape[0], 2)
-    p = (pad_width(shifts_h) if pad is True else int(pad)) if pad is not False else 0
+    p = pad_width(shifts_h) if pad is True else int(pad)  # False: 0
     work = xp.pad(images, ((0, 0), (p, p), (p, p)), mode="edge") if p else images
     n, my, mx = work.shape
     # the phase ramp is separable: one (n, my) and one (n, mx // 2 + 1) factor instead of
