@@ -14,7 +14,7 @@ from dataclasses import dataclass
 __all__ = ["PlanRow", "MemoryPlanError", "plan_run", "check_plan", "format_plan",
            "preprocess_in_flight", "report_thread_bytes", "report_in_flight",
            "segment_block_bytes", "profile_block_bytes", "block_threads",
-           "step_block_threads", "recon_task_bytes", "fit_chunk_rows"]
+           "step_block_threads", "recon_task_bytes", "fit_chunk_rows", "valence_bytes"]
 
 _F4 = 4  # bytes per float32
 _GIB = 2.0**30
@@ -124,6 +124,33 @@ def preprocess_in_flight(*, n_energies: int, n_angles: int, ny: int, nx: int, th
     return _most_that_fit(min(int(threads), n_energies),
                           lambda k: _prep_peak(n_energies, n_angles, ny, nx, k),
                           memory_limit_gb)
+
+
+#: The valence step's LCF (every pixel's spectrum, one element window after the other):
+#: fixed ~32 MiB (reference tables, the offset search) and ~240 B per pixel of work,
+#: plus ~60 B per pixel and element of result maps (tracemalloc, 25-energy Mn L scans of
+#: 128^2 and 256^2, 2026-12-04); planned for the four element windows
+_FIT_FIXED, _FIT_PER_PIXEL = 32 * 2**20, 240 + 4 * 60
+#: Resident memory of the valence step beyond its arrays (the spectra imports, the store
+#: chunks of one energy's frames, allocator slack): measured peak RSS 0.27-0.39 GiB on the
+#: demo and ``simulate:large`` scans, whose arrays are < 0.05 GiB
+_VALENCE_IO_BYTES = 0.15 * _GIB
+
+
+def valence_bytes(n_xanes: int, ny: int, nx: int) -> float:
+    """Peak of the valence step on a 2D XANES scan of ``n_xanes`` frames of (ny, nx),
+    bytes (interpreter aside): its float32 optical density, held whole, beside the
+    largest of the per-energy normalisation (a frame's work, ``_NORMALIZE_WORK``, and
+    its flats), the registration estimate on the stack binned to
+    ``_xanes_stream.REGISTER_BYTES`` (``register_bin``) and the per-pixel fit."""
+    from .steps._xanes_stream import REGISTER_WORK, register_bin
+
+    frame = ny * nx * _F4
+    b = register_bin(n_xanes, ny, nx)
+    register = REGISTER_WORK * n_xanes * (ny // b) * (nx // b)
+    normalize = (_NORMALIZE_WORK + 1 + 8) * frame  # work, the frame and ~8 flats/darks
+    fit = _FIT_FIXED + _FIT_PER_PIXEL * ny * nx
+    return n_xanes * frame + max(register, normalize, fit) + _VALENCE_IO_BYTES
 
 
 def report_thread_bytes(*, chunk_bytes: float, plane_voxels: int) -> float:
@@ -262,9 +289,7 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
     voxels = ny * nx * nx
     slab = rows * nx * nx  # quantify: one task per slab of `rows` z rows
     quant_peak = slab * _F4 * (n_energies + 2 * 8 + 8)  # input, float64 joint solve, outputs
-    lcf_block = min(voxels, 2**18)
-    n_subsets = 2**n_states
-    lcf_peak = lcf_block * _F4 * (max(n_xanes, 1) + n_subsets * (n_states + 2)) * 2
+    lcf_peak = valence_bytes(n_xanes, ny, nx)
     # segment and profile, block by block: one block's work arrays per block in flight
     # (fewer blocks than threads: the idle threads work inside the blocks); profile adds
     # the radix-select histograms (65536 counts per group and slot)
@@ -296,7 +321,11 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
                 quant_peak, 6 * voxels * _F4),
     ]
     if n_xanes:
-        out.append(PlanRow("valence", f"blocks of {lcf_block} spectra", lcf_peak,
+        from .steps._xanes_stream import register_bin
+
+        b = register_bin(n_xanes, ny, nx)
+        out.append(PlanRow("valence", f"{n_xanes} x {ny}x{nx} scan, registered "
+                           f"{'binned x' + str(b) if b > 1 else 'whole'}", lcf_peak,
                            n_states * ny * nx * _F4 * 2))
     out.append(PlanRow("segment", f"blocks of {c}^3 (+ halo) x {seg_threads} thread(s), "
                        f"{ny}x{nx}x{nx}", seg_peak,

@@ -155,10 +155,10 @@ def scale_options(mode: str, energies) -> dict:
 def _registration(frames: np.ndarray, reference: int, *, pixel_sizes=None, **options):
     """Energy registration of ``frames`` (n_energies, ny, nx), one angle, onto the
     ``reference`` energy's geometry; ``options`` as :func:`scale_options` gives."""
-    from ...recon.prep import register_energies
+    from ...recon.prep import estimate_energy_registration
 
-    return register_energies(frames, reference=reference, pixel_sizes=pixel_sizes,
-                             **options)[1]
+    return estimate_energy_registration(frames, reference=reference, pixel_sizes=pixel_sizes,
+                                        **options)
 
 
 def _warp_energy(od_e: np.ndarray, reg, e: int) -> np.ndarray:

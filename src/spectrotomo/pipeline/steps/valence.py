@@ -1,9 +1,11 @@
 """The ``valence`` step: raw_xanes -> valence (2D LCF of every pixel's spectrum).
 
 The references and fit mode come from the ``[spectra]`` config. The scan is
-normalized as the tomography is (:func:`xanes_od`: ``normalize_series`` with
+normalized as the tomography is (:func:`xanes_od`: ``normalize`` per energy with
 ``[preprocess] flat_mode``: dark/flat checks, masked and filled bad pixels,
-their count in ``attrs["masked_pixels"]``).
+their count in ``attrs["masked_pixels"]``), energy by energy, and registered on a
+bounded stack (``_xanes_stream``: the float32 scan is the one array held whole;
+``attrs["registration_binning"]`` says whether its registration ran binned).
 
 ``references = "builtin"`` uses :func:`spectrotomo.spectra.builtin_references`
 (the model spectra the simulator also uses; cross sections per atom, nm^2); any other value is a CSV/text table read with
@@ -37,6 +39,7 @@ import xarray as xr
 from ... import io
 from ..._model import add_provenance
 from .._context import RunContext
+from ._xanes_stream import register_xanes, xanes_od
 from .preprocess import magnification_pixel_sizes, scale_options
 
 __all__ = ["valence", "config_references", "fit_valence", "fit_mode", "merge_elements",
@@ -153,59 +156,29 @@ def merge_elements(parts: list[xr.Dataset]) -> xr.Dataset:
     return out
 
 
-def xanes_od(ds: xr.Dataset, *, flat_mode: str = "median") -> tuple[np.ndarray, int]:
-    """Optical density of a XANES energy scan, normalized as the tomography is.
-
-    Parameters
-    ----------
-    ds : xarray.Dataset
-        The ``raw_xanes`` group: ``projections`` (energy, angle, y, x) raw
-        counts at one angle, ``flats`` (energy, flat, y, x), optionally ``darks``.
-    flat_mode : {"mean", "median"}
-        How the flats of an energy are combined (``[preprocess] flat_mode``).
-
-    Returns
-    -------
-    od : ndarray, shape (energy, y, x), float32
-        Optical density (dimensionless) at the scan's (first) angle.
-    masked : int
-        Pixels masked and filled (non-positive, saturated, non-finite, zingers,
-        bad flat/dark), summed over the energies.
-
-    Raises
-    ------
-    ValidationError
-        As :func:`spectrotomo.recon.prep.normalize_series` (no flats, flats
-        not above darks, frames of another shape).
-    """
-    from ...recon.prep import normalize_series
-
-    series = normalize_series(ds, flat_mode=flat_mode)
-    masked = sum(int(r["n_masked"]) for r in series.attrs["normalize_report"])
-    return series["projections"].values[:, 0], masked
-
-
 def valence(ctx: RunContext) -> None:
     """raw_xanes -> valence: 2D LCF of every pixel's spectrum against the
     ``[spectra] references``, in the mode of ``[spectra] sum_to_one``/``nonneg``."""
-    from ...recon.prep import register_energies
+    from ..._backend import host_threads
     from ...spectra import DEFAULT_WINDOWS
 
     if "raw_xanes" not in io.list_groups(ctx.store):
         ctx.log("valence: no XANES scan in the store; skipped")
         return
-    ds = io.read_group(ctx.store, "raw_xanes").load()
-    od, masked = xanes_od(ds, flat_mode=ctx.config.preprocess.flat_mode)
+    # lazily indexed: each energy's frames are read when it is normalised (_xanes_stream)
+    ds = io.read_group(ctx.store, "raw_xanes", chunks=None)
+    threads = host_threads()
+    od, masked = xanes_od(ds, flat_mode=ctx.config.preprocess.flat_mode, threads=threads)
     mode = ctx.config.preprocess.magnification
     # Reference = the lowest energy, below the edge: against a white-line image
     # (the default middle energy, 643.5 eV on the Mn L scan) the outline model
     # mistakes the reduced shell's contrast for up to 7.5 % magnification on the
     # demo particle (0.3-0.4 % from the pre-edge; gpu_bench/RESULTS.prep.md).
-    od, reg = register_energies(od, reference=int(np.argmin(ds["energy"].values)),
-                                pixel_sizes=magnification_pixel_sizes(ds, mode),
-                                **scale_options(mode, ds["energy"].values))
+    reg, binning = register_xanes(od, reference=int(np.argmin(ds["energy"].values)),
+                                  pixel_sizes=magnification_pixel_sizes(ds, mode),
+                                  threads=threads, **scale_options(mode, ds["energy"].values))
     px = float(ds.attrs["pixel_size"])
-    spectra = xr.DataArray(od.astype(np.float32), dims=("energy", "y", "x"),
+    spectra = xr.DataArray(od, dims=("energy", "y", "x"),
                            coords={"energy": ds["energy"], "y": ds["y"], "x": ds["x"]},
                            attrs={"units": "1", "pixel_size": px})
     cfg = ctx.config.spectra
@@ -219,6 +192,7 @@ def valence(ctx: RunContext) -> None:
     result["energy_scale"] = (("energy",), np.asarray(reg.scales),
                               {"units": "1", "source": reg.scale_source})
     result.attrs["registration_reference"] = int(reg.reference)
+    result.attrs["registration_binning"] = binning
     result.attrs["masked_pixels"] = masked
     if "true_energy_offset_ev" in ds.attrs:  # simulated scan: the report compares
         result.attrs["true_energy_offset_ev"] = float(ds.attrs["true_energy_offset_ev"])

@@ -10,7 +10,7 @@ from ._align import AlignmentReport, align_projections
 from ._center import CenterScores, find_center
 from ._normalize import NormalizeReport, normalize, reduce_references
 from ._normalize_series import normalize_series
-from ._register import EnergyRegistration, register_energies
+from ._register import EnergyRegistration, estimate_energy_registration, register_energies
 from ._register_fit import warp
 from ._rings import remove_rings
 from ._shift import candidate_stack, fourier_shift, pad_width, phase_correlate
@@ -29,6 +29,7 @@ __all__ = [
     "pad_width",
     "phase_correlate",
     "reduce_references",
+    "estimate_energy_registration",
     "register_energies",
     "remove_rings",
     "warp",

@@ -273,15 +273,35 @@ def register_energies(images, *, reference: int | None = None, pixel_sizes=None,
     (131 before, measured on 25 x 256^2), on top of the input and the
     float64 output.
     """
+    options = dict(reference=reference, pixel_sizes=pixel_sizes, estimate_scale=estimate_scale,
+                   model=model, band_px=band_px, max_angles=max_angles, iterations=iterations,
+                   margin=margin, scale_model=scale_model, energies=energies)
+    if hasattr(images, "dims") and hasattr(images, "coords"):  # xarray.DataArray
+        if energies is None and "energy" in images.coords:
+            options["energies"] = images["energy"].values
+        registered, result = register_energies(images.data, **options)
+        return images.copy(data=registered), result
+    result = estimate_energy_registration(images, **options)
+    return _apply(images, result.scales, result.shifts), result
+
+
+def estimate_energy_registration(images, *, reference: int | None = None, pixel_sizes=None,
+                                 estimate_scale: bool = True, model: str = "auto",
+                                 band_px: float = 2.0, max_angles: int = 5,
+                                 iterations: int = 30, margin: int | None = None,
+                                 scale_model: str = "free", energies=None):
+    """The estimate of :func:`register_energies` without resampling the images.
+
+    Same parameters and the same :class:`EnergyRegistration`; apply it with
+    :func:`warp` (``warp(images, result.scales, result.shifts)``), e.g. energy by
+    energy in place, where the float64 copy of every image that
+    :func:`register_energies` returns would not fit (a 2D XANES scan of a full
+    detector).
+    """
     if hasattr(images, "dims") and hasattr(images, "coords"):  # xarray.DataArray
         if energies is None and "energy" in images.coords:
             energies = images["energy"].values
-        registered, result = register_energies(
-            images.data, reference=reference, pixel_sizes=pixel_sizes,
-            estimate_scale=estimate_scale, model=model, band_px=band_px,
-            max_angles=max_angles, iterations=iterations, margin=margin,
-            scale_model=scale_model, energies=energies)
-        return images.copy(data=registered), result
+        images = images.data
     if images.ndim not in (3, 4) or 0 in images.shape:
         raise ValidationError("register_energies: images must be (n_energies, ny, nx) or "
                               f"(n_energies, n_angles, ny, nx); got shape {images.shape}")
@@ -321,7 +341,7 @@ def register_energies(images, *, reference: int | None = None, pixel_sizes=None,
         angle_indices=np.zeros(0, int) if picks is None else picks,
         scales_per_angle=np.array(per_s) if picks is not None else np.zeros((0, n)),
         shifts_per_angle=np.array(per_d) if picks is not None else np.zeros((0, n, 2)))
-    return _apply(images, scales, shifts), result
+    return result
 
 
 def _registration_stacks(images, max_angles):
