@@ -40,7 +40,7 @@ from ... import io
 from ..._model import add_provenance
 from .._context import RunContext
 from ._xanes_stream import register_xanes, xanes_od
-from .preprocess import magnification_pixel_sizes, scale_options
+from .preprocess import magnification_pixel_sizes, scale_options, tomography_scale_mode
 
 __all__ = ["valence", "config_references", "fit_valence", "fit_mode", "merge_elements",
            "xanes_od"]
@@ -174,16 +174,20 @@ def valence(ctx: RunContext) -> None:
     # (the default middle energy, 643.5 eV on the Mn L scan) the outline model
     # mistakes the reduced shell's contrast for up to 7.5 % magnification on the
     # demo particle (0.3-0.4 % from the pre-edge; gpu_bench/RESULTS.prep.md).
-    reg, binning = register_xanes(od, reference=int(np.argmin(ds["energy"].values)),
+    # Across the white lines the free per-energy scales carry the chemistry's bias (up to
+    # 4 % at 640-641 eV on simulate:large's 256 px scan, 0.3 % on the law): the linear
+    # law of the XANES tomography (preprocess.tomography_scale_mode), whenever "auto"
+    energies = ds["energy"].values
+    law = scale_options(tomography_scale_mode(mode, energies), energies)
+    reg, binning = register_xanes(od, reference=int(np.argmin(energies)),
                                   pixel_sizes=magnification_pixel_sizes(ds, mode),
-                                  threads=threads, **scale_options(mode, ds["energy"].values))
+                                  threads=threads, **law)
     px = float(ds.attrs["pixel_size"])
     spectra = xr.DataArray(od, dims=("energy", "y", "x"),
                            coords={"energy": ds["energy"], "y": ds["y"], "x": ds["x"]},
                            attrs={"units": "1", "pixel_size": px})
     cfg = ctx.config.spectra
     refs = config_references(cfg.references)
-    energies = ds["energy"].values
     elements = [el for el, (lo, hi) in DEFAULT_WINDOWS.items()
                 if ((energies >= lo) & (energies <= hi)).sum() >= 2 and el in set(
                     refs["state_element"].values)]
