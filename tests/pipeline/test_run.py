@@ -257,3 +257,15 @@ def test_class_fractions_match_truth_only_with_smoothed_amounts(finished):
     assert errors["class_fraction_error_sum_pp"] < 5
     assert errors["class_fraction_error_pp"] < 3
     assert errors["class_voxel_agreement"] > 0.8
+
+
+def test_truth_errors_by_slabs_equal_one_slab(finished, monkeypatch):
+    """The report's errors against the truth read by z slabs (bounded memory) equal the
+    whole volume's: mask, classes, amounts, 2D valence, in the shifted frame."""
+    from _truth_check import assert_slabs_equal_one_slab
+
+    _, cfg, _, _ = finished
+    errors = assert_slabs_equal_one_slab(cfg.output.store, monkeypatch)
+    assert errors["truth_frame_shift_z_vox"] != 0  # slab edges cross the shift
+    assert {"mask_iou", "class_voxel_agreement", "amount_relative_bias",
+            "mn_valence_mae"} <= errors.keys()

@@ -87,3 +87,27 @@ def test_z_blend_is_ndimage_shift_bit_for_bit(dtype, dz, rng):
         got = z_blend(values, dz, axis=axis)
         assert got.dtype == values.dtype
         np.testing.assert_array_equal(got, expected)
+
+
+def test_solid_by_slabs_is_the_whole_erosion(truth):
+    """The density errors' solid (particle without pores, eroded one voxel), slab by slab
+    with a plane of halo, is the whole volume's erosion."""
+    from scipy import ndimage
+
+    from spectrotomo.pipeline._truth_errors import SLAB_VOXELS, _density_errors, _slabs, \
+        _solid_slab
+
+    whole = ndimage.binary_erosion(truth["particle"].values & ~truth["void"].values)
+    nz = whole.shape[0]
+    parts = [_solid_slab(truth, z0, z1) for z0, z1 in _slabs(nz, SLAB_VOXELS // 3)]  # 3 planes
+    assert len(parts) > 2
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+    rng = np.random.default_rng(0)
+    true = rng.uniform(1.0, 2.0, whole.sum())
+    est = true * rng.normal(1.0, 0.1, true.size)
+    errors = _density_errors(np.array([est.sum(), true.sum(), ((est - true) ** 2).sum(),
+                                       true.size]))
+    assert errors["electron_density_mean_rel_error"] == pytest.approx(
+        abs(est.mean() - true.mean()) / true.mean(), rel=1e-12)
+    assert errors["electron_density_rms_rel_error"] == pytest.approx(
+        np.sqrt(((est - true) ** 2).mean()) / true.mean(), rel=1e-12)

@@ -164,3 +164,11 @@ def test_cli_simulates_the_preset(tmp_path, capsys):
     out = tmp_path / "x.zarr"
     assert main(["simulate", "--preset", "xanes3d-tiny", str(out)]) == 0
     assert set(io.list_groups(out)) == {"truth", "raw", "references"}
+
+
+def test_valence3d_truth_errors_by_slabs_equal_one_slab(finished, monkeypatch):
+    from _truth_check import assert_slabs_equal_one_slab
+
+    cfg, _, _, _ = finished
+    errors = assert_slabs_equal_one_slab(cfg.output.store, monkeypatch, planes=2)
+    assert errors["mn_valence3d_mae"] is not None and errors["mn_valence3d_coverage"] > 0

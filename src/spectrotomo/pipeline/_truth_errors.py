@@ -9,38 +9,26 @@ import numpy as np
 import xarray as xr
 
 from .. import io
-from ._figures import class_fraction_table
+from ._figures import class_counts, class_fractions_of_counts
 from ._truth_frame import registered_z_shift, truth_in_frame
 from ._valence3d_report import truth_interior, valence3d_errors
 
 __all__ = ["truth_errors", "TRUTH_MAX_VOXELS"]
 
 
-def _amount_bias(chem: xr.Dataset, truth: xr.Dataset) -> dict[str, float]:
-    """Mean estimated / true amount - 1 per element, over the fully solid interior
-    (> 3 voxels deep, no pores): the absolute calibration of the element maps
-    (limited-angle FBP under-recovers interiors; ratios are unaffected)."""
-    inner = truth_interior(truth)
-    out = {}
-    for el in chem["element"].values:
-        if el not in truth["element"].values or not inner.any():
-            continue
-        est = chem["amount"].sel(element=el).values[inner]
-        true = truth["density"].sel(element=el).values[inner]
-        out[str(el)] = float(np.nanmean(est) / true.mean() - 1.0)
-    return out
-
-
 #: The truth variables the 3D errors compare in the reconstruction's frame (mask,
 #: classes, amounts over the interior, 3D valence); the others are not shifted.
 _FRAME_VARIABLES = ("particle", "occupancy", "depth", "void", "crack", "composition_class",
                     "density", "valence")
+#: Truth voxels read per slab (float fields, shifted copies: ~100 B per voxel with all
+#: the variables, ~0.2 GiB a slab)
+SLAB_VOXELS = 2**21
 
 
-#: Voxels of the largest truth the errors are computed for. They hold the truth's
-#: variables and the compared volumes whole (~100 B per voxel with the shifted copy:
-#: ~6.5 GiB at this cap, 406^3); a simulated run above it gets a note instead. Truth
-#: exists only for simulated runs, whose simulator holds the volumes whole as well.
+#: Voxels of the largest truth the errors are computed for. The float fields are read
+#: and compared by z slabs of ~:data:`SLAB_VOXELS`; three boolean volumes (the estimated
+#: mask, the true particle with its holes filled, the solid) are held whole: ~4 B per
+#: voxel, 0.25 GiB at this cap (406^3). A simulated run above it gets a note instead.
 TRUTH_MAX_VOXELS = 2**26
 
 
@@ -49,27 +37,29 @@ def truth_errors(store) -> dict:
 
     Volumes are compared with the truth shifted into the registered frame
     (:func:`~spectrotomo.pipeline._truth_frame.truth_in_frame`, sub-voxel along z;
-    ``truth_frame_shift_z_vox`` says by how much). Whole volumes: a truth of more
-    than :data:`TRUTH_MAX_VOXELS` voxels gives ``{"skipped": reason}``.
+    ``truth_frame_shift_z_vox`` says by how much), slab by slab along z (sums and
+    counts; the particle's hole filling and the solid's erosion on whole boolean
+    volumes). A truth of more than :data:`TRUTH_MAX_VOXELS` voxels gives
+    ``{"skipped": reason}``.
     """
     groups = io.list_groups(store)
     if "truth" not in groups:
         return {}
-    truth = io.read_group(store, "truth")  # only what the errors use (not state_fraction)
+    truth = io.read_group(store, "truth", chunks=None)  # lazily indexed, read by slabs
     voxels = int(np.prod([truth.sizes[d] for d in ("z", "y", "x")]))
     if voxels > TRUTH_MAX_VOXELS:
         return {"skipped": f"truth of {voxels} voxels > TRUTH_MAX_VOXELS = {TRUTH_MAX_VOXELS}: "
-                           "the errors against it hold whole volumes and are not computed"}
-    truth = truth[[v for v in (*_FRAME_VARIABLES, "electron_density") if v in truth]].load()
+                           "the errors against it hold whole boolean volumes and are not "
+                           "computed"}
     raw = io.read_group(store, "raw")
     errors = {}
     # the 3D comparisons (mask, amounts, classes, 3D valence) in the frame the volume
     # was reconstructed in; the 2D valence scan and the phase runs keep the truth's own
-    frame = truth
+    dz = None
     if "od" in groups:
         od = io.read_group(store, "od")
-        frame = truth_in_frame(truth, registered_z_shift(raw, od), variables=_FRAME_VARIABLES)
-        errors["truth_frame_shift_z_vox"] = float(frame.attrs["frame_shift_z_vox"])
+        dz = registered_z_shift(raw, od)
+        errors["truth_frame_shift_z_vox"] = float(dz)
         errors["center_error_px"] = abs(float(od.attrs["center"]) - float(raw.attrs["true_center"]))
         if "true_shift" in raw and raw["true_shift"].dims[0] == "angle":
             est = od["jitter"].values - od["jitter"].values.mean(0)
@@ -77,44 +67,147 @@ def truth_errors(store) -> dict:
             errors["jitter_rms_error_px"] = float(np.sqrt(((est - true) ** 2).sum(1).mean()))
         if "energy_scale" in od and "true_scale" in raw:
             errors["magnification_error_pct"] = _magnification_error(od, raw)
+    sums = _slab_sums(store, groups, truth, dz)
     if "density" in groups and "electron_density" in truth:
-        errors.update(_density_errors(store, truth))
-    if "segmentation" in groups and "chemistry" in groups:
-        seg_ds = io.read_group(store, "segmentation")
-        est_cls = seg_ds["composition_class"].values
-        true_cls = frame["composition_class"].values
-        est = class_fraction_table(est_cls)
-        true = class_fraction_table(true_cls)
-        diff = [abs(est[k] - true[k]) for k in est]
-        # max: the worst single published proportion; sum: twice the total-variation
-        # distance (every misassigned percentage point counted where it went and came from)
-        errors["class_fraction_error_pp"] = max(diff) * 100
-        errors["class_fraction_error_sum_pp"] = sum(diff) * 100
-        both = (est_cls > 0) & (true_cls > 0)
-        # fractions can match by cancellation; per-voxel agreement says how local they are
-        errors["class_voxel_agreement"] = (float((est_cls[both] == true_cls[both]).mean())
-                                           if both.any() else None)
-        errors["class_fractions"] = est
-        errors["class_fractions_truth"] = true
+        errors.update(_density_errors(sums["density"]))
+    if "classes" in sums:
+        errors.update(_class_errors(*sums["classes"]))
     if "segmentation" in groups:
-        errors.update(_mask_errors(io.read_group(store, "segmentation")["mask"].values, frame))
-    if "chemistry" in groups:
-        errors["amount_relative_bias"] = _amount_bias(io.read_group(store, "chemistry"), frame)
+        errors.update(_mask_errors(sums["mask"], xr.Dataset({"particle": (
+            ("z", "y", "x"), sums["particle"])})))
+    if "amounts" in sums:
+        errors["amount_relative_bias"] = _amount_bias(*sums["amounts"])
     if "valence" in groups:
         errors.update(_energy_offset_errors(io.read_group(store, "valence")))
         val = io.read_group(store, "valence")["valence"].sel(element="Mn").values
-        n_mn = truth["density"].sel(element="Mn").values
-        v_mn = truth["valence"].sel(element="Mn").values
+        amount, weighted = sums["projected_mn"]
         # projected (thickness-weighted) truth: the 2D scan sees sum over y at 0 deg
-        amount = n_mn.sum(axis=1)
-        true2d = np.where(amount > 0, (n_mn * v_mn).sum(axis=1) / np.maximum(amount, 1e-12),
-                          np.nan)
+        true2d = np.where(amount > 0, weighted / np.maximum(amount, 1e-12), np.nan)
         thick = amount > 0.3 * np.nanmax(amount)
         ok = thick & np.isfinite(val)
         errors["mn_valence_mae"] = float(np.abs(val[ok] - true2d[ok]).mean()) if ok.any() else None
     if "valence3d" in groups:
-        errors.update(valence3d_errors(store, frame))
+        errors.update(valence3d_errors(store, *sums["valence3d"]))
     return errors
+
+
+def _slabs(nz: int, plane: int) -> list[tuple[int, int]]:
+    step = max(1, SLAB_VOXELS // max(plane, 1))
+    return [(z, min(nz, z + step)) for z in range(0, nz, step)]
+
+
+def _read(ds: xr.Dataset, names, z0: int, z1: int) -> xr.Dataset:
+    """Variables ``names`` (those present) of ``ds`` on z planes ``z0:z1``, in memory."""
+    return ds[[n for n in names if n in ds]].isel(z=slice(z0, z1)).load()
+
+
+def _frame_slab(truth: xr.Dataset, dz: float | None, z0: int, z1: int) -> xr.Dataset:
+    """The frame variables of the truth on planes ``z0:z1``, shifted by ``dz`` (read with
+    enough planes around them that the shift sees what the whole volume's would)."""
+    if not dz:
+        return _read(truth, _FRAME_VARIABLES, z0, z1).assign_attrs(truth.attrs)
+    halo = int(np.ceil(abs(dz))) + 1
+    lo, hi = max(0, z0 - halo), min(truth.sizes["z"], z1 + halo)
+    part = _read(truth, _FRAME_VARIABLES, lo, hi).assign_attrs(truth.attrs)
+    return truth_in_frame(part, dz, variables=_FRAME_VARIABLES).isel(
+        z=slice(z0 - lo, z1 - lo))
+
+
+def _solid_slab(truth: xr.Dataset, z0: int, z1: int) -> np.ndarray:
+    """The solid (particle, no pore) eroded by one voxel on planes ``z0:z1`` (a plane of
+    halo each side: the whole volume's erosion)."""
+    from scipy import ndimage
+
+    lo, hi = max(0, z0 - 1), min(truth.sizes["z"], z1 + 1)
+    part = _read(truth, ("particle", "void"), lo, hi)
+    solid = ndimage.binary_erosion(part["particle"].values & ~part["void"].values)
+    return solid[z0 - lo:z1 - lo]
+
+
+def _slab_sums(store, groups, truth: xr.Dataset, dz: float | None) -> dict:
+    """Everything the errors compare, accumulated over z slabs: counts, sums and the
+    whole boolean volumes (estimated mask, true particle in the frame)."""
+    nz, ny, nx = (truth.sizes[d] for d in ("z", "y", "x"))
+    seg = io.read_group(store, "segmentation", chunks=None) if "segmentation" in groups else None
+    chem = io.read_group(store, "chemistry", chunks=None) if "chemistry" in groups else None
+    dens = (io.read_group(store, "density", chunks=None) if "density" in groups
+            and "electron_density" in truth else None)
+    v3d = io.read_group(store, "valence3d", chunks=None) if "valence3d" in groups else None
+    v3d = v3d if v3d is not None and "Mn" in v3d["element"].values else None
+    els = ([str(e) for e in chem["element"].values if e in truth["element"].values]
+           if chem is not None else [])
+    out = {"mask": np.zeros((nz, ny, nx), bool), "particle": np.zeros((nz, ny, nx), bool)}
+    counts = np.zeros((2, 5), np.int64)
+    agree = np.zeros(2, np.int64)
+    amounts = np.zeros((len(els), 4))  # est sum, est finite count, true sum, interior count
+    density = np.zeros(4)  # est sum, true sum, squared difference sum, solid count
+    projected = np.zeros((2, nz, nx))
+    valence3d = np.zeros(3)  # |est - true| sum, trusted count, interior count
+    for z0, z1 in _slabs(nz, ny * nx):
+        frame = _frame_slab(truth, dz, z0, z1)
+        out["particle"][z0:z1] = frame["particle"].values
+        inner = truth_interior(frame)
+        if seg is not None:
+            out["mask"][z0:z1] = np.asarray(seg["mask"][z0:z1].values, bool)
+        if seg is not None and chem is not None:
+            est_cls = np.asarray(seg["composition_class"][z0:z1].values)
+            true_cls = frame["composition_class"].values
+            counts += [class_counts(est_cls), class_counts(true_cls)]
+            both = (est_cls > 0) & (true_cls > 0)
+            agree += [int((est_cls[both] == true_cls[both]).sum()), int(both.sum())]
+        for i, el in enumerate(els):
+            est = np.asarray(chem["amount"].sel(element=el)[z0:z1].values)[inner]
+            true = frame["density"].sel(element=el).values[inner]
+            amounts[i] += [np.nansum(est, dtype=np.float64), np.isfinite(est).sum(),
+                           true.sum(dtype=np.float64), true.size]
+        if dens is not None:
+            solid = _solid_slab(truth, z0, z1)
+            est = np.asarray(dens["electron_density"][0, z0:z1].values)[solid]
+            true = np.asarray(truth["electron_density"][z0:z1].values)[solid]
+            density += [est.sum(dtype=np.float64), true.sum(dtype=np.float64),
+                        ((est.astype(np.float64) - true) ** 2).sum(), true.size]
+        if "valence" in groups:  # the 2D scan sees the truth's own frame, summed over y
+            own = _read(truth, ("density", "valence"), z0, z1)
+            n_mn = own["density"].sel(element="Mn").values
+            projected[:, z0:z1] = [n_mn.sum(axis=1), (n_mn * own["valence"].sel(
+                element="Mn").values).sum(axis=1)]
+        if v3d is not None:
+            est = np.asarray(v3d["valence"].sel(element="Mn")[z0:z1].values)
+            ok = inner & np.asarray(v3d["quality_mask"].sel(element="Mn")[z0:z1].values,
+                                    bool) & np.isfinite(est)
+            true = frame["valence"].sel(element="Mn").values
+            valence3d += [np.abs(est[ok] - true[ok]).sum(dtype=np.float64), ok.sum(),
+                          inner.sum()]
+    out.update({"density": density, "projected_mn": projected, "valence3d": valence3d,
+                "amounts": (els, amounts)})
+    if seg is not None and chem is not None:
+        out["classes"] = (counts, agree)
+    if chem is None:
+        out.pop("amounts")
+    return out
+
+
+def _class_errors(counts: np.ndarray, agree: np.ndarray) -> dict:
+    """Class-fraction errors of the estimated (``counts[0]``) vs the true (``counts[1]``)
+    :func:`class_counts`, and the per-voxel agreement where both are classified."""
+    est, true = class_fractions_of_counts(counts[0]), class_fractions_of_counts(counts[1])
+    diff = [abs(est[k] - true[k]) for k in est]
+    # max: the worst single published proportion; sum: twice the total-variation
+    # distance (every misassigned percentage point counted where it went and came from)
+    return {"class_fraction_error_pp": max(diff) * 100,
+            "class_fraction_error_sum_pp": sum(diff) * 100,
+            # fractions can match by cancellation; per-voxel agreement says how local
+            "class_voxel_agreement": float(agree[0] / agree[1]) if agree[1] else None,
+            "class_fractions": est, "class_fractions_truth": true}
+
+
+def _amount_bias(elements, sums: np.ndarray) -> dict[str, float]:
+    """Mean estimated / true amount - 1 per element, over the fully solid interior
+    (> 3 voxels deep, no pores): the absolute calibration of the element maps
+    (limited-angle FBP under-recovers interiors; ratios are unaffected). ``sums``
+    (element, 4): estimated sum and finite count, true sum and interior count."""
+    return {el: float((est / n_est) / (true / n) - 1.0)
+            for el, (est, n_est, true, n) in zip(elements, sums) if n > 0}
 
 
 def _mask_errors(mask: np.ndarray, truth: xr.Dataset) -> dict:
@@ -157,15 +250,10 @@ def _magnification_error(od: xr.Dataset, raw: xr.Dataset) -> float:
     return float(np.abs(est / (true / true[ref]) - 1).max() * 100)
 
 
-def _density_errors(store, truth: xr.Dataset) -> dict:
-    """Relative error of the electron density inside the solid (eroded by one voxel)."""
-    from scipy import ndimage
-
-    est = io.read_group(store, "density")["electron_density"].isel(energy=0).values
-    true = truth["electron_density"].values
-    solid = ndimage.binary_erosion(truth["particle"].values & ~truth["void"].values)
-    mean_true = float(true[solid].mean())
-    return {"electron_density_mean_rel_error": abs(float(est[solid].mean()) - mean_true)
-            / mean_true,
-            "electron_density_rms_rel_error": float(np.sqrt(((est[solid] - true[solid]) ** 2)
-                                                            .mean())) / mean_true}
+def _density_errors(sums: np.ndarray) -> dict:
+    """Relative error of the electron density inside the solid (eroded by one voxel);
+    ``sums``: estimated sum, true sum, squared-difference sum, solid voxels."""
+    est, true, squares, n = sums
+    mean_true = true / n
+    return {"electron_density_mean_rel_error": abs(est / n - mean_true) / mean_true,
+            "electron_density_rms_rel_error": float(np.sqrt(squares / n)) / mean_true}

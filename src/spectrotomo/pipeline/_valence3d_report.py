@@ -56,20 +56,17 @@ def truth_interior(truth: xr.Dataset) -> np.ndarray:
             & ~truth["void"].values & ~truth["crack"].values)
 
 
-def valence3d_errors(store, truth: xr.Dataset) -> dict:
+def valence3d_errors(store, abs_sum: float, trusted: int, interior: int) -> dict:
     """``mn_valence3d_mae``: mean |estimated - true| Mn valence over the interior voxels
-    (> 3 voxels deep, fully solid, no pore or crack) that the quality mask trusts;
-    ``mn_valence3d_coverage``: the fraction of interior voxels it trusts;
+    (> 3 voxels deep, fully solid, no pore or crack, :func:`truth_interior`) that the
+    quality mask trusts, from its sum ``abs_sum`` over the ``trusted`` voxels;
+    ``mn_valence3d_coverage``: the fraction of the ``interior`` voxels it trusts;
     ``valence3d_energy_offset_ev`` and its error against the simulator's offset."""
     v3d = io.read_group(store, "valence3d")
     if "Mn" not in v3d["element"].values:
         return {}
-    inner = truth_interior(truth)
-    est = v3d["valence"].sel(element="Mn").values
-    ok = inner & v3d["quality_mask"].sel(element="Mn").values & np.isfinite(est)
-    true = truth["valence"].sel(element="Mn").values
-    errors = {"mn_valence3d_mae": float(np.abs(est[ok] - true[ok]).mean()) if ok.any() else None,
-              "mn_valence3d_coverage": float(ok.sum() / max(int(inner.sum()), 1))}
+    errors = {"mn_valence3d_mae": float(abs_sum / trusted) if trusted else None,
+              "mn_valence3d_coverage": float(trusted / max(int(interior), 1))}
     if "true_energy_offset_ev" in v3d.attrs:
         fitted = float(v3d.attrs["energy_offset_ev"][list(v3d["element"].values).index("Mn")])
         errors["valence3d_energy_offset_ev"] = fitted
