@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["PlanRow", "MemoryPlanError", "plan_run", "check_plan", "format_plan",
-           "preprocess_in_flight", "phase_pass_bytes", "report_thread_bytes", "report_in_flight",
+           "preprocess_in_flight", "phase_pass_bytes", "center_work_bytes",
+           "report_thread_bytes", "report_in_flight",
            "segment_block_bytes", "profile_block_bytes", "block_threads",
            "step_block_threads", "recon_task_bytes", "fit_chunk_rows"]
 
@@ -93,9 +94,8 @@ def _prep_bytes(n_energies: int, n_angles: int, ny: int, nx: int) -> tuple[float
     sorted ranks it keeps (~32 of the angles), the warp and the jitter shift on a
     chunk of frames. Shared: one frame per energy (registration) and the running sum
     over energies (one stack). Estimation, with no energy in flight: the mean and the
-    centre search's work on chunks of it ("com"; the other methods' candidate stacks
-    are not planned), or the jitter alignment (``align_bytes`` of the binned mean,
-    ``align_bin``).
+    centre search's work (:func:`center_work_bytes`), or the jitter alignment
+    (``align_bytes`` of the binned mean, ``align_bin``).
     """
     from .steps._prep_stream import align_bin, align_bytes, frame_parts, ring_rows
 
@@ -108,7 +108,7 @@ def _prep_bytes(n_energies: int, n_angles: int, ny: int, nx: int) -> tuple[float
     work = max((_NORMALIZE_WORK + 1) * halo, ranks + _RINGS_WORK * ring_chunk,
                _WARP_WORK * chunk, _SHIFT_WORK * chunk)
     b = align_bin(n_angles, ny, nx)
-    center = _CENTER_WORK * min(stack, _CENTER_CHUNK)
+    center = center_work_bytes(n_angles, ny, nx)
     estimate = stack + max(center, align_bytes(n_angles, ny // b, nx // b))
     return stack + work, n_energies * frame + stack, estimate
 
@@ -131,6 +131,39 @@ def phase_pass_bytes(n_energies: int, n_distances: int, n_angles: int, ny: int, 
     retrieve = (_PHASE_CTF_WORK if ctf and n_distances > 1 else _PHASE_PAGANIN_WORK) * chunk
     block = (n_angles if store_angles is None else min(store_angles, n_angles)) * frame
     return block + n_energies * frame + chunk + max(normalize, retrieve)
+
+
+def center_work_bytes(n_angles: int, ny: int, nx: int) -> float:
+    """Work memory of the centre search on the mean (n_angles, ny, nx), bytes, beyond the
+    mean: the largest of the methods "auto" picks on a scan of 180 deg or more or a
+    confined object, each bounded by its chunks (tracemalloc, 2026-12-04 session 7,
+    gpu_bench/center_memory_bench.py, RESULTS.prep.md):
+
+    - "com": ~5x its chunk of the mean (:data:`_CENTER_CHUNK`);
+    - "opposite": one chunk of pairs (both frames copied, ``recon.prep._center.
+      _pair_chunk``) and ``phase_correlate``'s batch (80 B per pixel of each image):
+      288 MiB measured at 256 x 2048 frames for 72 and 360 angles alike; x 1.6 for
+      the thread split seen on small frames (461 MiB at 720 x 32 x 512);
+    - "vo": its batch of (candidate, row) images (``_center_vo.vo_batch``, 256 MiB:
+      ~205 MiB measured at 180-360 angles x 256-512 columns) and the 4 rows' sinogram
+      with its float32 and mirrored copies.
+
+    "halves" (limited angle, the object out of the field of view in every row) is not
+    planned: its coarse scan reconstructs ~n/4 candidates x 8 rows at once, ~20 x
+    k x 8 x nx^2 float32 (338 MiB at 128 columns, 2.4 GiB at 256: grows as nx^3).
+    """
+    from ..recon.prep._center import _pair_chunk
+    from ..recon.prep._center_vo import _VO_BATCH_BYTES, _VO_BYTES_PER_PX, vo_batch
+    from ..recon.prep._shift import _BYTES_PER_PIXEL, correlate_batch
+
+    stack = n_angles * ny * nx * _F4
+    com = _CENTER_WORK * min(stack, _CENTER_CHUNK)
+    pairs = min(_pair_chunk(ny, nx), max(1, n_angles // 2))
+    opposite = 1.6 * (2 * pairs * ny * nx * _F4
+                      + min(correlate_batch(ny, nx), pairs) * _BYTES_PER_PIXEL * ny * nx)
+    vo = (max(_VO_BATCH_BYTES, vo_batch(n_angles, nx) * _VO_BYTES_PER_PX * n_angles * nx)
+          + 3 * 4 * n_angles * nx * _F4)
+    return max(com, opposite, vo)
 
 
 def _prep_peak(n_energies: int, n_angles: int, ny: int, nx: int, in_flight: int,
