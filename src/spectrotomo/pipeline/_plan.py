@@ -83,7 +83,8 @@ def _most_that_fit(at_most: int, cost, memory_limit_gb: float) -> int:
     return k
 
 
-def _prep_bytes(n_energies: int, n_angles: int, ny: int, nx: int) -> tuple[float, float, float]:
+def _prep_bytes(n_energies: int, n_angles: int, ny: int, nx: int,
+                phase: bool = False) -> tuple[float, float, float]:
     """Preprocess memory, bytes: (per energy in flight, shared by the energies, the
     centre and jitter estimation on the mean).
 
@@ -92,10 +93,11 @@ def _prep_bytes(n_energies: int, n_angles: int, ny: int, nx: int) -> tuple[float
     (``steps._prep_stream.CHUNK_BYTES``): normalize on a chunk and its two halo
     frames (and the raw chunk read), ring removal on a chunk of rows beside the
     sorted ranks it keeps (~32 of the angles), the warp and the jitter shift on a
-    chunk of frames. Shared: one frame per energy (registration) and the running sum
-    over energies (one stack). Estimation, with no energy in flight: the mean and the
-    centre search's work (:func:`center_work_bytes`), or the jitter alignment
-    (``align_bytes`` of the binned mean, ``align_bin``).
+    chunk of frames (``phase``: a phase run, the jitter shift only). Shared: one frame
+    per energy (registration) and the running sum over energies (one stack).
+    Estimation, with no energy in flight: the mean and the centre search's work
+    (:func:`center_work_bytes`), or the jitter alignment (``align_bytes`` of the
+    binned mean, ``align_bin``).
     """
     from .steps._prep_stream import align_bin, align_bytes, frame_parts, ring_rows
 
@@ -107,6 +109,8 @@ def _prep_bytes(n_energies: int, n_angles: int, ny: int, nx: int) -> tuple[float
     ranks = len(range(0, n_angles, max(1, n_angles // 32))) * frame
     work = max((_NORMALIZE_WORK + 1) * halo, ranks + _RINGS_WORK * ring_chunk,
                _WARP_WORK * chunk, _SHIFT_WORK * chunk)
+    if phase:  # pass 1 is planned apart (phase_pass_bytes); no warp: only the jitter shift
+        work = _SHIFT_WORK * chunk
     b = align_bin(n_angles, ny, nx)
     center = center_work_bytes(n_angles, ny, nx)
     estimate = stack + max(center, align_bytes(n_angles, ny // b, nx // b))
@@ -173,7 +177,7 @@ def _prep_peak(n_energies: int, n_angles: int, ny: int, nx: int, in_flight: int,
     (``steps.preprocess._in_order``), beside the shared arrays; or the estimation.
     ``n_distances`` > 0: a phase run, whose pass 1 streams chunks of angles
     (:func:`phase_pass_bytes`) and whose later passes are those above."""
-    per_energy, shared, estimate = _prep_bytes(n_energies, n_angles, ny, nx)
+    per_energy, shared, estimate = _prep_bytes(n_energies, n_angles, ny, nx, n_distances > 0)
     k = max(1, int(in_flight))
     written = n_angles * ny * nx * _F4 if k > 1 else 0.0
     phase = (phase_pass_bytes(n_energies, n_distances, n_angles, ny, nx,
