@@ -51,3 +51,20 @@ def test_vo_batch_bounds_the_work_of_a_long_scan():
     assert _center_vo.vo_batch(1500, 2048) == 1
     assert _center_vo.vo_batch(180, 256) == 45
     assert _center._pair_chunk(2048, 2048) == 2  # 2048^2 frames: 2 pairs per chunk
+
+
+def test_vo_does_not_copy_the_stack(monkeypatch):
+    """'vo' takes its rows before sorting the angles (it sorted, i.e. copied, the whole
+    mean first): its work is a fraction of a tall mean once the batches are small."""
+    import tracemalloc
+
+    angles = np.linspace(0.0, 180.0, 60, endpoint=False)[::-1].copy()  # needs the sort
+    mean = _mean(angles, rows=400)
+    monkeypatch.setattr(_center_vo, "_VO_BATCH_BYTES", 3 * 128 * 60 * 96)
+    monkeypatch.setattr(_center, "_CHUNK_BYTES", mean.nbytes // 20)
+    tracemalloc.start()
+    got = find_center(mean, angles, method="vo")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert abs(got - 50.3) < 0.3
+    assert peak < 0.5 * mean.nbytes, peak / mean.nbytes

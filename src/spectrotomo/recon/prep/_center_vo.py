@@ -86,7 +86,8 @@ def refine_minimum(candidates, metric):
 
 def center_vo(xp, projections, angles, search, rows, step):
     order = np.argsort(angles)
-    sino = xp.moveaxis(projections[order][:, rows, :], 1, 0)  # (rows, A, n)
+    # the rows first, then the angle order: sorting the whole stack copied it (the mean)
+    sino = xp.moveaxis(projections[:, rows, :][order], 1, 0)  # (rows, A, n)
     sino = sino.astype(np.float32)
     coarse = np.arange(search[0], search[1] + 0.5, 1.0)
     m_coarse = _vo_metric(xp, sino, coarse)
