@@ -19,7 +19,10 @@ Passes over the store (each reads and writes one energy at a time):
 Within an energy every stage works by chunks of frames or rows
 (:mod:`._prep_stream`): memory is the energies in flight plus a chunk's work
 arrays, one stack for the mean, and the centre search on it
-(:func:`~spectrotomo.pipeline._plan.preprocess_in_flight` plans it).
+(:func:`~spectrotomo.pipeline._plan.preprocess_in_flight` plans it). A phase run's
+pass 1 holds no energy whole (a store chunk of angles being filled and one
+retrieval chunk: :func:`~spectrotomo.pipeline._plan.phase_pass_bytes`); its passes
+2-3 hold the mean's stack like any other run.
 
 Each pass works on up to ``host_threads()`` energies at once in threads (numpy,
 scipy.ndimage and the FFTs release the GIL), as many as fit in ``[compute]
