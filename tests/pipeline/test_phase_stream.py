@@ -95,3 +95,25 @@ def test_streamed_phase_with_flats_and_zingers_equals_in_memory(tmp_path, monkey
     streamed = np.concatenate([b for _, b in pairs])
     want, _ = _phase_stream.phase_od(ds, cfg)
     np.testing.assert_array_equal(streamed, want[0])
+
+
+def test_streamed_paganin_of_a_plain_series_equals_in_memory(tmp_path, monkeypatch):
+    """``[phase] method = "paganin"`` on a series without a distance dim (one distance
+    from ``[phase] distances_m``; flats without a distance dim either)."""
+    from spectrotomo.simulate import holotomo_sample
+
+    cfg = _config(tmp_path, "paganin", [1e-3])
+    ts = holotomo_sample("small", distances_m=[1e-3], n_angles=9)["tilt_series"]
+    ds = _with_references(ts.to_dataset())
+    ds = ds.assign(flats=ds["flats"].isel(distance=0), darks=ds["darks"].isel(distance=0))
+    ds = ds.isel(distance=0).drop_vars(["distance", "effective_distance", "magnification"],
+                                       errors="ignore")
+    assert "distance" not in ds["projections"].dims
+    _few_angles_per_chunk(monkeypatch, 1, *ds["projections"].shape[-2:], angles=2)
+    geom = _phase_stream.phase_geometry(ds, cfg)
+    assert list(geom.distances_m) == [1e-3] and geom.magnifications is None
+    streamed = np.concatenate([b for _, b in _phase_stream.phase_energy(
+        ds, 0, geom, [slice(0, 4), slice(4, 9)], cfg.preprocess.flat_mode)])
+    want, attrs = _phase_stream.phase_od(ds, cfg)
+    assert attrs["phase_method"] == "paganin"
+    np.testing.assert_array_equal(streamed, want[0])

@@ -99,9 +99,10 @@ def _transmission(ds: xr.Dataset, cfg) -> xr.Dataset:
     from ...recon.prep import normalize
 
     proj = ds["projections"]
-    if "distance" not in proj.dims:
+    if "distance" not in proj.dims:  # (with its units: the series' validation needs them)
         proj = proj.expand_dims(distance=[cfg.phase.distances_m[0]] if cfg.phase.distances_m
                                 else [np.nan], axis=1)
+        proj["distance"].attrs["units"] = "m"
     if "flats" not in ds:
         return ds.assign(projections=proj)
     flats = ds["flats"]
@@ -115,8 +116,10 @@ def _transmission(ds: xr.Dataset, cfg) -> xr.Dataset:
                               None if darks is None else pick(darks),
                               flat_mode=cfg.preprocess.flat_mode)
             out[e, d] = np.exp(-od)
+    # proj.copy(data=...): keeps the distance coordinate expanded above (a (dims, values)
+    # tuple dropped it, and a plain series with flats failed validation)
     return ds.drop_vars([v for v in ("flats", "darks") if v in ds]).assign(
-        projections=(proj.dims, out))
+        projections=proj.copy(data=out))
 
 
 def phase_od(ds: xr.Dataset, cfg) -> tuple[np.ndarray, dict]:
