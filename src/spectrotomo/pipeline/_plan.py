@@ -144,29 +144,22 @@ def center_work_bytes(n_angles: int, ny: int, nx: int) -> float:
     gpu_bench/center_memory_bench.py, RESULTS.prep.md):
 
     - "com": ~5x its chunk of the mean (:data:`_CENTER_CHUNK`);
-    - "opposite": one chunk of pairs (both frames copied, ``recon.prep._center.
-      _pair_chunk``) and ``phase_correlate``'s batch (80 B per pixel of each image):
-      288 MiB measured at 256 x 2048 frames for 72 and 360 angles alike; x 1.6 for
-      the thread split seen on small frames (461 MiB at 720 x 32 x 512);
-    - "vo": its batch of (candidate, row) images (``_center_vo.vo_batch``, 256 MiB:
-      ~205 MiB measured at 180-360 angles x 256-512 columns) and the 4 rows' sinogram
-      with its float32 and mirrored copies.
+    - "opposite": ``recon.prep.center_work_bytes`` (a chunk of pairs and its
+      correlation batch: 288 MiB measured at 256 x 2048 frames for 72 and 360 angles
+      alike) x 1.6 for the thread split seen on small frames (461 MiB at 720 x 32 x 512);
+    - "vo": ``recon.prep.center_work_bytes`` (a batch of (candidate, row) images and
+      the rows' sinogram: ~205 MiB measured at 180-360 angles x 256-512 columns).
 
     "halves" (limited angle, the object out of the field of view in every row) is not
     planned: its coarse scan reconstructs ~n/4 candidates x 8 rows at once, ~20 x
     k x 8 x nx^2 float32 (338 MiB at 128 columns, 2.4 GiB at 256: grows as nx^3).
     """
-    from ..recon.prep._center import _pair_chunk
-    from ..recon.prep._center_vo import _VO_BATCH_BYTES, _VO_BYTES_PER_PX, vo_batch
-    from ..recon.prep._shift import _BYTES_PER_PIXEL, correlate_batch
+    from ..recon.prep import center_work_bytes as search_bytes
 
     stack = n_angles * ny * nx * _F4
     com = _CENTER_WORK * min(stack, _CENTER_CHUNK)
-    pairs = min(_pair_chunk(ny, nx), max(1, n_angles // 2))
-    opposite = 1.6 * (2 * pairs * ny * nx * _F4
-                      + min(correlate_batch(ny, nx), pairs) * _BYTES_PER_PIXEL * ny * nx)
-    vo = (max(_VO_BATCH_BYTES, vo_batch(n_angles, nx) * _VO_BYTES_PER_PX * n_angles * nx)
-          + 3 * 4 * n_angles * nx * _F4)
+    opposite = 1.6 * search_bytes(n_angles, ny, nx, "opposite")
+    vo = search_bytes(n_angles, ny, nx, "vo")
     return max(com, opposite, vo)
 
 
@@ -281,19 +274,12 @@ def fit_chunk_rows(chunk_rows: int, *, algorithm: str, n_energies: int, n_angles
         tasks=tasks), memory_limit_gb)
 
 
-def _od_store_angles(n_angles: int, rows: int, nx: int) -> int:
-    """Angles per od store chunk (``steps.preprocess.od_chunks``)."""
-    from .steps.preprocess import od_chunks
-
-    return od_chunks((1, n_angles, rows, nx), rows)[1]
-
-
 def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: int,
              algorithm: str = "fbp", n_xanes: int = 0, n_states: int = 3,
              n_workers: int = 1, gpu: bool = False, seg_chunk: int = 128,
              prep_energies: int = 1, seg_threads: int = 1,
              recon_tasks: int = 1, report_threads: int = 1,
-             n_distances: int = 0, od_rows: int | None = None) -> list[PlanRow]:
+             n_distances: int = 0, od_angles: int | None = None) -> list[PlanRow]:
     """Plan the main steps for a tilt series of ``(n_energies, n_angles, ny, nx)``.
 
     Parameters
@@ -329,15 +315,15 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
     n_distances : int
         Propagation distances of a holotomography (phase) run, 0 for attenuation: its
         preprocess streams chunks of angles at every distance (:func:`phase_pass_bytes`).
-    od_rows : int, optional
-        Rows of the od store's chunks (``[reconstruct] chunk_rows``; default
-        ``chunk_rows``): a phase run fills one store chunk of angles at a time.
+    od_angles : int, optional
+        Angles per od store chunk (``steps.preprocess.od_chunks``; default all): a phase
+        run fills one store chunk of angles at a time.
     """
     rows = min(int(chunk_rows), ny)
     frame = ny * nx * _F4
     projections = n_angles * frame
     prep_peak = _prep_peak(n_energies, n_angles, ny, nx, prep_energies, n_distances,
-                           _od_store_angles(n_angles, min(int(od_rows or rows), ny), nx))
+                           od_angles)
     joint = algorithm in ("joint", "auto")  # auto: limited-angle scans use joint (the worst case)
     recon_peak = recon_task_bytes(algorithm=algorithm, n_energies=n_energies,
                                   n_angles=n_angles, nx=nx, rows=rows, tasks=recon_tasks)

@@ -22,7 +22,7 @@ from ._context import RunContext
 from ._validate import validate_run
 from .steps import CHUNKED_STEPS, STEPS
 from .steps.acquire import SIMULATED_GROUPS, input_shape
-from .steps.preprocess import is_phase_run
+from .steps.preprocess import is_phase_run, od_chunks
 from .steps.reconstruct import joint_task_threads, planned_chunk_rows
 from .steps.report import write_report
 
@@ -57,7 +57,8 @@ def plan_for(config: Config, shape: tuple[int, int, int, int], n_xanes: int = 0,
                     seg_threads=_block_threads(config, ny=ny, nx=nx),
                     recon_tasks=joint_task_threads(config.compute),
                     report_threads=_report_threads(config, ny=ny, nx=nx),
-                    n_distances=n_distances, od_rows=config.reconstruct.chunk_rows)
+                    n_distances=n_distances,
+                    od_angles=od_chunks(shape, config.reconstruct.chunk_rows)[1])
 
 
 def _report_threads(config: Config, *, ny: int, nx: int) -> int:

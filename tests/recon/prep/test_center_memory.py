@@ -68,3 +68,17 @@ def test_vo_does_not_copy_the_stack(monkeypatch):
     tracemalloc.stop()
     assert abs(got - 50.3) < 0.3
     assert peak < 0.5 * mean.nbytes, peak / mean.nbytes
+
+
+def test_center_work_bytes_is_public_and_refuses_other_methods():
+    from spectrotomo.recon.prep import center_work_bytes
+
+    frame = 2048 ** 2 * 4
+    # 2 pairs of 2048^2 frames copied, a one-image correlation batch (80 B/px)
+    assert center_work_bytes(1500, 2048, 2048, "opposite") == 4 * frame + 20 * frame
+    assert center_work_bytes(1500, 2048, 2048, "opposite") == \
+        center_work_bytes(150, 2048, 2048, "opposite")
+    # one (candidate, row) image (128 B x 1500 x 2048) and the 4 rows' sinogram copies
+    assert center_work_bytes(1500, 2048, 2048, "vo") == 128 * 1500 * 2048 + 48 * 1500 * 2048
+    with pytest.raises(ValueError, match="'opposite' or 'vo'"):
+        center_work_bytes(10, 8, 8, "halves")
