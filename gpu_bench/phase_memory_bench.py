@@ -133,8 +133,10 @@ def child(store: Path, limit: float, align: bool) -> None:
 
 def plan_gib(n_d: int, n_a: int, n: int, limit: float) -> float:
     from spectrotomo.pipeline._plan import plan_run
+    from spectrotomo.pipeline.steps.preprocess import od_chunks
 
-    row = plan_run(n_energies=1, n_angles=n_a, ny=n, nx=n, chunk_rows=16, n_distances=n_d)[0]
+    row = plan_run(n_energies=1, n_angles=n_a, ny=n, nx=n, chunk_rows=16, n_distances=n_d,
+                   od_angles=od_chunks((1, n_a, n, n), 16)[1])[0]
     return row.peak_bytes / _GIB
 
 
