@@ -94,7 +94,8 @@ def _prep_bytes(n_energies: int, n_angles: int, ny: int, nx: int,
     frames (and the raw chunk read), ring removal on a chunk of rows beside the
     sorted ranks it keeps (~32 of the angles), the warp and the jitter shift on a
     chunk of frames (``phase``: a phase run, the jitter shift only). Shared: one frame
-    per energy (registration) and the running sum over energies (one stack).
+    per energy (registration) and the running sum over energies (one stack, none for
+    a single energy).
     Estimation, with no energy in flight: the mean and the centre search's work
     (:func:`center_work_bytes`), or the jitter alignment (``align_bytes`` of the
     binned mean, ``align_bin``).
@@ -114,7 +115,9 @@ def _prep_bytes(n_energies: int, n_angles: int, ny: int, nx: int,
     b = align_bin(n_angles, ny, nx)
     center = center_work_bytes(n_angles, ny, nx)
     estimate = stack + max(center, align_bytes(n_angles, ny // b, nx // b))
-    return stack + work, n_energies * frame + stack, estimate
+    # the running sum is a stack of its own only beside a second energy (the first
+    # energy's array becomes the sum: steps.preprocess._pass_warp)
+    return stack + work, n_energies * frame + (stack if n_energies > 1 else 0.0), estimate
 
 
 def phase_pass_bytes(n_energies: int, n_distances: int, n_angles: int, ny: int, nx: int,

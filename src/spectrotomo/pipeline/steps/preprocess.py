@@ -300,7 +300,10 @@ def _pass_warp(writer: _OdWriter, reg, n_e: int, in_flight: int, bar) -> np.ndar
 
     total = None
     for od_e in _in_order(warped, n_e, in_flight):
-        total = od_e.copy() if total is None else np.add(total, od_e, out=total)
+        # the first energy becomes the sum, not a copy of it: the array is this loop's
+        # own (a fresh read, or the warp's result already written), so a single-energy
+        # run (every holotomography) holds one stack here, not two
+        total = od_e if total is None else np.add(total, od_e, out=total)
         bar.update()
         del od_e  # else held while the next energy is read and warped: one stack more
     total /= np.float32(n_e)  # in place: one stack, not two
