@@ -8,6 +8,8 @@ from spectrotomo.pipeline._plan import (
     format_plan,
     plan_run,
 )
+from spectrotomo.pipeline import run_pipeline
+from spectrotomo.pipeline._config import config_from_dict
 
 
 def test_plan_scales_with_chunk_rows_and_refuses_over_limit():
@@ -188,3 +190,76 @@ def test_preprocess_in_flight_plans_within_the_limit(limit):
         planned = _prep_peak(8, 131, n, n, k) + INTERPRETER_BYTES
         assert k == 1 or planned <= limit * 2**30, (n, k, planned / 2**30)
         assert k == 8 or _prep_peak(8, 131, n, n, k + 1) + INTERPRETER_BYTES > limit * 2**30
+
+
+def test_phase_preprocess_plans_its_chunks_of_angles():
+    """A holotomography run (1 energy x 4 distances x 1500 angles x 2048^2) plans its
+    streamed pass 1 (store block + one chunk's I/I0 and CTF work, measured 18.3x) within
+    16 GiB; the row names the distances. The later passes on the mean still hold the
+    23.4 GiB stack (not streamed yet): the plan says so by exceeding the limit and the
+    run is refused before any work instead of dying (25.1 GiB planned)."""
+    from spectrotomo.pipeline import Config
+    from spectrotomo.pipeline._plan import phase_pass_bytes
+    from spectrotomo.pipeline._run import plan_for
+
+    frame = 2048 ** 2 * 4
+    pass1 = phase_pass_bytes(1, 4, 1500, 2048, 2048, store_angles=128)
+    # 128-angle store block, 2 angles x 4 distances of I/I0 and 19x its CTF work
+    assert pass1 == pytest.approx((128 + 1 + 8 + 19 * 8) * frame)
+    assert pass1 < 6 * 2**30 and pass1 < 1500 * frame / 4
+    # one distance: 8-angle chunks, whose normalisation (18x the 10 frames with their
+    # halo) outweighs Paganin's 7.5x
+    paganin = phase_pass_bytes(1, 1, 1500, 2048, 2048, ctf=False, store_angles=128)
+    assert paganin == pytest.approx((128 + 1 + 8 + 18 * 10) * frame)
+    cfg = Config()
+    cfg.compute.memory_limit_gb = 16
+    cfg.phase.method = "ctf"
+    rows = plan_for(cfg, (1, 1500, 2048, 2048), 0, 4)
+    prep = next(r for r in rows if r.step == "preprocess")
+    assert "4 distance(s), chunks of angles" in prep.chunking
+    assert prep.peak_bytes > 1500 * frame  # the mean's stack (passes 2-3)
+    with pytest.raises(MemoryPlanError, match="preprocess"):
+        check_plan([prep], 16)
+    # 1024^2: the same scan fits (one 5.9 GiB stack for the mean: a single energy's
+    # array is the sum, no copy), and pass 1 (256-angle store blocks) is not what bounds it
+    small = next(r for r in plan_for(cfg, (1, 1500, 1024, 1024), 0, 4)
+                 if r.step == "preprocess")
+    check_plan([small], 8)
+    pass1_small = phase_pass_bytes(1, 4, 1500, 1024, 1024, store_angles=256)
+    assert small.peak_bytes > 1500 * 1024 ** 2 * 4 > pass1_small
+
+
+def test_run_plans_the_distances_of_a_phase_input(tmp_path):
+    """``run --dry-run`` takes the distances from the raw group (or the config before
+    acquire) and plans the phase branch."""
+    from spectrotomo.pipeline._run import _input_shape
+
+    cfg = config_from_dict({
+        "input": {"path": "simulate-holo:small"},
+        "output": {"store": str(tmp_path / "holo.zarr")},
+        "phase": {"delta_beta": 56.0, "distances_m": [1e-3, 1.6e-3, 2.5e-3], "method": "ctf"}})
+    shape, n_x, n_d = _input_shape(cfg, tmp_path / "holo.zarr")  # nothing acquired yet
+    assert n_d == 3 and n_x == 0 and len(shape) == 4
+    run_pipeline(cfg, steps=["acquire"], log=lambda s: None)
+    assert _input_shape(cfg, tmp_path / "holo.zarr")[1:] == (0, 3)
+    lines = []
+    run_pipeline(cfg, steps=["preprocess"], dry_run=True, log=lines.append)
+    assert "3 distance(s), chunks of angles" in "\n".join(lines)
+    cfg.phase.method = "none"  # an attenuation input plans no distances
+    cfg.input.path = "simulate:small"
+    assert _input_shape(cfg, tmp_path / "other.zarr")[2] == 0
+
+
+def test_center_work_is_planned_and_bounded_whatever_the_scan():
+    """The centre search's work beside the mean ("com", "opposite", "vo") does not grow
+    with the angles: 1500 angles of 2048^2 plan what 131 do (the pair chunk and the
+    correlation batch of 'opposite': 1.6 x (2 x 2 frames + 80 B/px), 614 MiB)."""
+    from spectrotomo.pipeline._plan import center_work_bytes
+
+    frame = 2048 ** 2 * 4
+    assert center_work_bytes(1500, 2048, 2048) == center_work_bytes(131, 2048, 2048)
+    assert center_work_bytes(1500, 2048, 2048) == pytest.approx(1.6 * (4 * frame + 20 * frame))
+    # measured (tracemalloc, gpu_bench/center_memory_bench.py): opposite 288 MiB at
+    # 360 x 256 x 2048, vo ~205 MiB at 360 x 32 x 512: the plan bounds both
+    assert center_work_bytes(360, 256, 2048) > 288 * 2**20
+    assert center_work_bytes(360, 32, 512) > 205 * 2**20

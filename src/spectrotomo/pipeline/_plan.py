@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["PlanRow", "MemoryPlanError", "plan_run", "check_plan", "format_plan",
-           "preprocess_in_flight", "report_thread_bytes", "report_in_flight",
+           "preprocess_in_flight", "phase_pass_bytes", "center_work_bytes",
+           "report_thread_bytes", "report_in_flight",
            "segment_block_bytes", "profile_block_bytes", "block_threads",
            "step_block_threads", "recon_task_bytes", "fit_chunk_rows", "valence_bytes"]
 
@@ -58,6 +59,12 @@ class PlanRow:
 #: rounded up.
 _NORMALIZE_WORK, _RINGS_WORK, _WARP_WORK, _SHIFT_WORK, _CENTER_WORK = 17.0, 4.5, 6.5, 4.5, 5.0
 _CENTER_CHUNK = 64 * 2**20
+#: Work arrays of one phase-retrieval chunk (``recon.phase.retrieve_phase``) per byte of
+#: its float32 I/I0 (all distances; tracemalloc, 2026-12-04 session 7, RESULTS.prep.md):
+#: CTF with 4 distances, magnification correction and distance registration 18.1x at
+#: 512^2 and 1024^2 (the registration's complex128 spectra and correlation of every
+#: image); Paganin, one distance, 6.7-6.9x (padded spectra); rounded up.
+_PHASE_CTF_WORK, _PHASE_PAGANIN_WORK = 19.0, 7.5
 #: Resident memory of the preprocess step beyond its arrays: zarr's concurrent chunk
 #: buffers (10 chunks of up to 16 MiB of the od being read or written, decoded and
 #: compressed copies), the stages' imports beyond INTERPRETER_BYTES and heap the
@@ -76,7 +83,8 @@ def _most_that_fit(at_most: int, cost, memory_limit_gb: float) -> int:
     return k
 
 
-def _prep_bytes(n_energies: int, n_angles: int, ny: int, nx: int) -> tuple[float, float, float]:
+def _prep_bytes(n_energies: int, n_angles: int, ny: int, nx: int,
+                phase: bool = False) -> tuple[float, float, float]:
     """Preprocess memory, bytes: (per energy in flight, shared by the energies, the
     centre and jitter estimation on the mean).
 
@@ -85,11 +93,12 @@ def _prep_bytes(n_energies: int, n_angles: int, ny: int, nx: int) -> tuple[float
     (``steps._prep_stream.CHUNK_BYTES``): normalize on a chunk and its two halo
     frames (and the raw chunk read), ring removal on a chunk of rows beside the
     sorted ranks it keeps (~32 of the angles), the warp and the jitter shift on a
-    chunk of frames. Shared: one frame per energy (registration) and the running sum
-    over energies (one stack). Estimation, with no energy in flight: the mean and the
-    centre search's work on chunks of it ("com"; the other methods' candidate stacks
-    are not planned), or the jitter alignment (``align_bytes`` of the binned mean,
-    ``align_bin``).
+    chunk of frames (``phase``: a phase run, the jitter shift only). Shared: one frame
+    per energy (registration) and the running sum over energies (one stack, none for
+    a single energy).
+    Estimation, with no energy in flight: the mean and the centre search's work
+    (:func:`center_work_bytes`), or the jitter alignment (``align_bytes`` of the
+    binned mean, ``align_bin``).
     """
     from .steps._prep_stream import align_bin, align_bytes, frame_parts, ring_rows
 
@@ -101,20 +110,75 @@ def _prep_bytes(n_energies: int, n_angles: int, ny: int, nx: int) -> tuple[float
     ranks = len(range(0, n_angles, max(1, n_angles // 32))) * frame
     work = max((_NORMALIZE_WORK + 1) * halo, ranks + _RINGS_WORK * ring_chunk,
                _WARP_WORK * chunk, _SHIFT_WORK * chunk)
+    if phase:  # pass 1 is planned apart (phase_pass_bytes); no warp: only the jitter shift
+        work = _SHIFT_WORK * chunk
     b = align_bin(n_angles, ny, nx)
-    center = _CENTER_WORK * min(stack, _CENTER_CHUNK)
+    center = center_work_bytes(n_angles, ny, nx)
     estimate = stack + max(center, align_bytes(n_angles, ny // b, nx // b))
-    return stack + work, n_energies * frame + stack, estimate
+    # the running sum is a stack of its own only beside a second energy (the first
+    # energy's array becomes the sum: steps.preprocess._pass_warp)
+    return stack + work, n_energies * frame + (stack if n_energies > 1 else 0.0), estimate
 
 
-def _prep_peak(n_energies: int, n_angles: int, ny: int, nx: int, in_flight: int) -> float:
+def phase_pass_bytes(n_energies: int, n_distances: int, n_angles: int, ny: int, nx: int,
+                     *, ctf: bool = True, store_angles: int | None = None) -> float:
+    """Pass 1 of a phase (holotomography) run, bytes (``steps._phase_stream``): the block
+    of one od store chunk of angles being filled (``store_angles`` x a frame, float32),
+    the frame kept per energy, and one chunk's (``_phase_stream.phase_parts``) I/I0 at
+    every distance with the larger of its raw frames' normalisation (one distance at a
+    time, halo frames included) and its retrieval's work arrays (:data:`_PHASE_CTF_WORK`
+    with several distances, else :data:`_PHASE_PAGANIN_WORK`, x the chunk)."""
+    from .steps._phase_stream import phase_parts
+
+    frame = ny * nx * _F4
+    part = phase_parts(slice(0, n_angles), max(1, n_distances), ny, nx)[0]
+    per = part.stop - part.start
+    chunk = max(1, n_distances) * per * frame
+    normalize = (_NORMALIZE_WORK + 1) * min(per + 2, n_angles) * frame
+    retrieve = (_PHASE_CTF_WORK if ctf and n_distances > 1 else _PHASE_PAGANIN_WORK) * chunk
+    block = (n_angles if store_angles is None else min(store_angles, n_angles)) * frame
+    return block + n_energies * frame + chunk + max(normalize, retrieve)
+
+
+def center_work_bytes(n_angles: int, ny: int, nx: int) -> float:
+    """Work memory of the centre search on the mean (n_angles, ny, nx), bytes, beyond the
+    mean: the largest of the methods "auto" picks on a scan of 180 deg or more or a
+    confined object, each bounded by its chunks (tracemalloc, 2026-12-04 session 7,
+    gpu_bench/center_memory_bench.py, RESULTS.prep.md):
+
+    - "com": ~5x its chunk of the mean (:data:`_CENTER_CHUNK`);
+    - "opposite": ``recon.prep.center_work_bytes`` (a chunk of pairs and its
+      correlation batch: 288 MiB measured at 256 x 2048 frames for 72 and 360 angles
+      alike) x 1.6 for the thread split seen on small frames (461 MiB at 720 x 32 x 512);
+    - "vo": ``recon.prep.center_work_bytes`` (a batch of (candidate, row) images and
+      the rows' sinogram: ~205 MiB measured at 180-360 angles x 256-512 columns).
+
+    "halves" (limited angle, the object out of the field of view in every row) is not
+    planned: its coarse scan reconstructs ~n/4 candidates x 8 rows at once, ~20 x
+    k x 8 x nx^2 float32 (338 MiB at 128 columns, 2.4 GiB at 256: grows as nx^3).
+    """
+    from ..recon.prep import center_work_bytes as search_bytes
+
+    stack = n_angles * ny * nx * _F4
+    com = _CENTER_WORK * min(stack, _CENTER_CHUNK)
+    opposite = 1.6 * search_bytes(n_angles, ny, nx, "opposite")
+    vo = search_bytes(n_angles, ny, nx, "vo")
+    return max(com, opposite, vo)
+
+
+def _prep_peak(n_energies: int, n_angles: int, ny: int, nx: int, in_flight: int,
+               n_distances: int = 0, store_angles: int | None = None) -> float:
     """Preprocess peak with ``in_flight`` energies at once, bytes (interpreter aside):
     their tasks, and with more than one the finished energy being written meanwhile
-    (``steps.preprocess._in_order``), beside the shared arrays; or the estimation."""
-    per_energy, shared, estimate = _prep_bytes(n_energies, n_angles, ny, nx)
+    (``steps.preprocess._in_order``), beside the shared arrays; or the estimation.
+    ``n_distances`` > 0: a phase run, whose pass 1 streams chunks of angles
+    (:func:`phase_pass_bytes`) and whose later passes are those above."""
+    per_energy, shared, estimate = _prep_bytes(n_energies, n_angles, ny, nx, n_distances > 0)
     k = max(1, int(in_flight))
     written = n_angles * ny * nx * _F4 if k > 1 else 0.0
-    return max(k * per_energy + written + shared, estimate) + _PREP_IO_BYTES
+    phase = (phase_pass_bytes(n_energies, n_distances, n_angles, ny, nx,
+                              store_angles=store_angles) if n_distances else 0.0)
+    return max(k * per_energy + written + shared, estimate, phase) + _PREP_IO_BYTES
 
 
 def preprocess_in_flight(*, n_energies: int, n_angles: int, ny: int, nx: int, threads: int,
@@ -244,7 +308,8 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
              algorithm: str = "fbp", n_xanes: int = 0, n_states: int = 3,
              n_workers: int = 1, gpu: bool = False, seg_chunk: int = 128,
              prep_energies: int = 1, seg_threads: int = 1,
-             recon_tasks: int = 1, report_threads: int = 1) -> list[PlanRow]:
+             recon_tasks: int = 1, report_threads: int = 1,
+             n_distances: int = 0, od_angles: int | None = None) -> list[PlanRow]:
     """Plan the main steps for a tilt series of ``(n_energies, n_angles, ny, nx)``.
 
     Parameters
@@ -277,11 +342,18 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
     report_threads : int
         Threads of the report step (:func:`report_in_flight`): each reads one store
         chunk, three planes and a bounded sample (:func:`report_thread_bytes`).
+    n_distances : int
+        Propagation distances of a holotomography (phase) run, 0 for attenuation: its
+        preprocess streams chunks of angles at every distance (:func:`phase_pass_bytes`).
+    od_angles : int, optional
+        Angles per od store chunk (``steps.preprocess.od_chunks``; default all): a phase
+        run fills one store chunk of angles at a time.
     """
     rows = min(int(chunk_rows), ny)
     frame = ny * nx * _F4
     projections = n_angles * frame
-    prep_peak = _prep_peak(n_energies, n_angles, ny, nx, prep_energies)
+    prep_peak = _prep_peak(n_energies, n_angles, ny, nx, prep_energies, n_distances,
+                           od_angles)
     joint = algorithm in ("joint", "auto")  # auto: limited-angle scans use joint (the worst case)
     recon_peak = recon_task_bytes(algorithm=algorithm, n_energies=n_energies,
                                   n_angles=n_angles, nx=nx, rows=rows, tasks=recon_tasks)
@@ -309,9 +381,11 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
     prep_peak, recon_peak, quant_peak, lcf_peak, seg_peak, prof_peak, report_peak = (
         base + p for p in (prep_peak, recon_peak, quant_peak, lcf_peak, seg_peak, prof_peak,
                            report_peak))
+    prep_chunks = (f"{n_distances} distance(s), chunks of angles" if n_distances
+                   else "chunks of frames/rows")
     out = [
         PlanRow("preprocess", f"{prep_energies} energ{'y' if prep_energies == 1 else 'ies'} x "
-                f"{n_angles} angles, chunks of frames/rows", prep_peak,
+                f"{n_angles} angles, {prep_chunks}", prep_peak,
                 n_energies * projections),
         PlanRow("reconstruct", f"{rows} rows x {nx}^2{f' x {n_energies} energies' if joint else ''}"
                 f" per task, {n_workers} worker(s)"

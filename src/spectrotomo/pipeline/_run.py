@@ -22,6 +22,7 @@ from ._context import RunContext
 from ._validate import validate_run
 from .steps import CHUNKED_STEPS, STEPS
 from .steps.acquire import SIMULATED_GROUPS, input_shape
+from .steps.preprocess import is_phase_run, od_chunks
 from .steps.reconstruct import joint_task_threads, planned_chunk_rows
 from .steps.report import write_report
 
@@ -40,8 +41,10 @@ def _writes(names) -> set[str]:
     return {g for n in names if n in STEPS for g in (*STEPS[n][1], *_ALSO_WRITES.get(n, ()))}
 
 
-def plan_for(config: Config, shape: tuple[int, int, int, int], n_xanes: int = 0):
-    """Memory plan for a raw tilt series of ``shape`` (energy, angle, y, x)."""
+def plan_for(config: Config, shape: tuple[int, int, int, int], n_xanes: int = 0,
+             n_distances: int = 0):
+    """Memory plan for a raw tilt series of ``shape`` (energy, angle, y, x), with
+    ``n_distances`` propagation distances per angle for a holotomography (0: none)."""
     n_e, n_a, ny, nx = shape
     prep = preprocess_in_flight(n_energies=n_e, n_angles=n_a, ny=ny, nx=nx,
                                 threads=host_threads(),
@@ -53,7 +56,9 @@ def plan_for(config: Config, shape: tuple[int, int, int, int], n_xanes: int = 0)
                     seg_chunk=config.segmentation.chunk,
                     seg_threads=_block_threads(config, ny=ny, nx=nx),
                     recon_tasks=joint_task_threads(config.compute),
-                    report_threads=_report_threads(config, ny=ny, nx=nx))
+                    report_threads=_report_threads(config, ny=ny, nx=nx),
+                    n_distances=n_distances,
+                    od_angles=od_chunks(shape, config.reconstruct.chunk_rows)[1])
 
 
 def _report_threads(config: Config, *, ny: int, nx: int) -> int:
@@ -74,16 +79,21 @@ def _block_threads(config: Config, *, ny: int, nx: int) -> int:
     return step_block_threads(config, (ny, nx, nx))
 
 
-def _input_shape(config: Config, store: Path) -> tuple[tuple[int, ...], int]:
+def _input_shape(config: Config, store: Path) -> tuple[tuple[int, ...], int, int]:
+    """((energy, angle, y, x), XANES energies, propagation distances: 0 unless the run
+    retrieves phase) of the input: the store's raw group, else the configured input."""
     groups = io.list_groups(store) if Path(store).exists() else {}
     if "raw" in groups:
         raw = io.read_group(store, "raw")
         n_x = io.read_group(store, "raw_xanes").sizes["energy"] if "raw_xanes" in groups else 0
         sizes = raw["projections"].sizes  # holotomography adds a distance dim
-        return tuple(sizes[d] for d in ("energy", "angle", "y", "x")), n_x
+        n_d = sizes.get("distance", 1) if is_phase_run(config, raw) else 0
+        return tuple(sizes[d] for d in ("energy", "angle", "y", "x")), n_x, n_d
     if "od" in groups:  # a store prepared elsewhere, starting at the reconstruction
-        return tuple(io.read_group(store, "od")["od"].shape), 0
-    return input_shape(config)
+        return tuple(io.read_group(store, "od")["od"].shape), 0, 0
+    shape, n_x = input_shape(config)
+    n_d = max(1, len(config.phase.distances_m or [])) if is_phase_run(config) else 0
+    return shape, n_x, n_d
 
 
 def _also_to_file(log: Callable[[str], None], path: Path) -> Callable[[str], None]:
@@ -120,8 +130,8 @@ def run(config: Config, *, steps: Iterable[str] | None = None, dry_run: bool = F
     if unknown:
         raise ValueError(f"unknown step(s) {unknown}; expected any of {list(ALL_STEPS)}")
     warnings = validate_run(config, steps=names, store=store)  # refuses before any write
-    shape, n_xanes = _input_shape(config, store)
-    plan = plan_for(config, shape, n_xanes)
+    shape, n_xanes, n_distances = _input_shape(config, store)
+    plan = plan_for(config, shape, n_xanes, n_distances)
     log("memory plan (per worker):\n" + format_plan(plan))
     check_plan([row for row in plan if row.step in names], config.compute.memory_limit_gb)
     if dry_run:

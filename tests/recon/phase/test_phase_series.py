@@ -36,3 +36,39 @@ def test_series_rejects_plain_tilt_series():
     ts = tilt_series(np.ones((1, 2, 8, 8)), angles=[0, 1], energies=[17000.0], pixel_size=20.0)
     with pytest.raises(ValidationError, match="distance"):
         recon.phase.retrieve_phase_series(ts, delta_beta=56.0)
+
+
+@pytest.mark.parametrize("distances", [[1e-3], [1e-3, 1.8e-3, 2.6e-3, 3.3e-3]])
+def test_retrieve_phase_by_chunks_of_angles_equals_whole_stack(distances):
+    """Each angle's phase depends on that angle's images only (magnification, the
+    per-angle distance registration, per-image Fourier filters): chunks of angles
+    give the whole stack's values (float32 rounding of the batched FFTs)."""
+    from spectrotomo.simulate import ball, holotomo_series
+
+    n = 64
+    d = np.zeros((5, n, n))
+    d[:] = np.pad(ball((32, 32), 12), 16) * 1.5e-12
+    d[2, 20:30, 24:30] = 0
+    ds = holotomo_series(d, d / 56.0, energy_ev=17000.0, distances_m=distances,
+                         pixel_size_m=20e-9, angles=np.linspace(0, 160, 5), photons=2e4,
+                         seed=2, source_to_sample_m=0.1,
+                         shifts_px=[[0, 0], [1.2, -0.7], [-2.0, 1.5], [0.4, 0.9]][:len(distances)])
+    inten = ds["projections"].values[0]
+    kw = dict(energy_ev=17000.0, distances_m=ds["effective_distance"].values,
+              pixel_size_m=20e-9, delta_beta=56.0, magnifications=ds["magnification"].values)
+    whole = recon.phase.retrieve_phase(inten, **kw)
+    assert whole.shape == (5, n, n) and whole.dtype == np.float32
+    series = recon.phase.retrieve_phase_series(ds, delta_beta=56.0)
+    np.testing.assert_array_equal(series.values[0], whole)  # the series is one such call
+    parts = np.concatenate([recon.phase.retrieve_phase(inten[:, sl], **kw)
+                            for sl in (slice(0, 2), slice(2, 3), slice(3, 5))])
+    scale = float(np.abs(whole).max())
+    assert scale > 0.1  # a real signal (rad)
+    np.testing.assert_allclose(parts, whole, rtol=0, atol=1e-6 * scale)
+
+
+def test_retrieve_phase_names_the_expected_shape():
+    with pytest.raises(ValidationError, match="n_distances=2"):
+        recon.phase.retrieve_phase(np.ones((3, 2, 8, 8), np.float32), energy_ev=17000.0,
+                                   distances_m=[1e-3, 2e-3], pixel_size_m=20e-9,
+                                   delta_beta=56.0)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["CHUNK_BYTES", "ALIGN_BYTES", "frame_parts", "ring_rows", "normalize_energy",
+           "normalize_frames",
            "warp_energy", "unjitter_energy", "align_bin", "align_bytes", "align_jitter"]
 
 _F4 = 4
@@ -71,23 +72,34 @@ def normalize_energy(projections, flats, darks, *, flat_mode: str, rings: str):
     masked : int
         Pixels masked (non-positive, saturated, non-finite, zingers) over the stack.
     """
-    from ...recon.prep import normalize, reduce_references, remove_rings
+    from ...recon.prep import reduce_references, remove_rings
 
     n_a, ny, nx = projections.shape
     flat, dark = reduce_references(flats, darks, flat_mode=flat_mode)  # once, not per chunk
     od, masked = np.empty((n_a, ny, nx), np.float32), 0
     for part in frame_parts(n_a, ny, nx):  # chunks of frames, each normalised batched
-        lo, hi = max(0, part.start - 1), min(n_a, part.stop + 1)  # one halo frame per side
-        chunk, report = normalize(np.asarray(projections[lo:hi]), flat, dark,
-                                  flat_mode=flat_mode)
-        inner = slice(part.start - lo, part.stop - lo)
-        od[part] = chunk[inner]
-        codes = report.mask[inner]
-        masked += int(np.count_nonzero((codes >= _COUNTED[0]) & (codes <= _COUNTED[1])))
-        del chunk, report, codes
+        od[part], n_masked = normalize_frames(projections, flat, dark, part,
+                                              flat_mode=flat_mode)
+        masked += n_masked
     if rings != "none":
         remove_rings(od, method=rings, rows=ring_rows(n_a, nx), out=od)
     return od, masked
+
+
+def normalize_frames(projections, flat, dark, part: slice, *, flat_mode: str):
+    """Optical density (part, ny, nx) float32 of the frames ``part`` of ``projections``
+    (n_angles, ny, nx, read lazily) and its masked-pixel count: normalised with one halo
+    frame on each side, which the zinger test compares each frame with, so chunks give
+    the whole stack's values. ``flat``/``dark``: :func:`~spectrotomo.recon.prep.
+    reduce_references` of the energy's references (reduced once, not per chunk)."""
+    from ...recon.prep import normalize
+
+    n_a = projections.shape[0]
+    lo, hi = max(0, part.start - 1), min(n_a, part.stop + 1)
+    chunk, report = normalize(np.asarray(projections[lo:hi]), flat, dark, flat_mode=flat_mode)
+    inner = slice(part.start - lo, part.stop - lo)
+    codes = report.mask[inner]
+    return chunk[inner], int(np.count_nonzero((codes >= _COUNTED[0]) & (codes <= _COUNTED[1])))
 
 
 def warp_energy(od_e: np.ndarray, scale: float, shift) -> np.ndarray:

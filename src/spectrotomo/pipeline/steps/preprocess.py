@@ -9,8 +9,9 @@ incomplete group that the next run rebuilds from the start.
 
 Passes over the store (each reads and writes one energy at a time):
 
-1. normalize + de-ring each energy (or retrieve phase), keep its frame at the
-   angle nearest 0 deg;
+1. normalize + de-ring each energy (or retrieve the phase, by chunks of angles
+   written as they come: :mod:`._phase_stream`), keep its frame at the angle
+   nearest 0 deg;
 2. register the energies on those frames, warp each energy onto the
    reference geometry and accumulate the mean over energies;
 3. find the centre and the jitter on the mean, shift each energy by the jitter.
@@ -18,7 +19,10 @@ Passes over the store (each reads and writes one energy at a time):
 Within an energy every stage works by chunks of frames or rows
 (:mod:`._prep_stream`): memory is the energies in flight plus a chunk's work
 arrays, one stack for the mean, and the centre search on it
-(:func:`~spectrotomo.pipeline._plan.preprocess_in_flight` plans it).
+(:func:`~spectrotomo.pipeline._plan.preprocess_in_flight` plans it). A phase run's
+pass 1 holds no energy whole (a store chunk of angles being filled and one
+retrieval chunk: :func:`~spectrotomo.pipeline._plan.phase_pass_bytes`); its passes
+2-3 hold the mean's stack like any other run.
 
 Each pass works on up to ``host_threads()`` energies at once in threads (numpy,
 scipy.ndimage and the FFTs release the GIL), as many as fit in ``[compute]
@@ -33,6 +37,7 @@ import xarray as xr
 
 from ... import io
 from ..._model import add_provenance, energy_pixel_sizes
+from ._phase_stream import phase_od
 
 __all__ = ["preprocess", "od_chunks", "is_phase_run", "phase_od", "magnification_pixel_sizes",
            "scale_options", "tomography_scale_mode"]
@@ -43,56 +48,6 @@ def is_phase_run(cfg, raw: xr.Dataset | None = None) -> bool:
     if cfg.phase.method != "none":
         return True
     return raw is not None and "distance" in raw["projections"].dims
-
-
-def _transmission(ds: xr.Dataset, cfg) -> xr.Dataset:
-    """I/I0 with dims (energy, distance, angle, y, x); flat/dark corrected when flats exist."""
-    from ...recon.prep import normalize
-
-    proj = ds["projections"]
-    if "distance" not in proj.dims:
-        proj = proj.expand_dims(distance=[cfg.phase.distances_m[0]] if cfg.phase.distances_m
-                                else [np.nan], axis=1)
-    if "flats" not in ds:
-        return ds.assign(projections=proj)
-    flats = ds["flats"]
-    darks = ds["darks"] if "darks" in ds else None
-    out = np.empty(proj.shape, np.float32)
-    for e in range(proj.sizes["energy"]):  # energies x distances: a handful of calls
-        for d in range(proj.sizes["distance"]):
-            def pick(da):
-                return da.values[e, d] if "distance" in da.dims else da.values[e]
-            od, _ = normalize(proj.values[e, d], pick(flats),
-                              None if darks is None else pick(darks),
-                              flat_mode=cfg.preprocess.flat_mode)
-            out[e, d] = np.exp(-od)
-    return ds.drop_vars([v for v in ("flats", "darks") if v in ds]).assign(
-        projections=(proj.dims, out))
-
-
-def phase_od(ds: xr.Dataset, cfg) -> tuple[np.ndarray, dict]:
-    """Phase magnitude ``-phi`` (energy, angle, y, x) in rad from a raw holotomography series."""
-    from ...recon.phase import retrieve_phase_series
-
-    inten = _transmission(ds, cfg)
-    if cfg.phase.distances_m and "distance" in ds["projections"].dims:
-        if len(cfg.phase.distances_m) != inten.sizes["distance"]:
-            raise ValueError(f"preprocess: [phase] distances_m has {len(cfg.phase.distances_m)} "
-                             f"values but the raw series has {inten.sizes['distance']} distances")
-        inten = inten.assign_coords(distance=("distance", list(cfg.phase.distances_m),
-                                              {"units": "m"}))
-        inten = inten.drop_vars(["effective_distance"], errors="ignore")
-    if cfg.phase.pixel_size_m:
-        inten.attrs["pixel_size"] = float(cfg.phase.pixel_size_m) * 1e9  # nm
-    if not np.all(np.isfinite(inten["distance"].values)):
-        raise ValueError("preprocess: the phase branch needs the propagation distance: the raw "
-                         "series has no 'distance' coordinate and [phase] distances_m is empty")
-    if cfg.phase.energy_ev:
-        inten = inten.assign_coords(energy=[float(cfg.phase.energy_ev)])
-    method = "auto" if cfg.phase.method == "none" else cfg.phase.method
-    phase = retrieve_phase_series(inten, delta_beta=cfg.phase.delta_beta, method=method)
-    return (-phase.values).astype(np.float32), {"phase_method": method,
-                                                "delta_beta": float(cfg.phase.delta_beta)}
 
 
 def _normalize_energy(ds: xr.Dataset, e: int, cfg) -> tuple[np.ndarray, int]:
@@ -226,6 +181,10 @@ class _OdWriter:
     def write(self, e: int, od_e: np.ndarray) -> None:
         io.write_region(self.store, "od", "od", (slice(e, e + 1),), od_e[None])
 
+    def write_angles(self, e: int, angles: slice, block: np.ndarray) -> None:
+        """Angles ``angles`` (a whole number of store chunks) of energy ``e``."""
+        io.write_region(self.store, "od", "od", (slice(e, e + 1), angles), block[None])
+
     def read(self, e: int) -> np.ndarray:
         return io.read_region(self.store, "od", "od", (slice(e, e + 1),),
                               allow_incomplete=True)[0]
@@ -279,15 +238,37 @@ def _in_flight(cfg, shape) -> int:
                                 memory_limit_gb=cfg.compute.memory_limit_gb)
 
 
-def _energy_source(ds: xr.Dataset, cfg, phase: bool):
+def _energy_source(ds: xr.Dataset, cfg):
     """(od shape (energy, angle, y, x), iterator of (one energy's optical density,
-    its masked-pixel count), phase attrs or None)."""
-    if phase:  # holotomography retrieves each angle from all distances at once: in memory
-        od, counts = phase_od(ds.load(), cfg)
-        return od.shape, ((od[e], 0) for e in range(od.shape[0])), counts
+    its masked-pixel count)) of an attenuation series."""
     shape = tuple(ds["projections"].shape)
     return shape, _in_order(lambda e: _normalize_energy(ds, e, cfg), shape[0],
-                            _in_flight(cfg, shape)), None
+                            _in_flight(cfg, shape))
+
+
+def _phase_shape(ds: xr.Dataset) -> tuple[int, int, int, int]:
+    """od shape (energy, angle, y, x) of a raw holotomography series (distances dropped)."""
+    return tuple(ds["projections"].sizes[d] for d in ("energy", "angle", "y", "x"))
+
+
+def _pass_phase(ds: xr.Dataset, cfg, geom, writer: "_OdWriter", shape, i0: int, bar):
+    """Pass 1 of a phase run: each energy's ``-phi`` retrieved and written by store
+    chunks of angles (:func:`._phase_stream.phase_energy`); (frames at angle ``i0``
+    (energy, y, x), 0 masked pixels: the phase branch does not count them)."""
+    from ._phase_stream import phase_energy
+
+    n_e, n_a, ny, nx = shape
+    per = od_chunks(shape, cfg.reconstruct.chunk_rows)[1]
+    groups = [slice(a, min(a + per, n_a)) for a in range(0, n_a, per)]
+    frames = np.empty((n_e, ny, nx), np.float32)
+    for e in range(n_e):  # energies are few; each streams its chunks of angles
+        for angles, block in phase_energy(ds, e, geom, groups, cfg.preprocess.flat_mode):
+            writer.write_angles(e, angles, block)
+            if angles.start <= i0 < angles.stop:
+                frames[e] = block[i0 - angles.start]
+            del block
+        bar.update()
+    return frames, 0
 
 
 def _pass_normalize(energies, writer: _OdWriter, shape, i0: int, bar):
@@ -319,7 +300,10 @@ def _pass_warp(writer: _OdWriter, reg, n_e: int, in_flight: int, bar) -> np.ndar
 
     total = None
     for od_e in _in_order(warped, n_e, in_flight):
-        total = od_e.copy() if total is None else np.add(total, od_e, out=total)
+        # the first energy becomes the sum, not a copy of it: the array is this loop's
+        # own (a fresh read, or the warp's result already written), so a single-energy
+        # run (every holotomography) holds one stack here, not two
+        total = od_e if total is None else np.add(total, od_e, out=total)
         bar.update()
         del od_e  # else held while the next energy is read and warped: one stack more
     total /= np.float32(n_e)  # in place: one stack, not two
@@ -368,7 +352,14 @@ def preprocess(ctx) -> None:
     ds = io.read_group(ctx.store, "raw", chunks=None)
     angles = ds["angle"].values
     phase = is_phase_run(cfg, ds)
-    shape, energies, counts = _energy_source(ds, cfg, phase)
+    if phase:  # chunks of angles straight into the store: no energy is held whole
+        from ._phase_stream import phase_geometry
+
+        geom = phase_geometry(ds, cfg)
+        shape, counts = _phase_shape(ds), geom.attrs()
+    else:
+        shape, energies = _energy_source(ds, cfg)
+        counts = None
     n_e = shape[0]
     register = cfg.preprocess.register_energies and n_e > 1 and not phase
     sizes = magnification_pixel_sizes(ds, cfg.preprocess.magnification) if register else None
@@ -381,8 +372,9 @@ def preprocess(ctx) -> None:
     # progress per energy and pass (normalize, warp, jitter): bar or a log line per ~10 %
     bar = Progress(n_e * (3 if cfg.preprocess.align else 2), "preprocess", log=ctx.log,
                    unit="energy-pass")
-    frames, masked = _pass_normalize(energies, writer, shape, int(np.argmin(np.abs(angles))),
-                                     bar)
+    i0 = int(np.argmin(np.abs(angles)))
+    frames, masked = (_pass_phase(ds, cfg, geom, writer, shape, i0, bar) if phase
+                      else _pass_normalize(energies, writer, shape, i0, bar))
     counts = counts if counts is not None else {"masked_pixels": masked}
     reg = (_registration(frames, reference, pixel_sizes=sizes,
                          **scale_options(tomography_scale_mode(cfg.preprocess.magnification,

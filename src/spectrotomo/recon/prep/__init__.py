@@ -8,6 +8,7 @@ Counts -> optical density (:func:`normalize`), ring/stripe removal
 
 from ._align import AlignmentReport, align_projections
 from ._center import CenterScores, find_center
+from ._center_memory import center_work_bytes
 from ._normalize import NormalizeReport, normalize, reduce_references
 from ._normalize_series import normalize_series
 from ._register import EnergyRegistration, estimate_energy_registration, register_energies
@@ -22,6 +23,7 @@ __all__ = [
     "NormalizeReport",
     "align_projections",
     "candidate_stack",
+    "center_work_bytes",
     "find_center",
     "fourier_shift",
     "normalize",

@@ -97,6 +97,13 @@ _BYTES_PER_PIXEL = 80
 _BATCH_BYTES = 2**28  # per batch of images: 256 MiB of work arrays
 
 
+def correlate_batch(ny: int, nx: int) -> int:
+    """Images per batch of :func:`phase_correlate` on (ny, nx) images (its whitening
+    floor is taken per batch: a caller splitting a long stack into multiples of this
+    gets the values of one call)."""
+    return max(1, _BATCH_BYTES // (_BYTES_PER_PIXEL * int(ny) * int(nx)))
+
+
 def phase_correlate(ref, moved, *, upsample: int = 20, whiten: float = 1.0,
                     lowpass: float | None = None, max_shift: float | None = None):
     """Displacement of each ``moved`` image relative to ``ref`` (batched).
@@ -134,7 +141,7 @@ def phase_correlate(ref, moved, *, upsample: int = 20, whiten: float = 1.0,
         moved = moved[None]
     if ref.ndim == 2:
         ref = ref[None]
-    batch = max(1, _BATCH_BYTES // (_BYTES_PER_PIXEL * moved.shape[1] * moved.shape[2]))
+    batch = correlate_batch(moved.shape[1], moved.shape[2])
     if moved.shape[0] > batch:  # bounded work arrays for long stacks (angles, energies)
         return np.concatenate([
             phase_correlate(ref if ref.shape[0] == 1 else ref[i:i + batch], moved[i:i + batch],
