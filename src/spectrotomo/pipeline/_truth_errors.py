@@ -21,14 +21,32 @@ def _amount_bias(chem: xr.Dataset, truth: xr.Dataset) -> dict[str, float]:
     (> 3 voxels deep, no pores): the absolute calibration of the element maps
     (limited-angle FBP under-recovers interiors; ratios are unaffected)."""
     inner = truth_interior(truth)
+    elements = [el for el in chem["element"].values if el in truth["element"].values]
+    if not elements or not inner.any():
+        return {}
+    estimated = _interior_values(chem["amount"].sel(element=elements), inner)
     out = {}
-    for el in chem["element"].values:
-        if el not in truth["element"].values or not inner.any():
-            continue
-        est = chem["amount"].sel(element=el).values[inner]
+    for est, el in zip(estimated, elements):
         true = truth["density"].sel(element=el).values[inner]
         out[str(el)] = float(np.nanmean(est) / true.mean() - 1.0)
     return out
+
+
+def _interior_values(amount: xr.DataArray, inner: np.ndarray) -> np.ndarray:
+    """The values of ``amount`` (element, z, y, x) at the ``inner`` voxels: (element, n)
+    in the order ``values[inner]`` gives, read slab by slab of its z chunks.
+
+    A quantify chunk holds every element: read one element at a time, each chunk was
+    read (and decompressed) once per element (demo: 32 reads of ~4 MB instead of 8).
+    Memory: one slab and the selected voxels.
+    """
+    amount = amount.transpose("element", "z", "y", "x")
+    data = amount.data
+    z_chunks = data.chunks[1] if hasattr(data, "chunks") else (amount.sizes["z"],)
+    bounds = np.cumsum((0, *z_chunks))
+    parts = [np.asarray(amount[:, z0:z1].values)[:, inner[z0:z1]]
+             for z0, z1 in zip(bounds[:-1], bounds[1:])]
+    return np.concatenate(parts, axis=1)
 
 
 #: The truth variables the 3D errors compare in the reconstruction's frame (mask,
