@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .._figure import new_figure
+from .._figure import new_figure, write_png
 from ..segmentation import CLASS_LEGEND
 from ._report_reads import SAMPLE_VOXELS, array_of, masked_histogram, sample, strided
 
@@ -27,6 +27,10 @@ __all__ = ["orthoslices", "label_orthoslices", "histogram", "center_scores", "ro
 CLASS_NAMES = {k: ("background" if k == 0 else name.replace("_", "-"))
                for k, (name, _) in CLASS_LEGEND.items()}
 CLASS_COLORS = {k: colour for k, (_, colour) in CLASS_LEGEND.items()}
+
+#: Dots per inch of the slice maps and histograms (a 4.2 in panel: 378 px); each figure
+#: is made at the dpi it is written at, so that it is laid out and drawn on one renderer
+DPI = 90
 
 
 def class_fraction_table(classes: np.ndarray) -> dict[str, float]:
@@ -94,7 +98,7 @@ def _extent(plane: xr.DataArray) -> list[float]:
 
 def _draw_planes(planes, draw):
     """One axis per plane, labelled in nm; ``draw(ax, plane)`` renders it."""
-    fig = new_figure(figsize=(4.2 * len(planes), 4))
+    fig = new_figure(figsize=(4.2 * len(planes), 4), dpi=DPI)
     axes = fig.subplots(1, len(planes), squeeze=False)
     artist = None
     for ax, (label, plane) in zip(axes[0], planes):
@@ -156,9 +160,7 @@ def orthoslices(da: xr.DataArray, path, *, title: str | None = None, cmap: str =
                  label=f"{da.name or ''} ({da.attrs.get('units', '?')})")
     fig.suptitle(f"{title or da.name}  (colours: {percentiles[0]:g}-{percentiles[1]:g} % "
                  f"{'inside the particle' if mask is not None else 'of all voxels'})")
-    path = Path(path)
-    fig.savefig(path, dpi=90)
-    return path
+    return write_png(fig, path, dpi=DPI)
 
 
 def label_orthoslices(labels: xr.DataArray, path, *, names: dict[int, str],
@@ -178,9 +180,7 @@ def label_orthoslices(labels: xr.DataArray, path, *, names: dict[int, str],
     handles = [Patch(color=colors.get(i, "#000000"), label=names[i]) for i in sorted(names)]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles))
     fig.suptitle(title or str(labels.name))
-    path = Path(path)
-    fig.savefig(path, dpi=90)
-    return path
+    return write_png(fig, path, dpi=DPI)
 
 
 def histogram(da: xr.DataArray, path, *, mask=None, bins: int = 100,
@@ -188,7 +188,7 @@ def histogram(da: xr.DataArray, path, *, mask=None, bins: int = 100,
     """Write a histogram of the finite values of ``da`` (inside ``mask`` if given):
     every voxel, counted block by block (a lazy volume is never read whole)."""
     counts, edges = masked_histogram(da, None if mask is None else _as_bool(mask), bins=bins)
-    fig = new_figure(figsize=(5, 3.5))
+    fig = new_figure(figsize=(5, 3.5), dpi=DPI)
     ax = fig.subplots()
     # the counts as weights of one value per bin: the bars ax.hist draws of the values
     ax.hist(edges[:-1], bins=edges, weights=counts, color="#4472c4")
@@ -196,9 +196,7 @@ def histogram(da: xr.DataArray, path, *, mask=None, bins: int = 100,
     ax.set_ylabel("voxels")
     ax.set_title(title or f"{da.name} histogram (n = {int(counts.sum())})")
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=90)
-    return path
+    return write_png(fig, path, dpi=DPI)
 
 
 def center_scores(scores: xr.Dataset, path) -> Path:
@@ -211,7 +209,7 @@ def center_scores(scores: xr.Dataset, path) -> Path:
     """
     x, metric = scores["center_score_x"], scores["center_score"]
     order = np.argsort(x.values)
-    fig = new_figure(figsize=(5, 3.2))
+    fig = new_figure(figsize=(5, 3.2), dpi=100)
     ax = fig.subplots()
     ax.plot(x.values[order], metric.values[order], ".-", lw=0.8)
     method, center = scores.attrs["center_method"], float(scores.attrs["center"])
@@ -222,5 +220,4 @@ def center_scores(scores: xr.Dataset, path) -> Path:
     ax.set_xlabel(x.attrs["long_name"])
     ax.set_ylabel(metric.attrs["long_name"])
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    return Path(path)
+    return write_png(fig, path, dpi=100)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import io
-from .._figure import new_figure
+from .._figure import new_figure, write_png
 from ._figures import _extent, masked_cmap, robust_limits
 from ._figures import CLASS_COLORS, CLASS_NAMES, class_counts, class_fractions_of_counts
 from ._report_reads import block_sums
@@ -125,7 +125,7 @@ def summary_figure(store, path, *, title: str | None = None,
                                                          seg_ds["composition_class"]))
     elements = list(val["element"].values) if val is not None else []
     ncol = max(3, len(elements))
-    fig = new_figure(figsize=(4.0 * ncol, 11.5), layout="constrained")
+    fig = new_figure(figsize=(4.0 * ncol, 11.5), layout="constrained", dpi=90)
     grid = fig.add_gridspec(3, ncol)
     mask = seg_ds["mask"]
     z = seg_ds.sizes["z"] // 2
@@ -165,6 +165,5 @@ def summary_figure(store, path, *, title: str | None = None,
     _profile_axes(ax, "valence per equal-area shell (2D)", "effective valence (e)")
     fig.suptitle(title or f"{Path(store).name}: composition, valence, surface -> centre",
                  fontsize=12)
-    path = Path(path)
-    fig.savefig(path, dpi=90)
-    return path
+    # laid out once, in its one draw (savefig: a draw to lay out, then one to render)
+    return write_png(fig, path, dpi=90)

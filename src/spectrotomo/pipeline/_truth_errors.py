@@ -136,6 +136,8 @@ def _slab_sums(store, groups, truth: xr.Dataset, dz: float | None) -> dict:
     v3d = v3d if v3d is not None and "Mn" in v3d["element"].values else None
     els = ([str(e) for e in chem["element"].values if e in truth["element"].values]
            if chem is not None else [])
+    chem_index = ({str(e): i for i, e in enumerate(chem["element"].values)}
+                  if chem is not None else {})
     out = {"mask": np.zeros((nz, ny, nx), bool), "particle": np.zeros((nz, ny, nx), bool)}
     counts = np.zeros((2, 5), np.int64)
     agree = np.zeros(2, np.int64)
@@ -155,11 +157,14 @@ def _slab_sums(store, groups, truth: xr.Dataset, dz: float | None) -> dict:
             counts += [class_counts(est_cls), class_counts(true_cls)]
             both = (est_cls > 0) & (true_cls > 0)
             agree += [int((est_cls[both] == true_cls[both]).sum()), int(both.sum())]
-        for i, el in enumerate(els):
-            est = np.asarray(chem["amount"].sel(element=el)[z0:z1].values)[inner]
-            true = frame["density"].sel(element=el).values[inner]
-            amounts[i] += [np.nansum(est, dtype=np.float64), np.isfinite(est).sum(),
-                           true.sum(dtype=np.float64), true.size]
+        if els:  # every element's slab in one read: a store chunk holds all of them
+            slab = np.asarray(chem["amount"][:, z0:z1].values)
+            for i, el in enumerate(els):
+                est = slab[chem_index[el]][inner]
+                true = frame["density"].sel(element=el).values[inner]
+                amounts[i] += [np.nansum(est, dtype=np.float64), np.isfinite(est).sum(),
+                               true.sum(dtype=np.float64), true.size]
+            del slab
         if dens is not None:
             solid = _solid_slab(truth, z0, z1)
             est = np.asarray(dens["electron_density"][0, z0:z1].values)[solid]

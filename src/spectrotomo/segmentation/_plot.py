@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._figure import new_figure
+from .._figure import new_figure, write_png
 from .._model import ValidationError
 
 __all__ = ["plot_profile", "draw_profile"]
@@ -48,7 +48,7 @@ def plot_profile(table, path, *, title: str | None = None, dpi: int = 120,
     if by not in ("shell", "class", "depth") or "median" not in table:
         raise ValidationError("table must come from profile_table (attrs['by'] and 'median')")
     x, labels, xlabel = _axis(table, by)
-    fig = new_figure(figsize=(5.5, 3.8))
+    fig = new_figure(figsize=(5.5, 3.8), dpi=dpi)  # laid out at the dpi written
     ax = fig.add_subplot()
     names = draw_profile(ax, table, x)
     if smoothed is not None:
@@ -71,8 +71,7 @@ def plot_profile(table, path, *, title: str | None = None, dpi: int = 120,
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    return path
+    return write_png(fig, path, dpi=dpi)
 
 
 def draw_profile(ax, table, x=None, *, band: bool = True, label: str | None = None,
