@@ -100,6 +100,24 @@ def test_block_histogram_equals_numpy_on_the_gathered_values(volumes, case):
     np.testing.assert_array_equal(edges, expected_edges)
 
 
+def test_block_histogram_over_a_range_counts_what_falls_outside(volumes):
+    """A histogram over given limits (the report's robust ones: TM/O outliers of ~1e5 no
+    longer squeeze the distribution into one bar) equals numpy's with that range, and
+    says how many values fell below and above it."""
+    mask, *_, values = volumes
+    values = values.copy()
+    values[0, 0, :5] = 1e5  # outliers, as TM/O where the O amount is noise
+    counts, edges, (below, above) = masked_histogram(
+        da.from_array(values, chunks=6), da.from_array(mask, chunks=9), bins=30,
+        range=(0.5, 1.5))
+    kept = values[mask & np.isfinite(values)].astype(float)
+    expected, expected_edges = np.histogram(kept, bins=30, range=(0.5, 1.5))
+    np.testing.assert_array_equal(counts, expected)
+    np.testing.assert_array_equal(edges, expected_edges)
+    assert (below, above) == ((kept < 0.5).sum(), (kept > 1.5).sum())
+    assert above >= int(mask[0, 0, :5].sum()) > 0
+
+
 def test_class_counts_take_float_labels_and_negative_fill():
     # NaN outside (xarray's where) and a -1 fill count as background, as 0 does
     np.testing.assert_array_equal(class_counts(np.array([0, 1, 2, np.nan, 3, 5])),

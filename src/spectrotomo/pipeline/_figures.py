@@ -184,17 +184,23 @@ def label_orthoslices(labels: xr.DataArray, path, *, names: dict[int, str],
 
 
 def histogram(da: xr.DataArray, path, *, mask=None, bins: int = 100,
-              title: str | None = None) -> Path:
+              title: str | None = None, percentiles=(0.5, 99.5)) -> Path:
     """Write a histogram of the finite values of ``da`` (inside ``mask`` if given):
-    every voxel, counted block by block (a lazy volume is never read whole)."""
-    counts, edges = masked_histogram(da, None if mask is None else _as_bool(mask), bins=bins)
+    every voxel, counted block by block (a lazy volume is never read whole), over the
+    ``percentiles`` of the values (:func:`robust_limits`: TM/O reaches ~1e5 in voxels
+    whose O amount is noise, which squeezed the distribution into one bar); the title
+    says how many fell outside."""
+    mask = None if mask is None else _as_bool(mask)
+    limits = robust_limits(da, mask, percentiles=percentiles)
+    counts, edges, (below, above) = masked_histogram(da, mask, bins=bins, range=limits)
     fig = new_figure(figsize=(5, 3.5), dpi=DPI)
     ax = fig.subplots()
     # the counts as weights of one value per bin: the bars ax.hist draws of the values
     ax.hist(edges[:-1], bins=edges, weights=counts, color="#4472c4")
     ax.set_xlabel(f"{da.name or ''} ({da.attrs.get('units', '?')})")
     ax.set_ylabel("voxels")
-    ax.set_title(title or f"{da.name} histogram (n = {int(counts.sum())})")
+    outside = f", {below + above} outside" if below + above else ""
+    ax.set_title(title or f"{da.name} histogram (n = {int(counts.sum())}{outside})")
     fig.tight_layout()
     return write_png(fig, path, dpi=DPI)
 

@@ -98,11 +98,13 @@ def strided(values, *, cap: int = SAMPLE_VOXELS):
             if stride > 1 else values)
 
 
-def masked_histogram(values, mask=None, *, bins: int = 100) -> tuple[np.ndarray, np.ndarray]:
+def masked_histogram(values, mask=None, *, bins: int = 100,
+                     range: tuple[float, float] | None = None):
     """Counts and bin edges of the finite ``values`` inside ``mask``, ``bins`` equal bins
-    from their minimum to their maximum, counted block by block: what
-    ``numpy.histogram(v, bins)`` gives on those values gathered (range (0, 1) when there
-    are none; min +- 0.5 when they are all equal)."""
+    from their minimum to their maximum (or over ``range``), counted block by block: what
+    ``numpy.histogram(v, bins, range)`` gives on those values gathered (range (0, 1) when
+    there are none; min +- 0.5 when they are all equal). With ``range`` also the number
+    of values below and above it: ``(counts, edges, (below, above))``."""
 
     def _selected(v, m):
         v = np.asarray(v, dtype=float)
@@ -115,6 +117,16 @@ def masked_histogram(values, mask=None, *, bins: int = 100) -> tuple[np.ndarray,
         v = _selected(v, m)
         return (v.min(), v.max(), v.size) if v.size else (np.inf, -np.inf, 0)
 
+    if range is not None:
+        edges = np.linspace(float(range[0]), float(range[1]), bins + 1)
+
+        def _counts(v, m=None):
+            v = _selected(v, m)
+            return np.append(np.histogram(v, bins=edges)[0], [(v < edges[0]).sum(),
+                                                              (v > edges[-1]).sum()])
+
+        counts = block_sums(_counts, *arrays)
+        return counts[:-2], edges, (int(counts[-2]), int(counts[-1]))
     ranges = block_map(_range, *arrays)
     lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
     if not sum(r[2] for r in ranges):
