@@ -22,9 +22,6 @@ peak RSS (``ru_maxrss``), CPU seconds, the sampled RSS by pass, beside the plan'
 from __future__ import annotations
 
 import argparse
-import json
-import resource
-import subprocess
 import sys
 import time
 import tracemalloc
@@ -105,30 +102,18 @@ def make_store(store: Path, n: int, n_d: int, n_a: int, seed: int = 0) -> None:
 
 def child(store: Path, limit: float, align: bool) -> None:
     """Run the preprocess step on ``store`` and print one JSON line."""
-    import threading
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from prep_memory_bench import _PASSES, _rss_gib, _sample_passes
+    from prep_memory_bench import _PASSES, measured_step
 
     import prep_memory_bench
     from spectrotomo.pipeline._config import config_from_dict
-    from spectrotomo.pipeline._context import RunContext
-    from spectrotomo.pipeline.steps.preprocess import preprocess
 
     prep_memory_bench._PASSES = ("_pass_phase",) + _PASSES
     cfg = config_from_dict({"output": {"store": str(store)}, "compute": {"memory_limit_gb": limit},
                             "preprocess": {"align": align},
                             "phase": {"method": "ctf", "delta_beta": 56.0}})
-    peaks, done = {"start": _rss_gib()}, threading.Event()
-    sampler = threading.Thread(target=_sample_passes, args=(peaks, done), daemon=True)
-    sampler.start()
-    t, c = time.perf_counter(), time.process_time()
-    preprocess(RunContext(config=cfg, store=store, report_dir=store.parent, log=lambda m: None))
-    wall, cpu = time.perf_counter() - t, time.process_time() - c
-    done.set()
-    sampler.join()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / _GIB
-    print(json.dumps({"peak_gib": peak, "wall_s": wall, "cpu_s": cpu, "passes": peaks}))
+    measured_step(cfg, store)
 
 
 def plan_gib(n_d: int, n_a: int, n: int, limit: float) -> float:
@@ -141,14 +126,14 @@ def plan_gib(n_d: int, n_a: int, n: int, limit: float) -> float:
 
 
 def step(args) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from prep_memory_bench import run_child
+
     for n in args.sizes:
         store = args.dir / f"holo_{args.distances}x{args.angles}x{n}.zarr"
         if not (store / "raw").exists():
             make_store(store, n, args.distances, args.angles)
-        cmd = [sys.executable, __file__, "--child", str(store), "--limit", str(args.limit)]
-        out = subprocess.run(cmd + (["--no-align"] if args.no_align else []), check=True,
-                             capture_output=True, text=True).stdout.strip().splitlines()[-1]
-        got = json.loads(out)
+        got = run_child(__file__, store, args.limit, args.no_align)
         print(f"phase-step 1x{args.distances}x{args.angles}x{n}^2 align={not args.no_align}: "
               f"peak RSS {got['peak_gib']:.2f} GiB, plan {plan_gib(args.distances, args.angles, n, args.limit):.2f} GiB, "
               f"wall {got['wall_s']:.1f} s, CPU {got['cpu_s']:.1f} s; sampled RSS by pass (GiB): "

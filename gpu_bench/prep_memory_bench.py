@@ -116,14 +116,21 @@ def _sample_passes(peaks: dict, done, period: float = 0.1) -> None:
 
 def child(store: Path, limit: float, align: bool) -> None:
     """Run the preprocess step on ``store`` and print one JSON line."""
-    import threading
-
     from spectrotomo.pipeline._config import config_from_dict
-    from spectrotomo.pipeline._context import RunContext
-    from spectrotomo.pipeline.steps.preprocess import preprocess
 
     cfg = config_from_dict({"output": {"store": str(store)}, "compute": {"memory_limit_gb": limit},
                             "preprocess": {"align": align}})
+    measured_step(cfg, store)
+
+
+def measured_step(cfg, store: Path) -> None:
+    """Run the preprocess step of ``cfg`` on ``store``, sampling the RSS per pass; print
+    one JSON line (peak, wall, CPU, the passes' peaks)."""
+    import threading
+
+    from spectrotomo.pipeline._context import RunContext
+    from spectrotomo.pipeline.steps.preprocess import preprocess
+
     peaks, done = {"start": _rss_gib()}, threading.Event()
     sampler = threading.Thread(target=_sample_passes, args=(peaks, done), daemon=True)
     sampler.start()
@@ -134,6 +141,14 @@ def child(store: Path, limit: float, align: bool) -> None:
     sampler.join()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / _GIB
     print(json.dumps({"peak_gib": peak, "wall_s": wall, "cpu_s": cpu, "passes": peaks}))
+
+
+def run_child(script, store: Path, limit: float, no_align: bool) -> dict:
+    """``script --child store``'s JSON line (:func:`measured_step`), in a fresh process."""
+    cmd = [sys.executable, str(script), "--child", str(store), "--limit", str(limit)]
+    out = subprocess.run(cmd + (["--no-align"] if no_align else []), check=True,
+                         capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    return json.loads(out)
 
 
 def plan_gib(n_e: int, n_a: int, n: int, limit: float) -> tuple[float, int]:
@@ -162,10 +177,7 @@ def main() -> None:
         store = args.dir / f"raw_{args.energies}x{args.angles}x{n}.zarr"
         if not (store / "raw").exists():
             make_store(store, n, args.energies, args.angles)
-        cmd = [sys.executable, __file__, "--child", str(store), "--limit", str(args.limit)]
-        out = subprocess.run(cmd + (["--no-align"] if args.no_align else []), check=True,
-                             capture_output=True, text=True).stdout.strip().splitlines()[-1]
-        got = json.loads(out)
+        got = run_child(__file__, store, args.limit, args.no_align)
         plan, k = plan_gib(args.energies, args.angles, n, args.limit)
         print(f"prep-memory {args.energies}x{args.angles}x{n}^2 align={not args.no_align}: "
               f"peak RSS {got['peak_gib']:.2f} GiB, plan {plan:.2f} GiB ({k} energies in flight), "
