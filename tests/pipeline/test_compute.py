@@ -450,3 +450,38 @@ def test_tiled_chunks_one_writer_per_chunk_and_the_same_store(prepared, monkeypa
     _assert_same_group(untiled, store, "recon")
     if algorithm == "auto":
         _assert_same_group(local, store, "chemistry")
+
+
+def test_readers_of_tiled_chunks_give_the_same_results(prepared, monkeypatch, tmp_path):
+    """segment's and profile's block reads and the report's planes, samples and block sums
+    across 16 px y/x tiles: the same segmentation, profiles and summary as whole planes."""
+    import json
+
+    from spectrotomo.pipeline.steps import _layout
+
+    root, base, local = prepared
+    steps = ["segment", "profile", "report"]
+
+    def config(store):
+        cfg = _config(store)
+        cfg.output.figures = False  # the tiny preset's profile plots warn (no labelled lines)
+        return cfg
+
+    untiled = tmp_path / "untiled.zarr"
+    shutil.copytree(local, untiled)
+    run_pipeline(config(untiled), steps=steps, log=lambda m: None,
+                 report_dir=tmp_path / "untiled-report")
+    tiled = tmp_path / "tiled.zarr"
+    shutil.copytree(base, tiled)
+    monkeypatch.setattr(_layout, "TILE_PX", 16)
+    run_pipeline(config(tiled), steps=["reconstruct", "quantify", *steps], log=lambda m: None,
+                 report_dir=tmp_path / "tiled-report")
+    assert io.stored_chunks(tiled, "chemistry", "amount") == (1, 8, 16, 16)
+    for group in ("segmentation", "profiles"):
+        _assert_same_group(untiled, tiled, group)
+
+    def summary(name):
+        text = (tmp_path / f"{name}-report" / "summary.json").read_text()
+        return json.loads(text.replace(str(tmp_path / f"{name}.zarr"), "STORE"))
+
+    assert summary("tiled") == summary("untiled")

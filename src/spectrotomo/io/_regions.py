@@ -10,7 +10,8 @@ Protocol::
     mark_complete(store, "recon")                               # last, by the coordinator
 
 Regions must cover whole chunks so that no two workers ever write the same
-chunk.  Each finished chunk gets a done marker *after* its data is written;
+chunk; a task larger than a chunk (a slab of z rows over its y/x tiles) lists its
+regions with ``missing_regions(..., whole=("y", "x"))``.  Each finished chunk gets a done marker *after* its data is written;
 the group is incomplete (reads raise) until :func:`mark_complete`.
 """
 
