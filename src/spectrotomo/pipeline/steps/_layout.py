@@ -6,8 +6,7 @@ step's chunk rows) and a y/x tile of at most :data:`TILE_PX` pixels. The compute
 tasks still work on whole slabs of rows: a task's region spans every tile of its
 rows (``io.missing_regions(whole=("y", "x"))``), its z range is one chunk's, so no
 two tasks write one chunk. Readers that want less than a slab -- one element's
-plane (report), a block (segment, profile), a few rows (preview) -- decode only
-the tiles they touch: before, one element's plane at 2048^2 decoded quantify's
+plane (report), a block (segment, profile) -- decode only the tiles they touch: before, one element's plane at 2048^2 decoded quantify's
 whole (4 elements, 16 rows, 2048^2) chunk, 1 GiB.
 """
 
@@ -18,9 +17,10 @@ from ... import io
 __all__ = ["TILE_PX", "volume_chunks", "kept_chunks"]
 
 #: Largest y / x edge of a volume chunk, pixels. 256: chunks of 1-4 MiB at the usual
-#: 4-16 rows (zarr's per-chunk cost stays small next to the decode), whole planes up to
-#: 256^2 (the demo's chunks are unchanged), and 8192 chunks per energy of a 2048^3
-#: volume at 16 rows (a 128 px tile: 32768, the same number of done-marker files).
+#: 4-16 rows (zarr's per-chunk cost stays small next to the decode), planes up to 256^2
+#: in one tile (the demo's), and 8192 chunks per energy of a 2048^3 volume at 16 rows (a
+#: 128 px tile: 32768, as many done-marker files). Measured at 256^3 (report_scale.py,
+#: RESULTS.pipeline.md session 7): 128 px tiles saved 20 MiB of the report's 0.34 GiB.
 TILE_PX = 256
 
 _SPATIAL = ("z", "y", "x")
