@@ -212,6 +212,30 @@ def test_region_writes_interrupted_then_resumed(tmp_path, rng):
         write_region(store, "recon", "volume", rest[0], full[1, 8:])
 
 
+def test_missing_regions_whole_dims_are_task_slabs_of_tiles(tmp_path, rng):
+    """Chunks tiled in x, tasks over whole rows: one region per (energy, z slab), listed
+    while any of its tiles is unwritten; the slabs never share a chunk."""
+    store = tmp_path / "s.zarr"
+    full = rng.random((2, 10, 8), dtype=np.float32)
+    init_array(store, "recon", "volume", shape=(2, 10, 8), dtype="float32", chunks=(1, 4, 3),
+               dims=("energy", "z", "x"))
+    assert len(missing_regions(store, "recon", "volume")) == 2 * 3 * 3
+    slabs = missing_regions(store, "recon", "volume", whole=("x",))
+    assert slabs == [(slice(e, e + 1), slice(z, min(z + 4, 10)), slice(0, 8))
+                     for e in range(2) for z in (0, 4, 8)]
+    write_region(store, "recon", "volume", (slice(0, 1), slice(0, 4), slice(0, 3)),
+                 full[:1, :4, :3])  # one tile of the first slab
+    assert missing_regions(store, "recon", "volume", whole=("x",)) == slabs
+    for region in slabs[:2]:  # whole slabs: every tile of them
+        write_region(store, "recon", "volume", region, full[region])
+    assert missing_regions(store, "recon", "volume", whole=("x",)) == slabs[2:]
+    # all energies per task (the joint solver's): energy 1 is missing from every slab
+    assert missing_regions(store, "recon", "volume", whole=("energy", "x")) == [
+        (slice(0, 2), slice(z, min(z + 4, 10)), slice(0, 8)) for z in (0, 4, 8)]
+    with pytest.raises(ValueError, match="not in"):
+        missing_regions(store, "recon", "volume", whole=("y",))
+
+
 def test_init_array_killed_before_its_marker_is_rebuilt(tmp_path):
     import shutil
 

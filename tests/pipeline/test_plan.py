@@ -81,6 +81,24 @@ def test_report_row_reads_chunks_not_the_volume():
     assert "report" in format_plan(list(rows.values()))
 
 
+def test_report_chunk_is_bounded_whatever_the_detector_size():
+    """The volume groups' chunks are one element x rows x a y/x tile: the report's largest
+    chunk does not grow with the field (it was 4 elements x rows x the whole plane, 1 GiB
+    at 2048^2 and 16 rows), so neither does its per-thread memory but for the planes."""
+    from spectrotomo.pipeline._plan import report_chunk_bytes
+    from spectrotomo.pipeline.steps._layout import TILE_PX
+
+    tile = 16 * TILE_PX**2 * 4  # float32, one element, 16 rows
+    assert report_chunk_bytes(ny=2048, nx=2048, rows=16, seg_chunk=32) == tile
+    assert report_chunk_bytes(ny=512, nx=512, rows=16, seg_chunk=32) == tile
+    assert report_chunk_bytes(ny=128, nx=128, rows=16, seg_chunk=32) == 16 * 128**2 * 4
+    assert report_chunk_bytes(ny=2048, nx=2048, rows=16, seg_chunk=128) == 128**3 * 4
+    small, big = (plan_run(n_energies=8, n_angles=131, ny=n, nx=n, chunk_rows=16)[-1]
+                  for n in (512, 2048))
+    planes = 3 * (2048**2 - 512**2) * 8  # float64, the report thread's three planes
+    assert big.peak_bytes - small.peak_bytes == planes
+
+
 def test_report_threads_fit_the_memory_limit():
     from spectrotomo.pipeline._plan import report_in_flight, report_thread_bytes
 
@@ -142,22 +160,24 @@ def test_a_resumed_reconstruct_keeps_the_rows_its_first_run_chose(tmp_path):
 
     from spectrotomo import io
     from spectrotomo.pipeline import Config
-    from spectrotomo.pipeline.steps.reconstruct import _chunk_rows
+    from spectrotomo.pipeline.steps.reconstruct import _mu_chunks
 
     cfg = Config()
     store = tmp_path / "s.zarr"
     ctx = SimpleNamespace(config=cfg, store=store, overwrite=False)
-    assert _chunk_rows(ctx, 8, 131, 64, 64) == 16  # nothing stored: chunk_rows fits
+    assert _mu_chunks(ctx, 8, 131, 64, 64) == (1, 16, 64, 64)  # nothing stored: chunk_rows fits
     io.init_array(store, "recon", "mu", shape=(8, 64, 64, 64), dtype=np.float32,
                   chunks=(1, 4, 64, 64), dims=("energy", "z", "y", "x"))
-    assert _chunk_rows(ctx, 8, 131, 64, 64) == 4  # an unfinished write's layout
+    assert _mu_chunks(ctx, 8, 131, 64, 64) == (1, 4, 64, 64)  # an unfinished write's layout
     ctx.overwrite = True
-    assert _chunk_rows(ctx, 8, 131, 64, 64) == 16
-    # the configured algorithm, as the plan: "auto" costed as the joint solver
+    assert _mu_chunks(ctx, 8, 131, 64, 64) == (1, 16, 64, 64)
+    # the configured algorithm, as the plan: "auto" costed as the joint solver; y/x in tiles
     cfg.compute.memory_limit_gb = 16
-    rows = _chunk_rows(ctx, 8, 361, 2048, 2048)
-    assert rows == fit_chunk_rows(16, algorithm="joint", n_energies=8, n_angles=361, ny=2048,
-                                  nx=2048, tasks=rows_tasks(cfg), memory_limit_gb=16)
+    chunks = _mu_chunks(ctx, 8, 361, 2048, 2048)
+    assert chunks[1] == fit_chunk_rows(16, algorithm="joint", n_energies=8, n_angles=361,
+                                       ny=2048, nx=2048, tasks=rows_tasks(cfg),
+                                       memory_limit_gb=16)
+    assert chunks[::2] == (1, 256) and chunks[3] == 256
 
 
 def rows_tasks(cfg):

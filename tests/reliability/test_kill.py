@@ -67,7 +67,9 @@ POINTS = [
      lambda s, r: _n_done(s, "recon", "mu") >= 32 and _state(s / "recon") == "writing",
      ["[recon] writing   <-- UNFINISHED", "unfinished groups: recon"]),
     ("quantify: some slabs written",
-     lambda s, r: _n_done(s, "chemistry", "amount") >= 2
+     # tm_o_ratio: one chunk per slab at 32^2, the last array a slab task writes (amount
+     # has one chunk per element: its markers count elements, not finished slabs)
+     lambda s, r: _n_done(s, "chemistry", "tm_o_ratio") >= 2
      and _state(s / "chemistry") == "writing",
      ["[chemistry] writing   <-- UNFINISHED", "unfinished groups: chemistry"]),
     ("between steps: valence done, segment not written",

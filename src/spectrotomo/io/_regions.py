@@ -10,7 +10,8 @@ Protocol::
     mark_complete(store, "recon")                               # last, by the coordinator
 
 Regions must cover whole chunks so that no two workers ever write the same
-chunk.  Each finished chunk gets a done marker *after* its data is written;
+chunk; a task larger than a chunk (a slab of z rows over its y/x tiles) lists its
+regions with ``missing_regions(..., whole=("y", "x"))``.  Each finished chunk gets a done marker *after* its data is written;
 the group is incomplete (reads raise) until :func:`mark_complete`.
 """
 
@@ -259,22 +260,39 @@ def read_region(store_path, group: str, name: str, region, *,
     return np.asarray(arr[tuple(by_dim.get(d, slice(None)) for d in dims)])
 
 
-def missing_regions(store_path, group: str, name: str) -> list[tuple[slice, ...]]:
+def missing_regions(store_path, group: str, name: str, *,
+                    whole=()) -> list[tuple[slice, ...]]:
     """Chunk regions of ``group/name`` not yet written (one per chunk, C order).
 
     Each region is a tuple of slices in the array's dim order: it indexes a
     numpy array of the full shape directly and is accepted by
     :func:`write_region`.
+
+    Parameters
+    ----------
+    whole : sequence of str
+        Dims every region spans whole (e.g. ``("y", "x")``: one region per slab of
+        z rows, over the y/x tiles of its chunks): a task's region of several chunks,
+        listed when any of its chunks is unwritten. Regions of disjoint chunk
+        ranges along the other dims never share a chunk.
     """
     group = normalize_group(group)
     root = store_root(store_path)
     arr = _open_array(root, group, name)
+    dims = tuple(arr.metadata.dimension_names or ())
+    unknown = set(whole) - set(dims)
+    if unknown:
+        raise ValueError(f"missing_regions({group}/{name}): whole names dims "
+                         f"{sorted(unknown)} not in {dims}")
     marks = done_dir(root, group, name)
     done = {p.name for p in marks.iterdir()} if marks.is_dir() else set()
     grid = [range(-(-s // c)) for s, c in zip(arr.shape, arr.chunks)]
-    return [tuple(slice(i * c, min((i + 1) * c, s))
-                  for i, c, s in zip(index, arr.chunks, arr.shape))
-            for index in itertools.product(*grid) if ".".join(map(str, index)) not in done]
+    keep = [d not in whole for d in dims]
+    todo = {tuple(i if k else 0 for i, k in zip(index, keep))  # one key per task region
+            for index in itertools.product(*grid) if ".".join(map(str, index)) not in done}
+    return [tuple(slice(i * c, min((i + 1) * c, s)) if k else slice(0, s)
+                  for i, c, s, k in zip(index, arr.chunks, arr.shape, keep))
+            for index in sorted(todo)]
 
 
 def mark_complete(store_path, group: str, *, attrs=None) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 __all__ = ["PlanRow", "MemoryPlanError", "plan_run", "check_plan", "format_plan",
            "preprocess_in_flight", "phase_pass_bytes", "center_work_bytes",
-           "report_thread_bytes", "report_in_flight",
+           "report_thread_bytes", "report_chunk_bytes", "report_in_flight",
            "segment_block_bytes", "profile_block_bytes", "block_threads",
            "step_block_threads", "recon_task_bytes", "fit_chunk_rows", "valence_bytes"]
 
@@ -227,6 +227,19 @@ def report_thread_bytes(*, chunk_bytes: float, plane_voxels: int) -> float:
     return 3 * chunk_bytes + plane_voxels * 8 + SAMPLE_VOXELS * 24
 
 
+def report_chunk_bytes(*, ny: int, nx: int, rows: int, seg_chunk: int) -> float:
+    """The largest store chunk the report reads, bytes, for a ``ny`` x ``nx`` x ``nx``
+    volume: a volume group's (one energy or element x ``rows`` z rows x a y/x tile,
+    ``steps._layout.volume_chunks``) or a segmentation block (``seg_chunk``^3), float32 /
+    int32. Bounded whatever the detector size (the former chunk of 4 elements x the
+    whole plane was 1 GiB at 2048^2)."""
+    from .steps._layout import volume_chunks
+
+    volume = volume_chunks(("z", "y", "x"), (ny, nx, nx), min(int(rows), ny))
+    segment = min(int(seg_chunk), max(ny, nx)) ** 3
+    return max(volume[0] * volume[1] * volume[2], segment) * _F4
+
+
 def report_in_flight(*, thread_bytes: float, threads: int, memory_limit_gb: float) -> int:
     """Threads of the report step: one per host thread, as many as fit in
     ``memory_limit_gb`` (GiB) at ``thread_bytes`` each, at least one."""
@@ -369,9 +382,8 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
     in_flight = max(1, min(int(seg_threads), _n_blocks(ny, nx, c)))
     seg_peak = segment_block_bytes(c) * in_flight
     prof_peak = profile_block_bytes(c) * in_flight + 64 * 2**20
-    # report: the largest chunk it reads is quantify's (4 elements x `rows` z rows); the
-    # reconstruction's (one energy) and the segmentation's (c^3 int32) are smaller
-    report_chunk = max(4 * slab * _F4, c ** 3 * _F4)
+    # report: the largest chunk it reads, a volume group's tile or a segmentation block
+    report_chunk = report_chunk_bytes(ny=ny, nx=nx, rows=rows, seg_chunk=c)
     report_peak = report_thread_bytes(chunk_bytes=report_chunk,
                                       plane_voxels=nx * nx + 2 * ny * nx) * max(1, report_threads)
     # on a GPU the same work arrays, and for the joint solver cupy's FFT plans, the

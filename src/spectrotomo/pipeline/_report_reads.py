@@ -6,7 +6,8 @@ store's chunks. Counts and means are sums over those chunks (exact: integer coun
 float64 sums); colour limits come from a strided sample of at most
 :data:`SAMPLE_VOXELS` voxels; histograms count every voxel, block by block, in two
 passes (range, then counts). Memory: one block per thread in flight (a segmentation
-chunk, 128^3 by default; a quantify slab of ``chunk_rows`` z rows for the element maps).
+chunk, 128^3 by default; for the element maps one element x ``chunk_rows`` z rows x a
+y/x tile of at most 256 px, ``steps._layout.volume_chunks``).
 """
 
 from __future__ import annotations

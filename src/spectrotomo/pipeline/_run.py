@@ -16,8 +16,8 @@ from ._compute import limit_malloc_arenas, local_dask, open_client, uses_cluster
 from ._config import Config
 from .._backend import blas_single_thread, host_threads
 from ._monitor import StepMonitor, StepRecord, dask_progress, stamped
-from ._plan import (check_plan, format_plan, plan_run, preprocess_in_flight, report_in_flight,
-                    report_thread_bytes, step_block_threads)
+from ._plan import (check_plan, format_plan, plan_run, preprocess_in_flight, report_chunk_bytes,
+                    report_in_flight, report_thread_bytes, step_block_threads)
 from ._context import RunContext
 from ._validate import validate_run
 from .steps import CHUNKED_STEPS, STEPS
@@ -56,16 +56,18 @@ def plan_for(config: Config, shape: tuple[int, int, int, int], n_xanes: int = 0,
                     seg_chunk=config.segmentation.chunk,
                     seg_threads=_block_threads(config, ny=ny, nx=nx),
                     recon_tasks=joint_task_threads(config.compute),
-                    report_threads=_report_threads(config, ny=ny, nx=nx),
+                    report_threads=_report_threads(config, shape),
                     n_distances=n_distances,
                     od_angles=od_chunks(shape, config.reconstruct.chunk_rows)[1])
 
 
-def _report_threads(config: Config, *, ny: int, nx: int) -> int:
-    """Threads of the report step for a ``ny`` x ``nx`` x ``nx`` volume (as
+def _report_threads(config: Config, shape: tuple[int, int, int, int]) -> int:
+    """Threads of the report step for a raw series of ``shape`` (a ``ny`` x ``nx`` x ``nx``
+    volume in the planned chunks, as
     :func:`~spectrotomo.pipeline.steps.report.write_report` chooses them)."""
-    chunk = max(4 * min(config.reconstruct.chunk_rows, ny) * nx * nx,
-                config.segmentation.chunk ** 3) * 4
+    ny, nx = shape[2], shape[3]
+    chunk = report_chunk_bytes(ny=ny, nx=nx, rows=planned_chunk_rows(config, shape),
+                               seg_chunk=config.segmentation.chunk)
     per_thread = report_thread_bytes(chunk_bytes=chunk, plane_voxels=nx * nx + 2 * ny * nx)
     return report_in_flight(thread_bytes=per_thread, threads=host_threads(),
                             memory_limit_gb=config.compute.memory_limit_gb)

@@ -13,6 +13,7 @@ import xarray as xr
 from ... import io
 from ..._model import add_provenance, volume
 from ..._physics import wavelength_nm
+from ._layout import volume_chunks
 
 __all__ = ["density"]
 
@@ -25,7 +26,9 @@ def density(ctx) -> None:
     if od.attrs.get("signal") != "phase":
         ctx.log("density: not a phase-contrast run; skipped")
         return
-    mu = io.read_group(ctx.store, "recon")["mu"].load()  # k delta per nm
+    mu = io.read_group(ctx.store, "recon")["mu"]  # k delta per nm
+    rows = mu.chunksizes["z"][0]  # the reconstruction's rows: the stored chunks'
+    mu = mu.load()
     px = float(mu.attrs["pixel_size"])
     energies = mu["energy"].values
     lam_nm = wavelength_nm(energies)
@@ -39,4 +42,7 @@ def density(ctx) -> None:
                                    units="e/nm^3", name="electron_density"),
     }, attrs={"pixel_size": px, "pixel_size_units": "nm"})
     add_provenance(ds, "pipeline.density", inputs=[str(ctx.store)])
-    io.write(ctx.store, "density", ds, overwrite=ctx.overwrite)
+    # the reconstruction's rows, one energy and y/x tiles per chunk (as every volume group)
+    chunks = volume_chunks(mu.dims, mu.shape, rows)
+    io.write(ctx.store, "density", ds, overwrite=ctx.overwrite,
+             encoding={name: {"chunks": chunks} for name in ds.data_vars})

@@ -13,6 +13,7 @@ from ..._model import add_provenance
 from ..._physics import pair_window
 from ...spectra import edge_pairs, xanes_elements
 from .._compute import run_tasks
+from ._layout import kept_chunks, volume_chunks
 from .acquire import nominal
 from .reconstruct import log_resume
 
@@ -64,11 +65,12 @@ def _layout(da) -> dict:
 
 def _slabs_missing(store, template) -> list[slice]:
     """z slabs of which at least one chemistry array (``template``'s variables) lacks
-    its chunk."""
+    a chunk (an element's or a y/x tile's)."""
     starts = {}
     for name, var in template.data_vars.items():
         axis = var.dims.index("z")
-        for region in io.missing_regions(store, "chemistry", name):
+        whole = tuple(d for d in var.dims if d != "z")  # a task: every chunk of its rows
+        for region in io.missing_regions(store, "chemistry", name, whole=whole):
             starts[region[axis].start] = region[axis]
     return [starts[k] for k in sorted(starts)]
 
@@ -113,7 +115,9 @@ def quantify(ctx) -> None:
     for name in names:
         var = template[name]
         shape = tuple(mu.sizes["z"] if d == "z" else var.sizes[d] for d in var.dims)
-        chunks = tuple(rows if d == "z" else var.sizes[d] for d in var.dims)
+        # one element per chunk, y/x tiles: a reader of one element's plane or block
+        # decodes no other element nor the whole plane (the tasks write whole slabs)
+        chunks = kept_chunks(ctx, "chemistry", name, volume_chunks(var.dims, shape, rows))
         coords = {d: (mu[d] if d in ("z", "y", "x") else template[d]) for d in var.dims}
         io.init_array(ctx.store, "chemistry", name, shape=shape, dtype=var.dtype,
                       chunks=chunks, dims=var.dims, coords=coords, attrs=var.attrs,

@@ -20,6 +20,7 @@ from ..._backend import cupy_available, host_threads, to_numpy
 from ..._model import volume
 from .._compute import run_tasks, uses_cluster, uses_gpu
 from .._plan import fit_chunk_rows
+from ._layout import kept_chunks, volume_chunks
 
 __all__ = ["reconstruct", "reconstruct_region", "reconstruct_rows", "resolve_algorithm",
            "log_resume", "AUTO_FULL_RANGE_DEG", "PROGRESS_EVERY_S",
@@ -223,7 +224,9 @@ def reconstruct(ctx) -> None:
     n_e, _, ny, nx = od["od"].shape
     px = float(od.attrs["pixel_size"])
     algorithm = resolve_algorithm(cfg.algorithm, od["angle"].values)
-    rows = _chunk_rows(ctx, n_e, od["od"].shape[1], ny, nx)
+    dims, shape = ("energy", "z", "y", "x"), (n_e, ny, nx, nx)
+    chunks = _mu_chunks(ctx, n_e, od["od"].shape[1], ny, nx)
+    rows = chunks[1]
     if rows < min(cfg.chunk_rows, ny):
         ctx.log(f"reconstruct: chunks of {rows} rows instead of [reconstruct] chunk_rows = "
                 f"{cfg.chunk_rows}: the solve of a chunk fits [compute] memory_limit_gb = "
@@ -235,8 +238,8 @@ def reconstruct(ctx) -> None:
     solver_options = (joint_options(od["energy"].values, per_edge=cfg.xanes_components)
                       if algorithm == "joint" else {})
     k = solver_options.get("components")
-    io.init_array(ctx.store, "recon", "mu", shape=(n_e, ny, nx, nx), dtype="float32",
-                  chunks=(1, rows, nx, nx), dims=("energy", "z", "y", "x"), coords=coords,
+    io.init_array(ctx.store, "recon", "mu", shape=shape, dtype="float32",
+                  chunks=chunks, dims=dims, coords=coords,
                   attrs={**template.attrs, "algorithm": algorithm,
                          "algorithm_requested": cfg.algorithm,
                          "device": ctx.config.compute.device,
@@ -251,7 +254,9 @@ def reconstruct(ctx) -> None:
               "max_seconds": cfg.max_seconds, "pixel_size": px,
               "options": {"filter": cfg.filter} if algorithm == "fbp"
               else {"nonneg": cfg.nonneg, **solver_options}}
-    regions = io.missing_regions(ctx.store, "recon", "mu")
+    # tasks of whole slabs of rows over the y/x tiles (a slab is one chunk along z: no
+    # two tasks write one chunk)
+    regions = io.missing_regions(ctx.store, "recon", "mu", whole=("y", "x"))
     log_resume(ctx, "reconstruct", regions, n_e * -(-ny // rows))
     # iteration lines of long solves need this process's log: in-process runs only
     # (run_tasks logs the chunks done, also from workers)
@@ -271,15 +276,16 @@ def reconstruct(ctx) -> None:
     io.mark_complete(ctx.store, "recon", attrs=attrs or None)
 
 
-def _chunk_rows(ctx, n_e: int, n_angles: int, ny: int, nx: int) -> int:
-    """Rows per chunk: those of an unfinished ``recon/mu`` a killed run left (a resume keeps
-    its layout, whatever the memory limit or threads now), else ``chunk_rows`` fitted to
-    ``memory_limit_gb`` for the *configured* algorithm, as the run's plan (``auto`` costed as
-    the joint solver: the plan's quantify and report rows assume these chunks)."""
-    stored = None if ctx.overwrite else io.stored_chunks(ctx.store, "recon", "mu")
-    if stored is not None and len(stored) == 4:
-        return int(stored[1])
-    return planned_chunk_rows(ctx.config, (n_e, n_angles, ny, nx))
+def _mu_chunks(ctx, n_e: int, n_angles: int, ny: int, nx: int) -> tuple[int, ...]:
+    """Chunks of ``recon/mu`` (energy, z, y, x): those of an unfinished ``recon/mu`` a killed
+    run left (a resume keeps its layout and rows, whatever the memory limit or threads
+    now), else one energy x the planned rows x y/x tiles (``_layout.volume_chunks``): rows
+    are ``chunk_rows`` fitted to ``memory_limit_gb`` for the *configured* algorithm, as the
+    run's plan (``auto`` costed as the joint solver: the plan's quantify and report rows
+    assume these chunks)."""
+    rows = planned_chunk_rows(ctx.config, (n_e, n_angles, ny, nx))
+    return kept_chunks(ctx, "recon", "mu",
+                       volume_chunks(("energy", "z", "y", "x"), (n_e, ny, nx, nx), rows))
 
 
 def planned_chunk_rows(config, shape) -> int:

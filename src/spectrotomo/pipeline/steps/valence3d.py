@@ -35,6 +35,7 @@ from ... import io
 from ..._model import add_provenance
 from ...spectra import MIN_XANES_ENERGIES, xanes_elements
 from .._compute import run_tasks
+from ._layout import kept_chunks, volume_chunks
 from .reconstruct import log_resume
 from .valence import config_references, fit_valence, merge_elements
 
@@ -123,7 +124,7 @@ def _init_arrays(ctx, template: xr.Dataset, mu: xr.DataArray, rows: int) -> list
     for name in names:
         var = template[name]
         shape = tuple(mu.sizes[d] if d in ("z", "y", "x") else var.sizes[d] for d in var.dims)
-        chunks = tuple(rows if d == "z" else n for d, n in zip(var.dims, shape))
+        chunks = kept_chunks(ctx, "valence3d", name, volume_chunks(var.dims, shape, rows))
         coords = {d: (mu[d] if d in ("z", "y", "x") else template[d]) for d in var.dims}
         if name == "fractions":
             coords["state_element"] = template["state_element"]
@@ -136,8 +137,10 @@ def _slabs_missing(store, template: xr.Dataset, names: list[str]) -> list[slice]
     """z slabs of which at least one array lacks its chunk (a killed run's)."""
     starts = {}
     for name in names:
-        axis = template[name].dims.index("z")
-        for region in io.missing_regions(store, "valence3d", name):
+        dims = template[name].dims
+        axis = dims.index("z")
+        whole = tuple(d for d in dims if d != "z")  # a task: every chunk of its rows
+        for region in io.missing_regions(store, "valence3d", name, whole=whole):
             starts[region[axis].start] = region[axis]
     return [starts[k] for k in sorted(starts)]
 
@@ -169,7 +172,9 @@ def valence3d(ctx) -> None:
     floor = _amount_floor(template, particle[mid])
     names = _init_arrays(ctx, template, mu, rows)
     io.init_array(ctx.store, "valence3d", "particle_mask", shape=particle.shape, dtype=bool,
-                  chunks=(rows, *particle.shape[1:]), dims=("z", "y", "x"),
+                  chunks=kept_chunks(ctx, "valence3d", "particle_mask",
+                                     volume_chunks(("z", "y", "x"), particle.shape, rows)),
+                  dims=("z", "y", "x"),
                   coords={d: mu[d] for d in ("z", "y", "x")},
                   attrs={"units": "1", "long_name": "particle envelope (mean attenuation)"},
                   overwrite=ctx.overwrite)
