@@ -7,7 +7,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from spectrotomo.pipeline import _plan
+from spectrotomo.pipeline import _plan_prep
 from spectrotomo.pipeline.steps import _prep_stream as ps
 from spectrotomo.recon.prep import fourier_shift, normalize, remove_rings, warp
 
@@ -88,7 +88,7 @@ def test_work_arrays_follow_the_chunk_not_the_stack(small_chunks):
     whole = _traced(normalize, raw, flats, darks, flat_mode="median")
     chunked = _traced(ps.normalize_energy, raw, flats, darks, flat_mode="median",
                       rings="blind")
-    per_energy, _, _ = _plan._prep_bytes(1, *_SHAPE)
+    per_energy, _, _ = _plan_prep._prep_bytes(1, *_SHAPE)
     assert whole > 12 * stack and chunked < 6 * stack, (whole / stack, chunked / stack)
     assert chunked <= per_energy, (chunked, per_energy)
     od = np.random.default_rng(4).random(_SHAPE, dtype=np.float32)
