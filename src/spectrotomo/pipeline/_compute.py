@@ -136,6 +136,37 @@ def limit_malloc_arenas(n: int = MALLOC_ARENA_MAX) -> bool:
     return mallopt(_M_ARENA_MAX, int(n)) == 1
 
 
+#: glibc's malloc thresholds in a worker (``mallopt``): what its dynamic thresholds reach
+#: in a process left to its defaults (the mmap threshold rises to at most 32 MiB on 64-bit
+#: glibc, the trim threshold to twice it). distributed's nanny starts workers with
+#: ``MALLOC_TRIM_THRESHOLD_=65536``, which also fixes the mmap threshold at 128 KiB: every
+#: work array above it was mapped and unmapped per use, and page-faulted in again. The
+#: joint reconstruction of simulate:large cost 69 user + 56 system CPU s in one process
+#: started with that variable vs ~62 without (gpu_bench/RESULTS.pipeline.md, session 7).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
+WORKER_MMAP_THRESHOLD = 32 * 2**20
+_malloc_tuned = False
+
+
+def tune_worker_malloc() -> bool:
+    """Set :data:`WORKER_MMAP_THRESHOLD` (and twice it as the trim threshold) in this
+    process, once; the tasks call it on the workers (:func:`run_tasks`). Returns whether
+    the thresholds are set (False off glibc)."""
+    import ctypes
+    import platform
+
+    global _malloc_tuned
+    if _malloc_tuned or platform.libc_ver()[0] != "glibc":
+        return _malloc_tuned
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    _malloc_tuned = (mallopt(_M_MMAP_THRESHOLD, WORKER_MMAP_THRESHOLD) == 1
+                     and mallopt(_M_TRIM_THRESHOLD, 2 * WORKER_MMAP_THRESHOLD) == 1)
+    return _malloc_tuned
+
+
 def _dask_env(config: dict) -> dict[str, str]:
     """``config`` as dask's environment variables (``DASK_A__B__C``), for workers that
     a job script or shell starts (SLURM, ``dask worker``)."""
@@ -336,5 +367,6 @@ def _gather_releasing(client, futures: list, bar, desc: str) -> list:
 
 
 def _without_nested_tasks(fn: Callable, item, **kwargs):
+    tune_worker_malloc()  # on the worker: undo the nanny's per-array mmap (see above)
     with local_dask():
         return fn(item, **kwargs)
