@@ -283,3 +283,27 @@ def test_center_work_is_planned_and_bounded_whatever_the_scan():
     # 360 x 256 x 2048, vo ~205 MiB at 360 x 32 x 512: the plan bounds both
     assert center_work_bytes(360, 256, 2048) > 288 * 2**20
     assert center_work_bytes(360, 32, 512) > 205 * 2**20
+
+
+def test_quantify_slabs_at_once_fit_the_memory_limit():
+    """In one process quantify computes a slab per host thread, as many as the memory limit
+    holds (the plan's row counts them); on a cluster one per worker thread."""
+    from spectrotomo.pipeline._config import config_from_dict
+    from spectrotomo.pipeline._plan import quantify_slab_bytes
+    from spectrotomo.pipeline.steps.quantify import quantify_threads
+
+    def threads(limit, cluster="none", slabs=100):
+        compute = config_from_dict({"compute": {"memory_limit_gb": limit,
+                                                "cluster": cluster}}).compute
+        return quantify_threads(compute, n_energies=8, nx=2048, rows=6, slabs=slabs)
+
+    per = quantify_slab_bytes(n_energies=8, nx=2048, rows=6)
+    assert threads(16, slabs=1) == 1
+    assert threads(0.5) == 1 and threads(16, cluster="local") == 1
+    fit = threads(64)
+    assert 1 <= fit and INTERPRETER_BYTES + fit * per <= 64 * 2**30
+    one = plan_run(n_energies=8, n_angles=131, ny=2048, nx=2048, chunk_rows=6)
+    two = plan_run(n_energies=8, n_angles=131, ny=2048, nx=2048, chunk_rows=6, quant_tasks=2)
+    row = [next(r for r in rows if r.step == "quantify") for rows in (one, two)]
+    assert row[1].peak_bytes - INTERPRETER_BYTES == 2 * (row[0].peak_bytes - INTERPRETER_BYTES)
+    assert "2 task(s) at once" in row[1].chunking

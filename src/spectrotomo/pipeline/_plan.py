@@ -17,7 +17,8 @@ __all__ = ["PlanRow", "MemoryPlanError", "plan_run", "check_plan", "format_plan"
            "preprocess_in_flight", "phase_pass_bytes", "center_work_bytes",
            "report_thread_bytes", "report_chunk_bytes", "report_in_flight",
            "segment_block_bytes", "profile_block_bytes", "block_threads",
-           "step_block_threads", "recon_task_bytes", "fit_chunk_rows", "valence_bytes"]
+           "step_block_threads", "recon_task_bytes", "fit_chunk_rows", "valence_bytes",
+           "quantify_slab_bytes", "quantify_in_flight"]
 
 _F4 = 4  # bytes per float32
 _GIB = 2.0**30
@@ -176,7 +177,7 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
              algorithm: str = "fbp", n_xanes: int = 0, n_states: int = 3,
              n_workers: int = 1, gpu: bool = False, seg_chunk: int = 128,
              prep_energies: int = 1, seg_threads: int = 1,
-             recon_tasks: int = 1, report_threads: int = 1,
+             recon_tasks: int = 1, quant_tasks: int = 1, report_threads: int = 1,
              n_distances: int = 0, od_angles: int | None = None) -> list[PlanRow]:
     """Plan the main steps for a tilt series of ``(n_energies, n_angles, ny, nx)``.
 
@@ -207,6 +208,8 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
     recon_tasks : int
         Joint reconstruction chunks solved at once in one process
         (``steps.reconstruct.joint_task_threads``): each holds its work arrays.
+    quant_tasks : int
+        Quantify slabs computed at once in one process (:func:`quantify_in_flight`).
     report_threads : int
         Threads of the report step (:func:`report_in_flight`): each reads one store
         chunk, three planes and a bounded sample (:func:`report_thread_bytes`).
@@ -227,8 +230,8 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
                                   n_angles=n_angles, nx=nx, rows=rows, tasks=recon_tasks)
     volume_bytes = n_energies * ny * nx * nx * _F4
     voxels = ny * nx * nx
-    slab = rows * nx * nx  # quantify: one task per slab of `rows` z rows
-    quant_peak = slab * _F4 * (n_energies + 2 * 8 + 8)  # input, float64 joint solve, outputs
+    quant_peak = quantify_slab_bytes(n_energies=n_energies, nx=nx, rows=rows) * max(
+        1, int(quant_tasks))
     lcf_peak = valence_bytes(n_xanes, ny, nx)
     # segment and profile, block by block: one block's work arrays per block in flight
     # (fewer blocks than threads: the idle threads work inside the blocks); profile adds
@@ -258,7 +261,8 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
                 f" per task, {n_workers} worker(s)"
                 f"{f' x {recon_tasks} task(s) at once' if joint and recon_tasks > 1 else ''}",
                 recon_peak, volume_bytes, gpu_bytes=recon_gpu),
-        PlanRow("quantify", f"{rows} z rows x {nx}^2 per task, {n_workers} worker(s)",
+        PlanRow("quantify", f"{rows} z rows x {nx}^2 per task, {n_workers} worker(s)"
+                f"{f' x {quant_tasks} task(s) at once' if quant_tasks > 1 else ''}",
                 quant_peak, 6 * voxels * _F4),
     ]
     if n_xanes:
@@ -276,6 +280,20 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
     out.append(PlanRow("report", f"store chunks, 3 planes, sample x {report_threads} thread(s)",
                        report_peak, 0.0))
     return out
+
+
+def quantify_slab_bytes(*, n_energies: int, nx: int, rows: int) -> float:
+    """Memory of one quantify task, bytes: its slab of ``rows`` z rows of every energy's
+    attenuation (float32), the float64 solve of the edge pairs and the outputs."""
+    return rows * nx * nx * _F4 * (n_energies + 2 * 8 + 8)
+
+
+def quantify_in_flight(*, threads: int, n_energies: int, nx: int, rows: int,
+                       memory_limit_gb: float) -> int:
+    """Quantify slabs computed at once in one process: one per host thread (``threads``,
+    at most the slabs), as many as fit ``memory_limit_gb`` (:func:`quantify_slab_bytes`)."""
+    per = quantify_slab_bytes(n_energies=n_energies, nx=nx, rows=rows)
+    return _most_that_fit(threads, lambda k: k * per, memory_limit_gb)
 
 
 def check_plan(rows: list[PlanRow], memory_limit_gb: float) -> None:

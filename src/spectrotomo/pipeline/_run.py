@@ -23,6 +23,7 @@ from ._validate import validate_run
 from .steps import CHUNKED_STEPS, STEPS
 from .steps.acquire import SIMULATED_GROUPS, input_shape
 from .steps.preprocess import is_phase_run, od_chunks
+from .steps.quantify import quantify_threads
 from .steps.reconstruct import joint_task_threads, planned_chunk_rows
 from .steps.report import write_report
 
@@ -49,13 +50,16 @@ def plan_for(config: Config, shape: tuple[int, int, int, int], n_xanes: int = 0,
     prep = preprocess_in_flight(n_energies=n_e, n_angles=n_a, ny=ny, nx=nx,
                                 threads=host_threads(),
                                 memory_limit_gb=config.compute.memory_limit_gb)
+    rows = planned_chunk_rows(config, shape)
     return plan_run(n_energies=n_e, n_angles=n_a, ny=ny, nx=nx, prep_energies=prep,
-                    chunk_rows=planned_chunk_rows(config, shape),
+                    chunk_rows=rows,
                     algorithm=config.reconstruct.algorithm, n_xanes=n_xanes,
                     n_workers=config.compute.n_workers, gpu=uses_gpu(config.compute),
                     seg_chunk=config.segmentation.chunk,
                     seg_threads=_block_threads(config, ny=ny, nx=nx),
                     recon_tasks=joint_task_threads(config.compute),
+                    quant_tasks=quantify_threads(config.compute, n_energies=n_e, nx=nx,
+                                                 rows=rows, slabs=-(-ny // rows)),
                     report_threads=_report_threads(config, shape),
                     n_distances=n_distances,
                     od_angles=od_chunks(shape, config.reconstruct.chunk_rows)[1])

@@ -89,6 +89,20 @@ def _chemistry_attrs(store, template) -> dict:
     return attrs
 
 
+def quantify_threads(compute, *, n_energies: int, nx: int, rows: int, slabs: int) -> int:
+    """Slabs computed at once in this process: 1 on a cluster (its workers parallelise),
+    else one per host thread as ``memory_limit_gb`` holds (each slab's solve is numpy
+    that releases the GIL; one at a time left a core idle: cpu/wall 1.1-1.2)."""
+    from ..._backend import host_threads
+    from .._compute import uses_cluster
+    from .._plan import quantify_in_flight
+
+    if uses_cluster(compute):
+        return 1
+    return quantify_in_flight(threads=max(1, min(host_threads(), slabs)), n_energies=n_energies,
+                              nx=nx, rows=rows, memory_limit_gb=compute.memory_limit_gb)
+
+
 def quantify(ctx) -> None:
     """recon -> chemistry: element amounts (atoms/nm^3) and TM/O per voxel, by z slab."""
     if io.read_group(ctx.store, "od").attrs.get("signal") == "phase":
@@ -125,6 +139,8 @@ def quantify(ctx) -> None:
     slabs = _slabs_missing(ctx.store, template)
     log_resume(ctx, "quantify", slabs, -(-mu.sizes["z"] // rows))
     run_tasks(ctx.client, quantify_slab, slabs, desc="quantify", log=ctx.log,
+              threads=quantify_threads(ctx.config.compute, n_energies=mu.sizes["energy"],
+                                       nx=mu.sizes["x"], rows=rows, slabs=len(slabs)),
               store=str(ctx.store), pairs=pairs, names=names, layout=_layout(mu), tied=tied)
     attrs = _chemistry_attrs(ctx.store, template)
     add_provenance(SimpleNamespace(attrs=attrs), "pipeline.quantify", inputs=[str(ctx.store)],
