@@ -74,7 +74,7 @@ def test_register_xanes_unbinned_equals_register_energies():
     od = _displaced(96, 100, [1.0, 1.01, 0.995, 1.0], [[0, 0], [1.3, -0.7], [-2.1, 0.4],
                                                      [0.6, 1.8]])
     moved, expected = register_energies(od.copy(), reference=0, model="intensity")
-    reg, b = xs.register_xanes(od, reference=0, model="intensity", threads=2)
+    reg, b = xs.register_xanes(od, reference=0, model="intensity")
     assert b == 1
     np.testing.assert_array_equal(reg.shifts, expected.shifts)
     np.testing.assert_array_equal(reg.scales, expected.scales)

@@ -123,17 +123,25 @@ def limit_malloc_arenas(n: int = MALLOC_ARENA_MAX) -> bool:
         Whether the cap is set: False off glibc (macOS, Windows, musl), where
         nothing is done.
     """
-    import ctypes
     import os
-    import platform
 
-    if "MALLOC_ARENA_MAX" in os.environ or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
+    mallopt = _mallopt()
+    if "MALLOC_ARENA_MAX" in os.environ or mallopt is None:
         return False
     return mallopt(_M_ARENA_MAX, int(n)) == 1
+
+
+def _mallopt():
+    """glibc's ``mallopt``, or None off glibc (macOS, Windows, musl)."""
+    import ctypes
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return None
 
 
 #: glibc's malloc thresholds in a worker (``mallopt``): what its dynamic thresholds reach
@@ -152,16 +160,10 @@ def tune_worker_malloc() -> bool:
     """Set :data:`WORKER_MMAP_THRESHOLD` (and twice it as the trim threshold) in this
     process, once; the tasks call it on the workers (:func:`run_tasks`). Returns whether
     the thresholds are set (False off glibc)."""
-    import ctypes
-    import platform
-
     global _malloc_tuned
-    if _malloc_tuned or platform.libc_ver()[0] != "glibc":
+    mallopt = None if _malloc_tuned else _mallopt()
+    if mallopt is None:
         return _malloc_tuned
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return False
     _malloc_tuned = (mallopt(_M_MMAP_THRESHOLD, WORKER_MMAP_THRESHOLD) == 1
                      and mallopt(_M_TRIM_THRESHOLD, 2 * WORKER_MMAP_THRESHOLD) == 1)
     return _malloc_tuned

@@ -118,22 +118,22 @@ def masked_histogram(values, mask=None, *, bins: int = 100,
         v = _selected(v, m)
         return (v.min(), v.max(), v.size) if v.size else (np.inf, -np.inf, 0)
 
-    if range is not None:
-        edges = np.linspace(float(range[0]), float(range[1]), bins + 1)
-
-        def _counts(v, m=None):
-            v = _selected(v, m)
-            return np.append(np.histogram(v, bins=edges)[0], [(v < edges[0]).sum(),
-                                                              (v > edges[-1]).sum()])
-
-        counts = block_sums(_counts, *arrays)
-        return counts[:-2], edges, (int(counts[-2]), int(counts[-1]))
-    ranges = block_map(_range, *arrays)
-    lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
-    if not sum(r[2] for r in ranges):
-        lo, hi = 0.0, 1.0
-    elif lo == hi:
-        lo, hi = lo - 0.5, hi + 0.5
+    if range is None:
+        ranges = block_map(_range, *arrays)
+        lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
+        if not sum(r[2] for r in ranges):
+            lo, hi = 0.0, 1.0
+        elif lo == hi:
+            lo, hi = lo - 0.5, hi + 0.5
+    else:
+        lo, hi = float(range[0]), float(range[1])
     edges = np.linspace(lo, hi, bins + 1)
-    counts = block_sums(lambda v, m=None: np.histogram(_selected(v, m), bins=edges)[0], *arrays)
-    return counts, edges
+
+    def _counts(v, m=None):  # the bins, then the values below and above them
+        v = _selected(v, m)
+        return np.append(np.histogram(v, bins=edges)[0], [(v < lo).sum(), (v > hi).sum()])
+
+    counts = block_sums(_counts, *arrays)
+    if range is None:
+        return counts[:-2], edges
+    return counts[:-2], edges, (int(counts[-2]), int(counts[-1]))

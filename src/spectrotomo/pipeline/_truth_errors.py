@@ -172,7 +172,8 @@ def _slab_sums(store, groups, truth: xr.Dataset, dz: float | None) -> dict:
             density += [est.sum(dtype=np.float64), true.sum(dtype=np.float64),
                         ((est.astype(np.float64) - true) ** 2).sum(), true.size]
         if "valence" in groups:  # the 2D scan sees the truth's own frame, summed over y
-            own = _read(truth, ("density", "valence"), z0, z1)
+            # unshifted: the frame slab itself when there is no shift (not read again)
+            own = _read(truth, ("density", "valence"), z0, z1) if dz else frame
             n_mn = own["density"].sel(element="Mn").values
             projected[:, z0:z1] = [n_mn.sum(axis=1), (n_mn * own["valence"].sel(
                 element="Mn").values).sum(axis=1)]
@@ -183,12 +184,11 @@ def _slab_sums(store, groups, truth: xr.Dataset, dz: float | None) -> dict:
             true = frame["valence"].sel(element="Mn").values
             valence3d += [np.abs(est[ok] - true[ok]).sum(dtype=np.float64), ok.sum(),
                           inner.sum()]
-    out.update({"density": density, "projected_mn": projected, "valence3d": valence3d,
-                "amounts": (els, amounts)})
+    out.update({"density": density, "projected_mn": projected, "valence3d": valence3d})
+    if chem is not None:
+        out["amounts"] = (els, amounts)
     if seg is not None and chem is not None:
         out["classes"] = (counts, agree)
-    if chem is None:
-        out.pop("amounts")
     return out
 
 

@@ -12,8 +12,8 @@ at 25 x 2048^2. Here only the float32 optical density (energy, y, x) is held who
 normalised on their own (the same :func:`~spectrotomo.recon.prep.normalize` call
 per energy as ``normalize_series`` makes: identical values), the registration is
 estimated on the stack binned to at most :data:`REGISTER_BYTES` of work (unbinned,
-the same estimate as before) and each energy is warped in place (the same
-per-frame resampling: identical values).
+the same estimate as before) and the scan is warped in place by chunks of frames
+(``warp``'s per-frame resampling: identical values).
 """
 
 from __future__ import annotations
@@ -122,8 +122,7 @@ def _full_resolution_shifts(shifts: np.ndarray, scales: np.ndarray, b: int, ny: 
     return b * np.asarray(shifts, float) + (c_binned - c)[None] * (1.0 - s)
 
 
-def register_xanes(od: np.ndarray, *, reference: int, pixel_sizes=None, threads: int = 1,
-                   **options):
+def register_xanes(od: np.ndarray, *, reference: int, pixel_sizes=None, **options):
     """Register the energies of a XANES scan onto ``reference`` and warp ``od`` in place.
 
     Parameters
@@ -134,8 +133,6 @@ def register_xanes(od: np.ndarray, *, reference: int, pixel_sizes=None, threads:
         Index of the reference energy.
     pixel_sizes : array_like, shape (energy,), optional
         nm per pixel per energy (fixes the magnification).
-    threads : int
-        Energies warped at once.
     **options
         :func:`~spectrotomo.recon.prep.estimate_energy_registration` options
         (``scale_options``).
@@ -148,10 +145,8 @@ def register_xanes(od: np.ndarray, *, reference: int, pixel_sizes=None, threads:
     binning : int
         :func:`register_bin` of the scan: the estimate ran on frames binned by it.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     from ...recon.prep import estimate_energy_registration, warp
-    from ._prep_stream import _binned
+    from ._prep_stream import _binned, frame_parts
 
     n_e, ny, nx = od.shape
     b = register_bin(n_e, ny, nx)
@@ -163,9 +158,7 @@ def register_xanes(od: np.ndarray, *, reference: int, pixel_sizes=None, threads:
         reg.shifts = _full_resolution_shifts(reg.shifts, reg.scales, b, ny, nx)
         reg.residual_px = np.asarray(reg.residual_px) * b
 
-    def one(e: int) -> None:  # one frame: the per-image resampling of register_energies
-        od[e] = warp(od[e][None], reg.scales[e:e + 1], np.asarray(reg.shifts)[e:e + 1])[0]
-
-    with ThreadPoolExecutor(max(1, threads), thread_name_prefix="spectrotomo-xanes") as pool:
-        list(pool.map(one, range(n_e)))
+    shifts = np.asarray(reg.shifts)
+    for part in frame_parts(n_e, ny, nx):  # warp's float64 copy follows a chunk of frames
+        od[part] = warp(od[part], reg.scales[part], shifts[part])
     return reg, b

@@ -167,8 +167,7 @@ def valence(ctx: RunContext) -> None:
         return
     # lazily indexed: each energy's frames are read when it is normalised (_xanes_stream)
     ds = io.read_group(ctx.store, "raw_xanes", chunks=None)
-    threads = host_threads()
-    od, masked = xanes_od(ds, flat_mode=ctx.config.preprocess.flat_mode, threads=threads)
+    od, masked = xanes_od(ds, flat_mode=ctx.config.preprocess.flat_mode, threads=host_threads())
     mode = ctx.config.preprocess.magnification
     # Reference = the lowest energy, below the edge: against a white-line image
     # (the default middle energy, 643.5 eV on the Mn L scan) the outline model
@@ -180,8 +179,7 @@ def valence(ctx: RunContext) -> None:
     energies = ds["energy"].values
     law = scale_options(tomography_scale_mode(mode, energies), energies)
     reg, binning = register_xanes(od, reference=int(np.argmin(energies)),
-                                  pixel_sizes=magnification_pixel_sizes(ds, mode),
-                                  threads=threads, **law)
+                                  pixel_sizes=magnification_pixel_sizes(ds, mode), **law)
     px = float(ds.attrs["pixel_size"])
     spectra = xr.DataArray(od, dims=("energy", "y", "x"),
                            coords={"energy": ds["energy"], "y": ds["y"], "x": ds["x"]},
