@@ -35,6 +35,22 @@ def test_energies_sorted_and_references_cut_to_common_count(tmp_path, lazy):
     assert steps[-1]["parameters"]["reference_counts"] == {"flats": 2, "darks": 3}
 
 
+def test_auto_lazy_decided_on_the_whole_series(tmp_path, monkeypatch):
+    """lazy=None: each file is under the threshold, the series is not -> dask (the
+    files were read whole one by one: 8 files of 131 x 512^2 held 1.23 GiB at once)."""
+    from spectrotomo.io import _common, _series
+
+    ts, paths = _dx(tmp_path, [640.0, 650.0, 660.0])
+    one = ts[0]["projections"].nbytes
+    monkeypatch.setattr(_common, "LAZY_BYTES", 2 * one)  # every file's reader: eager
+    monkeypatch.setattr(_series, "LAZY_BYTES", 2 * one)  # the series of 3: lazy
+    ds = sio.read_series(paths)
+    assert type(ds["projections"].data).__module__.startswith("dask")
+    np.testing.assert_array_equal(ds["projections"].values[1], ts[1]["projections"])
+    monkeypatch.setattr(_series, "LAZY_BYTES", 10 * one)
+    assert isinstance(sio.read_series(paths)["projections"].data, np.ndarray)
+
+
 def test_values_supply_missing_energies(tmp_path):
     paths = []
     for i in range(2):
