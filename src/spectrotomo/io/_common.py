@@ -114,15 +114,61 @@ def check_angle_units(path, field: str, values, *, declared: bool, how: str) -> 
              "no unit")
 
 
+def attr_text(value):
+    """An HDF5 string attribute as ``str``: a ``str``, ``bytes`` / ``numpy.bytes_``
+    (decoded as UTF-8), or a one-element array of them (h5py returns that for an
+    attribute written as a list or array, as some beamline writers do); other
+    values are returned unchanged."""
+    if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "SUO":
+        value = value.reshape(-1)[0]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value) if isinstance(value, np.str_) else value
+
+
+def h5_units(dset, default_units: str) -> tuple[str, bool]:
+    """(``units`` attribute as text, whether it was recorded) of an HDF5 dataset."""
+    if "units" in dset.attrs:
+        return attr_text(dset.attrs["units"]), True
+    return default_units, False
+
+
 def h5_quantity(path, dset, kind: str, *, default_units: str, field: str) -> np.ndarray:
     """Read a small HDF5 dataset as float64 converted by its ``units`` attribute."""
-    units = dset.attrs.get("units", default_units)
+    units, _ = h5_units(dset, default_units)
     try:
         values = np.asarray(dset[()], dtype=float)
     except (TypeError, ValueError):
         fail(path, field, f"numeric ({kind})", repr(dset[()]))
     return np.atleast_1d(values) * unit_factor(kind, units, path=path,
                                                field=f"{field}.attrs['units']")
+
+
+#: Sample-plane pixel sizes (nm) a tomogram can have: outside, a unit is wrong
+#: (e.g. a size in um or nm stored without units, read as metres).
+PIXEL_RANGE_NM = (0.1, 1e6)
+#: Photon energies (eV) of any X-ray measurement: outside, a unit is wrong (e.g.
+#: eV or keV stored without units, read as joules).
+PHOTON_RANGE_EV = (1.0, 1e7)
+
+
+def check_quantity(path, dset, field: str, value: float, *, default_units: str,
+                   limits: tuple[float, float], target: str, what: str, how: str) -> float:
+    """Refuse a converted value outside ``limits`` (in ``target`` units), naming the
+    field, the stored value, its unit (or that none was recorded and which default
+    applied) and how to fix it: a unit error, not a measurement."""
+    lo, hi = limits
+    if np.isfinite(value) and lo <= value <= hi:
+        return value
+    units, declared = h5_units(dset, default_units)
+    try:
+        stored = float(np.atleast_1d(np.asarray(dset[()], dtype=float))[0])
+    except (TypeError, ValueError, IndexError):
+        stored = value
+    unit_note = (f"units {units!r}" if declared else
+                 f"no units attribute, so {default_units!r} (the format's default)")
+    fail(path, field, f"{what} within {lo:g}-{hi:g} {target}; {how}",
+         f"{stored:.6g} with {unit_note} = {value:.6g} {target}")
 
 
 def h5_angles(path, dset, *, field: str) -> np.ndarray:
@@ -149,14 +195,23 @@ def sample_pixel_size(path, group, *, sample, detector, magnification, prefix=""
         return float(h5_quantity(path, group[name], "length", default_units="m",
                                  field=prefix + name)[0])
 
+    def checked(name, size, what):
+        return check_quantity(path, group[name], prefix + name, size, default_units="m",
+                              limits=PIXEL_RANGE_NM, target="nm",
+                              what=what, how="add or correct its units attribute ('m', "
+                              "'um', 'nm') or pass pixel_size=... in nm ([input] "
+                              "pixel_size_nm)")
+
     if first(sample) is not None:
-        return length(first(sample))
+        return checked(first(sample), length(first(sample)), "a sample-plane pixel size")
     det, mag = first(detector), first(magnification)
     if det is not None and mag is not None:
         factor = np.atleast_1d(np.asarray(group[mag][()], dtype=float))[0]
         if not np.isfinite(factor) or factor <= 0:
             fail(path, prefix + mag, "a positive magnification", factor)
-        return length(det) / float(factor)
+        return checked(det, length(det) / float(factor),
+                       f"a camera pixel that, divided by {prefix + mag} = {factor:g}, "
+                       "gives a sample-plane pixel size")
     if det is not None:
         fail(path, prefix + sample[0], f"the sample-plane pixel size: only the detector's "
              f"{prefix + det} = {length(det):.6g} nm is recorded; add {prefix + magnification[0]}"

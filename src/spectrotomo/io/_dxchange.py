@@ -8,12 +8,24 @@ pixel size is ``detector/actual_pixel_size_x`` (or the objective's
 ``resolution``); else the camera's ``detector/pixel_size`` divided by
 ``objective/magnification``; a camera pixel alone is refused. The optional
 ``axes`` attribute (e.g. ``"y:theta:x"``) names the stored axis order.
+
+Files written by APS's own tools (``dxfile.dxtomo`` ``Entry`` objects,
+``dxchange.write_dxf``; ``tests/io/test_peer_dxchange.py`` rebuilds their
+layouts): string attributes may be ``str``, ``bytes`` or one-element string
+arrays; an energy that is no photon energy once converted (1 eV - 10 MeV; e.g.
+eV stored without units, read as joules) and a sample-plane pixel size outside
+0.1 nm - 1 mm (e.g. um without units, read as metres) are refused naming the
+field, the stored value and its unit; a file without several of theta, energy
+and pixel size (``write_dxf`` writes ``/exchange/data`` only) names them all.
 """
 
 from __future__ import annotations
 
-from ._common import (H5Frames, as_array, fail, finish, h5_angles, h5_quantity, is_hdf5,
-                      open_h5, pick, sample_pixel_size, single_energy)
+import os
+
+from ._common import (PHOTON_RANGE_EV, H5Frames, ReaderError, as_array, attr_text,
+                      check_quantity, fail, finish, h5_angles, h5_quantity, is_hdf5, open_h5,
+                      pick, sample_pixel_size, single_energy)
 
 __all__ = ["DXchangeBackend", "read_dxchange"]
 
@@ -44,11 +56,9 @@ _AXIS_NAMES = {"theta": "angle", "angle": "angle", "phi": "angle", "y": "y", "x"
 
 def _axes_order(path, dset) -> tuple[int, int, int]:
     """Permutation turning the stored order into (theta, y, x)."""
-    axes = dset.attrs.get("axes")  # each dataset carries its own order
+    axes = attr_text(dset.attrs.get("axes"))  # each dataset carries its own order
     if axes is None:
         return (0, 1, 2)
-    if isinstance(axes, bytes):
-        axes = axes.decode()
     # The spec labels reference stacks "theta_flat:y:x" / "theta_dark:y:x".
     names = [_AXIS_NAMES.get(a.strip().lower().split("_")[0]) for a in str(axes).split(":")]
     if sorted(map(str, names)) != ["angle", "x", "y"]:
@@ -65,11 +75,42 @@ def _stack(path, fh, name: str, *, lazy, required: bool):
     return as_array(source, lazy=lazy, token="dxchange")
 
 
-def _first_quantity(path, fh, candidates, kind, default_units):
-    for name in candidates:
+def _energy(path, fh):
+    """The file's photon energy in eV (None when no energy field is stored).
+
+    Without a ``units`` attribute the value is in joules (the spec's default);
+    a value that is then no photon energy (an eV or keV number without units)
+    is refused naming the field rather than read as ~1e21 eV.
+    """
+    for name in ENERGY_PATHS:
         if name in fh:
-            return h5_quantity(path, fh[name], kind, default_units=default_units, field=name)
+            values = h5_quantity(path, fh[name], "energy", default_units="J", field=name)
+            energy = single_energy(path, name, values)
+            return check_quantity(path, fh[name], name, energy, default_units="J",
+                                  limits=PHOTON_RANGE_EV, target="eV",
+                                  what="a photon energy",
+                                  how="add or correct its units attribute ('eV', 'keV'; "
+                                  "none means J) or pass energy=... in eV ([input] energies_ev)")
     return None
+
+
+def _missing_metadata(path, fh, *, energy, pixel_size, angles) -> None:
+    """Name every missing field at once when more than one is missing (a file
+    holding ``/exchange/data`` only, as ``dxchange.write_dxf`` writes it); one
+    missing field is named where it is read."""
+    missing = []
+    if angles is None and "exchange/theta" not in fh:
+        missing.append(("exchange/theta", "angles=... in deg"))
+    if energy is None and not any(name in fh for name in ENERGY_PATHS):
+        missing.append((ENERGY_PATHS[0], "energy=... in eV ([input] energies_ev)"))
+    if pixel_size is None and not any(name in fh for name in
+                                      (*PIXEL_PATHS, *DETECTOR_PIXEL_PATHS)):
+        missing.append((PIXEL_PATHS[0], "pixel_size=... in nm ([input] pixel_size_nm)"))
+    if len(missing) > 1:
+        raise ReaderError(f"{os.fspath(path)}: fields "
+                          + ", ".join(repr(name) for name, _ in missing)
+                          + " must be present, or passed as "
+                          + ", ".join(how for _, how in missing) + "; got missing")
 
 
 def read_dxchange(path, *, energy: float | None = None, pixel_size: float | None = None,
@@ -100,20 +141,20 @@ def read_dxchange(path, *, energy: float | None = None, pixel_size: float | None
     with open_h5(path) as fh:
         if "exchange/data" not in fh:
             fail(path, "exchange/data", "a 3-D dataset (theta, y, x)")
+        _missing_metadata(path, fh, energy=energy, pixel_size=pixel_size, angles=angles)
         proj = _stack(path, fh, "exchange/data", lazy=lazy, required=True)
         flats = _stack(path, fh, "exchange/data_white", lazy=lazy, required=False)
         darks = _stack(path, fh, "exchange/data_dark", lazy=lazy, required=False)
         theta = (h5_angles(path, fh["exchange/theta"], field="exchange/theta")
                  if "exchange/theta" in fh and angles is None else None)
-        file_energy = _first_quantity(path, fh, ENERGY_PATHS, "energy", "J")
+        file_energy = _energy(path, fh) if energy is None else None
         if pixel_size is None:
             pixel_size = sample_pixel_size(path, fh, sample=PIXEL_PATHS,
                                            detector=DETECTOR_PIXEL_PATHS,
                                            magnification=MAGNIFICATION_PATHS)
     theta = pick(path, "exchange/theta", theta, angles, what="degrees")
-    if file_energy is not None and energy is None:
-        energy = single_energy(path, ENERGY_PATHS[0], file_energy)
-    energy = pick(path, ENERGY_PATHS[0], energy, None, what="energy with a units attribute")
+    energy = pick(path, ENERGY_PATHS[0], file_energy if energy is None else energy, None,
+                  what="energy with a units attribute")
     return finish(path, angle_field="exchange/theta", reader="dxchange", projections=proj,
                   angles=theta,
                   energies=[energy], pixel_size=pixel_size, flats=flats, darks=darks,

@@ -11,7 +11,8 @@ expected) within seconds, or returns the warnings, which the run logs to
 Documented limits (refused unless stated):
 
 - a tomogram needs at least ``MIN_ANGLES`` (20) angles spanning ``MIN_RANGE_DEG``
-  (60 deg); repeated angles are refused by the data model (the readers);
+  (60 deg); repeated angles are refused by the data model (the readers); a span
+  over ``MAX_SPAN_DEG`` (two turns) warns (degrees labelled radians read 57.3x too large);
 - energies inside ``ENERGY_RANGE_EV`` (100 eV - 100 keV: soft to hard X-rays;
   values of 0.1-100 are named as probably keV); each ``[spectra] elements``
   entry needs two energies around its edge when ``quantify`` runs;
@@ -45,6 +46,8 @@ __all__ = ["validate_run", "InputReaderError", "MIN_ANGLES", "MIN_RANGE_DEG", "E
 MIN_ANGLES = 20
 #: Smallest angular range (deg) of a tomogram.
 MIN_RANGE_DEG = 60.0
+#: Angular span (deg) above which a warning asks whether degrees were labelled radians.
+MAX_SPAN_DEG = 720.0
 #: Photon energies (eV) the toolkit models: soft to hard X-rays.
 ENERGY_RANGE_EV = (100.0, 100_000.0)
 #: Steps that reconstruct (need a tomogram) and that need each element's edge pair.
@@ -243,8 +246,16 @@ def _check_input(cfg: Config, inp: _Input, steps: set, problems: list, warnings:
                             f"{inp.n_cols - 0.5:g}] ({inp.n_cols} columns)")
     _check_algorithm(cfg, inp, warnings)
     if inp.tomogram and steps & set(_TOMO_STEPS):
-        _check_angles(inp, problems)
+        _check_angles(inp, problems, warnings)
     _check_energies(cfg, inp, steps, problems)
+    if (inp.ds is not None and inp.tomogram and not inp.phase and cfg.phase.method == "none"
+            and "preprocess" in steps and "flats" not in inp.ds):
+        from ..io import require_flats
+
+        try:  # preprocess normalises raw counts by the flats: name where they were expected
+            require_flats(inp.ds)
+        except ReaderError as exc:
+            problems.append(str(exc))
     if inp.ds is not None:
         check_counts(inp, problems, warnings)
 
@@ -265,13 +276,17 @@ def _check_algorithm(cfg: Config, inp: _Input, warnings: list) -> None:
                         f"it caps {', '.join(_CAPPED[:-1])} and {_CAPPED[-1]} solves")
 
 
-def _check_angles(inp: _Input, problems: list) -> None:
+def _check_angles(inp: _Input, problems: list, warnings: list) -> None:
     a = np.asarray(inp.angles, float)
     span = float(np.ptp(a)) if a.size else 0.0
     if a.size < MIN_ANGLES or span < MIN_RANGE_DEG:
         problems.append(f"{inp.where}: angles: {a.size} angles over {span:g} deg; a tomogram "
                         f"needs at least {MIN_ANGLES} angles spanning at least "
                         f"{MIN_RANGE_DEG:g} deg")
+    elif span > MAX_SPAN_DEG:
+        warnings.append(f"{inp.where}: angles span {span:.6g} deg ({span / 360:.3g} turns): "
+                        "if this is not a multi-turn scan, the file's angles may be degrees "
+                        "labelled radians (read 57.3x too large); check their units attribute")
 
 
 def _check_energies(cfg: Config, inp: _Input, steps: set, problems: list) -> None:
