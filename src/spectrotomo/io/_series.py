@@ -102,21 +102,28 @@ def read_series(paths, *, dim: str = "energy", values=None, engine: str | None =
         raise ValueError(f"read_series: values must have one entry per path ({len(paths)}); "
                          f"got {len(values)}")
     # lazy=None: decided on the whole series, not per file (eight files just under the
-    # per-file threshold were read whole: 1.23 GiB for 8 x 131 x 512^2 uint16, 0.50 at 1024^2)
+    # per-file threshold were read whole: 1.23 GiB for 8 x 131 x 512^2 uint16, 0.50 at
+    # 1024^2). Small series are read again eagerly (headers only the first time): the
+    # eager readers also count non-finite values
     lazy = overrides.pop("lazy", None)
-    series = []
-    for i, path in enumerate(paths):
-        kw = dict(overrides, lazy=True if lazy is None else lazy)
-        if values is not None and dim == "energy":
-            kw["energy"] = float(values[i])
-        ds = read(path, engine=engine, require_flats=require_flats, **kw)
-        if values is not None and dim == "distance":
-            ds.attrs["propagation_distance"] = float(values[i])
-        series.append(ds)
+
+    def read_all(lazy_files: bool) -> list:
+        series = []
+        for i, path in enumerate(paths):
+            kw = dict(overrides, lazy=lazy_files)
+            if values is not None and dim == "energy":
+                kw["energy"] = float(values[i])
+            ds = read(path, engine=engine, require_flats=require_flats, **kw)
+            if values is not None and dim == "distance":
+                ds.attrs["propagation_distance"] = float(values[i])
+            series.append(ds)
+        return series
+
+    series = read_all(True if lazy is None else lazy)
+    if lazy is None and sum(ds.nbytes for ds in series) <= LAZY_BYTES:
+        series = read_all(False)
     out = combine(series, dim=dim, source=paths[0], angle_tolerance=angle_tolerance,
                   angles=angles)
     if require_flats:
         _require_flats(out)
-    if lazy is None and out.nbytes <= LAZY_BYTES:
-        out = out.load()
     return out
