@@ -32,8 +32,8 @@ from .._backend import host_threads
 from .._model import ValidationError
 from ._threads import budget, granted, ordered, share
 
-__all__ = ["Scratch", "blocks", "extend", "read", "check_chunk", "block_workers",
-           "map_blocks", "concurrently"]
+__all__ = ["Scratch", "blocks", "extend", "read", "check_chunk", "block_shape", "edges_of",
+           "block_workers", "map_blocks", "concurrently", "release_free_memory"]
 
 #: (prepare(fn) -> fn or a future of it, submit(fn, item) -> future, tasks in flight), or
 #: None: serial. Threads started by the pool see the default (serial), so a block
@@ -139,11 +139,48 @@ def map_blocks(fn: Callable[[Any], Any], items: Iterable, *,
         fn = share(fn, len(items))
     results = _serial(fn, items) if executor is None else ordered(*executor, fn, items)
     if reduce is None:
-        return list(results)
-    acc = initial
-    for r in results:
-        acc = reduce(acc, r)
-    return acc
+        out = list(results)
+    else:
+        out = initial
+        for r in results:
+            out = reduce(out, r)
+    if executor is None or executor[0] is _same:  # the loop ran in this process
+        release_free_memory()
+    return out
+
+
+_TRIM = []  # [glibc's malloc_trim or None], looked up once
+
+
+def release_free_memory() -> None:
+    """Hand the heap's free pages back to the system (glibc ``malloc_trim(0)``; nothing
+    elsewhere), after a block loop.
+
+    Why: a loop's block arrays (up to ~32 MiB each, below glibc's dynamic mmap threshold)
+    are freed into the heap, which keeps them mapped; two blocks in flight leave their
+    pages interleaved, and the next stage's blocks, of other sizes, grow the heap again.
+    The RSS then counted every earlier loop's high-water mark: at 256^3 (2 blocks in
+    flight) segment's peak was ~300 MiB above the arrays in use. Trimming after each
+    loop costs one page fault per page the next loop reuses (same CPU within the noise,
+    gpu_bench/RESULTS.pipeline.md session 8); a fixed low mmap threshold instead faulted
+    every array in on every use (+65 % CPU at 1 MiB).
+    """
+    if not _TRIM:
+        _TRIM.append(_malloc_trim())
+    if _TRIM[0] is not None:
+        _TRIM[0](0)
+
+
+def _malloc_trim():
+    import ctypes
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 def concurrently(*fns: Callable[[], Any]) -> list:
@@ -175,15 +212,50 @@ def _serial(fn, items):
         yield fn(item)
 
 
-def check_chunk(chunk) -> int:
-    if not isinstance(chunk, (int, np.integer)) or chunk < 8:
+def check_chunk(chunk):
+    """``chunk`` as an int (a cube's edge) or a tuple of 3 ints (z, y, x edges), each >= 8."""
+    edges = chunk if isinstance(chunk, tuple) else (chunk,)
+    if not edges or len(edges) not in (1, 3) or any(
+            not isinstance(c, (int, np.integer)) or c < 8 for c in edges):
         raise ValidationError(f"chunk must be an integer >= 8 voxels; got {chunk!r}")
-    return int(chunk)
+    return tuple(int(c) for c in edges) if isinstance(chunk, tuple) else int(chunk)
 
 
-def blocks(shape, chunk: int) -> list[tuple[slice, ...]]:
-    """Core slices of the blocks tiling ``shape`` (raster order, last axis fastest)."""
-    ranges = [[slice(a, min(a + chunk, n)) for a in range(0, n, chunk)] for n in shape]
+def edges_of(chunk, ndim: int = 3) -> tuple[int, ...]:
+    """The block edges (voxels) of ``chunk`` (an int: a cube; or 3 edges) on the last
+    ``ndim`` <= 3 axes."""
+    full = (int(chunk),) * 3 if not isinstance(chunk, tuple) else tuple(int(c) for c in chunk)
+    return full[3 - ndim:]
+
+
+#: fewest z rows of a block split for threads (:func:`block_shape`): thinner slabs spend
+#: more on their halos (the masked smoothing reads 10-12 rows on each side) than they save
+MIN_SLAB = 32
+
+
+def block_shape(chunk: int, threads: int) -> tuple[int, int, int]:
+    """(z, y, x) edges of the blocks of ``threads`` block threads: the ``chunk`` cube cut
+    into ``threads`` slabs along z (at least :data:`MIN_SLAB` rows each).
+
+    Why: memory is the blocks in flight, one per thread. Cubes of ``chunk`` held one block
+    on a volume of one block (128^3 at 128, its idle threads working inside it) and one
+    per thread on a larger one: segment's peak grew 1.36x from 128^3 to 256^3 on 2
+    threads. Slabs of ``chunk^3 / threads`` voxels hold one cube's worth in flight on
+    either, and give every thread a block of its own on the small volume too. Cost: the
+    halos of thinner blocks (gpu_bench/RESULTS.pipeline.md, session 8).
+    """
+    chunk = int(chunk)
+    parts = max(1, min(int(threads), chunk // MIN_SLAB))
+    return (-(-chunk // parts), chunk, chunk)
+
+
+def blocks(shape, chunk) -> list[tuple[slice, ...]]:
+    """Core slices of the blocks tiling ``shape`` (raster order, last axis fastest);
+    ``chunk``: a cube's edge or the edges of the last (up to 3) axes."""
+    edges = edges_of(chunk, len(shape)) if len(shape) <= 3 else None
+    if edges is None:
+        raise ValidationError(f"blocks: at most 3 axes; got shape {tuple(shape)}")
+    ranges = [[slice(a, min(a + c, n)) for a in range(0, n, c)] for n, c in zip(shape, edges)]
     return [tuple(s) for s in itertools.product(*ranges)]
 
 
@@ -210,8 +282,8 @@ class Scratch:
 
     Parameters
     ----------
-    chunk : int
-        Block edge (voxels); the last three axes are chunked ``chunk`` so that a
+    chunk : int or tuple of 3 int
+        Block edge(s) (voxels); the last three axes are chunked ``chunk`` so that a
         block write touches whole chunks, leading axes (e.g. 2 maps) whole: a
         ``chunk`` there would pad each chunk to ``chunk`` maps (1 GiB of float32
         at 128).
@@ -234,7 +306,7 @@ class Scratch:
         name = f"a{next(self._ids)}"
         shape = tuple(int(n) for n in shape)
         if chunks is None:
-            chunks = shape[:-3] + (self.chunk,) * min(3, len(shape))
+            chunks = shape[:-3] + edges_of(self.chunk, min(3, len(shape)))
         return zarr.create_array(store=str(self.path / name), shape=shape,
                                  chunks=chunks, dtype=dtype, fill_value=fill,
                                  compressors="auto" if compress else None, zarr_format=3)

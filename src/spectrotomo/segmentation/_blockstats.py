@@ -23,8 +23,10 @@ from functools import partial
 
 import numpy as np
 
+from .._backend import host_threads
 from .._model import ValidationError
-from ._blocks import Scratch, block_workers, blocks, concurrently, map_blocks, read
+from ._blocks import (Scratch, block_shape, block_workers, blocks, check_chunk, concurrently,
+                      map_blocks, read)
 from ._blockselect import key_codec, select_kth
 from ._stats import _BY, _regions, assemble_table
 from ._threads import thread_map
@@ -53,7 +55,8 @@ def profile_table_blocks(values, regions, *, by: str, mask, chunk: int, bins=Non
     mask : array-like, shape (nz, ny, nx), bool
         Particle mask: statistics over its voxels.
     chunk : int
-        Block edge (voxels).
+        Block edge (voxels): one ``chunk^3`` block in flight per process, a slab of
+        ``chunk / workers`` z rows per thread (as :func:`segment_volume`).
     bins : sequence of float
         Depth bin edges (nm), required for ``by="depth"``.
     n_regions : int, optional
@@ -108,6 +111,10 @@ def profile_tables_blocks(jobs, *, chunk: int, workers: int | None = None,
     jobs = [dict(job) for job in jobs]
     for job in jobs:
         _check(job)
+    chunk = check_chunk(chunk)
+    if not isinstance(chunk, tuple):  # one cube in flight whatever the volume: a slab per thread
+        chunk = block_shape(chunk, 1 if client is not None else
+                            (host_threads() if workers is None else int(workers)))
     with block_workers(workers, client=client), Scratch(chunk, scratch_dir) as scratch:
         cached = {}  # id(mask) -> _Particle: one first pass per distinct mask
         for job in jobs:

@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._backend import host_threads
 from .._model import ValidationError
 from ._blocklabel import label_blocks
 from ._blockpores import find_cracks_blocks, levels_blocks, pore_masks_blocks
-from ._blocks import Scratch, block_workers, blocks, check_chunk, concurrently, map_blocks, read
+from ._blocks import (Scratch, block_shape, block_workers, blocks, check_chunk, concurrently,
+                      map_blocks, read)
 from ._blockseg import depth_blocks, masked_smooth_blocks, particle_mask_blocks, shells_blocks
 from ._classes import composition_classes
 from ._layerpool import apply_layer_pooling, check_pooling, layer_sums, pools
@@ -83,10 +85,10 @@ def segment_volume(volume, *, spacing, chunk: int = 128, n_shells: int = 5, amou
     spacing : float or sequence of 3 float
         Voxel size, nm.
     chunk : int
-        Block edge (voxels); memory is a few blocks plus halos. Not halved when
-        there are fewer blocks than threads: the halos of 64^3 sub-blocks cost ~1.7x
-        the CPU of one 128^3 block (gpu_bench/RESULTS.seg.md), more than a second
-        core gains.
+        Block edge (voxels); memory is one ``chunk^3`` block plus halos per process:
+        with ``workers`` threads each works on a slab of ``chunk / workers`` z rows
+        (:func:`._blocks.block_shape`; at least 32), whatever the volume. A cluster's
+        tasks (``client``) take whole cubes.
     n_shells : int
         Equal-volume shells (1 outermost).
     amounts : array-like, shape (n_element, nz, ny, nx), optional
@@ -122,6 +124,9 @@ def segment_volume(volume, *, spacing, chunk: int = 128, n_shells: int = 5, amou
     """
     chunk = check_chunk(chunk)
     layer_pooling = check_pooling(layer_pooling)
+    if not isinstance(chunk, tuple):  # one cube in flight whatever the volume: a slab per thread
+        chunk = block_shape(chunk, 1 if client is not None else
+                            (host_threads() if workers is None else int(workers)))
     vol = MeanOver(volume) if len(volume.shape) == 4 else volume
     if len(vol.shape) != 3:
         raise ValidationError(f"volume must be 3-D (or 4-D with energies); got {volume.shape}")
