@@ -110,3 +110,42 @@ def test_masked_smooth_blocks_leave_a_numpy_input_alone():
                                    surface_nm=30, chunk=(8, 12, 10), scratch=scratch)[...]
     np.testing.assert_array_equal(data, before)
     np.testing.assert_allclose(got, whole, rtol=1e-6, equal_nan=True)
+
+
+def test_mean_over_energies_one_at_a_time_is_numpys_mean():
+    """MeanOver sums one energy's block at a time: the bits of numpy's float32 mean."""
+    from spectrotomo.segmentation._segment import MeanOver
+
+    rng = np.random.default_rng(1)
+    a = (rng.random((8, 12, 10, 9)) * rng.choice([1e-3, 1.0, 1e4], (8, 12, 10, 9)))
+    a = a.astype(np.float32)
+    a[3, 2, 2, 2] = np.nan
+    before = a.copy()
+    np.testing.assert_array_equal(MeanOver(a)[ALL], a.mean(axis=0))  # NaN == NaN
+    np.testing.assert_array_equal(a, before)  # the first energy's view is not summed into
+
+
+def test_stored_mean_reads_whole_input_tiles():
+    """The energy mean is filled in blocks spanning the input's y/x tiles (at most 2 block
+    edges): each store tile decoded once, not once per block inside it."""
+    import zarr
+
+    from spectrotomo.segmentation._segment import MeanOver, _stored
+
+    z = zarr.create_array(store={}, shape=(3, 32, 64, 64), chunks=(1, 8, 64, 64),
+                          dtype=np.float32, zarr_format=3)
+    z[...] = np.random.default_rng(2).random(z.shape, dtype=np.float32)
+    seen = []
+
+    class Spy(MeanOver):
+        def __getitem__(self, sl):
+            seen.append(tuple(s.stop - s.start for s in sl))
+            return super().__getitem__(sl)
+
+    with Scratch((16, 32, 32)) as scratch:
+        got = _stored(Spy(z), scratch)
+        assert got.chunks == (16, 32, 32)
+        np.testing.assert_array_equal(got[...], z[...].mean(axis=0))
+    assert seen and all(s == (16, 64, 64) for s in seen)  # 4 chunks per read, 2 reads
+    with Scratch(16) as scratch, pytest.raises(ValueError, match="whole chunks"):
+        scratch.filled((32, 32, 32), np.float32, lambda sl: np.zeros(1), block=(16, 24, 16))

@@ -312,7 +312,7 @@ class Scratch:
                                  compressors="auto" if compress else None, zarr_format=3)
 
     def filled(self, shape, dtype, fn: Callable[[tuple], Any], *, halo=0, fill=0,
-               compress: bool = True):
+               compress: bool = True, block=None):
         """A new array (:meth:`array`) holding ``fn(index)`` block by block.
 
         For every block (``chunk`` voxels over the last three axes, leading axes whole)
@@ -320,7 +320,9 @@ class Scratch:
         (clipped at the edge, :func:`extend`), and returns that region; its core is
         written. Blocks run on the current executor (:func:`map_blocks`), each writing
         whole chunks. The one "fill a scratch array block by block" loop of the
-        block-wise stages (mean volumes, morphology, label tables).
+        block-wise stages (mean volumes, morphology, label tables). ``block``: larger
+        blocks (3 edges, each a multiple of the chunk's), e.g. to read an input's tiles
+        whole.
         """
         out = self.array(shape, dtype, fill=fill, compress=compress)
         shape = tuple(out.shape)
@@ -331,7 +333,12 @@ class Scratch:
             ext, inner = extend(core, shape[-n:], halo)
             out[lead + core] = fn(lead + ext)[lead + inner]
 
-        map_blocks(put, blocks(shape[-n:], self.chunk))
+        edges = edges_of(self.chunk, n)
+        if block is not None:
+            block = edges_of(tuple(block), 3)[3 - n:]
+            if any(b % c for b, c in zip(block, edges)):
+                raise ValueError(f"Scratch.filled: block {block} is not whole chunks {edges}")
+        map_blocks(put, blocks(shape[-n:], block or edges))
         return out
 
     def release(self, array) -> None:
