@@ -69,13 +69,16 @@ def test_segment_plan_counts_one_block_per_thread():
 
 
 def test_blocks_in_flight_are_one_cube_on_small_and_large_volumes():
-    """The same bytes in flight on 128^3 (one cube: 2 slabs) as on 256^3 (2 of 16 slabs)."""
+    """The same bytes in flight on 128^3 (one cube, its threads inside it) as on 256^3 (2
+    of 16 slabs)."""
     from spectrotomo.pipeline._plan import blocks_in_flight
 
     for n in (128, 256, 2048):
         assert blocks_in_flight(threads=2, ny=n, nx=n, chunk=128) == 1.0
     assert blocks_in_flight(threads=2, ny=256, nx=256, chunk=128, slabs=False) == 2.0
-    assert blocks_in_flight(threads=2, ny=64, nx=64, chunk=128) == 0.5  # 2 slabs of 64^3
+    assert blocks_in_flight(threads=2, ny=128, nx=256, chunk=128) == 1.0  # 2 of 8 slabs
+    assert blocks_in_flight(threads=4, ny=128, nx=256, chunk=128) == 1.0  # 4 of 16 slabs
+    assert blocks_in_flight(threads=16, ny=256, nx=256, chunk=128) == 4.0  # 32-row slabs
 
 
 def test_report_row_reads_chunks_not_the_volume():

@@ -12,11 +12,15 @@ from .test_blocks import ALL, _simulated
 
 
 def test_block_shape_splits_the_cube_along_z_for_the_threads():
-    assert block_shape(128, 1) == (128, 128, 128)
-    assert block_shape(128, 2) == (64, 128, 128)
-    assert block_shape(128, 3) == (43, 128, 128)  # ceil: 3 slabs cover the cube
-    assert block_shape(128, 16) == (32, 128, 128)  # no slab thinner than MIN_SLAB
-    assert block_shape(24, 4) == (24, 24, 24)  # too thin to split
+    big = (256, 256, 256)  # 8 cubes of 128
+    assert block_shape(128, 1, big) == (128, 128, 128)
+    assert block_shape(128, 2, big) == (64, 128, 128)
+    assert block_shape(128, 3, big) == (43, 128, 128)  # ceil: 3 slabs cover the cube
+    assert block_shape(128, 16, big) == (32, 128, 128)  # no slab below MIN_SLAB
+    assert block_shape(24, 4, big) == (24, 24, 24)  # too thin to split
+    # one cube: the cube (its idle threads work inside it)
+    assert block_shape(128, 2, (128, 128, 128)) == (128, 128, 128)
+    assert block_shape(128, 2, (128, 128, 200)) == (64, 128, 128)  # 2 cubes, 2 threads
 
 
 def test_blocks_and_scratch_take_the_edges_of_each_axis():
@@ -31,10 +35,13 @@ def test_blocks_and_scratch_take_the_edges_of_each_axis():
         assert scratch.array((70, 50, 40), bool).chunks == (32, 50, 24)
 
 
-@pytest.mark.parametrize("workers, edges", [(1, (64, 64, 64)), (2, (32, 64, 64))])
-def test_segment_volume_blocks_are_slabs_per_thread(workers, edges):
-    """The scratch results are chunked as the blocks were cut: one cube per process."""
-    mu, amounts, px, target = _simulated("tiny")
+@pytest.mark.parametrize("nz, workers, edges", [(64, 1, (64, 64, 64)), (128, 2, (32, 64, 64)),
+                                                (64, 2, (64, 64, 64))])
+def test_segment_volume_blocks_are_slabs_per_thread(nz, workers, edges):
+    """The scratch results are chunked as the blocks were cut: one cube per process (two
+    cubes on two threads: slabs; one cube: the cube)."""
+    mu, _, px, _ = _simulated("small")  # 64^3
+    mu = np.concatenate([mu] * (nz // 64))
     res = seg.segment_volume(mu, spacing=px, chunk=64, workers=workers)
     try:
         assert res.arrays["mask"].chunks == edges
@@ -65,12 +72,13 @@ def test_slab_blocks_give_the_cube_blocks_results(small):
 
 
 def test_profile_tables_on_slab_blocks_equal_the_whole_volume(small):
-    mu, amounts, px, target = small
+    mu, amounts, px, _ = small
     mask = seg.particle_mask(mu)
     shell = seg.shells(mask, 5, px)
     values = amounts.sel(element=["Mn", "O"]).assign_attrs(units="atoms/nm^3")
     whole = seg.profile_table(values, shell, by="shell", labels=mask)
-    got = seg.profile_table_blocks(values, shell, by="shell", mask=mask, chunk=64, workers=2)
+    got = seg.profile_table_blocks(values, shell, by="shell", mask=mask, chunk=(16, 32, 24),
+                                   workers=2)
     for stat in ("count", "median", "q25", "q75"):  # exact by selection
         np.testing.assert_array_equal(got[stat].values, whole[stat].values, err_msg=stat)
     for stat in ("mean", "std"):  # sums in another order

@@ -126,12 +126,12 @@ def blocks_in_flight(*, threads: int, ny: int, nx: int, chunk: int,
                      slabs: bool = True) -> float:
     """``chunk^3`` cubes' worth of segment/profile blocks in memory at once in one process:
     ``threads`` blocks of ``segmentation.block_shape`` (slabs of ``chunk / threads`` z
-    rows, at least 32), at most the volume's blocks. One cube up to ``chunk // 32``
-    threads, whatever the volume (fewer blocks than threads: the idle threads work inside
-    them). ``slabs=False``: a dask worker's tasks, whole cubes, one per thread."""
+    rows, at least 32; a volume of one cube: the cube, its threads inside it), at most
+    the volume's blocks. One cube up to ``chunk // 32`` threads, whatever the volume.
+    ``slabs=False``: a dask worker's tasks, whole cubes, one per thread."""
     from ..segmentation import block_shape
 
-    rows = block_shape(chunk, max(1, int(threads)) if slabs else 1)[0]
+    rows = block_shape(chunk, max(1, int(threads)) if slabs else 1, shape=(ny, nx, nx))[0]
     return max(1, min(int(threads), _n_blocks(ny, nx, chunk, rows))) * rows / chunk
 
 

@@ -233,19 +233,23 @@ def edges_of(chunk, ndim: int = 3) -> tuple[int, ...]:
 MIN_SLAB = 32
 
 
-def block_shape(chunk: int, threads: int) -> tuple[int, int, int]:
-    """(z, y, x) edges of the blocks of ``threads`` block threads: the ``chunk`` cube cut
-    into ``threads`` slabs along z (at least :data:`MIN_SLAB` rows each).
+def block_shape(chunk: int, threads: int, shape=None) -> tuple[int, int, int]:
+    """(z, y, x) edges of the blocks of ``threads`` block threads on a volume of ``shape``
+    (nz, ny, nx): the ``chunk`` cube cut into ``threads`` slabs along z (at least
+    :data:`MIN_SLAB` rows each); the cube itself on a volume of one cube, whose idle
+    threads work inside it (:mod:`._threads`).
 
-    Why: memory is the blocks in flight, one per thread. Cubes of ``chunk`` held one block
-    on a volume of one block (128^3 at 128, its idle threads working inside it) and one
-    per thread on a larger one: segment's peak grew 1.36x from 128^3 to 256^3 on 2
-    threads. Slabs of ``chunk^3 / threads`` voxels hold one cube's worth in flight on
-    either, and give every thread a block of its own on the small volume too. Cost: the
-    halos of thinner blocks (gpu_bench/RESULTS.pipeline.md, session 8).
+    Why: memory is the blocks in flight, one per thread. Cubes of ``chunk`` held one on
+    a volume of one cube (128^3 at 128) and one per thread on a larger one: segment's
+    peak grew 1.36x from 128^3 to 256^3 on 2 threads. Slabs of ``chunk^3 / threads``
+    voxels hold one cube's worth in flight on any volume (up to ``chunk // MIN_SLAB``
+    threads). Not on a volume of one cube: the cube already is all that is in flight,
+    and its slabs' halos cost CPU (+12-19 % for segment at 128^3;
+    gpu_bench/RESULTS.pipeline.md, session 8).
     """
-    chunk = int(chunk)
-    parts = max(1, min(int(threads), chunk // MIN_SLAB))
+    chunk, threads = int(chunk), max(1, int(threads))
+    cubes = 2 if shape is None else int(np.prod([-(-int(n) // chunk) for n in shape[-3:]]))
+    parts = max(1, min(threads, chunk // MIN_SLAB)) if cubes > 1 else 1
     return (-(-chunk // parts), chunk, chunk)
 
 

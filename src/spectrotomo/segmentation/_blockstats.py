@@ -114,7 +114,8 @@ def profile_tables_blocks(jobs, *, chunk: int, workers: int | None = None,
     chunk = check_chunk(chunk)
     if not isinstance(chunk, tuple):  # one cube in flight whatever the volume: a slab per thread
         chunk = block_shape(chunk, 1 if client is not None else
-                            (host_threads() if workers is None else int(workers)))
+                            (host_threads() if workers is None else int(workers)),
+                            shape=jobs[0]["mask"].shape if jobs else None)
     with block_workers(workers, client=client), Scratch(chunk, scratch_dir) as scratch:
         cached = {}  # id(mask) -> _Particle: one first pass per distinct mask
         for job in jobs:

@@ -107,10 +107,10 @@ def segment_volume(volume, *, spacing, chunk: int = 128, n_shells: int = 5, amou
     spacing : float or sequence of 3 float
         Voxel size, nm.
     chunk : int
-        Block edge (voxels); memory is one ``chunk^3`` block plus halos per process:
-        with ``workers`` threads each works on a slab of ``chunk / workers`` z rows
-        (:func:`._blocks.block_shape`; at least 32), whatever the volume. A cluster's
-        tasks (``client``) take whole cubes.
+        Block edge (voxels); memory is one ``chunk^3`` block plus halos per process,
+        whatever the volume: each thread works on a slab of ``chunk / workers`` z rows
+        (:func:`._blocks.block_shape`; at least 32), the threads of a one-cube volume
+        inside its cube. A cluster's tasks (``client``) take whole cubes.
     n_shells : int
         Equal-volume shells (1 outermost).
     amounts : array-like, shape (n_element, nz, ny, nx), optional
@@ -148,7 +148,8 @@ def segment_volume(volume, *, spacing, chunk: int = 128, n_shells: int = 5, amou
     layer_pooling = check_pooling(layer_pooling)
     if not isinstance(chunk, tuple):  # one cube in flight whatever the volume: a slab per thread
         chunk = block_shape(chunk, 1 if client is not None else
-                            (host_threads() if workers is None else int(workers)))
+                            (host_threads() if workers is None else int(workers)),
+                            shape=volume.shape[-3:])
     vol = MeanOver(volume) if len(volume.shape) == 4 else volume
     if len(vol.shape) != 3:
         raise ValidationError(f"volume must be 3-D (or 4-D with energies); got {volume.shape}")
