@@ -161,9 +161,10 @@ def release_free_memory() -> None:
     pages interleaved, and the next stage's blocks, of other sizes, grow the heap again.
     The RSS then counted every earlier loop's high-water mark: at 256^3 (2 blocks in
     flight) segment's peak was ~300 MiB above the arrays in use. Trimming after each
-    loop costs one page fault per page the next loop reuses (same CPU within the noise,
-    gpu_bench/RESULTS.pipeline.md session 8); a fixed low mmap threshold instead faulted
-    every array in on every use (+65 % CPU at 1 MiB).
+    loop costs one page fault per page the next loop reuses: ~+5 % CPU for segment at
+    128^3 (0.54 -> 0.50 GiB), within the noise at 256^3 (gpu_bench/RESULTS.pipeline.md,
+    session 8; trimming only above 16 MiB free did not save it); a fixed low mmap
+    threshold instead faulted every array in on every use (+65 % CPU at 1 MiB).
     """
     if not _TRIM:
         _TRIM.append(_malloc_trim())
