@@ -157,3 +157,31 @@ def test_stored_mean_reads_whole_input_tiles():
     assert seen and all(s == (16, 64, 64) for s in seen)  # 4 chunks per read, 2 reads
     with Scratch(16) as scratch, pytest.raises(ValueError, match="whole chunks"):
         scratch.filled((32, 32, 32), np.float32, lambda sl: np.zeros(1), block=(16, 24, 16))
+
+
+def test_profile_first_pass_blocks_span_the_maps_tiles():
+    from spectrotomo.segmentation._blockstats import _tiled
+
+    assert _tiled((64, 128, 128), [(16, 256, 256)]) == (16, 256, 256)  # 256^3, 2 threads
+    assert _tiled((128, 128, 128), [(16, 256, 256)]) == (32, 256, 256)  # 1 thread
+    assert _tiled((128, 128, 128), [(16, 128, 128), None]) == (128, 128, 128)  # aligned
+    assert _tiled((64, 128, 128), [(16, 1024, 1024)]) == (16, 256, 256)  # at most 2 edges
+    assert _tiled((16, 32, 32), [(8, 64, 64)]) == (8, 64, 64)  # never under 8 rows
+
+
+def test_profile_tables_on_tile_blocks_equal_the_whole_volume(small):
+    """Maps stored in tiles wider than the blocks (64^2 tiles, blocks of 32): first-pass
+    blocks of 8 x 64 x 64, statistics as on the whole volume."""
+    import dask.array as da
+
+    mu, amounts, px, _ = small
+    mask = seg.particle_mask(mu)
+    shell = seg.shells(mask, 5, px)
+    values = amounts.sel(element=["Mn", "O"]).assign_attrs(units="atoms/nm^3")
+    tiled = values.copy(data=da.from_array(values.values, chunks=(1, 8, 64, 64)))
+    whole = seg.profile_table(values, shell, by="shell", labels=mask)
+    got = seg.profile_table_blocks(tiled, shell, by="shell", mask=mask, chunk=32, workers=2)
+    for stat in ("count", "median", "q25", "q75"):
+        np.testing.assert_array_equal(got[stat].values, whole[stat].values, err_msg=stat)
+    for stat in ("mean", "std"):
+        np.testing.assert_allclose(got[stat].values, whole[stat].values, rtol=1e-12)

@@ -33,7 +33,7 @@ from .._model import ValidationError
 from ._threads import budget, granted, ordered, share
 
 __all__ = ["Scratch", "blocks", "extend", "read", "check_chunk", "block_shape", "edges_of",
-           "block_workers", "map_blocks", "concurrently", "release_free_memory"]
+           "block_workers", "map_blocks", "concurrently", "release_free_memory", "tiles_of"]
 
 #: (prepare(fn) -> fn or a future of it, submit(fn, item) -> future, tasks in flight), or
 #: None: serial. Threads started by the pool see the default (serial), so a block
@@ -271,6 +271,19 @@ def extend(core, shape, halo) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
                 for s, h, n in zip(core, halo, shape))
     inner = tuple(slice(s.start - e.start, s.stop - e.start) for s, e in zip(core, ext))
     return ext, inner
+
+
+def tiles_of(arr) -> tuple[int, ...] | None:
+    """The chunk edges of a dask / zarr array or dask-backed DataArray on its last 3 axes
+    (its store tiles), or None (not chunked: numpy, lazily indexed)."""
+    chunks = getattr(arr, "chunksize", None)  # dask
+    if chunks is None:
+        chunks = getattr(getattr(arr, "data", None), "chunksize", None)  # dask DataArray
+    if chunks is None:
+        chunks = getattr(arr, "chunks", None)  # zarr
+    if not chunks or not all(isinstance(c, (int, np.integer)) for c in chunks):
+        return None
+    return tuple(int(c) for c in chunks[-3:])
 
 
 def read(arr, sl, dtype=None) -> np.ndarray:

@@ -19,7 +19,7 @@ from .._model import ValidationError
 from ._blocklabel import label_blocks
 from ._blockpores import find_cracks_blocks, levels_blocks, pore_masks_blocks
 from ._blocks import (Scratch, block_shape, block_workers, blocks, check_chunk, concurrently,
-                      map_blocks, read)
+                      map_blocks, read, tiles_of)
 from ._blockseg import depth_blocks, masked_smooth_blocks, particle_mask_blocks, shells_blocks
 from ._classes import composition_classes
 from ._layerpool import apply_layer_pooling, check_pooling, layer_sums, pools
@@ -48,18 +48,7 @@ class MeanOver:
     @property
     def tiles(self):
         """The input's chunk edges on its 3 spatial axes, or None (not chunked)."""
-        return _tiles(self.arr)
-
-
-def _tiles(arr):
-    chunks = getattr(arr, "chunksize", None)  # dask
-    if chunks is None:
-        chunks = getattr(getattr(arr, "data", None), "chunksize", None)  # dask DataArray
-    if chunks is None:
-        chunks = getattr(arr, "chunks", None)  # zarr
-    if not chunks or not all(isinstance(c, (int, np.integer)) for c in chunks):
-        return None
-    return tuple(int(c) for c in chunks[-3:])
+        return tiles_of(self.arr)
 
 
 class MetalOxygen:
