@@ -54,15 +54,31 @@ def test_segment_and_profile_plan_blocks_not_the_volume():
 
 
 def test_segment_plan_counts_one_block_per_thread():
-    """Blocks run on threads: each holds its own work arrays, so the peak scales with them;
-    16 threads of 128^3 blocks still fit 16 GiB per worker."""
-    def peak(threads):
+    """Blocks run on threads, each holding its own work arrays: slabs of the 128^3 cube
+    (32 rows at least), so up to 4 threads hold one cube's worth and 16 hold 4 cubes; a
+    dask worker's tasks are whole cubes, one per thread."""
+    def peak(threads, slabs=True):
         rows = plan_run(n_energies=8, n_angles=131, ny=2048, nx=2048, chunk_rows=8,
-                        seg_threads=threads)
+                        seg_threads=threads, seg_slabs=slabs)
         return next(r for r in rows if r.step == "segment").peak_bytes - INTERPRETER_BYTES
 
-    assert peak(4) == 4 * peak(1)
-    assert peak(16) + INTERPRETER_BYTES < 16 * 2**30
+    assert peak(4) == peak(2) == peak(1)
+    assert peak(16) == 4 * peak(1)
+    assert peak(4, slabs=False) == 4 * peak(1)
+    assert peak(16, slabs=False) + INTERPRETER_BYTES < 16 * 2**30
+
+
+def test_blocks_in_flight_are_one_cube_on_small_and_large_volumes():
+    """The same bytes in flight on 128^3 (one cube, its threads inside it) as on 256^3 (2
+    of 16 slabs)."""
+    from spectrotomo.pipeline._plan import blocks_in_flight
+
+    for n in (128, 256, 2048):
+        assert blocks_in_flight(threads=2, ny=n, nx=n, chunk=128) == 1.0
+    assert blocks_in_flight(threads=2, ny=256, nx=256, chunk=128, slabs=False) == 2.0
+    assert blocks_in_flight(threads=2, ny=128, nx=256, chunk=128) == 1.0  # 2 of 8 slabs
+    assert blocks_in_flight(threads=4, ny=128, nx=256, chunk=128) == 1.0  # 4 of 16 slabs
+    assert blocks_in_flight(threads=16, ny=256, nx=256, chunk=128) == 4.0  # 32-row slabs
 
 
 def test_report_row_reads_chunks_not_the_volume():
@@ -119,18 +135,21 @@ def test_report_threads_fit_the_memory_limit():
 def test_block_threads_fit_the_memory_limit_and_one_block_keeps_every_thread():
     from spectrotomo.pipeline._plan import block_threads, segment_block_bytes
 
-    # one 128^3 block: its idle threads work inside it, no second block in memory
+    # one 128^3 volume: 4 slabs, the idle threads work inside them, no second cube in memory
     assert block_threads(threads=16, ny=128, nx=128, chunk=128, memory_limit_gb=8) == 16
     rows = plan_run(n_energies=8, n_angles=131, ny=128, nx=128, chunk_rows=16, seg_threads=16)
     seg_row = next(r for r in rows if r.step == "segment")
     assert seg_row.peak_bytes < segment_block_bytes(128) + 0.3 * 2**30  # one block + base
-    # a 2048^3 volume on 16 cores: as many blocks as fit 8 GiB (the demo on a 16-core node
-    # was refused at 12.25 GiB before, seen on the device machine, 2026-12-04)
-    n = block_threads(threads=16, ny=2048, nx=2048, chunk=128, memory_limit_gb=8)
-    assert 1 <= n < 16
-    rows = plan_run(n_energies=8, n_angles=131, ny=2048, nx=2048, chunk_rows=16,
-                    algorithm="auto", seg_threads=n)
-    assert all(r.peak_bytes <= 8 * 2**30 for r in rows if r.step in ("segment", "profile"))
+    # a 2048^3 volume on 16 cores: as many slabs as fit the limit (the demo on a 16-core
+    # node was refused at 12.25 GiB with whole cubes per thread, device machine, 2026-12-04)
+    for limit in (8, 2):
+        n = block_threads(threads=16, ny=2048, nx=2048, chunk=128, memory_limit_gb=limit)
+        assert 1 <= n <= 16
+        rows = plan_run(n_energies=8, n_angles=131, ny=2048, nx=2048, chunk_rows=16,
+                        algorithm="auto", seg_threads=n)
+        assert all(r.peak_bytes <= limit * 2**30 for r in rows
+                   if r.step in ("segment", "profile"))
+    assert n < 16  # 2 GiB: fewer than 16 threads' slabs fit
     assert block_threads(threads=16, ny=2048, nx=2048, chunk=128, memory_limit_gb=0.5) == 1
 
 

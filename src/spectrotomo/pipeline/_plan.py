@@ -16,7 +16,7 @@ from ._plan_prep import _prep_peak, center_work_bytes, phase_pass_bytes, valence
 __all__ = ["PlanRow", "MemoryPlanError", "plan_run", "check_plan", "format_plan",
            "preprocess_in_flight", "phase_pass_bytes", "center_work_bytes",
            "report_thread_bytes", "report_chunk_bytes", "report_in_flight",
-           "segment_block_bytes", "profile_block_bytes", "block_threads",
+           "segment_block_bytes", "profile_block_bytes", "blocks_in_flight", "block_threads",
            "step_block_threads", "recon_task_bytes", "fit_chunk_rows", "valence_bytes",
            "quantify_slab_bytes", "quantify_in_flight"]
 
@@ -117,23 +117,35 @@ def profile_block_bytes(chunk: int) -> float:
     return chunk ** 3 * 8 * (4 + 3) * 3
 
 
-def _n_blocks(ny: int, nx: int, chunk: int) -> int:
-    return -(-ny // chunk) * (-(-nx // chunk)) ** 2
+def _n_blocks(ny: int, nx: int, chunk: int, rows: int | None = None) -> int:
+    """Blocks of a ``ny`` x ``nx`` x ``nx`` volume: ``chunk`` cubes, or slabs of ``rows``."""
+    return -(-ny // (rows or chunk)) * (-(-nx // chunk)) ** 2
+
+
+def blocks_in_flight(*, threads: int, ny: int, nx: int, chunk: int,
+                     slabs: bool = True) -> float:
+    """``chunk^3`` cubes' worth of segment/profile blocks in memory at once in one process:
+    ``threads`` blocks of ``segmentation.block_shape`` (slabs of ``chunk / threads`` z
+    rows, at least 32; a volume of one cube: the cube, its threads inside it), at most
+    the volume's blocks. One cube up to ``chunk // 32`` threads, whatever the volume.
+    ``slabs=False``: a dask worker's tasks, whole cubes, one per thread."""
+    from ..segmentation import block_shape
+
+    rows = block_shape(chunk, max(1, int(threads)) if slabs else 1, shape=(ny, nx, nx))[0]
+    return max(1, min(int(threads), _n_blocks(ny, nx, chunk, rows))) * rows / chunk
 
 
 def block_threads(*, threads: int, ny: int, nx: int, chunk: int,
                   memory_limit_gb: float) -> int:
     """Threads of the segment and profile steps' block pools (one process or worker).
 
-    A volume of fewer blocks than threads runs every block with the idle threads inside
-    it (``segmentation._threads``: no further block in memory), so all ``threads`` are
-    kept. Otherwise each thread holds one block's work arrays: at most as many as fit
-    in ``memory_limit_gb`` beside the interpreter (at least 1)."""
+    Each thread holds one block's work arrays (:func:`blocks_in_flight`: a slab of the
+    ``chunk`` cube per thread): as many threads as fit in ``memory_limit_gb`` beside the
+    interpreter (at least 1)."""
     threads = max(1, int(threads))
-    if _n_blocks(ny, nx, chunk) < threads:
-        return threads
-    per_block = max(segment_block_bytes(chunk), profile_block_bytes(chunk))
-    return _most_that_fit(threads, lambda k: k * per_block + 64 * 2**20, memory_limit_gb)
+    per_cube = max(segment_block_bytes(chunk), profile_block_bytes(chunk))
+    return _most_that_fit(threads, lambda k: blocks_in_flight(
+        threads=k, ny=ny, nx=nx, chunk=chunk) * per_cube + 64 * 2**20, memory_limit_gb)
 
 
 def step_block_threads(config, shape) -> int:
@@ -176,7 +188,7 @@ def fit_chunk_rows(chunk_rows: int, *, algorithm: str, n_energies: int, n_angles
 def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: int,
              algorithm: str = "fbp", n_xanes: int = 0, n_states: int = 3,
              n_workers: int = 1, gpu: bool = False, seg_chunk: int = 128,
-             prep_energies: int = 1, seg_threads: int = 1,
+             prep_energies: int = 1, seg_threads: int = 1, seg_slabs: bool = True,
              recon_tasks: int = 1, quant_tasks: int = 1, report_threads: int = 1,
              n_distances: int = 0, od_angles: int | None = None) -> list[PlanRow]:
     """Plan the main steps for a tilt series of ``(n_energies, n_angles, ny, nx)``.
@@ -204,7 +216,10 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
         optical density and a chunk's work arrays (``_plan_prep._prep_bytes``).
     seg_threads : int
         Threads of one process (or dask worker) running segment/profile blocks:
-        each holds one block's work arrays.
+        each holds one block's work arrays (:func:`blocks_in_flight`).
+    seg_slabs : bool
+        The blocks are slabs of the ``seg_chunk`` cube, one per thread (this process's
+        block threads); False: whole cubes (a dask worker's tasks).
     recon_tasks : int
         Joint reconstruction chunks solved at once in one process
         (``steps.reconstruct.joint_task_threads``): each holds its work arrays.
@@ -237,7 +252,8 @@ def plan_run(*, n_energies: int, n_angles: int, ny: int, nx: int, chunk_rows: in
     # (fewer blocks than threads: the idle threads work inside the blocks); profile adds
     # the radix-select histograms (65536 counts per group and slot)
     c = min(int(seg_chunk), max(ny, nx))
-    in_flight = max(1, min(int(seg_threads), _n_blocks(ny, nx, c)))
+    in_flight = blocks_in_flight(threads=seg_threads, ny=ny, nx=nx, chunk=c,
+                                 slabs=seg_slabs)  # in cubes
     seg_peak = segment_block_bytes(c) * in_flight
     prof_peak = profile_block_bytes(c) * in_flight + 64 * 2**20
     # report: the largest chunk it reads, a volume group's tile or a segmentation block

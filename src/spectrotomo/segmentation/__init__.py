@@ -19,6 +19,7 @@ The tables (``class_fractions``, ``profile_table``, ``defect_table``) reduce
 with bincounts and accept numpy, cupy or dask input (copied to the host).
 """
 
+from ._blocks import block_shape
 from ._classes import CLASS_LEGEND, legend_attrs
 from ._classes import class_fractions
 from ._classes import composition_classes
@@ -41,6 +42,7 @@ from ._stats import region_stats
 from ._stats import to_csv
 
 __all__ = [
+    "block_shape",
     "CLASS_LEGEND",
     "legend_attrs",
     "class_fractions",

@@ -15,7 +15,7 @@ import numpy as np
 from .._model import ValidationError
 from ._blockedt import feature_distance
 from ._blocklabel import component_moments, label_blocks
-from ._blocks import blocks, map_blocks, read
+from ._blocks import blocks, edges_of, map_blocks, read
 from ._blockselect import key_codec, select_kth
 from ._pores import _ball
 
@@ -85,7 +85,7 @@ def _measures(labels, *, chunk, spacing, min_aspect):
     maxdist = feature_distance(lambda ext: labels[ext] == 0, lambda core: labels[core] > 0,
                                shape, spacing=spacing, chunk=chunk, sink=sink,
                                edge_feature=True, reduce=fold, initial=np.zeros(n),
-                               reach_nm=min(chunk // 2, _REACH) * spacing.min())
+                               reach_nm=min(min(edges_of(chunk)) // 2, _REACH) * spacing.min())
     thickness = np.maximum(2.0 * maxdist - spacing.min(), spacing.min())
     return counts, extent >= min_aspect * thickness
 

@@ -32,8 +32,8 @@ from .._backend import host_threads
 from .._model import ValidationError
 from ._threads import budget, granted, ordered, share
 
-__all__ = ["Scratch", "blocks", "extend", "read", "check_chunk", "block_workers",
-           "map_blocks", "concurrently"]
+__all__ = ["Scratch", "blocks", "extend", "read", "check_chunk", "block_shape", "edges_of",
+           "block_workers", "map_blocks", "concurrently", "release_free_memory", "tiles_of"]
 
 #: (prepare(fn) -> fn or a future of it, submit(fn, item) -> future, tasks in flight), or
 #: None: serial. Threads started by the pool see the default (serial), so a block
@@ -139,11 +139,49 @@ def map_blocks(fn: Callable[[Any], Any], items: Iterable, *,
         fn = share(fn, len(items))
     results = _serial(fn, items) if executor is None else ordered(*executor, fn, items)
     if reduce is None:
-        return list(results)
-    acc = initial
-    for r in results:
-        acc = reduce(acc, r)
-    return acc
+        out = list(results)
+    else:
+        out = initial
+        for r in results:
+            out = reduce(out, r)
+    if executor is None or executor[0] is _same:  # the loop ran in this process
+        release_free_memory()
+    return out
+
+
+_TRIM = []  # [glibc's malloc_trim or None], looked up once
+
+
+def release_free_memory() -> None:
+    """Hand the heap's free pages back to the system (glibc ``malloc_trim(0)``; nothing
+    elsewhere), after a block loop.
+
+    Why: a loop's block arrays (up to ~32 MiB each, below glibc's dynamic mmap threshold)
+    are freed into the heap, which keeps them mapped; two blocks in flight leave their
+    pages interleaved, and the next stage's blocks, of other sizes, grow the heap again.
+    The RSS then counted every earlier loop's high-water mark: at 256^3 (2 blocks in
+    flight) segment's peak was ~300 MiB above the arrays in use. Trimming after each
+    loop costs one page fault per page the next loop reuses: ~+5 % CPU for segment at
+    128^3 (0.54 -> 0.50 GiB), within the noise at 256^3 (gpu_bench/RESULTS.pipeline.md,
+    session 8; trimming only above 16 MiB free did not save it); a fixed low mmap
+    threshold instead faulted every array in on every use (+65 % CPU at 1 MiB).
+    """
+    if not _TRIM:
+        _TRIM.append(_malloc_trim())
+    if _TRIM[0] is not None:
+        _TRIM[0](0)
+
+
+def _malloc_trim():
+    import ctypes
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 def concurrently(*fns: Callable[[], Any]) -> list:
@@ -175,15 +213,54 @@ def _serial(fn, items):
         yield fn(item)
 
 
-def check_chunk(chunk) -> int:
-    if not isinstance(chunk, (int, np.integer)) or chunk < 8:
+def check_chunk(chunk):
+    """``chunk`` as an int (a cube's edge) or a tuple of 3 ints (z, y, x edges), each >= 8."""
+    edges = chunk if isinstance(chunk, tuple) else (chunk,)
+    if not edges or len(edges) not in (1, 3) or any(
+            not isinstance(c, (int, np.integer)) or c < 8 for c in edges):
         raise ValidationError(f"chunk must be an integer >= 8 voxels; got {chunk!r}")
-    return int(chunk)
+    return tuple(int(c) for c in edges) if isinstance(chunk, tuple) else int(chunk)
 
 
-def blocks(shape, chunk: int) -> list[tuple[slice, ...]]:
-    """Core slices of the blocks tiling ``shape`` (raster order, last axis fastest)."""
-    ranges = [[slice(a, min(a + chunk, n)) for a in range(0, n, chunk)] for n in shape]
+def edges_of(chunk, ndim: int = 3) -> tuple[int, ...]:
+    """The block edges (voxels) of ``chunk`` (an int: a cube; or 3 edges) on the last
+    ``ndim`` <= 3 axes."""
+    full = (int(chunk),) * 3 if not isinstance(chunk, tuple) else tuple(int(c) for c in chunk)
+    return full[3 - ndim:]
+
+
+#: fewest z rows of a block split for threads (:func:`block_shape`): thinner slabs spend
+#: more on their halos (the masked smoothing reads 10-12 rows on each side) than they save
+MIN_SLAB = 32
+
+
+def block_shape(chunk: int, threads: int, shape=None) -> tuple[int, int, int]:
+    """(z, y, x) edges of the blocks of ``threads`` block threads on a volume of ``shape``
+    (nz, ny, nx): the ``chunk`` cube cut into ``threads`` slabs along z (at least
+    :data:`MIN_SLAB` rows each); the cube itself on a volume of one cube, whose idle
+    threads work inside it (:mod:`._threads`).
+
+    Why: memory is the blocks in flight, one per thread. Cubes of ``chunk`` held one on
+    a volume of one cube (128^3 at 128) and one per thread on a larger one: segment's
+    peak grew 1.36x from 128^3 to 256^3 on 2 threads. Slabs of ``chunk^3 / threads``
+    voxels hold one cube's worth in flight on any volume (up to ``chunk // MIN_SLAB``
+    threads). Not on a volume of one cube: the cube already is all that is in flight,
+    and its slabs' halos cost CPU (+12-19 % for segment at 128^3;
+    gpu_bench/RESULTS.pipeline.md, session 8).
+    """
+    chunk, threads = int(chunk), max(1, int(threads))
+    cubes = 2 if shape is None else int(np.prod([-(-int(n) // chunk) for n in shape[-3:]]))
+    parts = max(1, min(threads, chunk // MIN_SLAB)) if cubes > 1 else 1
+    return (-(-chunk // parts), chunk, chunk)
+
+
+def blocks(shape, chunk) -> list[tuple[slice, ...]]:
+    """Core slices of the blocks tiling ``shape`` (raster order, last axis fastest);
+    ``chunk``: a cube's edge or the edges of the last (up to 3) axes."""
+    edges = edges_of(chunk, len(shape)) if len(shape) <= 3 else None
+    if edges is None:
+        raise ValidationError(f"blocks: at most 3 axes; got shape {tuple(shape)}")
+    ranges = [[slice(a, min(a + c, n)) for a in range(0, n, c)] for n, c in zip(shape, edges)]
     return [tuple(s) for s in itertools.product(*ranges)]
 
 
@@ -194,6 +271,19 @@ def extend(core, shape, halo) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
                 for s, h, n in zip(core, halo, shape))
     inner = tuple(slice(s.start - e.start, s.stop - e.start) for s, e in zip(core, ext))
     return ext, inner
+
+
+def tiles_of(arr) -> tuple[int, ...] | None:
+    """The chunk edges of a dask / zarr array or dask-backed DataArray on its last 3 axes
+    (its store tiles), or None (not chunked: numpy, lazily indexed)."""
+    chunks = getattr(arr, "chunksize", None)  # dask
+    if chunks is None:
+        chunks = getattr(getattr(arr, "data", None), "chunksize", None)  # dask DataArray
+    if chunks is None:
+        chunks = getattr(arr, "chunks", None)  # zarr
+    if not chunks or not all(isinstance(c, (int, np.integer)) for c in chunks):
+        return None
+    return tuple(int(c) for c in chunks[-3:])
 
 
 def read(arr, sl, dtype=None) -> np.ndarray:
@@ -210,8 +300,8 @@ class Scratch:
 
     Parameters
     ----------
-    chunk : int
-        Block edge (voxels); the last three axes are chunked ``chunk`` so that a
+    chunk : int or tuple of 3 int
+        Block edge(s) (voxels); the last three axes are chunked ``chunk`` so that a
         block write touches whole chunks, leading axes (e.g. 2 maps) whole: a
         ``chunk`` there would pad each chunk to ``chunk`` maps (1 GiB of float32
         at 128).
@@ -234,13 +324,13 @@ class Scratch:
         name = f"a{next(self._ids)}"
         shape = tuple(int(n) for n in shape)
         if chunks is None:
-            chunks = shape[:-3] + (self.chunk,) * min(3, len(shape))
+            chunks = shape[:-3] + edges_of(self.chunk, min(3, len(shape)))
         return zarr.create_array(store=str(self.path / name), shape=shape,
                                  chunks=chunks, dtype=dtype, fill_value=fill,
                                  compressors="auto" if compress else None, zarr_format=3)
 
     def filled(self, shape, dtype, fn: Callable[[tuple], Any], *, halo=0, fill=0,
-               compress: bool = True):
+               compress: bool = True, block=None):
         """A new array (:meth:`array`) holding ``fn(index)`` block by block.
 
         For every block (``chunk`` voxels over the last three axes, leading axes whole)
@@ -248,7 +338,9 @@ class Scratch:
         (clipped at the edge, :func:`extend`), and returns that region; its core is
         written. Blocks run on the current executor (:func:`map_blocks`), each writing
         whole chunks. The one "fill a scratch array block by block" loop of the
-        block-wise stages (mean volumes, morphology, label tables).
+        block-wise stages (mean volumes, morphology, label tables). ``block``: larger
+        blocks (3 edges, each a multiple of the chunk's), e.g. to read an input's tiles
+        whole.
         """
         out = self.array(shape, dtype, fill=fill, compress=compress)
         shape = tuple(out.shape)
@@ -259,7 +351,12 @@ class Scratch:
             ext, inner = extend(core, shape[-n:], halo)
             out[lead + core] = fn(lead + ext)[lead + inner]
 
-        map_blocks(put, blocks(shape[-n:], self.chunk))
+        edges = edges_of(self.chunk, n)
+        if block is not None:
+            block = edges_of(tuple(block), 3)[3 - n:]
+            if any(b % c for b, c in zip(block, edges)):
+                raise ValueError(f"Scratch.filled: block {block} is not whole chunks {edges}")
+        map_blocks(put, blocks(shape[-n:], block or edges))
         return out
 
     def release(self, array) -> None:

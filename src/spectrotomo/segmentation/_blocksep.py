@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from .._backend import host_threads
-from ._blocks import map_blocks
+from ._blocks import edges_of, map_blocks
 
 __all__ = ["exact_distance"]
 
@@ -107,12 +107,14 @@ def _pass(values: np.ndarray, axis: int, s: float, edge: bool) -> np.ndarray:
     return np.moveaxis(out.reshape(shape), -1, axis)
 
 
-def pencil_width(shape, chunk: int, threads: int | None = None) -> int:
-    """Cross-section edge (voxels) of the pencils: at most ``chunk``, at most ``chunk^3``
-    voxels per pencil, and narrow enough that every pass has two pencils per thread."""
+def pencil_width(shape, chunk, threads: int | None = None) -> int:
+    """Cross-section edge (voxels) of the pencils: at most the block's shortest edge, at
+    most a block's voxels per pencil (``chunk``: a cube's edge or the block's 3 edges),
+    and narrow enough that every pass has two pencils per thread."""
     threads = host_threads() if threads is None else threads
     longest = max(shape)
-    w = min(chunk, max(8, int(np.sqrt(chunk ** 3 / longest))))
+    edges = edges_of(chunk)
+    w = min(min(edges), max(8, int(np.sqrt(np.prod(edges, dtype=float) / longest))))
     while w > 8 and min(_count(shape, w, a) for a in range(len(shape))) < 2 * threads:
         w = max(8, w // 2)
     return w
@@ -140,8 +142,8 @@ def exact_distance(feature: Callable, shape, *, spacing, chunk: int, scratch,
         Volume shape (voxels).
     spacing : sequence of float
         Voxel size in nm per axis.
-    chunk : int
-        Block edge (voxels): a pencil holds at most ``chunk^3`` voxels.
+    chunk : int or tuple of 3 int
+        Block edge(s) (voxels): a pencil holds at most a block's voxels.
     scratch : Scratch
         Where the passes' float64 arrays go (two volumes while the passes run; the
         spare one is released at the end).
@@ -165,7 +167,7 @@ def exact_distance(feature: Callable, shape, *, spacing, chunk: int, scratch,
 
     def later(sl, src, dst, axis):
         d2 = _pass(src[sl], axis, spacing[axis], edge_feature)
-        dst[sl] = np.sqrt(d2) if axis == len(shape) - 1 else d2
+        dst[sl] = np.sqrt(d2, out=d2) if axis == len(shape) - 1 else d2  # no copy
 
     map_blocks(pass0, _pencils(shape, w, 0))
     src, dst = first, second

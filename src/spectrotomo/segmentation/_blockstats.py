@@ -23,8 +23,10 @@ from functools import partial
 
 import numpy as np
 
+from .._backend import host_threads
 from .._model import ValidationError
-from ._blocks import Scratch, block_workers, blocks, concurrently, map_blocks, read
+from ._blocks import (Scratch, block_shape, block_workers, blocks, check_chunk, concurrently,
+                      map_blocks, read, tiles_of)
 from ._blockselect import key_codec, select_kth
 from ._stats import _BY, _regions, assemble_table
 from ._threads import thread_map
@@ -53,7 +55,8 @@ def profile_table_blocks(values, regions, *, by: str, mask, chunk: int, bins=Non
     mask : array-like, shape (nz, ny, nx), bool
         Particle mask: statistics over its voxels.
     chunk : int
-        Block edge (voxels).
+        Block edge (voxels): one ``chunk^3`` block in flight per process, a slab of
+        ``chunk / workers`` z rows per thread (as :func:`segment_volume`).
     bins : sequence of float
         Depth bin edges (nm), required for ``by="depth"``.
     n_regions : int, optional
@@ -108,6 +111,12 @@ def profile_tables_blocks(jobs, *, chunk: int, workers: int | None = None,
     jobs = [dict(job) for job in jobs]
     for job in jobs:
         _check(job)
+    chunk = check_chunk(chunk)
+    if not isinstance(chunk, tuple) and jobs:  # one cube in flight whatever the volume
+        chunk = _tiled(block_shape(chunk, 1 if client is not None else
+                                   (host_threads() if workers is None else int(workers)),
+                                   shape=jobs[0]["mask"].shape),
+                       [tiles_of(job["values"]) for job in jobs])
     with block_workers(workers, client=client), Scratch(chunk, scratch_dir) as scratch:
         cached = {}  # id(mask) -> _Particle: one first pass per distinct mask
         for job in jobs:
@@ -117,6 +126,23 @@ def profile_tables_blocks(jobs, *, chunk: int, workers: int | None = None,
                                         chunk, scratch, index=len(cached))
         return concurrently(*[partial(_profile, cached[id(job["mask"])], **job)
                               for job in jobs])
+
+
+def _tiled(block, tiles) -> tuple[int, int, int]:
+    """``block``'s voxels as whole y/x tiles of the maps (the largest tile, up to twice the
+    block's edge): (rows, tile, tile).
+
+    Why: the maps' store tiles (256^2 x 16 rows at 256^3, 4 elements) are decoded whole
+    for any part of them; blocks of 128^2 decoded each 4 times and held the decoded
+    chunks of a 128-row block at once (+190 MiB at the first block of 256^3, one thread).
+    The first pass writes raw files per block, so its blocks need not be store chunks.
+    """
+    z, y, x = block
+    edge = max([y] + [min(max(t[1:]), 2 * y) for t in tiles if t])
+    if edge == y:
+        return block
+    rows = max(8, z * y * x // (edge * edge))
+    return (rows, edge, edge)
 
 
 def _check(job) -> None:

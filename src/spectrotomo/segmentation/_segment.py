@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._backend import host_threads
 from .._model import ValidationError
 from ._blocklabel import label_blocks
 from ._blockpores import find_cracks_blocks, levels_blocks, pore_masks_blocks
-from ._blocks import Scratch, block_workers, blocks, check_chunk, concurrently, map_blocks, read
+from ._blocks import (Scratch, block_shape, block_workers, blocks, check_chunk, concurrently,
+                      map_blocks, read, tiles_of)
 from ._blockseg import depth_blocks, masked_smooth_blocks, particle_mask_blocks, shells_blocks
 from ._classes import composition_classes
 from ._layerpool import apply_layer_pooling, check_pooling, layer_sums, pools
@@ -35,7 +37,18 @@ class MeanOver:
         self.dtype = np.dtype(np.float32)
 
     def __getitem__(self, sl):
-        return read(self.arr, (slice(None),) + tuple(sl), np.float32).mean(axis=0)
+        # one energy's block at a time (not all n): float32 sums in energy order, then / n,
+        # the additions and division of numpy's float32 mean over axis 0 (same bits)
+        sl = tuple(sl)
+        acc = np.array(read(self.arr, (0,) + sl, np.float32), dtype=np.float32)  # ours
+        for e in range(1, int(self.arr.shape[0])):
+            acc += read(self.arr, (e,) + sl, np.float32)
+        return np.true_divide(acc, np.float32(self.arr.shape[0]), out=acc)
+
+    @property
+    def tiles(self):
+        """The input's chunk edges on its 3 spatial axes, or None (not chunked)."""
+        return tiles_of(self.arr)
 
 
 class MetalOxygen:
@@ -83,10 +96,10 @@ def segment_volume(volume, *, spacing, chunk: int = 128, n_shells: int = 5, amou
     spacing : float or sequence of 3 float
         Voxel size, nm.
     chunk : int
-        Block edge (voxels); memory is a few blocks plus halos. Not halved when
-        there are fewer blocks than threads: the halos of 64^3 sub-blocks cost ~1.7x
-        the CPU of one 128^3 block (gpu_bench/RESULTS.seg.md), more than a second
-        core gains.
+        Block edge (voxels); memory is one ``chunk^3`` block plus halos per process,
+        whatever the volume: each thread works on a slab of ``chunk / workers`` z rows
+        (:func:`._blocks.block_shape`; at least 32), the threads of a one-cube volume
+        inside its cube. A cluster's tasks (``client``) take whole cubes.
     n_shells : int
         Equal-volume shells (1 outermost).
     amounts : array-like, shape (n_element, nz, ny, nx), optional
@@ -122,6 +135,10 @@ def segment_volume(volume, *, spacing, chunk: int = 128, n_shells: int = 5, amou
     """
     chunk = check_chunk(chunk)
     layer_pooling = check_pooling(layer_pooling)
+    if not isinstance(chunk, tuple):  # one cube in flight whatever the volume: a slab per thread
+        chunk = block_shape(chunk, 1 if client is not None else
+                            (host_threads() if workers is None else int(workers)),
+                            shape=volume.shape[-3:])
     vol = MeanOver(volume) if len(volume.shape) == 4 else volume
     if len(vol.shape) != 3:
         raise ValidationError(f"volume must be 3-D (or 4-D with energies); got {volume.shape}")
@@ -146,8 +163,15 @@ def _stored(arr, scratch):
     read against 0.02 s from scratch); the amounts' metal sums twice. Same values (a
     voxel's mean or sum does not depend on the block it is read with).
     """
+    # blocks spanning whole input tiles in y/x (at most 2 blocks' edge): a block of 128^2
+    # in y/x read 256^2 store tiles whole, 4x the voxels it kept (256^3: 4.3 CPU s)
+    tiles = getattr(arr, "tiles", None)
+    edges = scratch.chunk if isinstance(scratch.chunk, tuple) else (scratch.chunk,) * 3
+    block = tuple(c * (min(2, -(-t // c)) if tiles and a > 0 else 1)
+                  for a, (c, t) in enumerate(zip(edges, tiles or edges)))
     # noise barely compresses
-    return scratch.filled(arr.shape, np.float32, lambda sl: arr[sl], compress=False)
+    return scratch.filled(arr.shape, np.float32, lambda sl: arr[sl], compress=False,
+                          block=block)
 
 
 def _segment(vol, amounts, sp, chunk, scratch, *, n_shells, elements, target, tolerance,
