@@ -279,6 +279,9 @@ def open_client(cfg: ComputeConfig, log: Callable[[str], None] = print) -> Itera
     try:
         n = len(client.scheduler_info().get("workers", {}))
         log(f"compute: {where}, {n} worker(s) connected, dashboard {client.dashboard_link}")
+        from ._warm import warm_workers
+
+        warm = warm_workers(client)  # noqa: F841 - held: a released future is cancelled
         yield client
     finally:
         client.close()
