@@ -19,10 +19,11 @@ from spectrotomo.pipeline.steps import quantify as quantify_step
 _FRESH = """
 import sys
 import xraydb.xray
-from spectrotomo.pipeline._warm import WARM_MODULES, warm_worker
+from spectrotomo.pipeline._warm import warm_first_calls, warm_worker
 watched = ("zarr", "numcodecs", "pint")  # the pipeline package itself imports none
 before = [m in sys.modules for m in watched], xraydb.xray._xraydb is not None
 imported = warm_worker()
+warm_first_calls()
 after = [m in sys.modules for m in watched], xraydb.xray._xraydb is not None
 print(before, after, all(m in sys.modules for m in imported), len(imported) >= 5)
 """
@@ -30,7 +31,8 @@ print(before, after, all(m in sys.modules for m in imported), len(imported) >= 5
 
 def test_warm_worker_pays_the_first_task_costs_in_a_fresh_process():
     """A fresh process (a new worker) lacks zarr, its codecs, pint and xraydb's open
-    tables; warm_worker loads every one (and each module it reports)."""
+    tables; warm_worker and warm_first_calls load every one (and each module
+    warm_worker reports)."""
     out = subprocess.run([sys.executable, "-c", _FRESH], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == ("([False, False, False], False) ([True, True, True], True) True True"), out
@@ -43,8 +45,8 @@ def _config(store, **compute):
 
 
 def test_open_client_warms_every_worker_once():
-    """open_client starts one warm task pinned to each worker and holds it while the
-    client is open."""
+    """open_client starts both warm tasks pinned to each worker, the first calls at a
+    lower priority, and holds them while the client is open."""
     from distributed import Future
 
     from spectrotomo.pipeline._compute import open_client
@@ -53,18 +55,20 @@ def test_open_client_warms_every_worker_once():
     with open_client(cfg.compute, log=lambda m: None) as client:
         keys = []
         for _ in range(600):  # the submissions reach the scheduler on their own stream
-            keys = client.run_on_scheduler(lambda dask_scheduler: [
-                k for k in dask_scheduler.tasks if str(k).startswith("warm_worker-")])
-            if len(keys) >= 2:
+            keys = client.run_on_scheduler(lambda dask_scheduler: sorted(
+                (str(k), ts.priority[0]) for k, ts in dask_scheduler.tasks.items()
+                if str(k).startswith("warm_")))
+            if len(keys) >= 4:
                 break
             time.sleep(0.1)
-        futures = [Future(k, client=client) for k in keys]
-        results = client.gather(futures)  # waits for both
+        futures = [Future(k, client=client) for k, _ in keys]
+        results = client.gather(futures)  # waits for all
         ran_on = client.who_has(futures)
         workers = set(client.scheduler_info()["workers"])
-    assert len(keys) == 2
-    assert sorted(w for ws in ran_on.values() for w in ws) == sorted(workers)
-    assert all("spectrotomo.pipeline.steps.quantify" in r for r in results)
+    assert [(k.split("-")[0], p) for k, p in keys] == [("warm_first_calls", 1)] * 2 + [
+        ("warm_worker", 0)] * 2  # dask's priority: lower runs first
+    assert sorted(w for ws in ran_on.values() for w in ws) == sorted(list(workers) * 2)
+    assert all("spectrotomo.pipeline.steps.quantify" in r for r in results[2:])
 
 
 def _slab_maps(rng, nz):

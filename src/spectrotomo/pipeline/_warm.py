@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 import uuid
 
-__all__ = ["WARM_MODULES", "warm_worker", "warm_workers"]
+__all__ = ["WARM_MODULES", "warm_first_calls", "warm_worker", "warm_workers"]
 
 #: Modules the chunk tasks import on first use (optional ones are skipped where absent).
 WARM_MODULES = ("zarr", "numcodecs", "ducc0", "finufft", "xraydb", "spectrotomo.recon",
@@ -27,17 +27,14 @@ WARM_MODULES = ("zarr", "numcodecs", "ducc0", "finufft", "xraydb", "spectrotomo.
 
 
 def warm_worker() -> list[str]:
-    """Import :data:`WARM_MODULES` and make the first calls the chunk tasks would pay in
-    this (worker) process; tune its malloc as the tasks do.
+    """Import :data:`WARM_MODULES` in this (worker) process and tune its malloc as the
+    tasks do.
 
     Returns
     -------
     list of str
         The modules imported (those not installed are left out).
     """
-    import numpy as np
-    import xarray as xr
-
     from ._compute import tune_worker_malloc
 
     tune_worker_malloc()
@@ -48,22 +45,35 @@ def warm_worker() -> list[str]:
         except ImportError:  # optional backends (ducc0, finufft): the tasks fall back too
             continue
         imported.append(name)
-    from ..spectra import cross_section
-
-    cross_section("O", [530.0])  # xraydb opens its tables at the first query (~0.1 CPU s)
-    xr.DataArray(np.zeros(1), dims="x", coords={"x": [0.0]})  # dask.array, pint (~0.3 CPU s)
     return imported
 
 
-def warm_workers(client) -> list:
-    """Start :func:`warm_worker` on every worker connected to ``client``, one task pinned
-    to each, without waiting.
+def warm_first_calls() -> None:
+    """The first calls of quantify's tasks in this (worker) process: xraydb opens its
+    tables at the first query (~0.1 CPU s), xarray's first indexed DataArray imports
+    dask.array and pint (~0.3 CPU s in a fresh process)."""
+    import numpy as np
+    import xarray as xr
 
-    Submitted before the step's tasks, a warm task runs first on its worker (dask runs
-    earlier submissions first), so it overlaps this process's preparation of the step
-    instead of delaying each worker's first chunk. Hold the returned futures while the
-    tasks run: a released future's task is cancelled.
+    from ..spectra import cross_section
+
+    cross_section("O", [530.0])
+    xr.DataArray(np.zeros(1), dims="x", coords={"x": [0.0]})
+
+
+def warm_workers(client) -> list:
+    """Start :func:`warm_worker` and :func:`warm_first_calls` on every worker connected
+    to ``client``, pinned to it, without waiting.
+
+    :func:`warm_worker` is submitted before the step's tasks, so it runs first on its
+    worker and overlaps this process's preparation of the step (the first reconstruct
+    task needs its imports anyway). :func:`warm_first_calls` is only needed by the
+    later quantify step: it has a lower priority (dask runs it when its worker has no
+    task of the step ready: while this process prepares a step, or in the tail of one),
+    so it never delays a chunk. Hold the returned futures while the tasks run: a
+    released future's task is cancelled.
     """
     workers = list(client.scheduler_info().get("workers", {}))
-    return [client.submit(warm_worker, workers=[w], allow_other_workers=False, pure=False,
-                          key=f"warm_worker-{uuid.uuid4().hex}") for w in workers]
+    return [client.submit(fn, workers=[w], allow_other_workers=False, pure=False,
+                          priority=priority, key=f"{fn.__name__}-{uuid.uuid4().hex}")
+            for fn, priority in ((warm_worker, 0), (warm_first_calls, -1)) for w in workers]
