@@ -180,8 +180,7 @@ def quantify(ctx) -> None:
                       chunks=chunks, dims=var.dims, coords=coords, attrs=var.attrs,
                       overwrite=ctx.overwrite)
     slabs = _slabs_missing(ctx.store, template)
-    total = -(-mu.sizes["z"] // rows)
-    log_resume(ctx, "quantify", slabs, total)
+    log_resume(ctx, "quantify", slabs, -(-mu.sizes["z"] // rows))
     counts = run_tasks(ctx.client, quantify_slab, slabs, desc="quantify", log=ctx.log,
                        threads=quantify_threads(ctx.config.compute,
                                                 n_energies=mu.sizes["energy"],
