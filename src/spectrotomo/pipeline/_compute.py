@@ -253,7 +253,9 @@ def open_client(cfg: ComputeConfig, log: Callable[[str], None] = print) -> Itera
     """Yield a ``distributed.Client`` for ``cfg``, or ``None`` to run in-process.
 
     A cluster started here is closed on exit; a client of an external scheduler
-    is closed, the scheduler is left running.
+    is closed, the scheduler is left running. The connected workers are warmed
+    (imports, first calls: :func:`~spectrotomo.pipeline._warm.warm_workers`) while
+    the caller goes on.
     """
     if cfg.scheduler != "threads" and cfg.cluster != "none":
         raise ConfigError("[compute] give either scheduler (an address) or cluster, not both; "
@@ -279,6 +281,9 @@ def open_client(cfg: ComputeConfig, log: Callable[[str], None] = print) -> Itera
     try:
         n = len(client.scheduler_info().get("workers", {}))
         log(f"compute: {where}, {n} worker(s) connected, dashboard {client.dashboard_link}")
+        from ._warm import warm_workers
+
+        warm = warm_workers(client)  # noqa: F841 - held: a released future is cancelled
         yield client
     finally:
         client.close()
