@@ -7,7 +7,7 @@ complete store), runs ``run_pipeline(cfg, steps=[STEP])`` of ``simulate:PRESET``
 prints the StepRecord (wall s, CPU s, cpu/wall, peak RSS GiB). Alternate two SRCs for
 an A/B (gpu_bench/RESULTS.pipeline.md, session 8).
 """
-import json, shutil, subprocess, sys, time, os
+import shutil, subprocess, sys, time, os
 src, store, preset, step = sys.argv[1:5]
 seed = int(sys.argv[5]) if len(sys.argv) > 5 else 0
 group = {"segment": "segmentation", "profile": "profiles"}[step]

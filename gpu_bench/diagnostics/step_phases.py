@@ -10,7 +10,7 @@ waiting for a core) says what parallelism the code offers whatever the machine's
 Env: DIAG_WRAP="module:function,..." wraps more; TRIM=1 trims the heap after each
 stage; NOTRIM=1 disables the block loops' trim; SEED (default 0).
 """
-import sys, os, time, threading, shutil, json, importlib
+import sys, os, time, threading, shutil, importlib
 store, preset, step = sys.argv[1:4]
 group = {"segment": "segmentation", "profile": "profiles"}[step]
 shutil.rmtree(os.path.join(store, group), ignore_errors=True)
