@@ -208,7 +208,7 @@ def test_local_cluster_workers_get_threads_and_no_profiler():
 
     import dask
 
-    from spectrotomo.pipeline import _compute
+    from spectrotomo.pipeline import _malloc
     from spectrotomo.pipeline._compute import _without_nested_tasks
 
     pytest.importorskip("distributed")  # its config defaults (the test alone: not loaded yet)
@@ -222,7 +222,7 @@ def test_local_cluster_workers_get_threads_and_no_profiler():
                                    os.environ["OMP_NUM_THREADS"],
                                    os.environ["OPENBLAS_NUM_THREADS"],
                                    os.environ["MALLOC_ARENA_MAX"]))
-        tuned = client.submit(_without_nested_tasks, lambda _: _compute._malloc_tuned,
+        tuned = client.submit(_without_nested_tasks, lambda _: _malloc._malloc_tuned,
                               0).result()  # a task tunes its worker's malloc
     arenas = os.environ.get("MALLOC_ARENA_MAX", "1")  # ours, unless the caller set one
     assert list(seen.values()) == [(False, "500ms", "2", "2", arenas)]

@@ -145,7 +145,7 @@ def run(config: Config, *, steps: Iterable[str] | None = None, dry_run: bool = F
         for message in warnings:
             log(f"warning: {message}")
         return {"plan": plan, "records": [], "warnings": warnings}
-    limit_malloc_arenas()  # before any thread pool: see _compute.MALLOC_ARENA_MAX
+    limit_malloc_arenas()  # before any thread pool: see _malloc.MALLOC_ARENA_MAX
     log = _also_to_file(log, report_dir / "run.log")
     log(f"run of steps {names} on store {store}")
     for message in warnings:

@@ -35,7 +35,7 @@ def warm_worker() -> list[str]:
     list of str
         The modules imported (those not installed are left out).
     """
-    from ._compute import tune_worker_malloc
+    from ._malloc import tune_worker_malloc
 
     tune_worker_malloc()
     imported = []
