@@ -14,7 +14,7 @@ from types import ModuleType
 import numpy as np
 
 __all__ = ["array_module", "cupy_available", "astra_cuda_available", "to_numpy", "host_threads",
-           "blas_single_thread"]
+           "blas_single_thread", "glibc_function"]
 
 
 def array_module(*arrays) -> ModuleType:
@@ -96,4 +96,18 @@ def blas_single_thread():
 
     with threadpool_limits(limits=1, user_api="blas"):
         yield
+
+
+def glibc_function(name: str):
+    """glibc's C function ``name`` (e.g. ``"mallopt"``, ``"malloc_trim"``) via ctypes, or
+    None off glibc (macOS, Windows, musl) or where it is missing."""
+    import ctypes
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return getattr(ctypes.CDLL("libc.so.6"), name)
+    except (OSError, AttributeError):
+        return None
 

@@ -42,15 +42,9 @@ def limit_malloc_arenas(n: int = MALLOC_ARENA_MAX) -> bool:
 
 def _mallopt():
     """glibc's ``mallopt``, or None off glibc (macOS, Windows, musl)."""
-    import ctypes
-    import platform
+    from .._backend import glibc_function
 
-    if platform.libc_ver()[0] != "glibc":
-        return None
-    try:
-        return ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return None
+    return glibc_function("mallopt")
 
 
 #: glibc's malloc thresholds in a worker (``mallopt``): what its dynamic thresholds reach

@@ -173,15 +173,9 @@ def release_free_memory() -> None:
 
 
 def _malloc_trim():
-    import ctypes
-    import platform
+    from .._backend import glibc_function
 
-    if platform.libc_ver()[0] != "glibc":
-        return None
-    try:
-        return ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return None
+    return glibc_function("malloc_trim")
 
 
 def concurrently(*fns: Callable[[], Any]) -> list:
