@@ -32,7 +32,7 @@ from .._backend import host_threads
 from .._model import ValidationError
 from ._threads import budget, granted, ordered, share
 
-__all__ = ["Scratch", "blocks", "extend", "read", "check_chunk", "block_shape", "edges_of",
+__all__ = ["Scratch", "blocks", "extend", "read", "check_chunk", "block_shape", "process_chunk", "edges_of",
            "block_workers", "map_blocks", "concurrently", "release_free_memory", "tiles_of"]
 
 #: (prepare(fn) -> fn or a future of it, submit(fn, item) -> future, tasks in flight), or
@@ -246,6 +246,17 @@ def block_shape(chunk: int, threads: int, shape=None) -> tuple[int, int, int]:
     cubes = 2 if shape is None else int(np.prod([-(-int(n) // chunk) for n in shape[-3:]]))
     parts = max(1, min(threads, chunk // MIN_SLAB)) if cubes > 1 else 1
     return (-(-chunk // parts), chunk, chunk)
+
+
+def process_chunk(chunk, shape, *, workers: int | None = None, client=None):
+    """The block edges the block-wise stages use for ``chunk`` on a volume of ``shape``:
+    :func:`block_shape` slabs for this process's block threads (``workers``, default
+    ``host_threads()``), whole cubes for a cluster's tasks (``client``); a tuple of edges
+    is taken as given."""
+    if isinstance(chunk, tuple):
+        return chunk
+    threads = 1 if client is not None else (host_threads() if workers is None else int(workers))
+    return block_shape(chunk, threads, shape=shape)
 
 
 def blocks(shape, chunk) -> list[tuple[slice, ...]]:

@@ -23,10 +23,9 @@ from functools import partial
 
 import numpy as np
 
-from .._backend import host_threads
 from .._model import ValidationError
-from ._blocks import (Scratch, block_shape, block_workers, blocks, check_chunk, concurrently,
-                      map_blocks, read, tiles_of)
+from ._blocks import (Scratch, block_workers, blocks, check_chunk, concurrently, map_blocks,
+                      process_chunk, read, tiles_of)
 from ._blockselect import key_codec, select_kth
 from ._stats import _BY, _regions, assemble_table
 from ._threads import thread_map
@@ -113,9 +112,8 @@ def profile_tables_blocks(jobs, *, chunk: int, workers: int | None = None,
         _check(job)
     chunk = check_chunk(chunk)
     if not isinstance(chunk, tuple) and jobs:  # one cube in flight whatever the volume
-        chunk = _tiled(block_shape(chunk, 1 if client is not None else
-                                   (host_threads() if workers is None else int(workers)),
-                                   shape=jobs[0]["mask"].shape),
+        chunk = _tiled(process_chunk(chunk, jobs[0]["mask"].shape, workers=workers,
+                                     client=client),
                        [tiles_of(job["values"]) for job in jobs])
     with block_workers(workers, client=client), Scratch(chunk, scratch_dir) as scratch:
         cached = {}  # id(mask) -> _Particle: one first pass per distinct mask

@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._backend import host_threads
 from .._model import ValidationError
 from ._blocklabel import label_blocks
 from ._blockpores import find_cracks_blocks, levels_blocks, pore_masks_blocks
-from ._blocks import (Scratch, block_shape, block_workers, blocks, check_chunk, concurrently,
-                      map_blocks, read, tiles_of)
+from ._blocks import (Scratch, block_workers, blocks, check_chunk, concurrently, edges_of,
+                      map_blocks, process_chunk, read, tiles_of)
 from ._blockseg import depth_blocks, masked_smooth_blocks, particle_mask_blocks, shells_blocks
 from ._classes import composition_classes
 from ._layerpool import apply_layer_pooling, check_pooling, layer_sums, pools
@@ -135,10 +134,8 @@ def segment_volume(volume, *, spacing, chunk: int = 128, n_shells: int = 5, amou
     """
     chunk = check_chunk(chunk)
     layer_pooling = check_pooling(layer_pooling)
-    if not isinstance(chunk, tuple):  # one cube in flight whatever the volume: a slab per thread
-        chunk = block_shape(chunk, 1 if client is not None else
-                            (host_threads() if workers is None else int(workers)),
-                            shape=volume.shape[-3:])
+    # one cube in flight whatever the volume: a slab per thread
+    chunk = process_chunk(chunk, volume.shape[-3:], workers=workers, client=client)
     vol = MeanOver(volume) if len(volume.shape) == 4 else volume
     if len(vol.shape) != 3:
         raise ValidationError(f"volume must be 3-D (or 4-D with energies); got {volume.shape}")
@@ -166,7 +163,7 @@ def _stored(arr, scratch):
     # blocks spanning whole input tiles in y/x (at most 2 blocks' edge): a block of 128^2
     # in y/x read 256^2 store tiles whole, 4x the voxels it kept (256^3: 4.3 CPU s)
     tiles = getattr(arr, "tiles", None)
-    edges = scratch.chunk if isinstance(scratch.chunk, tuple) else (scratch.chunk,) * 3
+    edges = edges_of(scratch.chunk)
     block = tuple(c * (min(2, -(-t // c)) if tiles and a > 0 else 1)
                   for a, (c, t) in enumerate(zip(edges, tiles or edges)))
     # noise barely compresses

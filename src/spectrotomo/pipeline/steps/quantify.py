@@ -66,16 +66,16 @@ def quantify_slab(zs: slice, *, store, pairs: dict, names: list[str], layout: di
 
 
 def _slab_counts(ds) -> dict:
-    """Masked voxels of a slab's element maps, as :func:`_chemistry_attrs` counts them:
-    ``n_masked`` per element (``~valid``) and ``tm_o_ratio_n_masked`` (NaN ratios)."""
+    """Masked voxels of element maps (a slab's, or the store's lazy group: reduced by
+    its chunks): ``n_masked`` per element (``~valid``) and ``tm_o_ratio_n_masked``
+    (NaN ratios)."""
     counts = {}
     if "valid" in ds:
-        axes = tuple(i for i, d in enumerate(ds["valid"].dims) if d != "element")
-        masked = (~np.asarray(ds["valid"].values)).sum(axis=axes)
+        masked = (~ds["valid"]).sum([d for d in ds["valid"].dims if d != "element"]).compute()
         counts["n_masked"] = {str(el): int(k) for el, k in
-                              zip(ds["valid"]["element"].values, masked)}
+                              zip(masked["element"].values, masked.values)}
     if "tm_o_ratio" in ds:
-        counts["tm_o_ratio_n_masked"] = int(np.isnan(ds["tm_o_ratio"].values).sum())
+        counts["tm_o_ratio_n_masked"] = int(ds["tm_o_ratio"].isnull().sum().compute())
     return counts
 
 
@@ -112,23 +112,16 @@ def _slabs_missing(store, template) -> list[slice]:
 
 def _chemistry_attrs(store, template, counts: dict | None = None) -> dict:
     """Group attrs of the assembled chemistry (counts over every chunk): from
-    ``counts`` (:func:`_summed_counts` of every slab's task), else read from the
+    ``counts`` (:func:`_summed_counts` of every slab's task), else counted on the
     store (a resumed run, whose earlier slabs returned nothing here)."""
     attrs = {k: v for k, v in template.attrs.items()
              if k not in ("n_masked", "tm_o_ratio_n_masked")}
-    if counts is not None:
-        if "n_masked" in counts:
-            attrs["n_masked"] = repr(counts["n_masked"])
-        if "tm_o_ratio_n_masked" in counts:
-            attrs["tm_o_ratio_n_masked"] = counts["tm_o_ratio_n_masked"]
-        return attrs
-    ds = io.read_group(store, "chemistry", allow_incomplete=True)
-    if "valid" in ds:
-        masked = (~ds["valid"]).sum(("z", "y", "x")).compute()
-        attrs["n_masked"] = repr({str(el): int(masked.sel(element=el))
-                                  for el in masked["element"].values})
-    if "tm_o_ratio" in ds:
-        attrs["tm_o_ratio_n_masked"] = int(ds["tm_o_ratio"].isnull().sum().compute())
+    if counts is None:
+        counts = _slab_counts(io.read_group(store, "chemistry", allow_incomplete=True))
+    if "n_masked" in counts:
+        attrs["n_masked"] = repr(counts["n_masked"])
+    if "tm_o_ratio_n_masked" in counts:
+        attrs["tm_o_ratio_n_masked"] = counts["tm_o_ratio_n_masked"]
     return attrs
 
 
