@@ -290,14 +290,15 @@ def test_run_plans_the_distances_of_a_phase_input(tmp_path):
 
 
 def test_center_work_is_planned_and_bounded_whatever_the_scan():
-    """The centre search's work beside the mean ("com", "opposite", "vo") does not grow
-    with the angles: 1500 angles of 2048^2 plan what 131 do (the pair chunk and the
-    correlation batch of 'opposite': 1.6 x (2 x 2 frames + 80 B/px), 614 MiB)."""
+    """The centre search's work beside the mean ("com", "opposite", "vo", "halves") does
+    not grow with the angles: 1500 angles of 2048^2 plan what 131 do ("halves"' floor,
+    one candidate's 24 rows of 2048^2 slices at 100 B/px, 9.4 GiB); at 512 columns the
+    batches of "halves" keep it within its 512 MiB budget (unbatched: ~16 GiB)."""
     from spectrotomo.pipeline._plan import center_work_bytes
 
-    frame = 2048 ** 2 * 4
     assert center_work_bytes(1500, 2048, 2048) == center_work_bytes(131, 2048, 2048)
-    assert center_work_bytes(1500, 2048, 2048) == pytest.approx(1.6 * (4 * frame + 20 * frame))
+    assert center_work_bytes(1500, 2048, 2048) == pytest.approx(24 * 2048 ** 2 * 100)
+    assert center_work_bytes(131, 512, 512) <= 614 * 2**20
     # measured (tracemalloc, gpu_bench/center_memory_bench.py): opposite 288 MiB at
     # 360 x 256 x 2048, vo ~205 MiB at 360 x 32 x 512: the plan bounds both
     assert center_work_bytes(360, 256, 2048) > 288 * 2**20

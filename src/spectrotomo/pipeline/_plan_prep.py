@@ -63,7 +63,7 @@ def _prep_bytes(n_energies: int, n_angles: int, ny: int, nx: int,
     if phase:  # pass 1 is planned apart (phase_pass_bytes); no warp: only the jitter shift
         work = _SHIFT_WORK * chunk
     b = align_bin(n_angles, ny, nx)
-    center = center_work_bytes(n_angles, ny, nx)
+    center = center_work_bytes(n_angles, ny, nx, halves=not phase)
     estimate = stack + max(center, align_bytes(n_angles, ny // b, nx // b))
     # the running sum is a stack of its own only beside a second energy (the first
     # energy's array becomes the sum: steps.preprocess._pass_warp)
@@ -90,11 +90,11 @@ def phase_pass_bytes(n_energies: int, n_distances: int, n_angles: int, ny: int, 
     return block + n_energies * frame + chunk + max(normalize, retrieve)
 
 
-def center_work_bytes(n_angles: int, ny: int, nx: int) -> float:
+def center_work_bytes(n_angles: int, ny: int, nx: int, *, halves: bool = True) -> float:
     """Work memory of the centre search on the mean (n_angles, ny, nx), bytes, beyond the
-    mean: the largest of the methods "auto" picks on a scan of 180 deg or more or a
-    confined object, each bounded by its chunks (tracemalloc, 2026-12-04 session 7,
-    gpu_bench/center_memory_bench.py, RESULTS.prep.md):
+    mean: the largest of the methods "auto" picks, each bounded by its chunks
+    (tracemalloc, 2026-12-04 sessions 7 and 9, gpu_bench/center_memory_bench.py,
+    RESULTS.prep.md):
 
     - "com": ~5x its chunk of the mean (:data:`_CENTER_CHUNK`);
     - "opposite": ``recon.prep.center_work_bytes`` (a chunk of pairs and its
@@ -103,9 +103,12 @@ def center_work_bytes(n_angles: int, ny: int, nx: int) -> float:
     - "vo": ``recon.prep.center_work_bytes`` (a batch of (candidate, row) images and
       the rows' sinogram: ~205 MiB measured at 180-360 angles x 256-512 columns).
 
-    "halves" (limited angle, the object out of the field of view in every row) is not
-    planned: its coarse scan reconstructs ~n/4 candidates x 8 rows at once, ~20 x
-    k x 8 x nx^2 float32 (338 MiB at 128 columns, 2.4 GiB at 256: grows as nx^3).
+    - "halves" (limited angle, the object out of the field of view in every row):
+      ``recon.prep.center_work_bytes`` (a batch of candidates of 512 MiB, at least one
+      candidate's 24 rows: ~100 B per pixel of each (candidate, row) slice, 9.4 GiB at
+      2048 columns). Planned unless ``halves`` is False (a holotomography: its scans
+      cover 180 deg or more, where "halves" does not apply): the plan is made before
+      the angles and the mean are seen.
     """
     from ..recon.prep import center_work_bytes as search_bytes
 
@@ -113,7 +116,8 @@ def center_work_bytes(n_angles: int, ny: int, nx: int) -> float:
     com = _CENTER_WORK * min(stack, _CENTER_CHUNK)
     opposite = 1.6 * search_bytes(n_angles, ny, nx, "opposite")
     vo = search_bytes(n_angles, ny, nx, "vo")
-    return max(com, opposite, vo)
+    limited = search_bytes(n_angles, ny, nx, "halves") if halves else 0.0
+    return max(com, opposite, vo, limited)
 
 
 def _prep_peak(n_energies: int, n_angles: int, ny: int, nx: int, in_flight: int,

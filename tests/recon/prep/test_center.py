@@ -238,3 +238,27 @@ def test_bad_input():
         find_center(np.ones((4, 2, 16)), [0, 60, 120, 179], method="halves")
     with pytest.raises(ValidationError, match="at least 3 angles"):
         find_center(np.ones((5, 2, 16)), [-60, -45, 0, 45, 60], method="halves")
+
+
+def test_halves_in_batches_of_one_candidate_finds_the_same_centre(leaving_fov, monkeypatch):
+    """"halves" in batches of one candidate (its work bounded whatever the search range:
+    unbatched it grew as the cube of the columns, 2.4 GiB at 256) finds the centre and
+    scores of one batch of all (each candidate's FBP slices and correlation are its own)."""
+    import tracemalloc
+
+    from spectrotomo.recon.prep import _center_halves
+
+    od, true = leaving_fov
+    whole, whole_scores = find_center(od, np.arange(-65.0, 66.0), method="halves",
+                                      return_metric=True)
+    monkeypatch.setattr(_center_halves, "HALVES_BATCH_BYTES", 1)
+    tracemalloc.start()
+    got, scores = find_center(od, np.arange(-65.0, 66.0), method="halves", return_metric=True)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert abs(got - true) <= 0.5
+    assert got == pytest.approx(whole, abs=1e-6)
+    # the displacements to float32 rounding (the FBP's batch of slices differs): 5e-6 px
+    np.testing.assert_allclose(scores.metric, whole_scores.metric, rtol=0, atol=2e-5)
+    # one candidate's 24 rows of 64^2 slices at <= 100 B/px, and the input's copies
+    assert peak < 24 * 64 ** 2 * 100 + 8 * od.nbytes, peak / 2**20

@@ -80,5 +80,8 @@ def test_center_work_bytes_is_public_and_refuses_other_methods():
         center_work_bytes(150, 2048, 2048, "opposite")
     # one (candidate, row) image (128 B x 1500 x 2048) and the 4 rows' sinogram copies
     assert center_work_bytes(1500, 2048, 2048, "vo") == 128 * 1500 * 2048 + 48 * 1500 * 2048
-    with pytest.raises(ValueError, match="'opposite' or 'vo'"):
-        center_work_bytes(10, 8, 8, "halves")
+    # "halves": one candidate's 24 rows (100 B per slice pixel) where no more fit
+    assert center_work_bytes(131, 2048, 2048, "halves") == 24 * 2048 ** 2 * 100
+    with pytest.raises(ValueError, match="'opposite', 'vo' or 'halves'"):
+        center_work_bytes(10, 8, 8, "sharpness")
+
