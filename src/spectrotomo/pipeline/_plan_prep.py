@@ -116,7 +116,9 @@ def center_work_bytes(n_angles: int, ny: int, nx: int, *, halves: bool = True) -
     com = _CENTER_WORK * min(stack, _CENTER_CHUNK)
     opposite = 1.6 * search_bytes(n_angles, ny, nx, "opposite")
     vo = search_bytes(n_angles, ny, nx, "vo")
-    limited = search_bytes(n_angles, ny, nx, "halves") if halves else 0.0
+    # "sharpness": "auto"'s fallback where "halves" finds nothing
+    limited = (max(search_bytes(n_angles, ny, nx, "halves"),
+                   search_bytes(n_angles, ny, nx, "sharpness")) if halves else 0.0)
     return max(com, opposite, vo, limited)
 
 

@@ -82,6 +82,8 @@ def test_center_work_bytes_is_public_and_refuses_other_methods():
     assert center_work_bytes(1500, 2048, 2048, "vo") == 128 * 1500 * 2048 + 48 * 1500 * 2048
     # "halves": one candidate's 24 rows (100 B per slice pixel) where no more fit
     assert center_work_bytes(131, 2048, 2048, "halves") == 24 * 2048 ** 2 * 100
-    with pytest.raises(ValueError, match="'opposite', 'vo' or 'halves'"):
-        center_work_bytes(10, 8, 8, "sharpness")
+    # "sharpness": one candidate's 4 rows (48 B per slice pixel) where no more fit
+    assert center_work_bytes(131, 2048, 2048, "sharpness") == 4 * 2048 ** 2 * 48
+    with pytest.raises(ValueError, match="'consistency' or 'sharpness'"):
+        center_work_bytes(10, 8, 8, "com")
 

@@ -59,6 +59,7 @@ import numpy as np
 
 from ..._backend import array_module, to_numpy
 from ..._model import ValidationError
+from ._candidates import in_candidate_batches
 from ._center_halves import center_halves
 from ._center_vo import center_vo, refine_minimum
 from .._checks import check_angles, check_projections
@@ -186,7 +187,22 @@ def _center_com(xp, projections, angles, rows=None):
     return center, (angles, (resid * weight).sum(axis=1) / weight.sum())
 
 
+#: work bytes per pixel of each (candidate, row) slice of "consistency" / "sharpness"
+#: (tracemalloc, 131 angles x 4 rows, 128 and 256 columns: 12-27 B, 42 B on a first call)
+_LIMITED_BYTES_PER_PX = 48
+
+
 def _limited_metric(xp, projections, angles, rows, candidates, filter_name, kind):
+    """The "consistency" or "sharpness" score of each candidate axis (k,), by batches
+    of candidates (:func:`._candidates.in_candidate_batches`)."""
+    def score(batch):
+        return _limited_batch(xp, projections, angles, rows, batch, filter_name, kind)
+
+    return in_candidate_batches(score, candidates, len(rows), projections.shape[-1],
+                                _LIMITED_BYTES_PER_PX)
+
+
+def _limited_batch(xp, projections, angles, rows, candidates, filter_name, kind):
     from .._reconstruct import project, reconstruct
 
     stack, ref = candidate_stack(xp, projections, rows, candidates)

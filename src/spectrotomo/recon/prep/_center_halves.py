@@ -33,9 +33,10 @@ import numpy as np
 
 from ..._backend import to_numpy
 from ..._model import ValidationError
+from ._candidates import candidate_batch, in_candidate_batches
 from ._shift import candidate_stack, phase_correlate
 
-__all__ = ["center_halves", "half_sets", "halves_batch", "halves_work_bytes"]
+__all__ = ["center_halves", "half_sets", "halves_work_bytes"]
 
 _GAP_DEG = 10.0  # angles within this of the mid-range join neither half
 _BLOB_SIGMA = 1.5  # px: Gaussian scale of the blob filter (pores of 2-6 px)
@@ -54,12 +55,9 @@ _MIN_NCC = 0.15
 # one line (-45..+45 deg, two particles: answers 3 and 16 px off, accepted while
 # the bound was 0.25).
 _MIN_SLOPE_RATIO = 0.6
-#: work memory of one batch of (candidate, row) slices of the search; one candidate's
-#: rows are the floor (their blob maps are correlated as one image)
-HALVES_BATCH_BYTES = 512 * 2**20
 #: peak work bytes per pixel of each (candidate, row) slice of a batch: its shifted rows,
 #: both halves' FBP slices, blob maps (float64 spectra and Hessian terms) and the
-#: correlation of the maps (tracemalloc, ``halves_work_bytes``'s docstring)
+#: correlation of the maps (:func:`halves_work_bytes`)
 _BYTES_PER_SLICE_PX = 100
 
 
@@ -131,38 +129,29 @@ def _disc_windows(xp, candidates, n: int, ref: float):
     return xp.asarray((0.5 - 0.5 * np.cos(np.pi * t)).astype(np.float32))
 
 
-def halves_batch(n_rows: int, n_cols: int) -> int:
-    """Candidates per batch of the search on ``n_rows`` rows of ``n_cols`` columns: as
-    many as fit :data:`HALVES_BATCH_BYTES`, at least one."""
-    per_candidate = n_rows * n_cols * n_cols * _BYTES_PER_SLICE_PX
-    return max(1, int(HALVES_BATCH_BYTES // per_candidate))
-
-
 def halves_work_bytes(n_cols: int, n_rows: int = 24) -> float:
     """Peak work memory of :func:`center_halves` beside its input, bytes: the larger of
     its coarse scan's batch (the 8 heaviest rows) and its refinement's (3 candidates on
-    ``n_rows`` rows), each bounded by :func:`halves_batch`. Per (candidate, row) slice
-    pixel a batch measured 73-98 B (tracemalloc, 131 angles, 128 and 256 columns, 1-8
-    candidates of 8-24 rows, 2026-12-04): 100 B planned. One candidate of 24 rows at 2048
+    ``n_rows`` rows), each bounded by :func:`._candidates.candidate_batch`. Per
+    (candidate, row) slice pixel a batch measured 73-98 B (tracemalloc, 131 angles, 128
+    and 256 columns, 1-8 candidates of 8-24 rows, 2026-12-04): 100 B planned. One candidate of 24 rows at 2048
     columns is ~9.4 GiB, the floor at that size."""
     def batch_bytes(rows: int, k: int) -> float:
-        return min(k, halves_batch(rows, n_cols)) * rows * n_cols ** 2 * _BYTES_PER_SLICE_PX
+        per = candidate_batch(rows, n_cols, _BYTES_PER_SLICE_PX)
+        return min(k, per) * rows * n_cols ** 2 * _BYTES_PER_SLICE_PX
 
     return max(batch_bytes(min(8, n_rows), n_cols), batch_bytes(n_rows, 3))
 
 
 def _displacement(xp, projections, angles, rows, candidates, filter_name, sets):
     """Displacement (px, along ``direction``) of half ``b`` vs half ``a`` per candidate,
-    and the zero-lag normalized correlation of the two blob maps (k,): candidates in
-    batches of :func:`halves_batch` (every candidate's value is its own: the FBP is per
-    slice and the correlation per candidate, unwhitened), so the work memory is one
-    batch's, not the whole scan's (it grew as the cube of the columns: 2.4 GiB at 256)."""
-    per = halves_batch(len(rows), projections.shape[-1])
-    parts = [_batch_displacement(xp, projections, angles, rows, candidates[i:i + per],
-                                 filter_name, sets)
-             for i in range(0, candidates.size, per)]
-    return (np.concatenate([d for d, _ in parts]),
-            np.concatenate([ncc for _, ncc in parts]))
+    and the zero-lag normalized correlation of the two blob maps (k,), by batches of
+    candidates (:func:`._candidates.in_candidate_batches`)."""
+    def score(batch):
+        return _batch_displacement(xp, projections, angles, rows, batch, filter_name, sets)
+
+    return in_candidate_batches(score, candidates, len(rows), projections.shape[-1],
+                                _BYTES_PER_SLICE_PX)
 
 
 def _batch_displacement(xp, projections, angles, rows, candidates, filter_name, sets):

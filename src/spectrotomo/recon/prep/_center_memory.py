@@ -20,13 +20,15 @@ def center_work_bytes(n_angles: int, n_rows: int, n_cols: int, method: str) -> f
     ----------
     n_angles, n_rows, n_cols : int
         Shape of the projections (optical density, float32).
-    method : {"opposite", "vo", "halves"}
+    method : {"opposite", "vo", "halves", "consistency", "sharpness"}
         "opposite": one chunk of pairs (both frames copied) and ``phase_correlate``'s
         batch of it (80 B per pixel of each image); "vo": its batch of (candidate, row)
         images (~256 MiB) and the 4 rows' sinogram with its float32 and mirrored copies;
         "halves": its batch of candidates (:func:`._center_halves.halves_work_bytes`,
         the default 24 rows or ``n_rows`` if fewer): one candidate's rows at least,
-        ~10 GiB at 2048 columns.
+        9.4 GiB at 2048 columns; "consistency" / "sharpness": their batch of candidates
+        on the default 4 rows (512 MiB, one candidate's rows at least: 0.75 GiB at 2048
+        columns).
 
     Returns
     -------
@@ -35,7 +37,8 @@ def center_work_bytes(n_angles: int, n_rows: int, n_cols: int, method: str) -> f
         angles alike; "vo" ~205 MiB at 180-360 angles x 256-512 columns; "halves" see
         RESULTS.prep.md).
     """
-    from ._center import _ROWS, _pair_chunk
+    from ._candidates import candidate_batch
+    from ._center import _LIMITED_BYTES_PER_PX, _ROWS, _pair_chunk
     from ._center_halves import halves_work_bytes
     from ._center_vo import _VO_BATCH_BYTES, _VO_BYTES_PER_PX, vo_batch
     from ._shift import _BYTES_PER_PIXEL, correlate_batch
@@ -50,5 +53,9 @@ def center_work_bytes(n_angles: int, n_rows: int, n_cols: int, method: str) -> f
         return max(_VO_BATCH_BYTES, images) + 3 * 4 * n_angles * n_cols * _F4
     if method == "halves":
         return halves_work_bytes(n_cols, min(_ROWS["halves"], n_rows))
-    raise ValueError("center_work_bytes: method must be 'opposite', 'vo' or 'halves'; "
-                     f"got {method!r}")
+    if method in ("consistency", "sharpness"):
+        rows = min(4, n_rows)
+        per = candidate_batch(rows, n_cols, _LIMITED_BYTES_PER_PX)
+        return per * rows * n_cols * n_cols * _LIMITED_BYTES_PER_PX
+    raise ValueError("center_work_bytes: method must be 'opposite', 'vo', 'halves', "
+                     f"'consistency' or 'sharpness'; got {method!r}")
