@@ -279,3 +279,19 @@ def test_limited_angle_metrics_in_batches_of_one_candidate(leaving_fov, monkeypa
     got, scores = find_center(od, angles, method=method, return_metric=True)
     assert got == pytest.approx(whole, abs=2e-3)
     np.testing.assert_allclose(scores.metric, whole_scores.metric, rtol=1e-4)
+
+
+@pytest.mark.parametrize("cols", [32, 16])
+def test_halves_coarse_scan_on_binned_columns(leaving_fov, monkeypatch, cols):
+    """Above ``COARSE_COLS`` the coarse scan brackets the axis on binned columns (its
+    cost grew as the cube of the columns) and the full-resolution refinement finds
+    the same axis: binned 2x and 4x here, the error within the method's 0.5 px."""
+    from spectrotomo.recon.prep import _center_halves
+
+    od, true = leaving_fov
+    monkeypatch.setattr(_center_halves, "COARSE_COLS", cols)
+    assert _center_halves.coarse_binning(od.shape[-1]) == 64 // cols
+    got, scores = find_center(od, np.arange(-65.0, 66.0), method="halves", return_metric=True)
+    assert abs(got - true) <= 0.5
+    # the coarse candidates are reported in full-resolution columns, ~2 binned px apart
+    assert np.diff(scores.x[:3]) == pytest.approx([2.0 * 64 / cols] * 2, rel=0.1)

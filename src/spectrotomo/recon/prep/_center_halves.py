@@ -36,7 +36,7 @@ from ..._model import ValidationError
 from ._candidates import candidate_batch, in_candidate_batches
 from ._shift import candidate_stack, phase_correlate
 
-__all__ = ["center_halves", "half_sets", "halves_work_bytes"]
+__all__ = ["center_halves", "half_sets", "halves_work_bytes", "coarse_binning", "COARSE_COLS"]
 
 _GAP_DEG = 10.0  # angles within this of the mid-range join neither half
 _BLOB_SIGMA = 1.5  # px: Gaussian scale of the blob filter (pores of 2-6 px)
@@ -59,6 +59,10 @@ _MIN_SLOPE_RATIO = 0.6
 #: both halves' FBP slices, blob maps (float64 spectra and Hessian terms) and the
 #: correlation of the maps (:func:`halves_work_bytes`)
 _BYTES_PER_SLICE_PX = 100
+#: the coarse scan runs on columns binned to at most this many: its candidates (every
+#: 2 px over half the field) times its FBP slices (n^2) grew as n^3, ~1.5 h at 2048
+#: columns on a 2-core VM; the refinement stays at full resolution
+COARSE_COLS = 512
 
 
 def half_sets(angles: np.ndarray, gap: float = _GAP_DEG):
@@ -131,16 +135,18 @@ def _disc_windows(xp, candidates, n: int, ref: float):
 
 def halves_work_bytes(n_cols: int, n_rows: int = 24) -> float:
     """Peak work memory of :func:`center_halves` beside its input, bytes: the larger of
-    its coarse scan's batch (the 8 heaviest rows) and its refinement's (3 candidates on
+    its coarse scan's batch (the 8 heaviest rows, binned columns) and its refinement's (3 candidates on
     ``n_rows`` rows), each bounded by :func:`._candidates.candidate_batch`. Per
     (candidate, row) slice pixel a batch measured 73-98 B (tracemalloc, 131 angles, 128
     and 256 columns, 1-8 candidates of 8-24 rows, 2026-12-04): 100 B planned. One candidate of 24 rows at 2048
     columns is ~9.4 GiB, the floor at that size."""
-    def batch_bytes(rows: int, k: int) -> float:
-        per = candidate_batch(rows, n_cols, _BYTES_PER_SLICE_PX)
-        return min(k, per) * rows * n_cols ** 2 * _BYTES_PER_SLICE_PX
+    def batch_bytes(rows: int, k: int, cols: int) -> float:
+        per = candidate_batch(rows, cols, _BYTES_PER_SLICE_PX)
+        return min(k, per) * rows * cols ** 2 * _BYTES_PER_SLICE_PX
 
-    return max(batch_bytes(min(8, n_rows), n_cols), batch_bytes(n_rows, 3))
+    coarse_cols = n_cols // coarse_binning(n_cols)
+    return max(batch_bytes(min(8, n_rows), coarse_cols, coarse_cols),
+               batch_bytes(n_rows, 3, n_cols))
 
 
 def _displacement(xp, projections, angles, rows, candidates, filter_name, sets):
@@ -193,11 +199,52 @@ def _bracket(candidates, d, slope):
     return best
 
 
+def coarse_binning(n_cols: int) -> int:
+    """Column binning (1, 2, 4, ...) of the coarse scan: the smallest that leaves at most
+    :data:`COARSE_COLS` columns."""
+    b = 1
+    while n_cols // b > COARSE_COLS:
+        b *= 2
+    return b
+
+
+def _coarse_scan(xp, projections, angles, rows, search, filter_name, sets):
+    """(candidates (k,), displacements (k,), bracketed root) of the coarse scan, columns
+    in full-resolution pixels: on the rows' columns binned by :func:`coarse_binning`
+    (candidates every 2 binned px; a binned column ``j`` is centred on ``b j + (b - 1)
+    / 2``; the displacement per px of axis error is the same in binned px), or on the
+    full columns where the binned ones bracket no root."""
+    b = coarse_binning(projections.shape[-1])
+    if b > 1:
+        try:
+            return _coarse_scan_binned(xp, projections, angles, rows, search, filter_name,
+                                       sets, b)
+        except ValidationError:  # no bracket on the binned columns: the full ones decide
+            pass
+    return _coarse_scan_binned(xp, projections, angles, rows, search, filter_name, sets, 1)
+
+
+def _coarse_scan_binned(xp, projections, angles, rows, search, filter_name, sets, b: int):
+    """:func:`_coarse_scan` on the columns binned by ``b``."""
+    lo, hi = search
+    sub = projections[:, np.asarray(rows)]
+    if b > 1:
+        m = sub.shape[-1] // b * b
+        sub = sub[..., :m].reshape(*sub.shape[:-1], m // b, b).mean(axis=-1)
+    blo, bhi = (lo - (b - 1) / 2.0) / b, (hi - (b - 1) / 2.0) / b
+    coarse = np.linspace(blo, bhi, max(5, int(np.ceil((bhi - blo) / 2.0)) + 1))
+    d, _ = _displacement(xp, sub, angles, np.arange(sub.shape[1]), coarse, filter_name, sets)
+    root = _bracket(coarse, d, sets[3])
+    return b * coarse + (b - 1) / 2.0, b * d, b * root + (b - 1) / 2.0
+
+
 def center_halves(xp, projections, angles, rows, search, filter_name="hann"):
     """Axis column by half-set registration, and the (candidate, |displacement|) scores.
 
-    A coarse batch over the search range brackets the zero of the
-    displacement, then two rounds of three candidates around the
+    A coarse scan over the search range brackets the zero of the
+    displacement (on columns binned to at most :data:`COARSE_COLS`: the
+    refinement at full resolution absorbs its error), then two rounds of three
+    candidates around the
     estimate fit the local line: the measured slope, not the predicted one,
     sets the step (measured 0.95-1.37 px/px where 1.28 is predicted: blob
     filtering and truncation change it).
@@ -208,11 +255,11 @@ def center_halves(xp, projections, angles, rows, search, filter_name="hann"):
     # simulated particles (+-14 px on others): 2 px steps keep >= 3 candidates
     # on the line (3 px steps missed it once); the 8 heaviest rows bracket the
     # root to ~1 px, which the refinement below absorbs.
-    coarse = np.linspace(lo, hi, max(5, int(np.ceil((hi - lo) / 2.0)) + 1))
     weight = to_numpy(xp.abs(projections[:, rows]).sum(axis=(0, 2)))
     few = np.sort(np.asarray(rows)[np.argsort(weight)[::-1][:8]])  # heaviest: most blobs
-    d_coarse, _ = _displacement(xp, projections, angles, few, coarse, filter_name, sets)
-    center = float(np.clip(_bracket(coarse, d_coarse, sets[3]), lo, hi))
+    coarse, d_coarse, root = _coarse_scan(xp, projections, angles, few, search, filter_name,
+                                          sets)
+    center = float(np.clip(root, lo, hi))
     tried, scores = [coarse], [d_coarse]
     for half_width in (1.0, 0.5):
         c = np.clip(center + half_width * np.array([-1.0, 0.0, 1.0]), lo, hi)
