@@ -12,8 +12,9 @@ also compares each frame with its neighbours in time: chunks carry one frame of
 halo on each side), warping and Fourier shifting are per frame (the shift gets the
 whole stack's padding), ring removal per row (``remove_rings(rows=...)``; the
 "blind" column offsets are pooled over chunks, to float32 rounding).
-The jitter alignment reconstructs the whole mean stack each iteration: above
-:data:`ALIGN_BYTES` it runs on a binned copy (:func:`align_bin`).
+The jitter alignment holds the whole mean stack and two copies of it (it reconstructs
+and re-projects by slabs of rows): above :data:`ALIGN_BYTES` it runs on a binned copy
+(:func:`align_bin`).
 """
 
 from __future__ import annotations
@@ -28,8 +29,11 @@ _F4 = 4
 #: float32 bytes of frames (or rows) per chunk: 8 frames of 2048^2, 131 angles x 128 rows
 #: of 2048 (the demo's and ``simulate:large``'s energies fit one chunk: no halo cost)
 CHUNK_BYTES = 128 * 2**20
-#: Work memory the jitter alignment may use (its FBP volume and re-projection)
-ALIGN_BYTES = 2 * 2**30
+#: Work memory the jitter alignment may use (the stack's shifted and re-projected copies,
+#: mostly: :func:`align_bytes`). 1 GiB keeps the binning chosen when the alignment held
+#: its whole FBP volume under 2 GiB (131 angles: none to 512^2, 2 at 1024^2, 4 at
+#: 2048^2), hence its accuracy and CPU time
+ALIGN_BYTES = 2**30
 #: the alignment's binned field is not made smaller than this (px), whatever its work
 _ALIGN_MIN_PX = 128
 #: the range of normalize's mask codes counted as masked pixels: 1 non-positive ..
@@ -126,12 +130,19 @@ def unjitter_energy(od_e: np.ndarray, shifts: np.ndarray) -> np.ndarray:
 
 
 def align_bytes(n_angles: int, ny: int, nx: int) -> float:
-    """Peak work memory of ``align_projections`` on (n_angles, ny, nx), bytes: its FBP
-    volume (ny x nx^2) and the stack's aligned and re-projected copies. An upper bound
-    of the measured peak (tracemalloc, 131 angles, 4 iterations, 2026-12-04): 190 /
-    387 / 623 / 1186 MiB at 128 / 256 / 384 / 512 px square (bound 1.1-1.35x)."""
+    """Peak work memory of ``align_projections`` on (n_angles, ny, nx), bytes, beyond its
+    input: the stack's shifted and re-projected copies, a batch of the phase correlation
+    (``CORRELATE_BYTES``) and a slab of the FBP volume (``slab_rows`` rows of nx^2: the
+    volume is reconstructed and re-projected slab by slab). An upper bound of the
+    measured peak (tracemalloc, 131 angles, 4 iterations, 2 threads, 2026-12-04 session
+    9): 91 / 126 / 208 / 323 MiB at 128 / 256 / 384 / 512 px square (bound 1.2-1.4x;
+    the whole volume held before: 190 / 387 / 623 / 1186 MiB)."""
+    from ..._backend import host_threads
+    from ...recon.prep._align import CORRELATE_BYTES, slab_rows
+
     stack = n_angles * ny * nx * _F4
-    return 1.5 * ny * nx * nx * _F4 + 5 * stack + 160 * 2**20
+    slab = slab_rows(n_angles, ny, nx, host_threads()) * nx * nx * _F4
+    return 2 * stack + 1.25 * CORRELATE_BYTES + 1.5 * slab + 16 * 2**20
 
 
 def align_bin(n_angles: int, ny: int, nx: int) -> int:
