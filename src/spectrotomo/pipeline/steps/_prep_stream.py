@@ -2,7 +2,7 @@
 
 One energy's optical density (angle, y, x) float32 is held whole -- ring removal
 needs every angle of a row, warping and jitter removal every row of a frame --
-but every stage's work arrays follow a chunk of about :data:`CHUNK_BYTES` of
+but every stage's work arrays follow a chunk of about :data:`FIXED_CHUNK_BYTES` of
 float32 frames (or rows): at 2048^2 x 131 angles an energy is 2 GiB, the
 normalisation's work arrays alone were 16x that (measured, tracemalloc), the
 registration warp's float64 copies 6x.
@@ -21,14 +21,23 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CHUNK_BYTES", "ALIGN_BYTES", "frame_parts", "ring_rows", "normalize_energy",
-           "normalize_frames",
-           "warp_energy", "unjitter_energy", "align_bin", "align_bytes", "align_jitter"]
+__all__ = ["CHUNK_BYTES", "FIXED_CHUNK_BYTES", "MIN_CHUNK_FRAMES", "ALIGN_BYTES", "frame_parts",
+           "ring_rows", "normalize_energy", "normalize_frames", "warp_energy",
+           "unjitter_energy", "align_bin", "align_bytes", "align_jitter"]
 
 _F4 = 4
-#: float32 bytes of frames (or rows) per chunk: 8 frames of 2048^2, 131 angles x 128 rows
-#: of 2048 (the demo's and ``simulate:large``'s energies fit one chunk: no halo cost)
+#: float32 bytes of frames (or rows) per chunk at most: 8 frames of 2048^2, 131 angles x
+#: 128 rows of 2048
 CHUNK_BYTES = 128 * 2**20
+#: float32 bytes of a chunk below :data:`CHUNK_BYTES`: a fixed size, so that the stages'
+#: work arrays do not follow the frame size (an energy of the demo, 131 x 128^2, is 2
+#: chunks of frames, of ``simulate:large``, 131 x 256^2, 5). Measured at 131 x 256^2 (preprocess,
+#: 2026-12-04 session 9): peak RSS 1.23-1.31 -> 0.55 GiB and CPU 29-31 -> 25.5 s against
+#: one 128 MiB chunk (the smaller chunks stay in cache)
+FIXED_CHUNK_BYTES = 8 * 2**20
+#: frames per chunk at least (up to :data:`CHUNK_BYTES`): normalize reads two halo frames
+#: per chunk, <= 1/8 more work with 16 frames
+MIN_CHUNK_FRAMES = 16
 #: Work memory the jitter alignment may use (the stack's shifted and re-projected copies,
 #: mostly: :func:`align_bytes`). 1 GiB keeps the binning chosen when the alignment held
 #: its whole FBP volume under 2 GiB (131 angles: none to 512^2, 2 at 1024^2, 4 at
@@ -42,16 +51,21 @@ _COUNTED = (1, 4)
 
 
 def frame_parts(n_angles: int, ny: int, nx: int) -> list[slice]:
-    """Balanced chunks of frames of at most :data:`CHUNK_BYTES` float32 (>= 1 frame)."""
-    per = max(1, CHUNK_BYTES // (ny * nx * _F4))
+    """Balanced chunks of frames of :data:`FIXED_CHUNK_BYTES` float32, or of
+    :data:`MIN_CHUNK_FRAMES` frames where those are more, at most :data:`CHUNK_BYTES`
+    (>= 1 frame): 131 angles of 128^2 in 2 chunks, of 256^2 in 5, 512^2 and 1024^2
+    16 frames, 2048^2 8."""
+    frame = ny * nx * _F4
+    per = max(1, min(CHUNK_BYTES, max(FIXED_CHUNK_BYTES, MIN_CHUNK_FRAMES * frame)) // frame)
     n = -(-n_angles // per)
     bounds = np.linspace(0, n_angles, n + 1).round().astype(int)
     return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def ring_rows(n_angles: int, nx: int) -> int:
-    """Detector rows per chunk of ring removal (all angles of a row: one sinogram)."""
-    return max(1, CHUNK_BYTES // (n_angles * nx * _F4))
+    """Detector rows per chunk of ring removal (all angles of a row: one sinogram), about
+    :data:`FIXED_CHUNK_BYTES` (at most :data:`CHUNK_BYTES`)."""
+    return max(1, min(CHUNK_BYTES, FIXED_CHUNK_BYTES) // (n_angles * nx * _F4))
 
 
 def normalize_energy(projections, flats, darks, *, flat_mode: str, rings: str):

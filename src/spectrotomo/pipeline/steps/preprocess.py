@@ -258,6 +258,18 @@ def _pass_warp(writer: _OdWriter, reg, n_e: int, in_flight: int, bar) -> np.ndar
     return total
 
 
+def _release_heap() -> None:
+    """Hand the heap's free pages back to the system after a pass (glibc ``malloc_trim``,
+    as :func:`spectrotomo.segmentation._blocks.release_free_memory` after a block loop;
+    nothing elsewhere): a pass's chunk arrays (below glibc's mmap threshold) stay mapped
+    in the heap, and the next pass, or the alignment, grows it again beside them."""
+    from ..._backend import glibc_function
+
+    trim = glibc_function("malloc_trim")
+    if trim is not None:
+        trim(0)
+
+
 def _center(mean_od: np.ndarray, angles: np.ndarray, cfg) -> tuple[float, dict, dict]:
     """(rotation centre (column), od variables, od attrs) per ``[preprocess] center``."""
     from ...recon.prep import find_center
@@ -324,6 +336,7 @@ def preprocess(ctx) -> None:
     frames, masked = (_pass_phase(ds, cfg, geom, writer, shape, i0, bar) if phase
                       else _pass_normalize(energies, writer, shape, i0, bar))
     counts = counts if counts is not None else {"masked_pixels": masked}
+    _release_heap()
     reg = (_registration(frames, reference, pixel_sizes=sizes,
                          **scale_options(tomography_scale_mode(cfg.preprocess.magnification,
                                                                ds["energy"].values),
@@ -332,10 +345,12 @@ def preprocess(ctx) -> None:
     reg_vars, reg_attrs = _registration_record(reg) if reg is not None else ({}, {})
     in_flight = _in_flight(cfg, shape)
     mean_od = _pass_warp(writer, reg, n_e, in_flight, bar)
+    _release_heap()
     center, center_vars, center_attrs = _center(mean_od, angles, cfg)
     del frames
     shifts, binning = _jitter(mean_od, angles, center, cfg)
     del mean_od  # pass 3 holds the energies in flight only
+    _release_heap()
     if cfg.preprocess.align:
         _pass_unjitter(writer, shifts, n_e, in_flight, bar)
     bar.close()
