@@ -30,13 +30,14 @@ _F4 = 4
 #: 128 rows of 2048
 CHUNK_BYTES = 128 * 2**20
 #: float32 bytes of a chunk below :data:`CHUNK_BYTES`: a fixed size, so that the stages'
-#: work arrays do not follow the frame size (an energy of the demo, 131 x 128^2, is 2
-#: chunks of frames, of ``simulate:large``, 131 x 256^2, 5). Measured at 131 x 256^2 (preprocess,
-#: 2026-12-04 session 9): peak RSS 1.23-1.31 -> 0.55 GiB and CPU 29-31 -> 25.5 s against
-#: one 128 MiB chunk (the smaller chunks stay in cache)
-FIXED_CHUNK_BYTES = 8 * 2**20
-#: frames per chunk at least (up to :data:`CHUNK_BYTES`): normalize reads two halo frames
-#: per chunk, <= 1/8 more work with 16 frames
+#: work arrays (normalize ~65 B per pixel) do not follow the frame size (an energy of
+#: the demo, 131 x 128^2, is 3 chunks of frames, of ``simulate:large``, 131 x 256^2, 9).
+#: Measured (preprocess, 2026-12-04 session 9, gpu_bench/RESULTS.pipeline.md): peak RSS
+#: at 131 x 256^2 1.15-1.26 GiB with one 128 MiB chunk, 0.53-0.56 with 8 MiB, 0.44-0.45
+#: with 4 MiB (0.42 at 128^2), CPU within the load's noise
+FIXED_CHUNK_BYTES = 4 * 2**20
+#: frames (or rows) per chunk at least (up to :data:`CHUNK_BYTES`): normalize reads two
+#: halo frames per chunk, <= 1/8 more work with 16 frames
 MIN_CHUNK_FRAMES = 16
 #: Work memory the jitter alignment may use (the stack's shifted and re-projected copies,
 #: mostly: :func:`align_bytes`). 1 GiB keeps the binning chosen when the alignment held
@@ -53,8 +54,8 @@ _COUNTED = (1, 4)
 def frame_parts(n_angles: int, ny: int, nx: int) -> list[slice]:
     """Balanced chunks of frames of :data:`FIXED_CHUNK_BYTES` float32, or of
     :data:`MIN_CHUNK_FRAMES` frames where those are more, at most :data:`CHUNK_BYTES`
-    (>= 1 frame): 131 angles of 128^2 in 2 chunks, of 256^2 in 5, 512^2 and 1024^2
-    16 frames, 2048^2 8."""
+    (>= 1 frame): 131 angles of 128^2 in 3 chunks, of 256^2 in 9 (16 frames), 512^2 and
+    1024^2 16 frames, 2048^2 8."""
     frame = ny * nx * _F4
     per = max(1, min(CHUNK_BYTES, max(FIXED_CHUNK_BYTES, MIN_CHUNK_FRAMES * frame)) // frame)
     n = -(-n_angles // per)
@@ -63,9 +64,12 @@ def frame_parts(n_angles: int, ny: int, nx: int) -> list[slice]:
 
 
 def ring_rows(n_angles: int, nx: int) -> int:
-    """Detector rows per chunk of ring removal (all angles of a row: one sinogram), about
-    :data:`FIXED_CHUNK_BYTES` (at most :data:`CHUNK_BYTES`)."""
-    return max(1, min(CHUNK_BYTES, FIXED_CHUNK_BYTES) // (n_angles * nx * _F4))
+    """Detector rows per chunk of ring removal (all angles of a row: one sinogram), as
+    :func:`frame_parts`: :data:`FIXED_CHUNK_BYTES`, or :data:`MIN_CHUNK_FRAMES` rows where
+    those are more, at most :data:`CHUNK_BYTES` (131 angles: 62 rows of 128, 31 of 256,
+    16 of 2048)."""
+    row = n_angles * nx * _F4
+    return max(1, min(CHUNK_BYTES, max(FIXED_CHUNK_BYTES, MIN_CHUNK_FRAMES * row)) // row)
 
 
 def normalize_energy(projections, flats, darks, *, flat_mode: str, rings: str):

@@ -102,7 +102,11 @@ def align_projections(projections, angles, *, center: float | None = None,
         Optical density, numpy or cupy (background ~0, object inside the
         field of view). Not chunkable: every iteration reconstructs from all
         angles and registers whole projections (dy couples the rows), so a
-        dask array is read in full. For stacks larger than memory, align a
+        dask array is read in full. Work memory beyond the stack: its shifted
+        and re-projected copies, a slab of the FBP volume (:func:`slab_rows`:
+        FBP is reconstructed and re-projected by slabs of rows, with the whole
+        volume's values) and a phase-correlation batch of
+        :data:`CORRELATE_BYTES`. For stacks larger than memory, align a
         band of rows (``projections[:, r0:r1]``: the shifts are per angle)
         and apply ``shift_images(chunk, -shifts[chunk_angles])`` per chunk.
     angles : array_like, shape (n_angles,)
@@ -179,7 +183,7 @@ def align_projections(projections, angles, *, center: float | None = None,
 #: (its rows are reconstructed and re-projected slab by slab), and of a chunk of frames
 #: shifted at once: the alignment then holds the stack, its shifted and re-projected
 #: copies and phase_correlate's batch, not an (n_rows, n_cols, n_cols) volume
-SLAB_BYTES = 16 * 2**20
+SLAB_BYTES = 8 * 2**20
 
 
 #: Work arrays of a batch of the phase correlation, bytes: fixed, so that the alignment's
