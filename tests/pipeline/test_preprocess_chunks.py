@@ -127,3 +127,26 @@ def test_binned_alignment_recovers_the_jitter(monkeypatch):
     d[:, 1] -= basis @ np.linalg.lstsq(basis, d[:, 1], rcond=None)[0]
     rms = np.sqrt((d ** 2).mean(axis=0))
     assert rms.max() < 0.15, rms  # measured 0.03 / 0.01 px (dy / dx)
+
+
+def test_mean_over_energies_by_slabs_of_rows_is_the_stacks_sum(tmp_path, monkeypatch):
+    """The mean (pass 2) is summed from the store by slabs of rows, two in flight: the
+    same float32 values as the sum of whole energy stacks in energy order."""
+    from spectrotomo.pipeline.steps import preprocess
+
+    n_e, (n_a, ny, nx) = 3, _SHAPE
+    coords = {"energy": ("energy", [640.0, 650.0, 660.0], {"units": "eV"}),
+              "angle": ("angle", np.linspace(0, 180, n_a), {"units": "deg"}),
+              "y": ("y", np.arange(ny) * 20.0, {"units": "nm"}),
+              "x": ("x", np.arange(nx) * 20.0, {"units": "nm"})}
+    writer = preprocess._OdWriter(tmp_path / "s.zarr", (n_e, n_a, ny, nx), (1, n_a, 4, nx),
+                                  coords, {"units": "1"})
+    od = np.random.default_rng(1).random((n_e, n_a, ny, nx), dtype=np.float32)
+    for e in range(n_e):
+        writer.write(e, od[e])
+    monkeypatch.setattr(ps, "FIXED_CHUNK_BYTES", 2 * n_a * 4 * nx * 4)  # slabs of 8 rows
+    expected = od[0].copy()
+    for e in range(1, n_e):
+        expected += od[e]
+    expected /= np.float32(n_e)
+    np.testing.assert_array_equal(preprocess._mean_od(writer, n_e, 2), expected)

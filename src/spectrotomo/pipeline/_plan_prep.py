@@ -40,13 +40,14 @@ def _prep_bytes(n_energies: int, n_angles: int, ny: int, nx: int,
 
     Per energy: its optical density (angle, y, x) float32, held whole, and the work
     arrays of the stage running on it, which follow a chunk of frames or rows
-    (``steps._prep_stream.CHUNK_BYTES``): normalize on a chunk and its two halo
+    (``steps._prep_stream.frame_parts``, ``ring_rows``): normalize on a chunk and its two halo
     frames (and the raw chunk read), ring removal on a chunk of rows beside the
     sorted ranks it keeps (~32 of the angles), the warp and the jitter shift on a
-    chunk of frames (``phase``: a phase run, the jitter shift only). Shared: one frame
-    per energy (registration) and the running sum over energies (one stack, none for
-    a single energy).
-    Estimation, with no energy in flight: the mean and the centre search's work
+    chunk of frames (``phase``: a phase run, the jitter shift only); each energy is
+    written by its own thread (``steps.preprocess._energy_source``). Shared: one frame
+    per energy (registration).
+    Estimation, with no energy in flight: the mean (summed by slabs of rows from the
+    store: ``steps.preprocess._mean_od``) and the centre search's work
     (:func:`center_work_bytes`), or the jitter alignment (``align_bytes`` of the
     binned mean, ``align_bin``).
     """
@@ -65,9 +66,7 @@ def _prep_bytes(n_energies: int, n_angles: int, ny: int, nx: int,
     b = align_bin(n_angles, ny, nx)
     center = center_work_bytes(n_angles, ny, nx, halves=not phase)
     estimate = stack + max(center, align_bytes(n_angles, ny // b, nx // b))
-    # the running sum is a stack of its own only beside a second energy (the first
-    # energy's array becomes the sum: steps.preprocess._pass_warp)
-    return stack + work, n_energies * frame + (stack if n_energies > 1 else 0.0), estimate
+    return stack + work, n_energies * frame, estimate
 
 
 def phase_pass_bytes(n_energies: int, n_distances: int, n_angles: int, ny: int, nx: int,
@@ -125,16 +124,15 @@ def center_work_bytes(n_angles: int, ny: int, nx: int, *, halves: bool = True) -
 def _prep_peak(n_energies: int, n_angles: int, ny: int, nx: int, in_flight: int,
                n_distances: int = 0, store_angles: int | None = None) -> float:
     """Preprocess peak with ``in_flight`` energies at once, bytes (interpreter aside):
-    their tasks, and with more than one the finished energy being written meanwhile
-    (``steps.preprocess._in_order``), beside the shared arrays; or the estimation.
+    their tasks (each writes its energy: none waits in ``steps.preprocess._in_order``)
+    beside the shared arrays; or the estimation.
     ``n_distances`` > 0: a phase run, whose pass 1 streams chunks of angles
     (:func:`phase_pass_bytes`) and whose later passes are those above."""
     per_energy, shared, estimate = _prep_bytes(n_energies, n_angles, ny, nx, n_distances > 0)
     k = max(1, int(in_flight))
-    written = n_angles * ny * nx * _F4 if k > 1 else 0.0
     phase = (phase_pass_bytes(n_energies, n_distances, n_angles, ny, nx,
                               store_angles=store_angles) if n_distances else 0.0)
-    return max(k * per_energy + written + shared, estimate, phase) + _PREP_IO_BYTES
+    return max(k * per_energy + shared, estimate, phase) + _PREP_IO_BYTES
 
 
 #: The valence step's LCF (every pixel's spectrum, one element window after the other):

@@ -75,3 +75,24 @@ def test_reprojection_alone_with_sirt_reaches_quarter_pixel(small_particle):
     _, shifts = align_projections(od, angles, center=center, coarse=False, iterations=8,
                                   algorithm="sirt", recon_iterations=20)
     assert _rms_error(shifts, true, angles).max() <= 0.25
+
+
+def test_slabs_of_rows_give_the_whole_volume_result(small_particle, monkeypatch):
+    """The FBP re-projection runs by slabs of rows, the shifts and phase correlation by
+    chunks: slabs of 4 rows per thread give the result of one slab holding every row
+    (the whole (n_rows, n_cols, n_cols) volume), to float32 rounding."""
+    from spectrotomo.recon.prep import _align
+
+    angles = np.linspace(0, 180, 60, endpoint=False)
+    od, _, center = _jittered(small_particle, angles, seed=1)
+    monkeypatch.setattr(_align, "SLAB_BYTES", 2**40)
+    assert _align.slab_rows(*od.shape) == od.shape[1]
+    whole, s_whole, r_whole = align_projections(od, angles, center=center, iterations=3,
+                                                return_report=True)
+    monkeypatch.setattr(_align, "SLAB_BYTES", 1)
+    assert _align.slab_rows(*od.shape) < od.shape[1]
+    slabs, s_slabs, r_slabs = align_projections(od, angles, center=center, iterations=3,
+                                                return_report=True)
+    np.testing.assert_allclose(s_slabs, s_whole, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(r_slabs.residual, r_whole.residual, rtol=1e-5)
+    np.testing.assert_allclose(slabs, whole, rtol=0, atol=1e-5 * float(np.abs(whole).max()))

@@ -27,7 +27,7 @@ class OdWriter:
     """The ``od`` group filled energy by energy (rewritable until complete)."""
 
     def __init__(self, store, shape, chunks, coords, attrs):
-        self.store = store
+        self.store, self.shape, self.chunks = store, tuple(shape), tuple(chunks)
         # the passes rewrite energies in place, so a killed run cannot resume half-way:
         # start from an empty group (no array of an earlier run's options survives)
         io.remove_group(store, "od")
@@ -41,8 +41,9 @@ class OdWriter:
         """Angles ``angles`` (a whole number of store chunks) of energy ``e``."""
         io.write_region(self.store, "od", "od", (slice(e, e + 1), angles), block[None])
 
-    def read(self, e: int) -> np.ndarray:
-        return io.read_region(self.store, "od", "od", (slice(e, e + 1),),
+    def read(self, e: int, rows: slice = slice(None)) -> np.ndarray:
+        """Energy ``e`` (angle, y, x), or its detector rows ``rows``."""
+        return io.read_region(self.store, "od", "od", (slice(e, e + 1), slice(None), rows),
                               allow_incomplete=True)[0]
 
     def add(self, name: str, dims, values, attrs) -> None:

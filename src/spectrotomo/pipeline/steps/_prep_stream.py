@@ -2,7 +2,7 @@
 
 One energy's optical density (angle, y, x) float32 is held whole -- ring removal
 needs every angle of a row, warping and jitter removal every row of a frame --
-but every stage's work arrays follow a chunk of about :data:`CHUNK_BYTES` of
+but every stage's work arrays follow a chunk of about :data:`FIXED_CHUNK_BYTES` of
 float32 frames (or rows): at 2048^2 x 131 angles an energy is 2 GiB, the
 normalisation's work arrays alone were 16x that (measured, tracemalloc), the
 registration warp's float64 copies 6x.
@@ -12,24 +12,38 @@ also compares each frame with its neighbours in time: chunks carry one frame of
 halo on each side), warping and Fourier shifting are per frame (the shift gets the
 whole stack's padding), ring removal per row (``remove_rings(rows=...)``; the
 "blind" column offsets are pooled over chunks, to float32 rounding).
-The jitter alignment reconstructs the whole mean stack each iteration: above
-:data:`ALIGN_BYTES` it runs on a binned copy (:func:`align_bin`).
+The jitter alignment holds the whole mean stack and two copies of it (it reconstructs
+and re-projects by slabs of rows): above :data:`ALIGN_BYTES` it runs on a binned copy
+(:func:`align_bin`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CHUNK_BYTES", "ALIGN_BYTES", "frame_parts", "ring_rows", "normalize_energy",
-           "normalize_frames",
-           "warp_energy", "unjitter_energy", "align_bin", "align_bytes", "align_jitter"]
+__all__ = ["CHUNK_BYTES", "FIXED_CHUNK_BYTES", "MIN_CHUNK_FRAMES", "ALIGN_BYTES", "frame_parts",
+           "ring_rows", "normalize_energy", "normalize_frames", "warp_energy",
+           "unjitter_energy", "align_bin", "align_bytes", "align_jitter"]
 
 _F4 = 4
-#: float32 bytes of frames (or rows) per chunk: 8 frames of 2048^2, 131 angles x 128 rows
-#: of 2048 (the demo's and ``simulate:large``'s energies fit one chunk: no halo cost)
+#: float32 bytes of frames (or rows) per chunk at most: 8 frames of 2048^2, 131 angles x
+#: 128 rows of 2048
 CHUNK_BYTES = 128 * 2**20
-#: Work memory the jitter alignment may use (its FBP volume and re-projection)
-ALIGN_BYTES = 2 * 2**30
+#: float32 bytes of a chunk below :data:`CHUNK_BYTES`: a fixed size, so that the stages'
+#: work arrays (normalize ~65 B per pixel) do not follow the frame size (an energy of
+#: the demo, 131 x 128^2, is 3 chunks of frames, of ``simulate:large``, 131 x 256^2, 9).
+#: Measured (preprocess, 2026-12-04 session 9, gpu_bench/RESULTS.pipeline.md): peak RSS
+#: at 131 x 256^2 1.15-1.26 GiB with one 128 MiB chunk, 0.53-0.56 with 8 MiB, 0.44-0.45
+#: with 4 MiB (0.42 at 128^2), CPU within the load's noise
+FIXED_CHUNK_BYTES = 4 * 2**20
+#: frames (or rows) per chunk at least (up to :data:`CHUNK_BYTES`): normalize reads two
+#: halo frames per chunk, <= 1/8 more work with 16 frames
+MIN_CHUNK_FRAMES = 16
+#: Work memory the jitter alignment may use (the stack's shifted and re-projected copies,
+#: mostly: :func:`align_bytes`). 1 GiB keeps the binning chosen when the alignment held
+#: its whole FBP volume under 2 GiB (131 angles: none to 512^2, 2 at 1024^2, 4 at
+#: 2048^2), hence its accuracy and CPU time
+ALIGN_BYTES = 2**30
 #: the alignment's binned field is not made smaller than this (px), whatever its work
 _ALIGN_MIN_PX = 128
 #: the range of normalize's mask codes counted as masked pixels: 1 non-positive ..
@@ -38,16 +52,24 @@ _COUNTED = (1, 4)
 
 
 def frame_parts(n_angles: int, ny: int, nx: int) -> list[slice]:
-    """Balanced chunks of frames of at most :data:`CHUNK_BYTES` float32 (>= 1 frame)."""
-    per = max(1, CHUNK_BYTES // (ny * nx * _F4))
+    """Balanced chunks of frames of :data:`FIXED_CHUNK_BYTES` float32, or of
+    :data:`MIN_CHUNK_FRAMES` frames where those are more, at most :data:`CHUNK_BYTES`
+    (>= 1 frame): 131 angles of 128^2 in 3 chunks, of 256^2 in 9 (16 frames), 512^2 and
+    1024^2 16 frames, 2048^2 8."""
+    frame = ny * nx * _F4
+    per = max(1, min(CHUNK_BYTES, max(FIXED_CHUNK_BYTES, MIN_CHUNK_FRAMES * frame)) // frame)
     n = -(-n_angles // per)
     bounds = np.linspace(0, n_angles, n + 1).round().astype(int)
     return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def ring_rows(n_angles: int, nx: int) -> int:
-    """Detector rows per chunk of ring removal (all angles of a row: one sinogram)."""
-    return max(1, CHUNK_BYTES // (n_angles * nx * _F4))
+    """Detector rows per chunk of ring removal (all angles of a row: one sinogram), as
+    :func:`frame_parts`: :data:`FIXED_CHUNK_BYTES`, or :data:`MIN_CHUNK_FRAMES` rows where
+    those are more, at most :data:`CHUNK_BYTES` (131 angles: 62 rows of 128, 31 of 256,
+    16 of 2048)."""
+    row = n_angles * nx * _F4
+    return max(1, min(CHUNK_BYTES, max(FIXED_CHUNK_BYTES, MIN_CHUNK_FRAMES * row)) // row)
 
 
 def normalize_energy(projections, flats, darks, *, flat_mode: str, rings: str):
@@ -126,12 +148,19 @@ def unjitter_energy(od_e: np.ndarray, shifts: np.ndarray) -> np.ndarray:
 
 
 def align_bytes(n_angles: int, ny: int, nx: int) -> float:
-    """Peak work memory of ``align_projections`` on (n_angles, ny, nx), bytes: its FBP
-    volume (ny x nx^2) and the stack's aligned and re-projected copies. An upper bound
-    of the measured peak (tracemalloc, 131 angles, 4 iterations, 2026-12-04): 190 /
-    387 / 623 / 1186 MiB at 128 / 256 / 384 / 512 px square (bound 1.1-1.35x)."""
+    """Peak work memory of ``align_projections`` on (n_angles, ny, nx), bytes, beyond its
+    input: the stack's shifted and re-projected copies, a batch of the phase correlation
+    (``CORRELATE_BYTES``) and a slab of the FBP volume (``slab_rows`` rows of nx^2: the
+    volume is reconstructed and re-projected slab by slab). An upper bound of the
+    measured peak (tracemalloc, 131 angles, 4 iterations, 2 threads, 2026-12-04 session
+    9): 91 / 126 / 208 / 323 MiB at 128 / 256 / 384 / 512 px square (bound 1.2-1.4x;
+    the whole volume held before: 190 / 387 / 623 / 1186 MiB)."""
+    from ..._backend import host_threads
+    from ...recon.prep._align import CORRELATE_BYTES, slab_rows
+
     stack = n_angles * ny * nx * _F4
-    return 1.5 * ny * nx * nx * _F4 + 5 * stack + 160 * 2**20
+    slab = slab_rows(n_angles, ny, nx, host_threads()) * nx * nx * _F4
+    return 2 * stack + 1.25 * CORRELATE_BYTES + 1.5 * slab + 16 * 2**20
 
 
 def align_bin(n_angles: int, ny: int, nx: int) -> int:

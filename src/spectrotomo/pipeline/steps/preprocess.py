@@ -13,13 +13,16 @@ Passes over the store (each reads and writes one energy at a time):
    written as they come: :mod:`._phase_stream`), keep its frame at the angle
    nearest 0 deg;
 2. register the energies on those frames, warp each energy onto the
-   reference geometry and accumulate the mean over energies;
+   reference geometry; sum the mean over energies from the store by slabs of rows;
 3. find the centre and the jitter on the mean, shift each energy by the jitter.
 
 Within an energy every stage works by chunks of frames or rows
-(:mod:`._prep_stream`): memory is the energies in flight plus a chunk's work
-arrays, one stack for the mean, and the centre search on it
-(:func:`~spectrotomo.pipeline._plan.preprocess_in_flight` plans it). A phase run's
+(:mod:`._prep_stream`): memory is the energies in flight (each written by its own
+thread) plus a chunk's work arrays each, then the mean's stack with the centre
+search or the jitter alignment on it (two more stacks and fixed-size work:
+``_prep_stream.align_bytes``; :func:`~spectrotomo.pipeline._plan.preprocess_in_flight`
+plans it). The stacks held grow with the frame; the work arrays do not (measured at a
+fixed chunk, gpu_bench/RESULTS.pipeline.md session 9). A phase run's
 pass 1 holds no energy whole (a store chunk of angles being filled and one
 retrieval chunk: :func:`~spectrotomo.pipeline._plan.phase_pass_bytes`); its passes
 2-3 hold the mean's stack like any other run.
@@ -27,7 +30,8 @@ retrieval chunk: :func:`~spectrotomo.pipeline._plan.phase_pass_bytes`); its pass
 Each pass works on up to ``host_threads()`` energies at once in threads (numpy,
 scipy.ndimage and the FFTs release the GIL), as many as fit in ``[compute]
 memory_limit_gb`` (:func:`~spectrotomo.pipeline._plan.preprocess_in_flight`);
-results are consumed in energy order, so the output does not depend on it.
+each energy is written to its own store chunks by its thread, and the mean sums the
+energies in energy order, so the output does not depend on it.
 """
 
 from __future__ import annotations
@@ -186,12 +190,16 @@ def _in_flight(cfg, shape) -> int:
                                 memory_limit_gb=cfg.compute.memory_limit_gb)
 
 
-def _energy_source(ds: xr.Dataset, cfg):
-    """(od shape (energy, angle, y, x), iterator of (one energy's optical density,
-    its masked-pixel count)) of an attenuation series."""
-    shape = tuple(ds["projections"].shape)
-    return shape, _in_order(lambda e: _normalize_energy(ds, e, cfg), shape[0],
-                            _in_flight(cfg, shape))
+def _energy_source(ds: xr.Dataset, cfg, writer: _OdWriter, i0: int, in_flight: int):
+    """Iterator of (energy ``e``'s frame at angle ``i0`` (y, x), its masked-pixel count),
+    in energy order, of an attenuation series: each energy is normalised and written by
+    a pool thread (memory: ``in_flight`` energies, none waiting to be written)."""
+    def normalized(e):
+        od_e, n_masked = _normalize_energy(ds, e, cfg)
+        writer.write(e, od_e)
+        return od_e[i0].copy(), n_masked
+
+    return _in_order(normalized, ds["projections"].sizes["energy"], in_flight)
 
 
 def _phase_shape(ds: xr.Dataset) -> tuple[int, int, int, int]:
@@ -219,43 +227,66 @@ def _pass_phase(ds: xr.Dataset, cfg, geom, writer: "_OdWriter", shape, i0: int, 
     return frames, 0
 
 
-def _pass_normalize(energies, writer: _OdWriter, shape, i0: int, bar):
-    """Pass 1: write each energy's optical density; (frames at angle ``i0``
-    (energy, y, x), masked-pixel count)."""
+def _pass_normalize(energies, shape, bar):
+    """Pass 1: every energy's optical density written (by ``energies``,
+    :func:`_energy_source`); (frames at the angle nearest 0 deg (energy, y, x),
+    masked-pixel count)."""
     n_e, _, ny, nx = shape
     frames, masked = np.empty((n_e, ny, nx), np.float32), 0
-    for e in range(n_e):  # energies are few; each is batched
-        # next(), not enumerate(): enumerate's reused result tuple keeps the previous
-        # energy alive while the next is computed (measured: one stack more at 2048^2)
-        od_e, n_masked = next(energies)
-        writer.write(e, od_e)
-        frames[e], masked = od_e[i0], masked + n_masked
+    for e, (frame, n_masked) in enumerate(energies):
+        frames[e], masked = frame, masked + n_masked
         bar.update()
-        del od_e  # else held while the next energy is computed: one stack more
-    next(energies, None)  # let the source finish (its thread pool closes)
     return frames, masked
 
 
 def _pass_warp(writer: _OdWriter, reg, n_e: int, in_flight: int, bar) -> np.ndarray:
-    """Pass 2: warp each energy onto the reference geometry (``reg`` None: as is);
-    the mean optical density over energies (angle, y, x), summed in energy order."""
-    def warped(e):
-        od_e = writer.read(e)
+    """Pass 2: warp each energy onto the reference geometry (``reg`` None: as is), each
+    read, warped and written back by a pool thread; then the mean optical density over
+    energies (angle, y, x) (:func:`_mean_od`)."""
+    def warp(e):
         if reg is not None:
-            od_e = _warp_energy(od_e, reg, e)
-            writer.write(e, od_e)
-        return od_e
+            writer.write(e, _warp_energy(writer.read(e), reg, e))
 
-    total = None
-    for od_e in _in_order(warped, n_e, in_flight):
-        # the first energy becomes the sum, not a copy of it: the array is this loop's
-        # own (a fresh read, or the warp's result already written), so a single-energy
-        # run (every holotomography) holds one stack here, not two
-        total = od_e if total is None else np.add(total, od_e, out=total)
+    for _ in _in_order(warp, n_e, in_flight):
         bar.update()
-        del od_e  # else held while the next energy is read and warped: one stack more
-    total /= np.float32(n_e)  # in place: one stack, not two
-    return total
+    return _mean_od(writer, n_e, in_flight)
+
+
+def _mean_od(writer: _OdWriter, n_e: int, in_flight: int) -> np.ndarray:
+    """The mean over energies (angle, y, x) float32 of the written ``od``, summed in energy
+    order (every voxel the same float32 operations as a sum of whole stacks) by slabs of
+    detector rows (store chunks of about ``FIXED_CHUNK_BYTES`` per energy), in threads:
+    memory is the mean and the slabs in flight, not energies beside a running sum."""
+    from ._prep_stream import FIXED_CHUNK_BYTES
+
+    _, n_a, ny, nx = writer.shape
+    rows = writer.chunks[2]  # whole store chunks per slab: each is read once
+    step = rows * max(1, FIXED_CHUNK_BYTES // (n_a * rows * nx * 4))
+    slabs = [slice(r, min(r + step, ny)) for r in range(0, ny, step)]
+
+    def slab_mean(i):
+        total = writer.read(0, slabs[i])
+        for e in range(1, n_e):
+            np.add(total, writer.read(e, slabs[i]), out=total)
+        total /= np.float32(n_e)
+        return total
+
+    mean = np.empty((n_a, ny, nx), np.float32)
+    for rows, total in zip(slabs, _in_order(slab_mean, len(slabs), in_flight)):
+        mean[:, rows] = total
+    return mean
+
+
+def _release_heap() -> None:
+    """Hand the heap's free pages back to the system after a pass (glibc ``malloc_trim``,
+    as :func:`spectrotomo.segmentation._blocks.release_free_memory` after a block loop;
+    nothing elsewhere): a pass's chunk arrays (below glibc's mmap threshold) stay mapped
+    in the heap, and the next pass, or the alignment, grows it again beside them."""
+    from ..._backend import glibc_function
+
+    trim = glibc_function("malloc_trim")
+    if trim is not None:
+        trim(0)
 
 
 def _center(mean_od: np.ndarray, angles: np.ndarray, cfg) -> tuple[float, dict, dict]:
@@ -306,8 +337,7 @@ def preprocess(ctx) -> None:
         geom = phase_geometry(ds, cfg)
         shape, counts = _phase_shape(ds), geom.attrs()
     else:
-        shape, energies = _energy_source(ds, cfg)
-        counts = None
+        shape, counts = tuple(ds["projections"].shape), None
     n_e = shape[0]
     register = cfg.preprocess.register_energies and n_e > 1 and not phase
     sizes = magnification_pixel_sizes(ds, cfg.preprocess.magnification) if register else None
@@ -321,21 +351,26 @@ def preprocess(ctx) -> None:
     bar = Progress(n_e * (3 if cfg.preprocess.align else 2), "preprocess", log=ctx.log,
                    unit="energy-pass")
     i0 = int(np.argmin(np.abs(angles)))
+    in_flight = _in_flight(cfg, shape)
     frames, masked = (_pass_phase(ds, cfg, geom, writer, shape, i0, bar) if phase
-                      else _pass_normalize(energies, writer, shape, i0, bar))
+                      else _pass_normalize(_energy_source(ds, cfg, writer, i0, in_flight),
+                                           shape, bar))
     counts = counts if counts is not None else {"masked_pixels": masked}
+    _release_heap()
     reg = (_registration(frames, reference, pixel_sizes=sizes,
                          **scale_options(tomography_scale_mode(cfg.preprocess.magnification,
                                                                ds["energy"].values),
                                          ds["energy"].values))
            if register else None)
     reg_vars, reg_attrs = _registration_record(reg) if reg is not None else ({}, {})
-    in_flight = _in_flight(cfg, shape)
     mean_od = _pass_warp(writer, reg, n_e, in_flight, bar)
+    _release_heap()
     center, center_vars, center_attrs = _center(mean_od, angles, cfg)
     del frames
+    _release_heap()  # the centre search's chunks (~3x the mean at 256^2) before the alignment
     shifts, binning = _jitter(mean_od, angles, center, cfg)
     del mean_od  # pass 3 holds the energies in flight only
+    _release_heap()
     if cfg.preprocess.align:
         _pass_unjitter(writer, shifts, n_e, in_flight, bar)
     bar.close()

@@ -30,9 +30,9 @@ import numpy as np
 
 from ..._backend import array_module, to_numpy
 from .._checks import check_angles, check_center, check_projections
-from ._shift import fourier_shift, phase_correlate
+from ._shift import fourier_shift, pad_width, phase_correlate
 
-__all__ = ["align_projections", "AlignmentReport"]
+__all__ = ["align_projections", "AlignmentReport", "SLAB_BYTES", "CORRELATE_BYTES", "slab_rows"]
 
 
 @dataclass
@@ -102,7 +102,11 @@ def align_projections(projections, angles, *, center: float | None = None,
         Optical density, numpy or cupy (background ~0, object inside the
         field of view). Not chunkable: every iteration reconstructs from all
         angles and registers whole projections (dy couples the rows), so a
-        dask array is read in full. For stacks larger than memory, align a
+        dask array is read in full. Work memory beyond the stack: its shifted
+        and re-projected copies, a slab of the FBP volume (:func:`slab_rows`:
+        FBP is reconstructed and re-projected by slabs of rows, with the whole
+        volume's values) and a phase-correlation batch of
+        :data:`CORRELATE_BYTES`. For stacks larger than memory, align a
         band of rows (``projections[:, r0:r1]``: the shifts are per angle)
         and apply ``shift_images(chunk, -shifts[chunk_angles])`` per chunk.
     angles : array_like, shape (n_angles,)
@@ -140,7 +144,6 @@ def align_projections(projections, angles, *, center: float | None = None,
         Only with ``return_report``.
     """
     from ..._backend import host_threads
-    from .._reconstruct import project, reconstruct
 
     xp = array_module(projections)
     threads = host_threads()  # the stack's FFT shifts: one call at a time here
@@ -154,19 +157,72 @@ def align_projections(projections, angles, *, center: float | None = None,
     shifts = _gauge(_coarse(xp, p, theta, center), theta) if coarse else np.zeros((p.shape[0], 2))
     report = AlignmentReport(coarse_shifts=shifts.copy())
     kw = {} if algorithm == "fbp" else {"iterations": recon_iterations or 20}
+    rows = slab_rows(*p.shape, threads) if algorithm == "fbp" else p.shape[1]
+    aligned, reproj = xp.empty_like(p), xp.empty_like(p)  # reused by every iteration
     for _ in range(int(iterations)):
-        aligned = fourier_shift(p, -shifts, workers=threads)
-        vol = reconstruct(aligned, theta_deg, algorithm=algorithm, center=center, **kw)
-        reproj = project(vol, theta_deg, center=center, n_cols=n_cols)
-        delta = phase_correlate(reproj, aligned, upsample=upsample, whiten=0.5, lowpass=lowpass)
+        _shift_stack(xp, p, shifts, threads, aligned)
+        _reproject(aligned, theta_deg, center, rows, algorithm, kw, reproj)
+        delta = phase_correlate(reproj, aligned, upsample=upsample, whiten=0.5, lowpass=lowpass,
+                                batch_bytes=CORRELATE_BYTES)
         new = _gauge(shifts + delta, theta)
         step = new - shifts
         shifts = new
         report.iterations += 1
         report.update_rms.append(float(np.sqrt((step ** 2).sum(1).mean())))
-        report.residual.append(float(xp.linalg.norm(aligned - reproj) / xp.linalg.norm(aligned)))
+        reproj -= aligned  # the misfit in place: ||reproj - aligned|| == ||aligned - reproj||
+        report.residual.append(float(xp.linalg.norm(reproj) / xp.linalg.norm(aligned)))
         if report.update_rms[-1] < tol:
             report.converged = True
             break
-    aligned = fourier_shift(p, -shifts, workers=threads)
+    del reproj
+    aligned = _shift_stack(xp, p, shifts, threads, aligned)
     return (aligned, shifts, report) if return_report else (aligned, shifts)
+
+
+#: float32 bytes of a slab of the FBP volume the re-projection alignment holds at once
+#: (its rows are reconstructed and re-projected slab by slab), and of a chunk of frames
+#: shifted at once: the alignment then holds the stack, its shifted and re-projected
+#: copies and phase_correlate's batch, not an (n_rows, n_cols, n_cols) volume
+SLAB_BYTES = 8 * 2**20
+
+
+#: Work arrays of a batch of the phase correlation, bytes: fixed, so that the alignment's
+#: work does not follow the stack (the whitening floor is taken per batch: shifts move by
+#: < 1e-7 px from those of 256 MiB batches on the demo and ``simulate:large`` stacks)
+CORRELATE_BYTES = 64 * 2**20
+
+
+def slab_rows(n_angles: int, n_rows: int, n_cols: int, threads: int = 1) -> int:
+    """Rows per slab of the FBP re-projection: :data:`SLAB_BYTES` of volume, at least two
+    pairs of rows per thread (the NUFFT packs pairs of rows and splits a slab over the
+    threads), even (slabs keep the whole stack's row pairs), at most ``n_rows``."""
+    rows = max(4 * max(1, int(threads)), SLAB_BYTES // (4 * n_cols * n_cols))
+    return min(n_rows, rows + rows % 2)
+
+
+def _shift_stack(xp, p, shifts, threads: int, out):
+    """``p`` (n_angles, n_rows, n_cols) shifted by ``-shifts`` into ``out``, by chunks of
+    about :data:`SLAB_BYTES` frames with the whole stack's padding (the same values as
+    one :func:`fourier_shift` call: the FFTs are per frame)."""
+    pad = pad_width(shifts)
+    per = max(int(threads), SLAB_BYTES // (4 * p.shape[1] * p.shape[2]))
+    for a in range(0, p.shape[0], per):
+        out[a:a + per] = fourier_shift(p[a:a + per], -shifts[a:a + per], pad=pad,
+                                       workers=threads)
+    return out
+
+
+def _reproject(aligned, theta_deg, center: float, rows: int, algorithm: str, kw: dict, out):
+    """Re-projection (n_angles, n_rows, n_cols) of the reconstruction of ``aligned`` into
+    ``out``, ``rows`` rows at a time (parallel beam: each row's slice is reconstructed
+    from, and projects onto, that row alone; iterative solvers get every row at once,
+    their step sizes being norms over the whole volume)."""
+    from .._reconstruct import project, reconstruct
+
+    n_cols = aligned.shape[2]
+    for r in range(0, aligned.shape[1], rows):
+        vol = reconstruct(aligned[:, r:r + rows], theta_deg, algorithm=algorithm,
+                          center=center, **kw)
+        project(vol, theta_deg, center=center, n_cols=n_cols, out=out[:, r:r + rows])
+        del vol  # before the next slab's is made
+    return out

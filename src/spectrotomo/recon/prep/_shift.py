@@ -97,15 +97,18 @@ _BYTES_PER_PIXEL = 80
 _BATCH_BYTES = 2**28  # per batch of images: 256 MiB of work arrays
 
 
-def correlate_batch(ny: int, nx: int) -> int:
-    """Images per batch of :func:`phase_correlate` on (ny, nx) images (its whitening
-    floor is taken per batch: a caller splitting a long stack into multiples of this
-    gets the values of one call)."""
-    return max(1, _BATCH_BYTES // (_BYTES_PER_PIXEL * int(ny) * int(nx)))
+def correlate_batch(ny: int, nx: int, batch_bytes: int | None = None) -> int:
+    """Images per batch of :func:`phase_correlate` on (ny, nx) images, whose work arrays
+    take about ``batch_bytes`` (default :data:`_BATCH_BYTES`; its whitening floor is taken
+    per batch: a caller splitting a long stack into multiples of this gets the values of
+    one call)."""
+    budget = _BATCH_BYTES if batch_bytes is None else int(batch_bytes)
+    return max(1, budget // (_BYTES_PER_PIXEL * int(ny) * int(nx)))
 
 
 def phase_correlate(ref, moved, *, upsample: int = 20, whiten: float = 1.0,
-                    lowpass: float | None = None, max_shift: float | None = None):
+                    lowpass: float | None = None, max_shift: float | None = None,
+                    batch_bytes: int | None = None):
     """Displacement of each ``moved`` image relative to ``ref`` (batched).
 
     Parameters
@@ -123,6 +126,8 @@ def phase_correlate(ref, moved, *, upsample: int = 20, whiten: float = 1.0,
         (suppresses noise-dominated frequencies).
     max_shift : float, optional
         Only peaks within this many pixels of zero are considered.
+    batch_bytes : int, optional
+        Work arrays per batch, bytes (default 256 MiB, :func:`correlate_batch`).
 
     Returns
     -------
@@ -130,7 +135,7 @@ def phase_correlate(ref, moved, *, upsample: int = 20, whiten: float = 1.0,
 
     Notes
     -----
-    Long stacks run in batches of about 256 MiB of work arrays (~80 bytes
+    Long stacks run in batches of about 256 MiB (``batch_bytes``) of work arrays (~80 bytes
     per pixel of each image); the whitening floor is then taken per batch.
     On the host a batch of 16 or more images is split over ``host_threads()``
     (one floor for the batch): the one-thread result, to rounding where
@@ -141,12 +146,12 @@ def phase_correlate(ref, moved, *, upsample: int = 20, whiten: float = 1.0,
         moved = moved[None]
     if ref.ndim == 2:
         ref = ref[None]
-    batch = correlate_batch(moved.shape[1], moved.shape[2])
+    batch = correlate_batch(moved.shape[1], moved.shape[2], batch_bytes)
     if moved.shape[0] > batch:  # bounded work arrays for long stacks (angles, energies)
         return np.concatenate([
             phase_correlate(ref if ref.shape[0] == 1 else ref[i:i + batch], moved[i:i + batch],
                             upsample=upsample, whiten=whiten, lowpass=lowpass,
-                            max_shift=max_shift)
+                            max_shift=max_shift, batch_bytes=batch_bytes)
             for i in range(0, moved.shape[0], batch)])
     moved = xp.asarray(moved, dtype=np.float64)
     ref = xp.asarray(ref, dtype=np.float64)
