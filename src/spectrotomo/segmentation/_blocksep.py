@@ -46,8 +46,9 @@ def warm_kernel() -> None:
     :func:`exact_distance` otherwise loads it with every block thread waiting on
     ``_KERNEL_LOCK``. A failure is left to that first pass, which raises it."""
     def load():
-        try:
-            _kernel()
+        try:  # a call of _pass's argument types: numba's dispatch of that signature too
+            f = np.zeros((1, 2))
+            _kernel()(f, np.empty_like(f), 1.0, False)
         except Exception:  # noqa: BLE001 - raised again by the first pass that needs it
             pass
 
