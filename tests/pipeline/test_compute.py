@@ -277,6 +277,27 @@ def test_limit_malloc_arenas_makes_threads_share_one_arena():
     assert arenas("limit", MALLOC_ARENA_MAX="3") == ("False", 3)
 
 
+
+def test_run_pipeline_caps_arenas_before_reading_the_store(monkeypatch, tmp_path):
+    """The cap comes first: the checks' store reads start zarr's I/O threads, whose arenas
+    every later thread would be handed (the profile step's peak, 256^3: 0.38 vs 0.29 GiB)."""
+    from spectrotomo.pipeline import _run
+
+    calls = []
+
+    def validate(*args, **kwargs):
+        calls.append("validate")
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(_run, "limit_malloc_arenas", lambda: calls.append("limit"))
+    monkeypatch.setattr(_run, "validate_run", validate)
+    cfg = Config()
+    cfg.output.store = str(tmp_path / "sample.zarr")
+    with pytest.raises(RuntimeError, match="stop here"):
+        run_pipeline(cfg, steps=["segment"], log=lambda m: None)
+    assert calls == ["limit", "validate"]
+
+
 _FAULTS = """
 import resource, sys
 import numpy as np

@@ -171,3 +171,19 @@ def test_block_loops_read_zarr_with_few_chunks_at_once(workers):
         seen = map_blocks(lambda _: zarr.config.get("async.concurrency"), range(4))
     assert seen == [ZARR_CONCURRENCY] * 4
     assert zarr.config.get("async.concurrency") == before
+
+
+def test_metal_oxygen_reads_tiles_of_rows():
+    """The metal/O view of chunked amounts (dask, tiles of 3 z rows) read over z ranges
+    across tile boundaries: the metals' sum (same bits) and O."""
+    da = pytest.importorskip("dask.array")
+    from spectrotomo.segmentation._segment import MetalOxygen
+
+    rng = np.random.default_rng(4)
+    amounts = rng.random((4, 11, 6, 5), dtype=np.float32)
+    amounts[1, 2] = np.nan
+    view = MetalOxygen(da.from_array(amounts, chunks=(4, 3, 6, 5)), ["O", "Mn", "Co", "Ni"])
+    want = np.stack([amounts[1:].sum(axis=0), amounts[0]])
+    for sl in [(slice(None), slice(1, 10), slice(0, 6), slice(2, 5)),
+               (slice(1, 2), slice(3, 6), slice(None), slice(None))]:
+        np.testing.assert_array_equal(view[sl], want[sl])  # NaN == NaN

@@ -114,3 +114,19 @@ def test_one_block_segmentation_and_profiles_identical_on_1_and_2_threads(tmp_pa
         xr.testing.assert_identical(table, one)
         xr.testing.assert_identical(table, seg.profile_table_blocks(chunk=32, workers=1,
                                                                     **job))
+
+
+def test_block_loop_does_not_wait_on_its_oldest_block():
+    """A slow first block does not hold the next ones back (they run, and end, while it
+    runs: it ends only once the last has run); results still come in item order."""
+    last_ran = threading.Event()
+
+    def block(i):
+        if i == 0:
+            assert last_ran.wait(30)  # a safety net: the old loop waited here forever
+        if i == 11:
+            last_ran.set()
+        return i
+
+    with block_workers(2):
+        assert map_blocks(block, range(12)) == list(range(12))

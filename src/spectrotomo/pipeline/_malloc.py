@@ -21,10 +21,13 @@ _M_ARENA_MAX = -8  # mallopt's parameter number (glibc malloc.h)
 def limit_malloc_arenas(n: int = MALLOC_ARENA_MAX) -> bool:
     """Cap glibc's malloc arenas in this process at ``n`` (``mallopt(M_ARENA_MAX, n)``).
 
-    Arenas made before the call stay; threads started after it share them. Call it
-    before thread pools start (:func:`~spectrotomo.pipeline.run_pipeline` does, first
-    thing). A ``MALLOC_ARENA_MAX`` in the environment wins: glibc applied it at
-    start-up and nothing is changed.
+    Arenas made before the call stay, and threads started after it are handed those
+    (glibc reuses existing arenas in turn), so it must come before any thread allocates:
+    :func:`~spectrotomo.pipeline.run_pipeline` calls it first thing, before its checks
+    read the store (zarr's I/O threads). Called after them instead, the profile step's
+    peak was 0.38 vs 0.29 GiB at 256^3 (0.30 vs 0.26 at 128^3; session 9). A
+    ``MALLOC_ARENA_MAX`` in the environment wins: glibc applied it at start-up and
+    nothing is changed.
 
     Returns
     -------

@@ -136,6 +136,9 @@ def run(config: Config, *, steps: Iterable[str] | None = None, dry_run: bool = F
     unknown = [s for s in names if s not in ALL_STEPS]
     if unknown:
         raise ValueError(f"unknown step(s) {unknown}; expected any of {list(ALL_STEPS)}")
+    # before any thread: the validation's zarr reads start zarr's I/O threads, whose
+    # arenas later threads shared (see _malloc.limit_malloc_arenas)
+    limit_malloc_arenas()
     warnings = validate_run(config, steps=names, store=store)  # refuses before any write
     shape, n_xanes, n_distances = _input_shape(config, store)
     plan = plan_for(config, shape, n_xanes, n_distances)
@@ -145,7 +148,6 @@ def run(config: Config, *, steps: Iterable[str] | None = None, dry_run: bool = F
         for message in warnings:
             log(f"warning: {message}")
         return {"plan": plan, "records": [], "warnings": warnings}
-    limit_malloc_arenas()  # before any thread pool: see _malloc.MALLOC_ARENA_MAX
     log = _also_to_file(log, report_dir / "run.log")
     log(f"run of steps {names} on store {store}")
     for message in warnings:

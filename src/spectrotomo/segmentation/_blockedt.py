@@ -56,7 +56,13 @@ _DEEP = threading.Lock()
 
 
 def _local_sq(feature: np.ndarray, spacing) -> np.ndarray:
-    """Squared distances (float32 nm^2) to the feature voxels."""
+    """Squared distances (float32 nm^2) to the feature voxels.
+
+    ``edt`` holds the GIL for the whole call (its own ``parallel`` threads do the work):
+    another block thread waits meanwhile, so the stages built on it (the smoothing's
+    layer distances, the pores' thickness) get their two cores from ``parallel``, not
+    from the block threads (session 9, a pure-Python thread beside edtsq: 10 % of its
+    speed alone; beside scipy's Gaussian filter: 88 %)."""
     import edt
 
     return edt.edtsq(~feature, anisotropy=tuple(float(s) for s in spacing),

@@ -16,10 +16,10 @@ import numpy as np
 from .._model import ValidationError
 from ._blockedt import feature_distance
 from ._blocklabel import label_blocks
-from ._blocks import blocks, extend, map_blocks, read
+from ._blocks import blocks, edges_of, extend, map_blocks, read
 from ._blocksep import exact_distance
 from ._blockselect import select_kth
-from ._threads import gaussian_filter, thread_map
+from ._threads import budget, gaussian_filter, thread_map
 
 __all__ = ["particle_mask_blocks", "depth_blocks", "shells_blocks", "masked_smooth_blocks"]
 
@@ -249,7 +249,9 @@ def masked_smooth_blocks(data, mask, *, sigma_nm: float, spacing, surface_nm: fl
     shape = tuple(mask.shape)
     spacing = np.asarray(spacing, dtype=float)
     lead = int(data.shape[0])
-    out = scratch.array((lead,) + shape, np.float32, fill=np.nan)
+    # one map per chunk: the smoothing writes map by map (chunks of the sigma = 0 copy too)
+    out = scratch.array((lead,) + shape, np.float32, fill=np.nan,
+                        chunks=(1,) + edges_of(chunk, 3))
     if sigma_nm == 0:  # no averaging: the data on the mask
         def copy(core):
             arr = read(data, (slice(None),) + core, np.float32)
@@ -274,37 +276,48 @@ def masked_smooth_blocks(data, mask, *, sigma_nm: float, spacing, surface_nm: fl
     sigma = (0.0,) + tuple(sigma_nm / spacing)
     halo = [int(4.0 * s + 0.5) for s in sigma[1:]]  # scipy's truncate=4
 
-    def smooth_block(core):
-        """One block, map by map: a map's extended values, its finite mask and the layer
-        numbers are the block's inputs (~6 B per extended voxel, not ~19 with every map
-        and an int32 layer image at once: the block's peak, ~halved; two blocks in
-        flight at 256^3 against one at 128^3)."""
+    def smooth_block(item):
+        """One block's maps ``which``, map by map: a map's extended values, its finite
+        mask and the layer numbers are the inputs (~6 B per extended voxel, not ~19 with
+        every map and an int32 layer image at once: the block's peak, ~halved)."""
+        core, which = item
         ext, inner = extend(core, shape, halo)
         lay = read(layers, ext)
         ids = [k for k in np.unique(lay[inner]) if k != 0]
-        res = np.full((lead,) + tuple(s.stop - s.start for s in core), np.nan, np.float32)
-        for i in range(lead):
-            values = read(data, (i,) + ext, np.float32)  # may be a view of the input
-            finite = np.isfinite(values)
-            values = np.where(finite, values, np.float32(0.0))
+        for i in which:
+            smooth_map(core, i, ext, inner, lay, ids)
 
-            def layer(k, values=values, finite=finite):
-                """One depth layer of map ``i``, filtered in place."""
-                region = lay == k
-                w = (region & finite).astype(np.float32)
-                num = values * w
-                ndimage.gaussian_filter(num, sigma[1:], mode="constant", output=num)
-                ndimage.gaussian_filter(w, sigma[1:], mode="constant", output=w)
-                empty = w <= 1e-6
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    np.divide(num, w, out=num)
-                num[empty] = np.nan
-                return region[inner], num[inner]
+    def smooth_map(core, i, ext, inner, lay, ids):
+        res = np.full(tuple(s.stop - s.start for s in core), np.nan, np.float32)
+        values = read(data, (i,) + ext, np.float32)  # may be a view of the input
+        finite = np.isfinite(values)
+        values = np.where(finite, values, np.float32(0.0))
 
-            # independent layers: on the block's threads (same values)
-            for region, smooth in thread_map(layer, ids):
-                np.copyto(res[i], smooth, where=region)
-        out[(slice(None),) + core] = res
+        def layer(k):
+            """One depth layer of the map, filtered in place."""
+            region = lay == k
+            w = (region & finite).astype(np.float32)
+            num = values * w
+            ndimage.gaussian_filter(num, sigma[1:], mode="constant", output=num)
+            ndimage.gaussian_filter(w, sigma[1:], mode="constant", output=w)
+            empty = w <= 1e-6
+            with np.errstate(invalid="ignore", divide="ignore"):
+                np.divide(num, w, out=num)
+            num[empty] = np.nan
+            return region[inner], num[inner]
 
-    map_blocks(smooth_block, blocks(shape, chunk))
+        # independent layers: on the block's threads (same values)
+        for region, smooth in thread_map(layer, ids):
+            np.copyto(res, smooth, where=region)
+        out[(i,) + core] = res
+
+    # with a block per thread or more, a block's maps are separate tasks (each writes its
+    # own chunks): the loop's last task, which runs alone, is half a block's smoothing
+    # (~0.35 CPU s at 256^3), and as many maps are in flight as blocks were. Fewer
+    # blocks than threads (a one-cube volume): whole blocks, whose threads split the
+    # layers (one map in flight per block, not one per thread).
+    cores = blocks(shape, chunk)
+    items = ([(core, (i,)) for core in cores for i in range(lead)] if len(cores) >= budget()
+             else [(core, range(lead)) for core in cores])
+    map_blocks(smooth_block, items)
     return out

@@ -28,7 +28,7 @@ import numpy as np
 from .._backend import host_threads
 from ._blocks import edges_of, map_blocks
 
-__all__ = ["exact_distance"]
+__all__ = ["exact_distance", "warm_kernel"]
 
 _KERNEL = None
 _KERNEL_LOCK = threading.Lock()  # the first passes of a loop start on every thread at once
@@ -38,6 +38,21 @@ def _kernel():
     """The numba-compiled 1-D envelope (compiled once per process, cached on disk)."""
     with _KERNEL_LOCK:
         return _KERNEL or _compile()
+
+
+def warm_kernel() -> None:
+    """Load the kernel (numba's import and disk cache: 0.3-0.8 s, mostly under the GIL)
+    in a background thread, while stages that do not need it run: the first pass of
+    :func:`exact_distance` otherwise loads it with every block thread waiting on
+    ``_KERNEL_LOCK``. A failure is left to that first pass, which raises it."""
+    def load():
+        try:  # a call of _pass's argument types: numba's dispatch of that signature too
+            f = np.zeros((1, 2))
+            _kernel()(f, np.empty_like(f), 1.0, False)
+        except Exception:  # noqa: BLE001 - raised again by the first pass that needs it
+            pass
+
+    threading.Thread(target=load, name="spectrotomo-numba-warm", daemon=True).start()
 
 
 def _compile():

@@ -11,6 +11,7 @@ the whole-volume functions give (labels identical; see the tests).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from ._blocklabel import label_blocks
 from ._blockpores import find_cracks_blocks, levels_blocks, pore_masks_blocks
 from ._blocks import (Scratch, block_workers, blocks, check_chunk, concurrently, edges_of,
                       map_blocks, process_chunk, read, tiles_of)
+from ._blocksep import warm_kernel
 from ._blockseg import depth_blocks, masked_smooth_blocks, particle_mask_blocks, shells_blocks
 from ._classes import composition_classes
 from ._layerpool import apply_layer_pooling, check_pooling, layer_sums, pools
@@ -63,8 +65,29 @@ class MetalOxygen:
         self.arr, self.shape = amounts, (2,) + tuple(amounts.shape[1:])
 
     def __getitem__(self, sl):
-        a = read(self.arr, (slice(None),) + tuple(sl[1:]))
-        return np.stack([a[self.metals].sum(axis=0), a[self.o]])[sl[0]]
+        # the block's z rows one input tile of rows at a time, into the (2, ...) result;
+        # the metals added in order (numpy's sum over the element axis: same bits). Why:
+        # a whole block at once decoded all its tiles at once and held every element, the
+        # metals' copy and the stack (~5x the result): the first stage's peak at 256^3.
+        # (No ``tiles`` for _stored: blocks spanning the 256^2 tiles decode each tile
+        # once, -1.2 CPU s at 256^3, but held 4x the result: peak 0.415 -> 0.50 GiB.)
+        sl = tuple(sl) + (slice(None),) * (4 - len(sl))
+        start, stop, _ = sl[1].indices(self.shape[1])
+        rows = (tiles_of(self.arr) or (max(1, stop - start),))[0]
+        out, z = None, start
+        while z < stop:
+            end = min(stop, (z // rows + 1) * rows)  # the next tile boundary
+            a = read(self.arr, (slice(None), slice(z, end)) + sl[2:])
+            if out is None:
+                out = np.empty((2, stop - start) + a.shape[2:], a.dtype)
+            tm, o = out[0, z - start:end - start], out[1, z - start:end - start]
+            tm[...] = a[self.metals[0]]
+            for m in self.metals[1:]:
+                tm += a[m]
+            o[...] = a[self.o]
+            z = end
+        return out[sl[0]]
+
 
 
 @dataclass
@@ -84,7 +107,7 @@ def segment_volume(volume, *, spacing, chunk: int = 128, n_shells: int = 5, amou
                    elements=None, target: float | None = None, tolerance: float = 0.05,
                    smoothing_nm: float = 30.0, surface_layer_nm: float = 40.0,
                    layer_pooling: float = 0.6, scratch_dir=None, workers: int | None = None,
-                   client=None) -> SegmentResult:
+                   client=None, on_final: Callable[[dict], Any] | None = None) -> SegmentResult:
     """Mask, depth, shells, pores, cracks (and classes) of a volume, block by block.
 
     Parameters
@@ -123,6 +146,12 @@ def segment_volume(volume, *, spacing, chunk: int = 128, n_shells: int = 5, amou
     client : distributed.Client, optional
         Run the blocks as tasks on this dask cluster instead (``scratch_dir``
         and the inputs on a file system every worker sees).
+    on_final : callable(dict name -> array), optional
+        Called (on this thread) with the results as they become final, before the
+        later stages run: mask, depth, shell, pores and cracks, then the ratio and
+        classes. E.g. to copy them out while the classes are computed (the
+        segment step); it must return promptly, and the arrays stay readable until
+        ``close()``.
 
     Returns
     -------
@@ -140,16 +169,25 @@ def segment_volume(volume, *, spacing, chunk: int = 128, n_shells: int = 5, amou
     if len(vol.shape) != 3:
         raise ValidationError(f"volume must be 3-D (or 4-D with energies); got {volume.shape}")
     sp = np.broadcast_to(np.asarray(spacing, dtype=float), (3,)).copy()
+    if client is None:  # the depth's kernel, loaded while the first stages run
+        warm_kernel()
     scratch = Scratch(chunk, scratch_dir)
     try:
         with block_workers(workers, client=client):
-            return _segment(vol, amounts, sp, chunk, scratch, n_shells=n_shells,
-                            elements=elements, target=target, tolerance=tolerance,
-                            smoothing_nm=smoothing_nm, surface_layer_nm=surface_layer_nm,
-                            layer_pooling=layer_pooling)
+            res = _segment(vol, amounts, sp, chunk, scratch, n_shells=n_shells,
+                           elements=elements, target=target, tolerance=tolerance,
+                           smoothing_nm=smoothing_nm, surface_layer_nm=surface_layer_nm,
+                           layer_pooling=layer_pooling, on_final=on_final or _ignore)
     except BaseException:
         scratch.close()
         raise
+    # the intermediates go while the caller copies the results
+    scratch.discard_except(getattr(a, "provisional", a) for a in res.arrays.values())
+    return res
+
+
+def _ignore(arrays) -> None:
+    return None
 
 
 def _stored(arr, scratch):
@@ -172,7 +210,7 @@ def _stored(arr, scratch):
 
 
 def _segment(vol, amounts, sp, chunk, scratch, *, n_shells, elements, target, tolerance,
-             smoothing_nm, surface_layer_nm, layer_pooling) -> SegmentResult:
+             smoothing_nm, surface_layer_nm, layer_pooling, on_final) -> SegmentResult:
     if amounts is not None and target is None:
         raise ValidationError("segment_volume: amounts given without a target TM/O")
     stack = None if amounts is None else MetalOxygen(amounts, elements)  # checks elements
@@ -198,11 +236,13 @@ def _segment(vol, amounts, sp, chunk, scratch, *, n_shells, elements, target, to
     # two independent stages at once: a volume of one block has one block per loop
     (depth, shell), (levels, pores, cracks) = concurrently(by_depth, by_level)
     arrays = {"mask": mask, "depth": depth, "shell": shell, "pores": pores, "cracks": cracks}
+    on_final(dict(arrays))
     if stack is not None:
-        arrays.update(_classes(stack, arrays, sp, chunk, scratch,
-                               target=target, tolerance=tolerance,
-                               smoothing_nm=smoothing_nm, surface_nm=surface_layer_nm,
-                               pooling=layer_pooling))
+        classes = _classes(stack, arrays, sp, chunk, scratch, target=target,
+                           tolerance=tolerance, smoothing_nm=smoothing_nm,
+                           surface_nm=surface_layer_nm, pooling=layer_pooling)
+        on_final(dict(classes))
+        arrays.update(classes)
     return SegmentResult(arrays, threshold, scratch, {"levels": levels})
 
 
