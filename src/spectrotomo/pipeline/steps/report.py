@@ -14,7 +14,8 @@ import xarray as xr
 
 from ... import io
 from .._figures import (CLASS_COLORS, CLASS_NAMES, center_scores, class_counts,
-                       class_fractions_of_counts, histogram, label_orthoslices, orthoslices)
+                       class_fractions_of_counts, histogram, label_orthoslices, orthoslices,
+                       orthoslices_along)
 from .._report_reads import block_sums
 from .._truth_errors import truth_errors
 from .._valence3d_report import valence3d_report
@@ -234,9 +235,10 @@ def _chemistry_figures(chem: xr.Dataset, seg_ds: xr.Dataset, out: Path, draw) ->
     """Element, TM/O and composition-class figures, each drawn by ``draw`` from the
     lazy groups (planes and samples)."""
     mask = seg_ds["mask"]
-    for el in chem["element"].values:
-        draw(orthoslices, chem["amount"].sel(element=el), out / f"amount_{el}.png",
-             title=f"{el} amount", mask=mask)
+    elements = chem["element"].values  # one figure each, read together
+    draw(orthoslices_along, chem["amount"], "element", [out / f"amount_{el}.png"
+                                                       for el in elements],
+         titles=[f"{el} amount" for el in elements], mask=mask)
     draw(orthoslices, chem["tm_o_ratio"], out / "tm_o_ratio.png", title="TM/O atomic ratio",
          mask=mask)
     draw(histogram, chem["tm_o_ratio"], out / "tm_o_histogram.png", mask=mask)
