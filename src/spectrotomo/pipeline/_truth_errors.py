@@ -10,20 +10,20 @@ import xarray as xr
 
 from .. import io
 from ._figures import class_counts, class_fractions_of_counts
-from ._truth_frame import registered_z_shift, truth_in_frame
+from ._truth_frame import registered_z_shift
+from ._truth_slabs import TruthSlabs
 from ._valence3d_report import truth_interior, valence3d_errors
 
 __all__ = ["truth_errors", "TRUTH_MAX_VOXELS"]
 
 
 #: The truth's 3-D variables the errors compare in the reconstruction's frame (mask,
-#: classes, amounts over the interior); of its (element, z, y, x) variables only the
-#: elements compared are read (:func:`_slab_sums`), one 3-D variable ``<name>_<element>``
-#: each: the shift blends one volume at a time.
+#: classes, the interior), read together; of its (element, z, y, x) variables only the
+#: elements compared are read, one after the other (:func:`_slab_sums`).
 _FRAME_VARIABLES = ("particle", "occupancy", "depth", "void", "crack", "composition_class")
-#: Truth voxels read per slab. Per voxel: the frame variables read and their shifted
-#: copies (~32 B each with 4 elements' densities), the estimates of the slab (~20 B) and
-#: one volume's float64 blend (16 B): ~0.2 GiB a slab.
+#: Truth voxels read per slab. Per voxel: the frame variables read and shifted (~24 B),
+#: one element's density read, blended in float64 and shifted (~28 B), the estimates of
+#: the slab (~20 B): ~0.15 GiB a slab.
 SLAB_VOXELS = 2**21
 
 
@@ -99,95 +99,8 @@ def _slabs(nz: int, plane: int) -> list[tuple[int, int]]:
 
 
 def _read(ds: xr.Dataset, names, z0: int, z1: int) -> xr.Dataset:
-    """Variables ``names`` (those present) of ``ds`` on z planes ``z0:z1``, in memory:
-    a name maps to None (the variable) or to elements, each read as the 3-D variable
-    ``<name>_<element>``: one read of the elements' range (a store chunk holds several;
-    a list of elements went through orthogonal indexing, 2.5x the CPU of a range)."""
-    names = names if isinstance(names, dict) else dict.fromkeys(names)
-    out = {}
-    for name, elements in names.items():
-        if name not in ds:
-            continue
-        var = ds[name].isel(z=slice(z0, z1))
-        if elements is None:
-            out[name] = var.load()
-            continue
-        index = [list(var["element"].values).index(el) for el in elements]
-        block = var.isel(element=slice(min(index), max(index) + 1)).load()
-        out.update({f"{name}_{el}": block.isel(element=i - min(index), drop=True)
-                    for el, i in zip(elements, index)})
-    return xr.Dataset(out)
-
-
-def _keys(names: dict) -> list[str]:
-    """The 3-D variables :func:`_read` gives for ``names``."""
-    return [name if elements is None else f"{name}_{el}"
-            for name, elements in names.items() for el in (elements or [None])]
-
-
-def _source_planes(z0: int, z1: int, dz: float, nz: int) -> tuple[int, int]:
-    """The planes ``lo:hi`` that the shift by ``dz`` of planes ``z0:z1`` reads: output
-    plane k blends source planes floor(k - dz) and the next, clipped to the volume
-    (z_blend repeats the edge planes, as a part that starts there does): one plane
-    below the slab for 0 < dz < 1, one above for -1 < dz < 0."""
-    lo = max(0, int(np.floor(z0 - dz)))
-    hi = min(nz, int(np.floor(z1 - 1 - dz)) + 2)
-    return min(lo, z0), max(hi, z1)  # the slab's own planes always (a shift > a slab)
-
-
-def _frame_slabs(truth: xr.Dataset, dz: float | None, names: dict, own: dict):
-    """``(z0, z1, frame, unshifted)`` for each z slab of the truth (:func:`_slabs`):
-    ``frame`` the variables ``names`` (see :func:`_read`) shifted by ``dz`` into the
-    reconstruction's frame, ``unshifted`` those of ``own`` as stored (the 2D scan's
-    frame), both on planes ``z0:z1``.
-
-    Each truth plane is read once: the planes a slab's shift reads beyond it are
-    carried over from the slab before (the slabs run up for dz > 0, down for dz < 0).
-    A store chunk of the truth spans several slabs (64 planes at 256^3 vs slabs of 32)
-    and is decoded once per slab that reads it: reading those extra planes afresh
-    decoded the chunk beyond as well.
-    """
-    nz = truth.sizes["z"]
-    every = dict(names)
-    for name, elements in own.items():
-        every[name] = None if elements is None else sorted(set(every.get(name) or [])
-                                                           | set(elements))
-    slabs = _slabs(nz, truth.sizes["y"] * truth.sizes["x"])
-    slabs = [(z0, z1, *(_source_planes(z0, z1, dz, nz) if dz else (z0, z1)))
-             for z0, z1 in (slabs[::-1] if dz and dz < 0 else slabs)]
-    held = None  # (lo, hi, planes lo:hi read for the slab before and read by this one)
-    for k, (z0, z1, lo, hi) in enumerate(slabs):
-        part = _read_after(truth, every, lo, hi, held).assign_attrs(truth.attrs)
-        held = None
-        if k + 1 < len(slabs):  # a copy of the planes the next slab reads: the rest goes
-            a, b = max(lo, slabs[k + 1][2]), min(hi, slabs[k + 1][3])
-            held = (a, b, part.isel(z=slice(a - lo, b - lo)).copy(deep=True)) if a < b else None
-        mine = part.isel(z=slice(z0 - lo, z1 - lo))
-        unshifted = mine[[key for key in _keys(own) if key in part]]
-        shifted = [key for key in _keys(names) if key in part]
-        if dz:  # the shifted copies, and of the planes read only the unshifted ones kept
-            frame = truth_in_frame(part, dz, variables=shifted).isel(z=slice(z0 - lo, z1 - lo))
-            unshifted = unshifted.copy(deep=True)
-        else:
-            frame = mine[shifted]
-        del part, mine
-        yield z0, z1, frame, unshifted
-        del frame, unshifted
-
-
-def _read_after(truth: xr.Dataset, names: dict, lo: int, hi: int, held) -> xr.Dataset:
-    """:func:`_read` of planes ``lo:hi``: those that ``held`` (``(lo, hi, part)``, planes
-    kept from the slab before) holds taken from it, the others read."""
-    if held is not None:
-        plo, phi, part = held
-        a, b = max(lo, plo), min(hi, phi)
-        if a < b and (a == lo or b == hi):  # the planes not held lie on one side
-            kept = part.isel(z=slice(a - plo, b - plo))
-            if (a, b) == (lo, hi):
-                return kept
-            new = _read(truth, names, b, hi) if a == lo else _read(truth, names, lo, a)
-            return xr.concat([kept, new] if a == lo else [new, kept], dim="z")
-    return _read(truth, names, lo, hi)
+    """Variables ``names`` (those present) of ``ds`` on z planes ``z0:z1``, in memory."""
+    return ds[[n for n in names if n in ds]].isel(z=slice(z0, z1)).load()
 
 
 def _solid_slab(truth: xr.Dataset, z0: int, z1: int) -> np.ndarray:
@@ -222,15 +135,10 @@ def _slab_sums(store, groups, truth: xr.Dataset, dz: float | None) -> dict:
     density = np.zeros(4)  # est sum, true sum, squared difference sum, solid count
     projected = np.zeros((2, nz, nx))
     valence3d = np.zeros(3)  # |est - true| sum, trusted count, interior count
-    # of the truth's (element, ...) variables only the elements compared: the amounts'
-    # densities (and valence) in the frame, the 2D scan's Mn in the truth's own frame
-    names = dict.fromkeys(_FRAME_VARIABLES)
-    if els:
-        names["density"] = els
-    if v3d is not None:
-        names["valence"] = ["Mn"]
-    own = {"density": ["Mn"], "valence": ["Mn"]} if "valence" in groups else {}
-    for z0, z1, frame, unshifted in _frame_slabs(truth, dz, names, own):
+    valence2d = "valence" in groups  # the 2D scan: Mn in the truth's own frame
+    slabs = TruthSlabs(truth, dz, _slabs(nz, ny * nx))
+    for z0, z1 in slabs:
+        frame, _ = slabs.read(dict.fromkeys(_FRAME_VARIABLES))
         out["particle"][z0:z1] = frame["particle"].values
         inner = truth_interior(frame)
         if seg is not None:
@@ -241,32 +149,40 @@ def _slab_sums(store, groups, truth: xr.Dataset, dz: float | None) -> dict:
             counts += [class_counts(est_cls), class_counts(true_cls)]
             both = (est_cls > 0) & (true_cls > 0)
             agree += [int((est_cls[both] == true_cls[both]).sum()), int(both.sum())]
+        del frame
+        n_mn = None  # the Mn density as stored (2D scan)
         if els:  # every element's slab in one read: a store chunk holds all of them
             slab = np.asarray(chem["amount"][:, z0:z1].values)
-            for i, el in enumerate(els):
-                est = slab[chem_index[el]][inner]
-                true = frame[f"density_{el}"].values[inner]
+            for i, el in enumerate(els):  # the true densities one at a time
+                true, own = slabs.read({"density": [el]}, unshifted=valence2d and el == "Mn")
+                n_mn = own["density_Mn"].values if own is not None else n_mn
+                est, true = slab[chem_index[el]][inner], true[f"density_{el}"].values[inner]
                 amounts[i] += [np.nansum(est, dtype=np.float64), np.isfinite(est).sum(),
                                true.sum(dtype=np.float64), true.size]
             del slab
+        if valence2d and n_mn is None:
+            n_mn = slabs.read({"density": ["Mn"]}, shifted=False, unshifted=True)[1][
+                "density_Mn"].values
         if dens is not None:
             solid = _solid_slab(truth, z0, z1)
             est = np.asarray(dens["electron_density"][0, z0:z1].values)[solid]
             true = np.asarray(truth["electron_density"][z0:z1].values)[solid]
             density += [est.sum(dtype=np.float64), true.sum(dtype=np.float64),
                         ((est.astype(np.float64) - true) ** 2).sum(), true.size]
-        if "valence" in groups:  # the 2D scan sees the truth's own frame, summed over y
-            n_mn = unshifted["density_Mn"].values
+        if valence2d or v3d is not None:
+            true, own = slabs.read({"valence": ["Mn"]}, shifted=v3d is not None,
+                                   unshifted=valence2d)
+        if valence2d:  # the 2D scan sees the truth's own frame, summed over y
             projected[:, z0:z1] = [n_mn.sum(axis=1),
-                                   (n_mn * unshifted["valence_Mn"].values).sum(axis=1)]
+                                   (n_mn * own["valence_Mn"].values).sum(axis=1)]
         if v3d is not None:
             est = np.asarray(v3d["valence"].sel(element="Mn")[z0:z1].values)
             ok = inner & np.asarray(v3d["quality_mask"].sel(element="Mn")[z0:z1].values,
                                     bool) & np.isfinite(est)
-            true = frame["valence_Mn"].values
+            true = true["valence_Mn"].values
             valence3d += [np.abs(est[ok] - true[ok]).sum(dtype=np.float64), ok.sum(),
                           inner.sum()]
-        del frame, unshifted, inner
+        del inner
     out.update({"density": density, "projected_mn": projected, "valence3d": valence3d})
     if chem is not None:
         out["amounts"] = (els, amounts)
@@ -301,18 +217,26 @@ def _amount_bias(elements, sums: np.ndarray) -> dict[str, float]:
 def _mask_errors(mask: np.ndarray, truth: xr.Dataset) -> dict:
     """Particle-mask IoU against the true particle (holes filled, as the mask is) and
     the extent error per axis (z, y, x) in voxels: a limited-angle reconstruction
-    stretches the particle along the missing-wedge direction (y)."""
+    stretches the particle along the missing-wedge direction (y).
+
+    The holes are filled in the particle's bounding box with a voxel of margin (half
+    the volume on the presets): exactly the whole volume's filling (the margin is
+    background joined to the volume's border outside the box, as the box's border is
+    to its outside), at half its memory and CPU."""
     from scipy import ndimage
 
     est = np.asarray(mask, dtype=bool)
-    true = ndimage.binary_fill_holes(truth["particle"].values.astype(bool))
-    extent = {}
+    particle = np.asarray(truth["particle"].values, dtype=bool)
+    extent, box = {}, []
     for axis, name in enumerate(("z", "y", "x")):
         other = tuple(a for a in range(3) if a != axis)
-        pe, pt = np.flatnonzero(est.any(axis=other)), np.flatnonzero(true.any(axis=other))
+        pe, pt = np.flatnonzero(est.any(axis=other)), np.flatnonzero(particle.any(axis=other))
         extent[name] = int((pe[-1] - pe[0]) - (pt[-1] - pt[0])) if pe.size and pt.size else None
-    union = (est | true).sum()
-    return {"mask_iou": float((est & true).sum() / union) if union else None,
+        box.append(slice(max(0, pt[0] - 1), pt[-1] + 2) if pt.size else slice(0, 0))
+    true = ndimage.binary_fill_holes(particle[tuple(box)])  # filling keeps the extents
+    both = int(np.count_nonzero(est[tuple(box)] & true))
+    union = int(np.count_nonzero(est)) + int(np.count_nonzero(true)) - both
+    return {"mask_iou": float(both / union) if union else None,
             "extent_error_vox": extent}
 
 
