@@ -23,8 +23,11 @@ __all__ = ["truth_errors", "TRUTH_MAX_VOXELS"]
 _FRAME_VARIABLES = ("particle", "occupancy", "depth", "void", "crack", "composition_class")
 #: Truth voxels read per slab. Per voxel: the frame variables read and shifted (~24 B),
 #: one element's density read, blended in float64 and shifted (~28 B), the estimates of
-#: the slab (~20 B): ~0.15 GiB a slab.
-SLAB_VOXELS = 2**21
+#: the slab (~20 B): ~75 MiB a slab. truth_errors alone on simulate:large / demo (seed
+#: 0): peak +200 / +140 MiB at 2^21, +140 / +100 at 2^20 for the same CPU (5.3 s at
+#: 256^3, though a 64-plane truth chunk is decoded for each of its 4 slabs), +125 / +70
+#: at 2^19 for +30 % CPU.
+SLAB_VOXELS = 2**20
 
 
 #: Voxels of the largest truth the errors are computed for. The float fields are read

@@ -55,7 +55,7 @@ class TruthSlabs:
     0); :meth:`read` then gives variables of it, each read once per slab. Every truth
     plane is read once: the planes a slab's shift reads beyond it are carried over from
     the slab before, per variable. A store chunk of the truth spans several slabs (64
-    planes at 256^3, slabs of 32) and is decoded once per slab that reads it; reading
+    planes at 256^3, slabs of 16) and is decoded once per slab that reads it; reading
     those planes afresh decoded the chunk beyond too.
 
     Parameters
