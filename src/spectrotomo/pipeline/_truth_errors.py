@@ -31,9 +31,11 @@ SLAB_VOXELS = 2**20
 
 
 #: Voxels of the largest truth the errors are computed for. The float fields are read
-#: and compared by z slabs of ~:data:`SLAB_VOXELS`; three boolean volumes (the estimated
-#: mask, the true particle with its holes filled, the solid) are held whole: ~4 B per
-#: voxel, 0.25 GiB at this cap (406^3). A simulated run above it gets a note instead.
+#: and compared by z slabs of ~:data:`SLAB_VOXELS` (the solid's erosion too, with a
+#: plane of halo); two boolean volumes (the estimated mask, the true particle) are held
+#: whole and the particle's holes filled in its bounding box: ~2 B per voxel and ~3 B
+#: per voxel of the box, ~0.2 GiB at this cap (406^3). A simulated run above it gets a
+#: note instead.
 TRUTH_MAX_VOXELS = 2**26
 
 
@@ -43,8 +45,8 @@ def truth_errors(store) -> dict:
     Volumes are compared with the truth shifted into the registered frame
     (:func:`~spectrotomo.pipeline._truth_frame.truth_in_frame`, sub-voxel along z;
     ``truth_frame_shift_z_vox`` says by how much), slab by slab along z (sums and
-    counts; the particle's hole filling and the solid's erosion on whole boolean
-    volumes). A truth of more than :data:`TRUTH_MAX_VOXELS` voxels gives
+    counts; the particle's hole filling on the whole boolean volume, in its bounding
+    box). A truth of more than :data:`TRUTH_MAX_VOXELS` voxels gives
     ``{"skipped": reason}``.
     """
     groups = io.list_groups(store)

@@ -66,7 +66,7 @@ def write_report(ctx) -> dict:
     Volumes are read by blocks, planes and bounded samples
     (:mod:`~spectrotomo.pipeline._report_reads`): memory per thread is about one
     store chunk, whatever the volume; the errors against a simulated truth read it by
-    z slabs (three boolean volumes held whole), up to
+    z slabs, one variable at a time (two boolean volumes held whole), up to
     :data:`~spectrotomo.pipeline._truth_errors.TRUTH_MAX_VOXELS` voxels.
     """
     from concurrent.futures import ThreadPoolExecutor
