@@ -96,3 +96,22 @@ def test_figures_drawn_in_threads_equal_those_drawn_one_by_one(tmp_path, rng):
     assert plt.get_fignums() == open_before  # nothing registered with pyplot
     for a, b in zip(one, many):
         assert np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))
+
+
+def test_orthoslices_along_elements_are_the_single_figures(tmp_path, rng):
+    """The element maps read together draw the figures each map draws alone, to the
+    byte (one read of a chunk that holds every element)."""
+    import xarray as xr
+
+    from spectrotomo.pipeline._figures import orthoslices_along
+
+    amount = xr.concat([_map(rng) for _ in range(3)], dim="element").assign_coords(
+        element=["Mn", "Co", "O"]).chunk({"element": 3, "z": 2})
+    mask = amount.isel(element=0) > 0.2
+    paths = orthoslices_along(amount, "element", [tmp_path / f"a_{i}.png" for i in range(3)],
+                              titles=[f"{el} amount" for el in amount.element.values],
+                              mask=mask)
+    for i, el in enumerate(amount.element.values):
+        alone = orthoslices(amount.sel(element=el), tmp_path / f"b_{i}.png",
+                            title=f"{el} amount", mask=mask)
+        assert paths[i].read_bytes() == alone.read_bytes()

@@ -111,3 +111,50 @@ def test_solid_by_slabs_is_the_whole_erosion(truth):
         abs(est.mean() - true.mean()) / true.mean(), rel=1e-12)
     assert errors["electron_density_rms_rel_error"] == pytest.approx(
         np.sqrt(((est - true) ** 2).mean()) / true.mean(), rel=1e-12)
+
+
+@pytest.mark.parametrize("dz", [0.0, 0.37, -0.7, 1.6, -2.3])
+def test_truth_slabs_equal_the_whole_shift(truth, dz):
+    """The errors' truth slab by slab, one variable at a time, the planes a shift reads
+    beyond a slab carried over from the slab before (slabs up for dz > 0, down for
+    dz < 0): what the whole volume's shift and its own planes give (the blend's
+    weights, from the plane's index in the slab, within a float32 rounding)."""
+    from spectrotomo.pipeline._truth_slabs import TruthSlabs
+
+    whole = truth_in_frame(truth, dz)
+    nz = truth.sizes["z"]
+    slabs = TruthSlabs(truth, dz, [(z, min(nz, z + 5)) for z in range(0, nz, 5)])
+    seen = []
+    for z0, z1 in slabs:
+        frame, _ = slabs.read({"particle": None, "occupancy": None, "composition_class": None})
+        mn, own = slabs.read({"density": ["Mn"]}, unshifted=True)
+        _, o = slabs.read({"density": ["O"]}, shifted=False, unshifted=True)
+        for name in ("particle", "composition_class"):
+            np.testing.assert_array_equal(frame[name].values, whole[name][z0:z1].values)
+        np.testing.assert_allclose(frame["occupancy"].values,
+                                   whole["occupancy"][z0:z1].values, rtol=1e-6, atol=0)
+        np.testing.assert_allclose(mn["density_Mn"].values, whole["density"].sel(
+            element="Mn")[z0:z1].values, rtol=1e-6, atol=0)
+        np.testing.assert_array_equal(own["density_Mn"].values,
+                                      truth["density"].sel(element="Mn")[z0:z1].values)
+        np.testing.assert_array_equal(o["density_O"].values,
+                                      truth["density"].sel(element="O")[z0:z1].values)
+        seen.append((z0, z1))
+    assert sorted(seen) == [(z, min(nz, z + 5)) for z in range(0, nz, 5)]
+    assert [z0 for z0, _ in seen] == sorted(z0 for z0, _ in seen)[::-1 if dz < 0 else 1]
+
+
+def test_mask_iou_in_the_particles_box_is_the_whole_volumes(rng):
+    """The true particle's holes are filled in its bounding box (a voxel of margin):
+    the IoU is the whole volume's filling's, to the bit."""
+    from scipy import ndimage
+
+    for k in range(60):
+        shape = tuple(int(n) for n in rng.integers(3, 13, 3))
+        particle = ndimage.binary_opening(rng.random(shape) > rng.uniform(0.2, 0.6)) \
+            if k % 3 else rng.random(shape) > 0.5
+        mask = rng.random(shape) > 0.5 if k % 2 else ndimage.binary_fill_holes(particle)
+        true = ndimage.binary_fill_holes(particle)
+        union = (mask | true).sum()
+        got = _mask_errors(mask, xr.Dataset({"particle": (("z", "y", "x"), particle)}))
+        assert got["mask_iou"] == (float((mask & true).sum() / union) if union else None)

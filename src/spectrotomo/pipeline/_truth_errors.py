@@ -10,25 +10,32 @@ import xarray as xr
 
 from .. import io
 from ._figures import class_counts, class_fractions_of_counts
-from ._truth_frame import registered_z_shift, truth_in_frame
+from ._truth_frame import registered_z_shift
+from ._truth_slabs import TruthSlabs
 from ._valence3d_report import truth_interior, valence3d_errors
 
 __all__ = ["truth_errors", "TRUTH_MAX_VOXELS"]
 
 
-#: The truth variables the 3D errors compare in the reconstruction's frame (mask,
-#: classes, amounts over the interior, 3D valence); the others are not shifted.
-_FRAME_VARIABLES = ("particle", "occupancy", "depth", "void", "crack", "composition_class",
-                    "density", "valence")
-#: Truth voxels read per slab (float fields, shifted copies: ~100 B per voxel with all
-#: the variables, ~0.2 GiB a slab)
-SLAB_VOXELS = 2**21
+#: The truth's 3-D variables the errors compare in the reconstruction's frame (mask,
+#: classes, the interior), read together; of its (element, z, y, x) variables only the
+#: elements compared are read, one after the other (:func:`_slab_sums`).
+_FRAME_VARIABLES = ("particle", "occupancy", "depth", "void", "crack", "composition_class")
+#: Truth voxels read per slab. Per voxel: the frame variables read and shifted (~24 B),
+#: one element's density read, blended in float64 and shifted (~28 B), the estimates of
+#: the slab (~20 B): ~75 MiB a slab. truth_errors alone on simulate:large / demo (seed
+#: 0): peak +200 / +140 MiB at 2^21, +140 / +100 at 2^20 for the same CPU (5.3 s at
+#: 256^3, though a 64-plane truth chunk is decoded for each of its 4 slabs), +125 / +70
+#: at 2^19 for +30 % CPU.
+SLAB_VOXELS = 2**20
 
 
 #: Voxels of the largest truth the errors are computed for. The float fields are read
-#: and compared by z slabs of ~:data:`SLAB_VOXELS`; three boolean volumes (the estimated
-#: mask, the true particle with its holes filled, the solid) are held whole: ~4 B per
-#: voxel, 0.25 GiB at this cap (406^3). A simulated run above it gets a note instead.
+#: and compared by z slabs of ~:data:`SLAB_VOXELS` (the solid's erosion too, with a
+#: plane of halo); two boolean volumes (the estimated mask, the true particle) are held
+#: whole and the particle's holes filled in its bounding box: ~2 B per voxel and ~3 B
+#: per voxel of the box, ~0.2 GiB at this cap (406^3). A simulated run above it gets a
+#: note instead.
 TRUTH_MAX_VOXELS = 2**26
 
 
@@ -38,8 +45,8 @@ def truth_errors(store) -> dict:
     Volumes are compared with the truth shifted into the registered frame
     (:func:`~spectrotomo.pipeline._truth_frame.truth_in_frame`, sub-voxel along z;
     ``truth_frame_shift_z_vox`` says by how much), slab by slab along z (sums and
-    counts; the particle's hole filling and the solid's erosion on whole boolean
-    volumes). A truth of more than :data:`TRUTH_MAX_VOXELS` voxels gives
+    counts; the particle's hole filling on the whole boolean volume, in its bounding
+    box). A truth of more than :data:`TRUTH_MAX_VOXELS` voxels gives
     ``{"skipped": reason}``.
     """
     groups = io.list_groups(store)
@@ -101,18 +108,6 @@ def _read(ds: xr.Dataset, names, z0: int, z1: int) -> xr.Dataset:
     return ds[[n for n in names if n in ds]].isel(z=slice(z0, z1)).load()
 
 
-def _frame_slab(truth: xr.Dataset, dz: float | None, z0: int, z1: int) -> xr.Dataset:
-    """The frame variables of the truth on planes ``z0:z1``, shifted by ``dz`` (read with
-    enough planes around them that the shift sees what the whole volume's would)."""
-    if not dz:
-        return _read(truth, _FRAME_VARIABLES, z0, z1).assign_attrs(truth.attrs)
-    halo = int(np.ceil(abs(dz))) + 1
-    lo, hi = max(0, z0 - halo), min(truth.sizes["z"], z1 + halo)
-    part = _read(truth, _FRAME_VARIABLES, lo, hi).assign_attrs(truth.attrs)
-    return truth_in_frame(part, dz, variables=_FRAME_VARIABLES).isel(
-        z=slice(z0 - lo, z1 - lo))
-
-
 def _solid_slab(truth: xr.Dataset, z0: int, z1: int) -> np.ndarray:
     """The solid (particle, no pore) eroded by one voxel on planes ``z0:z1`` (a plane of
     halo each side: the whole volume's erosion)."""
@@ -145,8 +140,10 @@ def _slab_sums(store, groups, truth: xr.Dataset, dz: float | None) -> dict:
     density = np.zeros(4)  # est sum, true sum, squared difference sum, solid count
     projected = np.zeros((2, nz, nx))
     valence3d = np.zeros(3)  # |est - true| sum, trusted count, interior count
-    for z0, z1 in _slabs(nz, ny * nx):
-        frame = _frame_slab(truth, dz, z0, z1)
+    valence2d = "valence" in groups  # the 2D scan: Mn in the truth's own frame
+    slabs = TruthSlabs(truth, dz, _slabs(nz, ny * nx))
+    for z0, z1 in slabs:
+        frame, _ = slabs.read(dict.fromkeys(_FRAME_VARIABLES))
         out["particle"][z0:z1] = frame["particle"].values
         inner = truth_interior(frame)
         if seg is not None:
@@ -157,33 +154,40 @@ def _slab_sums(store, groups, truth: xr.Dataset, dz: float | None) -> dict:
             counts += [class_counts(est_cls), class_counts(true_cls)]
             both = (est_cls > 0) & (true_cls > 0)
             agree += [int((est_cls[both] == true_cls[both]).sum()), int(both.sum())]
+        del frame
+        n_mn = None  # the Mn density as stored (2D scan)
         if els:  # every element's slab in one read: a store chunk holds all of them
             slab = np.asarray(chem["amount"][:, z0:z1].values)
-            for i, el in enumerate(els):
-                est = slab[chem_index[el]][inner]
-                true = frame["density"].sel(element=el).values[inner]
+            for i, el in enumerate(els):  # the true densities one at a time
+                true, own = slabs.read({"density": [el]}, unshifted=valence2d and el == "Mn")
+                n_mn = own["density_Mn"].values if own is not None else n_mn
+                est, true = slab[chem_index[el]][inner], true[f"density_{el}"].values[inner]
                 amounts[i] += [np.nansum(est, dtype=np.float64), np.isfinite(est).sum(),
                                true.sum(dtype=np.float64), true.size]
             del slab
+        if valence2d and n_mn is None:
+            n_mn = slabs.read({"density": ["Mn"]}, shifted=False, unshifted=True)[1][
+                "density_Mn"].values
         if dens is not None:
             solid = _solid_slab(truth, z0, z1)
             est = np.asarray(dens["electron_density"][0, z0:z1].values)[solid]
             true = np.asarray(truth["electron_density"][z0:z1].values)[solid]
             density += [est.sum(dtype=np.float64), true.sum(dtype=np.float64),
                         ((est.astype(np.float64) - true) ** 2).sum(), true.size]
-        if "valence" in groups:  # the 2D scan sees the truth's own frame, summed over y
-            # unshifted: the frame slab itself when there is no shift (not read again)
-            own = _read(truth, ("density", "valence"), z0, z1) if dz else frame
-            n_mn = own["density"].sel(element="Mn").values
-            projected[:, z0:z1] = [n_mn.sum(axis=1), (n_mn * own["valence"].sel(
-                element="Mn").values).sum(axis=1)]
+        if valence2d or v3d is not None:
+            true, own = slabs.read({"valence": ["Mn"]}, shifted=v3d is not None,
+                                   unshifted=valence2d)
+        if valence2d:  # the 2D scan sees the truth's own frame, summed over y
+            projected[:, z0:z1] = [n_mn.sum(axis=1),
+                                   (n_mn * own["valence_Mn"].values).sum(axis=1)]
         if v3d is not None:
             est = np.asarray(v3d["valence"].sel(element="Mn")[z0:z1].values)
             ok = inner & np.asarray(v3d["quality_mask"].sel(element="Mn")[z0:z1].values,
                                     bool) & np.isfinite(est)
-            true = frame["valence"].sel(element="Mn").values
+            true = true["valence_Mn"].values
             valence3d += [np.abs(est[ok] - true[ok]).sum(dtype=np.float64), ok.sum(),
                           inner.sum()]
+        del inner
     out.update({"density": density, "projected_mn": projected, "valence3d": valence3d})
     if chem is not None:
         out["amounts"] = (els, amounts)
@@ -218,18 +222,26 @@ def _amount_bias(elements, sums: np.ndarray) -> dict[str, float]:
 def _mask_errors(mask: np.ndarray, truth: xr.Dataset) -> dict:
     """Particle-mask IoU against the true particle (holes filled, as the mask is) and
     the extent error per axis (z, y, x) in voxels: a limited-angle reconstruction
-    stretches the particle along the missing-wedge direction (y)."""
+    stretches the particle along the missing-wedge direction (y).
+
+    The holes are filled in the particle's bounding box with a voxel of margin (half
+    the volume on the presets): exactly the whole volume's filling (the margin is
+    background joined to the volume's border outside the box, as the box's border is
+    to its outside), at half its memory and CPU."""
     from scipy import ndimage
 
     est = np.asarray(mask, dtype=bool)
-    true = ndimage.binary_fill_holes(truth["particle"].values.astype(bool))
-    extent = {}
+    particle = np.asarray(truth["particle"].values, dtype=bool)
+    extent, box = {}, []
     for axis, name in enumerate(("z", "y", "x")):
         other = tuple(a for a in range(3) if a != axis)
-        pe, pt = np.flatnonzero(est.any(axis=other)), np.flatnonzero(true.any(axis=other))
+        pe, pt = np.flatnonzero(est.any(axis=other)), np.flatnonzero(particle.any(axis=other))
         extent[name] = int((pe[-1] - pe[0]) - (pt[-1] - pt[0])) if pe.size and pt.size else None
-    union = (est | true).sum()
-    return {"mask_iou": float((est & true).sum() / union) if union else None,
+        box.append(slice(max(0, pt[0] - 1), pt[-1] + 2) if pt.size else slice(0, 0))
+    true = ndimage.binary_fill_holes(particle[tuple(box)])  # filling keeps the extents
+    both = int(np.count_nonzero(est[tuple(box)] & true))
+    union = int(np.count_nonzero(est)) + int(np.count_nonzero(true)) - both
+    return {"mask_iou": float(both / union) if union else None,
             "extent_error_vox": extent}
 
 

@@ -59,8 +59,7 @@ def truth_in_frame(truth: xr.Dataset, dz: float, *, variables=None) -> xr.Datase
         Shift along z in voxels (:func:`registered_z_shift`).
     variables : list of str, optional
         Only these variables (default all): the others are dropped, not shifted
-        (the report's errors need 8 of the 11; ``state_fraction`` alone is 11
-        volumes on the demo).
+        (``state_fraction`` alone is 11 volumes on the demo).
 
     Returns
     -------
@@ -119,9 +118,9 @@ def z_blend(values: np.ndarray, dz: float, *, axis: int) -> np.ndarray:
     shape = [1] * values.ndim
     shape[axis] = n
     frac = frac.reshape(shape)
-    a = np.take(values, lo, axis=axis).astype(np.float64)
-    b = np.take(values, hi, axis=axis).astype(np.float64)
-    a *= 1.0 - frac
-    b *= frac
+    # each plane converted to float64 inside the multiply (no float64 copy of the
+    # gathered planes first: the same products, one pass less over 8 B per voxel)
+    a = np.multiply(np.take(values, lo, axis=axis), 1.0 - frac, dtype=np.float64)
+    b = np.multiply(np.take(values, hi, axis=axis), frac, dtype=np.float64)
     a += b
     return a.astype(values.dtype, copy=False)

@@ -14,7 +14,8 @@ import xarray as xr
 
 from ... import io
 from .._figures import (CLASS_COLORS, CLASS_NAMES, center_scores, class_counts,
-                       class_fractions_of_counts, histogram, label_orthoslices, orthoslices)
+                       class_fractions_of_counts, histogram, label_orthoslices, orthoslices,
+                       orthoslices_along)
 from .._report_reads import block_sums
 from .._truth_errors import truth_errors
 from .._valence3d_report import valence3d_report
@@ -65,7 +66,7 @@ def write_report(ctx) -> dict:
     Volumes are read by blocks, planes and bounded samples
     (:mod:`~spectrotomo.pipeline._report_reads`): memory per thread is about one
     store chunk, whatever the volume; the errors against a simulated truth read it by
-    z slabs (three boolean volumes held whole), up to
+    z slabs, one variable at a time (two boolean volumes held whole), up to
     :data:`~spectrotomo.pipeline._truth_errors.TRUTH_MAX_VOXELS` voxels.
     """
     from concurrent.futures import ThreadPoolExecutor
@@ -75,13 +76,14 @@ def write_report(ctx) -> dict:
     out = Path(ctx.report_dir)
     out.mkdir(parents=True, exist_ok=True)
     store = ctx.store
-    # One pool for everything: the errors against the truth (numpy, GIL released), each
-    # figure (bare Agg figures, no pyplot state: their image resampling and PNG
-    # compression release the GIL) and the blocks of the summary's counts, which this
-    # thread hands to the pool (dask's threaded scheduler). Tasks in the pool never wait
-    # on the pool. Drawing some figures in a child process was measured and dropped: its
-    # imports and store reads cost more than it took off this one (demo, loaded VM:
-    # 8.3-9.2 -> 11.4-12.1 CPU s, CPU / runnable no better; gpu_bench/RESULTS.pipeline.md)
+    # One pool for the errors against the truth (numpy, GIL released) and each figure
+    # (bare Agg figures, no pyplot state: their image resampling and PNG compression
+    # release the GIL); this thread writes the tables and counts the segmentation's
+    # blocks meanwhile (one block at a time, in this thread: see _report). Tasks in the
+    # pool never wait on the pool. Drawing some figures in a child process was measured
+    # and dropped: its imports and store reads cost more than it took off this one (demo,
+    # loaded VM: 8.3-9.2 -> 11.4-12.1 CPU s, CPU / runnable no better;
+    # gpu_bench/RESULTS.pipeline.md)
     threads = _report_threads(store, host_threads(), ctx.config.compute.memory_limit_gb)
     with ThreadPoolExecutor(threads, thread_name_prefix="spectrotomo-report") as pool:
         errors = pool.submit(truth_errors, store)
@@ -90,7 +92,7 @@ def write_report(ctx) -> dict:
         def draw(fn, *args, **kwargs):  # one figure, in the pool
             drawn.append(pool.submit(fn, *args, **kwargs))
 
-        summary = _report(ctx, out, store, draw if ctx.config.output.figures else None, pool)
+        summary = _report(ctx, out, store, draw if ctx.config.output.figures else None)
         for figure in drawn:
             figure.result()  # a figure's error is the step's
         summary["errors_vs_truth"] = errors.result()
@@ -127,57 +129,64 @@ def _segment_counts(mask, pores, cracks, classes=None) -> np.ndarray:
                            else np.zeros(0, np.int64)])
 
 
-def _report(ctx, out: Path, store, draw, pool=None) -> dict:
+def _report(ctx, out: Path, store, draw) -> dict:
     """Profile tables and the summary without the errors against the truth; each
-    figure goes to ``draw(fn, *args, **kwargs)`` (None: no figures); block counts run
-    on ``pool`` (None: in this thread)."""
+    figure goes to ``draw(fn, *args, **kwargs)`` (None: no figures).
+
+    The figures are handed out first, the largest first, each reading its own data;
+    this thread then writes the profile tables and counts the segmentation by blocks
+    while they are drawn: a third thread with work beside the pool's two, which wait on
+    one another for the GIL in matplotlib (the counts' reads and sums release it). The
+    counts on the pool went behind the figures (or held them back, first)."""
     groups = io.list_groups(store)
-    # the profile tables first: written files that a kill mid-report leaves (and a rerun
-    # replaces) while the rest still runs; their summary entries go last, as before.
-    # Their plots are handed to the pool after the block sums (below)
-    plots = []
-    tables = _profile_tables(store, out, draw and (lambda *a, **k: plots.append((a, k))))
     seg_ds = io.read_group(store, "segmentation")  # lazy: read by blocks and planes
     seg_ds = seg_ds[[v for v in ("mask", "pores", "cracks", "composition_class")
                      if v in seg_ds]]  # no classes without chemistry (phase runs)
-    # every block reduction first, while the pool has nothing else queued (the truth's
-    # errors take one thread): behind the figures they would hold this thread, and the
-    # figures it has yet to hand out, until the queue drains
-    counts = block_sums(_segment_counts, *seg_ds.data_vars.values(), pool=pool)
-    fractions = class_fractions_of_counts(counts[3:]) if counts.size > 3 else None
-    density = _density_report(store, seg_ds, out, draw, pool) if "density" in groups else {}
-    v3d = valence3d_report(store, out, draw=draw, pool=pool) if "valence3d" in groups else {}
-    if draw and "chemistry" in groups:  # the largest figure next: it reads its own data
-        from .._summary_figure import summary_figure
-
-        draw(summary_figure, store, out / "summary_figure.png", fractions=fractions)
-    for args, kwargs in plots:
-        draw(*args, **kwargs)
-    summary = {"porosity": float(counts[1] / max(counts[0], 1)),
-               "crack_fraction": float(counts[2] / max(counts[0], 1)), **density}
-    if draw and "od" in groups:
-        _center_figure(store, out, draw)
-    if draw and "density" not in groups:
-        mu = io.read_group(store, "recon")["mu"]
-        draw(orthoslices, mu.isel(energy=-1), out / "mu_highest_energy.png",
-             title=f"linear attenuation at {float(mu.energy[-1]):.1f} eV")
-    if "chemistry" in groups:
-        if draw:
-            _chemistry_figures(io.read_group(store, "chemistry"), seg_ds, out, draw)
-        summary["class_fractions"] = fractions
+    val = None
     if "valence" in groups:  # 2D maps (element, y, x): read whole
         val = io.read_group(store, "valence")
         val = val[[v for v in ("valence", "quality_mask") if v in val]].load()
-        for el in val["element"].values:
-            da = val["valence"].sel(element=el)
-            if draw:
-                quality = val["quality_mask"].sel(element=el) if "quality_mask" in val else None
-                draw(orthoslices, da, out / f"valence_{el}_2d.png", mask=quality,
-                     title=f"{el} effective valence (2D)", cmap="plasma")
-            summary[f"mean_valence_{el}_2d"] = float(np.nanmean(da.values))
+    if draw:
+        _figures(store, groups, seg_ds, val, out, draw)
+    # the profile tables next: written files that a kill mid-report leaves (and a rerun
+    # replaces) while the rest still runs; their summary entries go last, as before
+    tables = _profile_tables(store, out, draw)
+    counts = block_sums(_segment_counts, *seg_ds.data_vars.values())
+    density = _density_report(store, seg_ds, out, draw) if "density" in groups else {}
+    v3d = valence3d_report(store, out, draw=draw) if "valence3d" in groups else {}
+    summary = {"porosity": float(counts[1] / max(counts[0], 1)),
+               "crack_fraction": float(counts[2] / max(counts[0], 1)), **density}
+    if "chemistry" in groups:
+        summary["class_fractions"] = (class_fractions_of_counts(counts[3:])
+                                      if counts.size > 3 else None)
+    for el in val["element"].values if val is not None else []:
+        summary[f"mean_valence_{el}_2d"] = float(np.nanmean(val["valence"].sel(
+            element=el).values))
     summary.update(v3d)
     summary.update(tables)
     return summary
+
+
+def _figures(store, groups, seg_ds: xr.Dataset, val: xr.Dataset | None, out: Path,
+             draw) -> None:
+    """Hand every figure that needs nothing counted here to ``draw``, the largest first
+    (the summary figure counts its class fractions itself: the classes' uint8 blocks,
+    ~0.1 CPU s at 256^3)."""
+    if "chemistry" in groups:
+        from .._summary_figure import summary_figure
+
+        draw(summary_figure, store, out / "summary_figure.png")
+        _chemistry_figures(io.read_group(store, "chemistry"), seg_ds, out, draw)
+    if "density" not in groups:
+        mu = io.read_group(store, "recon")["mu"]
+        draw(orthoslices, mu.isel(energy=-1), out / "mu_highest_energy.png",
+             title=f"linear attenuation at {float(mu.energy[-1]):.1f} eV")
+    if "od" in groups:
+        _center_figure(store, out, draw)
+    for el in val["element"].values if val is not None else []:
+        quality = val["quality_mask"].sel(element=el) if "quality_mask" in val else None
+        draw(orthoslices, val["valence"].sel(element=el), out / f"valence_{el}_2d.png",
+             mask=quality, title=f"{el} effective valence (2D)", cmap="plasma")
 
 
 def _finish(ctx, out: Path, store, summary: dict) -> dict:
@@ -234,9 +243,10 @@ def _chemistry_figures(chem: xr.Dataset, seg_ds: xr.Dataset, out: Path, draw) ->
     """Element, TM/O and composition-class figures, each drawn by ``draw`` from the
     lazy groups (planes and samples)."""
     mask = seg_ds["mask"]
-    for el in chem["element"].values:
-        draw(orthoslices, chem["amount"].sel(element=el), out / f"amount_{el}.png",
-             title=f"{el} amount", mask=mask)
+    elements = chem["element"].values  # one figure each, read together
+    draw(orthoslices_along, chem["amount"], "element", [out / f"amount_{el}.png"
+                                                       for el in elements],
+         titles=[f"{el} amount" for el in elements], mask=mask)
     draw(orthoslices, chem["tm_o_ratio"], out / "tm_o_ratio.png", title="TM/O atomic ratio",
          mask=mask)
     draw(histogram, chem["tm_o_ratio"], out / "tm_o_histogram.png", mask=mask)
