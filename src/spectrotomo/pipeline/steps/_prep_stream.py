@@ -148,19 +148,12 @@ def unjitter_energy(od_e: np.ndarray, shifts: np.ndarray) -> np.ndarray:
 
 
 def align_bytes(n_angles: int, ny: int, nx: int) -> float:
-    """Peak work memory of ``align_projections`` on (n_angles, ny, nx), bytes, beyond its
-    input: the stack's shifted and re-projected copies, a batch of the phase correlation
-    (``CORRELATE_BYTES``) and a slab of the FBP volume (``slab_rows`` rows of nx^2: the
-    volume is reconstructed and re-projected slab by slab). An upper bound of the
-    measured peak (tracemalloc, 131 angles, 4 iterations, 2 threads, 2026-12-04 session
-    9): 91 / 126 / 208 / 323 MiB at 128 / 256 / 384 / 512 px square (bound 1.2-1.4x;
-    the whole volume held before: 190 / 387 / 623 / 1186 MiB)."""
+    """Peak work memory of ``align_projections`` on (n_angles, ny, nx) with this host's
+    threads, bytes beyond its input (:func:`~spectrotomo.recon.prep.align_work_bytes`)."""
     from ..._backend import host_threads
-    from ...recon.prep._align import CORRELATE_BYTES, slab_rows
+    from ...recon.prep import align_work_bytes
 
-    stack = n_angles * ny * nx * _F4
-    slab = slab_rows(n_angles, ny, nx, host_threads()) * nx * nx * _F4
-    return 2 * stack + 1.25 * CORRELATE_BYTES + 1.5 * slab + 16 * 2**20
+    return align_work_bytes(n_angles, ny, nx, threads=host_threads())
 
 
 def align_bin(n_angles: int, ny: int, nx: int) -> int:

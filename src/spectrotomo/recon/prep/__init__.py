@@ -6,7 +6,7 @@ Counts -> optical density (:func:`normalize`), ring/stripe removal
 :func:`warp`), with the sub-pixel shift tools they share.
 """
 
-from ._align import AlignmentReport, align_projections
+from ._align import AlignmentReport, align_projections, align_work_bytes
 from ._center import CenterScores, find_center
 from ._center_memory import center_work_bytes
 from ._normalize import NormalizeReport, normalize, reduce_references
@@ -22,6 +22,7 @@ __all__ = [
     "EnergyRegistration",
     "NormalizeReport",
     "align_projections",
+    "align_work_bytes",
     "candidate_stack",
     "center_work_bytes",
     "find_center",

@@ -32,7 +32,8 @@ from ..._backend import array_module, to_numpy
 from .._checks import check_angles, check_center, check_projections
 from ._shift import fourier_shift, pad_width, phase_correlate
 
-__all__ = ["align_projections", "AlignmentReport", "SLAB_BYTES", "CORRELATE_BYTES", "slab_rows"]
+__all__ = ["align_projections", "AlignmentReport", "SLAB_BYTES", "CORRELATE_BYTES", "slab_rows",
+           "align_work_bytes"]
 
 
 @dataclass
@@ -226,3 +227,17 @@ def _reproject(aligned, theta_deg, center: float, rows: int, algorithm: str, kw:
         project(vol, theta_deg, center=center, n_cols=n_cols, out=out[:, r:r + rows])
         del vol  # before the next slab's is made
     return out
+
+
+def align_work_bytes(n_angles: int, n_rows: int, n_cols: int, threads: int = 1) -> float:
+    """Peak work memory of :func:`align_projections` on (n_angles, n_rows, n_cols) beyond
+    its input, bytes: the stack's shifted and re-projected copies, a batch of the phase
+    correlation (:data:`CORRELATE_BYTES`) and a slab of the FBP volume
+    (:func:`slab_rows` rows of n_cols^2: the volume is reconstructed and re-projected slab
+    by slab). An upper bound of the measured peak (tracemalloc, 131 angles, 4
+    iterations, 2 threads, 2026-12-04 session 9): 91 / 126 / 208 / 323 MiB at 128 / 256 /
+    384 / 512 px square (bound 1.2-1.4x; the whole volume held before: 190 / 387 / 623 /
+    1186 MiB)."""
+    stack = n_angles * n_rows * n_cols * 4
+    slab = slab_rows(n_angles, n_rows, n_cols, threads) * n_cols * n_cols * 4
+    return 2 * stack + 1.25 * CORRELATE_BYTES + 1.5 * slab + 16 * 2**20
