@@ -56,8 +56,7 @@ def frame_parts(n_angles: int, ny: int, nx: int) -> list[slice]:
     :data:`MIN_CHUNK_FRAMES` frames where those are more, at most :data:`CHUNK_BYTES`
     (>= 1 frame): 131 angles of 128^2 in 3 chunks, of 256^2 in 9 (16 frames), 512^2 and
     1024^2 16 frames, 2048^2 8."""
-    frame = ny * nx * _F4
-    per = max(1, min(CHUNK_BYTES, max(FIXED_CHUNK_BYTES, MIN_CHUNK_FRAMES * frame)) // frame)
+    per = _per_chunk(ny * nx * _F4)
     n = -(-n_angles // per)
     bounds = np.linspace(0, n_angles, n + 1).round().astype(int)
     return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
@@ -68,8 +67,15 @@ def ring_rows(n_angles: int, nx: int) -> int:
     :func:`frame_parts`: :data:`FIXED_CHUNK_BYTES`, or :data:`MIN_CHUNK_FRAMES` rows where
     those are more, at most :data:`CHUNK_BYTES` (131 angles: 62 rows of 128, 31 of 256,
     16 of 2048)."""
-    row = n_angles * nx * _F4
-    return max(1, min(CHUNK_BYTES, max(FIXED_CHUNK_BYTES, MIN_CHUNK_FRAMES * row)) // row)
+    return _per_chunk(n_angles * nx * _F4)
+
+
+def _per_chunk(unit_bytes: int) -> int:
+    """Frames (or rows) of ``unit_bytes`` each per chunk: :data:`FIXED_CHUNK_BYTES`, or
+    :data:`MIN_CHUNK_FRAMES` of them where those are more, at most :data:`CHUNK_BYTES`
+    (>= 1)."""
+    chunk = min(CHUNK_BYTES, max(FIXED_CHUNK_BYTES, MIN_CHUNK_FRAMES * unit_bytes))
+    return max(1, chunk // unit_bytes)
 
 
 def normalize_energy(projections, flats, darks, *, flat_mode: str, rings: str):
@@ -138,13 +144,12 @@ def warp_energy(od_e: np.ndarray, scale: float, shift) -> np.ndarray:
 
 def unjitter_energy(od_e: np.ndarray, shifts: np.ndarray) -> np.ndarray:
     """``od_e`` (angle, y, x) float32 shifted in place by ``-shifts`` (angle, 2) px, by
-    chunks of frames with the whole stack's edge padding (same values as one call)."""
-    from ...recon.prep import fourier_shift, pad_width
+    chunks of frames as :func:`frame_parts` sizes them, with the whole stack's edge
+    padding (same values as one call: ``fourier_shift(chunk_bytes=...)``)."""
+    from ...recon.prep import fourier_shift
 
-    pad = pad_width(shifts)
-    for part in frame_parts(*od_e.shape):
-        od_e[part] = fourier_shift(od_e[part], -shifts[part], pad=pad)
-    return od_e
+    frame = od_e[0].nbytes
+    return fourier_shift(od_e, -shifts, out=od_e, chunk_bytes=_per_chunk(frame) * frame)
 
 
 def align_bytes(n_angles: int, ny: int, nx: int) -> float:

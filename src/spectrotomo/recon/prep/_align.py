@@ -30,7 +30,7 @@ import numpy as np
 
 from ..._backend import array_module, to_numpy
 from .._checks import check_angles, check_center, check_projections
-from ._shift import fourier_shift, pad_width, phase_correlate
+from ._shift import fourier_shift, phase_correlate
 
 __all__ = ["align_projections", "AlignmentReport", "SLAB_BYTES", "CORRELATE_BYTES", "slab_rows",
            "align_work_bytes"]
@@ -161,7 +161,7 @@ def align_projections(projections, angles, *, center: float | None = None,
     rows = slab_rows(*p.shape, threads) if algorithm == "fbp" else p.shape[1]
     aligned, reproj = xp.empty_like(p), xp.empty_like(p)  # reused by every iteration
     for _ in range(int(iterations)):
-        _shift_stack(xp, p, shifts, threads, aligned)
+        fourier_shift(p, -shifts, workers=threads, out=aligned, chunk_bytes=SLAB_BYTES)
         _reproject(aligned, theta_deg, center, rows, algorithm, kw, reproj)
         delta = phase_correlate(reproj, aligned, upsample=upsample, whiten=0.5, lowpass=lowpass,
                                 batch_bytes=CORRELATE_BYTES)
@@ -176,7 +176,7 @@ def align_projections(projections, angles, *, center: float | None = None,
             report.converged = True
             break
     del reproj
-    aligned = _shift_stack(xp, p, shifts, threads, aligned)
+    aligned = fourier_shift(p, -shifts, workers=threads, out=aligned, chunk_bytes=SLAB_BYTES)
     return (aligned, shifts, report) if return_report else (aligned, shifts)
 
 
@@ -199,18 +199,6 @@ def slab_rows(n_angles: int, n_rows: int, n_cols: int, threads: int = 1) -> int:
     threads), even (slabs keep the whole stack's row pairs), at most ``n_rows``."""
     rows = max(4 * max(1, int(threads)), SLAB_BYTES // (4 * n_cols * n_cols))
     return min(n_rows, rows + rows % 2)
-
-
-def _shift_stack(xp, p, shifts, threads: int, out):
-    """``p`` (n_angles, n_rows, n_cols) shifted by ``-shifts`` into ``out``, by chunks of
-    about :data:`SLAB_BYTES` frames with the whole stack's padding (the same values as
-    one :func:`fourier_shift` call: the FFTs are per frame)."""
-    pad = pad_width(shifts)
-    per = max(int(threads), SLAB_BYTES // (4 * p.shape[1] * p.shape[2]))
-    for a in range(0, p.shape[0], per):
-        out[a:a + per] = fourier_shift(p[a:a + per], -shifts[a:a + per], pad=pad,
-                                       workers=threads)
-    return out
 
 
 def _reproject(aligned, theta_deg, center: float, rows: int, algorithm: str, kw: dict, out):

@@ -68,11 +68,12 @@ from ._shift import candidate_stack, correlate_batch, phase_correlate
 __all__ = ["find_center", "CenterScores"]
 
 _MIN_COM_ROWS = 4  # confined rows needed before "auto" trusts a centre-of-mass fit
-# Default n_rows per method (else 4). "halves" pools rows into one correlation: more
+# Default n_rows per method (else _DEFAULT_ROWS). "halves" pools rows into one correlation: more
 # rows, less bias (center_bench --sweep), but rows through a particle's caps add
 # blobs the halves do not share and can push the blob correlation under the
 # refusal threshold (48 of 64 rows: 0.08), so 24.
 _ROWS = {"halves": 24}
+_DEFAULT_ROWS = 4
 
 
 def _pairs(angles: np.ndarray, tol: float):
@@ -393,7 +394,7 @@ def find_center(projections, angles, *, method: str = "auto", rows=None,
     if method == "auto":
         method = _auto_method(xp, p, angles, da, span)
     if rows is None:
-        rows = _signal_rows(xp, p, _ROWS.get(method, 4) if n_rows is None else n_rows)
+        rows = _signal_rows(xp, p, _ROWS.get(method, _DEFAULT_ROWS) if n_rows is None else n_rows)
     else:
         rows = np.asarray(rows, dtype=int)
     method, center, curve = _search(xp, p, angles, method, rows=rows, bounds=(lo, hi),

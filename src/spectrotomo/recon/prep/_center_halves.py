@@ -135,11 +135,12 @@ def _disc_windows(xp, candidates, n: int, ref: float):
 
 def halves_work_bytes(n_cols: int, n_rows: int = 24) -> float:
     """Peak work memory of :func:`center_halves` beside its input, bytes: the larger of
-    its coarse scan's batch (the 8 heaviest rows, binned columns) and its refinement's (3 candidates on
-    ``n_rows`` rows), each bounded by :func:`._candidates.candidate_batch`. Per
-    (candidate, row) slice pixel a batch measured 73-98 B (tracemalloc, 131 angles, 128
-    and 256 columns, 1-8 candidates of 8-24 rows, 2026-12-04): 100 B planned. One candidate of 24 rows at 2048
-    columns is ~9.4 GiB, the floor at that size."""
+    its coarse scan's batch (the 8 heaviest rows, binned columns) and its refinement's
+    (3 candidates on ``n_rows`` rows), each bounded by :func:`._candidates.
+    candidate_batch`. Per (candidate, row) slice pixel a batch measured 73-98 B
+    (tracemalloc, 131 angles, 128 and 256 columns, 1-8 candidates of 8-24 rows,
+    2026-12-04): 100 B planned. One candidate of 24 rows at 2048 columns is ~9.4 GiB,
+    the floor at that size."""
     def batch_bytes(rows: int, k: int, cols: int) -> float:
         per = candidate_batch(rows, cols, _BYTES_PER_SLICE_PX)
         return min(k, per) * rows * cols ** 2 * _BYTES_PER_SLICE_PX
@@ -244,8 +245,7 @@ def center_halves(xp, projections, angles, rows, search, filter_name="hann"):
     A coarse scan over the search range brackets the zero of the
     displacement (on columns binned to at most :data:`COARSE_COLS`: the
     refinement at full resolution absorbs its error), then two rounds of three
-    candidates around the
-    estimate fit the local line: the measured slope, not the predicted one,
+    candidates around the estimate fit the local line: the measured slope, not the predicted one,
     sets the step (measured 0.95-1.37 px/px where 1.28 is predicted: blob
     filtering and truncation change it).
     """

@@ -38,7 +38,7 @@ def center_work_bytes(n_angles: int, n_rows: int, n_cols: int, method: str) -> f
         RESULTS.prep.md).
     """
     from ._candidates import candidate_batch
-    from ._center import _LIMITED_BYTES_PER_PX, _ROWS, _pair_chunk
+    from ._center import _DEFAULT_ROWS, _LIMITED_BYTES_PER_PX, _ROWS, _pair_chunk
     from ._center_halves import halves_work_bytes
     from ._center_vo import _VO_BATCH_BYTES, _VO_BYTES_PER_PX, vo_batch
     from ._shift import _BYTES_PER_PIXEL, correlate_batch
@@ -54,7 +54,7 @@ def center_work_bytes(n_angles: int, n_rows: int, n_cols: int, method: str) -> f
     if method == "halves":
         return halves_work_bytes(n_cols, min(_ROWS["halves"], n_rows))
     if method in ("consistency", "sharpness"):
-        rows = min(4, n_rows)
+        rows = min(_ROWS.get(method, _DEFAULT_ROWS), n_rows)
         per = candidate_batch(rows, n_cols, _LIMITED_BYTES_PER_PX)
         return per * rows * n_cols * n_cols * _LIMITED_BYTES_PER_PX
     raise ValueError("center_work_bytes: method must be 'opposite', 'vo', 'halves', "

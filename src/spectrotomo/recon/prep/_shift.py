@@ -30,7 +30,8 @@ def pad_width(shifts) -> int:
     return int(np.ceil(float(np.max(np.abs(np.asarray(shifts))) if np.size(shifts) else 0))) + 2
 
 
-def fourier_shift(images, shifts, *, pad: bool | int = True, workers: int = 1):
+def fourier_shift(images, shifts, *, pad: bool | int = True, workers: int = 1, out=None,
+                  chunk_bytes: int | None = None):
     """Shift each image of a stack by its own sub-pixel displacement.
 
     Parameters
@@ -46,11 +47,21 @@ def fourier_shift(images, shifts, *, pad: bool | int = True, workers: int = 1):
     workers : int
         Threads of the host FFTs (``scipy.fft``: they split the stack, so the
         result does not depend on it); 1 where the caller runs stacks in threads.
+    out : ndarray, shape (n, ny, nx), optional
+        Where the result goes (may be ``images`` itself: each chunk is read before
+        it is written).
+    chunk_bytes : int, optional
+        Shift chunks of frames of about this many input bytes (at least one frame,
+        and ``workers`` frames) one after the other, each with the whole stack's
+        padding: the same values as one call, with work arrays that follow the
+        chunk, not the stack.
 
     Returns
     -------
-    ndarray, shape (n, ny, nx), float32 or float64 like the input
+    ndarray, shape (n, ny, nx), float32 or float64 like the input (``out`` if given)
     """
+    if chunk_bytes is not None or out is not None:
+        return _shift_by_chunks(images, shifts, pad, workers, out, chunk_bytes)
     xp = array_module(images)
     images = xp.asarray(images)
     dtype = images.dtype if images.dtype in (np.float32, np.float64) else np.float32
@@ -74,6 +85,25 @@ def fourier_shift(images, shifts, *, pad: bool | int = True, workers: int = 1):
     if p:
         out = out[:, p:p + images.shape[1], p:p + images.shape[2]]
     return out.astype(dtype, copy=False)
+
+
+def _shift_by_chunks(images, shifts, pad, workers: int, out, chunk_bytes):
+    """:func:`fourier_shift` into ``out`` by chunks of frames of ``chunk_bytes`` (None: one
+    chunk), every chunk padded as the whole stack."""
+    xp = array_module(images)
+    shifts_h = np.asarray(shifts.get() if hasattr(shifts, "get") else shifts, dtype=float)
+    shifts_h = shifts_h.reshape(images.shape[0], 2)
+    p = pad_width(shifts_h) if pad is True else int(pad)
+    n = images.shape[0]
+    frame = images[0].nbytes if n else 1
+    per = n if chunk_bytes is None else max(int(workers), int(chunk_bytes) // frame, 1)
+    if out is None:
+        dtype = images.dtype if images.dtype in (np.float32, np.float64) else np.float32
+        out = xp.empty(images.shape, dtype)
+    for a in range(0, n, per):  # chunks of frames, not frames: a few per stack
+        out[a:a + per] = fourier_shift(images[a:a + per], shifts_h[a:a + per], pad=p,
+                                       workers=workers)
+    return out
 
 
 def _upsampled_dft(xp, spectrum, peaks, upsample: int, n_up: int):
