@@ -18,8 +18,8 @@ from .._figure import new_figure, write_png
 from ..segmentation import CLASS_LEGEND
 from ._report_reads import SAMPLE_VOXELS, array_of, masked_histogram, sample, strided
 
-__all__ = ["orthoslices", "orthoslices_along", "label_orthoslices", "histogram", "center_scores", "robust_limits",
-           "masked_cmap", "CLASS_NAMES", "CLASS_COLORS", "class_fraction_table", "class_counts",
+__all__ = ["orthoslices", "orthoslices_along", "label_orthoslices", "histogram", "center_scores",
+           "robust_limits", "masked_cmap", "CLASS_NAMES", "CLASS_COLORS", "class_fraction_table", "class_counts",
            "class_fractions_of_counts", "SAMPLE_VOXELS"]
 
 #: Composition class value -> display name and colour, from the segmentation's one

@@ -15,16 +15,16 @@ from ._report_reads import block_sums
 __all__ = ["valence3d_report", "valence3d_errors", "truth_interior"]
 
 
-def valence3d_report(store, out: Path, *, draw=None, pool=None) -> dict:
+def valence3d_report(store, out: Path, *, draw=None) -> dict:
     """``valence3d_<el>.png`` (central slices of the valence where the quality mask
     holds) and the summary's mean valence and trusted-voxel fraction per element.
     ``draw(fn, *args, **kwargs)`` draws each figure (e.g. submits it to a thread
-    pool); None: no figures. The volumes are read by blocks (on ``pool``'s threads,
-    None: this one) and planes, never whole."""
+    pool); None: no figures. The volumes are read by blocks (in this thread) and planes,
+    never whole."""
     v3d = io.read_group(store, "valence3d")[["valence", "quality_mask", "particle_mask"]]
     elements = list(v3d["element"].values)
     maps = [v3d[name].sel(element=el) for el in elements for name in ("valence", "quality_mask")]
-    sums = block_sums(_trusted_sums, v3d["particle_mask"], *maps, pool=pool)
+    sums = block_sums(_trusted_sums, v3d["particle_mask"], *maps)
     summary = {}
     inside = max(int(sums[0]), 1)
     for k, el in enumerate(elements):

@@ -89,7 +89,6 @@ class MetalOxygen:
         return out[sl[0]]
 
 
-
 @dataclass
 class SegmentResult:
     """Block-readable results (``arrays[name][slices]``) and what produced them."""

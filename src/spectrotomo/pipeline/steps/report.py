@@ -220,12 +220,12 @@ def _center_figure(store, out: Path, draw) -> None:
              out / "center_scores.png")
 
 
-def _density_report(store, seg_ds: xr.Dataset, out: Path, draw=None, pool=None) -> dict:
+def _density_report(store, seg_ds: xr.Dataset, out: Path, draw=None) -> dict:
     """Electron-density figures (by ``draw``, unless None) and mean values of a
-    phase-contrast run (block sums on ``pool``)."""
+    phase-contrast run (block sums in this thread)."""
     rho = io.read_group(store, "density")["electron_density"].isel(energy=0)
     mask = seg_ds["mask"]
-    total, n = block_sums(_masked_sum, rho, mask, pool=pool)
+    total, n = block_sums(_masked_sum, rho, mask)
     if draw:
         draw(orthoslices, rho, out / "electron_density.png", title="electron density",
              mask=mask)
