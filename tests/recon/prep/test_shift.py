@@ -46,3 +46,20 @@ def test_threads_do_not_change_shifts_or_correlation_peaks(monkeypatch):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
     for a, b in zip(three[2:], one[2:]):
         np.testing.assert_array_equal(a, b)
+
+
+def test_fourier_shift_by_chunks_into_out_gives_one_calls_values(rng):
+    """``chunk_bytes`` / ``out``: chunks of frames with the whole stack's padding give
+    the values of one call (in place too); an ``out`` of another shape is refused."""
+    import pytest
+
+    images = rng.random((7, 12, 10)).astype(np.float32)
+    shifts = rng.uniform(-3, 3, (7, 2))
+    whole = fourier_shift(images, shifts)
+    chunked = fourier_shift(images, shifts, chunk_bytes=2 * images[0].nbytes)
+    np.testing.assert_array_equal(chunked, whole)
+    inplace = images.copy()
+    assert fourier_shift(inplace, shifts, out=inplace, chunk_bytes=1) is inplace
+    np.testing.assert_array_equal(inplace, whole)
+    with pytest.raises(ValueError, match="'out' must have the images' shape"):
+        fourier_shift(images, shifts, out=np.empty((7, 12, 9), np.float32))

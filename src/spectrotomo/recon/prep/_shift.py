@@ -100,6 +100,9 @@ def _shift_by_chunks(images, shifts, pad, workers: int, out, chunk_bytes):
     if out is None:
         dtype = images.dtype if images.dtype in (np.float32, np.float64) else np.float32
         out = xp.empty(images.shape, dtype)
+    elif tuple(out.shape) != tuple(images.shape):
+        raise ValueError(f"fourier_shift: 'out' must have the images' shape {images.shape}; "
+                         f"got {tuple(out.shape)}")
     for a in range(0, n, per):  # chunks of frames, not frames: a few per stack
         out[a:a + per] = fourier_shift(images[a:a + per], shifts_h[a:a + per], pad=p,
                                        workers=workers)
