@@ -139,7 +139,7 @@ def test_halves_sign_and_slope_match_the_geometry(small_particle):
     changes sign at the true axis with the predicted slope, and the axis is found."""
     from spectrotomo.recon.prep import normalize
     from spectrotomo.recon.prep._center import _confined_rows, _signal_rows
-    from spectrotomo.recon.prep._center_halves import _displacement, half_sets
+    from spectrotomo.recon.prep._center_halves import _displacement, blob_sigmas, half_sets
     from spectrotomo.simulate import Imperfections, tilt_series
     from spectrotomo.spectra import EDGES
 
@@ -152,7 +152,8 @@ def test_halves_sign_and_slope_match_the_geometry(small_particle):
     assert _confined_rows(np, od).size == 0
     sets = half_sets(angles)
     trial = true + np.array([-2.0, 2.0])
-    d, _ = _displacement(np, od, angles, _signal_rows(np, od, 24), trial, "hann", sets)
+    d, _ = _displacement(np, od, angles, _signal_rows(np, od, 24), trial, "hann", sets,
+                         blob_sigmas(od.shape[-1]))
     assert d[0] < 0 < d[1]
     assert (d[1] - d[0]) / 4.0 == pytest.approx(sets[3], rel=0.25)
     assert abs(find_center(od, angles, method="halves") - true) <= 0.5
@@ -182,7 +183,7 @@ def test_halves_refuses_where_its_rows_disagree(monkeypatch):
     before, 16 px off). Those measured curves, replayed: refused, not returned."""
     import spectrotomo.recon.prep._center_halves as halves
 
-    def replay(xp, projections, angles, rows, candidates, filter_name, sets):
+    def replay(xp, projections, angles, rows, candidates, filter_name, sets, sigmas):
         if candidates.size > 3:  # coarse scan: a clean crossing at column 20
             return 0.95 * (candidates - 20.0), np.full(candidates.size, 0.3)
         return -9.0 + 0.3 * (candidates - 20.0), np.full(3, 0.16)
@@ -257,9 +258,10 @@ def test_halves_in_batches_of_one_candidate_finds_the_same_centre(leaving_fov, m
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert abs(got - true) <= 0.5
-    assert got == pytest.approx(whole, abs=1e-6)
+    # float32 rounding of the FBP's other batch of slices: 2.3e-6 px with the three blob scales
+    assert got == pytest.approx(whole, abs=1e-5)
     # the displacements to float32 rounding (the FBP's batch of slices differs): 5e-6 px
-    np.testing.assert_allclose(scores.metric, whole_scores.metric, rtol=0, atol=2e-5)
+    np.testing.assert_allclose(scores.metric, whole_scores.metric, rtol=1e-5, atol=1e-5)
     # one candidate's 24 rows of 64^2 slices at <= 100 B/px, and the input's copies
     assert peak < 24 * 64 ** 2 * 100 + 8 * od.nbytes, peak / 2**20
 

@@ -19,7 +19,9 @@ What is compared: the two half reconstructions hold disjoint wedges of the
 cross-correlated directly -- edges show in one half or the other depending on
 their orientation. Local *dark blobs* (pores, voids, the gaps between grains)
 show in both at the same place: a blob map, the positive determinant of the
-Gaussian Hessian where the Laplacian is positive, is cross-correlated inside
+Gaussian Hessian where the Laplacian is positive, summed over the scales
+:data:`BLOB_SIGMAS` (scale-normalised, so pores of 2 to ~20 px all count), is
+cross-correlated inside
 the field-of-view disc, with all rows of a candidate laid side by side so
 that one correlation peak pools them. Lines (edges, the limited-angle streaks
 of the point spread function) have one zero curvature and leave the map.
@@ -36,10 +38,17 @@ from ..._model import ValidationError
 from ._candidates import candidate_batch, in_candidate_batches
 from ._shift import candidate_stack, phase_correlate
 
-__all__ = ["center_halves", "half_sets", "halves_work_bytes", "coarse_binning", "COARSE_COLS"]
+__all__ = ["center_halves", "half_sets", "halves_work_bytes", "coarse_binning", "blob_sigmas",
+           "COARSE_COLS", "BLOB_SIGMAS"]
 
 _GAP_DEG = 10.0  # angles within this of the mid-range join neither half
-_BLOB_SIGMA = 1.5  # px: Gaussian scale of the blob filter (pores of 2-6 px)
+#: px: Gaussian scales of the blob filter, summed. One scale of 1.5 px (pores of 2-6 px)
+#: put the axis 6.6-7.3 px off on a 512-column particle with pores of 4-15 px (the same
+#: particle at a 2x finer pixel; small pores and noise differ between the halves); the
+#: sum of the three scales: within 0.13 px there and within 0.31 px on the 128-512
+#: column cases the single scale got right (gpu_bench/RESULTS.prep.md, 2026-12-04)
+BLOB_SIGMAS = (1.5, 3.0, 6.0)
+_MAX_SIGMA_FRACTION = 32  # scales up to 1/32 of the columns (blob_sigmas)
 _MARGIN = 3.0  # px kept clear of the field-of-view edge before the taper
 _TAPER = 4.0  # px of raised-cosine taper inside the disc
 # Normalized correlation of the two halves' blob maps at the found axis:
@@ -106,22 +115,28 @@ def half_sets(angles: np.ndarray, gap: float = _GAP_DEG):
     return a, b, np.array([v[1], v[0]]) / norm, norm
 
 
-def _blob_map(xp, rec, sigma: float):
-    """Positive Hessian determinant at dark blobs (Laplacian > 0), Gaussian scale sigma.
+def _blob_map(xp, rec, sigmas):
+    """Positive Hessian determinant at dark blobs (Laplacian > 0), summed over the
+    Gaussian scales ``sigmas`` (px), each scale-normalised (``(sigma / sigmas[0])**4``:
+    a pore weighs about the same at the scale that fits it, whatever its size).
 
-    rec (m, ny, nx) -> (m, ny, nx); derivatives in Fourier space (numpy or cupy).
+    rec (m, ny, nx) -> (m, ny, nx) float64; derivatives in Fourier space (numpy or cupy).
     """
     _, ny, nx = rec.shape
     ky = xp.asarray(2 * np.pi * np.fft.fftfreq(ny))[:, None]
     kx = xp.asarray(2 * np.pi * np.fft.rfftfreq(nx))[None, :]
-    spec = xp.fft.rfft2(rec) * xp.exp(-0.5 * sigma ** 2 * (ky ** 2 + kx ** 2))
-
-    def deriv(f):
-        return xp.fft.irfft2(spec * f, s=(ny, nx))
-
-    hyy, hxx, hxy = deriv(-ky ** 2), deriv(-kx ** 2), deriv(-ky * kx)
-    det = hxx * hyy - hxy ** 2
-    return xp.where((det > 0) & (hxx + hyy > 0), det, 0.0)
+    spectrum = xp.fft.rfft2(rec)
+    total = None
+    for sigma in sigmas:
+        smooth = spectrum * xp.exp(-0.5 * sigma ** 2 * (ky ** 2 + kx ** 2))
+        hyy, hxx, hxy = (xp.fft.irfft2(smooth * f, s=(ny, nx))
+                         for f in (-ky ** 2, -kx ** 2, -ky * kx))
+        det = hxx * hyy - hxy ** 2
+        det = xp.where((det > 0) & (hxx + hyy > 0), det, 0.0)
+        del hyy, hxx, hxy, smooth
+        det *= (sigma / sigmas[0]) ** 4
+        total = det if total is None else xp.add(total, det, out=total)
+    return total
 
 
 def _disc_windows(xp, candidates, n: int, ref: float):
@@ -150,18 +165,31 @@ def halves_work_bytes(n_cols: int, n_rows: int = 24) -> float:
                batch_bytes(n_rows, 3, n_cols))
 
 
-def _displacement(xp, projections, angles, rows, candidates, filter_name, sets):
+def blob_sigmas(n_cols: int, binning: int = 1) -> tuple[float, ...]:
+    """The blob filter's scales, px of a map of ``n_cols`` full-resolution columns binned
+    by ``binning``: those of :data:`BLOB_SIGMAS` up to ``n_cols / 32`` (larger ones see
+    the particle's outline, which the two halves draw differently: the 64-column test
+    particle's refinement measured a slope of -4.5 px/px with the 6 px scale), divided
+    by the binning, none under the finest (a coarser pixel already merges the smaller
+    pores)."""
+    floor = BLOB_SIGMAS[0]
+    kept = [s for s in BLOB_SIGMAS if s == floor or s <= n_cols / _MAX_SIGMA_FRACTION]
+    return tuple(sorted({max(s / binning, floor) for s in kept}))
+
+
+def _displacement(xp, projections, angles, rows, candidates, filter_name, sets, sigmas):
     """Displacement (px, along ``direction``) of half ``b`` vs half ``a`` per candidate,
     and the zero-lag normalized correlation of the two blob maps (k,), by batches of
-    candidates (:func:`._candidates.in_candidate_batches`)."""
+    candidates (:func:`._candidates.in_candidate_batches`); blob scales ``sigmas`` (px)."""
     def score(batch):
-        return _batch_displacement(xp, projections, angles, rows, batch, filter_name, sets)
+        return _batch_displacement(xp, projections, angles, rows, batch, filter_name, sets,
+                                   sigmas)
 
     return in_candidate_batches(score, candidates, len(rows), projections.shape[-1],
                                 _BYTES_PER_SLICE_PX)
 
 
-def _batch_displacement(xp, projections, angles, rows, candidates, filter_name, sets):
+def _batch_displacement(xp, projections, angles, rows, candidates, filter_name, sets, sigmas):
     """:func:`_displacement` of one batch of candidates."""
     from .._reconstruct import reconstruct
 
@@ -172,7 +200,7 @@ def _batch_displacement(xp, projections, angles, rows, candidates, filter_name, 
     for idx in (a, b):
         rec = reconstruct(stack[idx], angles[idx], center=ref, filter=filter_name,
                           padding="edge")  # (k*r, n, n)
-        blobs = _blob_map(xp, rec, _BLOB_SIGMA).reshape(k, r, n, n)
+        blobs = _blob_map(xp, rec, sigmas).reshape(k, r, n, n)
         blobs = blobs * _disc_windows(xp, candidates, n, ref)[:, None]
         # Rows side by side: one peak per candidate pools all rows' blobs.
         maps.append(xp.moveaxis(blobs, 1, 2).reshape(k, n, r * n))
@@ -234,7 +262,8 @@ def _coarse_scan_binned(xp, projections, angles, rows, search, filter_name, sets
         sub = sub[..., :m].reshape(*sub.shape[:-1], m // b, b).mean(axis=-1)
     blo, bhi = (lo - (b - 1) / 2.0) / b, (hi - (b - 1) / 2.0) / b
     coarse = np.linspace(blo, bhi, max(5, int(np.ceil((bhi - blo) / 2.0)) + 1))
-    d, _ = _displacement(xp, sub, angles, np.arange(sub.shape[1]), coarse, filter_name, sets)
+    d, _ = _displacement(xp, sub, angles, np.arange(sub.shape[1]), coarse, filter_name, sets,
+                         blob_sigmas(projections.shape[-1], b))
     root = _bracket(coarse, d, sets[3])
     return b * coarse + (b - 1) / 2.0, b * d, b * root + (b - 1) / 2.0
 
@@ -261,9 +290,10 @@ def center_halves(xp, projections, angles, rows, search, filter_name="hann"):
                                           sets)
     center = float(np.clip(root, lo, hi))
     tried, scores = [coarse], [d_coarse]
+    sigmas = blob_sigmas(projections.shape[-1])
     for half_width in (1.0, 0.5):
         c = np.clip(center + half_width * np.array([-1.0, 0.0, 1.0]), lo, hi)
-        d, ncc = _displacement(xp, projections, angles, rows, c, filter_name, sets)
+        d, ncc = _displacement(xp, projections, angles, rows, c, filter_name, sets, sigmas)
         slope, intercept = np.polyfit(c, d, 1)
         if not slope > _MIN_SLOPE_RATIO * sets[3]:
             raise ValidationError(
