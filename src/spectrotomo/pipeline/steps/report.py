@@ -84,10 +84,10 @@ def write_report(ctx) -> dict:
     # pool never wait on the pool. Drawing some figures in a child process was measured
     # and dropped: its imports and store reads cost more than it took off this one (demo,
     # loaded VM: 8.3-9.2 -> 11.4-12.1 CPU s, CPU / runnable no better;
-    # gpu_bench/RESULTS.pipeline.md); so was, at 256^3, a spawned one-worker pool for the
-    # summary and element figures, each task reading its own data: +1.3-3 CPU s (imports
-    # 0.6, the figures' reads again) and the worker's 0.28-0.32 GiB beside the step's
-    # 0.40 (session 10)
+    # gpu_bench/RESULTS.pipeline.md); so was a spawned one-worker pool for the summary and
+    # element figures, each task reading its own data: +1.3-3.4 CPU s at 256^3, +2.3-2.4 at
+    # 128^3 (imports 0.6, the figures' reads again) and the worker's 0.26-0.32 GiB beside
+    # the step's 0.32-0.40 (session 10)
     threads = _report_threads(store, host_threads(), ctx.config.compute.memory_limit_gb)
     with _old_objects_frozen(), ThreadPoolExecutor(
             threads, thread_name_prefix="spectrotomo-report") as pool:
