@@ -115,3 +115,23 @@ def test_orthoslices_along_elements_are_the_single_figures(tmp_path, rng):
         alone = orthoslices(amount.sel(element=el), tmp_path / f"b_{i}.png",
                             title=f"{el} amount", mask=mask)
         assert paths[i].read_bytes() == alone.read_bytes()
+
+
+def test_mask_takes_the_chunks_of_the_values_it_masks():
+    """A lazy mask of other chunks than the values (segmentation cubes vs chemistry slabs)
+    is read in the values' (z, y, x) chunks: each values' chunk is then read once; the
+    masked values are the same."""
+    import dask.array as da
+
+    from spectrotomo.pipeline._figures import _as_bool
+
+    rng = np.random.default_rng(0)
+    values = da.from_array(rng.random((3, 8, 16, 16)).astype(np.float32), chunks=(3, 2, 16, 16))
+    mask = da.from_array(rng.random((8, 16, 16)) > 0.5, chunks=(8, 8, 8))
+    aligned = _as_bool(mask, like=values)
+    assert aligned.chunks == values.chunks[1:]
+    assert aligned.dtype == bool
+    np.testing.assert_array_equal(da.where(aligned, values, np.nan).compute(),
+                                  np.where(mask.compute(), values.compute(), np.nan))
+    assert isinstance(_as_bool(np.ones((2, 2)), like=values), np.ndarray)  # numpy stays numpy
+    assert _as_bool(mask).chunks == mask.chunks  # nothing to align to: as stored

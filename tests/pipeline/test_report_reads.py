@@ -123,3 +123,28 @@ def test_class_counts_take_float_labels_and_negative_fill():
     np.testing.assert_array_equal(class_counts(np.array([0, 1, 2, np.nan, 3, 5])),
                                   [2, 1, 1, 1, 1])
     np.testing.assert_array_equal(class_counts(np.array([-1, 1, 1], np.int8)), [1, 2, 0, 0, 0])
+
+
+def test_report_freezes_old_objects_only_for_its_block_and_not_nested():
+    """The report's work runs with the objects made before it frozen (no full GC scan of
+    the imports' objects), thawed after, and leaves a caller's freeze alone."""
+    import gc
+
+    from spectrotomo.pipeline.steps.report import _old_objects_frozen
+
+    assert gc.get_freeze_count() == 0
+    with _old_objects_frozen():
+        assert gc.get_freeze_count() > 0
+        made = [[]]
+        made[0].append(made)  # a cycle made inside the block is still collectable
+        del made
+        assert gc.collect() > 0
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with _old_objects_frozen():
+            pass
+        assert gc.get_freeze_count() == frozen  # the caller's freeze stays
+    finally:
+        gc.unfreeze()

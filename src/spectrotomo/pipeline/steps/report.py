@@ -5,6 +5,7 @@ plus errors against ground truth when the store holds a simulated ``truth`` grou
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 from pathlib import Path
@@ -83,9 +84,13 @@ def write_report(ctx) -> dict:
     # pool never wait on the pool. Drawing some figures in a child process was measured
     # and dropped: its imports and store reads cost more than it took off this one (demo,
     # loaded VM: 8.3-9.2 -> 11.4-12.1 CPU s, CPU / runnable no better;
-    # gpu_bench/RESULTS.pipeline.md)
+    # gpu_bench/RESULTS.pipeline.md); so was a spawned one-worker pool for the summary and
+    # element figures, each task reading its own data: +1.3-3.4 CPU s at 256^3, +2.3-2.4 at
+    # 128^3 (imports 0.6, the figures' reads again) and the worker's 0.26-0.32 GiB beside
+    # the step's 0.32-0.40 (session 10)
     threads = _report_threads(store, host_threads(), ctx.config.compute.memory_limit_gb)
-    with ThreadPoolExecutor(threads, thread_name_prefix="spectrotomo-report") as pool:
+    with _old_objects_frozen(), ThreadPoolExecutor(
+            threads, thread_name_prefix="spectrotomo-report") as pool:
         errors = pool.submit(truth_errors, store)
         drawn = []
 
@@ -97,6 +102,31 @@ def write_report(ctx) -> dict:
             figure.result()  # a figure's error is the step's
         summary["errors_vs_truth"] = errors.result()
     return _finish(ctx, out, store, summary)
+
+
+@contextlib.contextmanager
+def _old_objects_frozen():
+    """Python's cyclic garbage collector leaves the objects that exist now alone until
+    the block ends (``gc.freeze``; ``gc.unfreeze`` after), unless a caller froze some
+    already (then nothing is done: freezing does not nest).
+
+    A full collection scans every tracked object while holding the GIL. At the report's
+    start there are ~220 000 (the imports of numpy, xarray, dask, zarr and matplotlib),
+    and the figures' many short-lived objects (artists, dask graphs) triggered 6-7 full
+    collections per report: 1.6-1.7 s of wall time in which no other thread of the step
+    ran Python (gc.callbacks, both sizes, load ~8). Frozen, a full collection scans only
+    what the report made. Objects are still collected, and values do not change.
+    """
+    import gc
+
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 #: The volumes the report reads by chunks: the largest chunk sizes its threads' memory.
