@@ -55,6 +55,7 @@ class ChunkFiles:
 
     def __init__(self, path, shape, dtype, chunks, *, fill=0, compress: bool = True):
         self.path = Path(path)
+        self._dir = str(self.path)
         self.shape = tuple(int(n) for n in shape)
         self.dtype = np.dtype(dtype)
         self.chunks = tuple(int(c) for c in chunks)
@@ -148,8 +149,9 @@ class ChunkFiles:
     def _extent(self, idx) -> tuple[int, ...]:
         return tuple(min(c, n - i * c) for i, c, n in zip(idx, self.chunks, self.shape))
 
-    def _file(self, idx) -> Path:
-        return self.path / ".".join(map(str, idx))
+    def _file(self, idx) -> str:
+        # a str join: pathlib's parsing per chunk is Python under the GIL
+        return f"{self._dir}/{'.'.join(map(str, idx))}"
 
     def _load(self, idx) -> np.ndarray | None:
         """The chunk's values (read-only), or None when it was never written."""
@@ -167,7 +169,7 @@ class ChunkFiles:
         payload = _codec().encode(data) if self.compress else memoryview(data).cast("B")
         # a new file under a temporary name, then renamed: a reader sees the old chunk or
         # the new one, never a part
-        tmp = self.path / f".{'.'.join(map(str, idx))}.{threading.get_ident()}"
+        tmp = f"{self._dir}/.{'.'.join(map(str, idx))}.{threading.get_ident()}"
         with open(tmp, "wb") as f:
             f.write(payload)
         os.replace(tmp, self._file(idx))
