@@ -105,19 +105,3 @@ def test_tables_of_different_masks_in_one_call_equal_their_own_calls(order):
         alone = seg.profile_table_blocks(chunk=16, workers=1, **job)
         for var in ("count", "mean", "median"):
             np.testing.assert_array_equal(table[var].values, alone[var].values)
-
-
-def test_batches_do_not_change_the_tables(monkeypatch):
-    """Tasks of several pieces give the bits of one task per piece (sums folded in piece
-    order; selection counts per piece), on threads."""
-    mask, regions, maps = _inputs()
-    jobs = [dict(values=maps[v], regions=regions["shell"], by="shell", mask=mask)
-            for v in maps]
-    monkeypatch.setattr(_blockstats, "PIECE", 97)
-    monkeypatch.setattr(_blockstats, "BATCH", 1)
-    ref = seg.profile_tables_blocks(jobs, chunk=16, workers=2)
-    monkeypatch.setattr(_blockstats, "BATCH", 5)
-    got = seg.profile_tables_blocks(jobs, chunk=16, workers=2)
-    for a, b in zip(got, ref):
-        for stat in ("count", "mean", "std", "median", "q25", "q75"):
-            np.testing.assert_array_equal(a[stat].values, b[stat].values)

@@ -62,10 +62,9 @@ def select_kth(item: Callable[[object], tuple[np.ndarray, np.ndarray]], cores: S
 
     Parameters
     ----------
-    item : callable(core) -> (group int64 array, key uint64 array), or an iterable of them
-        One block's items (or its parts' items, counted one part at a time: a task of
-        several pieces holds one piece's arrays); a pass over the data calls it for every
-        core (three passes for 32 bits, five for 64), through :func:`map_blocks`.
+    item : callable(core) -> (group int64 array, key uint64 array)
+        One block's items; a pass over the data calls it for every core
+        (three passes for 32 bits, five for 64), through :func:`map_blocks`.
     cores : sequence
         The blocks (e.g. slices from :func:`blocks`).
     groups, ranks : sequence of int
@@ -100,20 +99,15 @@ def select_kth(item: Callable[[object], tuple[np.ndarray, np.ndarray]], cores: S
 
         def histogram(core, p=p, shift=shift, table=table, n_slots=n_slots, bins=bins,
                       up=np.uint64(shift + np.uint64(digit_bits))):
-            parts = item(core)
-            counts = [None] * n_slots
-            for grp, key in [parts] if isinstance(parts, tuple) else parts:
-                high = key >> up if p else np.zeros_like(key)
-                digit = ((key >> shift) & np.uint64(bins - 1)).astype(np.int64)
-                for s in range(n_slots):  # a few slots (targets per group)
-                    hit = high == table[s, grp]
-                    c = np.bincount(grp[hit] * bins + digit[hit], minlength=width)
-                    counts[s] = c if counts[s] is None else np.add(counts[s], c, out=c)
+            grp, key = item(core)
+            high = key >> up if p else np.zeros_like(key)
+            digit = ((key >> shift) & np.uint64(bins - 1)).astype(np.int64)
             out = []
-            for c in counts:
-                c = np.zeros(width, np.int64) if c is None else c
-                where = np.flatnonzero(c)  # sparse: blocks in flight stay small
-                out.append((where, c[where]))
+            for s in range(n_slots):  # a few slots (targets per group)
+                hit = high == table[s, grp]
+                counts = np.bincount(grp[hit] * bins + digit[hit], minlength=width)
+                where = np.flatnonzero(counts)  # sparse: blocks in flight stay small
+                out.append((where, counts[where]))
             return out
 
         hist = map_blocks(histogram, cores, reduce=_add_into,

@@ -38,12 +38,6 @@ _QUANTILES = (0.25, 0.5, 0.75)  # q25, median, q75
 #: particle voxels per piece of the later passes (a 64^3 block holds 4 pieces when full)
 PIECE = 1 << 16
 
-#: pieces per task of the later passes, each piece's result kept apart (sums folded in
-#: piece order, as one task per piece: the same bits). Why: a task per piece cost a
-#: submit, a future and a wake-up of the loop's thread per ~1 ms of numpy, under the GIL
-#: (py-spy at 256^3: the futures' notify ~30 % of the profile step's GIL samples)
-BATCH = 4
-
 
 def profile_table_blocks(values, regions, *, by: str, mask, chunk: int, bins=None,
                          n_regions: int | None = None, name: str | None = None,
@@ -291,9 +285,7 @@ def _profile(particle, *, values, regions, by, mask, bins=None, n_regions=None, 
         return np.stack([np.bincount(g, minlength=size).astype(np.float64),
                          np.bincount(g, weights=v, minlength=size)])
 
-    batches = [pieces[i:i + BATCH] for i in range(0, len(pieces), BATCH)]
-    count, total = map_blocks(partial(_each, sums), batches, reduce=_add_each,
-                              initial=np.zeros((2, size)))
+    count, total = map_blocks(sums, pieces, reduce=_add, initial=np.zeros((2, size)))
     count = count.astype(np.int64)  # exact: sums of integers below 2^53
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / count
@@ -303,16 +295,15 @@ def _profile(particle, *, values, regions, by, mask, bins=None, n_regions=None, 
         c = v - mean[g]
         return np.bincount(g, weights=c * c, minlength=size)
 
-    sq = map_blocks(partial(_each, squares), batches, reduce=_add_each, initial=np.zeros(size))
+    sq = map_blocks(squares, pieces, reduce=_add, initial=np.zeros(size))
     with np.errstate(invalid="ignore", divide="ignore"):
         std = np.sqrt(sq / count)
     quantiles = {q: np.full(size, np.nan) for q in _QUANTILES}
     has = np.nonzero(count > 0)[0]
     if has.size:
-        def item(batch):  # one piece's keys at a time (select_kth counts them in turn)
-            for piece in batch:
-                g, v = groups_of(piece)
-                yield g, encode(v)
+        def item(piece):
+            g, v = groups_of(piece)
+            return g, encode(v)
 
         # the two order statistics around each quantile (numpy's linear interpolation)
         pos = {q: q * (count[has] - 1) for q in _QUANTILES}
@@ -320,7 +311,7 @@ def _profile(particle, *, values, regions, by, mask, bins=None, n_regions=None, 
         hi = {q: np.minimum(lo[q] + 1, count[has] - 1) for q in _QUANTILES}
         ranks = np.stack([r for q in _QUANTILES for r in (lo[q], hi[q])], axis=1).ravel()
         targets = np.repeat(has, 2 * len(_QUANTILES))
-        found, _ = select_kth(item, batches, targets, ranks, bits=bits)
+        found, _ = select_kth(item, pieces, targets, ranks, bits=bits)
         vals = decode(found).reshape(has.size, -1, 2)
         for i, q in enumerate(_QUANTILES):
             frac = pos[q] - lo[q]
@@ -337,14 +328,8 @@ def _profile(particle, *, values, regions, by, mask, bins=None, n_regions=None, 
                           by=by)
 
 
-def _each(fn, batch) -> list:
-    return [fn(piece) for piece in batch]
-
-
-def _add_each(acc, parts):
-    for part in parts:  # piece order: the sums of one task per piece
-        acc = acc + part
-    return acc
+def _add(acc, part):
+    return acc + part
 
 
 def _compact(idx: np.ndarray) -> np.ndarray:
