@@ -187,3 +187,15 @@ def test_metal_oxygen_reads_tiles_of_rows():
     for sl in [(slice(None), slice(1, 10), slice(0, 6), slice(2, 5)),
                (slice(1, 2), slice(3, 6), slice(None), slice(None))]:
         np.testing.assert_array_equal(view[sl], want[sl])  # NaN == NaN
+
+
+def test_unique_pairs_is_numpy_unique_rows():
+    """Face pairs packed into one int64 give np.unique(axis=0)'s rows; labels >= 2^31
+    fall back to it."""
+    from spectrotomo.segmentation._blocklabel import _unique_pairs
+
+    rng = np.random.default_rng(2)
+    for pairs in (rng.integers(0, 40, (500, 2)), np.zeros((0, 2), np.int64),
+                  np.array([[1 << 40, 3], [2, 5], [2, 5]])):
+        pairs = pairs.astype(np.int64)
+        np.testing.assert_array_equal(_unique_pairs(pairs), np.unique(pairs, axis=0))

@@ -41,3 +41,21 @@ def test_pencils_hold_at_most_a_block():
     for n in (64, 256, 2048):
         w = pencil_width((n, n, n), 64, threads=16)
         assert 8 <= w <= 64 and n * w * w <= 64 ** 3
+
+
+@pytest.mark.parametrize("spacing", [(10.0, 10.0, 10.0), (12.0, 12.0, 12.0), (10.0, 12.0, 7.0)])
+def test_block_squares_are_edts(spacing):
+    """_blockedt's local squared distances (the numba envelopes, GIL released) are
+    edt.edtsq's float32 values, bit for bit, on integer voxel sizes; a block without
+    features is inf."""
+    edt = pytest.importorskip("edt")
+    from spectrotomo.segmentation._blockedt import _local_sq
+
+    rng = np.random.default_rng(5)
+    for p in (0.002, 0.05, 0.6):
+        feature = rng.random((23, 31, 17)) < p
+        want = edt.edtsq(~feature, anisotropy=spacing, black_border=False, parallel=1)
+        got = _local_sq(feature, spacing)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, want)
+    assert np.isinf(_local_sq(np.zeros((4, 5, 6), bool), spacing)).all()

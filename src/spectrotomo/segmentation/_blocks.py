@@ -5,15 +5,17 @@ A volume is walked in cubic blocks of ``chunk`` voxels; an operation that looks
 at the array edge, where the operation's own border rule then applies exactly
 as on the whole volume) and keeps the core. Inputs are anything sliceable to a
 block: numpy or zarr arrays, dask arrays, xarray DataArrays (read lazily from a
-store). Intermediates live in :class:`Scratch`, compressed zarr arrays in a
-temporary directory, so memory per step is a few blocks whatever the volume.
+store). Intermediates live in :class:`Scratch`, chunked arrays of one compressed
+file per chunk (:class:`._chunkfiles.ChunkFiles`) in a temporary directory, so
+memory per step is a few blocks whatever the volume.
 
 Every block loop goes through :func:`map_blocks`: serial by default, on threads
 or on dask.distributed workers inside :func:`block_workers`. Block functions
 write disjoint whole chunks and return what the caller reduces, in block order,
 so the results do not depend on the executor (labels identical, sums in the
 same order). Threads help because the kernels release the GIL (scipy.ndimage
-filters and morphology, cc3d, numpy, the zarr codecs); ``edt`` threads itself.
+filters and morphology, cc3d, numpy, the scratch's file reads and zstd codec);
+``edt`` threads itself.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 
 from .._backend import host_threads
 from .._model import ValidationError
+from ._chunkfiles import ChunkFiles
 from ._threads import budget, granted, ordered, share
 
 __all__ = ["Scratch", "blocks", "extend", "read", "check_chunk", "block_shape", "process_chunk", "edges_of",
@@ -302,7 +305,8 @@ def read(arr, sl, dtype=None) -> np.ndarray:
 
 
 class Scratch:
-    """Temporary zarr arrays (one directory, removed by :meth:`close` / ``with``).
+    """Temporary chunked arrays (:class:`._chunkfiles.ChunkFiles`; one directory, removed
+    by :meth:`close` / ``with``).
 
     Parameters
     ----------
@@ -326,15 +330,11 @@ class Scratch:
         """A new array; ``chunks`` overrides the block chunking (writers of regions that
         are not whole blocks must write whole chunks of their own); ``compress=False``
         for data that barely compresses and is read back at once (float64 distances)."""
-        import zarr
-
         name = f"a{next(self._ids)}"
         shape = tuple(int(n) for n in shape)
         if chunks is None:
             chunks = shape[:-3] + edges_of(self.chunk, min(3, len(shape)))
-        return zarr.create_array(store=str(self.path / name), shape=shape,
-                                 chunks=chunks, dtype=dtype, fill_value=fill,
-                                 compressors="auto" if compress else None, zarr_format=3)
+        return ChunkFiles(self.path / name, shape, dtype, chunks, fill=fill, compress=compress)
 
     def filled(self, shape, dtype, fn: Callable[[tuple], Any], *, halo=0, fill=0,
                compress: bool = True, block=None):
@@ -369,7 +369,7 @@ class Scratch:
     def release(self, array) -> None:
         """Delete one array made here whose data are no longer needed (frees its disk
         before :meth:`close`: uncompressed float64 passes are 8 bytes per voxel)."""
-        root = Path(str(array.store.root)).resolve()
+        root = Path(array.path).resolve()
         if root.parent != self.path.resolve():
             raise ValueError(f"Scratch.release: {root} is not an array of this scratch")
         shutil.rmtree(root, ignore_errors=True)
@@ -384,7 +384,7 @@ class Scratch:
         """
         import threading
 
-        kept = {Path(str(a.store.root)).resolve() for a in keep}
+        kept = {Path(a.path).resolve() for a in keep}
         doomed = [p for p in self.path.iterdir() if p.resolve() not in kept]
         if doomed:
             self._discarding = threading.Thread(

@@ -46,9 +46,10 @@ def warm_kernel() -> None:
     :func:`exact_distance` otherwise loads it with every block thread waiting on
     ``_KERNEL_LOCK``. A failure is left to that first pass, which raises it."""
     def load():
-        try:  # a call of _pass's argument types: numba's dispatch of that signature too
-            f = np.zeros((1, 2))
-            _kernel()(f, np.empty_like(f), 1.0, False)
+        try:  # calls of _pass's argument types: numba's dispatch of those signatures too
+            for dtype in (np.float64, np.float32):  # exact_distance's, _blockedt's
+                f = np.zeros((1, 2), dtype)
+                _kernel()(f, np.empty_like(f), 1.0, False)
         except Exception:  # noqa: BLE001 - raised again by the first pass that needs it
             pass
 
@@ -113,7 +114,8 @@ def _compile():
 
 
 def _pass(values: np.ndarray, axis: int, s: float, edge: bool) -> np.ndarray:
-    """One 1-D envelope pass along ``axis`` of a pencil (float64 in and out)."""
+    """One 1-D envelope pass along ``axis`` of a pencil (float64 or float32 in and out;
+    float64 arithmetic)."""
     lines = np.ascontiguousarray(np.moveaxis(values, axis, -1))
     shape = lines.shape
     flat = lines.reshape(-1, shape[-1])
