@@ -49,8 +49,9 @@ def components(truth: xr.Dataset, z: slice = slice(None)) -> tuple[list[str], np
         Atoms per nm^3 of each component (element density x state fraction) on the
         planes ``z``.
     """
-    density = truth["density"].isel(z=z)
-    frac = truth["state_fraction"].isel(z=z)
+    # one compute for both: a lazy truth (``particle(lazy=True)``) computes each slab once
+    sub = truth[["density", "state_fraction"]].isel(z=z).compute(scheduler="sync")
+    density, frac = sub["density"], sub["state_fraction"]
     elements = density["element"].values.tolist()
     density, states = density.values, frac["state_element"].values
     frac = frac.values
@@ -121,6 +122,11 @@ def _sinc_weights(src: np.ndarray, n: int) -> np.ndarray:
     return np.sinc(src[..., :, None] - np.arange(n, dtype=float))
 
 
+#: Pixels per block of angles in :func:`_misalign` (float64: 16 MiB): the sinc matrices
+#: and products of all 131 angles were ~5 x 69 MiB per energy thread at 256^2
+_MISALIGN_VOXELS = 2**21
+
+
 def _misalign(od, shifts, scales, out=None):
     """Resample each image: out(r) = od(c0 + (r - c0 - shift) / scale), band-limited.
 
@@ -156,11 +162,15 @@ def _misalign(od, shifts, scales, out=None):
     out = np.empty(od.shape, np.float64) if out is None else out
     rows, cols = np.arange(ny, dtype=float), np.arange(nx, dtype=float)
 
-    def one(e):  # one batched product over the angles of energy e
-        src_y = cy + (rows[None] - cy - shifts[e, :, 0, None]) / scales[e]  # (A, ny)
-        src_x = cx + (cols[None] - cx - shifts[e, :, 1, None]) / scales[e]  # (A, nx)
-        w_y, w_x = _sinc_weights(src_y, ny), _sinc_weights(src_x, nx)
-        out[e] = w_y @ od[e].astype(np.float64) @ w_x.transpose(0, 2, 1)
+    per = max(1, _MISALIGN_VOXELS // (ny * nx))
+
+    def one(e):  # batched products over the angles of energy e, a block of angles each
+        for a in range(0, n_a, per):  # blocks bound the float64 temporaries (~5 a block)
+            b = slice(a, a + per)
+            src_y = cy + (rows[None] - cy - shifts[e, b, 0, None]) / scales[e]  # (a, ny)
+            src_x = cx + (cols[None] - cx - shifts[e, b, 1, None]) / scales[e]  # (a, nx)
+            w_y, w_x = _sinc_weights(src_y, ny), _sinc_weights(src_x, nx)
+            out[e, b] = w_y @ od[e, b].astype(np.float64) @ w_x.transpose(0, 2, 1)
 
     # energies in threads, each product on one BLAS thread (they release the GIL): a
     # single loop kept one of two cores busy, and OpenBLAS's own threads on these
@@ -314,9 +324,7 @@ def _ideal_od(truth, energies, angles, center, calibration) -> np.ndarray:
     n_c, n_e, n_a = len(names), energies.size, angles.size
     sigma = _scan_sigma(names, energies, calibration).astype(np.float32) * np.float32(px)
     od = np.empty((n_e, n_a, nz, nx), np.float32)
-    step = max(1, _SLAB_VOXELS // (n_c * ny * nx))
-    for z0 in range(0, nz, step):  # slabs bound the memory; each is one vectorised product
-        z1 = min(nz, z0 + step)
+    for z0, z1 in _slabs(truth, _SLAB_VOXELS // (n_c * ny * nx)):
         cube = components(truth, slice(z0, z1))[1]
         if n_e < n_c:
             vols = _attenuation_volumes(sigma, cube)  # (E, dz, ny, nx) 1/voxel
@@ -328,6 +336,17 @@ def _ideal_od(truth, energies, angles, center, calibration) -> np.ndarray:
             od[:, :, z0:z1] = np.einsum("ec,acp->eap", sigma.T, proj, optimize=True).reshape(
                 n_e, n_a, z1 - z0, nx)
     return od
+
+
+def _slabs(truth, planes: int) -> list[tuple[int, int]]:
+    """``[z0, z1)`` of ``planes`` planes (at least 1), or of a lazy truth's own slabs
+    (its dask chunks: each computed once)."""
+    chunks = truth["density"].chunksizes.get("z")
+    if chunks:
+        edges = np.cumsum((0, *chunks)).tolist()
+    else:
+        edges = [*range(0, truth.sizes["z"], max(1, planes)), truth.sizes["z"]]
+    return list(zip(edges[:-1], edges[1:]))
 
 
 def _attenuation_volumes(sigma, cube) -> np.ndarray:
