@@ -120,7 +120,7 @@ def _project_joseph(vol, angles_deg, *, center, n_cols):
     from .._backend import host_threads
 
     flat = vol.reshape(nz, ny * nx)
-    threads = min(host_threads(), nz // 32)
+    threads = min(host_threads(), nz // 8)  # a slab's 16 slices (512^2) in two threads
     if threads > 1:
         from concurrent.futures import ThreadPoolExecutor
 
