@@ -289,7 +289,7 @@ def test_slabs_and_angle_blocks_give_the_whole_volume_series(truth, monkeypatch)
 
 
 def test_counts_turn_uint32_when_one_energy_exceeds_uint16():
-    from spectrotomo.simulate._forward import _Frames
+    from spectrotomo.simulate._detector import _Frames
 
     frames = _Frames({"projections": (2, 3), "flats": (2, 1)}, np.uint16)
     frames.put("projections", 0, np.array([1, 2, 65535], np.int64))

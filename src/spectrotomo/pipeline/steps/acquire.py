@@ -183,8 +183,7 @@ def _write_inputs(ctx: RunContext, tree, groups: dict[str, str], *,
 
     import dask
 
-    from ..._backend import host_threads
-    from ...segmentation._blocks import release_free_memory
+    from ..._backend import glibc_function, host_threads
 
     def write(child):
         group = groups[child]
@@ -199,8 +198,9 @@ def _write_inputs(ctx: RunContext, tree, groups: dict[str, str], *,
         with (dask.config.set(scheduler="threads", num_workers=1) if numpy_layout
               else nullcontext()):
             io.write(ctx.store, group, ds, overwrite=True, encoding=encoding)
-        if numpy_layout:  # its slabs (~2-45 MiB) were freed into the heap: hand them back
-            release_free_memory()
+        trim = glibc_function("malloc_trim") if numpy_layout else None
+        if trim is not None:  # its slabs (2-45 MiB) were freed into the heap: hand them back
+            trim(0)
 
     first = [child for child, group in groups.items() if group != "raw"]
     with ThreadPoolExecutor(max(1, min(host_threads(), len(first)))) as pool:
