@@ -272,3 +272,30 @@ def test_attenuation_volumes_by_slabs_equal_one_product(monkeypatch):
     got = _attenuation_volumes(sigma, cube)
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, np.tensordot(sigma.T, cube, axes=1))
+
+
+def test_slabs_and_angle_blocks_give_the_whole_volume_series(truth, monkeypatch):
+    from spectrotomo.simulate import _forward
+
+    kwargs = dict(energies=[640.0, 650.0], angles=ANGLES, imperfections=Imperfections(
+        jitter_px=0.4, energy_shift_px=0.3, magnification=0.01), seed=5)
+    whole = tilt_series(truth, **kwargs)
+    monkeypatch.setattr(_forward, "_SLAB_VOXELS", 12 * 7 * 40 * 40)  # 7-plane slabs of 32
+    monkeypatch.setattr(_forward, "_MISALIGN_VOXELS", 4 * 32 * 40)  # 4 angles a block of 27
+    parts = tilt_series(truth, **kwargs)
+    for name in ("true_od", "projections", "flats", "darks"):
+        assert parts[name].dtype == whole[name].dtype, name
+        np.testing.assert_array_equal(parts[name].values, whole[name].values, err_msg=name)
+
+
+def test_counts_turn_uint32_when_one_energy_exceeds_uint16():
+    from spectrotomo.simulate._detector import _Frames
+
+    frames = _Frames({"projections": (2, 3), "flats": (2, 1)}, np.uint16)
+    frames.put("projections", 0, np.array([1, 2, 65535], np.int64))
+    frames.put("flats", 0, np.array([7], np.int64))
+    frames.put("projections", 1, np.array([70000, 3, 4], np.int64))
+    frames.put("flats", 1, np.array([8], np.int64))
+    assert {a.dtype for a in frames.arrays.values()} == {np.dtype(np.uint32)}
+    np.testing.assert_array_equal(frames.arrays["projections"], [[1, 2, 65535], [70000, 3, 4]])
+    np.testing.assert_array_equal(frames.arrays["flats"], [[7], [8]])

@@ -59,3 +59,18 @@ def test_ball_volume_and_agreement_with_a_direct_supersampling():
     direct = (d2 <= r * r).reshape(shape[0], s, shape[1], s, shape[2], s).mean(axis=(1, 3, 5))
     np.testing.assert_allclose(b, direct)
     assert abs(b.sum() / (4 / 3 * np.pi * r**3) - 1) < 0.01
+
+
+def test_system_matrix_in_blocks_of_angles_is_the_one_block_matrix(monkeypatch):
+    from spectrotomo.simulate import _project
+
+    angles = tuple(np.arange(-65, 66.0, 7.0).tolist())
+    whole = _project._matrix_rows(24, 30, angles, 14.2, 30, "<f4")
+    monkeypatch.setattr(_project, "_BLOCK_ENTRIES", 3 * 30 * 30)  # 3 angles a block
+    _project._cached_matrix.cache_clear()
+    try:
+        blocks = _project.system_matrix((24, 30), angles, center=14.2, dtype=np.float32)
+    finally:
+        _project._cached_matrix.cache_clear()
+    for part in ("data", "indices", "indptr"):
+        np.testing.assert_array_equal(getattr(whole, part), getattr(blocks, part))

@@ -15,7 +15,7 @@ import numpy as np
 from .._backend import host_threads
 from ..spectra import BUILTIN_STATES
 
-__all__ = ["COMPOSITIONS", "ELEMENTS", "composition_fields", "state_fields"]
+__all__ = ["COMPOSITIONS", "ELEMENTS", "composition_fields", "draw_domains", "state_fields"]
 
 ELEMENTS = ("Li", "Mn", "Co", "Ni", "O")
 TM = ("Mn", "Co", "Ni")
@@ -66,23 +66,30 @@ def target_tm_o(composition: str) -> float:
     return (s["Mn"] + s["Co"] + s["Ni"]) / s["O"]
 
 
+def draw_domains(n_grains: int, o_poor, o_rich, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Labels of the oxygen-poor and oxygen-rich grains: the first ``o_poor[0]`` and
+    the next ``o_rich[0]`` of one random permutation of 1 .. ``n_grains``."""
+    picked = rng.permutation(np.arange(1, n_grains + 1))
+    return picked[: o_poor[0]], picked[o_poor[0]: o_poor[0] + o_rich[0]]
+
+
 def composition_fields(geom, *, composition, fu_density, radial_gradient, surface_layer,
-                       surface_o_factor, o_poor, o_rich, li_depletion, li_depth, rng):
+                       surface_o_factor, o_poor, o_rich, li_depletion, li_depth, domains, dmax):
     """Element densities (atoms/nm^3) shaped (5, nz, ny, nx) and domain masks.
 
     ``radial_gradient`` is the fractional O loss at the surface decaying linearly
     to 0 at the centre (kept inside the tolerance); ``surface_layer`` (voxels)
     has O scaled by ``surface_o_factor``; ``o_poor``/``o_rich`` = (number of
-    grains, O factor) for whole primary grains; Li is depleted by
-    ``li_depletion`` (fraction) at the surface with decay length ``li_depth`` voxels.
+    grains, O factor) for whole primary grains, ``domains`` their labels
+    (:func:`draw_domains`); Li is depleted by ``li_depletion`` (fraction) at the
+    surface with decay length ``li_depth`` voxels. ``dmax`` is the whole particle's
+    largest depth (voxels, at least 1): ``geom`` may be a slab of z planes, every
+    value here is per voxel but this one.
     """
     stoich = COMPOSITIONS[composition]["stoich"]
     depth = geom.depth
-    dmax = max(float(depth.max()), 1.0)
     o_factor = 1.0 - radial_gradient * (1.0 - depth / dmax)
-    grains = np.arange(1, geom.n_grains + 1)
-    picked = rng.permutation(grains)
-    poor_ids, rich_ids = picked[: o_poor[0]], picked[o_poor[0]: o_poor[0] + o_rich[0]]
+    poor_ids, rich_ids = domains
     poor = np.isin(geom.grain, poor_ids)
     rich = np.isin(geom.grain, rich_ids)
     o_factor = np.where(poor, o_poor[1], np.where(rich, o_rich[1], o_factor))

@@ -14,12 +14,12 @@ import numpy as np
 import xarray as xr
 
 from ..spectra import BUILTIN_STATES, builtin_cross_section, cross_section
+from ._detector import DARK_LEVEL, _detector_frames
 from ._instrument import SCAN_CALIBRATION, Calibration, Imperfections
 from ._project import project
 
 __all__ = ["attenuation", "tilt_series", "components"]
 
-DARK_LEVEL = 100.0  # mean dark counts per pixel and frame
 
 
 def _energies(energies, where):
@@ -31,24 +31,35 @@ def _energies(energies, where):
     return e
 
 
-def components(truth: xr.Dataset) -> tuple[list[str], np.ndarray]:
+def components(truth: xr.Dataset, z: slice = slice(None)) -> tuple[list[str], np.ndarray]:
     """Atom densities of every chemical component.
+
+    Parameters
+    ----------
+    truth : xarray.Dataset
+        From :func:`particle` (numpy- or dask-backed ``density`` and ``state_fraction``).
+    z : slice
+        Planes of the volume (default all): the forward model takes them slab by slab.
 
     Returns
     -------
     names : list of str
         ``"Li"`` then the state names (``"Mn2+"``, ...).
     cube : ndarray, shape (n_components, nz, ny, nx), float32
-        Atoms per nm^3 of each component (element density x state fraction).
+        Atoms per nm^3 of each component (element density x state fraction) on the
+        planes ``z``.
     """
-    density = truth["density"]
-    frac = truth["state_fraction"]
-    names = ["Li", *frac["state"].values.tolist()]
+    # one compute for both: a lazy truth (``particle(lazy=True)``) computes each slab once
+    sub = truth[["density", "state_fraction"]].isel(z=z).compute(scheduler="sync")
+    density, frac = sub["density"], sub["state_fraction"]
+    elements = density["element"].values.tolist()
+    density, states = density.values, frac["state_element"].values
+    frac = frac.values
+    names = ["Li", *truth["state"].values.tolist()]
     cube = np.empty((len(names), *density.shape[1:]), np.float32)
-    cube[0] = density.sel(element="Li").values
-    for i, state in enumerate(names[1:], start=1):  # ~11 states: a small fixed set
-        element = str(frac["state_element"].values[i - 1])
-        np.multiply(density.sel(element=element).values, frac.values[i - 1], out=cube[i])
+    cube[0] = density[elements.index("Li")]
+    for i in range(1, len(names)):  # ~11 states: a small fixed set
+        np.multiply(density[elements.index(str(states[i - 1]))], frac[i - 1], out=cube[i])
     return names, cube
 
 
@@ -111,11 +122,18 @@ def _sinc_weights(src: np.ndarray, n: int) -> np.ndarray:
     return np.sinc(src[..., :, None] - np.arange(n, dtype=float))
 
 
-def _misalign(od, shifts, scales):
+#: Pixels per block of angles in :func:`_misalign` (float64: 16 MiB): the sinc matrices
+#: and products of all 131 angles were ~5 x 69 MiB per energy thread at 256^2
+_MISALIGN_VOXELS = 2**21
+
+
+def _misalign(od, shifts, scales, out=None):
     """Resample each image: out(r) = od(c0 + (r - c0 - shift) / scale), band-limited.
 
     od : (E, A, ny, nx); shifts : (E, A, 2) px (dy, dx); scales : (E,).
-    Returns float64, same shape.
+    out : (E, A, ny, nx), optional: where the images go (``od`` itself: each energy's
+    images are read whole before they are overwritten), computed in float64 and cast on
+    assignment; default a new float64 array. Returns ``out``.
 
     Why band-limited (sinc) interpolation: the optical image a TXM forms on
     its detector is band-limited by the zone plate's transfer function (cut-off
@@ -141,14 +159,18 @@ def _misalign(od, shifts, scales):
 
     n_e, n_a, ny, nx = od.shape
     cy, cx = (ny - 1) / 2, (nx - 1) / 2
-    out = np.empty(od.shape, np.float64)
+    out = np.empty(od.shape, np.float64) if out is None else out
     rows, cols = np.arange(ny, dtype=float), np.arange(nx, dtype=float)
 
-    def one(e):  # one batched product over the angles of energy e
-        src_y = cy + (rows[None] - cy - shifts[e, :, 0, None]) / scales[e]  # (A, ny)
-        src_x = cx + (cols[None] - cx - shifts[e, :, 1, None]) / scales[e]  # (A, nx)
-        w_y, w_x = _sinc_weights(src_y, ny), _sinc_weights(src_x, nx)
-        out[e] = w_y @ od[e].astype(np.float64) @ w_x.transpose(0, 2, 1)
+    per = max(1, _MISALIGN_VOXELS // (ny * nx))
+
+    def one(e):  # batched products over the angles of energy e, a block of angles each
+        for a in range(0, n_a, per):  # blocks bound the float64 temporaries (~5 a block)
+            b = slice(a, a + per)
+            src_y = cy + (rows[None] - cy - shifts[e, b, 0, None]) / scales[e]  # (a, ny)
+            src_x = cx + (cols[None] - cx - shifts[e, b, 1, None]) / scales[e]  # (a, nx)
+            w_y, w_x = _sinc_weights(src_y, ny), _sinc_weights(src_x, nx)
+            out[e, b] = w_y @ od[e, b].astype(np.float64) @ w_x.transpose(0, 2, 1)
 
     # energies in threads, each product on one BLAS thread (they release the GIL): a
     # single loop kept one of two cores busy, and OpenBLAS's own threads on these
@@ -156,23 +178,6 @@ def _misalign(od, shifts, scales):
     with blas_single_thread(), ThreadPoolExecutor(max(1, min(host_threads(), n_e))) as pool:
         list(pool.map(one, range(n_e)))
     return out
-
-
-def _beam_profile(ny, nx):
-    """Smooth illumination in (0.8, 1]: a broad Gaussian with a slight gradient."""
-    y = (np.arange(ny) - (ny - 1) / 2) / ny
-    x = (np.arange(nx) - (nx - 1) / 2) / nx
-    prof = np.exp(-(y[:, None] ** 2 + x[None, :] ** 2) / 2.0) * (1 - 0.05 * (x[None, :] + 0.5))
-    return (prof / prof.max()).astype(np.float32)
-
-
-def _as_detector_dtype(*frames):
-    """Cast integer frames to uint16 when every value fits, else uint32."""
-    if frames[0].dtype == np.float32:
-        return frames
-    top = max(int(f.max()) for f in frames)
-    dtype = np.uint16 if top <= np.iinfo(np.uint16).max else np.uint32
-    return tuple(f.astype(dtype) for f in frames)
 
 
 def tilt_series(
@@ -255,9 +260,10 @@ def tilt_series(
     od = _ideal_od(truth, energies, angles, center, calibration)
     geometry = _draw_misalignment(rng, energies, angles.size, imperfections)
     if imperfections.misaligned:
-        od = _misalign(od, geometry["true_shift"][None] + geometry["true_energy_shift"][:, None],
-                       geometry["true_scale"])
-    od = od.astype(np.float32)
+        # in place: float64 products per energy, cast to float32 on assignment (the same
+        # values as a float64 stack cast afterwards, without the stack: 550 MiB at 256^3)
+        _misalign(od, geometry["true_shift"][None] + geometry["true_energy_shift"][:, None],
+                  geometry["true_scale"], out=od)
     frames = _detector_frames(rng, od, photons, n_flats, n_darks, imperfections.ring_strength)
     ds = _series_dataset(truth, energies, angles, od, geometry, frames, center=center,
                          photons=photons, pixel_size_metadata=pixel_size_metadata)
@@ -286,6 +292,13 @@ def _check_series_inputs(energies, angles, photons, n_flats, n_darks, imperfecti
     return energies, angles
 
 
+#: Component voxels per slab of :func:`_ideal_od` (float32: 64 MiB): the forward model's
+#: working set is a few slabs' components, attenuation volumes and projections, not the
+#: whole volume's (12 components and 8 volumes were 1.3 GiB at 256^3, twice over with the
+#: XANES scan's series beside the dual-energy one)
+_SLAB_VOXELS = 2**24
+
+
 def _ideal_od(truth, energies, angles, center, calibration) -> np.ndarray:
     """Noise-free optical density (energy, angle, z, x) of the aligned geometry (float32).
 
@@ -293,20 +306,45 @@ def _ideal_od(truth, energies, angles, center, calibration) -> np.ndarray:
     (components, energies) is projected: the components when the energies are
     more (a XANES scan), else each energy's attenuation volume (a dual-energy
     series: 8 volumes instead of 12 components, 2/3 of the projection's cost).
+    Parallel rays about z keep the planes independent, so the volume is projected in
+    slabs of z planes: every detector row's sums are those of the whole volume's
+    product, bit for bit (each column of the sparse product is summed alone).
     """
     px = float(truth.attrs["pixel_size"])
-    names, cube = components(truth)
-    n_c, nz, ny, nx = cube.shape
+    nz, ny, nx = (truth.sizes[d] for d in ("z", "y", "x"))
+    names = ["Li", *truth["state"].values.tolist()]
+    n_c, n_e, n_a = len(names), energies.size, angles.size
     sigma = _scan_sigma(names, energies, calibration).astype(np.float32) * np.float32(px)
-    if energies.size < n_c:
-        vols = _attenuation_volumes(sigma, cube)  # (E, nz, ny, nx) 1/voxel
-        proj = project(vols.reshape(energies.size * nz, ny, nx), angles, center=center)
-        proj = proj.reshape(angles.size, energies.size, nz, nx)
-        return np.ascontiguousarray(proj.transpose(1, 0, 2, 3))
-    proj = project(cube.reshape(n_c * nz, ny, nx), angles, center=center)  # (A, C*nz, nx) voxels
-    proj = proj.reshape(angles.size, n_c, nz * nx)
-    od = np.einsum("ec,acp->eap", sigma.T, proj, optimize=True)
-    return od.reshape(energies.size, angles.size, nz, nx)
+    od = np.empty((n_e, n_a, nz, nx), np.float32)
+    for z0, z1 in _slabs(truth, _SLAB_VOXELS // (n_c * ny * nx)):
+        cube = components(truth, slice(z0, z1))[1]
+        if n_e < n_c:
+            vols = _attenuation_volumes(sigma, cube)  # (E, dz, ny, nx) 1/voxel
+            proj = project(vols.reshape(n_e * (z1 - z0), ny, nx), angles, center=center)
+            od[:, :, z0:z1] = proj.reshape(n_a, n_e, z1 - z0, nx).transpose(1, 0, 2, 3)
+        else:
+            proj = project(cube.reshape(n_c * (z1 - z0), ny, nx), angles, center=center)
+            proj = proj.reshape(n_a, n_c, (z1 - z0) * nx)  # (A, C, dz * nx) voxels
+            od[:, :, z0:z1] = np.einsum("ec,acp->eap", sigma.T, proj, optimize=True).reshape(
+                n_e, n_a, z1 - z0, nx)
+    return od
+
+
+def _slabs(truth, planes: int) -> list[tuple[int, int]]:
+    """``[z0, z1)`` of ``planes`` planes (at least 1); a lazy truth's cut only at its
+    own slabs' edges (its dask chunks, each then computed once), its slabs joined until
+    they reach ``planes`` (a 512^2 plane's 2-plane slabs alone left 16 slices a product:
+    one thread)."""
+    nz, planes = truth.sizes["z"], max(1, planes)
+    chunks = truth["density"].chunksizes.get("z")
+    if not chunks:
+        edges = [*range(0, nz, planes), nz]
+    else:
+        edges = [0]
+        for end in np.cumsum(chunks).tolist():  # a few hundred slabs at most
+            if end == nz or end - edges[-1] >= planes:
+                edges.append(end)
+    return list(zip(edges[:-1], edges[1:]))
 
 
 def _attenuation_volumes(sigma, cube) -> np.ndarray:
@@ -335,45 +373,6 @@ def _draw_misalignment(rng, energies, n_angles, imp: Imperfections) -> dict:
     scale = 1.0 + rng.uniform(-1.0, 1.0, energies.size) * imp.magnification
     scale = scale * (1.0 + imp.magnification_per_ev * (energies - energies[0]))
     return {"true_shift": shift_a, "true_energy_shift": shift_e, "true_scale": scale}
-
-
-def _detector_frames(rng, od, photons, n_flats, n_darks, ring_strength) -> dict:
-    """Projections, flats, darks (counts) and the gain error the flats do not record.
-
-    Every frame carries the dark signal: a projection's counts are one Poisson draw
-    of ``beam * gain * exp(-od) + DARK_LEVEL`` (the sum of the two independent
-    Poisson signals is Poisson with the summed mean), flats of ``beam +
-    DARK_LEVEL``. Each energy draws from its own child of ``rng``
-    (``Generator.spawn``), in threads: the counts depend on the seed only, not on
-    the number of threads (numpy's samplers release the GIL).
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from .._backend import host_threads
-
-    n_e, n_a, nz, nx = od.shape
-    gain = np.exp(ring_strength * (0.8 * rng.normal(size=(1, nx)) + 0.6 * rng.normal(size=(nz, nx))))
-    gain = gain.astype(np.float32)
-    beam = np.float32(photons if photons is not None else 2e4) * _beam_profile(nz, nx)
-    dark = np.float32(DARK_LEVEL)
-    dtype = np.float32 if photons is None else np.int64
-    frames = {"projections": np.empty(od.shape, dtype),
-              "flats": np.empty((n_e, n_flats, nz, nx), dtype),
-              "darks": np.empty((n_e, n_darks, nz, nx), dtype)}
-    children = rng.spawn(n_e)
-
-    def one(e):  # expected counts, then (with photons) one Poisson draw per frame set
-        means = {"projections": (beam * gain) * np.exp(-od[e]) + dark,
-                 "flats": np.broadcast_to(beam + dark, (n_flats, nz, nx)),
-                 "darks": np.broadcast_to(dark, (n_darks, nz, nx))}
-        for name, mean in means.items():  # the draw order fixes each seed's noise
-            frames[name][e] = mean if photons is None else children[e].poisson(mean)
-
-    with ThreadPoolExecutor(max(1, min(host_threads(), n_e))) as pool:
-        list(pool.map(one, range(n_e)))
-    projections, flats, darks = _as_detector_dtype(
-        frames["projections"], frames["flats"], frames["darks"])
-    return {"projections": projections, "flats": flats, "darks": darks, "gain": gain}
 
 
 def _series_dataset(truth, energies, angles, od, geometry, frames, *, center, photons,

@@ -29,6 +29,12 @@ class Geometry:
     depth: np.ndarray  # float32, voxels from the envelope surface
     n_grains: int
 
+    def planes(self, z0: int, z1: int) -> Geometry:
+        """The slab of z planes ``[z0, z1)`` (views, no copies)."""
+        cut = slice(z0, z1)
+        return Geometry(self.occupancy[cut], self.particle[cut], self.grain[cut], self.void[cut],
+                        self.crack[cut], self.depth[cut], self.n_grains)
+
 
 def _centred_grid(shape):
     return [np.arange(n, dtype=np.float32) - (n - 1) / 2 for n in shape]

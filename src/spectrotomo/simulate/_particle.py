@@ -13,15 +13,13 @@ density over 525-880 eV (white lines included, any tilt) below 4: measured
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import xarray as xr
 
 from ..spectra import BUILTIN_STATES
-from ._chemistry import (COMPOSITIONS, ELEMENTS, composition_fields, formula_unit_density,
-                         state_fields, target_tm_o)
+from ._chemistry import COMPOSITIONS, ELEMENTS, target_tm_o
 from ._grains import build_geometry
+from ._truth_slabs import ChemistrySlabs
 
 __all__ = ["PRESETS", "particle"]
 
@@ -51,6 +49,15 @@ PRESETS = {
         "shape": (256, 256, 256), "pixel_size": 10.0, "radius_nm": 1000.0, "n_grains": 600,
         "n_voids": 40, "void_radius_nm": (25.0, 80.0), "n_cracks": 20, "crack_width_nm": 20.0,
         "packing": 0.17,
+    },
+    # 512^3 voxels of 10 nm (5.12 um), a ~4 um particle: the large preset's grain, pore
+    # and crack sizes at twice the size (8x the grains, pores and cracks), packing halved
+    # for the doubled path (optical density near large's). For the scale table (issue
+    # #19: does 512^3 fit a 2-core, 24 GiB machine), not for tests.
+    "xlarge": {
+        "shape": (512, 512, 512), "pixel_size": 10.0, "radius_nm": 2000.0, "n_grains": 4800,
+        "n_voids": 320, "void_radius_nm": (25.0, 80.0), "n_cracks": 160, "crack_width_nm": 20.0,
+        "packing": 0.085,
     },
 }
 
@@ -88,17 +95,8 @@ def _resolve(preset: str, overrides: dict) -> dict:
     return params
 
 
-def _classes(ratio, occupancy, target, tol):
-    cls = np.zeros(ratio.shape, np.uint8)
-    solid = occupancy >= 0.5
-    with np.errstate(invalid="ignore"):
-        cls[solid] = 1
-        cls[solid & (ratio > target * (1 + tol))] = 2
-        cls[solid & (ratio < target * (1 - tol))] = 3
-    return cls
-
-
-def particle(preset: str = "small", *, seed: int = 0, **overrides) -> xr.Dataset:
+def particle(preset: str = "small", *, seed: int = 0, lazy: bool = False,
+             **overrides) -> xr.Dataset:
     """Simulate a ground-truth secondary cathode particle.
 
     Parameters
@@ -110,6 +108,12 @@ def particle(preset: str = "small", *, seed: int = 0, **overrides) -> xr.Dataset
         "demo": 128^3 voxels of 12 nm, particle ~1.2 um across.
     seed : int
         Seed of every random choice (deterministic output).
+    lazy : bool
+        The chemistry variables (``density``, ``state_fraction``, ``valence``,
+        ``tm_o_ratio``, ``composition_class``) as dask arrays computed from the
+        geometry slab by slab of z planes when read or written, with the same values:
+        the memory of the geometry and a few slabs, not of the whole chemistry
+        (the ``acquire`` step writes a large preset's truth this way).
     **overrides
         Any preset or chemistry parameter, e.g. ``composition="ncm811"``,
         ``shape=(32, 48, 48)``, ``o_poor=(0, 1.0)`` (see ``PRESETS`` and
@@ -137,49 +141,22 @@ def particle(preset: str = "small", *, seed: int = 0, **overrides) -> xr.Dataset
         n_voids=int(p["n_voids"]), void_radius=tuple(r / px for r in p["void_radius_nm"]),
         n_cracks=int(p["n_cracks"]), crack_width=p["crack_width_nm"] / px,
         boundary_density=p["boundary_density"], roughness=p["roughness"], rng=rng)
-    comp = p["composition"]
-    fu = formula_unit_density(comp) * p["packing"]
-    density, masks = composition_fields(
-        geom, composition=comp, fu_density=fu, radial_gradient=p["radial_gradient"],
-        surface_layer=p["surface_layer_nm"] / px, surface_o_factor=p["surface_o_factor"],
-        o_poor=p["o_poor"], o_rich=p["o_rich"], li_depletion=p["li_depletion"],
-        li_depth=p["li_depth_nm"] / px, rng=rng)
-    fractions, states = state_fields(geom, masks, composition=comp,
-                                     reduction_depth=p["reduction_depth_nm"] / px)
-    return _assemble(p, preset, seed, geom, density, fractions, states, fu)
+    chem = ChemistrySlabs(p, geom, rng)
+    fields = chem.lazy() if lazy else chem.slab(0, geom.depth.shape[0])
+    return _assemble(p, preset, seed, geom, fields, chem)
 
 
-def _assemble(p, preset, seed, geom, density, fractions, states, fu) -> xr.Dataset:
+def _assemble(p, preset, seed, geom, fields, chem) -> xr.Dataset:
     px = float(p["pixel_size"])
     comp = p["composition"]
-    target = target_tm_o(comp)
-    absent = geom.occupancy <= 0
-    valences = np.array([BUILTIN_STATES[s][1] for s in states], np.float32)
-    elements_of = np.array([BUILTIN_STATES[s][0] for s in states])
-
-    def ratio_and_classes():
-        tm = density[1:4].sum(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = np.where(geom.occupancy > 0, tm / density[4], np.nan).astype(np.float32)
-        return ratio, _classes(ratio, geom.occupancy, target, p["tolerance"])
-
-    # the ratio and classes beside the valences (whole-volume numpy, without the GIL)
-    with ThreadPoolExecutor(1) as pool:
-        side = pool.submit(ratio_and_classes)
-        fractions[:, absent] = 0.0  # no atoms: no oxidation state
-        valence = np.ones_like(density)  # Li is +1
-        for i, el in enumerate(ELEMENTS[1:], start=1):
-            sel = elements_of == el
-            valence[i] = np.tensordot(valences[sel], fractions[sel], axes=1)
-        valence[:, absent] = 0.0
-        ratio, classes = side.result()
+    states = chem.states
     spatial = ("z", "y", "x")
     coords = {d: xr.DataArray(np.arange(n) * px, dims=d, attrs={"units": "nm"})
               for d, n in zip(spatial, geom.depth.shape)}
     coords["element"] = list(ELEMENTS)
     coords["state"] = states
-    coords["state_element"] = ("state", list(elements_of))
-    coords["state_valence"] = ("state", valences.astype(float))
+    coords["state_element"] = ("state", [BUILTIN_STATES[s][0] for s in states])
+    coords["state_valence"] = ("state", [float(BUILTIN_STATES[s][1]) for s in states])
 
     def var(data, units, desc, dims=spatial):
         return xr.Variable(dims, data, attrs={"units": units, "long_name": desc})
@@ -192,20 +169,20 @@ def _assemble(p, preset, seed, geom, density, fractions, states, fu) -> xr.Datas
             "void": var(geom.void, "1", "nanopore"),
             "crack": var(geom.crack, "1", "intergranular crack"),
             "depth": var(geom.depth * np.float32(px), "nm", "depth below the envelope surface"),
-            "tm_o_ratio": var(ratio, "1", "(Mn+Co+Ni)/O atom ratio"),
-            "composition_class": var(classes, "1",
+            "tm_o_ratio": var(fields["tm_o_ratio"], "1", "(Mn+Co+Ni)/O atom ratio"),
+            "composition_class": var(fields["composition_class"], "1",
                                      "0 background, 1 target, 2 oxygen-poor, 3 oxygen-rich"),
-            "density": var(density, "1/nm^3", "atoms per nm^3", ("element", *spatial)),
-            "state_fraction": var(fractions, "1", "oxidation-state fraction of its element",
-                                  ("state", *spatial)),
-            "valence": var(valence, "1", "effective valence", ("element", *spatial)),
+            "density": var(fields["density"], "1/nm^3", "atoms per nm^3", ("element", *spatial)),
+            "state_fraction": var(fields["state_fraction"], "1",
+                                  "oxidation-state fraction of its element", ("state", *spatial)),
+            "valence": var(fields["valence"], "1", "effective valence", ("element", *spatial)),
         },
         coords=coords,
         attrs={
             "pixel_size": px, "pixel_size_units": "nm", "preset": preset, "seed": int(seed),
             "composition": comp, "formula": COMPOSITIONS[comp]["formula"],
-            "target_tm_o": float(target), "tolerance": float(p["tolerance"]),
-            "formula_unit_density": float(fu), "formula_unit_density_units": "1/nm^3",
+            "target_tm_o": float(target_tm_o(comp)), "tolerance": float(p["tolerance"]),
+            "formula_unit_density": float(chem.fu), "formula_unit_density_units": "1/nm^3",
             "packing": float(p["packing"]), "synthetic": True,
         },
     )

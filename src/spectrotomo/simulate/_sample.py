@@ -36,7 +36,7 @@ def _first_calls() -> None:
 def sample(preset: str = "small", *, seed: int = 0,
            imperfections: Imperfections = MILD_IMPERFECTIONS,
            calibration: Calibration = SCAN_CALIBRATION, pixel_size_metadata: bool = False,
-           on_truth=None, **overrides) -> xr.DataTree:
+           on_truth=None, lazy_truth: bool = False, **overrides) -> xr.DataTree:
     """Simulate a whole measurement of one particle.
 
     Parameters
@@ -61,6 +61,11 @@ def sample(preset: str = "small", *, seed: int = 0,
         Called with the truth dataset as soon as it is simulated, before the
         series (e.g. to write it while they are simulated); it runs in a thread
         beside them and its errors are raised here.
+    lazy_truth : bool
+        The truth's chemistry as dask arrays computed slab by slab
+        (``particle(lazy=True)``): the series project it slab by slab and
+        ``on_truth`` writes it chunk by chunk, so the whole chemistry (~90 bytes a
+        voxel) is never in memory; the same values.
     **overrides
         Passed to :func:`particle` (e.g. ``composition="ncm811"``).
 
@@ -84,11 +89,16 @@ def sample(preset: str = "small", *, seed: int = 0,
     # sections, the projection matrix, component volumes) then overlap
     with ThreadPoolExecutor(2, thread_name_prefix="spectrotomo-simulate") as pool:
         warm = pool.submit(_first_calls)  # beside the particle, not on its serial path
-        truth = particle(preset, seed=seed, **overrides)
+        truth = particle(preset, seed=seed, lazy=lazy_truth, **overrides)
         warm.result()
         written = pool.submit(on_truth, truth) if on_truth is not None else None
         xanes = pool.submit(tilt_series, truth, energies=XANES_ENERGIES, angles=[0.0],
                             seed=seed + 2, imperfections=xanes_imp, **meta)
+        if lazy_truth and written is not None:
+            # a lazy truth's writer holds a chunk row of slabs (~0.6 GiB at 256^3) and
+            # the dual-energy series its stack and matrix (~0.8 GiB): one after the
+            # other, each beside the small XANES series, not all at once
+            written.result()
         ts = tilt_series(truth, energies=dual_energies(), angles=angles, seed=seed + 1,
                          imperfections=imperfections, **meta)
         xanes = xanes.result()
