@@ -12,8 +12,8 @@ also compares each frame with its neighbours in time: chunks carry one frame of
 halo on each side), warping and Fourier shifting are per frame (the shift gets the
 whole stack's padding), ring removal per row (``remove_rings(rows=...)``; the
 "blind" column offsets are pooled over chunks, to float32 rounding).
-The jitter alignment holds the whole mean stack and two copies of it (it reconstructs
-and re-projects by slabs of rows): above :data:`ALIGN_BYTES` it runs on a binned copy
+The jitter alignment holds the whole mean stack and one copy of it (it reconstructs
+and re-projects by slabs of rows, over the copy): above :data:`ALIGN_BYTES` it runs on a binned copy
 (:func:`align_bin`).
 """
 
@@ -39,11 +39,12 @@ FIXED_CHUNK_BYTES = 4 * 2**20
 #: frames (or rows) per chunk at least (up to :data:`CHUNK_BYTES`): normalize reads two
 #: halo frames per chunk, <= 1/8 more work with 16 frames
 MIN_CHUNK_FRAMES = 16
-#: Work memory the jitter alignment may use (the stack's shifted and re-projected copies,
-#: mostly: :func:`align_bytes`). 1 GiB keeps the binning chosen when the alignment held
-#: its whole FBP volume under 2 GiB (131 angles: none to 512^2, 2 at 1024^2, 4 at
-#: 2048^2), hence its accuracy and CPU time
-ALIGN_BYTES = 2**30
+#: Work memory the jitter alignment may use (a copy of the stack, shifted then
+#: re-projected, mostly: :func:`align_bytes`). 576 MiB keeps the binning chosen when the
+#: alignment held two copies within 1 GiB (131 angles: none to 928^2, 2 at 960^2 to
+#: 1856^2, 4 from 1888^2; the same at every size with 2 threads, one step more at 752-816
+#: and 1504-1648 px with 16), hence its accuracy and CPU time
+ALIGN_BYTES = 576 * 2**20
 #: the alignment's binned field is not made smaller than this (px), whatever its work
 _ALIGN_MIN_PX = 128
 #: the range of normalize's mask codes counted as masked pixels: 1 non-positive ..
@@ -195,8 +196,8 @@ def align_jitter(mean_od: np.ndarray, angles: np.ndarray, center: float,
     b = align_bin(*mean_od.shape)
     if b == 1:
         return np.asarray(align_projections(mean_od, angles, center=center,
-                                            iterations=iterations)[1]), 1
+                                            iterations=iterations, shift_stack=False)[1]), 1
     small = _binned(mean_od, b)
     shifts = align_projections(small, angles, center=(center - (b - 1) / 2.0) / b,
-                               iterations=iterations)[1]
+                               iterations=iterations, shift_stack=False)[1]
     return np.asarray(shifts) * b, b
