@@ -50,6 +50,31 @@ def test_normalize_by_chunks_equals_the_whole_stack(small_chunks):
     np.testing.assert_array_equal(od_none, whole)  # per frame, halo frames: exact
 
 
+def test_raw_read_by_store_chunks_of_angles_once_each(small_chunks):
+    """A raw energy stored in chunks of 12 angles is read block by block, each block once
+    (chunks of frames and their halo frames straddle blocks), with the chunk-wise
+    values."""
+    raw, flats, darks = _raw()
+
+    class Stored:  # a lazily read store variable: counts the reads
+        dtype, shape = raw.dtype, raw.shape
+        encoding = {"preferred_chunks": {"angle": 12}}
+        reads = []
+
+        def __getitem__(self, angles):
+            self.reads.append((angles.start, angles.stop))
+            return raw[angles]
+
+    stored = Stored()
+    od, masked = ps.normalize_energy(stored, flats, darks, flat_mode="median", rings="blind")
+    assert stored.reads == [(0, 12), (12, 24), (24, 36), (36, 48)]
+    expected, n = ps.normalize_energy(raw, flats, darks, flat_mode="median", rings="blind")
+    np.testing.assert_array_equal(od, expected)
+    assert masked == n
+    Stored.encoding = {"preferred_chunks": {"angle": 40}}  # one block: read chunk by chunk
+    assert type(ps._AngleBlocks.of(Stored())) is Stored
+
+
 @pytest.mark.parametrize("method", ["offset", "sorting"])
 def test_row_local_ring_methods_by_rows_are_exact(method):
     od = np.random.default_rng(2).random(_SHAPE, dtype=np.float32)

@@ -105,6 +105,7 @@ def normalize_energy(projections, flats, darks, *, flat_mode: str, rings: str):
 
     n_a, ny, nx = projections.shape
     flat, dark = reduce_references(flats, darks, flat_mode=flat_mode)  # once, not per chunk
+    projections = _AngleBlocks.of(projections)
     od, masked = np.empty((n_a, ny, nx), np.float32), 0
     for part in frame_parts(n_a, ny, nx):  # chunks of frames, each normalised batched
         od[part], n_masked = normalize_frames(projections, flat, dark, part,
@@ -113,6 +114,46 @@ def normalize_energy(projections, flats, darks, *, flat_mode: str, rings: str):
     if rings != "none":
         remove_rings(od, method=rings, rows=ring_rows(n_a, nx), out=od)
     return od, masked
+
+
+class _AngleBlocks:
+    """One energy's raw frames (angle, y, x), read lazily by whole store chunks of angles
+    (``block`` each), each once: chunks of frames with their halo frames take them from
+    the one or two blocks held (the blocks behind are dropped). Read chunk by chunk
+    instead, the 131 angles of ``simulate:large`` (33-angle store chunks, 9 chunks of
+    frames with halos) decoded every store chunk 3.25 times per energy, each decode a
+    task of zarr's single event-loop thread (the step's main GIL holder: py-spy)."""
+
+    def __init__(self, projections, block: int):
+        self._source, self._block, self._held = projections, int(block), {}
+        self.shape = tuple(projections.shape)
+
+    @classmethod
+    def of(cls, projections):
+        """``projections`` wrapped when its store chunks of angles are several and small
+        (a block of at most twice :data:`FIXED_CHUNK_BYTES` of raw counts, as the chunk
+        of frames' float32: two of them are held), else itself (read chunk by chunk)."""
+        block = getattr(projections, "encoding", {}).get("preferred_chunks", {}).get("angle")
+        n_a, ny, nx = projections.shape
+        itemsize = np.dtype(projections.dtype).itemsize
+        if not block or block >= n_a or block * ny * nx * itemsize > 2 * FIXED_CHUNK_BYTES:
+            return projections
+        return cls(projections, block)
+
+    def __getitem__(self, angles: slice) -> np.ndarray:
+        """Frames ``angles`` (a slice of step 1, moving forward from call to call)."""
+        lo, hi = angles.start, angles.stop
+        first, last = lo // self._block, (hi - 1) // self._block
+        for b in [b for b in self._held if b < first]:
+            del self._held[b]
+        parts = []
+        for b in range(first, last + 1):
+            if b not in self._held:
+                start = b * self._block
+                self._held[b] = np.asarray(self._source[start:start + self._block])
+            start = b * self._block
+            parts.append(self._held[b][max(lo, start) - start:min(hi, start + self._block) - start])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def normalize_frames(projections, flat, dark, part: slice, *, flat_mode: str):
