@@ -115,7 +115,7 @@ def test_work_arrays_follow_the_chunk_not_the_stack(small_chunks):
                       rings="blind")
     normalized = _traced(ps.normalize_energy, raw, flats, darks, flat_mode="median",
                          rings="none")
-    per_energy, _, _, _ = _plan_prep._prep_bytes(1, *_SHAPE)
+    per_energy, _, _ = _plan_prep._prep_bytes(1, *_SHAPE)
     assert whole > 8 * stack and chunked < 6 * stack, (whole / stack, chunked / stack)
     # the plan's normalize term (ring removal on 9 rows of this tiny stack is mostly its
     # fixed work: 4.4 stacks, within the 6 above)
@@ -158,15 +158,10 @@ def test_binned_alignment_recovers_the_jitter(monkeypatch):
     assert rms.max() < 0.15, rms  # measured 0.03 / 0.01 px (dy / dx)
 
 
-def test_mean_over_energies_summed_in_the_warp_pass_is_the_stacks_sum(tmp_path):
-    """The mean (pass 2) is summed where each energy is warped, two in flight: the same
-    float32 values as the sum of whole energy stacks in energy order, whichever thread
-    ends first (stacks handed in out of order are added in order)."""
+def test_mean_over_energies_by_slabs_of_rows_is_the_stacks_sum(tmp_path, monkeypatch):
+    """The mean (pass 2) is summed from the store by slabs of rows, two in flight: the
+    same float32 values as the sum of whole energy stacks in energy order."""
     from spectrotomo.pipeline.steps import preprocess
-
-    class Bar:
-        def update(self):
-            pass
 
     n_e, (n_a, ny, nx) = 3, _SHAPE
     coords = {"energy": ("energy", [640.0, 650.0, 660.0], {"units": "eV"}),
@@ -178,12 +173,9 @@ def test_mean_over_energies_summed_in_the_warp_pass_is_the_stacks_sum(tmp_path):
     od = np.random.default_rng(1).random((n_e, n_a, ny, nx), dtype=np.float32)
     for e in range(n_e):
         writer.write(e, od[e])
+    monkeypatch.setattr(ps, "FIXED_CHUNK_BYTES", 2 * n_a * 4 * nx * 4)  # slabs of 8 rows
     expected = od[0].copy()
     for e in range(1, n_e):
         expected += od[e]
     expected /= np.float32(n_e)
-    np.testing.assert_array_equal(preprocess._pass_warp(writer, None, n_e, 2, Bar()), expected)
-    total = preprocess._OrderedSum()
-    for e in (2, 0, 1):
-        total.add(e, od[e].copy())
-    np.testing.assert_array_equal(total.mean(n_e), expected)
+    np.testing.assert_array_equal(preprocess._mean_od(writer, n_e, 2), expected)

@@ -36,9 +36,9 @@ _PREP_IO_BYTES = 0.75 * _GIB
 
 
 def _prep_bytes(n_energies: int, n_angles: int, ny: int, nx: int,
-                phase: bool = False) -> tuple[float, float, float, float]:
-    """Preprocess memory, bytes: (per energy in flight, per energy in flight in pass 2,
-    shared by the energies, the centre and jitter estimation on the mean).
+                phase: bool = False) -> tuple[float, float, float]:
+    """Preprocess memory, bytes: (per energy in flight, shared by the energies, the
+    centre and jitter estimation on the mean).
 
     Per energy: its optical density (angle, y, x) float32, held whole, and the work
     arrays of the stage running on it, which follow a chunk of frames or rows
@@ -47,10 +47,9 @@ def _prep_bytes(n_energies: int, n_angles: int, ny: int, nx: int,
     sorted ranks it keeps (~32 of the angles), the warp and the jitter shift on a
     chunk of frames (``phase``: a phase run, the jitter shift only); each energy is
     written by its own thread (``steps.preprocess._energy_source``). Shared: one frame
-    per energy (registration). Pass 2 (the warp) holds the mean being summed beside its
-    energies (``steps.preprocess._OrderedSum``): its energies are planned apart, with
-    the warp's work only, and the caller adds the mean's stack.
-    Estimation, with no energy in flight: the mean and the centre search's work
+    per energy (registration).
+    Estimation, with no energy in flight: the mean (summed by slabs of rows from the
+    store: ``steps.preprocess._mean_od``) and the centre search's work
     (:func:`center_work_bytes`), or the jitter alignment (``align_bytes`` of the
     binned mean, ``align_bin``).
     """
@@ -64,13 +63,12 @@ def _prep_bytes(n_energies: int, n_angles: int, ny: int, nx: int,
     ranks = len(range(0, n_angles, max(1, n_angles // 32))) * frame
     work = max((_NORMALIZE_WORK + 1) * halo, ranks + _RINGS_WORK * ring_chunk,
                _WARP_WORK * chunk, _SHIFT_WORK * chunk)
-    warp = 0.0 if phase else _WARP_WORK * chunk  # a phase run's pass 2 only reads
     if phase:  # pass 1 is planned apart (phase_pass_bytes); no warp: only the jitter shift
         work = _SHIFT_WORK * chunk
     b = align_bin(n_angles, ny, nx)
     center = center_work_bytes(n_angles, ny, nx, halves=not phase)
     estimate = stack + max(center, align_bytes(n_angles, ny // b, nx // b))
-    return stack + work, stack + warp, n_energies * frame, estimate
+    return stack + work, n_energies * frame, estimate
 
 
 def phase_pass_bytes(n_energies: int, n_distances: int, n_angles: int, ny: int, nx: int,
@@ -129,19 +127,14 @@ def _prep_peak(n_energies: int, n_angles: int, ny: int, nx: int, in_flight: int,
                n_distances: int = 0, store_angles: int | None = None) -> float:
     """Preprocess peak with ``in_flight`` energies at once, bytes (interpreter aside):
     their tasks (each writes its energy: none waits in ``steps.preprocess._in_order``)
-    beside the shared arrays (in pass 2 and the mean being summed); or the estimation.
+    beside the shared arrays; or the estimation.
     ``n_distances`` > 0: a phase run, whose pass 1 streams chunks of angles
     (:func:`phase_pass_bytes`) and whose later passes are those above."""
-    per_energy, per_warp, shared, estimate = _prep_bytes(n_energies, n_angles, ny, nx,
-                                                         n_distances > 0)
+    per_energy, shared, estimate = _prep_bytes(n_energies, n_angles, ny, nx, n_distances > 0)
     k = max(1, int(in_flight))
-    # pass 2's mean being summed: energy 0's own array, beside the k after it (none more
-    # when every energy is in flight at once, a single one included)
-    total = n_angles * ny * nx * _F4 if n_energies > k else 0.0
     phase = (phase_pass_bytes(n_energies, n_distances, n_angles, ny, nx,
                               store_angles=store_angles) if n_distances else 0.0)
-    return max(k * per_energy + shared, k * per_warp + total + shared, estimate,
-               phase) + _PREP_IO_BYTES
+    return max(k * per_energy + shared, estimate, phase) + _PREP_IO_BYTES
 
 
 #: The valence step's LCF (every pixel's spectrum, one element window after the other):

@@ -13,13 +13,12 @@ Passes over the store (each reads and writes one energy at a time):
    written as they come: :mod:`._phase_stream`), keep its frame at the angle
    nearest 0 deg;
 2. register the energies on those frames, warp each energy onto the
-   reference geometry and add it to the mean over energies, in energy order;
+   reference geometry; sum the mean over energies from the store by slabs of rows;
 3. find the centre and the jitter on the mean, shift each energy by the jitter.
 
 Within an energy every stage works by chunks of frames or rows
 (:mod:`._prep_stream`): memory is the energies in flight (each written by its own
-thread) plus a chunk's work arrays each (in pass 2 beside the mean being summed),
-then the mean's stack with the centre
+thread) plus a chunk's work arrays each, then the mean's stack with the centre
 search or the jitter alignment on it (one more stack and fixed-size work:
 ``_prep_stream.align_bytes``; :func:`~spectrotomo.pipeline._plan.preprocess_in_flight`
 plans it). The stacks held grow with the frame; the work arrays do not (measured at a
@@ -242,50 +241,40 @@ def _pass_normalize(energies, shape, bar):
 
 def _pass_warp(writer: _OdWriter, reg, n_e: int, in_flight: int, bar) -> np.ndarray:
     """Pass 2: warp each energy onto the reference geometry (``reg`` None: as is), each
-    read, warped and written back by a pool thread and added to the mean over energies
-    (angle, y, x) float32 where it is (:class:`_OrderedSum`: no second read of the store)."""
-    total = _OrderedSum()
-
+    read, warped and written back by a pool thread; then the mean optical density over
+    energies (angle, y, x) (:func:`_mean_od`)."""
     def warp(e):
-        od_e = writer.read(e)
         if reg is not None:
-            writer.write(e, _warp_energy(od_e, reg, e))
-        total.add(e, od_e)
+            writer.write(e, _warp_energy(writer.read(e), reg, e))
 
     for _ in _in_order(warp, n_e, in_flight):
         bar.update()
-    return total.mean(n_e)
+    return _mean_od(writer, n_e, in_flight)
 
 
-class _OrderedSum:
-    """The sum of stacks handed in from any thread with their index 0, 1, ..., added in
-    index order (every value the same float32 operations as ``s0 + s1 + ...`` of whole
-    stacks, whichever thread ends first): a stack that arrives before those below it is
-    kept until they are added. Memory: the sum (stack 0 itself, not a copy) and the
-    early stacks, at most the others in flight."""
+def _mean_od(writer: _OdWriter, n_e: int, in_flight: int) -> np.ndarray:
+    """The mean over energies (angle, y, x) float32 of the written ``od``, summed in energy
+    order (every voxel the same float32 operations as a sum of whole stacks) by slabs of
+    detector rows (store chunks of about ``FIXED_CHUNK_BYTES`` per energy), in threads:
+    memory is the mean and the slabs in flight, not energies beside a running sum."""
+    from ._prep_stream import FIXED_CHUNK_BYTES
 
-    def __init__(self):
-        import threading
+    _, n_a, ny, nx = writer.shape
+    rows = writer.chunks[2]  # whole store chunks per slab: each is read once
+    step = rows * max(1, FIXED_CHUNK_BYTES // (n_a * rows * nx * 4))
+    slabs = [slice(r, min(r + step, ny)) for r in range(0, ny, step)]
 
-        self._lock, self._next, self._early, self._total = threading.Lock(), 0, {}, None
+    def slab_mean(i):
+        total = writer.read(0, slabs[i])
+        for e in range(1, n_e):
+            np.add(total, writer.read(e, slabs[i]), out=total)
+        total /= np.float32(n_e)
+        return total
 
-    def add(self, i: int, stack: np.ndarray) -> None:
-        with self._lock:  # np.add releases the GIL: the other threads keep working
-            self._early[i] = stack
-            while self._next in self._early:
-                stack = self._early.pop(self._next)
-                if self._total is None:
-                    self._total = stack  # the first stack becomes the sum: no copy
-                else:
-                    np.add(self._total, stack, out=self._total)
-                self._next += 1
-
-    def mean(self, n: int) -> np.ndarray:
-        """The sum divided by ``n`` (in place), after all ``n`` stacks were added."""
-        if self._next != n or self._early:
-            raise RuntimeError(f"_OrderedSum: {self._next} of {n} stacks added")
-        self._total /= np.float32(n)
-        return self._total
+    mean = np.empty((n_a, ny, nx), np.float32)
+    for rows, total in zip(slabs, _in_order(slab_mean, len(slabs), in_flight)):
+        mean[:, rows] = total
+    return mean
 
 
 def _release_heap() -> None:
