@@ -246,10 +246,10 @@ def test_phase_preprocess_plans_its_chunks_of_angles():
     # 128-angle store block, 2 angles x 4 distances of I/I0 and 19x its CTF work
     assert pass1 == pytest.approx((128 + 1 + 8 + 19 * 8) * frame)
     assert pass1 < 6 * 2**30 and pass1 < 1500 * frame / 4
-    # one distance: 8-angle chunks, whose normalisation (18x the 10 frames with their
+    # one distance: 8-angle chunks, whose normalisation (11.5x the 10 frames with their
     # halo) outweighs Paganin's 7.5x
     paganin = phase_pass_bytes(1, 1, 1500, 2048, 2048, ctf=False, store_angles=128)
-    assert paganin == pytest.approx((128 + 1 + 8 + 18 * 10) * frame)
+    assert paganin == pytest.approx((128 + 1 + 8 + 11.5 * 10) * frame)
     cfg = Config()
     cfg.compute.memory_limit_gb = 16
     cfg.phase.method = "ctf"

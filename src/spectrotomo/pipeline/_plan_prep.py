@@ -12,13 +12,15 @@ _F4 = 4  # bytes per float32
 _GIB = 2.0**30
 
 #: Work arrays of the preprocess stages per byte of the float32 chunk they run on
-#: (tracemalloc, 2026-12-04, gpu_bench/RESULTS.pipeline.md): normalize 16.4 (raw cast,
-#: transmission, masks, the zinger test's 3x3 median, the filled optical density),
+#: (tracemalloc, 2026-12-04, gpu_bench/RESULTS.pipeline.md): normalize 9.9 (raw cast,
+#: transmission, masks, the zinger test's 3x3 median -- 5 frames' worth at once since
+#: session 10, 10 before, when normalize was 16.4 --, the filled optical density; 10.8-10.9
+#: with its output chunk at 128^2 and 256^2),
 #: "blind" ring removal 4.3, the registration warp ~6 (float64 copies), the jitter shift
 #: ~4 (edge-padded copy, complex spectrum); the centre search ("com") ~4.6x its chunk of
 #: the mean (``recon.prep._center._CHUNK_BYTES``, 64 MiB; 3.01x the mean in one chunk),
 #: rounded up.
-_NORMALIZE_WORK, _RINGS_WORK, _WARP_WORK, _SHIFT_WORK, _CENTER_WORK = 17.0, 4.5, 6.5, 4.5, 5.0
+_NORMALIZE_WORK, _RINGS_WORK, _WARP_WORK, _SHIFT_WORK, _CENTER_WORK = 10.5, 4.5, 6.5, 4.5, 5.0
 _CENTER_CHUNK = 64 * 2**20
 #: Work arrays of one phase-retrieval chunk (``recon.phase.retrieve_phase``) per byte of
 #: its float32 I/I0 (all distances; tracemalloc, 2026-12-04 session 7, RESULTS.prep.md):

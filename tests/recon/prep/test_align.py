@@ -96,3 +96,38 @@ def test_slabs_of_rows_give_the_whole_volume_result(small_particle, monkeypatch)
     np.testing.assert_allclose(s_slabs, s_whole, rtol=0, atol=1e-5)
     np.testing.assert_allclose(r_slabs.residual, r_whole.residual, rtol=1e-5)
     np.testing.assert_allclose(slabs, whole, rtol=0, atol=1e-5 * float(np.abs(whole).max()))
+
+
+def test_one_work_copy_gives_the_two_copy_shifts(small_particle, monkeypatch):
+    """The re-projection written over the shifted stack, and each correlation batch
+    shifted again from the input, give the shifts of a loop holding both copies
+    (bit-identical, several slabs and batches); ``shift_stack=False`` only skips the
+    aligned stack."""
+    from spectrotomo._backend import host_threads
+    from spectrotomo.recon.prep import _align
+    from spectrotomo.recon.prep._shift import fourier_shift, phase_correlate
+
+    monkeypatch.setattr(_align, "CORRELATE_BYTES", 2**20)
+    monkeypatch.setattr(_align, "SLAB_BYTES", 1)
+    angles = np.linspace(0, 180, 60, endpoint=False)
+    od, _, center = _jittered(small_particle, angles, seed=1)
+    p, theta, threads = od.astype(np.float32), np.deg2rad(angles), host_threads()
+    rows = _align.slab_rows(*p.shape, threads)
+
+    def shifted(s):
+        return fourier_shift(p, -s, workers=threads, out=np.empty_like(p), chunk_bytes=1)
+
+    shifts = _align._gauge(_align._coarse(np, p, theta, center), theta)
+    for _ in range(2):  # the session-9 loop: the shifted stack and its re-projection
+        aligned = shifted(shifts)
+        reproj = _align._reproject(aligned, angles, center, rows, "fbp", {}, np.empty_like(p))
+        delta = phase_correlate(reproj, aligned, upsample=20, whiten=0.5, lowpass=0.25,
+                                batch_bytes=_align.CORRELATE_BYTES)
+        shifts = _align._gauge(shifts + delta, theta)
+    aligned, s_new = align_projections(od, angles, center=center, iterations=2, tol=0)
+    none, s_only = align_projections(od, angles, center=center, iterations=2, tol=0,
+                                     shift_stack=False)
+    assert none is None
+    np.testing.assert_array_equal(s_new, shifts)
+    np.testing.assert_array_equal(s_only, shifts)
+    np.testing.assert_array_equal(aligned, shifted(shifts))

@@ -12,8 +12,8 @@ also compares each frame with its neighbours in time: chunks carry one frame of
 halo on each side), warping and Fourier shifting are per frame (the shift gets the
 whole stack's padding), ring removal per row (``remove_rings(rows=...)``; the
 "blind" column offsets are pooled over chunks, to float32 rounding).
-The jitter alignment holds the whole mean stack and two copies of it (it reconstructs
-and re-projects by slabs of rows): above :data:`ALIGN_BYTES` it runs on a binned copy
+The jitter alignment holds the whole mean stack and one copy of it (it reconstructs
+and re-projects by slabs of rows, over the copy): above :data:`ALIGN_BYTES` it runs on a binned copy
 (:func:`align_bin`).
 """
 
@@ -39,11 +39,12 @@ FIXED_CHUNK_BYTES = 4 * 2**20
 #: frames (or rows) per chunk at least (up to :data:`CHUNK_BYTES`): normalize reads two
 #: halo frames per chunk, <= 1/8 more work with 16 frames
 MIN_CHUNK_FRAMES = 16
-#: Work memory the jitter alignment may use (the stack's shifted and re-projected copies,
-#: mostly: :func:`align_bytes`). 1 GiB keeps the binning chosen when the alignment held
-#: its whole FBP volume under 2 GiB (131 angles: none to 512^2, 2 at 1024^2, 4 at
-#: 2048^2), hence its accuracy and CPU time
-ALIGN_BYTES = 2**30
+#: Work memory the jitter alignment may use (a copy of the stack, shifted then
+#: re-projected, mostly: :func:`align_bytes`). 576 MiB keeps the binning chosen when the
+#: alignment held two copies within 1 GiB (131 angles: none to 928^2, 2 at 960^2 to
+#: 1856^2, 4 from 1888^2; the same at every size with 2 threads, one step more at 752-816
+#: and 1504-1648 px with 16), hence its accuracy and CPU time
+ALIGN_BYTES = 576 * 2**20
 #: the alignment's binned field is not made smaller than this (px), whatever its work
 _ALIGN_MIN_PX = 128
 #: the range of normalize's mask codes counted as masked pixels: 1 non-positive ..
@@ -104,6 +105,7 @@ def normalize_energy(projections, flats, darks, *, flat_mode: str, rings: str):
 
     n_a, ny, nx = projections.shape
     flat, dark = reduce_references(flats, darks, flat_mode=flat_mode)  # once, not per chunk
+    projections = _AngleBlocks.of(projections)
     od, masked = np.empty((n_a, ny, nx), np.float32), 0
     for part in frame_parts(n_a, ny, nx):  # chunks of frames, each normalised batched
         od[part], n_masked = normalize_frames(projections, flat, dark, part,
@@ -112,6 +114,46 @@ def normalize_energy(projections, flats, darks, *, flat_mode: str, rings: str):
     if rings != "none":
         remove_rings(od, method=rings, rows=ring_rows(n_a, nx), out=od)
     return od, masked
+
+
+class _AngleBlocks:
+    """One energy's raw frames (angle, y, x), read lazily by whole store chunks of angles
+    (``block`` each), each once: chunks of frames with their halo frames take them from
+    the one or two blocks held (the blocks behind are dropped). Read chunk by chunk
+    instead, the 131 angles of ``simulate:large`` (33-angle store chunks, 9 chunks of
+    frames with halos) decoded every store chunk 3.25 times per energy, each decode a
+    task of zarr's single event-loop thread (the step's main GIL holder: py-spy)."""
+
+    def __init__(self, projections, block: int):
+        self._source, self._block, self._held = projections, int(block), {}
+        self.shape = tuple(projections.shape)
+
+    @classmethod
+    def of(cls, projections):
+        """``projections`` wrapped when its store chunks of angles are several and small
+        (a block of at most twice :data:`FIXED_CHUNK_BYTES` of raw counts, as the chunk
+        of frames' float32: two of them are held), else itself (read chunk by chunk)."""
+        block = getattr(projections, "encoding", {}).get("preferred_chunks", {}).get("angle")
+        n_a, ny, nx = projections.shape
+        itemsize = np.dtype(projections.dtype).itemsize
+        if not block or block >= n_a or block * ny * nx * itemsize > 2 * FIXED_CHUNK_BYTES:
+            return projections
+        return cls(projections, block)
+
+    def __getitem__(self, angles: slice) -> np.ndarray:
+        """Frames ``angles`` (a slice of step 1, moving forward from call to call)."""
+        lo, hi = angles.start, angles.stop
+        first, last = lo // self._block, (hi - 1) // self._block
+        for b in [b for b in self._held if b < first]:
+            del self._held[b]
+        parts = []
+        for b in range(first, last + 1):
+            if b not in self._held:
+                start = b * self._block
+                self._held[b] = np.asarray(self._source[start:start + self._block])
+            start = b * self._block
+            parts.append(self._held[b][max(lo, start) - start:min(hi, start + self._block) - start])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def normalize_frames(projections, flat, dark, part: slice, *, flat_mode: str):
@@ -195,8 +237,8 @@ def align_jitter(mean_od: np.ndarray, angles: np.ndarray, center: float,
     b = align_bin(*mean_od.shape)
     if b == 1:
         return np.asarray(align_projections(mean_od, angles, center=center,
-                                            iterations=iterations)[1]), 1
+                                            iterations=iterations, shift_stack=False)[1]), 1
     small = _binned(mean_od, b)
     shifts = align_projections(small, angles, center=(center - (b - 1) / 2.0) / b,
-                               iterations=iterations)[1]
+                               iterations=iterations, shift_stack=False)[1]
     return np.asarray(shifts) * b, b

@@ -19,7 +19,7 @@ Passes over the store (each reads and writes one energy at a time):
 Within an energy every stage works by chunks of frames or rows
 (:mod:`._prep_stream`): memory is the energies in flight (each written by its own
 thread) plus a chunk's work arrays each, then the mean's stack with the centre
-search or the jitter alignment on it (two more stacks and fixed-size work:
+search or the jitter alignment on it (one more stack and fixed-size work:
 ``_prep_stream.align_bytes``; :func:`~spectrotomo.pipeline._plan.preprocess_in_flight`
 plans it). The stacks held grow with the frame; the work arrays do not (measured at a
 fixed chunk, gpu_bench/RESULTS.pipeline.md session 9). A phase run's

@@ -94,7 +94,7 @@ def align_projections(projections, angles, *, center: float | None = None,
                       iterations: int = 10, algorithm: str = "fbp",
                       recon_iterations: int | None = None, coarse: bool = True,
                       tol: float = 0.02, upsample: int = 20, lowpass: float | None = 0.25,
-                      return_report: bool = False):
+                      return_report: bool = False, shift_stack: bool = True):
     """Align projections for stage jitter by iterative re-projection.
 
     Parameters
@@ -103,12 +103,13 @@ def align_projections(projections, angles, *, center: float | None = None,
         Optical density, numpy or cupy (background ~0, object inside the
         field of view). Not chunkable: every iteration reconstructs from all
         angles and registers whole projections (dy couples the rows), so a
-        dask array is read in full. Work memory beyond the stack: its shifted
-        and re-projected copies, a slab of the FBP volume (:func:`slab_rows`:
-        FBP is reconstructed and re-projected by slabs of rows, with the whole
-        volume's values) and a phase-correlation batch of
-        :data:`CORRELATE_BYTES`. For stacks larger than memory, align a
-        band of rows (``projections[:, r0:r1]``: the shifts are per angle)
+        dask array is read in full. Work memory beyond the stack: one copy
+        of it (shifted, then re-projected over itself slab by slab), a slab of
+        the FBP volume (:func:`slab_rows`: FBP is reconstructed and re-projected
+        by slabs of rows, with the whole volume's values) and a phase-correlation
+        batch of :data:`CORRELATE_BYTES` with its frames shifted again from the
+        stack. For stacks larger than memory, align a band of rows
+        (``projections[:, r0:r1]``: the shifts are per angle)
         and apply ``shift_images(chunk, -shifts[chunk_angles])`` per chunk.
     angles : array_like, shape (n_angles,)
         Degrees (limited range allowed).
@@ -134,11 +135,14 @@ def align_projections(projections, angles, *, center: float | None = None,
         and the re-projection's high-frequency errors.
     return_report : bool
         Also return an :class:`AlignmentReport`.
+    shift_stack : bool
+        Make the aligned stack (False: None is returned in its place, for callers that
+        only need the shifts and shift their own data, as the preprocess step does).
 
     Returns
     -------
-    aligned : ndarray, shape (n_angles, n_rows, n_cols), float32, same device
-        ``projections`` shifted by ``-shifts``.
+    aligned : ndarray, shape (n_angles, n_rows, n_cols), float32, same device, or None
+        ``projections`` shifted by ``-shifts`` (None unless ``shift_stack``).
     shifts : ndarray, shape (n_angles, 2), float64 (numpy)
         (dy, dx) displacement of each projection, pixels (gauge above).
     report : AlignmentReport
@@ -159,25 +163,56 @@ def align_projections(projections, angles, *, center: float | None = None,
     report = AlignmentReport(coarse_shifts=shifts.copy())
     kw = {} if algorithm == "fbp" else {"iterations": recon_iterations or 20}
     rows = slab_rows(*p.shape, threads) if algorithm == "fbp" else p.shape[1]
-    aligned, reproj = xp.empty_like(p), xp.empty_like(p)  # reused by every iteration
+    # one work stack, reused by every iteration: the shifted stack, then its re-projection
+    # written over it row slab by row slab (each slab's rows are read before they are
+    # overwritten); the correlation re-shifts its batch of frames from ``p`` (the same
+    # values: the whole stack's padding), so no second copy of the stack is held
+    work = xp.empty_like(p)
     for _ in range(int(iterations)):
-        fourier_shift(p, -shifts, workers=threads, out=aligned, chunk_bytes=SLAB_BYTES)
-        _reproject(aligned, theta_deg, center, rows, algorithm, kw, reproj)
-        delta = phase_correlate(reproj, aligned, upsample=upsample, whiten=0.5, lowpass=lowpass,
-                                batch_bytes=CORRELATE_BYTES)
+        fourier_shift(p, -shifts, workers=threads, out=work, chunk_bytes=SLAB_BYTES)
+        _reproject(work, theta_deg, center, rows, algorithm, kw, work)
+        delta, misfit = _correlate(p, shifts, work, threads, upsample=upsample,
+                                   lowpass=lowpass)
         new = _gauge(shifts + delta, theta)
         step = new - shifts
         shifts = new
         report.iterations += 1
         report.update_rms.append(float(np.sqrt((step ** 2).sum(1).mean())))
-        reproj -= aligned  # the misfit in place: ||reproj - aligned|| == ||aligned - reproj||
-        report.residual.append(float(xp.linalg.norm(reproj) / xp.linalg.norm(aligned)))
+        report.residual.append(misfit)
         if report.update_rms[-1] < tol:
             report.converged = True
             break
-    del reproj
-    aligned = fourier_shift(p, -shifts, workers=threads, out=aligned, chunk_bytes=SLAB_BYTES)
+    if shift_stack:
+        aligned = fourier_shift(p, -shifts, workers=threads, out=work, chunk_bytes=SLAB_BYTES)
+    else:
+        aligned = work = None
     return (aligned, shifts, report) if return_report else (aligned, shifts)
+
+
+def _correlate(p, shifts: np.ndarray, reproj, threads: int, *, upsample: int,
+               lowpass: float | None) -> tuple[np.ndarray, float]:
+    """Displacement (n_angles, 2) px of each frame of ``p`` shifted by ``-shifts`` relative
+    to its re-projection ``reproj`` (phase correlation), and the relative misfit
+    ||aligned - reproj|| / ||aligned||; by :func:`phase_correlate`'s own batches of
+    :data:`CORRELATE_BYTES` (the same values as one call on the whole stack), each
+    batch's shifted frames made from ``p`` here. ``reproj`` is overwritten (the misfit)."""
+    from ._shift import correlate_batch, pad_width
+
+    n, ny, nx = p.shape
+    batch = correlate_batch(ny, nx, CORRELATE_BYTES)
+    pad = pad_width(-shifts)  # the padding of the whole stack's shift: its values
+    delta = np.empty((n, 2))
+    misfit = norm = 0.0
+    for a in range(0, n, batch):
+        part = slice(a, min(a + batch, n))
+        aligned = fourier_shift(p[part], -shifts[part], pad=pad, workers=threads)
+        delta[part] = phase_correlate(reproj[part], aligned, upsample=upsample, whiten=0.5,
+                                      lowpass=lowpass, batch_bytes=CORRELATE_BYTES)
+        reproj[part] -= aligned  # the misfit in place: ||reproj - aligned|| == ||aligned - reproj||
+        misfit += float(reproj[part].ravel() @ reproj[part].ravel())
+        norm += float(aligned.ravel() @ aligned.ravel())
+        del aligned
+    return delta, float(np.sqrt(misfit / norm)) if norm > 0 else float("nan")
 
 
 #: float32 bytes of a slab of the FBP volume the re-projection alignment holds at once
@@ -219,13 +254,13 @@ def _reproject(aligned, theta_deg, center: float, rows: int, algorithm: str, kw:
 
 def align_work_bytes(n_angles: int, n_rows: int, n_cols: int, threads: int = 1) -> float:
     """Peak work memory of :func:`align_projections` on (n_angles, n_rows, n_cols) beyond
-    its input, bytes: the stack's shifted and re-projected copies, a batch of the phase
-    correlation (:data:`CORRELATE_BYTES`) and a slab of the FBP volume
-    (:func:`slab_rows` rows of n_cols^2: the volume is reconstructed and re-projected slab
-    by slab). An upper bound of the measured peak (tracemalloc, 131 angles, 4
-    iterations, 2 threads, 2026-12-04 session 9): 91 / 126 / 208 / 323 MiB at 128 / 256 /
-    384 / 512 px square (bound 1.2-1.4x; the whole volume held before: 190 / 387 / 623 /
-    1186 MiB)."""
+    its input, bytes: one copy of the stack (shifted, then re-projected over itself), a
+    batch of the phase correlation (:data:`CORRELATE_BYTES`, its frames shifted again
+    from the stack) and a slab of the FBP volume (:func:`slab_rows` rows of n_cols^2:
+    the volume is reconstructed and re-projected slab by slab). An upper bound of the
+    measured peak (tracemalloc, 131 angles, 2 threads, 2026-12-04 session 10): 84 / 97 /
+    135 / 224 MiB at 128 / 256 / 384 / 512 px square (bound 1.07-1.5x; with a second
+    copy, session 9: 91 / 126 / 208 / 323 MiB)."""
     stack = n_angles * n_rows * n_cols * 4
     slab = slab_rows(n_angles, n_rows, n_cols, threads) * n_cols * n_cols * 4
-    return 2 * stack + 1.25 * CORRELATE_BYTES + 1.5 * slab + 16 * 2**20
+    return stack + 1.25 * CORRELATE_BYTES + 1.5 * slab + 16 * 2**20
