@@ -109,7 +109,7 @@ def _log_polar_spectra(xp, images, n_r: int, n_t: int):
 def fourier_mellin_scale(xp, images, ref: int) -> np.ndarray:
     """Magnification of each image vs the reference from log-polar spectra."""
     # batches of images: the windowed spectra cost ~50 bytes per pixel
-    batch = max(1, 2**28 // (50 * images.shape[1] * images.shape[2]))
+    batch = max(1, _WORK_BYTES // (50 * images.shape[1] * images.shape[2]))
     parts = [_log_polar_spectra(xp, images[i:i + batch], 256, 90)
              for i in range(0, images.shape[0], batch)]
     lp, d_log = xp.concatenate([p[0] for p in parts]), parts[0][1]
@@ -166,6 +166,12 @@ def _orthonormal_model(xp, basis, inner):
 #: pixel and energy (warp, gradients, the projected Jacobian), so a 100-energy
 #: 2-D XANES map of 1024^2 pixels would need ~10 GiB in one batch.
 GN_BATCH = 8
+#: Work arrays of one step of the registration's estimate (the log-polar spectra's
+#: batch, the Gauss-Newton step's chunk of energies), bytes
+_WORK_BYTES = 2**25
+#: Gauss-Newton work per pixel and energy of one step (warp, gradients, Jacobian, its
+#: projection), bytes
+_GN_BYTES_PER_PIXEL = 120
 
 
 def gauss_newton(xp, images, ref, scales, shifts, *, fit_scale, iterations, inner, basis):
@@ -202,17 +208,21 @@ def _gauss_newton_batch(xp, images, fixed, scales, shifts, *, fit_scale, iterati
     def complement(v):  # (n, m, p) -> (I - Q Q^T) v
         return v - q @ (q.T @ v)
 
-    for _ in range(iterations):
-        w = warp(images, scales, shifts)
+    def steps(part):  # each energy's step is its own: chunks of the batch give its values
+        w = warp(images[part], scales[part], shifts[part])
         gy, gx = xp.gradient(w, axis=(1, 2))
-        s = xp.asarray(scales)[:, None]
+        s = xp.asarray(scales[part])[:, None]
         gy, gx = gy[:, inner_x] / s, gx[:, inner_x] / s  # image gradient at the sampled point
         cols = [gy * qy + gx * qx, gy, gx] if fit_scale else [gy, gx]
         jac = complement(xp.stack(cols, axis=2))  # (n, m, p)
         resid = complement(w[:, inner_x][:, :, None])
         lhs = jac.transpose(0, 2, 1) @ jac
         rhs = -(jac.transpose(0, 2, 1) @ resid)
-        step = to_numpy(xp.linalg.solve(lhs + 1e-9 * xp.eye(lhs.shape[-1])[None], rhs)[:, :, 0])
+        return to_numpy(xp.linalg.solve(lhs + 1e-9 * xp.eye(lhs.shape[-1])[None], rhs)[:, :, 0])
+
+    chunk = max(1, _WORK_BYTES // (_GN_BYTES_PER_PIXEL * ny * nx))
+    for _ in range(iterations):
+        step = np.concatenate([steps(slice(i, i + chunk)) for i in range(0, n, chunk)])
         step[fixed] = 0.0
         if fit_scale:
             scales += step[:, 0]

@@ -193,15 +193,34 @@ def phase_correlate(ref, moved, *, upsample: int = 20, whiten: float = 1.0,
     # two passes over parts of the stack in threads (numpy's FFTs and products release the
     # GIL): cross powers, then -- after the one floor of the whitening, the largest
     # |cross| of the whole stack -- the peaks; every other step is per image
-    crosses = _map(parts, lambda part: _spectrum(xp, moved[part]) * xp.conj(
-        shared if shared is not None else _spectrum(xp, ref[part])))
+    # each part in chunks of _CHUNK_BYTES: the per-image work arrays of a chunk, not a
+    # part's, are held beside the cross powers (16 B per pixel, kept for the floor)
+    pixels = moved.shape[1] * moved.shape[2]
+    crosses = _map(parts, lambda part: _chunked(xp, part, lambda ch: _spectrum(
+        xp, moved[ch]) * xp.conj(shared if shared is not None else _spectrum(xp, ref[ch])),
+        pixels))
     floor = 1e-12 * max(float(xp.abs(c).max()) for c in crosses) if whiten else 0.0
-    peaks = _map(range(len(parts)), lambda i: _peaks(
-        xp, crosses[i], whiten=whiten, floor=floor, lowpass=lowpass, max_shift=max_shift,
-        upsample=upsample))
+    peaks = _map(range(len(parts)), lambda i: _chunked(xp, slice(0, crosses[i].shape[0]),
+                 lambda ch: _peaks(xp, crosses[i][ch], whiten=whiten, floor=floor,
+                                   lowpass=lowpass, max_shift=max_shift, upsample=upsample),
+                 pixels))
     out = xp.concatenate(peaks)
     out = out.get() if hasattr(out, "get") else out
     return np.asarray(out, dtype=np.float64)
+
+
+#: Work arrays of one chunk of a part of :func:`phase_correlate`'s stack, bytes: its
+#: cross powers (16 B per pixel) are kept whole for the whitening floor, the rest of
+#: the ~80 B per pixel comes and goes by chunks (the same values: every step is per image)
+_CHUNK_BYTES = 2**24
+
+
+def _chunked(xp, part: slice, fn, pixels: int):
+    """``fn`` of ``part`` (a slice of images of ``pixels`` each) by chunks of
+    :data:`_CHUNK_BYTES` of work arrays, joined along the images."""
+    step = max(1, _CHUNK_BYTES // (_BYTES_PER_PIXEL * pixels))
+    return xp.concatenate([fn(slice(i, min(i + step, part.stop)))
+                           for i in range(part.start, part.stop, step)])
 
 
 def _thread_parts(xp, n: int, *, min_part: int = 8) -> list[slice]:
