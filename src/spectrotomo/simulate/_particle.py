@@ -101,11 +101,13 @@ def particle(preset: str = "small", *, seed: int = 0, lazy: bool = False,
 
     Parameters
     ----------
-    preset : {"small", "tiny", "demo"}
+    preset : {"small", "tiny", "demo", "large", "xlarge"}
         "small": 64^3 voxels of 20 nm, particle ~0.95 um across (tests);
         "tiny": 32^3 voxels of 36 nm, the same particle size, tilt series at 2 deg
         steps (batch tests);
-        "demo": 128^3 voxels of 12 nm, particle ~1.2 um across.
+        "demo": 128^3 voxels of 12 nm, particle ~1.2 um across;
+        "large": 256^3 voxels of 10 nm, particle ~2 um across, and "xlarge": 512^3
+        voxels of 10 nm, particle ~4 um across (scale benchmarks, not tests).
     seed : int
         Seed of every random choice (deterministic output).
     lazy : bool

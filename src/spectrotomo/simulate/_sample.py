@@ -41,7 +41,7 @@ def sample(preset: str = "small", *, seed: int = 0,
 
     Parameters
     ----------
-    preset : {"small", "tiny", "demo"}
+    preset : {"small", "tiny", "demo", "large", "xlarge"}
         Particle preset (see :func:`particle`).
     seed : int
         Seed of the particle; the tilt series use ``seed + 1`` and ``seed + 2``.
