@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,7 +40,11 @@ def run_step(preset: str, seed: int, out: Path, step: str) -> dict:
                          report=out / "report")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if proc.returncode:
-        raise RuntimeError(f"{preset} {step} failed:\n{proc.stderr[-3000:]}")
+        # the exception lines: zarr's event loop prints pages of "Task was destroyed" after
+        raised = [line for line in proc.stderr.splitlines()
+                  if re.match(r"^[\w.]+(Error|Exception)\b", line)]
+        raise RuntimeError(f"{preset} {step} failed: " + ("\n".join(raised[-3:])
+                                                        or proc.stderr[-3000:]))
     rec = {}
     for line in proc.stdout.splitlines():
         if line.startswith("REC "):
