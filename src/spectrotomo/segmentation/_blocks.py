@@ -14,8 +14,8 @@ or on dask.distributed workers inside :func:`block_workers`. Block functions
 write disjoint whole chunks and return what the caller reduces, in block order,
 so the results do not depend on the executor (labels identical, sums in the
 same order). Threads help because the kernels release the GIL (scipy.ndimage
-filters and morphology, cc3d, numpy, the scratch's file reads and zstd codec);
-``edt`` threads itself.
+filters and morphology, cc3d, numpy, the numba envelopes, the scratch's file reads
+and zstd codec).
 """
 
 from __future__ import annotations

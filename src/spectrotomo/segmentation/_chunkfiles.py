@@ -18,6 +18,7 @@ same results.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import threading
@@ -27,7 +28,8 @@ import numpy as np
 
 __all__ = ["ChunkFiles"]
 
-#: zstd level of compressed chunks: zarr's "auto" (numcodecs' default, 3)
+#: zstd level of compressed chunks: 0 is zstd's default (3), the level of zarr's "auto"
+#: compressor that the scratch arrays had before
 ZSTD_LEVEL = 0
 
 
@@ -175,13 +177,9 @@ class ChunkFiles:
         os.replace(tmp, self._file(idx))
 
 
-_CODEC = []
-
-
+@functools.cache
 def _codec():
     """numcodecs' zstd (its encode / decode release the GIL), made once."""
-    if not _CODEC:
-        from numcodecs import Zstd
+    from numcodecs import Zstd
 
-        _CODEC.append(Zstd(level=ZSTD_LEVEL))
-    return _CODEC[0]
+    return Zstd(level=ZSTD_LEVEL)

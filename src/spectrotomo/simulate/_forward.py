@@ -31,6 +31,11 @@ def _energies(energies, where):
     return e
 
 
+def component_names(truth: xr.Dataset) -> list[str]:
+    """The chemical components of :func:`components`: ``"Li"`` then the truth's states."""
+    return ["Li", *truth["state"].values.tolist()]
+
+
 def components(truth: xr.Dataset, z: slice = slice(None)) -> tuple[list[str], np.ndarray]:
     """Atom densities of every chemical component.
 
@@ -55,7 +60,7 @@ def components(truth: xr.Dataset, z: slice = slice(None)) -> tuple[list[str], np
     elements = density["element"].values.tolist()
     density, states = density.values, frac["state_element"].values
     frac = frac.values
-    names = ["Li", *truth["state"].values.tolist()]
+    names = component_names(truth)
     cube = np.empty((len(names), *density.shape[1:]), np.float32)
     cube[0] = density[elements.index("Li")]
     for i in range(1, len(names)):  # ~11 states: a small fixed set
@@ -312,7 +317,7 @@ def _ideal_od(truth, energies, angles, center, calibration) -> np.ndarray:
     """
     px = float(truth.attrs["pixel_size"])
     nz, ny, nx = (truth.sizes[d] for d in ("z", "y", "x"))
-    names = ["Li", *truth["state"].values.tolist()]
+    names = component_names(truth)
     n_c, n_e, n_a = len(names), energies.size, angles.size
     sigma = _scan_sigma(names, energies, calibration).astype(np.float32) * np.float32(px)
     od = np.empty((n_e, n_a, nz, nx), np.float32)

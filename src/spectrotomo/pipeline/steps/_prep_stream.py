@@ -148,10 +148,9 @@ class _AngleBlocks:
             del self._held[b]
         parts = []
         for b in range(first, last + 1):
-            if b not in self._held:
-                start = b * self._block
-                self._held[b] = np.asarray(self._source[start:start + self._block])
             start = b * self._block
+            if b not in self._held:
+                self._held[b] = np.asarray(self._source[start:start + self._block])
             parts.append(self._held[b][max(lo, start) - start:min(hi, start + self._block) - start])
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 

@@ -185,7 +185,7 @@ def align_projections(projections, angles, *, center: float | None = None,
     if shift_stack:
         aligned = fourier_shift(p, -shifts, workers=threads, out=work, chunk_bytes=SLAB_BYTES)
     else:
-        aligned = work = None
+        aligned = None
     return (aligned, shifts, report) if return_report else (aligned, shifts)
 
 
